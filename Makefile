@@ -1,0 +1,40 @@
+# PartSight: `make demo` parses a real clip into an annotated MP4; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+MEDIA_DIR ?= $(or $(PARTSIGHT_MEDIA_DIR),../shared/media)
+WEIGHTS_DIR ?= $(or $(PARTSIGHT_WEIGHTS_DIR),../shared/weights)
+DEMO_CLIP ?= $(MEDIA_DIR)/pose2sim-single-cam01.mp4
+export PARTSIGHT_WEIGHTS_DIR := $(abspath $(WEIGHTS_DIR))
+export PARTSIGHT_MEDIA_DIR := $(abspath $(MEDIA_DIR))
+
+.PHONY: install demo test bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	@if [ ! -f "$(DEMO_CLIP)" ]; then \
+	  echo "No demo clip at $(DEMO_CLIP)."; \
+	  echo "Point PARTSIGHT_MEDIA_DIR at a folder with pose2sim-single-cam01.mp4, or run any video or webcam:"; \
+	  echo "  $(PY) main.py process path/to/video.mp4 -o out/annotated.mp4"; \
+	  echo "  $(PY) main.py process 0 -o out/webcam.mp4 --frames 300"; \
+	  exit 1; fi
+	$(PY) main.py process "$(DEMO_CLIP)" -o out/demo.mp4 --metrics out/demo.jsonl
+	@echo "Open out/demo.mp4 to see the result."
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: install
+	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100
+	$(PY) main.py bench-parser --frame "$(DEMO_CLIP)"
+
+clean:
+	rm -rf out .pytest_cache

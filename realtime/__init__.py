@@ -1,0 +1,1 @@
+"""PartSight engine: sources, models, smoothing, analysis and recording. Never imports Qt."""

@@ -1,0 +1,298 @@
+"""Command line: `partsight process|bench|bench-parser|weights|gui` (no command opens the window)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit status 1."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or [])])
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("partsight: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # every failure reaches the user as one line, not a traceback
+        if os.environ.get("PARTSIGHT_DEBUG"):
+            raise
+        from realtime.sources import redact_url
+
+        message = redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        print(f"partsight: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="partsight", description="Real-time human parsing into body parts.")
+    commands = parser.add_subparsers(dest="command")
+
+    def model_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_SPECS),
+                             help=f"model name (default {DEFAULT_MODEL})")
+        command.add_argument("--weights", help="load the model from this file instead of the weights cache")
+        command.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+        command.add_argument("--internal-size", type=int,
+                             help="network input long side in pixels (speed/detail trade-off)")
+
+    process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
+    process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
+    process.add_argument("-o", "--output", required=True, help="annotated MP4 to write")
+    process.add_argument("--metrics", help="JSONL file: one line per frame")
+    process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
+    process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
+    process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
+    process.add_argument("--frames", type=int, help="stop after this many frames")
+    model_options(process)
+    process.set_defaults(handler=_process)
+
+    bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
+    bench.add_argument("source")
+    bench.add_argument("--frames", type=int, default=100)
+    bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
+    model_options(bench)
+    bench.set_defaults(handler=_bench)
+
+    bench_parser = commands.add_parser("bench-parser", help="torch parser vs onnxruntime at three sizes; prints JSON")
+    bench_parser.add_argument("--model", default=DEFAULT_MODEL, choices=[n for n, s in MODEL_SPECS.items() if s.family == "bodypix"])
+    bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
+    bench_parser.add_argument("--repeats", type=int, default=30)
+    bench_parser.set_defaults(handler=_bench_parser)
+
+    weights = commands.add_parser("weights", help="list, verify or fetch model weights")
+    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    weights_commands.add_parser("list", help="every model: licence, present or missing, path").set_defaults(handler=_weights_list)
+    weights_commands.add_parser("verify", help="sha256 of every present file").set_defaults(handler=_weights_verify)
+    fetch = weights_commands.add_parser("fetch", help="download a model's weights into the cache")
+    fetch.add_argument("name", choices=sorted(MODEL_SPECS))
+    fetch.set_defaults(handler=_weights_fetch)
+
+    gui = commands.add_parser("gui", help="open the window (the default without a command)")
+    gui.add_argument("--source", help="what to open first (default: webcam 0)")
+    gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
+    gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
+    model_options(gui)
+    gui.set_defaults(handler=_gui)
+    return parser
+
+
+def _process(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from realtime.pipeline import Pipeline
+    from realtime.sources import parse_size
+
+    pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
+                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size)
+    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
+    try:
+        info = pipeline.start()
+    except BaseException:
+        pipeline.stop()
+        raise
+    total = args.frames or info.frame_count
+    enough = threading.Event()
+    progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
+                    disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
+
+    def on_result(result) -> None:
+        progress.update(1)
+        progress.set_postfix(fps=f"{result.fps:.1f}", refresh=False)
+        if args.frames and progress.n >= args.frames:
+            enough.set()
+
+    pipeline.subscribe(on_result)
+    start = time.monotonic()
+    try:
+        while not pipeline.wait(0.2) and not enough.is_set():
+            pass
+    finally:
+        pipeline.stop()
+        progress.close()
+    elapsed = time.monotonic() - start
+    error = pipeline.error
+    frames = recorder.frames_written
+    summary = f"wrote {args.output}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps)"
+    if args.metrics:
+        summary += f", metrics {args.metrics}"
+    if args.labels_dir:
+        summary += f", labels {args.labels_dir}"
+    print(summary)
+    if error:
+        raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
+    if frames == 0:
+        raise CliError(f"{info.name} gave no frames")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from realtime.pipeline import STAGES, Pipeline
+    from realtime.sources import parse_size
+
+    pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
+                        size=parse_size(args.size), buffer_frames=1, internal_size=args.internal_size)
+    results = []
+    enough = threading.Event()
+    wanted = args.frames + args.warmup
+
+    def on_result(result) -> None:
+        results.append((time.perf_counter(), result.timings_ms, result.latency_ms))
+        if len(results) >= wanted:
+            enough.set()
+
+    pipeline.subscribe(on_result)
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = pipeline.start_recording(Path(tmp) / "bench.mp4") if args.record else None
+        try:
+            info = pipeline.start()
+            while not enough.is_set() and not pipeline.wait(0.1):
+                pass
+        finally:
+            pipeline.stop()
+        if pipeline.error:
+            raise CliError(pipeline.error)
+        measured = results[args.warmup:wanted]
+        if len(measured) < 2:
+            raise CliError(f"{info.name} gave only {len(results)} frames; need more than --warmup {args.warmup}")
+        wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
+        latencies = sorted(m[2] for m in measured)
+        stages = list(STAGES) + (["encode"] if recorder else [])
+        per_stage = {s: round(statistics.mean(m[1].get(s, 0.0) for m in measured), 2) for s in STAGES}
+        if recorder:
+            per_stage["encode"] = round(recorder.encode_ms, 2)
+        resolution = pipeline.stats.resolution
+        network_input = getattr(pipeline.parser, "input_size", None)
+        report = {
+            "source": info.name,
+            "model": pipeline.stats.model,
+            "device": pipeline.stats.device,
+            "input_size": "x".join(map(str, resolution)) if resolution else None,
+            "network_input": "x".join(map(str, network_input(resolution))) if network_input and resolution else None,
+            "frames": len(measured),
+            "fps": round(len(measured) / wall_s if args.warmup else (len(measured) - 1) / wall_s, 2),
+            "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
+            "stages_ms": {s: per_stage[s] for s in stages},
+        }
+    print(json.dumps(report))
+    return 0
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    index = (len(sorted_values) - 1) * q / 100
+    low = int(index)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
+
+
+def _bench_parser(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from realtime import weights as weights_cache
+    from realtime.benchmarks import bench_parser
+    from realtime.models import get_spec, load_parser
+
+    parser = load_parser(args.model, device="cpu")
+    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
+    path = weights_cache.resolve(get_spec(args.model).weights)
+    print(json.dumps(bench_parser(parser, str(path), frame, repeats=args.repeats)))
+    return 0
+
+
+def _first_frame(path: str):
+    from realtime.sources import open_source
+
+    source = open_source(path)
+    source.start()
+    try:
+        frame = source.read(timeout_s=10)
+    finally:
+        source.stop()
+    if frame is None:
+        raise CliError(f"{path} gave no frame")
+    return frame.image
+
+
+def _weights_list(args: argparse.Namespace) -> int:
+    from realtime import weights as weights_cache
+
+    print(f"weights folder: {weights_cache.weights_dir()}  (set {weights_cache.WEIGHTS_DIR_ENV} to change)")
+    rows = [("model", "licence", "status", "path")]
+    for name, spec in MODEL_SPECS.items():
+        path = weights_cache.cached_path(spec.weights)
+        rows.append((name, spec.licence, "present" if path.is_file() else "missing", str(path)))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
+    return 0
+
+
+def _weights_verify(args: argparse.Namespace) -> int:
+    from realtime import weights as weights_cache
+
+    bad = 0
+    seen = set()
+    for spec in MODEL_SPECS.values():
+        if spec.weights.filename in seen:
+            continue
+        seen.add(spec.weights.filename)
+        report = weights_cache.verify(spec.weights)
+        if report.status == "missing":
+            continue
+        bad += report.status == "mismatch"
+        line = f"{report.status:9} {report.path}"
+        print(line + (f": {report.detail}" if report.detail else ""))
+    if bad:
+        raise CliError(f"{bad} weights file(s) failed the sha256 check")
+    return 0
+
+
+def _weights_fetch(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from realtime import weights as weights_cache
+
+    spec = MODEL_SPECS[args.name]
+    bar = None
+
+    def progress(done: int, total: int | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=spec.weights.filename, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        path = weights_cache.fetch(spec.weights, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"{args.name}: {path}")
+    return 0
+
+
+def _gui(args: argparse.Namespace) -> int:
+    try:
+        from gui.app import run_app
+    except ImportError as exc:
+        raise CliError(f"the window needs PyQt6 ({exc})") from None
+    return run_app(args)

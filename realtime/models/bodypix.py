@@ -1,0 +1,364 @@
+"""BodyPix 2 (MobileNetV1) in plain PyTorch, with weights read from the published ONNX graph.
+
+Network input: B x 3 x H x W float RGB in [0, 255]; the model normalises to [-1, 1] itself.
+Valid input sides are `k * output_stride + 1`: the output grid is then k + 1 cells whose
+centres fall exactly on input pixels 0, s, 2s, ... (TensorFlow 'SAME' padding).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from onnx import numpy_helper
+from torch import nn
+
+from realtime.models.grid_upsample import GridUpsampler
+from realtime.models.registry import ModelSpec
+from realtime.types import ParseResult
+
+# (out_channels, stride) of MobileNetV1 x0.50 as BodyPix uses it: a stem, then 13 blocks.
+_STEM = (16, 2)
+_BLOCKS = (
+    (32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2),
+    (256, 1), (256, 1), (256, 1), (256, 1), (256, 1), (256, 1), (256, 1),
+)
+HEAD_CHANNELS = {
+    "segments": 1,
+    "part_heatmaps": 24,
+    "heatmaps": 17,
+    "short_offsets": 34,
+    "long_offsets": 34,
+    "part_offsets": 48,
+    "displacement_fwd": 32,
+    "displacement_bwd": 32,
+}
+SINGLE_PERSON_HEADS = ("segments", "part_heatmaps", "heatmaps", "short_offsets")
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding: any odd extra row/column goes bottom/right.
+
+    On odd-sized inputs (the valid k * stride + 1 sizes) SAME padding is symmetric, so the
+    convolution pads by itself; only other sizes pay for an explicit pad.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int, stride: int = 1,
+                 dilation: int = 1, groups: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation,
+                         groups=groups, padding=dilation * (kernel_size - 1) // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1 or (x.shape[-1] % 2 and x.shape[-2] % 2):
+            return super().forward(x)
+        padded = F.pad(x, _same_padding(x.shape[-2:], self.kernel_size[0], self.stride[0], self.dilation[0]))
+        return F.conv2d(padded, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _same_padding(size_hw: tuple[int, int], kernel: int, stride: int, dilation: int) -> tuple[int, int, int, int]:
+    span = dilation * (kernel - 1) + 1
+    pads = []
+    for size in reversed(tuple(size_hw)):  # F.pad wants (left, right, top, bottom)
+        total = max((math.ceil(size / stride) - 1) * stride + span - size, 0)
+        pads += [total // 2, total - total // 2]
+    return tuple(pads)
+
+
+class MobileNetV1(nn.Module):
+    """Depthwise-separable stack; past `output_stride`, strides turn into dilation."""
+
+    def __init__(self, *, output_stride: int) -> None:
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, not {output_stride}")
+        stem_channels, stem_stride = _STEM
+        self.stem = SameConv2d(3, stem_channels, kernel_size=3, stride=stem_stride)
+        current_stride, rate = stem_stride, 1
+        blocks, in_channels = [], stem_channels
+        for out_channels, stride in _BLOCKS:
+            if current_stride == output_stride:
+                layer_stride, layer_rate = 1, rate
+                rate *= stride
+            else:
+                layer_stride, layer_rate = stride, 1
+                current_stride *= stride
+            blocks.append(SeparableBlock(in_channels, out_channels, stride=layer_stride, dilation=layer_rate))
+            in_channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.out_channels = in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(F.relu6(self.stem(x)))
+
+
+class SeparableBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, *, stride: int, dilation: int) -> None:
+        super().__init__()
+        self.depthwise = SameConv2d(in_channels, in_channels, kernel_size=3, stride=stride,
+                                    dilation=dilation, groups=in_channels)
+        self.pointwise = nn.Conv2d(in_channels, out_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(self.pointwise(F.relu6(self.depthwise(x))))
+
+
+class BodyPixNet(nn.Module):
+    """MobileNetV1 backbone plus BodyPix's 1x1 output heads.
+
+    forward(B x 3 x H x W RGB in [0, 255]) -> {head name: B x C x h x w logits}, for the
+    heads asked for (all by default).
+    """
+
+    def __init__(self, *, output_stride: int) -> None:
+        super().__init__()
+        self.output_stride = output_stride
+        self.backbone = MobileNetV1(output_stride=output_stride)
+        self.heads = nn.ModuleDict(
+            {name: nn.Conv2d(self.backbone.out_channels, channels, kernel_size=1)
+             for name, channels in HEAD_CHANNELS.items()}
+        )
+        self.register_buffer("pixel_mean", torch.full((1, 3, 1, 1), 127.5), persistent=False)
+        self.register_buffer("pixel_std", torch.full((1, 3, 1, 1), 127.5), persistent=False)
+
+    def forward(self, images: torch.Tensor, heads: tuple[str, ...] = tuple(HEAD_CHANNELS)) -> dict[str, torch.Tensor]:
+        features = self.backbone((images - self.pixel_mean) / self.pixel_std)
+        out = {name: self.heads[name](features) for name in heads}
+        if "part_offsets" in out:
+            out["part_offsets"] = out["part_offsets"].clamp(0.0, 1.0)  # as the published graph does
+        return out
+
+
+def state_dict_from_onnx(path: str | Path, *, output_stride: int) -> dict[str, torch.Tensor]:
+    """Read the conv initializers of a BodyPix ONNX graph into BodyPixNet's parameter names.
+
+    Backbone convs are taken in graph order; each head is named by the graph output it feeds.
+    Every conv's stride and dilation is checked against the architecture for `output_stride`.
+    """
+    graph = onnx.load(str(path)).graph
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+
+    def head_output(conv: onnx.NodeProto) -> str | None:
+        frontier = list(conv.output)
+        while frontier:
+            name = frontier.pop()
+            if name in outputs:
+                return name
+            frontier += [o for n in consumers.get(name, []) if n.op_type != "Conv" for o in n.output]
+        return None
+
+    expected = BodyPixNet(output_stride=output_stride)
+    backbone_convs = [m for m in expected.backbone.modules() if isinstance(m, nn.Conv2d)]
+    backbone_names = [n for n, m in expected.backbone.named_modules() if isinstance(m, nn.Conv2d)]
+    state: dict[str, torch.Tensor] = {}
+    backbone_index = 0
+    for node in (n for n in graph.node if n.op_type == "Conv"):
+        weight = numpy_helper.to_array(initializers[node.input[1]])
+        bias = numpy_helper.to_array(initializers[node.input[2]])
+        head = head_output(node)
+        if head is not None:
+            prefix = f"heads.{head}"
+        else:
+            if backbone_index >= len(backbone_convs):
+                raise ValueError(f"{path}: more backbone convolutions than MobileNetV1 x0.50 has")
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            conv = backbone_convs[backbone_index]
+            if (tuple(attrs.get("strides", (1, 1))) != conv.stride
+                    or tuple(attrs.get("dilations", (1, 1))) != conv.dilation):
+                raise ValueError(
+                    f"{path} is not a BodyPix graph of output stride {output_stride} "
+                    f"(layer {backbone_index}: strides {attrs.get('strides')}, dilations {attrs.get('dilations')})"
+                )
+            prefix = f"backbone.{backbone_names[backbone_index]}"
+            backbone_index += 1
+        state[f"{prefix}.weight"] = torch.from_numpy(weight.copy())
+        state[f"{prefix}.bias"] = torch.from_numpy(bias.copy())
+    return state
+
+
+def load_bodypix_net(path: str | Path, *, output_stride: int) -> BodyPixNet:
+    net = BodyPixNet(output_stride=output_stride)
+    state = state_dict_from_onnx(path, output_stride=output_stride)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: weights do not fit BodyPix (missing {missing}, unexpected {unexpected})")
+    return net.eval()
+
+
+class _HeadTuple(nn.Module):
+    """BodyPixNet with a fixed head list and tuple output, as tracing needs."""
+
+    def __init__(self, net: BodyPixNet, heads: tuple[str, ...]) -> None:
+        super().__init__()
+        self.net = net
+        self.heads = heads
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.net(images, self.heads)
+        return tuple(out[name] for name in self.heads)
+
+
+_MAX_FROZEN_GRAPHS = 4
+
+
+def valid_input_size(frame_wh: tuple[int, int], long_side: int, stride: int) -> tuple[int, int]:
+    """Network input (w, h): the frame scaled so its long side is about `long_side`, each side
+    snapped to k * stride + 1."""
+    width, height = frame_wh
+    scale = long_side / max(width, height)
+
+    def snap(side: float) -> int:
+        return max(1, round((side - 1) / stride)) * stride + 1
+
+    return snap(width * scale), snap(height * scale)
+
+
+class BodyPixParser:
+    """numpy API over BodyPixNet: RGB frames in, ParseResults out, at the frame's size."""
+
+    def __init__(self, net: BodyPixNet, spec: ModelSpec, device: torch.device, *,
+                 internal_size: int | None = None, person_threshold: float = 0.5) -> None:
+        self.net = net.to(device)
+        self.spec = spec
+        self.device = device
+        self.internal_size = internal_size or spec.internal_size
+        self.person_threshold = person_threshold
+        self._palette = spec.labels.palette
+        self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
+        self._upsampler = GridUpsampler()
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self.spec.labels.names
+
+    @property
+    def palette(self) -> np.ndarray:
+        return self._palette
+
+    @property
+    def internal_size(self) -> int:
+        return self._internal_size
+
+    @internal_size.setter
+    def internal_size(self, long_side: int) -> None:
+        if not 33 <= long_side <= 4096:
+            raise ValueError(f"internal size must be between 33 and 4096 pixels, not {long_side}")
+        self._internal_size = int(long_side)
+
+    def input_size(self, frame_wh: tuple[int, int]) -> tuple[int, int]:
+        return valid_input_size(frame_wh, self.internal_size, self.net.output_stride)
+
+    def preprocess(self, rgbs: list[np.ndarray]) -> torch.Tensor:
+        """Frames of one size -> B x 3 x h x w float tensor on the device (channels-last)."""
+        _check_frames(rgbs)
+        height, width = rgbs[0].shape[:2]
+        in_w, in_h = self.input_size((width, height))
+        interpolation = cv2.INTER_AREA if in_w < width / 2 else cv2.INTER_LINEAR
+        resized = np.stack([cv2.resize(rgb, (in_w, in_h), interpolation=interpolation) for rgb in rgbs])
+        batch = torch.from_numpy(resized).to(self.device).permute(0, 3, 1, 2).float()
+        memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
+        return batch.contiguous(memory_format=memory_format)
+
+    def infer(self, batch: torch.Tensor, heads: tuple[str, ...] = SINGLE_PERSON_HEADS) -> dict[str, torch.Tensor]:
+        """On CPU runs a frozen, oneDNN-fused TorchScript graph built once per input shape."""
+        with torch.inference_mode():
+            if self.device.type != "cpu":
+                return self.net(batch, heads)
+            return dict(zip(heads, self._frozen_graph(batch, heads)(batch)))
+
+    def _frozen_graph(self, batch: torch.Tensor, heads: tuple[str, ...]) -> torch.jit.ScriptModule:
+        key = (tuple(batch.shape), heads)
+        if key not in self._frozen:
+            if len(self._frozen) >= _MAX_FROZEN_GRAPHS:
+                self._frozen.pop(next(iter(self._frozen)))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                traced = torch.jit.trace(_HeadTuple(self.net, heads).eval(), batch, check_trace=False)
+                self._frozen[key] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+        return self._frozen[key]
+
+    def postprocess(self, outputs: dict[str, torch.Tensor], input_hw: tuple[int, int],
+                    frame_hw: tuple[int, int]) -> list[ParseResult]:
+        """Grid logits -> frame-size label maps (argmax of the bilinearly upsampled part logits,
+        inside the person mask), person masks and keypoints, one per batch item."""
+        with torch.inference_mode():
+            keypoints = decode_single_pose(outputs["heatmaps"], outputs["short_offsets"],
+                                           self.net.output_stride, input_hw, frame_hw).cpu().numpy()
+            person_logits = outputs["segments"][:, 0].float().cpu().numpy()
+            part_logits = outputs["part_heatmaps"].float().cpu().numpy()
+        results = []
+        for i in range(len(part_logits)):
+            person = self._upsampler.upsample(person_logits[i], frame_hw) > _logit(self.person_threshold)
+            labels = self._upsampler.argmax(part_logits[i], frame_hw, person)
+            labels[person] += 1
+            results.append(ParseResult(
+                labels=labels,
+                person_mask=person,
+                keypoints=keypoints[i],
+                label_names=self.label_names,
+                palette=self._palette,
+                part_probs=_grid_probabilities(person_logits[i], part_logits[i]),
+            ))
+        return results
+
+    def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
+        if not rgbs:
+            return []
+        batch = self.preprocess(rgbs)
+        outputs = self.infer(batch)
+        return self.postprocess(outputs, tuple(batch.shape[-2:]), rgbs[0].shape[:2])
+
+    def parse(self, rgb: np.ndarray) -> ParseResult:
+        return self.parse_batch([rgb])[0]
+
+
+def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stride: int,
+                       input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> torch.Tensor:
+    """Per keypoint: the strongest heatmap cell plus its short offset -> B x K x 3 (x, y, score)
+    in frame pixels. Offsets hold K y-values, then K x-values."""
+    batch, num_keypoints, grid_h, grid_w = heatmaps.shape
+    flat = heatmaps.flatten(2)
+    best_logit, best = flat.max(dim=2)
+    cell_y = torch.div(best, grid_w, rounding_mode="floor")
+    cell_x = best % grid_w
+    offsets = short_offsets.flatten(2).gather(2, torch.cat([best, best], dim=1).unsqueeze(2)).squeeze(2)
+    in_y = cell_y * stride + offsets[:, :num_keypoints]
+    in_x = cell_x * stride + offsets[:, num_keypoints:]
+    scale_y = frame_hw[0] / input_hw[0]
+    scale_x = frame_hw[1] / input_hw[1]
+    x = (in_x + 0.5) * scale_x - 0.5
+    y = (in_y + 0.5) * scale_y - 0.5
+    return torch.stack([x, y, torch.sigmoid(best_logit)], dim=2).float()
+
+
+def _grid_probabilities(person_logits: np.ndarray, part_logits: np.ndarray) -> np.ndarray:
+    """(1 + P) x h x w: person probability, then part probabilities (softmax over parts)."""
+    shifted = np.exp(part_logits - part_logits.max(axis=0, keepdims=True))
+    parts = shifted / shifted.sum(axis=0, keepdims=True)
+    person = 1.0 / (1.0 + np.exp(-person_logits))
+    return np.concatenate([person[None], parts]).astype(np.float32)
+
+
+def _logit(probability: float) -> float:
+    probability = min(max(probability, 1e-6), 1 - 1e-6)
+    return math.log(probability / (1 - probability))
+
+
+def _check_frames(rgbs: list[np.ndarray]) -> None:
+    first = rgbs[0]
+    for rgb in rgbs:
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            shape = getattr(rgb, "shape", None)
+            raise ValueError(f"frames must be H x W x 3 uint8 RGB arrays, got {shape} {getattr(rgb, 'dtype', type(rgb))}")
+        if rgb.shape != first.shape:
+            raise ValueError("parse_batch needs frames of one size")

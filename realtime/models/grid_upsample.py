@@ -1,0 +1,87 @@
+"""Exact argmax of bilinearly upsampled grid logits (align_corners geometry), without
+upsampling every channel.
+
+Bilinear interpolation is a convex combination of a cell's four corner vectors, so where all
+four corners share one argmax, every pixel of the cell has that label. Only pixels in cells
+whose corners disagree need the full interpolation, and only where a mask asks for labels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class _Axis:
+    cell: np.ndarray  # int32 index of the cell's first corner for every output pixel
+    frac: np.ndarray  # float32 position inside the cell, 0..1
+
+
+def _axis(grid: int, out: int) -> _Axis:
+    if grid == 1:
+        return _Axis(np.zeros(out, np.int32), np.zeros(out, np.float32))
+    position = np.arange(out, dtype=np.float64) * ((grid - 1) / max(out - 1, 1))
+    cell = np.minimum(np.floor(position), grid - 2).astype(np.int32)
+    return _Axis(cell, (position - cell).astype(np.float32))
+
+
+class GridUpsampler:
+    """Upsamples C x gh x gw grids to H x W frames; caches the geometry of the last sizes."""
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+
+    def _geometry(self, grid_hw: tuple[int, int], frame_hw: tuple[int, int]) -> None:
+        key = (grid_hw, frame_hw)
+        if key == self._key:
+            return
+        (grid_h, grid_w), (height, width) = grid_hw, frame_hw
+        self._rows, self._cols = _axis(grid_h, height), _axis(grid_w, width)
+        self._cells_w = max(grid_w - 1, 1)
+        self._cell_index = (self._rows.cell[:, None] * self._cells_w + self._cols.cell[None, :]).astype(np.int32)
+        sx = (grid_w - 1) / max(width - 1, 1)
+        sy = (grid_h - 1) / max(height - 1, 1)
+        self._affine = np.array([[sx, 0, 0], [0, sy, 0]], np.float64)
+        self._key = key
+
+    def upsample(self, grid: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+        """One gh x gw float channel -> H x W, bilinear with corners aligned."""
+        self._geometry(grid.shape[-2:], frame_hw)
+        height, width = frame_hw
+        return cv2.warpAffine(np.ascontiguousarray(grid, np.float32), self._affine, (width, height),
+                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+
+    def argmax(self, logits: np.ndarray, frame_hw: tuple[int, int], mask: np.ndarray | None = None) -> np.ndarray:
+        """argmax over C of the upsampled C x gh x gw logits -> H x W uint8, exact wherever
+        `mask` (H x W bool) is True; elsewhere 0."""
+        channels, grid_h, grid_w = logits.shape
+        self._geometry((grid_h, grid_w), frame_hw)
+        best = logits.argmax(axis=0)
+        if grid_h > 1 and grid_w > 1:
+            corners = np.stack([best[:-1, :-1], best[:-1, 1:], best[1:, :-1], best[1:, 1:]])
+            uniform = (corners == corners[0]).all(axis=0)
+            cell_label = np.where(uniform, corners[0], 255).astype(np.uint8)
+        else:
+            cell_label = np.full((max(grid_h - 1, 1), max(grid_w - 1, 1)), 255, np.uint8)
+        labels = np.take(cell_label.ravel(), self._cell_index)
+        if mask is not None:
+            labels[~mask] = 0
+            mixed = (labels == 255) & mask
+        else:
+            mixed = labels == 255
+        ys, xs = np.nonzero(mixed)
+        if len(ys):
+            labels[ys, xs] = self._interpolated_argmax(logits, ys, xs)
+        return labels
+
+    def _interpolated_argmax(self, logits: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        grid = np.ascontiguousarray(np.moveaxis(logits, 0, -1), np.float32)  # gh x gw x C
+        y0, fy = self._rows.cell[ys], self._rows.frac[ys][:, None]
+        x0, fx = self._cols.cell[xs], self._cols.frac[xs][:, None]
+        y1 = np.minimum(y0 + 1, grid.shape[0] - 1)
+        x1 = np.minimum(x0 + 1, grid.shape[1] - 1)
+        top = grid[y0, x0] * (1 - fx) + grid[y0, x1] * fx
+        bottom = grid[y1, x0] * (1 - fx) + grid[y1, x1] * fx
+        return (top * (1 - fy) + bottom * fy).argmax(axis=1).astype(np.uint8)

@@ -1,0 +1,151 @@
+"""Label sets: class names, display colours and part groups for each dataset convention."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Class ids 0..N-1 with names, an N x 3 uint8 RGB palette and named groups of ids.
+
+    Id 0 is always background. `groups` maps a group name (shown in the window) to the ids
+    it contains, in display order.
+    """
+
+    name: str
+    names: tuple[str, ...]
+    colors: tuple[tuple[int, int, int], ...]
+    groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.colors):
+            raise ValueError(f"label set {self.name}: {len(self.names)} names but {len(self.colors)} colours")
+        if self.names[0] != "background":
+            raise ValueError(f"label set {self.name}: id 0 must be 'background'")
+        grouped = [i for ids in self.groups.values() for i in ids]
+        if grouped and sorted(grouped) != list(range(1, len(self.names))):
+            raise ValueError(f"label set {self.name}: groups must cover every part id exactly once")
+
+    @property
+    def palette(self) -> np.ndarray:
+        return np.array(self.colors, dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+BODYPIX_PARTS = LabelSet(
+    name="bodypix",
+    names=(
+        "background",
+        "left_face", "right_face",
+        "left_upper_arm_front", "left_upper_arm_back",
+        "right_upper_arm_front", "right_upper_arm_back",
+        "left_lower_arm_front", "left_lower_arm_back",
+        "right_lower_arm_front", "right_lower_arm_back",
+        "left_hand", "right_hand",
+        "torso_front", "torso_back",
+        "left_upper_leg_front", "left_upper_leg_back",
+        "right_upper_leg_front", "right_upper_leg_back",
+        "left_lower_leg_front", "left_lower_leg_back",
+        "right_lower_leg_front", "right_lower_leg_back",
+        "left_foot", "right_foot",
+    ),
+    # Front/back pairs share a hue (back darker); left is warm, right is cool.
+    colors=(
+        (0, 0, 0),
+        (255, 214, 102), (255, 190, 60),
+        (235, 80, 70), (170, 45, 40),
+        (60, 130, 235), (35, 80, 160),
+        (250, 140, 60), (185, 95, 30),
+        (70, 200, 230), (40, 135, 165),
+        (255, 110, 180), (160, 110, 255),
+        (120, 210, 90), (70, 145, 55),
+        (240, 60, 150), (165, 35, 100),
+        (40, 90, 255), (25, 55, 170),
+        (250, 170, 200), (190, 110, 140),
+        (120, 160, 255), (80, 105, 180),
+        (200, 80, 255), (0, 200, 160),
+    ),
+    groups={
+        "head": (1, 2),
+        "torso": (13, 14),
+        "left arm": (3, 4, 7, 8),
+        "right arm": (5, 6, 9, 10),
+        "hands": (11, 12),
+        "left leg": (15, 16, 19, 20),
+        "right leg": (17, 18, 21, 22),
+        "feet": (23, 24),
+    },
+)
+
+# LIP / CIHP share the 20-class convention (CIHP adds multi-person instances).
+_LIP_NAMES = (
+    "background", "hat", "hair", "glove", "sunglasses", "upper_clothes", "dress", "coat",
+    "socks", "pants", "jumpsuits", "scarf", "skirt", "face", "left_arm", "right_arm",
+    "left_leg", "right_leg", "left_shoe", "right_shoe",
+)
+_LIP_COLORS = (
+    (0, 0, 0), (128, 0, 0), (255, 0, 0), (0, 85, 0), (170, 0, 51), (255, 85, 0),
+    (0, 0, 85), (0, 119, 221), (85, 85, 0), (0, 85, 85), (85, 51, 0), (52, 86, 128),
+    (0, 128, 0), (0, 0, 255), (51, 170, 221), (0, 255, 255), (85, 255, 170),
+    (170, 255, 85), (255, 255, 0), (255, 170, 0),
+)
+_LIP_GROUPS = {
+    "head": (1, 2, 4, 13),
+    "clothes": (5, 6, 7, 10, 11),
+    "arms": (3, 14, 15),
+    "legs": (9, 12, 16, 17),
+    "feet": (8, 18, 19),
+}
+
+LIP_PARTS = LabelSet(name="lip", names=_LIP_NAMES, colors=_LIP_COLORS, groups=_LIP_GROUPS)
+# CIHP uses LIP's ids and colours, but id 10 is torso skin where LIP has jumpsuits.
+CIHP_PARTS = LabelSet(name="cihp", names=_LIP_NAMES[:10] + ("torso_skin",) + _LIP_NAMES[11:],
+                      colors=_LIP_COLORS, groups=_LIP_GROUPS)
+
+ATR_PARTS = LabelSet(
+    name="atr",
+    names=(
+        "background", "hat", "hair", "sunglasses", "upper_clothes", "skirt", "pants", "dress",
+        "belt", "left_shoe", "right_shoe", "face", "left_leg", "right_leg", "left_arm",
+        "right_arm", "bag", "scarf",
+    ),
+    colors=(
+        (0, 0, 0), (128, 0, 0), (255, 0, 0), (170, 0, 51), (255, 85, 0), (0, 128, 0),
+        (0, 85, 85), (0, 0, 85), (85, 51, 0), (255, 255, 0), (255, 170, 0), (0, 0, 255),
+        (85, 255, 170), (170, 255, 85), (51, 170, 221), (0, 255, 255), (85, 85, 0),
+        (52, 86, 128),
+    ),
+    groups={
+        "head": (1, 2, 3, 11),
+        "clothes": (4, 5, 6, 7, 8, 17),
+        "arms": (14, 15),
+        "legs": (12, 13),
+        "feet": (9, 10),
+        "accessories": (16,),
+    },
+)
+
+PASCAL_PERSON_PARTS = LabelSet(
+    name="pascal-person-part",
+    names=("background", "head", "torso", "upper_arms", "lower_arms", "upper_legs", "lower_legs"),
+    colors=(
+        (0, 0, 0), (128, 0, 0), (0, 128, 0), (128, 128, 0), (0, 0, 128), (128, 0, 128),
+        (0, 128, 128),
+    ),
+    groups={"head": (1,), "torso": (2,), "arms": (3, 4), "legs": (5, 6)},
+)
+
+COCO_KEYPOINTS = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+
+COCO_SKELETON = (
+    (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13),
+    (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4),
+)

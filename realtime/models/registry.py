@@ -1,0 +1,182 @@
+"""Model specs: what each named model is, where its weights come from, how to feed it.
+
+Architectures never see this module's URLs; loaders read a spec and build from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from realtime.models.labels import ATR_PARTS, BODYPIX_PARTS, CIHP_PARTS, LIP_PARTS, PASCAL_PERSON_PARTS, LabelSet
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weights file in the cache: its cache file name, sources and checksum.
+
+    `sha256` / `size_bytes` are None for files users download by hand whose exact bytes we
+    could not pin; `manual` then says where to get them.
+    """
+
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str | None
+    size_bytes: int | None
+    manual: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    family: str
+    description: str
+    labels: LabelSet
+    weights: WeightFile
+    licence: str
+    input_mean: tuple[float, float, float]
+    input_std: tuple[float, float, float]
+    input_channels: str  # "RGB" or "BGR"
+    internal_size: int  # default network input: the frame's long side is scaled to this
+    output_stride: int
+    multi_person: bool = False
+    licence_notice: str | None = None  # shown whenever the model is loaded
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.labels)
+
+
+_BODYPIX_SOURCE = "https://raw.githubusercontent.com/keijiro/BodyPixSentis/main/Packages/jp.keijiro.bodypix/ONNX/"
+
+MODEL_SPECS: dict[str, ModelSpec] = {
+    "bodypix": ModelSpec(
+        name="bodypix",
+        family="bodypix",
+        description="BodyPix 2 MobileNetV1 x0.50, output stride 16: 24 parts, person mask, 17 keypoints",
+        labels=BODYPIX_PARTS,
+        weights=WeightFile(
+            filename="bodypix-mobilenetv1-050-stride16.onnx",
+            urls=(_BODYPIX_SOURCE + "MobileNetV1-x050-stride16.onnx",),
+            sha256="f2e51d18eec8e3c9ef3f196ea0245db1d86529161d19e14466ad4ebc5e6ee242",
+            size_bytes=2438662,
+        ),
+        licence="Apache-2.0",
+        input_mean=(127.5, 127.5, 127.5),
+        input_std=(127.5, 127.5, 127.5),
+        input_channels="RGB",
+        internal_size=449,
+        output_stride=16,
+    ),
+    "bodypix-s8": ModelSpec(
+        name="bodypix-s8",
+        family="bodypix",
+        description="BodyPix 2 MobileNetV1 x0.50, output stride 8 (finer masks, ~3x slower)",
+        labels=BODYPIX_PARTS,
+        weights=WeightFile(
+            filename="bodypix-mobilenetv1-050-stride8.onnx",
+            urls=(_BODYPIX_SOURCE + "MobileNetV1-x050-stride8.onnx",),
+            sha256="cf422e7ce8176968cac3e422a839b238141e33ff7028d92c8c999d7b3c1f6820",
+            size_bytes=2438661,
+        ),
+        licence="Apache-2.0",
+        input_mean=(127.5, 127.5, 127.5),
+        input_std=(127.5, 127.5, 127.5),
+        input_channels="RGB",
+        internal_size=449,
+        output_stride=8,
+    ),
+}
+
+_M2FP_NOTICE = (
+    "M2FP weights (ModelScope damo/cv_resnet101_image-{}-human-parsing) are licensed "
+    "CC BY-NC 4.0: non-commercial use only, with attribution."
+)
+_MODELSCOPE = "https://modelscope.cn/models/damo/cv_resnet101_image-{}-human-parsing"
+
+
+def _m2fp_spec(name: str, *, single: bool) -> ModelSpec:
+    kind = "single" if single else "multiple"
+    filename = f"{name}-r101.pt"
+    return ModelSpec(
+        name=name,
+        family="m2fp",
+        description=(
+            "M2FP ResNet-101 (Mask2Former for parsing), LIP: 20 classes, one person, 59.86 mIoU" if single else
+            "M2FP ResNet-101 (Mask2Former for parsing), CIHP: 20 classes, every person as an instance, 69.15 mIoU"
+        ),
+        labels=LIP_PARTS if single else CIHP_PARTS,
+        weights=WeightFile(
+            filename=filename,
+            urls=(_MODELSCOPE.format(kind),),
+            sha256=None,
+            size_bytes=None,
+            manual=(
+                f"Download pytorch_model.pt from the ModelScope model {_MODELSCOPE.format(kind)} (Files tab) "
+                f"and rename it to {filename}."
+            ),
+        ),
+        licence="CC-BY-NC-4.0",
+        licence_notice=_M2FP_NOTICE.format(kind),
+        input_mean=(123.675, 116.28, 103.53),
+        input_std=(58.395, 57.12, 57.375),
+        input_channels="RGB",
+        # single person: fixed 384 x 512 canvas; multi-person: the frame's short side
+        internal_size=512 if single else 640,
+        output_stride=4,
+        multi_person=not single,
+    )
+
+
+_SCHP_DRIVE = "https://drive.google.com/file/d/{}/view?usp=sharing"
+
+
+def _schp_spec(name: str, labels: LabelSet, filename: str, drive_id: str, input_size: int, miou: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family="schp",
+        description=f"SCHP ResNet-101 (AugmentCE2P), {labels.name.upper()}: {len(labels)} classes, one person, {miou} mIoU",
+        labels=labels,
+        weights=WeightFile(
+            filename=filename,
+            urls=(_SCHP_DRIVE.format(drive_id),),
+            sha256=None,
+            size_bytes=None,
+            manual=(
+                f"Download {filename} from Google Drive ({_SCHP_DRIVE.format(drive_id)}), linked from "
+                "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing (README, 'Trained models')."
+            ),
+        ),
+        licence="MIT",
+        # network input: BGR, (x / 255 - mean) / std; in 0..255 units, BGR order
+        input_mean=(103.53, 116.28, 123.675),
+        input_std=(57.375, 57.12, 58.395),
+        input_channels="BGR",
+        internal_size=input_size,  # side of the square input the frame's box is warped to
+        output_stride=4,
+    )
+
+
+MODEL_SPECS.update({
+    "m2fp-lip": _m2fp_spec("m2fp-lip", single=True),
+    "m2fp-cihp": _m2fp_spec("m2fp-cihp", single=False),
+    "schp-lip": _schp_spec("schp-lip", LIP_PARTS, "exp-schp-201908261155-lip.pth",
+                           "1ZrTiadzAOM332d896fw7JZQ2lWALedDB", 473, "59.36"),
+    "schp-atr": _schp_spec("schp-atr", ATR_PARTS, "exp-schp-201908301523-atr.pth",
+                           "1klCtqx51orBkFKdkvYwM4qao_vEFbJ_z", 512, "82.29"),
+    "schp-pascal": _schp_spec("schp-pascal", PASCAL_PERSON_PARTS, "exp-schp-201908270938-pascal-person-part.pth",
+                              "13ph1AloYNiC4DIGOyCLZdmA08tP9OeGu", 512, "71.46"),
+})
+
+DEFAULT_MODEL = "bodypix"
+
+
+class UnknownModelError(ValueError):
+    pass
+
+
+def get_spec(name: str) -> ModelSpec:
+    try:
+        return MODEL_SPECS[name]
+    except KeyError:
+        known = ", ".join(sorted(MODEL_SPECS))
+        raise UnknownModelError(f"unknown model '{name}'; known models: {known}") from None
+

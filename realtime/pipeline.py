@@ -1,0 +1,313 @@
+"""The Pipeline owns the threads: capture (in the Source), inference (this module's worker) and
+recording (the Recorder). Callers — the CLI and the window — only talk to a Pipeline."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from realtime.models import Parser, load_parser
+from realtime.recorder import Recorder, RecordItem
+from realtime.render import KeypointAnnotator, PartOverlay, TextPanel
+from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
+from realtime.types import Frame, ParseResult
+
+log = logging.getLogger(__name__)
+
+STAGES = ("decode", "preprocess", "infer", "postprocess", "render")
+
+
+@dataclass
+class ViewSettings:
+    """What the overlay shows. The window changes these through the Pipeline's setters."""
+
+    opacity: float = 0.6
+    visible_parts: np.ndarray | None = None  # bool per class id; None = all
+    show_keypoints: bool = True
+    show_stats: bool = True
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline produced for one frame."""
+
+    frame: Frame
+    parse: ParseResult
+    image: np.ndarray  # the annotated RGB frame
+    timings_ms: dict[str, float]
+    latency_ms: float
+    fps: float
+
+
+@dataclass
+class PipelineStats:
+    fps: float = 0.0
+    latency_ms: float = 0.0
+    frames: int = 0
+    dropped: int = 0
+    model: str = ""
+    device: str = ""
+    source: str = ""
+    resolution: tuple[int, int] | None = None
+
+
+Subscriber = Callable[[FrameResult], None]
+
+
+@dataclass
+class _Commands:
+    source: str | None = None
+    model: tuple[str, str | None] | None = None
+
+
+class Pipeline:
+    """source -> parser -> render -> subscribers / recorder, on one inference thread.
+
+    Errors from the source or model never kill the worker: they land in `error` (shown by
+    the window) and the pipeline waits for a new source or model.
+    """
+
+    def __init__(self, source: str, *, model: str = "bodypix", device: str = "auto",
+                 weights: str | Path | None = None, size: tuple[int, int] | None = None,
+                 realtime: bool = False, buffer_frames: int = 8, internal_size: int | None = None,
+                 view: ViewSettings | None = None) -> None:
+        self._source_spec = source
+        self._size = size
+        self._realtime = realtime
+        self._buffer_frames = buffer_frames
+        self._internal_size = internal_size
+        self._device = device
+        self.view = view or ViewSettings()
+        self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size)
+        self._source: Source | None = None
+        self._recorder: Recorder | None = None
+        self._recorder_lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._subscribers_lock = threading.Lock()
+        self._latest: FrameResult | None = None
+        self._latest_lock = threading.Lock()
+        self._commands = _Commands()
+        self._commands_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._fps = 0.0
+        self._last_result_s: float | None = None
+        self.error: str | None = None
+        self.stats = PipelineStats(model=self._parser.spec.name, device=str(self._parser.device))
+
+    # --- lifecycle -------------------------------------------------------------------
+    def start(self) -> SourceInfo:
+        """Opens the source (raising SourceError on failure) and starts the inference thread."""
+        self._source = self._open(self._source_spec)
+        info = self._source.start()
+        self.stats.source = info.name
+        self._thread = threading.Thread(target=self._run, name="partsight-inference", daemon=True)
+        self._thread.start()
+        return info
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stops and joins every thread; a running recording is finalised."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._source is not None:
+            self._source.stop()
+        self.stop_recording()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Waits until a file source has been processed to its end (or failed)."""
+        return self._finished.wait(timeout_s)
+
+    @property
+    def finished(self) -> bool:
+        return self._finished.is_set()
+
+    @property
+    def parser(self) -> Parser:
+        return self._parser
+
+    @property
+    def source_info(self) -> SourceInfo | None:
+        return self._source.info if self._source else None
+
+    # --- intent from callers ---------------------------------------------------------
+    def switch_source(self, spec: str) -> None:
+        with self._commands_lock:
+            self._commands.source = spec
+
+    def switch_model(self, name: str, weights: str | None = None) -> None:
+        with self._commands_lock:
+            self._commands.model = (name, weights)
+
+    def set_visible_parts(self, visible: np.ndarray | list[bool] | None) -> None:
+        self.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
+
+    def set_opacity(self, opacity: float) -> None:
+        self.view.opacity = float(min(max(opacity, 0.0), 1.0))
+
+    def set_show_keypoints(self, show: bool) -> None:
+        self.view.show_keypoints = bool(show)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Calls `callback(result)` on the inference thread for every frame; returns an
+        unsubscribe function. Callbacks must be quick (queue the result, don't process it)."""
+        with self._subscribers_lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._subscribers_lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def latest(self) -> FrameResult | None:
+        with self._latest_lock:
+            return self._latest
+
+    def start_recording(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
+                        labels_dir: str | Path | None = None) -> Recorder:
+        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir)
+        with self._recorder_lock:
+            previous, self._recorder = self._recorder, recorder
+        if previous is not None:
+            previous.close()
+        return recorder
+
+    def stop_recording(self) -> Recorder | None:
+        with self._recorder_lock:
+            recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            recorder.close()
+        return recorder
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    # --- the inference thread --------------------------------------------------------
+    def _open(self, spec: str) -> Source:
+        return open_source(spec, size=self._size, realtime=self._realtime, buffer_frames=self._buffer_frames)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._apply_commands()
+            source = self._source
+            frame = source.read(timeout_s=0.1) if source else None
+            if frame is None:
+                if source is not None and source.error and self.error != source.error:
+                    self.error = source.error
+                    log.warning("%s", source.error)
+                if source is not None and source.finished:
+                    self._finished.set()
+                continue
+            try:
+                result = self._process(frame)
+            except Exception as exc:  # a model failure must not kill the worker
+                self.error = f"processing frame {frame.index} failed: {exc}"
+                log.exception("processing failed")
+                continue
+            self._deliver(result)
+
+    def _apply_commands(self) -> None:
+        with self._commands_lock:
+            commands, self._commands = self._commands, _Commands()
+        if commands.model is not None:
+            name, weights = commands.model
+            try:
+                self._parser = load_parser(name, device=self._device, weights=weights,
+                                           internal_size=self._internal_size)
+                self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
+                self.error = None
+            except Exception as exc:
+                self.error = f"cannot load model {name}: {redact_url(str(exc))}"
+        if commands.source is not None:
+            try:
+                new_source = self._open(commands.source)
+                info = new_source.start()
+            except (SourceError, ValueError) as exc:
+                self.error = str(exc)
+                return
+            old, self._source = self._source, new_source
+            if old is not None:
+                old.stop()
+            self._finished.clear()
+            self.stats.source = info.name
+            self.error = None
+
+    def _process(self, frame: Frame) -> FrameResult:
+        timings = {"decode": frame.decode_ms}
+        parser = self._parser
+        clock = time.perf_counter()
+        batch = parser.preprocess([frame.image])
+        timings["preprocess"], clock = _lap(clock)
+        outputs = parser.infer(batch)
+        timings["infer"], clock = _lap(clock)
+        parse = parser.postprocess(outputs, tuple(batch.shape[-2:]), frame.image.shape[:2])[0]
+        timings["postprocess"], clock = _lap(clock)
+        image = self._render(frame.image, parse)
+        timings["render"], clock = _lap(clock)
+        now = time.monotonic()
+        if self._last_result_s is not None:
+            instant = 1.0 / max(now - self._last_result_s, 1e-6)
+            self._fps = instant if self._fps == 0 else 0.9 * self._fps + 0.1 * instant
+        self._last_result_s = now
+        latency_ms = (now - frame.captured_s) * 1000 + frame.decode_ms
+        return FrameResult(frame, parse, image, timings, latency_ms, self._fps)
+
+    def _render(self, image: np.ndarray, parse: ParseResult) -> np.ndarray:
+        view = self.view
+        visible = view.visible_parts
+        if visible is not None and len(visible) != len(parse.label_names):
+            visible = None
+        scene = PartOverlay(opacity=view.opacity, visible=visible).annotate(image, parse)
+        if view.show_keypoints:
+            scene = KeypointAnnotator().annotate(scene, parse)
+        if view.show_stats:
+            lines = [f"{self._fps:4.1f} FPS  {self.stats.latency_ms:3.0f} ms", self.stats.model]
+            scene = TextPanel(lines).annotate(scene)
+        return scene
+
+    def _deliver(self, result: FrameResult) -> None:
+        self.stats.fps = result.fps
+        self.stats.latency_ms = result.latency_ms
+        self.stats.frames += 1
+        self.stats.dropped = self._source.dropped if self._source else 0
+        self.stats.resolution = result.frame.size
+        with self._latest_lock:
+            self._latest = result
+        with self._subscribers_lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(result)
+        with self._recorder_lock:
+            recorder = self._recorder
+        if recorder is not None:
+            recorder.write(RecordItem(
+                image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
+                metrics=frame_metrics(result), labels=result.parse.labels,
+            ))
+
+
+def frame_metrics(result: FrameResult) -> dict:
+    """The JSONL line for one frame."""
+    keypoints = result.parse.keypoints
+    return {
+        "index": result.frame.index,
+        "pts_s": round(result.frame.pts_s, 6),
+        "areas": result.parse.part_areas(),
+        "keypoints": None if keypoints is None else np.round(keypoints, 2).tolist(),
+        "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
+        "latency_ms": round(result.latency_ms, 2),
+    }
+
+
+def _lap(start: float) -> tuple[float, float]:
+    now = time.perf_counter()
+    return (now - start) * 1000, now

@@ -1,0 +1,112 @@
+"""Annotators: small drawing steps with their style set once, each `annotate(scene, result) -> scene`.
+
+Scenes are H x W x 3 uint8 RGB arrays; annotators draw on a copy unless told `in_place`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from realtime.models.labels import COCO_SKELETON
+from realtime.types import ParseResult
+
+
+class Annotator(Protocol):
+    def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray: ...
+
+
+@dataclass
+class PartOverlay:
+    """Blends each visible part's palette colour over the scene at `opacity`.
+
+    `visible` is a bool per class id (background is never drawn); None shows every part.
+    """
+
+    opacity: float = 0.6
+    visible: np.ndarray | None = None
+
+    def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
+        palette = result.palette
+        shown = np.ones(len(palette), dtype=bool) if self.visible is None else np.asarray(self.visible, dtype=bool)
+        if len(shown) != len(palette):
+            raise ValueError(f"visibility has {len(shown)} entries for {len(palette)} classes")
+        color_lut = np.zeros((256, 1, 3), dtype=np.uint8)
+        color_lut[: len(palette), 0] = palette
+        mask_lut = np.zeros(256, dtype=np.uint8)
+        mask_lut[: len(palette)] = np.where(shown, 255, 0)
+        mask_lut[0] = 0
+        labels = result.labels
+        mask = cv2.LUT(labels, mask_lut)
+        out = scene.copy()
+        if not mask.any():
+            return out
+        colors = cv2.LUT(cv2.merge([labels, labels, labels]), color_lut)
+        blended = cv2.addWeighted(scene, 1.0 - self.opacity, colors, self.opacity, 0.0)
+        cv2.copyTo(blended, mask, out)
+        return out
+
+
+@dataclass
+class KeypointAnnotator:
+    """Draws the COCO skeleton and joints whose score reaches `min_score`."""
+
+    min_score: float = 0.3
+    skeleton: Sequence[tuple[int, int]] = COCO_SKELETON
+    joint_color: tuple[int, int, int] = (255, 255, 255)
+    bone_color: tuple[int, int, int] = (255, 255, 0)
+
+    def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
+        out = scene.copy()
+        skeletons = [p.keypoints for p in result.people] or ([result.keypoints] if result.keypoints is not None else [])
+        thickness = max(2, round(max(scene.shape[:2]) / 400))
+        for keypoints in skeletons:
+            self._draw(out, keypoints, thickness)
+        return out
+
+    def _draw(self, scene: np.ndarray, keypoints: np.ndarray, thickness: int) -> None:
+        confident = keypoints[:, 2] >= self.min_score
+        points = np.round(keypoints[:, :2]).astype(np.int32)
+        for a, b in self.skeleton:
+            if a < len(points) and b < len(points) and confident[a] and confident[b]:
+                cv2.line(scene, tuple(map(int, points[a])), tuple(map(int, points[b])), self.bone_color,
+                         thickness, cv2.LINE_AA)
+        for point, ok in zip(points, confident):
+            if ok:
+                cv2.circle(scene, tuple(map(int, point)), thickness + 2, self.joint_color, -1, cv2.LINE_AA)
+                cv2.circle(scene, tuple(map(int, point)), thickness + 2, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+@dataclass
+class TextPanel:
+    """Lines of text on a translucent dark box in the top-left corner."""
+
+    lines: list[str] = field(default_factory=list)
+    scale: float | None = None
+
+    def annotate(self, scene: np.ndarray, result: ParseResult | None = None) -> np.ndarray:
+        out = scene.copy()
+        if not self.lines:
+            return out
+        scale = self.scale or max(0.5, max(scene.shape[:2]) / 1400)
+        thickness = max(1, round(scale * 2))
+        sizes = [cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0] for line in self.lines]
+        line_h = max(h for _, h in sizes) + round(12 * scale)
+        pad = round(10 * scale)
+        box_w = max(w for w, _ in sizes) + 2 * pad
+        box_h = line_h * len(self.lines) + pad
+        x1, y1 = min(box_w, scene.shape[1]), min(box_h, scene.shape[0])
+        out[:y1, :x1] = (out[:y1, :x1] * 0.4).astype(np.uint8)
+        for i, line in enumerate(self.lines):
+            y = pad + line_h * (i + 1) - round(8 * scale)
+            cv2.putText(out, line, (pad, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
+        return out
+
+
+def annotate(scene: np.ndarray, result: ParseResult, annotators: Sequence[Annotator]) -> np.ndarray:
+    """Runs annotators in order, each on the previous one's output."""
+    for annotator in annotators:
+        scene = annotator.annotate(scene, result)
+    return scene

@@ -1,0 +1,357 @@
+"""Frame sources. Each owns one capture thread and the capture object inside it.
+
+Live sources (webcams, streams, paced files) keep only the newest frame, so a slow consumer
+never builds up lag. File and folder sources deliver every frame in order through a bounded
+queue (backpressure: nothing is dropped).
+"""
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator
+
+import av
+import cv2
+import numpy as np
+
+from realtime.types import Frame
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+
+
+class SourceError(RuntimeError):
+    """A source cannot be opened or stopped delivering; the message is safe to show."""
+
+
+def redact_url(text: str) -> str:
+    """Replaces user:password@ in any URL inside `text` with ***@."""
+    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@", r"\1***@", text)
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    name: str  # safe to display: credentials removed
+    live: bool
+    frame_count: int | None
+    fps: float | None
+
+
+class FrameReader:
+    """Opens a capture in the capture thread and yields Frames; subclasses know one kind."""
+
+    live = False
+
+    def open(self) -> SourceInfo:
+        raise NotImplementedError
+
+    def frames(self) -> Iterator[Frame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or (image.shape[1], image.shape[0]) == size:
+        return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+
+
+class PyAVReader(FrameReader):
+    """Video files and network streams through FFmpeg (RTSP over TCP, with timeouts)."""
+
+    def __init__(self, url: str, *, size: tuple[int, int] | None = None, live: bool = False,
+                 timeout_s: float = 10.0) -> None:
+        self.url = url
+        self.size = size
+        self.live = live
+        self.timeout_s = timeout_s
+        self._container: av.container.InputContainer | None = None
+
+    def open(self) -> SourceInfo:
+        options = {}
+        if self.url.startswith(("rtsp://", "rtsps://")):
+            options = {"rtsp_transport": "tcp", "stimeout": str(int(self.timeout_s * 1e6))}
+        try:
+            self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"cannot open {redact_url(self.url)}: {_reason(exc)}") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise SourceError(f"{redact_url(self.url)} has no video stream")
+        stream = self._container.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate) if stream.average_rate else None
+        return SourceInfo(redact_url(self.url), self.live, stream.frames or None, fps)
+
+    def frames(self) -> Iterator[Frame]:
+        stream = self._container.streams.video[0]
+        index = 0
+        try:
+            for decoded in self._container.decode(stream):
+                if self.size is not None:
+                    image = decoded.to_ndarray(format="rgb24", width=self.size[0], height=self.size[1])
+                else:
+                    image = decoded.to_ndarray(format="rgb24")
+                pts_s = float(decoded.time) if decoded.time is not None else index / 30.0
+                yield Frame(image=image, index=index, pts_s=pts_s)
+                index += 1
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"reading {redact_url(self.url)} failed at frame {index}: {_reason(exc)}") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class WebcamReader(FrameReader):
+    live = True
+
+    def __init__(self, index: int, *, size: tuple[int, int] | None = None) -> None:
+        self.index = index
+        self.size = size
+        self._capture: cv2.VideoCapture | None = None
+
+    def open(self) -> SourceInfo:
+        self._capture = cv2.VideoCapture(self.index)
+        if not self._capture.isOpened():
+            self._capture.release()
+            raise SourceError(f"webcam {self.index} cannot be opened (not connected, or in use by another program)")
+        fps = self._capture.get(cv2.CAP_PROP_FPS) or None
+        return SourceInfo(f"webcam {self.index}", True, None, fps)
+
+    def frames(self) -> Iterator[Frame]:
+        index = 0
+        start = time.monotonic()
+        while True:
+            ok, bgr = self._capture.read()
+            if not ok:
+                raise SourceError(f"webcam {self.index} stopped delivering frames")
+            image = _scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size)
+            yield Frame(image=image, index=index, pts_s=time.monotonic() - start)
+            index += 1
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+
+class ImageFolderReader(FrameReader):
+    """A folder of images, in name order, as an image sequence at `fps`."""
+
+    def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, fps: float = 30.0) -> None:
+        self.folder = folder
+        self.size = size
+        self.fps = fps
+        self._paths: list[Path] = []
+
+    def open(self) -> SourceInfo:
+        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._paths:
+            raise SourceError(f"folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return SourceInfo(str(self.folder), False, len(self._paths), self.fps)
+
+    def frames(self) -> Iterator[Frame]:
+        for index, path in enumerate(self._paths):
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise SourceError(f"{path} is not a readable image")
+            yield Frame(image=_scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size), index=index,
+                        pts_s=index / self.fps)
+
+    def close(self) -> None:
+        self._paths = []
+
+
+class _NewestFrameSlot:
+    """Holds one frame; a put replaces what the consumer has not taken yet."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._frame: Frame | None = None
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._condition:
+            if self._frame is not None:
+                self.dropped += 1
+            frame.captured_s = time.monotonic()
+            self._frame = frame
+            self._condition.notify()
+
+    def get(self, timeout_s: float) -> Frame | None:
+        with self._condition:
+            if self._frame is None:
+                self._condition.wait(timeout_s)
+            frame, self._frame = self._frame, None
+            return frame
+
+    def empty(self) -> bool:
+        with self._condition:
+            return self._frame is None
+
+
+class _FrameQueue:
+    """Bounded FIFO: the producer waits while it is full, so no frame is dropped. A frame's
+    capture time is when it entered the queue, as a camera frame's is when it arrives."""
+
+    def __init__(self, capacity: int) -> None:
+        self._condition = threading.Condition()
+        self._frames: deque[Frame] = deque()
+        self._capacity = max(1, capacity)
+        self.dropped = 0
+
+    def put(self, frame: Frame, stop: threading.Event) -> None:
+        with self._condition:
+            while len(self._frames) >= self._capacity:
+                if stop.is_set():
+                    return
+                self._condition.wait(0.1)
+            frame.captured_s = time.monotonic()
+            self._frames.append(frame)
+            self._condition.notify_all()
+
+    def get(self, timeout_s: float) -> Frame | None:
+        with self._condition:
+            if not self._frames:
+                self._condition.wait(timeout_s)
+            if not self._frames:
+                return None
+            frame = self._frames.popleft()
+            self._condition.notify_all()
+            return frame
+
+    def empty(self) -> bool:
+        with self._condition:
+            return not self._frames
+
+
+class Source:
+    """A capture thread around a FrameReader.
+
+    `read(timeout_s)` returns the next Frame, or None if none came within the timeout; after
+    the end of a file `finished` is True, and after a failure `error` holds the message.
+    """
+
+    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, pace: bool = False) -> None:
+        self._reader = reader
+        self._pace = pace
+        live = reader.live or pace
+        self._buffer = _NewestFrameSlot() if live else _FrameQueue(buffer_frames)
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.info: SourceInfo | None = None
+        self.error: str | None = None
+        self.frames_read = 0
+
+    @property
+    def live(self) -> bool:
+        return isinstance(self._buffer, _NewestFrameSlot)
+
+    @property
+    def dropped(self) -> int:
+        return self._buffer.dropped
+
+    @property
+    def finished(self) -> bool:
+        """True once the capture thread has ended and every delivered frame was read."""
+        return self._done.is_set() and self._buffer.empty()
+
+    def start(self, *, open_timeout_s: float = 20.0) -> SourceInfo:
+        """Starts the capture thread and waits until the capture opened (or raises SourceError)."""
+        self._thread = threading.Thread(target=self._run, name="partsight-capture", daemon=True)
+        self._thread.start()
+        if not self._opened.wait(open_timeout_s):
+            self.stop()
+            raise SourceError(f"opening the source took longer than {open_timeout_s:.0f} s")
+        if self.info is None:
+            self.stop()
+            raise SourceError(self.error or "the source could not be opened")
+        return self.info
+
+    def read(self, timeout_s: float = 0.5) -> Frame | None:
+        return self._buffer.get(timeout_s)
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        try:
+            try:
+                self.info = replace(self._reader.open(), live=self.live)
+            except SourceError as exc:
+                self.error = str(exc)
+                return
+            finally:
+                self._opened.set()
+            start_wall = time.monotonic()
+            first_pts: float | None = None
+            frames = self._reader.frames()
+            while not self._stop.is_set():
+                decode_start = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                frame.decode_ms = (time.perf_counter() - decode_start) * 1000
+                if self._pace:
+                    first_pts = frame.pts_s if first_pts is None else first_pts
+                    delay = (frame.pts_s - first_pts) - (time.monotonic() - start_wall)
+                    if delay > 0 and self._stop.wait(delay):
+                        break
+                self._buffer.put(frame, self._stop)
+                self.frames_read += 1
+        except SourceError as exc:
+            self.error = str(exc)
+        finally:
+            self._reader.close()
+            self._done.set()
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
+    if not match or int(match[1]) < 1 or int(match[2]) < 1:
+        raise ValueError(f"size must look like 640x480, not '{text}'")
+    return int(match[1]), int(match[2])
+
+
+def open_source(spec: str, *, size: tuple[int, int] | None = None, realtime: bool = False,
+                buffer_frames: int = 8, timeout_s: float = 10.0) -> Source:
+    """One `--source` string -> a Source (not started): an integer is a webcam, a URL a stream,
+    a folder an image sequence, anything else a video file."""
+    spec = spec.strip()
+    if re.fullmatch(r"\d+", spec):
+        return Source(WebcamReader(int(spec), size=size))
+    if spec.lower().startswith(STREAM_SCHEMES):
+        return Source(PyAVReader(spec, size=size, live=True, timeout_s=timeout_s))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return Source(ImageFolderReader(path, size=size), buffer_frames=buffer_frames, pace=realtime)
+    if not path.exists():
+        raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return Source(_SingleImageReader(path, size=size), buffer_frames=buffer_frames, pace=realtime)
+    return Source(PyAVReader(str(path), size=size, timeout_s=timeout_s), buffer_frames=buffer_frames, pace=realtime)
+
+
+class _SingleImageReader(ImageFolderReader):
+    def open(self) -> SourceInfo:
+        self._paths = [self.folder]
+        return SourceInfo(str(self.folder), False, 1, self.fps)
+
+
+def _reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return redact_url(text.strip().rstrip("."))

@@ -1,0 +1,74 @@
+"""Data carriers that flow between the stages: source -> parser -> smoother -> analysers -> sinks."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Frame:
+    """One decoded frame: HxWx3 uint8 RGB, its index in the source, its presentation time in
+    seconds, the monotonic clock reading when it was captured and how long decoding took."""
+
+    image: np.ndarray
+    index: int
+    pts_s: float
+    captured_s: float = field(default_factory=time.monotonic)
+    decode_ms: float = 0.0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.image.shape[1], self.image.shape[0]
+
+
+@dataclass
+class PersonParse:
+    """One person of a multi-person result."""
+
+    id: int
+    mask: np.ndarray  # H x W bool
+    keypoints: np.ndarray  # 17 x 3: x, y, score in image pixels
+    score: float
+
+
+@dataclass
+class ParseResult:
+    """A parsed frame, everything in image pixel coordinates.
+
+    labels: H x W uint8 class ids (0 = background) of `label_names`.
+    person_mask: H x W bool.
+    keypoints: K x 3 float32 (x, y, score), or None for models without keypoints.
+    part_probs: C x h x w float32 class probabilities at the model's grid (for smoothing and
+        analysis), or None.
+    """
+
+    labels: np.ndarray
+    person_mask: np.ndarray
+    keypoints: np.ndarray | None
+    label_names: tuple[str, ...]
+    palette: np.ndarray
+    part_probs: np.ndarray | None = None
+    people: list[PersonParse] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.labels.ndim != 2 or self.labels.dtype != np.uint8:
+            raise ValueError(f"labels must be H x W uint8, got {self.labels.shape} {self.labels.dtype}")
+        if self.person_mask.shape != self.labels.shape or self.person_mask.dtype != np.bool_:
+            raise ValueError("person_mask must be an H x W bool array matching labels")
+        if len(self.palette) != len(self.label_names):
+            raise ValueError("palette and label_names differ in length")
+        if self.keypoints is not None and (self.keypoints.ndim != 2 or self.keypoints.shape[1] != 3):
+            raise ValueError(f"keypoints must be K x 3, got {self.keypoints.shape}")
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return self.labels.shape[1], self.labels.shape[0]
+
+    def part_areas(self) -> dict[str, int]:
+        """Pixel count of every non-background class present in the frame."""
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.label_names))
+        return {self.label_names[i]: int(c) for i, c in enumerate(counts) if i and c}

@@ -1,0 +1,146 @@
+"""The weights cache: a per-user folder (or $PARTSIGHT_WEIGHTS_DIR) holding model files."""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import platformdirs
+
+from realtime.models.registry import WeightFile
+
+WEIGHTS_DIR_ENV = "PARTSIGHT_WEIGHTS_DIR"
+_CHUNK_BYTES = 1 << 20
+
+
+class WeightsError(RuntimeError):
+    """A weights file is missing, unreadable, or not the file it claims to be."""
+
+
+def weights_dir() -> Path:
+    override = os.environ.get(WEIGHTS_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_cache_path("partsight") / "weights"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK_BYTES):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def how_to_get(file: WeightFile) -> str:
+    where = weights_dir()
+    if file.manual:
+        return f"{file.manual} Put it at {where / file.filename} (or set {WEIGHTS_DIR_ENV})."
+    return (
+        f"run 'partsight weights fetch' for it, or download {file.urls[0]} to "
+        f"{where / file.filename} (or set {WEIGHTS_DIR_ENV} to a folder holding it)"
+    )
+
+
+def cached_path(file: WeightFile) -> Path:
+    return weights_dir() / file.filename
+
+
+def check_sha256(path: Path, file: WeightFile) -> None:
+    if file.sha256 is None:
+        return
+    actual = sha256_of(path)
+    if actual != file.sha256:
+        raise WeightsError(
+            f"{path} failed its sha256 check (expected {file.sha256[:12]}…, got {actual[:12]}…): "
+            f"the file is truncated or altered; delete it and {how_to_get(file)}"
+        )
+
+
+def resolve(file: WeightFile, path: str | Path | None = None) -> Path:
+    """The verified local path of `file`: `path` when given, else the cache entry."""
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if not explicit.is_file():
+            raise WeightsError(f"weights file {explicit} does not exist")
+        if explicit.name == file.filename:
+            check_sha256(explicit, file)
+        return explicit
+    cached = cached_path(file)
+    if not cached.is_file():
+        raise WeightsError(f"weights for this model are missing: {how_to_get(file)}")
+    check_sha256(cached, file)
+    return cached
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    filename: str
+    path: Path
+    status: str  # "ok", "missing", "mismatch" or "unpinned"
+    detail: str = ""
+
+
+def verify(file: WeightFile) -> VerifyReport:
+    path = cached_path(file)
+    if not path.is_file():
+        return VerifyReport(file.filename, path, "missing", how_to_get(file))
+    if file.sha256 is None:
+        return VerifyReport(file.filename, path, "unpinned", "no published sha256 to compare with")
+    actual = sha256_of(path)
+    if actual != file.sha256:
+        return VerifyReport(
+            file.filename, path, "mismatch",
+            f"sha256 {actual[:12]}… differs from the expected {file.sha256[:12]}…: the file is "
+            f"truncated or altered; delete it and fetch it again",
+        )
+    return VerifyReport(file.filename, path, "ok")
+
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+def fetch(file: WeightFile, *, timeout_s: float = 30.0, progress: ProgressCallback | None = None) -> Path:
+    """Download `file` into the cache: to a temporary file, sha256-checked, renamed atomically."""
+    target = cached_path(file)
+    if target.is_file() and verify(file).status in ("ok", "unpinned"):
+        return target
+    if file.manual:
+        raise WeightsError(f"{file.filename} needs a manual download: {how_to_get(file)}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    errors = []
+    for url in file.urls:
+        try:
+            _download(url, target, file, timeout_s, progress)
+            return target
+        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            reason = getattr(exc, "reason", exc)
+            errors.append(f"{url} ({reason})")
+    raise WeightsError(
+        f"could not download {file.filename} from {'; '.join(errors)}; download it by hand into "
+        f"{target.parent} or set {WEIGHTS_DIR_ENV} to a folder that holds it"
+    )
+
+
+def _download(url: str, target: Path, file: WeightFile, timeout_s: float,
+              progress: ProgressCallback | None) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{file.filename}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as response:
+            total = response.length or file.size_bytes
+            done = 0
+            while chunk := response.read(_CHUNK_BYTES):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        check_sha256(tmp, file)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,55 @@
+"""Shared test data: real clips from PARTSIGHT_MEDIA_DIR, weights from PARTSIGHT_WEIGHTS_DIR."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
+os.environ.setdefault("PARTSIGHT_MEDIA_DIR", str(SHARED / "media"))
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    path = Path(os.environ["PARTSIGHT_MEDIA_DIR"])
+    if not path.is_dir():
+        pytest.fail(f"PARTSIGHT_MEDIA_DIR={path} is not a folder; point it at the shared media")
+    return path
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    return Path(os.environ["PARTSIGHT_WEIGHTS_DIR"])
+
+
+@pytest.fixture(scope="session")
+def single_clip(media_dir: Path) -> Path:
+    return media_dir / "pose2sim-single-cam01.mp4"
+
+
+def read_frames(path: Path, indices: list[int]) -> list[np.ndarray]:
+    wanted = set(indices)
+    frames = {}
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i in wanted:
+                frames[i] = frame.to_ndarray(format="rgb24")
+            if i >= max(indices):
+                break
+    return [frames[i] for i in indices]
+
+
+@pytest.fixture(scope="session")
+def single_frames(single_clip: Path) -> list[np.ndarray]:
+    return read_frames(single_clip, [0, 30, 60, 99])
+
+
+@pytest.fixture(scope="session")
+def bodypix():
+    from realtime.models import load_parser
+
+    return load_parser("bodypix", device="cpu")

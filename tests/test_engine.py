@@ -1,0 +1,198 @@
+"""The engine end to end: sources, pipeline threads, recorder, `process` and `bench`."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from realtime.cli import main
+from realtime.pipeline import Pipeline
+from realtime.sources import SourceError, open_source, redact_url
+
+from conftest import read_frames
+
+
+def _decoded(path):
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+    return frames
+
+
+def _capture_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
+
+
+@pytest.fixture(autouse=True)
+def no_thread_outlives_its_test():
+    yield
+    deadline = time.monotonic() + 5
+    while _capture_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _capture_threads(), "a pipeline thread outlived its owner"
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory, single_clip):
+    out = tmp_path_factory.mktemp("process")
+    code = main(["process", str(single_clip), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
+                 "--labels-dir", str(out / "labels")])
+    assert code == 0
+    return out
+
+
+def test_process_writes_a_video_with_every_frame_and_the_source_timing(processed, single_clip):
+    source = _decoded(single_clip)
+    written = _decoded(processed / "out.mp4")
+    assert len(written) == len(source) == 100
+    frame_s = 1 / 60
+    assert abs(written[-1].time - source[-1].time) <= frame_s + 1e-6
+    assert abs(written[0].time - source[0].time) <= frame_s + 1e-6
+    assert (written[0].width, written[0].height) == (source[0].width, source[0].height)
+
+
+def test_process_writes_one_metrics_line_per_frame(processed):
+    lines = (processed / "out.jsonl").read_text().splitlines()
+    assert len(lines) == 100
+    records = [json.loads(line) for line in lines]
+    assert [r["index"] for r in records] == list(range(100))
+    assert records[-1]["pts_s"] == pytest.approx(99 / 60, abs=1e-3)
+    for record in records:
+        assert set(record["timings_ms"]) >= {"decode", "preprocess", "infer", "postprocess", "render", "encode"}
+        assert len(record["keypoints"]) == 17
+        assert sum(record["areas"].values()) > 10_000
+
+
+def test_label_pngs_put_person_pixels_where_the_person_is(processed, single_clip, bodypix):
+    pngs = sorted((processed / "labels").glob("*.png"))
+    assert [p.name for p in pngs] == [f"{i:06d}.png" for i in range(100)]
+    frames = read_frames(single_clip, [10, 70])
+    for index, frame in zip([10, 70], frames):
+        labels = cv2.imread(str(processed / "labels" / f"{index:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert labels.shape == frame.shape[:2] and labels.dtype == np.uint8
+        assert labels.max() <= 24
+        direct = bodypix.parse(frame).person_mask
+        person = labels > 0
+        iou = (person & direct).sum() / (person | direct).sum()
+        assert iou > 0.95
+
+
+def test_annotated_video_shows_part_colours_on_the_person(processed, single_clip):
+    source = read_frames(single_clip, [50])[0].astype(int)
+    written = _decoded(processed / "out.mp4")[50].to_ndarray(format="rgb24").astype(int)
+    labels = cv2.imread(str(processed / "labels" / "000050.png"), cv2.IMREAD_UNCHANGED)
+    person = labels > 0
+    change = np.abs(written - source).sum(axis=2)
+    assert change[person].mean() > 3 * change[~person].mean()
+
+
+def test_newest_frame_policy_keeps_latency_bounded_with_a_slow_parser(single_clip):
+    pipeline = Pipeline(str(single_clip), realtime=True, size=(320, 568))
+    parser = pipeline.parser
+    slow_infer = parser.infer
+
+    def slower(batch, *args, **kwargs):
+        time.sleep(0.08)  # the parser now runs far below the clip's 60 fps
+        return slow_infer(batch, *args, **kwargs)
+
+    parser.infer = slower
+    latencies = []
+    pipeline.subscribe(lambda r: latencies.append(r.latency_ms))
+    pipeline.start()
+    assert pipeline.wait(30)
+    pipeline.stop()
+    assert pipeline.source_info.live
+    assert 5 <= len(latencies) < 60, "frames were dropped, not queued"
+    assert pipeline.stats.dropped > 30
+    processing_ms = 80
+    assert max(latencies[2:]) < 4 * processing_ms + 100, latencies
+    assert np.mean(latencies[-5:]) < 2 * np.mean(latencies[2:7]) + 50, "latency does not grow"
+    assert not _capture_threads()
+
+
+def test_file_processing_drops_nothing_even_when_slow(single_clip):
+    pipeline = Pipeline(str(single_clip), size=(180, 320), buffer_frames=2)
+    seen = []
+    pipeline.subscribe(lambda r: (seen.append(r.frame.index), time.sleep(0.005)))
+    pipeline.start()
+    assert pipeline.wait(60)
+    pipeline.stop()
+    assert seen == list(range(100))
+    assert pipeline.stats.dropped == 0
+
+
+def test_stop_mid_run_joins_every_thread(single_clip, tmp_path):
+    pipeline = Pipeline(str(single_clip), size=(180, 320))
+    pipeline.start_recording(tmp_path / "partial.mp4")
+    pipeline.start()
+    time.sleep(1.0)
+    pipeline.stop()
+    assert not _capture_threads()
+    assert len(_decoded(tmp_path / "partial.mp4")) > 0
+
+
+def test_switching_source_while_running(single_clip, media_dir):
+    pipeline = Pipeline(str(single_clip), size=(180, 320))
+    names = set()
+    pipeline.subscribe(lambda r: names.add(pipeline.stats.source))
+    pipeline.start()
+    time.sleep(0.5)
+    pipeline.switch_source(str(media_dir / "cg-mannequin-squat.mp4"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any("squat" in n for n in names):
+        time.sleep(0.1)
+    pipeline.stop()
+    assert any("squat" in n for n in names)
+    assert not _capture_threads()
+
+
+def test_folder_source_reads_an_image_sequence(tmp_path, single_frames):
+    for i, frame in enumerate(single_frames):
+        cv2.imwrite(str(tmp_path / f"img{i:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    source = open_source(str(tmp_path))
+    info = source.start()
+    frames = [source.read(5) for _ in single_frames]
+    source.stop()
+    assert info.frame_count == len(single_frames) and not info.live
+    assert [f.index for f in frames] == list(range(len(single_frames)))
+    assert frames[1].pts_s == pytest.approx(1 / 30)
+
+
+def test_missing_source_is_a_one_line_error(tmp_path, capsys):
+    assert main(["process", str(tmp_path / "nope.mp4"), "-o", str(tmp_path / "o.mp4")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("partsight: error:") and len(err.strip().splitlines()) == 1
+
+
+def test_unopenable_webcam_fails_fast():
+    source = open_source("57")
+    before = set(_capture_threads())
+    with pytest.raises(SourceError, match="webcam 57"):
+        source.start()
+    assert set(_capture_threads()) <= before
+
+
+def test_credentials_are_redacted():
+    assert redact_url("cannot open rtsp://admin:secret@10.0.0.5/live") == "cannot open rtsp://***@10.0.0.5/live"
+
+
+def test_bench_prints_one_json_object(single_clip, capsys):
+    assert main(["bench", str(single_clip), "--size", "320x240", "--frames", "20"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frames"] == 20 and report["fps"] > 0
+    assert report["input_size"] == "320x240" and report["model"] == "bodypix"
+    assert set(report["latency_ms"]) == {"p50", "p95"}
+    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "render"}
+
+
+def test_bench_parser_compares_with_onnxruntime(capsys):
+    pytest.importorskip("onnxruntime")
+    assert main(["bench-parser", "--repeats", "3"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [row["size"] for row in report["sizes"]] == ["321x241", "481x321", "641x481"]
+    assert all(row["torch_ms"] > 0 and row["onnxruntime_ms"] > 0 for row in report["sizes"])

@@ -1,0 +1,51 @@
+"""The model registry and label sets are consistent with each other and with the networks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realtime.models import MODEL_SPECS, get_spec
+from realtime.models.bodypix import HEAD_CHANNELS
+from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS, COCO_SKELETON
+from realtime.models.registry import UnknownModelError
+
+
+def test_every_spec_is_complete():
+    for name, spec in MODEL_SPECS.items():
+        assert spec.name == name
+        assert spec.licence and spec.description
+        assert spec.weights.filename and (spec.weights.urls or spec.weights.manual)
+        if spec.weights.sha256 is not None:
+            assert len(spec.weights.sha256) == 64 and int(spec.weights.sha256, 16) >= 0
+        assert len(spec.input_mean) == len(spec.input_std) == 3
+        assert spec.input_channels in ("RGB", "BGR")
+
+
+def test_label_sets_have_distinct_names_and_colours():
+    for spec in MODEL_SPECS.values():
+        labels = spec.labels
+        assert len(set(labels.names)) == len(labels.names)
+        palette = labels.palette
+        assert palette.shape == (len(labels), 3) and palette.dtype == np.uint8
+        assert len({tuple(c) for c in palette}) == len(palette), f"{labels.name}: duplicate colours"
+        assert tuple(palette[0]) == (0, 0, 0)
+
+
+def test_bodypix_parts_match_the_network_and_the_published_order():
+    assert len(BODYPIX_PARTS) == HEAD_CHANNELS["part_heatmaps"] + 1
+    assert BODYPIX_PARTS.names[1] == "left_face" and BODYPIX_PARTS.names[24] == "right_foot"
+    assert BODYPIX_PARTS.names[13:15] == ("torso_front", "torso_back")
+    grouped = sorted(i for ids in BODYPIX_PARTS.groups.values() for i in ids)
+    assert grouped == list(range(1, 25))
+    assert len(COCO_KEYPOINTS) == HEAD_CHANNELS["heatmaps"]
+    assert all(0 <= a < 17 and 0 <= b < 17 for a, b in COCO_SKELETON)
+
+
+def test_default_models_are_bodypix_strides_16_and_8():
+    assert get_spec("bodypix").output_stride == 16
+    assert get_spec("bodypix-s8").output_stride == 8
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(UnknownModelError, match="bodypix"):
+        get_spec("no-such-model")

@@ -1,0 +1,135 @@
+"""SCHP parity with the genuine InPlaceABN reference (shared/fixtures/schp_lip)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from _paths import datasets_dir, fixtures_dir
+from _weight_rule import checks, generate, read_keys
+from realtime.models import load_parser
+from realtime.models.registry import get_spec
+from realtime.models.schp import AugmentCE2P, Geometry, SCHPParser, box_affine, schp_state_dict
+
+SCHP = fixtures_dir() / "schp_lip"
+pytestmark = pytest.mark.skipif(not SCHP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}")
+REFERENCE = {"fusion": "fusion_logits", "parsing": "parsing_logits", "edge": "edge_logits"}
+
+
+def rel_error(ours: torch.Tensor, ref: np.ndarray) -> float:
+    return float(np.abs(ours.numpy() - ref).max() / np.abs(ref).max())
+
+
+def read_rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def released(state: dict[str, torch.Tensor]) -> dict:
+    """The layout of SCHP's released .pth files."""
+    return {"state_dict": {"module." + key: value for key, value in state.items()}}
+
+
+def load(state: dict[str, torch.Tensor], num_classes: int = 20) -> AugmentCE2P:
+    net = AugmentCE2P(num_classes)
+    net.load_state_dict(schp_state_dict(released(state), net), strict=True)
+    return net.eval()
+
+
+def run(net: AugmentCE2P) -> dict[str, torch.Tensor]:
+    with torch.inference_mode():
+        return net(torch.from_numpy(np.load(SCHP / "input.npy")), heads=tuple(REFERENCE))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # The fixtures were made on this 2-core machine; one thread is fastest while other jobs run.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    return generate(read_keys(SCHP / "keys.txt"))
+
+
+@pytest.fixture(scope="module")
+def outputs(state) -> dict[str, torch.Tensor]:
+    return run(load(state))
+
+
+def test_generated_weights_follow_the_fixture_rule(state):
+    expected = json.loads((SCHP / "meta.json").read_text())["weights"]["checks"]
+    count, sha256, total = checks(state)
+    assert (len(state), count, sha256) == (expected["n_keys"], expected["n_values"], expected["sha256_f32le_concat"])
+    assert total == pytest.approx(expected["sum_f64"], rel=1e-12)
+    np.testing.assert_allclose(state["conv1.weight"].flatten()[:3].numpy(), [-0.10210613, -0.21746294, -0.12959272],
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("head", list(REFERENCE))
+def test_network_matches_reference(outputs, head):
+    assert rel_error(outputs[head], np.load(SCHP / f"{REFERENCE[head]}.npy")) <= 1e-4
+
+
+def test_inplace_abn_sign_of_weights_does_not_matter(state, outputs):
+    flipped = dict(state)
+    for name, value in state.items():
+        if name.endswith(".weight") and value.ndim == 1:
+            flipped[name] = value.clone()
+            flipped[name][1::2] *= -1
+    for head, value in run(load(flipped)).items():
+        torch.testing.assert_close(value, outputs[head], rtol=0, atol=0)
+
+
+def test_optimised_parser_matches_reference(state):
+    parser = SCHPParser(load(state), get_spec("schp-lip"), torch.device("cpu"))
+    batch = torch.from_numpy(np.load(SCHP / "input.npy")).contiguous(memory_format=torch.channels_last)
+    logits = parser.infer(batch)
+    assert rel_error(logits, np.load(SCHP / "fusion_logits.npy")) <= 1e-4
+
+    _, to_frame = box_affine((130, 377), (473, 473))
+    labels = parser.postprocess(logits, (473, 473), Geometry((377, 130), to_frame))[0].labels
+    expected = cv2.imread(str(SCHP / "labels.png"), cv2.IMREAD_UNCHANGED)
+    assert np.mean(labels != expected) <= 1e-3
+
+
+def test_preprocessing_matches_reference(state):
+    meta = json.loads((SCHP / "meta.json").read_text())["reference_run"]
+    to_input, to_frame = box_affine((130, 377), (473, 473))
+    np.testing.assert_allclose(to_input, meta["affine_fwd_2x3"], atol=1e-6)
+    np.testing.assert_allclose(to_frame, meta["affine_inv_2x3"], atol=1e-6)
+    parser = SCHPParser(AugmentCE2P(20), get_spec("schp-lip"), torch.device("cpu"), fold_norms=False)
+    image = read_rgb(datasets_dir() / "lip" / "img_val_86_185913.jpg")
+    np.testing.assert_array_equal(image, read_rgb(SCHP / "input_image.png"))
+    batch, geometry = parser.preprocess([image])
+    assert geometry.frame_hw == (377, 130)
+    # cv2's fixed-point warp may change between OpenCV versions: up to 3 levels = 0.053 here
+    assert np.abs(batch.numpy() - np.load(SCHP / "input.npy")).max() <= 0.06
+
+
+def test_load_parser_reads_a_released_file(state, tmp_path):
+    path = tmp_path / "exp-schp-201908261155-lip.pth"
+    torch.save(released(state), path)
+    parser = load_parser("schp-lip", device="cpu", weights=path)
+    image = read_rgb(datasets_dir() / "lip" / "img_val_86_185913.jpg")
+    result = parser.parse(image)
+    assert result.labels.shape == image.shape[:2] and result.labels.dtype == np.uint8
+    assert result.labels.max() < 20 and result.label_names == get_spec("schp-lip").labels.names
+
+
+def test_load_parser_reads_a_pascal_file(tmp_path):
+    keys = [(name, (7, *shape[1:]) if name.startswith(("decoder.conv4", "fushion.3")) else shape)
+            for name, shape in read_keys(SCHP / "keys.txt")]
+    path = tmp_path / "exp-schp-201908270938-pascal-person-part.pth"
+    torch.save(released(generate(keys)), path)
+    parser = load_parser("schp-pascal", device="cpu", weights=path)
+    image = read_rgb(datasets_dir() / "cihp" / "0005008.jpg")
+    result = parser.parse(image)
+    assert result.labels.shape == image.shape[:2] and result.labels.max() < 7
+    with pytest.raises(ValueError, match="7"):
+        load_parser("schp-atr", device="cpu", weights=path)

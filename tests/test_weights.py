@@ -1,0 +1,115 @@
+"""The weights cache: listing, sha256 verification, fetching (offline and from a local server)."""
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import threading
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from realtime import weights as weights_cache
+from realtime.cli import main
+from realtime.models import get_spec, load_parser
+
+
+@pytest.fixture
+def empty_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv(weights_cache.WEIGHTS_DIR_ENV, str(cache))
+    return cache
+
+
+@pytest.fixture
+def tampered_cache(tmp_path, monkeypatch, weights_dir) -> Path:
+    filename = get_spec("bodypix").weights.filename
+    data = bytearray((weights_dir / filename).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / filename).write_bytes(bytes(data))
+    monkeypatch.setenv(weights_cache.WEIGHTS_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_weights_dir_follows_the_environment(empty_cache):
+    assert weights_cache.weights_dir() == empty_cache
+
+
+def test_list_shows_every_model_with_licence_and_status(capsys, weights_dir):
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    assert str(weights_dir) in out
+    for line in out.splitlines()[2:]:
+        assert ("present" in line) or ("missing" in line)
+    assert "bodypix " in out and "bodypix-s8" in out and "Apache-2.0" in out
+
+
+def test_verify_passes_on_the_shared_weights(capsys):
+    assert main(["weights", "verify"]) == 0
+    assert "ok" in capsys.readouterr().out
+
+
+def test_verify_flags_a_tampered_copy(tampered_cache, capsys):
+    assert main(["weights", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert "mismatch" in captured.out and "truncated or altered" in captured.out
+    assert "failed the sha256 check" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_loading_tampered_weights_is_refused(tampered_cache):
+    with pytest.raises(weights_cache.WeightsError, match="sha256"):
+        load_parser("bodypix", device="cpu")
+
+
+def test_missing_weights_say_how_to_get_them(empty_cache):
+    with pytest.raises(weights_cache.WeightsError) as error:
+        load_parser("bodypix", device="cpu")
+    message = str(error.value)
+    assert "weights fetch" in message and weights_cache.WEIGHTS_DIR_ENV in message
+
+
+def test_fetch_offline_fails_with_one_line_naming_url_and_env(empty_cache, capsys):
+    assert main(["weights", "fetch", "bodypix"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert get_spec("bodypix").weights.urls[0] in err
+    assert weights_cache.WEIGHTS_DIR_ENV in err
+    assert not list(empty_cache.iterdir()), "no partial file is left behind"
+
+
+@pytest.fixture
+def local_server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    thread.join()
+
+
+def test_fetch_downloads_checks_and_renames(local_server, empty_cache, weights_dir):
+    root, url = local_server
+    file = get_spec("bodypix").weights
+    shutil.copy(weights_dir / file.filename, root / "model.onnx")
+    seen = []
+    path = weights_cache.fetch(replace(file, urls=(url + "model.onnx",)), progress=lambda d, t: seen.append(d))
+    assert path == empty_cache / file.filename
+    assert weights_cache.sha256_of(path) == file.sha256
+    assert seen and seen[-1] == file.size_bytes
+    assert sorted(p.name for p in empty_cache.iterdir()) == [file.filename]
+
+
+def test_fetch_refuses_a_tampered_download(local_server, empty_cache, weights_dir):
+    root, url = local_server
+    file = get_spec("bodypix").weights
+    (root / "model.onnx").write_bytes((weights_dir / file.filename).read_bytes()[:-100])
+    with pytest.raises(weights_cache.WeightsError, match="sha256"):
+        weights_cache.fetch(replace(file, urls=(url + "model.onnx",)))
+    assert not list(empty_cache.iterdir())
