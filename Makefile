@@ -38,3 +38,14 @@ bench: install
 
 clean:
 	rm -rf out .pytest_cache
+
+# The real window under a virtual X server: runs the demo clip and saves out/window.png.
+# Needs xvfb-run (Debian/Ubuntu: apt-get install -y xvfb libxkbcommon-x11-0 libxcb-cursor0
+# libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 libxcb-render-util0 libxcb-shape0
+# libxcb-xinerama0 libxcb-xkb1).
+.PHONY: screenshot
+screenshot: install
+	@command -v xvfb-run >/dev/null || { echo "make screenshot needs xvfb-run (apt-get install -y xvfb)"; exit 1; }
+	mkdir -p out
+	XDG_CONFIG_HOME="$$(mktemp -d)" xvfb-run -a -s "-screen 0 1600x1000x24" \
+	  $(PY) main.py gui --source "$(DEMO_CLIP)" --frames 8 --screenshot out/window.png

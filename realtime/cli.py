@@ -46,9 +46,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partsight", description="Real-time human parsing into body parts.")
     commands = parser.add_subparsers(dest="command")
 
-    def model_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_SPECS),
-                             help=f"model name (default {DEFAULT_MODEL})")
+    def model_options(command: argparse.ArgumentParser, default_model: str | None = DEFAULT_MODEL) -> None:
+        command.add_argument("--model", default=default_model, choices=sorted(MODEL_SPECS),
+                             help=f"model name (default {default_model or 'the last one used'})")
         command.add_argument("--weights", help="load the model from this file instead of the weights cache")
         command.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         command.add_argument("--internal-size", type=int,
@@ -92,7 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--source", help="what to open first (default: webcam 0)")
     gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
-    model_options(gui)
+    model_options(gui, default_model=None)
     gui.set_defaults(handler=_gui)
     return parser
 
@@ -116,10 +116,14 @@ def _process(args: argparse.Namespace) -> int:
     progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
                     disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
 
+    done = 0
+
     def on_result(result) -> None:
+        nonlocal done
+        done += 1
         progress.update(1)
         progress.set_postfix(fps=f"{result.fps:.1f}", refresh=False)
-        if args.frames and progress.n >= args.frames:
+        if args.frames and done >= args.frames:
             enough.set()
 
     pipeline.subscribe(on_result)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from realtime.models import Parser, load_parser
-from realtime.recorder import Recorder, RecordItem
+from realtime.recorder import Recorder, RecorderError, RecordItem
 from realtime.render import KeypointAnnotator, PartOverlay, TextPanel
 from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
 from realtime.types import Frame, ParseResult
@@ -245,11 +245,11 @@ class Pipeline:
         timings = {"decode": frame.decode_ms}
         parser = self._parser
         clock = time.perf_counter()
-        batch = parser.preprocess([frame.image])
+        prepared = parser.preprocess([frame.image])
         timings["preprocess"], clock = _lap(clock)
-        outputs = parser.infer(batch)
+        outputs = parser.infer(prepared.batch)
         timings["infer"], clock = _lap(clock)
-        parse = parser.postprocess(outputs, tuple(batch.shape[-2:]), frame.image.shape[:2])[0]
+        parse = parser.postprocess(outputs, prepared)[0]
         timings["postprocess"], clock = _lap(clock)
         image = self._render(frame.image, parse)
         timings["render"], clock = _lap(clock)
@@ -289,10 +289,16 @@ class Pipeline:
         with self._recorder_lock:
             recorder = self._recorder
         if recorder is not None:
-            recorder.write(RecordItem(
-                image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
-                metrics=frame_metrics(result), labels=result.parse.labels,
-            ))
+            try:
+                recorder.write(RecordItem(
+                    image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
+                    metrics=frame_metrics(result), labels=result.parse.labels,
+                ))
+            except RecorderError as exc:  # the live view goes on without the recording
+                self.error = str(exc)
+                with self._recorder_lock:
+                    if self._recorder is recorder:
+                        self._recorder = None
 
 
 def frame_metrics(result: FrameResult) -> dict:

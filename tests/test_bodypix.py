@@ -70,7 +70,7 @@ def test_torch_logits_match_onnxruntime(weights_dir, single_frames, stride, file
 
 
 def test_frozen_cpu_graph_matches_eager(bodypix, single_frames):
-    batch = bodypix.preprocess([single_frames[1]])
+    batch = bodypix.preprocess([single_frames[1]]).batch
     fast = bodypix.infer(batch)
     with torch.inference_mode():
         eager = bodypix.net(batch, SINGLE_PERSON_HEADS)
@@ -104,9 +104,9 @@ def test_person_found_and_keypoints_on_the_person(bodypix, single_frames):
 
 def test_labels_are_the_argmax_of_upsampled_logits(bodypix, single_frames):
     frame = cv2.resize(single_frames[1], (360, 640))
-    batch = bodypix.preprocess([frame])
-    outputs = bodypix.infer(batch)
-    result = bodypix.postprocess(outputs, tuple(batch.shape[-2:]), frame.shape[:2])[0]
+    prepared = bodypix.preprocess([frame])
+    outputs = bodypix.infer(prepared.batch)
+    result = bodypix.postprocess(outputs, prepared)[0]
     logits = torch.cat([outputs["segments"], outputs["part_heatmaps"]], dim=1)
     upsampled = F.interpolate(logits, size=frame.shape[:2], mode="bilinear", align_corners=True)[0]
     person = (upsampled[0] > 0).numpy()

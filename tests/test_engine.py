@@ -196,3 +196,9 @@ def test_bench_parser_compares_with_onnxruntime(capsys):
     report = json.loads(capsys.readouterr().out)
     assert [row["size"] for row in report["sizes"]] == ["321x241", "481x321", "641x481"]
     assert all(row["torch_ms"] > 0 and row["onnxruntime_ms"] > 0 for row in report["sizes"])
+
+
+def test_process_stops_after_the_requested_frames(single_clip, tmp_path):
+    out = tmp_path / "ten.mp4"
+    assert main(["process", str(single_clip), "-o", str(out), "--frames", "10", "--size", "180x320"]) == 0
+    assert 10 <= len(_decoded(out)) < 20

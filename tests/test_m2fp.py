@@ -5,6 +5,7 @@ import json
 import logging
 
 import cv2
+import av
 import numpy as np
 import pytest
 import torch
@@ -23,6 +24,7 @@ from realtime.models.m2fp import (
     m2fp_state_dict,
     short_side_size,
 )
+from realtime.models.common import Prepared
 from realtime.models.registry import get_spec
 
 LIP = fixtures_dir() / "m2fp_lip"
@@ -106,7 +108,8 @@ def test_lip_preprocessing_is_bit_exact(lip_net):
     np.testing.assert_array_equal(canvas, read_rgb(LIP / "input_canvas.png"))
     assert list(crop_box) == meta["crop_box"]
     parser = M2FPParser(lip_net, get_spec("m2fp-lip"), torch.device("cpu"))
-    batch, geometry = parser.preprocess([image])
+    prepared = parser.preprocess([image])
+    batch, geometry = prepared.batch, prepared.geometry
     np.testing.assert_array_equal(batch.numpy(), np.load(LIP / "input.npy"))
     assert geometry == Geometry((377, 130), (512, 384), (127, 67, 257, 444))
 
@@ -161,7 +164,8 @@ def test_cihp_network_matches_reference(cihp_net):
 def test_cihp_preprocessing_is_bit_exact(cihp_net):
     assert short_side_size(313, 576, 256) == (256, 471)
     parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"), internal_size=256)
-    batch, geometry = parser.preprocess([read_rgb(CIHP / "input_image.png")])
+    prepared = parser.preprocess([read_rgb(CIHP / "input_image.png")])
+    batch, geometry = prepared.batch, prepared.geometry
     np.testing.assert_array_equal(batch.numpy(), np.load(CIHP / "input.npy"))
     assert geometry == Geometry((256, 471), (256, 471), None)
 
@@ -202,7 +206,8 @@ def test_cihp_people_come_from_human_instances(cihp_net):
     parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"))
     outputs = {"pred_logits": torch.from_numpy(reference["synth_pred_logits"]),
                "pred_masks": torch.from_numpy(np.load(CIHP / "pred_masks.npy"))}
-    result = parser.postprocess(outputs, (256, 480), Geometry((313, 576), (256, 471), None))[0]
+    prepared = Prepared(torch.empty(1, 3, 256, 480), Geometry((313, 576), (256, 471), None))
+    result = parser.postprocess(outputs, prepared)[0]
     assert result.labels.shape == (313, 576)
     scores = [person.score for person in result.people]
     np.testing.assert_allclose(scores, sorted(reference["synth_human_scores"], reverse=True), atol=1e-5)
@@ -262,3 +267,17 @@ def test_compiled_deformable_attention_agrees_with_grid_sample():
     weights = torch.rand(2, 50, 8, 3, 4, device="cuda").flatten(-2).softmax(-1).unflatten(-1, (3, 4))
     compiled = attention.compiled(value, shapes, locations, weights)
     torch.testing.assert_close(compiled, sample_levels(value, shapes, locations, weights), rtol=1e-4, atol=1e-5)
+
+
+def test_process_runs_m2fp_from_a_weights_file(lip_state, tmp_path, media_dir):
+    from realtime.cli import main
+
+    checkpoint = tmp_path / "model_final.pth"
+    torch.save({"model": lip_state}, checkpoint)
+    out = tmp_path / "m2fp.mp4"
+    code = main(["process", str(media_dir / "cg-mannequin-squat.mp4"), "-o", str(out), "--model", "m2fp-lip",
+                 "--weights", str(checkpoint), "--frames", "2", "--size", "192x424"])
+    assert code == 0
+    with av.open(str(out)) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) >= 2 and (frames[0].width, frames[0].height) == (192, 424)

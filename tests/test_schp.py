@@ -11,6 +11,7 @@ import torch
 from _paths import datasets_dir, fixtures_dir
 from _weight_rule import checks, generate, read_keys
 from realtime.models import load_parser
+from realtime.models.common import Prepared
 from realtime.models.registry import get_spec
 from realtime.models.schp import AugmentCE2P, Geometry, SCHPParser, box_affine, schp_state_dict
 
@@ -93,7 +94,7 @@ def test_optimised_parser_matches_reference(state):
     assert rel_error(logits, np.load(SCHP / "fusion_logits.npy")) <= 1e-4
 
     _, to_frame = box_affine((130, 377), (473, 473))
-    labels = parser.postprocess(logits, (473, 473), Geometry((377, 130), to_frame))[0].labels
+    labels = parser.postprocess(logits, Prepared(batch, Geometry((377, 130), to_frame)))[0].labels
     expected = cv2.imread(str(SCHP / "labels.png"), cv2.IMREAD_UNCHANGED)
     assert np.mean(labels != expected) <= 1e-3
 
@@ -106,7 +107,8 @@ def test_preprocessing_matches_reference(state):
     parser = SCHPParser(AugmentCE2P(20), get_spec("schp-lip"), torch.device("cpu"), fold_norms=False)
     image = read_rgb(datasets_dir() / "lip" / "img_val_86_185913.jpg")
     np.testing.assert_array_equal(image, read_rgb(SCHP / "input_image.png"))
-    batch, geometry = parser.preprocess([image])
+    prepared = parser.preprocess([image])
+    batch, geometry = prepared.batch, prepared.geometry
     assert geometry.frame_hw == (377, 130)
     # cv2's fixed-point warp may change between OpenCV versions: up to 3 levels = 0.053 here
     assert np.abs(batch.numpy() - np.load(SCHP / "input.npy")).max() <= 0.06

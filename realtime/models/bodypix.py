@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
+from realtime.models.common import Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult
@@ -257,16 +258,16 @@ class BodyPixParser:
     def input_size(self, frame_wh: tuple[int, int]) -> tuple[int, int]:
         return valid_input_size(frame_wh, self.internal_size, self.net.output_stride)
 
-    def preprocess(self, rgbs: list[np.ndarray]) -> torch.Tensor:
-        """Frames of one size -> B x 3 x h x w float tensor on the device (channels-last)."""
-        _check_frames(rgbs)
+    def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
+        """Frames of one size -> B x 3 x h x w float RGB batch on the device; geometry = frame (h, w)."""
+        check_frames(rgbs)
         height, width = rgbs[0].shape[:2]
         in_w, in_h = self.input_size((width, height))
         interpolation = cv2.INTER_AREA if in_w < width / 2 else cv2.INTER_LINEAR
         resized = np.stack([cv2.resize(rgb, (in_w, in_h), interpolation=interpolation) for rgb in rgbs])
         batch = torch.from_numpy(resized).to(self.device).permute(0, 3, 1, 2).float()
         memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
-        return batch.contiguous(memory_format=memory_format)
+        return Prepared(batch.contiguous(memory_format=memory_format), (height, width))
 
     def infer(self, batch: torch.Tensor, heads: tuple[str, ...] = SINGLE_PERSON_HEADS) -> dict[str, torch.Tensor]:
         """On CPU runs a frozen, oneDNN-fused TorchScript graph built once per input shape."""
@@ -287,10 +288,10 @@ class BodyPixParser:
                 self._frozen[key] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
         return self._frozen[key]
 
-    def postprocess(self, outputs: dict[str, torch.Tensor], input_hw: tuple[int, int],
-                    frame_hw: tuple[int, int]) -> list[ParseResult]:
+    def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         """Grid logits -> frame-size label maps (argmax of the bilinearly upsampled part logits,
         inside the person mask), person masks and keypoints, one per batch item."""
+        input_hw, frame_hw = tuple(prepared.batch.shape[-2:]), prepared.geometry
         with torch.inference_mode():
             keypoints = decode_single_pose(outputs["heatmaps"], outputs["short_offsets"],
                                            self.net.output_stride, input_hw, frame_hw).cpu().numpy()
@@ -314,9 +315,8 @@ class BodyPixParser:
     def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
         if not rgbs:
             return []
-        batch = self.preprocess(rgbs)
-        outputs = self.infer(batch)
-        return self.postprocess(outputs, tuple(batch.shape[-2:]), rgbs[0].shape[:2])
+        prepared = self.preprocess(rgbs)
+        return self.postprocess(self.infer(prepared.batch), prepared)
 
     def parse(self, rgb: np.ndarray) -> ParseResult:
         return self.parse_batch([rgb])[0]
@@ -352,13 +352,3 @@ def _grid_probabilities(person_logits: np.ndarray, part_logits: np.ndarray) -> n
 def _logit(probability: float) -> float:
     probability = min(max(probability, 1e-6), 1 - 1e-6)
     return math.log(probability / (1 - probability))
-
-
-def _check_frames(rgbs: list[np.ndarray]) -> None:
-    first = rgbs[0]
-    for rgb in rgbs:
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            shape = getattr(rgb, "shape", None)
-            raise ValueError(f"frames must be H x W x 3 uint8 RGB arrays, got {shape} {getattr(rgb, 'dtype', type(rgb))}")
-        if rgb.shape != first.shape:
-            raise ValueError("parse_batch needs frames of one size")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler
+from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import ConvNorm, DeepLabResNet, fold_frozen_norms
 from realtime.types import ParseResult, PersonParse
@@ -444,7 +445,7 @@ def instance_parsing(pred_logits: torch.Tensor, mask_logits: torch.Tensor, *, nu
     (lowest score first, averaged where several land); part instances need score >= 0.1 and
     human instances score > 0.1.
     """
-    num_queries, num_classes = pred_logits.shape[0], pred_logits.shape[1] - 1
+    num_classes = pred_logits.shape[1] - 1
     scores = pred_logits.softmax(-1)[:, :-1]
     top_scores, top_index = scores.flatten().topk(top_k, sorted=False)
     labels = top_index % num_classes
@@ -526,9 +527,9 @@ class M2FPParser:
             raise ValueError(f"internal size must be between 32 and 2048 pixels, not {side}")
         self._internal_size = int(side)
 
-    def preprocess(self, rgbs: list[np.ndarray]) -> tuple[torch.Tensor, Geometry]:
-        """Frames of one size -> (B x 3 x H x W normalised, padded network input, geometry)."""
-        _check_frames(rgbs)
+    def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
+        """Frames of one size -> B x 3 x H x W normalised network input with its Geometry."""
+        check_frames(rgbs)
         height, width = rgbs[0].shape[:2]
         if self.spec.multi_person:
             new_h, new_w = short_side_size(height, width, self.internal_size)
@@ -541,7 +542,7 @@ class M2FPParser:
             images, crop_box = [canvas for canvas, _ in placed], placed[0][1]
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
         geometry = Geometry((height, width), tuple(images[0].shape[:2]), crop_box)
-        return self.net.normalize(batch).contiguous(memory_format=self.memory_format), geometry
+        return Prepared(self.net.normalize(batch).contiguous(memory_format=self.memory_format), geometry)
 
     def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
@@ -549,8 +550,8 @@ class M2FPParser:
             outputs = self.net(batch)
         return {key: value.float() for key, value in outputs.items()}
 
-    def postprocess(self, outputs: dict[str, torch.Tensor], padded_hw: tuple[int, int],
-                    geometry: Geometry) -> list[ParseResult]:
+    def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
+        padded_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry
         with torch.inference_mode():
             if self.spec.multi_person:
                 return [self._people(logits, masks, padded_hw, geometry)
@@ -561,8 +562,8 @@ class M2FPParser:
     def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
         if not rgbs:
             return []
-        batch, geometry = self.preprocess(rgbs)
-        return self.postprocess(self.infer(batch), tuple(batch.shape[-2:]), geometry)
+        prepared = self.preprocess(rgbs)
+        return self.postprocess(self.infer(prepared.batch), prepared)
 
     def parse(self, rgb: np.ndarray) -> ParseResult:
         return self.parse_batch([rgb])[0]
@@ -611,13 +612,3 @@ def _resize(maps: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
     if maps.shape[0] == 0:
         return maps.new_zeros((0, *size_hw))
     return F.interpolate(maps[None], size=size_hw, mode="bilinear", align_corners=False)[0]
-
-
-def _check_frames(rgbs: list[np.ndarray]) -> None:
-    first = rgbs[0]
-    for rgb in rgbs:
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            shape = getattr(rgb, "shape", None)
-            raise ValueError(f"frames must be H x W x 3 uint8 RGB arrays, got {shape} {getattr(rgb, 'dtype', type(rgb))}")
-        if rgb.shape != first.shape:
-            raise ValueError("parse_batch needs frames of one size")

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
     RESNET101_BLOCKS,
@@ -277,9 +278,9 @@ class SCHPParser:
             raise ValueError(f"internal size must be between 64 and 2048 pixels, not {side}")
         self._internal_size = int(side)
 
-    def preprocess(self, rgbs: list[np.ndarray]) -> tuple[torch.Tensor, Geometry]:
-        """Frames of one size -> (B x 3 x S x S normalised network input, geometry)."""
-        _check_frames(rgbs)
+    def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
+        """Frames of one size -> B x 3 x S x S normalised network input with its Geometry."""
+        check_frames(rgbs)
         height, width = rgbs[0].shape[:2]
         side = self.internal_size
         to_input, to_frame = box_affine((width, height), (side, side))
@@ -290,7 +291,7 @@ class SCHPParser:
         ])
         batch = torch.from_numpy(warped).to(self.device).permute(0, 3, 1, 2).float()
         batch = self.net.normalize(batch).contiguous(memory_format=self.memory_format)
-        return batch, Geometry((height, width), to_frame)
+        return Prepared(batch, Geometry((height, width), to_frame))
 
     def infer(self, batch: torch.Tensor) -> torch.Tensor:
         """B x C x S/4 x S/4 fusion logits."""
@@ -298,7 +299,8 @@ class SCHPParser:
                                                     enabled=self.amp_dtype is not None):
             return self.net(batch)["fusion"].float()
 
-    def postprocess(self, logits: torch.Tensor, input_hw: tuple[int, int], geometry: Geometry) -> list[ParseResult]:
+    def postprocess(self, logits: torch.Tensor, prepared: Prepared) -> list[ParseResult]:
+        input_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry
         with torch.inference_mode():
             upsampled = _up(logits, input_hw).permute(0, 2, 3, 1).cpu().numpy()
         results = []
@@ -311,18 +313,8 @@ class SCHPParser:
     def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
         if not rgbs:
             return []
-        batch, geometry = self.preprocess(rgbs)
-        return self.postprocess(self.infer(batch), tuple(batch.shape[-2:]), geometry)
+        prepared = self.preprocess(rgbs)
+        return self.postprocess(self.infer(prepared.batch), prepared)
 
     def parse(self, rgb: np.ndarray) -> ParseResult:
         return self.parse_batch([rgb])[0]
-
-
-def _check_frames(rgbs: list[np.ndarray]) -> None:
-    first = rgbs[0]
-    for rgb in rgbs:
-        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            shape = getattr(rgb, "shape", None)
-            raise ValueError(f"frames must be H x W x 3 uint8 RGB arrays, got {shape} {getattr(rgb, 'dtype', type(rgb))}")
-        if rgb.shape != first.shape:
-            raise ValueError("parse_batch needs frames of one size")

@@ -40,7 +40,7 @@ def bench_forward(parser: Parser, frame_wh: tuple[int, int], *, repeats: int = 5
         torch.set_num_threads(threads)
     try:
         frame = np.random.default_rng(0).integers(0, 256, (frame_wh[1], frame_wh[0], 3), dtype=np.uint8)
-        batch, _ = parser.preprocess([frame])
+        batch = parser.preprocess([frame]).batch
         seconds = []
         for i in range(warmup + repeats):
             start = time.perf_counter()

@@ -1,0 +1,218 @@
+"""The window (pytest-qt, QT_QPA_PLATFORM=offscreen) on a real clip, and the engine's independence of Qt."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtGui import QImage
+from PyQt6.QtWidgets import QPushButton, QSlider, QTreeWidget
+
+from gui.main_window import MainWindow
+from gui.model_picker import ModelPicker
+from gui.session import Session
+from gui.source_picker import SourcePicker
+from realtime.models.labels import BODYPIX_PARTS
+from realtime.models.registry import MODEL_SPECS
+
+REPO = Path(__file__).resolve().parents[1]
+TORSO = [BODYPIX_PARTS.colors[BODYPIX_PARTS.names.index(n)] for n in ("torso_front", "torso_back")]
+
+
+@pytest.fixture(scope="module")
+def squat_clip(media_dir: Path) -> Path:
+    return media_dir / "cg-mannequin-squat.mp4"  # 5 s at 60 fps; BodyPix parses it at ~40 fps on a CPU
+
+
+@pytest.fixture(autouse=True)
+def no_thread_outlives_its_test():
+    yield
+    deadline = time.monotonic() + 5
+    while _engine_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _engine_threads(), "an engine thread outlived the window"
+
+
+def _engine_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> QSettings:
+    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
+    settings.setValue("output_dir", str(tmp_path / "out"))
+    return settings
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    windows = []
+
+    def make(**values) -> MainWindow:
+        for key, value in values.items():
+            settings.setValue(key, value)
+        window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.close()
+
+
+def _view_pixels(window: MainWindow) -> np.ndarray:
+    view = window.video_view
+    if view.frame_rect().isEmpty():
+        return np.zeros((0, 0, 3), np.uint8)
+    image = view.grab(view.frame_rect()).toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
+    rows = rows.reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
+
+
+def _pixels_of(window: MainWindow, colors: list[tuple[int, int, int]]) -> int:
+    pixels = _view_pixels(window).astype(np.int16)
+    return int(sum((np.abs(pixels - np.array(c)).max(axis=2) <= 3).sum() for c in colors))
+
+
+def _group_item(window: MainWindow, name: str):
+    tree = window.part_toggles.findChild(QTreeWidget)
+    return next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == name)
+
+
+def test_frames_arrive_and_the_status_bar_shows_the_engine(make_window, qtbot, squat_clip):
+    window = make_window()
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=15000)
+    window.refresh_state()
+    status = window.status_panel
+    assert status.field("resolution") == "384×848"
+    assert status.field("model") == "bodypix" and status.field("device") == "cpu"
+    assert status.field("inference").startswith("inference") and status.field("latency").endswith("ms")
+    assert squat_clip.name in window.windowTitle()
+    rect = window.video_view.frame_rect()
+    assert abs(rect.width() / rect.height() - 384 / 848) < 0.01, "the view must keep the frame's aspect ratio"
+
+
+def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squat_clip):
+    window = make_window(**{"view/opacity": 1.0, "view/show_keypoints": False})
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: _pixels_of(window, TORSO) > 200, timeout=15000)
+
+    _group_item(window, "torso").setCheckState(0, Qt.CheckState.Unchecked)
+    assert window.part_toggles.hidden_names() == ["torso_front", "torso_back"]
+    shown = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown >= shown + 3, timeout=10000)
+    assert _pixels_of(window, TORSO) == 0
+    assert _pixels_of(window, [BODYPIX_PARTS.colors[BODYPIX_PARTS.names.index("left_face")]]) > 0
+
+
+def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window, qtbot, squat_clip, tmp_path):
+    window = make_window()
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    record = window.record_controls.findChild(QPushButton, "recordButton")
+    qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
+    path = window.recording_path
+    assert path is not None and path.parent == tmp_path / "out"
+    shown = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown >= shown + 10, timeout=10000)
+    qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
+    assert window.recording_path is None
+
+    with av.open(str(path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) >= 10 and frames[0].shape == (848, 384, 3)
+    assert len(path.with_suffix(".jsonl").read_text().splitlines()) == len(frames)
+
+
+def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_clip, tmp_path):
+    window = make_window()
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert window.paused
+    shown = window.frames_shown
+    qtbot.wait(300)
+    assert window.frames_shown == shown
+    qtbot.keyClick(window, Qt.Key.Key_S)
+    (png,) = (tmp_path / "out").glob("partsight-*.png")
+    assert QImage(str(png)).size().width() == 384
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: window.frames_shown > shown, timeout=10000)
+
+
+def test_a_bad_source_shows_the_banner_and_the_window_recovers(make_window, qtbot, squat_clip):
+    window = make_window()
+    window.open_source("/no/such/clip.mp4")
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "no such file" in window.banner.text()
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=15000)
+
+
+def test_stream_credentials_never_appear_after_entry(make_window, qtbot):
+    picker = SourcePicker()
+    qtbot.addWidget(picker)
+    url = "rtsp://coach:s3cret@127.0.0.1:9/live"
+    with qtbot.waitSignal(picker.source_requested) as requested:
+        picker.set_stream_url(url)
+    assert requested.args == [url]
+    assert "s3cret" not in picker.stream_field_text()
+
+    window = make_window()
+    window.open_source(url)  # nothing listens on port 9: the connection is refused
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=15000)
+    assert "s3cret" not in window.banner.text() and "s3cret" not in window.windowTitle()
+
+
+def test_models_without_weights_are_disabled_with_a_how_to(qtbot, weights_dir):
+    picker = ModelPicker(MODEL_SPECS)
+    qtbot.addWidget(picker)
+    assert picker.is_enabled("bodypix")
+    assert not picker.is_enabled("m2fp-lip")
+    assert "ModelScope" in picker.tooltip("m2fp-lip")
+
+
+def test_settings_are_remembered_between_runs(make_window, qtbot):
+    window = make_window()
+    window.overlay_controls.findChild(QSlider).setValue(35)
+    _group_item(window, "feet").setCheckState(0, Qt.CheckState.Unchecked)
+    window.close()
+
+    again = make_window()
+    assert again.overlay_controls.opacity() == pytest.approx(0.35)
+    assert again.part_toggles.hidden_names() == ["left_foot", "right_foot"]
+
+
+def test_cli_runs_frames_and_saves_a_screenshot_of_the_window(squat_clip, tmp_path):
+    shot = tmp_path / "window.png"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip),
+                           "--frames", "5", "--screenshot", str(shot), "--device", "cpu"],
+                          check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    image = QImage(str(shot))
+    assert image.width() >= 800 and image.height() >= 600
+
+
+def test_the_engine_never_imports_qt():
+    script = (
+        "import pkgutil, importlib, sys, realtime\n"
+        "for m in pkgutil.walk_packages(realtime.__path__, 'realtime.'): importlib.import_module(m.name)\n"
+        "print(sorted(n for n in sys.modules if n.startswith('PyQt')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], check=False, cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
