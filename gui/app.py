@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer
-from PyQt6.QtGui import QColor, QPalette
+from PyQt6.QtGui import QColor, QIcon, QPalette
 from PyQt6.QtWidgets import QApplication, QStyleFactory
 
 from gui.main_window import MainWindow
@@ -17,6 +17,7 @@ from realtime.models.registry import DEFAULT_MODEL
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
 EXIT_ERROR = 1
+ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -28,6 +29,7 @@ def run_app(args: argparse.Namespace) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
+    app.setWindowIcon(QIcon(str(ICON)))
     apply_dark_theme(app)
     settings = QSettings()
     session = Session(model=args.model or settings.value("model", DEFAULT_MODEL, str), device=args.device,

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 from PyQt6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QShortcut
-from PyQt6.QtWidgets import QGroupBox, QLabel, QMainWindow, QScrollArea, QSplitter, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import (
+    QGroupBox,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from gui.banner import Banner, Level
 from gui.model_picker import ModelPicker

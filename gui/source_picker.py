@@ -8,8 +8,16 @@ from pathlib import Path
 
 import cv2
 from PyQt6.QtCore import QTimer, pyqtSignal
-from PyQt6.QtWidgets import (QComboBox, QFileDialog, QGridLayout, QLabel, QLineEdit, QPushButton, QSizePolicy,
-                             QWidget)
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QWidget,
+)
 
 from realtime.sources import redact_url
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
@@ -53,3 +54,13 @@ def bodypix():
     from realtime.models import load_parser
 
     return load_parser("bodypix", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """The parity fixtures were made on a 2-core machine; one thread is fastest while other
+    jobs share it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -9,7 +9,12 @@ import torch
 import torch.nn.functional as F
 
 from realtime.models import load_parser
-from realtime.models.bodypix import HEAD_CHANNELS, SINGLE_PERSON_HEADS, load_bodypix_net, valid_input_size
+from realtime.models.bodypix import (
+    HEAD_CHANNELS,
+    SINGLE_PERSON_HEADS,
+    load_bodypix_net,
+    valid_input_size,
+)
 from realtime.models.grid_upsample import GridUpsampler
 
 ort = pytest.importorskip("onnxruntime")

@@ -9,12 +9,11 @@ import av
 import cv2
 import numpy as np
 import pytest
+from conftest import read_frames
 
 from realtime.cli import main
 from realtime.pipeline import Pipeline
 from realtime.sources import SourceError, open_source, redact_url
-
-from conftest import read_frames
 
 
 def _decoded(path):

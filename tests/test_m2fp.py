@@ -4,16 +4,17 @@ from __future__ import annotations
 import json
 import logging
 
-import cv2
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from _paths import datasets_dir, fixtures_dir
 from _weight_rule import checks, generate, read_keys
+
 from realtime.models import load_parser
+from realtime.models.common import Prepared
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, sample_levels
 from realtime.models.m2fp import (
     Geometry,
@@ -24,12 +25,14 @@ from realtime.models.m2fp import (
     m2fp_state_dict,
     short_side_size,
 )
-from realtime.models.common import Prepared
 from realtime.models.registry import get_spec
 
 LIP = fixtures_dir() / "m2fp_lip"
 CIHP = fixtures_dir() / "m2fp_cihp"
-pytestmark = pytest.mark.skipif(not LIP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.skipif(not LIP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}"),
+]
 
 
 def rel_error(ours: np.ndarray | torch.Tensor, ref: np.ndarray) -> float:
@@ -41,13 +44,6 @@ def read_rgb(path) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The fixtures were made on this 2-core machine; one thread is fastest while other jobs run.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

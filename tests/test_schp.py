@@ -7,16 +7,25 @@ import cv2
 import numpy as np
 import pytest
 import torch
-
 from _paths import datasets_dir, fixtures_dir
 from _weight_rule import checks, generate, read_keys
+
 from realtime.models import load_parser
 from realtime.models.common import Prepared
 from realtime.models.registry import get_spec
-from realtime.models.schp import AugmentCE2P, Geometry, SCHPParser, box_affine, schp_state_dict
+from realtime.models.schp import (
+    AugmentCE2P,
+    Geometry,
+    SCHPParser,
+    box_affine,
+    schp_state_dict,
+)
 
 SCHP = fixtures_dir() / "schp_lip"
-pytestmark = pytest.mark.skipif(not SCHP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}")
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.skipif(not SCHP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}"),
+]
 REFERENCE = {"fusion": "fusion_logits", "parsing": "parsing_logits", "edge": "edge_logits"}
 
 
@@ -44,13 +53,6 @@ def run(net: AugmentCE2P) -> dict[str, torch.Tensor]:
         return net(torch.from_numpy(np.load(SCHP / "input.npy")), heads=tuple(REFERENCE))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # The fixtures were made on this 2-core machine; one thread is fastest while other jobs run.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -3,31 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Protocol
 
-import numpy as np
 import torch
 
 from realtime import weights as weights_cache
+from realtime.models.common import Parser
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, ModelSpec, get_spec
-from realtime.types import ParseResult
 
 logger = logging.getLogger(__name__)
-
-
-class Parser(Protocol):
-    spec: ModelSpec
-    device: torch.device
-
-    @property
-    def label_names(self) -> tuple[str, ...]: ...
-
-    @property
-    def palette(self) -> np.ndarray: ...
-
-    def parse(self, rgb: np.ndarray) -> ParseResult: ...
-
-    def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]: ...
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

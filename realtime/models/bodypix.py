@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from realtime.models.common import Prepared, check_frames
+from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult
@@ -223,8 +223,10 @@ def valid_input_size(frame_wh: tuple[int, int], long_side: int, stride: int) -> 
     return snap(width * scale), snap(height * scale)
 
 
-class BodyPixParser:
+class BodyPixParser(Parser):
     """numpy API over BodyPixNet: RGB frames in, ParseResults out, at the frame's size."""
+
+    internal_size_range = (33, 4096)
 
     def __init__(self, net: BodyPixNet, spec: ModelSpec, device: torch.device, *,
                  internal_size: int | None = None, person_threshold: float = 0.5) -> None:
@@ -233,27 +235,9 @@ class BodyPixParser:
         self.device = device
         self.internal_size = internal_size or spec.internal_size
         self.person_threshold = person_threshold
-        self._palette = spec.labels.palette
         self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
         self._upsampler = GridUpsampler()
 
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return self.spec.labels.names
-
-    @property
-    def palette(self) -> np.ndarray:
-        return self._palette
-
-    @property
-    def internal_size(self) -> int:
-        return self._internal_size
-
-    @internal_size.setter
-    def internal_size(self, long_side: int) -> None:
-        if not 33 <= long_side <= 4096:
-            raise ValueError(f"internal size must be between 33 and 4096 pixels, not {long_side}")
-        self._internal_size = int(long_side)
 
     def input_size(self, frame_wh: tuple[int, int]) -> tuple[int, int]:
         return valid_input_size(frame_wh, self.internal_size, self.net.output_stride)
@@ -307,19 +291,10 @@ class BodyPixParser:
                 person_mask=person,
                 keypoints=keypoints[i],
                 label_names=self.label_names,
-                palette=self._palette,
+                palette=self.palette,
                 part_probs=_grid_probabilities(person_logits[i], part_logits[i]),
             ))
         return results
-
-    def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
-        if not rgbs:
-            return []
-        prepared = self.preprocess(rgbs)
-        return self.postprocess(self.infer(prepared.batch), prepared)
-
-    def parse(self, rgb: np.ndarray) -> ParseResult:
-        return self.parse_batch([rgb])[0]
 
 
 def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stride: int,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -28,7 +29,7 @@ class LabelSet:
         if grouped and sorted(grouped) != list(range(1, len(self.names))):
             raise ValueError(f"label set {self.name}: groups must cover every part id exactly once")
 
-    @property
+    @cached_property
     def palette(self) -> np.ndarray:
         return np.array(self.colors, dtype=np.uint8)
 

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler
-from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import ConvNorm, DeepLabResNet, fold_frozen_norms
 from realtime.types import ParseResult, PersonParse
@@ -483,7 +483,7 @@ def instance_parsing(pred_logits: torch.Tensor, mask_logits: torch.Tensor, *, nu
 
 # --- parser ------------------------------------------------------------------------------------
 
-class M2FPParser:
+class M2FPParser(Parser):
     """numpy API over M2FPNet: RGB frames in, ParseResults (with `people` for CIHP) out.
 
     `internal_size`: single-person models always use the 384 x 512 canvas (the frame's long
@@ -494,6 +494,8 @@ class M2FPParser:
     rounding (~1e-6 relative), which can flip masked-attention bits where a mask logit is
     within that of 0; they are off by default so outputs follow the reference.
     """
+
+    internal_size_range = (32, 2048)
 
     def __init__(self, net: M2FPNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
                  amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3,
@@ -507,25 +509,7 @@ class M2FPParser:
         self.internal_size = internal_size or spec.internal_size
         self.amp_dtype = amp_dtype
         self.paste_threshold = paste_threshold
-        self._palette = spec.labels.palette
 
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return self.spec.labels.names
-
-    @property
-    def palette(self) -> np.ndarray:
-        return self._palette
-
-    @property
-    def internal_size(self) -> int:
-        return self._internal_size
-
-    @internal_size.setter
-    def internal_size(self, side: int) -> None:
-        if not 32 <= side <= 2048:
-            raise ValueError(f"internal size must be between 32 and 2048 pixels, not {side}")
-        self._internal_size = int(side)
 
     def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
         """Frames of one size -> B x 3 x H x W normalised network input with its Geometry."""
@@ -559,14 +543,6 @@ class M2FPParser:
             return [self._single(logits, masks, padded_hw, geometry)
                     for logits, masks in zip(outputs["pred_logits"], outputs["pred_masks"])]
 
-    def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
-        if not rgbs:
-            return []
-        prepared = self.preprocess(rgbs)
-        return self.postprocess(self.infer(prepared.batch), prepared)
-
-    def parse(self, rgb: np.ndarray) -> ParseResult:
-        return self.parse_batch([rgb])[0]
 
     def single_person_semantics(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor,
                                 padded_hw: tuple[int, int], geometry: Geometry) -> torch.Tensor:
@@ -582,7 +558,7 @@ class M2FPParser:
         semantic = self.single_person_semantics(pred_logits, pred_masks, padded_hw, geometry)
         labels = semantic.argmax(0).to(torch.uint8).cpu().numpy()
         return ParseResult(labels=labels, person_mask=labels > 0, keypoints=None, label_names=self.label_names,
-                           palette=self._palette, part_probs=None)
+                           palette=self.palette, part_probs=None)
 
     def _people(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, padded_hw: tuple[int, int],
                 geometry: Geometry) -> ParseResult:
@@ -598,7 +574,7 @@ class M2FPParser:
             for i, (mask, score) in enumerate(zip(human_masks, parsing.human_scores[order]))
         ]
         return ParseResult(labels=labels, person_mask=labels > 0, keypoints=None, label_names=self.label_names,
-                           palette=self._palette, part_probs=None, people=people)
+                           palette=self.palette, part_probs=None, people=people)
 
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from realtime.models.labels import ATR_PARTS, BODYPIX_PARTS, CIHP_PARTS, LIP_PARTS, PASCAL_PERSON_PARTS, LabelSet
+from realtime.models.labels import (
+    ATR_PARTS,
+    BODYPIX_PARTS,
+    CIHP_PARTS,
+    LIP_PARTS,
+    PASCAL_PERSON_PARTS,
+    LabelSet,
+)
 
 
 @dataclass(frozen=True)

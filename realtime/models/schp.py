@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.common import Prepared, check_frames
+from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
     RESNET101_BLOCKS,
@@ -240,13 +240,15 @@ def logits_to_frame(logits: np.ndarray, to_frame: np.ndarray, frame_hw: tuple[in
     return np.dstack([w.reshape(frame_hw[0], frame_hw[1], -1) for w in warped])
 
 
-class SCHPParser:
+class SCHPParser(Parser):
     """numpy API over AugmentCE2P: RGB frames in, ParseResults at the frame's size out.
 
     `internal_size` is the side of the square network input. `amp_dtype` (float16 / bfloat16 on
     CUDA, bfloat16 on CPUs with AMX) runs the network under autocast. Folded norms and
     channels_last keep the outputs within 1e-4 of the reference and are on by default.
     """
+
+    internal_size_range = (64, 2048)
 
     def __init__(self, net: AugmentCE2P, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
                  amp_dtype: torch.dtype | None = None, fold_norms: bool = True, channels_last: bool = True) -> None:
@@ -258,25 +260,7 @@ class SCHPParser:
         self.device = device
         self.internal_size = internal_size or spec.internal_size
         self.amp_dtype = amp_dtype
-        self._palette = spec.labels.palette
 
-    @property
-    def label_names(self) -> tuple[str, ...]:
-        return self.spec.labels.names
-
-    @property
-    def palette(self) -> np.ndarray:
-        return self._palette
-
-    @property
-    def internal_size(self) -> int:
-        return self._internal_size
-
-    @internal_size.setter
-    def internal_size(self, side: int) -> None:
-        if not 64 <= side <= 2048:
-            raise ValueError(f"internal size must be between 64 and 2048 pixels, not {side}")
-        self._internal_size = int(side)
 
     def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
         """Frames of one size -> B x 3 x S x S normalised network input with its Geometry."""
@@ -307,14 +291,7 @@ class SCHPParser:
         for image_logits in upsampled:
             labels = logits_to_frame(image_logits, geometry.to_frame, geometry.frame_hw).argmax(2).astype(np.uint8)
             results.append(ParseResult(labels=labels, person_mask=labels > 0, keypoints=None,
-                                       label_names=self.label_names, palette=self._palette, part_probs=None))
+                                       label_names=self.label_names, palette=self.palette, part_probs=None))
         return results
 
-    def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
-        if not rgbs:
-            return []
-        prepared = self.preprocess(rgbs)
-        return self.postprocess(self.infer(prepared.batch), prepared)
 
-    def parse(self, rgb: np.ndarray) -> ParseResult:
-        return self.parse_batch([rgb])[0]
