@@ -27,6 +27,8 @@ def _onnxruntime_session(onnx_path: str, threads: int):
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.intra_op_num_threads = threads
+    # Spinning worker threads would steal the cores from the interleaved torch runs.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 

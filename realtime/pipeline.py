@@ -251,7 +251,7 @@ class Pipeline:
         timings["infer"], clock = _lap(clock)
         parse = parser.postprocess(outputs, prepared)[0]
         timings["postprocess"], clock = _lap(clock)
-        image = self._render(frame.image, parse)
+        image = self._render(frame, parse)
         timings["render"], clock = _lap(clock)
         now = time.monotonic()
         if self._last_result_s is not None:
@@ -261,8 +261,9 @@ class Pipeline:
         latency_ms = (now - frame.captured_s) * 1000 + frame.decode_ms
         return FrameResult(frame, parse, image, timings, latency_ms, self._fps)
 
-    def _render(self, image: np.ndarray, parse: ParseResult) -> np.ndarray:
+    def _render(self, frame: Frame, parse: ParseResult) -> np.ndarray:
         view = self.view
+        image = frame.image
         visible = view.visible_parts
         if visible is not None and len(visible) != len(parse.label_names):
             visible = None
@@ -270,9 +271,18 @@ class Pipeline:
         if view.show_keypoints:
             scene = KeypointAnnotator().annotate(scene, parse)
         if view.show_stats:
-            lines = [f"{self._fps:4.1f} FPS  {self.stats.latency_ms:3.0f} ms", self.stats.model]
-            scene = TextPanel(lines).annotate(scene)
+            scene = TextPanel(self._stats_lines(frame)).annotate(scene)
         return scene
+
+    def _stats_lines(self, frame: Frame) -> list[str]:
+        """FPS and latency for live sources; for files, where every frame waits its turn and
+        latency means nothing, the frame's position instead."""
+        source = self._source
+        if source is not None and source.live:
+            first = f"{self._fps:4.1f} FPS  {self.stats.latency_ms:3.0f} ms"
+        else:
+            first = f"{self._fps:4.1f} FPS  frame {frame.index}  {frame.pts_s:.2f} s"
+        return [first, self.stats.model]
 
     def _deliver(self, result: FrameResult) -> None:
         self.stats.fps = result.fps

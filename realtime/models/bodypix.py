@@ -196,16 +196,26 @@ def load_bodypix_net(path: str | Path, *, output_stride: int) -> BodyPixNet:
 
 
 class _HeadTuple(nn.Module):
-    """BodyPixNet with a fixed head list and tuple output, as tracing needs."""
+    """BodyPixNet with its chosen 1x1 heads fused into one convolution, returning a tuple (as
+    tracing needs)."""
 
     def __init__(self, net: BodyPixNet, heads: tuple[str, ...]) -> None:
         super().__init__()
         self.net = net
-        self.heads = heads
+        convs = [net.heads[name] for name in heads]
+        self.fused = nn.Conv2d(net.backbone.out_channels, sum(c.out_channels for c in convs), kernel_size=1)
+        with torch.no_grad():
+            self.fused.weight.copy_(torch.cat([c.weight for c in convs]))
+            self.fused.bias.copy_(torch.cat([c.bias for c in convs]))
+        self.split = [c.out_channels for c in convs]
+        self.part_offsets_index = heads.index("part_offsets") if "part_offsets" in heads else -1
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.net(images, self.heads)
-        return tuple(out[name] for name in self.heads)
+        features = self.net.backbone((images - self.net.pixel_mean) / self.net.pixel_std)
+        outputs = list(torch.split(self.fused(features), self.split, dim=1))
+        if self.part_offsets_index >= 0:
+            outputs[self.part_offsets_index] = outputs[self.part_offsets_index].clamp(0.0, 1.0)
+        return tuple(outputs)
 
 
 _MAX_FROZEN_GRAPHS = 4
