@@ -134,11 +134,11 @@ class BodyPixNet(nn.Module):
         return out
 
 
-def state_dict_from_onnx(path: str | Path, *, output_stride: int) -> dict[str, torch.Tensor]:
-    """Read the conv initializers of a BodyPix ONNX graph into BodyPixNet's parameter names.
+def state_dict_from_onnx(path: str | Path, net: BodyPixNet) -> dict[str, torch.Tensor]:
+    """Read the conv initializers of a BodyPix ONNX graph into `net`'s parameter names.
 
     Backbone convs are taken in graph order; each head is named by the graph output it feeds.
-    Every conv's stride and dilation is checked against the architecture for `output_stride`.
+    Every conv's stride and dilation is checked against `net`'s architecture.
     """
     graph = onnx.load(str(path)).graph
     initializers = {init.name: init for init in graph.initializer}
@@ -157,9 +157,8 @@ def state_dict_from_onnx(path: str | Path, *, output_stride: int) -> dict[str, t
             frontier += [o for n in consumers.get(name, []) if n.op_type != "Conv" for o in n.output]
         return None
 
-    expected = BodyPixNet(output_stride=output_stride)
-    backbone_convs = [m for m in expected.backbone.modules() if isinstance(m, nn.Conv2d)]
-    backbone_names = [n for n, m in expected.backbone.named_modules() if isinstance(m, nn.Conv2d)]
+    backbone_convs = [m for m in net.backbone.modules() if isinstance(m, nn.Conv2d)]
+    backbone_names = [n for n, m in net.backbone.named_modules() if isinstance(m, nn.Conv2d)]
     state: dict[str, torch.Tensor] = {}
     backbone_index = 0
     for node in (n for n in graph.node if n.op_type == "Conv"):
@@ -176,7 +175,7 @@ def state_dict_from_onnx(path: str | Path, *, output_stride: int) -> dict[str, t
             if (tuple(attrs.get("strides", (1, 1))) != conv.stride
                     or tuple(attrs.get("dilations", (1, 1))) != conv.dilation):
                 raise ValueError(
-                    f"{path} is not a BodyPix graph of output stride {output_stride} "
+                    f"{path} is not a BodyPix graph of output stride {net.output_stride} "
                     f"(layer {backbone_index}: strides {attrs.get('strides')}, dilations {attrs.get('dilations')})"
                 )
             prefix = f"backbone.{backbone_names[backbone_index]}"
@@ -188,7 +187,7 @@ def state_dict_from_onnx(path: str | Path, *, output_stride: int) -> dict[str, t
 
 def load_bodypix_net(path: str | Path, *, output_stride: int) -> BodyPixNet:
     net = BodyPixNet(output_stride=output_stride)
-    state = state_dict_from_onnx(path, output_stride=output_stride)
+    state = state_dict_from_onnx(path, net)
     missing, unexpected = net.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: weights do not fit BodyPix (missing {missing}, unexpected {unexpected})")
