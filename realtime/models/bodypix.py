@@ -126,8 +126,12 @@ class BodyPixNet(nn.Module):
         self.register_buffer("pixel_mean", torch.full((1, 3, 1, 1), 127.5), persistent=False)
         self.register_buffer("pixel_std", torch.full((1, 3, 1, 1), 127.5), persistent=False)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """B x 3 x H x W RGB in [0, 255] -> B x 256 x h x w backbone features."""
+        return self.backbone((images - self.pixel_mean) / self.pixel_std)
+
     def forward(self, images: torch.Tensor, heads: tuple[str, ...] = tuple(HEAD_CHANNELS)) -> dict[str, torch.Tensor]:
-        features = self.backbone((images - self.pixel_mean) / self.pixel_std)
+        features = self.features(images)
         out = {name: self.heads[name](features) for name in heads}
         if "part_offsets" in out:
             out["part_offsets"] = out["part_offsets"].clamp(0.0, 1.0)  # as the published graph does
@@ -210,7 +214,7 @@ class _HeadTuple(nn.Module):
         self.part_offsets_index = heads.index("part_offsets") if "part_offsets" in heads else -1
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        features = self.net.backbone((images - self.net.pixel_mean) / self.net.pixel_std)
+        features = self.net.features(images)
         outputs = list(torch.split(self.fused(features), self.split, dim=1))
         if self.part_offsets_index >= 0:
             outputs[self.part_offsets_index] = outputs[self.part_offsets_index].clamp(0.0, 1.0)
