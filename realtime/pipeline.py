@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -20,6 +21,32 @@ from realtime.types import Frame, ParseResult
 log = logging.getLogger(__name__)
 
 STAGES = ("decode", "preprocess", "infer", "postprocess", "render")
+
+
+class ResultStage(Protocol):
+    """A step between the parser and the analysers that refines a ParseResult (temporal
+    smoothing, person tracking). Stages run in order on the inference thread."""
+
+    name: str
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult: ...
+
+    def reset(self) -> None:
+        """Forget the past (a new source or model starts)."""
+
+
+class Analyser(Protocol):
+    """Derives numbers from a parsed frame (joint angles, repetitions). `update` returns a
+    JSON-serialisable dict, stored under `name` in FrameResult.analysis and the JSONL line;
+    `annotate` draws that dict onto the annotated frame."""
+
+    name: str
+
+    def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]: ...
+
+    def annotate(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
 
 
 @dataclass
@@ -42,6 +69,7 @@ class FrameResult:
     timings_ms: dict[str, float]
     latency_ms: float
     fps: float
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -63,10 +91,13 @@ Subscriber = Callable[[FrameResult], None]
 class _Commands:
     source: str | None = None
     model: tuple[str, str | None] | None = None
+    stages: list[ResultStage] | None = None
+    analysers: list[Analyser] | None = None
 
 
 class Pipeline:
-    """source -> parser -> render -> subscribers / recorder, on one inference thread.
+    """source -> parser -> stages -> analysers -> render -> subscribers / recorder, on one
+    inference thread.
 
     Errors from the source or model never kill the worker: they land in `error` (shown by
     the window) and the pipeline waits for a new source or model.
@@ -75,7 +106,8 @@ class Pipeline:
     def __init__(self, source: str, *, model: str = "bodypix", device: str = "auto",
                  weights: str | Path | None = None, size: tuple[int, int] | None = None,
                  realtime: bool = False, buffer_frames: int = 8, internal_size: int | None = None,
-                 view: ViewSettings | None = None) -> None:
+                 view: ViewSettings | None = None, stages: Sequence[ResultStage] = (),
+                 analysers: Sequence[Analyser] = ()) -> None:
         self._source_spec = source
         self._size = size
         self._realtime = realtime
@@ -83,6 +115,8 @@ class Pipeline:
         self._internal_size = internal_size
         self._device = device
         self.view = view or ViewSettings()
+        self._stages: list[ResultStage] = list(stages)
+        self._analysers: list[Analyser] = list(analysers)
         self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
@@ -144,6 +178,16 @@ class Pipeline:
     def switch_model(self, name: str, weights: str | None = None) -> None:
         with self._commands_lock:
             self._commands.model = (name, weights)
+
+    def set_stages(self, stages: Sequence[ResultStage]) -> None:
+        """Replaces the stages after the parser, from the next frame on."""
+        with self._commands_lock:
+            self._commands.stages = list(stages)
+
+    def set_analysers(self, analysers: Sequence[Analyser]) -> None:
+        """Replaces the analysers, from the next frame on."""
+        with self._commands_lock:
+            self._commands.analysers = list(analysers)
 
     def set_visible_parts(self, visible: np.ndarray | list[bool] | None) -> None:
         self.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
@@ -218,6 +262,12 @@ class Pipeline:
     def _apply_commands(self) -> None:
         with self._commands_lock:
             commands, self._commands = self._commands, _Commands()
+        if commands.stages is not None:
+            self._stages = commands.stages
+        if commands.analysers is not None:
+            self._analysers = commands.analysers
+        if commands.model is not None or commands.source is not None:
+            self._reset_history()
         if commands.model is not None:
             name, weights = commands.model
             try:
@@ -225,7 +275,7 @@ class Pipeline:
                                            internal_size=self._internal_size)
                 self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
                 self.error = None
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
                 self.error = f"cannot load model {name}: {redact_url(str(exc))}"
         if commands.source is not None:
             try:
@@ -241,6 +291,10 @@ class Pipeline:
             self.stats.source = info.name
             self.error = None
 
+    def _reset_history(self) -> None:
+        for step in (*self._stages, *self._analysers):
+            step.reset()
+
     def _process(self, frame: Frame) -> FrameResult:
         timings = {"decode": frame.decode_ms}
         parser = self._parser
@@ -251,7 +305,15 @@ class Pipeline:
         timings["infer"], clock = _lap(clock)
         parse = parser.postprocess(outputs, prepared)[0]
         timings["postprocess"], clock = _lap(clock)
-        image = self._render(frame, parse)
+        for stage in self._stages:
+            parse = stage(frame, parse)
+            timings[stage.name], clock = _lap(clock)
+        analysis = {}
+        for analyser in self._analysers:
+            analysis[analyser.name] = analyser.update(frame, parse)
+        if self._analysers:
+            timings["analyse"], clock = _lap(clock)
+        image = self._render(frame, parse, analysis)
         timings["render"], clock = _lap(clock)
         now = time.monotonic()
         if self._last_result_s is not None:
@@ -259,9 +321,9 @@ class Pipeline:
             self._fps = instant if self._fps == 0 else 0.9 * self._fps + 0.1 * instant
         self._last_result_s = now
         latency_ms = (now - frame.captured_s) * 1000 + frame.decode_ms
-        return FrameResult(frame, parse, image, timings, latency_ms, self._fps)
+        return FrameResult(frame, parse, image, timings, latency_ms, self._fps, analysis)
 
-    def _render(self, frame: Frame, parse: ParseResult) -> np.ndarray:
+    def _render(self, frame: Frame, parse: ParseResult, analysis: dict[str, dict[str, Any]]) -> np.ndarray:
         view = self.view
         image = frame.image
         visible = view.visible_parts
@@ -270,6 +332,8 @@ class Pipeline:
         scene = PartOverlay(opacity=view.opacity, visible=visible).annotate(image, parse)
         if view.show_keypoints:
             scene = KeypointAnnotator().annotate(scene, parse)
+        for analyser in self._analysers:
+            scene = analyser.annotate(scene, analysis[analyser.name])
         if view.show_stats:
             scene = TextPanel(self._stats_lines(frame)).annotate(scene)
         return scene
@@ -321,6 +385,7 @@ def frame_metrics(result: FrameResult) -> dict:
         "keypoints": None if keypoints is None else np.round(keypoints, 2).tolist(),
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
         "latency_ms": round(result.latency_ms, 2),
+        **({"analysis": result.analysis} if result.analysis else {}),
     }
 
 
