@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -117,6 +117,7 @@ class Pipeline:
         self.view = view or ViewSettings()
         self._stages: list[ResultStage] = list(stages)
         self._analysers: list[Analyser] = list(analysers)
+        self._selected_people: frozenset[int] | None = None
         self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
@@ -188,6 +189,10 @@ class Pipeline:
         """Replaces the analysers, from the next frame on."""
         with self._commands_lock:
             self._commands.analysers = list(analysers)
+
+    def set_selected_people(self, ids: set[int] | None) -> None:
+        """Analyse only these person IDs (None = everyone in frame)."""
+        self._selected_people = None if ids is None else frozenset(ids)
 
     def set_visible_parts(self, visible: np.ndarray | list[bool] | None) -> None:
         self.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
@@ -309,8 +314,9 @@ class Pipeline:
             parse = stage(frame, parse)
             timings[stage.name], clock = _lap(clock)
         analysis = {}
+        analysed = self._analysed_people(parse)
         for analyser in self._analysers:
-            analysis[analyser.name] = analyser.update(frame, parse)
+            analysis[analyser.name] = analyser.update(frame, analysed)
         if self._analysers:
             timings["analyse"], clock = _lap(clock)
         image = self._render(frame, parse, analysis)
@@ -322,6 +328,12 @@ class Pipeline:
         self._last_result_s = now
         latency_ms = (now - frame.captured_s) * 1000 + frame.decode_ms
         return FrameResult(frame, parse, image, timings, latency_ms, self._fps, analysis)
+
+    def _analysed_people(self, parse: ParseResult) -> ParseResult:
+        selected = self._selected_people
+        if selected is None or not parse.people:
+            return parse
+        return replace(parse, people=[person for person in parse.people if person.id in selected])
 
     def _render(self, frame: Frame, parse: ParseResult, analysis: dict[str, dict[str, Any]]) -> np.ndarray:
         view = self.view
