@@ -1,0 +1,1 @@
+"""Numbers derived from parsed frames: filters, joint angles, repetitions, person tracking."""
