@@ -1,4 +1,4 @@
-"""Command line: `partsight process|bench|bench-parser|weights|gui` (no command opens the window)."""
+"""Command line: `partsight process|bench|bench-parser|bench-model|weights|gui` (no command opens the window)."""
 from __future__ import annotations
 
 import argparse
@@ -79,6 +79,18 @@ def _build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
+
+    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP: reference-style path vs the fast path on one frame; prints JSON")
+    bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")])
+    bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
+    bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
+    bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")
+    bench_model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    bench_model.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype of the fast path")
+    bench_model.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    bench_model.add_argument("--repeats", type=int, default=5)
+    bench_model.add_argument("--warmup", type=int, default=1)
+    bench_model.set_defaults(handler=_bench_model)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -220,6 +232,19 @@ def _bench_parser(args: argparse.Namespace) -> int:
     frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
     path = weights_cache.resolve(get_spec(args.model).weights)
     print(json.dumps(bench_parser(parser, str(path), frame, repeats=args.repeats)))
+    return 0
+
+
+def _bench_model(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from realtime.models.reference_vs_fast import bench_model, resized_frame
+    from realtime.sources import parse_size
+
+    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
+    print(json.dumps(bench_model(args.model, resized_frame(frame, parse_size(args.size)), weights=args.weights,
+                                 device=args.device, dtype=args.dtype, threads=args.threads,
+                                 repeats=args.repeats, warmup=args.warmup)))
     return 0
 
 

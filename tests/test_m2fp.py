@@ -23,6 +23,7 @@ from realtime.models.m2fp import (
     center_on_canvas,
     instance_parsing,
     m2fp_state_dict,
+    resized_window,
     short_side_size,
 )
 from realtime.models.registry import get_spec
@@ -103,7 +104,7 @@ def test_lip_preprocessing_is_bit_exact(lip_net):
     canvas, crop_box = center_on_canvas(image)
     np.testing.assert_array_equal(canvas, read_rgb(LIP / "input_canvas.png"))
     assert list(crop_box) == meta["crop_box"]
-    parser = M2FPParser(lip_net, get_spec("m2fp-lip"), torch.device("cpu"))
+    parser = M2FPParser(lip_net, get_spec("m2fp-lip"), torch.device("cpu"), fast=False)
     prepared = parser.preprocess([image])
     batch, geometry = prepared.batch, prepared.geometry
     np.testing.assert_array_equal(batch.numpy(), np.load(LIP / "input.npy"))
@@ -112,7 +113,14 @@ def test_lip_preprocessing_is_bit_exact(lip_net):
 
 @pytest.fixture(scope="module")
 def lip_parser(lip_net) -> M2FPParser:
-    return M2FPParser(lip_net, get_spec("m2fp-lip"), torch.device("cpu"))
+    return M2FPParser(lip_net, get_spec("m2fp-lip"), torch.device("cpu"), fast=False)
+
+
+@pytest.fixture(scope="module")
+def lip_fast_parser(lip_state) -> M2FPParser:
+    net = M2FPNet(20)
+    net.load_state_dict(lip_state)
+    return M2FPParser(net.eval(), get_spec("m2fp-lip"), torch.device("cpu"), fast=True)
 
 
 def test_lip_semantic_map_matches_reference(lip_parser):
@@ -129,14 +137,37 @@ def test_lip_semantic_map_matches_reference(lip_parser):
     assert np.mean(labels != expected) <= 1e-3
 
 
-def test_lip_optimised_network_stays_close(lip_state):
-    """Folded norms + channels_last change float rounding (~1e-6). The fixture's random weights
-    leave mask logits within 2e-6 of the masked-attention threshold, so a few attention-mask bits
-    flip and later heads drift; the first heads and the mask signs must still agree."""
-    net = M2FPNet(20)
-    net.load_state_dict(lip_state)
-    parser = M2FPParser(net.eval(), get_spec("m2fp-lip"), torch.device("cpu"), fold_norms=True, channels_last=True)
-    outputs = parser.infer(torch.from_numpy(np.load(LIP / "input.npy")).contiguous(memory_format=torch.channels_last))
+@pytest.mark.parametrize("box", [(127, 67, 257, 444), (0, 0, 384, 512), (3, 1, 381, 287), (0, 113, 384, 400)])
+def test_resized_window_is_the_crop_of_the_full_resize(box):
+    masks = torch.from_numpy(np.load(LIP / "pred_masks.npy"))[0, :10]
+    x0, y0, x1, y1 = box
+    full = F.interpolate(masks[None], size=(512, 384), mode="bilinear", align_corners=False)[0]
+    torch.testing.assert_close(resized_window(masks, (512, 384), box), full[:, y0:y1, x0:x1], rtol=0, atol=0)
+
+
+def test_lip_fast_semantic_map_matches_reference(lip_fast_parser):
+    """The fast path resizes the query masks only over the frame's box."""
+    geometry = Geometry((377, 130), (512, 384), (127, 67, 257, 444))
+    masks = torch.from_numpy(np.load(LIP / "pred_masks.npy"))[0]
+    for logits_file, labels_file in (("pred_logits", "labels"), ("synth_pred_logits", "labels_synth")):
+        logits = torch.from_numpy(np.load(LIP / f"{logits_file}.npy"))[0]
+        labels = lip_fast_parser.single_person_semantics(logits, masks, (512, 384), geometry).argmax(0).numpy()
+        assert np.mean(labels != cv2.imread(str(LIP / f"{labels_file}.png"), cv2.IMREAD_UNCHANGED)) <= 1e-3
+
+
+def test_lip_fast_parser_labels_match_the_reference_path(lip_parser, lip_fast_parser, single_frames):
+    for image in (read_rgb(LIP / "input_image.png"), single_frames[1]):
+        reference = lip_parser.parse(image).labels
+        fast = lip_fast_parser.parse(image).labels
+        assert np.mean(fast != reference) <= 1e-3
+
+
+def test_lip_fast_network_stays_close(lip_fast_parser):
+    """The fast path (folded norms, channels_last, gathered deformable attention, attention masks
+    from resized features) changes float rounding (~1e-6). The fixture's random weights leave
+    mask logits within 2e-6 of the masked-attention threshold, so a few attention-mask bits flip
+    and later heads drift; the first heads and the mask signs must still agree."""
+    outputs = lip_fast_parser.infer(torch.from_numpy(np.load(LIP / "input.npy")).contiguous(memory_format=torch.channels_last))
     aux = np.load(LIP / "aux_pred_logits.npy")
     assert rel_error(outputs["aux_logits"][:2], aux[:2]) <= 1e-4
     assert rel_error(outputs["pred_logits"], np.load(LIP / "pred_logits.npy")) <= 5e-2
@@ -159,7 +190,7 @@ def test_cihp_network_matches_reference(cihp_net):
 
 def test_cihp_preprocessing_is_bit_exact(cihp_net):
     assert short_side_size(313, 576, 256) == (256, 471)
-    parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"), internal_size=256)
+    parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"), internal_size=256, fast=False)
     prepared = parser.preprocess([read_rgb(CIHP / "input_image.png")])
     batch, geometry = prepared.batch, prepared.geometry
     np.testing.assert_array_equal(batch.numpy(), np.load(CIHP / "input.npy"))
@@ -199,7 +230,7 @@ def test_cihp_instance_parsing_matches_reference(prefix):
 
 def test_cihp_people_come_from_human_instances(cihp_net):
     reference = np.load(CIHP / "parsing.npz")
-    parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"))
+    parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"), fast=False)
     outputs = {"pred_logits": torch.from_numpy(reference["synth_pred_logits"]),
                "pred_masks": torch.from_numpy(np.load(CIHP / "pred_masks.npy"))}
     prepared = Prepared(torch.empty(1, 3, 256, 480), Geometry((313, 576), (256, 471), None))

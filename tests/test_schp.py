@@ -106,7 +106,7 @@ def test_preprocessing_matches_reference(state):
     to_input, to_frame = box_affine((130, 377), (473, 473))
     np.testing.assert_allclose(to_input, meta["affine_fwd_2x3"], atol=1e-6)
     np.testing.assert_allclose(to_frame, meta["affine_inv_2x3"], atol=1e-6)
-    parser = SCHPParser(AugmentCE2P(20), get_spec("schp-lip"), torch.device("cpu"), fold_norms=False)
+    parser = SCHPParser(AugmentCE2P(20), get_spec("schp-lip"), torch.device("cpu"), fast=False)
     image = read_rgb(datasets_dir() / "lip" / "img_val_86_185913.jpg")
     np.testing.assert_array_equal(image, read_rgb(SCHP / "input_image.png"))
     prepared = parser.preprocess([image])

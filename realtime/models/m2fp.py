@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.models.common import Parser, Prepared, check_frames
-from realtime.models.deform_attn import MSDeformAttn, compiled_sampler
+from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, gather_levels
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import ConvNorm, DeepLabResNet, fold_frozen_norms
 from realtime.types import ParseResult, PersonParse
@@ -231,7 +231,9 @@ class MaskedTransformerDecoder(nn.Module):
     {"pred_logits": B x Q x (C + 1), "pred_masks": B x Q x H x W,
      "aux_logits": num_layers x B x Q x (C + 1), the heads before the last one}.
     Layer i cross-attends to level i % 3, only where the previous head's mask, resized to that
-    level, has a positive logit.
+    level, has a positive logit. With `masks_from_resized_features` those attention masks come
+    from the mask features resized to the level (the same linear maps in the other order), so
+    only the last head computes masks at full resolution.
     """
 
     def __init__(self, num_classes: int, *, hidden_dim: int = 256, num_queries: int = 100, num_heads: int = 8,
@@ -250,6 +252,7 @@ class MaskedTransformerDecoder(nn.Module):
         self.level_embed = nn.Embedding(num_levels, hidden_dim)
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, mask_dim, 3)
+        self.masks_from_resized_features = False
 
     def forward(self, levels: list[torch.Tensor], mask_features: torch.Tensor) -> dict[str, torch.Tensor]:
         sizes = [tuple(x.shape[-2:]) for x in levels]
@@ -259,7 +262,9 @@ class MaskedTransformerDecoder(nn.Module):
         query_pos = self.query_embed.weight.unsqueeze(0).expand(batch, -1, -1)
         output = self.query_feat.weight.unsqueeze(0).expand(batch, -1, -1)
 
-        logits, masks, blocked = self._predict(output, mask_features, sizes[0])
+        resized_features = {size: F.interpolate(mask_features, size=size, mode="bilinear", align_corners=False)
+                            for size in sizes} if self.masks_from_resized_features else None
+        logits, masks, blocked = self._predict(output, mask_features, sizes[0], resized_features)
         all_logits = [logits]
         for i in range(self.num_layers):
             level = i % len(levels)
@@ -269,17 +274,24 @@ class MaskedTransformerDecoder(nn.Module):
             output = self.transformer_self_attention_layers[i](output, query_pos)
             output = self.transformer_ffn_layers[i](output)
             next_size = sizes[(i + 1) % len(levels)] if i < self.num_layers - 1 else None
-            logits, masks, blocked = self._predict(output, mask_features, next_size)
+            logits, masks, blocked = self._predict(output, mask_features, next_size, resized_features)
             all_logits.append(logits)
         return {"pred_logits": logits, "pred_masks": masks, "aux_logits": torch.stack(all_logits[:-1])}
 
-    def _predict(self, output: torch.Tensor, mask_features: torch.Tensor,
-                 attn_size: tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _predict(self, output: torch.Tensor, mask_features: torch.Tensor, attn_size: tuple[int, int] | None,
+                 resized_features: dict[tuple[int, int], torch.Tensor] | None
+                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """(class logits, full-size mask logits, attention block mask at attn_size); the masks are
+        None for an intermediate head when `resized_features` gives the features at attn_size."""
         decoded = self.decoder_norm(output)
         logits = self.class_embed(decoded)
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(decoded), mask_features)
+        embedded = self.mask_embed(decoded)
         if attn_size is None:
-            return logits, masks, None
+            return logits, torch.einsum("bqc,bchw->bqhw", embedded, mask_features), None
+        if resized_features is not None:
+            resized = torch.einsum("bqc,bchw->bqhw", embedded, resized_features[attn_size])
+            return logits, None, resized.sigmoid().flatten(2) < 0.5
+        masks = torch.einsum("bqc,bchw->bqhw", embedded, mask_features)
         resized = F.interpolate(masks, size=attn_size, mode="bilinear", align_corners=False)
         return logits, masks, resized.sigmoid().flatten(2) < 0.5
 
@@ -320,6 +332,18 @@ class M2FPNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.sem_seg_head(self.backbone(x))
+
+    def optimise_for_inference(self) -> M2FPNet:
+        """Faster forward, same maths in another rounding: frozen norms folded into the
+        convolutions, deformable attention by row gathers (`gather_levels`), attention masks from
+        resized mask features. Rounding (~1e-6) can flip masked-attention bits where a mask logit
+        is that close to 0. The state_dict no longer matches a checkpoint. Returns self."""
+        fold_frozen_norms(self)
+        for module in self.modules():
+            if isinstance(module, MSDeformAttn):
+                module.sampler = gather_levels
+        self.sem_seg_head.predictor.masks_from_resized_features = True
+        return self
 
 
 def m2fp_state_dict(checkpoint: Mapping[str, torch.Tensor | object]) -> dict[str, torch.Tensor]:
@@ -490,19 +514,23 @@ class M2FPParser(Parser):
     side is at most 512 there); multi-person models scale the frame's short side to it (long
     side capped at 1333), as ModelScope's pipeline does. `amp_dtype` (float16 / bfloat16 on
     CUDA, bfloat16 on CPUs with AMX) runs the backbone and decoder under autocast; the pixel
-    decoder stays float32. `fold_norms` and `channels_last` save ~5 % on CPU but change float
-    rounding (~1e-6 relative), which can flip masked-attention bits where a mask logit is
-    within that of 0; they are off by default so outputs follow the reference.
+    decoder stays float32.
+
+    `fast=False` follows the reference step by step. `fast=True` (the default) runs
+    `M2FPNet.optimise_for_inference` and channels_last, and single-person models resize the
+    query masks only over the frame's box on the canvas (the reference resizes all of the
+    canvas, then crops). Its labels match the reference path except where two classes are
+    within rounding of a tie (`bench-model` measures both).
     """
 
     internal_size_range = (32, 2048)
 
     def __init__(self, net: M2FPNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
-                 amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3,
-                 fold_norms: bool = False, channels_last: bool = False) -> None:
-        if fold_norms:
-            fold_frozen_norms(net)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+                 amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3, fast: bool = True) -> None:
+        if fast:
+            net.optimise_for_inference()
+        self.fast = fast
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
         self.net = net.to(device).to(memory_format=self.memory_format)
         self.spec = spec
         self.device = device
@@ -546,12 +574,15 @@ class M2FPParser(Parser):
 
     def single_person_semantics(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor,
                                 padded_hw: tuple[int, int], geometry: Geometry) -> torch.Tensor:
-        """One image's C x H x W class map at frame size (ModelScope's sem_seg). The 100 query
-        masks are needed at input size: the sigmoid does not commute with resizing."""
-        semantic = semantic_inference(pred_logits, _resize(pred_masks, padded_hw))
+        """One image's C x H x W class map at frame size (ModelScope's sem_seg). The Q query masks
+        are needed at input size: the sigmoid does not commute with resizing."""
         x0, y0, x1, y1 = geometry.crop_box
-        image_h, image_w = geometry.image_hw
-        return _resize(semantic[:, :image_h, :image_w][:, y0:y1, x0:x1], geometry.frame_hw)
+        if self.fast:
+            semantic = semantic_inference(pred_logits, resized_window(pred_masks, padded_hw, geometry.crop_box))
+        else:
+            image_h, image_w = geometry.image_hw
+            semantic = semantic_inference(pred_logits, _resize(pred_masks, padded_hw))[:, :image_h, :image_w][:, y0:y1, x0:x1]
+        return _resize(semantic, geometry.frame_hw)
 
     def _single(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, padded_hw: tuple[int, int],
                 geometry: Geometry) -> ParseResult:
@@ -579,6 +610,22 @@ class M2FPParser(Parser):
 
 def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
+def resized_window(maps: torch.Tensor, size_hw: tuple[int, int], box: tuple[int, int, int, int]) -> torch.Tensor:
+    """`_resize(maps, size_hw)[:, y0:y1, x0:x1]` for box (x0, y0, x1, y1), resizing only the
+    source window it reads. When size_hw is a whole multiple of the maps' size, the source
+    pixels and weights are those of the full resize, so the values are the same."""
+    x0, y0, x1, y1 = box
+    (height, width), (out_h, out_w) = maps.shape[-2:], size_hw
+    if out_h % height or out_w % width:
+        return _resize(maps, size_hw)[:, y0:y1, x0:x1]
+    step_y, step_x = out_h // height, out_w // width
+    # one source pixel of margin on each side keeps the edge clamping outside the box
+    top, bottom = max(y0 // step_y - 1, 0), min(-(-y1 // step_y) + 1, height)
+    left, right = max(x0 // step_x - 1, 0), min(-(-x1 // step_x) + 1, width)
+    window = _resize(maps[:, top:bottom, left:right], ((bottom - top) * step_y, (right - left) * step_x))
+    return window[:, y0 - top * step_y:y1 - top * step_y, x0 - left * step_x:x1 - left * step_x]
 
 
 def _resize(maps: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:

@@ -244,17 +244,19 @@ class SCHPParser(Parser):
     """numpy API over AugmentCE2P: RGB frames in, ParseResults at the frame's size out.
 
     `internal_size` is the side of the square network input. `amp_dtype` (float16 / bfloat16 on
-    CUDA, bfloat16 on CPUs with AMX) runs the network under autocast. Folded norms and
-    channels_last keep the outputs within 1e-4 of the reference and are on by default.
+    CUDA, bfloat16 on CPUs with AMX) runs the network under autocast. `fast=True` (the default)
+    folds the norms, uses channels_last and computes only the fusion head; outputs stay within
+    1e-4 of the reference. `fast=False` runs like the reference: every head, nothing folded.
     """
 
     internal_size_range = (64, 2048)
 
     def __init__(self, net: AugmentCE2P, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
-                 amp_dtype: torch.dtype | None = None, fold_norms: bool = True, channels_last: bool = True) -> None:
-        if fold_norms:
+                 amp_dtype: torch.dtype | None = None, fast: bool = True) -> None:
+        if fast:
             fold_frozen_norms(net)
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
+        self.heads = ("fusion",) if fast else HEADS
         self.net = net.to(device).to(memory_format=self.memory_format)
         self.spec = spec
         self.device = device
@@ -281,7 +283,7 @@ class SCHPParser(Parser):
         """B x C x S/4 x S/4 fusion logits."""
         with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
                                                     enabled=self.amp_dtype is not None):
-            return self.net(batch)["fusion"].float()
+            return self.net(batch, heads=self.heads)["fusion"].float()
 
     def postprocess(self, logits: torch.Tensor, prepared: Prepared) -> list[ParseResult]:
         input_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry

@@ -1,0 +1,136 @@
+"""`bench-model`: an M2FP or SCHP parser built like the reference against the same network's
+fast path, on one frame, timed interleaved in one process, with how far their outputs differ.
+
+Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
+every mask at full size (M2FP: all query masks resized to the input before they are combined;
+SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser and
+SCHPParser. Without `weights` both use the parity fixtures' deterministic weights.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from realtime.models.common import Parser
+from realtime.models.fixture_weights import fixture_state
+from realtime.models.registry import ModelSpec, get_spec
+
+AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of an M2FP or SCHP spec in eval mode, from `weights` or the fixture rule."""
+    if spec.family == "m2fp":
+        from realtime.models.m2fp import M2FPNet, load_m2fp_net
+
+        num_classes = spec.num_classes + (1 if spec.multi_person else 0)
+        if weights is not None:
+            return load_m2fp_net(weights, num_classes=num_classes)
+        net = M2FPNet(num_classes)
+        net.load_state_dict(fixture_state(net))
+        return net.eval()
+    if spec.family == "schp":
+        from realtime.models.schp import AugmentCE2P, load_schp_net, schp_state_dict
+
+        if weights is not None:
+            return load_schp_net(weights, num_classes=spec.num_classes)
+        net = AugmentCE2P(spec.num_classes)
+        net.load_state_dict(schp_state_dict(fixture_state(net), net))
+        return net.eval()
+    raise ValueError(f"bench-model times M2FP and SCHP models, not '{spec.name}' ({spec.family})")
+
+
+def build_parser(spec: ModelSpec, net: nn.Module, device: torch.device, *, fast: bool,
+                 amp_dtype: torch.dtype | None = None) -> Parser:
+    if spec.family == "m2fp":
+        from realtime.models.m2fp import M2FPParser
+
+        return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+    from realtime.models.schp import SCHPParser
+
+    return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+
+
+def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
+                        fast: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, float]:
+    """max |fast - reference| of each network output (SCHP's one tensor is "fusion")."""
+    if isinstance(reference, torch.Tensor):
+        reference, fast = {"fusion": reference}, {"fusion": fast}
+    return {name: float((fast[name].float() - value.float()).abs().max()) for name, value in reference.items()}
+
+
+def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = None, device: str = "cpu",
+                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1) -> dict:
+    """Median ms of the reference and the fast parser (forward, postprocess, both), measured
+    alternately on `frame` (H x W x 3 uint8 RGB), and the agreement of their last outputs."""
+    if dtype not in AMP_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(AMP_DTYPES)}, not '{dtype}'")
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be at least 1 and warmup at least 0")
+    from realtime.models import resolve_device
+
+    spec = get_spec(name)
+    target = resolve_device(device)
+    previous_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        parsers = {
+            "reference": build_parser(spec, build_net(spec, weights), target, fast=False),
+            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype]),
+        }
+        prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
+        times = {label: {"forward": [], "postprocess": [], "total": []} for label in parsers}
+        outputs, labels = {}, {}
+        for i in range(warmup + repeats):
+            for label, parser in parsers.items():
+                start = time.perf_counter()
+                outputs[label] = parser.infer(prepared[label].batch)
+                _synchronize(target)
+                middle = time.perf_counter()
+                labels[label] = parser.postprocess(outputs[label], prepared[label])[0].labels
+                end = time.perf_counter()
+                if i >= warmup:
+                    for part, seconds in (("forward", middle - start), ("postprocess", end - middle),
+                                          ("total", end - start)):
+                        times[label][part].append(seconds * 1000)
+        medians = {label: {f"{part}_ms": round(statistics.median(values), 1) for part, values in parts.items()}
+                   for label, parts in times.items()}
+        fast_total = medians["fast"]["total_ms"]
+        return {
+            "model": spec.name,
+            "device": str(target),
+            "dtype": dtype,
+            "threads": torch.get_num_threads(),
+            "weights": str(weights) if weights is not None else "fixture rule",
+            "frame_wh": [frame.shape[1], frame.shape[0]],
+            "input_shape": list(prepared["fast"].batch.shape),
+            "repeats": repeats,
+            **medians,
+            "speedup_forward": round(medians["reference"]["forward_ms"] / medians["fast"]["forward_ms"], 2),
+            "speedup_total": round(medians["reference"]["total_ms"] / fast_total, 2),
+            "fast_fps": round(1000 / fast_total, 2),
+            "max_abs_diff": max_abs_differences(outputs["reference"], outputs["fast"]),
+            "label_disagreement": float(np.mean(labels["reference"] != labels["fast"])),
+        }
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def resized_frame(frame: np.ndarray, size_wh: tuple[int, int] | None) -> np.ndarray:
+    """`frame` scaled to `size_wh` (area interpolation when shrinking), or unchanged."""
+    if size_wh is None or (frame.shape[1], frame.shape[0]) == size_wh:
+        return frame
+    shrinking = size_wh[0] < frame.shape[1]
+    return cv2.resize(frame, size_wh, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
