@@ -76,7 +76,7 @@ class DeformableEncoderLayer(nn.Module):
     def forward(self, src: torch.Tensor, pos: torch.Tensor, reference_points: torch.Tensor,
                 spatial_shapes: list[tuple[int, int]]) -> torch.Tensor:
         src = self.norm1(src + self.self_attn(src + pos, reference_points, src, spatial_shapes))
-        return self.norm2(src + self.linear2(F.relu(self.linear1(src))))
+        return self.norm2(src + self.linear2(F.relu_(self.linear1(src))))
 
 
 class EncoderStack(nn.Module):
@@ -210,7 +210,7 @@ class FFNLayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x + self.linear2(F.relu(self.linear1(x))))
+        return self.norm(x + self.linear2(F.relu_(self.linear1(x))))
 
 
 class MLP(nn.Module):
@@ -220,7 +220,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:
-            x = F.relu(layer(x))
+            x = F.relu_(layer(x))
         return self.layers[-1](x)
 
 

@@ -33,7 +33,7 @@ class FrozenBatchNorm2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
-        return x if self.negative_slope is None else F.leaky_relu(x, self.negative_slope)
+        return x if self.negative_slope is None else F.leaky_relu_(x, self.negative_slope)
 
     def scale_and_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-channel (scale, shift) with norm(x) = x * scale + shift, before the activation."""
@@ -42,7 +42,7 @@ class FrozenBatchNorm2d(nn.Module):
 
     def remainder(self) -> nn.Module:
         """What is left of this layer once its affine part lives in the convolution before it."""
-        return nn.Identity() if self.negative_slope is None else nn.LeakyReLU(self.negative_slope)
+        return nn.Identity() if self.negative_slope is None else nn.LeakyReLU(self.negative_slope, inplace=True)
 
 
 @runtime_checkable
@@ -93,7 +93,7 @@ class ConvNorm(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(super().forward(x))
-        return F.relu(x) if self.relu else x
+        return F.relu_(x) if self.relu else x
 
     def fold_norms(self) -> None:
         if isinstance(self.norm, FrozenBatchNorm2d):
@@ -131,7 +131,9 @@ class D2Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.shortcut is None else self.shortcut(x)
-        return F.relu(self.conv3(self.conv2(self.conv1(x))) + shortcut)
+        out = self.conv3(self.conv2(self.conv1(x)))
+        out += shortcut
+        return out.relu_()
 
 
 class DeepLabResNet(nn.Module):
@@ -187,11 +189,12 @@ class Bottleneck(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu_(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        out += shortcut
+        return out.relu_()
 
     def fold_norms(self) -> None:
         fold_child_pairs(self, self._norm_pairs)

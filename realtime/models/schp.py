@@ -145,9 +145,9 @@ class AugmentCE2P(nn.Module):
         unknown = set(heads) - set(HEADS)
         if unknown:
             raise ValueError(f"unknown SCHP heads {sorted(unknown)}; choose from {HEADS}")
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = F.relu(self.bn2(self.conv2(x)))
-        x = F.relu(self.bn3(self.conv3(x)))
+        x = F.relu_(self.bn1(self.conv1(x)))
+        x = F.relu_(self.bn2(self.conv2(x)))
+        x = F.relu_(self.bn3(self.conv3(x)))
         x2 = self.layer1(F.max_pool2d(x, kernel_size=3, stride=2, padding=1))
         x3 = self.layer2(x2)
         x4 = self.layer3(x3)
