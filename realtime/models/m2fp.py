@@ -519,7 +519,7 @@ class M2FPParser(Parser):
     `fast=False` follows the reference step by step. `fast=True` (the default) runs
     `M2FPNet.optimise_for_inference` and channels_last, and single-person models resize the
     query masks only over the frame's box on the canvas (the reference resizes all of the
-    canvas, then crops) and keep the class map channels-last. Its labels match the reference path except where two classes are
+    canvas, then crops). Its labels match the reference path except where two classes are
     within rounding of a tie (`bench-model` measures both).
     """
 
@@ -579,8 +579,6 @@ class M2FPParser(Parser):
         x0, y0, x1, y1 = geometry.crop_box
         if self.fast:
             semantic = semantic_inference(pred_logits, resized_window(pred_masks, padded_hw, geometry.crop_box))
-            # classes innermost in memory: the resize to the frame and the argmax run along them
-            semantic = semantic.permute(1, 2, 0).contiguous().permute(2, 0, 1)
         else:
             image_h, image_w = geometry.image_hw
             semantic = semantic_inference(pred_logits, _resize(pred_masks, padded_hw))[:, :image_h, :image_w][:, y0:y1, x0:x1]
