@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from realtime.fitness_cli import fitness_options, fitness_setup
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 
 EXIT_ERROR = 1
@@ -63,6 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=int, help="stop after this many frames")
     model_options(process)
+    fitness_options(process)
     process.set_defaults(handler=_process)
 
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
@@ -103,8 +105,10 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.pipeline import Pipeline
     from realtime.sources import parse_size
 
+    fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size)
+                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
+                        stages=fitness.stages, analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
         info = pipeline.start()
@@ -143,6 +147,7 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
+    fitness.report()
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:
