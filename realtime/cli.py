@@ -94,6 +94,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--source", help="what to open first (default: webcam 0)")
     gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
+    gui.add_argument("--exercise", help="count repetitions of this preset from the start")
     model_options(gui, default_model=None)
     gui.set_defaults(handler=_gui)
     return parser
