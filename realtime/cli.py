@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from realtime.fitness_cli import fitness_options, fitness_setup
+from realtime.fitness_cli import add_pose_quality_command, fitness_options, fitness_setup
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 
 EXIT_ERROR = 1
@@ -81,6 +81,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
+
+    add_pose_quality_command(commands)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)

@@ -69,3 +69,48 @@ def fitness_setup(args: argparse.Namespace) -> FitnessSetup:
         exercise = get_exercise(args.exercise)
     return FitnessSetup(stages=pose_stages(args.pose), analysers=[FitnessAnalyser(exercise)],
                         summary_path=Path(args.summary) if args.summary else None)
+
+
+def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    command = commands.add_parser("pose-quality", help="how usable the keypoints are for angles on a clip; prints JSON")
+    command.add_argument("source", help="video file or image folder")
+    command.add_argument("--pose", default="parser", choices=("parser", "blazepose"),
+                         help="the parser's own keypoints (default) or BlazePose (needs mediapipe)")
+    command.add_argument("--model", default="bodypix", help="the parser (default bodypix)")
+    command.add_argument("--device", default="auto")
+    command.add_argument("--frames", type=int, help="stop after this many frames")
+    command.set_defaults(handler=_pose_quality)
+    return command
+
+
+def _pose_quality(args: argparse.Namespace) -> int:
+    import threading
+
+    from realtime.analysis.pose_quality import pose_quality
+    from realtime.models.blazepose import pose_stages
+    from realtime.pipeline import Pipeline
+
+    pipeline = Pipeline(args.source, model=args.model, device=args.device, stages=pose_stages(args.pose))
+    keypoints = []
+    enough = threading.Event()
+
+    def on_result(result) -> None:
+        keypoints.append(result.parse.keypoints)
+        if args.frames and len(keypoints) >= args.frames:
+            enough.set()
+
+    pipeline.subscribe(on_result)
+    try:
+        info = pipeline.start()
+        while not pipeline.wait(0.2) and not enough.is_set():
+            pass
+    finally:
+        pipeline.stop()
+    if pipeline.error:
+        raise RuntimeError(pipeline.error)
+    if not keypoints:
+        raise RuntimeError(f"{info.name} gave no frames")
+    report = {"source": info.name, "model": pipeline.stats.model, "pose": args.pose,
+              **pose_quality(keypoints[: args.frames] if args.frames else keypoints)}
+    print(json.dumps(report))
+    return 0

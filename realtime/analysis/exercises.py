@@ -39,7 +39,7 @@ class Exercise:
 
 
 PRESETS: dict[str, Exercise] = {
-    "squat": Exercise("squat", ("left_knee", "right_knee"), start_deg=150, turn_deg=105),
+    "squat": Exercise("squat", ("left_knee", "right_knee"), start_deg=150, turn_deg=120),
     "push-up": Exercise("push-up", ("left_elbow", "right_elbow"), start_deg=145, turn_deg=105),
     "lunge": Exercise("lunge", ("left_knee", "right_knee"), start_deg=150, turn_deg=110, reduce="min"),
     "jumping-jack": Exercise("jumping-jack", ("left_shoulder", "right_shoulder"), start_deg=45, turn_deg=120,
