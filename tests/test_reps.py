@@ -109,6 +109,17 @@ def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
     assert counter.count == 0 and counter.state == START
 
 
+def test_a_glitch_to_the_start_angle_at_the_bottom_does_not_end_the_rep():
+    trace = squat_trace(1)
+    trace[58:60] = 170.0  # two frames (67 ms) of a wrong "standing" reading at the bottom (frame 60)
+    counter = squat_counter(min_hold_s=0.1)
+    (rep,) = run(counter, trace)
+    assert counter.count == 1 and rep.turn_frame == 60 and rep.end_frame > 70
+    counter = squat_counter(min_hold_s=0.0)
+    run(counter, trace)
+    assert counter.count == 2, "without the hold the glitch splits the rep in two"
+
+
 def test_cycles_shorter_than_the_minimum_duration_are_rejected():
     spike = np.array([175, 175, 90, 175, 175], float)  # 0.1 s through the turn and back
     counter = squat_counter(min_rep_s=0.5)

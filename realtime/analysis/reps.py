@@ -70,18 +70,22 @@ class RepCounter:
         turn is at or beyond turn_deg (a squat: start 150, turn 100; a jumping jack: start 40,
         turn 120).
     min_rep_s: shorter start -> turn -> start cycles are noise, not repetitions.
+    min_hold_s: after the turn, the angle must stay at the start position this long before the
+        repetition counts, so a glitch at the bottom that looks like the start does not end it.
     max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
         progress; the counter waits for the start position again.
     """
 
-    def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, max_gap_s: float = 1.0) -> None:
+    def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
+                 max_gap_s: float = 1.0) -> None:
         if start_deg == turn_deg:
             raise ValueError("start and turn thresholds must differ")
-        if min_rep_s < 0 or max_gap_s <= 0:
-            raise ValueError("min_rep_s must be >= 0 and max_gap_s > 0")
+        if min_rep_s < 0 or min_hold_s < 0 or max_gap_s <= 0:
+            raise ValueError("min_rep_s and min_hold_s must be >= 0 and max_gap_s > 0")
         self.start_deg = start_deg
         self.turn_deg = turn_deg
         self.min_rep_s = min_rep_s
+        self.min_hold_s = min_hold_s
         self.max_gap_s = max_gap_s
         self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
         self.reset()
@@ -92,6 +96,7 @@ class RepCounter:
         self.partials = 0  # left the start position and came back without reaching the turn
         self.rejected = 0  # full cycles shorter than min_rep_s
         self._attempt: _Attempt | None = None
+        self._back: _Sample | None = None  # first sample back at the start after the turn
         self._last: _Sample | None = None
 
     @property
@@ -104,10 +109,10 @@ class RepCounter:
         measurement this frame."""
         if deg is None or math.isnan(deg):
             if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
-                self.state, self._attempt, self._last = WAITING, None, None
+                self.state, self._attempt, self._back, self._last = WAITING, None, None, None
             return None
         if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
-            self.state, self._attempt = WAITING, None
+            self.state, self._attempt, self._back = WAITING, None, None
         sample = _Sample(frame, time_s, float(deg))
         self._last = sample
         at_start = self._sign * (deg - self.start_deg) <= 0
@@ -126,11 +131,17 @@ class RepCounter:
         if at_turn:
             self.state = TURNED
         if not at_start:
+            self._back = None
             return None
-        completed = self._finish(sample) if self.state == TURNED else None
+        completed = None
         if self.state == OUT:
             self.partials += 1
-        self.state = START
+        else:
+            self._back = self._back or sample
+            if sample.time_s - self._back.time_s < self.min_hold_s:
+                return None
+            completed = self._finish(self._back)
+        self.state, self._back = START, None
         self._attempt = _Attempt(sample, sample, deg, deg)
         return completed
 
