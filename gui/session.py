@@ -145,6 +145,9 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
+        for stage in self._pose_stages:
+            stage.close()
+        self._pose_stages = []
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""

@@ -140,6 +140,7 @@ def _process(args: argparse.Namespace) -> int:
             pass
     finally:
         pipeline.stop()
+        fitness.close()
         progress.close()
     elapsed = time.monotonic() - start
     error = pipeline.error

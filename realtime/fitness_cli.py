@@ -30,6 +30,11 @@ class FitnessSetup:
     analysers: list = field(default_factory=list)
     summary_path: Path | None = None
 
+    def close(self) -> None:
+        """Releases the pose stages (BlazePose's graph threads); call after the pipeline stopped."""
+        for stage in self.stages:
+            stage.close()
+
     def report(self) -> dict[str, Any] | None:
         """Prints the repetition table and writes the summary JSON; None without --exercise."""
         if not self.analysers:
@@ -90,7 +95,8 @@ def _pose_quality(args: argparse.Namespace) -> int:
     from realtime.models.blazepose import pose_stages
     from realtime.pipeline import Pipeline
 
-    pipeline = Pipeline(args.source, model=args.model, device=args.device, stages=pose_stages(args.pose))
+    stages = pose_stages(args.pose)
+    pipeline = Pipeline(args.source, model=args.model, device=args.device, stages=stages)
     keypoints = []
     enough = threading.Event()
 
@@ -106,6 +112,8 @@ def _pose_quality(args: argparse.Namespace) -> int:
             pass
     finally:
         pipeline.stop()
+        for stage in stages:
+            stage.close()
     if pipeline.error:
         raise RuntimeError(pipeline.error)
     if not keypoints:
