@@ -105,3 +105,13 @@ def test_custom_exercise_on_one_knee_counts_the_squats(media_dir, tmp_path):
     assert summary["exercise"] == {"name": "custom", "joints": ["left_knee"], "start_deg": 160.0, "turn_deg": 100.0,
                                    "reduce": "mean", "min_rep_s": 0.5}
     assert_reps_at(summary, SQUAT_BOTTOMS)
+
+
+def test_pose_quality_reports_the_knees_as_usable_on_the_squat_clip(media_dir):
+    run = subprocess.run([sys.executable, "main.py", "pose-quality", str(media_dir / "cg-mannequin-squat.mp4"),
+                          "--frames", "120", "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["frames"] == 120 and report["pose"] == "parser" and report["model"] == "bodypix"
+    knee = report["joints"]["left_knee"]
+    assert knee["known"] > 0.95 and knee["jitter_deg"] < 10 and knee["jumps"] < 0.1
