@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections import deque
 
 import pyqtgraph as pg
+from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 WINDOW_S = 10.0
@@ -20,7 +21,8 @@ class AnglePlot(QWidget):
         self._plot.setLabel("bottom", "time", units="s")
         self._plot.setYRange(0, 180)
         self._plot.showGrid(y=True, alpha=0.2)
-        self._thresholds = [pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, style=pg.QtCore.Qt.PenStyle.DashLine))
+        dashed = Qt.PenStyle.DashLine
+        self._thresholds = [pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, style=dashed))
                             for color in ("#9e9e9e", "#ff6b6b")]
         for line in self._thresholds:
             line.hide()

@@ -45,8 +45,8 @@ class FitnessPanel(QWidget):
 
     def show_state(self, output: dict[str, Any] | None, summary: dict[str, Any] | None = None) -> None:
         """output: the newest frame's analysis["fitness"]; summary: the analyser's summary()."""
-        exercise = (summary or {}).get("exercise")
-        self.plot.set_thresholds(exercise["start_deg"] if exercise else None, exercise["turn_deg"] if exercise else None)
+        exercise = summary["exercise"] if summary else {}
+        self.plot.set_thresholds(exercise.get("start_deg"), exercise.get("turn_deg"))
         self.counter.set_people(output["people"] if output and summary else {})
         self.table.set_reps(summary["per_rep"] if summary else [])
         self.export.set_available(bool(summary and summary["per_rep"]))

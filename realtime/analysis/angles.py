@@ -6,7 +6,7 @@ two segments: 180 = straight limb. `trunk_lean` is the torso's tilt from vertica
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,21 +45,23 @@ def _forearm(side: str) -> tuple[str, ...]:
 
 TORSO_PARTS = ("torso_front", "torso_back")
 
+SIDES = ("left", "right")
+
 JOINTS: dict[str, JointSpec] = {
-    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s)) for s in ("left", "right")},
-    **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s)) for s in ("left", "right")},
-    **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s)) for s in ("left", "right")},
-    **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s)) for s in ("left", "right")},
+    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s)) for s in SIDES},
+    **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s)) for s in SIDES},
+    **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s)) for s in SIDES},
+    **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s)) for s in SIDES},
     # Keypoints: mid-hip -> mid-shoulder against vertical; parts: the torso's long axis.
     "trunk_lean": JointSpec(("hips", "shoulders", "shoulders"), TORSO_PARTS, (), vertical=True),
 }
 
 # Parts whose areas are compared left against right for a joint's symmetry.
 LIMB_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
-    "knee": {s: _leg(s) + _shin(s) for s in ("left", "right")},
-    "hip": {s: _leg(s) + _shin(s) for s in ("left", "right")},
-    "elbow": {s: _arm(s) + _forearm(s) for s in ("left", "right")},
-    "shoulder": {s: _arm(s) + _forearm(s) for s in ("left", "right")},
+    "knee": {s: _leg(s) + _shin(s) for s in SIDES},
+    "hip": {s: _leg(s) + _shin(s) for s in SIDES},
+    "elbow": {s: _arm(s) + _forearm(s) for s in SIDES},
+    "shoulder": {s: _arm(s) + _forearm(s) for s in SIDES},
 }
 
 
@@ -70,12 +72,6 @@ class Angle:
     deg: float | None
     conf: float
     source: str
-
-    def to_dict(self) -> dict:
-        out = asdict(self)
-        out["deg"] = None if self.deg is None else round(self.deg, 1)
-        out["conf"] = round(self.conf, 3)
-        return out
 
 
 UNKNOWN = Angle(None, 0.0, "unknown")
@@ -188,9 +184,10 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
     """Every joint's angle: keypoints at or above `min_score`, else the part-mask axes at or
     above `min_part_conf`, else UNKNOWN — never a guess."""
     angles = {}
+    coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
     for name in joints:
         spec = JOINTS[name]
-        angle = keypoint_angle(keypoints, spec) if keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS) else UNKNOWN
+        angle = keypoint_angle(keypoints, spec) if coco else UNKNOWN
         if angle.deg is None or angle.conf < min_score:
             fallback = part_angle(labels, label_names, spec, person) if labels is not None else UNKNOWN
             angle = fallback if fallback.deg is not None and fallback.conf >= min_part_conf else UNKNOWN
@@ -205,7 +202,7 @@ def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,
     limb = LIMB_PARTS.get(joint.split("_")[-1])
     if limb is None:
         return None
-    masks = [part_mask(labels, label_names, limb[side], person) for side in ("left", "right")]
+    masks = [part_mask(labels, label_names, limb[side], person) for side in SIDES]
     if any(m is None for m in masks):
         return None
     return int(masks[0].sum()), int(masks[1].sum())

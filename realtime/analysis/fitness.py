@@ -84,9 +84,8 @@ class FitnessAnalyser:
         counter = track.counter
         last = rep or (counter.reps[-1] if counter.reps else None)
         return {
-            "angles": {n: {"deg": _round(smooth[n]), **{("raw_deg" if k == "deg" else k): v
-                                                         for k, v in raw[n].to_dict().items()}}
-                       for n in ANGLE_NAMES},
+            "angles": {n: {"deg": _round(smooth[n]), "raw_deg": _round(raw_deg[i]), "conf": round(raw[n].conf, 3),
+                           "source": raw[n].source} for i, n in enumerate(ANGLE_NAMES)},
             "signal_deg": _round(signal),
             "reps": counter.count,
             "partials": counter.partials,
