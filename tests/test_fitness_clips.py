@@ -99,6 +99,15 @@ def test_bad_fitness_options_are_one_line_errors(media_dir, tmp_path, args, mess
     assert len(run.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.skipif(blazepose_available(), reason="mediapipe is installed here")
+def test_asking_for_blazepose_without_mediapipe_says_how_to_get_it(media_dir, tmp_path):
+    run = subprocess.run([sys.executable, "main.py", "process", str(media_dir / "cg-mannequin-squat.mp4"), "-o",
+                          str(tmp_path / "x.mp4"), "--exercise", "squat", "--pose", "blazepose"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "partsight[mediapipe]" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
 def test_custom_exercise_on_one_knee_counts_the_squats(media_dir, tmp_path):
     summary, _, _ = process(media_dir / "cg-mannequin-squat.mp4", tmp_path, "--exercise", "custom", "--joint",
                             "left_knee", "--start-deg", "160", "--turn-deg", "100", "--pose", "parser")
