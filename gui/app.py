@@ -36,6 +36,8 @@ def run_app(args: argparse.Namespace) -> int:
                       weights=args.weights, internal_size=args.internal_size)
     window = MainWindow(session, settings)
     window.show()
+    if args.exercise:
+        window.fitness_panel.picker.choose(args.exercise)
     window.open_source(args.source or "0")
     # Python only handles Ctrl+C between Qt events; the state timer provides them.
     signal.signal(signal.SIGINT, lambda *_: window.close())

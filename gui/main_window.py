@@ -9,6 +9,7 @@ shows the present moment again on resume, and a running recording keeps recordin
 """
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from pathlib import Path
@@ -27,6 +28,7 @@ from PyQt6.QtWidgets import (
 )
 
 from gui.banner import Banner, Level
+from gui.fitness_panel import FitnessPanel
 from gui.model_picker import ModelPicker
 from gui.overlay_controls import OverlayControls
 from gui.part_toggles import PartToggles
@@ -35,6 +37,7 @@ from gui.session import Session
 from gui.source_picker import SourcePicker
 from gui.status_panel import StatusPanel
 from gui.video_view import VideoView
+from realtime.analysis.summary import reps_csv
 from realtime.models.registry import MODEL_SPECS
 from realtime.pipeline import FrameResult
 from realtime.recorder import Recorder, RecorderError
@@ -73,6 +76,7 @@ class MainWindow(QMainWindow):
         self._overlay = OverlayControls()
         self._parts = PartToggles()
         self._record = RecordControls()
+        self._fitness = FitnessPanel()
         self._build_layout()
         self.setStatusBar(self._status)
 
@@ -83,6 +87,8 @@ class MainWindow(QMainWindow):
         self._parts.visibility_changed.connect(self._on_visibility)
         self._record.record_clicked.connect(self.toggle_recording)
         self._record.screenshot_clicked.connect(self.save_screenshot)
+        self._fitness.exercise_requested.connect(self._session.set_exercise)
+        self._fitness.export_requested.connect(self.export_reps)
         for keys, slot in (("Space", self.toggle_pause), ("R", self.toggle_recording),
                            ("S", self.save_screenshot), ("F", self.toggle_fullscreen),
                            ("Esc", self._leave_fullscreen)):
@@ -128,6 +134,10 @@ class MainWindow(QMainWindow):
     @property
     def record_controls(self) -> RecordControls:
         return self._record
+
+    @property
+    def fitness_panel(self) -> FitnessPanel:
+        return self._fitness
 
     @property
     def status_panel(self) -> StatusPanel:
@@ -208,6 +218,23 @@ class MainWindow(QMainWindow):
         self._status.showMessage(f"Saved {path}", 6000)
         return path
 
+    def export_reps(self, fmt: str) -> Path | None:
+        """Saves the counted repetitions as CSV or JSON in the output folder."""
+        fitness = self._session.fitness
+        if fitness is None:
+            return None
+        path = _unused_path(self._output_dir(), f".{fmt}")
+        summary = fitness.summary()
+        text = reps_csv(summary) if fmt == "csv" else json.dumps(summary, indent=2) + "\n"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            self._banner.show_message(f"cannot write {path}: {exc.strerror}", level=Level.ERROR)
+            return None
+        self._status.showMessage(f"Saved {path}", 6000)
+        return path
+
     # --- pulling engine state ----------------------------------------------------------
     def refresh_state(self) -> None:
         """Brings every widget in line with the engine (the state timer calls this)."""
@@ -232,6 +259,10 @@ class MainWindow(QMainWindow):
         self._record.set_available(record=pipeline is not None, screenshot=self._view.image() is not None)
         self._status.show_stats(pipeline.stats if pipeline else None, display_fps=self._display_fps(),
                                 state=self._state_text())
+        latest = pipeline.latest() if pipeline is not None else None
+        fitness = session.fitness
+        self._fitness.show_state(latest.analysis.get("fitness") if latest else None,
+                                 fitness.summary() if fitness else None)
 
     def _show_newest_frame(self) -> None:
         pipeline = self._session.pipeline
@@ -240,6 +271,7 @@ class MainWindow(QMainWindow):
             return
         self._shown_result = result
         self._view.set_frame(result.image)
+        self._fitness.add_frame(result)
         self._frames_shown += 1
         self._display_times.append(time.monotonic())
 
@@ -328,6 +360,7 @@ class MainWindow(QMainWindow):
         panel = QWidget()
         panel_layout = QVBoxLayout(panel)
         for title, widget, stretch in (("Source", self._sources, 0), ("Model", self._models, 0),
+                                       ("Fitness", self._fitness, 0),
                                        ("Overlay", self._overlay, 0), ("Body parts", self._parts, 1),
                                        ("Record", self._record, 0)):
             box = QGroupBox(title)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.analysis.exercises import get_exercise
+from realtime.analysis.fitness import FitnessAnalyser
+from realtime.models.blazepose import pose_stages
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
@@ -32,6 +35,8 @@ class Session:
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
         self._opened: list[tuple[Pipeline | None, str | None]] = []
+        self._fitness: FitnessAnalyser | None = None
+        self._pose_stages: list = []
         self.source_spec: str | None = None
 
     # --- state the window observes ---------------------------------------------------
@@ -60,6 +65,11 @@ class Session:
             return self._pipeline.parser.spec.labels
         return get_spec(self._model).labels
 
+    @property
+    def fitness(self) -> FitnessAnalyser | None:
+        """The running exercise analyser, None when no exercise is picked."""
+        return self._fitness
+
     def poll(self) -> None:
         """Collects the outcome of a start once it finished."""
         if self._opening is None or self._opening.is_alive():
@@ -81,7 +91,8 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size)
+                                realtime=True, internal_size=self._internal_size, stages=self._pose_stages,
+                                analysers=[self._fitness] if self._fitness else [])
         except Exception as exc:  # shown in the banner, never raised into Qt
             self._start_error = f"cannot load model {self._model}: {_message(exc)}"
             return
@@ -100,6 +111,16 @@ class Session:
             self._pipeline.switch_model(name)
         elif self.source_spec is not None:
             self.open(self.source_spec)
+
+    def set_exercise(self, name: str) -> None:
+        """Counts `name` from the next frame on, from zero ("" stops the analysis). BlazePose
+        gives the keypoints when mediapipe is installed."""
+        self._fitness = FitnessAnalyser(get_exercise(name)) if name else None
+        if self._fitness is not None and not self._pose_stages:
+            self._pose_stages = pose_stages("auto")
+        if self._pipeline is not None:
+            self._pipeline.set_stages(self._pose_stages)
+            self._pipeline.set_analysers([self._fitness] if self._fitness else [])
 
     def set_opacity(self, opacity: float) -> None:
         self._opacity = opacity
@@ -124,6 +145,9 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
+        for stage in self._pose_stages:
+            stage.close()
+        self._pose_stages = []
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""

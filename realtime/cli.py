@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+from realtime.fitness_cli import add_pose_quality_command, fitness_options, fitness_setup
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 
 EXIT_ERROR = 1
@@ -63,6 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=int, help="stop after this many frames")
     model_options(process)
+    fitness_options(process)
     process.set_defaults(handler=_process)
 
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
@@ -92,6 +94,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench_model.add_argument("--warmup", type=int, default=1)
     bench_model.set_defaults(handler=_bench_model)
 
+    add_pose_quality_command(commands)
+
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
     weights_commands.add_parser("list", help="every model: licence, present or missing, path").set_defaults(handler=_weights_list)
@@ -104,6 +108,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--source", help="what to open first (default: webcam 0)")
     gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
+    gui.add_argument("--exercise", help="count repetitions of this preset from the start")
     model_options(gui, default_model=None)
     gui.set_defaults(handler=_gui)
     return parser
@@ -115,8 +120,10 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.pipeline import Pipeline
     from realtime.sources import parse_size
 
+    fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size)
+                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
+                        stages=fitness.stages, analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
         info = pipeline.start()
@@ -145,6 +152,7 @@ def _process(args: argparse.Namespace) -> int:
             pass
     finally:
         pipeline.stop()
+        fitness.close()
         progress.close()
     elapsed = time.monotonic() - start
     error = pipeline.error
@@ -155,6 +163,7 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
+    fitness.report()
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:

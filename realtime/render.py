@@ -81,10 +81,11 @@ class KeypointAnnotator:
 
 @dataclass
 class TextPanel:
-    """Lines of text on a translucent dark box in the top-left corner."""
+    """Lines of text on a translucent dark box in a corner ("top-left" or "bottom-left")."""
 
     lines: list[str] = field(default_factory=list)
     scale: float | None = None
+    corner: str = "top-left"
 
     def annotate(self, scene: np.ndarray, result: ParseResult | None = None) -> np.ndarray:
         out = scene.copy()
@@ -97,10 +98,11 @@ class TextPanel:
         pad = round(10 * scale)
         box_w = max(w for w, _ in sizes) + 2 * pad
         box_h = line_h * len(self.lines) + pad
-        x1, y1 = min(box_w, scene.shape[1]), min(box_h, scene.shape[0])
-        out[:y1, :x1] = (out[:y1, :x1] * 0.4).astype(np.uint8)
+        x1, box_h = min(box_w, scene.shape[1]), min(box_h, scene.shape[0])
+        top = scene.shape[0] - box_h if self.corner == "bottom-left" else 0
+        out[top:top + box_h, :x1] = (out[top:top + box_h, :x1] * 0.4).astype(np.uint8)
         for i, line in enumerate(self.lines):
-            y = pad + line_h * (i + 1) - round(8 * scale)
+            y = top + pad + line_h * (i + 1) - round(8 * scale)
             cv2.putText(out, line, (pad, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
         return out
 

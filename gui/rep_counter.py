@@ -1,0 +1,47 @@
+"""Big repetition counters, one per person in the analysis, side by side."""
+from __future__ import annotations
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+_COUNT_STYLE = "font-size: 48px; font-weight: bold;"
+
+
+class RepCounterView(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QHBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._cells: dict[str, tuple[QWidget, QLabel, QLabel]] = {}
+
+    def set_people(self, people: dict[str, dict]) -> None:
+        """people: person id -> {"reps", "state", "signal_deg"} as the fitness analyser outputs."""
+        for pid in [p for p in self._cells if p not in people]:
+            cell, _, _ = self._cells.pop(pid)
+            cell.deleteLater()
+        for pid in sorted(people, key=int):
+            count, detail = self._cell(pid)
+            person = people[pid]
+            count.setText(str(person["reps"]))
+            angle = "–" if person.get("signal_deg") is None else f"{person['signal_deg']:.0f}°"
+            detail.setText(f"#{pid} · {angle} · {person['state']}")
+
+    def counts(self) -> dict[str, int]:
+        return {pid: int(count.text()) for pid, (_, count, _) in self._cells.items()}
+
+    def _cell(self, pid: str) -> tuple[QLabel, QLabel]:
+        if pid not in self._cells:
+            cell = QWidget()
+            count, detail = QLabel("0"), QLabel()
+            count.setObjectName(f"repCount{pid}")
+            count.setStyleSheet(_COUNT_STYLE)
+            for label in (count, detail):
+                label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            column = QVBoxLayout(cell)
+            column.setContentsMargins(0, 0, 0, 0)
+            column.addWidget(count)
+            column.addWidget(detail)
+            self._layout.addWidget(cell)
+            self._cells[pid] = (cell, count, detail)
+        _, count, detail = self._cells[pid]
+        return count, detail

@@ -1,0 +1,208 @@
+"""Joint angles of one person: from COCO-17 keypoints when they are confident, else from the
+axes of the body-part masks (PCA of each limb segment's pixels), else unknown (None).
+
+Angles are in degrees in the image plane. A joint angle is the angle at the joint between its
+two segments: 180 = straight limb. `trunk_lean` is the torso's tilt from vertical (0 = upright).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime.models.labels import COCO_KEYPOINTS
+
+_KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
+
+
+@dataclass(frozen=True)
+class JointSpec:
+    """A joint as keypoints (proximal end, joint, distal end) and, for the mask fallback, the
+    part names of its proximal and distal segments. `vertical` joints measure the proximal ->
+    distal segment against the image vertical instead of a second segment."""
+
+    keypoints: tuple[str, str, str]
+    proximal_parts: tuple[str, ...]
+    distal_parts: tuple[str, ...]
+    vertical: bool = False
+
+
+def _leg(side: str) -> tuple[str, ...]:
+    return (f"{side}_upper_leg_front", f"{side}_upper_leg_back")
+
+
+def _shin(side: str) -> tuple[str, ...]:
+    return (f"{side}_lower_leg_front", f"{side}_lower_leg_back")
+
+
+def _arm(side: str) -> tuple[str, ...]:
+    return (f"{side}_upper_arm_front", f"{side}_upper_arm_back")
+
+
+def _forearm(side: str) -> tuple[str, ...]:
+    return (f"{side}_lower_arm_front", f"{side}_lower_arm_back")
+
+
+TORSO_PARTS = ("torso_front", "torso_back")
+
+SIDES = ("left", "right")
+
+JOINTS: dict[str, JointSpec] = {
+    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s)) for s in SIDES},
+    **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s)) for s in SIDES},
+    **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s)) for s in SIDES},
+    **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s)) for s in SIDES},
+    # Keypoints: mid-hip -> mid-shoulder against vertical; parts: the torso's long axis.
+    "trunk_lean": JointSpec(("hips", "shoulders", "shoulders"), TORSO_PARTS, (), vertical=True),
+}
+
+# Parts whose areas are compared left against right for a joint's symmetry.
+LIMB_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "knee": {s: _leg(s) + _shin(s) for s in SIDES},
+    "hip": {s: _leg(s) + _shin(s) for s in SIDES},
+    "elbow": {s: _arm(s) + _forearm(s) for s in SIDES},
+    "shoulder": {s: _arm(s) + _forearm(s) for s in SIDES},
+}
+
+
+@dataclass(frozen=True)
+class Angle:
+    """deg is None when unknown; conf in [0, 1]; source is "keypoints", "parts" or "unknown"."""
+
+    deg: float | None
+    conf: float
+    source: str
+
+
+UNKNOWN = Angle(None, 0.0, "unknown")
+
+
+def angle_at(a: np.ndarray, joint: np.ndarray, c: np.ndarray) -> float | None:
+    """The angle a-joint-c in degrees, None when a segment has no length."""
+    u, v = np.asarray(a, float) - joint, np.asarray(c, float) - joint
+    norms = np.linalg.norm(u) * np.linalg.norm(v)
+    if norms < 1e-9:
+        return None
+    return float(np.degrees(np.arccos(np.clip(np.dot(u, v) / norms, -1.0, 1.0))))
+
+
+def tilt_from_vertical(bottom: np.ndarray, top: np.ndarray) -> float | None:
+    """Degrees between the segment bottom -> top and straight up in the image (y grows down)."""
+    return angle_at(np.asarray(top, float) - bottom, np.zeros(2), np.array([0.0, -1.0]))
+
+
+def keypoint_angle(keypoints: np.ndarray, spec: JointSpec) -> Angle:
+    """The joint angle from a 17 x 3 (x, y, score) array; conf = the weakest keypoint's score."""
+    if spec.vertical:
+        ids = [_KP["left_hip"], _KP["right_hip"], _KP["left_shoulder"], _KP["right_shoulder"]]
+        conf = float(keypoints[ids, 2].min())
+        hips = keypoints[ids[:2], :2].mean(axis=0)
+        shoulders = keypoints[ids[2:], :2].mean(axis=0)
+        deg = tilt_from_vertical(hips, shoulders)
+    else:
+        a, j, c = (keypoints[_KP[name]] for name in spec.keypoints)
+        conf = float(min(a[2], j[2], c[2]))
+        deg = angle_at(a[:2], j[:2], c[:2])
+    return UNKNOWN if deg is None else Angle(deg, conf, "keypoints")
+
+
+@dataclass(frozen=True)
+class SegmentAxis:
+    """A part's pixels summarised: centroid (x, y), unit long axis, the two ends of the pixels
+    along that axis (2 x 2), pixel count and elongation (1 - minor/major variance: 0 for a
+    blob, near 1 for a thin limb)."""
+
+    centroid: np.ndarray
+    axis: np.ndarray
+    ends: np.ndarray
+    pixels: int
+    elongation: float
+
+
+def segment_axis(mask: np.ndarray, *, min_pixels: int) -> SegmentAxis | None:
+    """PCA of a bool mask's pixel coordinates; None below `min_pixels`."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < min_pixels:
+        return None
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    centroid = points.mean(axis=0)
+    variances, vectors = np.linalg.eigh(np.cov((points - centroid).T))
+    axis = vectors[:, 1]
+    along = (points - centroid) @ axis
+    ends = centroid + np.outer([along.min(), along.max()], axis)
+    major = max(variances[1], 1e-9)
+    return SegmentAxis(centroid, axis, ends, len(xs), float(1.0 - max(variances[0], 0.0) / major))
+
+
+def part_mask(labels: np.ndarray, label_names: tuple[str, ...], parts: tuple[str, ...],
+              person: np.ndarray | None = None) -> np.ndarray | None:
+    """Pixels of any of `parts` (by name), inside `person` when given; None when the label set
+    lacks them."""
+    ids = [label_names.index(p) for p in parts if p in label_names]
+    if not ids:
+        return None
+    mask = np.isin(labels, ids)
+    return mask if person is None else mask & person
+
+
+def part_angle(labels: np.ndarray, label_names: tuple[str, ...], spec: JointSpec,
+               person: np.ndarray | None = None, *, min_pixels: int = 40) -> Angle:
+    """The joint angle from the long axes of its two segments' part masks.
+
+    The joint is where the segments' nearest ends meet; each axis points from there along its
+    segment. conf is the product of both segments' elongation and how far each passes
+    `min_pixels` (capped at 1)."""
+    proximal_mask = part_mask(labels, label_names, spec.proximal_parts, person)
+    proximal = None if proximal_mask is None else segment_axis(proximal_mask, min_pixels=min_pixels)
+    if proximal is None:
+        return UNKNOWN
+    if spec.vertical:
+        up = proximal.axis if proximal.axis[1] < 0 else -proximal.axis
+        deg = tilt_from_vertical(np.zeros(2), up)
+        return Angle(deg, _axis_conf(proximal, min_pixels), "parts")
+    distal_mask = part_mask(labels, label_names, spec.distal_parts, person)
+    distal = None if distal_mask is None else segment_axis(distal_mask, min_pixels=min_pixels)
+    if distal is None:
+        return UNKNOWN
+    gaps = np.linalg.norm(proximal.ends[:, None] - distal.ends[None, :], axis=2)
+    near_p, near_d = np.unravel_index(np.argmin(gaps), gaps.shape)
+    to_proximal = proximal.ends[1 - near_p] - proximal.ends[near_p]
+    to_distal = distal.ends[1 - near_d] - distal.ends[near_d]
+    deg = angle_at(to_proximal, np.zeros(2), to_distal)
+    if deg is None:
+        return UNKNOWN
+    return Angle(deg, _axis_conf(proximal, min_pixels) * _axis_conf(distal, min_pixels), "parts")
+
+
+def _axis_conf(segment: SegmentAxis, min_pixels: int) -> float:
+    return min(1.0, segment.pixels / (4 * min_pixels)) * segment.elongation
+
+
+def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
+                 person: np.ndarray | None = None, *, min_score: float = 0.3,
+                 min_part_conf: float = 0.5, joints: tuple[str, ...] = tuple(JOINTS)) -> dict[str, Angle]:
+    """Every joint's angle: keypoints at or above `min_score`, else the part-mask axes at or
+    above `min_part_conf`, else UNKNOWN — never a guess."""
+    angles = {}
+    coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
+    for name in joints:
+        spec = JOINTS[name]
+        angle = keypoint_angle(keypoints, spec) if coco else UNKNOWN
+        if angle.deg is None or angle.conf < min_score:
+            fallback = part_angle(labels, label_names, spec, person) if labels is not None else UNKNOWN
+            angle = fallback if fallback.deg is not None and fallback.conf >= min_part_conf else UNKNOWN
+        angles[name] = angle
+    return angles
+
+
+def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,
+               person: np.ndarray | None = None) -> tuple[int, int] | None:
+    """Pixel areas of the left and right limb that `joint` (e.g. "left_knee" or "knee")
+    belongs to; None for joints without sides or label sets without those parts."""
+    limb = LIMB_PARTS.get(joint.split("_")[-1])
+    if limb is None:
+        return None
+    masks = [part_mask(labels, label_names, limb[side], person) for side in SIDES]
+    if any(m is None for m in masks):
+        return None
+    return int(masks[0].sum()), int(masks[1].sum())

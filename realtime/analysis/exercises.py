@@ -1,0 +1,62 @@
+"""Exercise presets as data: which joints to watch and the thresholds of a repetition."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from realtime.analysis.angles import JOINTS
+
+REDUCTIONS = ("mean", "min", "max")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """joints: the angles combined into the counted signal by `reduce` (mean of the known
+    sides; min/max follow the side that moves most, e.g. a lunge's front knee).
+    start_deg / turn_deg: see RepCounter. min_rep_s: shortest real repetition."""
+
+    name: str
+    joints: tuple[str, ...]
+    start_deg: float
+    turn_deg: float
+    reduce: str = "mean"
+    min_rep_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = [j for j in self.joints if j not in JOINTS]
+        if not self.joints or unknown:
+            raise ValueError(f"exercise {self.name}: unknown joint(s) {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(JOINTS)}")
+        if self.reduce not in REDUCTIONS:
+            raise ValueError(f"exercise {self.name}: reduce must be one of {', '.join(REDUCTIONS)}")
+        if self.start_deg == self.turn_deg:
+            raise ValueError(f"exercise {self.name}: start and turn angles must differ")
+        if self.min_rep_s < 0:
+            raise ValueError(f"exercise {self.name}: min_rep_s must be >= 0")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "joints": list(self.joints), "start_deg": self.start_deg,
+                "turn_deg": self.turn_deg, "reduce": self.reduce, "min_rep_s": self.min_rep_s}
+
+
+PRESETS: dict[str, Exercise] = {
+    "squat": Exercise("squat", ("left_knee", "right_knee"), start_deg=150, turn_deg=120),
+    "push-up": Exercise("push-up", ("left_elbow", "right_elbow"), start_deg=145, turn_deg=105),
+    "lunge": Exercise("lunge", ("left_knee", "right_knee"), start_deg=150, turn_deg=110, reduce="min"),
+    "jumping-jack": Exercise("jumping-jack", ("left_shoulder", "right_shoulder"), start_deg=45, turn_deg=120,
+                             min_rep_s=0.3),
+    "biceps-curl": Exercise("biceps-curl", ("left_elbow", "right_elbow"), start_deg=140, turn_deg=70,
+                            reduce="min"),
+}
+
+
+def custom_exercise(joint: str | list[str], *, start_deg: float, turn_deg: float, reduce: str = "mean",
+                    min_rep_s: float = 0.5) -> Exercise:
+    joints = (joint,) if isinstance(joint, str) else tuple(joint)
+    return Exercise("custom", joints, start_deg=start_deg, turn_deg=turn_deg, reduce=reduce, min_rep_s=min_rep_s)
+
+
+def get_exercise(name: str) -> Exercise:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown exercise {name!r}; choose from {', '.join(PRESETS)} or custom") from None

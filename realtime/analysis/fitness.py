@@ -1,0 +1,125 @@
+"""The fitness Analyser: per person, smoothed joint angles and a repetition counter for one exercise.
+
+Output of `update` (also the JSONL line's analysis["fitness"]):
+    {"exercise": {...preset...}, "people": {"<id>": {"angles": {joint: {"deg", "raw_deg", "conf",
+     "source"}}, "signal_deg", "reps", "partials", "state", "last_rep"}}}
+People come from `parse.people`; a parse without people is one person, id 0.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime.analysis.angles import JOINTS, joint_angles, side_areas
+from realtime.analysis.exercises import Exercise
+from realtime.analysis.one_euro import OneEuroFilter
+from realtime.analysis.reps import RepCounter
+from realtime.render import TextPanel
+from realtime.types import Frame, ParseResult
+
+ANGLE_NAMES = tuple(JOINTS)
+
+
+@dataclass
+class _PersonTrack:
+    smoother: OneEuroFilter
+    counter: RepCounter
+
+
+def _reduce(values: list[float], how: str) -> float:
+    known = [v for v in values if not math.isnan(v)]
+    if not known:
+        return math.nan
+    return {"mean": sum(known) / len(known), "min": min(known), "max": max(known)}[how]
+
+
+def _round(value: float) -> float | None:
+    return None if math.isnan(value) else round(value, 1)
+
+
+class FitnessAnalyser:
+    """Counts `exercise` repetitions for every person. `summary()` may be called from any
+    thread (the window's table, the CLI at the end)."""
+
+    name = "fitness"
+
+    def __init__(self, exercise: Exercise, *, min_score: float = 0.3, min_cutoff_hz: float = 1.5,
+                 beta: float = 0.02) -> None:
+        self.exercise = exercise
+        self._min_score = min_score
+        self._filter_args = {"min_cutoff_hz": min_cutoff_hz, "beta": beta}
+        self._tracks: dict[int, _PersonTrack] = {}
+        self._lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tracks.clear()
+
+    def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
+        people = [(p.id, p.keypoints, p.mask) for p in parse.people] or [(0, parse.keypoints, parse.person_mask)]
+        with self._lock:
+            out = {str(pid): self._update_person(pid, keypoints, mask, frame, parse)
+                   for pid, keypoints, mask in people}
+        return {"exercise": self.exercise.to_dict(), "people": out}
+
+    def _update_person(self, pid: int, keypoints: np.ndarray | None, mask: np.ndarray, frame: Frame,
+                       parse: ParseResult) -> dict[str, Any]:
+        exercise = self.exercise
+        track = self._tracks.get(pid)
+        if track is None:
+            track = _PersonTrack(OneEuroFilter(**self._filter_args),
+                                 RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
+                                            min_rep_s=exercise.min_rep_s))
+            self._tracks[pid] = track
+        raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=self._min_score)
+        raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
+        smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
+        signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
+        rep = track.counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth),
+                                   area_ratio=self._area_ratio(parse, mask))
+        counter = track.counter
+        last = rep or (counter.reps[-1] if counter.reps else None)
+        return {
+            "angles": {n: {"deg": _round(smooth[n]), "raw_deg": _round(raw_deg[i]), "conf": round(raw[n].conf, 3),
+                           "source": raw[n].source} for i, n in enumerate(ANGLE_NAMES)},
+            "signal_deg": _round(signal),
+            "reps": counter.count,
+            "partials": counter.partials,
+            "state": counter.state,
+            "last_rep": None if last is None else last.to_dict(),
+        }
+
+    def _side_diff(self, smooth: dict[str, float]) -> float | None:
+        """|left - right| of the exercise's joint, when it has both sides and both are known."""
+        joint = self.exercise.joints[0].removeprefix("left_").removeprefix("right_")
+        left, right = smooth.get(f"left_{joint}", math.nan), smooth.get(f"right_{joint}", math.nan)
+        diff = abs(left - right)
+        return None if math.isnan(diff) else diff
+
+    def _area_ratio(self, parse: ParseResult, mask: np.ndarray) -> float | None:
+        areas = side_areas(parse.labels, parse.label_names, self.exercise.joints[0], mask)
+        if areas is None or min(areas) == 0:
+            return None
+        return areas[0] / areas[1]
+
+    def annotate(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray:
+        lines = [self.exercise.name.upper()]
+        for pid, person in output.get("people", {}).items():
+            signal = person["signal_deg"]
+            angle = "--" if signal is None else f"{signal:.0f} deg"
+            lines.append(f"#{pid}  {person['reps']} reps  {angle}  {person['state']}")
+        return TextPanel(lines, corner="bottom-left", scale=max(0.7, max(image.shape[:2]) / 900)).annotate(image)
+
+    def summary(self) -> dict[str, Any]:
+        """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}."""
+        with self._lock:
+            people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
+                                 "rejected_short": t.counter.rejected,
+                                 "per_rep": [r.to_dict() for r in t.counter.reps]}
+                      for pid, t in sorted(self._tracks.items())}
+        per_rep = [{"person": pid, **rep} for pid, person in people.items() for rep in person["per_rep"]]
+        return {"exercise": self.exercise.to_dict(), "reps": len(per_rep), "per_rep": per_rep, "people": people}

@@ -1,0 +1,183 @@
+"""Repetition counting on one angle signal: a state machine with hysteresis.
+
+A repetition starts at the start position (the angle on the start side of `start_deg`), passes
+the turn (beyond `turn_deg`) and counts only once the angle is back at the start position. The
+band between the two thresholds is the hysteresis: noise inside it changes nothing.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+WAITING = "waiting"  # the start position has not been seen yet
+START = "start"  # at the start position
+OUT = "out"  # left the start position, turn not reached yet
+TURNED = "turned"  # reached the turn, on the way back
+
+
+@dataclass
+class Rep:
+    """One counted repetition. Frames and times are those of the source; tempo: out_s from
+    leaving the start position to the extreme, back_s from the extreme to the start again."""
+
+    number: int
+    start_frame: int
+    turn_frame: int
+    end_frame: int
+    start_s: float
+    turn_s: float
+    end_s: float
+    min_deg: float
+    max_deg: float
+    out_s: float
+    back_s: float
+    side_diff_deg: float | None = None  # mean |left - right| angle over the repetition
+    area_ratio: float | None = None  # mean left/right limb part area over the repetition
+
+    @property
+    def rom_deg(self) -> float:
+        return self.max_deg - self.min_deg
+
+    def to_dict(self) -> dict:
+        out = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+        out["rom_deg"] = round(self.rom_deg, 3)
+        return out
+
+
+@dataclass
+class _Sample:
+    frame: int
+    time_s: float
+    deg: float
+
+
+@dataclass
+class _Attempt:
+    """What is known about the repetition in progress."""
+
+    start: _Sample
+    extreme: _Sample
+    low: float
+    high: float
+    side_diffs: list[float] = field(default_factory=list)
+    area_ratios: list[float] = field(default_factory=list)
+
+
+class RepCounter:
+    """Counts repetitions of one angle signal.
+
+    start_deg / turn_deg: the start position is on start_deg's side away from turn_deg, the
+        turn is at or beyond turn_deg (a squat: start 150, turn 100; a jumping jack: start 40,
+        turn 120).
+    min_rep_s: shorter start -> turn -> start cycles are noise, not repetitions.
+    min_hold_s: after the turn, the angle must stay at the start position this long before the
+        repetition counts, so a glitch at the bottom that looks like the start does not end it.
+    max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
+        progress; the counter waits for the start position again.
+    """
+
+    def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
+                 max_gap_s: float = 1.0) -> None:
+        if start_deg == turn_deg:
+            raise ValueError("start and turn thresholds must differ")
+        if min_rep_s < 0 or min_hold_s < 0 or max_gap_s <= 0:
+            raise ValueError("min_rep_s and min_hold_s must be >= 0 and max_gap_s > 0")
+        self.start_deg = start_deg
+        self.turn_deg = turn_deg
+        self.min_rep_s = min_rep_s
+        self.min_hold_s = min_hold_s
+        self.max_gap_s = max_gap_s
+        self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = WAITING
+        self.reps: list[Rep] = []
+        self.partials = 0  # left the start position and came back without reaching the turn
+        self.rejected = 0  # full cycles shorter than min_rep_s
+        self._attempt: _Attempt | None = None
+        self._back: _Sample | None = None  # first sample back at the start after the turn
+        self._last: _Sample | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.reps)
+
+    def update(self, deg: float | None, time_s: float, frame: int, *, side_diff_deg: float | None = None,
+               area_ratio: float | None = None) -> Rep | None:
+        """Feeds one sample; returns the repetition it completed, if any. None or NaN = no
+        measurement this frame."""
+        if deg is None or math.isnan(deg):
+            if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
+                self.state, self._attempt, self._back, self._last = WAITING, None, None, None
+            return None
+        if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
+            self.state, self._attempt, self._back = WAITING, None, None
+        sample = _Sample(frame, time_s, float(deg))
+        self._last = sample
+        at_start = self._sign * (deg - self.start_deg) <= 0
+        at_turn = self._sign * (deg - self.turn_deg) >= 0
+        if self.state in (WAITING, START):
+            if at_start and self.state == START:
+                self._rest(sample)
+            elif at_start:
+                self.state = START
+                self._attempt = _Attempt(sample, sample, deg, deg)
+            elif self.state == START:
+                self.state = TURNED if at_turn else OUT
+                self._track(sample, side_diff_deg, area_ratio)
+            return None
+        self._track(sample, side_diff_deg, area_ratio)
+        if at_turn:
+            self.state = TURNED
+        if not at_start:
+            self._back = None
+            return None
+        completed = None
+        if self.state == OUT:
+            self.partials += 1
+        else:
+            self._back = self._back or sample
+            if sample.time_s - self._back.time_s < self.min_hold_s:
+                return None
+            completed = self._finish(self._back)
+        self.state, self._back = START, None
+        self._attempt = _Attempt(sample, sample, deg, deg)
+        return completed
+
+    def _rest(self, sample: _Sample) -> None:
+        """At the start position: the repetition will start from here; the range of motion
+        includes the whole rest."""
+        attempt = self._attempt
+        attempt.start = attempt.extreme = sample
+        attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
+
+    def _track(self, sample: _Sample, side_diff_deg: float | None, area_ratio: float | None) -> None:
+        attempt = self._attempt
+        attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
+        if self._sign * (sample.deg - attempt.extreme.deg) > 0:
+            attempt.extreme = sample
+        if side_diff_deg is not None and not math.isnan(side_diff_deg):
+            attempt.side_diffs.append(side_diff_deg)
+        if area_ratio is not None and math.isfinite(area_ratio):
+            attempt.area_ratios.append(area_ratio)
+
+    def _finish(self, end: _Sample) -> Rep | None:
+        attempt = self._attempt
+        start, turn = attempt.start, attempt.extreme
+        if end.time_s - start.time_s < self.min_rep_s:
+            self.rejected += 1
+            return None
+        rep = Rep(
+            number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
+            start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
+            min_deg=min(attempt.low, end.deg), max_deg=max(attempt.high, end.deg),
+            out_s=turn.time_s - start.time_s, back_s=end.time_s - turn.time_s,
+            side_diff_deg=_mean(attempt.side_diffs), area_ratio=_mean(attempt.area_ratios),
+        )
+        self.reps.append(rep)
+        return rep
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None

@@ -1,0 +1,36 @@
+"""The repetition summary as a short text table and as CSV rows (the window's export)."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
+               "out_s", "back_s", "side_diff_deg", "area_ratio")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def summary_table(summary: dict[str, Any]) -> str:
+    """'squat: 2 reps' and one aligned row per repetition."""
+    exercise = summary["exercise"]["name"]
+    lines = [f"{exercise}: {summary['reps']} reps"]
+    if summary["per_rep"]:
+        rows = [REP_COLUMNS] + [tuple(_cell(rep.get(c)) for c in REP_COLUMNS) for rep in summary["per_rep"]]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]
+        lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    return "\n".join(lines)
+
+
+def reps_csv(summary: dict[str, Any]) -> str:
+    """One CSV row per repetition, REP_COLUMNS in order, empty cells for unknown values."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=REP_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for rep in summary["per_rep"]:
+        writer.writerow({c: "" if rep.get(c) is None else rep.get(c) for c in REP_COLUMNS})
+    return out.getvalue()

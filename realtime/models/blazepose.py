@@ -1,0 +1,79 @@
+"""Optional BlazePose keypoints (MediaPipe Pose, bundled in the mediapipe 0.10.14 wheel, no
+download) as a ResultStage: it replaces the parser's keypoints, the parts still come from the parser.
+
+BodyPix's keypoints lose the elbows and knees whenever the body is small or lying down (a
+push-up's bottom); BlazePose tracks them there. Install with `pip install partsight[mediapipe]`.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+
+import numpy as np
+
+from realtime.types import Frame, ParseResult
+
+# BlazePose's 33 landmarks at the COCO-17 keypoints, in COCO order.
+BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
+POSE_SOURCES = ("auto", "parser", "blazepose")
+
+
+def blazepose_available() -> bool:
+    return importlib.util.find_spec("mediapipe") is not None
+
+
+class BlazePoseStage:
+    """Runs MediaPipe Pose on each frame and puts its landmarks (visibility as the score) into
+    `parse.keypoints`, and into the person whose mask holds most of them when there are people.
+    A frame where BlazePose finds nobody keeps the parser's keypoints."""
+
+    name = "blazepose"
+
+    def __init__(self, *, model_complexity: int = 1, min_confidence: float = 0.5) -> None:
+        try:
+            from mediapipe.python.solutions.pose import Pose
+        except ImportError as exc:
+            raise RuntimeError(f"BlazePose needs mediapipe (pip install 'partsight[mediapipe]'): {exc}") from None
+        self._make = lambda: Pose(static_image_mode=False, model_complexity=model_complexity,
+                                  smooth_landmarks=True, min_detection_confidence=min_confidence,
+                                  min_tracking_confidence=min_confidence)
+        self._pose = self._make()
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        found = self._pose.process(np.ascontiguousarray(frame.image)).pose_landmarks
+        if found is None:
+            return parse
+        h, w = frame.image.shape[:2]
+        landmarks = found.landmark
+        keypoints = np.array([[landmarks[i].x * w, landmarks[i].y * h, landmarks[i].visibility]
+                              for i in BLAZEPOSE_TO_COCO], dtype=np.float32)
+        if not parse.people:
+            return replace(parse, keypoints=keypoints)
+        owner = max(parse.people, key=lambda p: _points_inside(p.mask, keypoints))
+        people = [replace(p, keypoints=keypoints) if p is owner else p for p in parse.people]
+        return replace(parse, keypoints=keypoints, people=people)
+
+    def reset(self) -> None:
+        """Drops the landmark tracking of the previous source."""
+        self._pose.close()
+        self._pose = self._make()
+
+    def close(self) -> None:
+        self._pose.close()
+
+
+def _points_inside(mask: np.ndarray, keypoints: np.ndarray) -> int:
+    h, w = mask.shape
+    xy = np.round(keypoints[:, :2]).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    return int(mask[xy[inside, 1], xy[inside, 0]].sum())
+
+
+def pose_stages(source: str) -> list[BlazePoseStage]:
+    """The stages that give the keypoints: "parser" none, "blazepose" BlazePose (an error
+    without mediapipe), "auto" BlazePose when mediapipe is installed."""
+    if source not in POSE_SOURCES:
+        raise ValueError(f"unknown pose source {source!r}; choose from {', '.join(POSE_SOURCES)}")
+    if source == "blazepose" or (source == "auto" and blazepose_available()):
+        return [BlazePoseStage()]
+    return []

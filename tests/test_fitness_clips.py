@@ -1,0 +1,126 @@
+"""Repetitions on the real mannequin clips, through `main.py process --exercise` as a user runs it.
+
+Counted by eye first (frames extracted with PyAV and looked at every 2-6 frames):
+- cg-mannequin-squat.mp4 (303 frames, 60 fps): frame 0 is rising out of a squat (not a full
+  rep); standing 20-55; bottom 1 at about frame 86 (deep from 76 to 96); standing 125-160;
+  bottom 2 at about frame 196 (deep 186-206); standing 240-270; frames 280-302 go down into a
+  third squat that the clip cuts at its bottom, never back up. Complete repetitions: 2.
+- cg-mannequin-pushup.mp4 (254 frames, 60 fps): frame 0 is low, pushing up (not a full rep);
+  arms straight 18-54; bottom 1 at about frame 84 (low 72-96); straight 114-150; bottom 2 at about
+  frame 177 (low 168-186); straight 204-240; frames 246-253 go down again and the clip ends.
+  Complete repetitions: 2.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import pytest
+
+from realtime.models.blazepose import blazepose_available
+
+REPO = Path(__file__).resolve().parents[1]
+SQUAT_BOTTOMS = [86, 196]
+PUSHUP_BOTTOMS = [84, 177]
+FRAMES_TOLERANCE = 8  # the deepest frame of a slow bottom is a few frames either way
+
+needs_blazepose = pytest.mark.skipif(not blazepose_available(),
+                                     reason="BlazePose needs the optional mediapipe extra")
+
+
+def process(clip: Path, out: Path, *args: str) -> tuple[dict, list[dict], str]:
+    video, summary, metrics = out / "out.mp4", out / "summary.json", out / "frames.jsonl"
+    run = subprocess.run([sys.executable, "main.py", "process", str(clip), "-o", str(video), "--metrics", str(metrics),
+                          "--summary", str(summary), *args], cwd=REPO, capture_output=True, text=True, timeout=500)
+    assert run.returncode == 0, run.stderr
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert frames == len(lines), "every frame must reach the video and the JSONL"
+    return json.loads(summary.read_text()), lines, run.stdout
+
+
+def assert_reps_at(summary: dict, bottoms: list[int]) -> None:
+    assert summary["reps"] == len(bottoms), summary
+    turns = [rep["turn_frame"] for rep in summary["per_rep"]]
+    assert all(abs(t - b) <= FRAMES_TOLERANCE for t, b in zip(turns, bottoms)), f"bottoms at {turns}, seen {bottoms}"
+    for rep, bottom in zip(summary["per_rep"], bottoms):
+        assert rep["start_frame"] < bottom < rep["end_frame"]
+        assert rep["rom_deg"] > 60 and rep["out_s"] > 0.2 and rep["back_s"] > 0.2
+
+
+@pytest.mark.parametrize("pose", ["parser", pytest.param("blazepose", marks=needs_blazepose)])
+def test_squat_clip_counts_the_two_reps_seen_by_eye(media_dir, tmp_path, pose):
+    summary, lines, stdout = process(media_dir / "cg-mannequin-squat.mp4", tmp_path, "--exercise", "squat",
+                                     "--pose", pose)
+    assert summary["exercise"]["name"] == "squat" and summary["pose_source"] == pose
+    assert_reps_at(summary, SQUAT_BOTTOMS)
+    assert "squat: 2 reps" in stdout
+    person = lines[SQUAT_BOTTOMS[0]]["analysis"]["fitness"]["people"]["0"]
+    assert person["angles"]["left_knee"]["deg"] < 105 and person["state"] == "turned"
+    assert lines[-1]["analysis"]["fitness"]["people"]["0"]["reps"] == 2
+    standing = lines[30]["analysis"]["fitness"]["people"]["0"]["angles"]
+    assert standing["left_knee"]["deg"] > 150 and standing["trunk_lean"]["deg"] < 20
+
+
+@needs_blazepose
+def test_pushup_clip_counts_the_two_reps_seen_by_eye(media_dir, tmp_path):
+    summary, lines, stdout = process(media_dir / "cg-mannequin-pushup.mp4", tmp_path, "--exercise", "push-up",
+                                     "--pose", "blazepose")
+    assert_reps_at(summary, PUSHUP_BOTTOMS)
+    assert "push-up: 2 reps" in stdout
+
+
+def test_pushup_with_bodypix_keypoints_says_unknown_at_the_bottom(media_dir, tmp_path):
+    """BodyPix loses the arms lying down (keypoint scores ~0.1, no upper-arm pixels): the elbow
+    angles there must be unknown, not numbers."""
+    _, lines, _ = process(media_dir / "cg-mannequin-pushup.mp4", tmp_path, "--exercise", "push-up",
+                          "--pose", "parser", "--frames", "100")
+    bottom = [lines[i]["analysis"]["fitness"]["people"]["0"]["angles"] for i in range(PUSHUP_BOTTOMS[0] - 8,
+                                                                                     PUSHUP_BOTTOMS[0] + 9)]
+    unknown = sum(a["left_elbow"]["source"] == "unknown" and a["left_elbow"]["raw_deg"] is None for a in bottom)
+    assert unknown >= 0.8 * len(bottom)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--exercise", "dance"], "unknown exercise 'dance'"),
+    (["--exercise", "custom", "--joint", "left_knee"], "--exercise custom needs --start-deg, --turn-deg"),
+    (["--exercise", "custom", "--joint", "left_toe", "--start-deg", "160", "--turn-deg", "100"], "unknown joint"),
+    (["--summary", "x.json"], "--summary needs --exercise"),
+])
+def test_bad_fitness_options_are_one_line_errors(media_dir, tmp_path, args, message):
+    run = subprocess.run([sys.executable, "main.py", "process", str(media_dir / "cg-mannequin-squat.mp4"),
+                          "-o", str(tmp_path / "x.mp4"), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith("partsight: error: ") and message in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(blazepose_available(), reason="mediapipe is installed here")
+def test_asking_for_blazepose_without_mediapipe_says_how_to_get_it(media_dir, tmp_path):
+    run = subprocess.run([sys.executable, "main.py", "process", str(media_dir / "cg-mannequin-squat.mp4"), "-o",
+                          str(tmp_path / "x.mp4"), "--exercise", "squat", "--pose", "blazepose"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "partsight[mediapipe]" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_custom_exercise_on_one_knee_counts_the_squats(media_dir, tmp_path):
+    summary, _, _ = process(media_dir / "cg-mannequin-squat.mp4", tmp_path, "--exercise", "custom", "--joint",
+                            "left_knee", "--start-deg", "160", "--turn-deg", "100", "--pose", "parser")
+    assert summary["exercise"] == {"name": "custom", "joints": ["left_knee"], "start_deg": 160.0, "turn_deg": 100.0,
+                                   "reduce": "mean", "min_rep_s": 0.5}
+    assert_reps_at(summary, SQUAT_BOTTOMS)
+
+
+def test_pose_quality_reports_the_knees_as_usable_on_the_squat_clip(media_dir):
+    run = subprocess.run([sys.executable, "main.py", "pose-quality", str(media_dir / "cg-mannequin-squat.mp4"),
+                          "--frames", "120", "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert report["frames"] == 120 and report["pose"] == "parser" and report["model"] == "bodypix"
+    knee = report["joints"]["left_knee"]
+    assert knee["known"] > 0.95 and knee["jitter_deg"] < 10 and knee["jumps"] < 0.1

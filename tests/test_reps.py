@@ -1,0 +1,141 @@
+"""RepCounter on synthetic angle traces: clean, noisy, partial, paused, with dropouts."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from realtime.analysis.reps import START, TURNED, WAITING, RepCounter
+
+FPS = 30.0
+
+
+def squat_trace(reps: int, *, period_s: float = 2.0, rest_s: float = 1.0, top: float = 175.0,
+                bottom: float = 80.0) -> np.ndarray:
+    """Standing `rest_s`, then `reps` cosine dips from top to bottom and back, standing again."""
+    rest = np.full(int(rest_s * FPS), top)
+    t = np.arange(int(period_s * FPS)) / FPS
+    dip = bottom + (top - bottom) * (0.5 + 0.5 * np.cos(2 * math.pi * t / period_s))
+    return np.concatenate([rest, *([dip] * reps), rest])
+
+
+def run(counter: RepCounter, trace) -> list:
+    done = []
+    for i, deg in enumerate(trace):
+        rep = counter.update(None if deg is None else float(deg), i / FPS, i)
+        if rep is not None:
+            done.append(rep)
+    return done
+
+
+def squat_counter(**kwargs) -> RepCounter:
+    return RepCounter(start_deg=150, turn_deg=105, **kwargs)
+
+
+def test_clean_reps_count_with_range_of_motion_and_tempo():
+    counter = squat_counter()
+    reps = run(counter, squat_trace(3))
+    assert counter.count == 3 and len(reps) == 3
+    for n, rep in enumerate(reps):
+        assert rep.number == n + 1
+        assert rep.max_deg == pytest.approx(175.0) and rep.min_deg == pytest.approx(80.0, abs=0.2)
+        assert rep.rom_deg == pytest.approx(95.0, abs=0.2)
+        bottom_frame = 30 + 60 * n + 30  # the cosine's minimum, half a period into the dip
+        assert rep.turn_frame == bottom_frame
+        assert rep.out_s == pytest.approx(rep.back_s, abs=2 / FPS)
+        assert rep.start_frame < rep.turn_frame < rep.end_frame
+    assert counter.state == START and counter.partials == 0
+
+
+def test_noise_inside_the_hysteresis_band_counts_nothing_extra():
+    rng = np.random.default_rng(0)
+    trace = squat_trace(4) + rng.normal(0, 6, size=len(squat_trace(4)))
+    counter = squat_counter()
+    run(counter, trace)
+    assert counter.count == 4
+
+
+def test_jitter_around_one_threshold_is_not_a_rep():
+    trace = np.concatenate([np.full(30, 170.0), 150 + 8 * np.sign(np.sin(np.arange(120)))])
+    counter = squat_counter()
+    run(counter, trace)
+    assert counter.count == 0
+
+
+def test_partial_rep_that_never_reaches_the_turn_is_counted_as_partial():
+    shallow = squat_trace(1, bottom=120.0)
+    counter = squat_counter()
+    run(counter, np.concatenate([shallow, squat_trace(1)]))
+    assert counter.count == 1 and counter.partials == 1
+
+
+def test_a_rep_counts_only_when_back_at_the_start_position():
+    trace = squat_trace(2)
+    counter = squat_counter()
+    run(counter, np.concatenate([trace, squat_trace(1, rest_s=0.5)[:45]]))  # ends at the bottom
+    assert counter.count == 2 and counter.state == TURNED
+
+
+def test_starting_mid_rep_does_not_count_the_half_seen_rep():
+    trace = squat_trace(2, rest_s=0.5)
+    counter = squat_counter()
+    run(counter, trace[15 + 30:])  # starts at the bottom of the first dip
+    assert counter.count == 1
+
+
+def test_pause_at_the_bottom_still_counts_once_with_a_long_out_phase():
+    down = np.linspace(175, 80, 30)
+    trace = np.concatenate([np.full(30, 175.0), down, np.full(90, 80.0), down[::-1], np.full(30, 175.0)])
+    counter = squat_counter()
+    (rep,) = run(counter, trace)
+    assert counter.count == 1
+    assert rep.back_s > 2.5  # the extreme is the first bottom sample; the pause belongs to the way back
+
+
+def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
+    trace: list[float | None] = list(squat_trace(1))
+    for i in range(50, 60):  # a third of a second at the bottom: bridged
+        trace[i] = math.nan
+    counter = squat_counter()
+    run(counter, trace)
+    assert counter.count == 1
+
+    trace = list(squat_trace(1))
+    for i in range(35, 85):  # the whole bottom lost for 1.7 s: not counted, waits for the start again
+        trace[i] = None
+    counter = squat_counter(max_gap_s=1.0)
+    run(counter, trace)
+    assert counter.count == 0 and counter.state == START
+
+
+def test_a_glitch_to_the_start_angle_at_the_bottom_does_not_end_the_rep():
+    trace = squat_trace(1)
+    trace[58:60] = 170.0  # two frames (67 ms) of a wrong "standing" reading at the bottom (frame 60)
+    counter = squat_counter(min_hold_s=0.1)
+    (rep,) = run(counter, trace)
+    assert counter.count == 1 and rep.turn_frame == 60 and rep.end_frame > 70
+    counter = squat_counter(min_hold_s=0.0)
+    run(counter, trace)
+    assert counter.count == 2, "without the hold the glitch splits the rep in two"
+
+
+def test_cycles_shorter_than_the_minimum_duration_are_rejected():
+    spike = np.array([175, 175, 90, 175, 175], float)  # 0.1 s through the turn and back
+    counter = squat_counter(min_rep_s=0.5)
+    run(counter, np.concatenate([spike, squat_trace(1)]))
+    assert counter.count == 1 and counter.rejected == 1
+
+
+def test_increasing_exercises_count_the_other_way_and_reset_forgets():
+    arms = 200 - squat_trace(2, top=170, bottom=20)  # 30 -> 180 -> 30, like a jumping jack
+    counter = RepCounter(start_deg=45, turn_deg=120, min_rep_s=0.3)
+    run(counter, arms)
+    assert counter.count == 2
+    counter.reset()
+    assert counter.count == 0 and counter.state == WAITING
+
+
+def test_equal_thresholds_are_refused():
+    with pytest.raises(ValueError, match="differ"):
+        RepCounter(start_deg=100, turn_deg=100)
