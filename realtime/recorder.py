@@ -173,7 +173,8 @@ class Recorder:
 
     def _finish(self) -> None:
         if self._container is None:
-            self.video_path.unlink(missing_ok=True)  # nothing was recorded: leave no empty file
+            if self.video_path.is_file() and self.video_path.stat().st_size == 0:
+                self.video_path.unlink()  # nothing was recorded: leave no empty file (but never a device)
         else:
             try:
                 for packet in self._stream.encode(None):

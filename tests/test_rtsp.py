@@ -264,3 +264,38 @@ def test_credentials_for_a_missing_camera_stay_out_of_the_cli_error(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith("partsight: error: cannot open rtsp://***@127.0.0.1") and PASSWORD not in err
     assert not list(tmp_path.iterdir()), "no empty output is left behind"
+
+
+def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    from gui.session import Session
+
+    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
+    settings.setValue("output_dir", str(tmp_path / "out"))
+    window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.source_picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker
+        qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=30000)
+        window.toggle_recording()
+        locked_camera.kill()
+        qtbot.waitUntil(lambda: window.banner.isVisible() and "reconnecting" in window.banner.text(), timeout=15000)
+        window.refresh_state()
+        assert window.status_panel.field("state") == "reconnecting…" and not window.stalled
+        outage_text = window.banner.text()
+        shown = window.frames_shown
+        locked_camera.start()
+        qtbot.waitUntil(lambda: window.frames_shown >= shown + 5 and not window.banner.isVisible(), timeout=15000)
+        recording = window.recording_path
+        window.toggle_recording()
+        title = window.windowTitle()
+    finally:
+        window.close()
+    assert "127.0.0.1" in title
+    for text in (title, outage_text, str(recording)):
+        assert PASSWORD not in text
+    gap_lines = [line for line in recording.with_suffix(".jsonl").read_text().splitlines() if '"event":"gap"' in line]
+    assert len(gap_lines) == 1 and PASSWORD not in gap_lines[0]
