@@ -117,7 +117,8 @@ class Recorder:
     def _open_video(self, width: int, height: int) -> None:
         self._container = av.open(
             str(self.video_path), mode="w", format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            # flush_packets: each finished fragment reaches the file at once, not when a 256 KiB buffer fills
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
         )
         stream = self._container.add_stream(self.codec, rate=30)
         stream.width = max(2, width - width % 2)  # yuv420p needs even sizes

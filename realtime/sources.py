@@ -104,10 +104,14 @@ class PyAVReader(FrameReader):
         pts_offset_s = 0.0
         while True:
             pts_s = None
+            pass_start = index
             for image, decoded_s in self._decoded(stream, index):
                 pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
                 yield Frame(image=image, index=index, pts_s=pts_s)
                 index += 1
+            if not self.live and index - pass_start < stream.frames:
+                raise SourceError(f"{redact_url(self.url)} ended after {index - pass_start} of its {stream.frames} "
+                                  f"frames: the file is truncated or damaged")
             if not self.loop or pts_s is None:
                 return
             pts_offset_s = pts_s + step_s
