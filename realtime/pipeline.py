@@ -174,6 +174,14 @@ class Pipeline:
         return self._source.info if self._source else None
 
     @property
+    def source(self) -> Source | None:
+        return self._source
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self._recorder
+
+    @property
     def source_status(self) -> str | None:
         """Why a live source is not delivering and when it retries (None while it delivers)."""
         return self._source.status if self._source else None

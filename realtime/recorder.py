@@ -82,6 +82,11 @@ class Recorder:
         except OSError as exc:
             raise RecorderError(f"cannot write {exc.filename or self.video_path}: {exc.strerror}") from None
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the recorder thread (at most `queue_frames`)."""
+        return self._queue.qsize()
+
     def write(self, item: RecordItem) -> None:
         if self.error:
             raise RecorderError(self.error)

@@ -226,6 +226,10 @@ class _NewestFrameSlot:
         with self._condition:
             return self._frame is None
 
+    def size(self) -> int:
+        with self._condition:
+            return int(self._frame is not None)
+
 
 class _FrameQueue:
     """Bounded FIFO: the producer waits while it is full, so no frame is dropped. A frame's
@@ -260,6 +264,10 @@ class _FrameQueue:
     def empty(self) -> bool:
         with self._condition:
             return not self._frames
+
+    def size(self) -> int:
+        with self._condition:
+            return len(self._frames)
 
 
 class Source:
@@ -299,6 +307,11 @@ class Source:
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
+
+    @property
+    def buffered(self) -> int:
+        """Frames captured and not read yet (at most the buffer's capacity)."""
+        return self._buffer.size()
 
     @property
     def finished(self) -> bool:
