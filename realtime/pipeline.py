@@ -268,7 +268,7 @@ class Pipeline:
             if frame is None:
                 if source is not None and source.error and self.error != source.error:
                     self.error = source.error
-                    log.warning("%s", source.error)
+                    log.info("%s", source.error)  # callers show `error`; a warning would print it twice
                 if source is not None and source.finished:
                     self._finished.set()
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -147,7 +148,9 @@ class WebcamReader(FrameReader):
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> SourceInfo:
-        self._capture = cv2.VideoCapture(self.index)
+        if sys.platform.startswith("linux") and not Path(f"/dev/video{self.index}").exists():
+            raise SourceError(f"webcam {self.index} is not connected (there is no /dev/video{self.index})")
+        self._capture = _quietly(cv2.VideoCapture, self.index)
         if not self._capture.isOpened():
             self._capture.release()
             raise SourceError(f"webcam {self.index} cannot be opened (not connected, or in use by another program)")
@@ -169,6 +172,16 @@ class WebcamReader(FrameReader):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+def _quietly(call, *args):
+    """OpenCV logs every backend it tried for a missing camera; our own error says it in one line."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return call(*args)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 class ImageFolderReader(FrameReader):
@@ -407,7 +420,7 @@ class Source:
             delay_s = self._backoff.next_delay_s()
             self.status = (f"{last_failure}; reconnecting in {delay_s:.1f} s "
                            f"(attempt {self._backoff.attempts})")
-            log.warning("%s", self.status)
+            log.info("%s", self.status)  # callers show `status`; a warning would print it twice
             if self._stop.wait(delay_s):
                 return False
             try:

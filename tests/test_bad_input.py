@@ -33,8 +33,10 @@ def _cli(*args: str, timeout_s: float = 300, env: dict[str, str] | None = None,
 
 def _assert_one_line_error(run: subprocess.CompletedProcess, *fragments: str) -> str:
     assert "Traceback" not in run.stderr, run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("partsight: error:")]
-    assert run.returncode == 1 and len(errors) == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("partsight: error:")]
+    assert run.returncode == 1 and errors == lines[-1:], run.stderr
+    assert not [line for line in lines if line.startswith("[")], f"library log noise: {run.stderr}"
     for fragment in fragments:
         assert fragment in errors[0]
     return errors[0]
@@ -290,4 +292,4 @@ def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
 
 def test_a_webcam_that_never_opens_is_one_line(tmp_path):
     run = _cli("process", "57", "-o", str(tmp_path / "o.mp4"), "--device", "cpu")
-    _assert_one_line_error(run, "webcam 57 cannot be opened")
+    _assert_one_line_error(run, "webcam 57 is not connected")

@@ -222,13 +222,13 @@ def test_a_webcam_that_never_opens_says_so_and_offers_a_retry(make_window, qtbot
     window = make_window()
     window.open_source("57")  # no such camera
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
-    assert "webcam 57 cannot be opened" in window.banner.text()
+    assert "webcam 57 is not connected" in window.banner.text()
     retry = next(b for b in window.banner.findChildren(QPushButton) if b.isVisible())
     assert retry.text() == "Retry"
     qtbot.mouseClick(retry, Qt.MouseButton.LeftButton)  # tries the camera again: still absent, said again
     assert not window.banner.isVisible()
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
-    assert "webcam 57 cannot be opened" in window.banner.text() and retry.isVisible()
+    assert "webcam 57 is not connected" in window.banner.text() and retry.isVisible()
     window.open_source(str(squat_clip))
     qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=15000)
 
