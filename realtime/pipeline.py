@@ -2,6 +2,7 @@
 recording (the Recorder). Callers — the CLI and the window — only talk to a Pipeline."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -403,6 +404,8 @@ class Pipeline:
                 with self._recorder_lock:
                     if self._recorder is recorder:
                         self._recorder = None
+                with contextlib.suppress(RecorderError):
+                    recorder.close()  # ends its thread; the error is already in self.error
 
 
 def frame_metrics(result: FrameResult) -> dict:

@@ -110,7 +110,8 @@ class PyAVReader(FrameReader):
                 pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
                 yield Frame(image=image, index=index, pts_s=pts_s)
                 index += 1
-            if not self.live and index - pass_start < stream.frames:
+            # An edit list may hide a frame or two at the start; more missing means the file was cut short.
+            if not self.live and stream.frames - (index - pass_start) > 2:
                 raise SourceError(f"{redact_url(self.url)} ended after {index - pass_start} of its {stream.frames} "
                                   f"frames: the file is truncated or damaged")
             if not self.loop or pts_s is None:

@@ -17,11 +17,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import engine_threads
 
 from realtime.models import load_parser
 from realtime.pipeline import Pipeline
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 
 
 def _cli(*args: str, timeout_s: float = 300, env: dict[str, str] | None = None,
@@ -227,6 +229,7 @@ def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):
     assert results == list(range(100)), "every frame was still parsed and delivered"
     assert "No space left on device" in recorder.error and pipeline.error == f"{recorder.error}"
     assert not pipeline.recording
+    assert not engine_threads(), "the failed recorder's thread ended"
 
 
 def test_full_disk_for_the_metrics_is_one_line_from_the_cli(single_clip, tmp_path):
@@ -287,7 +290,8 @@ def test_truncated_files_given_with_weights_are_one_line(tmp_path, weights_dir, 
 def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
                env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
-    _assert_one_line_error(run, "weights for this model are missing", "partsight weights fetch", "PARTSIGHT_WEIGHTS_DIR")
+    _assert_one_line_error(run, "weights for this model are missing", "partsight weights fetch",
+                           "PARTSIGHT_WEIGHTS_DIR")
 
 
 def test_a_webcam_that_never_opens_is_one_line(tmp_path):

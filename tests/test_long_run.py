@@ -15,6 +15,7 @@ import pytest
 from realtime.pipeline import Pipeline
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 SIZE = (90, 160)  # the portrait clip, scaled: the run tests endurance, not the model's detail
 INTERNAL_SIZE = 161
 

@@ -10,13 +10,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import av
 import cv2
 import pytest
+from conftest import engine_threads
 
 from realtime.cli import main
 from realtime.pipeline import Pipeline
@@ -42,20 +42,8 @@ def _server_missing() -> str | None:
 
 
 _MISSING = _server_missing()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=_MISSING or "")
-
-
-def _engine_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
-
-
-@pytest.fixture(autouse=True)
-def no_thread_outlives_its_test():
-    yield
-    deadline = time.monotonic() + 5
-    while _engine_threads() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _engine_threads(), "a pipeline thread outlived its owner"
+pytestmark = [pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
+              pytest.mark.usefixtures("engine_threads_joined")]
 
 
 @pytest.fixture(scope="module")
@@ -155,7 +143,7 @@ def test_killed_camera_reconnects_and_the_recording_marks_the_gap(camera, tmp_pa
         assert _wait_for(lambda: pipeline.source_status is not None, 15), "the outage was not noticed"
         assert "reconnecting in" in pipeline.source_status
         time.sleep(2.0)
-        assert "partsight-inference" in _engine_threads() and "partsight-capture" in _engine_threads()
+        assert "partsight-inference" in engine_threads() and "partsight-capture" in engine_threads()
         assert pipeline.error is None
         during_outage = len(arrivals)
         camera.start()
@@ -210,7 +198,7 @@ def test_stop_while_reconnecting_is_immediate(camera):
     camera.kill()
     assert _wait_for(lambda: "reconnecting in 2.0 s" in (source.status or ""), 15)
     source.stop(timeout_s=1.0)
-    assert "partsight-capture" not in _engine_threads(), "stop() waited out the 2 s backoff"
+    assert "partsight-capture" not in engine_threads(), "stop() waited out the 2 s backoff"
     assert source.error is None
 
 
