@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from realtime.analysis.summary import reps_csv
 from realtime.models.registry import MODEL_SPECS
 from realtime.pipeline import FrameResult
 from realtime.recorder import Recorder, RecorderError
+from realtime.sources import is_device_or_stream
 
 STATE_INTERVAL_MS = 250
 SHORTCUTS_HINT = "Space pause · R record · S screenshot · F fullscreen"
@@ -283,11 +285,11 @@ class MainWindow(QMainWindow):
     def _show_problems(self) -> None:
         session = self._session
         pipeline = session.pipeline
-        error = session.error
+        error = session.error or (pipeline.source_status if pipeline is not None else None)
         if error != self._shown_error:
             self._shown_error = error
             if error:
-                action = ("Open file…", self._sources.browse) if pipeline is None else None
+                action = self._retry_action() if pipeline is None else None
                 self._banner.show_message(error, level=Level.ERROR, action=action)
             elif self._banner.level is Level.ERROR:
                 self._banner.dismiss()
@@ -301,6 +303,13 @@ class MainWindow(QMainWindow):
             elif not finished and self._banner.level is Level.INFO:
                 self._banner.dismiss()
 
+    def _retry_action(self) -> tuple[str, Callable[[], None]]:
+        """A camera or stream that failed to open may come back: offer to try again; a file, to pick another."""
+        spec = self._session.source_spec or ""
+        if is_device_or_stream(spec):
+            return "Retry", lambda: self.open_source(spec)
+        return "Open file…", self._sources.browse
+
     def _show_labels(self) -> None:
         labels = self._session.labels
         hidden = self._settings.value(f"parts/{labels.name}/hidden", "", str)
@@ -313,6 +322,8 @@ class MainWindow(QMainWindow):
             return "opening…"
         if pipeline is None:
             return "no source"
+        if pipeline.source_status:
+            return "reconnecting…"
         state = "❚❚ paused" if self._paused else "end of file" if pipeline.finished else "▶ playing"
         return f"● rec · {state}" if self._recording_path else state
 

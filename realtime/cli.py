@@ -63,6 +63,7 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=int, help="stop after this many frames")
+    process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     model_options(process)
     fitness_options(process)
     process.set_defaults(handler=_process)
@@ -120,10 +121,12 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.pipeline import Pipeline
     from realtime.sources import parse_size
 
+    if args.loop and not args.frames:
+        raise CliError("--loop needs --frames: a looped file never ends")
     fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
                         size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
-                        stages=fitness.stages, analysers=fitness.analysers)
+                        loop=args.loop, stages=fitness.stages, analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
         info = pipeline.start()
@@ -147,9 +150,14 @@ def _process(args: argparse.Namespace) -> int:
 
     pipeline.subscribe(on_result)
     start = time.monotonic()
+    shown_status = None
     try:
         while not pipeline.wait(0.2) and not enough.is_set():
-            pass
+            status = pipeline.source_status  # a live source reconnecting: say so, once per attempt
+            if status != shown_status:
+                shown_status = status
+                print(f"partsight: warning: {status}" if status else f"partsight: reconnected to {info.name}",
+                      file=sys.stderr)
     finally:
         pipeline.stop()
         fitness.close()

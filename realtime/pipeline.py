@@ -2,6 +2,7 @@
 recording (the Recorder). Callers — the CLI and the window — only talk to a Pipeline."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -106,11 +107,13 @@ class Pipeline:
     def __init__(self, source: str, *, model: str = "bodypix", device: str = "auto",
                  weights: str | Path | None = None, size: tuple[int, int] | None = None,
                  realtime: bool = False, buffer_frames: int = 8, internal_size: int | None = None,
+                 loop: bool = False,
                  view: ViewSettings | None = None, stages: Sequence[ResultStage] = (),
                  analysers: Sequence[Analyser] = ()) -> None:
         self._source_spec = source
         self._size = size
         self._realtime = realtime
+        self._loop = loop
         self._buffer_frames = buffer_frames
         self._internal_size = internal_size
         self._device = device
@@ -170,6 +173,19 @@ class Pipeline:
     @property
     def source_info(self) -> SourceInfo | None:
         return self._source.info if self._source else None
+
+    @property
+    def source(self) -> Source | None:
+        return self._source
+
+    @property
+    def recorder(self) -> Recorder | None:
+        return self._recorder
+
+    @property
+    def source_status(self) -> str | None:
+        """Why a live source is not delivering and when it retries (None while it delivers)."""
+        return self._source.status if self._source else None
 
     # --- intent from callers ---------------------------------------------------------
     def switch_source(self, spec: str) -> None:
@@ -242,7 +258,8 @@ class Pipeline:
 
     # --- the inference thread --------------------------------------------------------
     def _open(self, spec: str) -> Source:
-        return open_source(spec, size=self._size, realtime=self._realtime, buffer_frames=self._buffer_frames)
+        return open_source(spec, size=self._size, realtime=self._realtime, buffer_frames=self._buffer_frames,
+                           loop=self._loop)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -252,7 +269,7 @@ class Pipeline:
             if frame is None:
                 if source is not None and source.error and self.error != source.error:
                     self.error = source.error
-                    log.warning("%s", source.error)
+                    log.info("%s", source.error)  # callers show `error`; a warning would print it twice
                 if source is not None and source.finished:
                     self._finished.set()
                 continue
@@ -376,6 +393,8 @@ class Pipeline:
             recorder = self._recorder
         if recorder is not None:
             try:
+                if result.frame.gap is not None:
+                    recorder.write_event(result.frame.gap.to_json())
                 recorder.write(RecordItem(
                     image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
                     metrics=frame_metrics(result), labels=result.parse.labels,
@@ -385,6 +404,8 @@ class Pipeline:
                 with self._recorder_lock:
                     if self._recorder is recorder:
                         self._recorder = None
+                with contextlib.suppress(RecorderError):
+                    recorder.close()  # ends its thread; the error is already in self.error
 
 
 def frame_metrics(result: FrameResult) -> dict:

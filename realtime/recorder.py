@@ -2,6 +2,8 @@
 a JSONL line per frame and optional label PNGs, written by one recorder thread."""
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import queue
@@ -61,6 +63,7 @@ class Recorder:
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._metrics_fd: int | None = None
+        self._metrics_bytes = 0
         self._last_pts = -1
         self._prepare_outputs()
         self._thread = threading.Thread(target=self._run, name="partsight-recorder", daemon=True)
@@ -79,10 +82,21 @@ class Recorder:
         except OSError as exc:
             raise RecorderError(f"cannot write {exc.filename or self.video_path}: {exc.strerror}") from None
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for the recorder thread (at most `queue_frames`)."""
+        return self._queue.qsize()
+
     def write(self, item: RecordItem) -> None:
         if self.error:
             raise RecorderError(self.error)
         self._queue.put(item)
+
+    def write_event(self, line: dict) -> None:
+        """Queues a JSONL line that is not a frame (a gap in a live source), in order with the frames."""
+        if self.error:
+            raise RecorderError(self.error)
+        self._queue.put(line)
 
     def close(self, timeout_s: float = 60.0) -> None:
         if self._thread.is_alive():
@@ -94,8 +108,11 @@ class Recorder:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not _STOP:
-                self._write(item)
-        except (OSError, av.error.FFmpegError) as exc:
+                if isinstance(item, dict):
+                    self._write_line(item)
+                else:
+                    self._write(item)
+        except Exception as exc:  # noqa: BLE001 - a full disk or an unencodable frame ends the recording, not the app
             self.error = f"recording to {self.video_path} failed: {getattr(exc, 'strerror', None) or exc}"
             while self._queue.get() is not _STOP:
                 pass
@@ -105,11 +122,12 @@ class Recorder:
     def _open_video(self, width: int, height: int) -> None:
         self._container = av.open(
             str(self.video_path), mode="w", format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof"},
+            # flush_packets: each finished fragment reaches the file at once, not when a 256 KiB buffer fills
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
         )
         stream = self._container.add_stream(self.codec, rate=30)
-        stream.width = width - width % 2
-        stream.height = height - height % 2
+        stream.width = max(2, width - width % 2)  # yuv420p needs even sizes
+        stream.height = max(2, height - height % 2)
         stream.pix_fmt = "yuv420p"
         stream.time_base = _TIME_BASE
         stream.codec_context.time_base = _TIME_BASE
@@ -126,6 +144,9 @@ class Recorder:
         if self._container is None:
             self._open_video(item.image.shape[1], item.image.shape[0])
         image = item.image[: self._stream.height, : self._stream.width]
+        if image.shape[:2] != (self._stream.height, self._stream.width):  # a 1-pixel-wide or -high frame
+            pad = ((0, self._stream.height - image.shape[0]), (0, self._stream.width - image.shape[1]), (0, 0))
+            image = np.pad(image, pad, mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = max(round(item.pts_s / _TIME_BASE), self._last_pts + 1)
         self._last_pts = pts
@@ -141,12 +162,25 @@ class Recorder:
         if self._metrics_fd is not None:
             line = dict(item.metrics)
             line.setdefault("timings_ms", {})["encode"] = round(self.encode_ms, 2)
-            os.write(self._metrics_fd, (json.dumps(line, separators=(",", ":")) + "\n").encode())
+            self._write_line(line)
         self.frames_written += 1
+
+    def _write_line(self, line: dict) -> None:
+        """Appends one whole JSONL line with one write; a short write (disk full) is cut off again."""
+        if self._metrics_fd is None:
+            return
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+        written = os.write(self._metrics_fd, data)
+        if written != len(data):
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._metrics_fd, self._metrics_bytes)
+            raise OSError(errno.ENOSPC, f"{self.metrics_path}: no space left on device")
+        self._metrics_bytes += written
 
     def _finish(self) -> None:
         if self._container is None:
-            self.video_path.unlink(missing_ok=True)  # nothing was recorded: leave no empty file
+            if self.video_path.is_file() and self.video_path.stat().st_size == 0:
+                self.video_path.unlink()  # nothing was recorded: leave no empty file (but never a device)
         else:
             try:
                 for packet in self._stream.encode(None):

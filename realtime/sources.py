@@ -6,7 +6,9 @@ queue (backpressure: nothing is dropped).
 """
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -18,7 +20,10 @@ import av
 import cv2
 import numpy as np
 
-from realtime.types import Frame
+from realtime.reconnect import Backoff
+from realtime.types import Frame, Gap
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -63,43 +68,68 @@ def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
 
 
 class PyAVReader(FrameReader):
-    """Video files and network streams through FFmpeg (RTSP over TCP, with timeouts)."""
+    """Video files and network streams through FFmpeg. Every open and read of a stream gives up
+    after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
+    With `loop`, a file starts again at its end, its frame indices and times running on."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, live: bool = False,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, loop: bool = False) -> None:
         self.url = url
         self.size = size
         self.live = live
         self.timeout_s = timeout_s
+        self.loop = loop
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
         options = {}
         if self.url.startswith(("rtsp://", "rtsps://")):
-            options = {"rtsp_transport": "tcp", "stimeout": str(int(self.timeout_s * 1e6))}
+            options = {"rtsp_transport": "tcp", "timeout": str(int(self.timeout_s * 1e6))}
         try:
             self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"cannot open {redact_url(self.url)}: {_reason(exc)}") from None
         if not self._container.streams.video:
-            self._container.close()
+            self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
-        return SourceInfo(redact_url(self.url), self.live, stream.frames or None, fps)
+        frame_count = None if self.loop else stream.frames or None
+        return SourceInfo(redact_url(self.url), self.live, frame_count, fps)
 
     def frames(self) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
+        step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
         index = 0
+        pts_offset_s = 0.0
+        while True:
+            pts_s = None
+            pass_start = index
+            for image, decoded_s in self._decoded(stream, index):
+                pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
+                yield Frame(image=image, index=index, pts_s=pts_s)
+                index += 1
+            # An edit list may hide a frame or two at the start; more missing means the file was cut short.
+            if not self.live and stream.frames - (index - pass_start) > 2:
+                raise SourceError(f"{redact_url(self.url)} ended after {index - pass_start} of its {stream.frames} "
+                                  f"frames: the file is truncated or damaged")
+            if not self.loop or pts_s is None:
+                return
+            pts_offset_s = pts_s + step_s
+            try:
+                self._container.seek(0)
+            except (av.error.FFmpegError, OSError) as exc:
+                raise SourceError(f"{redact_url(self.url)} cannot start again: {_reason(exc)}") from None
+
+    def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple[np.ndarray, float | None]]:
         try:
             for decoded in self._container.decode(stream):
                 if self.size is not None:
                     image = decoded.to_ndarray(format="rgb24", width=self.size[0], height=self.size[1])
                 else:
                     image = decoded.to_ndarray(format="rgb24")
-                pts_s = float(decoded.time) if decoded.time is not None else index / 30.0
-                yield Frame(image=image, index=index, pts_s=pts_s)
+                yield image, (float(decoded.time) if decoded.time is not None else None)
                 index += 1
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {redact_url(self.url)} failed at frame {index}: {_reason(exc)}") from None
@@ -119,7 +149,9 @@ class WebcamReader(FrameReader):
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> SourceInfo:
-        self._capture = cv2.VideoCapture(self.index)
+        if sys.platform.startswith("linux") and not Path(f"/dev/video{self.index}").exists():
+            raise SourceError(f"webcam {self.index} is not connected (there is no /dev/video{self.index})")
+        self._capture = _quietly(cv2.VideoCapture, self.index)
         if not self._capture.isOpened():
             self._capture.release()
             raise SourceError(f"webcam {self.index} cannot be opened (not connected, or in use by another program)")
@@ -141,6 +173,16 @@ class WebcamReader(FrameReader):
         if self._capture is not None:
             self._capture.release()
             self._capture = None
+
+
+def _quietly(call, *args):
+    """OpenCV logs every backend it tried for a missing camera; our own error says it in one line."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        return call(*args)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
 
 
 class ImageFolderReader(FrameReader):
@@ -182,6 +224,7 @@ class _NewestFrameSlot:
         with self._condition:
             if self._frame is not None:
                 self.dropped += 1
+                frame.gap = frame.gap or self._frame.gap  # a dropped frame's gap marker is kept
             frame.captured_s = time.monotonic()
             self._frame = frame
             self._condition.notify()
@@ -196,6 +239,10 @@ class _NewestFrameSlot:
     def empty(self) -> bool:
         with self._condition:
             return self._frame is None
+
+    def size(self) -> int:
+        with self._condition:
+            return int(self._frame is not None)
 
 
 class _FrameQueue:
@@ -232,26 +279,40 @@ class _FrameQueue:
         with self._condition:
             return not self._frames
 
+    def size(self) -> int:
+        with self._condition:
+            return len(self._frames)
+
 
 class Source:
     """A capture thread around a FrameReader.
 
     `read(timeout_s)` returns the next Frame, or None if none came within the timeout; after
     the end of a file `finished` is True, and after a failure `error` holds the message.
+
+    A live source that fails or ends after it opened reconnects with exponential backoff until
+    stopped: meanwhile `status` says why and when it tries next, and the first frame after it
+    carries a Gap. Indices and times run on across reconnections.
     """
 
-    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, pace: bool = False) -> None:
+    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, pace: bool = False,
+                 backoff: Backoff | None = None) -> None:
         self._reader = reader
         self._pace = pace
         live = reader.live or pace
         self._buffer = _NewestFrameSlot() if live else _FrameQueue(buffer_frames)
+        self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._opened = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self.info: SourceInfo | None = None
         self.error: str | None = None
+        self.status: str | None = None  # set while a live source is reconnecting
+        self.reconnections = 0
         self.frames_read = 0
+        self._last_pts_s = 0.0
+        self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
 
     @property
     def live(self) -> bool:
@@ -260,6 +321,11 @@ class Source:
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
+
+    @property
+    def buffered(self) -> int:
+        """Frames captured and not read yet (at most the buffer's capacity)."""
+        return self._buffer.size()
 
     @property
     def finished(self) -> bool:
@@ -295,27 +361,78 @@ class Source:
                 return
             finally:
                 self._opened.set()
-            start_wall = time.monotonic()
-            first_pts: float | None = None
-            frames = self._reader.frames()
+            self._last_frame_s = time.monotonic()
+            gap_reason = None
+            while True:
+                failure = self._deliver(gap_reason)
+                if self._stop.is_set():
+                    return
+                if not self._reader.live:
+                    self.error = failure
+                    return
+                gap_reason = failure or f"{self.info.name} stopped sending frames"
+                if not self._reconnect(gap_reason):
+                    return
+        finally:
+            self._reader.close()
+            self._done.set()
+
+    def _deliver(self, gap_reason: str | None) -> str | None:
+        """Passes the reader's frames on until it ends (None), fails (the message) or stop()."""
+        start_wall = time.monotonic()
+        first_pts: float | None = None
+        index_offset = self.frames_read
+        pts_offset_s = 0.0
+        frames = self._reader.frames()
+        try:
             while not self._stop.is_set():
                 decode_start = time.perf_counter()
                 frame = next(frames, None)
                 if frame is None:
-                    break
+                    return None
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
+                if gap_reason is not None:  # the first frame after a reconnection
+                    pts_offset_s = self._last_pts_s + (time.monotonic() - self._last_frame_s) - frame.pts_s
+                    frame.gap = Gap(self._last_pts_s, frame.pts_s + pts_offset_s, gap_reason)
+                    gap_reason = None
+                frame.index += index_offset
+                frame.pts_s += pts_offset_s
                 if self._pace:
                     first_pts = frame.pts_s if first_pts is None else first_pts
                     delay = (frame.pts_s - first_pts) - (time.monotonic() - start_wall)
                     if delay > 0 and self._stop.wait(delay):
-                        break
+                        return None
                 self._buffer.put(frame, self._stop)
+                self._last_pts_s = frame.pts_s
+                self._last_frame_s = time.monotonic()
                 self.frames_read += 1
         except SourceError as exc:
-            self.error = str(exc)
+            return str(exc)
         finally:
-            self._reader.close()
-            self._done.set()
+            frames.close()
+        return None
+
+    def _reconnect(self, reason: str) -> bool:
+        """Reopens the reader with backoff until it opens (True) or stop() is called (False)."""
+        self._reader.close()
+        self._backoff.reset()
+        last_failure = reason
+        while True:
+            delay_s = self._backoff.next_delay_s()
+            self.status = (f"{last_failure}; reconnecting in {delay_s:.1f} s "
+                           f"(attempt {self._backoff.attempts})")
+            log.info("%s", self.status)  # callers show `status`; a warning would print it twice
+            if self._stop.wait(delay_s):
+                return False
+            try:
+                self._reader.open()
+            except SourceError as exc:
+                last_failure = str(exc)
+                continue
+            self.status = None
+            self.reconnections += 1
+            log.info("%s reconnected", self.info.name)
+            return True
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -327,10 +444,16 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return int(match[1]), int(match[2])
 
 
+def is_device_or_stream(spec: str) -> bool:
+    """A webcam index or a stream URL: a source that may work on a later try, unlike a bad file."""
+    spec = spec.strip()
+    return bool(re.fullmatch(r"\d+", spec)) or spec.lower().startswith(STREAM_SCHEMES)
+
+
 def open_source(spec: str, *, size: tuple[int, int] | None = None, realtime: bool = False,
-                buffer_frames: int = 8, timeout_s: float = 10.0) -> Source:
+                buffer_frames: int = 8, timeout_s: float = 10.0, loop: bool = False) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a URL a stream,
-    a folder an image sequence, anything else a video file."""
+    a folder an image sequence, anything else a video file (started again at its end with `loop`)."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
         return Source(WebcamReader(int(spec), size=size))
@@ -343,7 +466,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, realtime: boo
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return Source(_SingleImageReader(path, size=size), buffer_frames=buffer_frames, pace=realtime)
-    return Source(PyAVReader(str(path), size=size, timeout_s=timeout_s), buffer_frames=buffer_frames, pace=realtime)
+    reader = PyAVReader(str(path), size=size, timeout_s=timeout_s, loop=loop)
+    return Source(reader, buffer_frames=buffer_frames, pace=realtime)
 
 
 class _SingleImageReader(ImageFolderReader):

@@ -7,16 +7,31 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+@dataclass(frozen=True)
+class Gap:
+    """A live source lost its connection between two frames and reconnected."""
+
+    from_pts_s: float  # the last frame before the outage
+    to_pts_s: float  # the first frame after it
+    reason: str  # why the source was lost (credentials removed)
+
+    def to_json(self) -> dict:
+        return {"event": "gap", "from_pts_s": round(self.from_pts_s, 6), "to_pts_s": round(self.to_pts_s, 6),
+                "reason": self.reason}
+
+
 @dataclass
 class Frame:
     """One decoded frame: HxWx3 uint8 RGB, its index in the source, its presentation time in
-    seconds, the monotonic clock reading when it was captured and how long decoding took."""
+    seconds, the monotonic clock reading when it was captured and how long decoding took.
+    `gap` is set on the first frame after a live source reconnected."""
 
     image: np.ndarray
     index: int
     pts_s: float
     captured_s: float = field(default_factory=time.monotonic)
     decode_ms: float = 0.0
+    gap: Gap | None = None
 
     @property
     def size(self) -> tuple[int, int]:

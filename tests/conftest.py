@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import av
@@ -64,3 +66,17 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def engine_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
+
+
+@pytest.fixture
+def engine_threads_joined():
+    """Fails the test when a pipeline, source or recorder thread outlives it (5 s grace)."""
+    yield
+    deadline = time.monotonic() + 5
+    while engine_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not engine_threads(), "an engine thread outlived its owner"

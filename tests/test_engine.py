@@ -13,6 +13,7 @@ from conftest import read_frames
 
 from realtime.cli import main
 from realtime.pipeline import Pipeline
+from realtime.reconnect import Backoff
 from realtime.sources import SourceError, open_source, redact_url
 
 
@@ -201,3 +202,25 @@ def test_process_stops_after_the_requested_frames(single_clip, tmp_path):
     out = tmp_path / "ten.mp4"
     assert main(["process", str(single_clip), "-o", str(out), "--frames", "10", "--size", "180x320"]) == 0
     assert 10 <= len(_decoded(out)) < 20
+
+
+def test_backoff_doubles_up_to_its_cap_and_starts_over_after_a_success():
+    backoff = Backoff(first_s=0.5, max_s=3.0)
+    assert [backoff.next_delay_s() for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next_delay_s() == 0.5
+
+
+def test_a_looped_file_runs_on_with_rising_indices_and_times(single_clip):
+    source = open_source(str(single_clip), size=(90, 160), loop=True)
+    info = source.start()
+    try:
+        frames = [source.read(10) for _ in range(230)]
+    finally:
+        source.stop()
+    assert info.frame_count is None, "a looped file has no end"
+    assert [f.index for f in frames] == list(range(230))
+    times = [f.pts_s for f in frames]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert times[100] - times[99] == pytest.approx(1 / 60, abs=1e-3), "the second pass follows the first"
+    assert np.array_equal(frames[0].image, frames[100].image)

@@ -216,3 +216,31 @@ def test_the_engine_never_imports_qt():
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_webcam_that_never_opens_says_so_and_offers_a_retry(make_window, qtbot, squat_clip):
+    window = make_window()
+    window.open_source("57")  # no such camera
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "webcam 57 is not connected" in window.banner.text()
+    retry = next(b for b in window.banner.findChildren(QPushButton) if b.isVisible())
+    assert retry.text() == "Retry"
+    qtbot.mouseClick(retry, Qt.MouseButton.LeftButton)  # tries the camera again: still absent, said again
+    assert not window.banner.isVisible()
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    assert "webcam 57 is not connected" in window.banner.text() and retry.isVisible()
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=15000)
+
+
+def test_an_unwritable_output_folder_is_reported_and_the_view_goes_on(make_window, qtbot, squat_clip, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    window = make_window(output_dir=str(blocker / "recordings"))  # works even for root, unlike chmod
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    window.toggle_recording()
+    assert window.recording_path is None and window.banner.isVisible()
+    assert "cannot write" in window.banner.text() and "a-file" in window.banner.text()
+    shown = window.frames_shown
+    qtbot.waitUntil(lambda: window.frames_shown >= shown + 5, timeout=10000)

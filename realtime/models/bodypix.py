@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
+from realtime.models.checkpoint import load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import ModelSpec
@@ -144,7 +145,7 @@ def state_dict_from_onnx(path: str | Path, net: BodyPixNet) -> dict[str, torch.T
     Backbone convs are taken in graph order; each head is named by the graph output it feeds.
     Every conv's stride and dilation is checked against `net`'s architecture.
     """
-    graph = onnx.load(str(path)).graph
+    graph = load_onnx(path).graph
     initializers = {init.name: init for init in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realtime.models.checkpoint import load_checkpoint
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, gather_levels
 from realtime.models.registry import ModelSpec
@@ -362,7 +363,7 @@ def m2fp_state_dict(checkpoint: Mapping[str, torch.Tensor | object]) -> dict[str
 
 def load_m2fp_net(path: str | Path, *, num_classes: int) -> M2FPNet:
     """Read a checkpoint file (weights_only) into an M2FPNet in eval mode; strict names."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     state = m2fp_state_dict(checkpoint)
     found = state.get("sem_seg_head.predictor.class_embed.weight")
     if found is not None and found.shape[0] != num_classes + 1:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from realtime.models.checkpoint import load_checkpoint
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
@@ -180,7 +181,7 @@ def schp_state_dict(checkpoint: Mapping[str, object], net: AugmentCE2P) -> dict[
 
 def load_schp_net(path: str | Path, *, num_classes: int) -> AugmentCE2P:
     """Read a released SCHP checkpoint (weights_only) into an AugmentCE2P in eval mode; strict names."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(path)
     net = AugmentCE2P(num_classes)
     state = schp_state_dict(checkpoint, net)
     found = state.get("fushion.3.weight")

@@ -1,0 +1,37 @@
+"""Reading weight files safely: a PyTorch checkpoint holds tensors and plain containers only, never
+pickled code; a damaged file is refused with one line that names it."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from google.protobuf.message import DecodeError
+
+from realtime.weights import WeightsError
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """torch.load(weights_only=True) on the CPU; a file that carries pickled code or objects, or
+    that is truncated or damaged, raises WeightsError with one line that says which."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [line.strip() for line in str(exc).splitlines()]
+        detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
+        raise WeightsError(f"{path} was refused: it carries pickled code or objects, not only tensors "
+                           f"({detail.rstrip('.')}); use the published checkpoint file") from None
+    except (RuntimeError, OSError, EOFError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        raise WeightsError(f"{path} is not a readable PyTorch checkpoint, truncated or damaged ({reason})") from None
+
+
+def load_onnx(path: str | Path) -> onnx.ModelProto:
+    """onnx.load; a truncated or damaged file raises WeightsError naming it."""
+    try:
+        return onnx.load(str(path))
+    except (DecodeError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).strip()
+        raise WeightsError(f"{path} is not a readable ONNX model, truncated or damaged ({reason})") from None

@@ -1,0 +1,299 @@
+"""Broken and hostile input through the real CLI, run as a user runs it (a subprocess): every file
+either works, or ends with one line `partsight: error: ...` and exit status 1, never a
+traceback; what was written before a failure stays playable."""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import engine_threads
+
+from realtime.models import load_parser
+from realtime.pipeline import Pipeline
+
+MAIN = Path(__file__).resolve().parents[1] / "main.py"
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
+
+
+def _cli(*args: str, timeout_s: float = 300, env: dict[str, str] | None = None,
+         **popen) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in (env or os.environ).items() if key != "PARTSIGHT_DEBUG"}
+    return subprocess.run([sys.executable, str(MAIN), *args], capture_output=True, text=True, timeout=timeout_s,
+                          env=env, **popen)
+
+
+def _assert_one_line_error(run: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert "Traceback" not in run.stderr, run.stderr
+    lines = run.stderr.strip().splitlines()
+    errors = [line for line in lines if line.startswith("partsight: error:")]
+    assert run.returncode == 1 and errors == lines[-1:], run.stderr
+    assert not [line for line in lines if line.startswith("[")], f"library log noise: {run.stderr}"
+    for fragment in fragments:
+        assert fragment in errors[0]
+    return errors[0]
+
+
+def _decoded(path: Path) -> list[av.VideoFrame]:
+    with av.open(str(path)) as container:
+        return list(container.decode(video=0))
+
+
+def _playable_frames(path: Path) -> int:
+    """Frames a player shows before it reaches damaged data (a fragment cut off by a full disk)."""
+    count = 0
+    with av.open(str(path)) as container:
+        try:
+            for _ in container.decode(video=0):
+                count += 1
+        except av.error.InvalidDataError:
+            pass
+    return count
+
+
+def _write_video(path: Path, images: list[np.ndarray], *, codec: str, pix_fmt: str, fmt: str = "rgb24",
+                 options: dict | None = None) -> None:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], pix_fmt
+        stream.options = options or {}
+        for image in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format=fmt)):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, single_clip, single_frames) -> Path:
+    """Every kind of file a user may drop on the app, made from the real clip and its frames."""
+    folder = tmp_path_factory.mktemp("bad")
+    frame = single_frames[1]  # RGB, 1920 high, 1080 wide
+    bgr = cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+    small = cv2.resize(frame, (216, 384))
+    clip = single_clip.read_bytes()
+    (folder / "zero-bytes.mp4").write_bytes(b"")
+    (folder / "cut-before-index.mp4").write_bytes(clip[: len(clip) // 2])  # this clip keeps its index at the end
+    (folder / "text.mp4").write_text("this is a shopping list, not a video\n")
+    (folder / "text.png").write_text("not a picture either\n")
+    cv2.imwrite(str(folder / "photo.png"), bgr)
+    cv2.imwrite(str(folder / "one-pixel.png"), bgr[900:901, 500:501])
+    cv2.imwrite(str(folder / "odd-17x13.png"), bgr[900:913, 500:517])
+    cv2.imwrite(str(folder / "gray.png"), cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(folder / "alpha.png"), np.dstack([bgr, np.full(bgr.shape[:2], 128, np.uint8)]))
+    cv2.imwrite(str(folder / "16-bit.png"), bgr.astype(np.uint16) * 257)
+    with av.open(str(single_clip)) as source, av.open(str(folder / "index-first.mp4"), "w",
+                                                      options={"movflags": "faststart"}) as remuxed:
+        stream = remuxed.add_stream_from_template(source.streams.video[0])
+        for packet in source.demux(source.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                remuxed.mux(packet)
+    whole = (folder / "index-first.mp4").read_bytes()
+    (folder / "cut-mid-stream.mp4").write_bytes(whole[: len(whole) * 6 // 10])
+    x264 = {"preset": "ultrafast"}
+    _write_video(folder / "10-bit.mp4", [small] * 5, codec="libx264", pix_fmt="yuv420p10le", options=x264)
+    _write_video(folder / "odd-size-17x13.mp4", [small[100:113, 100:117]] * 5, codec="libx264", pix_fmt="yuv444p",
+                 options=x264)
+    _write_video(folder / "gray.mov", [cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)] * 5, codec="png", pix_fmt="gray",
+                 fmt="gray")
+    rgba = np.dstack([small, np.full(small.shape[:2], 100, np.uint8)])
+    _write_video(folder / "alpha.mov", [rgba] * 5, codec="png", pix_fmt="rgba", fmt="rgba")
+    _write_video(folder / "8k.mp4", [cv2.resize(frame, (4320, 7680))] * 2, codec="libx264", pix_fmt="yuv420p",
+                 options=x264)
+    return folder
+
+
+# name -> (frames, width, height) of the annotated MP4 it gives
+WORKS = {
+    "photo.png": (1, 1080, 1920),
+    "one-pixel.png": (1, 2, 2),
+    "odd-17x13.png": (1, 16, 12),
+    "gray.png": (1, 1080, 1920),
+    "alpha.png": (1, 1080, 1920),
+    "16-bit.png": (1, 1080, 1920),
+    "10-bit.mp4": (5, 216, 384),
+    "odd-size-17x13.mp4": (5, 16, 12),
+    "gray.mov": (5, 216, 384),
+    "alpha.mov": (5, 216, 384),
+    "8k.mp4": (2, 4320, 7680),
+}
+# name -> words the one-line error must hold
+FAILS = {
+    "zero-bytes.mp4": "cannot open",
+    "cut-before-index.mp4": "cannot open",
+    "text.mp4": "cannot open",
+    "text.png": "not a readable image",
+    "no-such-file.mp4": "no such file",
+}
+
+
+@pytest.mark.parametrize("name", sorted(WORKS))
+def test_unusual_files_work(bad_files, tmp_path, name):
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(bad_files / name), "-o", str(out), "--metrics", str(tmp_path / "out.jsonl"),
+               "--device", "cpu")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    frames, width, height = WORKS[name]
+    written = _decoded(out)
+    assert len(written) == frames and (written[0].width, written[0].height) == (width, height)
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == frames
+
+
+@pytest.mark.parametrize("name", sorted(FAILS))
+def test_unreadable_files_end_with_one_line(bad_files, tmp_path, name):
+    run = _cli("process", str(bad_files / name), "-o", str(tmp_path / "out.mp4"), "--device", "cpu")
+    _assert_one_line_error(run, FAILS[name], name)
+    assert not (tmp_path / "out.mp4").exists(), "no empty output is left behind"
+
+
+def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(bad_files / "cut-mid-stream.mp4"), "-o", str(out), "--size", "180x320",
+               "--device", "cpu")
+    error = _assert_one_line_error(run, "truncated or damaged", "of its 100 frames")
+    written = len(_decoded(out))
+    assert 0 < written < 100 and f"the {written} frames before it are in {out}" in error
+
+
+def test_kill_9_while_recording_leaves_a_playable_mp4_and_whole_jsonl_lines(single_clip, tmp_path):
+    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    process = subprocess.Popen([sys.executable, str(MAIN), "process", str(single_clip), "-o", str(video),
+                                "--metrics", str(metrics), "--size", "180x320", "--loop", "--frames", "100000",
+                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and metrics.read_bytes().count(b"\n") >= 95:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    process.stderr.close()
+
+    text = metrics.read_text()
+    assert text.endswith("\n"), "the JSONL ends with a whole line"
+    indices = [json.loads(line)["index"] for line in text.splitlines()]
+    assert indices == list(range(len(indices))) and len(indices) >= 95
+    decoded = len(_decoded(video))
+    print(f"kill -9 after {len(indices)} JSONL lines: the MP4 decodes {decoded} frames")
+    assert 60 <= decoded <= len(indices), "every finished fragment (a keyframe every 30 frames) is readable"
+
+
+def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file, so nothing can be created under it (even by root)")
+    run = _cli("process", str(single_clip), "-o", str(blocker / "out.mp4"), "--device", "cpu")
+    _assert_one_line_error(run, "cannot write", "a-file")
+
+
+def _file_size_limit(limit_bytes: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def test_a_disk_that_fills_up_mid_recording_keeps_what_was_written(single_clip, tmp_path):
+    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    run = _cli("process", str(single_clip), "-o", str(video), "--metrics", str(metrics), "--size", "360x640",
+               "--device", "cpu", preexec_fn=_file_size_limit(150_000))
+    _assert_one_line_error(run, "recording to", "File too large")
+    lines = metrics.read_text().splitlines()
+    assert all(json.loads(line)["index"] == i for i, line in enumerate(lines))
+    playable = _playable_frames(video)
+    print(f"the disk filled up after {len(lines)} JSONL lines; the MP4 plays {playable} frames")
+    assert playable >= 30, "the fragments written before the disk filled up play"
+
+
+def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):
+    pipeline = Pipeline(str(single_clip), size=(180, 320), device="cpu")
+    results = []
+    pipeline.subscribe(lambda r: results.append(r.frame.index))
+    recorder = pipeline.start_recording(tmp_path / "out.mp4", metrics_path="/dev/full")
+    pipeline.start()
+    try:
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+    assert results == list(range(100)), "every frame was still parsed and delivered"
+    assert "No space left on device" in recorder.error and pipeline.error == f"{recorder.error}"
+    assert not pipeline.recording
+    assert not engine_threads(), "the failed recorder's thread ended"
+
+
+def test_full_disk_for_the_metrics_is_one_line_from_the_cli(single_clip, tmp_path):
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--metrics", "/dev/full",
+               "--frames", "5", "--device", "cpu")
+    _assert_one_line_error(run, "No space left on device")
+    assert Path("/dev/full").is_char_device(), "the device is never removed"
+
+
+# --- weights -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pickled_code_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
+    """A checkpoint whose unpickling would run a shell command that creates a marker file."""
+    folder = tmp_path_factory.mktemp("evil")
+    marker = folder / "code-ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    path = folder / "model.pth"
+    torch.save({"state_dict": {"conv.weight": torch.zeros(2)}, "extra": RunsCode()}, path)
+    return path, marker
+
+
+@pytest.mark.parametrize("model", ["schp-lip", "m2fp-lip"])
+def test_a_checkpoint_that_carries_code_is_refused(pickled_code_checkpoint, tmp_path, single_clip, model):
+    path, marker = pickled_code_checkpoint
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--model", model, "--weights", str(path),
+               "--device", "cpu")
+    _assert_one_line_error(run, "was refused", "pickled code", "posix.system")
+    assert not marker.exists(), "the pickled command ran"
+
+
+def test_truncated_weights_are_refused_by_sha256(tmp_path, weights_dir, single_clip):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    name = "bodypix-mobilenetv1-050-stride16.onnx"
+    (cache / name).write_bytes((weights_dir / name).read_bytes()[:100_000])
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(cache)})
+    _assert_one_line_error(run, "failed its sha256 check", "truncated or altered", "weights fetch")
+
+
+def test_truncated_files_given_with_weights_are_one_line(tmp_path, weights_dir, single_clip, pickled_code_checkpoint):
+    onnx_cut = tmp_path / "my-bodypix.onnx"  # another name: no pinned sha256 to compare with
+    onnx_cut.write_bytes((weights_dir / "bodypix-mobilenetv1-050-stride16.onnx").read_bytes()[:1_000_000])
+    with pytest.raises(Exception, match="not a readable ONNX model, truncated or damaged"):
+        load_parser("bodypix", device="cpu", weights=onnx_cut)
+    checkpoint_cut = tmp_path / "my-schp.pth"
+    checkpoint_cut.write_bytes(pickled_code_checkpoint[0].read_bytes()[:300])
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--model", "schp-lip",
+               "--weights", str(checkpoint_cut), "--device", "cpu")
+    _assert_one_line_error(run, "not a readable PyTorch checkpoint")
+
+
+def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
+    _assert_one_line_error(run, "weights for this model are missing", "partsight weights fetch",
+                           "PARTSIGHT_WEIGHTS_DIR")
+
+
+def test_a_webcam_that_never_opens_is_one_line(tmp_path):
+    run = _cli("process", "57", "-o", str(tmp_path / "o.mp4"), "--device", "cpu")
+    _assert_one_line_error(run, "webcam 57 is not connected")

@@ -1,0 +1,289 @@
+"""A real RTSP camera on 127.0.0.1 (gst-rtsp-server, see _rtsp_server.py) that dies, hangs and
+comes back: the source reconnects, the pipeline and window live on, the recording stays valid
+and marks the gap, and the stream's credentials never show."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import pytest
+from conftest import engine_threads
+
+from realtime.cli import main
+from realtime.pipeline import Pipeline
+from realtime.recorder import pick_video_codec
+from realtime.sources import open_source
+
+HERE = Path(__file__).resolve().parent
+SERVER = HERE / "_rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives there, not in the venv
+INSTALL_HINT = ("apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base "
+                "gstreamer1.0-plugins-good (.ci/run does)")
+USER, PASSWORD = "coach", "s3cret-pw"
+
+
+def _server_missing() -> str | None:
+    if not os.access(SYSTEM_PYTHON, os.X_OK):
+        return f"no {SYSTEM_PYTHON}; {INSTALL_HINT}"
+    check = subprocess.run([SYSTEM_PYTHON, str(SERVER), "--check"], capture_output=True, text=True, timeout=60)
+    if check.returncode != 0:
+        reason = (check.stderr.strip().splitlines() or ["?"])[-1]
+        return f"the GStreamer RTSP server cannot run ({reason}); {INSTALL_HINT}"
+    return None
+
+
+_MISSING = _server_missing()
+pytestmark = [pytest.mark.skipif(_MISSING is not None, reason=_MISSING or ""),
+              pytest.mark.usefixtures("engine_threads_joined")]
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory, single_clip) -> Path:
+    """The real clip as an IP camera sends it: H.264, 240x426, 30 fps, a keyframe a second, 20 s long."""
+    if pick_video_codec() != "libx264":
+        pytest.fail("this PyAV has no libx264 encoder to make the H.264 camera stream")
+    path = tmp_path_factory.mktemp("camera") / "camera.mp4"
+    with av.open(str(single_clip)) as source:
+        frames = [cv2.resize(f.to_ndarray(format="rgb24"), (240, 426)) for f in source.decode(video=0)]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 240, 426, "yuv420p"
+        stream.options = {"g": "30", "bf": "0", "preset": "veryfast"}
+        for _ in range(6):
+            for image in frames:
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                    out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+class RtspCamera:
+    """The server process; `kill` and `start` again on the same port, `freeze`/`thaw` to hang it."""
+
+    def __init__(self, clip: Path, credentials: tuple[str, str] | None = None) -> None:
+        self.clip = clip
+        self.credentials = credentials
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._process: subprocess.Popen | None = None
+
+    def url(self, credentials: tuple[str, str] | None = None) -> str:
+        userinfo = f"{credentials[0]}:{credentials[1]}@" if credentials else ""
+        return f"rtsp://{userinfo}127.0.0.1:{self.port}/clip"
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [SYSTEM_PYTHON, str(SERVER), str(self.port), str(self.clip), *(self.credentials or ())],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self._process.stdout.readline().strip()
+        if line != "ready":
+            self._process.kill()
+            raise RuntimeError(f"the RTSP server did not start: {line} {self._process.stderr.read()}")
+
+    def kill(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+            self._process.kill()
+        if self._process is not None:
+            self._process.wait(10)
+
+    def freeze(self) -> None:
+        self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def camera(camera_clip):
+    server = RtspCamera(camera_clip)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def locked_camera(camera_clip):
+    server = RtspCamera(camera_clip, credentials=(USER, PASSWORD))
+    server.start()
+    yield server
+    server.kill()
+
+
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_killed_camera_reconnects_and_the_recording_marks_the_gap(camera, tmp_path):
+    video, metrics = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
+    pipeline = Pipeline(camera.url(), device="cpu")
+    arrivals: list[tuple[float, int]] = []
+    pipeline.subscribe(lambda r: arrivals.append((time.monotonic(), r.frame.index)))
+    recorder = pipeline.start_recording(video, metrics_path=metrics)
+    pipeline.start()
+    try:
+        assert _wait_for(lambda: len(arrivals) >= 15, 30), "no frames from the camera"
+        camera.kill()
+        assert _wait_for(lambda: pipeline.source_status is not None, 15), "the outage was not noticed"
+        assert "reconnecting in" in pipeline.source_status
+        time.sleep(2.0)
+        assert "partsight-inference" in engine_threads() and "partsight-capture" in engine_threads()
+        assert pipeline.error is None
+        during_outage = len(arrivals)
+        camera.start()
+        back_s = time.monotonic()
+        assert _wait_for(lambda: len(arrivals) > during_outage, 10), pipeline.source_status
+        reconnect_s = arrivals[during_outage][0] - back_s
+        assert _wait_for(lambda: len(arrivals) >= during_outage + 15, 20)
+        assert pipeline.source_status is None
+    finally:
+        pipeline.stop()
+    print(f"frames flowed again {reconnect_s:.2f} s after the camera came back")
+    assert reconnect_s < 5.0, "frames must flow again within 5 s of the camera's return"
+
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    gaps = [line for line in lines if line.get("event") == "gap"]
+    assert len(gaps) == 1, gaps
+    gap = gaps[0]
+    assert gap["to_pts_s"] - gap["from_pts_s"] >= 2.0 and camera.url() in gap["reason"]
+    frames = [line for line in lines if "index" in line]
+    position = lines.index(gap)
+    assert lines[position - 1]["pts_s"] == gap["from_pts_s"] and lines[position + 1]["pts_s"] == gap["to_pts_s"]
+    assert [f["index"] for f in frames] == sorted({f["index"] for f in frames}), "indices run on, never repeat"
+    with av.open(str(video)) as container:
+        times = [frame.time for frame in container.decode(video=0)]
+    assert len(times) == recorder.frames_written == len(frames)
+    assert all(b > a for a, b in zip(times, times[1:]))
+    assert max(b - a for a, b in zip(times, times[1:])) >= 2.0, "the outage shows as a jump in time"
+
+
+def test_a_hung_camera_times_out_instead_of_blocking_the_thread(camera):
+    source = open_source(camera.url(), timeout_s=2.0)
+    source.start()
+    try:
+        assert source.read(10) is not None
+        camera.freeze()  # the socket stays open, nothing arrives
+        frozen_s = time.monotonic()
+        assert _wait_for(lambda: source.status is not None, 15), "a read hung"
+        noticed_s = time.monotonic() - frozen_s
+        camera.thaw()
+        assert _wait_for(lambda: source.read(0.5) is not None and source.status is None, 15)
+    finally:
+        camera.kill()
+        source.stop()
+    print(f"the hung camera was noticed after {noticed_s:.1f} s (read timeout 2 s)")
+    assert noticed_s < 2.0 + 5.0
+
+
+def test_stop_while_reconnecting_is_immediate(camera):
+    source = open_source(camera.url(), timeout_s=2.0)
+    source.start()
+    assert source.read(10) is not None
+    camera.kill()
+    assert _wait_for(lambda: "reconnecting in 2.0 s" in (source.status or ""), 15)
+    source.stop(timeout_s=1.0)
+    assert "partsight-capture" not in engine_threads(), "stop() waited out the 2 s backoff"
+    assert source.error is None
+
+
+def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera, tmp_path, caplog):
+    out = tmp_path / "out"
+    env = {**os.environ, "PARTSIGHT_PROGRESS": "1"}
+    env.pop("PARTSIGHT_DEBUG", None)
+    run = subprocess.run(
+        [sys.executable, str(HERE.parent / "main.py"), "process", locked_camera.url((USER, PASSWORD)),
+         "-o", str(out / "cam.mp4"), "--metrics", str(out / "cam.jsonl"), "--frames", "20", "--device", "cpu"],
+        capture_output=True, text=True, timeout=180, env=env)
+    assert run.returncode == 0, run.stderr
+    wrong = subprocess.run(
+        [sys.executable, str(HERE.parent / "main.py"), "process", locked_camera.url((USER, "wrong-" + PASSWORD)),
+         "-o", str(out / "denied.mp4"), "--device", "cpu"],
+        capture_output=True, text=True, timeout=180, env=env)
+    assert wrong.returncode == 1 and wrong.stderr.count("partsight: error:") == 1, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+
+    caplog.set_level(logging.DEBUG)
+    source = open_source(locked_camera.url((USER, PASSWORD)), timeout_s=2.0)
+    source.start()
+    try:
+        assert source.read(10) is not None
+        locked_camera.kill()
+        assert _wait_for(lambda: source.status is not None, 15)
+        status = source.status
+        locked_camera.start()
+        gap = None
+        deadline = time.monotonic() + 15
+        while gap is None and time.monotonic() < deadline:
+            frame = source.read(0.5)
+            gap = frame.gap if frame is not None else None
+    finally:
+        source.stop()
+    assert gap is not None
+
+    shown = [run.stdout, run.stderr, wrong.stdout, wrong.stderr, caplog.text, status, gap.reason, source.info.name,
+             (out / "cam.jsonl").read_text(), *(str(p) for p in tmp_path.rglob("*"))]
+    assert "127.0.0.1" in caplog.text and "***@" in caplog.text, "the log names the camera, without its password"
+    for text in shown:
+        assert PASSWORD not in text
+
+
+def test_credentials_for_a_missing_camera_stay_out_of_the_cli_error(tmp_path, capsys):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    url = f"rtsp://{USER}:{PASSWORD}@127.0.0.1:{port}/clip"
+    assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("partsight: error: cannot open rtsp://***@127.0.0.1") and PASSWORD not in err
+    assert not list(tmp_path.iterdir()), "no empty output is left behind"
+
+
+def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path):
+    from PyQt6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    from gui.session import Session
+
+    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
+    settings.setValue("output_dir", str(tmp_path / "out"))
+    window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.source_picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker
+        qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=30000)
+        window.toggle_recording()
+        locked_camera.kill()
+        qtbot.waitUntil(lambda: window.banner.isVisible() and "reconnecting" in window.banner.text(), timeout=15000)
+        window.refresh_state()
+        assert window.status_panel.field("state") == "reconnecting…" and not window.stalled
+        outage_text = window.banner.text()
+        shown = window.frames_shown
+        locked_camera.start()
+        qtbot.waitUntil(lambda: window.frames_shown >= shown + 5 and not window.banner.isVisible(), timeout=15000)
+        recording = window.recording_path
+        window.toggle_recording()
+        title = window.windowTitle()
+    finally:
+        window.close()
+    assert "127.0.0.1" in title
+    for text in (title, outage_text, str(recording)):
+        assert PASSWORD not in text
+    gap_lines = [line for line in recording.with_suffix(".jsonl").read_text().splitlines() if '"event":"gap"' in line]
+    assert len(gap_lines) == 1 and PASSWORD not in gap_lines[0]
