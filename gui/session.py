@@ -15,12 +15,13 @@ import numpy as np
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
+from realtime.smoothing import DEFAULT_STRENGTH, TemporalSmoother
 from realtime.sources import redact_url
 
 
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
-                 internal_size: int | None = None) -> None:
+                 internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH) -> None:
         self._model = model
         self._device = device
         self._weights = weights
@@ -28,6 +29,7 @@ class Session:
         self._opacity = 0.6
         self._show_keypoints = True
         self._visible: np.ndarray | None = None
+        self._smoothing = smoothing
         self._pipeline: Pipeline | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
@@ -81,7 +83,8 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size)
+                                realtime=True, internal_size=self._internal_size,
+                                stages=[TemporalSmoother(self._smoothing)])
         except Exception as exc:  # shown in the banner, never raised into Qt
             self._start_error = f"cannot load model {self._model}: {_message(exc)}"
             return
@@ -115,6 +118,11 @@ class Session:
         self._visible = visible
         if self._pipeline is not None:
             self._pipeline.set_visible_parts(visible)
+
+    def set_smoothing(self, strength: float) -> None:
+        self._smoothing = strength
+        if self._pipeline is not None:
+            self._pipeline.set_smoothing(strength)
 
     def close(self) -> None:
         """Waits for a start in progress, then stops every engine thread (finalising a recording)."""
