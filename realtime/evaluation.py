@@ -240,6 +240,7 @@ def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images:
         truth = read_person_truth(item.label)
         if truth.shape != rgb.shape[:2]:
             raise ValueError(f"{item.label}: label size differs from {item.image}")
+        person_mask(rgb)  # the first call at a new size may build and cache the model's graph
         start = time.perf_counter()
         mask = person_mask(rgb)
         times.append((time.perf_counter() - start) * 1000)

@@ -202,6 +202,13 @@ class Pipeline:
             elif strength > 0:
                 self._commands.stages = [*stages, TemporalSmoother(strength)]
 
+    @property
+    def smoothing(self) -> float:
+        """The temporal smoother's strength (0 when off or absent)."""
+        with self._commands_lock:
+            stages = self._commands.stages if self._commands.stages is not None else self._stages
+        return next((stage.strength for stage in stages if stage.name == TemporalSmoother.name), 0.0)
+
     def set_selected_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None = everyone in frame)."""
         self._selected_people = None if ids is None else frozenset(ids)
