@@ -27,7 +27,7 @@ from realtime.analysis.one_euro import OneEuroFilter
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.types import Frame, ParseResult
 
-DEFAULT_STRENGTH = 0.7
+DEFAULT_STRENGTH = 0.8
 _EPS = 1e-6
 
 
@@ -36,7 +36,7 @@ class SmoothingTuning:
     """The smoother's constants. At strength s the memory's half-life is s * max_half_life_frames
     frames where the flow explains the picture, and shorter where it does not."""
 
-    max_half_life_frames: float = 60.0
+    max_half_life_frames: float = 90.0
     error_low: float = 6.0  # grey-level error of the warped previous frame below which it is trusted fully
     error_high: float = 24.0  # ... and above which it is not trusted at all
     cut_share: float = 0.5  # a scene cut: more than this share of the frame is unexplained
