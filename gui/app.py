@@ -34,6 +34,8 @@ def run_app(args: argparse.Namespace) -> int:
     settings = QSettings()
     session = Session(model=args.model or settings.value("model", DEFAULT_MODEL, str), device=args.device,
                       weights=args.weights, internal_size=args.internal_size)
+    if args.smoothing is not None:
+        settings.setValue("view/smoothing", args.smoothing)
     window = MainWindow(session, settings)
     window.show()
     if args.exercise:

@@ -35,6 +35,7 @@ from gui.overlay_controls import OverlayControls
 from gui.part_toggles import PartToggles
 from gui.record_controls import RecordControls
 from gui.session import Session
+from gui.smoothing_control import SmoothingControl
 from gui.source_picker import SourcePicker
 from gui.status_panel import StatusPanel
 from gui.video_view import VideoView
@@ -43,6 +44,7 @@ from realtime.models.registry import MODEL_SPECS
 from realtime.pipeline import FrameResult
 from realtime.recorder import Recorder, RecorderError
 from realtime.sources import is_device_or_stream
+from realtime.smoothing import DEFAULT_STRENGTH
 
 STATE_INTERVAL_MS = 250
 SHORTCUTS_HINT = "Space pause · R record · S screenshot · F fullscreen"
@@ -76,6 +78,7 @@ class MainWindow(QMainWindow):
         self._sources = SourcePicker(file_dir=str(settings.value("sources/file_dir", "", str)))
         self._models = ModelPicker(MODEL_SPECS)
         self._overlay = OverlayControls()
+        self._smoothing = SmoothingControl()
         self._parts = PartToggles()
         self._record = RecordControls()
         self._fitness = FitnessPanel()
@@ -86,6 +89,7 @@ class MainWindow(QMainWindow):
         self._models.model_requested.connect(self._session.switch_model)
         self._overlay.opacity_changed.connect(self._on_opacity)
         self._overlay.keypoints_toggled.connect(self._on_keypoints)
+        self._smoothing.strength_changed.connect(self._on_smoothing)
         self._parts.visibility_changed.connect(self._on_visibility)
         self._record.record_clicked.connect(self.toggle_recording)
         self._record.screenshot_clicked.connect(self.save_screenshot)
@@ -124,6 +128,10 @@ class MainWindow(QMainWindow):
     @property
     def overlay_controls(self) -> OverlayControls:
         return self._overlay
+
+    @property
+    def smoothing_control(self) -> SmoothingControl:
+        return self._smoothing
 
     @property
     def source_picker(self) -> SourcePicker:
@@ -355,6 +363,10 @@ class MainWindow(QMainWindow):
         self._session.set_show_keypoints(show)
         self._settings.setValue("view/show_keypoints", show)
 
+    def _on_smoothing(self, strength: float) -> None:
+        self._session.set_smoothing(strength)
+        self._settings.setValue("view/smoothing", strength)
+
     def _on_visibility(self, visible: np.ndarray) -> None:
         self._session.set_visible_parts(visible)
         labels = self._parts.labels
@@ -372,7 +384,8 @@ class MainWindow(QMainWindow):
         panel_layout = QVBoxLayout(panel)
         for title, widget, stretch in (("Source", self._sources, 0), ("Model", self._models, 0),
                                        ("Fitness", self._fitness, 0),
-                                       ("Overlay", self._overlay, 0), ("Body parts", self._parts, 1),
+                                       ("Overlay", self._overlay, 0), ("Steadiness", self._smoothing, 0),
+                                       ("Body parts", self._parts, 1),
                                        ("Record", self._record, 0)):
             box = QGroupBox(title)
             QVBoxLayout(box).addWidget(widget)
@@ -404,6 +417,9 @@ class MainWindow(QMainWindow):
         self._overlay.set_show_keypoints(show_keypoints)
         self._session.set_opacity(opacity)
         self._session.set_show_keypoints(show_keypoints)
+        smoothing = settings.value("view/smoothing", DEFAULT_STRENGTH, float)
+        self._smoothing.set_strength(smoothing)
+        self._session.set_smoothing(smoothing)
         if not self.restoreGeometry(settings.value("window/geometry", b"")):
             self.resize(1440, 900)
         self._splitter.restoreState(settings.value("window/splitter", b""))

@@ -18,12 +18,13 @@ from realtime.models.blazepose import pose_stages
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
+from realtime.smoothing import DEFAULT_STRENGTH, TemporalSmoother
 from realtime.sources import redact_url
 
 
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
-                 internal_size: int | None = None) -> None:
+                 internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH) -> None:
         self._model = model
         self._device = device
         self._weights = weights
@@ -31,6 +32,7 @@ class Session:
         self._opacity = 0.6
         self._show_keypoints = True
         self._visible: np.ndarray | None = None
+        self._smoothing = smoothing
         self._pipeline: Pipeline | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
@@ -91,7 +93,8 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size, stages=self._pose_stages,
+                                realtime=True, internal_size=self._internal_size,
+                                stages=self._stages(),
                                 analysers=[self._fitness] if self._fitness else [])
         except Exception as exc:  # shown in the banner, never raised into Qt
             self._start_error = f"cannot load model {self._model}: {_message(exc)}"
@@ -119,7 +122,7 @@ class Session:
         if self._fitness is not None and not self._pose_stages:
             self._pose_stages = pose_stages("auto")
         if self._pipeline is not None:
-            self._pipeline.set_stages(self._pose_stages)
+            self._pipeline.set_stages(self._stages())
             self._pipeline.set_analysers([self._fitness] if self._fitness else [])
 
     def set_opacity(self, opacity: float) -> None:
@@ -137,6 +140,11 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.set_visible_parts(visible)
 
+    def set_smoothing(self, strength: float) -> None:
+        self._smoothing = strength
+        if self._pipeline is not None:
+            self._pipeline.set_smoothing(strength)
+
     def close(self) -> None:
         """Waits for a start in progress, then stops every engine thread (finalising a recording)."""
         if self._opening is not None:
@@ -148,6 +156,9 @@ class Session:
         for stage in self._pose_stages:
             stage.close()
         self._pose_stages = []
+
+    def _stages(self) -> list:
+        return [*self._pose_stages, TemporalSmoother(self._smoothing)]
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""

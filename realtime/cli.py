@@ -1,4 +1,5 @@
-"""Command line: `partsight process|bench|bench-parser|bench-model|weights|gui` (no command opens the window)."""
+"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights|gui` (no command
+opens the window)."""
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ import time
 from pathlib import Path
 
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, fitness_setup
+from realtime.eval_cli import add_eval_commands, smoothing_strength
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.smoothing import DEFAULT_STRENGTH
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -55,6 +58,11 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--internal-size", type=int,
                              help="network input long side in pixels (speed/detail trade-off)")
 
+    def smoothing_option(command: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
+        command.add_argument("--smoothing", type=smoothing_strength, default=default, metavar="STRENGTH",
+                             help="temporal smoothing of parts and keypoints, 0 (off) to 1 "
+                                  f"(default {default if default is not None else 'the last one used'})")
+
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
     process.add_argument("-o", "--output", required=True, help="annotated MP4 to write")
@@ -66,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     model_options(process)
     fitness_options(process)
+    smoothing_option(process)
     process.set_defaults(handler=_process)
 
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
@@ -75,6 +84,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
     model_options(bench)
+    smoothing_option(bench)
     bench.set_defaults(handler=_bench)
 
     bench_parser = commands.add_parser("bench-parser", help="torch parser vs onnxruntime at three sizes; prints JSON")
@@ -96,6 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench_model.set_defaults(handler=_bench_model)
 
     add_pose_quality_command(commands)
+    add_eval_commands(commands, model_options)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -111,6 +122,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
     gui.add_argument("--exercise", help="count repetitions of this preset from the start")
     model_options(gui, default_model=None)
+    smoothing_option(gui, default=None)
     gui.set_defaults(handler=_gui)
     return parser
 
@@ -126,7 +138,8 @@ def _process(args: argparse.Namespace) -> int:
     fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
                         size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
-                        loop=args.loop, stages=fitness.stages, analysers=fitness.analysers)
+                        loop=args.loop, stages=[*fitness.stages, *_smoothing_stages(args.smoothing)],
+                        analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
         info = pipeline.start()
@@ -184,7 +197,8 @@ def _bench(args: argparse.Namespace) -> int:
     from realtime.sources import parse_size
 
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), buffer_frames=1, internal_size=args.internal_size)
+                        size=parse_size(args.size), buffer_frames=1, internal_size=args.internal_size,
+                        stages=_smoothing_stages(args.smoothing))
     results = []
     enough = threading.Event()
     wanted = args.frames + args.warmup
@@ -210,8 +224,9 @@ def _bench(args: argparse.Namespace) -> int:
             raise CliError(f"{info.name} gave only {len(results)} frames; need more than --warmup {args.warmup}")
         wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
         latencies = sorted(m[2] for m in measured)
-        stages = list(STAGES) + (["encode"] if recorder else [])
-        per_stage = {s: round(statistics.mean(m[1].get(s, 0.0) for m in measured), 2) for s in STAGES}
+        measured_stages = list(STAGES) + (["smooth"] if args.smoothing else [])
+        stages = measured_stages + (["encode"] if recorder else [])
+        per_stage = {s: round(statistics.mean(m[1].get(s, 0.0) for m in measured), 2) for s in measured_stages}
         if recorder:
             per_stage["encode"] = round(recorder.encode_ms, 2)
         resolution = pipeline.stats.resolution
@@ -229,6 +244,12 @@ def _bench(args: argparse.Namespace) -> int:
         }
     print(json.dumps(report))
     return 0
+
+
+def _smoothing_stages(strength: float) -> list:
+    from realtime.smoothing import TemporalSmoother
+
+    return [TemporalSmoother(strength)] if strength > 0 else []
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from realtime.models import Parser, load_parser
 from realtime.recorder import Recorder, RecorderError, RecordItem
 from realtime.render import KeypointAnnotator, PartOverlay, TextPanel
+from realtime.smoothing import TemporalSmoother
 from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
 from realtime.types import Frame, ParseResult
 
@@ -205,6 +206,24 @@ class Pipeline:
         """Replaces the analysers, from the next frame on."""
         with self._commands_lock:
             self._commands.analysers = list(analysers)
+
+    def set_smoothing(self, strength: float) -> None:
+        """Sets the temporal smoother's strength (0 = off), adding the smoother after the other
+        stages if there is none yet."""
+        with self._commands_lock:
+            stages = self._commands.stages if self._commands.stages is not None else self._stages
+            smoother = next((stage for stage in stages if stage.name == TemporalSmoother.name), None)
+            if smoother is not None:
+                smoother.strength = strength
+            elif strength > 0:
+                self._commands.stages = [*stages, TemporalSmoother(strength)]
+
+    @property
+    def smoothing(self) -> float:
+        """The temporal smoother's strength (0 when off or absent)."""
+        with self._commands_lock:
+            stages = self._commands.stages if self._commands.stages is not None else self._stages
+        return next((stage.strength for stage in stages if stage.name == TemporalSmoother.name), 0.0)
 
     def set_selected_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None = everyone in frame)."""

@@ -41,7 +41,7 @@ def no_thread_outlives_its_test():
 def processed(tmp_path_factory, single_clip):
     out = tmp_path_factory.mktemp("process")
     code = main(["process", str(single_clip), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
-                 "--labels-dir", str(out / "labels")])
+                 "--labels-dir", str(out / "labels"), "--smoothing", "0"])  # the parser's own labels
     assert code == 0
     return out
 
@@ -187,7 +187,7 @@ def test_bench_prints_one_json_object(single_clip, capsys):
     assert report["frames"] == 20 and report["fps"] > 0
     assert report["input_size"] == "320x240" and report["model"] == "bodypix"
     assert set(report["latency_ms"]) == {"p50", "p95"}
-    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "render"}
+    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "smooth", "render"}
 
 
 def test_bench_parser_compares_with_onnxruntime(capsys):

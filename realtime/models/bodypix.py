@@ -20,7 +20,7 @@ from torch import nn
 
 from realtime.models.checkpoint import load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
-from realtime.models.grid_upsample import GridUpsampler
+from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult
 
@@ -297,9 +297,8 @@ class BodyPixParser(Parser):
             part_logits = outputs["part_heatmaps"].float().cpu().numpy()
         results = []
         for i in range(len(part_logits)):
-            person = self._upsampler.upsample(person_logits[i], frame_hw) > _logit(self.person_threshold)
-            labels = self._upsampler.argmax(part_logits[i], frame_hw, person)
-            labels[person] += 1
+            labels, person = person_part_labels(self._upsampler, person_logits[i], part_logits[i], frame_hw,
+                                                logit(self.person_threshold))
             results.append(ParseResult(
                 labels=labels,
                 person_mask=person,
@@ -338,6 +337,6 @@ def _grid_probabilities(person_logits: np.ndarray, part_logits: np.ndarray) -> n
     return np.concatenate([person[None], parts]).astype(np.float32)
 
 
-def _logit(probability: float) -> float:
+def logit(probability: float) -> float:
     probability = min(max(probability, 1e-6), 1 - 1e-6)
     return math.log(probability / (1 - probability))

@@ -85,3 +85,13 @@ class GridUpsampler:
         top = grid[y0, x0] * (1 - fx) + grid[y0, x1] * fx
         bottom = grid[y1, x0] * (1 - fx) + grid[y1, x1] * fx
         return (top * (1 - fy) + bottom * fy).argmax(axis=1).astype(np.uint8)
+
+
+def person_part_labels(upsampler: GridUpsampler, person_logits: np.ndarray, part_logits: np.ndarray,
+                       frame_hw: tuple[int, int], person_logit_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """gh x gw person logits and P x gh x gw part logits -> H x W uint8 labels (1 + the part's
+    index inside the person, 0 outside) and the H x W bool person mask."""
+    person = upsampler.upsample(person_logits, frame_hw) > person_logit_threshold
+    labels = upsampler.argmax(part_logits, frame_hw, person)
+    labels[person] += 1
+    return labels, person

@@ -1,0 +1,257 @@
+"""Measures behind `partsight eval`: temporal flicker on a clip, agreement on jittered stills, and
+person-mask IoU against ground-truth label maps. Pure functions plus small runners that return
+JSON-serialisable dicts."""
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.models import Parser
+from realtime.sources import SourceError, open_source
+from realtime.types import Frame, ParseResult
+
+Stage = Callable[[Frame, ParseResult], ParseResult]
+
+
+# --- flicker -------------------------------------------------------------------------------
+def flow_to_previous(previous_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
+    """H x W x 2 dense flow (OpenCV DIS, medium preset) from each pixel of `rgb` to where it
+    was in `previous_rgb`."""
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY), None)
+
+
+def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """The previous label map pulled along `flow` (from flow_to_previous) onto the current frame."""
+    height, width = labels.shape
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return cv2.remap(labels, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_NEAREST,
+                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:
+    """Share of pixels in the union of both person regions whose label changed (0 when neither
+    frame has a person)."""
+    union = (warped_previous > 0) | (labels > 0)
+    count = int(union.sum())
+    return float((warped_previous[union] != labels[union]).sum() / count) if count else 0.0
+
+
+def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None) -> Iterator[Frame]:
+    """Every frame of a video file or image folder, in order (a SourceError if it cannot be read)."""
+    source = open_source(spec, size=size)
+    source.start()
+    count = 0
+    try:
+        while limit is None or count < limit:
+            frame = source.read(timeout_s=1.0)
+            if frame is None:
+                if source.finished or source.error:
+                    break
+                continue
+            count += 1
+            yield frame
+    finally:
+        source.stop()
+    if source.error:
+        raise SourceError(source.error)
+
+
+def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage) -> dict:
+    """Mean flicker of the raw per-frame labels and of the smoother's labels over a clip, and
+    milliseconds per frame for parsing and for smoothing."""
+    flicker: dict[str, list[float]] = {"raw": [], "smoothed": []}
+    parse_ms, smooth_ms = [], []
+    previous: tuple[Frame, dict[str, np.ndarray]] | None = None
+    for frame in frames:
+        start = time.perf_counter()
+        raw = parser.parse(frame.image)
+        parsed = time.perf_counter()
+        smoothed = smoother(frame, raw)
+        parse_ms.append((parsed - start) * 1000)
+        smooth_ms.append((time.perf_counter() - parsed) * 1000)
+        labels = {"raw": raw.labels, "smoothed": smoothed.labels}
+        if previous is not None:
+            flow = flow_to_previous(previous[0].image, frame.image)
+            for kind, values in flicker.items():
+                values.append(label_flicker(warp_labels(previous[1][kind], flow), labels[kind]))
+        previous = (frame, labels)
+    if not flicker["raw"]:
+        raise ValueError("flicker needs at least two frames")
+    return {
+        "frames": len(parse_ms),
+        "flicker": {kind: round(statistics.mean(values), 4) for kind, values in flicker.items()},
+        "ms_per_frame": {"parse": _median_ms(parse_ms), "smooth": _median_ms(smooth_ms)},
+    }
+
+
+# --- jittered stills -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class JitterMotion:
+    """Limits of the smooth random motion applied to a still."""
+
+    max_shift: float = 0.10  # of the image's width / height
+    max_scale: float = 0.10  # +- relative
+    max_rotation_deg: float = 5.0
+    noise_sigma: float = 3.0  # grey levels of Gaussian noise added to every frame
+
+
+def smooth_affine_track(size_wh: tuple[int, int], frames: int, rng: np.random.Generator,
+                        motion: JitterMotion = JitterMotion()) -> list[np.ndarray]:
+    """`frames` 2 x 3 affine matrices of a smooth random motion about the image centre: each of
+    shift x/y, scale and rotation is a sum of three slow sines (0.3..2 cycles over the clip)
+    scaled to its limit."""
+    width, height = size_wh
+    t = np.linspace(0.0, 1.0, frames)
+
+    def wave(limit: float) -> np.ndarray:
+        cycles = rng.uniform(0.3, 2.0, 3)
+        phases = rng.uniform(0, 2 * math.pi, 3)
+        signal = sum(np.sin(2 * math.pi * c * t + p) for c, p in zip(cycles, phases))
+        return signal / max(np.abs(signal).max(), 1e-9) * limit * rng.uniform(0.6, 1.0)
+
+    shift_x, shift_y = wave(motion.max_shift * width), wave(motion.max_shift * height)
+    scale, rotation = 1.0 + wave(motion.max_scale), wave(motion.max_rotation_deg)
+    centre = ((width - 1) / 2, (height - 1) / 2)
+    tracks = []
+    for i in range(frames):
+        matrix = cv2.getRotationMatrix2D(centre, float(rotation[i]), float(scale[i]))
+        matrix[:, 2] += (shift_x[i], shift_y[i])
+        tracks.append(matrix)
+    return tracks
+
+
+def jittered_frames(still: np.ndarray, track: Sequence[np.ndarray], rng: np.random.Generator,
+                    noise_sigma: float) -> Iterator[tuple[Frame, np.ndarray]]:
+    """(frame, valid mask) for each affine of `track`: the still moved, plus noise; the mask
+    marks pixels that come from inside the still."""
+    height, width = still.shape[:2]
+    ones = np.ones((height, width), np.uint8)
+    for index, matrix in enumerate(track):
+        moved = cv2.warpAffine(still, matrix, (width, height), flags=cv2.INTER_LINEAR)
+        noisy = np.clip(moved + rng.normal(0.0, noise_sigma, moved.shape), 0, 255).astype(np.uint8)
+        valid = cv2.warpAffine(ones, matrix, (width, height), flags=cv2.INTER_NEAREST) > 0
+        yield Frame(noisy, index, index / 30.0), valid
+
+
+def agreement(labels: np.ndarray, reference: np.ndarray, valid: np.ndarray) -> tuple[float, float]:
+    """(person IoU, part accuracy) of `labels` against `reference` inside `valid`; part accuracy
+    is the share of pixels in either person region with the same label."""
+    person, truth = (labels > 0) & valid, (reference > 0) & valid
+    union = person | truth
+    count = int(union.sum())
+    if not count:
+        return 1.0, 1.0
+    return float((person & truth).sum() / count), float((labels[union] == reference[union]).sum() / count)
+
+
+def evaluate_jitter(parser: Parser, stills: Sequence[np.ndarray], make_smoother: Callable[[], Stage], *,
+                    frames: int = 45, seed: int = 0, motion: JitterMotion = JitterMotion()) -> dict:
+    """Agreement of raw and smoothed labels with the still's own parse moved by the known motion,
+    averaged over all frames of all stills."""
+    rng = np.random.default_rng(seed)
+    scores: dict[str, list[tuple[float, float]]] = {"raw": [], "smoothed": []}
+    for still in stills:
+        height, width = still.shape[:2]
+        reference_labels = parser.parse(still).labels
+        track = smooth_affine_track((width, height), frames, rng, motion)
+        smoother = make_smoother()
+        for (frame, valid), matrix in zip(jittered_frames(still, track, rng, motion.noise_sigma), track):
+            reference = cv2.warpAffine(reference_labels, matrix, (width, height), flags=cv2.INTER_NEAREST)
+            raw = parser.parse(frame.image)
+            smoothed = smoother(frame, raw)
+            scores["raw"].append(agreement(raw.labels, reference, valid))
+            scores["smoothed"].append(agreement(smoothed.labels, reference, valid))
+    return {
+        "stills": len(stills),
+        "frames_per_still": frames,
+        "seed": seed,
+        **{kind: {"person_iou": round(statistics.mean(s[0] for s in values), 4),
+                  "part_accuracy": round(statistics.mean(s[1] for s in values), 4)}
+           for kind, values in scores.items()},
+    }
+
+
+# --- person IoU on labelled images ---------------------------------------------------------
+@dataclass(frozen=True)
+class LabelledImage:
+    image: Path
+    label: Path
+
+
+def labelled_images(root: str | Path) -> list[LabelledImage]:
+    """Image / label pairs under `root`, in the layouts of the shared datasets: LIP
+    (img_X.jpg + label_X.png), CIHP (X.jpg + X_label.png), skin_clothes_hair (img_X.png +
+    ann_X.png). Raises ValueError when there are none."""
+    root = Path(root)
+    pairs = []
+    for label in sorted(root.rglob("*.png")):
+        name = label.name
+        if name.startswith("label_"):
+            candidates = [label.with_name("img_" + name[6:-4] + ext) for ext in (".jpg", ".png")]
+        elif name.endswith("_label.png"):
+            candidates = [label.with_name(name[:-10] + ext) for ext in (".jpg", ".png")]
+        elif name.startswith("ann_"):
+            candidates = [label.with_name("img_" + name[4:-4] + ext) for ext in (".png", ".jpg")]
+        else:
+            continue
+        image = next((c for c in candidates if c.is_file()), None)
+        if image is not None:
+            pairs.append(LabelledImage(image, label))
+    if not pairs:
+        raise ValueError(f"{root}: no labelled images (label_*.png, *_label.png or ann_*.png with their images)")
+    return pairs
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path}: not a readable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_person_truth(path: str | Path) -> np.ndarray:
+    """H x W bool: any non-background label. Palette PNGs come out of OpenCV as colours, and
+    class 0's colour is black in every dataset here."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise ValueError(f"{path}: not a readable label image")
+    return label.any(axis=2) if label.ndim == 3 else label > 0
+
+
+def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    union = int((mask | truth).sum())
+    return float((mask & truth).sum() / union) if union else 1.0
+
+
+def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images: Sequence[LabelledImage]) -> dict:
+    """Mean person-mask IoU of `person_mask(rgb) -> H x W bool` over labelled images, with the
+    per-image figures and milliseconds per image."""
+    rows, times = [], []
+    for item in images:
+        rgb = read_rgb(item.image)
+        truth = read_person_truth(item.label)
+        if truth.shape != rgb.shape[:2]:
+            raise ValueError(f"{item.label}: label size differs from {item.image}")
+        person_mask(rgb)  # the first call at a new size may build and cache the model's graph
+        start = time.perf_counter()
+        mask = person_mask(rgb)
+        times.append((time.perf_counter() - start) * 1000)
+        rows.append({"image": f"{item.image.parent.name}/{item.image.name}", "iou": round(mask_iou(mask, truth), 4)})
+    return {
+        "images": len(rows),
+        "mean_iou": round(statistics.mean(r["iou"] for r in rows), 4),
+        "ms_per_image": _median_ms(times),
+        "per_image": rows,
+    }
+
+
+def _median_ms(values: Sequence[float]) -> float:
+    return round(statistics.median(values), 2) if values else 0.0

@@ -1,0 +1,233 @@
+"""Temporal smoothing of parse results, a ResultStage named "smooth".
+
+Per frame:
+  1. the model's grid scores (person logit, part log-probabilities, from part_probs) are laid on
+     a grid `fine_factor` times finer, corner-aligned, so it holds the model's bilinear scores
+     exactly and warping it blurs far less than warping the coarse grid would;
+  2. dense optical flow (OpenCV DIS on a small grey copy of the frame, this frame -> the
+     previous one) carries the smoothed scores of the previous frame onto this one, so the
+     memory follows motion instead of trailing it;
+  3. where the flow explains the picture (the previous frame, warped, matches this one) the
+     warped memory is blended in with a weight set by `strength`; where it does not (fast
+     limbs, occlusion, uncovered background) the current scores win;
+  4. labels and the person mask are derived from the blend as the parser derives them
+     (bilinear scores, exact argmax), so a still scene converges to the parser's own labels;
+  5. keypoints go through One Euro filters (one per person id).
+A scene cut (most of the picture unexplained by the flow) or a new frame size resets the memory;
+strength 0 returns the parser's result untouched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from realtime.analysis.one_euro import OneEuroFilter
+from realtime.models.grid_upsample import GridUpsampler, person_part_labels
+from realtime.types import Frame, ParseResult
+
+DEFAULT_STRENGTH = 0.8
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SmoothingTuning:
+    """The smoother's constants. At strength s the memory's half-life is s * max_half_life_frames
+    frames where the flow explains the picture, and shorter where it does not."""
+
+    max_half_life_frames: float = 90.0
+    error_low: float = 6.0  # grey-level error of the warped previous frame below which it is trusted fully
+    error_high: float = 24.0  # ... and above which it is not trusted at all
+    cut_share: float = 0.5  # a scene cut: more than this share of the frame is unexplained
+    fine_factor: int = 4  # the memory's grid is this much finer than the model's
+    flow_long_side: int = 320  # pixels of the grey image the flow is computed on
+
+    def memory_weight(self, strength: float) -> float:
+        """The weight of the warped past where it is fully trusted."""
+        return 0.5 ** (1.0 / (strength * self.max_half_life_frames)) if strength > 0 else 0.0
+
+
+@dataclass
+class _Memory:
+    gray: np.ndarray  # hs x ws uint8, blurred
+    probs: np.ndarray  # fh x fw x C: person probability, then part probabilities, on the fine grid
+    frame_hw: tuple[int, int]
+
+
+class TemporalSmoother:
+    """Smooths a stream of ParseResults from one source; `strength` in 0..1 (0 = off) may be
+    changed from another thread between frames."""
+
+    name = "smooth"
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH, *, tuning: SmoothingTuning = SmoothingTuning(),
+                 keypoint_min_cutoff_hz: float = 1.0, keypoint_beta: float = 0.02,
+                 min_keypoint_score: float = 0.2) -> None:
+        self.strength = strength
+        self.tuning = tuning
+        self._keypoints = KeypointSmoother(min_cutoff_hz=keypoint_min_cutoff_hz, beta=keypoint_beta,
+                                           min_score=min_keypoint_score)
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
+        self._upsampler = GridUpsampler()
+        self._memory: _Memory | None = None
+        self.scene_cuts = 0
+
+    @property
+    def strength(self) -> float:
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        self._strength = float(min(max(value, 0.0), 1.0))
+
+    def reset(self) -> None:
+        self._memory = None
+        self._keypoints.reset()
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        strength = self._strength
+        if strength <= 0.0:
+            self.reset()
+            return parse
+        frame_hw = parse.labels.shape
+        memory = self._memory
+        if memory is not None and memory.frame_hw != frame_hw:
+            memory = None
+        if parse.part_probs is None:
+            keypoints, people = self._keypoints(parse, frame.pts_s, strength)
+            return replace(parse, keypoints=keypoints, people=people)
+        gray = _small_gray(frame.image, self.tuning.flow_long_side)
+        probs = _probabilities(self._fine_scores(parse.part_probs))
+        if memory is not None and memory.probs.shape != probs.shape:
+            memory = None
+        past = None if memory is None else self._warp_memory(memory, gray)
+        if memory is not None and past is None:
+            self.scene_cuts += 1
+            self._keypoints.reset()
+        keypoints, people = self._keypoints(parse, frame.pts_s, strength)
+        if past is not None:
+            past_probs, trust = past
+            weight = self.tuning.memory_weight(strength) * trust
+            probs = (probs + weight[..., None] * (past_probs - probs)).astype(np.float32)
+        labels, person = self._labels(probs, frame_hw)
+        self._memory = _Memory(gray, probs, frame_hw)
+        factor = self.tuning.fine_factor
+        return replace(parse, labels=labels, person_mask=person, keypoints=keypoints, people=people,
+                       part_probs=np.ascontiguousarray(np.moveaxis(probs[::factor, ::factor], -1, 0)))
+
+    # --- steps -------------------------------------------------------------------------
+    def _fine_scores(self, part_probs: np.ndarray) -> np.ndarray:
+        """C x gh x gw probabilities -> fh x fw x C scores (person logit, part log-probabilities),
+        bilinear with corners aligned."""
+        person = np.clip(part_probs[0], _EPS, 1.0 - _EPS)
+        coarse = np.concatenate([np.log(person / (1.0 - person))[..., None],
+                                 np.log(np.moveaxis(part_probs[1:], 0, -1) + _EPS)], axis=-1).astype(np.float32)
+        factor = self.tuning.fine_factor
+        grid_h, grid_w = coarse.shape[:2]
+        size = ((grid_w - 1) * factor + 1, (grid_h - 1) * factor + 1)
+        affine = np.array([[1.0 / factor, 0, 0], [0, 1.0 / factor, 0]])
+        fine = cv2.warpAffine(coarse, affine, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                              borderMode=cv2.BORDER_REPLICATE)
+        return fine.reshape(size[1], size[0], -1)
+
+    def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The memory carried onto this frame (probabilities, trust 0..1 per fine cell), or None
+        at a scene cut."""
+        tuning = self.tuning
+        flow = self._flow.calc(gray, memory.gray, None)  # this frame -> the previous one
+        small_h, small_w = gray.shape
+        xs, ys = np.meshgrid(np.arange(small_w, dtype=np.float32), np.arange(small_h, dtype=np.float32))
+        explained = cv2.remap(memory.gray, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
+        error = cv2.absdiff(explained, gray).astype(np.float32)
+        if (error > tuning.error_high).mean() > tuning.cut_share:
+            return None
+        fine_h, fine_w = memory.probs.shape[:2]
+        # fine cells sit on frame pixels i * (H - 1) / (fh - 1) (corner-aligned geometry)
+        height, width = memory.frame_hw
+        sx, sy = small_w / width, small_h / height
+        cols = np.arange(fine_w, dtype=np.float32)
+        rows = np.arange(fine_h, dtype=np.float32)
+        map_x, map_y = np.meshgrid((cols * ((width - 1) / max(fine_w - 1, 1)) + 0.5) * sx - 0.5,
+                                   (rows * ((height - 1) / max(fine_h - 1, 1)) + 0.5) * sy - 0.5)
+        cell_flow = cv2.remap(flow, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cell_error = cv2.remap(cv2.blur(error, (3, 3)), map_x, map_y, cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+        from_x = cols[None, :] + cell_flow[..., 0] * ((fine_w - 1) / max(width - 1, 1) / sx)
+        from_y = rows[:, None] + cell_flow[..., 1] * ((fine_h - 1) / max(height - 1, 1) / sy)
+        past = cv2.remap(memory.probs, from_x, from_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        inside = (from_x > -0.5) & (from_x < fine_w - 0.5) & (from_y > -0.5) & (from_y < fine_h - 0.5)
+        trust = np.clip((tuning.error_high - cell_error) / (tuning.error_high - tuning.error_low), 0.0, 1.0)
+        return past.reshape(memory.probs.shape), trust * inside
+
+    def _labels(self, probs: np.ndarray, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Frame labels and person mask from the fine probabilities, as the parser makes them
+        (from scores, where bilinear interpolation gives the parser's own result on a still
+        scene)."""
+        person = np.clip(probs[..., 0], _EPS, 1.0 - _EPS)
+        part_logits = np.log(np.moveaxis(probs[..., 1:], -1, 0) + _EPS)
+        return person_part_labels(self._upsampler, np.log(person / (1.0 - person)), part_logits, frame_hw, 0.0)
+
+
+class KeypointSmoother:
+    """One Euro filters over keypoint positions: the frame's keypoints and each person's, keyed
+    by person id. Keypoints below `min_score` pass through unfiltered and restart their filter."""
+
+    def __init__(self, *, min_cutoff_hz: float, beta: float, min_score: float) -> None:
+        self._min_cutoff_hz = min_cutoff_hz
+        self._beta = beta
+        self._min_score = min_score
+        self._frame_filter: OneEuroFilter | None = None
+        self._person_filters: dict[int, OneEuroFilter] = {}
+        self._strength: float | None = None
+
+    def reset(self) -> None:
+        self._frame_filter = None
+        self._person_filters = {}
+
+    def __call__(self, parse: ParseResult, time_s: float, strength: float) -> tuple[np.ndarray | None, list]:
+        if strength != self._strength:
+            self._strength = strength
+            self.reset()
+        keypoints = parse.keypoints
+        if keypoints is not None:
+            if self._frame_filter is None:
+                self._frame_filter = self._new_filter(strength)
+            keypoints = self._filtered(self._frame_filter, keypoints, time_s)
+        people = []
+        filters = {}
+        for person in parse.people:
+            person_filter = self._person_filters.get(person.id) or self._new_filter(strength)
+            filters[person.id] = person_filter
+            people.append(replace(person, keypoints=self._filtered(person_filter, person.keypoints, time_s)))
+        self._person_filters = filters
+        return keypoints, people
+
+    def _new_filter(self, strength: float) -> OneEuroFilter:
+        # strength 1 -> the configured cutoff; weaker smoothing lets faster changes through
+        return OneEuroFilter(min_cutoff_hz=self._min_cutoff_hz / strength, beta=self._beta)
+
+    def _filtered(self, one_euro: OneEuroFilter, keypoints: np.ndarray, time_s: float) -> np.ndarray:
+        positions = keypoints[:, :2].astype(np.float64)
+        positions[keypoints[:, 2] < self._min_score] = np.nan
+        smoothed = one_euro(positions, time_s)
+        missing = np.isnan(smoothed)
+        smoothed[missing] = keypoints[:, :2][missing]
+        return np.concatenate([smoothed, keypoints[:, 2:]], axis=1).astype(keypoints.dtype)
+
+
+def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
+    height, width = rgb.shape[:2]
+    scale = long_side / max(height, width)
+    size = (max(round(width * scale), 8), max(round(height * scale), 8))
+    gray = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return cv2.GaussianBlur(gray, (3, 3), 0)
+
+
+def _probabilities(scores: np.ndarray) -> np.ndarray:
+    """... x C scores (person logit, part log-probabilities) -> probabilities (sigmoid, softmax)."""
+    parts = np.exp(scores[..., 1:] - scores[..., 1:].max(axis=-1, keepdims=True))
+    parts /= parts.sum(axis=-1, keepdims=True)
+    person = 1.0 / (1.0 + np.exp(-scores[..., :1]))
+    return np.concatenate([person, parts], axis=-1).astype(np.float32)

@@ -1,0 +1,101 @@
+"""The measures behind `partsight eval` on small real inputs: their fixed points and the commands."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from _paths import datasets_dir
+
+from realtime.evaluation import (
+    agreement,
+    evaluate_flicker,
+    evaluate_jitter,
+    evaluate_person_iou,
+    label_flicker,
+    labelled_images,
+    read_person_truth,
+    read_rgb,
+    smooth_affine_track,
+    warp_labels,
+)
+from realtime.smoothing import TemporalSmoother
+from realtime.types import Frame
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def small_frame(single_frames) -> np.ndarray:
+    return cv2.resize(single_frames[2], (270, 480), interpolation=cv2.INTER_AREA)
+
+
+def test_a_repeated_frame_does_not_flicker(bodypix, small_frame):
+    frames = (Frame(small_frame, i, i / 30) for i in range(4))
+    report = evaluate_flicker(bodypix, frames, TemporalSmoother(0.7))
+    assert report["frames"] == 4
+    assert report["flicker"] == {"raw": 0.0, "smoothed": 0.0}
+
+
+def test_labels_moved_along_their_flow_do_not_flicker(bodypix, small_frame):
+    labels = bodypix.parse(small_frame).labels
+    moved = np.roll(labels, 5, axis=1)
+    flow = np.zeros((*labels.shape, 2), np.float32)
+    flow[..., 0] = -5  # each pixel came from 5 px to its left
+    inner = (slice(None), slice(10, -10))
+    assert label_flicker(warp_labels(labels, flow)[inner], moved[inner]) == 0.0
+    assert label_flicker(labels, moved) > 0.0
+
+
+def test_labelled_images_are_found_and_truth_scores_one():
+    images = labelled_images(datasets_dir())
+    assert {item.image.parent.name for item in images} == {"lip", "cihp", "skin_clothes_hair"}
+    assert len(images) == 16
+    truths = {item.image: read_person_truth(item.label) for item in images[:3]}
+    shapes = {truth.shape: truth for truth in truths.values()}
+    report = evaluate_person_iou(lambda rgb: shapes[rgb.shape[:2]], images[:3])
+    assert report["mean_iou"] == 1.0 and report["images"] == 3
+    assert all(0.05 < truth.mean() < 0.95 for truth in truths.values())
+
+
+def test_the_jitter_motion_keeps_to_its_limits():
+    track = smooth_affine_track((500, 400), 60, np.random.default_rng(3))
+    shifts = np.array([m[:, 2] - (np.eye(2) - m[:, :2]) @ np.array([249.5, 199.5]) for m in track])
+    scales = np.array([np.sqrt(np.linalg.det(m[:, :2])) for m in track])
+    assert np.abs(shifts[:, 0]).max() <= 50.01 and np.abs(shifts[:, 1]).max() <= 40.01
+    assert np.abs(scales - 1).max() <= 0.1001
+    assert np.abs(np.diff(shifts, axis=0)).max() < 10  # smooth: no jumps between frames
+
+
+def test_jitter_agreement_of_the_reference_itself_is_one(bodypix):
+    item = labelled_images(datasets_dir())[0]
+    still = read_rgb(item.image)
+    labels = bodypix.parse(still).labels
+    assert agreement(labels, labels, np.ones(labels.shape, bool)) == (1.0, 1.0)
+    report = evaluate_jitter(bodypix, [still], lambda: TemporalSmoother(0.7), frames=4, seed=1)
+    for kind in ("raw", "smoothed"):
+        assert 0.0 < report[kind]["person_iou"] <= 1.0 and 0.0 < report[kind]["part_accuracy"] <= 1.0
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "main.py"), *args], capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy(), check=False)
+
+
+def test_eval_commands_print_json_and_fail_in_one_line(single_clip, tmp_path):
+    done = _cli("eval", "flicker", str(single_clip), "--frames", "3", "--size", "270x480", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["frames"] == 3 and set(report["flicker"]) == {"raw", "smoothed"}
+
+    missing = _cli("eval", "person-iou", "--dataset", str(tmp_path / "nowhere"), "--device", "cpu")
+    assert missing.returncode == 1
+    assert missing.stderr.strip().startswith("partsight: error:") and len(missing.stderr.strip().splitlines()) == 1
+
+    bad = _cli("eval", "flicker", str(single_clip), "--smoothing", "2")
+    assert bad.returncode == 2 and "--smoothing" in bad.stderr

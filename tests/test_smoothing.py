@@ -1,0 +1,148 @@
+"""The temporal smoother on real frames: a still scene converges to the parser's labels, motion
+is followed without ghost trails, a scene cut resets, strength 0 is the raw result."""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import read_frames
+
+from realtime.pipeline import Pipeline
+from realtime.smoothing import TemporalSmoother
+from realtime.types import Frame, PersonParse
+
+
+@pytest.fixture(scope="module")
+def person_frame(single_frames) -> np.ndarray:
+    """A real 1080 x 1920 frame scaled to 540 x 960 (faster, same content)."""
+    return cv2.resize(single_frames[1], (540, 960), interpolation=cv2.INTER_AREA)
+
+
+def _frame(image: np.ndarray, index: int, fps: float = 30.0) -> Frame:
+    return Frame(image, index, index / fps)
+
+
+def _shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    matrix = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REPLICATE)
+
+
+def test_strength_zero_returns_the_raw_result(bodypix, person_frame):
+    smoother = TemporalSmoother(0.0)
+    for index in range(3):
+        raw = bodypix.parse(person_frame)
+        assert smoother(_frame(person_frame, index), raw) is raw
+
+
+def test_a_still_scene_converges_to_the_raw_labels(bodypix, person_frame):
+    smoother = TemporalSmoother(1.0)
+    raw = bodypix.parse(person_frame)
+    outputs = [smoother(_frame(person_frame, i), raw) for i in range(12)]
+    assert np.array_equal(outputs[-1].labels, outputs[-2].labels)
+    assert np.array_equal(outputs[-1].person_mask, raw.person_mask)
+    assert (outputs[-1].labels == raw.labels).mean() > 0.999
+    assert np.allclose(outputs[-1].keypoints, raw.keypoints, atol=1e-3)
+
+
+def test_a_moving_person_is_followed_without_a_ghost_trail(bodypix, person_frame):
+    """The person moves 8 px right and 4 px down a frame for 20 frames. BodyPix's own mask
+    changes with position, so the smoothed mask is checked against the raw masks moved to the
+    last position: nothing may lie outside them all (a lagging smoother leaves pixels at the old
+    positions), and its centre must lie among theirs (a lagging one falls behind)."""
+    smoother = TemporalSmoother(1.0)
+    steps = 20
+    aligned = np.zeros(person_frame.shape[:2], bool)
+    trail = np.zeros(person_frame.shape[:2], bool)
+    centres = []
+    for index in range(steps):
+        moved = _shifted(person_frame, 8 * index, 4 * index)
+        raw = bodypix.parse(moved)
+        smoothed = smoother(_frame(moved, index), raw)
+        still_to_go = np.float32([[1, 0, 8 * (steps - 1 - index)], [0, 1, 4 * (steps - 1 - index)]])
+        moved_mask = cv2.warpAffine(raw.person_mask.astype(np.uint8), still_to_go, moved.shape[1::-1],
+                                    flags=cv2.INTER_NEAREST) > 0
+        aligned |= moved_mask
+        centres.append(np.argwhere(moved_mask).mean(axis=0))
+        trail |= raw.person_mask
+    near_aligned = cv2.dilate(aligned.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    assert (smoothed.person_mask & ~near_aligned).sum() < 0.005 * smoothed.person_mask.sum()
+    assert (trail & ~near_aligned).sum() > smoothed.person_mask.sum()  # the motion would leave a trail
+    centre = np.argwhere(smoothed.person_mask).mean(axis=0)
+    assert np.all(centre >= np.min(centres, axis=0) - 4)  # not behind
+    assert np.all(centre <= np.max(centres, axis=0) + 8)  # nor ahead by more than a frame's motion
+    assert smoother.scene_cuts == 0
+
+
+def test_a_sudden_jump_is_not_blended_with_the_old_place(bodypix, person_frame):
+    """A jump the flow cannot explain (here 200 px at once) must not leave the old mask behind."""
+    smoother = TemporalSmoother(1.0)
+    for index in range(8):
+        smoother(_frame(person_frame, index), bodypix.parse(person_frame))
+    jumped = _shifted(person_frame, 200, 0)
+    raw = bodypix.parse(jumped)
+    smoothed = smoother(_frame(jumped, 8), raw)
+    old_place = bodypix.parse(person_frame).person_mask & ~raw.person_mask
+    assert (smoothed.person_mask & old_place).sum() < 0.05 * old_place.sum()
+
+
+def test_a_scene_cut_resets_to_the_raw_result(bodypix, media_dir, person_frame):
+    other = cv2.resize(read_frames(media_dir / "sports2d-demo.mp4", [40])[0], (540, 960),
+                       interpolation=cv2.INTER_AREA)
+    smoother = TemporalSmoother(1.0)
+    for index in range(6):
+        smoother(_frame(person_frame, index), bodypix.parse(person_frame))
+    raw = bodypix.parse(other)
+    cut = smoother(_frame(other, 6), raw)
+    assert smoother.scene_cuts == 1
+    assert np.array_equal(cut.labels, raw.labels)
+    assert np.array_equal(cut.keypoints, raw.keypoints)
+
+
+def test_a_new_frame_size_starts_afresh(bodypix, person_frame):
+    smoother = TemporalSmoother(1.0)
+    smoother(_frame(person_frame, 0), bodypix.parse(person_frame))
+    smaller = cv2.resize(person_frame, (270, 480), interpolation=cv2.INTER_AREA)
+    raw = bodypix.parse(smaller)
+    assert np.array_equal(smoother(_frame(smaller, 1), raw).labels, raw.labels)
+
+
+def test_keypoints_jitter_less_and_people_are_filtered_by_id(bodypix, single_clip):
+    frames = read_frames(single_clip, list(range(0, 40)))
+    smoother = TemporalSmoother(1.0)
+    raw_tracks, smooth_tracks, person_tracks = [], [], []
+    for index, image in enumerate(frames):
+        small = cv2.resize(image, (540, 960), interpolation=cv2.INTER_AREA)
+        raw = bodypix.parse(small)
+        raw.people = [PersonParse(id=3, mask=raw.person_mask, keypoints=raw.keypoints.copy(), score=1.0)]
+        out = smoother(Frame(small, index, index / 60.0), raw)
+        raw_tracks.append(raw.keypoints[:, :2])
+        smooth_tracks.append(out.keypoints[:, :2])
+        person_tracks.append(out.people[0].keypoints[:, :2])
+    confident = raw.keypoints[:, 2] > 0.5
+
+    def jerk(track) -> float:
+        return float(np.abs(np.diff(np.asarray(track)[:, confident], n=2, axis=0)).mean())
+
+    assert jerk(smooth_tracks) < 0.7 * jerk(raw_tracks)
+    assert np.allclose(person_tracks, smooth_tracks)
+
+
+def test_the_pipeline_smoothing_setter(media_dir):
+    squat = str(media_dir / "cg-mannequin-squat.mp4")
+    smoother = TemporalSmoother(0.5)
+    pipeline = Pipeline(squat, model="bodypix", device="cpu", stages=[smoother])
+    pipeline.set_smoothing(0.2)
+    assert smoother.strength == pytest.approx(0.2)
+
+    plain = Pipeline(squat, model="bodypix", device="cpu")
+    plain.set_smoothing(0.6)
+    plain.start()
+    try:
+        deadline = time.monotonic() + 30
+        while (plain.latest() is None or "smooth" not in plain.latest().timings_ms) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        plain.stop()
+    assert "smooth" in plain.latest().timings_ms
