@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime.analysis.tracking import PersonTracker
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
@@ -20,14 +21,16 @@ from realtime.sources import redact_url
 
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
-                 internal_size: int | None = None) -> None:
+                 internal_size: int | None = None, max_people: int | None = None) -> None:
         self._model = model
+        self._max_people = max_people
         self._device = device
         self._weights = weights
         self._internal_size = internal_size
         self._opacity = 0.6
         self._show_keypoints = True
         self._visible: np.ndarray | None = None
+        self._selected_people: frozenset[int] | None = None
         self._pipeline: Pipeline | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
@@ -81,13 +84,15 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size)
+                                realtime=True, internal_size=self._internal_size, max_people=self._max_people,
+                                stages=[PersonTracker()])
         except Exception as exc:  # shown in the banner, never raised into Qt
             self._start_error = f"cannot load model {self._model}: {_message(exc)}"
             return
         pipeline.set_opacity(self._opacity)
         pipeline.set_show_keypoints(self._show_keypoints)
         pipeline.set_visible_parts(self._visible)
+        pipeline.set_selected_people(self._selected_people)
         self._start_error = None
         self._opening = threading.Thread(target=self._start, args=(pipeline,), name="partsight-gui-start",
                                          daemon=True)
@@ -115,6 +120,16 @@ class Session:
         self._visible = visible
         if self._pipeline is not None:
             self._pipeline.set_visible_parts(visible)
+
+    @property
+    def selected_people(self) -> frozenset[int] | None:
+        return self._selected_people
+
+    def select_people(self, ids: set[int] | None) -> None:
+        """Analyse only these person IDs (None: everyone)."""
+        self._selected_people = None if ids is None else frozenset(ids)
+        if self._pipeline is not None:
+            self._pipeline.set_selected_people(self._selected_people)
 
     def close(self) -> None:
         """Waits for a start in progress, then stops every engine thread (finalising a recording)."""
