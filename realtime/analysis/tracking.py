@@ -1,7 +1,7 @@
 """Stable person IDs across frames: the "track" result stage.
 
 Each frame's people are matched to the tracks of earlier frames on a cost that mixes mask
-overlap (1 - IoU with the track's mask history, a running average, so that one frame where
+overlap (mostly) (1 - IoU with the track's mask history, a running average, so that one frame where
 a person's mask breaks up does not move their ID) and keypoint distance (mean over joints
 confident in both, divided by the track's size; mask centroids stand in for models without
 keypoints). Tracks seen in the previous frame are matched first, then lost ones; within each
@@ -37,11 +37,12 @@ class PersonTracker:
     name = "track"
 
     def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
-                 mask_memory: float = 0.7) -> None:
+                 mask_memory: float = 0.7, mask_weight: float = 0.7) -> None:
         self.keep_lost_s = keep_lost_s
         self.max_cost = max_cost
         self.min_keypoint_score = min_keypoint_score
         self.mask_memory = mask_memory  # weight of the past in a track's mask history
+        self.mask_weight = mask_weight  # share of mask overlap (vs keypoint distance) in the cost
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_pts_s: float | None = None
@@ -109,7 +110,7 @@ class PersonTracker:
         if track.mask.shape == detection.mask.shape:
             union = float(np.maximum(track.mask, detection.mask).sum())
             overlap = float(np.minimum(track.mask, detection.mask).sum()) / max(union, 1.0)
-        return 0.5 * (1.0 - overlap) + 0.5 * min(self._distance(track, detection), 1.0)
+        return self.mask_weight * (1.0 - overlap) + (1 - self.mask_weight) * min(self._distance(track, detection), 1.0)
 
     def _distance(self, track: _Track, detection: _Track) -> float:
         """Mean joint (or centroid) distance in units of the track's size."""
