@@ -98,18 +98,18 @@ class PersonLabelAnnotator:
         base = max(2, round(max(scene.shape[:2]) / 500))
         scale = max(0.6, max(scene.shape[:2]) / 1200)
         for person in result.people:
-            box = person.bbox()
-            if box is None:
+            contours, _ = cv2.findContours(person.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if not contours:
                 continue
+            left, top, width, _ = cv2.boundingRect(np.concatenate(contours))
             chosen = self.selected is not None and person.id in self.selected
             thickness = base * 2 if chosen else (base if self.selected is None else 1)
             color = person_color(person.id)
-            contours, _ = cv2.findContours(person.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            cv2.drawContours(out, contours, -1, color, thickness, cv2.LINE_AA)
+            cv2.drawContours(out, contours, -1, color, thickness)
             label = f"#{person.id}" + (" *" if chosen else "")
             (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, base)
-            x = min(max((box[0] + box[2] - text_w) // 2, 0), max(scene.shape[1] - text_w - 8, 0))
-            y = max(box[1] - 6, text_h + 8)
+            x = min(max(left + (width - text_w) // 2, 0), max(scene.shape[1] - text_w - 8, 0))
+            y = max(top - 6, text_h + 8)
             cv2.rectangle(out, (x, y - text_h - 8), (x + text_w + 8, y + 4), (0, 0, 0), -1)
             cv2.putText(out, label, (x + 4, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, color, base, cv2.LINE_AA)
         return out

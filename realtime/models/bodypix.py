@@ -331,7 +331,8 @@ class BodyPixParser(Parser):
             labels[person] += 1
             if multi:
                 grids = {name: grid[i] for name, grid in pose_grids.items()}
-                people = self._people(grids, person, input_hw, frame_hw)
+                people = self._people(grids, person, person_logits[i] > _logit(self.person_threshold),
+                                      input_hw, frame_hw)
             else:
                 people = [PersonParse(0, person, keypoints[i], float(keypoints[i][:, 2].mean()))] if person.any() else []
             results.append(ParseResult(
@@ -345,17 +346,21 @@ class BodyPixParser(Parser):
             ))
         return results
 
-    def _people(self, grids: dict[str, np.ndarray], person: np.ndarray, input_hw: tuple[int, int],
-                frame_hw: tuple[int, int]) -> list[PersonParse]:
+    def _people(self, grids: dict[str, np.ndarray], person: np.ndarray, person_cells: np.ndarray,
+                input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[PersonParse]:
         """Multi-pose decoding on one image's grids; each person pixel goes to the pose its
-        long offsets point at (bilinear between cells, exact argmax)."""
+        long offsets point at (bilinear between cells, exact argmax). Only cells next to a
+        person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
+        followed."""
         stride = self.net.output_stride
         scores = 1.0 / (1.0 + np.exp(-grids["heatmaps"]))
         poses = decode_multiple_poses(scores, grids["short_offsets"], grids["displacement_fwd"],
                                       grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
                                       settings=self.multi_pose)
         if len(poses) > 1:
-            distances = instance_distances(grids["long_offsets"], poses, stride=stride, settings=self.multi_pose)
+            near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+            distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
+                                           settings=self.multi_pose)
             owner = self._upsampler.argmax(-distances, frame_hw, person)
             masks = [person & (owner == i) for i in range(len(poses))]
         else:

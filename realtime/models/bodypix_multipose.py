@@ -135,32 +135,33 @@ def _follow_edge(edge: int, source: np.ndarray, target: int, scores: np.ndarray,
     return np.array([*point, scores[target, cell_y, cell_x]], np.float32)
 
 
-def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int,
+def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int, cells: np.ndarray,
                        settings: MultiPoseSettings = MultiPoseSettings()) -> np.ndarray:
-    """P x h x w: for every grid cell, the mean squared distance (input pixels) from where its
-    refined long offsets place each keypoint to that keypoint of each pose, over the pose's
-    keypoints scoring above `min_keypoint_score` (all of them where none does)."""
+    """P x h x w: for every grid cell where `cells` (h x w bool) is set, the mean squared
+    distance (input pixels) from where its refined long offsets place each keypoint to that
+    keypoint of each pose, over the pose's keypoints scoring above `min_keypoint_score` (all
+    of them where none does); 0 elsewhere."""
     num_keypoints = long_offsets.shape[0] // 2
     grid_h, grid_w = long_offsets.shape[1:]
     offset_y = long_offsets[:num_keypoints].reshape(num_keypoints, -1)
     offset_x = long_offsets[num_keypoints:].reshape(num_keypoints, -1)
-    cells = np.arange(grid_h * grid_w)
+    cells = np.flatnonzero(cells)
     start_y = (cells // grid_w * stride).astype(np.float32)
     start_x = (cells % grid_w * stride).astype(np.float32)
     rows = np.arange(num_keypoints)[:, None]
-    y = start_y + offset_y
-    x = start_x + offset_x
+    y = start_y + offset_y[:, cells]
+    x = start_x + offset_x[:, cells]
     for _ in range(settings.refine_steps):
         cell_y = np.clip(np.rint(y / stride), 0, grid_h - 1).astype(np.intp)
         cell_x = np.clip(np.rint(x / stride), 0, grid_w - 1).astype(np.intp)
         index = cell_y * grid_w + cell_x
         y = y + offset_y[rows, index]
         x = x + offset_x[rows, index]
-    distances = np.empty((len(poses), grid_h * grid_w), np.float32)
+    distances = np.zeros((len(poses), grid_h * grid_w), np.float32)
     for i, pose in enumerate(poses):
         used = pose.keypoints[:, 2] > settings.min_keypoint_score
         if not used.any():
             used[:] = True
         squared = (x[used] - pose.keypoints[used, 0, None]) ** 2 + (y[used] - pose.keypoints[used, 1, None]) ** 2
-        distances[i] = squared.mean(axis=0)
+        distances[i, cells] = squared.mean(axis=0)
     return distances.reshape(len(poses), grid_h, grid_w)
