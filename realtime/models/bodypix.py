@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.bodypix_multipose import MultiPoseSettings, Pose, decode_multiple_poses, instance_distances
+from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult, PersonParse
