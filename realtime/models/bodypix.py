@@ -349,7 +349,7 @@ class BodyPixParser(Parser):
     def _people(self, grids: dict[str, np.ndarray], person: np.ndarray, person_cells: np.ndarray,
                 input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[PersonParse]:
         """Multi-pose decoding on one image's grids; each person pixel goes to the pose its
-        long offsets point at (bilinear between cells, exact argmax). Only cells next to a
+        long offsets point at (distances bilinear between cells). Only cells next to a
         person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
         followed."""
         stride = self.net.output_stride
@@ -361,7 +361,7 @@ class BodyPixParser(Parser):
             near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
                                            settings=self.multi_pose)
-            owner = self._upsampler.argmax(-distances, frame_hw, person)
+            owner = self._nearest_pose(distances, frame_hw)
             masks = [person & (owner == i) for i in range(len(poses))]
         else:
             masks = [person] * len(poses)
@@ -374,6 +374,16 @@ class BodyPixParser(Parser):
             keypoints[:, :2] = (keypoints[:, :2] + 0.5) * scale - 0.5
             people.append(PersonParse(len(people), mask, keypoints, pose.score))
         return people
+
+    def _nearest_pose(self, distances: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+        """P x h x w grid distances -> H x W uint8 index of the nearest pose, upsampled bilinearly."""
+        nearest = self._upsampler.upsample(distances[0], frame_hw)
+        owner = np.zeros(frame_hw, np.uint8)
+        for index in range(1, len(distances)):
+            candidate = self._upsampler.upsample(distances[index], frame_hw)
+            owner[candidate < nearest] = index
+            np.minimum(nearest, candidate, out=nearest)
+        return owner
 
 
 def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stride: int,

@@ -87,52 +87,52 @@ def _candidate_roots(scores: np.ndarray, settings: MultiPoseSettings) -> list[tu
     return list(zip(keypoints[order].tolist(), ys[order].tolist(), xs[order].tolist()))
 
 
-def _cell_point(short_offsets: np.ndarray, keypoint: int, cell_y: int, cell_x: int, stride: int) -> np.ndarray:
+def _cell_point(short_offsets: np.ndarray, keypoint: int, cell_y: int, cell_x: int, stride: int) -> tuple[float, float]:
     """(x, y) of `keypoint` as predicted by one cell: the cell's centre plus its short offset."""
     num_keypoints = short_offsets.shape[0] // 2
-    return np.array([cell_x * stride + short_offsets[num_keypoints + keypoint, cell_y, cell_x],
-                     cell_y * stride + short_offsets[keypoint, cell_y, cell_x]], np.float32)
+    return (cell_x * stride + float(short_offsets[num_keypoints + keypoint, cell_y, cell_x]),
+            cell_y * stride + float(short_offsets[keypoint, cell_y, cell_x]))
 
 
-def _squared_distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(((a - b) ** 2).sum())
+def _squared_distance(a: np.ndarray, b: tuple[float, float]) -> float:
+    return float((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2)
 
 
-def _nearest_cell(point: np.ndarray, stride: int, grid_hw: tuple[int, int]) -> tuple[int, int]:
-    cell_y = min(max(int(round(float(point[1]) / stride)), 0), grid_hw[0] - 1)
-    cell_x = min(max(int(round(float(point[0]) / stride)), 0), grid_hw[1] - 1)
+def _nearest_cell(x: float, y: float, stride: int, grid_hw: tuple[int, int]) -> tuple[int, int]:
+    cell_y = min(max(int(round(y / stride)), 0), grid_hw[0] - 1)
+    cell_x = min(max(int(round(x / stride)), 0), grid_hw[1] - 1)
     return cell_y, cell_x
 
 
-def _grow_pose(root_keypoint: int, root: np.ndarray, root_score: float, scores: np.ndarray,
+# (edge, source keypoint, target keypoint): towards the root first, then away from it
+_BACKWARD_WALKS = tuple((edge, child, parent) for edge, (parent, child) in reversed(list(enumerate(POSE_EDGES))))
+_FORWARD_WALKS = tuple((edge, parent, child) for edge, (parent, child) in enumerate(POSE_EDGES))
+
+
+def _grow_pose(root_keypoint: int, root: tuple[float, float], root_score: float, scores: np.ndarray,
                short_offsets: np.ndarray, displacement_fwd: np.ndarray, displacement_bwd: np.ndarray,
                stride: int) -> np.ndarray:
-    keypoints = np.zeros((scores.shape[0], 3), np.float32)
-    found = np.zeros(scores.shape[0], dtype=bool)
-    keypoints[root_keypoint] = (*root, root_score)
-    found[root_keypoint] = True
-    walks = [(edge, child, parent, displacement_bwd) for edge, (parent, child) in reversed(list(enumerate(POSE_EDGES)))]
-    walks += [(edge, parent, child, displacement_fwd) for edge, (parent, child) in enumerate(POSE_EDGES)]
-    for edge, source, target, displacements in walks:
-        if found[source] and not found[target]:
-            keypoints[target] = _follow_edge(edge, keypoints[source, :2], target, scores, short_offsets,
-                                             displacements, stride)
-            found[target] = True
-    return keypoints
+    found: dict[int, tuple[float, float, float]] = {root_keypoint: (*root, root_score)}
+    for walks, displacements in ((_BACKWARD_WALKS, displacement_bwd), (_FORWARD_WALKS, displacement_fwd)):
+        for edge, source, target in walks:
+            if source in found and target not in found:
+                found[target] = _follow_edge(edge, found[source], target, scores, short_offsets, displacements, stride)
+    return np.array([found[k] for k in range(scores.shape[0])], np.float32)
 
 
-def _follow_edge(edge: int, source: np.ndarray, target: int, scores: np.ndarray, short_offsets: np.ndarray,
-                 displacements: np.ndarray, stride: int, refine_steps: int = 2) -> np.ndarray:
+def _follow_edge(edge: int, source: tuple[float, float, float], target: int, scores: np.ndarray,
+                 short_offsets: np.ndarray, displacements: np.ndarray, stride: int,
+                 refine_steps: int = 2) -> tuple[float, float, float]:
     grid_hw = scores.shape[1:]
     num_edges = displacements.shape[0] // 2
-    cell_y, cell_x = _nearest_cell(source, stride, grid_hw)
-    point = source + np.array([displacements[num_edges + edge, cell_y, cell_x],
-                               displacements[edge, cell_y, cell_x]], np.float32)
+    cell_y, cell_x = _nearest_cell(source[0], source[1], stride, grid_hw)
+    x = source[0] + float(displacements[num_edges + edge, cell_y, cell_x])
+    y = source[1] + float(displacements[edge, cell_y, cell_x])
     for _ in range(refine_steps):
-        cell_y, cell_x = _nearest_cell(point, stride, grid_hw)
-        point = _cell_point(short_offsets, target, cell_y, cell_x, stride)
-    cell_y, cell_x = _nearest_cell(point, stride, grid_hw)
-    return np.array([*point, scores[target, cell_y, cell_x]], np.float32)
+        cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
+        x, y = _cell_point(short_offsets, target, cell_y, cell_x, stride)
+    cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
+    return x, y, float(scores[target, cell_y, cell_x])
 
 
 def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int, cells: np.ndarray,
