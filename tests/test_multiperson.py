@@ -10,8 +10,9 @@ What the clips show (looked at frame by frame before writing these tests):
   on the left) stands there the whole clip. The issue speaks of two people; there are three.
 - With the tracker, at internal size 641 the three keep IDs 0 (background), 1 (man) and 2
   (standing woman) over the clip. Where the man is behind the woman, BodyPix x0.50 sometimes
-  finds no separate pose for him (frame 77: his visible torso goes into the woman's mask) or
-  splits the woman in two for one frame (frame 81); the woman's ID survives those frames.
+  finds no separate pose for him (frames 77, 78, 81: his visible torso goes into the woman's
+  mask), and a stray second reading of one body shows up for a single frame with a new ID
+  (frames 55, 56, 61, 62, 86, 89); nobody's ID moves to someone else in those frames.
 - pose2sim-single-cam01: the same man alone on the walkway, but the same background woman is
   in frame too, so "one person" holds for the foreground only.
 - cg-mannequin-squat: one rendered mannequin, nobody else.
