@@ -33,7 +33,8 @@ def run_app(args: argparse.Namespace) -> int:
     apply_dark_theme(app)
     settings = QSettings()
     session = Session(model=args.model or settings.value("model", DEFAULT_MODEL, str), device=args.device,
-                      weights=args.weights, internal_size=args.internal_size)
+                      weights=args.weights, internal_size=args.internal_size,
+                      max_people=args.max_people)
     if args.smoothing is not None:
         settings.setValue("view/smoothing", args.smoothing)
     window = MainWindow(session, settings)

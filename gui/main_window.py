@@ -33,6 +33,7 @@ from gui.fitness_panel import FitnessPanel
 from gui.model_picker import ModelPicker
 from gui.overlay_controls import OverlayControls
 from gui.part_toggles import PartToggles
+from gui.people_picker import PeoplePicker
 from gui.record_controls import RecordControls
 from gui.session import Session
 from gui.smoothing_control import SmoothingControl
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow):
         self._parts = PartToggles()
         self._record = RecordControls()
         self._fitness = FitnessPanel()
+        self._people = PeoplePicker()
         self._build_layout()
         self.setStatusBar(self._status)
 
@@ -95,6 +97,8 @@ class MainWindow(QMainWindow):
         self._record.screenshot_clicked.connect(self.save_screenshot)
         self._fitness.exercise_requested.connect(self._session.set_exercise)
         self._fitness.export_requested.connect(self.export_reps)
+        self._view.image_clicked.connect(self.select_person_at)
+        self._people.all_requested.connect(self.select_all_people)
         for keys, slot in (("Space", self.toggle_pause), ("R", self.toggle_recording),
                            ("S", self.save_screenshot), ("F", self.toggle_fullscreen),
                            ("Esc", self._leave_fullscreen)):
@@ -116,6 +120,19 @@ class MainWindow(QMainWindow):
     @property
     def video_view(self) -> VideoView:
         return self._view
+
+    @property
+    def selected_people(self) -> frozenset[int] | None:
+        """The person IDs analysed (None: everyone)."""
+        return self._session.selected_people
+
+    @property
+    def people_picker(self) -> PeoplePicker:
+        return self._people
+
+    @property
+    def shown_result(self) -> FrameResult | None:
+        return self._shown_result
 
     @property
     def banner(self) -> Banner:
@@ -282,8 +299,28 @@ class MainWindow(QMainWindow):
         self._shown_result = result
         self._view.set_frame(result.image)
         self._fitness.add_frame(result)
+        self._people.show_people([person.id for person in result.parse.people])
         self._frames_shown += 1
         self._display_times.append(time.monotonic())
+
+    def select_person_at(self, x: float, y: float) -> int | None:
+        """Analyse only the person whose mask holds frame pixel (x, y) in the frame on screen;
+        returns their ID (None, with the choice unchanged, when nobody is there)."""
+        result = self._shown_result
+        if result is None:
+            return None
+        col, row = int(x), int(y)
+        for person in result.parse.people:
+            height, width = person.mask.shape
+            if 0 <= row < height and 0 <= col < width and person.mask[row, col]:
+                self._session.select_people({person.id})
+                self._people.show_selection(self._session.selected_people)
+                return person.id
+        return None
+
+    def select_all_people(self) -> None:
+        self._session.select_people(None)
+        self._people.show_selection(None)
 
     def refresh(self) -> None:
         """Shows the newest frame and state now, without waiting for the timers."""
@@ -383,7 +420,7 @@ class MainWindow(QMainWindow):
         panel = QWidget()
         panel_layout = QVBoxLayout(panel)
         for title, widget, stretch in (("Source", self._sources, 0), ("Model", self._models, 0),
-                                       ("Fitness", self._fitness, 0),
+                                       ("Fitness", self._fitness, 0), ("People", self._people, 0),
                                        ("Overlay", self._overlay, 0), ("Steadiness", self._smoothing, 0),
                                        ("Body parts", self._parts, 1),
                                        ("Record", self._record, 0)):

@@ -18,14 +18,17 @@ from realtime.models.blazepose import pose_stages
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
-from realtime.smoothing import DEFAULT_STRENGTH, TemporalSmoother
+from realtime.smoothing import DEFAULT_STRENGTH
 from realtime.sources import redact_url
+from realtime.stages import result_stages
 
 
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
-                 internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH) -> None:
+                 internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH,
+                 max_people: int | None = None) -> None:
         self._model = model
+        self._max_people = max_people
         self._device = device
         self._weights = weights
         self._internal_size = internal_size
@@ -33,6 +36,7 @@ class Session:
         self._show_keypoints = True
         self._visible: np.ndarray | None = None
         self._smoothing = smoothing
+        self._selected_people: frozenset[int] | None = None
         self._pipeline: Pipeline | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
@@ -93,7 +97,7 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size,
+                                realtime=True, internal_size=self._internal_size, max_people=self._max_people,
                                 stages=self._stages(),
                                 analysers=[self._fitness] if self._fitness else [])
         except Exception as exc:  # shown in the banner, never raised into Qt
@@ -102,6 +106,7 @@ class Session:
         pipeline.set_opacity(self._opacity)
         pipeline.set_show_keypoints(self._show_keypoints)
         pipeline.set_visible_parts(self._visible)
+        pipeline.set_selected_people(self._selected_people)
         self._start_error = None
         self._opening = threading.Thread(target=self._start, args=(pipeline,), name="partsight-gui-start",
                                          daemon=True)
@@ -144,6 +149,15 @@ class Session:
         self._smoothing = strength
         if self._pipeline is not None:
             self._pipeline.set_smoothing(strength)
+    @property
+    def selected_people(self) -> frozenset[int] | None:
+        return self._selected_people
+
+    def select_people(self, ids: set[int] | None) -> None:
+        """Analyse only these person IDs (None: everyone)."""
+        self._selected_people = None if ids is None else frozenset(ids)
+        if self._pipeline is not None:
+            self._pipeline.set_selected_people(self._selected_people)
 
     def close(self) -> None:
         """Waits for a start in progress, then stops every engine thread (finalising a recording)."""
@@ -158,7 +172,7 @@ class Session:
         self._pose_stages = []
 
     def _stages(self) -> list:
-        return [*self._pose_stages, TemporalSmoother(self._smoothing)]
+        return result_stages(pose=self._pose_stages, smoothing=self._smoothing)
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""

@@ -5,8 +5,8 @@ This is the one place where engine images (H x W x 3 uint8 RGB arrays) become QI
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QRect, QRectF, QSize, Qt
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent
+from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -28,7 +28,10 @@ def fit_rect(image_size: QSize, bounds: QRect) -> QRect:
 
 
 class VideoView(QWidget):
-    """Paints the newest frame it was given; the window decides when a new one arrives."""
+    """Paints the newest frame it was given; the window decides when a new one arrives.
+    A left click on the frame emits `image_clicked(x, y)` in the frame's pixel coordinates."""
+
+    image_clicked = pyqtSignal(float, float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +63,28 @@ class VideoView(QWidget):
     def frame_rect(self) -> QRect:
         """Where the frame is drawn inside the widget (empty before the first frame)."""
         return QRect() if self._image is None else fit_rect(self._image.size(), self.rect())
+
+    def image_point(self, position: QPointF | QPoint) -> tuple[float, float] | None:
+        """The frame pixel under a widget position, or None outside the frame."""
+        rect = self.frame_rect()
+        if self._image is None or rect.isEmpty() or not QRectF(rect).contains(QPointF(position)):
+            return None
+        x = (position.x() - rect.x()) * self._image.width() / rect.width()
+        y = (position.y() - rect.y()) * self._image.height() / rect.height()
+        return x, y
+
+    def widget_point(self, x: float, y: float) -> QPoint:
+        """The widget position showing frame pixel (x, y) (the inverse of image_point)."""
+        rect = self.frame_rect()
+        return QPoint(round(rect.x() + (x + 0.5) * rect.width() / self._image.width()),
+                      round(rect.y() + (y + 0.5) * rect.height() / self._image.height()))
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        point = self.image_point(event.position()) if event.button() == Qt.MouseButton.LeftButton else None
+        if point is None:
+            super().mousePressEvent(event)
+            return
+        self.image_clicked.emit(*point)
 
     def sizeHint(self) -> QSize:
         return QSize(960, 720)

@@ -1,4 +1,5 @@
-"""Speed measurements that print JSON: the parser against onnxruntime on the same inputs."""
+"""Speed measurements that print JSON: the parser against onnxruntime on the same inputs, and
+the cost of multi-person decoding in the whole frame."""
 from __future__ import annotations
 
 import statistics
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
+from realtime.types import Frame
 
 PARSER_BENCH_SIZES = ((321, 241), (481, 321), (641, 481))
 
@@ -70,4 +72,37 @@ def bench_parser(parser: BodyPixParser, onnx_path: str, frame: np.ndarray, *, re
         "repeats": repeats,
         "onnxruntime": session is not None,
         "sizes": rows,
+    }
+
+
+def bench_max_people(baseline, candidate, frames: list[Frame], *, warmup: int = 5) -> dict:
+    """Frame time (parse, stages, render) of two unstarted Pipelines that differ only in
+    max_people, on the same frames, interleaved so machine load hits both alike. Medians of
+    wall time and of this process's CPU time (all its threads), which other processes on a
+    shared machine disturb less."""
+    times: dict[str, list[float]] = {"baseline": [], "candidate": []}
+    cpu_times: dict[str, list[float]] = {"baseline": [], "candidate": []}
+    people: list[int] = []
+    for i, frame in enumerate(frames):
+        for name, pipeline in (("baseline", baseline), ("candidate", candidate)):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            result = pipeline.process(frame)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+                cpu_times[name].append((time.process_time() - start_cpu) * 1000)
+                if name == "candidate":
+                    people.append(len(result.parse.people))
+    if not people:
+        raise ValueError(f"need more than {warmup} frames")
+    baseline_ms = statistics.median(times["baseline"])
+    candidate_ms = statistics.median(times["candidate"])
+    return {
+        "frames": len(people),
+        "baseline_ms": round(baseline_ms, 2),
+        "candidate_ms": round(candidate_ms, 2),
+        "ratio": round(candidate_ms / baseline_ms, 3),
+        "baseline_cpu_ms": round(statistics.median(cpu_times["baseline"]), 2),
+        "candidate_cpu_ms": round(statistics.median(cpu_times["candidate"]), 2),
+        "cpu_ratio": round(statistics.median(cpu_times["candidate"]) / statistics.median(cpu_times["baseline"]), 3),
+        "people_per_frame": round(statistics.mean(people), 2),
     }

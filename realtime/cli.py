@@ -20,6 +20,7 @@ from realtime.smoothing import DEFAULT_STRENGTH
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+DEFAULT_MAX_PEOPLE = 4
 
 
 class CliError(Exception):
@@ -57,6 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         command.add_argument("--internal-size", type=int,
                              help="network input long side in pixels (speed/detail trade-off)")
+        command.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, metavar="N",
+                             help=f"parse up to N people, each with a stable ID (default {DEFAULT_MAX_PEOPLE}; "
+                                  "1 = single-person mode, the fastest)")
 
     def smoothing_option(command: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
         command.add_argument("--smoothing", type=smoothing_strength, default=default, metavar="STRENGTH",
@@ -83,6 +87,8 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
+    bench.add_argument("--compare-max-people", type=_positive_int, metavar="N",
+                       help="instead: frame time with --max-people N against 1, interleaved on the same frames")
     model_options(bench)
     smoothing_option(bench)
     bench.set_defaults(handler=_bench)
@@ -127,9 +133,20 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not '{text}'")
+    return value
+
+
 def _process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from realtime.stages import result_stages
     from realtime.pipeline import Pipeline
     from realtime.sources import parse_size
 
@@ -138,7 +155,8 @@ def _process(args: argparse.Namespace) -> int:
     fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
                         size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
-                        loop=args.loop, stages=[*fitness.stages, *_smoothing_stages(args.smoothing)],
+                        loop=args.loop, max_people=args.max_people,
+                        stages=result_stages(pose=fitness.stages, smoothing=args.smoothing),
                         analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
@@ -193,12 +211,15 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    from realtime.stages import result_stages
     from realtime.pipeline import STAGES, Pipeline
     from realtime.sources import parse_size
 
+    if args.compare_max_people:
+        return _bench_max_people(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
                         size=parse_size(args.size), buffer_frames=1, internal_size=args.internal_size,
-                        stages=_smoothing_stages(args.smoothing))
+                        max_people=args.max_people, stages=result_stages(smoothing=args.smoothing))
     results = []
     enough = threading.Event()
     wanted = args.frames + args.warmup
@@ -246,10 +267,39 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _smoothing_stages(strength: float) -> list:
-    from realtime.smoothing import TemporalSmoother
+def _bench_max_people(args: argparse.Namespace) -> int:
+    from realtime.stages import result_stages
+    from realtime.benchmarks import bench_max_people
+    from realtime.pipeline import Pipeline
+    from realtime.sources import open_source, parse_size
 
-    return [TemporalSmoother(strength)] if strength > 0 else []
+    size = parse_size(args.size)
+
+    def pipeline(max_people: int) -> Pipeline:
+        return Pipeline(args.source, model=args.model, device=args.device, weights=args.weights, size=size,
+                        internal_size=args.internal_size, max_people=max_people, stages=result_stages())
+
+    baseline, candidate = pipeline(1), pipeline(args.compare_max_people)
+    source = open_source(args.source, size=size)
+    info = source.start()
+    frames = []
+    try:
+        while len(frames) < args.frames + args.warmup and (frame := source.read(timeout_s=10)) is not None:
+            frames.append(frame)
+    finally:
+        source.stop()
+    if len(frames) <= args.warmup:
+        raise CliError(f"{info.name} gave only {len(frames)} frames; need more than --warmup {args.warmup}")
+    report = {
+        "source": info.name,
+        "model": baseline.stats.model,
+        "device": baseline.stats.device,
+        "input_size": "x".join(map(str, frames[0].size)),
+        "max_people": [1, args.compare_max_people],
+        **bench_max_people(baseline, candidate, frames, warmup=args.warmup),
+    }
+    print(json.dumps(report))
+    return 0
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:

@@ -15,10 +15,10 @@ import numpy as np
 
 from realtime.models import Parser, load_parser
 from realtime.recorder import Recorder, RecorderError, RecordItem
-from realtime.render import KeypointAnnotator, PartOverlay, TextPanel
+from realtime.render import KeypointAnnotator, PartOverlay, PersonLabelAnnotator, TextPanel
 from realtime.smoothing import TemporalSmoother
 from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
-from realtime.types import Frame, ParseResult
+from realtime.types import Frame, ParseResult, PersonParse
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Pipeline:
                  realtime: bool = False, buffer_frames: int = 8, internal_size: int | None = None,
                  loop: bool = False,
                  view: ViewSettings | None = None, stages: Sequence[ResultStage] = (),
-                 analysers: Sequence[Analyser] = ()) -> None:
+                 analysers: Sequence[Analyser] = (), max_people: int | None = None) -> None:
         self._source_spec = source
         self._size = size
         self._realtime = realtime
@@ -118,11 +118,13 @@ class Pipeline:
         self._buffer_frames = buffer_frames
         self._internal_size = internal_size
         self._device = device
+        self._max_people = max_people
         self.view = view or ViewSettings()
         self._stages: list[ResultStage] = list(stages)
         self._analysers: list[Analyser] = list(analysers)
         self._selected_people: frozenset[int] | None = None
-        self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size)
+        self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size,
+                                           max_people=max_people)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
         self._recorder_lock = threading.Lock()
@@ -229,6 +231,10 @@ class Pipeline:
         """Analyse only these person IDs (None = everyone in frame)."""
         self._selected_people = None if ids is None else frozenset(ids)
 
+    @property
+    def selected_people(self) -> frozenset[int] | None:
+        return self._selected_people
+
     def set_visible_parts(self, visible: np.ndarray | list[bool] | None) -> None:
         self.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
 
@@ -313,7 +319,7 @@ class Pipeline:
             name, weights = commands.model
             try:
                 self._parser = load_parser(name, device=self._device, weights=weights,
-                                           internal_size=self._internal_size)
+                                           internal_size=self._internal_size, max_people=self._max_people)
                 self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
@@ -335,6 +341,14 @@ class Pipeline:
     def _reset_history(self) -> None:
         for step in (*self._stages, *self._analysers):
             step.reset()
+
+    def process(self, frame: Frame) -> FrameResult:
+        """Runs one frame through parser, stages, analysers and render on the caller's thread
+        (benchmarks); only for a pipeline that was not started."""
+        if self._thread is not None:
+            raise RuntimeError("process() is for pipelines that were not started")
+        self._apply_commands()
+        return self._process(frame)
 
     def _process(self, frame: Frame) -> FrameResult:
         timings = {"decode": frame.decode_ms}
@@ -380,6 +394,8 @@ class Pipeline:
         scene = PartOverlay(opacity=view.opacity, visible=visible).annotate(image, parse)
         if view.show_keypoints:
             scene = KeypointAnnotator().annotate(scene, parse)
+        if len(parse.people) > 1 or self._selected_people is not None:
+            scene = PersonLabelAnnotator(selected=self._selected_people).annotate(scene, parse)
         for analyser in self._analysers:
             scene = analyser.annotate(scene, analysis[analyser.name])
         if view.show_stats:
@@ -435,9 +451,21 @@ def frame_metrics(result: FrameResult) -> dict:
         "pts_s": round(result.frame.pts_s, 6),
         "areas": result.parse.part_areas(),
         "keypoints": None if keypoints is None else np.round(keypoints, 2).tolist(),
+        "people": [person_metrics(result.parse, person) for person in result.parse.people],
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
         "latency_ms": round(result.latency_ms, 2),
         **({"analysis": result.analysis} if result.analysis else {}),
+    }
+
+
+def person_metrics(parse: ParseResult, person: PersonParse) -> dict:
+    """One person's entry of the JSONL line: id, score, keypoints, part areas, mask bbox."""
+    return {
+        "id": person.id,
+        "score": round(person.score, 4),
+        "keypoints": None if person.keypoints is None else np.round(person.keypoints, 2).tolist(),
+        "areas": parse.part_areas(person.mask),
+        "bbox": person.bbox(),
     }
 
 

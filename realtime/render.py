@@ -60,7 +60,8 @@ class KeypointAnnotator:
 
     def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
         out = scene.copy()
-        skeletons = [p.keypoints for p in result.people] or ([result.keypoints] if result.keypoints is not None else [])
+        skeletons = [p.keypoints for p in result.people] or [result.keypoints]
+        skeletons = [keypoints for keypoints in skeletons if keypoints is not None]
         thickness = max(2, round(max(scene.shape[:2]) / 400))
         for keypoints in skeletons:
             self._draw(out, keypoints, thickness)
@@ -77,6 +78,41 @@ class KeypointAnnotator:
             if ok:
                 cv2.circle(scene, tuple(map(int, point)), thickness + 2, self.joint_color, -1, cv2.LINE_AA)
                 cv2.circle(scene, tuple(map(int, point)), thickness + 2, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def person_color(person_id: int) -> tuple[int, int, int]:
+    """A distinct, stable RGB colour for a person ID (golden-angle hue steps)."""
+    hsv = np.array([[[int(person_id * 137.508 / 2) % 180, 210, 255]]], np.uint8)
+    return tuple(int(c) for c in cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[0, 0])
+
+
+@dataclass
+class PersonLabelAnnotator:
+    """Outlines each person's mask in their ID's colour and writes "#ID" above it. With a
+    selection, the selected people get a thick outline and the others a thin one."""
+
+    selected: frozenset[int] | None = None
+
+    def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
+        out = scene.copy()
+        base = max(2, round(max(scene.shape[:2]) / 500))
+        scale = max(0.6, max(scene.shape[:2]) / 1200)
+        for person in result.people:
+            contours, _ = cv2.findContours(person.mask.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            if not contours:
+                continue
+            left, top, width, _ = cv2.boundingRect(np.concatenate(contours))
+            chosen = self.selected is not None and person.id in self.selected
+            thickness = base * 2 if chosen else (base if self.selected is None else 1)
+            color = person_color(person.id)
+            cv2.drawContours(out, contours, -1, color, thickness)
+            label = f"#{person.id}" + (" *" if chosen else "")
+            (text_w, text_h), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, base)
+            x = min(max(left + (width - text_w) // 2, 0), max(scene.shape[1] - text_w - 8, 0))
+            y = max(top - 6, text_h + 8)
+            cv2.rectangle(out, (x, y - text_h - 8), (x + text_w + 8, y + 4), (0, 0, 0), -1)
+            cv2.putText(out, label, (x + 4, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, color, base, cv2.LINE_AA)
+        return out
 
 
 @dataclass

@@ -41,12 +41,22 @@ class Frame:
 
 @dataclass
 class PersonParse:
-    """One person of a multi-person result."""
+    """One person of a result: `id` (stable across frames once a tracker has run), an H x W
+    bool mask, 17 x 3 keypoints (x, y, score in image pixels; None for models without
+    keypoints, such as M2FP-CIHP) and a detection score."""
 
     id: int
-    mask: np.ndarray  # H x W bool
-    keypoints: np.ndarray  # 17 x 3: x, y, score in image pixels
+    mask: np.ndarray
+    keypoints: np.ndarray | None
     score: float
+
+    def bbox(self) -> tuple[int, int, int, int] | None:
+        """(x0, y0, x1, y1) of the mask, exclusive ends; None for an empty mask."""
+        rows = np.flatnonzero(self.mask.any(axis=1))
+        if not len(rows):
+            return None
+        cols = np.flatnonzero(self.mask.any(axis=0))
+        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 @dataclass
@@ -58,6 +68,10 @@ class ParseResult:
     keypoints: K x 3 float32 (x, y, score), or None for models without keypoints.
     part_probs: C x h x w float32 class probabilities at the model's grid (for smoothing and
         analysis), or None.
+    people: one entry per person found, strongest first (BodyPix with max_people > 1 and
+        M2FP-CIHP give each person's own mask; single-person BodyPix gives one entry holding
+        the whole person mask; other single-person models leave it empty). `keypoints` is
+        the strongest person's.
     """
 
     labels: np.ndarray
@@ -83,7 +97,8 @@ class ParseResult:
         """(width, height) in pixels."""
         return self.labels.shape[1], self.labels.shape[0]
 
-    def part_areas(self) -> dict[str, int]:
-        """Pixel count of every non-background class present in the frame."""
-        counts = np.bincount(self.labels.ravel(), minlength=len(self.label_names))
+    def part_areas(self, mask: np.ndarray | None = None) -> dict[str, int]:
+        """Pixel count of every non-background class present in the frame (or in `mask`)."""
+        labels = self.labels.ravel() if mask is None else self.labels[mask]
+        counts = np.bincount(labels, minlength=len(self.label_names))
         return {self.label_names[i]: int(c) for i, c in enumerate(counts) if i and c}

@@ -240,6 +240,18 @@ def test_cihp_people_come_from_human_instances(cihp_net):
     np.testing.assert_allclose(scores, sorted(reference["synth_human_scores"], reverse=True), atol=1e-5)
     for person in result.people:
         assert person.mask.shape == (313, 576) and person.mask.any()
+        assert person.keypoints is None  # M2FP has no keypoints
+
+
+def test_cihp_max_people_keeps_the_strongest(cihp_net):
+    reference = np.load(CIHP / "parsing.npz")
+    parser = M2FPParser(cihp_net, get_spec("m2fp-cihp"), torch.device("cpu"), fast=False, max_people=1)
+    outputs = {"pred_logits": torch.from_numpy(reference["synth_pred_logits"]),
+               "pred_masks": torch.from_numpy(np.load(CIHP / "pred_masks.npy"))}
+    prepared = Prepared(torch.empty(1, 3, 256, 480), Geometry((313, 576), (256, 471), None))
+    people = parser.postprocess(outputs, prepared)[0].people
+    assert len(reference["synth_human_scores"]) > 1
+    assert [p.score for p in people] == pytest.approx([max(reference["synth_human_scores"])], abs=1e-5)
 
 
 @pytest.mark.parametrize("wrapper", ["detectron2", "modelscope"])

@@ -27,8 +27,12 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto",
-                weights: str | Path | None = None, internal_size: int | None = None) -> Parser:
-    """Build the named model with verified weights from the cache (or the file `weights`)."""
+                weights: str | Path | None = None, internal_size: int | None = None,
+                max_people: int | None = None) -> Parser:
+    """Build the named model with verified weights from the cache (or the file `weights`).
+    `max_people` caps the people a multi-person model reports; None keeps the model's own
+    default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP: all). Single-person
+    models ignore it."""
     spec = get_spec(name)
     target = resolve_device(device)
     path = weights_cache.resolve(spec.weights, weights)
@@ -38,13 +42,13 @@ def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto
         from realtime.models.bodypix import BodyPixParser, load_bodypix_net
 
         net = load_bodypix_net(path, output_stride=spec.output_stride)
-        return BodyPixParser(net, spec, target, internal_size=internal_size)
+        return BodyPixParser(net, spec, target, internal_size=internal_size, max_people=max_people or 1)
     if spec.family == "m2fp":
         from realtime.models.m2fp import M2FPParser, load_m2fp_net
 
         human_class = 1 if spec.multi_person else 0
         net = load_m2fp_net(path, num_classes=spec.num_classes + human_class)
-        return M2FPParser(net, spec, target, internal_size=internal_size)
+        return M2FPParser(net, spec, target, internal_size=internal_size, max_people=max_people)
     if spec.family == "schp":
         from realtime.models.schp import SCHPParser, load_schp_net
 

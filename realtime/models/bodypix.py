@@ -18,11 +18,12 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
+from realtime.models.bodypix_multipose import MultiPoseSettings, Pose, decode_multiple_poses, instance_distances
 from realtime.models.checkpoint import load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.models.registry import ModelSpec
-from realtime.types import ParseResult
+from realtime.types import ParseResult, PersonParse
 
 # (out_channels, stride) of MobileNetV1 x0.50 as BodyPix uses it: a stem, then 13 blocks.
 _STEM = (16, 2)
@@ -41,6 +42,8 @@ HEAD_CHANNELS = {
     "displacement_bwd": 32,
 }
 SINGLE_PERSON_HEADS = ("segments", "part_heatmaps", "heatmaps", "short_offsets")
+MULTI_PERSON_HEADS = (*SINGLE_PERSON_HEADS, "long_offsets", "displacement_fwd", "displacement_bwd")
+_POSE_HEADS = ("heatmaps", "short_offsets", "long_offsets", "displacement_fwd", "displacement_bwd")
 
 
 class SameConv2d(nn.Conv2d):
@@ -238,20 +241,43 @@ def valid_input_size(frame_wh: tuple[int, int], long_side: int, stride: int) -> 
 
 
 class BodyPixParser(Parser):
-    """numpy API over BodyPixNet: RGB frames in, ParseResults out, at the frame's size."""
+    """numpy API over BodyPixNet: RGB frames in, ParseResults out, at the frame's size.
+
+    `max_people` 1 decodes one pose (the strongest cell per keypoint) for the whole person
+    mask. Above 1 the parser also runs the long-offset and displacement heads and decodes up
+    to that many people (realtime.models.bodypix_multipose): `people` then holds each
+    person's mask, keypoints and score, strongest first, and `keypoints` the strongest one's.
+    """
 
     internal_size_range = (33, 4096)
 
     def __init__(self, net: BodyPixNet, spec: ModelSpec, device: torch.device, *,
-                 internal_size: int | None = None, person_threshold: float = 0.5) -> None:
+                 internal_size: int | None = None, person_threshold: float = 0.5, max_people: int = 1,
+                 multi_pose: MultiPoseSettings = MultiPoseSettings()) -> None:
         self.net = net.to(device)
         self.spec = spec
         self.device = device
         self.internal_size = internal_size or spec.internal_size
         self.person_threshold = person_threshold
+        self.max_people = max_people
+        self.multi_pose = multi_pose
         self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
         self._upsampler = GridUpsampler()
 
+    @property
+    def max_people(self) -> int:
+        return self._max_people
+
+    @max_people.setter
+    def max_people(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"max people must be at least 1, not {count}")
+        self._max_people = int(count)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The heads `infer` computes by default: the multi-person ones only when needed."""
+        return MULTI_PERSON_HEADS if self.max_people > 1 else SINGLE_PERSON_HEADS
 
     def input_size(self, frame_wh: tuple[int, int]) -> tuple[int, int]:
         return valid_input_size(frame_wh, self.internal_size, self.net.output_stride)
@@ -267,8 +293,10 @@ class BodyPixParser(Parser):
         memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
         return Prepared(batch.contiguous(memory_format=memory_format), (height, width))
 
-    def infer(self, batch: torch.Tensor, heads: tuple[str, ...] = SINGLE_PERSON_HEADS) -> dict[str, torch.Tensor]:
-        """On CPU runs a frozen, oneDNN-fused TorchScript graph built once per input shape."""
+    def infer(self, batch: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """On CPU runs a frozen, oneDNN-fused TorchScript graph built once per input shape;
+        `heads` defaults to `self.heads`."""
+        heads = heads or self.heads
         with torch.inference_mode():
             if self.device.type != "cpu":
                 return self.net(batch, heads)
@@ -288,26 +316,74 @@ class BodyPixParser(Parser):
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         """Grid logits -> frame-size label maps (argmax of the bilinearly upsampled part logits,
-        inside the person mask), person masks and keypoints, one per batch item."""
+        inside the person mask), person masks, keypoints and people, one per batch item."""
         input_hw, frame_hw = tuple(prepared.batch.shape[-2:]), prepared.geometry
+        multi = self.max_people > 1 and all(name in outputs for name in MULTI_PERSON_HEADS)
         with torch.inference_mode():
             keypoints = decode_single_pose(outputs["heatmaps"], outputs["short_offsets"],
                                            self.net.output_stride, input_hw, frame_hw).cpu().numpy()
             person_logits = outputs["segments"][:, 0].float().cpu().numpy()
             part_logits = outputs["part_heatmaps"].float().cpu().numpy()
+            pose_grids = {name: outputs[name].float().cpu().numpy() for name in _POSE_HEADS} if multi else {}
         results = []
         for i in range(len(part_logits)):
             labels, person = person_part_labels(self._upsampler, person_logits[i], part_logits[i], frame_hw,
                                                 logit(self.person_threshold))
+            if multi:
+                grids = {name: grid[i] for name, grid in pose_grids.items()}
+                people = self._people(grids, person, person_logits[i] > logit(self.person_threshold),
+                                      input_hw, frame_hw)
+            else:
+                people = [PersonParse(0, person, keypoints[i], float(keypoints[i][:, 2].mean()))] if person.any() else []
             results.append(ParseResult(
                 labels=labels,
                 person_mask=person,
-                keypoints=keypoints[i],
+                keypoints=people[0].keypoints if people else keypoints[i],
                 label_names=self.label_names,
                 palette=self.palette,
                 part_probs=_grid_probabilities(person_logits[i], part_logits[i]),
+                people=people,
             ))
         return results
+
+    def _people(self, grids: dict[str, np.ndarray], person: np.ndarray, person_cells: np.ndarray,
+                input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[PersonParse]:
+        """Multi-pose decoding on one image's grids; each person pixel goes to the pose its
+        long offsets point at (distances bilinear between cells). Only cells next to a
+        person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
+        followed."""
+        stride = self.net.output_stride
+        scores = 1.0 / (1.0 + np.exp(-grids["heatmaps"]))
+        poses = decode_multiple_poses(scores, grids["short_offsets"], grids["displacement_fwd"],
+                                      grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
+                                      settings=self.multi_pose)
+        if len(poses) > 1:
+            near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+            distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
+                                           settings=self.multi_pose)
+            owner = self._nearest_pose(distances, frame_hw)
+            masks = [person & (owner == i) for i in range(len(poses))]
+        else:
+            masks = [person] * len(poses)
+        scale = np.array([frame_hw[1] / input_hw[1], frame_hw[0] / input_hw[0]], np.float32)
+        people = []
+        for pose, mask in zip(poses, masks):
+            if not _fills_its_pose(mask, pose, input_hw, frame_hw, self.multi_pose):
+                continue
+            keypoints = pose.keypoints.copy()
+            keypoints[:, :2] = (keypoints[:, :2] + 0.5) * scale - 0.5
+            people.append(PersonParse(len(people), mask, keypoints, pose.score))
+        return people
+
+    def _nearest_pose(self, distances: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
+        """P x h x w grid distances -> H x W uint8 index of the nearest pose, upsampled bilinearly."""
+        nearest = self._upsampler.upsample(distances[0], frame_hw)
+        owner = np.zeros(frame_hw, np.uint8)
+        for index in range(1, len(distances)):
+            candidate = self._upsampler.upsample(distances[index], frame_hw)
+            owner[candidate < nearest] = index
+            np.minimum(nearest, candidate, out=nearest)
+        return owner
 
 
 def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stride: int,
@@ -327,6 +403,20 @@ def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stri
     x = (in_x + 0.5) * scale_x - 0.5
     y = (in_y + 0.5) * scale_y - 0.5
     return torch.stack([x, y, torch.sigmoid(best_logit)], dim=2).float()
+
+
+def _fills_its_pose(mask: np.ndarray, pose: Pose, input_hw: tuple[int, int], frame_hw: tuple[int, int],
+                    settings: MultiPoseSettings) -> bool:
+    """Whether the pixels a pose won cover at least `settings.min_mask_fill` of the box around
+    its confident keypoints: a pose that wins almost nothing is a second reading of someone
+    else (or of nobody), not a person."""
+    area = int(np.count_nonzero(mask))
+    confident = pose.keypoints[pose.keypoints[:, 2] > settings.min_keypoint_score, :2]
+    if len(confident) < 2:
+        return area > 0
+    width, height = confident.max(axis=0) - confident.min(axis=0)
+    box_area = max(width, 1.0) * max(height, 1.0) * (frame_hw[0] / input_hw[0]) * (frame_hw[1] / input_hw[1])
+    return area >= settings.min_mask_fill * box_area
 
 
 def _grid_probabilities(person_logits: np.ndarray, part_logits: np.ndarray) -> np.ndarray:

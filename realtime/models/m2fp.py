@@ -527,7 +527,8 @@ class M2FPParser(Parser):
     internal_size_range = (32, 2048)
 
     def __init__(self, net: M2FPNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
-                 amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3, fast: bool = True) -> None:
+                 amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3, fast: bool = True,
+                 max_people: int | None = None) -> None:
         if fast:
             net.optimise_for_inference()
         self.fast = fast
@@ -538,6 +539,7 @@ class M2FPParser(Parser):
         self.internal_size = internal_size or spec.internal_size
         self.amp_dtype = amp_dtype
         self.paste_threshold = paste_threshold
+        self.max_people = max_people  # CIHP: keep the strongest this many people (None: all)
 
 
     def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
@@ -599,10 +601,10 @@ class M2FPParser(Parser):
         parsing = instance_parsing(pred_logits, mask_logits, num_parsing=len(self.label_names),
                                    paste_threshold=self.paste_threshold)
         labels = _resize(parsing.semantic_probs, geometry.frame_hw).argmax(0).to(torch.uint8).cpu().numpy()
-        order = parsing.human_scores.argsort(descending=True)
+        order = parsing.human_scores.argsort(descending=True)[:self.max_people]
         human_masks = _resize(mask_logits[parsing.human_queries[order]], geometry.frame_hw) > 0
         people = [
-            PersonParse(id=i, mask=mask.cpu().numpy(), keypoints=np.zeros((0, 3), np.float32), score=float(score))
+            PersonParse(id=i, mask=mask.cpu().numpy(), keypoints=None, score=float(score))
             for i, (mask, score) in enumerate(zip(human_masks, parsing.human_scores[order]))
         ]
         return ParseResult(labels=labels, person_mask=labels > 0, keypoints=None, label_names=self.label_names,

@@ -1,0 +1,123 @@
+"""Stable person IDs across frames: the "track" result stage.
+
+Each frame's people are matched to the tracks of earlier frames on a cost that mixes mask
+overlap (mostly) (1 - IoU with the track's mask history, a running average, so that one frame where
+a person's mask breaks up does not move their ID) and keypoint distance (mean over joints
+confident in both, divided by the track's size; mask centroids stand in for models without
+keypoints). Tracks seen in the previous frame are matched first, then lost ones; within each
+group pairs are taken cheapest first while the cost stays under `max_cost`. A track that
+finds no match is kept
+for `keep_lost_s` seconds of presentation time, so a person who is hidden for a moment or
+steps out and comes back gets their old ID; unmatched people get new IDs, never reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from realtime.types import Frame, ParseResult, PersonParse
+
+_MASK_LONG_SIDE = 160  # masks are compared on a subsampled grid about this many pixels long
+
+
+@dataclass
+class _Track:
+    id: int
+    mask: np.ndarray  # subsampled float32 mask history in 0..1 (a detection's: its bool mask)
+    centroid: np.ndarray  # (x, y) in frame pixels
+    keypoints: np.ndarray | None
+    scale: float  # frame pixels: the square root of the mask's (history's) area
+    last_seen_s: float
+
+
+class PersonTracker:
+    """ResultStage that rewrites `parse.people[i].id` to IDs that stay with each person."""
+
+    name = "track"
+
+    def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
+                 mask_memory: float = 0.7, mask_weight: float = 0.7) -> None:
+        self.keep_lost_s = keep_lost_s
+        self.max_cost = max_cost
+        self.min_keypoint_score = min_keypoint_score
+        self.mask_memory = mask_memory  # weight of the past in a track's mask history
+        self.mask_weight = mask_weight  # share of mask overlap (vs keypoint distance) in the cost
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._last_pts_s: float | None = None
+
+    def reset(self) -> None:
+        self._tracks = []
+        self._next_id = 0
+        self._last_pts_s = None
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        now_s = frame.pts_s
+        self._tracks = [t for t in self._tracks if abs(now_s - t.last_seen_s) <= self.keep_lost_s]
+        step = max(1, round(max(parse.labels.shape) / _MASK_LONG_SIDE))
+        detections = [self._describe(person, step, now_s) for person in parse.people]
+        active = [i for i, t in enumerate(self._tracks) if t.last_seen_s == self._last_pts_s]
+        lost = [i for i, t in enumerate(self._tracks) if t.last_seen_s != self._last_pts_s]
+        pairs = self._match(detections, active, {})
+        pairs = self._match(detections, lost, pairs)
+        self._last_pts_s = now_s
+        people = []
+        for index, (person, detection) in enumerate(zip(parse.people, detections)):
+            track_index = pairs.get(index)
+            if track_index is None:
+                detection.id = self._next_id
+                self._next_id += 1
+                self._tracks.append(detection)
+            else:
+                track = self._tracks[track_index]
+                detection.id = track.id
+                if track.mask.shape == detection.mask.shape:
+                    detection.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * detection.mask
+                    detection.scale = max(float(np.sqrt(detection.mask.sum())) * step, 1.0)
+                self._tracks[track_index] = detection
+            people.append(replace(person, id=detection.id))
+        return replace(parse, people=people)
+
+    def _describe(self, person: PersonParse, step: int, now_s: float) -> _Track:
+        mask = person.mask[::step, ::step]
+        ys, xs = np.nonzero(mask)
+        centroid = (np.array([xs.mean(), ys.mean()]) * step) if len(ys) else np.zeros(2)
+        return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
+                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s)
+
+    def _match(self, detections: list[_Track], tracks: list[int], pairs: dict[int, int]) -> dict[int, int]:
+        """Adds detection index -> track index pairs for `tracks` to `pairs`, cheapest first,
+        among the detections not paired yet."""
+        free = [i for i in range(len(detections)) if i not in pairs]
+        if not free or not tracks:
+            return pairs
+        costs = np.array([[self._cost(self._tracks[t], detections[d]) for d in free] for t in tracks])
+        pairs = dict(pairs)
+        used: set[int] = set()
+        for flat in np.argsort(costs, axis=None, kind="stable"):
+            row, column = divmod(int(flat), len(free))
+            if costs[row, column] > self.max_cost:
+                break
+            if row in used or free[column] in pairs:
+                continue
+            pairs[free[column]] = tracks[row]
+            used.add(row)
+        return pairs
+
+    def _cost(self, track: _Track, detection: _Track) -> float:
+        overlap = 0.0
+        if track.mask.shape == detection.mask.shape:
+            union = float(np.maximum(track.mask, detection.mask).sum())
+            overlap = float(np.minimum(track.mask, detection.mask).sum()) / max(union, 1.0)
+        return self.mask_weight * (1.0 - overlap) + (1 - self.mask_weight) * min(self._distance(track, detection), 1.0)
+
+    def _distance(self, track: _Track, detection: _Track) -> float:
+        """Mean joint (or centroid) distance in units of the track's size."""
+        if track.keypoints is not None and detection.keypoints is not None:
+            both = ((track.keypoints[:, 2] >= self.min_keypoint_score)
+                    & (detection.keypoints[:, 2] >= self.min_keypoint_score))
+            if both.any():
+                gaps = np.linalg.norm(track.keypoints[both, :2] - detection.keypoints[both, :2], axis=1)
+                return float(gaps.mean() / track.scale)
+        return float(np.linalg.norm(track.centroid - detection.centroid) / track.scale)

@@ -1,0 +1,167 @@
+"""BodyPix / PoseNet multi-person decoding, in numpy on one image's output grids.
+
+Poses: every keypoint heatmap cell that is a local maximum above `score_threshold` is a
+candidate root, strongest first. A root within `nms_radius` of the same keypoint of a pose
+already found is skipped; otherwise the pose grows from it along the keypoint tree, each
+step following the mid-range displacement of the edge (backward towards the nose, then
+forward to the limbs) and snapping to the target keypoint's short offset. A pose scores the
+mean of its keypoint scores, counting only keypoints not already claimed (within the NMS
+radius) by a stronger pose; a pose that shares more than `max_shared_keypoints` of its
+confident keypoints with stronger poses is a second reading of the same person and dropped
+(an addition to the published decoder: without it a crouching body can come out twice).
+
+Instances: each grid cell follows its long offsets (refined a few times) to where it
+predicts each keypoint of its person lies; it belongs to the pose whose confident keypoints
+are nearest on average. Positions are in network-input pixels; offsets hold K y-channels,
+then K x-channels; displacements E y-channels, then E x-channels.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# (parent, child) keypoint ids of the COCO keypoint tree rooted at the nose, in the order of
+# the displacement channels.
+POSE_EDGES = (
+    (0, 1), (1, 3), (0, 2), (2, 4), (0, 5), (5, 7), (7, 9), (5, 11),
+    (11, 13), (13, 15), (0, 6), (6, 8), (8, 10), (6, 12), (12, 14), (14, 16),
+)
+
+
+@dataclass(frozen=True)
+class MultiPoseSettings:
+    """The published BodyPix multi-person defaults, in network-input pixels."""
+
+    score_threshold: float = 0.3
+    nms_radius: float = 20.0
+    local_max_radius: int = 1
+    min_pose_score: float = 0.2
+    min_keypoint_score: float = 0.3
+    refine_steps: int = 10
+    min_mask_fill: float = 0.1  # people must own this share of the box around their keypoints
+    max_shared_keypoints: float = 0.3  # share of confident keypoints a stronger pose may claim
+
+
+@dataclass(frozen=True)
+class Pose:
+    keypoints: np.ndarray  # K x 3 float32: x, y, score in network-input pixels
+    score: float
+
+
+def decode_multiple_poses(scores: np.ndarray, short_offsets: np.ndarray, displacement_fwd: np.ndarray,
+                          displacement_bwd: np.ndarray, *, stride: int, max_poses: int,
+                          settings: MultiPoseSettings = MultiPoseSettings()) -> list[Pose]:
+    """scores: K x h x w keypoint probabilities; offsets 2K x h x w; displacements 2E x h x w.
+    Returns at most `max_poses` poses scoring at least `settings.min_pose_score`, best first."""
+    num_keypoints = scores.shape[0]
+    squared_radius = settings.nms_radius ** 2
+    poses: list[Pose] = []
+    for keypoint, cell_y, cell_x in _candidate_roots(scores, settings):
+        if len(poses) >= max_poses:
+            break
+        root = _cell_point(short_offsets, keypoint, cell_y, cell_x, stride)
+        if any(_squared_distance(pose.keypoints[keypoint, :2], root) <= squared_radius for pose in poses):
+            continue
+        keypoints = _grow_pose(keypoint, root, float(scores[keypoint, cell_y, cell_x]), scores, short_offsets,
+                               displacement_fwd, displacement_bwd, stride)
+        claimed = np.zeros(num_keypoints, dtype=bool)
+        for pose in poses:
+            claimed |= ((pose.keypoints[:, :2] - keypoints[:, :2]) ** 2).sum(axis=1) <= squared_radius
+        score = float(keypoints[~claimed, 2].sum() / num_keypoints)
+        confident = keypoints[:, 2] > settings.min_keypoint_score
+        shared = (claimed & confident).sum() / max(int(confident.sum()), 1)
+        if score >= settings.min_pose_score and shared <= settings.max_shared_keypoints:
+            poses.append(Pose(keypoints, score))
+    return sorted(poses, key=lambda pose: -pose.score)
+
+
+def _candidate_roots(scores: np.ndarray, settings: MultiPoseSettings) -> list[tuple[int, int, int]]:
+    """(keypoint, y, x) of every local maximum at or above the threshold, strongest first."""
+    side = 2 * settings.local_max_radius + 1
+    kernel = np.ones((side, side), np.uint8)
+    neighbourhood_max = np.stack([cv2.dilate(channel, kernel) for channel in np.ascontiguousarray(scores, np.float32)])
+    keypoints, ys, xs = np.nonzero((scores >= settings.score_threshold) & (scores >= neighbourhood_max))
+    order = np.argsort(-scores[keypoints, ys, xs], kind="stable")
+    return list(zip(keypoints[order].tolist(), ys[order].tolist(), xs[order].tolist()))
+
+
+def _cell_point(short_offsets: np.ndarray, keypoint: int, cell_y: int, cell_x: int, stride: int) -> tuple[float, float]:
+    """(x, y) of `keypoint` as predicted by one cell: the cell's centre plus its short offset."""
+    num_keypoints = short_offsets.shape[0] // 2
+    return (cell_x * stride + float(short_offsets[num_keypoints + keypoint, cell_y, cell_x]),
+            cell_y * stride + float(short_offsets[keypoint, cell_y, cell_x]))
+
+
+def _squared_distance(a: np.ndarray, b: tuple[float, float]) -> float:
+    return float((a[0] - b[0]) ** 2 + (a[1] - b[1]) ** 2)
+
+
+def _nearest_cell(x: float, y: float, stride: int, grid_hw: tuple[int, int]) -> tuple[int, int]:
+    cell_y = min(max(int(round(y / stride)), 0), grid_hw[0] - 1)
+    cell_x = min(max(int(round(x / stride)), 0), grid_hw[1] - 1)
+    return cell_y, cell_x
+
+
+# (edge, source keypoint, target keypoint): towards the root first, then away from it
+_BACKWARD_WALKS = tuple((edge, child, parent) for edge, (parent, child) in reversed(list(enumerate(POSE_EDGES))))
+_FORWARD_WALKS = tuple((edge, parent, child) for edge, (parent, child) in enumerate(POSE_EDGES))
+
+
+def _grow_pose(root_keypoint: int, root: tuple[float, float], root_score: float, scores: np.ndarray,
+               short_offsets: np.ndarray, displacement_fwd: np.ndarray, displacement_bwd: np.ndarray,
+               stride: int) -> np.ndarray:
+    found: dict[int, tuple[float, float, float]] = {root_keypoint: (*root, root_score)}
+    for walks, displacements in ((_BACKWARD_WALKS, displacement_bwd), (_FORWARD_WALKS, displacement_fwd)):
+        for edge, source, target in walks:
+            if source in found and target not in found:
+                found[target] = _follow_edge(edge, found[source], target, scores, short_offsets, displacements, stride)
+    return np.array([found[k] for k in range(scores.shape[0])], np.float32)
+
+
+def _follow_edge(edge: int, source: tuple[float, float, float], target: int, scores: np.ndarray,
+                 short_offsets: np.ndarray, displacements: np.ndarray, stride: int,
+                 refine_steps: int = 2) -> tuple[float, float, float]:
+    grid_hw = scores.shape[1:]
+    num_edges = displacements.shape[0] // 2
+    cell_y, cell_x = _nearest_cell(source[0], source[1], stride, grid_hw)
+    x = source[0] + float(displacements[num_edges + edge, cell_y, cell_x])
+    y = source[1] + float(displacements[edge, cell_y, cell_x])
+    for _ in range(refine_steps):
+        cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
+        x, y = _cell_point(short_offsets, target, cell_y, cell_x, stride)
+    cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
+    return x, y, float(scores[target, cell_y, cell_x])
+
+
+def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int, cells: np.ndarray,
+                       settings: MultiPoseSettings = MultiPoseSettings()) -> np.ndarray:
+    """P x h x w: for every grid cell where `cells` (h x w bool) is set, the mean squared
+    distance (input pixels) from where its refined long offsets place each keypoint to that
+    keypoint of each pose, over the pose's keypoints scoring above `min_keypoint_score` (all
+    of them where none does); 0 elsewhere."""
+    num_keypoints = long_offsets.shape[0] // 2
+    grid_h, grid_w = long_offsets.shape[1:]
+    offset_y = long_offsets[:num_keypoints].reshape(num_keypoints, -1)
+    offset_x = long_offsets[num_keypoints:].reshape(num_keypoints, -1)
+    cells = np.flatnonzero(cells)
+    start_y = (cells // grid_w * stride).astype(np.float32)
+    start_x = (cells % grid_w * stride).astype(np.float32)
+    rows = np.arange(num_keypoints)[:, None]
+    y = start_y + offset_y[:, cells]
+    x = start_x + offset_x[:, cells]
+    for _ in range(settings.refine_steps):
+        cell_y = np.clip(np.rint(y / stride), 0, grid_h - 1).astype(np.intp)
+        cell_x = np.clip(np.rint(x / stride), 0, grid_w - 1).astype(np.intp)
+        index = cell_y * grid_w + cell_x
+        y = y + offset_y[rows, index]
+        x = x + offset_x[rows, index]
+    distances = np.zeros((len(poses), grid_h * grid_w), np.float32)
+    for i, pose in enumerate(poses):
+        used = pose.keypoints[:, 2] > settings.min_keypoint_score
+        if not used.any():
+            used[:] = True
+        squared = (x[used] - pose.keypoints[used, 0, None]) ** 2 + (y[used] - pose.keypoints[used, 1, None]) ** 2
+        distances[i, cells] = squared.mean(axis=0)
+    return distances.reshape(len(poses), grid_h, grid_w)
