@@ -8,7 +8,7 @@ DEMO_CLIP ?= $(MEDIA_DIR)/pose2sim-single-cam01.mp4
 export PARTSIGHT_WEIGHTS_DIR := $(abspath $(WEIGHTS_DIR))
 export PARTSIGHT_MEDIA_DIR := $(abspath $(MEDIA_DIR))
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-mediapipe bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,24 @@ demo: install
 
 test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+# The optional BlazePose keypoints (the `mediapipe` extra) in a venv of their own: mediapipe
+# 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2
+# folder with opencv-python, so opencv-python is removed and contrib reinstalled over it.
+MP_VENV ?= .venv-mediapipe
+MP_PY := $(MP_VENV)/bin/python
+
+$(MP_VENV)/.installed: pyproject.toml
+	test -x $(MP_PY) || $(PYTHON) -m venv $(MP_VENV)
+	$(MP_PY) -m pip install -q --upgrade pip
+	$(MP_PY) -m pip install -q torch==2.13.0
+	$(MP_PY) -m pip install -q -e ".[dev,mediapipe]"
+	$(MP_PY) -m pip uninstall -q -y opencv-python
+	$(MP_PY) -m pip install -q --force-reinstall --no-deps opencv-contrib-python
+	touch $@
+
+test-mediapipe: $(MP_VENV)/.installed
+	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q tests/test_fitness_clips.py tests/test_fitness_analyser.py
 
 bench: install
 	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100
