@@ -212,7 +212,7 @@ def _process(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from realtime.stages import result_stages
-    from realtime.pipeline import STAGES, Pipeline
+    from realtime.pipeline import Pipeline
     from realtime.sources import parse_size
 
     if args.compare_max_people:
@@ -245,7 +245,7 @@ def _bench(args: argparse.Namespace) -> int:
             raise CliError(f"{info.name} gave only {len(results)} frames; need more than --warmup {args.warmup}")
         wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
         latencies = sorted(m[2] for m in measured)
-        measured_stages = list(STAGES) + (["smooth"] if args.smoothing else [])
+        measured_stages = list(dict.fromkeys(name for m in measured for name in m[1]))  # every stage that ran
         stages = measured_stages + (["encode"] if recorder else [])
         per_stage = {s: round(statistics.mean(m[1].get(s, 0.0) for m in measured), 2) for s in measured_stages}
         if recorder:
