@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import av
 import cv2
 import numpy as np
 import pytest
-from conftest import read_frames
+from conftest import engine_threads, read_frames
 
 from realtime.cli import main
 from realtime.pipeline import Pipeline
@@ -24,17 +23,7 @@ def _decoded(path):
     return frames
 
 
-def _capture_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
-
-
-@pytest.fixture(autouse=True)
-def no_thread_outlives_its_test():
-    yield
-    deadline = time.monotonic() + 5
-    while _capture_threads() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _capture_threads(), "a pipeline thread outlived its owner"
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +101,7 @@ def test_newest_frame_policy_keeps_latency_bounded_with_a_slow_parser(single_cli
     processing_ms = 80
     assert max(latencies[2:]) < 4 * processing_ms + 100, latencies
     assert np.mean(latencies[-5:]) < 2 * np.mean(latencies[2:7]) + 50, "latency does not grow"
-    assert not _capture_threads()
+    assert not engine_threads()
 
 
 def test_file_processing_drops_nothing_even_when_slow(single_clip):
@@ -132,7 +121,7 @@ def test_stop_mid_run_joins_every_thread(single_clip, tmp_path):
     pipeline.start()
     time.sleep(1.0)
     pipeline.stop()
-    assert not _capture_threads()
+    assert not engine_threads()
     assert len(_decoded(tmp_path / "partial.mp4")) > 0
 
 
@@ -148,7 +137,7 @@ def test_switching_source_while_running(single_clip, media_dir):
         time.sleep(0.1)
     pipeline.stop()
     assert any("squat" in n for n in names)
-    assert not _capture_threads()
+    assert not engine_threads()
 
 
 def test_folder_source_reads_an_image_sequence(tmp_path, single_frames):
@@ -171,10 +160,10 @@ def test_missing_source_is_a_one_line_error(tmp_path, capsys):
 
 def test_unopenable_webcam_fails_fast():
     source = open_source("57")
-    before = set(_capture_threads())
+    before = set(engine_threads())
     with pytest.raises(SourceError, match="webcam 57"):
         source.start()
-    assert set(_capture_threads()) <= before
+    assert set(engine_threads()) <= before
 
 
 def test_credentials_are_redacted():

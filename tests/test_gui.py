@@ -4,8 +4,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import av
@@ -31,17 +29,7 @@ def squat_clip(media_dir: Path) -> Path:
     return media_dir / "cg-mannequin-squat.mp4"  # 5 s at 60 fps; BodyPix parses it at ~40 fps on a CPU
 
 
-@pytest.fixture(autouse=True)
-def no_thread_outlives_its_test():
-    yield
-    deadline = time.monotonic() + 5
-    while _engine_threads() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _engine_threads(), "an engine thread outlived the window"
-
-
-def _engine_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("partsight-")]
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 
 
 @pytest.fixture
