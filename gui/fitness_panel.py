@@ -50,6 +50,8 @@ class FitnessPanel(QWidget):
         self.counter.set_people(output["people"] if output and summary else {})
         self.table.set_reps(summary["per_rep"] if summary else [])
         self.export.set_available(bool(summary and summary["per_rep"]))
+        for widget in (self.counter, self.plot, self.table, self.export):  # only the picker while off
+            widget.setVisible(summary is not None)
         if output is None and summary is None:
             self.plot.clear()
         self.plot.redraw()
