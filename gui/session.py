@@ -42,7 +42,7 @@ class Session:
         self._opening: threading.Thread | None = None
         self._opened: list[tuple[Pipeline | None, str | None]] = []
         self._fitness: FitnessAnalyser | None = None
-        self._pose_stages: list = []
+        self._pose_stages: list | None = None  # built when the first exercise is picked
         self.source_spec: str | None = None
 
     # --- state the window observes ---------------------------------------------------
@@ -124,10 +124,12 @@ class Session:
         """Counts `name` from the next frame on, from zero ("" stops the analysis). BlazePose
         gives the keypoints when mediapipe is installed."""
         self._fitness = FitnessAnalyser(get_exercise(name)) if name else None
-        if self._fitness is not None and not self._pose_stages:
+        new_pose_stages = self._fitness is not None and self._pose_stages is None
+        if new_pose_stages:
             self._pose_stages = pose_stages("auto")
         if self._pipeline is not None:
-            self._pipeline.set_stages(self._stages())
+            if new_pose_stages and self._pose_stages:  # otherwise the running tracker keeps its IDs
+                self._pipeline.set_stages(self._stages())
             self._pipeline.set_analysers([self._fitness] if self._fitness else [])
 
     def set_opacity(self, opacity: float) -> None:
@@ -167,12 +169,12 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
-        for stage in self._pose_stages:
+        for stage in self._pose_stages or []:
             stage.close()
-        self._pose_stages = []
+        self._pose_stages = None
 
     def _stages(self) -> list:
-        return result_stages(pose=self._pose_stages, smoothing=self._smoothing)
+        return result_stages(pose=self._pose_stages or [], smoothing=self._smoothing)
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""
