@@ -26,8 +26,9 @@ from realtime.stages import result_stages
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
                  internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH,
-                 max_people: int | None = None) -> None:
+                 max_people: int | None = None, max_side: int | None = None) -> None:
         self._model = model
+        self._max_side = max_side
         self._max_people = max_people
         self._device = device
         self._weights = weights
@@ -97,7 +98,8 @@ class Session:
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         try:
             pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                realtime=True, internal_size=self._internal_size, max_people=self._max_people,
+                                max_side=self._max_side, realtime=True, internal_size=self._internal_size,
+                                max_people=self._max_people,
                                 stages=self._stages(),
                                 analysers=[self._fitness] if self._fitness else [])
         except Exception as exc:  # shown in the banner, never raised into Qt

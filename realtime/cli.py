@@ -21,6 +21,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 DEFAULT_MAX_PEOPLE = 4
+WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
 
 class CliError(Exception):
@@ -67,12 +68,18 @@ def _build_parser() -> argparse.ArgumentParser:
                              help="temporal smoothing of parts and keypoints, 0 (off) to 1 "
                                   f"(default {default if default is not None else 'the last one used'})")
 
+    def max_side_option(command: argparse.ArgumentParser, default: int | None) -> None:
+        command.add_argument("--max-side", type=_non_negative_int, default=default, metavar="PIXELS",
+                             help="scale larger frames down so their long side is at most PIXELS, aspect kept "
+                                  f"(default {default or 'off'}; 0 = off; --size wins)")
+
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
     process.add_argument("-o", "--output", required=True, help="annotated MP4 to write")
     process.add_argument("--metrics", help="JSONL file: one line per frame")
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
+    max_side_option(process, None)
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
@@ -85,6 +92,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench.add_argument("source")
     bench.add_argument("--frames", type=int, default=100)
     bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
+    max_side_option(bench, None)
     bench.add_argument("--warmup", type=int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
     bench.add_argument("--compare-max-people", type=_positive_int, metavar="N",
@@ -126,6 +134,7 @@ def _build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--source", help="what to open first (default: webcam 0)")
     gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
+    max_side_option(gui, WINDOW_MAX_SIDE)
     gui.add_argument("--exercise", help="count repetitions of this preset from the start")
     model_options(gui, default_model=None)
     smoothing_option(gui, default=None)
@@ -143,6 +152,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, not '{text}'")
+    return value
+
+
 def _process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -154,8 +173,9 @@ def _process(args: argparse.Namespace) -> int:
         raise CliError("--loop needs --frames: a looped file never ends")
     fitness = fitness_setup(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), realtime=args.realtime, internal_size=args.internal_size,
-                        loop=args.loop, max_people=args.max_people,
+                        size=parse_size(args.size), max_side=args.max_side or None, realtime=args.realtime,
+                        internal_size=args.internal_size, loop=args.loop, frame_limit=args.frames,
+                        max_people=args.max_people,
                         stages=result_stages(pose=fitness.stages, smoothing=args.smoothing),
                         analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
@@ -218,7 +238,7 @@ def _bench(args: argparse.Namespace) -> int:
     if args.compare_max_people:
         return _bench_max_people(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), buffer_frames=1, internal_size=args.internal_size,
+                        size=parse_size(args.size), max_side=args.max_side or None, buffer_frames=1, internal_size=args.internal_size,
                         max_people=args.max_people, stages=result_stages(smoothing=args.smoothing))
     results = []
     enough = threading.Event()
@@ -277,10 +297,10 @@ def _bench_max_people(args: argparse.Namespace) -> int:
 
     def pipeline(max_people: int) -> Pipeline:
         return Pipeline(args.source, model=args.model, device=args.device, weights=args.weights, size=size,
-                        internal_size=args.internal_size, max_people=max_people, stages=result_stages())
+                        max_side=args.max_side or None, internal_size=args.internal_size, max_people=max_people, stages=result_stages())
 
     baseline, candidate = pipeline(1), pipeline(args.compare_max_people)
-    source = open_source(args.source, size=size)
+    source = open_source(args.source, size=size, max_side=args.max_side or None)
     info = source.start()
     frames = []
     try:

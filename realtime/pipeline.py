@@ -102,17 +102,20 @@ class Pipeline:
     inference thread.
 
     Errors from the source or model never kill the worker: they land in `error` (shown by
-    the window) and the pipeline waits for a new source or model.
+    the window) and the pipeline waits for a new source or model. With `frame_limit` the run ends
+    after that many frames, as at the end of a file.
     """
 
     def __init__(self, source: str, *, model: str = "bodypix", device: str = "auto",
                  weights: str | Path | None = None, size: tuple[int, int] | None = None,
-                 realtime: bool = False, buffer_frames: int = 8, internal_size: int | None = None,
-                 loop: bool = False,
+                 max_side: int | None = None, realtime: bool = False, buffer_frames: int = 8,
+                 internal_size: int | None = None, loop: bool = False, frame_limit: int | None = None,
                  view: ViewSettings | None = None, stages: Sequence[ResultStage] = (),
                  analysers: Sequence[Analyser] = (), max_people: int | None = None) -> None:
         self._source_spec = source
         self._size = size
+        self._max_side = max_side
+        self._frame_limit = frame_limit
         self._realtime = realtime
         self._loop = loop
         self._buffer_frames = buffer_frames
@@ -283,8 +286,8 @@ class Pipeline:
 
     # --- the inference thread --------------------------------------------------------
     def _open(self, spec: str) -> Source:
-        return open_source(spec, size=self._size, realtime=self._realtime, buffer_frames=self._buffer_frames,
-                           loop=self._loop)
+        return open_source(spec, size=self._size, max_side=self._max_side, realtime=self._realtime,
+                           buffer_frames=self._buffer_frames, loop=self._loop)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -305,6 +308,10 @@ class Pipeline:
                 log.exception("processing failed")
                 continue
             self._deliver(result)
+            if self._frame_limit is not None and self.stats.frames >= self._frame_limit:
+                self._source = None
+                source.stop()
+                self._finished.set()
 
     def _apply_commands(self) -> None:
         with self._commands_lock:

@@ -61,10 +61,21 @@ class FrameReader:
         raise NotImplementedError
 
 
-def _scaled(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
-    if size is None or (image.shape[1], image.shape[0]) == size:
-        return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+def output_size(width: int, height: int, size: tuple[int, int] | None,
+                max_side: int | None) -> tuple[int, int] | None:
+    """What a reader scales a width x height frame to: `size` (W, H) when given, otherwise a copy
+    whose long side is at most `max_side`, aspect kept (never enlarged); None keeps the frame."""
+    if size is not None:
+        return None if size == (width, height) else size
+    if max_side is None or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    return max(round(width * scale), 1), max(round(height * scale), 1)
+
+
+def _scaled(image: np.ndarray, size: tuple[int, int] | None, max_side: int | None) -> np.ndarray:
+    target = output_size(image.shape[1], image.shape[0], size, max_side)
+    return image if target is None else cv2.resize(image, target, interpolation=cv2.INTER_AREA)
 
 
 class PyAVReader(FrameReader):
@@ -72,10 +83,11 @@ class PyAVReader(FrameReader):
     after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
     With `loop`, a file starts again at its end, its frame indices and times running on."""
 
-    def __init__(self, url: str, *, size: tuple[int, int] | None = None, live: bool = False,
-                 timeout_s: float = 10.0, loop: bool = False) -> None:
+    def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
+                 live: bool = False, timeout_s: float = 10.0, loop: bool = False) -> None:
         self.url = url
         self.size = size
+        self.max_side = max_side
         self.live = live
         self.timeout_s = timeout_s
         self.loop = loop
@@ -125,8 +137,9 @@ class PyAVReader(FrameReader):
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple[np.ndarray, float | None]]:
         try:
             for decoded in self._container.decode(stream):
-                if self.size is not None:
-                    image = decoded.to_ndarray(format="rgb24", width=self.size[0], height=self.size[1])
+                target = output_size(decoded.width, decoded.height, self.size, self.max_side)
+                if target is not None:
+                    image = decoded.to_ndarray(format="rgb24", width=target[0], height=target[1])
                 else:
                     image = decoded.to_ndarray(format="rgb24")
                 yield image, (float(decoded.time) if decoded.time is not None else None)
@@ -143,9 +156,10 @@ class PyAVReader(FrameReader):
 class WebcamReader(FrameReader):
     live = True
 
-    def __init__(self, index: int, *, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, index: int, *, size: tuple[int, int] | None = None, max_side: int | None = None) -> None:
         self.index = index
         self.size = size
+        self.max_side = max_side
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> SourceInfo:
@@ -165,7 +179,7 @@ class WebcamReader(FrameReader):
             ok, bgr = self._capture.read()
             if not ok:
                 raise SourceError(f"webcam {self.index} stopped delivering frames")
-            image = _scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size)
+            image = _scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size, self.max_side)
             yield Frame(image=image, index=index, pts_s=time.monotonic() - start)
             index += 1
 
@@ -188,9 +202,11 @@ def _quietly(call, *args):
 class ImageFolderReader(FrameReader):
     """A folder of images, in name order, as an image sequence at `fps`."""
 
-    def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, fps: float = 30.0) -> None:
+    def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
+                 fps: float = 30.0) -> None:
         self.folder = folder
         self.size = size
+        self.max_side = max_side
         self.fps = fps
         self._paths: list[Path] = []
 
@@ -205,7 +221,7 @@ class ImageFolderReader(FrameReader):
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
-            yield Frame(image=_scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size), index=index,
+            yield Frame(image=_scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size, self.max_side), index=index,
                         pts_s=index / self.fps)
 
     def close(self) -> None:
@@ -450,23 +466,25 @@ def is_device_or_stream(spec: str) -> bool:
     return bool(re.fullmatch(r"\d+", spec)) or spec.lower().startswith(STREAM_SCHEMES)
 
 
-def open_source(spec: str, *, size: tuple[int, int] | None = None, realtime: bool = False,
-                buffer_frames: int = 8, timeout_s: float = 10.0, loop: bool = False) -> Source:
+def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
+                realtime: bool = False, buffer_frames: int = 8, timeout_s: float = 10.0,
+                loop: bool = False) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a URL a stream,
-    a folder an image sequence, anything else a video file (started again at its end with `loop`)."""
+    a folder an image sequence, anything else a video file (started again at its end with `loop`).
+    Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their long side."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
-        return Source(WebcamReader(int(spec), size=size))
+        return Source(WebcamReader(int(spec), size=size, max_side=max_side))
     if spec.lower().startswith(STREAM_SCHEMES):
-        return Source(PyAVReader(spec, size=size, live=True, timeout_s=timeout_s))
+        return Source(PyAVReader(spec, size=size, max_side=max_side, live=True, timeout_s=timeout_s))
     path = Path(spec).expanduser()
     if path.is_dir():
-        return Source(ImageFolderReader(path, size=size), buffer_frames=buffer_frames, pace=realtime)
+        return Source(ImageFolderReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
     if not path.exists():
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return Source(_SingleImageReader(path, size=size), buffer_frames=buffer_frames, pace=realtime)
-    reader = PyAVReader(str(path), size=size, timeout_s=timeout_s, loop=loop)
+        return Source(_SingleImageReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
+    reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop)
     return Source(reader, buffer_frames=buffer_frames, pace=realtime)
 
 

@@ -213,3 +213,34 @@ def test_a_looped_file_runs_on_with_rising_indices_and_times(single_clip):
     assert all(b > a for a, b in zip(times, times[1:]))
     assert times[100] - times[99] == pytest.approx(1 / 60, abs=1e-3), "the second pass follows the first"
     assert np.array_equal(frames[0].image, frames[100].image)
+
+
+def test_max_side_scales_large_frames_down_with_their_aspect_and_never_up(single_clip, tmp_path):
+    frames = {}
+    for max_side in (320, 4000):
+        source = open_source(str(single_clip), max_side=max_side)
+        source.start()
+        try:
+            frames[max_side] = source.read(10)
+        finally:
+            source.stop()
+    assert frames[320].size == (180, 320), "1080x1920 portrait fits 320 on its long side"
+    assert frames[4000].size == (1080, 1920), "a frame smaller than the limit is left as it is"
+    native = cv2.resize(frames[4000].image, (180, 320), interpolation=cv2.INTER_AREA)
+    assert np.abs(native.astype(int) - frames[320].image.astype(int)).mean() < 4, "the same picture, smaller"
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(frames[4000].image, cv2.COLOR_RGB2BGR))
+    source = open_source(str(still), size=(64, 48), max_side=320)
+    source.start()
+    try:
+        assert source.read(10).size == (64, 48), "an exact --size wins over --max-side"
+    finally:
+        source.stop()
+
+
+def test_process_with_max_side_records_the_smaller_copy(single_clip, tmp_path):
+    out = tmp_path / "small.mp4"
+    assert main(["process", str(single_clip), "-o", str(out), "--frames", "5", "--max-side", "480"]) == 0
+    written = _decoded(out)
+    assert len(written) == 5
+    assert (written[0].width, written[0].height) == (270, 480)

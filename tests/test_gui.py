@@ -91,6 +91,19 @@ def test_frames_arrive_and_the_status_bar_shows_the_engine(make_window, qtbot, s
     assert abs(rect.width() / rect.height() - 384 / 848) < 0.01, "the view must keep the frame's aspect ratio"
 
 
+def test_the_window_parses_a_display_sized_copy_of_a_large_video(qtbot, settings, single_clip):
+    window = MainWindow(Session(model="bodypix", device="cpu", max_side=960), settings)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.open_source(str(single_clip))  # 1080 x 1920
+        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=15000)
+        window.refresh_state()
+        assert window.status_panel.field("resolution") == "540×960"
+    finally:
+        window.close()
+
+
 def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squat_clip):
     window = make_window(**{"view/opacity": 1.0, "view/show_keypoints": False})
     window.open_source(str(squat_clip))
