@@ -12,7 +12,9 @@ Per frame:
      limbs, occlusion, uncovered background) the current scores win;
   4. labels and the person mask are derived from the blend as the parser derives them
      (bilinear scores, exact argmax), so a still scene converges to the parser's own labels;
-  5. keypoints go through One Euro filters (one per person id).
+  5. the people's masks are split from the smoothed person mask by an owner map carried with the
+     same flow (realtime.people_memory: who the parser read where, who was there a moment ago);
+  6. keypoints go through One Euro filters (one per person id).
 A scene cut (most of the picture unexplained by the flow) or a new frame size resets the memory;
 strength 0 returns the parser's result untouched.
 """
@@ -25,6 +27,7 @@ import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
+from realtime.people_memory import PeopleMemory
 from realtime.types import Frame, ParseResult
 
 DEFAULT_STRENGTH = 0.8
@@ -70,6 +73,7 @@ class TemporalSmoother:
                                            min_score=min_keypoint_score)
         self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST)
         self._upsampler = GridUpsampler()
+        self._people = PeopleMemory()
         self._memory: _Memory | None = None
         self.scene_cuts = 0
 
@@ -84,6 +88,7 @@ class TemporalSmoother:
     def reset(self) -> None:
         self._memory = None
         self._keypoints.reset()
+        self._people.reset()
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         strength = self._strength
@@ -105,12 +110,15 @@ class TemporalSmoother:
         if memory is not None and past is None:
             self.scene_cuts += 1
             self._keypoints.reset()
-        keypoints, people = self._keypoints(parse, frame.pts_s, strength)
+            self._people.reset()
+        flow_from = None
         if past is not None:
-            past_probs, trust = past
+            past_probs, trust, flow_from = past
             weight = self.tuning.memory_weight(strength) * trust
             probs = (probs + weight[..., None] * (past_probs - probs)).astype(np.float32)
         labels, person = self._labels(probs, frame_hw)
+        people = self._people(parse.people, person, probs[..., 0] > 0.5, flow_from, frame.pts_s)
+        keypoints, people = self._keypoints(replace(parse, people=people), frame.pts_s, strength)
         self._memory = _Memory(gray, probs, frame_hw)
         factor = self.tuning.fine_factor
         return replace(parse, labels=labels, person_mask=person, keypoints=keypoints, people=people,
@@ -131,9 +139,9 @@ class TemporalSmoother:
                               borderMode=cv2.BORDER_REPLICATE)
         return fine.reshape(size[1], size[0], -1)
 
-    def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-        """The memory carried onto this frame (probabilities, trust 0..1 per fine cell), or None
-        at a scene cut."""
+    def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple] | None:
+        """The memory carried onto this frame (probabilities, trust 0..1 per fine cell, and the
+        fine-grid (x, y) maps each cell came from), or None at a scene cut."""
         tuning = self.tuning
         flow = self._flow.calc(gray, memory.gray, None)  # this frame -> the previous one
         small_h, small_w = gray.shape
@@ -159,7 +167,7 @@ class TemporalSmoother:
         past = cv2.remap(memory.probs, from_x, from_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         inside = (from_x > -0.5) & (from_x < fine_w - 0.5) & (from_y > -0.5) & (from_y < fine_h - 0.5)
         trust = np.clip((tuning.error_high - cell_error) / (tuning.error_high - tuning.error_low), 0.0, 1.0)
-        return past.reshape(memory.probs.shape), trust * inside
+        return past.reshape(memory.probs.shape), trust * inside, (from_x, from_y)
 
     def _labels(self, probs: np.ndarray, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """Frame labels and person mask from the fine probabilities, as the parser makes them
@@ -200,7 +208,8 @@ class KeypointSmoother:
         for person in parse.people:
             person_filter = self._person_filters.get(person.id) or self._new_filter(strength)
             filters[person.id] = person_filter
-            people.append(replace(person, keypoints=self._filtered(person_filter, person.keypoints, time_s)))
+            keypoints = None if person.keypoints is None else self._filtered(person_filter, person.keypoints, time_s)
+            people.append(replace(person, keypoints=keypoints))
         self._person_filters = filters
         return keypoints, people
 

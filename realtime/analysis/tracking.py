@@ -9,6 +9,12 @@ group pairs are taken cheapest first while the cost stays under `max_cost`. A tr
 finds no match is kept
 for `keep_lost_s` seconds of presentation time, so a person who is hidden for a moment or
 steps out and comes back gets their old ID; unmatched people get new IDs, never reused.
+
+A stray second reading of one body (the parser sometimes splits a partly hidden person in
+two): an unmatched reading lying mostly inside the mask history of a person seen in the
+previous frame is that person, folded into their reading's mask (or their match if they found
+none), for at most `max_stray_frames` frames in a row, so a new person who steps out from
+behind someone gets their ID at most that late.
 """
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ class _Track:
     keypoints: np.ndarray | None
     scale: float  # frame pixels: the square root of the mask's (history's) area
     last_seen_s: float
+    score: float = 0.0
+    strays: int = 0  # consecutive frames in which a stray reading was folded into this person
 
 
 class PersonTracker:
@@ -37,12 +45,15 @@ class PersonTracker:
     name = "track"
 
     def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
-                 mask_memory: float = 0.7, mask_weight: float = 0.7) -> None:
+                 mask_memory: float = 0.7, mask_weight: float = 0.7, max_stray_frames: int = 2,
+                 stray_inside: float = 0.6) -> None:
         self.keep_lost_s = keep_lost_s
         self.max_cost = max_cost
         self.min_keypoint_score = min_keypoint_score
         self.mask_memory = mask_memory  # weight of the past in a track's mask history
         self.mask_weight = mask_weight  # share of mask overlap (vs keypoint distance) in the cost
+        self.max_stray_frames = max_stray_frames
+        self.stray_inside = stray_inside  # share of a stray's mask inside a person's history
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_pts_s: float | None = None
@@ -61,30 +72,68 @@ class PersonTracker:
         lost = [i for i, t in enumerate(self._tracks) if t.last_seen_s != self._last_pts_s]
         pairs = self._match(detections, active, {})
         pairs = self._match(detections, lost, pairs)
+        masks = [person.mask for person in parse.people]
+        folded = self._fold_strays(detections, active, pairs, masks)
         self._last_pts_s = now_s
         people = []
-        for index, (person, detection) in enumerate(zip(parse.people, detections)):
+        for index, person in enumerate(parse.people):
+            if index in folded:
+                continue
             track_index = pairs.get(index)
             if track_index is None:
-                detection.id = self._next_id
+                track_id = self._next_id
                 self._next_id += 1
-                self._tracks.append(detection)
+                self._tracks.append(self._updated(None, track_id, masks[index], person.keypoints, person.score, step,
+                                                  now_s))
             else:
                 track = self._tracks[track_index]
-                detection.id = track.id
-                if track.mask.shape == detection.mask.shape:
-                    detection.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * detection.mask
-                    detection.scale = max(float(np.sqrt(detection.mask.sum())) * step, 1.0)
-                self._tracks[track_index] = detection
-            people.append(replace(person, id=detection.id))
+                track_id = track.id
+                updated = self._updated(track, track_id, masks[index], person.keypoints, person.score, step, now_s)
+                updated.strays = track.strays + 1 if track_index in folded.values() else 0
+                self._tracks[track_index] = updated
+            people.append(replace(person, id=track_id, mask=masks[index]))
         return replace(parse, people=people)
+
+    def _fold_strays(self, detections: list[_Track], active: list[int], pairs: dict[int, int],
+                     masks: list[np.ndarray]) -> dict[int, int]:
+        """Unmatched readings lying mostly inside the history of a person seen in the previous
+        frame: paired with that person if they found no reading (added to `pairs`), else folded
+        into their reading's mask (in `masks`). Returns folded detection index -> track index."""
+        folded: dict[int, int] = {}
+        detection_of = {track: detection for detection, track in pairs.items()}
+        for index, detection in enumerate(detections):
+            if index in pairs:
+                continue
+            area = max(float(detection.mask.sum()), 1.0)
+            inside = [(float((track.mask * detection.mask).sum()) / area, t) for t in active
+                      if (track := self._tracks[t]).mask.shape == detection.mask.shape
+                      and track.strays < self.max_stray_frames]
+            share, track_index = max(inside, default=(0.0, -1))
+            if share < self.stray_inside:
+                continue
+            if track_index in detection_of:
+                target = detection_of[track_index]
+                masks[target] = masks[target] | masks[index]
+                folded[index] = track_index
+            else:
+                pairs[index] = detection_of[track_index] = track_index
+        return folded
+
+    def _updated(self, track: _Track | None, track_id: int, mask: np.ndarray, keypoints: np.ndarray | None,
+                 score: float, step: int, now_s: float) -> _Track:
+        """The track after this frame's reading (`mask` etc.), its mask history blended in."""
+        updated = self._describe(PersonParse(track_id, mask, keypoints, score), step, now_s)
+        if track is not None and track.mask.shape == updated.mask.shape:
+            updated.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * updated.mask
+            updated.scale = max(float(np.sqrt(updated.mask.sum())) * step, 1.0)
+        return updated
 
     def _describe(self, person: PersonParse, step: int, now_s: float) -> _Track:
         mask = person.mask[::step, ::step]
         ys, xs = np.nonzero(mask)
         centroid = (np.array([xs.mean(), ys.mean()]) * step) if len(ys) else np.zeros(2)
-        return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
-                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s)
+        return _Track(id=person.id, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
+                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s, score=person.score)
 
     def _match(self, detections: list[_Track], tracks: list[int], pairs: dict[int, int]) -> dict[int, int]:
         """Adds detection index -> track index pairs for `tracks` to `pairs`, cheapest first,
@@ -121,3 +170,4 @@ class PersonTracker:
                 gaps = np.linalg.norm(track.keypoints[both, :2] - detection.keypoints[both, :2], axis=1)
                 return float(gaps.mean() / track.scale)
         return float(np.linalg.norm(track.centroid - detection.centroid) / track.scale)
+
