@@ -11,7 +11,8 @@ with the smoother's optical flow, and each frame:
      share, keeps all the carried cells that are still person, even where the parser gave them
      to someone else (a person behind another is often missed or read as a piece, and their
      visible pixels land in the front person's mask), for at most `coast_s` after they were
-     last read whole (and only if read whole on two frames at least); a missing one is reported with their last keypoints at score 0;
+     last read whole (and only if read whole on two frames at least): they "coast". A missing
+     one is reported with their last keypoints at score 0;
   3. a new ID whose reading lies mostly in one person's carried cells is that person: a coasting
      person read again after the tracker lost them (it takes their ID from then on), or a stray
      second reading of someone read now (folded into them, for at most `max_folds` frames in a
@@ -50,7 +51,7 @@ class PeopleMemory:
         self._whole_s: dict[int, float] = {}
         self._last: dict[int, PersonParse] = {}
         self._aliases: dict[int, int] = {}
-        self._first_s: dict[int, float] = {}  # when each person was first read
+        self._first_s: dict[int, float] = {}  # when each person was first read (IDs are never reused)
         self._folds: dict[int, int] = {}  # new IDs folded into someone: frames in a row
         self._pending: set[int] = set()  # new IDs read on the previous frame only
 
@@ -72,30 +73,18 @@ class PeopleMemory:
         read = np.full(fine_hw, _NOBODY, np.int32)
         for person_id, reading in readings.items():
             read[reading.mask[sample]] = person_id
-        owner = read.copy()
-        coasting: list[int] = []
-        carried_ids = set() if past is None else set(np.unique(past[past >= 0]).tolist())
-        for person_id in carried_ids | set(readings):
-            carried = past == person_id if person_id in carried_ids else None
-            if carried is None or (person_id in readings and (read == person_id).sum() >= self.kept_share * carried.sum()):
-                self._whole_s[person_id] = now_s
-                if carried is not None:
-                    owner[carried & (read == _NOBODY)] = person_id
-            elif self._coasts(person_id, now_s):
-                owner[carried] = person_id
-                coasting.append(person_id)
+        owner, coasting = self._owners(readings, read, past, now_s)
         ids = sorted(set(readings) | set(coasting))
         if not ids:
             self._owner = None
             return []
         filled = _nearest_owner(owner)
         self._owner = np.where(person_fine, filled, _NOBODY)
-        index = np.searchsorted(ids, filled).astype(np.int16)
+        owner_full = _upsampled(np.searchsorted(ids, filled).astype(np.int16), frame_hw)
         overruled = (owner != read) & (read != _NOBODY)
-        owner_full = _upsampled(index, frame_hw)
-        kept_full = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool)
-        for person_id, reading in readings.items():
-            owner_full[reading.mask & kept_full] = ids.index(person_id)
+        kept = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool)
+        for person_id, reading in readings.items():  # the parser's own boundaries where it was kept
+            owner_full[reading.mask & kept] = ids.index(person_id)
         result = []
         for position, person_id in enumerate(ids):
             mask = person & (owner_full == position)
@@ -110,8 +99,25 @@ class PeopleMemory:
         self._last = {p.id: p for p in result if p.id in readings} | {
             i: p for i, p in self._last.items() if i in coasting}
         self._whole_s = {i: t for i, t in self._whole_s.items() if now_s - t <= self.coast_s or i in readings}
-        self._first_s = {i: t for i, t in self._first_s.items() if i in self._whole_s}
         return result
+
+    def _owners(self, readings: dict[int, PersonParse], read: np.ndarray, past: np.ndarray | None,
+                now_s: float) -> tuple[np.ndarray, list[int]]:
+        """The fine owner map before filling (steps 1 and 2), and the IDs coasting."""
+        owner = read.copy()
+        coasting: list[int] = []
+        carried_ids = set() if past is None else set(np.unique(past[past >= 0]).tolist())
+        for person_id in carried_ids | set(readings):
+            carried = past == person_id if person_id in carried_ids else None
+            if carried is None or (person_id in readings
+                                   and (read == person_id).sum() >= self.kept_share * carried.sum()):
+                self._whole_s[person_id] = now_s
+                if carried is not None:
+                    owner[carried & (read == _NOBODY)] = person_id
+            elif self._coasts(person_id, now_s):
+                owner[carried] = person_id
+                coasting.append(person_id)
+        return owner, coasting
 
     def _coasts(self, person_id: int, now_s: float) -> bool:
         """Whether a person read whole on at least two frames, the last within `coast_s`, may coast."""
