@@ -18,7 +18,13 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from realtime.models.bodypix_multipose import MultiPoseSettings, Pose, decode_multiple_poses, instance_distances
+from realtime.models.bodypix_multipose import (
+    MultiPoseSettings,
+    Pose,
+    decode_multiple_poses,
+    instance_distances,
+    skeleton_distances,
+)
 from realtime.models.checkpoint import load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
@@ -361,6 +367,8 @@ class BodyPixParser(Parser):
             near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
                                            settings=self.multi_pose)
+            distances += self.multi_pose.skeleton_weight * skeleton_distances(
+                poses, person_cells.shape, stride=stride, settings=self.multi_pose) ** 2
             owner = self._nearest_pose(distances, frame_hw)
             masks = [person & (owner == i) for i in range(len(poses))]
         else:

@@ -12,7 +12,10 @@ confident keypoints with stronger poses is a second reading of the same person a
 
 Instances: each grid cell follows its long offsets (refined a few times) to where it
 predicts each keypoint of its person lies; it belongs to the pose whose confident keypoints
-are nearest on average. Positions are in network-input pixels; offsets hold K y-channels,
+are nearest on average, plus `skeleton_weight` times the squared distance from the cell itself
+to the pose's skeleton (another addition: where one person is half behind another, the
+network's long offsets often point the hidden one's pixels at the front one's keypoints,
+though the hidden one's own skeleton runs through them). Positions are in network-input pixels; offsets hold K y-channels,
 then K x-channels; displacements E y-channels, then E x-channels.
 """
 from __future__ import annotations
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from realtime.models.labels import COCO_SKELETON
 
 # (parent, child) keypoint ids of the COCO keypoint tree rooted at the nose, in the order of
 # the displacement channels.
@@ -42,6 +47,8 @@ class MultiPoseSettings:
     refine_steps: int = 10
     min_mask_fill: float = 0.1  # people must own this share of the box around their keypoints
     max_shared_keypoints: float = 0.3  # share of confident keypoints a stronger pose may claim
+    skeleton_weight: float = 4.0  # weight of the squared distance from a cell to a pose's skeleton
+    skeleton_min_score: float = 0.1  # keypoints drawn into a pose's skeleton score above this
 
 
 @dataclass(frozen=True)
@@ -165,3 +172,29 @@ def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: i
         squared = (x[used] - pose.keypoints[used, 0, None]) ** 2 + (y[used] - pose.keypoints[used, 1, None]) ** 2
         distances[i, cells] = squared.mean(axis=0)
     return distances.reshape(len(poses), grid_h, grid_w)
+
+
+_TORSO = (5, 6, 12, 11)  # shoulders and hips, around the torso
+
+
+def skeleton_distances(poses: list[Pose], grid_hw: tuple[int, int], *, stride: int,
+                       settings: MultiPoseSettings = MultiPoseSettings()) -> np.ndarray:
+    """P x h x w: distance (input pixels) from every grid cell to each pose's skeleton, its
+    bones and torso drawn between keypoints scoring above `min_keypoint_score`."""
+    distances = np.empty((len(poses), *grid_hw), np.float32)
+    for i, pose in enumerate(poses):
+        confident = pose.keypoints[:, 2] > settings.skeleton_min_score
+        points = np.rint(pose.keypoints[:, :2] / stride).astype(np.int32)
+        canvas = np.full(grid_hw, 255, np.uint8)
+        if confident[list(_TORSO)].all():
+            cv2.fillConvexPoly(canvas, points[list(_TORSO)], 0)
+        for a, b in COCO_SKELETON:
+            if confident[a] and confident[b]:
+                cv2.line(canvas, tuple(points[a].tolist()), tuple(points[b].tolist()), 0)
+        for point in points[confident]:
+            cv2.circle(canvas, tuple(point.tolist()), 0, 0, -1)
+        if canvas.all():
+            distances[i] = 0.0
+            continue
+        distances[i] = cv2.distanceTransform(canvas, cv2.DIST_L2, 3) * stride
+    return distances
