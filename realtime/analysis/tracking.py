@@ -35,7 +35,6 @@ class _Track:
     keypoints: np.ndarray | None
     scale: float  # frame pixels: the square root of the mask's (history's) area
     last_seen_s: float
-    score: float = 0.0
     strays: int = 0  # consecutive frames in which a stray reading was folded into this person
 
 
@@ -79,19 +78,24 @@ class PersonTracker:
         for index, person in enumerate(parse.people):
             if index in folded:
                 continue
+            detection = detections[index]
+            if masks[index] is not person.mask:  # a stray was folded into it
+                person = replace(person, mask=masks[index])
+                detection = self._describe(person, step, now_s)
             track_index = pairs.get(index)
             if track_index is None:
-                track_id = self._next_id
+                detection.id = self._next_id
                 self._next_id += 1
-                self._tracks.append(self._updated(None, track_id, masks[index], person.keypoints, person.score, step,
-                                                  now_s))
+                self._tracks.append(detection)
             else:
                 track = self._tracks[track_index]
-                track_id = track.id
-                updated = self._updated(track, track_id, masks[index], person.keypoints, person.score, step, now_s)
-                updated.strays = track.strays + 1 if track_index in folded.values() else 0
-                self._tracks[track_index] = updated
-            people.append(replace(person, id=track_id, mask=masks[index]))
+                detection.id = track.id
+                detection.strays = track.strays + 1 if track_index in folded.values() else 0
+                if track.mask.shape == detection.mask.shape:
+                    detection.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * detection.mask
+                    detection.scale = max(float(np.sqrt(detection.mask.sum())) * step, 1.0)
+                self._tracks[track_index] = detection
+            people.append(replace(person, id=detection.id))
         return replace(parse, people=people)
 
     def _fold_strays(self, detections: list[_Track], active: list[int], pairs: dict[int, int],
@@ -119,21 +123,12 @@ class PersonTracker:
                 pairs[index] = detection_of[track_index] = track_index
         return folded
 
-    def _updated(self, track: _Track | None, track_id: int, mask: np.ndarray, keypoints: np.ndarray | None,
-                 score: float, step: int, now_s: float) -> _Track:
-        """The track after this frame's reading (`mask` etc.), its mask history blended in."""
-        updated = self._describe(PersonParse(track_id, mask, keypoints, score), step, now_s)
-        if track is not None and track.mask.shape == updated.mask.shape:
-            updated.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * updated.mask
-            updated.scale = max(float(np.sqrt(updated.mask.sum())) * step, 1.0)
-        return updated
-
     def _describe(self, person: PersonParse, step: int, now_s: float) -> _Track:
         mask = person.mask[::step, ::step]
         ys, xs = np.nonzero(mask)
         centroid = (np.array([xs.mean(), ys.mean()]) * step) if len(ys) else np.zeros(2)
-        return _Track(id=person.id, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
-                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s, score=person.score)
+        return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
+                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s)
 
     def _match(self, detections: list[_Track], tracks: list[int], pairs: dict[int, int]) -> dict[int, int]:
         """Adds detection index -> track index pairs for `tracks` to `pairs`, cheapest first,
@@ -170,4 +165,3 @@ class PersonTracker:
                 gaps = np.linalg.norm(track.keypoints[both, :2] - detection.keypoints[both, :2], axis=1)
                 return float(gaps.mean() / track.scale)
         return float(np.linalg.norm(track.centroid - detection.centroid) / track.scale)
-
