@@ -82,12 +82,13 @@ class PeopleMemory:
         self._owner = np.where(person_fine, filled, _NOBODY)
         owner_full = _upsampled(np.searchsorted(ids, filled).astype(np.int16), frame_hw)
         overruled = (owner != read) & (read != _NOBODY)
-        kept = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool)
+        kept = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool) if overruled.any() else None
         for person_id, reading in readings.items():  # the parser's own boundaries where it was kept
-            owner_full[reading.mask & kept] = ids.index(person_id)
+            np.copyto(owner_full, ids.index(person_id), where=reading.mask if kept is None else reading.mask & kept)
+        np.copyto(owner_full, -1, where=~person)
         result = []
         for position, person_id in enumerate(ids):
-            mask = person & (owner_full == position)
+            mask = owner_full == position
             if not mask.any():
                 continue
             if person_id in readings:
