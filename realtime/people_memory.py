@@ -81,7 +81,7 @@ class PeopleMemory:
         filled = _nearest_owner(owner)
         self._owner = np.where(person_fine, filled, _NOBODY)
         owner_full = _upsampled(np.searchsorted(ids, filled).astype(np.int16), frame_hw)
-        overruled = (owner != read) & (read != _NOBODY)
+        overruled = owner != read  # cells the memory decided, not the reading
         kept = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool) if overruled.any() else None
         for person_id, reading in readings.items():  # the parser's own boundaries where it was kept
             np.copyto(owner_full, ids.index(person_id), where=reading.mask if kept is None else reading.mask & kept)
