@@ -24,6 +24,7 @@ from realtime.models.bodypix_multipose import (
     decode_multiple_poses,
     instance_distances,
     skeleton_distances,
+    with_voted_poses,
 )
 from realtime.models.checkpoint import load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
@@ -354,8 +355,9 @@ class BodyPixParser(Parser):
 
     def _people(self, grids: dict[str, np.ndarray], person: np.ndarray, person_cells: np.ndarray,
                 input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[PersonParse]:
-        """Multi-pose decoding on one image's grids; each person pixel goes to the pose its
-        long offsets point at (distances bilinear between cells). Only cells next to a
+        """Multi-pose decoding on one image's grids, plus poses voted by person cells that no
+        decoded pose explains; each person pixel goes to the pose its long offsets point at
+        (distances bilinear between cells). Only cells next to a
         person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
         followed."""
         stride = self.net.output_stride
@@ -363,6 +365,8 @@ class BodyPixParser(Parser):
         poses = decode_multiple_poses(scores, grids["short_offsets"], grids["displacement_fwd"],
                                       grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
                                       settings=self.multi_pose)
+        poses = with_voted_poses(grids["long_offsets"], scores, poses, stride=stride, cells=person_cells,
+                                 max_poses=self.max_people, settings=self.multi_pose)
         if len(poses) > 1:
             near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,

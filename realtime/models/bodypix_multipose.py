@@ -34,6 +34,8 @@ POSE_EDGES = (
     (11, 13), (13, 15), (0, 6), (6, 8), (8, 10), (6, 12), (12, 14), (14, 16),
 )
 
+_TORSO = (5, 6, 12, 11)  # shoulders and hips, around the torso
+
 
 @dataclass(frozen=True)
 class MultiPoseSettings:
@@ -49,6 +51,10 @@ class MultiPoseSettings:
     max_shared_keypoints: float = 0.3  # share of confident keypoints a stronger pose may claim
     skeleton_weight: float = 4.0  # weight of the squared distance from a cell to a pose's skeleton
     skeleton_min_score: float = 0.1  # keypoints drawn into a pose's skeleton score above this
+    vote_radius: float = 0.45  # torso lengths between a cell's voted torso centre and its person's
+    min_vote_cells: int = 6  # person cells that must vote for a missed person
+    min_own_keypoints: float = 0.3  # share of a voted pose's keypoints on its own cells
+    min_own_keypoints_decoded: float = 0.2  # the same for a decoded pose, once a voted one is added
 
 
 @dataclass(frozen=True)
@@ -142,39 +148,132 @@ def _follow_edge(edge: int, source: tuple[float, float, float], target: int, sco
     return x, y, float(scores[target, cell_y, cell_x])
 
 
+def long_offset_votes(long_offsets: np.ndarray, cells: np.ndarray, *, stride: int,
+                      refine_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """K x N x and y (input pixels): where each grid cell set in `cells` (h x w bool, N of
+    them, row-major) predicts every keypoint of its own person lies, its long offsets refined
+    `refine_steps` times."""
+    num_keypoints = long_offsets.shape[0] // 2
+    grid_h, grid_w = long_offsets.shape[1:]
+    offset_y = long_offsets[:num_keypoints].reshape(num_keypoints, -1)
+    offset_x = long_offsets[num_keypoints:].reshape(num_keypoints, -1)
+    cells = np.flatnonzero(cells)
+    rows = np.arange(num_keypoints)[:, None]
+    y = (cells // grid_w * stride).astype(np.float32) + offset_y[:, cells]
+    x = (cells % grid_w * stride).astype(np.float32) + offset_x[:, cells]
+    for _ in range(refine_steps):
+        cell_y = np.clip(np.rint(y / stride), 0, grid_h - 1).astype(np.intp)
+        cell_x = np.clip(np.rint(x / stride), 0, grid_w - 1).astype(np.intp)
+        index = cell_y * grid_w + cell_x
+        y = y + offset_y[rows, index]
+        x = x + offset_x[rows, index]
+    return x, y
+
+
 def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int, cells: np.ndarray,
                        settings: MultiPoseSettings = MultiPoseSettings()) -> np.ndarray:
     """P x h x w: for every grid cell where `cells` (h x w bool) is set, the mean squared
     distance (input pixels) from where its refined long offsets place each keypoint to that
     keypoint of each pose, over the pose's keypoints scoring above `min_keypoint_score` (all
     of them where none does); 0 elsewhere."""
-    num_keypoints = long_offsets.shape[0] // 2
     grid_h, grid_w = long_offsets.shape[1:]
-    offset_y = long_offsets[:num_keypoints].reshape(num_keypoints, -1)
-    offset_x = long_offsets[num_keypoints:].reshape(num_keypoints, -1)
+    x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
     cells = np.flatnonzero(cells)
-    start_y = (cells // grid_w * stride).astype(np.float32)
-    start_x = (cells % grid_w * stride).astype(np.float32)
-    rows = np.arange(num_keypoints)[:, None]
-    y = start_y + offset_y[:, cells]
-    x = start_x + offset_x[:, cells]
-    for _ in range(settings.refine_steps):
-        cell_y = np.clip(np.rint(y / stride), 0, grid_h - 1).astype(np.intp)
-        cell_x = np.clip(np.rint(x / stride), 0, grid_w - 1).astype(np.intp)
-        index = cell_y * grid_w + cell_x
-        y = y + offset_y[rows, index]
-        x = x + offset_x[rows, index]
     distances = np.zeros((len(poses), grid_h * grid_w), np.float32)
     for i, pose in enumerate(poses):
-        used = pose.keypoints[:, 2] > settings.min_keypoint_score
-        if not used.any():
-            used[:] = True
-        squared = (x[used] - pose.keypoints[used, 0, None]) ** 2 + (y[used] - pose.keypoints[used, 1, None]) ** 2
-        distances[i, cells] = squared.mean(axis=0)
+        distances[i, cells] = _vote_distances(x, y, pose, settings)
     return distances.reshape(len(poses), grid_h, grid_w)
 
 
-_TORSO = (5, 6, 12, 11)  # shoulders and hips, around the torso
+def _vote_distances(x: np.ndarray, y: np.ndarray, pose: Pose, settings: MultiPoseSettings) -> np.ndarray:
+    """N: mean squared distance from the cells' votes (K x N) to the pose's keypoints scoring
+    above `min_keypoint_score` (all of them where none does)."""
+    used = pose.keypoints[:, 2] > settings.min_keypoint_score
+    if not used.any():
+        used[:] = True
+    squared = (x[used] - pose.keypoints[used, 0, None]) ** 2 + (y[used] - pose.keypoints[used, 1, None]) ** 2
+    return squared.mean(axis=0)
+
+
+def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[Pose], *, stride: int,
+                     cells: np.ndarray, max_poses: int,
+                     settings: MultiPoseSettings = MultiPoseSettings()) -> list[Pose]:
+    """`poses` plus poses for people the greedy decoder missed (a person half behind another,
+    or moving fast, often grows no pose of their own), found from the person cells' long-offset
+    votes. Cells whose voted torso centre lies farther than `vote_radius` torso lengths from
+    every pose's are unexplained; a group of at least `min_vote_cells` of them voting for one
+    torso centre is a candidate pose at the median of their votes (each keypoint scored by the
+    heatmap there). Each cell then belongs to the pose its votes are nearest (as pixels are
+    given to people; empty cells to the nearest cell's pose), and a pose whose confident keypoints mostly sit on another pose's
+    cells is a misreading of that person: a candidate below `min_own_keypoints` is not added,
+    and a decoded pose below `min_own_keypoints_decoded` gives way to the candidates."""
+    if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
+        return poses
+    x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
+    centre_x, centre_y = x[list(_TORSO)].mean(axis=0), y[list(_TORSO)].mean(axis=0)
+    torso_lengths = np.hypot(x[[5, 6]].mean(axis=0) - x[[11, 12]].mean(axis=0),
+                             y[[5, 6]].mean(axis=0) - y[[11, 12]].mean(axis=0))
+
+    def torso_distances(pose: Pose) -> np.ndarray:
+        centre, length = _torso(pose.keypoints[:, :2], stride)
+        return np.hypot(centre_x - centre[0], centre_y - centre[1]) / length
+
+    left = np.ones(len(centre_x), bool)
+    for pose in poses:
+        left &= torso_distances(pose) > settings.vote_radius
+    candidates: list[Pose] = []
+    grid_hw = scores.shape[1:]
+    while len(poses) + len(candidates) < max_poses and np.count_nonzero(left) >= settings.min_vote_cells:
+        seed_x, seed_y = np.median(centre_x[left]), np.median(centre_y[left])
+        length = max(float(np.median(torso_lengths[left])), 2.0 * stride)
+        member = left & (np.hypot(centre_x - seed_x, centre_y - seed_y) <= settings.vote_radius * length)
+        if np.count_nonzero(member) < settings.min_vote_cells:
+            break
+        left &= ~member
+        keypoints = np.empty((len(x), 3), np.float32)
+        keypoints[:, 0], keypoints[:, 1] = np.median(x[:, member], axis=1), np.median(y[:, member], axis=1)
+        for keypoint, (point_x, point_y) in enumerate(keypoints[:, :2]):
+            cell_y, cell_x = _nearest_cell(float(point_x), float(point_y), stride, grid_hw)
+            keypoints[keypoint, 2] = scores[keypoint, cell_y, cell_x]
+        candidates.append(Pose(keypoints, float(keypoints[:, 2].mean())))
+    if not candidates:
+        return poses
+    everyone = [*poses, *candidates]
+    owner = _cell_owners(np.stack([_vote_distances(x, y, pose, settings) for pose in everyone]), cells)
+    own = [_own_keypoint_share(pose, index, owner, stride, settings) for index, pose in enumerate(everyone)]
+    added = [pose for pose, share in zip(candidates, own[len(poses):]) if share >= settings.min_own_keypoints]
+    if not added:
+        return poses
+    kept = [pose for pose, share in zip(poses, own) if share >= settings.min_own_keypoints_decoded]
+    return kept + added
+
+
+def _cell_owners(distances: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """h x w index of the pose each grid cell belongs to: for the cells in `cells` the pose
+    nearest their votes (P x N `distances`), for every other cell that of the nearest such cell."""
+    votes = np.full(cells.shape, -1, np.int32)
+    votes.reshape(-1)[np.flatnonzero(cells)] = distances.argmin(axis=0)
+    owned = votes >= 0
+    _, labels = cv2.distanceTransformWithLabels((~owned).view(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)
+    return votes[owned][labels - 1]
+
+
+def _own_keypoint_share(pose: Pose, index: int, owner: np.ndarray, stride: int,
+                        settings: MultiPoseSettings) -> float:
+    """Share of the pose's confident keypoints that sit on cells belonging to the pose itself."""
+    confident = pose.keypoints[pose.keypoints[:, 2] > settings.min_keypoint_score, :2]
+    if not len(confident):
+        return 0.0
+    cells = [_nearest_cell(float(x), float(y), stride, owner.shape) for x, y in confident]
+    return float(np.mean([owner[cell] == index for cell in cells]))
+
+
+def _torso(points: np.ndarray, stride: int) -> tuple[np.ndarray, float]:
+    """Centre of shoulders and hips, and the shoulder-to-hip length (at least two cells)."""
+    centre = points[list(_TORSO)].mean(axis=0)
+    length = float(np.linalg.norm(points[[5, 6]].mean(axis=0) - points[[11, 12]].mean(axis=0)))
+    return centre, max(length, 2.0 * stride)
 
 
 def skeleton_distances(poses: list[Pose], grid_hw: tuple[int, int], *, stride: int,
