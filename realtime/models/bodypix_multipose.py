@@ -198,15 +198,16 @@ def _vote_distances(x: np.ndarray, y: np.ndarray, pose: Pose, settings: MultiPos
 def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[Pose], *, stride: int,
                      cells: np.ndarray, max_poses: int,
                      settings: MultiPoseSettings = MultiPoseSettings()) -> list[Pose]:
-    """`poses` plus poses for people the greedy decoder missed (a person half behind another,
-    or moving fast, often grows no pose of their own), found from the person cells' long-offset
-    votes. Cells whose voted torso centre lies farther than `vote_radius` torso lengths from
-    every pose's are unexplained; a group of at least `min_vote_cells` of them voting for one
-    torso centre is a candidate pose at the median of their votes (each keypoint scored by the
-    heatmap there). Each cell then belongs to the pose its votes are nearest (as pixels are
-    given to people; empty cells to the nearest cell's pose), and a pose whose confident keypoints mostly sit on another pose's
-    cells is a misreading of that person: a candidate below `min_own_keypoints` is not added,
-    and a decoded pose below `min_own_keypoints_decoded` gives way to the candidates."""
+    """Best first: `poses` plus poses for people the greedy decoder missed (a person half
+    behind another, or moving fast, often grows no pose of their own), found from the person
+    cells' long-offset votes. Cells whose voted torso centre lies farther than `vote_radius`
+    torso lengths from every pose's are unexplained; a group of at least `min_vote_cells` of
+    them voting for one torso centre is a candidate pose at the median of their votes (each
+    keypoint scored by the heatmap there). Each cell then belongs to the pose its votes are
+    nearest (as pixels are given to people; empty cells to the nearest cell's pose), and a pose
+    whose confident keypoints mostly sit on another pose's cells is a misreading of that
+    person: a candidate below `min_own_keypoints` is not added, and a decoded pose below
+    `min_own_keypoints_decoded` gives way to the candidates."""
     if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
         return poses
     x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
@@ -245,7 +246,7 @@ def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[P
     if not added:
         return poses
     kept = [pose for pose, share in zip(poses, own) if share >= settings.min_own_keypoints_decoded]
-    return kept + added
+    return sorted(kept + added, key=lambda pose: -pose.score)
 
 
 def _cell_owners(distances: np.ndarray, cells: np.ndarray) -> np.ndarray:
