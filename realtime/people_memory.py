@@ -29,6 +29,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from realtime.models.nearest_fill import fill_from_nearest
 from realtime.types import PersonParse
 
 _NOBODY = -1
@@ -78,7 +79,7 @@ class PeopleMemory:
         if not ids:
             self._owner = None
             return []
-        filled = _nearest_owner(owner)
+        filled = fill_from_nearest(owner, _NOBODY)
         self._owner = np.where(person_fine, filled, _NOBODY)
         owner_full = _upsampled(np.searchsorted(ids, filled).astype(np.int16), frame_hw)
         overruled = owner != read  # cells the memory decided, not the reading
@@ -164,16 +165,6 @@ class PeopleMemory:
 def _fine_positions(cells: int, pixels: int) -> np.ndarray:
     """Frame pixel index of each fine cell along one axis (corner-aligned)."""
     return np.rint(np.arange(cells) * ((pixels - 1) / max(cells - 1, 1))).astype(np.intp)
-
-
-def _nearest_owner(owner: np.ndarray) -> np.ndarray:
-    """Every cell's owner: its own, or that of the nearest owned cell."""
-    owned = owner != _NOBODY
-    if owned.all():
-        return owner
-    _, labels = cv2.distanceTransformWithLabels((~owned).view(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    return owner[owned][labels - 1]
 
 
 def _upsampled(fine: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from realtime.models.labels import COCO_SKELETON
+from realtime.models.nearest_fill import fill_from_nearest
 
 # (parent, child) keypoint ids of the COCO keypoint tree rooted at the nose, in the order of
 # the displacement channels.
@@ -254,10 +255,7 @@ def _cell_owners(distances: np.ndarray, cells: np.ndarray) -> np.ndarray:
     nearest their votes (P x N `distances`), for every other cell that of the nearest such cell."""
     votes = np.full(cells.shape, -1, np.int32)
     votes.reshape(-1)[np.flatnonzero(cells)] = distances.argmin(axis=0)
-    owned = votes >= 0
-    _, labels = cv2.distanceTransformWithLabels((~owned).view(np.uint8), cv2.DIST_L2, 3,
-                                                labelType=cv2.DIST_LABEL_PIXEL)
-    return votes[owned][labels - 1]
+    return fill_from_nearest(votes)
 
 
 def _own_keypoint_share(pose: Pose, index: int, owner: np.ndarray, stride: int,
