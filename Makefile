@@ -32,7 +32,7 @@ demo: install
 test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-# The optional BlazePose keypoints (the `mediapipe` extra) in a venv of their own: mediapipe
+# The optional BlazePose keypoints and selfie person mask (the `mediapipe` extra) in a venv of their own: mediapipe
 # 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2
 # folder with opencv-python, so opencv-python is removed and contrib reinstalled over it.
 MP_VENV ?= .venv-mediapipe
@@ -48,7 +48,7 @@ $(MP_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-mediapipe: $(MP_VENV)/.installed
-	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q tests/test_fitness_clips.py tests/test_fitness_analyser.py
+	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q tests/test_fitness_clips.py tests/test_fitness_analyser.py tests/test_selfie_mask.py
 
 bench: install
 	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100

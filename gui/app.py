@@ -34,7 +34,7 @@ def run_app(args: argparse.Namespace) -> int:
     settings = QSettings()
     session = Session(model=args.model or settings.value("model", DEFAULT_MODEL, str), device=args.device,
                       weights=args.weights, internal_size=args.internal_size,
-                      max_people=args.max_people, max_side=args.max_side or None)
+                      max_people=args.max_people, max_side=args.max_side or None, person_mask=args.person_mask)
     if args.smoothing is not None:
         settings.setValue("view/smoothing", args.smoothing)
     window = MainWindow(session, settings)

@@ -17,6 +17,7 @@ from realtime.analysis.fitness import FitnessAnalyser
 from realtime.models.blazepose import pose_stages
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
+from realtime.models.selfie_mask import person_mask_stages
 from realtime.pipeline import Pipeline
 from realtime.smoothing import DEFAULT_STRENGTH
 from realtime.sources import redact_url
@@ -26,7 +27,7 @@ from realtime.stages import result_stages
 class Session:
     def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
                  internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH,
-                 max_people: int | None = None, max_side: int | None = None) -> None:
+                 max_people: int | None = None, max_side: int | None = None, person_mask: str = "auto") -> None:
         self._model = model
         self._max_side = max_side
         self._max_people = max_people
@@ -44,6 +45,7 @@ class Session:
         self._opened: list[tuple[Pipeline | None, str | None]] = []
         self._fitness: FitnessAnalyser | None = None
         self._pose_stages: list | None = None  # built when the first exercise is picked
+        self._person_mask_stages = person_mask_stages(person_mask)
         self.source_spec: str | None = None
 
     # --- state the window observes ---------------------------------------------------
@@ -171,12 +173,14 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
-        for stage in self._pose_stages or []:
+        for stage in [*(self._pose_stages or []), *self._person_mask_stages]:
             stage.close()
         self._pose_stages = None
+        self._person_mask_stages = []
 
     def _stages(self) -> list:
-        return result_stages(pose=self._pose_stages or [], smoothing=self._smoothing)
+        return result_stages(pose=self._pose_stages or [], smoothing=self._smoothing,
+                             person_mask=self._person_mask_stages)
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""

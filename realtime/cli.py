@@ -15,6 +15,7 @@ from pathlib import Path
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, fitness_setup
 from realtime.eval_cli import add_eval_commands, smoothing_strength
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.models.selfie_mask import PERSON_MASK_SOURCES, person_mask_stages
 from realtime.smoothing import DEFAULT_STRENGTH
 
 EXIT_ERROR = 1
@@ -62,6 +63,9 @@ def _build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, metavar="N",
                              help=f"parse up to N people, each with a stable ID (default {DEFAULT_MAX_PEOPLE}; "
                                   "1 = single-person mode, the fastest)")
+        command.add_argument("--person-mask", default="auto", choices=PERSON_MASK_SOURCES,
+                             help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
+                                  "(needs the mediapipe extra; auto = selfie when installed)")
 
     def smoothing_option(command: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
         command.add_argument("--smoothing", type=smoothing_strength, default=default, metavar="STRENGTH",
@@ -174,7 +178,8 @@ def _process(args: argparse.Namespace) -> int:
                         size=parse_size(args.size), max_side=args.max_side or None, realtime=args.realtime,
                         internal_size=args.internal_size, loop=args.loop, frame_limit=args.frames,
                         max_people=args.max_people,
-                        stages=result_stages(pose=fitness.stages, smoothing=args.smoothing),
+                        stages=result_stages(pose=fitness.stages, smoothing=args.smoothing,
+                                             person_mask=person_mask_stages(args.person_mask)),
                         analysers=fitness.analysers)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
@@ -237,7 +242,8 @@ def _bench(args: argparse.Namespace) -> int:
         return _bench_max_people(args)
     pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
                         size=parse_size(args.size), max_side=args.max_side or None, buffer_frames=1, internal_size=args.internal_size,
-                        max_people=args.max_people, stages=result_stages(smoothing=args.smoothing))
+                        max_people=args.max_people,
+                        stages=result_stages(smoothing=args.smoothing, person_mask=person_mask_stages(args.person_mask)))
     results = []
     enough = threading.Event()
     wanted = args.frames + args.warmup

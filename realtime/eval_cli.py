@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from realtime.models.selfie_mask import person_mask_stages
 from realtime.smoothing import DEFAULT_STRENGTH
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
@@ -79,8 +80,9 @@ def _dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
-def _model_fields(parser, args: argparse.Namespace) -> dict:
+def _model_fields(parser, args: argparse.Namespace, person_mask: list) -> dict:
     return {"model": parser.spec.name, "device": str(parser.device), "internal_size": parser.internal_size,
+            "person_mask": person_mask[0].name if person_mask else "parser",
             **({"smoothing": args.smoothing} if hasattr(args, "smoothing") else {})}
 
 
@@ -91,9 +93,10 @@ def _flicker(args: argparse.Namespace) -> int:
 
     size = parse_size(args.size)
     parser = _load(args)
+    stages = person_mask_stages(args.person_mask)
     report = evaluate_flicker(parser, file_frames(args.source, size=size, limit=args.frames),
-                              TemporalSmoother(args.smoothing))
-    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, args), **report}))
+                              TemporalSmoother(args.smoothing), stages=stages)
+    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, args, stages), **report}))
     return 0
 
 
@@ -106,17 +109,22 @@ def _jitter(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
     stills = [read_rgb(path) for path in paths]
     parser = _load(args)
+    stages = person_mask_stages(args.person_mask)
     report = evaluate_jitter(parser, stills, lambda: TemporalSmoother(args.smoothing), frames=args.frames,
-                             seed=args.seed)
-    print(json.dumps({**_model_fields(parser, args), **report}))
+                             seed=args.seed, stages=stages)
+    print(json.dumps({**_model_fields(parser, args, stages), **report}))
     return 0
 
 
 def _person_iou(args: argparse.Namespace) -> int:
-    from realtime.evaluation import evaluate_person_iou, labelled_images
+    from realtime.evaluation import evaluate_person_iou, labelled_images, run_stages
+    from realtime.types import Frame
 
     images = labelled_images(_dataset(args))
     parser = _load(args)
-    report = evaluate_person_iou(lambda rgb: parser.parse(rgb).person_mask, images)
-    print(json.dumps({**_model_fields(parser, args), **report}))
+    stages = person_mask_stages(args.person_mask)
+
+    report = evaluate_person_iou(lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb)).person_mask,
+                                 images)
+    print(json.dumps({**_model_fields(parser, args, stages), **report}))
     return 0

@@ -64,15 +64,16 @@ def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | 
         raise SourceError(source.error)
 
 
-def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage) -> dict:
+def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *, stages: Sequence[Stage] = ()) -> dict:
     """Mean flicker of the raw per-frame labels and of the smoother's labels over a clip, and
-    milliseconds per frame for parsing and for smoothing."""
+    milliseconds per frame for parsing and for smoothing. `stages` (the person-mask stages) run
+    on every parse before the smoother; their time counts as parsing."""
     flicker: dict[str, list[float]] = {"raw": [], "smoothed": []}
     parse_ms, smooth_ms = [], []
     previous: tuple[Frame, dict[str, np.ndarray]] | None = None
     for frame in frames:
         start = time.perf_counter()
-        raw = parser.parse(frame.image)
+        raw = run_stages(stages, frame, parser.parse(frame.image))
         parsed = time.perf_counter()
         smoothed = smoother(frame, raw)
         parse_ms.append((parsed - start) * 1000)
@@ -153,19 +154,21 @@ def agreement(labels: np.ndarray, reference: np.ndarray, valid: np.ndarray) -> t
 
 
 def evaluate_jitter(parser: Parser, stills: Sequence[np.ndarray], make_smoother: Callable[[], Stage], *,
-                    frames: int = 45, seed: int = 0, motion: JitterMotion = JitterMotion()) -> dict:
+                    frames: int = 45, seed: int = 0, motion: JitterMotion = JitterMotion(),
+                    stages: Sequence[Stage] = ()) -> dict:
     """Agreement of raw and smoothed labels with the still's own parse moved by the known motion,
-    averaged over all frames of all stills."""
+    averaged over all frames of all stills. `stages` (the person-mask stages) run on every parse,
+    the still's included, before the smoother."""
     rng = np.random.default_rng(seed)
     scores: dict[str, list[tuple[float, float]]] = {"raw": [], "smoothed": []}
     for still in stills:
         height, width = still.shape[:2]
-        reference_labels = parser.parse(still).labels
+        reference_labels = run_stages(stages, Frame(still, 0, 0.0), parser.parse(still)).labels
         track = smooth_affine_track((width, height), frames, rng, motion)
         smoother = make_smoother()
         for (frame, valid), matrix in zip(jittered_frames(still, track, rng, motion.noise_sigma), track):
             reference = cv2.warpAffine(reference_labels, matrix, (width, height), flags=cv2.INTER_NEAREST)
-            raw = parser.parse(frame.image)
+            raw = run_stages(stages, frame, parser.parse(frame.image))
             smoothed = smoother(frame, raw)
             scores["raw"].append(agreement(raw.labels, reference, valid))
             scores["smoothed"].append(agreement(smoothed.labels, reference, valid))
@@ -251,6 +254,13 @@ def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images:
         "ms_per_image": _median_ms(times),
         "per_image": rows,
     }
+
+
+def run_stages(stages: Sequence[Stage], frame: Frame, parse: ParseResult) -> ParseResult:
+    """`parse` through `stages`, in order."""
+    for stage in stages:
+        parse = stage(frame, parse)
+    return parse
 
 
 def _median_ms(values: Sequence[float]) -> float:

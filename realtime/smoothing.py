@@ -3,7 +3,8 @@
 Per frame:
   1. the model's grid scores (person logit, part log-probabilities, from part_probs) are laid on
      a grid `fine_factor` times finer, corner-aligned, so it holds the model's bilinear scores
-     exactly and warping it blurs far less than warping the coarse grid would;
+     exactly and warping it blurs far less than warping the coarse grid would (a finer person
+     probability, `person_probs`, is sampled onto it instead of the grid's);
   2. dense optical flow (OpenCV DIS on a small grey copy of the frame, this frame -> the
      previous one) carries the smoothed scores of the previous frame onto this one, so the
      memory follows motion instead of trailing it;
@@ -104,6 +105,8 @@ class TemporalSmoother:
             return replace(parse, keypoints=keypoints, people=people)
         gray = _small_gray(frame.image, self.tuning.flow_long_side)
         probs = _probabilities(self._fine_scores(parse.part_probs))
+        if parse.person_probs is not None:
+            probs[..., 0] = _on_fine_grid(parse.person_probs, probs.shape[:2])
         if memory is not None and memory.probs.shape != probs.shape:
             memory = None
         past = None if memory is None else self._warp_memory(memory, gray)
@@ -122,7 +125,8 @@ class TemporalSmoother:
         self._memory = _Memory(gray, probs, frame_hw)
         factor = self.tuning.fine_factor
         return replace(parse, labels=labels, person_mask=person, keypoints=keypoints, people=people,
-                       part_probs=np.ascontiguousarray(np.moveaxis(probs[::factor, ::factor], -1, 0)))
+                       part_probs=np.ascontiguousarray(np.moveaxis(probs[::factor, ::factor], -1, 0)),
+                       person_probs=None)
 
     # --- steps -------------------------------------------------------------------------
     def _fine_scores(self, part_probs: np.ndarray) -> np.ndarray:
@@ -232,6 +236,14 @@ def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
     size = (max(round(width * scale), 8), max(round(height * scale), 8))
     gray = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     return cv2.GaussianBlur(gray, (3, 3), 0)
+
+
+def _on_fine_grid(frame_probs: np.ndarray, fine_hw: tuple[int, int]) -> np.ndarray:
+    """H x W probabilities sampled (bilinear) at the fine grid's corner-aligned cells."""
+    (height, width), (fine_h, fine_w) = frame_probs.shape, fine_hw
+    sx, sy = (width - 1) / max(fine_w - 1, 1), (height - 1) / max(fine_h - 1, 1)
+    return cv2.warpAffine(frame_probs, np.array([[sx, 0, 0], [0, sy, 0]]), (fine_w, fine_h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:

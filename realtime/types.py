@@ -72,6 +72,8 @@ class ParseResult:
         M2FP-CIHP give each person's own mask; single-person BodyPix gives one entry holding
         the whole person mask; other single-person models leave it empty). `keypoints` is
         the strongest person's.
+    person_probs: H x W float32 person probability sharper than part_probs' grid (from a
+        second, finer person model), which the smoother then uses instead; or None.
     """
 
     labels: np.ndarray
@@ -81,6 +83,7 @@ class ParseResult:
     palette: np.ndarray
     part_probs: np.ndarray | None = None
     people: list[PersonParse] = field(default_factory=list)
+    person_probs: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.labels.ndim != 2 or self.labels.dtype != np.uint8:

@@ -1,0 +1,99 @@
+"""The optional sharper person mask (`--person-mask selfie`, the mediapipe extra): BodyPix's
+person probability fused with MediaPipe's selfie segmenter, on the real labelled images and
+real clips. `make test-mediapipe` runs these with mediapipe installed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from _paths import REPO, datasets_dir
+from conftest import read_frames
+
+from realtime.analysis.tracking import PersonTracker
+from realtime.evaluation import labelled_images, mask_iou, read_person_truth, read_rgb, run_stages
+from realtime.models.selfie_mask import SelfieMaskStage, selfie_available
+from realtime.smoothing import TemporalSmoother
+from realtime.types import Frame
+
+needs_mediapipe = pytest.mark.skipif(not selfie_available(), reason="the selfie mask needs the optional mediapipe extra")
+
+
+def _full_body_images():
+    """The shared skin/clothes/hair photos: one person, whole body, the closest here to the
+    issue's acceptance set of full-body photos."""
+    return [item for item in labelled_images(datasets_dir()) if item.image.parent.name == "skin_clothes_hair"]
+
+
+@needs_mediapipe
+def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
+    """Each photo also as a still scene of 6 frames through the smoother, which then holds the
+    fused probability on its grid."""
+    stage = SelfieMaskStage()
+    parser_iou, fused_iou, smoothed_iou = [], [], []
+    for item in _full_body_images():
+        rgb, truth = read_rgb(item.image), read_person_truth(item.label)
+        parse = bodypix.parse(rgb)
+        parser_iou.append(mask_iou(parse.person_mask, truth))
+        fused_iou.append(mask_iou(stage(Frame(rgb, 0, 0.0), parse).person_mask, truth))
+        smoother = TemporalSmoother(0.8)
+        for index in range(6):
+            frame = Frame(rgb, index, index / 30)
+            smoothed = smoother(frame, stage(frame, bodypix.parse(rgb)))
+        smoothed_iou.append(mask_iou(smoothed.person_mask, truth))
+    assert len(fused_iou) >= 5
+    # measured: 0.848 -> 0.880 (0.880 smoothed) over the 7 photos; no photo drops by more than 0.02
+    assert np.mean(fused_iou) >= np.mean(parser_iou) + 0.02, (parser_iou, fused_iou)
+    assert min(f - p for f, p in zip(fused_iou, parser_iou)) > -0.03, (parser_iou, fused_iou)
+    assert np.mean(smoothed_iou) >= np.mean(parser_iou) + 0.02, (parser_iou, smoothed_iou)
+
+
+@needs_mediapipe
+def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
+    """After smoothing and tracking on a two-person clip: every fused person pixel has a part,
+    nothing outside it does, and the people still split it exactly."""
+    bodypix.max_people = 4
+    stages = [SelfieMaskStage(), PersonTracker(), TemporalSmoother(0.8)]
+    without = [PersonTracker(), TemporalSmoother(0.8)]
+    changed = 0
+    for index, rgb in enumerate(read_frames(media_dir / "pose2sim-multi-cam01.mp4", list(range(0, 40, 4)))):
+        rgb = cv2.resize(rgb, (540, 960), interpolation=cv2.INTER_AREA)
+        frame = Frame(rgb, index, index / 15)
+        parse = bodypix.parse(rgb)
+        fused = run_stages(stages, frame, parse)
+        changed += int((fused.person_mask != run_stages(without, frame, parse).person_mask).sum())
+        np.testing.assert_array_equal(fused.labels > 0, fused.person_mask)
+        union = np.zeros_like(fused.person_mask)
+        for person in fused.people:
+            assert not (union & person.mask).any(), f"frame {index}: people overlap"
+            union |= person.mask
+        np.testing.assert_array_equal(union, fused.person_mask)
+        assert [p.id for p in fused.people] == [p.id for p in parse.people]
+    assert changed > 0
+
+
+@needs_mediapipe
+def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, tmp_path: Path):
+    out, metrics = tmp_path / "fused.mp4", tmp_path / "fused.jsonl"
+    run = subprocess.run([sys.executable, "main.py", "process", str(single_clip), "-o", str(out), "--metrics",
+                          str(metrics), "--frames", "12", "--size", "640x480", "--person-mask", "selfie"],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert len(lines) == 12 and all(line["people"] for line in lines)
+
+
+@pytest.mark.skipif(selfie_available(), reason="mediapipe is installed here")
+def test_asking_for_the_selfie_mask_without_mediapipe_says_how_to_get_it(single_clip: Path, tmp_path: Path):
+    run = subprocess.run([sys.executable, "main.py", "process", str(single_clip), "-o", str(tmp_path / "x.mp4"),
+                          "--frames", "2", "--person-mask", "selfie"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 1 and "partsight[mediapipe]" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
