@@ -76,6 +76,11 @@ class GridUpsampler:
             labels[ys, xs] = self._interpolated_argmax(logits, ys, xs)
         return labels
 
+    def argmax_at(self, logits: np.ndarray, frame_hw: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """argmax over C of the upsampled C x gh x gw logits at the frame pixels (ys, xs) only."""
+        self._geometry(logits.shape[-2:], frame_hw)
+        return self._interpolated_argmax(logits, ys, xs)
+
     def _interpolated_argmax(self, logits: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         grid = np.ascontiguousarray(np.moveaxis(logits, 0, -1), np.float32)  # gh x gw x C
         y0, fy = self._rows.cell[ys], self._rows.frac[ys][:, None]

@@ -62,9 +62,9 @@ class SelfieMaskStage:
         person = np.where(decided_by_selfie, fused, parse.person_mask)
         added = person & ~parse.person_mask
         labels = np.where(person, parse.labels, 0).astype(np.uint8)
-        if added.any():
-            part_logits = np.log(parse.part_probs[1:] + _EPS)
-            labels[added] = self._upsampler.argmax(part_logits, frame_hw, added)[added] + 1
+        ys, xs = np.nonzero(added)
+        if len(ys):
+            labels[ys, xs] = self._upsampler.argmax_at(np.log(parse.part_probs[1:] + _EPS), frame_hw, ys, xs) + 1
         return replace(parse, labels=labels, person_mask=person, people=_people_within(parse.people, person, added),
                        person_probs=fused_probs)
 
