@@ -13,7 +13,8 @@ with the smoother's optical flow, and each frame:
      visible pixels land in the front person's mask), for at most `coast_s` after they were
      last read, whole or as a piece (and only if read whole on two frames at least): they
      "coast". A missing one is reported with their last keypoints at score 0;
-  3. a new ID whose reading lies mostly in one person's carried cells is that person: a coasting
+  3. a new ID whose reading (where the smoothed mask is person) lies mostly in one person's
+     carried cells is that person: a coasting
      person read again after the tracker lost them (it takes their ID from then on), or a stray
      second reading of someone read now (folded into them, for at most `max_folds` frames in a
      row, so a new person stepping out from behind someone is delayed that long at most);

@@ -15,8 +15,10 @@ predicts each keypoint of its person lies; it belongs to the pose whose confiden
 are nearest on average, plus `skeleton_weight` times the squared distance from the cell itself
 to the pose's skeleton (another addition: where one person is half behind another, the
 network's long offsets often point the hidden one's pixels at the front one's keypoints,
-though the hidden one's own skeleton runs through them). Positions are in network-input pixels; offsets hold K y-channels,
-then K x-channels; displacements E y-channels, then E x-channels.
+though the hidden one's own skeleton runs through them). A pose found from a group of person
+cells standing apart owns those cells outright (`give_owned_cells`). Positions are in
+network-input pixels; offsets hold K y-channels, then K x-channels; displacements E
+y-channels, then E x-channels.
 """
 from __future__ import annotations
 
@@ -203,13 +205,15 @@ def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[P
     """Best first: `poses` plus poses for people the greedy decoder missed (a person half
     behind another, or moving fast, often grows no pose of their own), found from the person
     cells' long-offset votes. Cells whose voted torso centre lies farther than `vote_radius`
-    torso lengths from every pose's are unexplained; a group of at least `min_vote_cells` of
-    them voting for one torso centre is a candidate pose at the median of their votes (each
-    keypoint scored by the heatmap there). Each cell then belongs to the pose its votes are
-    nearest (as pixels are given to people; empty cells to the nearest cell's pose), and a pose
-    whose confident keypoints mostly sit on another pose's cells is a misreading of that
-    person: a candidate below `min_own_keypoints` is not added, and a decoded pose below
-    `min_own_keypoints_decoded` gives way to the candidates."""
+    torso lengths from every pose's are unexplained. A connected group of them standing apart
+    is a person of its own (`_detached_people`); among the rest, a group of at least
+    `min_vote_cells` voting for one torso centre is a candidate pose at the median of their
+    votes (each keypoint scored by the heatmap there). Each cell then belongs to the pose its
+    votes are nearest (as pixels are given to people; empty cells to the nearest cell's pose;
+    a detached person's cells to them), and a pose whose confident keypoints mostly sit on
+    another pose's cells is a misreading of that person: a voted candidate below
+    `min_own_keypoints` is not added, and a decoded pose below `min_own_keypoints_decoded`
+    gives way to the candidates."""
     if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
         return poses
     x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
