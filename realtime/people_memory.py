@@ -14,10 +14,10 @@ with the smoother's optical flow, and each frame:
      last read, whole or as a piece (and only if read whole on two frames at least): they
      "coast". A missing one is reported with their last keypoints at score 0;
   3. a new ID whose reading (where the smoothed mask is person) lies mostly in one person's
-     carried cells is that person: a coasting
-     person read again after the tracker lost them (it takes their ID from then on), or a stray
-     second reading of someone read now (folded into them, for at most `max_folds` frames in a
-     row, so a new person stepping out from behind someone is delayed that long at most);
+     carried cells is that person: a coasting person read again after the tracker lost them
+     (it takes their ID from then on), or a stray second reading of someone read now (folded
+     into them, for at most `max_folds` frames in a row, so a new person stepping out from
+     behind someone is delayed that long at most);
   4. any other new ID counts from its second frame in a row on (its first frame's pixels go to
      the others), so a single-frame misreading never becomes a person;
   5. person cells still without an owner go to the nearest owned cell.
@@ -102,7 +102,8 @@ class PeopleMemory:
                 result.append(PersonParse(person_id, mask, keypoints, last.score))
         self._last = {p.id: p for p in result if p.id in readings} | {
             i: p for i, p in self._last.items() if i in coasting}
-        self._read_s = {i: t for i, t in self._read_s.items() if now_s - t <= self.coast_s} | dict.fromkeys(readings, now_s)
+        self._read_s = {i: t for i, t in self._read_s.items() if now_s - t <= self.coast_s}
+        self._read_s.update(dict.fromkeys(readings, now_s))
         self._whole_s = {i: t for i, t in self._whole_s.items() if i in self._read_s}
         return result
 
@@ -128,7 +129,7 @@ class PeopleMemory:
         """Whether a person read whole on at least two frames, and read at all within `coast_s`,
         may coast."""
         whole_s = self._whole_s.get(person_id)
-        read_s = max(self._read_s.get(person_id, -np.inf), whole_s or -np.inf)
+        read_s = self._read_s.get(person_id, whole_s)
         return whole_s is not None and whole_s > self._first_s[person_id] and now_s - read_s <= self.coast_s
 
     def _merged_readings(self, people: list[PersonParse], sample: tuple, past: np.ndarray | None,

@@ -232,6 +232,20 @@ def test_single_person_clips_give_one_person(media_dir: Path):
         assert len(foreground) == 1, f"frame {frame.index}: {frame.centroids()}"
 
 
+def test_a_body_no_pose_explains_standing_apart_is_a_person_of_its_own(media_dir: Path):
+    """pose2sim-multi-cam04 frames 36 and 44, the parser alone (no tracker, no smoother): the
+    bent-over man has no keypoint of his own and his pixels' long offsets point towards the
+    woman, but his pixels stand apart from hers, so he is a person of his own."""
+    marks, _ = OTHER_CAMERAS["pose2sim-multi-cam04.mp4"]
+    parser = load_parser("bodypix", device="cpu", max_people=4)
+    for index, image in zip((36, 44), read_frames(media_dir / "pose2sim-multi-cam04.mp4", [36, 44])):
+        result = parser.parse(cv2.resize(image, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA))
+        (man_x, man_y), (woman_x, woman_y) = marks[index]
+        man = [p.id for p in result.people if p.mask[man_y // 2, man_x // 2]]
+        woman = [p.id for p in result.people if p.mask[woman_y // 2, woman_x // 2]]
+        assert len(man) == 1 and len(woman) == 1 and man != woman, f"frame {index}: {man}, {woman}"
+
+
 def test_one_person_mode_keeps_the_single_person_path(media_dir: Path):
     image = read_frames(media_dir / "pose2sim-multi-cam01.mp4", [0])[0]
     result = load_parser("bodypix", device="cpu").parse(image)

@@ -313,7 +313,7 @@ def give_owned_cells(distances: np.ndarray, poses: list[Pose]) -> None:
         return
     farthest = np.float32(distances.max() + 1.0)
     ring = np.ones((3, 3), np.uint8)
-    for index, cells in owning:
+    for _, cells in owning:
         distances[:, cells] = farthest
     for index, cells in owning:
         distances[index] = np.where(cv2.dilate(cells.view(np.uint8), ring).view(bool), 0.0, farthest)
