@@ -11,12 +11,13 @@ with the smoother's optical flow, and each frame:
      share, keeps all the carried cells that are still person, even where the parser gave them
      to someone else (a person behind another is often missed or read as a piece, and their
      visible pixels land in the front person's mask), for at most `coast_s` after they were
-     last read whole (and only if read whole on two frames at least): they "coast". A missing
-     one is reported with their last keypoints at score 0;
-  3. a new ID whose reading lies mostly in one person's carried cells is that person: a coasting
-     person read again after the tracker lost them (it takes their ID from then on), or a stray
-     second reading of someone read now (folded into them, for at most `max_folds` frames in a
-     row, so a new person stepping out from behind someone is delayed that long at most);
+     last read, whole or as a piece (and only if read whole on two frames at least): they
+     "coast". A missing one is reported with their last keypoints at score 0;
+  3. a new ID whose reading (where the smoothed mask is person) lies mostly in one person's
+     carried cells is that person: a coasting person read again after the tracker lost them
+     (it takes their ID from then on), or a stray second reading of someone read now (folded
+     into them, for at most `max_folds` frames in a row, so a new person stepping out from
+     behind someone is delayed that long at most);
   4. any other new ID counts from its second frame in a row on (its first frame's pixels go to
      the others), so a single-frame misreading never becomes a person;
   5. person cells still without an owner go to the nearest owned cell.
@@ -36,8 +37,8 @@ _NOBODY = -1
 
 
 class PeopleMemory:
-    """State: the owner map, when each person was last read whole, their last output, and the
-    IDs taken over by coasting people."""
+    """State: the owner map, when each person was last read (whole, and at all), their last
+    output, and the IDs taken over by coasting people."""
 
     def __init__(self, *, coast_s: float = 0.4, kept_share: float = 0.75, alias_share: float = 0.5,
                  max_folds: int = 2) -> None:
@@ -50,6 +51,7 @@ class PeopleMemory:
     def reset(self) -> None:
         self._owner: np.ndarray | None = None  # fh x fw int32 person IDs on the fine grid
         self._whole_s: dict[int, float] = {}
+        self._read_s: dict[int, float] = {}
         self._last: dict[int, PersonParse] = {}
         self._aliases: dict[int, int] = {}
         self._first_s: dict[int, float] = {}  # when each person was first read (IDs are never reused)
@@ -70,7 +72,7 @@ class PeopleMemory:
             past = cv2.remap(self._owner.astype(np.float32), flow_from[0], flow_from[1], cv2.INTER_NEAREST,
                              borderMode=cv2.BORDER_CONSTANT, borderValue=_NOBODY).astype(np.int32)
             past[~person_fine] = _NOBODY
-        readings = self._merged_readings(people, sample, past, now_s)
+        readings = self._merged_readings(people, sample, past, person_fine, now_s)
         read = np.full(fine_hw, _NOBODY, np.int32)
         for person_id, reading in readings.items():
             read[reading.mask[sample]] = person_id
@@ -100,7 +102,9 @@ class PeopleMemory:
                 result.append(PersonParse(person_id, mask, keypoints, last.score))
         self._last = {p.id: p for p in result if p.id in readings} | {
             i: p for i, p in self._last.items() if i in coasting}
-        self._whole_s = {i: t for i, t in self._whole_s.items() if now_s - t <= self.coast_s or i in readings}
+        self._read_s = {i: t for i, t in self._read_s.items() if now_s - t <= self.coast_s}
+        self._read_s.update(dict.fromkeys(readings, now_s))
+        self._whole_s = {i: t for i, t in self._whole_s.items() if i in self._read_s}
         return result
 
     def _owners(self, readings: dict[int, PersonParse], read: np.ndarray, past: np.ndarray | None,
@@ -122,12 +126,14 @@ class PeopleMemory:
         return owner, coasting
 
     def _coasts(self, person_id: int, now_s: float) -> bool:
-        """Whether a person read whole on at least two frames, the last within `coast_s`, may coast."""
+        """Whether a person read whole on at least two frames, and read at all within `coast_s`,
+        may coast."""
         whole_s = self._whole_s.get(person_id)
-        return whole_s is not None and whole_s > self._first_s[person_id] and now_s - whole_s <= self.coast_s
+        read_s = self._read_s.get(person_id, whole_s)
+        return whole_s is not None and whole_s > self._first_s[person_id] and now_s - read_s <= self.coast_s
 
     def _merged_readings(self, people: list[PersonParse], sample: tuple, past: np.ndarray | None,
-                         now_s: float) -> dict[int, PersonParse]:
+                         person_fine: np.ndarray, now_s: float) -> dict[int, PersonParse]:
         """This frame's readings by person ID: aliases applied (new ones taken where a new ID
         lies in someone's carried cells), readings sharing an ID merged."""
         present = {self._aliases.get(p.id, p.id) for p in people}
@@ -137,7 +143,7 @@ class PeopleMemory:
         for reading in people:
             person_id = self._aliases.get(reading.id, reading.id)
             if past is not None and person_id not in self._first_s:
-                cells = reading.mask[sample]
+                cells = reading.mask[sample] & person_fine
                 carried = past[cells]
                 carried = carried[carried >= 0]
                 candidate = int(np.bincount(carried).argmax()) if len(carried) else _NOBODY

@@ -22,6 +22,7 @@ from realtime.models.bodypix_multipose import (
     MultiPoseSettings,
     Pose,
     decode_multiple_poses,
+    give_owned_cells,
     instance_distances,
     skeleton_distances,
     with_voted_poses,
@@ -366,13 +367,15 @@ class BodyPixParser(Parser):
                                       grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
                                       settings=self.multi_pose)
         poses = with_voted_poses(grids["long_offsets"], scores, poses, stride=stride, cells=person_cells,
-                                 max_poses=self.max_people, settings=self.multi_pose)
+                                 max_poses=self.max_people, short_offsets=grids["short_offsets"],
+                                 settings=self.multi_pose)
         if len(poses) > 1:
             near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
             distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
                                            settings=self.multi_pose)
             distances += self.multi_pose.skeleton_weight * skeleton_distances(
                 poses, person_cells.shape, stride=stride, settings=self.multi_pose) ** 2
+            give_owned_cells(distances, poses)
             owner = self._nearest_pose(distances, frame_hw)
             masks = [person & (owner == i) for i in range(len(poses))]
         else:

@@ -15,8 +15,10 @@ predicts each keypoint of its person lies; it belongs to the pose whose confiden
 are nearest on average, plus `skeleton_weight` times the squared distance from the cell itself
 to the pose's skeleton (another addition: where one person is half behind another, the
 network's long offsets often point the hidden one's pixels at the front one's keypoints,
-though the hidden one's own skeleton runs through them). Positions are in network-input pixels; offsets hold K y-channels,
-then K x-channels; displacements E y-channels, then E x-channels.
+though the hidden one's own skeleton runs through them). A pose found from a group of person
+cells standing apart owns those cells outright (`give_owned_cells`). Positions are in
+network-input pixels; offsets hold K y-channels, then K x-channels; displacements E
+y-channels, then E x-channels.
 """
 from __future__ import annotations
 
@@ -62,6 +64,7 @@ class MultiPoseSettings:
 class Pose:
     keypoints: np.ndarray  # K x 3 float32: x, y, score in network-input pixels
     score: float
+    cells: np.ndarray | None = None  # h x w bool grid cells the pose owns outright, if any
 
 
 def decode_multiple_poses(scores: np.ndarray, short_offsets: np.ndarray, displacement_fwd: np.ndarray,
@@ -197,18 +200,20 @@ def _vote_distances(x: np.ndarray, y: np.ndarray, pose: Pose, settings: MultiPos
 
 
 def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[Pose], *, stride: int,
-                     cells: np.ndarray, max_poses: int,
+                     cells: np.ndarray, max_poses: int, short_offsets: np.ndarray,
                      settings: MultiPoseSettings = MultiPoseSettings()) -> list[Pose]:
     """Best first: `poses` plus poses for people the greedy decoder missed (a person half
     behind another, or moving fast, often grows no pose of their own), found from the person
     cells' long-offset votes. Cells whose voted torso centre lies farther than `vote_radius`
-    torso lengths from every pose's are unexplained; a group of at least `min_vote_cells` of
-    them voting for one torso centre is a candidate pose at the median of their votes (each
-    keypoint scored by the heatmap there). Each cell then belongs to the pose its votes are
-    nearest (as pixels are given to people; empty cells to the nearest cell's pose), and a pose
-    whose confident keypoints mostly sit on another pose's cells is a misreading of that
-    person: a candidate below `min_own_keypoints` is not added, and a decoded pose below
-    `min_own_keypoints_decoded` gives way to the candidates."""
+    torso lengths from every pose's are unexplained. A connected group of them standing apart
+    is a person of its own (`_detached_people`); among the rest, a group of at least
+    `min_vote_cells` voting for one torso centre is a candidate pose at the median of their
+    votes (each keypoint scored by the heatmap there). Each cell then belongs to the pose its
+    votes are nearest (as pixels are given to people; empty cells to the nearest cell's pose;
+    a detached person's cells to them), and a pose whose confident keypoints mostly sit on
+    another pose's cells is a misreading of that person: a voted candidate below
+    `min_own_keypoints` is not added, and a decoded pose below `min_own_keypoints_decoded`
+    gives way to the candidates."""
     if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
         return poses
     x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
@@ -223,8 +228,11 @@ def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[P
     left = np.ones(len(centre_x), bool)
     for pose in poses:
         left &= torso_distances(pose) > settings.vote_radius
-    candidates: list[Pose] = []
     grid_hw = scores.shape[1:]
+    candidates = _detached_people(scores, short_offsets, poses, cells, left, stride=stride,
+                                  max_people=max_poses - len(poses), settings=settings)
+    for candidate in candidates:
+        left &= ~candidate.cells[cells]
     while len(poses) + len(candidates) < max_poses and np.count_nonzero(left) >= settings.min_vote_cells:
         seed_x, seed_y = np.median(centre_x[left]), np.median(centre_y[left])
         length = max(float(np.median(torso_lengths[left])), 2.0 * stride)
@@ -241,21 +249,74 @@ def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[P
     if not candidates:
         return poses
     everyone = [*poses, *candidates]
-    owner = _cell_owners(np.stack([_vote_distances(x, y, pose, settings) for pose in everyone]), cells)
+    owner = _cell_owners(np.stack([_vote_distances(x, y, pose, settings) for pose in everyone]), cells, everyone)
     own = [_own_keypoint_share(pose, index, owner, stride, settings) for index, pose in enumerate(everyone)]
-    added = [pose for pose, share in zip(candidates, own[len(poses):]) if share >= settings.min_own_keypoints]
+    added = [pose for pose, share in zip(candidates, own[len(poses):])
+             if pose.cells is not None or share >= settings.min_own_keypoints]
     if not added:
         return poses
     kept = [pose for pose, share in zip(poses, own) if share >= settings.min_own_keypoints_decoded]
     return sorted(kept + added, key=lambda pose: -pose.score)
 
 
-def _cell_owners(distances: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    """h x w index of the pose each grid cell belongs to: for the cells in `cells` the pose
-    nearest their votes (P x N `distances`), for every other cell that of the nearest such cell."""
+def _detached_people(scores: np.ndarray, short_offsets: np.ndarray, poses: list[Pose], cells: np.ndarray,
+                     unexplained: np.ndarray, *, stride: int, max_people: int,
+                     settings: MultiPoseSettings) -> list[Pose]:
+    """People the decoder missed who stand apart (a body the network reads badly, such as one
+    bent far over, often has keypoints too weak for a pose and long offsets pulled towards a
+    neighbour): connected groups (8-neighbours) of at least `min_vote_cells` person cells
+    (`cells`, h x w bool), all of them `unexplained` (N bool over `cells`) and none holding a
+    pose's confident keypoint. Each owns its cells; a keypoint lies at its strongest heatmap
+    cell among them (plus that cell's short offset), scored by the heatmap. Strongest first."""
+    count, groups = cv2.connectedComponents(cells.view(np.uint8), connectivity=8)
+    explained = np.zeros(cells.shape, bool)
+    explained[cells] = ~unexplained
+    for pose in poses:
+        for x, y in pose.keypoints[pose.keypoints[:, 2] > settings.min_keypoint_score, :2]:
+            explained[_nearest_cell(float(x), float(y), stride, cells.shape)] = True
+    people = []
+    for label in range(1, count):
+        group = groups == label
+        if np.count_nonzero(group) >= settings.min_vote_cells and not (group & explained).any():
+            people.append(_pose_on_cells(scores, short_offsets, group, stride))
+    return sorted(people, key=lambda pose: -pose.score)[:max_people]
+
+
+def _pose_on_cells(scores: np.ndarray, short_offsets: np.ndarray, group: np.ndarray, stride: int) -> Pose:
+    """A pose owning the `group` cells, each keypoint at its strongest heatmap cell among them."""
+    ys, xs = np.nonzero(group)
+    strongest = scores[:, ys, xs].argmax(axis=1)
+    keypoints = np.array([(*_cell_point(short_offsets, keypoint, int(ys[cell]), int(xs[cell]), stride),
+                           scores[keypoint, ys[cell], xs[cell]]) for keypoint, cell in enumerate(strongest)],
+                         np.float32)
+    return Pose(keypoints, float(keypoints[:, 2].mean()), cells=group)
+
+
+def _cell_owners(distances: np.ndarray, cells: np.ndarray, poses: list[Pose]) -> np.ndarray:
+    """h x w index of the pose each grid cell belongs to: the cells a pose owns outright go to
+    it, the other cells in `cells` to the pose nearest their votes (P x N `distances`), every
+    other cell to that of the nearest such cell."""
     votes = np.full(cells.shape, -1, np.int32)
     votes.reshape(-1)[np.flatnonzero(cells)] = distances.argmin(axis=0)
+    for index, pose in enumerate(poses):
+        if pose.cells is not None:
+            votes[pose.cells] = index
     return fill_from_nearest(votes)
+
+
+def give_owned_cells(distances: np.ndarray, poses: list[Pose]) -> None:
+    """In place on P x h x w cell-to-pose distances: a pose owning cells outright is nearest on
+    them and on the cells around them, and farthest everywhere else; the other poses are
+    farthest on its cells."""
+    owning = [(index, pose.cells) for index, pose in enumerate(poses) if pose.cells is not None]
+    if not owning:
+        return
+    farthest = np.float32(distances.max() + 1.0)
+    ring = np.ones((3, 3), np.uint8)
+    for _, cells in owning:
+        distances[:, cells] = farthest
+    for index, cells in owning:
+        distances[index] = np.where(cv2.dilate(cells.view(np.uint8), ring).view(bool), 0.0, farthest)
 
 
 def _own_keypoint_share(pose: Pose, index: int, owner: np.ndarray, stride: int,
