@@ -107,8 +107,8 @@ def _candidate_roots(scores: np.ndarray, settings: MultiPoseSettings) -> list[tu
 def _cell_point(short_offsets: np.ndarray, keypoint: int, cell_y: int, cell_x: int, stride: int) -> tuple[float, float]:
     """(x, y) of `keypoint` as predicted by one cell: the cell's centre plus its short offset."""
     num_keypoints = short_offsets.shape[0] // 2
-    return (cell_x * stride + float(short_offsets[num_keypoints + keypoint, cell_y, cell_x]),
-            cell_y * stride + float(short_offsets[keypoint, cell_y, cell_x]))
+    return (cell_x * stride + short_offsets.item(num_keypoints + keypoint, cell_y, cell_x),
+            cell_y * stride + short_offsets.item(keypoint, cell_y, cell_x))
 
 
 def _squared_distance(a: np.ndarray, b: tuple[float, float]) -> float:
@@ -143,13 +143,13 @@ def _follow_edge(edge: int, source: tuple[float, float, float], target: int, sco
     grid_hw = scores.shape[1:]
     num_edges = displacements.shape[0] // 2
     cell_y, cell_x = _nearest_cell(source[0], source[1], stride, grid_hw)
-    x = source[0] + float(displacements[num_edges + edge, cell_y, cell_x])
-    y = source[1] + float(displacements[edge, cell_y, cell_x])
+    x = source[0] + displacements.item(num_edges + edge, cell_y, cell_x)
+    y = source[1] + displacements.item(edge, cell_y, cell_x)
     for _ in range(refine_steps):
         cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
         x, y = _cell_point(short_offsets, target, cell_y, cell_x, stride)
     cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
-    return x, y, float(scores[target, cell_y, cell_x])
+    return x, y, scores.item(target, cell_y, cell_x)
 
 
 def long_offset_votes(long_offsets: np.ndarray, cells: np.ndarray, *, stride: int,
