@@ -30,6 +30,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from realtime.models.grid_upsample import resample_corner_aligned
 from realtime.models.nearest_fill import fill_from_nearest
 from realtime.types import PersonParse
 
@@ -83,9 +84,11 @@ class PeopleMemory:
             return []
         filled = fill_from_nearest(owner, _NOBODY)
         self._owner = np.where(person_fine, filled, _NOBODY)
-        owner_full = _upsampled(np.searchsorted(ids, filled).astype(np.int16), frame_hw)
+        owner_full = resample_corner_aligned(np.searchsorted(ids, filled).astype(np.int16), frame_hw, cv2.INTER_NEAREST)
         overruled = owner != read  # cells the memory decided, not the reading
-        kept = ~_upsampled(overruled.view(np.uint8), frame_hw).view(bool) if overruled.any() else None
+        kept = None
+        if overruled.any():
+            kept = ~resample_corner_aligned(overruled.view(np.uint8), frame_hw, cv2.INTER_NEAREST).view(bool)
         for person_id, reading in readings.items():  # the parser's own boundaries where it was kept
             np.copyto(owner_full, ids.index(person_id), where=reading.mask if kept is None else reading.mask & kept)
         np.copyto(owner_full, -1, where=~person)
@@ -171,11 +174,3 @@ class PeopleMemory:
 def _fine_positions(cells: int, pixels: int) -> np.ndarray:
     """Frame pixel index of each fine cell along one axis (corner-aligned)."""
     return np.rint(np.arange(cells) * ((pixels - 1) / max(cells - 1, 1))).astype(np.intp)
-
-
-def _upsampled(fine: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-    """fh x fw map -> frame size, nearest cell, with the fine grid's corner-aligned geometry."""
-    fine_h, fine_w = fine.shape
-    inverse = np.array([[(fine_w - 1) / max(frame_hw[1] - 1, 1), 0, 0], [0, (fine_h - 1) / max(frame_hw[0] - 1, 1), 0]])
-    return cv2.warpAffine(fine, inverse, (frame_hw[1], frame_hw[0]), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)

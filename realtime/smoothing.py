@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.models.grid_upsample import GridUpsampler, person_part_labels
+from realtime.models.grid_upsample import GridUpsampler, person_part_labels, resample_corner_aligned
 from realtime.people_memory import PeopleMemory
 from realtime.types import Frame, ParseResult
 
@@ -106,7 +106,7 @@ class TemporalSmoother:
         gray = _small_gray(frame.image, self.tuning.flow_long_side)
         probs = _probabilities(self._fine_scores(parse.part_probs))
         if parse.person_probs is not None:
-            probs[..., 0] = _on_fine_grid(parse.person_probs, probs.shape[:2])
+            probs[..., 0] = resample_corner_aligned(parse.person_probs, probs.shape[:2], cv2.INTER_LINEAR)
         if memory is not None and memory.probs.shape != probs.shape:
             memory = None
         past = None if memory is None else self._warp_memory(memory, gray)
@@ -236,14 +236,6 @@ def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
     size = (max(round(width * scale), 8), max(round(height * scale), 8))
     gray = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     return cv2.GaussianBlur(gray, (3, 3), 0)
-
-
-def _on_fine_grid(frame_probs: np.ndarray, fine_hw: tuple[int, int]) -> np.ndarray:
-    """H x W probabilities sampled (bilinear) at the fine grid's corner-aligned cells."""
-    (height, width), (fine_h, fine_w) = frame_probs.shape, fine_hw
-    sx, sy = (width - 1) / max(fine_w - 1, 1), (height - 1) / max(fine_h - 1, 1)
-    return cv2.warpAffine(frame_probs, np.array([[sx, 0, 0], [0, sy, 0]]), (fine_w, fine_h),
-                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:

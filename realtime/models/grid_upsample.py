@@ -41,17 +41,11 @@ class GridUpsampler:
         self._rows, self._cols = _axis(grid_h, height), _axis(grid_w, width)
         self._cells_w = max(grid_w - 1, 1)
         self._cell_index = (self._rows.cell[:, None] * self._cells_w + self._cols.cell[None, :]).astype(np.int32)
-        sx = (grid_w - 1) / max(width - 1, 1)
-        sy = (grid_h - 1) / max(height - 1, 1)
-        self._affine = np.array([[sx, 0, 0], [0, sy, 0]], np.float64)
         self._key = key
 
     def upsample(self, grid: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
         """One gh x gw float channel -> H x W, bilinear with corners aligned."""
-        self._geometry(grid.shape[-2:], frame_hw)
-        height, width = frame_hw
-        return cv2.warpAffine(np.ascontiguousarray(grid, np.float32), self._affine, (width, height),
-                              flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        return resample_corner_aligned(np.ascontiguousarray(grid, np.float32), frame_hw, cv2.INTER_LINEAR)
 
     def argmax(self, logits: np.ndarray, frame_hw: tuple[int, int], mask: np.ndarray | None = None) -> np.ndarray:
         """argmax over C of the upsampled C x gh x gw logits -> H x W uint8, exact wherever
@@ -90,6 +84,15 @@ class GridUpsampler:
         top = grid[y0, x0] * (1 - fx) + grid[y0, x1] * fx
         bottom = grid[y1, x0] * (1 - fx) + grid[y1, x1] * fx
         return (top * (1 - fy) + bottom * fy).argmax(axis=1).astype(np.uint8)
+
+
+def resample_corner_aligned(image: np.ndarray, out_hw: tuple[int, int], interpolation: int) -> np.ndarray:
+    """h x w (x C) array -> out_hw with corners aligned (pixel i sits at i * (h - 1) / (H - 1)),
+    either way in size; `interpolation` is cv2.INTER_LINEAR or cv2.INTER_NEAREST."""
+    (in_h, in_w), (out_h, out_w) = image.shape[:2], out_hw
+    inverse = np.array([[(in_w - 1) / max(out_w - 1, 1), 0, 0], [0, (in_h - 1) / max(out_h - 1, 1), 0]])
+    return cv2.warpAffine(image, inverse, (out_w, out_h), flags=interpolation | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def person_part_labels(upsampler: GridUpsampler, person_logits: np.ndarray, part_logits: np.ndarray,
