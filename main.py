@@ -1,7 +1,7 @@
 """PartSight entry point: `python main.py [command]` is the same as the `partsight` command."""
 import sys
 
-from realtime.cli import main
+from gui.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer
@@ -12,7 +13,7 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory
 
 from gui.main_window import MainWindow
 from gui.session import Session
-from realtime.models.registry import DEFAULT_MODEL
+from realtime.config import config_from_args
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
@@ -32,11 +33,12 @@ def run_app(args: argparse.Namespace) -> int:
     app.setWindowIcon(QIcon(str(ICON)))
     apply_dark_theme(app)
     settings = QSettings()
-    session = Session(model=args.model or settings.value("model", DEFAULT_MODEL, str), device=args.device,
-                      weights=args.weights, internal_size=args.internal_size,
-                      max_people=args.max_people, max_side=args.max_side or None, person_mask=args.person_mask)
     if args.smoothing is not None:
         settings.setValue("view/smoothing", args.smoothing)
+    config = config_from_args(args)
+    config = replace(config, model=args.model or settings.value("model", config.model, str),
+                     smoothing=settings.value("view/smoothing", config.smoothing, float))
+    session = Session(config)
     window = MainWindow(session, settings)
     window.show()
     if args.exercise:

@@ -1,54 +1,53 @@
-"""The window's hold on the engine: one Pipeline at a time, its source opened off the UI thread.
+"""The window's hold on the engine: one Pipeline at a time, its source opened off the UI thread,
+and the FrameRenderer that draws its results (also again, for a paused frame).
 
 No Qt here. A Pipeline needs a source that opens before its worker runs, so the session builds
 one the first time a source opens; once it runs, new sources and models go to it as commands.
 If a start fails (no webcam, bad file, missing weights) the session keeps no pipeline, keeps the
-error, and the next `open` builds a fresh one with the same view settings.
+error, and the next `open` builds a fresh one with the same settings.
 """
 from __future__ import annotations
 
+import logging
 import threading
-from pathlib import Path
+from dataclasses import replace
 
 import numpy as np
 
 from realtime.analysis.exercises import get_exercise
-from realtime.analysis.fitness import FitnessAnalyser
-from realtime.models.blazepose import pose_stages
+from realtime.build import Stages, build_analysers, build_pipeline, build_stages, pose_stage_wanted
+from realtime.config import PipelineConfig
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
-from realtime.models.selfie_mask import person_mask_stages
 from realtime.pipeline import Pipeline
-from realtime.smoothing import DEFAULT_STRENGTH
+from realtime.render import FrameRenderer
 from realtime.sources import redact_url
-from realtime.stages import result_stages
+from realtime.stages import Analyser
+from realtime.types import FrameResult
+
+log = logging.getLogger(__name__)
 
 
 class Session:
-    def __init__(self, *, model: str, device: str = "auto", weights: str | Path | None = None,
-                 internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH,
-                 max_people: int | None = None, max_side: int | None = None, person_mask: str = "auto") -> None:
-        self._model = model
-        self._max_side = max_side
-        self._max_people = max_people
-        self._device = device
-        self._weights = weights
-        self._internal_size = internal_size
-        self._opacity = 0.6
-        self._show_keypoints = True
-        self._visible: np.ndarray | None = None
-        self._smoothing = smoothing
-        self._selected_people: frozenset[int] | None = None
+    """Runs `config` (its source, frame limit and pacing aside: the window opens sources itself and
+    paces files like a camera) and keeps the window's settings across pipelines."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self._config = replace(config, source=None, frame_limit=None, pacing="realtime")
+        self.renderer = FrameRenderer()
         self._pipeline: Pipeline | None = None
+        self._stages: Stages | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
         self._opened: list[tuple[Pipeline | None, str | None]] = []
-        self._fitness: FitnessAnalyser | None = None
-        self._pose_stages: list | None = None  # built when the first exercise is picked
-        self._person_mask_stages = person_mask_stages(person_mask)
+        self._selected_people: frozenset[int] | None = None
         self.source_spec: str | None = None
 
     # --- state the window observes ---------------------------------------------------
+    @property
+    def config(self) -> PipelineConfig:
+        return self._config
+
     @property
     def pipeline(self) -> Pipeline | None:
         """The running pipeline, or None before a source opened or after a failed start."""
@@ -66,18 +65,22 @@ class Session:
 
     @property
     def model(self) -> str:
-        return self._pipeline.stats.model if self._pipeline is not None else self._model
+        return self._pipeline.stats.model if self._pipeline is not None else self._config.model
 
     @property
     def labels(self) -> LabelSet:
         if self._pipeline is not None:
             return self._pipeline.parser.spec.labels
-        return get_spec(self._model).labels
+        return get_spec(self._config.model).labels
 
     @property
-    def fitness(self) -> FitnessAnalyser | None:
-        """The running exercise analyser, None when no exercise is picked."""
-        return self._fitness
+    def fitness(self) -> Analyser | None:
+        """The running exercise analyser (with `summary()`), None when no exercise is picked."""
+        return self._stages.analysers[0] if self._stages is not None and self._stages.analysers else None
+
+    @property
+    def smoothing(self) -> float:
+        return self._config.smoothing
 
     def poll(self) -> None:
         """Collects the outcome of a start once it finished."""
@@ -86,6 +89,12 @@ class Session:
         self._opening.join()
         self._opening = None
         self._pipeline, self._start_error = self._opened.pop()
+        if self._pipeline is None:
+            self._stages = None
+
+    def render(self, result: FrameResult):
+        """`result` drawn with the current view settings (H x W x 3 uint8 RGB)."""
+        return self.renderer.render(result)
 
     # --- intent ----------------------------------------------------------------------
     def open(self, spec: str) -> None:
@@ -98,18 +107,15 @@ class Session:
             return
         # The model loads here, on the caller's thread: a model loaded on a short-lived thread leaves
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
+        config = replace(self._config, source=spec)
         try:
-            pipeline = Pipeline(spec, model=self._model, device=self._device, weights=self._weights,
-                                max_side=self._max_side, realtime=True, internal_size=self._internal_size,
-                                max_people=self._max_people,
-                                stages=self._stages(),
-                                analysers=[self._fitness] if self._fitness else [])
+            stages = build_stages(config)
+            pipeline = build_pipeline(config, stages, renderer=self.renderer)
         except Exception as exc:  # shown in the banner, never raised into Qt
-            self._start_error = f"cannot load model {self._model}: {_message(exc)}"
+            log.exception("cannot load model %s", config.model)
+            self._start_error = f"cannot load model {config.model}: {_message(exc)}"
             return
-        pipeline.set_opacity(self._opacity)
-        pipeline.set_show_keypoints(self._show_keypoints)
-        pipeline.set_visible_parts(self._visible)
+        self._stages = stages
         pipeline.set_selected_people(self._selected_people)
         self._start_error = None
         self._opening = threading.Thread(target=self._start, args=(pipeline,), name="partsight-gui-start",
@@ -117,44 +123,41 @@ class Session:
         self._opening.start()
 
     def switch_model(self, name: str) -> None:
-        self._model = name
-        self._weights = None
+        self._config = replace(self._config, model=name, weights=None)
         if self._pipeline is not None:
             self._pipeline.switch_model(name)
         elif self.source_spec is not None:
             self.open(self.source_spec)
 
     def set_exercise(self, name: str) -> None:
-        """Counts `name` from the next frame on, from zero ("" stops the analysis). BlazePose
-        gives the keypoints when mediapipe is installed."""
-        self._fitness = FitnessAnalyser(get_exercise(name)) if name else None
-        new_pose_stages = self._fitness is not None and self._pose_stages is None
-        if new_pose_stages:
-            self._pose_stages = pose_stages("auto")
-        if self._pipeline is not None:
-            if new_pose_stages and self._pose_stages:  # otherwise the running tracker keeps its IDs
-                self._pipeline.set_stages(self._stages())
-            self._pipeline.set_analysers([self._fitness] if self._fitness else [])
+        """Counts `name` from the next frame on, from zero ("" stops the analysis). When the
+        exercise brings a pose stage (BlazePose, if mediapipe is installed) that is not running
+        yet, every stage starts afresh; otherwise the running tracker keeps its IDs."""
+        self._config = replace(self._config, exercise=get_exercise(name) if name else None)
+        if self._pipeline is None or self._stages is None:
+            return
+        if self._stages.pose_source == "parser" and pose_stage_wanted(self._config):
+            self._stages = build_stages(self._config)
+            self._pipeline.set_stages(self._stages.result)
+        else:
+            self._stages.analysers = build_analysers(self._config)
+        self._pipeline.set_analysers(self._stages.analysers)
 
     def set_opacity(self, opacity: float) -> None:
-        self._opacity = opacity
-        if self._pipeline is not None:
-            self._pipeline.set_opacity(opacity)
+        self.renderer.view.opacity = float(min(max(opacity, 0.0), 1.0))
 
     def set_show_keypoints(self, show: bool) -> None:
-        self._show_keypoints = show
-        if self._pipeline is not None:
-            self._pipeline.set_show_keypoints(show)
+        self.renderer.view.show_keypoints = bool(show)
 
     def set_visible_parts(self, visible: np.ndarray | None) -> None:
-        self._visible = visible
-        if self._pipeline is not None:
-            self._pipeline.set_visible_parts(visible)
+        self.renderer.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
 
     def set_smoothing(self, strength: float) -> None:
-        self._smoothing = strength
-        if self._pipeline is not None:
-            self._pipeline.set_smoothing(strength)
+        """Temporal smoothing strength, 0 (off) to 1, from the next frame on."""
+        self._config = replace(self._config, smoothing=float(min(max(strength, 0.0), 1.0)))
+        if self._stages is not None:
+            self._stages.smoother.strength = self._config.smoothing
+
     @property
     def selected_people(self) -> frozenset[int] | None:
         return self._selected_people
@@ -166,27 +169,22 @@ class Session:
             self._pipeline.set_selected_people(self._selected_people)
 
     def close(self) -> None:
-        """Waits for a start in progress, then stops every engine thread (finalising a recording)."""
+        """Waits for a start in progress, then stops every engine thread (finalising a recording
+        and closing the stages)."""
         if self._opening is not None:
             self._opening.join()
             self.poll()
         if self._pipeline is not None:
             self._pipeline.stop()
             self._pipeline = None
-        for stage in [*(self._pose_stages or []), *self._person_mask_stages]:
-            stage.close()
-        self._pose_stages = None
-        self._person_mask_stages = []
-
-    def _stages(self) -> list:
-        return result_stages(pose=self._pose_stages or [], smoothing=self._smoothing,
-                             person_mask=self._person_mask_stages)
+        self._stages = None
 
     def _start(self, pipeline: Pipeline) -> None:
         """Opens the source, which can take seconds for a stream, off the UI thread."""
         try:
             pipeline.start()
         except Exception as exc:  # shown in the banner, never raised into Qt
+            log.info("cannot open %s", redact_url(pipeline.config.source or ""), exc_info=True)
             pipeline.stop()
             self._opened.append((None, _message(exc)))
             return

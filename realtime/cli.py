@@ -1,39 +1,57 @@
-"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights|gui` (no command
-opens the window)."""
+"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights`. The
+window's `gui` command is registered by gui/ (`gui.cli`), which the `partsight` script and main.py
+run; the engine never imports the GUI."""
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from realtime.fitness_cli import add_pose_quality_command, fitness_options, fitness_setup
-from realtime.eval_cli import add_eval_commands, smoothing_strength
+from realtime.cli_options import (
+    max_side_option,
+    model_options,
+    non_negative_int,
+    positive_int,
+    smoothing_option,
+)
+from realtime.eval_cli import add_eval_commands
+from realtime.fitness_cli import add_pose_quality_command, fitness_options, report_fitness
+from realtime.logs import configure_logging
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
-from realtime.models.selfie_mask import PERSON_MASK_SOURCES, person_mask_stages
-from realtime.smoothing import DEFAULT_STRENGTH
 
 EXIT_ERROR = 1
-EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-DEFAULT_MAX_PEOPLE = 4
-WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
+
+log = logging.getLogger(__name__)
+
+CommandRegistrar = Callable[[argparse._SubParsersAction], None]
 
 
 class CliError(Exception):
     """A user-facing failure: printed as one line, exit status 1."""
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _build_parser()
+def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegistrar] = (),
+         default_command: str | None = None) -> int:
+    """Runs one command. `extra_commands` add subcommands (gui/ adds `gui`); without a command,
+    `default_command` runs (the window) or the usage is shown. Failures print one line (the
+    traceback goes to the log file) and return 1."""
+    parser = _build_parser(extra_commands)
     args = parser.parse_args(argv)
     if args.command is None:
-        args = parser.parse_args(["gui", *(argv or [])])
+        if default_command is None:
+            parser.print_usage(sys.stderr)
+            return 2
+        args = parser.parse_args([default_command, *(argv or [])])
+    log_file = configure_logging()
     try:
         return args.handler(args)
     except KeyboardInterrupt:
@@ -44,38 +62,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from realtime.sources import redact_url
 
+        log.debug("command %s failed", args.command, exc_info=True)
         message = redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
-        print(f"partsight: error: {message}", file=sys.stderr)
+        detail = f" (details in {log_file})" if not isinstance(exc, (CliError, ValueError)) and log_file else ""
+        print(f"partsight: error: {message}{detail}", file=sys.stderr)
         return EXIT_ERROR
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="partsight", description="Real-time human parsing into body parts.")
     commands = parser.add_subparsers(dest="command")
-
-    def model_options(command: argparse.ArgumentParser, default_model: str | None = DEFAULT_MODEL) -> None:
-        command.add_argument("--model", default=default_model, choices=sorted(MODEL_SPECS),
-                             help=f"model name (default {default_model or 'the last one used'})")
-        command.add_argument("--weights", help="load the model from this file instead of the weights cache")
-        command.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-        command.add_argument("--internal-size", type=int,
-                             help="network input long side in pixels (speed/detail trade-off)")
-        command.add_argument("--max-people", type=_positive_int, default=DEFAULT_MAX_PEOPLE, metavar="N",
-                             help=f"parse up to N people, each with a stable ID (default {DEFAULT_MAX_PEOPLE}; "
-                                  "1 = single-person mode, the fastest)")
-        command.add_argument("--person-mask", default="auto", choices=PERSON_MASK_SOURCES,
-                             help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
-                                  "(needs the mediapipe extra; auto = selfie when installed)")
-
-    def smoothing_option(command: argparse.ArgumentParser, default: float | None = DEFAULT_STRENGTH) -> None:
-        command.add_argument("--smoothing", type=smoothing_strength, default=default, metavar="STRENGTH",
-                             help="temporal smoothing of parts and keypoints, 0 (off) to 1 "
-                                  f"(default {default if default is not None else 'the last one used'})")
-
-    def max_side_option(command: argparse.ArgumentParser, default: int | None) -> None:
-        command.add_argument("--max-side", type=_non_negative_int, default=default, metavar="PIXELS",
-                             help="scale larger frames down so their long side is at most PIXELS, aspect kept "
-                                  f"(default {default or 'off'}; 0 = off; --size wins)")
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
@@ -85,21 +81,21 @@ def _build_parser() -> argparse.ArgumentParser:
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
-    process.add_argument("--frames", type=int, help="stop after this many frames")
+    process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     model_options(process)
-    fitness_options(process)
     smoothing_option(process)
+    fitness_options(process)
     process.set_defaults(handler=_process)
 
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
     bench.add_argument("source")
-    bench.add_argument("--frames", type=int, default=100)
+    bench.add_argument("--frames", type=positive_int, default=100, help="frames measured after the warm-up")
     bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
     max_side_option(bench, None)
-    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--warmup", type=non_negative_int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
-    bench.add_argument("--compare-max-people", type=_positive_int, metavar="N",
+    bench.add_argument("--compare-max-people", type=positive_int, metavar="N",
                        help="instead: frame time with --max-people N against 1, interleaved on the same frames")
     model_options(bench)
     smoothing_option(bench)
@@ -124,7 +120,7 @@ def _build_parser() -> argparse.ArgumentParser:
     bench_model.set_defaults(handler=_bench_model)
 
     add_pose_quality_command(commands)
-    add_eval_commands(commands, model_options)
+    add_eval_commands(commands)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)
@@ -134,53 +130,22 @@ def _build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", choices=sorted(MODEL_SPECS))
     fetch.set_defaults(handler=_weights_fetch)
 
-    gui = commands.add_parser("gui", help="open the window (the default without a command)")
-    gui.add_argument("--source", help="what to open first (default: webcam 0)")
-    gui.add_argument("--frames", type=int, help="exit after this many frames (with --screenshot)")
-    gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
-    max_side_option(gui, WINDOW_MAX_SIDE)
-    gui.add_argument("--exercise", help="count repetitions of this preset from the start")
-    model_options(gui, default_model=None)
-    smoothing_option(gui, default=None)
-    gui.set_defaults(handler=_gui)
+    for register in extra_commands:
+        register(commands)
     return parser
-
-
-def _whole_number(text: str, minimum: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not '{text}'")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _whole_number(text, 1)
-
-
-def _non_negative_int(text: str) -> int:
-    return _whole_number(text, 0)
 
 
 def _process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from realtime.stages import result_stages
-    from realtime.pipeline import Pipeline
-    from realtime.sources import parse_size
+    from realtime.build import build_pipeline, build_stages
+    from realtime.config import config_from_args
 
     if args.loop and not args.frames:
         raise CliError("--loop needs --frames: a looped file never ends")
-    fitness = fitness_setup(args)
-    pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), max_side=args.max_side or None, realtime=args.realtime,
-                        internal_size=args.internal_size, loop=args.loop, frame_limit=args.frames,
-                        max_people=args.max_people,
-                        stages=result_stages(pose=fitness.stages, smoothing=args.smoothing,
-                                             person_mask=person_mask_stages(args.person_mask)),
-                        analysers=fitness.analysers)
+    config = config_from_args(args)
+    stages = build_stages(config)
+    pipeline = build_pipeline(config, stages)
     recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
     try:
         info = pipeline.start()
@@ -188,25 +153,18 @@ def _process(args: argparse.Namespace) -> int:
         pipeline.stop()
         raise
     total = args.frames or info.frame_count
-    enough = threading.Event()
     progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
                     disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
 
-    done = 0
-
     def on_result(result) -> None:
-        nonlocal done
-        done += 1
         progress.update(1)
         progress.set_postfix(fps=f"{result.fps:.1f}", refresh=False)
-        if args.frames and done >= args.frames:
-            enough.set()
 
     pipeline.subscribe(on_result)
     start = time.monotonic()
     shown_status = None
     try:
-        while not pipeline.wait(0.2) and not enough.is_set():
+        while not pipeline.wait(0.2):
             status = pipeline.source_status  # a live source reconnecting: say so, once per attempt
             if status != shown_status:
                 shown_status = status
@@ -214,7 +172,6 @@ def _process(args: argparse.Namespace) -> int:
                       file=sys.stderr)
     finally:
         pipeline.stop()
-        fitness.close()
         progress.close()
     elapsed = time.monotonic() - start
     error = pipeline.error
@@ -225,7 +182,7 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
-    fitness.report()
+    report_fitness(stages, args.summary)
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:
@@ -234,16 +191,16 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from realtime.stages import result_stages
-    from realtime.pipeline import Pipeline
-    from realtime.sources import parse_size
+    from dataclasses import replace
 
+    from realtime.build import build_pipeline
+    from realtime.config import config_from_args
+
+    # the bench counts frames itself (warm-up + measured) and keeps one frame decoded ahead
+    config = replace(config_from_args(args), frame_limit=None, buffer_frames=1)
     if args.compare_max_people:
-        return _bench_max_people(args)
-    pipeline = Pipeline(args.source, model=args.model, device=args.device, weights=args.weights,
-                        size=parse_size(args.size), max_side=args.max_side or None, buffer_frames=1, internal_size=args.internal_size,
-                        max_people=args.max_people,
-                        stages=result_stages(smoothing=args.smoothing, person_mask=person_mask_stages(args.person_mask)))
+        return _bench_max_people(args, config)
+    pipeline = build_pipeline(config)
     results = []
     enough = threading.Event()
     wanted = args.frames + args.warmup
@@ -291,20 +248,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_max_people(args: argparse.Namespace) -> int:
-    from realtime.stages import result_stages
+def _bench_max_people(args: argparse.Namespace, config) -> int:
+    from dataclasses import replace
+
     from realtime.benchmarks import bench_max_people
-    from realtime.pipeline import Pipeline
-    from realtime.sources import open_source, parse_size
+    from realtime.build import build_pipeline
+    from realtime.sources import open_source
 
-    size = parse_size(args.size)
-
-    def pipeline(max_people: int) -> Pipeline:
-        return Pipeline(args.source, model=args.model, device=args.device, weights=args.weights, size=size,
-                        max_side=args.max_side or None, internal_size=args.internal_size, max_people=max_people, stages=result_stages())
-
-    baseline, candidate = pipeline(1), pipeline(args.compare_max_people)
-    source = open_source(args.source, size=size, max_side=args.max_side or None)
+    baseline = build_pipeline(replace(config, max_people=1))
+    candidate = build_pipeline(replace(config, max_people=args.compare_max_people))
+    source = open_source(config.source, size=config.size, max_side=config.max_side)
     info = source.start()
     frames = []
     try:
@@ -312,16 +265,20 @@ def _bench_max_people(args: argparse.Namespace) -> int:
             frames.append(frame)
     finally:
         source.stop()
-    if len(frames) <= args.warmup:
-        raise CliError(f"{info.name} gave only {len(frames)} frames; need more than --warmup {args.warmup}")
-    report = {
-        "source": info.name,
-        "model": baseline.stats.model,
-        "device": baseline.stats.device,
-        "input_size": "x".join(map(str, frames[0].size)),
-        "max_people": [1, args.compare_max_people],
-        **bench_max_people(baseline, candidate, frames, warmup=args.warmup),
-    }
+    try:
+        if len(frames) <= args.warmup:
+            raise CliError(f"{info.name} gave only {len(frames)} frames; need more than --warmup {args.warmup}")
+        report = {
+            "source": info.name,
+            "model": baseline.stats.model,
+            "device": baseline.stats.device,
+            "input_size": "x".join(map(str, frames[0].size)),
+            "max_people": [1, args.compare_max_people],
+            **bench_max_people(baseline, candidate, frames, warmup=args.warmup),
+        }
+    finally:
+        baseline.stop()
+        candidate.stop()
     print(json.dumps(report))
     return 0
 
@@ -429,11 +386,3 @@ def _weights_fetch(args: argparse.Namespace) -> int:
             bar.close()
     print(f"{args.name}: {path}")
     return 0
-
-
-def _gui(args: argparse.Namespace) -> int:
-    try:
-        from gui.app import run_app
-    except ImportError as exc:
-        raise CliError(f"the window needs PyQt6 ({exc})") from None
-    return run_app(args)

@@ -5,24 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 
-from realtime.models.selfie_mask import person_mask_stages
-from realtime.smoothing import DEFAULT_STRENGTH
+from realtime.cli_options import model_options, positive_int, smoothing_option
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
-
-
-def smoothing_strength(text: str) -> float:
-    """argparse type for --smoothing: a number from 0 (off) to 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 (off) to 1, not '{text}'") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be from 0 (off) to 1, not {value:g}")
-    return value
 
 
 def default_datasets_dir() -> Path:
@@ -35,42 +22,32 @@ def default_datasets_dir() -> Path:
     return Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
-def add_eval_commands(commands: argparse._SubParsersAction,
-                      model_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="measure flicker, lag on jittered stills, person-mask IoU; prints JSON")
     measures = evaluate.add_subparsers(dest="eval_command", required=True)
-
-    def smoothing_option(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--smoothing", type=smoothing_strength, default=DEFAULT_STRENGTH,
-                             help=f"strength of the smoother compared with the raw output (default {DEFAULT_STRENGTH})")
 
     flicker = measures.add_parser("flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow")
     flicker.add_argument("source", help="video file or image folder")
     flicker.add_argument("--size", help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
-    flicker.add_argument("--frames", type=int, help="only the first N frames")
-    smoothing_option(flicker)
+    flicker.add_argument("--frames", type=positive_int, help="only the first N frames")
     model_options(flicker)
+    smoothing_option(flicker)
     flicker.set_defaults(handler=_flicker)
 
     jitter = measures.add_parser("jitter", help="raw vs smoothed agreement on stills moved by a known smooth motion")
     jitter.add_argument("images", nargs="*", help="still images (default: every image of --dataset)")
     jitter.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
-    jitter.add_argument("--frames", type=int, default=45, help="frames of motion per still (default 45)")
+    jitter.add_argument("--jitter-frames", "--frames", dest="jitter_frames", type=int, default=45,
+                        help="frames of motion per still (default 45)")
     jitter.add_argument("--seed", type=int, default=0)
-    smoothing_option(jitter)
     model_options(jitter)
+    smoothing_option(jitter)
     jitter.set_defaults(handler=_jitter)
 
     person_iou = measures.add_parser("person-iou", help="person-mask IoU against ground-truth label maps")
     person_iou.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
     model_options(person_iou)
     person_iou.set_defaults(handler=_person_iou)
-
-
-def _load(args: argparse.Namespace):
-    from realtime.models import load_parser
-
-    return load_parser(args.model, device=args.device, weights=args.weights, internal_size=args.internal_size)
 
 
 def _dataset(args: argparse.Namespace) -> Path:
@@ -80,51 +57,58 @@ def _dataset(args: argparse.Namespace) -> Path:
     return folder
 
 
-def _model_fields(parser, args: argparse.Namespace, person_mask: list) -> dict:
+def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:
     return {"model": parser.spec.name, "device": str(parser.device), "internal_size": parser.internal_size,
-            "person_mask": person_mask[0].name if person_mask else "parser",
-            **({"smoothing": args.smoothing} if hasattr(args, "smoothing") else {})}
+            "max_people": config.max_people, "person_mask": person_mask[0].name if person_mask else "parser",
+            **({"smoothing": config.smoothing} if smoothing else {})}
 
 
 def _flicker(args: argparse.Namespace) -> int:
+    from realtime.build import build_parser, person_mask_stages
+    from realtime.config import config_from_args
     from realtime.evaluation import evaluate_flicker, file_frames
     from realtime.smoothing import TemporalSmoother
-    from realtime.sources import parse_size
 
-    size = parse_size(args.size)
-    parser = _load(args)
-    stages = person_mask_stages(args.person_mask)
-    report = evaluate_flicker(parser, file_frames(args.source, size=size, limit=args.frames),
-                              TemporalSmoother(args.smoothing), stages=stages)
-    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, args, stages), **report}))
+    config = config_from_args(args)
+    parser = build_parser(config)
+    stages = person_mask_stages(config)
+    report = evaluate_flicker(parser, file_frames(config.source, size=config.size, limit=config.frame_limit),
+                              TemporalSmoother(config.smoothing), stages=stages)
+    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report}))
     return 0
 
 
 def _jitter(args: argparse.Namespace) -> int:
+    from realtime.build import build_parser, person_mask_stages
+    from realtime.config import config_from_args
     from realtime.evaluation import evaluate_jitter, labelled_images, read_rgb
     from realtime.smoothing import TemporalSmoother
 
-    if args.frames < 2:
+    if args.jitter_frames < 2:
         raise ValueError("--frames must be at least 2")
+    config = config_from_args(args)
     paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
     stills = [read_rgb(path) for path in paths]
-    parser = _load(args)
-    stages = person_mask_stages(args.person_mask)
-    report = evaluate_jitter(parser, stills, lambda: TemporalSmoother(args.smoothing), frames=args.frames,
+    parser = build_parser(config)
+    stages = person_mask_stages(config)
+    report = evaluate_jitter(parser, stills, lambda: TemporalSmoother(config.smoothing), frames=args.jitter_frames,
                              seed=args.seed, stages=stages)
-    print(json.dumps({**_model_fields(parser, args, stages), **report}))
+    print(json.dumps({**_model_fields(parser, config, stages), **report}))
     return 0
 
 
 def _person_iou(args: argparse.Namespace) -> int:
+    from realtime.build import build_parser, person_mask_stages
+    from realtime.config import config_from_args
     from realtime.evaluation import evaluate_person_iou, labelled_images, run_stages
     from realtime.types import Frame
 
+    config = config_from_args(args)
     images = labelled_images(_dataset(args))
-    parser = _load(args)
-    stages = person_mask_stages(args.person_mask)
+    parser = build_parser(config)
+    stages = person_mask_stages(config)
 
     report = evaluate_person_iou(lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb)).person_mask,
                                  images)
-    print(json.dumps({**_model_fields(parser, args, stages), **report}))
+    print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report}))
     return 0

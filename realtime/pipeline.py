@@ -7,72 +7,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
 
-import numpy as np
-
+from realtime.config import PipelineConfig
+from realtime.metrics import frame_metrics
 from realtime.models import Parser, load_parser
 from realtime.recorder import Recorder, RecorderError, RecordItem
-from realtime.render import KeypointAnnotator, PartOverlay, PersonLabelAnnotator, TextPanel
-from realtime.smoothing import TemporalSmoother
+from realtime.render import FrameRenderer
 from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
-from realtime.metrics import frame_metrics
-from realtime.types import Frame, ParseResult
+from realtime.stages import Analyser, ResultStage
+from realtime.types import Frame, FrameResult, ParseResult
 
 log = logging.getLogger(__name__)
-
-STAGES = ("decode", "preprocess", "infer", "postprocess", "render")
-
-
-class ResultStage(Protocol):
-    """A step between the parser and the analysers that refines a ParseResult (temporal
-    smoothing, person tracking). Stages run in order on the inference thread."""
-
-    name: str
-
-    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult: ...
-
-    def reset(self) -> None:
-        """Forget the past (a new source or model starts)."""
-
-
-class Analyser(Protocol):
-    """Derives numbers from a parsed frame (joint angles, repetitions). `update` returns a
-    JSON-serialisable dict, stored under `name` in FrameResult.analysis and the JSONL line;
-    `annotate` draws that dict onto the annotated frame."""
-
-    name: str
-
-    def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]: ...
-
-    def annotate(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray: ...
-
-    def reset(self) -> None: ...
-
-
-@dataclass
-class ViewSettings:
-    """What the overlay shows. The window changes these through the Pipeline's setters."""
-
-    opacity: float = 0.6
-    visible_parts: np.ndarray | None = None  # bool per class id; None = all
-    show_keypoints: bool = True
-    show_stats: bool = True
-
-
-@dataclass
-class FrameResult:
-    """Everything the pipeline produced for one frame."""
-
-    frame: Frame
-    parse: ParseResult
-    image: np.ndarray  # the annotated RGB frame
-    timings_ms: dict[str, float]
-    latency_ms: float
-    fps: float
-    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,36 +46,27 @@ class _Commands:
 
 
 class Pipeline:
-    """source -> parser -> stages -> analysers -> render -> subscribers / recorder, on one
-    inference thread.
+    """source -> parser -> stages -> analysers -> renderer -> subscribers / recorder, on one
+    inference thread, as `config` says (realtime.build.build_pipeline makes one with the
+    config's stages).
 
-    Errors from the source or model never kill the worker: they land in `error` (shown by
-    the window) and the pipeline waits for a new source or model. With `frame_limit` the run ends
-    after that many frames, as at the end of a file.
+    The pipeline owns its stages and analysers: it closes them when it stops and closes those
+    replaced by `set_stages` / `set_analysers`. Errors from the source or model never kill the
+    worker: they land in `error` (shown by the window; the traceback goes to the log) and the
+    pipeline waits for a new source or model. With `config.frame_limit` the run ends after that
+    many frames, as at the end of a file.
     """
 
-    def __init__(self, source: str, *, model: str = "bodypix", device: str = "auto",
-                 weights: str | Path | None = None, size: tuple[int, int] | None = None,
-                 max_side: int | None = None, realtime: bool = False, buffer_frames: int = 8,
-                 internal_size: int | None = None, loop: bool = False, frame_limit: int | None = None,
-                 view: ViewSettings | None = None, stages: Sequence[ResultStage] = (),
-                 analysers: Sequence[Analyser] = (), max_people: int | None = None) -> None:
-        self._source_spec = source
-        self._size = size
-        self._max_side = max_side
-        self._frame_limit = frame_limit
-        self._realtime = realtime
-        self._loop = loop
-        self._buffer_frames = buffer_frames
-        self._internal_size = internal_size
-        self._device = device
-        self._max_people = max_people
-        self.view = view or ViewSettings()
+    def __init__(self, config: PipelineConfig, *, stages: Sequence[ResultStage] = (),
+                 analysers: Sequence[Analyser] = (), renderer: FrameRenderer | None = None) -> None:
+        if config.source is None:
+            raise ValueError("a pipeline needs a source")
+        self.config = config
+        self.renderer = renderer or FrameRenderer()
         self._stages: list[ResultStage] = list(stages)
         self._analysers: list[Analyser] = list(analysers)
         self._selected_people: frozenset[int] | None = None
-        self._parser: Parser = load_parser(model, device=device, weights=weights, internal_size=internal_size,
-                                           max_people=max_people)
+        self._parser: Parser = self._load_parser(config.model, config.weights)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
         self._recorder_lock = threading.Lock()
@@ -149,7 +87,7 @@ class Pipeline:
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> SourceInfo:
         """Opens the source (raising SourceError on failure) and starts the inference thread."""
-        self._source = self._open(self._source_spec)
+        self._source = self._open(self.config.source)
         info = self._source.start()
         self.stats.source = info.name
         self._thread = threading.Thread(target=self._run, name="partsight-inference", daemon=True)
@@ -157,13 +95,19 @@ class Pipeline:
         return info
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stops and joins every thread; a running recording is finalised."""
+        """Stops and joins every thread, finalises a running recording and closes the stages and
+        analysers (also those still waiting to replace them)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
         if self._source is not None:
             self._source.stop()
         self.stop_recording()
+        with self._commands_lock:
+            pending, self._commands = self._commands, _Commands()
+        for step in (*self._stages, *self._analysers, *(pending.stages or ()), *(pending.analysers or ())):
+            step.close()
+        self._stages, self._analysers = [], []
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Waits until a file source has been processed to its end (or failed)."""
@@ -213,24 +157,6 @@ class Pipeline:
         with self._commands_lock:
             self._commands.analysers = list(analysers)
 
-    def set_smoothing(self, strength: float) -> None:
-        """Sets the temporal smoother's strength (0 = off), adding the smoother after the other
-        stages if there is none yet."""
-        with self._commands_lock:
-            stages = self._commands.stages if self._commands.stages is not None else self._stages
-            smoother = next((stage for stage in stages if stage.name == TemporalSmoother.name), None)
-            if smoother is not None:
-                smoother.strength = strength
-            elif strength > 0:
-                self._commands.stages = [*stages, TemporalSmoother(strength)]
-
-    @property
-    def smoothing(self) -> float:
-        """The temporal smoother's strength (0 when off or absent)."""
-        with self._commands_lock:
-            stages = self._commands.stages if self._commands.stages is not None else self._stages
-        return next((stage.strength for stage in stages if stage.name == TemporalSmoother.name), 0.0)
-
     def set_selected_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None = everyone in frame)."""
         self._selected_people = None if ids is None else frozenset(ids)
@@ -238,15 +164,6 @@ class Pipeline:
     @property
     def selected_people(self) -> frozenset[int] | None:
         return self._selected_people
-
-    def set_visible_parts(self, visible: np.ndarray | list[bool] | None) -> None:
-        self.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
-
-    def set_opacity(self, opacity: float) -> None:
-        self.view.opacity = float(min(max(opacity, 0.0), 1.0))
-
-    def set_show_keypoints(self, show: bool) -> None:
-        self.view.show_keypoints = bool(show)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Calls `callback(result)` on the inference thread for every frame; returns an
@@ -286,9 +203,15 @@ class Pipeline:
         return self._recorder is not None
 
     # --- the inference thread --------------------------------------------------------
+    def _load_parser(self, name: str, weights: str | None) -> Parser:
+        config = self.config
+        return load_parser(name, device=config.device, weights=weights, internal_size=config.internal_size,
+                           max_people=config.max_people)
+
     def _open(self, spec: str) -> Source:
-        return open_source(spec, size=self._size, max_side=self._max_side, realtime=self._realtime,
-                           buffer_frames=self._buffer_frames, loop=self._loop)
+        config = self.config
+        return open_source(spec, size=config.size, max_side=config.max_side, realtime=config.realtime,
+                           buffer_frames=config.buffer_frames, loop=config.loop)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -305,11 +228,11 @@ class Pipeline:
             try:
                 result = self._process(frame)
             except Exception as exc:  # a model failure must not kill the worker
-                self.error = f"processing frame {frame.index} failed: {exc}"
-                log.exception("processing failed")
+                self.error = f"processing frame {frame.index} failed: {redact_url(str(exc))}"
+                log.exception("processing frame %d failed", frame.index)
                 continue
             self._deliver(result)
-            if self._frame_limit is not None and self.stats.frames >= self._frame_limit:
+            if self.config.frame_limit is not None and self.stats.frames >= self.config.frame_limit:
                 self._source = None
                 source.stop()
                 self._finished.set()
@@ -318,26 +241,29 @@ class Pipeline:
         with self._commands_lock:
             commands, self._commands = self._commands, _Commands()
         if commands.stages is not None:
+            self._replace(self._stages, commands.stages)
             self._stages = commands.stages
         if commands.analysers is not None:
+            self._replace(self._analysers, commands.analysers)
             self._analysers = commands.analysers
         if commands.model is not None or commands.source is not None:
             self._reset_history()
         if commands.model is not None:
             name, weights = commands.model
             try:
-                self._parser = load_parser(name, device=self._device, weights=weights,
-                                           internal_size=self._internal_size, max_people=self._max_people)
+                self._parser = self._load_parser(name, weights)
                 self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
                 self.error = None
             except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
                 self.error = f"cannot load model {name}: {redact_url(str(exc))}"
+                log.exception("cannot load model %s", name)
         if commands.source is not None:
             try:
                 new_source = self._open(commands.source)
                 info = new_source.start()
             except (SourceError, ValueError) as exc:
                 self.error = str(exc)
+                log.info("cannot open the source: %s", exc, exc_info=True)
                 return
             old, self._source = self._source, new_source
             if old is not None:
@@ -346,12 +272,20 @@ class Pipeline:
             self.stats.source = info.name
             self.error = None
 
+    @staticmethod
+    def _replace(old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
+        """Closes the steps of `old` that `new` does not keep."""
+        kept = {id(step) for step in new}
+        for step in old:
+            if id(step) not in kept:
+                step.close()
+
     def _reset_history(self) -> None:
         for step in (*self._stages, *self._analysers):
             step.reset()
 
     def process(self, frame: Frame) -> FrameResult:
-        """Runs one frame through parser, stages, analysers and render on the caller's thread
+        """Runs one frame through parser, stages, analysers and renderer on the caller's thread
         (benchmarks); only for a pipeline that was not started."""
         if self._thread is not None:
             raise RuntimeError("process() is for pipelines that were not started")
@@ -377,48 +311,25 @@ class Pipeline:
             analysis[analyser.name] = analyser.update(frame, analysed)
         if self._analysers:
             timings["analyse"], clock = _lap(clock)
-        image = self._render(frame, parse, analysis)
-        timings["render"], clock = _lap(clock)
         now = time.monotonic()
         if self._last_result_s is not None:
             instant = 1.0 / max(now - self._last_result_s, 1e-6)
             self._fps = instant if self._fps == 0 else 0.9 * self._fps + 0.1 * instant
         self._last_result_s = now
-        latency_ms = (now - frame.captured_s) * 1000 + frame.decode_ms
-        return FrameResult(frame, parse, image, timings, latency_ms, self._fps, analysis)
+        source = self._source
+        result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
+                             fps=self._fps, model=self.stats.model, live=source is not None and source.live,
+                             analysis=analysis, selected_people=self._selected_people)
+        result.image = self.renderer.render(result)
+        timings["render"], clock = _lap(clock)
+        result.latency_ms = (time.monotonic() - frame.captured_s) * 1000 + frame.decode_ms
+        return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
         selected = self._selected_people
         if selected is None or not parse.people:
             return parse
         return replace(parse, people=[person for person in parse.people if person.id in selected])
-
-    def _render(self, frame: Frame, parse: ParseResult, analysis: dict[str, dict[str, Any]]) -> np.ndarray:
-        view = self.view
-        image = frame.image
-        visible = view.visible_parts
-        if visible is not None and len(visible) != len(parse.label_names):
-            visible = None
-        scene = PartOverlay(opacity=view.opacity, visible=visible).annotate(image, parse)
-        if view.show_keypoints:
-            scene = KeypointAnnotator().annotate(scene, parse)
-        if len(parse.people) > 1 or self._selected_people is not None:
-            scene = PersonLabelAnnotator(selected=self._selected_people).annotate(scene, parse)
-        for analyser in self._analysers:
-            scene = analyser.annotate(scene, analysis[analyser.name])
-        if view.show_stats:
-            scene = TextPanel(self._stats_lines(frame)).annotate(scene)
-        return scene
-
-    def _stats_lines(self, frame: Frame) -> list[str]:
-        """FPS and latency for live sources; for files, where every frame waits its turn and
-        latency means nothing, the frame's position instead."""
-        source = self._source
-        if source is not None and source.live:
-            first = f"{self._fps:4.1f} FPS  {self.stats.latency_ms:3.0f} ms"
-        else:
-            first = f"{self._fps:4.1f} FPS  frame {frame.index}  {frame.pts_s:.2f} s"
-        return [first, self.stats.model]
 
     def _deliver(self, result: FrameResult) -> None:
         self.stats.fps = result.fps
@@ -444,6 +355,7 @@ class Pipeline:
                 ))
             except RecorderError as exc:  # the live view goes on without the recording
                 self.error = str(exc)
+                log.exception("recording stopped")
                 with self._recorder_lock:
                     if self._recorder is recorder:
                         self._recorder = None

@@ -1,17 +1,19 @@
-"""Annotators: small drawing steps with their style set once, each `annotate(scene, result) -> scene`.
+"""Presentation: annotators (small drawing steps with their style set once, each
+`annotate(scene, result) -> scene`) and the FrameRenderer that draws a FrameResult with them
+as its ViewSettings say.
 
 Scenes are H x W x 3 uint8 RGB arrays; annotators draw on a copy unless told `in_place`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from realtime.models.labels import COCO_SKELETON
-from realtime.types import ParseResult
+from realtime.types import FrameResult, ParseResult
 
 
 class Annotator(Protocol):
@@ -27,6 +29,7 @@ class PartOverlay:
 
     opacity: float = 0.6
     visible: np.ndarray | None = None
+    in_place: bool = False
 
     def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
         palette = result.palette
@@ -40,7 +43,7 @@ class PartOverlay:
         mask_lut[0] = 0
         labels = result.labels
         mask = cv2.LUT(labels, mask_lut)
-        out = scene.copy()
+        out = _canvas(scene, self.in_place)
         if not mask.any():
             return out
         colors = cv2.LUT(cv2.merge([labels, labels, labels]), color_lut)
@@ -57,11 +60,11 @@ class KeypointAnnotator:
     skeleton: Sequence[tuple[int, int]] = COCO_SKELETON
     joint_color: tuple[int, int, int] = (255, 255, 255)
     bone_color: tuple[int, int, int] = (255, 255, 0)
+    in_place: bool = False
 
     def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
-        out = scene.copy()
-        skeletons = [p.keypoints for p in result.people] or [result.keypoints]
-        skeletons = [keypoints for keypoints in skeletons if keypoints is not None]
+        out = _canvas(scene, self.in_place)
+        skeletons = [p.keypoints for p in result.people if p.keypoints is not None]
         thickness = max(2, round(max(scene.shape[:2]) / 400))
         for keypoints in skeletons:
             self._draw(out, keypoints, thickness)
@@ -92,9 +95,10 @@ class PersonLabelAnnotator:
     selection, the selected people get a thick outline and the others a thin one."""
 
     selected: frozenset[int] | None = None
+    in_place: bool = False
 
     def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
-        out = scene.copy()
+        out = _canvas(scene, self.in_place)
         base = max(2, round(max(scene.shape[:2]) / 500))
         scale = max(0.6, max(scene.shape[:2]) / 1200)
         for person in result.people:
@@ -122,9 +126,10 @@ class TextPanel:
     lines: list[str] = field(default_factory=list)
     scale: float | None = None
     corner: str = "top-left"
+    in_place: bool = False
 
     def annotate(self, scene: np.ndarray, result: ParseResult | None = None) -> np.ndarray:
-        out = scene.copy()
+        out = _canvas(scene, self.in_place)
         if not self.lines:
             return out
         scale = self.scale or max(0.5, max(scene.shape[:2]) / 1400)
@@ -143,8 +148,73 @@ class TextPanel:
         return out
 
 
-def annotate(scene: np.ndarray, result: ParseResult, annotators: Sequence[Annotator]) -> np.ndarray:
-    """Runs annotators in order, each on the previous one's output."""
-    for annotator in annotators:
-        scene = annotator.annotate(scene, result)
-    return scene
+@dataclass
+class FitnessAnnotator:
+    """The fitness analysis of one frame (FitnessAnalyser's output) as text in the bottom-left
+    corner: the exercise, then per person their reps, the counted angle and the counter's state."""
+
+    in_place: bool = False
+
+    def annotate(self, scene: np.ndarray, output: dict[str, Any]) -> np.ndarray:
+        lines = [output["exercise"]["name"].upper()]
+        for pid, person in output.get("people", {}).items():
+            signal = person["signal_deg"]
+            angle = "--" if signal is None else f"{signal:.0f} deg"
+            lines.append(f"#{pid}  {person['reps']} reps  {angle}  {person['state']}")
+        return TextPanel(lines, corner="bottom-left", scale=max(0.7, max(scene.shape[:2]) / 900),
+                         in_place=self.in_place).annotate(scene)
+
+
+@dataclass
+class ViewSettings:
+    """What the overlay shows. The window changes these between frames; the next drawing reads
+    them."""
+
+    opacity: float = 0.6
+    visible_parts: np.ndarray | None = None  # bool per class id; None = all
+    show_keypoints: bool = True
+    show_stats: bool = True
+
+
+class FrameRenderer:
+    """Draws a FrameResult as its `view` says: parts, keypoints, person labels (with several
+    people or a selection), each analysis with its annotator, and the speed readout. The frame is
+    copied once and every annotator draws on that copy. Any thread may render a stored result
+    again (the window redraws a paused frame this way)."""
+
+    def __init__(self, view: ViewSettings | None = None) -> None:
+        self.view = view or ViewSettings()
+        self._analysis_annotators = {"fitness": FitnessAnnotator(in_place=True)}
+
+    def render(self, result: FrameResult) -> np.ndarray:
+        """H x W x 3 uint8 RGB: a new array, `result.frame.image` untouched."""
+        view = self.view
+        parse = result.parse
+        scene = result.frame.image.copy()
+        visible = view.visible_parts
+        if visible is not None and len(visible) != len(parse.label_names):
+            visible = None
+        PartOverlay(opacity=view.opacity, visible=visible, in_place=True).annotate(scene, parse)
+        if view.show_keypoints:
+            KeypointAnnotator(in_place=True).annotate(scene, parse)
+        if len(parse.people) > 1 or result.selected_people is not None:
+            PersonLabelAnnotator(selected=result.selected_people, in_place=True).annotate(scene, parse)
+        for name, output in result.analysis.items():
+            self._analysis_annotators[name].annotate(scene, output)
+        if view.show_stats:
+            TextPanel(_stats_lines(result), in_place=True).annotate(scene)
+        return scene
+
+
+def _stats_lines(result: FrameResult) -> list[str]:
+    """FPS and latency for live sources; for files, where every frame waits its turn and latency
+    means nothing, the frame's position instead."""
+    if result.live:
+        first = f"{result.fps:4.1f} FPS  {result.latency_ms:3.0f} ms"
+    else:
+        first = f"{result.fps:4.1f} FPS  frame {result.frame.index}  {result.frame.pts_s:.2f} s"
+    return [first, result.model]
+
+
+def _canvas(scene: np.ndarray, in_place: bool) -> np.ndarray:
+    return scene if in_place else scene.copy()

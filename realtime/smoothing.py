@@ -15,7 +15,7 @@ Per frame:
      (bilinear scores, exact argmax), so a still scene converges to the parser's own labels;
   5. the people's masks are split from the smoothed person mask by an owner map carried with the
      same flow (realtime.people_memory: who the parser read where, who was there a moment ago);
-  6. keypoints go through One Euro filters (one per person id).
+  6. each person's keypoints go through One Euro filters (one per person id).
 A scene cut (most of the picture unexplained by the flow) or a new frame size resets the memory;
 strength 0 returns the parser's result untouched.
 """
@@ -29,7 +29,8 @@ import numpy as np
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels, resample_corner_aligned
 from realtime.people_memory import PeopleMemory
-from realtime.types import Frame, ParseResult
+from realtime.stages import ResultStage
+from realtime.types import Frame, ParseResult, PersonParse
 
 DEFAULT_STRENGTH = 0.8
 _EPS = 1e-6
@@ -59,7 +60,7 @@ class _Memory:
     frame_hw: tuple[int, int]
 
 
-class TemporalSmoother:
+class TemporalSmoother(ResultStage):
     """Smooths a stream of ParseResults from one source; `strength` in 0..1 (0 = off) may be
     changed from another thread between frames."""
 
@@ -101,8 +102,7 @@ class TemporalSmoother:
         if memory is not None and memory.frame_hw != frame_hw:
             memory = None
         if parse.part_probs is None:
-            keypoints, people = self._keypoints(parse, frame.pts_s, strength)
-            return replace(parse, keypoints=keypoints, people=people)
+            return replace(parse, people=self._keypoints(parse.people, frame.pts_s, strength))
         gray = _small_gray(frame.image, self.tuning.flow_long_side)
         probs = _probabilities(self._fine_scores(parse.part_probs))
         if parse.person_probs is not None:
@@ -121,10 +121,10 @@ class TemporalSmoother:
             probs = (probs + weight[..., None] * (past_probs - probs)).astype(np.float32)
         labels, person = self._labels(probs, frame_hw)
         people = self._people(parse.people, person, probs[..., 0] > 0.5, flow_from, frame.pts_s)
-        keypoints, people = self._keypoints(replace(parse, people=people), frame.pts_s, strength)
+        people = self._keypoints(people, frame.pts_s, strength)
         self._memory = _Memory(gray, probs, frame_hw)
         factor = self.tuning.fine_factor
-        return replace(parse, labels=labels, person_mask=person, keypoints=keypoints, people=people,
+        return replace(parse, labels=labels, person_mask=person, people=people,
                        part_probs=np.ascontiguousarray(np.moveaxis(probs[::factor, ::factor], -1, 0)),
                        person_probs=None)
 
@@ -183,39 +183,32 @@ class TemporalSmoother:
 
 
 class KeypointSmoother:
-    """One Euro filters over keypoint positions: the frame's keypoints and each person's, keyed
-    by person id. Keypoints below `min_score` pass through unfiltered and restart their filter."""
+    """One Euro filters over each person's keypoint positions, keyed by person id. Keypoints
+    below `min_score` pass through unfiltered and restart their filter."""
 
     def __init__(self, *, min_cutoff_hz: float, beta: float, min_score: float) -> None:
         self._min_cutoff_hz = min_cutoff_hz
         self._beta = beta
         self._min_score = min_score
-        self._frame_filter: OneEuroFilter | None = None
-        self._person_filters: dict[int, OneEuroFilter] = {}
+        self._filters: dict[int, OneEuroFilter] = {}
         self._strength: float | None = None
 
     def reset(self) -> None:
-        self._frame_filter = None
-        self._person_filters = {}
+        self._filters = {}
 
-    def __call__(self, parse: ParseResult, time_s: float, strength: float) -> tuple[np.ndarray | None, list]:
+    def __call__(self, people: list[PersonParse], time_s: float, strength: float) -> list[PersonParse]:
         if strength != self._strength:
             self._strength = strength
             self.reset()
-        keypoints = parse.keypoints
-        if keypoints is not None:
-            if self._frame_filter is None:
-                self._frame_filter = self._new_filter(strength)
-            keypoints = self._filtered(self._frame_filter, keypoints, time_s)
-        people = []
+        smoothed = []
         filters = {}
-        for person in parse.people:
-            person_filter = self._person_filters.get(person.id) or self._new_filter(strength)
+        for person in people:
+            person_filter = self._filters.get(person.id) or self._new_filter(strength)
             filters[person.id] = person_filter
             keypoints = None if person.keypoints is None else self._filtered(person_filter, person.keypoints, time_s)
-            people.append(replace(person, keypoints=keypoints))
-        self._person_filters = filters
-        return keypoints, people
+            smoothed.append(replace(person, keypoints=keypoints))
+        self._filters = filters
+        return smoothed
 
     def _new_filter(self, strength: float) -> OneEuroFilter:
         # strength 1 -> the configured cutoff; weaker smoothing lets faster changes through

@@ -1,21 +1,39 @@
-"""The stages between the parser and the analysers, in the one order they must run: pose
-keypoints and a sharper person mask from second models (BlazePose, the selfie segmenter) ->
-person tracking (stable IDs) -> temporal smoothing (its per-person keypoint filters are keyed by
-the tracker's IDs)."""
+"""The contracts between the pipeline's steps: source -> parser -> ResultStages -> Analysers ->
+sinks. The pipeline knows steps only through these; `realtime.build` makes the concrete ones."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any, Protocol
 
-from realtime.analysis.tracking import PersonTracker
-from realtime.pipeline import ResultStage
-from realtime.smoothing import TemporalSmoother
+from realtime.types import Frame, ParseResult
 
 
-def result_stages(*, pose: Sequence[ResultStage] = (), smoothing: float = 0.0,
-                  person_mask: Sequence[ResultStage] = ()) -> list[ResultStage]:
-    """Fresh tracker and smoother (strength 0 leaves the smoother out) after the given pose and
-    person-mask stages."""
-    stages: list[ResultStage] = [*pose, *person_mask, PersonTracker()]
-    if smoothing > 0:
-        stages.append(TemporalSmoother(smoothing))
-    return stages
+class ResultStage(Protocol):
+    """A step between the parser and the analysers that refines a ParseResult (a second pose or
+    person-mask model, person tracking, temporal smoothing). Stages run in order on the
+    inference thread; the pipeline that runs them calls `close()` when it stops or drops them."""
+
+    name: str
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult: ...
+
+    def reset(self) -> None:
+        """Forget the past (a new source or model starts)."""
+
+    def close(self) -> None:
+        """Release what the stage holds (threads, graphs); it is not called again."""
+
+
+class Analyser(Protocol):
+    """Derives numbers from a parsed frame (joint angles, repetitions). `update` returns a
+    JSON-serialisable dict, stored under `name` in FrameResult.analysis and the JSONL line.
+    Analysers return data only: drawing it is an annotator's job (realtime.render)."""
+
+    name: str
+
+    def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]: ...
+
+    def reset(self) -> None:
+        """Forget the past (a new source or model starts)."""
+
+    def close(self) -> None:
+        """Release what the analyser holds; it is not called again."""

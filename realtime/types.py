@@ -1,8 +1,9 @@
-"""Data carriers that flow between the stages: source -> parser -> smoother -> analysers -> sinks."""
+"""Data carriers that flow between the stages: source -> parser -> stages -> analysers -> sinks."""
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -65,20 +66,18 @@ class ParseResult:
 
     labels: H x W uint8 class ids (0 = background) of `label_names`.
     person_mask: H x W bool.
-    keypoints: K x 3 float32 (x, y, score), or None for models without keypoints.
     part_probs: C x h x w float32 class probabilities at the model's grid (for smoothing and
         analysis), or None.
     people: one entry per person found, strongest first (BodyPix with max_people > 1 and
         M2FP-CIHP give each person's own mask; single-person BodyPix gives one entry holding
-        the whole person mask; other single-person models leave it empty). `keypoints` is
-        the strongest person's.
+        the whole person mask; other single-person models leave it empty). People are the
+        one place keypoints live: `keypoints` is derived from them.
     person_probs: H x W float32 person probability sharper than part_probs' grid (from a
         second, finer person model), which the smoother then uses instead; or None.
     """
 
     labels: np.ndarray
     person_mask: np.ndarray
-    keypoints: np.ndarray | None
     label_names: tuple[str, ...]
     palette: np.ndarray
     part_probs: np.ndarray | None = None
@@ -92,16 +91,47 @@ class ParseResult:
             raise ValueError("person_mask must be an H x W bool array matching labels")
         if len(self.palette) != len(self.label_names):
             raise ValueError("palette and label_names differ in length")
-        if self.keypoints is not None and (self.keypoints.ndim != 2 or self.keypoints.shape[1] != 3):
-            raise ValueError(f"keypoints must be K x 3, got {self.keypoints.shape}")
+        for person in self.people:
+            if person.keypoints is not None and (person.keypoints.ndim != 2 or person.keypoints.shape[1] != 3):
+                raise ValueError(f"keypoints must be K x 3, got {person.keypoints.shape}")
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.labels.shape[1], self.labels.shape[0]
 
+    @property
+    def best_person(self) -> PersonParse | None:
+        """The highest-scoring person, None without people."""
+        return max(self.people, key=lambda person: person.score, default=None)
+
+    @property
+    def keypoints(self) -> np.ndarray | None:
+        """K x 3 float32 (x, y, score) of the best person; None without people or keypoints."""
+        best = self.best_person
+        return None if best is None else best.keypoints
+
     def part_areas(self, mask: np.ndarray | None = None) -> dict[str, int]:
         """Pixel count of every non-background class present in the frame (or in `mask`)."""
         labels = self.labels.ravel() if mask is None else self.labels[mask]
         counts = np.bincount(labels, minlength=len(self.label_names))
         return {self.label_names[i]: int(c) for i, c in enumerate(counts) if i and c}
+
+
+@dataclass
+class FrameResult:
+    """Everything the pipeline produced for one frame, what the sinks (window, recorder, files)
+    receive. `image` is the annotated RGB frame (FrameRenderer's drawing of this result);
+    `selected_people` the person IDs analysed (None = everyone); `live` whether the source is
+    live (latency matters) or a file (every frame waits its turn)."""
+
+    frame: Frame
+    parse: ParseResult
+    timings_ms: dict[str, float]
+    latency_ms: float
+    fps: float
+    model: str
+    live: bool
+    analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selected_people: frozenset[int] | None = None
+    image: np.ndarray | None = None

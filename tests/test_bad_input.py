@@ -20,6 +20,7 @@ import torch
 from conftest import engine_threads
 
 from realtime.models import load_parser
+from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
@@ -218,7 +219,7 @@ def test_a_disk_that_fills_up_mid_recording_keeps_what_was_written(single_clip, 
 
 
 def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):
-    pipeline = Pipeline(str(single_clip), size=(180, 320), device="cpu")
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), device="cpu", max_people=1))
     results = []
     pipeline.subscribe(lambda r: results.append(r.frame.index))
     recorder = pipeline.start_recording(tmp_path / "out.mp4", metrics_path="/dev/full")

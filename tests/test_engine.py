@@ -11,6 +11,7 @@ import pytest
 from conftest import engine_threads, read_frames
 
 from realtime.cli import main
+from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 from realtime.reconnect import Backoff
 from realtime.sources import SourceError, open_source, redact_url
@@ -81,7 +82,7 @@ def test_annotated_video_shows_part_colours_on_the_person(processed, single_clip
 
 
 def test_newest_frame_policy_keeps_latency_bounded_with_a_slow_parser(single_clip):
-    pipeline = Pipeline(str(single_clip), realtime=True, size=(320, 568))
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), pacing="realtime", size=(320, 568), max_people=1))
     parser = pipeline.parser
     slow_infer = parser.infer
 
@@ -105,7 +106,7 @@ def test_newest_frame_policy_keeps_latency_bounded_with_a_slow_parser(single_cli
 
 
 def test_file_processing_drops_nothing_even_when_slow(single_clip):
-    pipeline = Pipeline(str(single_clip), size=(180, 320), buffer_frames=2)
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), buffer_frames=2, max_people=1))
     seen = []
     pipeline.subscribe(lambda r: (seen.append(r.frame.index), time.sleep(0.005)))
     pipeline.start()
@@ -116,7 +117,7 @@ def test_file_processing_drops_nothing_even_when_slow(single_clip):
 
 
 def test_stop_mid_run_joins_every_thread(single_clip, tmp_path):
-    pipeline = Pipeline(str(single_clip), size=(180, 320))
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), max_people=1))
     pipeline.start_recording(tmp_path / "partial.mp4")
     pipeline.start()
     time.sleep(1.0)
@@ -126,7 +127,7 @@ def test_stop_mid_run_joins_every_thread(single_clip, tmp_path):
 
 
 def test_switching_source_while_running(single_clip, media_dir):
-    pipeline = Pipeline(str(single_clip), size=(180, 320))
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), max_people=1))
     names = set()
     pipeline.subscribe(lambda r: names.add(pipeline.stats.source))
     pipeline.start()

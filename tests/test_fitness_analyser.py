@@ -9,6 +9,7 @@ import numpy as np
 from realtime.analysis.exercises import PRESETS, custom_exercise
 from realtime.analysis.fitness import FitnessAnalyser
 from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS
+from realtime.render import FitnessAnnotator
 from realtime.types import Frame, ParseResult, PersonParse
 
 H, W = 240, 320
@@ -32,8 +33,8 @@ def person(pid: int, keypoints: np.ndarray) -> PersonParse:
     return PersonParse(pid, np.zeros((H, W), bool), keypoints, 0.9)
 
 
-def parse_of(people: list[PersonParse], keypoints: np.ndarray | None = None) -> ParseResult:
-    return ParseResult(np.zeros((H, W), np.uint8), np.zeros((H, W), bool), keypoints, BODYPIX_PARTS.names,
+def parse_of(people: list[PersonParse]) -> ParseResult:
+    return ParseResult(np.zeros((H, W), np.uint8), np.zeros((H, W), bool), BODYPIX_PARTS.names,
                        BODYPIX_PARTS.palette, people=people)
 
 
@@ -59,18 +60,18 @@ def test_each_person_id_has_its_own_counter():
     assert summary["reps"] == 3 and [r["person"] for r in summary["per_rep"]] == ["4"] * 3
     assert summary["people"]["7"]["reps"] == 0
 
-    drawn = analyser.annotate(np.zeros((H, W, 3), np.uint8), out)
+    drawn = FitnessAnnotator().annotate(np.zeros((H, W, 3), np.uint8), out)
     assert drawn.shape == (H, W, 3) and drawn[H // 2:].any() and not drawn[: H // 4].any()
     analyser.reset()
     assert analyser.summary()["reps"] == 0 and analyser.summary()["people"] == {}
 
 
-def test_a_parse_without_people_is_person_zero_and_missing_keypoints_are_unknown():
+def test_a_parse_without_people_is_person_zero_with_unknown_angles():
     analyser = FitnessAnalyser(custom_exercise("left_knee", start_deg=160, turn_deg=100))
     for i, deg in enumerate(squat_degs(1)):
-        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([], leg_keypoints(deg, 100)))
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, leg_keypoints(deg, 100))]))
     assert list(out["people"]) == ["0"] and out["people"]["0"]["reps"] == 1
-    blind = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), 999, 999 / FPS), parse_of([], None))
+    blind = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), 999, 999 / FPS), parse_of([]))
     angles = blind["people"]["0"]["angles"]
     assert all(a["deg"] is None and a["source"] == "unknown" for a in angles.values())
     assert blind["people"]["0"]["signal_deg"] is None and blind["people"]["0"]["reps"] == 1

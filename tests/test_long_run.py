@@ -12,6 +12,7 @@ import av
 import cv2
 import pytest
 
+from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -49,7 +50,7 @@ def small_clip(tmp_path_factory, single_clip) -> Path:
 @pytest.mark.timeout(2400)
 def test_twenty_thousand_frames_keep_memory_and_queues_flat(small_clip, tmp_path):
     frames, warmup, every = 20_000, 2_000, 500
-    pipeline = Pipeline(str(small_clip), device="cpu", loop=True, internal_size=INTERNAL_SIZE)
+    pipeline = Pipeline(PipelineConfig(source=str(small_clip), device="cpu", loop=True, internal_size=INTERNAL_SIZE, max_people=1))
     samples: list[tuple[int, int, int, int]] = []  # frames done, RSS bytes, source buffer, recorder queue
     done = threading.Event()
     count = 0
@@ -89,7 +90,7 @@ def test_twenty_thousand_frames_keep_memory_and_queues_flat(small_clip, tmp_path
 
 
 def _run_briefly(clip: Path, folder: Path) -> None:
-    pipeline = Pipeline(str(clip), device="cpu", internal_size=INTERNAL_SIZE)
+    pipeline = Pipeline(PipelineConfig(source=str(clip), device="cpu", internal_size=INTERNAL_SIZE, max_people=1))
     arrived = threading.Event()
     pipeline.subscribe(lambda result: arrived.set())
     pipeline.start_recording(folder / "cycle.mp4", metrics_path=folder / "cycle.jsonl")

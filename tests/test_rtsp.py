@@ -19,6 +19,7 @@ import pytest
 from conftest import engine_threads
 
 from realtime.cli import main
+from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 from realtime.recorder import pick_video_codec
 from realtime.sources import open_source
@@ -132,7 +133,7 @@ def _wait_for(condition, timeout_s: float) -> bool:
 
 def test_killed_camera_reconnects_and_the_recording_marks_the_gap(camera, tmp_path):
     video, metrics = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
-    pipeline = Pipeline(camera.url(), device="cpu")
+    pipeline = Pipeline(PipelineConfig(source=camera.url(), device="cpu", max_people=1))
     arrivals: list[tuple[float, int]] = []
     pipeline.subscribe(lambda r: arrivals.append((time.monotonic(), r.frame.index)))
     recorder = pipeline.start_recording(video, metrics_path=metrics)

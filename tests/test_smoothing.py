@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import read_frames
 
-from realtime.pipeline import Pipeline
+from realtime.build import build_pipeline, build_stages
+from realtime.config import PipelineConfig
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame, PersonParse
 
@@ -126,23 +127,27 @@ def test_keypoints_jitter_less_and_people_are_filtered_by_id(bodypix, single_cli
         return float(np.abs(np.diff(np.asarray(track)[:, confident], n=2, axis=0)).mean())
 
     assert jerk(smooth_tracks) < 0.7 * jerk(raw_tracks)
-    assert np.allclose(person_tracks, smooth_tracks)
+    assert np.array_equal(person_tracks, smooth_tracks)  # the frame's keypoints are its person's
 
 
-def test_the_pipeline_smoothing_setter(media_dir):
+def test_the_smoothing_strength_changes_while_the_pipeline_runs(media_dir):
     squat = str(media_dir / "cg-mannequin-squat.mp4")
-    smoother = TemporalSmoother(0.5)
-    pipeline = Pipeline(squat, model="bodypix", device="cpu", stages=[smoother])
-    pipeline.set_smoothing(0.2)
-    assert smoother.strength == pytest.approx(0.2)
-
-    plain = Pipeline(squat, model="bodypix", device="cpu")
-    plain.set_smoothing(0.6)
-    plain.start()
+    config = PipelineConfig(source=squat, device="cpu", smoothing=0.0, max_people=1)
+    stages = build_stages(config)
+    pipeline = build_pipeline(config, stages)
+    strengths = []
+    pipeline.subscribe(lambda result: strengths.append(stages.smoother.strength))
+    pipeline.start()
     try:
         deadline = time.monotonic() + 30
-        while (plain.latest() is None or "smooth" not in plain.latest().timings_ms) and time.monotonic() < deadline:
+        while len(strengths) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
+        stages.smoother.strength = 0.6
+        seen = len(strengths)
+        while len(strengths) < seen + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        latest = pipeline.latest()
     finally:
-        plain.stop()
-    assert "smooth" in plain.latest().timings_ms
+        pipeline.stop()
+    assert strengths[0] == 0.0 and strengths[-1] == pytest.approx(0.6)
+    assert latest.timings_ms["smooth"] > 0.5  # it smooths now: flow and blending take time

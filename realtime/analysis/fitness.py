@@ -18,7 +18,7 @@ from realtime.analysis.angles import JOINTS, joint_angles, side_areas
 from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import RepCounter
-from realtime.render import TextPanel
+from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult
 
 ANGLE_NAMES = tuple(JOINTS)
@@ -41,7 +41,7 @@ def _round(value: float) -> float | None:
     return None if math.isnan(value) else round(value, 1)
 
 
-class FitnessAnalyser:
+class FitnessAnalyser(Analyser):
     """Counts `exercise` repetitions for every person. `summary()` may be called from any
     thread (the window's table, the CLI at the end)."""
 
@@ -60,7 +60,7 @@ class FitnessAnalyser:
             self._tracks.clear()
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
-        people = [(p.id, p.keypoints, p.mask) for p in parse.people] or [(0, parse.keypoints, parse.person_mask)]
+        people = [(p.id, p.keypoints, p.mask) for p in parse.people] or [(0, None, parse.person_mask)]
         with self._lock:
             out = {str(pid): self._update_person(pid, keypoints, mask, frame, parse)
                    for pid, keypoints, mask in people}
@@ -105,14 +105,6 @@ class FitnessAnalyser:
         if areas is None or min(areas) == 0:
             return None
         return areas[0] / areas[1]
-
-    def annotate(self, image: np.ndarray, output: dict[str, Any]) -> np.ndarray:
-        lines = [self.exercise.name.upper()]
-        for pid, person in output.get("people", {}).items():
-            signal = person["signal_deg"]
-            angle = "--" if signal is None else f"{signal:.0f} deg"
-            lines.append(f"#{pid}  {person['reps']} reps  {angle}  {person['state']}")
-        return TextPanel(lines, corner="bottom-left", scale=max(0.7, max(image.shape[:2]) / 900)).annotate(image)
 
     def summary(self) -> dict[str, Any]:
         """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}."""

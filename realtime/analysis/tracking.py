@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 _MASK_LONG_SIDE = 160  # masks are compared on a subsampled grid about this many pixels long
@@ -38,7 +39,7 @@ class _Track:
     strays: int = 0  # consecutive frames in which a stray reading was folded into this person
 
 
-class PersonTracker:
+class PersonTracker(ResultStage):
     """ResultStage that rewrites `parse.people[i].id` to IDs that stay with each person."""
 
     name = "track"

@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from realtime.types import Frame, ParseResult
+from realtime.types import Frame, ParseResult, PersonParse
 
 # BlazePose's 33 landmarks at the COCO-17 keypoints, in COCO order.
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
@@ -23,9 +23,9 @@ def blazepose_available() -> bool:
 
 
 class BlazePoseStage:
-    """Runs MediaPipe Pose on each frame and puts its landmarks (visibility as the score) into
-    `parse.keypoints`, and into the person whose mask holds most of them when there are people.
-    A frame where BlazePose finds nobody keeps the parser's keypoints."""
+    """Runs MediaPipe Pose on each frame and gives its landmarks (visibility as the score) to the
+    person whose mask holds most of them; a parse with a person mask but no people gets one
+    person (id 0) holding them. A frame where BlazePose finds nobody keeps the parser's keypoints."""
 
     name = "blazepose"
 
@@ -48,10 +48,12 @@ class BlazePoseStage:
         keypoints = np.array([[landmarks[i].x * w, landmarks[i].y * h, landmarks[i].visibility]
                               for i in BLAZEPOSE_TO_COCO], dtype=np.float32)
         if not parse.people:
-            return replace(parse, keypoints=keypoints)
+            if not parse.person_mask.any():
+                return parse
+            score = float(keypoints[:, 2].mean())
+            return replace(parse, people=[PersonParse(0, parse.person_mask, keypoints, score)])
         owner = max(parse.people, key=lambda p: _points_inside(p.mask, keypoints))
-        people = [replace(p, keypoints=keypoints) if p is owner else p for p in parse.people]
-        return replace(parse, keypoints=keypoints, people=people)
+        return replace(parse, people=[replace(p, keypoints=keypoints) if p is owner else p for p in parse.people])
 
     def reset(self) -> None:
         """Drops the landmark tracking of the previous source."""
@@ -67,13 +69,3 @@ def _points_inside(mask: np.ndarray, keypoints: np.ndarray) -> int:
     xy = np.round(keypoints[:, :2]).astype(int)
     inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
     return int(mask[xy[inside, 1], xy[inside, 0]].sum())
-
-
-def pose_stages(source: str) -> list[BlazePoseStage]:
-    """The stages that give the keypoints: "parser" none, "blazepose" BlazePose (an error
-    without mediapipe), "auto" BlazePose when mediapipe is installed."""
-    if source not in POSE_SOURCES:
-        raise ValueError(f"unknown pose source {source!r}; choose from {', '.join(POSE_SOURCES)}")
-    if source == "blazepose" or (source == "auto" and blazepose_available()):
-        return [BlazePoseStage()]
-    return []

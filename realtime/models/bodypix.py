@@ -346,7 +346,6 @@ class BodyPixParser(Parser):
             results.append(ParseResult(
                 labels=labels,
                 person_mask=person,
-                keypoints=people[0].keypoints if people else keypoints[i],
                 label_names=self.label_names,
                 palette=self.palette,
                 part_probs=_grid_probabilities(person_logits[i], part_logits[i]),

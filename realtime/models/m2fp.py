@@ -591,7 +591,7 @@ class M2FPParser(Parser):
                 geometry: Geometry) -> ParseResult:
         semantic = self.single_person_semantics(pred_logits, pred_masks, padded_hw, geometry)
         labels = semantic.argmax(0).to(torch.uint8).cpu().numpy()
-        return ParseResult(labels=labels, person_mask=labels > 0, keypoints=None, label_names=self.label_names,
+        return ParseResult(labels=labels, person_mask=labels > 0, label_names=self.label_names,
                            palette=self.palette, part_probs=None)
 
     def _people(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, padded_hw: tuple[int, int],
@@ -607,7 +607,7 @@ class M2FPParser(Parser):
             PersonParse(id=i, mask=mask.cpu().numpy(), keypoints=None, score=float(score))
             for i, (mask, score) in enumerate(zip(human_masks, parsing.human_scores[order]))
         ]
-        return ParseResult(labels=labels, person_mask=labels > 0, keypoints=None, label_names=self.label_names,
+        return ParseResult(labels=labels, person_mask=labels > 0, label_names=self.label_names,
                            palette=self.palette, part_probs=None, people=people)
 
 

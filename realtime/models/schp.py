@@ -293,7 +293,7 @@ class SCHPParser(Parser):
         results = []
         for image_logits in upsampled:
             labels = logits_to_frame(image_logits, geometry.to_frame, geometry.frame_hw).argmax(2).astype(np.uint8)
-            results.append(ParseResult(labels=labels, person_mask=labels > 0, keypoints=None,
+            results.append(ParseResult(labels=labels, person_mask=labels > 0,
                                        label_names=self.label_names, palette=self.palette, part_probs=None))
         return results
 

@@ -87,13 +87,3 @@ def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndar
         owner[one.mask] = index
     nearest = fill_from_nearest(owner)
     return [replace(one, mask=one.mask | (added & (nearest == index))) for index, one in enumerate(cut)]
-
-
-def person_mask_stages(source: str) -> list[SelfieMaskStage]:
-    """The stages that sharpen the person mask: "parser" none, "selfie" the fused selfie mask
-    (an error without mediapipe), "auto" the fused mask when mediapipe is installed."""
-    if source not in PERSON_MASK_SOURCES:
-        raise ValueError(f"unknown person mask {source!r}; choose from {', '.join(PERSON_MASK_SOURCES)}")
-    if source == "selfie" or (source == "auto" and selfie_available()):
-        return [SelfieMaskStage()]
-    return []

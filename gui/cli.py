@@ -1,0 +1,35 @@
+"""The `partsight` command with the window: the engine's commands plus `gui`, which is also what
+runs without a command. Importing this module needs no Qt; the window's modules load only when
+`gui` runs."""
+from __future__ import annotations
+
+import argparse
+
+from realtime import cli
+from realtime.cli_options import max_side_option, model_options, positive_int, smoothing_option
+
+WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
+
+
+def add_gui_command(commands: argparse._SubParsersAction) -> None:
+    gui = commands.add_parser("gui", help="open the window (the default without a command)")
+    gui.add_argument("--source", help="what to open first (default: webcam 0)")
+    gui.add_argument("--frames", type=positive_int, help="exit after this many frames (with --screenshot)")
+    gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
+    max_side_option(gui, WINDOW_MAX_SIDE)
+    gui.add_argument("--exercise", help="count repetitions of this preset from the start")
+    model_options(gui, model=None)
+    smoothing_option(gui, None)
+    gui.set_defaults(handler=_gui)
+
+
+def _gui(args: argparse.Namespace) -> int:
+    try:
+        from gui.app import run_app
+    except ImportError as exc:
+        raise cli.CliError(f"the window needs PyQt6 ({exc})") from None
+    return run_app(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(argv, extra_commands=[add_gui_command], default_command="gui")

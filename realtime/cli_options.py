@@ -1,0 +1,69 @@
+"""Command-line options shared by several commands; their defaults are PipelineConfig's unless a
+command says otherwise, so `config_from_args` turns them into the run's config."""
+from __future__ import annotations
+
+import argparse
+
+from realtime.config import default
+from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+
+
+def whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not '{text}'")
+    return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return whole_number(text, 0)
+
+
+def smoothing_strength(text: str) -> float:
+    """argparse type for --smoothing: a number from 0 (off) to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 (off) to 1, not '{text}'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be from 0 (off) to 1, not {value:g}")
+    return value
+
+
+def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAULT_MODEL,
+                  max_people: int = default("max_people")) -> None:
+    """--model (None: the window's last used), --weights, --device, --internal-size, --max-people,
+    --person-mask."""
+    command.add_argument("--model", default=model, choices=sorted(MODEL_SPECS),
+                         help=f"model name (default {model or 'the last one used'})")
+    command.add_argument("--weights", help="load the model from this file instead of the weights cache")
+    command.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
+    command.add_argument("--internal-size", type=positive_int,
+                         help="network input long side in pixels (speed/detail trade-off)")
+    command.add_argument("--max-people", type=positive_int, default=max_people, metavar="N",
+                         help=f"parse up to N people, each with a stable ID (default {max_people}; "
+                              "1 = single-person mode, the fastest)")
+    command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
+                         help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
+                              "(needs the mediapipe extra; auto = selfie when installed)")
+
+
+def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:
+    """--smoothing STRENGTH (None: the window's last used)."""
+    command.add_argument("--smoothing", type=smoothing_strength, default=smoothing, metavar="STRENGTH",
+                         help="temporal smoothing of parts and keypoints, 0 (off) to 1 "
+                              f"(default {smoothing if smoothing is not None else 'the last one used'})")
+
+
+def max_side_option(command: argparse.ArgumentParser, default_px: int | None) -> None:
+    command.add_argument("--max-side", type=non_negative_int, default=default_px, metavar="PIXELS",
+                         help="scale larger frames down so their long side is at most PIXELS, aspect kept "
+                              f"(default {default_px or 'off'}; 0 = off; --size wins)")

@@ -1,0 +1,108 @@
+"""One run's settings: a frozen PipelineConfig, built once from the command line
+(`config_from_args`) or from the window's settings, and read by `realtime.build` and the Pipeline.
+Every option that shapes what the pipeline computes is a field here, so no command can accept
+an option and then ignore it."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, fields
+
+from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
+from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.registry import DEFAULT_MODEL
+from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.smoothing import DEFAULT_STRENGTH
+
+PACINGS = ("every-frame", "realtime")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """source: video file, image folder, webcam index or stream URL (None for commands that
+    parse stills). size: (width, height) to scale frames to; max_side: long side in pixels
+    larger frames are scaled down to (aspect kept). internal_size: the network input's long
+    side in pixels (None = the model's default). max_people: people parsed, each with a stable
+    ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
+    installed). smoothing: temporal smoothing strength, 0 (off) to 1. exercise: the repetitions to
+    count (None = no fitness analysis). frame_limit: stop after this many frames. loop: start a
+    file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
+    paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead."""
+
+    source: str | None = None
+    model: str = DEFAULT_MODEL
+    device: str = "auto"
+    weights: str | None = None
+    size: tuple[int, int] | None = None
+    max_side: int | None = None
+    internal_size: int | None = None
+    max_people: int = 4
+    person_mask: str = "auto"
+    pose: str = "auto"
+    smoothing: float = DEFAULT_STRENGTH
+    exercise: Exercise | None = None
+    frame_limit: int | None = None
+    loop: bool = False
+    pacing: str = "every-frame"
+    buffer_frames: int = 8
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
+                                     ("pose source", self.pose, POSE_SOURCES), ("pacing", self.pacing, PACINGS)):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if not 0.0 <= self.smoothing <= 1.0:
+            raise ValueError(f"smoothing must be from 0 (off) to 1, not {self.smoothing:g}")
+        if self.max_people < 1:
+            raise ValueError(f"max people must be at least 1, not {self.max_people}")
+        if self.size is not None and min(self.size) < 1:
+            raise ValueError(f"size must be positive, not {self.size[0]}x{self.size[1]}")
+
+    @property
+    def realtime(self) -> bool:
+        """Whether a file is paced like a live camera."""
+        return self.pacing == "realtime"
+
+
+def default(name: str):
+    """The default of the PipelineConfig field `name` (what a command line shows as default)."""
+    return next(field.default for field in fields(PipelineConfig) if field.name == name)
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    """The PipelineConfig of a parsed command line; options a command does not have keep their
+    defaults. ValueError (one line) on inconsistent options, e.g. --joint without --exercise."""
+    from realtime.sources import parse_size
+
+    given = {field.name: getattr(args, field.name) for field in fields(PipelineConfig)
+             if getattr(args, field.name, None) is not None}
+    if "size" in given:
+        given["size"] = parse_size(given["size"])
+    given["max_side"] = getattr(args, "max_side", None) or None
+    given["exercise"] = exercise_from_args(args)
+    if getattr(args, "frames", None) is not None:
+        given["frame_limit"] = args.frames
+    if getattr(args, "realtime", False):
+        given["pacing"] = "realtime"
+    return PipelineConfig(**given)
+
+
+def exercise_from_args(args: argparse.Namespace) -> Exercise | None:
+    """--exercise NAME (a preset) or --exercise custom with --joint/--start-deg/--turn-deg."""
+    name = getattr(args, "exercise", None)
+    custom_given = [option for option, value in (("--joint", getattr(args, "joint", None)),
+                                                 ("--start-deg", getattr(args, "start_deg", None)),
+                                                 ("--turn-deg", getattr(args, "turn_deg", None))) if value is not None]
+    if name is None:
+        if getattr(args, "summary", None):
+            raise ValueError("--summary needs --exercise")
+        if custom_given:
+            raise ValueError(f"{custom_given[0]} needs --exercise")
+        return None
+    if name == "custom":
+        missing = {"--joint", "--start-deg", "--turn-deg"} - set(custom_given)
+        if missing:
+            raise ValueError(f"--exercise custom needs {', '.join(sorted(missing))}")
+        return custom_exercise(args.joint, start_deg=args.start_deg, turn_deg=args.turn_deg)
+    if custom_given:
+        raise ValueError(f"{custom_given[0]} is only for --exercise custom")
+    return get_exercise(name)
