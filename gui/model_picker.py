@@ -1,7 +1,7 @@
 """Model picker: every model in the registry; those without weights are disabled and say why."""
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
 from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
@@ -46,9 +46,8 @@ class ModelPicker(QWidget):
         return self._combo.itemData(self._combo.findData(name), Qt.ItemDataRole.ToolTipRole)
 
     def set_current(self, name: str) -> None:
-        self._combo.blockSignals(True)
-        self._combo.setCurrentIndex(self._combo.findData(name))
-        self._combo.blockSignals(False)
+        with QSignalBlocker(self._combo):
+            self._combo.setCurrentIndex(self._combo.findData(name))
         self._combo.setToolTip(self._combo.currentData(Qt.ItemDataRole.ToolTipRole) or "")
 
     def _on_activated(self, index: int) -> None:
