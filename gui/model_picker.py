@@ -35,9 +35,6 @@ class ModelPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._combo)
 
-    def current(self) -> str:
-        return self._combo.currentData()
-
     def is_enabled(self, name: str) -> bool:
         items: QStandardItemModel = self._combo.model()
         return items.item(self._combo.findData(name)).isEnabled()

@@ -39,9 +39,6 @@ class OverlayControls(QWidget):
     def opacity(self) -> float:
         return self._slider.value() / 100
 
-    def show_keypoints(self) -> bool:
-        return self._keypoints.isChecked()
-
     def set_opacity(self, opacity: float) -> None:
         with QSignalBlocker(self._slider):
             self._slider.setValue(round(opacity * 100))
