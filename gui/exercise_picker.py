@@ -30,9 +30,6 @@ class ExercisePicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._combo)
 
-    def current(self) -> str:
-        return self._combo.currentData()
-
     def choose(self, name: str) -> None:
         """Selects `name` as a user would, emitting the request."""
         index = self._combo.findData(name)

@@ -1,7 +1,7 @@
 """Model picker: every model in the registry; those without weights are disabled and say why."""
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
 from PyQt6.QtGui import QStandardItemModel
 from PyQt6.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
@@ -35,9 +35,6 @@ class ModelPicker(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._combo)
 
-    def current(self) -> str:
-        return self._combo.currentData()
-
     def is_enabled(self, name: str) -> bool:
         items: QStandardItemModel = self._combo.model()
         return items.item(self._combo.findData(name)).isEnabled()
@@ -46,9 +43,8 @@ class ModelPicker(QWidget):
         return self._combo.itemData(self._combo.findData(name), Qt.ItemDataRole.ToolTipRole)
 
     def set_current(self, name: str) -> None:
-        self._combo.blockSignals(True)
-        self._combo.setCurrentIndex(self._combo.findData(name))
-        self._combo.blockSignals(False)
+        with QSignalBlocker(self._combo):
+            self._combo.setCurrentIndex(self._combo.findData(name))
         self._combo.setToolTip(self._combo.currentData(Qt.ItemDataRole.ToolTipRole) or "")
 
     def _on_activated(self, index: int) -> None:

@@ -1,7 +1,7 @@
 """Overlay controls: opacity of the part colours and whether the skeleton is drawn."""
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -39,19 +39,14 @@ class OverlayControls(QWidget):
     def opacity(self) -> float:
         return self._slider.value() / 100
 
-    def show_keypoints(self) -> bool:
-        return self._keypoints.isChecked()
-
     def set_opacity(self, opacity: float) -> None:
-        self._slider.blockSignals(True)
-        self._slider.setValue(round(opacity * 100))
-        self._slider.blockSignals(False)
+        with QSignalBlocker(self._slider):
+            self._slider.setValue(round(opacity * 100))
         self._value.setText(f"{self._slider.value()} %")
 
     def set_show_keypoints(self, show: bool) -> None:
-        self._keypoints.blockSignals(True)
-        self._keypoints.setChecked(show)
-        self._keypoints.blockSignals(False)
+        with QSignalBlocker(self._keypoints):
+            self._keypoints.setChecked(show)
 
     def _on_slider(self, value: int) -> None:
         self._value.setText(f"{value} %")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QSize, Qt, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PyQt6.QtWidgets import (
     QHBoxLayout,
@@ -74,26 +74,25 @@ class PartToggles(QWidget):
         """Rebuilds the toggles for `labels`, with the parts named in `hidden` unchecked."""
         hidden = hidden or set()
         groups = labels.groups or {"parts": tuple(range(1, len(labels)))}
-        self._tree.blockSignals(True)
-        self._tree.clear()
-        self._parts = {}
-        for group, ids in groups.items():
-            group_item = QTreeWidgetItem(self._tree, [group])
-            group_item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
-                                | Qt.ItemFlag.ItemIsAutoTristate)
-            group_item.setIcon(0, swatch([labels.colors[ids[0]]]))
-            for class_id in ids:
-                name = labels.names[class_id]
-                item = QTreeWidgetItem(group_item, [display_name(name, group)])
-                item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setIcon(0, swatch([labels.colors[class_id]]))
-                item.setToolTip(0, name.replace("_", " "))
-                item.setData(0, _ID_ROLE, class_id)
-                item.setCheckState(0, Qt.CheckState.Unchecked if name in hidden else Qt.CheckState.Checked)
-                self._parts[class_id] = item
-        self._tree.expandAll()
-        self._labels = labels
-        self._tree.blockSignals(False)
+        with QSignalBlocker(self._tree):
+            self._tree.clear()
+            self._parts = {}
+            for group, ids in groups.items():
+                group_item = QTreeWidgetItem(self._tree, [group])
+                group_item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable
+                                    | Qt.ItemFlag.ItemIsAutoTristate)
+                group_item.setIcon(0, swatch([labels.colors[ids[0]]]))
+                for class_id in ids:
+                    name = labels.names[class_id]
+                    item = QTreeWidgetItem(group_item, [display_name(name, group)])
+                    item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setIcon(0, swatch([labels.colors[class_id]]))
+                    item.setToolTip(0, name.replace("_", " "))
+                    item.setData(0, _ID_ROLE, class_id)
+                    item.setCheckState(0, Qt.CheckState.Unchecked if name in hidden else Qt.CheckState.Checked)
+                    self._parts[class_id] = item
+            self._tree.expandAll()
+            self._labels = labels
 
     def visible(self) -> np.ndarray:
         """Bool per class id; background is never drawn, so it is always False."""
@@ -115,10 +114,9 @@ class PartToggles(QWidget):
                           for class_id, item in self._parts.items()})
 
     def _set_states(self, visible: dict[int, bool]) -> None:
-        self._tree.blockSignals(True)
-        for class_id, shown in visible.items():
-            self._parts[class_id].setCheckState(0, Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
-        self._tree.blockSignals(False)
+        with QSignalBlocker(self._tree):
+            for class_id, shown in visible.items():
+                self._parts[class_id].setCheckState(0, Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
         self._tree.viewport().update()
         self.visibility_changed.emit(self.visible())
 

@@ -1,7 +1,7 @@
 """Temporal smoothing control: a strength slider from off (0) to 1."""
 from __future__ import annotations
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QSlider, QWidget
 
 
@@ -28,9 +28,8 @@ class SmoothingControl(QWidget):
         return self._slider.value() / 100
 
     def set_strength(self, strength: float) -> None:
-        self._slider.blockSignals(True)
-        self._slider.setValue(round(min(max(strength, 0.0), 1.0) * 100))
-        self._slider.blockSignals(False)
+        with QSignalBlocker(self._slider):
+            self._slider.setValue(round(min(max(strength, 0.0), 1.0) * 100))
         self._show(self._slider.value())
 
     def _show(self, value: int) -> None:

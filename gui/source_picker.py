@@ -1,13 +1,10 @@
 """Source picker: webcams found on this machine, a video file, or a stream URL."""
 from __future__ import annotations
 
-import sys
 import threading
-import time
 from pathlib import Path
 
-import cv2
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import QSignalBlocker, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -19,31 +16,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.sources import redact_url
+from realtime.sources import find_webcams, redact_url
 
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;Images (*.png *.jpg *.jpeg *.bmp);;All files (*)"
-
-
-def find_webcams(indices: range = range(4), timeout_s: float = 3.0) -> list[int]:
-    """Webcam indices that open, probed in parallel; a probe still hanging after `timeout_s` counts as absent."""
-    found: dict[int, bool] = {}
-
-    def probe(index: int) -> None:
-        capture = cv2.VideoCapture(index)
-        found[index] = capture.isOpened()
-        capture.release()
-
-    probes = []
-    for index in indices:
-        if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
-            continue  # opening a missing V4L2 device only prints warnings
-        thread = threading.Thread(target=probe, args=(index,), name="partsight-webcam-probe", daemon=True)
-        thread.start()
-        probes.append(thread)
-    deadline = time.monotonic() + timeout_s
-    for thread in probes:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return sorted(index for index, ok in dict(found).items() if ok)
 
 
 class SourcePicker(QWidget):
@@ -103,10 +78,9 @@ class SourcePicker(QWidget):
         shown = Path(name).name if name and Path(name).is_file() else name
         self._current.setText(f"Playing: {shown}" if name else "Nothing playing")
         self._current.setToolTip(name or "")
-        self._webcams.blockSignals(True)
         webcam = self._webcams.findText(name.capitalize()) if name else -1
-        self._webcams.setCurrentIndex(webcam)
-        self._webcams.blockSignals(False)
+        with QSignalBlocker(self._webcams):
+            self._webcams.setCurrentIndex(webcam)
 
     def set_stream_url(self, url: str) -> None:
         """As if the user typed `url` and pressed Connect."""

@@ -3,7 +3,21 @@ from __future__ import annotations
 
 from PyQt6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from gui.session import Session
 from realtime.pipeline import PipelineStats
+
+
+def state_text(session: Session, *, paused: bool, recording: bool) -> str:
+    """What the window is doing, for the status bar's state field."""
+    pipeline = session.pipeline
+    if session.opening:
+        return "opening…"
+    if pipeline is None:
+        return "no source"
+    if pipeline.source_status:
+        return "reconnecting…"
+    state = "❚❚ paused" if paused else "end of file" if pipeline.finished else "▶ playing"
+    return f"● rec · {state}" if recording else state
 
 
 class StatusPanel(QStatusBar):

@@ -9,6 +9,8 @@ from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
+PLACEHOLDER = "No video yet. Pick a webcam, open a file or connect to a stream."
+
 
 def to_qimage(image: np.ndarray) -> tuple[QImage, np.ndarray]:
     """An RGB888 QImage over `image`'s memory, and the array it reads: keep both alive together."""
@@ -42,7 +44,6 @@ class VideoView(QWidget):
         self._image: QImage | None = None
         self._array: np.ndarray | None = None
         self._paused = False
-        self._placeholder = "No video yet. Pick a webcam, open a file or connect to a stream."
 
     def set_frame(self, image: np.ndarray) -> None:
         self._image, self._array = to_qimage(image)
@@ -50,10 +51,6 @@ class VideoView(QWidget):
 
     def set_paused(self, paused: bool) -> None:
         self._paused = paused
-        self.update()
-
-    def set_placeholder(self, text: str) -> None:
-        self._placeholder = text
         self.update()
 
     def image(self) -> QImage | None:
@@ -95,7 +92,7 @@ class VideoView(QWidget):
         if self._image is None:
             painter.setPen(QColor(150, 150, 155))
             painter.drawText(self.rect().adjusted(24, 24, -24, -24),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._placeholder)
+                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, PLACEHOLDER)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawImage(QRectF(self.frame_rect()), self._image)

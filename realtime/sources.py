@@ -497,3 +497,25 @@ class _SingleImageReader(ImageFolderReader):
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return redact_url(text.strip().rstrip("."))
+
+
+def find_webcams(indices: range = range(4), timeout_s: float = 3.0) -> list[int]:
+    """Webcam indices that open, probed in parallel; a probe still hanging after `timeout_s` counts as absent."""
+    found: dict[int, bool] = {}
+
+    def probe(index: int) -> None:
+        capture = cv2.VideoCapture(index)
+        found[index] = capture.isOpened()
+        capture.release()
+
+    probes = []
+    for index in indices:
+        if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
+            continue  # opening a missing V4L2 device only prints warnings
+        thread = threading.Thread(target=probe, args=(index,), name="partsight-webcam-probe", daemon=True)
+        thread.start()
+        probes.append(thread)
+    deadline = time.monotonic() + timeout_s
+    for thread in probes:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sorted(index for index, ok in dict(found).items() if ok)

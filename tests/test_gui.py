@@ -73,7 +73,7 @@ def _pixels_of(window: MainWindow, colors: list[tuple[int, int, int]]) -> int:
 
 
 def _group_item(window: MainWindow, name: str):
-    tree = window.part_toggles.findChild(QTreeWidget)
+    tree = window.view_panel.part_toggles.findChild(QTreeWidget)
     return next(tree.topLevelItem(i) for i in range(tree.topLevelItemCount()) if tree.topLevelItem(i).text(0) == name)
 
 
@@ -110,7 +110,7 @@ def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squ
     qtbot.waitUntil(lambda: _pixels_of(window, TORSO) > 200, timeout=15000)
 
     _group_item(window, "torso").setCheckState(0, Qt.CheckState.Unchecked)
-    assert window.part_toggles.hidden_names() == ["torso_front", "torso_back"]
+    assert window.view_panel.part_toggles.hidden_names() == ["torso_front", "torso_back"]
     shown = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown >= shown + 3, timeout=10000)
     assert _pixels_of(window, TORSO) == 0
@@ -121,14 +121,14 @@ def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window,
     window = make_window()
     window.open_source(str(squat_clip))
     qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
-    record = window.record_controls.findChild(QPushButton, "recordButton")
+    record = window.recording_panel.record_controls.findChild(QPushButton, "recordButton")
     qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
-    path = window.recording_path
+    path = window.recording_panel.recording_path
     assert path is not None and path.parent == tmp_path / "out"
     shown = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown >= shown + 10, timeout=10000)
     qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
-    assert window.recording_path is None
+    assert window.recording_panel.recording_path is None
 
     with av.open(str(path)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
@@ -187,13 +187,13 @@ def test_models_without_weights_are_disabled_with_a_how_to(qtbot, weights_dir):
 
 def test_settings_are_remembered_between_runs(make_window, qtbot):
     window = make_window()
-    window.overlay_controls.findChild(QSlider).setValue(35)
+    window.view_panel.overlay_controls.findChild(QSlider).setValue(35)
     _group_item(window, "feet").setCheckState(0, Qt.CheckState.Unchecked)
     window.close()
 
     again = make_window()
-    assert again.overlay_controls.opacity() == pytest.approx(0.35)
-    assert again.part_toggles.hidden_names() == ["left_foot", "right_foot"]
+    assert again.view_panel.overlay_controls.opacity() == pytest.approx(0.35)
+    assert again.view_panel.part_toggles.hidden_names() == ["left_foot", "right_foot"]
 
 
 def test_cli_runs_frames_and_saves_a_screenshot_of_the_window(squat_clip, tmp_path):
@@ -240,8 +240,8 @@ def test_an_unwritable_output_folder_is_reported_and_the_view_goes_on(make_windo
     window = make_window(output_dir=str(blocker / "recordings"))  # works even for root, unlike chmod
     window.open_source(str(squat_clip))
     qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
-    window.toggle_recording()
-    assert window.recording_path is None and window.banner.isVisible()
+    window.recording_panel.toggle_recording()
+    assert window.recording_panel.recording_path is None and window.banner.isVisible()
     assert "cannot write" in window.banner.text() and "a-file" in window.banner.text()
     shown = window.frames_shown
     qtbot.waitUntil(lambda: window.frames_shown >= shown + 5, timeout=10000)

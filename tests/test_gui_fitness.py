@@ -41,11 +41,11 @@ def test_squat_counter_rises_on_the_squat_clip_and_exports(window, qtbot, media_
     plotted = [deg for _, deg in panel.plot.samples("0") if deg == deg]
     assert min(plotted) < 120 < 150 < max(plotted)
 
-    csv_path = window.export_reps("csv")
+    csv_path = window.recording_panel.export_reps("csv")
     rows = list(csv.DictReader(csv_path.open()))
     assert [int(r["number"]) for r in rows] == list(range(1, reps + 1))
     assert all(float(r["rom_deg"]) > 60 and int(r["start_frame"]) < int(r["turn_frame"]) for r in rows)
-    json_path = window.export_reps("json")
+    json_path = window.recording_panel.export_reps("json")
     summary = json.loads(json_path.read_text())
     assert summary["exercise"]["name"] == "squat" and summary["reps"] == reps == len(summary["per_rep"])
 
@@ -58,5 +58,5 @@ def test_switching_the_exercise_off_stops_the_analysis(window, qtbot, media_dir)
     assert panel.plot.thresholds() == [145, 105]
     panel.picker.choose("")
     qtbot.waitUntil(lambda: not window.fitness_panel.counter.counts(), timeout=10000)
-    assert window.export_reps("csv") is None
+    assert window.recording_panel.export_reps("csv") is None
     assert panel.plot.thresholds() == [None, None]

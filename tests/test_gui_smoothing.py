@@ -27,7 +27,7 @@ def _window(qtbot, settings: QSettings) -> tuple[MainWindow, Session]:
 
 def test_the_slider_drives_the_pipeline_and_is_remembered(qtbot, settings, media_dir):
     window, session = _window(qtbot, settings)
-    control = window.smoothing_control
+    control = window.view_panel.smoothing_control
     slider = control.findChild(QSlider)
     assert control.strength() == pytest.approx(DEFAULT_STRENGTH)
     window.open_source(str(media_dir / "cg-mannequin-squat.mp4"))
@@ -45,6 +45,6 @@ def test_the_slider_drives_the_pipeline_and_is_remembered(qtbot, settings, media
 
     again, again_session = _window(qtbot, settings)
     try:
-        assert again.smoothing_control.strength() == pytest.approx(0.35)
+        assert again.view_panel.smoothing_control.strength() == pytest.approx(0.35)
     finally:
         again.close()

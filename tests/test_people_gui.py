@@ -59,13 +59,13 @@ def test_clicking_the_moving_person_selects_their_id(window, qtbot, media_dir: P
     man = man_in_frame()
     x, y = _inner_pixel(man.mask)
     qtbot.mouseClick(window.video_view, Qt.MouseButton.LeftButton, pos=window.video_view.widget_point(x, y))
-    assert window.selected_people == frozenset({man.id})
+    assert window.people_picker.selected_people == frozenset({man.id})
     assert window.people_picker.choice_text() == f"Analysing: #{man.id}"
 
     corner = window.video_view.widget_point(window.shown_result.image.shape[1] - 2, 2)
     qtbot.mouseClick(window.video_view, Qt.MouseButton.LeftButton, pos=corner)
-    assert window.selected_people == frozenset({man.id}), "a click on nobody keeps the choice"
+    assert window.people_picker.selected_people == frozenset({man.id}), "a click on nobody keeps the choice"
 
     window.people_picker.findChild(QPushButton).click()
-    assert window.selected_people is None
+    assert window.people_picker.selected_people is None
     assert window.people_picker.choice_text().startswith("Analysing: everyone")

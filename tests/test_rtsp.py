@@ -267,9 +267,10 @@ def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path
     qtbot.addWidget(window)
     window.show()
     try:
-        window.source_picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker
+        picker = window.source_panel.source_picker
+        picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker
         qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=30000)
-        window.toggle_recording()
+        window.recording_panel.toggle_recording()
         locked_camera.kill()
         qtbot.waitUntil(lambda: window.banner.isVisible() and "reconnecting" in window.banner.text(), timeout=15000)
         window.refresh_state()
@@ -278,8 +279,8 @@ def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path
         shown = window.frames_shown
         locked_camera.start()
         qtbot.waitUntil(lambda: window.frames_shown >= shown + 5 and not window.banner.isVisible(), timeout=15000)
-        recording = window.recording_path
-        window.toggle_recording()
+        recording = window.recording_panel.recording_path
+        window.recording_panel.toggle_recording()
         title = window.windowTitle()
     finally:
         window.close()

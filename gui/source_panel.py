@@ -1,0 +1,51 @@
+"""What is parsed: the source picker and the model picker. Remembers the folder files were
+last opened from (sources/file_dir) and the model in use (model)."""
+from __future__ import annotations
+
+from PyQt6.QtCore import QSettings, pyqtSignal
+from PyQt6.QtWidgets import QVBoxLayout, QWidget
+
+from gui.group_box import group_box
+from gui.model_picker import ModelPicker
+from gui.session import Session
+from gui.source_picker import SourcePicker
+from realtime.models.registry import MODEL_SPECS
+
+
+class SourcePanel(QWidget):
+    """Emits `source_requested(spec)` when the user picks a source, and `source_changed(name)`
+    when what plays changes (a name safe to display, None for nothing)."""
+
+    source_requested = pyqtSignal(str)
+    source_changed = pyqtSignal(object)
+
+    def __init__(self, session: Session, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._settings = settings
+        self._shown_source: str | None = None
+        self.source_picker = SourcePicker(file_dir=str(settings.value("sources/file_dir", "", str)))
+        self.model_picker = ModelPicker(MODEL_SPECS)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(group_box("Source", self.source_picker))
+        layout.addWidget(group_box("Model", self.model_picker))
+        self.source_picker.source_requested.connect(self.source_requested)
+        self.model_picker.model_requested.connect(session.switch_model)
+        self.source_picker.set_current(None)
+
+    def show_state(self) -> None:
+        session = self._session
+        self.model_picker.set_current(session.model)
+        self.source_picker.setEnabled(not session.opening)
+        self.model_picker.setEnabled(not session.opening)
+        pipeline = session.pipeline
+        source = pipeline.stats.source if pipeline else None
+        if source != self._shown_source:
+            self._shown_source = source
+            self.source_picker.set_current(source)
+            self.source_changed.emit(source)
+
+    def save_settings(self) -> None:
+        self._settings.setValue("model", self._session.model)
+        self._settings.setValue("sources/file_dir", self.source_picker.file_dir)
