@@ -41,7 +41,7 @@ class FitnessSetup:
             return None
         from realtime.analysis.summary import summary_table
 
-        summary = self.analysers[0].summary()
+        summary = {"schema": "partsight.summary/1", **self.analysers[0].summary()}
         summary["pose_source"] = self.stages[0].name if self.stages else "parser"
         print(summary_table(summary))
         if self.summary_path is not None:
