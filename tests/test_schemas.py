@@ -1,4 +1,5 @@
-"""The JSON Schemas of the output files (realtime/schemas/) against what the real CLI writes."""
+"""The JSON Schemas of the output files (realtime/schemas/) against what the real CLI writes, and
+the import contracts (pyproject.toml [tool.importlinter]) through `lint-imports`."""
 from __future__ import annotations
 
 import copy
@@ -21,6 +22,10 @@ from realtime.metrics import FRAME_SCHEMA, SCHEMAS, SUMMARY_SCHEMA, schema_path
 from realtime.types import Frame, Gap
 
 REPO = Path(__file__).resolve().parents[1]
+# A repetition as Rep.to_dict writes it.
+REP = {"number": 1, "start_frame": 0, "turn_frame": 10, "end_frame": 20, "start_s": 0.0, "turn_s": 0.5,
+       "end_s": 1.0, "min_deg": 100.0, "max_deg": 170.0, "out_s": 0.5, "back_s": 0.5, "side_diff_deg": None,
+       "area_ratio": 1.02, "rom_deg": 70.0}
 
 
 def load(name: str) -> dict:
@@ -162,7 +167,10 @@ def test_the_schemas_reject_wrong_lines(squat_run):
     assert errors("summary", broken(summary, lambda d: d["people"]["0"]["per_rep"].append({**REP}))) == []
 
 
-REP = {"number": 1, "start_frame": 0, "turn_frame": 10, "end_frame": 20, "start_s": 0.0, "turn_s": 0.5,
-       "end_s": 1.0, "min_deg": 100.0, "max_deg": 170.0, "out_s": 0.5, "back_s": 0.5, "side_diff_deg": None,
-       "area_ratio": 1.02, "rom_deg": 70.0}
-
+def test_lint_imports_keeps_the_import_contracts():
+    """The contracts of pyproject.toml [tool.importlinter]: realtime imports neither PyQt6, pyqtgraph nor
+    gui, and the command line, the pipeline and the data types stay in that order. Fails while
+    realtime/cli.py still imports gui.app to open the window."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    run = subprocess.run([str(lint_imports)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
