@@ -30,6 +30,7 @@ demo: install
 	@echo "Open out/demo.mp4 to see the result."
 
 test: install
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 # The optional BlazePose keypoints and selfie person mask (the `mediapipe` extra) in a venv of their own: mediapipe

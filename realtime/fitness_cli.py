@@ -38,7 +38,7 @@ def report_fitness(stages: Stages, summary_path: str | None) -> dict[str, Any] |
         return None
     from realtime.analysis.summary import summary_table
 
-    summary = stages.analysers[0].summary()
+    summary = {"schema": "partsight.summary/1", **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
     print(summary_table(summary))
     if summary_path is not None:

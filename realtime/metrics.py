@@ -1,6 +1,8 @@
-"""The JSONL line written for each frame (format: see README, "Output files")."""
+"""The JSONL line written for each frame (format: see README, "Output files", and the JSON Schemas
+in realtime/schemas/, whose paths `schema_path` gives)."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -8,13 +10,27 @@ import numpy as np
 from realtime.types import ParseResult, PersonParse
 
 if TYPE_CHECKING:
-    from realtime.pipeline import FrameResult
+    from realtime.types import FrameResult
+
+# The "schema" value of each format; a breaking change bumps the number after the slash.
+FRAME_SCHEMA = "partsight.frame/1"
+SUMMARY_SCHEMA = "partsight.summary/1"
+SCHEMAS = ("frame", "summary")
+
+
+def schema_path(name: str) -> Path:
+    """The JSON Schema file (draft 2020-12) of a format: "frame" (a JSONL line: a frame or a gap
+    event) or "summary" (the --summary JSON)."""
+    if name not in SCHEMAS:
+        raise ValueError(f"unknown schema {name!r}; choose from {', '.join(SCHEMAS)}")
+    return Path(__file__).with_name("schemas") / f"{name}.schema.json"
 
 
 def frame_metrics(result: FrameResult) -> dict:
     """The JSONL line for one frame."""
     keypoints = result.parse.keypoints
     return {
+        "schema": FRAME_SCHEMA,
         "index": result.frame.index,
         "pts_s": round(result.frame.pts_s, 6),
         "areas": result.parse.part_areas(),

@@ -1,0 +1,176 @@
+"""The JSON Schemas of the output files (realtime/schemas/) against what the real CLI writes, and
+the import contracts (pyproject.toml [tool.importlinter]) through `lint-imports`."""
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from jsonschema import Draft202012Validator
+from test_fitness_analyser import FPS, H, W, leg_keypoints, parse_of, person, squat_degs
+
+from realtime.analysis.angles import JOINTS
+from realtime.analysis.exercises import PRESETS, REDUCTIONS
+from realtime.analysis.fitness import FitnessAnalyser
+from realtime.analysis.reps import OUT, START, TURNED, WAITING
+from realtime.fitness_cli import FitnessSetup
+from realtime.metrics import FRAME_SCHEMA, SCHEMAS, SUMMARY_SCHEMA, schema_path
+from realtime.types import Frame, Gap
+
+REPO = Path(__file__).resolve().parents[1]
+# A repetition as Rep.to_dict writes it.
+REP = {"number": 1, "start_frame": 0, "turn_frame": 10, "end_frame": 20, "start_s": 0.0, "turn_s": 0.5,
+       "end_s": 1.0, "min_deg": 100.0, "max_deg": 170.0, "out_s": 0.5, "back_s": 0.5, "side_diff_deg": None,
+       "area_ratio": 1.02, "rom_deg": 70.0}
+
+
+def load(name: str) -> dict:
+    return json.loads(schema_path(name).read_text())
+
+
+def validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(load(name))
+
+
+def errors(name: str, instance: object) -> list[str]:
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator(name).iter_errors(instance)]
+
+
+def process(out: Path, clip: Path, *args: str) -> list[dict]:
+    """Runs `main.py process` as a user does; the JSONL lines."""
+    metrics = out / "frames.jsonl"
+    run = subprocess.run([sys.executable, "main.py", "process", str(clip), "-o", str(out / "out.mp4"),
+                          "--metrics", str(metrics), "--device", "cpu", *args],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    return [json.loads(line) for line in metrics.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def squat_run(media_dir, tmp_path_factory) -> tuple[list[dict], dict]:
+    """20 frames of the squat clip with --exercise squat: the JSONL lines and the summary."""
+    out = tmp_path_factory.mktemp("squat")
+    lines = process(out, media_dir / "cg-mannequin-squat.mp4", "--frames", "20", "--exercise", "squat",
+                    "--summary", str(out / "summary.json"))
+    return lines, json.loads((out / "summary.json").read_text())
+
+
+@pytest.mark.parametrize("name", SCHEMAS)
+def test_the_schema_files_are_valid_draft_2020_12(name):
+    path = schema_path(name)
+    assert path.is_file() and path.parent == REPO / "realtime" / "schemas"
+    schema = load(name)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    Draft202012Validator.check_schema(schema)
+
+
+def test_schema_names_and_versions_agree_with_the_code():
+    frame, summary = load("frame"), load("summary")
+    assert frame["$defs"]["frame"]["properties"]["schema"] == {"const": FRAME_SCHEMA}
+    assert summary["properties"]["schema"] == {"const": SUMMARY_SCHEMA}
+    with pytest.raises(ValueError, match="unknown schema"):
+        schema_path("frames")
+    # The summary repeats the frame schema's definitions so that each file stands alone.
+    for shared in ("exercise", "rep", "closed_rep", "person_id"):
+        assert summary["$defs"][shared] == frame["$defs"][shared], shared
+    # Enumerations follow the analysis code.
+    defs = frame["$defs"]
+    assert defs["exercise"]["properties"]["joints"]["items"]["enum"] == list(JOINTS)
+    assert list(defs["fitness_person"]["properties"]["angles"]["properties"]) == list(JOINTS)
+    assert defs["exercise"]["properties"]["reduce"]["enum"] == list(REDUCTIONS)
+    assert defs["fitness_person"]["properties"]["state"]["enum"] == [WAITING, START, OUT, TURNED]
+
+
+def test_squat_clip_jsonl_and_summary_match_their_schemas(squat_run):
+    lines, summary = squat_run
+    assert len(lines) == 20
+    for line in lines:
+        assert next(iter(line)) == "schema", "the schema key comes first"
+        assert errors("frame", line) == [], line["index"]
+    assert all("fitness" in line["analysis"] for line in lines)
+    assert next(iter(summary)) == "schema"
+    assert errors("summary", summary) == []
+
+
+def test_multi_person_jsonl_matches_the_schema(media_dir, tmp_path):
+    lines = process(tmp_path, media_dir / "pose2sim-multi-cam01.mp4", "--frames", "8", "--max-people", "4")
+    assert len(lines) == 8
+    assert max(len(line["people"]) for line in lines) >= 2, "the clip has several people"
+    for line in lines:
+        assert errors("frame", line) == [], line["index"]
+        assert "analysis" not in line
+
+
+def test_gap_event_line_matches_the_schema():
+    assert errors("frame", Gap(3.0, 7.25, "rtsp://camera/stream: connection lost").to_json()) == []
+    assert errors("frame", {"event": "gap", "from_pts_s": 1.0, "to_pts_s": 2.0}) != []  # no reason
+    assert errors("frame", {"event": "jump", "from_pts_s": 1.0, "to_pts_s": 2.0, "reason": "?"}) != []
+
+
+def test_a_summary_and_frame_analysis_with_repetitions_match_the_schemas(tmp_path):
+    """The CLI's short run counts no repetition; here two people, one squatting three times."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    for i, deg in enumerate(squat_degs(3)):
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                              parse_of([person(4, leg_keypoints(deg, 80)), person(7, leg_keypoints(175, 240))]))
+    assert out["people"]["4"]["last_rep"] is not None
+    fitness = Draft202012Validator({"$defs": load("frame")["$defs"], "$ref": "#/$defs/fitness"})
+    assert list(fitness.iter_errors(json.loads(json.dumps(out)))) == []
+
+    summary = FitnessSetup(analysers=[analyser], summary_path=tmp_path / "summary.json").report()
+    assert summary["reps"] == 3
+    assert errors("summary", json.loads((tmp_path / "summary.json").read_text())) == []
+
+
+def test_the_schemas_reject_wrong_lines(squat_run):
+    """Each change below breaks the format: the schemas must say so."""
+    line, summary = squat_run[0][0], squat_run[1]
+    assert errors("frame", line) == [] and errors("summary", summary) == []
+
+    def broken(document: dict, change) -> dict:
+        document = copy.deepcopy(document)
+        change(document)
+        return document
+
+    wrong_lines = {
+        "keypoint with two numbers": lambda d: d["keypoints"].__setitem__(0, d["keypoints"][0][:2]),
+        "keypoint with four numbers": lambda d: d["people"][0]["keypoints"][0].append(1.0),
+        "16 keypoints": lambda d: d["keypoints"].pop(),
+        "no schema key": lambda d: d.pop("schema"),
+        "another schema version": lambda d: d.__setitem__("schema", "partsight.frame/2"),
+        "bbox of 3 numbers": lambda d: d["people"][0].__setitem__("bbox", [1, 2, 3]),
+        "bbox of floats": lambda d: d["people"][0].__setitem__("bbox", [1.5, 2, 3, 4]),
+        "unknown key": lambda d: d.__setitem__("extra", 1),
+        "unknown person key": lambda d: d["people"][0].__setitem__("name", "x"),
+        "area as a float": lambda d: d["areas"].__setitem__("torso_front", 1.5),
+        "missing timing": lambda d: d["timings_ms"].pop("encode"),
+        "negative index": lambda d: d.__setitem__("index", -1),
+        "unknown angle source": lambda d: d["analysis"]["fitness"]["people"]["0"]["angles"]["left_knee"]
+        .__setitem__("source", "guess"),
+        "unknown rep state": lambda d: d["analysis"]["fitness"]["people"]["0"].__setitem__("state", "resting"),
+    }
+    for what, change in wrong_lines.items():
+        assert errors("frame", broken(line, change)), what
+    wrong_summaries = {
+        "no schema key": lambda d: d.pop("schema"),
+        "no pose source": lambda d: d.pop("pose_source"),
+        "person id not a number": lambda d: d["people"].__setitem__("x", d["people"]["0"]),
+        "rep without its person": lambda d: d["per_rep"].append({**REP}),
+        "unknown rep key": lambda d: d["people"]["0"]["per_rep"].append({**REP, "speed": 1.0}),
+    }
+    for what, change in wrong_summaries.items():
+        assert errors("summary", broken(summary, change)), what
+    assert errors("summary", broken(summary, lambda d: d["people"]["0"]["per_rep"].append({**REP}))) == []
+
+
+def test_lint_imports_keeps_the_import_contracts():
+    """The contracts of pyproject.toml [tool.importlinter]: realtime imports neither PyQt6, pyqtgraph nor
+    gui, and the command line, the pipeline and the data types stay in that order. Fails while
+    realtime/cli.py still imports gui.app to open the window."""
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    run = subprocess.run([str(lint_imports)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
