@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
             raise
         from realtime.sources import redact_url
 
-        log.debug("command %s failed", args.command, exc_info=True)
+        log.exception("command %s failed", args.command)
         message = redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         detail = f" (details in {log_file})" if not isinstance(exc, (CliError, ValueError)) and log_file else ""
         print(f"partsight: error: {message}{detail}", file=sys.stderr)

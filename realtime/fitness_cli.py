@@ -9,6 +9,7 @@ from typing import Any
 
 from realtime.build import Stages
 from realtime.cli_options import model_options, smoothing_option
+from realtime.metrics import SUMMARY_SCHEMA
 from realtime.models.blazepose import POSE_SOURCES
 
 
@@ -38,7 +39,7 @@ def report_fitness(stages: Stages, summary_path: str | None) -> dict[str, Any] |
         return None
     from realtime.analysis.summary import summary_table
 
-    summary = {"schema": "partsight.summary/1", **stages.analysers[0].summary()}
+    summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
     print(summary_table(summary))
     if summary_path is not None:

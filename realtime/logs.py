@@ -36,7 +36,12 @@ class _ConsoleFormat(logging.Formatter):
 
 
 class _Console(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at the time (tests and tools swap it)."""
+    """Writes to whatever sys.stderr is at the time (tests and tools swap it). Records carrying a
+    traceback are left to the log file: the place that caught the exception tells the user in
+    its own words."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and super().filter(record)
 
     @property
     def stream(self):

@@ -3,14 +3,10 @@ in realtime/schemas/, whose paths `schema_path` gives)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from realtime.types import ParseResult, PersonParse
-
-if TYPE_CHECKING:
-    from realtime.types import FrameResult
+from realtime.types import FrameResult, ParseResult, PersonParse
 
 # The "schema" value of each format; a breaking change bumps the number after the slash.
 FRAME_SCHEMA = "partsight.frame/1"

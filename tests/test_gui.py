@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import QPushButton, QSlider, QTreeWidget
 from gui.main_window import MainWindow
 from gui.model_picker import ModelPicker
 from gui.session import Session
+from realtime.config import PipelineConfig
 from gui.source_picker import SourcePicker
 from realtime.models.labels import BODYPIX_PARTS
 from realtime.models.registry import MODEL_SPECS
@@ -46,7 +47,7 @@ def make_window(qtbot, settings):
     def make(**values) -> MainWindow:
         for key, value in values.items():
             settings.setValue(key, value)
-        window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+        window = MainWindow(Session(PipelineConfig(device="cpu", max_people=1)), settings)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -92,7 +93,7 @@ def test_frames_arrive_and_the_status_bar_shows_the_engine(make_window, qtbot, s
 
 
 def test_the_window_parses_a_display_sized_copy_of_a_large_video(qtbot, settings, single_clip):
-    window = MainWindow(Session(model="bodypix", device="cpu", max_side=960), settings)
+    window = MainWindow(Session(PipelineConfig(device="cpu", max_side=960, max_people=1)), settings)
     qtbot.addWidget(window)
     window.show()
     try:

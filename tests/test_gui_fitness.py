@@ -11,13 +11,14 @@ from PyQt6.QtCore import QSettings
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.config import PipelineConfig
 
 
 @pytest.fixture
 def window(qtbot, tmp_path: Path):
     settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
     settings.setValue("output_dir", str(tmp_path / "out"))
-    window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+    window = MainWindow(Session(PipelineConfig(device="cpu", max_people=1)), settings)
     qtbot.addWidget(window)
     window.show()
     yield window

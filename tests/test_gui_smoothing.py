@@ -9,6 +9,7 @@ from PyQt6.QtWidgets import QLabel, QSlider
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.config import PipelineConfig
 from realtime.smoothing import DEFAULT_STRENGTH
 
 
@@ -18,7 +19,7 @@ def settings(tmp_path: Path) -> QSettings:
 
 
 def _window(qtbot, settings: QSettings) -> tuple[MainWindow, Session]:
-    session = Session(model="bodypix", device="cpu")
+    session = Session(PipelineConfig(device="cpu", max_people=1))
     window = MainWindow(session, settings)
     qtbot.addWidget(window)
     window.show()
@@ -33,13 +34,13 @@ def test_the_slider_drives_the_pipeline_and_is_remembered(qtbot, settings, media
     window.open_source(str(media_dir / "cg-mannequin-squat.mp4"))
     try:
         qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=20000)
-        assert session.pipeline.smoothing == pytest.approx(DEFAULT_STRENGTH)
+        assert session.smoothing == pytest.approx(DEFAULT_STRENGTH)
         assert "smooth" in session.pipeline.latest().timings_ms
         slider.setValue(0)
-        assert session.pipeline.smoothing == 0.0
+        assert session.smoothing == 0.0
         assert "off" in [label.text() for label in control.findChildren(QLabel)]
         slider.setValue(35)
-        assert session.pipeline.smoothing == pytest.approx(0.35)
+        assert session.smoothing == pytest.approx(0.35)
     finally:
         window.close()
 

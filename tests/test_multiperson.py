@@ -61,11 +61,12 @@ import pytest
 from conftest import read_frames
 
 from realtime.analysis.tracking import PersonTracker
+from realtime.build import build_stages
 from realtime.cli import main as cli_main
+from realtime.config import PipelineConfig
 from realtime.models import load_parser
 from realtime.render import PersonLabelAnnotator, person_color
 from realtime.smoothing import DEFAULT_STRENGTH
-from realtime.stages import result_stages
 from realtime.types import Frame, ParseResult
 
 # pose2sim-multi-cam01, frame pixels: frame -> a point on the man's torso, marked by hand
@@ -114,7 +115,7 @@ def _track(path: Path, *, internal_size: int | None = None, smoothing: float = D
     """The clip through the parser and the stages the CLI builds (tracker, then smoother unless
     `smoothing` is 0), frames scaled by `scale`."""
     parser = load_parser("bodypix", device="cpu", max_people=max_people, internal_size=internal_size)
-    stages = result_stages(smoothing=smoothing)
+    stages = build_stages(PipelineConfig(smoothing=smoothing, person_mask="parser", pose="parser")).result
     tracked = []
     with av.open(str(path)) as container:
         for index, decoded in enumerate(container.decode(video=0)):
@@ -292,6 +293,25 @@ def test_process_writes_people_per_frame(media_dir: Path, tmp_path: Path):
         assert sum(sum(p["areas"].values()) for p in people) == sum(line["areas"].values())
     assert [p["id"] for p in lines[0]["people"]] and {p["id"] for p in lines[-1]["people"]} == {
         p["id"] for p in lines[0]["people"]}
+
+
+def test_the_frames_keypoints_are_the_best_persons_with_smoothing_on(media_dir: Path, tmp_path: Path):
+    """Two people, smoothing on (the default): each JSONL line's top-level keypoints are those of
+    its highest-scoring person (they once were the last person's)."""
+    metrics = tmp_path / "two.jsonl"
+    code = cli_main(["process", str(media_dir / "pose2sim-multi-cam01.mp4"), "-o", str(tmp_path / "two.mp4"),
+                     "--metrics", str(metrics), "--frames", "30", "--size", "360x640", "--device", "cpu"])
+    assert code == 0
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert len(lines) == 30
+    two = [line for line in lines if len(line["people"]) >= 2]
+    assert len(two) >= 25
+    best_not_last = 0
+    for line in two:
+        best = max(line["people"], key=lambda person: person["score"])
+        assert line["keypoints"] == best["keypoints"], f"frame {line['index']}"
+        best_not_last += best is not line["people"][-1]
+    assert best_not_last >= 10, "the case the last person's keypoints got wrong is covered"
 
 
 def test_max_people_must_be_positive(media_dir: Path, tmp_path: Path, capsys):

@@ -11,6 +11,7 @@ from PyQt6.QtWidgets import QPushButton
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.config import PipelineConfig
 
 # pose2sim-multi-cam01: the walking man stays in this band of the 1080 x 1920 frame (his mask's
 # centroid), the standing woman and the background woman never enter it.
@@ -21,7 +22,7 @@ MAN_BAND_Y = (450, 1000)
 @pytest.fixture
 def window(qtbot, tmp_path: Path):
     settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
-    window = MainWindow(Session(model="bodypix", device="cpu", max_people=4), settings)
+    window = MainWindow(Session(PipelineConfig(device="cpu", max_people=4)), settings)
     qtbot.addWidget(window)
     window.show()
     yield window

@@ -263,7 +263,7 @@ def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path
 
     settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
     settings.setValue("output_dir", str(tmp_path / "out"))
-    window = MainWindow(Session(model="bodypix", device="cpu"), settings)
+    window = MainWindow(Session(PipelineConfig(device="cpu", max_people=1)), settings)
     qtbot.addWidget(window)
     window.show()
     try:

@@ -1,0 +1,117 @@
+"""One PipelineConfig per run: every option of every command reaches it (or the sink that the
+command owns), and the pipeline built from it runs what it says."""
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+import pytest
+
+from gui.cli import add_gui_command
+from realtime.build import build_stages
+from realtime.cli import _build_parser
+from realtime.config import PipelineConfig, config_from_args
+
+# Options that are not pipeline settings: where the command writes, how it measures, what the
+# window does; each is used by its command's own code.
+NOT_PIPELINE = {
+    "process": {"output", "metrics", "labels_dir", "summary"},
+    "bench": {"warmup", "record", "compare_max_people", "frames"},
+    "pose-quality": set(),
+    "eval flicker": set(),
+    "eval jitter": {"images", "dataset", "jitter_frames", "seed"},
+    "eval person-iou": {"dataset"},
+    "gui": {"screenshot", "frames"},
+}
+# A value different from the default, per option destination, and the config field it must change.
+CHANGED = {
+    "source": ("other.mp4", "source", "other.mp4"),
+    "model": ("bodypix-s8", "model", "bodypix-s8"),
+    "weights": ("/tmp/w.onnx", "weights", "/tmp/w.onnx"),
+    "device": ("cpu", "device", "cpu"),
+    "internal_size": ("321", "internal_size", 321),
+    "max_people": ("2", "max_people", 2),
+    "person_mask": ("selfie", "person_mask", "selfie"),
+    "smoothing": ("0.3", "smoothing", 0.3),
+    "size": ("320x240", "size", (320, 240)),
+    "max_side": ("500", "max_side", 500),
+    "realtime": (None, "pacing", "realtime"),
+    "loop": (None, "loop", True),
+    "frames": ("7", "frame_limit", 7),
+    "pose": ("blazepose", "pose", "blazepose"),
+    "exercise": ("lunge", "exercise", "lunge"),
+}
+
+
+def _commands() -> dict[str, argparse.ArgumentParser]:
+    parser = _build_parser([add_gui_command])
+    found = {}
+    for action in parser._subparsers._group_actions:
+        for name, command in action.choices.items():
+            subs = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+            if subs:
+                found.update({f"{name} {sub}": cmd for sub, cmd in subs[0].choices.items()})
+            else:
+                found[name] = command
+    return found
+
+
+def _base_args(name: str) -> list[str]:
+    return {"process": ["clip.mp4", "-o", "out.mp4"], "bench": ["clip.mp4"], "pose-quality": ["clip.mp4"],
+            "eval flicker": ["clip.mp4"]}.get(name, [])
+
+
+@pytest.mark.parametrize("name", sorted(NOT_PIPELINE))
+def test_every_option_reaches_the_config(name):
+    command = _commands()[name]
+    base = config_from_args(command.parse_args(_base_args(name)))
+    options = {action.dest: action for action in command._actions if action.dest != "help"}
+    assert set(options) - NOT_PIPELINE[name] <= set(CHANGED) | {"joint", "start_deg", "turn_deg"}, \
+        "a new option: say which config field it sets"
+    checked = 0
+    for dest, action in options.items():
+        if dest in NOT_PIPELINE[name] or dest not in CHANGED or (dest == "source" and not action.option_strings):
+            continue
+        value, field, expected = CHANGED[dest]
+        flag = action.option_strings[-1] if action.option_strings else None
+        argv = [*_base_args(name), flag] + ([value] if value is not None else [])
+        if dest == "loop":
+            argv += ["--frames", "5"]
+        config = config_from_args(command.parse_args(argv))
+        got = getattr(config, field)
+        got = got.name if field == "exercise" else got
+        assert got == expected and got != getattr(base, field), f"{name} {flag} does not reach {field}"
+        checked += 1
+    assert checked >= 3
+
+
+def test_custom_exercise_and_its_errors_are_one_place():
+    process = _commands()["process"]
+    config = config_from_args(process.parse_args(["c.mp4", "-o", "o.mp4", "--exercise", "custom", "--joint",
+                                                  "left_knee", "--start-deg", "160", "--turn-deg", "100"]))
+    assert config.exercise.joints == ("left_knee",) and config.exercise.turn_deg == 100
+    for argv, message in ((["--joint", "left_knee"], "--joint needs --exercise"),
+                          (["--summary", "s.json"], "--summary needs --exercise"),
+                          (["--exercise", "custom"], "--exercise custom needs")):
+        with pytest.raises(ValueError, match=message):
+            config_from_args(process.parse_args(["c.mp4", "-o", "o.mp4", *argv]))
+
+
+def test_the_config_rejects_nonsense_with_one_line():
+    for bad, message in (({"pacing": "fast"}, "unknown pacing"), ({"smoothing": 2.0}, "smoothing must be"),
+                         ({"max_people": 0}, "max people"), ({"pose": "openpose"}, "unknown pose source")):
+        with pytest.raises(ValueError, match=message):
+            PipelineConfig(**bad)
+
+
+def test_build_stages_follows_the_config():
+    plain = build_stages(PipelineConfig(pose="parser", person_mask="parser", smoothing=0.25))
+    assert [stage.name for stage in plain.result] == ["track", "smooth"]
+    assert plain.smoother.strength == 0.25 and plain.analysers == [] and plain.pose_source == "parser"
+    from realtime.analysis.exercises import get_exercise
+
+    counted = build_stages(PipelineConfig(pose="parser", person_mask="parser", exercise=get_exercise("squat")))
+    assert [analyser.name for analyser in counted.analysers] == ["fitness"]
+    assert {field.name for field in fields(PipelineConfig)} >= {
+        "source", "model", "device", "weights", "size", "max_side", "internal_size", "max_people", "person_mask",
+        "pose", "smoothing", "exercise", "frame_limit", "loop", "pacing"}

@@ -1,0 +1,105 @@
+"""The contracts between the pipeline's steps: the pipeline owns and closes its stages; the
+renderer draws a stored result again without the engine; failures are one line for the user and
+a traceback in the log file."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.config import PipelineConfig
+from realtime.pipeline import Pipeline
+from realtime.render import FrameRenderer, ViewSettings
+from realtime.types import Frame, ParseResult
+
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class CountingStage:
+    """A real ResultStage that records what the pipeline asks of it."""
+
+    name: str = "count"
+    calls: int = 0
+    resets: int = 0
+    closed: int = 0
+    seen_people: list = field(default_factory=list)
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        self.calls += 1
+        return parse
+
+    def reset(self) -> None:
+        self.resets += 1
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def _config(single_clip: Path) -> PipelineConfig:
+    return PipelineConfig(source=str(single_clip), size=(180, 320), device="cpu", max_people=1, frame_limit=6)
+
+
+def test_the_pipeline_closes_its_stages_on_stop_and_those_it_replaces(single_clip):
+    first, second, waiting = CountingStage("first"), CountingStage("second"), CountingStage("waiting")
+    pipeline = Pipeline(_config(single_clip), stages=[first])
+    pipeline.process(Frame(np.zeros((320, 180, 3), np.uint8), 0, 0.0))
+    pipeline.set_stages([second])
+    pipeline.process(Frame(np.zeros((320, 180, 3), np.uint8), 1, 0.1))
+    assert (first.calls, first.closed) == (1, 1), "a replaced stage is closed"
+    assert (second.calls, second.closed) == (1, 0)
+    pipeline.set_stages([waiting])  # never applied: closed all the same
+    pipeline.stop()
+    assert second.closed == 1 and waiting.closed == 1 and first.closed == 1
+
+
+def test_a_started_pipeline_closes_its_stages_when_stopped(single_clip):
+    stage = CountingStage()
+    pipeline = Pipeline(_config(single_clip), stages=[stage])
+    pipeline.start()
+    assert pipeline.wait(60)
+    pipeline.stop()
+    assert stage.calls == 6 and stage.closed == 1
+
+
+def test_a_stored_result_is_drawn_again_with_new_view_settings(single_clip):
+    renderer = FrameRenderer(ViewSettings(opacity=0.0, show_stats=False))
+    pipeline = Pipeline(_config(single_clip), renderer=renderer)
+    frame = Frame(np.full((320, 180, 3), 90, np.uint8), 0, 0.0)
+    frame.image[60:300, 50:130] = (200, 170, 150)  # something person-like is not needed: labels are set below
+    result = pipeline.process(frame)
+    pipeline.stop()
+    result.parse.labels[100:200, 60:120] = 13  # torso_front
+    plain = renderer.render(result)
+    assert np.array_equal(plain, frame.image), "opacity 0 and no readout: the frame as it was"
+    renderer.view.opacity = 1.0
+    coloured = renderer.render(result)
+    assert np.array_equal(coloured[150, 90], result.parse.palette[13])
+    renderer.view.visible_parts = np.ones(len(result.parse.label_names), bool)
+    renderer.view.visible_parts[13] = False
+    assert np.array_equal(renderer.render(result)[150, 90], frame.image[150, 90])
+    assert np.array_equal(result.frame.image, frame.image), "rendering never draws on the frame"
+
+
+def test_a_failure_is_one_line_and_its_traceback_goes_to_the_log(tmp_path, single_clip):
+    log_file = tmp_path / "partsight.log"
+    env = {"PARTSIGHT_LOG_FILE": str(log_file), "PATH": "/usr/bin:/bin"}
+    import os
+
+    env.update({k: v for k, v in os.environ.items() if k.startswith("PARTSIGHT_") and k != "PARTSIGHT_LOG_FILE"})
+    bad_weights = tmp_path / "bodypix-mobilenetv1-050-stride16.onnx"
+    bad_weights.write_bytes(b"not an onnx model")
+    done = subprocess.run([sys.executable, "main.py", "process", "rtsp://user:p%40ss@127.0.0.1:9/x", "-o",
+                           str(tmp_path / "o.mp4"), "--weights", str(tmp_path / "missing.onnx")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("partsight: error: ") and "Traceback" not in done.stderr
+    assert "p%40ss" not in done.stderr
+    assert log_file.is_file() and "Traceback" in log_file.read_text()
+    assert "p%40ss" not in log_file.read_text()
