@@ -73,6 +73,7 @@ class MainWindow(QMainWindow):
         self.recording_panel.failed.connect(self.banner.show_message)
         self.recording_panel.saved.connect(self.status_panel.showMessage)
         self.video_view.image_clicked.connect(self.people_picker.select_at)
+        self.view_panel.view_changed.connect(self._redraw_still_frame)
         for keys, slot in (("Space", self.toggle_pause), ("R", self.recording_panel.toggle_recording),
                            ("S", self.recording_panel.save_screenshot), ("F", self.toggle_fullscreen),
                            ("Esc", self._leave_fullscreen)):
@@ -154,6 +155,13 @@ class MainWindow(QMainWindow):
         """Shows the newest frame and state now, without waiting for the timers."""
         self._show_newest_frame()
         self.refresh_state()
+
+    def _redraw_still_frame(self) -> None:
+        """Paused or at the end of a file, the shown frame is drawn again from its stored result."""
+        pipeline = self._session.pipeline
+        still = self._paused or (pipeline is not None and pipeline.finished)
+        if still and self._shown_result is not None:
+            self.video_view.set_frame(self._session.render(self._shown_result))
 
     def _show_newest_frame(self) -> None:
         pipeline = self._session.pipeline

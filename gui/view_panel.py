@@ -6,7 +6,7 @@ view/smoothing and parts/<label set>/hidden.
 from __future__ import annotations
 
 import numpy as np
-from PyQt6.QtCore import QSettings
+from PyQt6.QtCore import QSettings, pyqtSignal
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from gui.group_box import group_box
@@ -18,6 +18,11 @@ from realtime.smoothing import DEFAULT_STRENGTH
 
 
 class ViewPanel(QWidget):
+    """Emits `view_changed` after a choice that changes how a frame is drawn (not the smoothing,
+    which changes what the engine computes)."""
+
+    view_changed = pyqtSignal()
+
     def __init__(self, session: Session, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
@@ -58,10 +63,12 @@ class ViewPanel(QWidget):
     def _on_opacity(self, opacity: float) -> None:
         self._session.set_opacity(opacity)
         self._settings.setValue("view/opacity", opacity)
+        self.view_changed.emit()
 
     def _on_keypoints(self, show: bool) -> None:
         self._session.set_show_keypoints(show)
         self._settings.setValue("view/show_keypoints", show)
+        self.view_changed.emit()
 
     def _on_smoothing(self, strength: float) -> None:
         self._session.set_smoothing(strength)
@@ -71,3 +78,4 @@ class ViewPanel(QWidget):
         self._session.set_visible_parts(visible)
         labels = self.part_toggles.labels
         self._settings.setValue(f"parts/{labels.name}/hidden", ",".join(self.part_toggles.hidden_names()))
+        self.view_changed.emit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import queue
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 _TIME_BASE = Fraction(1, 1000)
 _STOP = object()
@@ -114,6 +117,7 @@ class Recorder:
                     self._write(item)
         except Exception as exc:  # noqa: BLE001 - a full disk or an unencodable frame ends the recording, not the app
             self.error = f"recording to {self.video_path} failed: {getattr(exc, 'strerror', None) or exc}"
+            log.exception("recording to %s failed", self.video_path)
             while self._queue.get() is not _STOP:
                 pass
         finally:
@@ -188,6 +192,7 @@ class Recorder:
                 self._container.close()
             except (OSError, av.error.FFmpegError) as exc:
                 self.error = self.error or f"finalising {self.video_path} failed: {exc}"
+                log.exception("finalising %s failed", self.video_path)
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None

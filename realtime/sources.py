@@ -374,6 +374,7 @@ class Source:
                 self.info = replace(self._reader.open(), live=self.live)
             except SourceError as exc:
                 self.error = str(exc)
+                log.info("cannot open the source", exc_info=True)
                 return
             finally:
                 self._opened.set()
@@ -423,6 +424,7 @@ class Source:
                 self._last_frame_s = time.monotonic()
                 self.frames_read += 1
         except SourceError as exc:
+            log.info("the source stopped delivering", exc_info=True)
             return str(exc)
         finally:
             frames.close()
@@ -444,6 +446,7 @@ class Source:
                 self._reader.open()
             except SourceError as exc:
                 last_failure = str(exc)
+                log.debug("reconnecting failed", exc_info=True)
                 continue
             self.status = None
             self.reconnections += 1

@@ -118,6 +118,17 @@ def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squ
     assert _pixels_of(window, [BODYPIX_PARTS.colors[BODYPIX_PARTS.names.index("left_face")]]) > 0
 
 
+def test_a_paused_frame_is_redrawn_when_a_part_is_hidden(make_window, qtbot, squat_clip):
+    window = make_window(**{"view/opacity": 1.0, "view/show_keypoints": False})
+    window.open_source(str(squat_clip))
+    qtbot.waitUntil(lambda: _pixels_of(window, TORSO) > 200, timeout=15000)
+    window.toggle_pause()
+    paused_on = window.shown_result
+    _group_item(window, "torso").setCheckState(0, Qt.CheckState.Unchecked)
+    assert _pixels_of(window, TORSO) == 0, "the same frame, drawn again without the torso"
+    assert window.shown_result is paused_on
+
+
 def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window, qtbot, squat_clip, tmp_path):
     window = make_window()
     window.open_source(str(squat_clip))

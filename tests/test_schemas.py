@@ -17,7 +17,9 @@ from realtime.analysis.angles import JOINTS
 from realtime.analysis.exercises import PRESETS, REDUCTIONS
 from realtime.analysis.fitness import FitnessAnalyser
 from realtime.analysis.reps import OUT, START, TURNED, WAITING
-from realtime.fitness_cli import FitnessSetup
+from realtime.build import Stages
+from realtime.fitness_cli import report_fitness
+from realtime.smoothing import TemporalSmoother
 from realtime.metrics import FRAME_SCHEMA, SCHEMAS, SUMMARY_SCHEMA, schema_path
 from realtime.types import Frame, Gap
 
@@ -121,7 +123,8 @@ def test_a_summary_and_frame_analysis_with_repetitions_match_the_schemas(tmp_pat
     fitness = Draft202012Validator({"$defs": load("frame")["$defs"], "$ref": "#/$defs/fitness"})
     assert list(fitness.iter_errors(json.loads(json.dumps(out)))) == []
 
-    summary = FitnessSetup(analysers=[analyser], summary_path=tmp_path / "summary.json").report()
+    stages = Stages(result=[], analysers=[analyser], smoother=TemporalSmoother(0.0))
+    summary = report_fitness(stages, str(tmp_path / "summary.json"))
     assert summary["reps"] == 3
     assert errors("summary", json.loads((tmp_path / "summary.json").read_text())) == []
 
