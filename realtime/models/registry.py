@@ -14,21 +14,7 @@ from realtime.models.labels import (
     PASCAL_PERSON_PARTS,
     LabelSet,
 )
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """One weights file in the cache: its cache file name, sources and checksum.
-
-    `sha256` / `size_bytes` are None for files users download by hand whose exact bytes we
-    could not pin; `manual` then says where to get them.
-    """
-
-    filename: str
-    urls: tuple[str, ...]
-    sha256: str | None
-    size_bytes: int | None
-    manual: str | None = None
+from realtime.weights import WeightFile
 
 
 @dataclass(frozen=True)
