@@ -138,11 +138,7 @@ class TemporalSmoother:
                                  np.log(np.moveaxis(part_probs[1:], 0, -1) + _EPS)], axis=-1).astype(np.float32)
         factor = self.tuning.fine_factor
         grid_h, grid_w = coarse.shape[:2]
-        size = ((grid_w - 1) * factor + 1, (grid_h - 1) * factor + 1)
-        affine = np.array([[1.0 / factor, 0, 0], [0, 1.0 / factor, 0]])
-        fine = cv2.warpAffine(coarse, affine, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-        return fine.reshape(size[1], size[0], -1)
+        return resample_corner_aligned(coarse, ((grid_h - 1) * factor + 1, (grid_w - 1) * factor + 1), cv2.INTER_LINEAR)
 
     def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple] | None:
         """The memory carried onto this frame (probabilities, trust 0..1 per fine cell, and the
