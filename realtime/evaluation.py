@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime.imaging import warp_by_flow
 from realtime.models import Parser
 from realtime.sources import SourceError, open_source
 from realtime.types import Frame, ParseResult
@@ -30,10 +31,7 @@ def flow_to_previous(previous_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
 
 def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """The previous label map pulled along `flow` (from flow_to_previous) onto the current frame."""
-    height, width = labels.shape
-    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(labels, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_NEAREST,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return warp_by_flow(labels, flow, cv2.INTER_NEAREST, border_value=0)
 
 
 def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:

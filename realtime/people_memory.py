@@ -30,8 +30,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from realtime.models.grid_upsample import resample_corner_aligned
-from realtime.models.nearest_fill import fill_from_nearest
+from realtime.imaging import fill_from_nearest, resample_corner_aligned, sample_at
 from realtime.types import PersonParse
 
 _NOBODY = -1
@@ -70,8 +69,8 @@ class PeopleMemory:
         sample = np.ix_(_fine_positions(fine_hw[0], frame_hw[0]), _fine_positions(fine_hw[1], frame_hw[1]))
         past = None
         if flow_from is not None and self._owner is not None and self._owner.shape == fine_hw:
-            past = cv2.remap(self._owner.astype(np.float32), flow_from[0], flow_from[1], cv2.INTER_NEAREST,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=_NOBODY).astype(np.int32)
+            past = sample_at(self._owner.astype(np.float32), *flow_from, cv2.INTER_NEAREST,
+                             border_value=_NOBODY).astype(np.int32)
             past[~person_fine] = _NOBODY
         readings = self._merged_readings(people, sample, past, person_fine, now_s)
         read = np.full(fine_hw, _NOBODY, np.int32)

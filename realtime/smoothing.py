@@ -27,7 +27,8 @@ import cv2
 import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.models.grid_upsample import GridUpsampler, person_part_labels, resample_corner_aligned
+from realtime.imaging import resample_corner_aligned, sample_at, sigmoid, softmax, warp_by_flow
+from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.people_memory import PeopleMemory
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
@@ -137,38 +138,31 @@ class TemporalSmoother(ResultStage):
                                  np.log(np.moveaxis(part_probs[1:], 0, -1) + _EPS)], axis=-1).astype(np.float32)
         factor = self.tuning.fine_factor
         grid_h, grid_w = coarse.shape[:2]
-        size = ((grid_w - 1) * factor + 1, (grid_h - 1) * factor + 1)
-        affine = np.array([[1.0 / factor, 0, 0], [0, 1.0 / factor, 0]])
-        fine = cv2.warpAffine(coarse, affine, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-        return fine.reshape(size[1], size[0], -1)
+        return resample_corner_aligned(coarse, ((grid_h - 1) * factor + 1, (grid_w - 1) * factor + 1), cv2.INTER_LINEAR)
 
     def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple] | None:
         """The memory carried onto this frame (probabilities, trust 0..1 per fine cell, and the
         fine-grid (x, y) maps each cell came from), or None at a scene cut."""
         tuning = self.tuning
         flow = self._flow.calc(gray, memory.gray, None)  # this frame -> the previous one
-        small_h, small_w = gray.shape
-        xs, ys = np.meshgrid(np.arange(small_w, dtype=np.float32), np.arange(small_h, dtype=np.float32))
-        explained = cv2.remap(memory.gray, xs + flow[..., 0], ys + flow[..., 1], cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
+        explained = warp_by_flow(memory.gray, flow, cv2.INTER_LINEAR)
         error = cv2.absdiff(explained, gray).astype(np.float32)
         if (error > tuning.error_high).mean() > tuning.cut_share:
             return None
         fine_h, fine_w = memory.probs.shape[:2]
         # fine cells sit on frame pixels i * (H - 1) / (fh - 1) (corner-aligned geometry)
         height, width = memory.frame_hw
+        small_h, small_w = gray.shape
         sx, sy = small_w / width, small_h / height
         cols = np.arange(fine_w, dtype=np.float32)
         rows = np.arange(fine_h, dtype=np.float32)
         map_x, map_y = np.meshgrid((cols * ((width - 1) / max(fine_w - 1, 1)) + 0.5) * sx - 0.5,
                                    (rows * ((height - 1) / max(fine_h - 1, 1)) + 0.5) * sy - 0.5)
-        cell_flow = cv2.remap(flow, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        cell_error = cv2.remap(cv2.blur(error, (3, 3)), map_x, map_y, cv2.INTER_LINEAR,
-                               borderMode=cv2.BORDER_REPLICATE)
+        cell_flow = sample_at(flow, map_x, map_y, cv2.INTER_LINEAR)
+        cell_error = sample_at(cv2.blur(error, (3, 3)), map_x, map_y, cv2.INTER_LINEAR)
         from_x = cols[None, :] + cell_flow[..., 0] * ((fine_w - 1) / max(width - 1, 1) / sx)
         from_y = rows[:, None] + cell_flow[..., 1] * ((fine_h - 1) / max(height - 1, 1) / sy)
-        past = cv2.remap(memory.probs, from_x, from_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        past = sample_at(memory.probs, from_x, from_y, cv2.INTER_LINEAR)
         inside = (from_x > -0.5) & (from_x < fine_w - 0.5) & (from_y > -0.5) & (from_y < fine_h - 0.5)
         trust = np.clip((tuning.error_high - cell_error) / (tuning.error_high - tuning.error_low), 0.0, 1.0)
         return past.reshape(memory.probs.shape), trust * inside, (from_x, from_y)
@@ -233,7 +227,4 @@ def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:
     """... x C scores (person logit, part log-probabilities) -> probabilities (sigmoid, softmax)."""
-    parts = np.exp(scores[..., 1:] - scores[..., 1:].max(axis=-1, keepdims=True))
-    parts /= parts.sum(axis=-1, keepdims=True)
-    person = 1.0 / (1.0 + np.exp(-scores[..., :1]))
-    return np.concatenate([person, parts], axis=-1).astype(np.float32)
+    return np.concatenate([sigmoid(scores[..., :1]), softmax(scores[..., 1:], axis=-1)], axis=-1).astype(np.float32)

@@ -12,10 +12,23 @@ from typing import Callable
 
 import platformdirs
 
-from realtime.models.registry import WeightFile
-
 WEIGHTS_DIR_ENV = "PARTSIGHT_WEIGHTS_DIR"
 _CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One weights file in the cache: its cache file name, sources and checksum.
+
+    `sha256` / `size_bytes` are None for files users download by hand whose exact bytes we
+    could not pin; `manual` then says where to get them.
+    """
+
+    filename: str
+    urls: tuple[str, ...]
+    sha256: str | None
+    size_bytes: int | None
+    manual: str | None = None
 
 
 class WeightsError(RuntimeError):

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.models import load_parser
+from realtime.models import get_spec, load_parser
 from realtime.models.bodypix import (
     HEAD_CHANNELS,
     SINGLE_PERSON_HEADS,
@@ -59,7 +59,7 @@ def test_torch_logits_match_onnxruntime(weights_dir, single_frames, stride, file
     if stride == 8:
         graph = _explicit_pads(graph)
     session = _session(graph)
-    net = load_bodypix_net(path, output_stride=stride)
+    net = load_bodypix_net(path, get_spec("bodypix" if stride == 16 else "bodypix-s8"))
     for frame in single_frames[:2]:
         image = _network_input(frame, size)
         names = [o.name for o in session.get_outputs()]
@@ -85,7 +85,7 @@ def test_frozen_cpu_graph_matches_eager(bodypix, single_frames):
 
 def test_wrong_stride_weights_are_refused(weights_dir):
     with pytest.raises(ValueError, match="output stride 16"):
-        load_bodypix_net(weights_dir / "bodypix-mobilenetv1-050-stride8.onnx", output_stride=16)
+        load_bodypix_net(weights_dir / "bodypix-mobilenetv1-050-stride8.onnx", get_spec("bodypix"))
 
 
 def test_person_found_and_keypoints_on_the_person(bodypix, single_frames):

@@ -22,6 +22,7 @@ from realtime.models.m2fp import (
     M2FPParser,
     center_on_canvas,
     instance_parsing,
+    m2fp_net,
     m2fp_state_dict,
     resized_window,
     short_side_size,
@@ -54,7 +55,7 @@ def lip_state() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def lip_net(lip_state) -> M2FPNet:
-    net = M2FPNet(20)
+    net = m2fp_net(get_spec("m2fp-lip"))
     net.load_state_dict(lip_state, strict=True)
     return net.eval()
 
@@ -72,7 +73,7 @@ def cihp_state() -> dict[str, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def cihp_net(cihp_state) -> M2FPNet:
-    net = M2FPNet(21)
+    net = m2fp_net(get_spec("m2fp-cihp"))
     net.load_state_dict(cihp_state, strict=True)
     return net.eval()
 
@@ -118,7 +119,7 @@ def lip_parser(lip_net) -> M2FPParser:
 
 @pytest.fixture(scope="module")
 def lip_fast_parser(lip_state) -> M2FPParser:
-    net = M2FPNet(20)
+    net = m2fp_net(get_spec("m2fp-lip"))
     net.load_state_dict(lip_state)
     return M2FPParser(net.eval(), get_spec("m2fp-lip"), torch.device("cpu"), fast=True)
 

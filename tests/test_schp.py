@@ -18,6 +18,7 @@ from realtime.models.schp import (
     Geometry,
     SCHPParser,
     box_affine,
+    schp_net,
     schp_state_dict,
 )
 
@@ -42,8 +43,8 @@ def released(state: dict[str, torch.Tensor]) -> dict:
     return {"state_dict": {"module." + key: value for key, value in state.items()}}
 
 
-def load(state: dict[str, torch.Tensor], num_classes: int = 20) -> AugmentCE2P:
-    net = AugmentCE2P(num_classes)
+def load(state: dict[str, torch.Tensor]) -> AugmentCE2P:
+    net = schp_net(get_spec("schp-lip"))
     net.load_state_dict(schp_state_dict(released(state), net), strict=True)
     return net.eval()
 
@@ -106,7 +107,7 @@ def test_preprocessing_matches_reference(state):
     to_input, to_frame = box_affine((130, 377), (473, 473))
     np.testing.assert_allclose(to_input, meta["affine_fwd_2x3"], atol=1e-6)
     np.testing.assert_allclose(to_frame, meta["affine_inv_2x3"], atol=1e-6)
-    parser = SCHPParser(AugmentCE2P(20), get_spec("schp-lip"), torch.device("cpu"), fast=False)
+    parser = SCHPParser(schp_net(get_spec("schp-lip")), get_spec("schp-lip"), torch.device("cpu"), fast=False)
     image = read_rgb(datasets_dir() / "lip" / "img_val_86_185913.jpg")
     np.testing.assert_array_equal(image, read_rgb(SCHP / "input_image.png"))
     prepared = parser.preprocess([image])

@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
+import subprocess
+import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +33,13 @@ def tampered_cache(tmp_path, monkeypatch, weights_dir) -> Path:
     (tmp_path / filename).write_bytes(bytes(data))
     monkeypatch.setenv(weights_cache.WEIGHTS_DIR_ENV, str(tmp_path))
     return tmp_path
+
+
+def test_the_weights_cache_imports_nothing_from_the_models():
+    probe = "import sys, realtime.weights; print(sorted(m for m in sys.modules if m.startswith('realtime.models')))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).parents[1])
+    assert out.stdout.strip() == "[]"
 
 
 def test_weights_dir_follows_the_environment(empty_cache):

@@ -26,34 +26,49 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device(device)
 
 
+def build_bodypix(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+                  max_people: int | None) -> Parser:
+    from realtime.models.bodypix import BodyPixParser, load_bodypix_net
+
+    return BodyPixParser(load_bodypix_net(path, spec), spec, device, internal_size=internal_size,
+                         max_people=max_people or 1)
+
+
+def build_m2fp(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+               max_people: int | None) -> Parser:
+    from realtime.models.m2fp import M2FPParser, load_m2fp_net
+
+    return M2FPParser(load_m2fp_net(path, spec), spec, device, internal_size=internal_size, max_people=max_people)
+
+
+def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+               max_people: int | None) -> Parser:
+    from realtime.models.schp import SCHPParser, load_schp_net
+
+    return SCHPParser(load_schp_net(path, spec), spec, device, internal_size=internal_size)
+
+
+PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp}
+
+
 def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto",
                 weights: str | Path | None = None, internal_size: int | None = None,
                 max_people: int | None = None) -> Parser:
     """Build the named model with verified weights from the cache (or the file `weights`).
     `max_people` caps the people a multi-person model reports; None keeps the model's own
     default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP: all). Single-person
-    models ignore it."""
+    models ignore it. Raises ValueError for a family without a builder, WeightsError for
+    missing or unfitting weights."""
     spec = get_spec(name)
+    build = PARSER_BUILDERS.get(spec.family)
+    if build is None:
+        raise ValueError(f"model family '{spec.family}' has no builder; known families: {', '.join(PARSER_BUILDERS)}")
     target = resolve_device(device)
     path = weights_cache.resolve(spec.weights, weights)
     if spec.licence_notice:
         logger.warning("%s: %s", spec.name, spec.licence_notice)
-    if spec.family == "bodypix":
-        from realtime.models.bodypix import BodyPixParser, load_bodypix_net
-
-        net = load_bodypix_net(path, output_stride=spec.output_stride)
-        return BodyPixParser(net, spec, target, internal_size=internal_size, max_people=max_people or 1)
-    if spec.family == "m2fp":
-        from realtime.models.m2fp import M2FPParser, load_m2fp_net
-
-        human_class = 1 if spec.multi_person else 0
-        net = load_m2fp_net(path, num_classes=spec.num_classes + human_class)
-        return M2FPParser(net, spec, target, internal_size=internal_size, max_people=max_people)
-    if spec.family == "schp":
-        from realtime.models.schp import SCHPParser, load_schp_net
-
-        return SCHPParser(load_schp_net(path, num_classes=spec.num_classes), spec, target, internal_size=internal_size)
-    raise ValueError(f"model family '{spec.family}' has no loader")
+    return build(spec, path, target, internal_size, max_people)
 
 
-__all__ = ["DEFAULT_MODEL", "MODEL_SPECS", "ModelSpec", "Parser", "get_spec", "load_parser", "resolve_device"]
+__all__ = ["DEFAULT_MODEL", "MODEL_SPECS", "ModelSpec", "PARSER_BUILDERS", "Parser", "get_spec", "load_parser",
+           "resolve_device"]

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
+from realtime.imaging import sigmoid, softmax
 from realtime.models.bodypix_multipose import (
     MultiPoseSettings,
     Pose,
@@ -27,9 +28,10 @@ from realtime.models.bodypix_multipose import (
     skeleton_distances,
     with_voted_poses,
 )
-from realtime.models.checkpoint import load_onnx
+from realtime.models.checkpoint import load_into, load_onnx
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
+from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult, PersonParse
 
@@ -124,10 +126,10 @@ class BodyPixNet(nn.Module):
     """MobileNetV1 backbone plus BodyPix's 1x1 output heads.
 
     forward(B x 3 x H x W RGB in [0, 255]) -> {head name: B x C x h x w logits}, for the
-    heads asked for (all by default).
+    heads asked for (all by default); `pixel_norm` maps that input to the backbone's.
     """
 
-    def __init__(self, *, output_stride: int) -> None:
+    def __init__(self, *, output_stride: int, pixel_norm: PixelNorm) -> None:
         super().__init__()
         self.output_stride = output_stride
         self.backbone = MobileNetV1(output_stride=output_stride)
@@ -135,12 +137,11 @@ class BodyPixNet(nn.Module):
             {name: nn.Conv2d(self.backbone.out_channels, channels, kernel_size=1)
              for name, channels in HEAD_CHANNELS.items()}
         )
-        self.register_buffer("pixel_mean", torch.full((1, 3, 1, 1), 127.5), persistent=False)
-        self.register_buffer("pixel_std", torch.full((1, 3, 1, 1), 127.5), persistent=False)
+        self.pixel_norm = pixel_norm
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """B x 3 x H x W RGB in [0, 255] -> B x 256 x h x w backbone features."""
-        return self.backbone((images - self.pixel_mean) / self.pixel_std)
+        return self.backbone(self.pixel_norm(images))
 
     def forward(self, images: torch.Tensor, heads: tuple[str, ...] = tuple(HEAD_CHANNELS)) -> dict[str, torch.Tensor]:
         features = self.features(images)
@@ -201,12 +202,12 @@ def state_dict_from_onnx(path: str | Path, net: BodyPixNet) -> dict[str, torch.T
     return state
 
 
-def load_bodypix_net(path: str | Path, *, output_stride: int) -> BodyPixNet:
-    net = BodyPixNet(output_stride=output_stride)
-    state = state_dict_from_onnx(path, net)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path}: weights do not fit BodyPix (missing {missing}, unexpected {unexpected})")
+def load_bodypix_net(path: str | Path, spec: ModelSpec) -> BodyPixNet:
+    """The BodyPix graph at `path` as a BodyPixNet of `spec`'s output stride and input
+    normalisation, in eval mode; ValueError for a graph of another stride, WeightsError for
+    one that does not fit."""
+    net = BodyPixNet(output_stride=spec.output_stride, pixel_norm=PixelNorm.from_spec(spec))
+    load_into(net, state_dict_from_onnx(path, net), source=str(path))
     return net.eval()
 
 
@@ -361,7 +362,7 @@ class BodyPixParser(Parser):
         person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
         followed."""
         stride = self.net.output_stride
-        scores = 1.0 / (1.0 + np.exp(-grids["heatmaps"]))
+        scores = sigmoid(grids["heatmaps"])
         poses = decode_multiple_poses(scores, grids["short_offsets"], grids["displacement_fwd"],
                                       grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
                                       settings=self.multi_pose)
@@ -435,10 +436,7 @@ def _fills_its_pose(mask: np.ndarray, pose: Pose, input_hw: tuple[int, int], fra
 
 def _grid_probabilities(person_logits: np.ndarray, part_logits: np.ndarray) -> np.ndarray:
     """(1 + P) x h x w: person probability, then part probabilities (softmax over parts)."""
-    shifted = np.exp(part_logits - part_logits.max(axis=0, keepdims=True))
-    parts = shifted / shifted.sum(axis=0, keepdims=True)
-    person = 1.0 / (1.0 + np.exp(-person_logits))
-    return np.concatenate([person[None], parts]).astype(np.float32)
+    return np.concatenate([sigmoid(person_logits)[None], softmax(part_logits, axis=0)]).astype(np.float32)
 
 
 def logit(probability: float) -> float:

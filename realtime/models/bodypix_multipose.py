@@ -27,8 +27,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.imaging import fill_from_nearest
 from realtime.models.labels import COCO_SKELETON
-from realtime.models.nearest_fill import fill_from_nearest
 
 # (parent, child) keypoint ids of the COCO keypoint tree rooted at the nose, in the order of
 # the displacement channels.

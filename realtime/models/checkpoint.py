@@ -3,6 +3,7 @@ pickled code; a damaged file is refused with one line that names it."""
 from __future__ import annotations
 
 import pickle
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +36,22 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     except (DecodeError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).strip()
         raise WeightsError(f"{path} is not a readable ONNX model, truncated or damaged ({reason})") from None
+
+
+def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """model.load_state_dict(state_dict) with strict names and shapes; on any mismatch raises
+    WeightsError with one line naming `source` (the file) and the missing, unexpected and
+    wrongly shaped keys (counts and the first few names)."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    reshaped = [key for key in expected if key in state_dict and state_dict[key].shape != expected[key].shape]
+    if missing or unexpected or reshaped:
+        raise WeightsError(f"{source} does not fit {type(model).__name__}: {_listed(missing, 'missing')}, "
+                           f"{_listed(unexpected, 'unexpected')}, {_listed(reshaped, 'wrongly shaped')}")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _listed(keys: list[str], kind: str, shown: int = 3) -> str:
+    names = ", ".join(keys[:shown]) + (", …" if len(keys) > shown else "")
+    return f"{len(keys)} {kind} keys" + (f" ({names})" if keys else "")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.imaging import resample_corner_aligned
+
 
 @dataclass(frozen=True)
 class _Axis:
@@ -84,15 +86,6 @@ class GridUpsampler:
         top = grid[y0, x0] * (1 - fx) + grid[y0, x1] * fx
         bottom = grid[y1, x0] * (1 - fx) + grid[y1, x1] * fx
         return (top * (1 - fy) + bottom * fy).argmax(axis=1).astype(np.uint8)
-
-
-def resample_corner_aligned(image: np.ndarray, out_hw: tuple[int, int], interpolation: int) -> np.ndarray:
-    """h x w (x C) array -> out_hw with corners aligned (pixel i sits at i * (h - 1) / (H - 1)),
-    either way in size; `interpolation` is cv2.INTER_LINEAR or cv2.INTER_NEAREST."""
-    (in_h, in_w), (out_h, out_w) = image.shape[:2], out_hw
-    inverse = np.array([[(in_w - 1) / max(out_w - 1, 1), 0, 0], [0, (in_h - 1) / max(out_h - 1, 1), 0]])
-    return cv2.warpAffine(image, inverse, (out_w, out_h), flags=interpolation | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def person_part_labels(upsampler: GridUpsampler, person_logits: np.ndarray, part_logits: np.ndarray,

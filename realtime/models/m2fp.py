@@ -23,15 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.checkpoint import load_checkpoint
+from realtime.models.checkpoint import load_checkpoint, load_into
 from realtime.models.common import Parser, Prepared, check_frames
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, gather_levels
+from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import ConvNorm, DeepLabResNet, fold_frozen_norms
 from realtime.types import ParseResult, PersonParse
 
-PIXEL_MEAN = (123.675, 116.28, 103.53)
-PIXEL_STD = (58.395, 57.12, 57.375)
 SIZE_DIVISIBILITY = 32
 SINGLE_HUMAN_CANVAS_WH = (384, 512)
 MAX_LONG_SIDE = 1333
@@ -311,21 +310,20 @@ class M2FPHead(nn.Module):
 class M2FPNet(nn.Module):
     """M2FP with detectron2 / ModelScope parameter names.
 
-    `normalize` maps B x 3 x H x W RGB in [0, 255] to the network input (ImageNet mean/std,
+    `normalize` maps B x 3 x H x W RGB in [0, 255] to the network input (`pixel_norm`, then
     zero-padded bottom/right to a multiple of 32); forward takes that input and returns
     M2FPNet's decoder outputs (see MaskedTransformerDecoder), masks at a quarter of the input.
     """
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, pixel_norm: PixelNorm) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.backbone = DeepLabResNet()
         self.sem_seg_head = M2FPHead(num_classes)
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.pixel_norm = pixel_norm
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images - self.pixel_mean) / self.pixel_std
+        x = self.pixel_norm(images)
         height, width = x.shape[-2:]
         pad_h = -height % SIZE_DIVISIBILITY
         pad_w = -width % SIZE_DIVISIBILITY
@@ -361,19 +359,22 @@ def m2fp_state_dict(checkpoint: Mapping[str, torch.Tensor | object]) -> dict[str
     }
 
 
-def load_m2fp_net(path: str | Path, *, num_classes: int) -> M2FPNet:
-    """Read a checkpoint file (weights_only) into an M2FPNet in eval mode; strict names."""
-    checkpoint = load_checkpoint(path)
-    state = m2fp_state_dict(checkpoint)
+def m2fp_net(spec: ModelSpec) -> M2FPNet:
+    """An untrained M2FPNet for `spec`: its classes (plus "Human" for multi-person models) and
+    its input normalisation."""
+    return M2FPNet(spec.num_classes + (1 if spec.multi_person else 0), PixelNorm.from_spec(spec))
+
+
+def load_m2fp_net(path: str | Path, spec: ModelSpec) -> M2FPNet:
+    """Read a checkpoint file (weights_only) into `spec`'s M2FPNet in eval mode; ValueError for
+    the other setting's checkpoint, WeightsError for one that does not fit (load_into)."""
+    state = m2fp_state_dict(load_checkpoint(path))
+    net = m2fp_net(spec)
     found = state.get("sem_seg_head.predictor.class_embed.weight")
-    if found is not None and found.shape[0] != num_classes + 1:
-        raise ValueError(f"{path}: checkpoint predicts {found.shape[0] - 1} classes, this model has {num_classes}; "
+    if found is not None and found.shape[0] != net.num_classes + 1:
+        raise ValueError(f"{path}: checkpoint predicts {found.shape[0] - 1} classes, this model has {net.num_classes}; "
                          "is it the single-person (LIP) or the multi-person (CIHP) M2FP?")
-    net = M2FPNet(num_classes)
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path} is not an M2FP ResNet-101 checkpoint: {len(missing)} missing keys "
-                         f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}")
+    load_into(net, state, source=str(path))
     return net.eval()
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.models.checkpoint import load_into
 from realtime.models.common import Parser
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.registry import ModelSpec, get_spec
@@ -27,21 +28,20 @@ AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
     """The network of an M2FP or SCHP spec in eval mode, from `weights` or the fixture rule."""
     if spec.family == "m2fp":
-        from realtime.models.m2fp import M2FPNet, load_m2fp_net
+        from realtime.models.m2fp import load_m2fp_net, m2fp_net
 
-        num_classes = spec.num_classes + (1 if spec.multi_person else 0)
         if weights is not None:
-            return load_m2fp_net(weights, num_classes=num_classes)
-        net = M2FPNet(num_classes)
-        net.load_state_dict(fixture_state(net))
+            return load_m2fp_net(weights, spec)
+        net = m2fp_net(spec)
+        load_into(net, fixture_state(net), source="the fixture rule")
         return net.eval()
     if spec.family == "schp":
-        from realtime.models.schp import AugmentCE2P, load_schp_net, schp_state_dict
+        from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
 
         if weights is not None:
-            return load_schp_net(weights, num_classes=spec.num_classes)
-        net = AugmentCE2P(spec.num_classes)
-        net.load_state_dict(schp_state_dict(fixture_state(net), net))
+            return load_schp_net(weights, spec)
+        net = schp_net(spec)
+        load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
         return net.eval()
     raise ValueError(f"bench-model times M2FP and SCHP models, not '{spec.name}' ({spec.family})")
 

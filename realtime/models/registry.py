@@ -14,21 +14,7 @@ from realtime.models.labels import (
     PASCAL_PERSON_PARTS,
     LabelSet,
 )
-
-
-@dataclass(frozen=True)
-class WeightFile:
-    """One weights file in the cache: its cache file name, sources and checksum.
-
-    `sha256` / `size_bytes` are None for files users download by hand whose exact bytes we
-    could not pin; `manual` then says where to get them.
-    """
-
-    filename: str
-    urls: tuple[str, ...]
-    sha256: str | None
-    size_bytes: int | None
-    manual: str | None = None
+from realtime.weights import WeightFile
 
 
 @dataclass(frozen=True)
@@ -54,43 +40,36 @@ class ModelSpec:
 
 _BODYPIX_SOURCE = "https://raw.githubusercontent.com/keijiro/BodyPixSentis/main/Packages/jp.keijiro.bodypix/ONNX/"
 
+
+def _bodypix_spec(name: str, *, stride: int, sha256: str, size_bytes: int, note: str) -> ModelSpec:
+    return ModelSpec(
+        name=name,
+        family="bodypix",
+        description=f"BodyPix 2 MobileNetV1 x0.50, output stride {stride}{note}",
+        labels=BODYPIX_PARTS,
+        weights=WeightFile(
+            filename=f"bodypix-mobilenetv1-050-stride{stride}.onnx",
+            urls=(_BODYPIX_SOURCE + f"MobileNetV1-x050-stride{stride}.onnx",),
+            sha256=sha256,
+            size_bytes=size_bytes,
+        ),
+        licence="Apache-2.0",
+        # network input: RGB, (x - 127.5) / 127.5
+        input_mean=(127.5, 127.5, 127.5),
+        input_std=(127.5, 127.5, 127.5),
+        input_channels="RGB",
+        internal_size=449,
+        output_stride=stride,
+    )
+
+
 MODEL_SPECS: dict[str, ModelSpec] = {
-    "bodypix": ModelSpec(
-        name="bodypix",
-        family="bodypix",
-        description="BodyPix 2 MobileNetV1 x0.50, output stride 16: 24 parts, person mask, 17 keypoints",
-        labels=BODYPIX_PARTS,
-        weights=WeightFile(
-            filename="bodypix-mobilenetv1-050-stride16.onnx",
-            urls=(_BODYPIX_SOURCE + "MobileNetV1-x050-stride16.onnx",),
-            sha256="f2e51d18eec8e3c9ef3f196ea0245db1d86529161d19e14466ad4ebc5e6ee242",
-            size_bytes=2438662,
-        ),
-        licence="Apache-2.0",
-        input_mean=(127.5, 127.5, 127.5),
-        input_std=(127.5, 127.5, 127.5),
-        input_channels="RGB",
-        internal_size=449,
-        output_stride=16,
-    ),
-    "bodypix-s8": ModelSpec(
-        name="bodypix-s8",
-        family="bodypix",
-        description="BodyPix 2 MobileNetV1 x0.50, output stride 8 (finer masks, ~3x slower)",
-        labels=BODYPIX_PARTS,
-        weights=WeightFile(
-            filename="bodypix-mobilenetv1-050-stride8.onnx",
-            urls=(_BODYPIX_SOURCE + "MobileNetV1-x050-stride8.onnx",),
-            sha256="cf422e7ce8176968cac3e422a839b238141e33ff7028d92c8c999d7b3c1f6820",
-            size_bytes=2438661,
-        ),
-        licence="Apache-2.0",
-        input_mean=(127.5, 127.5, 127.5),
-        input_std=(127.5, 127.5, 127.5),
-        input_channels="RGB",
-        internal_size=449,
-        output_stride=8,
-    ),
+    "bodypix": _bodypix_spec("bodypix", stride=16, size_bytes=2438662,
+                             sha256="f2e51d18eec8e3c9ef3f196ea0245db1d86529161d19e14466ad4ebc5e6ee242",
+                             note=": 24 parts, person mask, 17 keypoints"),
+    "bodypix-s8": _bodypix_spec("bodypix-s8", stride=8, size_bytes=2438661,
+                                sha256="cf422e7ce8176968cac3e422a839b238141e33ff7028d92c8c999d7b3c1f6820",
+                                note=" (finer masks, ~3x slower)"),
 }
 
 _M2FP_NOTICE = (

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.checkpoint import load_checkpoint
+from realtime.models.checkpoint import load_checkpoint, load_into
 from realtime.models.common import Parser, Prepared, check_frames
+from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
     RESNET101_BLOCKS,
@@ -37,8 +38,6 @@ from realtime.types import ParseResult
 
 ABN_EPS = 1e-5
 ABN_SLOPE = 0.01
-PIXEL_MEAN_BGR = (0.406, 0.456, 0.485)
-PIXEL_STD_BGR = (0.225, 0.224, 0.229)
 HEADS = ("parsing", "fusion", "edge")
 
 
@@ -108,16 +107,17 @@ class AugmentCE2P(nn.Module):
     """SCHP's network with its checkpoint names (conv1/bn1 ... layer4, context_encoding, edge,
     decoder, fushion).
 
-    `normalize` maps B x 3 x H x W RGB in [0, 255] to the network input (BGR, mean/std);
+    `normalize` maps B x 3 x H x W RGB in [0, 255] to the network input (`pixel_norm`);
     forward(input, heads) -> {head: B x C x H/4 x W/4 logits} for the heads asked for:
     "fusion" (what SCHP uses, by default), "parsing" (decoder branch), "edge" (2 classes).
     """
 
     _norm_pairs = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, pixel_norm: PixelNorm) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.pixel_norm = pixel_norm
         self.conv1 = nn.Conv2d(3, 64, 3, stride=2, padding=1, bias=False)
         self.bn1 = FrozenBatchNorm2d(64)
         self.conv2 = nn.Conv2d(64, 64, 3, padding=1, bias=False)
@@ -136,11 +136,9 @@ class AugmentCE2P(nn.Module):
             nn.Identity(),  # Dropout2d in training
             nn.Conv2d(256, num_classes, 1),
         )
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN_BGR).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD_BGR).view(1, 3, 1, 1), persistent=False)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        return (images.flip(1) / 255 - self.pixel_mean) / self.pixel_std
+        return self.pixel_norm(images)
 
     def forward(self, x: torch.Tensor, heads: tuple[str, ...] = ("fusion",)) -> dict[str, torch.Tensor]:
         unknown = set(heads) - set(HEADS)
@@ -179,19 +177,22 @@ def schp_state_dict(checkpoint: Mapping[str, object], net: AugmentCE2P) -> dict[
     return state
 
 
-def load_schp_net(path: str | Path, *, num_classes: int) -> AugmentCE2P:
-    """Read a released SCHP checkpoint (weights_only) into an AugmentCE2P in eval mode; strict names."""
-    checkpoint = load_checkpoint(path)
-    net = AugmentCE2P(num_classes)
-    state = schp_state_dict(checkpoint, net)
+def schp_net(spec: ModelSpec) -> AugmentCE2P:
+    """An untrained AugmentCE2P for `spec`: its classes and its input normalisation, computed in
+    0..1 units as SCHP's transforms compute it."""
+    return AugmentCE2P(spec.num_classes, PixelNorm.from_spec(spec, unit=255.0))
+
+
+def load_schp_net(path: str | Path, spec: ModelSpec) -> AugmentCE2P:
+    """Read a released SCHP checkpoint (weights_only) into `spec`'s AugmentCE2P in eval mode;
+    ValueError for another label set's file, WeightsError for one that does not fit (load_into)."""
+    net = schp_net(spec)
+    state = schp_state_dict(load_checkpoint(path), net)
     found = state.get("fushion.3.weight")
-    if found is not None and found.shape[0] != num_classes:
-        raise ValueError(f"{path}: checkpoint predicts {found.shape[0]} classes, this model has {num_classes}; "
+    if found is not None and found.shape[0] != net.num_classes:
+        raise ValueError(f"{path}: checkpoint predicts {found.shape[0]} classes, this model has {net.num_classes}; "
                          "is it the LIP (20), ATR (18) or PASCAL-Person-Part (7) SCHP file?")
-    missing, unexpected = net.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"{path} is not an SCHP ResNet-101 checkpoint: {len(missing)} missing keys "
-                         f"{missing[:5]}, {len(unexpected)} unexpected keys {unexpected[:5]}")
+    load_into(net, state, source=str(path))
     return net.eval()
 
 

@@ -16,8 +16,8 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
+from realtime.imaging import fill_from_nearest
 from realtime.models.grid_upsample import GridUpsampler
-from realtime.models.nearest_fill import fill_from_nearest
 from realtime.types import Frame, ParseResult, PersonParse
 
 PERSON_MASK_SOURCES = ("auto", "parser", "selfie")

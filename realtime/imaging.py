@@ -1,0 +1,57 @@
+"""General image helpers on numpy arrays: corner-aligned resampling, sampling at positions and
+along a dense flow, filling from the nearest labelled pixel, and sigmoid / softmax."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def resample_corner_aligned(image: np.ndarray, out_hw: tuple[int, int], interpolation: int) -> np.ndarray:
+    """h x w (x C) array -> out_hw with corners aligned (pixel i sits at i * (h - 1) / (H - 1)),
+    either way in size; `interpolation` is cv2.INTER_LINEAR or cv2.INTER_NEAREST."""
+    (in_h, in_w), (out_h, out_w) = image.shape[:2], out_hw
+    inverse = np.array([[(in_w - 1) / max(out_w - 1, 1), 0, 0], [0, (in_h - 1) / max(out_h - 1, 1), 0]])
+    return cv2.warpAffine(image, inverse, (out_w, out_h), flags=interpolation | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+def sample_at(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, interpolation: int,
+              border_value: float | None = None) -> np.ndarray:
+    """h x w (x C) image read at float32 pixel positions (xs, ys), both of one shape -> that
+    shape (x C) (cv2.remap). Positions outside the image read its nearest edge pixel, or
+    `border_value` when one is given."""
+    if border_value is None:
+        return cv2.remap(image, xs, ys, interpolation, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(image, xs, ys, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+
+
+def warp_by_flow(image: np.ndarray, flow: np.ndarray, interpolation: int,
+                 border_value: float | None = None) -> np.ndarray:
+    """H x W (x C) image pulled along an H x W x 2 float32 flow (pixels, x then y): output pixel
+    (x, y) is the image at (x + flow_x, y + flow_y); borders as in `sample_at`."""
+    height, width = flow.shape[:2]
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    return sample_at(image, xs + flow[..., 0], ys + flow[..., 1], interpolation, border_value)
+
+
+def fill_from_nearest(labels: np.ndarray, empty: int = -1) -> np.ndarray:
+    """h x w int labels: every cell holding `empty` takes the label of the nearest labelled cell
+    (L2); returned as is where every cell or none is labelled."""
+    labelled = labels != empty
+    if labelled.all() or not labelled.any():
+        return labels
+    _, nearest = cv2.distanceTransformWithLabels((~labelled).view(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    return labels[labelled][nearest - 1]
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Elementwise 1 / (1 + exp(-x)), in the input's float dtype."""
+    return 1.0 / (1.0 + np.exp(-logits))
+
+
+def softmax(logits: np.ndarray, axis: int) -> np.ndarray:
+    """Probabilities along `axis` (max-shifted exp, normalised), in the input's float dtype."""
+    shifted = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    shifted /= shifted.sum(axis=axis, keepdims=True)
+    return shifted
