@@ -308,9 +308,10 @@ def test_the_frames_keypoints_are_the_best_persons_with_smoothing_on(media_dir: 
     assert len(two) >= 25
     best_not_last = 0
     for line in two:
-        best = max(line["people"], key=lambda person: person["score"])
-        assert line["keypoints"] == best["keypoints"], f"frame {line['index']}"
-        best_not_last += best is not line["people"][-1]
+        top = max(person["score"] for person in line["people"])
+        best = [person for person in line["people"] if person["score"] == top]  # a tie once rounded
+        assert line["keypoints"] in [person["keypoints"] for person in best], f"frame {line['index']}"
+        best_not_last += line["people"][-1] not in best
     assert best_not_last >= 10, "the case the last person's keypoints got wrong is covered"
 
 
