@@ -191,14 +191,15 @@ def _index_vector(table, kind: int) -> np.ndarray:
 # --- operators as modules -------------------------------------------------------------------
 
 
-def _activate(x: torch.Tensor, act: int) -> torch.Tensor:
+def _activate(x: torch.Tensor, act: int, inplace: bool = False) -> torch.Tensor:
+    """A fused activation; `inplace` only on tensors the op itself just made."""
     if act not in _ACTIVATIONS:
         raise WeightsError(f"fused activation {act} is not supported")
     kind = _ACTIVATIONS[act]
     if kind == "relu":
-        return F.relu(x)
+        return F.relu(x, inplace=inplace)
     if kind == "relu6":
-        return F.relu6(x)
+        return F.hardtanh(x, 0.0, 6.0, inplace=inplace)
     return x
 
 
@@ -231,10 +232,15 @@ class Conv2d(nn.Module):
         self.same, self.act, self.groups = same, act, groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padding: tuple[int, int] | int = 0
         if self.same:
-            x = _pad_same(x, self.kernel, self.stride, self.dilation)
-        x = F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-        return _activate(x, self.act)
+            pads = [_same_pads(x.shape[2 + a], self.kernel[a], self.stride[a], self.dilation[a]) for a in (0, 1)]
+            if all(before == after for before, after in pads):
+                padding = (pads[0][0], pads[1][0])  # symmetric: let the convolution pad
+            else:
+                x = F.pad(x, (*pads[1], *pads[0]))
+        x = F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return _activate(x, self.act, inplace=True)
 
 
 class TransposeConv2d(nn.Module):
@@ -262,7 +268,7 @@ class Binary(nn.Module):
         self.kind, self.act = kind, act
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return _activate(a + b if self.kind == "ADD" else a * b, self.act)
+        return _activate(a + b if self.kind == "ADD" else a * b, self.act, inplace=True)
 
 
 class Pad(nn.Module):
@@ -318,7 +324,7 @@ class DepthToSpace(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, h, w = x.shape
         b = self.block
-        x = x.view(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
+        x = x.reshape(n, b, b, c // (b * b), h, w).permute(0, 3, 4, 1, 5, 2)
         return x.reshape(n, c // (b * b), h * b, w * b)
 
 
@@ -384,7 +390,9 @@ class TFLiteGraphNet(nn.Module):
         self.ops = nn.ModuleList(modules)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        values: dict[int, torch.Tensor] = {self.graph_inputs[0]: x}
+        # channels-last memory (NHWC under the NCHW view): PyTorch's CPU depthwise and 1x1
+        # convolutions run markedly faster on it (landmarks ~98 -> ~83 ms, detector ~69 -> ~48 ms)
+        values: dict[int, torch.Tensor] = {self.graph_inputs[0]: x.contiguous(memory_format=torch.channels_last)}
         for module, (inputs, output) in zip(self.ops, self.wiring):
             values[output] = module(*(values[i] for i in inputs))
         return [values[i] for i in self.graph_outputs]
@@ -458,4 +466,4 @@ def load_tflite_net(path: str | Path) -> TFLiteGraphNet:
     graph = read_tflite(path)
     net = TFLiteGraphNet(graph)
     load_into(net, graph_state_dict(graph), source=str(path))
-    return net.eval()
+    return net.to(memory_format=torch.channels_last).eval()
