@@ -158,3 +158,58 @@ def test_landmarks_land_on_the_person(rois):
 def test_selfie_segmenter_finds_the_person(frames):
     (prob,) = SelfieSegmenter("selfie")(frames[:1])
     assert prob.shape == frames[0].shape[:2] and 0.05 < (prob > 0.5).mean() < 0.6
+
+
+def _empty_parse(frame: np.ndarray):
+    from realtime.types import ParseResult
+
+    h, w = frame.shape[:2]
+    return ParseResult(labels=np.zeros((h, w), np.uint8), person_mask=np.zeros((h, w), bool),
+                       label_names=("background",), palette=np.zeros((1, 3), np.uint8))
+
+
+def test_torch_stage_tracks_two_people_top_down(media_dir):
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
+    from realtime.types import Frame
+
+    stage = BlazePoseTorchStage(max_people=2, device="cpu")
+    frames = read_frames(media_dir / "pose2sim-multi-cam01.mp4", [0, 1, 2])
+    for i, frame in enumerate(frames):
+        out = stage(Frame(frame, i, i / 60), _empty_parse(frame))
+        assert len(out.people) == 2 and {p.id for p in out.people} == {0, 1}
+        hips = [p.keypoints[11:13, :2].mean(axis=0) for p in out.people]
+        assert np.linalg.norm(hips[0] - hips[1]) > 200  # two bodies, not one found twice
+        for person in out.people:
+            assert person.keypoints.shape == (17, 3) and person.mask.any()
+            assert person.mask[int(hips[out.people.index(person)][1]), int(hips[out.people.index(person)][0])]
+    assert len(stage._tracked) == 2  # the next frame starts from the landmarks' ROIs
+    stage.reset()
+    assert stage._tracked == []
+
+
+def test_torch_stage_gives_keypoints_to_the_parsed_person_and_none_on_an_empty_frame(media_dir):
+    from dataclasses import replace
+
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
+    from realtime.types import Frame, PersonParse
+
+    stage = BlazePoseTorchStage(max_people=1)
+    (frame,) = read_frames(media_dir / "cg-mannequin-squat.mp4", [0])
+    mask = np.zeros(frame.shape[:2], bool)
+    mask[150:, :] = True
+    parse = replace(_empty_parse(frame), person_mask=mask, people=[PersonParse(7, mask, None, 0.8)])
+    out = stage(Frame(frame, 0, 0.0), parse)
+    assert [p.id for p in out.people] == [7] and out.people[0].score == 0.8
+    assert out.people[0].keypoints[:, 2].min() > 0.5
+    stage.reset()
+    black = np.zeros_like(frame)
+    empty = _empty_parse(black)
+    assert stage(Frame(black, 0, 0.0), empty) is empty
+
+
+def test_pose_blazepose_torch_builds_the_torch_stage():
+    from realtime.build import build_stages
+    from realtime.config import PipelineConfig
+
+    stages = build_stages(PipelineConfig(pose="blazepose-torch", device="cpu", max_people=3))
+    assert stages.pose_source == "blazepose-torch" and stages.result[0].max_people == 3
