@@ -213,3 +213,20 @@ def test_pose_blazepose_torch_builds_the_torch_stage():
 
     stages = build_stages(PipelineConfig(pose="blazepose-torch", device="cpu", max_people=3))
     assert stages.pose_source == "blazepose-torch" and stages.result[0].max_people == 3
+
+
+def test_written_out_landmark_network_equals_the_graph_run_op_by_op(rois):
+    """BlazePoseFullNet (the architecture written out) against TFLiteGraphNet (the file's graph
+    run op by op): the same weights in the same places give the same numbers."""
+    from realtime.models.blazepose_landmark import BlazePoseFullNet, BlazePoseLandmarkNet
+    from realtime.models.tflite_graph import load_tflite_net
+
+    written = load_blazepose_landmark_net()
+    assert isinstance(written.body, BlazePoseFullNet)
+    graph = BlazePoseLandmarkNet(load_tflite_net(weights_cache.resolve(get_network_spec("blazepose-full").weights)))
+    frame, frame_rois = rois[0]
+    x = torch.from_numpy(crop_rois(frame, frame_rois)).permute(0, 3, 1, 2).float() / 255.0
+    with torch.inference_mode():
+        a, b = written(x), graph(x)
+    for name in ("landmarks", "pose_flag", "segmentation", "heatmap", "world"):
+        assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-4, rtol=1e-4), name

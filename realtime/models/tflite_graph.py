@@ -438,11 +438,22 @@ def _module_for(op: TFLiteOp, graph: TFLiteGraph) -> tuple[nn.Module, list[int]]
     raise WeightsError(f"TFLite operator {op.kind} is not supported")
 
 
+_CONVOLUTIONS = ("CONV_2D", "DEPTHWISE_CONV_2D", "Convolution2DTransposeBias")
+
+
+def convolution_parameters(graph: TFLiteGraph) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, bias) of every convolution op in the graph's execution order, PyTorch layouts
+    (see the module docstring); the order hand-written networks load their weights in."""
+    state = graph_state_dict(graph)
+    return [(state[f"ops.{k}.weight"], state[f"ops.{k}.bias"]) for k, op in enumerate(graph.ops)
+            if op.kind in _CONVOLUTIONS]
+
+
 def graph_state_dict(graph: TFLiteGraph) -> dict[str, torch.Tensor]:
     """The flatbuffer's weights under the names TFLiteGraphNet registers, NHWC -> NCHW."""
     state: dict[str, torch.Tensor] = {}
     for k, op in enumerate(graph.ops):
-        if op.kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "Convolution2DTransposeBias"):
+        if op.kind not in _CONVOLUTIONS:
             continue
         weight = torch.from_numpy(np.ascontiguousarray(graph.constants[op.inputs[1]], dtype=np.float32))
         if op.kind == "CONV_2D":
