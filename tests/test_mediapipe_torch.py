@@ -230,3 +230,16 @@ def test_written_out_landmark_network_equals_the_graph_run_op_by_op(rois):
         a, b = written(x), graph(x)
     for name in ("landmarks", "pose_flag", "segmentation", "heatmap", "world"):
         assert torch.allclose(getattr(a, name), getattr(b, name), atol=1e-4, rtol=1e-4), name
+
+
+def test_written_out_detector_equals_the_graph_run_op_by_op(frames):
+    from realtime.models.blazepose_detector import BlazePoseDetectorNet
+    from realtime.models.tflite_graph import load_tflite_net
+
+    written = load_blazepose_detector_net()
+    assert type(written) is BlazePoseDetectorNet
+    graph = load_tflite_net(weights_cache.resolve(get_network_spec("blazepose-detector").weights))
+    x = torch.from_numpy(np.stack([letterbox(f, 224)[0] for f in frames[:2]])).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.inference_mode():
+        (boxes, scores), (ref_boxes, ref_scores) = written(x), graph(x)
+    assert torch.allclose(boxes, ref_boxes, atol=1e-3, rtol=1e-4) and torch.allclose(scores, ref_scores[..., 0], atol=1e-4)

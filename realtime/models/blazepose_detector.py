@@ -5,9 +5,10 @@ Network (`BlazePoseDetectorNet`): input [B, 3, 224, 224] RGB scaled to [-1, 1]; 
 regressors [B, 2254, 12] (x_centre, y_centre, w, h, then 4 keypoints (x, y), all in 224-pixel
 units relative to the anchor) and raw score logits [B, 2254]. The 2254 anchors are 28x28 x 2
 (stride 8), 14x14 x 2 (stride 16) and 7x7 x 6 (three stride-32 layers merged). The body is a
-MobileNetV2-style backbone with a small feature pyramid; its graph is read from the file and run
-by `realtime.models.tflite_graph` (ops: CONV_2D, DEPTHWISE_CONV_2D, PAD, ADD, DEPTH_TO_SPACE,
-RESIZE_BILINEAR, RESHAPE, CONCATENATION; weights float16 and partly sparse in the file).
+MobileNetV2-style backbone with a small feature pyramid, written out below from the file's graph
+(ops: CONV_2D, DEPTHWISE_CONV_2D, PAD, ADD, DEPTH_TO_SPACE, RESIZE_BILINEAR, RESHAPE,
+CONCATENATION; 73 convolutions, weights float16 and partly sparse in the file, read by
+`realtime.models.tflite_graph` and loaded in the graph's convolution order).
 
 Keypoints: 0 hip centre, 1 a point whose distance to the hip centre gives the body's size
 (full-body circle), 2 shoulder centre, 3 a point giving the upper body's size.
@@ -26,11 +27,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
 from realtime.models.registry import NetworkSpec, get_network_spec
-from realtime.models.tflite_graph import TFLiteGraphNet, load_tflite_net
+from realtime.models.mobile_blocks import (
+    InvertedResidual,
+    Lateral,
+    ResidualDW,
+    conv,
+    depthwise,
+    inverted,
+    load_in_graph_order,
+    pairs,
+    up2,
+)
 
 INPUT_SIZE = 224
 NUM_KEYPOINTS = 4
@@ -58,21 +70,89 @@ def ssd_anchors(*, size: int = INPUT_SIZE, strides=(8, 16, 32, 32, 32), offset: 
     return np.concatenate(centres).astype(np.float32)
 
 
-class BlazePoseDetectorNet(nn.Module):
-    """forward(x: [B, 3, 224, 224] in [-1, 1]) -> (boxes [B, 2254, 12], score logits [B, 2254])."""
+def depth_to_space(x: torch.Tensor, block: int = 2) -> torch.Tensor:
+    """TensorFlow's DEPTH_TO_SPACE (DCR order) on NCHW: out[c, h*b+i, w*b+j] = in[(i*b+j)*C + c, h, w]."""
+    n, c, h, w = x.shape
+    x = x.reshape(n, block, block, c // (block * block), h, w).permute(0, 3, 4, 1, 5, 2)
+    return x.reshape(n, c // (block * block), h * block, w * block)
 
-    def __init__(self, graph_net: TFLiteGraphNet) -> None:
+
+class SsdHead(nn.Module):
+    """Scores and regressors of one anchor grid: each a 3x3 stride-2 depthwise (linear, symmetric
+    pad 1) + 1x1 conv; NCHW [B, A, H, W] / [B, 12A, H, W] laid out as TFLite's NHWC RESHAPE does:
+    [B, H*W*A] logits and [B, H*W*A, 12] regressors."""
+
+    def __init__(self, c: int, anchors: int) -> None:
         super().__init__()
-        self.body = graph_net
+        self.score_depthwise, self.score = depthwise(c, 3, 2), conv(c, anchors)
+        self.box_depthwise, self.box = depthwise(c, 3, 2), conv(c, 12 * anchors)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        boxes, scores = self.body(x)
-        return boxes, scores[..., 0]
+        n = x.shape[0]
+        scores = self.score(self.score_depthwise(x)).permute(0, 2, 3, 1).reshape(n, -1)
+        boxes = self.box(self.box_depthwise(x)).permute(0, 2, 3, 1).reshape(n, -1, 12)
+        return scores, boxes
+
+
+class BlazePoseDetectorNet(nn.Module):
+    """forward(x: [B, 3, 224, 224] in [-1, 1]) -> (boxes [B, 2254, 12], score logits [B, 2254]).
+
+    Encoder: MobileNetV2-style inverted residuals 224 -> 7 (channels 16, 24, 40, 80/112, 192),
+    ending in a 1152-channel expansion; a top-down pathway (x2 bilinear, 1x1 conv + relu6, plus a
+    lateral skip, then two residual depthwise blocks) gives 192 channels at 14 x 14 and 96 at
+    28 x 28; each of the three maps (7, 14, 28) is rearranged to twice its size by
+    DEPTH_TO_SPACE and read by an SSD head at its stride (8, 16, 32) with 2, 2 and 6 anchors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        ir = InvertedResidual
+        self.stem = nn.ModuleDict({"conv": conv(3, 24, 3, 2), "depthwise": depthwise(24), "project": conv(24, 16)})
+        self.stage56 = nn.Sequential(ir(16, 24, 64, 3, 2), ir(24, 24, 144, 3))
+        self.stage28 = nn.Sequential(ir(24, 40, 144, 5, 2), ir(40, 40, 240, 5))
+        self.stage14 = nn.Sequential(ir(40, 80, 240, 3, 2), ir(80, 80, 480, 3), ir(80, 80, 480, 3),
+                                     ir(80, 112, 480, 5), ir(112, 112, 672, 5), ir(112, 112, 672, 5))
+        self.stage7 = nn.Sequential(ir(112, 192, 672, 5, 2), ir(192, 192, 1152, 5), ir(192, 192, 1152, 5),
+                                    ir(192, 192, 1152, 5))
+        self.tail = nn.ModuleDict({"expand": conv(192, 1152), "depthwise": depthwise(1152)})
+        self.lateral28 = Lateral(40, 96, depthwise_relu=False)
+        self.lateral14 = Lateral(112, 192, depthwise_relu=False)
+        self.top14, self.top28 = conv(1152, 192), conv(192, 96)
+        self.refine14 = nn.Sequential(ResidualDW(192, depthwise_relu=False), ResidualDW(192, depthwise_relu=False))
+        self.refine28 = nn.Sequential(ResidualDW(96, depthwise_relu=False), ResidualDW(96, depthwise_relu=False))
+        self.head8, self.head16, self.head32 = SsdHead(24, 2), SsdHead(48, 2), SsdHead(288, 6)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.contiguous(memory_format=torch.channels_last)
+        s = self.stem
+        f112 = s["project"](F.relu6(s["depthwise"](F.relu6(s["conv"](x)))))  # [B, 16, 112, 112]
+        f28 = self.stage28(self.stage56(f112))  # 40 ch
+        f14 = self.stage14(f28)  # 112 ch
+        f7 = F.relu6(self.tail["depthwise"](F.relu6(self.tail["expand"](self.stage7(f14)))))  # [B, 1152, 7, 7]
+        d14 = self.refine14(self.lateral14(f14) + F.relu6(self.top14(up2(f7))))  # [B, 192, 14, 14]
+        d28 = self.refine28(self.lateral28(f28) + F.relu6(self.top28(up2(d14))))  # [B, 96, 28, 28]
+        heads = [self.head8(depth_to_space(d28)), self.head16(depth_to_space(d14)), self.head32(depth_to_space(f7))]
+        scores = torch.cat([h[0] for h in heads], dim=1)
+        boxes = torch.cat([h[1] for h in heads], dim=1)
+        return boxes, scores
+
+    def convolutions_in_file_order(self) -> list[nn.Conv2d]:
+        """This network's convolutions in the order the file's graph runs them (weights order)."""
+        order = [self.stem["conv"], self.stem["depthwise"], self.stem["project"]]
+        order += [c for b in self.stage56 for c in inverted(b)] + [c for b in self.stage28 for c in inverted(b)]
+        order += inverted(self.stage14[0], self.lateral28) + [c for b in self.stage14[1:] for c in inverted(b)]
+        order += inverted(self.stage7[0], self.lateral14) + [c for b in self.stage7[1:] for c in inverted(b)]
+        order += [self.tail["expand"], self.tail["depthwise"], self.top14, *pairs(self.refine14), self.top28,
+                  *pairs(self.refine28)]
+        for head in (self.head8, self.head16, self.head32):
+            order += [head.score_depthwise, head.score, head.box_depthwise, head.box]
+        return order
 
 
 def load_blazepose_detector_net(path: str | Path | None = None, spec: NetworkSpec | None = None) -> BlazePoseDetectorNet:
+    """BlazePoseDetectorNet with the file's weights, loaded in the graph's convolution order."""
     spec = spec or get_network_spec("blazepose-detector")
-    return BlazePoseDetectorNet(load_tflite_net(weights_cache.resolve(spec.weights, path))).eval()
+    net = BlazePoseDetectorNet()
+    return load_in_graph_order(net, net.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
 
 
 @dataclass(frozen=True)

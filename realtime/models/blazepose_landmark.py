@@ -38,9 +38,18 @@ from torch import nn
 
 from realtime import weights as weights_cache
 from realtime.models.registry import NetworkSpec, get_network_spec
-from realtime.models.checkpoint import load_into
-from realtime.models.tflite_graph import convolution_parameters, read_tflite
-from realtime.weights import WeightsError
+from realtime.models.mobile_blocks import (
+    DownDW,
+    InvertedResidual,
+    Lateral,
+    ResidualDW,
+    conv,
+    depthwise,
+    inverted,
+    load_in_graph_order,
+    pairs,
+    up2,
+)
 
 INPUT_SIZE = 256
 NUM_LANDMARKS = 33
@@ -74,88 +83,9 @@ class BlazePoseLandmarkNet(nn.Module):
 def load_blazepose_landmark_net(path: str | Path | None = None, spec: NetworkSpec | None = None) -> BlazePoseLandmarkNet:
     """BlazePoseFullNet with the file's weights, loaded in the graph's convolution order."""
     spec = spec or get_network_spec("blazepose-full")
-    file = weights_cache.resolve(spec.weights, path)
-    graph = read_tflite(file)
     body = BlazePoseFullNet()
-    convs = body.convolutions_in_file_order()
-    params = convolution_parameters(graph)
-    if len(params) != len(convs):
-        raise WeightsError(f"{file} does not fit BlazePoseFullNet: {len(params)} convolutions in the file, "
-                           f"{len(convs)} in the network")
-    names = {module: name for name, module in body.named_modules()}
-    state = {}
-    for conv, (weight, bias) in zip(convs, params):
-        state[f"{names[conv]}.weight"], state[f"{names[conv]}.bias"] = weight, bias
-    load_into(body, state, source=str(file))
-    return BlazePoseLandmarkNet(body.to(memory_format=torch.channels_last)).eval()
-
-
-# --- the architecture, written out --------------------------------------------------------------
-# Read from the graph of pose_landmark_full.tflite (every convolution has its batch norm folded in
-# and a bias; "relu6" is the fused RELU6). Layouts NCHW; the spatial sizes are for a 256 input.
-
-
-def _conv(cin: int, cout: int, k: int = 1, stride: int = 1, groups: int = 1, padding: int | None = None) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, k, stride, k // 2 if padding is None else padding, groups=groups)
-
-
-def _dw(c: int, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Conv2d:
-    return _conv(c, c, k, stride, groups=c, padding=padding)
-
-
-class InvertedResidual(nn.Module):
-    """MobileNetV2 block: 1x1 expand + relu6, k x k depthwise (stride 1 or 2) + relu6, 1x1 linear
-    project; + input when the shape is kept. [B, cin, H, W] -> [B, cout, H/stride, W/stride].
-    TFLite pads the stride-2 depthwise symmetrically (explicit PAD, then VALID)."""
-
-    def __init__(self, cin: int, cout: int, expanded: int, k: int, stride: int = 1) -> None:
-        super().__init__()
-        self.expand, self.depthwise, self.project = _conv(cin, expanded), _dw(expanded, k, stride), _conv(expanded, cout)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(F.relu6(self.depthwise(F.relu6(self.expand(x)))))
-        return x + y if self.residual else y
-
-
-class Lateral(nn.Module):
-    """3x3 depthwise + relu6, 1x1 conv + relu6: a skip connection into the decoder."""
-
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__()
-        self.depthwise, self.pointwise = _dw(cin), _conv(cin, cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(self.pointwise(F.relu6(self.depthwise(x))))
-
-
-class ResidualDW(nn.Module):
-    """relu6(x + 1x1(relu6(3x3 depthwise(x)))) at a constant shape."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.depthwise, self.pointwise = _dw(c), _conv(c, c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + self.pointwise(F.relu6(self.depthwise(x))))
-
-
-class DownDW(nn.Module):
-    """relu6(maxpool2(x) + 1x1(relu6(3x3 depthwise stride 2 (x)))); the depthwise pads TFLite's
-    SAME way on an even size: one row and column after, none before."""
-
-    def __init__(self, c: int) -> None:
-        super().__init__()
-        self.depthwise, self.pointwise = _dw(c, 3, 2, padding=0), _conv(c, c)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.pointwise(F.relu6(self.depthwise(F.pad(x, (0, 1, 0, 1)))))
-        return F.relu6(F.max_pool2d(x, 2) + y)
-
-
-def _up(x: torch.Tensor) -> torch.Tensor:
-    """x2 bilinear, half-pixel centres (TFLite RESIZE_BILINEAR half_pixel_centers)."""
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    load_in_graph_order(body, body.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
+    return BlazePoseLandmarkNet(body).eval()
 
 
 class BlazePoseFullNet(nn.Module):
@@ -171,7 +101,7 @@ class BlazePoseFullNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem = nn.ModuleDict({"conv": _conv(3, 24, 3, 2), "depthwise": _dw(24), "project": _conv(24, 16)})
+        self.stem = nn.ModuleDict({"conv": conv(3, 24, 3, 2), "depthwise": depthwise(24), "project": conv(24, 16)})
         ir = InvertedResidual
         self.stage64 = nn.Sequential(ir(16, 24, 64, 3, 2), ir(24, 24, 144, 3))
         self.stage32 = nn.Sequential(ir(24, 32, 144, 5, 2), ir(32, 32, 192, 5))
@@ -179,19 +109,18 @@ class BlazePoseFullNet(nn.Module):
                                      ir(64, 88, 384, 5), ir(88, 88, 528, 5), ir(88, 88, 528, 5))
         self.stage8 = nn.Sequential(ir(88, 144, 528, 5, 2), ir(144, 144, 864, 5), ir(144, 144, 864, 5),
                                     ir(144, 144, 864, 5))
-        self.tail = nn.ModuleDict({"expand": _conv(144, 864), "depthwise": _dw(864)})
+        self.tail = nn.ModuleDict({"expand": conv(144, 864), "depthwise": depthwise(864)})
         self.lateral = nn.ModuleDict({"s128": Lateral(16, 8), "s64": Lateral(24, 48), "s32": Lateral(32, 48),
                                       "s16": Lateral(88, 48), "s8": Lateral(864, 48)})
-        self.heatmap = _conv(48, 39)
+        self.heatmap = conv(48, 39)
         self.seg_in = Lateral(48, 8)
         self.seg128 = nn.Sequential(ResidualDW(8), ResidualDW(8))
         self.seg256 = nn.Sequential(ResidualDW(8), ResidualDW(8))
-        self.seg_out = _conv(8, 1, 3)
+        self.seg_out = conv(8, 1, 3)
         self.reg_in = Lateral(864, 288)
         self.reg4 = nn.Sequential(DownDW(288), *(ResidualDW(288) for _ in range(4)))
         self.reg2 = nn.Sequential(DownDW(288), *(ResidualDW(288) for _ in range(5)))
-        self.landmarks, self.world, self.flag = _conv(288, 195, 2, padding=0), _conv(288, 117, 2, padding=0), \
-            _conv(288, 1, 2, padding=0)
+        self.landmarks, self.world, self.flag = (conv(288, c, 2, padding=0) for c in (195, 117, 1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         s = self.stem
@@ -201,11 +130,11 @@ class BlazePoseFullNet(nn.Module):
         f16 = self.stage16(f32)  # 88 ch
         f8 = F.relu6(self.tail["depthwise"](F.relu6(self.tail["expand"](self.stage8(f16)))))  # [B, 864, 8, 8]
         lat = self.lateral
-        d = _up(lat["s8"](f8)) + lat["s16"](f16)
-        d = _up(d) + lat["s32"](f32)
-        d64 = _up(d) + lat["s64"](f64)  # [B, 48, 64, 64]
-        seg = self.seg128(_up(self.seg_in(d64)) + lat["s128"](f128))
-        segmentation = self.seg_out(self.seg256(_up(seg)))  # [B, 1, 256, 256]
+        d = up2(lat["s8"](f8)) + lat["s16"](f16)
+        d = up2(d) + lat["s32"](f32)
+        d64 = up2(d) + lat["s64"](f64)  # [B, 48, 64, 64]
+        seg = self.seg128(up2(self.seg_in(d64)) + lat["s128"](f128))
+        segmentation = self.seg_out(self.seg256(up2(seg)))  # [B, 1, 256, 256]
         r = self.reg2(self.reg4(self.reg_in(f8)))  # [B, 288, 2, 2]
         return [self.landmarks(r).flatten(1), torch.sigmoid(self.flag(r)).flatten(1), segmentation,
                 self.heatmap(d64), self.world(r).flatten(1)]
@@ -213,20 +142,12 @@ class BlazePoseFullNet(nn.Module):
     def convolutions_in_file_order(self) -> list[nn.Conv2d]:
         """This network's convolutions in the order the file's graph runs its CONV_2D and
         DEPTHWISE_CONV_2D ops (the order their weights are loaded in)."""
-        def ir(block: InvertedResidual, lateral: Lateral | None = None) -> list[nn.Conv2d]:
-            # the graph runs a block's expand, then the lateral skip leaving before it, then the rest
-            side = [lateral.depthwise, lateral.pointwise] if lateral is not None else []
-            return [block.expand, *side, block.depthwise, block.project]
-
-        def pairs(blocks) -> list[nn.Conv2d]:
-            return [c for b in blocks for c in (b.depthwise, b.pointwise)]
-
         lat = self.lateral
         order = [self.stem["conv"], self.stem["depthwise"], self.stem["project"]]
-        order += ir(self.stage64[0], lat["s128"]) + ir(self.stage64[1])
-        order += ir(self.stage32[0], lat["s64"]) + ir(self.stage32[1])
-        order += ir(self.stage16[0], lat["s32"]) + [c for b in self.stage16[1:] for c in ir(b)]
-        order += ir(self.stage8[0], lat["s16"]) + [c for b in self.stage8[1:] for c in ir(b)]
+        order += inverted(self.stage64[0], lat["s128"]) + inverted(self.stage64[1])
+        order += inverted(self.stage32[0], lat["s64"]) + inverted(self.stage32[1])
+        order += inverted(self.stage16[0], lat["s32"]) + [c for b in self.stage16[1:] for c in inverted(b)]
+        order += inverted(self.stage8[0], lat["s16"]) + [c for b in self.stage8[1:] for c in inverted(b)]
         order += [self.tail["expand"], self.tail["depthwise"], lat["s8"].depthwise, lat["s8"].pointwise]
         order += [self.seg_in.depthwise, self.seg_in.pointwise] + pairs(self.seg128) + pairs(self.seg256)
         order += [self.seg_out, self.heatmap, self.reg_in.depthwise, self.reg_in.pointwise]
