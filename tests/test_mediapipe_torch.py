@@ -243,3 +243,19 @@ def test_written_out_detector_equals_the_graph_run_op_by_op(frames):
     with torch.inference_mode():
         (boxes, scores), (ref_boxes, ref_scores) = written(x), graph(x)
     assert torch.allclose(boxes, ref_boxes, atol=1e-3, rtol=1e-4) and torch.allclose(scores, ref_scores[..., 0], atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["selfie", "selfie-landscape"])
+def test_written_out_selfie_segmenters_equal_the_graph_run_op_by_op(frames, name):
+    import cv2
+
+    from realtime.models.selfie_segmenter import SelfieNet
+    from realtime.models.tflite_graph import load_tflite_net
+
+    written = load_selfie_segmenter_net(name)
+    assert isinstance(written.body, SelfieNet)
+    graph = load_tflite_net(weights_cache.resolve(get_network_spec(name).weights))
+    h, w = written.input_size
+    x = torch.from_numpy(np.stack([cv2.resize(f, (w, h)) for f in frames[:2]])).permute(0, 3, 1, 2).float() / 255
+    with torch.inference_mode():
+        assert torch.allclose(written(x), graph(x)[0][:, 0], atol=1e-5)

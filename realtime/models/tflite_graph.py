@@ -1,4 +1,8 @@
-"""MediaPipe's .tflite files read in Python, and their graphs run as PyTorch modules.
+"""MediaPipe's .tflite files read in Python, and their graphs run op by op as PyTorch modules.
+
+The networks PartSight runs are written out by hand (blazepose_detector, blazepose_landmark,
+selfie_segmenter) and take their weights from `convolution_parameters`; `TFLiteGraphNet` runs a
+file's graph exactly as listed and is the layer-by-layer reference they are checked against.
 
 Reading: the flatbuffer is parsed with the `tflite` package (the generated bindings of TensorFlow
 Lite's schema.fbs). Constant tensors are stored as float16 (behind DEQUANTIZE ops) and some as
@@ -203,7 +207,7 @@ def _activate(x: torch.Tensor, act: int, inplace: bool = False) -> torch.Tensor:
     return x
 
 
-def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+def same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
     """TensorFlow SAME padding along one axis: (before, after)."""
     effective = (kernel - 1) * dilation + 1
     total = max((math.ceil(size / stride) - 1) * stride + effective - size, 0)
@@ -212,8 +216,8 @@ def _same_pads(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[
 
 def _pad_same(x: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
               value: float = 0.0) -> torch.Tensor:
-    top, bottom = _same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
-    left, right = _same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
+    top, bottom = same_pads(x.shape[2], kernel[0], stride[0], dilation[0])
+    left, right = same_pads(x.shape[3], kernel[1], stride[1], dilation[1])
     if top or bottom or left or right:
         x = F.pad(x, (left, right, top, bottom), value=value)
     return x
@@ -234,7 +238,7 @@ class Conv2d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         padding: tuple[int, int] | int = 0
         if self.same:
-            pads = [_same_pads(x.shape[2 + a], self.kernel[a], self.stride[a], self.dilation[a]) for a in (0, 1)]
+            pads = [same_pads(x.shape[2 + a], self.kernel[a], self.stride[a], self.dilation[a]) for a in (0, 1)]
             if all(before == after for before, after in pads):
                 padding = (pads[0][0], pads[1][0])  # symmetric: let the convolution pad
             else:
