@@ -36,13 +36,18 @@ def build_parser(config: PipelineConfig) -> Parser:
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
-    """BlazePose gives the keypoints when asked for by name, or with "auto" when an exercise is
-    counted and mediapipe is installed; otherwise the parser's keypoints are used."""
-    return config.pose == "blazepose" or (config.pose == "auto" and config.exercise is not None
-                                          and blazepose_available())
+    """BlazePose gives the keypoints when asked for by name ("blazepose": the mediapipe wheel,
+    "blazepose-torch": the PyTorch networks), or with "auto" when an exercise is counted and
+    mediapipe is installed; otherwise the parser's keypoints are used."""
+    return config.pose in ("blazepose", "blazepose-torch") or (
+        config.pose == "auto" and config.exercise is not None and blazepose_available())
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
+    if config.pose == "blazepose-torch":
+        from realtime.models.blazepose_torch import BlazePoseTorchStage
+
+        return [BlazePoseTorchStage(max_people=config.max_people, device=config.device)]
     return [BlazePoseStage()] if pose_stage_wanted(config) else []
 
 

@@ -25,7 +25,7 @@ from realtime.cli_options import (
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, report_fitness
 from realtime.logs import configure_logging
-from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, weight_files
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -127,7 +127,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     weights_commands.add_parser("list", help="every model: licence, present or missing, path").set_defaults(handler=_weights_list)
     weights_commands.add_parser("verify", help="sha256 of every present file").set_defaults(handler=_weights_verify)
     fetch = weights_commands.add_parser("fetch", help="download a model's weights into the cache")
-    fetch.add_argument("name", choices=sorted(MODEL_SPECS))
+    fetch.add_argument("name", choices=sorted(weight_files()))
     fetch.set_defaults(handler=_weights_fetch)
 
     for register in extra_commands:
@@ -336,9 +336,9 @@ def _weights_list(args: argparse.Namespace) -> int:
 
     print(f"weights folder: {weights_cache.weights_dir()}  (set {weights_cache.WEIGHTS_DIR_ENV} to change)")
     rows = [("model", "licence", "status", "path")]
-    for name, spec in MODEL_SPECS.items():
-        path = weights_cache.cached_path(spec.weights)
-        rows.append((name, spec.licence, "present" if path.is_file() else "missing", str(path)))
+    for name, (licence, file) in weight_files().items():
+        path = weights_cache.cached_path(file)
+        rows.append((name, licence, "present" if path.is_file() else "missing", str(path)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
@@ -350,11 +350,11 @@ def _weights_verify(args: argparse.Namespace) -> int:
 
     bad = 0
     seen = set()
-    for spec in MODEL_SPECS.values():
-        if spec.weights.filename in seen:
+    for _licence, file in weight_files().values():
+        if file.filename in seen:
             continue
-        seen.add(spec.weights.filename)
-        report = weights_cache.verify(spec.weights)
+        seen.add(file.filename)
+        report = weights_cache.verify(file)
         if report.status == "missing":
             continue
         bad += report.status == "mismatch"
@@ -370,17 +370,17 @@ def _weights_fetch(args: argparse.Namespace) -> int:
 
     from realtime import weights as weights_cache
 
-    spec = MODEL_SPECS[args.name]
+    _licence, file = weight_files()[args.name]
     bar = None
 
     def progress(done: int, total: int | None) -> None:
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=total, unit="B", unit_scale=True, desc=spec.weights.filename, file=sys.stderr)
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc=file.filename, file=sys.stderr)
         bar.update(done - bar.n)
 
     try:
-        path = weights_cache.fetch(spec.weights, progress=progress)
+        path = weights_cache.fetch(file, progress=progress)
     finally:
         if bar is not None:
             bar.close()

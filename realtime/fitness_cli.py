@@ -30,6 +30,7 @@ def fitness_options(command: argparse.ArgumentParser) -> None:
 def pose_option(group, default: str) -> None:
     group.add_argument("--pose", default=default, choices=POSE_SOURCES,
                        help="keypoints for the angles: the parser's own, BlazePose (needs mediapipe), "
+                            "blazepose-torch (BlazePose in PyTorch from the weights cache, no mediapipe), "
                             f"or auto = BlazePose when installed and an exercise is counted (default {default})")
 
 

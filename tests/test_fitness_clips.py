@@ -52,7 +52,7 @@ def assert_reps_at(summary: dict, bottoms: list[int]) -> None:
         assert rep["rom_deg"] > 60 and rep["out_s"] > 0.2 and rep["back_s"] > 0.2
 
 
-@pytest.mark.parametrize("pose", ["parser", pytest.param("blazepose", marks=needs_blazepose)])
+@pytest.mark.parametrize("pose", ["parser", pytest.param("blazepose", marks=needs_blazepose), "blazepose-torch"])
 def test_squat_clip_counts_the_two_reps_seen_by_eye(media_dir, tmp_path, pose):
     summary, lines, stdout = process(media_dir / "cg-mannequin-squat.mp4", tmp_path, "--exercise", "squat",
                                      "--pose", pose)

@@ -49,3 +49,23 @@ def test_default_models_are_bodypix_strides_16_and_8():
 def test_unknown_model_lists_known_ones():
     with pytest.raises(UnknownModelError, match="bodypix"):
         get_spec("no-such-model")
+
+
+def test_network_specs_are_complete_and_apart_from_the_parsers():
+    from realtime.models.registry import NETWORK_SPECS, weight_files
+
+    assert not set(NETWORK_SPECS) & set(MODEL_SPECS)
+    assert set(weight_files()) == set(NETWORK_SPECS) | set(MODEL_SPECS)
+    for name, spec in NETWORK_SPECS.items():
+        assert spec.name == name and spec.licence == "Apache-2.0" and spec.description
+        assert spec.weights.filename.startswith("mediapipe-") and spec.weights.filename.endswith(".tflite")
+        assert all(url.startswith("https://storage.googleapis.com/mediapipe-assets/") for url in spec.weights.urls)
+        assert len(spec.weights.sha256) == 64 and spec.weights.size_bytes > 0
+        assert len(spec.input_size) == 2 and spec.input_range in ((-1.0, 1.0), (0.0, 1.0))
+
+
+def test_unknown_network_lists_known_ones():
+    from realtime.models.registry import get_network_spec
+
+    with pytest.raises(UnknownModelError, match="blazepose-full"):
+        get_network_spec("no-such-network")

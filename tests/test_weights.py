@@ -122,3 +122,41 @@ def test_fetch_refuses_a_tampered_download(local_server, empty_cache, weights_di
     with pytest.raises(weights_cache.WeightsError, match="sha256"):
         weights_cache.fetch(replace(file, urls=(url + "model.onnx",)))
     assert not list(empty_cache.iterdir())
+
+
+MEDIAPIPE_NETWORKS = ("blazepose-detector", "blazepose-full", "selfie", "selfie-landscape")
+
+
+def test_list_and_verify_cover_the_mediapipe_networks(capsys, weights_dir):
+    from realtime.models.registry import NETWORK_SPECS
+
+    assert main(["weights", "list"]) == 0
+    out = capsys.readouterr().out
+    for name in MEDIAPIPE_NETWORKS:
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert "Apache-2.0" in row and "present" in row and NETWORK_SPECS[name].weights.filename in row
+    assert main(["weights", "verify"]) == 0
+    out = capsys.readouterr().out
+    for name in MEDIAPIPE_NETWORKS:
+        assert f"ok        {weights_dir / NETWORK_SPECS[name].weights.filename}" in out
+
+
+def test_fetch_offline_names_the_mediapipe_asset_url(empty_cache, capsys):
+    from realtime.models.registry import get_network_spec
+
+    assert main(["weights", "fetch", "blazepose-full"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "storage.googleapis.com/mediapipe-assets/pose_landmark_full.tflite" in err
+    assert get_network_spec("blazepose-full").weights.urls[0] in err
+    assert not list(empty_cache.iterdir())
+
+
+def test_fetch_gets_a_mediapipe_network_from_a_server(local_server, empty_cache, weights_dir):
+    from realtime.models.registry import get_network_spec
+
+    root, url = local_server
+    file = get_network_spec("selfie").weights
+    shutil.copy(weights_dir / file.filename, root / "selfie_segmentation.tflite")
+    path = weights_cache.fetch(replace(file, urls=(url + "selfie_segmentation.tflite",)))
+    assert path == empty_cache / file.filename and weights_cache.sha256_of(path) == file.sha256

@@ -15,7 +15,7 @@ from realtime.types import Frame, ParseResult, PersonParse
 
 # BlazePose's 33 landmarks at the COCO-17 keypoints, in COCO order.
 BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
-POSE_SOURCES = ("auto", "parser", "blazepose")
+POSE_SOURCES = ("auto", "parser", "blazepose", "blazepose-torch")  # -torch: realtime.models.blazepose_torch
 
 
 def blazepose_available() -> bool:

@@ -155,6 +155,93 @@ MODEL_SPECS.update({
 DEFAULT_MODEL = "bodypix"
 
 
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network that is not a parser (a detector, a landmark model, a person segmenter): its
+    weights file and how to feed it. `weights list/verify/fetch` cover these with the parsers."""
+
+    name: str
+    family: str
+    description: str
+    weights: WeightFile
+    licence: str
+    input_size: tuple[int, int]  # (height, width) of the network input
+    input_range: tuple[float, float]  # RGB 0..255 mapped linearly onto this range
+
+
+_MEDIAPIPE_ASSETS = "https://storage.googleapis.com/mediapipe-assets/"
+
+
+def _mediapipe_file(asset: str, generation: str, sha256: str, size_bytes: int) -> WeightFile:
+    # The URLs and sha256 MediaPipe's own build pins (third_party/external_files.bzl); the
+    # mediapipe==0.10.14 wheel ships the same bytes (mediapipe/modules/<graph>/<asset>).
+    return WeightFile(
+        filename=f"mediapipe-{asset}",
+        urls=(f"{_MEDIAPIPE_ASSETS}{asset}?generation={generation}", _MEDIAPIPE_ASSETS + asset),
+        sha256=sha256,
+        size_bytes=size_bytes,
+    )
+
+
+NETWORK_SPECS: dict[str, NetworkSpec] = {
+    "blazepose-detector": NetworkSpec(
+        name="blazepose-detector",
+        family="blazepose",
+        description="BlazePose person detector (MediaPipe Pose): 224x224, 2254 SSD anchors, box + 4 keypoints",
+        weights=_mediapipe_file("pose_detection.tflite", "1678737489600422",
+                                "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", 2959046),
+        licence="Apache-2.0",
+        input_size=(224, 224),
+        input_range=(-1.0, 1.0),
+    ),
+    "blazepose-full": NetworkSpec(
+        name="blazepose-full",
+        family="blazepose",
+        description="BlazePose GHUM 3D landmarks, full: 256x256 ROI, 33 landmarks, world landmarks, segmentation",
+        weights=_mediapipe_file("pose_landmark_full.tflite", "1661875894245786",
+                                "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", 6440512),
+        licence="Apache-2.0",
+        input_size=(256, 256),
+        input_range=(0.0, 1.0),
+    ),
+    "selfie": NetworkSpec(
+        name="selfie",
+        family="selfie_segmenter",
+        description="MediaPipe selfie segmenter, general: 256x256 person probability",
+        weights=_mediapipe_file("selfie_segmentation.tflite", "1683332563830600",
+                                "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", 249505),
+        licence="Apache-2.0",
+        input_size=(256, 256),
+        input_range=(0.0, 1.0),
+    ),
+    "selfie-landscape": NetworkSpec(
+        name="selfie-landscape",
+        family="selfie_segmenter",
+        description="MediaPipe selfie segmenter, landscape: 144x256 person probability",
+        weights=_mediapipe_file("selfie_segmentation_landscape.tflite", "1683332561312022",
+                                "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd", 250145),
+        licence="Apache-2.0",
+        input_size=(144, 256),
+        input_range=(0.0, 1.0),
+    ),
+}
+
+
+def weight_files() -> dict[str, tuple[str, WeightFile]]:
+    """Every named weights file the cache knows, parsers first: name -> (licence, file)."""
+    files = {name: (spec.licence, spec.weights) for name, spec in MODEL_SPECS.items()}
+    files.update({name: (spec.licence, spec.weights) for name, spec in NETWORK_SPECS.items()})
+    return files
+
+
+def get_network_spec(name: str) -> NetworkSpec:
+    try:
+        return NETWORK_SPECS[name]
+    except KeyError:
+        known = ", ".join(sorted(NETWORK_SPECS))
+        raise UnknownModelError(f"unknown network '{name}'; known networks: {known}") from None
+
+
 class UnknownModelError(ValueError):
     pass
 

@@ -1,0 +1,121 @@
+"""BlazePose keypoints from the PyTorch networks (no mediapipe): a top-down ResultStage.
+
+Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
+landmarks, as MediaPipe does); when fewer than `max_people` are tracked the detector looks for
+more (every frame while nobody is tracked, else every `redetect_every` frames), new detections
+centred on a tracked person's hips are dropped, and the landmark network runs once over all
+ROIs as one batch. People whose pose flag falls under `min_presence` are dropped.
+
+Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
+the parsed person whose mask holds most of them; a person no parsed person owns joins the result
+with the landmark network's segmentation (warped back from its ROI) as its mask.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+import torch
+
+from realtime.models.blazepose import BLAZEPOSE_TO_COCO
+from realtime.models.blazepose_detector import BlazePoseDetector
+from realtime.models.blazepose_landmark import INPUT_SIZE, BlazePoseLandmarker, PoseLandmarks, Roi, roi_from_points
+from realtime.types import Frame, ParseResult, PersonParse
+
+MIN_PRESENCE = 0.5
+
+
+class BlazePoseTorchStage:
+    name = "blazepose-torch"
+
+    def __init__(self, *, max_people: int = 1, device: str | torch.device = "cpu",
+                 min_presence: float = MIN_PRESENCE, redetect_every: int = 10) -> None:
+        from realtime.models import resolve_device
+
+        target = resolve_device(device)
+        self.detector = BlazePoseDetector(device=target)
+        self.landmarker = BlazePoseLandmarker(device=target)
+        self.max_people = max_people
+        self.min_presence = min_presence
+        self.redetect_every = redetect_every
+        self._tracked: list[Roi] = []
+        self._since_detection = 0
+
+    def people(self, rgb: np.ndarray) -> list[PoseLandmarks]:
+        """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs."""
+        rois = list(self._tracked)
+        self._since_detection += 1
+        if len(rois) < self.max_people and (not rois or self._since_detection >= self.redetect_every):
+            self._since_detection = 0
+            (found,) = self.detector([rgb], max_people=self.max_people)
+            for detection in found:
+                roi = roi_from_points(detection.keypoints[0], detection.keypoints[1])
+                if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
+                    rois.append(roi)
+        people = [p for p in self.landmarker(rgb, rois) if p.score >= self.min_presence]
+        people = _distinct(people)
+        self._tracked = [p.next_roi() for p in people]
+        return people
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        found = self.people(frame.image)
+        if not found:
+            return parse
+        h, w = frame.image.shape[:2]
+        poses = [np.column_stack([p.xyz[BLAZEPOSE_TO_COCO, :2], p.visibility[list(BLAZEPOSE_TO_COCO)]]).astype(np.float32)
+                 for p in found]
+        people = list(parse.people)
+        if not people and parse.person_mask.any():
+            people = [PersonParse(0, parse.person_mask, None, 0.0)]
+        taken: set[int] = set()
+        for pose, person in zip(poses, found):
+            owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
+            count, best = max(owners, default=(0, -1))
+            if count > 0:
+                taken.add(best)
+                people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()))
+            else:
+                mask = _frame_mask(person, (h, w))
+                people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
+                                          float(pose[:, 2].mean())))
+                taken.add(len(people) - 1)
+        return replace(parse, people=people)
+
+    def reset(self) -> None:
+        """Forgets the tracked people (a new source)."""
+        self._tracked = []
+        self._since_detection = 0
+
+    def close(self) -> None:
+        self._tracked = []
+
+
+def _same_body(roi: Roi, other: Roi) -> bool:
+    """Two ROIs centred on nearly the same hips (within a fifth of the larger ROI's side)."""
+    return np.hypot(roi.cx - other.cx, roi.cy - other.cy) < 0.2 * max(roi.size, other.size)
+
+
+def _distinct(people: list[PoseLandmarks]) -> list[PoseLandmarks]:
+    """Drops a person whose hips are a stronger person's (two ROIs that found one body)."""
+    kept: list[PoseLandmarks] = []
+    for person in sorted(people, key=lambda p: -p.score):
+        hips = person.xyz[33, :2]
+        if not any(np.hypot(*(hips - other.xyz[33, :2])) < 0.2 * other.roi.size for other in kept):
+            kept.append(person)
+    return kept
+
+
+def _frame_mask(person: PoseLandmarks, shape: tuple[int, int]) -> np.ndarray:
+    """The landmark network's segmentation (ROI logits) warped back onto the frame, > 0."""
+    h, w = shape
+    logits = cv2.warpAffine(person.segmentation.astype(np.float32), person.roi.to_roi_matrix(INPUT_SIZE), (w, h),
+                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-100.0)
+    return logits > 0
+
+
+def _points_inside(mask: np.ndarray, keypoints: np.ndarray) -> int:
+    h, w = mask.shape
+    xy = np.round(keypoints[:, :2]).astype(int)
+    inside = (xy[:, 0] >= 0) & (xy[:, 0] < w) & (xy[:, 1] >= 0) & (xy[:, 1] < h)
+    return int(mask[xy[inside, 1], xy[inside, 0]].sum())
