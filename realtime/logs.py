@@ -52,6 +52,14 @@ class _Console(logging.StreamHandler):
         pass
 
 
+class _LogFile(logging.FileHandler):
+    """A log file that fails quietly: a full disk or a file-size limit must not put logging's
+    own traceback in front of the user, who is told about the failure itself."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
 def log_file_path() -> Path:
     """$PARTSIGHT_LOG_FILE, else partsight.log in the user's log folder."""
     override = os.environ.get(LOG_FILE_ENV)
@@ -69,7 +77,7 @@ def configure_logging(level: int = logging.INFO) -> Path | None:
     path: Path | None = log_file_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file_handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
+        file_handler: logging.Handler = _LogFile(path, encoding="utf-8")
     except OSError:
         path, file_handler = None, logging.NullHandler()
     file_handler.setFormatter(_FileFormat())
