@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
 os.environ.setdefault("PARTSIGHT_MEDIA_DIR", str(SHARED / "media"))
+# the tests' log, apart from the user's (realtime/logs.py)
+os.environ.setdefault("PARTSIGHT_LOG_FILE", str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}.log"))
 
 
 @pytest.fixture(scope="session")
