@@ -33,9 +33,14 @@ class SourceError(RuntimeError):
     """A source cannot be opened or stopped delivering; the message is safe to show."""
 
 
+# scheme://, then everything up to the last "@" before a space, quote or bracket: the user-info
+# whole, whatever the password holds ("@", ":", "/", %-escapes); a path holding "@" is cut too.
+_USER_INFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"<>()\[\]]*@")
+
+
 def redact_url(text: str) -> str:
-    """Replaces user:password@ in any URL inside `text` with ***@."""
-    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@", r"\1***@", text)
+    """`text` with the user-info part (user:password@) of every URL in it replaced whole by ***@."""
+    return _USER_INFO.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
