@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from realtime.cli_options import (
+    fps_option,
     max_side_option,
     model_options,
     non_negative_int,
@@ -80,6 +81,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
+    fps_option(process)
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
@@ -93,6 +95,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     bench.add_argument("--frames", type=positive_int, default=100, help="frames measured after the warm-up")
     bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
     max_side_option(bench, None)
+    fps_option(bench)
     bench.add_argument("--warmup", type=non_negative_int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
     bench.add_argument("--compare-max-people", type=positive_int, metavar="N",
@@ -152,6 +155,8 @@ def _process(args: argparse.Namespace) -> int:
     except BaseException:
         pipeline.stop()
         raise
+    if info.note:
+        print(info.note)
     total = args.frames or info.frame_count
     progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
                     disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
@@ -182,7 +187,7 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
-    report_fitness(stages, args.summary)
+    report_fitness(stages, args.summary, info)
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:

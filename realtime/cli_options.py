@@ -19,6 +19,21 @@ def whole_number(text: str, minimum: int) -> int:
     return value
 
 
+def fps_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--fps", type=positive_float,
+                         help="frame rate of an image sequence (a folder), default 30; videos keep their own")
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not '{text}'")
+    return value
+
+
 def positive_int(text: str) -> int:
     return whole_number(text, 1)
 

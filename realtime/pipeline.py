@@ -211,7 +211,7 @@ class Pipeline:
     def _open(self, spec: str) -> Source:
         config = self.config
         return open_source(spec, size=config.size, max_side=config.max_side, realtime=config.realtime,
-                           buffer_frames=config.buffer_frames, loop=config.loop)
+                           buffer_frames=config.buffer_frames, loop=config.loop, fps=config.fps)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -1,8 +1,10 @@
 """Frame sources. Each owns one capture thread and the capture object inside it.
 
-Live sources (webcams, streams, paced files) keep only the newest frame, so a slow consumer
-never builds up lag. File and folder sources deliver every frame in order through a bounded
-queue (backpressure: nothing is dropped).
+A source is live or a file by what it is, not by its URL scheme: an input with a duration read
+from a byte stream (a local file, a file served over http(s)) is a file; one without a duration,
+or a session protocol such as RTSP, is live. Live sources (webcams, streams, paced files) keep
+only the newest frame, so a slow consumer never builds up lag, and reconnect. File and folder
+sources deliver every frame in order through a bounded queue (backpressure: nothing is dropped).
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ from realtime.types import Frame, Gap
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+DEFAULT_SEQUENCE_FPS = 30.0
 
 
 class SourceError(RuntimeError):
@@ -45,10 +48,15 @@ def redact_url(text: str) -> str:
 
 @dataclass(frozen=True)
 class SourceInfo:
-    name: str  # safe to display: credentials removed
+    """name: safe to display (credentials removed); live: newest-frame policy and reconnection;
+    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate;
+    note: one line for the user about how it is read (e.g. an image sequence's count and rate)."""
+
+    name: str
     live: bool
     frame_count: int | None
     fps: float | None
+    note: str | None = None
 
 
 class FrameReader:
@@ -86,10 +94,12 @@ def _scaled(image: np.ndarray, size: tuple[int, int] | None, max_side: int | Non
 class PyAVReader(FrameReader):
     """Video files and network streams through FFmpeg. Every open and read of a stream gives up
     after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
-    With `loop`, a file starts again at its end, its frame indices and times running on."""
+    With `loop`, a file starts again at its end, its frame indices and times running on.
+    `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
+    stream (RTSP and other session protocols); a finite file over http(s) is a file."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                 live: bool = False, timeout_s: float = 10.0, loop: bool = False) -> None:
+                 live: bool | None = False, timeout_s: float = 10.0, loop: bool = False) -> None:
         self.url = url
         self.size = size
         self.max_side = max_side
@@ -109,6 +119,9 @@ class PyAVReader(FrameReader):
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
+        if self.live is None:
+            self.live = self._container.duration is None or self._container.format.no_file
+            self.loop = self.loop and not self.live
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
@@ -204,22 +217,32 @@ def _quietly(call, *args):
         cv2.utils.logging.setLogLevel(level)
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders the digits in names by value: 2.jpg before 10.jpg, frame9 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
 class ImageFolderReader(FrameReader):
-    """A folder of images, in name order, as an image sequence at `fps`."""
+    """A folder's image files (other files are ignored) in natural name order (2.jpg before
+    10.jpg) as an image sequence at `fps` frames per second (None: DEFAULT_SEQUENCE_FPS)."""
 
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                 fps: float = 30.0) -> None:
+                 fps: float | None = None) -> None:
         self.folder = folder
         self.size = size
         self.max_side = max_side
-        self.fps = fps
+        self.fps = fps or DEFAULT_SEQUENCE_FPS
+        self._rate_given = fps is not None
         self._paths: list[Path] = []
 
     def open(self) -> SourceInfo:
-        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                             key=lambda p: natural_key(p.name))
         if not self._paths:
             raise SourceError(f"folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return SourceInfo(str(self.folder), False, len(self._paths), self.fps)
+        rate = "given by --fps" if self._rate_given else "the default; --fps sets the rate"
+        note = f"{self.folder}: {len(self._paths)} images in name order, read as {self.fps:g} fps ({rate})"
+        return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note)
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self._paths):
@@ -320,8 +343,8 @@ class Source:
                  backoff: Backoff | None = None) -> None:
         self._reader = reader
         self._pace = pace
-        live = reader.live or pace
-        self._buffer = _NewestFrameSlot() if live else _FrameQueue(buffer_frames)
+        self._buffer_frames = buffer_frames
+        self._buffer = self._new_buffer(bool(reader.live))  # replaced at open once the reader knows
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._opened = threading.Event()
@@ -338,6 +361,9 @@ class Source:
     @property
     def live(self) -> bool:
         return isinstance(self._buffer, _NewestFrameSlot)
+
+    def _new_buffer(self, live: bool) -> _NewestFrameSlot | _FrameQueue:
+        return _NewestFrameSlot() if live or self._pace else _FrameQueue(self._buffer_frames)
 
     @property
     def dropped(self) -> int:
@@ -376,7 +402,10 @@ class Source:
     def _run(self) -> None:
         try:
             try:
-                self.info = replace(self._reader.open(), live=self.live)
+                info = self._reader.open()
+                if info.live != self.live:
+                    self._buffer = self._new_buffer(info.live)
+                self.info = replace(info, live=self.live)
             except SourceError as exc:
                 self.error = str(exc)
                 log.info("cannot open the source", exc_info=True)
@@ -469,29 +498,34 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def is_device_or_stream(spec: str) -> bool:
-    """A webcam index or a stream URL: a source that may work on a later try, unlike a bad file."""
+    """A webcam index or a URL: a source that may work on a later try, unlike a bad file."""
     spec = spec.strip()
-    return bool(re.fullmatch(r"\d+", spec)) or spec.lower().startswith(STREAM_SCHEMES)
+    return bool(re.fullmatch(r"\d+", spec)) or bool(URL.match(spec))
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                 realtime: bool = False, buffer_frames: int = 8, timeout_s: float = 10.0,
-                loop: bool = False) -> Source:
-    """One `--source` string -> a Source (not started): an integer is a webcam, a URL a stream,
-    a folder an image sequence, anything else a video file (started again at its end with `loop`).
-    Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their long side."""
+                loop: bool = False, fps: float | None = None) -> Source:
+    """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
+    sequence at `fps` (None: DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is
+    live or a file by what FFmpeg finds at open (see PyAVReader); a file starts again at its end
+    with `loop`. Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their
+    long side. SourceError for a path that does not exist."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
         return Source(WebcamReader(int(spec), size=size, max_side=max_side))
-    if spec.lower().startswith(STREAM_SCHEMES):
-        return Source(PyAVReader(spec, size=size, max_side=max_side, live=True, timeout_s=timeout_s))
+    if URL.match(spec):
+        reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop)
+        return Source(reader, buffer_frames=buffer_frames, pace=realtime)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return Source(ImageFolderReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
+        return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
+                      pace=realtime)
     if not path.exists():
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return Source(_SingleImageReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
+        return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
+                      pace=realtime)
     reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop)
     return Source(reader, buffer_frames=buffer_frames, pace=realtime)
 

@@ -3,12 +3,18 @@ see its README) and other members of the same kinds made here with PyAV: each is
 player shows it — upright, timed from 0, every frame, with its sound — and never leaks credentials."""
 from __future__ import annotations
 
+import functools
+import http.server
+import json
 import socket
+import threading
 
+import cv2
+import numpy as np
 import pytest
 
 from realtime.cli import main
-from realtime.sources import redact_url
+from realtime.sources import SourceInfo, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
 
@@ -45,3 +51,88 @@ def test_credentials_of_a_camera_that_refuses_stay_out_of_errors_and_logs(scheme
     for text in (captured.out, captured.err, log_text):
         assert password not in text and "coach" not in text
         assert password.replace("%40", "@") not in text  # nor the password decoded
+
+
+def _process(source, tmp_path, *args: str, name: str = "out") -> dict:
+    """Runs `process SOURCE` in this process; returns its stdout, JSONL frame lines and summary."""
+    out = tmp_path / name
+    code = main(["process", str(source), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
+                 "--device", "cpu", *args])
+    lines = [json.loads(line) for line in (out / "out.jsonl").read_text().splitlines()]
+    summary_path = out / "summary.json"
+    return {"code": code, "lines": [line for line in lines if "index" in line], "video": out / "out.mp4",
+            "summary": json.loads(summary_path.read_text()) if summary_path.exists() else None}
+
+
+def _squats(source, tmp_path, *args: str, name: str = "out") -> dict:
+    run = _process(source, tmp_path, "--exercise", "squat", "--summary", str(tmp_path / name / "summary.json"),
+                   *args, name=name)
+    assert run["code"] == 0
+    return run
+
+
+def _read_all(source) -> tuple[SourceInfo, list]:
+    info = source.start()
+    frames = []
+    try:
+        while not source.finished:
+            frame = source.read(2.0)
+            if frame is not None:
+                frames.append(frame)
+        assert source.error is None, source.error
+    finally:
+        source.stop()
+    return info, frames
+
+
+@pytest.fixture(scope="module")
+def http_faults(faults):
+    """A real web server on 127.0.0.1 serving the fault files (no Range support, like http.server)."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(faults)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_a_file_over_http_is_a_file_every_frame_in_order_to_its_end(http_faults, tmp_path, capsys):
+    info, frames = _read_all(open_source(f"{http_faults}/squat30_faststart.mp4"))
+    assert not info.live and info.frame_count == 151
+    assert [f.index for f in frames] == list(range(151))
+    assert frames[0].pts_s == 0 and frames[-1].pts_s == pytest.approx(150 / 30)
+    run = _squats(f"{http_faults}/squat30_faststart.mp4", tmp_path)
+    assert run["summary"]["reps"] == 2 and len(run["lines"]) == 151
+
+
+def test_folders_sort_names_naturally_and_ignore_other_files(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for number in (1, 2, 9, 10, 11, 100):
+        cv2.imwrite(str(folder / f"frame{number}.png"), np.full((8, 8, 3), number, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "thumbs").mkdir()
+    info, frames = _read_all(open_source(str(folder), fps=12.5))
+    assert [int(f.image[0, 0, 0]) for f in frames] == [1, 2, 9, 10, 11, 100]
+    assert [f.pts_s for f in frames] == [i / 12.5 for i in range(6)]
+    assert info.frame_count == 6 and "6 images" in info.note and "12.5 fps" in info.note
+    assert natural_key("2.jpg") < natural_key("10.jpg") < natural_key("a1.jpg")
+
+
+def test_an_unpadded_image_sequence_counts_its_squats(faults, tmp_path, capsys):
+    run = _squats(faults / "frames_unpadded", tmp_path)
+    assert "151 images" in capsys.readouterr().out
+    assert run["summary"]["reps"] == 2
+    assert run["summary"]["source"]["fps"] == 30 and "default" in run["summary"]["source"]["note"]
+
+
+def test_an_image_sequence_at_60_fps_takes_its_rate(faults, tmp_path):
+    run = _squats(faults / "frames60", tmp_path, "--fps", "60")
+    assert run["summary"]["reps"] == 2 and run["summary"]["source"]["fps"] == 60
+    assert run["lines"][-1]["pts_s"] == pytest.approx(302 / 60)
+    for rep in run["summary"]["per_rep"]:  # the same squats as the 30 fps clip: about 0.6 s down, 0.6 s up
+        assert 0.3 < rep["out_s"] < 0.9 and 0.3 < rep["back_s"] < 0.9
