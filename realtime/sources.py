@@ -22,6 +22,7 @@ import av
 import cv2
 import numpy as np
 
+from realtime.geometry import SWAPS_AXES, OutputSize, display_turn, frame_display_matrix, square_pixel_width, turned
 from realtime.reconnect import Backoff
 from realtime.types import Frame, Gap
 
@@ -101,11 +102,10 @@ class PyAVReader(FrameReader):
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False) -> None:
         self.url = url
-        self.size = size
-        self.max_side = max_side
         self.live = live
         self.timeout_s = timeout_s
         self.loop = loop
+        self._output = OutputSize(size, max_side)  # kept across loops and reconnections
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
@@ -136,9 +136,9 @@ class PyAVReader(FrameReader):
         while True:
             pts_s = None
             pass_start = index
-            for image, decoded_s in self._decoded(stream, index):
+            for image, decoded_s, own_size, placement in self._decoded(stream, index):
                 pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
-                yield Frame(image=image, index=index, pts_s=pts_s)
+                yield Frame(image=image, index=index, pts_s=pts_s, own_size=own_size, placement=placement)
                 index += 1
             # An edit list may hide a frame or two at the start; more missing means the file was cut short.
             if not self.live and stream.frames - (index - pass_start) > 2:
@@ -152,15 +152,24 @@ class PyAVReader(FrameReader):
             except (av.error.FFmpegError, OSError) as exc:
                 raise SourceError(f"{redact_url(self.url)} cannot start again: {_reason(exc)}") from None
 
-    def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple[np.ndarray, float | None]]:
+    def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
+        """(image as displayed in the output size, time in s or None, own displayed (W, H), Placement)
+        per decoded frame: turned upright by its display matrix, scaled to square pixels by the
+        stream's sample aspect ratio, and letterboxed when its size differs from the first frame's."""
         try:
             for decoded in self._container.decode(stream):
-                target = output_size(decoded.width, decoded.height, self.size, self.max_side)
-                if target is not None:
-                    image = decoded.to_ndarray(format="rgb24", width=target[0], height=target[1])
+                turn = display_turn(frame_display_matrix(decoded))
+                sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+                width, height = square_pixel_width(decoded.width, sar), decoded.height
+                own = (height, width) if turn in SWAPS_AXES else (width, height)
+                scaled, placement = self._output.fit(*own)
+                stored = scaled[::-1] if turn in SWAPS_AXES else scaled
+                if stored != (decoded.width, decoded.height):
+                    image = decoded.to_ndarray(format="rgb24", width=stored[0], height=stored[1])
                 else:
                     image = decoded.to_ndarray(format="rgb24")
-                yield image, (float(decoded.time) if decoded.time is not None else None)
+                image = self._output.letterboxed(turned(image, turn), placement)
+                yield image, (float(decoded.time) if decoded.time is not None else None), own, placement
                 index += 1
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {redact_url(self.url)} failed at frame {index}: {_reason(exc)}") from None
@@ -229,9 +238,8 @@ class ImageFolderReader(FrameReader):
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  fps: float | None = None) -> None:
         self.folder = folder
-        self.size = size
-        self.max_side = max_side
         self.fps = fps or DEFAULT_SEQUENCE_FPS
+        self._output = OutputSize(size, max_side)
         self._rate_given = fps is not None
         self._paths: list[Path] = []
 
@@ -246,11 +254,15 @@ class ImageFolderReader(FrameReader):
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self._paths):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # EXIF orientation applied: upright
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
-            yield Frame(image=_scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size, self.max_side), index=index,
-                        pts_s=index / self.fps)
+            own = bgr.shape[1], bgr.shape[0]
+            scaled, placement = self._output.fit(*own)
+            if scaled != own:
+                bgr = cv2.resize(bgr, scaled, interpolation=cv2.INTER_AREA)
+            image = self._output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement)
+            yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement)
 
     def close(self) -> None:
         self._paths = []

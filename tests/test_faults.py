@@ -8,12 +8,15 @@ import http.server
 import json
 import socket
 import threading
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from realtime.cli import main
+from realtime.geometry import frame_display_matrix
 from realtime.sources import SourceInfo, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
@@ -136,3 +139,126 @@ def test_an_image_sequence_at_60_fps_takes_its_rate(faults, tmp_path):
     assert run["lines"][-1]["pts_s"] == pytest.approx(302 / 60)
     for rep in run["summary"]["per_rep"]:  # the same squats as the 30 fps clip: about 0.6 s down, 0.6 s up
         assert 0.3 < rep["out_s"] < 0.9 and 0.3 < rep["back_s"] < 0.9
+
+
+def _clip_frames(path, count: int) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for _, frame in zip(range(count), container.decode(video=0))]
+
+
+def _write_clip(path, images, *, sar: Fraction | None = None, matrix: list[int] | None = None, rate: int = 30,
+                codec: str = "libx264", fmt: str = "mp4") -> None:
+    """An H.264 clip of `images` with an optional sample aspect ratio and display matrix."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        if matrix is not None:
+            stream.set_display_matrix(matrix)
+        for image in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _first_frame(spec: str):
+    source = open_source(spec)
+    source.start()
+    try:
+        return source.read(10)
+    finally:
+        source.stop()
+
+
+@pytest.fixture(scope="module")
+def upright(faults) -> list[np.ndarray]:
+    """squat30's first frames, upright, with a red block marking the top-left corner."""
+    images = _clip_frames(faults / "squat30.mp4", 3)
+    for image in images:
+        image[:40, :40] = (255, 0, 0)
+    return images
+
+
+ONE = 65536  # 1.0 in the display matrix's 16.16 fixed point
+W_ONE = 1 << 30  # 1.0 in its 2.30 third column
+# stored = the upright picture as the camera stored it; matrix = what the container says (row vectors:
+# [x y 1] M), so that a player turns `stored` back upright
+TURNS = {
+    "90": (lambda u: np.rot90(u, -1), [0, -ONE, 0, ONE, 0, 0, 0, 0, W_ONE]),
+    "270": (lambda u: np.rot90(u, 1), [0, ONE, 0, -ONE, 0, 0, 0, 0, W_ONE]),
+    "180": (lambda u: u[::-1, ::-1], [-ONE, 0, 0, 0, -ONE, 0, 0, 0, W_ONE]),
+    "hflip": (lambda u: u[:, ::-1], [-ONE, 0, 0, 0, ONE, 0, 0, 0, W_ONE]),
+    "vflip": (lambda u: u[::-1], [ONE, 0, 0, 0, -ONE, 0, 0, 0, W_ONE]),
+    "transpose": (lambda u: np.swapaxes(u, 0, 1), [0, ONE, 0, ONE, 0, 0, 0, 0, W_ONE]),
+    "antitranspose": (lambda u: np.rot90(u, -1)[::-1], [0, -ONE, 0, -ONE, 0, 0, 0, 0, W_ONE]),
+}
+
+
+@pytest.mark.parametrize("turn", sorted(TURNS))
+def test_frames_are_turned_upright_by_the_display_matrix(turn, upright, tmp_path):
+    store, matrix = TURNS[turn]
+    _write_clip(tmp_path / "turned.mp4", [store(image) for image in upright], matrix=matrix)
+    frame = _first_frame(str(tmp_path / "turned.mp4"))
+    assert frame.image.shape == upright[0].shape and frame.own_size == (192, 424)
+    assert np.abs(frame.image.astype(int) - upright[0]).mean() < 4
+    assert (frame.image[:40, :40].mean(axis=(0, 1)) > (200, -1, -1)).all() and frame.image[:40, :40, 1].mean() < 40
+
+
+def test_anamorphic_pixels_are_made_square(upright, tmp_path):
+    squeezed = [cv2.resize(image, (96, 424), interpolation=cv2.INTER_AREA) for image in upright]
+    _write_clip(tmp_path / "anamorphic.mp4", squeezed, sar=Fraction(2, 1))
+    frame = _first_frame(str(tmp_path / "anamorphic.mp4"))
+    assert frame.image.shape == (424, 192, 3) and frame.own_size == (192, 424)
+    assert np.abs(frame.image.astype(int) - upright[0]).mean() < 6
+
+
+def test_a_phone_video_is_parsed_upright_and_counts_its_squats(faults, tmp_path):
+    frame = _first_frame(str(faults / "rotated.mp4"))
+    assert frame.image.shape == (424, 192, 3)
+    assert np.abs(frame.image.astype(int) - _clip_frames(faults / "squat30.mp4", 1)[0]).mean() < 4
+    run = _squats(faults / "rotated.mp4", tmp_path)
+    assert run["summary"]["reps"] == 2
+    assert {tuple(line["frame_size"]) for line in run["lines"]} == {(192, 424)}
+    with av.open(str(run["video"])) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (192, 424)
+        assert frame_display_matrix(next(container.decode(stream))) is None
+
+
+def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path):
+    run = _process(faults / "reschange.ts", tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["code"] == 0 and len(run["lines"]) == 120
+    sizes = [tuple(line["frame_size"]) for line in run["lines"]]
+    assert sizes == [(192, 424)] * 60 + [(320, 320)] * 60
+    with av.open(str(run["video"])) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 120 and {(f.width, f.height) for f in frames} == {(192, 424)}
+    late = frames[90].to_ndarray(format="rgb24")
+    assert late[:100].mean() < 12 and late[-100:].mean() < 12, "letterboxed: black above and below"
+    for line in run["lines"][60:]:
+        for x, y, _ in line["keypoints"] or []:
+            assert -1 <= x <= 321 and -1 <= y <= 321
+
+
+def test_a_folder_of_mixed_sizes_reports_each_frame_in_its_own_pixels(upright, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, image in enumerate(upright):
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(folder / f"{i}.png"), bgr)
+        cv2.imwrite(str(folder / f"{i + 3}.png"), cv2.resize(bgr, (384, 848), interpolation=cv2.INTER_CUBIC))
+        cv2.imwrite(str(folder / f"{i + 6}.png"), cv2.copyMakeBorder(bgr, 0, 0, 116, 116, cv2.BORDER_CONSTANT))
+    run = _process(folder, tmp_path, "--max-people", "1", "--smoothing", "0")
+    lines = run["lines"]
+    assert [tuple(line["frame_size"]) for line in lines] == [(192, 424)] * 3 + [(384, 848)] * 3 + [(424, 424)] * 3
+    for i in range(3):
+        small, large, wide = (np.array(lines[j]["keypoints"]) for j in (i, i + 3, i + 6))
+        sure = (small[:, 2] > 0.5) & (large[:, 2] > 0.5) & (wide[:, 2] > 0.5)
+        assert sure.sum() >= 8
+        assert np.abs(large[sure, :2] / 2 - small[sure, :2]).mean() < 6
+        assert np.abs(wide[sure, :2] - (small[sure, :2] + (116, 0))).mean() < 12
+    with av.open(str(run["video"])) as container:
+        assert {(f.width, f.height) for f in container.decode(video=0)} == {(192, 424)}
+
