@@ -17,6 +17,7 @@ from pathlib import Path
 
 from realtime.cli_options import (
     fps_option,
+    warning_field,
     max_side_option,
     model_options,
     non_negative_int,
@@ -224,11 +225,10 @@ def _bench(args: argparse.Namespace) -> int:
                 pass
         finally:
             pipeline.stop()
-        if pipeline.error:
-            raise CliError(pipeline.error)
         measured = results[args.warmup:wanted]
         if len(measured) < 2:
-            raise CliError(f"{info.name} gave only {len(results)} frames; need more than --warmup {args.warmup}")
+            raise CliError(pipeline.error or f"{info.name} gave only {len(results)} frames; "
+                                             f"need more than --warmup {args.warmup}")
         wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
         latencies = sorted(m[2] for m in measured)
         measured_stages = list(dict.fromkeys(name for m in measured for name in m[1]))  # every stage that ran
@@ -248,6 +248,7 @@ def _bench(args: argparse.Namespace) -> int:
             "fps": round(len(measured) / wall_s if args.warmup else (len(measured) - 1) / wall_s, 2),
             "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
             "stages_ms": {s: per_stage[s] for s in stages},
+            **warning_field(pipeline.error),
         }
     print(json.dumps(report))
     return 0

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime.build import Stages
-from realtime.cli_options import fps_option, model_options, smoothing_option
+from realtime.cli_options import fps_option, model_options, smoothing_option, warning_field
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.sources import SourceInfo
@@ -90,11 +90,9 @@ def _pose_quality(args: argparse.Namespace) -> int:
             pass
     finally:
         pipeline.stop()
-    if pipeline.error:
-        raise RuntimeError(pipeline.error)
     if not keypoints:
-        raise RuntimeError(f"{info.name} gave no frames")
+        raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
     report = {"source": info.name, "model": pipeline.stats.model, "pose": args.pose,
-              **pose_quality(keypoints[: args.frames] if args.frames else keypoints)}
+              **pose_quality(keypoints[: args.frames] if args.frames else keypoints), **warning_field(pipeline.error)}
     print(json.dumps(report))
     return 0

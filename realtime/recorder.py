@@ -20,7 +20,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-_TIME_BASE = Fraction(1, 1000)
+_TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz: every common frame rate lands on a whole tick
+_NEW_SOURCE_STEP = 3000  # a 30 fps frame in _TIME_BASE ticks, between the last frame of a source and the next one's first
 _STOP = object()
 
 
@@ -68,6 +69,7 @@ class Recorder:
         self._metrics_fd: int | None = None
         self._metrics_bytes = 0
         self._last_pts = -1
+        self._pts_offset = 0  # ticks added to the times of a source the window switched to mid-recording
         self._prepare_outputs()
         self._thread = threading.Thread(target=self._run, name="partsight-recorder", daemon=True)
         self._thread.start()
@@ -152,7 +154,10 @@ class Recorder:
             pad = ((0, self._stream.height - image.shape[0]), (0, self._stream.width - image.shape[1]), (0, 0))
             image = np.pad(image, pad, mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-        pts = max(round(item.pts_s / _TIME_BASE), self._last_pts + 1)
+        pts = round(item.pts_s / _TIME_BASE) + self._pts_offset
+        if pts <= self._last_pts:  # the window switched to a source whose times start again
+            self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
+            pts = self._last_pts + _NEW_SOURCE_STEP
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = _TIME_BASE

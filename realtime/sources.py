@@ -9,6 +9,7 @@ sources deliver every frame in order through a bounded queue (backpressure: noth
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 import threading
@@ -106,6 +107,8 @@ class PyAVReader(FrameReader):
         self.timeout_s = timeout_s
         self.loop = loop
         self._output = OutputSize(size, max_side)  # kept across loops and reconnections
+        self._frames_shown: int | None = None
+        self.timeline: Timeline | None = None  # of the current pass of frames()
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
@@ -125,28 +128,29 @@ class PyAVReader(FrameReader):
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
-        frame_count = None if self.loop else stream.frames or None
+        self._frames_shown = None if self.live else frames_shown(stream)
+        frame_count = None if self.loop else self._frames_shown
         return SourceInfo(redact_url(self.url), self.live, frame_count, fps)
 
     def frames(self) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
         step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
+        timeline = Timeline(step_s, max_jump_s=math.inf if self.live else Timeline.MAX_FILE_JUMP_S)
+        self.timeline = timeline
         index = 0
-        pts_offset_s = 0.0
         while True:
-            pts_s = None
             pass_start = index
             for image, decoded_s, own_size, placement in self._decoded(stream, index):
-                pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
-                yield Frame(image=image, index=index, pts_s=pts_s, own_size=own_size, placement=placement)
+                yield Frame(image=image, index=index, pts_s=timeline.place(decoded_s), own_size=own_size,
+                            placement=placement)
                 index += 1
-            # An edit list may hide a frame or two at the start; more missing means the file was cut short.
-            if not self.live and stream.frames - (index - pass_start) > 2:
-                raise SourceError(f"{redact_url(self.url)} ended after {index - pass_start} of its {stream.frames} "
+            shown = index - pass_start
+            if self._frames_shown is not None and shown < self._frames_shown:
+                raise SourceError(f"{redact_url(self.url)} ended after {shown} of its {self._frames_shown} "
                                   f"frames: the file is truncated or damaged")
-            if not self.loop or pts_s is None:
+            if not self.loop or not shown:
                 return
-            pts_offset_s = pts_s + step_s
+            timeline.restart()
             try:
                 self._container.seek(0)
             except (av.error.FFmpegError, OSError) as exc:
@@ -178,6 +182,52 @@ class PyAVReader(FrameReader):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def frames_shown(stream: av.video.stream.VideoStream) -> int | None:
+    """Frames a player shows of a file's video stream: its index entries less those an edit list
+    hides (FFmpeg marks them discarded), else the container's frame count; None when unknown."""
+    entries = stream.index_entries
+    if len(entries):
+        return sum(not entry.is_discard for entry in entries)
+    return stream.frames or None
+
+
+class Timeline:
+    """Presentation times in seconds from 0 at the first frame shown, strictly increasing: the
+    first frame's own time (a stream's start offset) is taken off, and a timestamp that goes back
+    or jumps ahead by more than `max_jump_s` (a 33-bit MPEG-TS wrap, recordings joined end to end,
+    a camera's clock reset) continues the timeline one frame step (`step_s`) after the last frame.
+    `origin_s` is the first frame's own time, in the stream's clock (for other streams' times)."""
+
+    MAX_FILE_JUMP_S = 10.0
+
+    def __init__(self, step_s: float, *, max_jump_s: float = MAX_FILE_JUMP_S) -> None:
+        self.step_s = step_s
+        self.max_jump_s = max_jump_s
+        self.origin_s: float | None = None
+        self.last_s: float | None = None
+        self._offset_s: float | None = None
+
+    def place(self, own_s: float | None) -> float:
+        """A frame's own time in seconds (None when it has none: one step on) -> its time here."""
+        expected = 0.0 if self.last_s is None else self.last_s + self.step_s
+        if own_s is None:
+            self.last_s = expected
+            return expected
+        if self._offset_s is None:
+            self._offset_s = expected - own_s
+            self.origin_s = own_s if self.origin_s is None else self.origin_s
+        placed = own_s + self._offset_s
+        if self.last_s is not None and not self.last_s < placed <= self.last_s + self.max_jump_s:
+            self._offset_s += expected - placed
+            placed = expected
+        self.last_s = placed
+        return placed
+
+    def restart(self) -> None:
+        """The stream starts again (a looped file): its next frame comes one step after the last."""
+        self._offset_s = None
 
 
 class WebcamReader(FrameReader):

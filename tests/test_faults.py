@@ -262,3 +262,96 @@ def test_a_folder_of_mixed_sizes_reports_each_frame_in_its_own_pixels(upright, t
     with av.open(str(run["video"])) as container:
         assert {(f.width, f.height) for f in container.decode(video=0)} == {(192, 424)}
 
+
+
+def _mp4_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
+
+
+def _assert_one_timeline(run: dict, fps: float) -> None:
+    """JSONL times start at 0 and agree with the MP4's frame times to well under a frame."""
+    times = [line["pts_s"] for line in run["lines"]]
+    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))
+    assert np.allclose(_mp4_times(run["video"]), times, atol=0.25 / fps)
+
+
+def test_a_stream_that_starts_at_10_s_is_timed_from_0(faults, tmp_path):
+    run = _squats(faults / "start10.mp4", tmp_path)
+    _assert_one_timeline(run, 30)
+    assert run["lines"][-1]["pts_s"] == pytest.approx(5.0) and run["summary"]["reps"] == 2
+
+
+def test_an_edit_list_hides_the_lead_in_and_the_file_is_not_damaged(faults, tmp_path):
+    info, frames = _read_all(open_source(str(faults / "trimmed_copy.mp4")))
+    assert info.frame_count == 92 and len(frames) == 92  # 107 in the file, 15 hidden by the edit list
+    run = _process(faults / "trimmed_copy.mp4", tmp_path, "--max-people", "1")
+    assert run["code"] == 0 and len(run["lines"]) == 92
+    _assert_one_timeline(run, 30)
+    times = _mp4_times(faults / "trimmed_copy.mp4")  # as FFmpeg shows them, the edit list applied
+    assert len(times) == 92 and run["lines"][-1]["pts_s"] == pytest.approx(times[-1] - times[0])
+
+
+def test_a_ts_stream_starting_late_is_timed_from_0(faults):
+    info, frames = _read_all(open_source(str(faults / "reschange.ts")))
+    assert [f.pts_s for f in frames] == pytest.approx([i / 30 for i in range(120)])
+
+
+def test_a_33_bit_timestamp_wrap_is_unwrapped(upright, tmp_path):
+    """An MPEG-TS camera stream whose 90 kHz clock passes 2**33 (every 26.5 hours) mid-clip."""
+    path = tmp_path / "wrap.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 192, 424, "yuv420p"
+        stream.options = {"bf": "0"}
+        start = 2**33 - 45 * 3000  # 1.5 s before the wrap
+        for i in range(90):
+            frame = av.VideoFrame.from_ndarray(upright[i % 3], format="rgb24")
+            frame.pts, frame.time_base = start + i * 3000, Fraction(1, 90000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    info, frames = _read_all(open_source(str(path)))
+    assert len(frames) == 90
+    assert [f.pts_s for f in frames] == pytest.approx([i / 30 for i in range(90)], abs=1e-3)
+
+
+def test_a_timestamp_jump_back_continues_the_timeline(upright, tmp_path):
+    """Two recordings concatenated as MPEG-TS (`cat a.ts b.ts`): the second restarts its clock."""
+    for name in ("a", "b"):
+        _write_clip(tmp_path / f"{name}.ts", upright * 10, fmt="mpegts")
+    (tmp_path / "ab.ts").write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    info, frames = _read_all(open_source(str(tmp_path / "ab.ts")))
+    times = [f.pts_s for f in frames]
+    assert len(times) == 60 and times[0] == 0
+    assert np.allclose(np.diff(times), 1 / 30, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def cut_short(faults, tmp_path_factory):
+    """squat30.mp4 with its last third cut off: a real shortfall (the index promises 151 frames)."""
+    data = (faults / "squat30_faststart.mp4").read_bytes()
+    path = tmp_path_factory.mktemp("damaged") / "cut_short.mp4"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
+
+
+@pytest.mark.parametrize("name", ["squat30.mp4", "trimmed_copy.mp4", "start10.mp4", "rotated.mp4"])
+def test_files_that_ffmpeg_decodes_cleanly_are_not_damaged(faults, name):
+    info, frames = _read_all(open_source(str(faults / name)))
+    assert len(frames) == info.frame_count == len(_mp4_times(faults / name))
+
+
+def test_a_real_shortfall_is_damage_and_the_reports_keep_what_they_got(cut_short, tmp_path, capsys):
+    run = _process(cut_short, tmp_path, "--max-people", "1", "--smoothing", "0")
+    err = capsys.readouterr().err
+    assert run["code"] == 1 and "of its 151 frames: the file is truncated or damaged" in err
+    assert 20 < len(run["lines"]) < 151
+    for command in (["bench", str(cut_short), "--frames", "200", "--warmup", "2", "--size", "96x212"],
+                    ["pose-quality", str(cut_short)],
+                    ["eval", "flicker", str(cut_short), "--size", "96x212"]):
+        assert main([*command, "--device", "cpu"]) == 0
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
+        assert "truncated or damaged" in report["warning"] and "partsight: warning:" in captured.err
