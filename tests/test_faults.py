@@ -355,3 +355,49 @@ def test_a_real_shortfall_is_damage_and_the_reports_keep_what_they_got(cut_short
         captured = capsys.readouterr()
         report = json.loads(captured.out)
         assert "truncated or damaged" in report["warning"] and "partsight: warning:" in captured.err
+
+
+def _knee_angles(run: dict) -> list[dict]:
+    return [person["angles"][knee] for line in run["lines"]
+            for person in line["analysis"]["fitness"]["people"].values() for knee in ("left_knee", "right_knee")]
+
+
+def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(faults, tmp_path, capsys):
+    run = _squats(faults / "cut_edge.mp4", tmp_path)
+    angles = _knee_angles(run)
+    assert not [a for a in angles if a["raw_deg"] is not None and a["raw_deg"] < 45], "a cut knee read as folded"
+    assert sum(a["reason"] == "out_of_frame" for a in angles) > len(angles) / 2
+    person = run["summary"]["people"]["0"]
+    assert max(person["unknown_reasons"], key=person["unknown_reasons"].get) == "out_of_frame"
+    assert "edge" in person["hint"] and "edge" in capsys.readouterr().out
+    reasons = {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()}
+    assert "out_of_frame" in reasons
+
+
+def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
+    """Another framing of the kind: squat30 with the bottom cut at mid-shin."""
+    images = [image[:276] for image in _clip_frames(faults / "squat30.mp4", 40)]
+    _write_clip(tmp_path / "shins.mp4", images)
+    run = _squats(tmp_path / "shins.mp4", tmp_path, "--max-people", "1")
+    angles = _knee_angles(run)
+    assert not [a for a in angles if a["raw_deg"] is not None and a["raw_deg"] < 45]
+    assert sum(a["reason"] == "out_of_frame" for a in angles) > len(angles) / 2
+
+
+@pytest.mark.parametrize("clip", ["tiny.mp4", "made"])
+def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys):
+    path = faults / clip
+    if clip == "made":  # squat30 shrunk to 80 px tall in a 640x480 frame
+        images = []
+        for image in _clip_frames(faults / "squat30.mp4", 30):
+            canvas = np.zeros((480, 640, 3), np.uint8)
+            canvas[300:380, 300:336] = cv2.resize(image, (36, 80), interpolation=cv2.INTER_AREA)
+            images.append(canvas)
+        path = tmp_path / "made.mp4"
+        _write_clip(path, images)
+    run = _squats(path, tmp_path)
+    person = run["summary"]["people"]["0"]
+    assert run["summary"]["reps"] == 0 and person["unknown_reasons"] == {"too_small": person["frames"]}
+    assert "--internal-size" in person["hint"] and "closer" in capsys.readouterr().out
+    assert {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()} \
+        == {"too_small"}
