@@ -86,6 +86,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
+    process.add_argument("--no-audio", action="store_true", help="leave the source's audio out of the MP4")
     model_options(process)
     smoothing_option(process)
     fitness_options(process)
@@ -150,7 +151,8 @@ def _process(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     stages = build_stages(config)
     pipeline = build_pipeline(config, stages)
-    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
+    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir,
+                                        audio=not args.no_audio)
     try:
         info = pipeline.start()
     except BaseException:
@@ -188,12 +190,24 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
+    print(_audio_line(args, recorder))
     report_fitness(stages, args.summary, info)
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:
         raise CliError(f"{info.name} gave no frames")
     return 0
+
+
+def _audio_line(args: argparse.Namespace, recorder) -> str:
+    """What became of the source's sound in the MP4, in one line."""
+    if args.no_audio:
+        return "audio: left out (--no-audio)"
+    if recorder.audio_note:
+        return recorder.audio_note.replace("audio left out:", "audio: left out:")
+    if recorder.audio:
+        return f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
+    return "audio: none (the source has no sound track, or is live)"
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -142,7 +142,7 @@ class PyAVReader(FrameReader):
             pass_start = index
             for image, decoded_s, own_size, placement in self._decoded(stream, index):
                 yield Frame(image=image, index=index, pts_s=timeline.place(decoded_s), own_size=own_size,
-                            placement=placement)
+                            placement=placement, source_s=decoded_s)
                 index += 1
             shown = index - pass_start
             if self._frames_shown is not None and shown < self._frames_shown:

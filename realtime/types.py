@@ -52,7 +52,9 @@ class Frame:
     shown, the monotonic clock reading when it was captured and how long decoding took. `gap` is
     set on the first frame after a live source reconnected. `own_size` (width, height) is the
     frame's own displayed size before it was scaled into `image` (None: the image's size) and
-    `placement` maps those own pixels into `image`; coordinates are reported in own pixels."""
+    `placement` maps those own pixels into `image`; coordinates are reported in own pixels.
+    `source_s` is the frame's own time in its source's clock (None for sources without one), what
+    the source's other streams (audio) are timed against."""
 
     image: np.ndarray
     index: int
@@ -62,6 +64,7 @@ class Frame:
     gap: Gap | None = None
     own_size: tuple[int, int] | None = None
     placement: Placement = field(default_factory=lambda: Placement())
+    source_s: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:

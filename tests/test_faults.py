@@ -401,3 +401,81 @@ def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys
     assert "--internal-size" in person["hint"] and "closer" in capsys.readouterr().out
     assert {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()} \
         == {"too_small"}
+
+
+@pytest.mark.parametrize("away_copies", [1, 3])
+def test_a_person_who_leaves_keeps_their_count_in_single_person_mode(away_copies, faults, tmp_path):
+    """leave_A.mp4 (away 2 s between the reps), and the same with the empty frames played 3 times (6 s away)."""
+    path = faults / "leave_A.mp4"
+    if away_copies > 1:
+        frames = _clip_frames(path, 211)
+        path = tmp_path / "away_long.mp4"
+        _write_clip(path, frames[:71] + frames[71:131] * away_copies + frames[131:])
+    run = _squats(path, tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["summary"]["reps"] == 2 and list(run["summary"]["people"]) == ["0"]
+    ids = {person["id"] for line in run["lines"] for person in line["people"]}
+    assert ids == {0}
+    away = [line for line in run["lines"] if not line["people"]]
+    assert len(away) >= 55 * away_copies
+
+
+def _first_audio_s(path) -> float:
+    with av.open(str(path)) as container:
+        return float(next(container.decode(audio=0)).time)
+
+
+def test_the_sound_track_is_kept_in_sync_and_no_audio_drops_it(faults, tmp_path, capsys):
+    for name in ("squat30.mp4", "start10.mp4"):
+        run = _process(faults / name, tmp_path, "--frames", "45", "--max-people", "1", "--smoothing", "0", name=name)
+        assert run["code"] == 0 and "audio: aac kept" in capsys.readouterr().out
+        with av.open(str(faults / name)) as source:
+            video_s = float(next(source.decode(video=0)).time)
+            source_audio = [float(frame.time) - video_s for frame in source.decode(audio=0)]
+        expected = min(t for t in source_audio if t >= 0)  # the first audio frame from the first video frame on
+        with av.open(str(run["video"])) as out:
+            assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
+            video, audio = out.streams.video[0], out.streams.audio[0]
+            assert abs(float(audio.duration * audio.time_base) - float(video.duration * video.time_base)) < 0.1
+        assert _first_audio_s(run["video"]) == pytest.approx(expected, abs=1e-3)
+    silent = _process(faults / "squat30.mp4", tmp_path, "--frames", "5", "--no-audio", name="silent")
+    with av.open(str(silent["video"])) as out:
+        assert not out.streams.audio
+    assert "audio: left out (--no-audio)" in capsys.readouterr().out
+
+
+def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright, tmp_path, capsys):
+    """MKV with PCM sound, video from 0.5 s and sound from 0: a white frame and a tone burst both
+    at 1.5 s in the source must land together at 1.0 s in the output."""
+    path = tmp_path / "pcm.mkv"
+    rate = 48000
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 192, 424, "yuv420p"
+        video.options = {"bf": "0"}
+        sound = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        samples = np.zeros(rate * 3, np.int16)
+        samples[int(1.5 * rate):int(1.6 * rate)] = (12000 * np.sin(np.arange(int(0.1 * rate)) * 0.2)).astype(np.int16)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for i in range(15, 75):
+            image = np.full_like(upright[0], 255) if i == 45 else upright[i % 3]
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for stream in (sound, video):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    run = _process(path, tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["code"] == 0 and "aac (from pcm_s16le)" in capsys.readouterr().out
+    with av.open(str(run["video"])) as out:
+        frames = list(out.decode(video=0))
+    brightest = max(frames, key=lambda f: f.to_ndarray(format="gray").mean())
+    assert float(brightest.time) == pytest.approx(1.0, abs=1e-3)
+    with av.open(str(run["video"])) as out:
+        assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
+        loud = next(f for f in out.decode(audio=0) if np.abs(f.to_ndarray()).max() > 0.1)
+    assert abs(float(loud.time) - 1.0) < 1 / 30
