@@ -69,7 +69,6 @@ def test_the_counter_says_why_the_angle_is_unknown_on_a_tiny_person(window, qtbo
     panel = window.fitness_panel
     panel.picker.choose("squat")
     window.open_source(str(media_dir / "faults" / "tiny.mp4"))
-    counter = panel.findChild(QLabel, "repCount0")
     qtbot.waitUntil(lambda: panel.findChild(QLabel, "repCount0") is not None, timeout=60_000)
     counter = panel.findChild(QLabel, "repCount0")
     details = [label for label in counter.parent().findChildren(QLabel) if label is not counter]
