@@ -4,6 +4,8 @@ from __future__ import annotations
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from realtime.analysis.fitness import HINTS
+
 _COUNT_STYLE = "font-size: 48px; font-weight: bold;"
 
 
@@ -23,8 +25,12 @@ class RepCounterView(QWidget):
             count, detail = self._cell(pid)
             person = people[pid]
             count.setText(str(person["reps"]))
-            angle = "–" if person.get("signal_deg") is None else f"{person['signal_deg']:.0f}°"
+            if person.get("signal_deg") is not None:
+                angle = f"{person['signal_deg']:.0f}°"
+            else:  # say why: too_small, out_of_frame or not_visible
+                angle = "–" + (f" ({person['signal_reason'].replace('_', ' ')})" if person.get("signal_reason") else "")
             detail.setText(f"#{pid} · {angle} · {person['state']}")
+            detail.setToolTip(HINTS.get(person.get("signal_reason"), ""))
 
     def counts(self) -> dict[str, int]:
         return {pid: int(count.text()) for pid, (_, count, _) in self._cells.items()}

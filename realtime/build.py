@@ -66,7 +66,7 @@ def build_stages(config: PipelineConfig) -> Stages:
     """Fresh stages for one run of `config` (a stage keeps per-source memory: never share one)."""
     smoother = TemporalSmoother(config.smoothing)
     pose = pose_stages(config)
-    result = [*pose, *person_mask_stages(config), PersonTracker(), smoother]
+    result = [*pose, *person_mask_stages(config), PersonTracker(single_person=config.max_people == 1), smoother]
     return Stages(result=result, analysers=build_analysers(config), smoother=smoother,
                   pose_source=pose[0].name if pose else "parser")
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from realtime.cli_options import (
+    fps_option,
+    warning_field,
     max_side_option,
     model_options,
     non_negative_int,
@@ -80,9 +82,11 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
+    fps_option(process)
     process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
+    process.add_argument("--no-audio", action="store_true", help="leave the source's audio out of the MP4")
     model_options(process)
     smoothing_option(process)
     fitness_options(process)
@@ -93,6 +97,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     bench.add_argument("--frames", type=positive_int, default=100, help="frames measured after the warm-up")
     bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
     max_side_option(bench, None)
+    fps_option(bench)
     bench.add_argument("--warmup", type=non_negative_int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
     bench.add_argument("--compare-max-people", type=positive_int, metavar="N",
@@ -146,12 +151,15 @@ def _process(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     stages = build_stages(config)
     pipeline = build_pipeline(config, stages)
-    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir)
+    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir,
+                                        audio=not args.no_audio)
     try:
         info = pipeline.start()
     except BaseException:
         pipeline.stop()
         raise
+    if info.note:
+        print(info.note)
     total = args.frames or info.frame_count
     progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
                     disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
@@ -182,12 +190,24 @@ def _process(args: argparse.Namespace) -> int:
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
-    report_fitness(stages, args.summary)
+    print(_audio_line(args, recorder))
+    report_fitness(stages, args.summary, info)
     if error:
         raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
     if frames == 0:
         raise CliError(f"{info.name} gave no frames")
     return 0
+
+
+def _audio_line(args: argparse.Namespace, recorder) -> str:
+    """What became of the source's sound in the MP4, in one line."""
+    if args.no_audio:
+        return "audio: left out (--no-audio)"
+    if recorder.audio_note:
+        return recorder.audio_note.replace("audio left out:", "audio: left out:")
+    if recorder.audio:
+        return f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
+    return "audio: none (the source has no sound track, or is live)"
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -219,11 +239,10 @@ def _bench(args: argparse.Namespace) -> int:
                 pass
         finally:
             pipeline.stop()
-        if pipeline.error:
-            raise CliError(pipeline.error)
         measured = results[args.warmup:wanted]
         if len(measured) < 2:
-            raise CliError(f"{info.name} gave only {len(results)} frames; need more than --warmup {args.warmup}")
+            raise CliError(pipeline.error or f"{info.name} gave only {len(results)} frames; "
+                                             f"need more than --warmup {args.warmup}")
         wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
         latencies = sorted(m[2] for m in measured)
         measured_stages = list(dict.fromkeys(name for m in measured for name in m[1]))  # every stage that ran
@@ -243,6 +262,7 @@ def _bench(args: argparse.Namespace) -> int:
             "fps": round(len(measured) / wall_s if args.warmup else (len(measured) - 1) / wall_s, 2),
             "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
             "stages_ms": {s: per_stage[s] for s in stages},
+            **warning_field(pipeline.error),
         }
     print(json.dumps(report))
     return 0

@@ -3,6 +3,7 @@ command says otherwise, so `config_from_args` turns them into the run's config."
 from __future__ import annotations
 
 import argparse
+import sys
 
 from realtime.config import default
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
@@ -16,6 +17,30 @@ def whole_number(text: str, minimum: int) -> int:
         value = minimum - 1
     if value < minimum:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, not '{text}'")
+    return value
+
+
+def fps_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--fps", type=positive_float,
+                         help="frame rate of an image sequence (a folder), default 30; videos keep their own")
+
+
+def warning_field(error: str | None) -> dict[str, str]:
+    """{"warning": error} for a report measured on the frames a source gave before it failed (the
+    warning is also printed to stderr); {} when nothing failed."""
+    if not error:
+        return {}
+    print(f"partsight: warning: {error}; the report covers the frames read before it", file=sys.stderr)
+    return {"warning": error}
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, not '{text}'")
     return value
 
 

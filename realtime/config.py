@@ -24,7 +24,8 @@ class PipelineConfig:
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
     installed). smoothing: temporal smoothing strength, 0 (off) to 1. exercise: the repetitions to
-    count (None = no fitness analysis). frame_limit: stop after this many frames. loop: start a
+    count (None = no fitness analysis). fps: frames per second of an image sequence (None = 30).
+    frame_limit: stop after this many frames. loop: start a
     file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
     paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead."""
 
@@ -40,6 +41,7 @@ class PipelineConfig:
     pose: str = "auto"
     smoothing: float = DEFAULT_STRENGTH
     exercise: Exercise | None = None
+    fps: float | None = None
     frame_limit: int | None = None
     loop: bool = False
     pacing: str = "every-frame"
@@ -54,6 +56,8 @@ class PipelineConfig:
             raise ValueError(f"smoothing must be from 0 (off) to 1, not {self.smoothing:g}")
         if self.max_people < 1:
             raise ValueError(f"max people must be at least 1, not {self.max_people}")
+        if self.fps is not None and not self.fps > 0:
+            raise ValueError(f"fps must be positive, not {self.fps:g}")
         if self.size is not None and min(self.size) < 1:
             raise ValueError(f"size must be positive, not {self.size[0]}x{self.size[1]}")
 

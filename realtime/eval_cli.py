@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from realtime.cli_options import model_options, positive_int, smoothing_option
+from realtime.cli_options import model_options, positive_int, smoothing_option, warning_field
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
 
@@ -72,9 +72,11 @@ def _flicker(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     parser = build_parser(config)
     stages = person_mask_stages(config)
-    report = evaluate_flicker(parser, file_frames(config.source, size=config.size, limit=config.frame_limit),
-                              TemporalSmoother(config.smoothing), stages=stages)
-    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report}))
+    problems: list[str] = []
+    frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems)
+    report = evaluate_flicker(parser, frames, TemporalSmoother(config.smoothing), stages=stages)
+    print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report,
+                      **warning_field(problems[0] if problems else None)}))
     return 0
 
 

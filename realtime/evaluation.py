@@ -42,8 +42,11 @@ def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:
     return float((warped_previous[union] != labels[union]).sum() / count) if count else 0.0
 
 
-def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None) -> Iterator[Frame]:
-    """Every frame of a video file or image folder, in order (a SourceError if it cannot be read)."""
+def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None,
+                problems: list[str] | None = None) -> Iterator[Frame]:
+    """Every frame of a video file or image folder, in order. A source that fails before any
+    frame raises SourceError; one that fails later ends the frames, its message appended to
+    `problems` when given (else raised)."""
     source = open_source(spec, size=size)
     source.start()
     count = 0
@@ -59,7 +62,9 @@ def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | 
     finally:
         source.stop()
     if source.error:
-        raise SourceError(source.error)
+        if problems is None or not count:
+            raise SourceError(source.error)
+        problems.append(source.error)
 
 
 def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *, stages: Sequence[Stage] = ()) -> dict:

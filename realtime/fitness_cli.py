@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from realtime.build import Stages
-from realtime.cli_options import model_options, smoothing_option
+from realtime.cli_options import fps_option, model_options, smoothing_option, warning_field
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.models.blazepose import POSE_SOURCES
+from realtime.sources import SourceInfo
 
 
 def fitness_options(command: argparse.ArgumentParser) -> None:
@@ -34,14 +35,16 @@ def pose_option(group, default: str) -> None:
                             f"or auto = BlazePose when installed and an exercise is counted (default {default})")
 
 
-def report_fitness(stages: Stages, summary_path: str | None) -> dict[str, Any] | None:
-    """Prints the repetition table and writes the summary JSON; None without an exercise."""
+def report_fitness(stages: Stages, summary_path: str | None, info: SourceInfo) -> dict[str, Any] | None:
+    """Prints the repetition table and writes the summary JSON (with the source's name and the
+    frame rate its times use); None without an exercise."""
     if not stages.analysers:
         return None
     from realtime.analysis.summary import summary_table
 
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
+    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note}
     print(summary_table(summary))
     if summary_path is not None:
         path = Path(summary_path)
@@ -56,6 +59,7 @@ def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.A
     command.add_argument("source", help="video file or image folder")
     pose_option(command, "parser")
     command.add_argument("--frames", type=int, help="stop after this many frames")
+    fps_option(command)
     # The raw keypoints of one person unless asked otherwise: what the parser itself gives.
     model_options(command, max_people=1)
     smoothing_option(command, 0.0)
@@ -87,11 +91,9 @@ def _pose_quality(args: argparse.Namespace) -> int:
             pass
     finally:
         pipeline.stop()
-    if pipeline.error:
-        raise RuntimeError(pipeline.error)
     if not keypoints:
-        raise RuntimeError(f"{info.name} gave no frames")
+        raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
     report = {"source": info.name, "model": pipeline.stats.model, "pose": args.pose,
-              **pose_quality(keypoints[: args.frames] if args.frames else keypoints)}
+              **pose_quality(keypoints[: args.frames] if args.frames else keypoints), **warning_field(pipeline.error)}
     print(json.dumps(report))
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.types import FrameResult, ParseResult, PersonParse
+from realtime.types import FrameResult, ParseResult, PersonParse, Placement
 
 # The "schema" value of each format; a breaking change bumps the number after the slash.
 FRAME_SCHEMA = "partsight.frame/1"
@@ -23,27 +23,36 @@ def schema_path(name: str) -> Path:
 
 
 def frame_metrics(result: FrameResult) -> dict:
-    """The JSONL line for one frame."""
+    """The JSONL line for one frame; coordinates in the frame's own displayed pixels
+    (`frame_size`), areas in the parsed image's pixels."""
+    frame = result.frame
     keypoints = result.parse.keypoints
     return {
         "schema": FRAME_SCHEMA,
-        "index": result.frame.index,
-        "pts_s": round(result.frame.pts_s, 6),
+        "index": frame.index,
+        "pts_s": round(frame.pts_s, 6),
+        "frame_size": list(frame.own_size or frame.size),
         "areas": result.parse.part_areas(),
-        "keypoints": None if keypoints is None else np.round(keypoints, 2).tolist(),
-        "people": [person_metrics(result.parse, person) for person in result.parse.people],
+        "keypoints": _own_keypoints(frame.placement, keypoints),
+        "people": [person_metrics(result.parse, person, frame.placement) for person in result.parse.people],
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
         "latency_ms": round(result.latency_ms, 2),
         **({"analysis": result.analysis} if result.analysis else {}),
     }
 
 
-def person_metrics(parse: ParseResult, person: PersonParse) -> dict:
-    """One person's entry of the JSONL line: id, score, keypoints, part areas, mask bbox."""
+def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement = Placement()) -> dict:
+    """One person's entry of the JSONL line: id, score, keypoints and mask bbox (in the frame's own
+    pixels, through `placement`), part areas."""
+    box = person.bbox()
     return {
         "id": person.id,
         "score": round(person.score, 4),
-        "keypoints": None if person.keypoints is None else np.round(person.keypoints, 2).tolist(),
+        "keypoints": _own_keypoints(placement, person.keypoints),
         "areas": parse.part_areas(person.mask),
-        "bbox": person.bbox(),
+        "bbox": None if box is None else placement.box_to_own(box),
     }
+
+
+def _own_keypoints(placement: Placement, keypoints: np.ndarray | None) -> list | None:
+    return None if keypoints is None else np.round(placement.to_own(keypoints), 2).tolist()

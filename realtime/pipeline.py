@@ -183,8 +183,12 @@ class Pipeline:
             return self._latest
 
     def start_recording(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
-                        labels_dir: str | Path | None = None) -> Recorder:
-        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir)
+                        labels_dir: str | Path | None = None, audio: bool = True) -> Recorder:
+        """Records from the next frame on. With `audio`, the audio of a file source (a video file or
+        a file URL; not a webcam, folder or live stream) is added to the MP4 when it closes."""
+        spec = self.config.source
+        audio_from = spec if audio and not spec.strip().isdigit() and not Path(spec).is_dir() else None
+        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir, audio_from=audio_from)
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
         if previous is not None:
@@ -211,7 +215,7 @@ class Pipeline:
     def _open(self, spec: str) -> Source:
         config = self.config
         return open_source(spec, size=config.size, max_side=config.max_side, realtime=config.realtime,
-                           buffer_frames=config.buffer_frames, loop=config.loop)
+                           buffer_frames=config.buffer_frames, loop=config.loop, fps=config.fps)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -351,7 +355,7 @@ class Pipeline:
                     recorder.write_event(result.frame.gap.to_json())
                 recorder.write(RecordItem(
                     image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
-                    metrics=frame_metrics(result), labels=result.parse.labels,
+                    metrics=frame_metrics(result), labels=result.parse.labels, source_s=result.frame.source_s,
                 ))
             except RecorderError as exc:  # the live view goes on without the recording
                 self.error = str(exc)

@@ -1,12 +1,15 @@
 """Frame sources. Each owns one capture thread and the capture object inside it.
 
-Live sources (webcams, streams, paced files) keep only the newest frame, so a slow consumer
-never builds up lag. File and folder sources deliver every frame in order through a bounded
-queue (backpressure: nothing is dropped).
+A source is live or a file by what it is, not by its URL scheme: an input with a duration read
+from a byte stream (a local file, a file served over http(s)) is a file; one without a duration,
+or a session protocol such as RTSP, is live. Live sources (webcams, streams, paced files) keep
+only the newest frame, so a slow consumer never builds up lag, and reconnect. File and folder
+sources deliver every frame in order through a bounded queue (backpressure: nothing is dropped).
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 import threading
@@ -20,30 +23,42 @@ import av
 import cv2
 import numpy as np
 
+from realtime.geometry import SWAPS_AXES, OutputSize, display_turn, frame_display_matrix, square_pixel_width, turned
 from realtime.reconnect import Backoff
 from realtime.types import Frame, Gap
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
+URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+DEFAULT_SEQUENCE_FPS = 30.0
 
 
 class SourceError(RuntimeError):
     """A source cannot be opened or stopped delivering; the message is safe to show."""
 
 
+# scheme://, then everything up to the last "@" before a space, quote or bracket: the user-info
+# whole, whatever the password holds ("@", ":", "/", %-escapes); a path holding "@" is cut too.
+_USER_INFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"<>()\[\]]*@")
+
+
 def redact_url(text: str) -> str:
-    """Replaces user:password@ in any URL inside `text` with ***@."""
-    return re.sub(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@", r"\1***@", text)
+    """`text` with the user-info part (user:password@) of every URL in it replaced whole by ***@."""
+    return _USER_INFO.sub(r"\1***@", text)
 
 
 @dataclass(frozen=True)
 class SourceInfo:
-    name: str  # safe to display: credentials removed
+    """name: safe to display (credentials removed); live: newest-frame policy and reconnection;
+    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate;
+    note: one line for the user about how it is read (e.g. an image sequence's count and rate)."""
+
+    name: str
     live: bool
     frame_count: int | None
     fps: float | None
+    note: str | None = None
 
 
 class FrameReader:
@@ -81,16 +96,19 @@ def _scaled(image: np.ndarray, size: tuple[int, int] | None, max_side: int | Non
 class PyAVReader(FrameReader):
     """Video files and network streams through FFmpeg. Every open and read of a stream gives up
     after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
-    With `loop`, a file starts again at its end, its frame indices and times running on."""
+    With `loop`, a file starts again at its end, its frame indices and times running on.
+    `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
+    stream (RTSP and other session protocols); a finite file over http(s) is a file."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                 live: bool = False, timeout_s: float = 10.0, loop: bool = False) -> None:
+                 live: bool | None = False, timeout_s: float = 10.0, loop: bool = False) -> None:
         self.url = url
-        self.size = size
-        self.max_side = max_side
         self.live = live
         self.timeout_s = timeout_s
         self.loop = loop
+        self._output = OutputSize(size, max_side)  # kept across loops and reconnections
+        self._frames_shown: int | None = None
+        self.timeline: Timeline | None = None  # of the current pass of frames()
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
@@ -104,45 +122,58 @@ class PyAVReader(FrameReader):
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
+        if self.live is None:
+            self.live = self._container.duration is None or self._container.format.no_file
+            self.loop = self.loop and not self.live
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
-        frame_count = None if self.loop else stream.frames or None
+        self._frames_shown = None if self.live else frames_shown(stream)
+        frame_count = None if self.loop else self._frames_shown
         return SourceInfo(redact_url(self.url), self.live, frame_count, fps)
 
     def frames(self) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
         step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
+        timeline = Timeline(step_s, max_jump_s=math.inf if self.live else Timeline.MAX_FILE_JUMP_S)
+        self.timeline = timeline
         index = 0
-        pts_offset_s = 0.0
         while True:
-            pts_s = None
             pass_start = index
-            for image, decoded_s in self._decoded(stream, index):
-                pts_s = pts_offset_s + (decoded_s if decoded_s is not None else index * step_s)
-                yield Frame(image=image, index=index, pts_s=pts_s)
+            for image, decoded_s, own_size, placement in self._decoded(stream, index):
+                yield Frame(image=image, index=index, pts_s=timeline.place(decoded_s), own_size=own_size,
+                            placement=placement, source_s=decoded_s)
                 index += 1
-            # An edit list may hide a frame or two at the start; more missing means the file was cut short.
-            if not self.live and stream.frames - (index - pass_start) > 2:
-                raise SourceError(f"{redact_url(self.url)} ended after {index - pass_start} of its {stream.frames} "
+            shown = index - pass_start
+            if self._frames_shown is not None and shown < self._frames_shown:
+                raise SourceError(f"{redact_url(self.url)} ended after {shown} of its {self._frames_shown} "
                                   f"frames: the file is truncated or damaged")
-            if not self.loop or pts_s is None:
+            if not self.loop or not shown:
                 return
-            pts_offset_s = pts_s + step_s
+            timeline.restart()
             try:
                 self._container.seek(0)
             except (av.error.FFmpegError, OSError) as exc:
                 raise SourceError(f"{redact_url(self.url)} cannot start again: {_reason(exc)}") from None
 
-    def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple[np.ndarray, float | None]]:
+    def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
+        """(image as displayed in the output size, time in s or None, own displayed (W, H), Placement)
+        per decoded frame: turned upright by its display matrix, scaled to square pixels by the
+        stream's sample aspect ratio, and letterboxed when its size differs from the first frame's."""
         try:
             for decoded in self._container.decode(stream):
-                target = output_size(decoded.width, decoded.height, self.size, self.max_side)
-                if target is not None:
-                    image = decoded.to_ndarray(format="rgb24", width=target[0], height=target[1])
+                turn = display_turn(frame_display_matrix(decoded))
+                sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
+                width, height = square_pixel_width(decoded.width, sar), decoded.height
+                own = (height, width) if turn in SWAPS_AXES else (width, height)
+                scaled, placement = self._output.fit(*own)
+                stored = scaled[::-1] if turn in SWAPS_AXES else scaled
+                if stored != (decoded.width, decoded.height):
+                    image = decoded.to_ndarray(format="rgb24", width=stored[0], height=stored[1])
                 else:
                     image = decoded.to_ndarray(format="rgb24")
-                yield image, (float(decoded.time) if decoded.time is not None else None)
+                image = self._output.letterboxed(turned(image, turn), placement)
+                yield image, (float(decoded.time) if decoded.time is not None else None), own, placement
                 index += 1
         except (av.error.FFmpegError, OSError) as exc:
             raise SourceError(f"reading {redact_url(self.url)} failed at frame {index}: {_reason(exc)}") from None
@@ -151,6 +182,52 @@ class PyAVReader(FrameReader):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def frames_shown(stream: av.video.stream.VideoStream) -> int | None:
+    """Frames a player shows of a file's video stream: its index entries less those an edit list
+    hides (FFmpeg marks them discarded), else the container's frame count; None when unknown."""
+    entries = stream.index_entries
+    if len(entries):
+        return sum(not entry.is_discard for entry in entries)
+    return stream.frames or None
+
+
+class Timeline:
+    """Presentation times in seconds from 0 at the first frame shown, strictly increasing: the
+    first frame's own time (a stream's start offset) is taken off, and a timestamp that goes back
+    or jumps ahead by more than `max_jump_s` (a 33-bit MPEG-TS wrap, recordings joined end to end,
+    a camera's clock reset) continues the timeline one frame step (`step_s`) after the last frame.
+    `origin_s` is the first frame's own time, in the stream's clock (for other streams' times)."""
+
+    MAX_FILE_JUMP_S = 10.0
+
+    def __init__(self, step_s: float, *, max_jump_s: float = MAX_FILE_JUMP_S) -> None:
+        self.step_s = step_s
+        self.max_jump_s = max_jump_s
+        self.origin_s: float | None = None
+        self.last_s: float | None = None
+        self._offset_s: float | None = None
+
+    def place(self, own_s: float | None) -> float:
+        """A frame's own time in seconds (None when it has none: one step on) -> its time here."""
+        expected = 0.0 if self.last_s is None else self.last_s + self.step_s
+        if own_s is None:
+            self.last_s = expected
+            return expected
+        if self._offset_s is None:
+            self._offset_s = expected - own_s
+            self.origin_s = own_s if self.origin_s is None else self.origin_s
+        placed = own_s + self._offset_s
+        if self.last_s is not None and not self.last_s < placed <= self.last_s + self.max_jump_s:
+            self._offset_s += expected - placed
+            placed = expected
+        self.last_s = placed
+        return placed
+
+    def restart(self) -> None:
+        """The stream starts again (a looped file): its next frame comes one step after the last."""
+        self._offset_s = None
 
 
 class WebcamReader(FrameReader):
@@ -199,30 +276,43 @@ def _quietly(call, *args):
         cv2.utils.logging.setLogLevel(level)
 
 
+def natural_key(name: str) -> list:
+    """Sort key that orders the digits in names by value: 2.jpg before 10.jpg, frame9 before frame10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
+
+
 class ImageFolderReader(FrameReader):
-    """A folder of images, in name order, as an image sequence at `fps`."""
+    """A folder's image files (other files are ignored) in natural name order (2.jpg before
+    10.jpg) as an image sequence at `fps` frames per second (None: DEFAULT_SEQUENCE_FPS)."""
 
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                 fps: float = 30.0) -> None:
+                 fps: float | None = None) -> None:
         self.folder = folder
-        self.size = size
-        self.max_side = max_side
-        self.fps = fps
+        self.fps = fps or DEFAULT_SEQUENCE_FPS
+        self._output = OutputSize(size, max_side)
+        self._rate_given = fps is not None
         self._paths: list[Path] = []
 
     def open(self) -> SourceInfo:
-        self._paths = sorted(p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                             key=lambda p: natural_key(p.name))
         if not self._paths:
             raise SourceError(f"folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        return SourceInfo(str(self.folder), False, len(self._paths), self.fps)
+        rate = "given by --fps" if self._rate_given else "the default; --fps sets the rate"
+        note = f"{self.folder}: {len(self._paths)} images in name order, read as {self.fps:g} fps ({rate})"
+        return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note)
 
     def frames(self) -> Iterator[Frame]:
         for index, path in enumerate(self._paths):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # EXIF orientation applied: upright
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
-            yield Frame(image=_scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size, self.max_side), index=index,
-                        pts_s=index / self.fps)
+            own = bgr.shape[1], bgr.shape[0]
+            scaled, placement = self._output.fit(*own)
+            if scaled != own:
+                bgr = cv2.resize(bgr, scaled, interpolation=cv2.INTER_AREA)
+            image = self._output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement)
+            yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement)
 
     def close(self) -> None:
         self._paths = []
@@ -315,8 +405,8 @@ class Source:
                  backoff: Backoff | None = None) -> None:
         self._reader = reader
         self._pace = pace
-        live = reader.live or pace
-        self._buffer = _NewestFrameSlot() if live else _FrameQueue(buffer_frames)
+        self._buffer_frames = buffer_frames
+        self._buffer = self._new_buffer(bool(reader.live))  # replaced at open once the reader knows
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._opened = threading.Event()
@@ -333,6 +423,9 @@ class Source:
     @property
     def live(self) -> bool:
         return isinstance(self._buffer, _NewestFrameSlot)
+
+    def _new_buffer(self, live: bool) -> _NewestFrameSlot | _FrameQueue:
+        return _NewestFrameSlot() if live or self._pace else _FrameQueue(self._buffer_frames)
 
     @property
     def dropped(self) -> int:
@@ -371,7 +464,10 @@ class Source:
     def _run(self) -> None:
         try:
             try:
-                self.info = replace(self._reader.open(), live=self.live)
+                info = self._reader.open()
+                if info.live != self.live:
+                    self._buffer = self._new_buffer(info.live)
+                self.info = replace(info, live=self.live)
             except SourceError as exc:
                 self.error = str(exc)
                 log.info("cannot open the source", exc_info=True)
@@ -464,29 +560,34 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def is_device_or_stream(spec: str) -> bool:
-    """A webcam index or a stream URL: a source that may work on a later try, unlike a bad file."""
+    """A webcam index or a URL: a source that may work on a later try, unlike a bad file."""
     spec = spec.strip()
-    return bool(re.fullmatch(r"\d+", spec)) or spec.lower().startswith(STREAM_SCHEMES)
+    return bool(re.fullmatch(r"\d+", spec)) or bool(URL.match(spec))
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                 realtime: bool = False, buffer_frames: int = 8, timeout_s: float = 10.0,
-                loop: bool = False) -> Source:
-    """One `--source` string -> a Source (not started): an integer is a webcam, a URL a stream,
-    a folder an image sequence, anything else a video file (started again at its end with `loop`).
-    Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their long side."""
+                loop: bool = False, fps: float | None = None) -> Source:
+    """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
+    sequence at `fps` (None: DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is
+    live or a file by what FFmpeg finds at open (see PyAVReader); a file starts again at its end
+    with `loop`. Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their
+    long side. SourceError for a path that does not exist."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
         return Source(WebcamReader(int(spec), size=size, max_side=max_side))
-    if spec.lower().startswith(STREAM_SCHEMES):
-        return Source(PyAVReader(spec, size=size, max_side=max_side, live=True, timeout_s=timeout_s))
+    if URL.match(spec):
+        reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop)
+        return Source(reader, buffer_frames=buffer_frames, pace=realtime)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return Source(ImageFolderReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
+        return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
+                      pace=realtime)
     if not path.exists():
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return Source(_SingleImageReader(path, size=size, max_side=max_side), buffer_frames=buffer_frames, pace=realtime)
+        return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
+                      pace=realtime)
     reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop)
     return Source(reader, buffer_frames=buffer_frames, pace=realtime)
 

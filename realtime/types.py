@@ -21,11 +21,40 @@ class Gap:
                 "reason": self.reason}
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a frame's own displayed pixels landed in the output image:
+    output = own * scale + offset, per axis. Identity for a frame used as it is."""
+
+    scale_x: float = 1.0
+    scale_y: float = 1.0
+    offset_x: float = 0.0
+    offset_y: float = 0.0
+
+    def to_own(self, points: np.ndarray) -> np.ndarray:
+        """N x (2+) array whose first two columns are output x, y -> the same in the frame's own
+        pixels (other columns, e.g. scores, unchanged)."""
+        own = np.array(points, dtype=np.float32, copy=True)
+        own[:, 0] = (own[:, 0] - self.offset_x) / self.scale_x
+        own[:, 1] = (own[:, 1] - self.offset_y) / self.scale_y
+        return own
+
+    def box_to_own(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) exclusive ends in output pixels -> the frame's own pixels (rounded)."""
+        (x0, y0), (x1, y1) = self.to_own(np.array([box[:2], box[2:]], dtype=np.float32))
+        return round(float(x0)), round(float(y0)), round(float(x1)), round(float(y1))
+
+
 @dataclass
 class Frame:
-    """One decoded frame: HxWx3 uint8 RGB, its index in the source, its presentation time in
-    seconds, the monotonic clock reading when it was captured and how long decoding took.
-    `gap` is set on the first frame after a live source reconnected."""
+    """One decoded frame: HxWx3 uint8 RGB as displayed (upright, square pixels, in the run's
+    output size), its index in the source, its presentation time in seconds from the first frame
+    shown, the monotonic clock reading when it was captured and how long decoding took. `gap` is
+    set on the first frame after a live source reconnected. `own_size` (width, height) is the
+    frame's own displayed size before it was scaled into `image` (None: the image's size) and
+    `placement` maps those own pixels into `image`; coordinates are reported in own pixels.
+    `source_s` is the frame's own time in its source's clock (None for sources without one), what
+    the source's other streams (audio) are timed against."""
 
     image: np.ndarray
     index: int
@@ -33,6 +62,9 @@ class Frame:
     captured_s: float = field(default_factory=time.monotonic)
     decode_ms: float = 0.0
     gap: Gap | None = None
+    own_size: tuple[int, int] | None = None
+    placement: Placement = field(default_factory=lambda: Placement())
+    source_s: float | None = None
 
     @property
     def size(self) -> tuple[int, int]:

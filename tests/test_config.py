@@ -15,7 +15,7 @@ from realtime.config import PipelineConfig, config_from_args
 # Options that are not pipeline settings: where the command writes, how it measures, what the
 # window does; each is used by its command's own code.
 NOT_PIPELINE = {
-    "process": {"output", "metrics", "labels_dir", "summary"},
+    "process": {"output", "metrics", "labels_dir", "summary", "no_audio"},
     "bench": {"warmup", "record", "compare_max_people", "frames"},
     "pose-quality": set(),
     "eval flicker": set(),
@@ -38,6 +38,7 @@ CHANGED = {
     "realtime": (None, "pacing", "realtime"),
     "loop": (None, "loop", True),
     "frames": ("7", "frame_limit", 7),
+    "fps": ("60", "fps", 60.0),
     "pose": ("blazepose", "pose", "blazepose"),
     "exercise": ("lunge", "exercise", "lunge"),
 }

@@ -61,3 +61,16 @@ def test_switching_the_exercise_off_stops_the_analysis(window, qtbot, media_dir)
     qtbot.waitUntil(lambda: not window.fitness_panel.counter.counts(), timeout=10000)
     assert window.recording_panel.export_reps("csv") is None
     assert panel.plot.thresholds() == [None, None]
+
+
+def test_the_counter_says_why_the_angle_is_unknown_on_a_tiny_person(window, qtbot, media_dir):
+    from PyQt6.QtWidgets import QLabel
+
+    panel = window.fitness_panel
+    panel.picker.choose("squat")
+    window.open_source(str(media_dir / "faults" / "tiny.mp4"))
+    qtbot.waitUntil(lambda: panel.findChild(QLabel, "repCount0") is not None, timeout=60_000)
+    counter = panel.findChild(QLabel, "repCount0")
+    details = [label for label in counter.parent().findChildren(QLabel) if label is not counter]
+    qtbot.waitUntil(lambda: "too small" in details[0].text(), timeout=60_000)
+    assert "--internal-size" in details[0].toolTip()

@@ -19,6 +19,7 @@ from realtime.analysis.fitness import FitnessAnalyser
 from realtime.analysis.reps import OUT, START, TURNED, WAITING
 from realtime.build import Stages
 from realtime.fitness_cli import report_fitness
+from realtime.sources import SourceInfo
 from realtime.smoothing import TemporalSmoother
 from realtime.metrics import FRAME_SCHEMA, SCHEMAS, SUMMARY_SCHEMA, schema_path
 from realtime.types import Frame, Gap
@@ -124,7 +125,7 @@ def test_a_summary_and_frame_analysis_with_repetitions_match_the_schemas(tmp_pat
     assert list(fitness.iter_errors(json.loads(json.dumps(out)))) == []
 
     stages = Stages(result=[], analysers=[analyser], smoother=TemporalSmoother(0.0))
-    summary = report_fitness(stages, str(tmp_path / "summary.json"))
+    summary = report_fitness(stages, str(tmp_path / "summary.json"), SourceInfo("squat.mp4", False, len(squat_degs(3)), FPS))
     assert summary["reps"] == 3
     assert errors("summary", json.loads((tmp_path / "summary.json").read_text())) == []
 

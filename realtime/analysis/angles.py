@@ -19,12 +19,15 @@ _KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 class JointSpec:
     """A joint as keypoints (proximal end, joint, distal end) and, for the mask fallback, the
     part names of its proximal and distal segments. `vertical` joints measure the proximal ->
-    distal segment against the image vertical instead of a second segment."""
+    distal segment against the image vertical instead of a second segment. `end_parts` are the
+    parts beyond the distal segment (a foot, a hand): where they reach the frame's edge, the limb
+    goes on out of the frame and the distal segment cannot be trusted."""
 
     keypoints: tuple[str, str, str]
     proximal_parts: tuple[str, ...]
     distal_parts: tuple[str, ...]
     vertical: bool = False
+    end_parts: tuple[str, ...] = ()
 
 
 def _leg(side: str) -> tuple[str, ...]:
@@ -48,9 +51,11 @@ TORSO_PARTS = ("torso_front", "torso_back")
 SIDES = ("left", "right")
 
 JOINTS: dict[str, JointSpec] = {
-    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s)) for s in SIDES},
+    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s), end_parts=(f"{s}_foot",))
+       for s in SIDES},
     **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s)) for s in SIDES},
-    **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s)) for s in SIDES},
+    **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s),
+                               end_parts=(f"{s}_hand",)) for s in SIDES},
     **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s)) for s in SIDES},
     # Keypoints: mid-hip -> mid-shoulder against vertical; parts: the torso's long axis.
     "trunk_lean": JointSpec(("hips", "shoulders", "shoulders"), TORSO_PARTS, (), vertical=True),
@@ -65,16 +70,25 @@ LIMB_PARTS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+# Why an angle is unknown: a segment cut by the frame's edge or a keypoint on it, or its
+# keypoints and parts not seen well enough.
+OUT_OF_FRAME = "out_of_frame"
+NOT_VISIBLE = "not_visible"
+
+
 @dataclass(frozen=True)
 class Angle:
-    """deg is None when unknown; conf in [0, 1]; source is "keypoints", "parts" or "unknown"."""
+    """deg is None when unknown; conf in [0, 1]; source is "keypoints", "parts" or "unknown";
+    reason (OUT_OF_FRAME or NOT_VISIBLE) says why an unknown angle is unknown, else None."""
 
     deg: float | None
     conf: float
     source: str
+    reason: str | None = None
 
 
-UNKNOWN = Angle(None, 0.0, "unknown")
+UNKNOWN = Angle(None, 0.0, "unknown", NOT_VISIBLE)
+CUT_OFF = Angle(None, 0.0, "unknown", OUT_OF_FRAME)
 
 
 def angle_at(a: np.ndarray, joint: np.ndarray, c: np.ndarray) -> float | None:
@@ -178,15 +192,73 @@ def _axis_conf(segment: SegmentAxis, min_pixels: int) -> float:
     return min(1.0, segment.pixels / (4 * min_pixels)) * segment.elongation
 
 
+def _keypoint_names(spec: JointSpec) -> tuple[str, ...]:
+    if spec.vertical:
+        return "left_hip", "right_hip", "left_shoulder", "right_shoulder"
+    return spec.keypoints
+
+
+def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
+                spec: JointSpec, person: np.ndarray | None, frame_box: tuple[int, int, int, int],
+                *, min_score: float, edge_px: int) -> bool:
+    """Whether the joint reaches the frame's edge: one of its keypoints (any score above 0: the
+    model placing a joint on the edge is evidence enough) lies within `edge_px` of it or beyond;
+    the part pixels of one of its segments or of the parts beyond (end_parts) touch that band; or
+    the person's mask touches an edge that the distal segment or end parts come nearer to than
+    the proximal segment is long (the limb goes on out of the frame, whatever the parser drew).
+    frame_box (x0, y0, x1, y1), exclusive ends, is where the frame's own pixels are in the image
+    (all of it unless letterboxed)."""
+    x0, y0, x1, y1 = frame_box
+    if keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS):
+        points = keypoints[[_KP[name] for name in _keypoint_names(spec)]]
+        placed = points[points[:, 2] > 0]
+        if ((placed[:, 0] < x0 + edge_px) | (placed[:, 0] >= x1 - edge_px)
+                | (placed[:, 1] < y0 + edge_px) | (placed[:, 1] >= y1 - edge_px)).any():
+            return True
+    if labels is None:
+        return False
+    inner = np.zeros(labels.shape, dtype=bool)
+    inner[y0 + edge_px:y1 - edge_px, x0 + edge_px:x1 - edge_px] = True
+    masks = [part_mask(labels, label_names, parts, person) if parts else None
+             for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
+    if any(mask is not None and (mask & ~inner).any() for mask in masks):
+        return True
+    if person is None or spec.vertical or masks[0] is None or not masks[0].any():
+        return False
+    ys, xs = np.nonzero(masks[0])
+    reach = max(xs.max() - xs.min(), ys.max() - ys.min())  # the proximal segment's length, about
+    limb = np.zeros(labels.shape, dtype=bool)
+    for mask in masks[1:]:
+        if mask is not None:
+            limb |= mask
+    if not limb.any():
+        return False
+    ys, xs = np.nonzero(limb)
+    touches = person & ~inner
+    sides = ((touches[:, : x0 + edge_px].any(), xs.min() - x0), (touches[:, x1 - edge_px:].any(), x1 - 1 - xs.max()),
+             (touches[: y0 + edge_px].any(), ys.min() - y0), (touches[y1 - edge_px:].any(), y1 - 1 - ys.max()))
+    return any(touched and distance < reach for touched, distance in sides)
+
+
 def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
                  person: np.ndarray | None = None, *, min_score: float = 0.3,
-                 min_part_conf: float = 0.5, joints: tuple[str, ...] = tuple(JOINTS)) -> dict[str, Angle]:
-    """Every joint's angle: keypoints at or above `min_score`, else the part-mask axes at or
-    above `min_part_conf`, else UNKNOWN — never a guess."""
+                 min_part_conf: float = 0.5, joints: tuple[str, ...] = tuple(JOINTS),
+                 frame_box: tuple[int, int, int, int] | None = None) -> dict[str, Angle]:
+    """Every joint's angle: CUT_OFF (reason out_of_frame) when `frame_box` (x0, y0, x1, y1 of the
+    frame's own pixels in the image) is given and a keypoint or segment of the joint reaches its
+    edge (see cut_by_edge; 1% of its short side, at least 2 px); else keypoints at or above
+    `min_score`, else the part-mask axes at or above `min_part_conf`, else UNKNOWN (reason
+    not_visible) — never a guess."""
     angles = {}
     coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
+    edge_px = 0 if frame_box is None else max(2, round(0.01 * min(frame_box[2] - frame_box[0],
+                                                                      frame_box[3] - frame_box[1])))
     for name in joints:
         spec = JOINTS[name]
+        if frame_box is not None and cut_by_edge(keypoints, labels, label_names, spec, person, frame_box,
+                                                 min_score=min_score, edge_px=edge_px):
+            angles[name] = CUT_OFF
+            continue
         angle = keypoint_angle(keypoints, spec) if coco else UNKNOWN
         if angle.deg is None or angle.conf < min_score:
             fallback = part_angle(labels, label_names, spec, person) if labels is not None else UNKNOWN

@@ -2,7 +2,9 @@
 
 Output of `update` (also the JSONL line's analysis["fitness"]):
     {"exercise": {...preset...}, "people": {"<id>": {"angles": {joint: {"deg", "raw_deg", "conf",
-     "source"}}, "signal_deg", "reps", "partials", "state", "last_rep"}}}
+     "source", "reason"}}, "signal_deg", "signal_reason", "reps", "partials", "state", "last_rep"}}}
+A counted angle that is unknown says why (signal_reason): the person is too small, their joints
+are cut by the frame's edge, or not seen; the summary counts those frames and gives a hint.
 People come from `parse.people`; a parse without people is one person, id 0.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.analysis.angles import JOINTS, joint_angles, side_areas
+from realtime.analysis.angles import JOINTS, NOT_VISIBLE, OUT_OF_FRAME, joint_angles, side_areas
 from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import RepCounter
@@ -22,12 +24,26 @@ from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult
 
 ANGLE_NAMES = tuple(JOINTS)
+TOO_SMALL = "too_small"
+MIN_PERSON_PX = 120  # a person shorter than this (image pixels) gives no reliable joints
+# What to try when a person's counted angle is unknown, by reason
+HINTS = {
+    TOO_SMALL: f"nobody was found, or a person under {MIN_PERSON_PX} px tall: if someone is there, move the "
+               "camera closer, record at a higher resolution, or parse at a larger --internal-size (e.g. 960)",
+    OUT_OF_FRAME: "the counted joints are cut by the frame's edge: step back or aim the camera so the whole "
+                  "body stays in view",
+    NOT_VISIBLE: "the counted joints are not seen clearly: turn side-on to the camera, add light, or wear "
+                 "clothes that show the limbs",
+}
+HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at least this share of a person's frames
 
 
 @dataclass
 class _PersonTrack:
     smoother: OneEuroFilter
     counter: RepCounter
+    frames: int = 0
+    unknown: dict[str, int] | None = None  # reason -> frames with the counted angle unknown
 
 
 def _reduce(values: list[float], how: str) -> float:
@@ -75,18 +91,26 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
-        raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=self._min_score)
+        raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=self._min_score,
+                           frame_box=_frame_box(frame))
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
+        reason = None if not math.isnan(signal) else _why_unknown(mask, [raw[j].reason for j in exercise.joints],
+                                                                  _frame_box(frame))
+        track.frames += 1
+        if reason is not None:
+            track.unknown = track.unknown or {}
+            track.unknown[reason] = track.unknown.get(reason, 0) + 1
         rep = track.counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth),
                                    area_ratio=self._area_ratio(parse, mask))
         counter = track.counter
         last = rep or (counter.reps[-1] if counter.reps else None)
         return {
             "angles": {n: {"deg": _round(smooth[n]), "raw_deg": _round(raw_deg[i]), "conf": round(raw[n].conf, 3),
-                           "source": raw[n].source} for i, n in enumerate(ANGLE_NAMES)},
+                           "source": raw[n].source, "reason": raw[n].reason} for i, n in enumerate(ANGLE_NAMES)},
             "signal_deg": _round(signal),
+            "signal_reason": reason,
             "reps": counter.count,
             "partials": counter.partials,
             "state": counter.state,
@@ -107,11 +131,50 @@ class FitnessAnalyser(Analyser):
         return areas[0] / areas[1]
 
     def summary(self) -> dict[str, Any]:
-        """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}."""
+        """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}; each
+        person also has "frames", "unknown_frames" (counted angle unknown), "unknown_reasons"
+        (reason -> frames) and "hint" (what to try, for the most frequent reason, when the angle
+        was unknown in at least HINT_SHARE of the frames; else null)."""
         with self._lock:
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
                                  "rejected_short": t.counter.rejected,
-                                 "per_rep": [r.to_dict() for r in t.counter.reps]}
+                                 "per_rep": [r.to_dict() for r in t.counter.reps], **_unknown_summary(t)}
                       for pid, t in sorted(self._tracks.items())}
         per_rep = [{"person": pid, **rep} for pid, person in people.items() for rep in person["per_rep"]]
         return {"exercise": self.exercise.to_dict(), "reps": len(per_rep), "per_rep": per_rep, "people": people}
+
+
+def _frame_box(frame: Frame) -> tuple[int, int, int, int]:
+    """Where the frame's own pixels are in its image (x0, y0, x1, y1, exclusive ends): all of it
+    unless a frame of another size was letterboxed into the run's output size."""
+    width, height = frame.size
+    if frame.own_size is None:
+        return 0, 0, width, height
+    place = frame.placement
+    x0, y0 = round(place.offset_x), round(place.offset_y)
+    return (x0, y0, min(width, x0 + round(frame.own_size[0] * place.scale_x)),
+            min(height, y0 + round(frame.own_size[1] * place.scale_y)))
+
+
+def _why_unknown(mask: np.ndarray, joint_reasons: list[str | None], frame_box: tuple[int, int, int, int]) -> str:
+    """Why a person's counted angle is unknown: out_of_frame when a counted joint is cut by the
+    frame's edge or the person's mask reaches it (the body goes on outside), else too_small when
+    the mask is empty (nobody found) or under MIN_PERSON_PX tall, else not_visible."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    x0, y0, x1, y1 = frame_box
+    if OUT_OF_FRAME in joint_reasons or (len(rows) and (rows[0] <= y0 or rows[-1] >= y1 - 1 or cols[0] <= x0
+                                                         or cols[-1] >= x1 - 1)):
+        return OUT_OF_FRAME
+    if not len(rows) or rows[-1] + 1 - rows[0] < MIN_PERSON_PX:
+        return TOO_SMALL
+    return NOT_VISIBLE
+
+
+def _unknown_summary(track: _PersonTrack) -> dict[str, Any]:
+    unknown = track.unknown or {}
+    frames = sum(unknown.values())
+    worst = max(unknown, key=unknown.get, default=None)
+    hint = HINTS[worst] if worst is not None and frames >= HINT_SHARE * track.frames else None
+    return {"frames": track.frames, "unknown_frames": frames, "unknown_reasons": dict(sorted(unknown.items())),
+            "hint": hint}

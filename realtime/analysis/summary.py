@@ -16,13 +16,19 @@ def _cell(value: Any) -> str:
 
 
 def summary_table(summary: dict[str, Any]) -> str:
-    """'squat: 2 reps' and one aligned row per repetition."""
+    """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
+    often unknown a line saying in how many frames, why, and what to try."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {summary['reps']} reps"]
     if summary["per_rep"]:
         rows = [REP_COLUMNS] + [tuple(_cell(rep.get(c)) for c in REP_COLUMNS) for rep in summary["per_rep"]]
         widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]
         lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
+    for pid, person in summary["people"].items():
+        if person.get("hint"):
+            reasons = ", ".join(f"{reason} {frames}" for reason, frames in person["unknown_reasons"].items())
+            lines.append(f"person {pid}: no usable {exercise} angle in {person['unknown_frames']} of "
+                         f"{person['frames']} frames ({reasons}): {person['hint']}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ keypoints). Tracks seen in the previous frame are matched first, then lost ones;
 group pairs are taken cheapest first while the cost stays under `max_cost`. A track that
 finds no match is kept
 for `keep_lost_s` seconds of presentation time, so a person who is hidden for a moment or
-steps out and comes back gets their old ID; unmatched people get new IDs, never reused.
+steps out and comes back gets their old ID; unmatched people get new IDs, never reused. With
+`single_person` (the parser reads at most one person) there is only ever one ID: whoever is
+read is that person, however long they were away.
 
 A stray second reading of one body (the parser sometimes splits a partly hidden person in
 two): an unmatched reading lying mostly inside the mask history of a person seen in the
@@ -46,8 +48,9 @@ class PersonTracker(ResultStage):
 
     def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
                  mask_memory: float = 0.7, mask_weight: float = 0.7, max_stray_frames: int = 2,
-                 stray_inside: float = 0.6) -> None:
+                 stray_inside: float = 0.6, single_person: bool = False) -> None:
         self.keep_lost_s = keep_lost_s
+        self.single_person = single_person
         self.max_cost = max_cost
         self.min_keypoint_score = min_keypoint_score
         self.mask_memory = mask_memory  # weight of the past in a track's mask history
@@ -65,13 +68,16 @@ class PersonTracker(ResultStage):
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         now_s = frame.pts_s
-        self._tracks = [t for t in self._tracks if abs(now_s - t.last_seen_s) <= self.keep_lost_s]
+        if not self.single_person:
+            self._tracks = [t for t in self._tracks if abs(now_s - t.last_seen_s) <= self.keep_lost_s]
         step = max(1, round(max(parse.labels.shape) / _MASK_LONG_SIDE))
         detections = [self._describe(person, step, now_s) for person in parse.people]
         active = [i for i, t in enumerate(self._tracks) if t.last_seen_s == self._last_pts_s]
         lost = [i for i, t in enumerate(self._tracks) if t.last_seen_s != self._last_pts_s]
         pairs = self._match(detections, active, {})
         pairs = self._match(detections, lost, pairs)
+        if self.single_person and self._tracks and detections and not pairs:
+            pairs = {0: 0}  # the one person, back after any absence or change of look
         masks = [person.mask for person in parse.people]
         folded = self._fold_strays(detections, active, pairs, masks)
         self._last_pts_s = now_s

@@ -1,0 +1,121 @@
+"""Frames as a player displays them: turned upright by the stream's display matrix, square pixels
+(sample aspect ratio), and one output size for the whole run, chosen from the first frame; a
+later frame of another size (a stream that changes resolution, an image sequence of mixed sizes)
+is scaled with its aspect kept and letterboxed into it. `Placement` maps the output image back to
+the frame's own displayed pixels, in which coordinates are reported."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from realtime.types import Placement
+
+Turn = Callable[[np.ndarray], np.ndarray]
+
+_TURNS: dict[str, Turn] = {
+    # FFmpeg's transpose filter directions and flips, as numpy views of an H x W (x C) array
+    "clock": lambda image: np.rot90(image, -1),
+    "cclock": lambda image: np.rot90(image, 1),
+    "cclock_flip": lambda image: np.swapaxes(image, 0, 1),
+    "clock_flip": lambda image: np.rot90(image, -1)[::-1],
+    "hflip": lambda image: image[:, ::-1],
+    "vflip": lambda image: image[::-1],
+    "hflip+vflip": lambda image: image[::-1, ::-1],
+}
+SWAPS_AXES = frozenset({"clock", "cclock", "cclock_flip", "clock_flip"})
+
+
+def display_turn(matrix: np.ndarray | None) -> str | None:
+    """The turn that shows a frame upright, from its 3x3 display matrix (FFmpeg's
+    AV_FRAME_DATA_DISPLAYMATRIX, 9 int32, 16.16 fixed point), chosen exactly as the ffmpeg tool's
+    autorotation chooses it: one of _TURNS' names, or None for a frame shown as stored. Angles
+    that are not a multiple of 90 degrees are shown as stored (players differ there)."""
+    if matrix is None:
+        return None
+    m = [float(v) for v in matrix]
+    scale0, scale1 = math.hypot(m[0], m[3]), math.hypot(m[1], m[4])
+    if not scale0 or not scale1:
+        return None
+    theta = -round(-math.degrees(math.atan2(m[1] / scale1, m[0] / scale0)))
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return "cclock_flip" if m[3] > 0 else "clock"
+    if abs(theta - 270) < 1:
+        return "clock_flip" if m[3] < 0 else "cclock"
+    if abs(theta - 180) < 1:
+        return {(True, True): "hflip+vflip", (True, False): "hflip", (False, True): "vflip"}.get((m[0] < 0, m[4] < 0))
+    if abs(theta) < 1 and m[4] < 0:
+        return "vflip"
+    return None
+
+
+def frame_display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
+    """The decoded frame's display matrix (9 int32), None when it has none."""
+    for side_data in frame.side_data:
+        if side_data.type.name == "DISPLAYMATRIX":
+            return np.frombuffer(bytes(side_data), dtype=np.int32)
+    return None
+
+
+def turned(image: np.ndarray, turn: str | None) -> np.ndarray:
+    """`image` (H x W x C) turned by a display_turn result, as a contiguous array."""
+    return image if turn is None else np.ascontiguousarray(_TURNS[turn](image))
+
+
+def square_pixel_width(width: int, sample_aspect_ratio: Fraction | None) -> int:
+    """The width in square pixels of a frame `width` stored pixels wide (height is kept, as
+    ffmpeg's `scale=iw*sar:ih` does); an unknown or 0 ratio counts as square."""
+    if not sample_aspect_ratio or sample_aspect_ratio == 1:
+        return width
+    return max(1, round(width * sample_aspect_ratio))
+
+
+class OutputSize:
+    """The run's output size, chosen from its first frame (`size` W x H when given, else that
+    frame's displayed size scaled down to a long side of `max_side`, aspect kept); `fit` says how
+    any frame's displayed size goes into it."""
+
+    def __init__(self, size: tuple[int, int] | None, max_side: int | None) -> None:
+        self.size = size
+        self.max_side = max_side
+        self._first: tuple[int, int] | None = None
+        self.canvas: tuple[int, int] | None = None
+
+    def fit(self, width: int, height: int) -> tuple[tuple[int, int], Placement]:
+        """A width x height displayed frame -> (the size to scale it to, its Placement in the
+        canvas). The first frame's size fills the canvas (stretched to `size` when given); any
+        other is scaled with its aspect kept and centred, the rest of the canvas black."""
+        if self._first is None:
+            self._first = (width, height)
+            self.canvas = _first_output_size(width, height, self.size, self.max_side)
+        canvas_w, canvas_h = self.canvas
+        if (width, height) == self._first:
+            return self.canvas, Placement(canvas_w / width, canvas_h / height)
+        scale = min(canvas_w / width, canvas_h / height)
+        scaled = max(1, min(canvas_w, round(width * scale))), max(1, min(canvas_h, round(height * scale)))
+        return scaled, Placement(scaled[0] / width, scaled[1] / height,
+                                 (canvas_w - scaled[0]) // 2, (canvas_h - scaled[1]) // 2)
+
+    def letterboxed(self, image: np.ndarray, placement: Placement) -> np.ndarray:
+        """`image`, already scaled as `fit` said, on the canvas (itself when it fills it)."""
+        canvas_w, canvas_h = self.canvas
+        if image.shape[1] == canvas_w and image.shape[0] == canvas_h:
+            return image
+        out = np.zeros((canvas_h, canvas_w, image.shape[2]), dtype=image.dtype)
+        x0, y0 = int(placement.offset_x), int(placement.offset_y)
+        out[y0:y0 + image.shape[0], x0:x0 + image.shape[1]] = image
+        return out
+
+
+def _first_output_size(width: int, height: int, size: tuple[int, int] | None,
+                       max_side: int | None) -> tuple[int, int]:
+    if size is not None:
+        return size
+    if max_side is None or max(width, height) <= max_side:
+        return width, height
+    scale = max_side / max(width, height)
+    return max(round(width * scale), 1), max(round(height * scale), 1)

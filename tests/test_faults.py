@@ -1,0 +1,481 @@
+"""Inputs as cameras, phones, editors and web servers hand them over (PARTSIGHT_MEDIA_DIR/faults,
+see its README) and other members of the same kinds made here with PyAV: each is processed as a
+player shows it — upright, timed from 0, every frame, with its sound — and never leaks credentials."""
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import socket
+import threading
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from realtime.cli import main
+from realtime.geometry import frame_display_matrix
+from realtime.sources import SourceInfo, natural_key, open_source, redact_url
+
+PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
+
+
+@pytest.fixture(scope="session")
+def faults(media_dir):
+    return media_dir / "faults"
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+@pytest.mark.parametrize("scheme", ["rtsp", "http", "rtmp"])
+def test_the_whole_user_info_is_redacted(scheme, password):
+    url = f"{scheme}://coach:{password}@127.0.0.1:8554/clip"
+    for text in (f"cannot open {url}: refused", f"'{url}'", f"({url})", f"{url} and {url}"):
+        shown = redact_url(text)
+        assert "coach" not in shown and password not in shown and "w0rd" not in shown and "et@" not in shown
+        assert shown.count(f"{scheme}://***@127.0.0.1:8554/clip") == text.count("://")
+    assert redact_url("rtsp://127.0.0.1/clip") == "rtsp://127.0.0.1/clip"
+
+
+@pytest.mark.parametrize("password", PASSWORDS)
+@pytest.mark.parametrize("scheme", ["rtsp", "http"])
+def test_credentials_of_a_camera_that_refuses_stay_out_of_errors_and_logs(scheme, password, tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(tmp_path / "partsight.log"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again: nothing listens there
+    assert main(["process", f"{scheme}://coach:{password}@127.0.0.1:{port}/clip", "-o", str(tmp_path / "x.mp4"),
+                 "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"partsight: error: cannot open {scheme}://***@127.0.0.1:{port}/clip")
+    log_text = (tmp_path / "partsight.log").read_text() if (tmp_path / "partsight.log").exists() else ""
+    for text in (captured.out, captured.err, log_text):
+        assert password not in text and "coach" not in text
+        assert password.replace("%40", "@") not in text  # nor the password decoded
+
+
+def _process(source, tmp_path, *args: str, name: str = "out") -> dict:
+    """Runs `process SOURCE` in this process; returns its stdout, JSONL frame lines and summary."""
+    out = tmp_path / name
+    code = main(["process", str(source), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
+                 "--device", "cpu", *args])
+    lines = [json.loads(line) for line in (out / "out.jsonl").read_text().splitlines()]
+    summary_path = out / "summary.json"
+    return {"code": code, "lines": [line for line in lines if "index" in line], "video": out / "out.mp4",
+            "summary": json.loads(summary_path.read_text()) if summary_path.exists() else None}
+
+
+def _squats(source, tmp_path, *args: str, name: str = "out") -> dict:
+    run = _process(source, tmp_path, "--exercise", "squat", "--summary", str(tmp_path / name / "summary.json"),
+                   *args, name=name)
+    assert run["code"] == 0
+    return run
+
+
+def _read_all(source) -> tuple[SourceInfo, list]:
+    info = source.start()
+    frames = []
+    try:
+        while not source.finished:
+            frame = source.read(2.0)
+            if frame is not None:
+                frames.append(frame)
+        assert source.error is None, source.error
+    finally:
+        source.stop()
+    return info, frames
+
+
+@pytest.fixture(scope="module")
+def http_faults(faults):
+    """A real web server on 127.0.0.1 serving the fault files (no Range support, like http.server)."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(faults)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
+def test_a_file_over_http_is_a_file_every_frame_in_order_to_its_end(http_faults, tmp_path, capsys):
+    info, frames = _read_all(open_source(f"{http_faults}/squat30_faststart.mp4"))
+    assert not info.live and info.frame_count == 151
+    assert [f.index for f in frames] == list(range(151))
+    assert frames[0].pts_s == 0 and frames[-1].pts_s == pytest.approx(150 / 30)
+    run = _squats(f"{http_faults}/squat30_faststart.mp4", tmp_path)
+    assert run["summary"]["reps"] == 2 and len(run["lines"]) == 151
+
+
+def test_folders_sort_names_naturally_and_ignore_other_files(tmp_path):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for number in (1, 2, 9, 10, 11, 100):
+        cv2.imwrite(str(folder / f"frame{number}.png"), np.full((8, 8, 3), number, np.uint8))
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "thumbs").mkdir()
+    info, frames = _read_all(open_source(str(folder), fps=12.5))
+    assert [int(f.image[0, 0, 0]) for f in frames] == [1, 2, 9, 10, 11, 100]
+    assert [f.pts_s for f in frames] == [i / 12.5 for i in range(6)]
+    assert info.frame_count == 6 and "6 images" in info.note and "12.5 fps" in info.note
+    assert natural_key("2.jpg") < natural_key("10.jpg") < natural_key("a1.jpg")
+
+
+def test_an_unpadded_image_sequence_counts_its_squats(faults, tmp_path, capsys):
+    run = _squats(faults / "frames_unpadded", tmp_path)
+    assert "151 images" in capsys.readouterr().out
+    assert run["summary"]["reps"] == 2
+    assert run["summary"]["source"]["fps"] == 30 and "default" in run["summary"]["source"]["note"]
+
+
+def test_an_image_sequence_at_60_fps_takes_its_rate(faults, tmp_path):
+    run = _squats(faults / "frames60", tmp_path, "--fps", "60")
+    assert run["summary"]["reps"] == 2 and run["summary"]["source"]["fps"] == 60
+    assert run["lines"][-1]["pts_s"] == pytest.approx(302 / 60)
+    for rep in run["summary"]["per_rep"]:  # the same squats as the 30 fps clip: about 0.6 s down, 0.6 s up
+        assert 0.3 < rep["out_s"] < 0.9 and 0.3 < rep["back_s"] < 0.9
+
+
+def _clip_frames(path, count: int) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for _, frame in zip(range(count), container.decode(video=0))]
+
+
+def _write_clip(path, images, *, sar: Fraction | None = None, matrix: list[int] | None = None, rate: int = 30,
+                codec: str = "libx264", fmt: str = "mp4") -> None:
+    """An H.264 clip of `images` with an optional sample aspect ratio and display matrix."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
+        if matrix is not None:
+            stream.set_display_matrix(matrix)
+        for image in images:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def _first_frame(spec: str):
+    source = open_source(spec)
+    source.start()
+    try:
+        return source.read(10)
+    finally:
+        source.stop()
+
+
+@pytest.fixture(scope="module")
+def upright(faults) -> list[np.ndarray]:
+    """squat30's first frames, upright, with a red block marking the top-left corner."""
+    images = _clip_frames(faults / "squat30.mp4", 3)
+    for image in images:
+        image[:40, :40] = (255, 0, 0)
+    return images
+
+
+ONE = 65536  # 1.0 in the display matrix's 16.16 fixed point
+W_ONE = 1 << 30  # 1.0 in its 2.30 third column
+# stored = the upright picture as the camera stored it; matrix = what the container says (row vectors:
+# [x y 1] M), so that a player turns `stored` back upright
+TURNS = {
+    "90": (lambda u: np.rot90(u, -1), [0, -ONE, 0, ONE, 0, 0, 0, 0, W_ONE]),
+    "270": (lambda u: np.rot90(u, 1), [0, ONE, 0, -ONE, 0, 0, 0, 0, W_ONE]),
+    "180": (lambda u: u[::-1, ::-1], [-ONE, 0, 0, 0, -ONE, 0, 0, 0, W_ONE]),
+    "hflip": (lambda u: u[:, ::-1], [-ONE, 0, 0, 0, ONE, 0, 0, 0, W_ONE]),
+    "vflip": (lambda u: u[::-1], [ONE, 0, 0, 0, -ONE, 0, 0, 0, W_ONE]),
+    "transpose": (lambda u: np.swapaxes(u, 0, 1), [0, ONE, 0, ONE, 0, 0, 0, 0, W_ONE]),
+    "antitranspose": (lambda u: np.rot90(u, -1)[::-1], [0, -ONE, 0, -ONE, 0, 0, 0, 0, W_ONE]),
+}
+
+
+@pytest.mark.parametrize("turn", sorted(TURNS))
+def test_frames_are_turned_upright_by_the_display_matrix(turn, upright, tmp_path):
+    store, matrix = TURNS[turn]
+    _write_clip(tmp_path / "turned.mp4", [store(image) for image in upright], matrix=matrix)
+    frame = _first_frame(str(tmp_path / "turned.mp4"))
+    assert frame.image.shape == upright[0].shape and frame.own_size == (192, 424)
+    assert np.abs(frame.image.astype(int) - upright[0]).mean() < 4
+    assert (frame.image[:40, :40].mean(axis=(0, 1)) > (200, -1, -1)).all() and frame.image[:40, :40, 1].mean() < 40
+
+
+def test_anamorphic_pixels_are_made_square(upright, tmp_path):
+    squeezed = [cv2.resize(image, (96, 424), interpolation=cv2.INTER_AREA) for image in upright]
+    _write_clip(tmp_path / "anamorphic.mp4", squeezed, sar=Fraction(2, 1))
+    frame = _first_frame(str(tmp_path / "anamorphic.mp4"))
+    assert frame.image.shape == (424, 192, 3) and frame.own_size == (192, 424)
+    assert np.abs(frame.image.astype(int) - upright[0]).mean() < 6
+
+
+def test_a_phone_video_is_parsed_upright_and_counts_its_squats(faults, tmp_path):
+    frame = _first_frame(str(faults / "rotated.mp4"))
+    assert frame.image.shape == (424, 192, 3)
+    assert np.abs(frame.image.astype(int) - _clip_frames(faults / "squat30.mp4", 1)[0]).mean() < 4
+    run = _squats(faults / "rotated.mp4", tmp_path)
+    assert run["summary"]["reps"] == 2
+    assert {tuple(line["frame_size"]) for line in run["lines"]} == {(192, 424)}
+    with av.open(str(run["video"])) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (192, 424)
+        assert frame_display_matrix(next(container.decode(stream))) is None
+
+
+def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path):
+    run = _process(faults / "reschange.ts", tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["code"] == 0 and len(run["lines"]) == 120
+    sizes = [tuple(line["frame_size"]) for line in run["lines"]]
+    assert sizes == [(192, 424)] * 60 + [(320, 320)] * 60
+    with av.open(str(run["video"])) as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 120 and {(f.width, f.height) for f in frames} == {(192, 424)}
+    late = frames[90].to_ndarray(format="rgb24")
+    assert late[:100].mean() < 12 and late[-100:].mean() < 12, "letterboxed: black above and below"
+    for line in run["lines"][60:]:
+        for x, y, _ in line["keypoints"] or []:
+            assert -1 <= x <= 321 and -1 <= y <= 321
+
+
+def test_a_folder_of_mixed_sizes_reports_each_frame_in_its_own_pixels(upright, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for i, image in enumerate(upright):
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(folder / f"{i}.png"), bgr)
+        cv2.imwrite(str(folder / f"{i + 3}.png"), cv2.resize(bgr, (384, 848), interpolation=cv2.INTER_CUBIC))
+        cv2.imwrite(str(folder / f"{i + 6}.png"), cv2.copyMakeBorder(bgr, 0, 0, 116, 116, cv2.BORDER_CONSTANT))
+    run = _process(folder, tmp_path, "--max-people", "1", "--smoothing", "0")
+    lines = run["lines"]
+    assert [tuple(line["frame_size"]) for line in lines] == [(192, 424)] * 3 + [(384, 848)] * 3 + [(424, 424)] * 3
+    for i in range(3):
+        small, large, wide = (np.array(lines[j]["keypoints"]) for j in (i, i + 3, i + 6))
+        sure = (small[:, 2] > 0.5) & (large[:, 2] > 0.5) & (wide[:, 2] > 0.5)
+        assert sure.sum() >= 8
+        assert np.abs(large[sure, :2] / 2 - small[sure, :2]).mean() < 6
+        assert np.abs(wide[sure, :2] - (small[sure, :2] + (116, 0))).mean() < 12
+    with av.open(str(run["video"])) as container:
+        assert {(f.width, f.height) for f in container.decode(video=0)} == {(192, 424)}
+
+
+
+def _mp4_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
+
+
+def _assert_one_timeline(run: dict, fps: float) -> None:
+    """JSONL times start at 0 and agree with the MP4's frame times to well under a frame."""
+    times = [line["pts_s"] for line in run["lines"]]
+    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))
+    assert np.allclose(_mp4_times(run["video"]), times, atol=0.25 / fps)
+
+
+def test_a_stream_that_starts_at_10_s_is_timed_from_0(faults, tmp_path):
+    run = _squats(faults / "start10.mp4", tmp_path)
+    _assert_one_timeline(run, 30)
+    assert run["lines"][-1]["pts_s"] == pytest.approx(5.0) and run["summary"]["reps"] == 2
+
+
+def test_an_edit_list_hides_the_lead_in_and_the_file_is_not_damaged(faults, tmp_path):
+    info, frames = _read_all(open_source(str(faults / "trimmed_copy.mp4")))
+    assert info.frame_count == 92 and len(frames) == 92  # 107 in the file, 15 hidden by the edit list
+    run = _process(faults / "trimmed_copy.mp4", tmp_path, "--max-people", "1")
+    assert run["code"] == 0 and len(run["lines"]) == 92
+    _assert_one_timeline(run, 30)
+    times = _mp4_times(faults / "trimmed_copy.mp4")  # as FFmpeg shows them, the edit list applied
+    assert len(times) == 92 and run["lines"][-1]["pts_s"] == pytest.approx(times[-1] - times[0])
+
+
+def test_a_ts_stream_starting_late_is_timed_from_0(faults):
+    info, frames = _read_all(open_source(str(faults / "reschange.ts")))
+    assert [f.pts_s for f in frames] == pytest.approx([i / 30 for i in range(120)])
+
+
+def test_a_33_bit_timestamp_wrap_is_unwrapped(upright, tmp_path):
+    """An MPEG-TS camera stream whose 90 kHz clock passes 2**33 (every 26.5 hours) mid-clip."""
+    path = tmp_path / "wrap.ts"
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 192, 424, "yuv420p"
+        stream.options = {"bf": "0"}
+        start = 2**33 - 45 * 3000  # 1.5 s before the wrap
+        for i in range(90):
+            frame = av.VideoFrame.from_ndarray(upright[i % 3], format="rgb24")
+            frame.pts, frame.time_base = start + i * 3000, Fraction(1, 90000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    info, frames = _read_all(open_source(str(path)))
+    assert len(frames) == 90
+    assert [f.pts_s for f in frames] == pytest.approx([i / 30 for i in range(90)], abs=1e-3)
+
+
+def test_a_timestamp_jump_back_continues_the_timeline(upright, tmp_path):
+    """Two recordings concatenated as MPEG-TS (`cat a.ts b.ts`): the second restarts its clock."""
+    for name in ("a", "b"):
+        _write_clip(tmp_path / f"{name}.ts", upright * 10, fmt="mpegts")
+    (tmp_path / "ab.ts").write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    info, frames = _read_all(open_source(str(tmp_path / "ab.ts")))
+    times = [f.pts_s for f in frames]
+    assert len(times) == 60 and times[0] == 0
+    assert np.allclose(np.diff(times), 1 / 30, atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def cut_short(faults, tmp_path_factory):
+    """squat30.mp4 with its last third cut off: a real shortfall (the index promises 151 frames)."""
+    data = (faults / "squat30_faststart.mp4").read_bytes()
+    path = tmp_path_factory.mktemp("damaged") / "cut_short.mp4"
+    path.write_bytes(data[: len(data) * 2 // 3])
+    return path
+
+
+@pytest.mark.parametrize("name", ["squat30.mp4", "trimmed_copy.mp4", "start10.mp4", "rotated.mp4"])
+def test_files_that_ffmpeg_decodes_cleanly_are_not_damaged(faults, name):
+    info, frames = _read_all(open_source(str(faults / name)))
+    assert len(frames) == info.frame_count == len(_mp4_times(faults / name))
+
+
+def test_a_real_shortfall_is_damage_and_the_reports_keep_what_they_got(cut_short, tmp_path, capsys):
+    run = _process(cut_short, tmp_path, "--max-people", "1", "--smoothing", "0")
+    err = capsys.readouterr().err
+    assert run["code"] == 1 and "of its 151 frames: the file is truncated or damaged" in err
+    assert 20 < len(run["lines"]) < 151
+    for command in (["bench", str(cut_short), "--frames", "200", "--warmup", "2", "--size", "96x212"],
+                    ["pose-quality", str(cut_short)],
+                    ["eval", "flicker", str(cut_short), "--size", "96x212"]):
+        assert main([*command, "--device", "cpu"]) == 0
+        captured = capsys.readouterr()
+        report = json.loads(captured.out)
+        assert "truncated or damaged" in report["warning"] and "partsight: warning:" in captured.err
+
+
+def _knee_angles(run: dict) -> list[dict]:
+    return [person["angles"][knee] for line in run["lines"]
+            for person in line["analysis"]["fitness"]["people"].values() for knee in ("left_knee", "right_knee")]
+
+
+def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(faults, tmp_path, capsys):
+    run = _squats(faults / "cut_edge.mp4", tmp_path)
+    angles = _knee_angles(run)
+    assert not [a for a in angles if a["raw_deg"] is not None and a["raw_deg"] < 45], "a cut knee read as folded"
+    assert sum(a["reason"] == "out_of_frame" for a in angles) > len(angles) / 2
+    person = run["summary"]["people"]["0"]
+    assert max(person["unknown_reasons"], key=person["unknown_reasons"].get) == "out_of_frame"
+    assert "edge" in person["hint"] and "edge" in capsys.readouterr().out
+    reasons = {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()}
+    assert "out_of_frame" in reasons
+
+
+def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
+    """Another framing of the kind: squat30 with the bottom cut at mid-shin."""
+    images = [image[:276] for image in _clip_frames(faults / "squat30.mp4", 40)]
+    _write_clip(tmp_path / "shins.mp4", images)
+    run = _squats(tmp_path / "shins.mp4", tmp_path, "--max-people", "1")
+    angles = _knee_angles(run)
+    assert not [a for a in angles if a["raw_deg"] is not None and a["raw_deg"] < 45]
+    assert sum(a["reason"] == "out_of_frame" for a in angles) > len(angles) / 2
+
+
+@pytest.mark.parametrize("clip", ["tiny.mp4", "made"])
+def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys):
+    path = faults / clip
+    if clip == "made":  # squat30 shrunk to 80 px tall in a 640x480 frame
+        images = []
+        for image in _clip_frames(faults / "squat30.mp4", 30):
+            canvas = np.zeros((480, 640, 3), np.uint8)
+            canvas[300:380, 300:336] = cv2.resize(image, (36, 80), interpolation=cv2.INTER_AREA)
+            images.append(canvas)
+        path = tmp_path / "made.mp4"
+        _write_clip(path, images)
+    run = _squats(path, tmp_path)
+    person = run["summary"]["people"]["0"]
+    assert run["summary"]["reps"] == 0 and person["unknown_reasons"] == {"too_small": person["frames"]}
+    assert "--internal-size" in person["hint"] and "closer" in capsys.readouterr().out
+    assert {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()} \
+        == {"too_small"}
+
+
+@pytest.mark.parametrize("away_copies", [1, 3])
+def test_a_person_who_leaves_keeps_their_count_in_single_person_mode(away_copies, faults, tmp_path):
+    """leave_A.mp4 (away 2 s between the reps), and the same with the empty frames played 3 times (6 s away)."""
+    path = faults / "leave_A.mp4"
+    if away_copies > 1:
+        frames = _clip_frames(path, 211)
+        path = tmp_path / "away_long.mp4"
+        _write_clip(path, frames[:71] + frames[71:131] * away_copies + frames[131:])
+    run = _squats(path, tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["summary"]["reps"] == 2 and list(run["summary"]["people"]) == ["0"]
+    ids = {person["id"] for line in run["lines"] for person in line["people"]}
+    assert ids == {0}
+    away = [line for line in run["lines"] if not line["people"]]
+    assert len(away) >= 55 * away_copies
+
+
+def _first_audio_s(path) -> float:
+    with av.open(str(path)) as container:
+        return float(next(container.decode(audio=0)).time)
+
+
+def test_the_sound_track_is_kept_in_sync_and_no_audio_drops_it(faults, tmp_path, capsys):
+    for name in ("squat30.mp4", "start10.mp4"):
+        run = _process(faults / name, tmp_path, "--frames", "45", "--max-people", "1", "--smoothing", "0", name=name)
+        assert run["code"] == 0 and "audio: aac kept" in capsys.readouterr().out
+        with av.open(str(faults / name)) as source:
+            video_s = float(next(source.decode(video=0)).time)
+            source_audio = [float(frame.time) - video_s for frame in source.decode(audio=0)]
+        expected = min(t for t in source_audio if t >= 0)  # the first audio frame from the first video frame on
+        with av.open(str(run["video"])) as out:
+            assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
+            video, audio = out.streams.video[0], out.streams.audio[0]
+            assert abs(float(audio.duration * audio.time_base) - float(video.duration * video.time_base)) < 0.1
+        assert _first_audio_s(run["video"]) == pytest.approx(expected, abs=1e-3)
+    silent = _process(faults / "squat30.mp4", tmp_path, "--frames", "5", "--no-audio", name="silent")
+    with av.open(str(silent["video"])) as out:
+        assert not out.streams.audio
+    assert "audio: left out (--no-audio)" in capsys.readouterr().out
+
+
+def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright, tmp_path, capsys):
+    """MKV with PCM sound, video from 0.5 s and sound from 0: a white frame and a tone burst both
+    at 1.5 s in the source must land together at 1.0 s in the output."""
+    path = tmp_path / "pcm.mkv"
+    rate = 48000
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = 192, 424, "yuv420p"
+        video.options = {"bf": "0"}
+        sound = out.add_stream("pcm_s16le", rate=rate, layout="mono")
+        samples = np.zeros(rate * 3, np.int16)
+        samples[int(1.5 * rate):int(1.6 * rate)] = (12000 * np.sin(np.arange(int(0.1 * rate)) * 0.2)).astype(np.int16)
+        for start in range(0, len(samples), 1024):
+            frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="s16", layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in sound.encode(frame):
+                out.mux(packet)
+        for i in range(15, 75):
+            image = np.full_like(upright[0], 255) if i == 45 else upright[i % 3]
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for stream in (sound, video):
+            for packet in stream.encode(None):
+                out.mux(packet)
+    run = _process(path, tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["code"] == 0 and "aac (from pcm_s16le)" in capsys.readouterr().out
+    with av.open(str(run["video"])) as out:
+        frames = list(out.decode(video=0))
+    brightest = max(frames, key=lambda f: f.to_ndarray(format="gray").mean())
+    assert float(brightest.time) == pytest.approx(1.0, abs=1e-3)
+    with av.open(str(run["video"])) as out:
+        assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
+        loud = next(f for f in out.decode(audio=0) if np.abs(f.to_ndarray()).max() > 0.1)
+    assert abs(float(loud.time) - 1.0) < 1 / 30
