@@ -244,6 +244,27 @@ def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera
         assert PASSWORD not in text
 
 
+@pytest.mark.parametrize("password", ["p@ss:w0rd", "s3cr/et"])
+def test_the_fault_camera_with_awkward_passwords_leaks_nothing(media_dir, tmp_path, password):
+    """faults/camera.mp4 behind a real RTSP server whose password holds '@', ':' or '/': whether
+    the URL works or not, no part of the password is shown, logged or written."""
+    server = RtspCamera(media_dir / "faults" / "camera.mp4", credentials=("coach", password))
+    server.start()
+    log_file = tmp_path / "partsight.log"
+    try:
+        run = subprocess.run(
+            [sys.executable, str(HERE.parent / "main.py"), "process", server.url(("coach", password)),
+             "-o", str(tmp_path / "cam.mp4"), "--metrics", str(tmp_path / "cam.jsonl"), "--frames", "5",
+             "--device", "cpu"],
+            capture_output=True, text=True, timeout=180, env={**os.environ, "PARTSIGHT_LOG_FILE": str(log_file)})
+    finally:
+        server.kill()
+    written = [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.suffix in (".log", ".jsonl")]
+    for text in (run.stdout, run.stderr, *written, *(str(p) for p in tmp_path.rglob("*"))):
+        for secret in (password, password.split("@")[-1], password.split("/")[0]):
+            assert secret not in text
+
+
 def test_credentials_for_a_missing_camera_stay_out_of_the_cli_error(tmp_path, capsys):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
