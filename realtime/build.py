@@ -52,10 +52,10 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
-    """The selfie segmenter's fused person mask when asked for by name, or with "auto" when
-    mediapipe is installed; otherwise none (the parser's own mask)."""
+    """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
+    "auto"; none with "parser" (the parser's own mask)."""
     wanted = config.person_mask == "selfie" or (config.person_mask == "auto" and selfie_available())
-    return [SelfieMaskStage()] if wanted else []
+    return [SelfieMaskStage(device=config.device)] if wanted else []
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:
