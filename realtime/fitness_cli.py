@@ -29,9 +29,10 @@ def fitness_options(command: argparse.ArgumentParser) -> None:
 
 def pose_option(group, default: str) -> None:
     group.add_argument("--pose", default=default, choices=POSE_SOURCES,
-                       help="keypoints for the angles: the parser's own, BlazePose (needs mediapipe), "
-                            "blazepose-torch (BlazePose in PyTorch from the weights cache, no mediapipe), "
-                            f"or auto = BlazePose when installed and an exercise is counted (default {default})")
+                       help="keypoints for the angles: the parser's own, blazepose-torch (BlazePose in PyTorch "
+                            "from the weights cache, no mediapipe), blazepose (the mediapipe wheel, a test "
+                            "reference), or auto = blazepose-torch when an exercise is counted, else the "
+                            f"parser's (default {default})")
 
 
 def report_fitness(stages: Stages, summary_path: str | None) -> dict[str, Any] | None:
