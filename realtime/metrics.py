@@ -39,11 +39,14 @@ def frame_metrics(result: FrameResult) -> dict:
 
 
 def person_metrics(parse: ParseResult, person: PersonParse) -> dict:
-    """One person's entry of the JSONL line: id, score, keypoints, part areas, mask bbox."""
+    """One person's entry of the JSONL line: id, score, keypoints, part areas, mask bbox, and
+    BlazePose's 33 landmarks and world landmarks (null when the pose source gives none)."""
     return {
         "id": person.id,
         "score": round(person.score, 4),
         "keypoints": None if person.keypoints is None else np.round(person.keypoints, 2).tolist(),
         "areas": parse.part_areas(person.mask),
         "bbox": person.bbox(),
+        "landmarks": None if person.landmarks is None else np.round(person.landmarks, 3).tolist(),
+        "world_landmarks": None if person.world_landmarks is None else np.round(person.world_landmarks, 4).tolist(),
     }
