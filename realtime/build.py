@@ -61,7 +61,7 @@ def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:
-    return [FitnessAnalyser(config.exercise)] if config.exercise is not None else []
+    return [FitnessAnalyser(config.exercise, angles=config.angles)] if config.exercise is not None else []
 
 
 def build_stages(config: PipelineConfig) -> Stages:

@@ -2,6 +2,9 @@
 the `pose-quality` command."""
 from __future__ import annotations
 
+from realtime.analysis.angles import ANGLE_MODES
+from realtime.config import default
+
 import argparse
 import json
 from pathlib import Path
@@ -25,6 +28,10 @@ def fitness_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--start-deg", type=float, help="custom exercise: angle of the start position")
     group.add_argument("--turn-deg", type=float, help="custom exercise: angle a repetition must reach")
     pose_option(group, "auto")
+    group.add_argument("--angles", default=default("angles"), choices=ANGLE_MODES,
+                       help="3d: joint angles from BlazePose's world landmarks (metres) when the pose source "
+                            "gives them, else the 2-D image-plane angles; 2d: always the image plane "
+                            f"(default {default('angles')})")
 
 
 def pose_option(group, default: str) -> None:

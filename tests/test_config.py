@@ -39,6 +39,7 @@ CHANGED = {
     "loop": (None, "loop", True),
     "frames": ("7", "frame_limit", 7),
     "pose": ("blazepose", "pose", "blazepose"),
+    "angles": ("3d", "angles", "3d"),
     "exercise": ("lunge", "exercise", "lunge"),
 }
 

@@ -156,3 +156,32 @@ def test_shoulder_press_preset_counts_on_the_shoulder_angle():
 
     assert count(_cycles(90, 175, 4, start_high=False)) == 4
     assert count(_cycles(90, 130, 4, start_high=False)) == 0
+
+
+def test_3d_angles_come_from_the_world_landmarks_and_2d_ignores_them():
+    """A knee bent 90 deg towards the camera: the image shows a straight leg (thigh and shin
+    overlap in x, y), the world landmarks the true 90 deg."""
+    from realtime.analysis.angles import world_angles
+    from realtime.models.labels import BLAZEPOSE_LANDMARKS
+
+    index = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
+    world = np.zeros((33, 3), np.float32)
+    landmarks = np.zeros((33, 5), np.float32)
+    landmarks[:, 3:] = 0.9
+    for side, x in (("left", 0.1), ("right", -0.1)):
+        world[index[f"{side}_shoulder"]] = (x, -0.5, 0.0)
+        world[index[f"{side}_hip"]] = (x, 0.0, 0.0)
+        world[index[f"{side}_knee"]] = (x, 0.4, 0.0)
+        world[index[f"{side}_ankle"]] = (x, 0.4, -0.4)  # shin towards the camera
+    assert abs(world_angles(world, landmarks[:, 3])["left_knee"].deg - 90) < 1e-3
+    assert world_angles(world, landmarks[:, 3])["trunk_lean"].deg < 1e-3
+    flat = leg_keypoints(175, 100)
+    one = PersonParse(0, np.zeros((H, W), bool), flat, 0.9, landmarks, world)
+    frame = Frame(np.zeros((H, W, 3), np.uint8), 0, 0.0)
+    three = FitnessAnalyser(PRESETS["squat"], angles="3d").update(frame, parse_of([one]))["people"]["0"]["angles"]
+    two = FitnessAnalyser(PRESETS["squat"], angles="2d").update(frame, parse_of([one]))["people"]["0"]["angles"]
+    assert three["left_knee"]["source"] == "world" and abs(three["left_knee"]["raw_deg"] - 90) < 0.1
+    assert two["left_knee"]["source"] == "keypoints" and two["left_knee"]["raw_deg"] > 170
+    # without world landmarks 3d falls back to the image plane
+    plain = FitnessAnalyser(PRESETS["squat"], angles="3d").update(frame, parse_of([person(0, flat)]))
+    assert plain["people"]["0"]["angles"]["left_knee"]["source"] == "keypoints"
