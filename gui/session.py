@@ -131,7 +131,7 @@ class Session:
 
     def set_exercise(self, name: str) -> None:
         """Counts `name` from the next frame on, from zero ("" stops the analysis). When the
-        exercise brings a pose stage (BlazePose, if mediapipe is installed) that is not running
+        exercise brings a pose stage (BlazePose in PyTorch, with pose auto) that is not running
         yet, every stage starts afresh; otherwise the running tracker keeps its IDs."""
         self._config = replace(self._config, exercise=get_exercise(name) if name else None)
         if self._pipeline is None or self._stages is None:

@@ -10,7 +10,7 @@ from realtime.analysis.fitness import FitnessAnalyser
 from realtime.analysis.tracking import PersonTracker
 from realtime.config import PipelineConfig
 from realtime.models import Parser, load_parser
-from realtime.models.blazepose import BlazePoseStage, blazepose_available
+from realtime.models.blazepose import BlazePoseStage
 from realtime.models.selfie_mask import SelfieMaskStage, selfie_available
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
@@ -36,30 +36,32 @@ def build_parser(config: PipelineConfig) -> Parser:
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
-    """BlazePose gives the keypoints when asked for by name ("blazepose": the mediapipe wheel,
-    "blazepose-torch": the PyTorch networks), or with "auto" when an exercise is counted and
-    mediapipe is installed; otherwise the parser's keypoints are used."""
-    return config.pose in ("blazepose", "blazepose-torch") or (
-        config.pose == "auto" and config.exercise is not None and blazepose_available())
+    """BlazePose gives the keypoints when asked for by name ("blazepose-torch": the PyTorch
+    networks, default install; "blazepose": the mediapipe wheel, kept as a test reference), or
+    with "auto" whenever an exercise is counted (then the PyTorch BlazePose); otherwise the
+    parser's keypoints are used ("parser", or "auto" without an exercise)."""
+    return config.pose in ("blazepose", "blazepose-torch") or (config.pose == "auto" and config.exercise is not None)
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
-    if config.pose == "blazepose-torch":
-        from realtime.models.blazepose_torch import BlazePoseTorchStage
+    if not pose_stage_wanted(config):
+        return []
+    if config.pose == "blazepose":
+        return [BlazePoseStage()]
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
 
-        return [BlazePoseTorchStage(max_people=config.max_people, device=config.device)]
-    return [BlazePoseStage()] if pose_stage_wanted(config) else []
+    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device)]
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
-    """The selfie segmenter's fused person mask when asked for by name, or with "auto" when
-    mediapipe is installed; otherwise none (the parser's own mask)."""
+    """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
+    "auto"; none with "parser" (the parser's own mask)."""
     wanted = config.person_mask == "selfie" or (config.person_mask == "auto" and selfie_available())
-    return [SelfieMaskStage()] if wanted else []
+    return [SelfieMaskStage(device=config.device)] if wanted else []
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:
-    return [FitnessAnalyser(config.exercise)] if config.exercise is not None else []
+    return [FitnessAnalyser(config.exercise, angles=config.angles)] if config.exercise is not None else []
 
 
 def build_stages(config: PipelineConfig) -> Stages:

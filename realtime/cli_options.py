@@ -78,7 +78,7 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
                          help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
-                              "(needs the mediapipe extra; auto = selfie when installed)")
+                              "(PyTorch, no extra needed; auto = selfie)")
 
 
 def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:

@@ -8,6 +8,7 @@ import argparse
 from dataclasses import dataclass, fields
 
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
+from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
@@ -23,9 +24,10 @@ class PipelineConfig:
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
-    installed). smoothing: temporal smoothing strength, 0 (off) to 1. exercise: the repetitions to
-    count (None = no fitness analysis). fps: frames per second of an image sequence (None = 30).
-    frame_limit: stop after this many frames. loop: start a
+    installed). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
+    landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
+    the repetitions to count (None = no fitness analysis). fps: frames per second of an image
+    sequence (None = 30). frame_limit: stop after this many frames. loop: start a
     file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
     paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead."""
 
@@ -39,6 +41,7 @@ class PipelineConfig:
     max_people: int = 4
     person_mask: str = "auto"
     pose: str = "auto"
+    angles: str = "2d"
     smoothing: float = DEFAULT_STRENGTH
     exercise: Exercise | None = None
     fps: float | None = None
@@ -49,7 +52,8 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
-                                     ("pose source", self.pose, POSE_SOURCES), ("pacing", self.pacing, PACINGS)):
+                                     ("pose source", self.pose, POSE_SOURCES),
+                                     ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
         if not 0.0 <= self.smoothing <= 1.0:

@@ -2,6 +2,9 @@
 the `pose-quality` command."""
 from __future__ import annotations
 
+from realtime.analysis.angles import ANGLE_MODES
+from realtime.config import default
+
 import argparse
 import json
 from pathlib import Path
@@ -26,13 +29,18 @@ def fitness_options(command: argparse.ArgumentParser) -> None:
     group.add_argument("--start-deg", type=float, help="custom exercise: angle of the start position")
     group.add_argument("--turn-deg", type=float, help="custom exercise: angle a repetition must reach")
     pose_option(group, "auto")
+    group.add_argument("--angles", default=default("angles"), choices=ANGLE_MODES,
+                       help="3d: joint angles from BlazePose's world landmarks (metres) when the pose source "
+                            "gives them, else the 2-D image-plane angles; 2d: always the image plane "
+                            f"(default {default('angles')})")
 
 
 def pose_option(group, default: str) -> None:
     group.add_argument("--pose", default=default, choices=POSE_SOURCES,
-                       help="keypoints for the angles: the parser's own, BlazePose (needs mediapipe), "
-                            "blazepose-torch (BlazePose in PyTorch from the weights cache, no mediapipe), "
-                            f"or auto = BlazePose when installed and an exercise is counted (default {default})")
+                       help="keypoints for the angles: the parser's own, blazepose-torch (BlazePose in PyTorch "
+                            "from the weights cache, no mediapipe), blazepose (the mediapipe wheel, a test "
+                            "reference), or auto = blazepose-torch when an exercise is counted, else the "
+                            f"parser's (default {default})")
 
 
 def report_fitness(stages: Stages, summary_path: str | None, info: SourceInfo) -> dict[str, Any] | None:

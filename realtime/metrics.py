@@ -42,8 +42,9 @@ def frame_metrics(result: FrameResult) -> dict:
 
 
 def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement = Placement()) -> dict:
-    """One person's entry of the JSONL line: id, score, keypoints and mask bbox (in the frame's own
-    pixels, through `placement`), part areas."""
+    """One person's entry of the JSONL line: id, score, keypoints, mask bbox and BlazePose's 33
+    landmarks (in the frame's own pixels, through `placement`), part areas, and world landmarks
+    in metres (landmarks null when the pose source gives none)."""
     box = person.bbox()
     return {
         "id": person.id,
@@ -51,6 +52,8 @@ def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement
         "keypoints": _own_keypoints(placement, person.keypoints),
         "areas": parse.part_areas(person.mask),
         "bbox": None if box is None else placement.box_to_own(box),
+        "landmarks": None if person.landmarks is None else np.round(placement.to_own(person.landmarks), 3).tolist(),
+        "world_landmarks": None if person.world_landmarks is None else np.round(person.world_landmarks, 4).tolist(),
     }
 
 

@@ -76,12 +76,17 @@ class Frame:
 class PersonParse:
     """One person of a result: `id` (stable across frames once a tracker has run), an H x W
     bool mask, 17 x 3 keypoints (x, y, score in image pixels; None for models without
-    keypoints, such as M2FP-CIHP) and a detection score."""
+    keypoints, such as M2FP-CIHP) and a detection score. With a BlazePose pose source also
+    `landmarks` [33, 5] (x, y in image pixels, z relative to the hips in the same pixel scale,
+    visibility, presence) and `world_landmarks` [33, 3] (metres, origin between the hips), in
+    the order of realtime.models.labels.BLAZEPOSE_LANDMARKS; None otherwise."""
 
     id: int
     mask: np.ndarray
     keypoints: np.ndarray | None
     score: float
+    landmarks: np.ndarray | None = None
+    world_landmarks: np.ndarray | None = None
 
     def bbox(self) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) of the mask, exclusive ends; None for an empty mask."""

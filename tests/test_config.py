@@ -40,6 +40,7 @@ CHANGED = {
     "frames": ("7", "frame_limit", 7),
     "fps": ("60", "fps", 60.0),
     "pose": ("blazepose", "pose", "blazepose"),
+    "angles": ("3d", "angles", "3d"),
     "exercise": ("lunge", "exercise", "lunge"),
 }
 

@@ -75,3 +75,113 @@ def test_a_parse_without_people_is_person_zero_with_unknown_angles():
     angles = blind["people"]["0"]["angles"]
     assert all(a["deg"] is None and a["source"] == "unknown" for a in angles.values())
     assert blind["people"]["0"]["signal_deg"] is None and blind["people"]["0"]["reps"] == 1
+
+
+def _at(keypoints: np.ndarray, name: str, point) -> None:
+    keypoints[COCO_KEYPOINTS.index(name)] = (*point, 0.9)
+
+
+def situp_keypoints(torso_deg: float, thigh_deg: float = 45.0) -> np.ndarray:
+    """Side view, facing right: hips on the floor at (100, 200), thighs raised `thigh_deg` from the
+    floor towards the knees (forward, +x), torso raised `torso_deg` from the floor behind (-x)."""
+    keypoints = np.zeros((17, 3), np.float32)
+    hip = np.array([100.0, 200.0])
+    t, f = math.radians(torso_deg), math.radians(thigh_deg)
+    for side in ("left", "right"):
+        _at(keypoints, f"{side}_hip", hip)
+        _at(keypoints, f"{side}_shoulder", hip + 80 * np.array([-math.cos(t), -math.sin(t)]))
+        _at(keypoints, f"{side}_knee", hip + 70 * np.array([math.cos(f), -math.sin(f)]))
+        _at(keypoints, f"{side}_ankle", hip + np.array([120.0, 0.0]))
+    return keypoints
+
+
+def press_keypoints(abduction_deg: float, x0: float = 160.0) -> np.ndarray:
+    """Front view: torso upright, both upper arms raised `abduction_deg` from hanging down (0)
+    sideways (90: elbows at shoulder height, 180: straight up)."""
+    keypoints = np.zeros((17, 3), np.float32)
+    a = math.radians(abduction_deg)
+    for side, sign in (("left", 1), ("right", -1)):
+        shoulder = np.array([x0 + sign * 30, 60.0])
+        _at(keypoints, f"{side}_hip", (x0 + sign * 20, 160.0))
+        _at(keypoints, f"{side}_shoulder", shoulder)
+        _at(keypoints, f"{side}_elbow", shoulder + 40 * np.array([sign * math.sin(a), math.cos(a)]))
+    return keypoints
+
+
+def _cycles(low: float, high: float, reps: int, *, start_high: bool) -> list[float]:
+    """Smooth cycles between `low` and `high`, held 15 frames at the start position before and after."""
+    rest = high if start_high else low
+    wave = [0.5 - 0.5 * math.cos(2 * math.pi * i / 45) for i in range(45)]
+    cycle = [high - (high - low) * w if start_high else low + (high - low) * w for w in wave]
+    return [rest] * 15 + cycle * reps + [rest] * 15
+
+
+def test_situp_preset_counts_on_the_hip_angle():
+    """Lying back (torso 0 deg, thighs 45: hip 135) up to sitting (torso 80: hip 55), 3 times;
+    crunches that lift the torso only 30 deg (hip 105) never reach the turn."""
+    exercise = PRESETS["sit-up"]
+    assert exercise.joints == ("left_hip", "right_hip")
+    lying, sitting, crunch = situp_keypoints(0), situp_keypoints(80), situp_keypoints(30)
+    from realtime.analysis.angles import joint_angles
+    degs = [joint_angles(k, None, ())["left_hip"].deg for k in (lying, sitting, crunch)]
+    np.testing.assert_allclose(degs, [135, 55, 105], atol=0.5)
+    assert degs[0] > exercise.start_deg > degs[2] > exercise.turn_deg > degs[1]
+
+    def count(torso_degs: list[float]) -> int:
+        analyser = FitnessAnalyser(exercise)
+        for i, torso in enumerate(torso_degs):
+            out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, situp_keypoints(torso))]))
+        return out["people"]["0"]["reps"]
+
+    assert count(_cycles(0, 80, 3, start_high=False)) == 3
+    assert count(_cycles(0, 30, 3, start_high=False)) == 0
+
+
+def test_shoulder_press_preset_counts_on_the_shoulder_angle():
+    """Rack (elbows at shoulder height: 90 deg) to lockout (175) 4 times; half presses to 130 count nothing."""
+    exercise = PRESETS["shoulder-press"]
+    assert exercise.joints == ("left_shoulder", "right_shoulder")
+    from realtime.analysis.angles import joint_angles
+    rack = joint_angles(press_keypoints(90), None, ())
+    top = joint_angles(press_keypoints(175), None, ())
+    for side in ("left", "right"):
+        assert abs(rack[f"{side}_shoulder"].deg - 90) < 8 and top[f"{side}_shoulder"].deg > 165
+        assert rack[f"{side}_shoulder"].deg < exercise.start_deg < exercise.turn_deg < top[f"{side}_shoulder"].deg
+
+    def count(degs: list[float]) -> int:
+        analyser = FitnessAnalyser(exercise)
+        for i, deg in enumerate(degs):
+            out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, press_keypoints(deg))]))
+        return out["people"]["0"]["reps"]
+
+    assert count(_cycles(90, 175, 4, start_high=False)) == 4
+    assert count(_cycles(90, 130, 4, start_high=False)) == 0
+
+
+def test_3d_angles_come_from_the_world_landmarks_and_2d_ignores_them():
+    """A knee bent 90 deg towards the camera: the image shows a straight leg (thigh and shin
+    overlap in x, y), the world landmarks the true 90 deg."""
+    from realtime.analysis.angles import world_angles
+    from realtime.models.labels import BLAZEPOSE_LANDMARKS
+
+    index = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
+    world = np.zeros((33, 3), np.float32)
+    landmarks = np.zeros((33, 5), np.float32)
+    landmarks[:, 3:] = 0.9
+    for side, x in (("left", 0.1), ("right", -0.1)):
+        world[index[f"{side}_shoulder"]] = (x, -0.5, 0.0)
+        world[index[f"{side}_hip"]] = (x, 0.0, 0.0)
+        world[index[f"{side}_knee"]] = (x, 0.4, 0.0)
+        world[index[f"{side}_ankle"]] = (x, 0.4, -0.4)  # shin towards the camera
+    assert abs(world_angles(world, landmarks[:, 3])["left_knee"].deg - 90) < 1e-3
+    assert world_angles(world, landmarks[:, 3])["trunk_lean"].deg < 1e-3
+    flat = leg_keypoints(175, 100)
+    one = PersonParse(0, np.zeros((H, W), bool), flat, 0.9, landmarks, world)
+    frame = Frame(np.zeros((H, W, 3), np.uint8), 0, 0.0)
+    three = FitnessAnalyser(PRESETS["squat"], angles="3d").update(frame, parse_of([one]))["people"]["0"]["angles"]
+    two = FitnessAnalyser(PRESETS["squat"], angles="2d").update(frame, parse_of([one]))["people"]["0"]["angles"]
+    assert three["left_knee"]["source"] == "world" and abs(three["left_knee"]["raw_deg"] - 90) < 0.1
+    assert two["left_knee"]["source"] == "keypoints" and two["left_knee"]["raw_deg"] > 170
+    # without world landmarks 3d falls back to the image plane
+    plain = FitnessAnalyser(PRESETS["squat"], angles="3d").update(frame, parse_of([person(0, flat)]))
+    assert plain["people"]["0"]["angles"]["left_knee"]["source"] == "keypoints"

@@ -21,6 +21,8 @@ from realtime.build import Stages
 from realtime.fitness_cli import report_fitness
 from realtime.sources import SourceInfo
 from realtime.smoothing import TemporalSmoother
+from realtime.models.blazepose import BLAZEPOSE_TO_COCO
+from realtime.models.labels import BLAZEPOSE_LANDMARKS, COCO_KEYPOINTS
 from realtime.metrics import FRAME_SCHEMA, SCHEMAS, SUMMARY_SCHEMA, schema_path
 from realtime.types import Frame, Gap
 
@@ -99,6 +101,27 @@ def test_squat_clip_jsonl_and_summary_match_their_schemas(squat_run):
     assert errors("summary", summary) == []
 
 
+def test_counted_squat_lines_carry_the_33_landmarks_and_world_landmarks(squat_run):
+    """With an exercise, --pose auto is the PyTorch BlazePose: each person gets its 33 landmarks
+    (their COCO subset is the keypoints) and world landmarks in metres."""
+    lines, _ = squat_run
+    person = lines[10]["people"][0]
+    landmarks, world = np.array(person["landmarks"]), np.array(person["world_landmarks"])
+    assert landmarks.shape == (33, 5) and world.shape == (33, 3)
+    keypoints = np.array(person["keypoints"])  # One Euro filtered; the landmarks are the network's own
+    assert np.abs(landmarks[BLAZEPOSE_TO_COCO, :2] - keypoints[:, :2]).max() < 25
+    assert (landmarks[:, 3:] >= 0).all() and (landmarks[:, 3:] <= 1).all()
+    hips = world[[23, 24]].mean(axis=0)
+    assert np.abs(hips).max() < 0.1, "the world origin is between the hips"
+    assert 0.3 < np.linalg.norm(world[11] - world[23]) < 0.8, "a shoulder-to-hip distance in metres"
+
+
+def test_the_landmark_names_are_the_schemas():
+    description = load("frame")["$defs"]["person"]["properties"]["landmarks"]["description"]
+    assert len(BLAZEPOSE_LANDMARKS) == 33 and ", ".join(BLAZEPOSE_LANDMARKS) in description
+    assert tuple(BLAZEPOSE_LANDMARKS[i] for i in BLAZEPOSE_TO_COCO) == COCO_KEYPOINTS
+
+
 def test_multi_person_jsonl_matches_the_schema(media_dir, tmp_path):
     lines = process(tmp_path, media_dir / "pose2sim-multi-cam01.mp4", "--frames", "8", "--max-people", "4")
     assert len(lines) == 8
@@ -106,6 +129,8 @@ def test_multi_person_jsonl_matches_the_schema(media_dir, tmp_path):
     for line in lines:
         assert errors("frame", line) == [], line["index"]
         assert "analysis" not in line
+        assert all(p["landmarks"] is None and p["world_landmarks"] is None for p in line["people"]), \
+            "the parser's keypoints come without landmarks"
 
 
 def test_gap_event_line_matches_the_schema():
@@ -133,6 +158,7 @@ def test_a_summary_and_frame_analysis_with_repetitions_match_the_schemas(tmp_pat
 def test_the_schemas_reject_wrong_lines(squat_run):
     """Each change below breaks the format: the schemas must say so."""
     line, summary = squat_run[0][0], squat_run[1]
+    assert line["people"][0]["landmarks"] is not None
     assert errors("frame", line) == [] and errors("summary", summary) == []
 
     def broken(document: dict, change) -> dict:
@@ -155,6 +181,10 @@ def test_the_schemas_reject_wrong_lines(squat_run):
         "negative index": lambda d: d.__setitem__("index", -1),
         "unknown angle source": lambda d: d["analysis"]["fitness"]["people"]["0"]["angles"]["left_knee"]
         .__setitem__("source", "guess"),
+        "32 landmarks": lambda d: d["people"][0]["landmarks"].pop(),
+        "landmark without presence": lambda d: d["people"][0]["landmarks"][0].pop(),
+        "visibility above 1": lambda d: d["people"][0]["landmarks"][0].__setitem__(3, 1.5),
+        "world landmark of 2 numbers": lambda d: d["people"][0]["world_landmarks"][0].pop(),
         "unknown rep state": lambda d: d["analysis"]["fitness"]["people"]["0"].__setitem__("state", "resting"),
     }
     for what, change in wrong_lines.items():

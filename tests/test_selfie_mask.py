@@ -1,6 +1,6 @@
-"""The optional sharper person mask (`--person-mask selfie`, the mediapipe extra): BodyPix's
-person probability fused with MediaPipe's selfie segmenter, on the real labelled images and
-real clips. `make test-mediapipe` runs these with mediapipe installed."""
+"""The sharper person mask (`--person-mask selfie`, the default `auto`): BodyPix's person
+probability fused with MediaPipe's selfie segmenter run in PyTorch (no mediapipe), on the real
+labelled images and real clips."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ from realtime.models.selfie_mask import SelfieMaskStage, selfie_available
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame
 
-needs_mediapipe = pytest.mark.skipif(not selfie_available(), reason="the selfie mask needs the optional mediapipe extra")
+needs_selfie = pytest.mark.skipif(not selfie_available(), reason="the selfie segmenter is not available")
 
 
 def _full_body_images():
@@ -30,7 +30,7 @@ def _full_body_images():
     return [item for item in labelled_images(datasets_dir()) if item.image.parent.name == "skin_clothes_hair"]
 
 
-@needs_mediapipe
+@needs_selfie
 def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
     """Each photo also as a still scene of 6 frames through the smoother, which then holds the
     fused probability on its grid."""
@@ -53,7 +53,7 @@ def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps
     assert np.mean(smoothed_iou) >= np.mean(parser_iou) + 0.02, (parser_iou, smoothed_iou)
 
 
-@needs_mediapipe
+@needs_selfie
 def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     """After smoothing and tracking on a two-person clip: every fused person pixel has a part,
     nothing outside it does, and the people still split it exactly."""
@@ -77,7 +77,7 @@ def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     assert changed > 0
 
 
-@needs_mediapipe
+@needs_selfie
 def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, tmp_path: Path):
     out, metrics = tmp_path / "fused.mp4", tmp_path / "fused.jsonl"
     run = subprocess.run([sys.executable, "main.py", "process", str(single_clip), "-o", str(out), "--metrics",
@@ -88,12 +88,3 @@ def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, 
         assert sum(1 for _ in container.decode(video=0)) == 12
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert len(lines) == 12 and all(line["people"] for line in lines)
-
-
-@pytest.mark.skipif(selfie_available(), reason="mediapipe is installed here")
-def test_asking_for_the_selfie_mask_without_mediapipe_says_how_to_get_it(single_clip: Path, tmp_path: Path):
-    run = subprocess.run([sys.executable, "main.py", "process", str(single_clip), "-o", str(tmp_path / "x.mp4"),
-                          "--frames", "2", "--person-mask", "selfie"], cwd=REPO, capture_output=True, text=True,
-                         timeout=120)
-    assert run.returncode == 1 and "partsight[mediapipe]" in run.stderr
-    assert len(run.stderr.strip().splitlines()) == 1

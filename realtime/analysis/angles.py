@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.models.labels import COCO_KEYPOINTS
+from realtime.models.labels import BLAZEPOSE_LANDMARKS, COCO_KEYPOINTS
 
 _KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
 
@@ -98,6 +98,30 @@ def angle_at(a: np.ndarray, joint: np.ndarray, c: np.ndarray) -> float | None:
     if norms < 1e-9:
         return None
     return float(np.degrees(np.arccos(np.clip(np.dot(u, v) / norms, -1.0, 1.0))))
+
+
+# COCO keypoint -> BlazePose landmark index (realtime.models.labels.BLAZEPOSE_LANDMARKS).
+_WORLD = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
+ANGLE_MODES = ("2d", "3d")
+
+
+def world_angles(world: np.ndarray, visibility: np.ndarray, joints: tuple[str, ...] = tuple(JOINTS)) -> dict[str, Angle]:
+    """Every joint's angle in 3-D from BlazePose's world landmarks ([33, 3] metres, y down) with
+    `visibility` [33] as the confidence (the weakest of the joint's landmarks); trunk_lean is the
+    mid-hip -> mid-shoulder segment against straight up (-y). Source "world"."""
+    out = {}
+    for name in joints:
+        spec = JOINTS[name]
+        if spec.vertical:
+            ids = [_WORLD["left_hip"], _WORLD["right_hip"], _WORLD["left_shoulder"], _WORLD["right_shoulder"]]
+            hips, shoulders = world[ids[:2]].mean(axis=0), world[ids[2:]].mean(axis=0)
+            deg = angle_at(shoulders - hips, np.zeros(3), np.array([0.0, -1.0, 0.0]))
+        else:
+            ids = [_WORLD[k] for k in spec.keypoints]
+            deg = angle_at(world[ids[0]], world[ids[1]], world[ids[2]])
+        conf = float(np.min(visibility[ids]))
+        out[name] = UNKNOWN if deg is None else Angle(deg, conf, "world")
+    return out
 
 
 def tilt_from_vertical(bottom: np.ndarray, top: np.ndarray) -> float | None:

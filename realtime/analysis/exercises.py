@@ -46,6 +46,16 @@ PRESETS: dict[str, Exercise] = {
                              min_rep_s=0.3),
     "biceps-curl": Exercise("biceps-curl", ("left_elbow", "right_elbow"), start_deg=140, turn_deg=70,
                             reduce="min"),
+    # Hip angle = shoulder-hip-knee (angles.JOINTS). Seen from the side with the thighs raised
+    # phi from the floor (knees bent, feet down: phi ~ 40-50) and the torso raised theta, it is
+    # 180 - phi - theta: ~135 lying back, ~45-65 sitting up (theta 70-90). 120 = back within
+    # ~15 deg of the floor; 80 = torso raised past ~55 deg (a sit-up, not a crunch).
+    "sit-up": Exercise("sit-up", ("left_hip", "right_hip"), start_deg=120, turn_deg=80),
+    # Shoulder angle = hip-shoulder-elbow (upper arm against the torso). Rack position (hands at
+    # the shoulders, elbows out and a little below them) ~70-95 from the front, ~20-50 from
+    # the side; lockout (arms straight up beside the head) ~165-180. 100 = elbows at or below
+    # shoulder height; 150 = arms overhead, with margin for an imperfect lockout.
+    "shoulder-press": Exercise("shoulder-press", ("left_shoulder", "right_shoulder"), start_deg=100, turn_deg=150),
 }
 
 

@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from realtime.analysis.angles import JOINTS, NOT_VISIBLE, OUT_OF_FRAME, joint_angles, side_areas
+from realtime.analysis.angles import (
+    ANGLE_MODES,
+    JOINTS,
+    NOT_VISIBLE,
+    OUT_OF_FRAME,
+    joint_angles,
+    side_areas,
+    world_angles,
+)
 from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import RepCounter
@@ -64,8 +72,11 @@ class FitnessAnalyser(Analyser):
     name = "fitness"
 
     def __init__(self, exercise: Exercise, *, min_score: float = 0.3, min_cutoff_hz: float = 1.5,
-                 beta: float = 0.02) -> None:
+                 beta: float = 0.02, angles: str = "2d") -> None:
+        if angles not in ANGLE_MODES:
+            raise ValueError(f"unknown angle mode {angles!r}; choose from {', '.join(ANGLE_MODES)}")
         self.exercise = exercise
+        self.angles = angles
         self._min_score = min_score
         self._filter_args = {"min_cutoff_hz": min_cutoff_hz, "beta": beta}
         self._tracks: dict[int, _PersonTrack] = {}
@@ -76,14 +87,14 @@ class FitnessAnalyser(Analyser):
             self._tracks.clear()
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
-        people = [(p.id, p.keypoints, p.mask) for p in parse.people] or [(0, None, parse.person_mask)]
+        people = [(p.id, p.keypoints, p.mask, p) for p in parse.people] or [(0, None, parse.person_mask, None)]
         with self._lock:
-            out = {str(pid): self._update_person(pid, keypoints, mask, frame, parse)
-                   for pid, keypoints, mask in people}
+            out = {str(pid): self._update_person(pid, keypoints, mask, frame, parse, person)
+                   for pid, keypoints, mask, person in people}
         return {"exercise": self.exercise.to_dict(), "people": out}
 
     def _update_person(self, pid: int, keypoints: np.ndarray | None, mask: np.ndarray, frame: Frame,
-                       parse: ParseResult) -> dict[str, Any]:
+                       parse: ParseResult, person=None) -> dict[str, Any]:
         exercise = self.exercise
         track = self._tracks.get(pid)
         if track is None:
@@ -93,6 +104,11 @@ class FitnessAnalyser(Analyser):
             self._tracks[pid] = track
         raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=self._min_score,
                            frame_box=_frame_box(frame))
+        if self.angles == "3d" and person is not None and person.world_landmarks is not None \
+                and person.landmarks is not None:
+            world = world_angles(person.world_landmarks, person.landmarks[:, 3])
+            raw = {n: world[n] if world[n].deg is not None and world[n].conf >= self._min_score
+                   and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)

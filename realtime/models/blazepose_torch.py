@@ -70,15 +70,18 @@ class BlazePoseTorchStage:
             people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
         for pose, person in zip(poses, found):
+            landmarks = np.column_stack([person.xyz[:33], person.visibility[:33], person.presence[:33]]).astype(np.float32)
+            world = person.world[:33].astype(np.float32)
             owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
             count, best = max(owners, default=(0, -1))
             if count > 0:
                 taken.add(best)
-                people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()))
+                people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()),
+                                       landmarks=landmarks, world_landmarks=world)
             else:
                 mask = _frame_mask(person, (h, w))
                 people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
-                                          float(pose[:, 2].mean())))
+                                          float(pose[:, 2].mean()), landmarks, world))
                 taken.add(len(people) - 1)
         return replace(parse, people=people)
 

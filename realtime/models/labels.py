@@ -146,6 +146,17 @@ COCO_KEYPOINTS = (
     "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
 )
 
+# BlazePose's 33 landmarks in model order (the JSONL's per-person `landmarks` and
+# `world_landmarks` rows; MediaPipe Pose's PoseLandmark enum).
+BLAZEPOSE_LANDMARKS = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
+    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky",
+    "right_pinky", "left_index", "right_index", "left_thumb", "right_thumb", "left_hip",
+    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "left_heel",
+    "right_heel", "left_foot_index", "right_foot_index",
+)
+
 COCO_SKELETON = (
     (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12), (11, 13),
     (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4),

@@ -1,16 +1,16 @@
-"""Optional sharper person mask: MediaPipe's selfie segmenter (bundled in the mediapipe 0.10.14
-wheel, no download) fused with the parser's person probability, as a ResultStage before the
+"""Sharper person mask: MediaPipe's selfie segmenter (the general 256 x 256 model, run by the
+PyTorch `SelfieSegmenter` of realtime.models.selfie_segmenter from its .tflite weights, no
+mediapipe needed) fused with the parser's person probability, as a ResultStage before the
 tracker and the smoother (which smooths the fused probability, `ParseResult.person_probs`).
 
 BodyPix's person probability lives on a stride-16 grid, so its edges are coarse; the selfie
 segmenter's 256 x 256 mask follows edges closely but misses people in crowds and tight crops.
 The fused probability moves BodyPix's 30% of the way towards the selfie segmenter's: where
 BodyPix is sure (p < 0.29 or p > 0.71) its decision stands, near its edge the selfie mask
-decides. Install with `pip install partsight[mediapipe]`.
+decides.
 """
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
 
 import cv2
@@ -26,7 +26,9 @@ _EPS = 1e-6
 
 
 def selfie_available() -> bool:
-    return importlib.util.find_spec("mediapipe") is not None
+    """The selfie segmenter runs in the default install (PyTorch; its weights come from the
+    weights cache like the parser's)."""
+    return True
 
 
 class SelfieMaskStage:
@@ -37,12 +39,11 @@ class SelfieMaskStage:
 
     name = "selfie-mask"
 
-    def __init__(self, *, weight: float = SELFIE_WEIGHT) -> None:
-        try:
-            from mediapipe.python.solutions.selfie_segmentation import SelfieSegmentation
-        except ImportError as exc:
-            raise RuntimeError(f"the selfie person mask needs mediapipe (pip install 'partsight[mediapipe]'): {exc}") from None
-        self._segmenter = SelfieSegmentation(model_selection=0)
+    def __init__(self, *, weight: float = SELFIE_WEIGHT, device: str = "cpu") -> None:
+        from realtime.models import resolve_device
+        from realtime.models.selfie_segmenter import SelfieSegmenter
+
+        self._segmenter = SelfieSegmenter("selfie", device=resolve_device(device))
         self._upsampler = GridUpsampler()
         self.weight = weight
 
@@ -50,9 +51,7 @@ class SelfieMaskStage:
         if parse.part_probs is None:
             return parse
         frame_hw = parse.labels.shape
-        selfie = self._segmenter.process(np.ascontiguousarray(frame.image)).segmentation_mask
-        if selfie is None:
-            return parse
+        (selfie,) = self._segmenter([np.ascontiguousarray(frame.image)])
         if selfie.shape != frame_hw:
             selfie = cv2.resize(selfie, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
         parser_person = self._upsampler.upsample(parse.part_probs[0], frame_hw)
@@ -72,7 +71,7 @@ class SelfieMaskStage:
         """The segmenter keeps nothing between frames."""
 
     def close(self) -> None:
-        self._segmenter.close()
+        """Nothing to release (the network is freed with the stage)."""
 
 
 def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndarray) -> list[PersonParse]:
