@@ -33,7 +33,7 @@ test: install
 	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
-# The optional BlazePose keypoints and selfie person mask (the `mediapipe` extra) in a venv of their own: mediapipe
+# The mediapipe wheel's BlazePose (the `mediapipe` extra, a reference for the PyTorch networks) in a venv of its own: mediapipe
 # 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2
 # folder with opencv-python, so opencv-python is removed and contrib reinstalled over it.
 MP_VENV ?= .venv-mediapipe

@@ -11,7 +11,7 @@ from realtime.analysis.tracking import PersonTracker
 from realtime.config import PipelineConfig
 from realtime.models import Parser, load_parser
 from realtime.models.blazepose import BlazePoseStage
-from realtime.models.selfie_mask import SelfieMaskStage, selfie_available
+from realtime.models.selfie_mask import SelfieMaskStage
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
 from realtime.smoothing import TemporalSmoother
@@ -56,8 +56,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
     "auto"; none with "parser" (the parser's own mask)."""
-    wanted = config.person_mask == "selfie" or (config.person_mask == "auto" and selfie_available())
-    return [SelfieMaskStage(device=config.device)] if wanted else []
+    return [SelfieMaskStage(device=config.device)] if config.person_mask in ("selfie", "auto") else []
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:

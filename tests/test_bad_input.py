@@ -272,6 +272,8 @@ def test_truncated_weights_are_refused_by_sha256(tmp_path, weights_dir, single_c
     cache.mkdir()
     name = "bodypix-mobilenetv1-050-stride16.onnx"
     (cache / name).write_bytes((weights_dir / name).read_bytes()[:100_000])
+    for other in weights_dir.glob("mediapipe-*.tflite"):  # the default stages' own weights, intact
+        (cache / other.name).symlink_to(other)
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
                env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(cache)})
     _assert_one_line_error(run, "failed its sha256 check", "truncated or altered", "weights fetch")

@@ -177,7 +177,8 @@ def test_bench_prints_one_json_object(single_clip, capsys):
     assert report["frames"] == 20 and report["fps"] > 0
     assert report["input_size"] == "320x240" and report["model"] == "bodypix"
     assert set(report["latency_ms"]) == {"p50", "p95"}
-    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "track", "smooth", "render"}
+    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "selfie-mask", "track",
+                                        "smooth", "render"}
 
 
 def test_bench_parser_compares_with_onnxruntime(capsys):

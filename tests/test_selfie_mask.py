@@ -11,17 +11,14 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-import pytest
 from _paths import REPO, datasets_dir
 from conftest import read_frames
 
 from realtime.analysis.tracking import PersonTracker
 from realtime.evaluation import labelled_images, mask_iou, read_person_truth, read_rgb, run_stages
-from realtime.models.selfie_mask import SelfieMaskStage, selfie_available
+from realtime.models.selfie_mask import SelfieMaskStage
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame
-
-needs_selfie = pytest.mark.skipif(not selfie_available(), reason="the selfie segmenter is not available")
 
 
 def _full_body_images():
@@ -30,7 +27,6 @@ def _full_body_images():
     return [item for item in labelled_images(datasets_dir()) if item.image.parent.name == "skin_clothes_hair"]
 
 
-@needs_selfie
 def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
     """Each photo also as a still scene of 6 frames through the smoother, which then holds the
     fused probability on its grid."""
@@ -53,7 +49,6 @@ def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps
     assert np.mean(smoothed_iou) >= np.mean(parser_iou) + 0.02, (parser_iou, smoothed_iou)
 
 
-@needs_selfie
 def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     """After smoothing and tracking on a two-person clip: every fused person pixel has a part,
     nothing outside it does, and the people still split it exactly."""
@@ -77,7 +72,6 @@ def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     assert changed > 0
 
 
-@needs_selfie
 def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, tmp_path: Path):
     out, metrics = tmp_path / "fused.mp4", tmp_path / "fused.jsonl"
     run = subprocess.run([sys.executable, "main.py", "process", str(single_clip), "-o", str(out), "--metrics",

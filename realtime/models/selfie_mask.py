@@ -25,12 +25,6 @@ SELFIE_WEIGHT = 0.3
 _EPS = 1e-6
 
 
-def selfie_available() -> bool:
-    """The selfie segmenter runs in the default install (PyTorch; its weights come from the
-    weights cache like the parser's)."""
-    return True
-
-
 class SelfieMaskStage:
     """Replaces the person mask by the fused one and sets `person_probs`: pixels it adds take the
     part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
