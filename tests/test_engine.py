@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 def processed(tmp_path_factory, single_clip):
     out = tmp_path_factory.mktemp("process")
     code = main(["process", str(single_clip), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
-                 "--labels-dir", str(out / "labels"), "--smoothing", "0"])  # the parser's own labels
+                 "--labels-dir", str(out / "labels"), "--smoothing", "0", "--person-mask", "parser"])  # the parser's own labels
     assert code == 0
     return out
 

@@ -288,7 +288,8 @@ def test_process_writes_people_per_frame(media_dir: Path, tmp_path: Path):
         people = line["people"]
         assert 2 <= len(people) <= 3
         for person in people:
-            assert set(person) == {"id", "score", "keypoints", "areas", "bbox"}
+            assert set(person) == {"id", "score", "keypoints", "areas", "bbox", "landmarks", "world_landmarks"}
+            assert person["landmarks"] is None, "the parser's keypoints: no BlazePose landmarks"
             assert len(person["keypoints"]) == 17 and len(person["bbox"]) == 4 and person["areas"]
         assert sum(sum(p["areas"].values()) for p in people) == sum(line["areas"].values())
     assert [p["id"] for p in lines[0]["people"]] and {p["id"] for p in lines[-1]["people"]} == {
