@@ -172,59 +172,41 @@ class NetworkSpec:
 _MEDIAPIPE_ASSETS = "https://storage.googleapis.com/mediapipe-assets/"
 
 
-def _mediapipe_file(asset: str, generation: str, sha256: str, size_bytes: int) -> WeightFile:
+def _mediapipe_spec(name: str, family: str, description: str, *, asset: str, generation: str, sha256: str,
+                    size_bytes: int, input_size: tuple[int, int], input_range: tuple[float, float]) -> NetworkSpec:
     # The URLs and sha256 MediaPipe's own build pins (third_party/external_files.bzl); the
     # mediapipe==0.10.14 wheel ships the same bytes (mediapipe/modules/<graph>/<asset>).
-    return WeightFile(
+    weights = WeightFile(
         filename=f"mediapipe-{asset}",
         urls=(f"{_MEDIAPIPE_ASSETS}{asset}?generation={generation}", _MEDIAPIPE_ASSETS + asset),
         sha256=sha256,
         size_bytes=size_bytes,
     )
+    return NetworkSpec(name=name, family=family, description=description, weights=weights, licence="Apache-2.0",
+                       input_size=input_size, input_range=input_range)
 
 
-NETWORK_SPECS: dict[str, NetworkSpec] = {
-    "blazepose-detector": NetworkSpec(
-        name="blazepose-detector",
-        family="blazepose",
-        description="BlazePose person detector (MediaPipe Pose): 224x224, 2254 SSD anchors, box + 4 keypoints",
-        weights=_mediapipe_file("pose_detection.tflite", "1678737489600422",
-                                "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", 2959046),
-        licence="Apache-2.0",
-        input_size=(224, 224),
-        input_range=(-1.0, 1.0),
-    ),
-    "blazepose-full": NetworkSpec(
-        name="blazepose-full",
-        family="blazepose",
-        description="BlazePose GHUM 3D landmarks, full: 256x256 ROI, 33 landmarks, world landmarks, segmentation",
-        weights=_mediapipe_file("pose_landmark_full.tflite", "1661875894245786",
-                                "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", 6440512),
-        licence="Apache-2.0",
-        input_size=(256, 256),
-        input_range=(0.0, 1.0),
-    ),
-    "selfie": NetworkSpec(
-        name="selfie",
-        family="selfie_segmenter",
-        description="MediaPipe selfie segmenter, general: 256x256 person probability",
-        weights=_mediapipe_file("selfie_segmentation.tflite", "1683332563830600",
-                                "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", 249505),
-        licence="Apache-2.0",
-        input_size=(256, 256),
-        input_range=(0.0, 1.0),
-    ),
-    "selfie-landscape": NetworkSpec(
-        name="selfie-landscape",
-        family="selfie_segmenter",
-        description="MediaPipe selfie segmenter, landscape: 144x256 person probability",
-        weights=_mediapipe_file("selfie_segmentation_landscape.tflite", "1683332561312022",
-                                "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd", 250145),
-        licence="Apache-2.0",
-        input_size=(144, 256),
-        input_range=(0.0, 1.0),
-    ),
-}
+NETWORK_SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
+    _mediapipe_spec("blazepose-detector", "blazepose",
+                    "BlazePose person detector (MediaPipe Pose): 224x224, 2254 SSD anchors, box + 4 keypoints",
+                    asset="pose_detection.tflite", generation="1678737489600422",
+                    sha256="9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c", size_bytes=2959046,
+                    input_size=(224, 224), input_range=(-1.0, 1.0)),
+    _mediapipe_spec("blazepose-full", "blazepose",
+                    "BlazePose GHUM 3D landmarks, full: 256x256 ROI, 33 landmarks, world landmarks, segmentation",
+                    asset="pose_landmark_full.tflite", generation="1661875894245786",
+                    sha256="e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f", size_bytes=6440512,
+                    input_size=(256, 256), input_range=(0.0, 1.0)),
+    _mediapipe_spec("selfie", "selfie_segmenter", "MediaPipe selfie segmenter, general: 256x256 person probability",
+                    asset="selfie_segmentation.tflite", generation="1683332563830600",
+                    sha256="9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c", size_bytes=249505,
+                    input_size=(256, 256), input_range=(0.0, 1.0)),
+    _mediapipe_spec("selfie-landscape", "selfie_segmenter",
+                    "MediaPipe selfie segmenter, landscape: 144x256 person probability",
+                    asset="selfie_segmentation_landscape.tflite", generation="1683332561312022",
+                    sha256="a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd", size_bytes=250145,
+                    input_size=(144, 256), input_range=(0.0, 1.0)),
+)}
 
 
 def weight_files() -> dict[str, tuple[str, WeightFile]]:
@@ -234,22 +216,21 @@ def weight_files() -> dict[str, tuple[str, WeightFile]]:
     return files
 
 
-def get_network_spec(name: str) -> NetworkSpec:
-    try:
-        return NETWORK_SPECS[name]
-    except KeyError:
-        known = ", ".join(sorted(NETWORK_SPECS))
-        raise UnknownModelError(f"unknown network '{name}'; known networks: {known}") from None
-
-
 class UnknownModelError(ValueError):
     pass
 
 
-def get_spec(name: str) -> ModelSpec:
+def _lookup(specs: dict, name: str, kind: str):
     try:
-        return MODEL_SPECS[name]
+        return specs[name]
     except KeyError:
-        known = ", ".join(sorted(MODEL_SPECS))
-        raise UnknownModelError(f"unknown model '{name}'; known models: {known}") from None
+        raise UnknownModelError(f"unknown {kind} '{name}'; known {kind}s: {', '.join(sorted(specs))}") from None
+
+
+def get_network_spec(name: str) -> NetworkSpec:
+    return _lookup(NETWORK_SPECS, name, "network")
+
+
+def get_spec(name: str) -> ModelSpec:
+    return _lookup(MODEL_SPECS, name, "model")
 
