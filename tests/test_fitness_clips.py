@@ -55,7 +55,7 @@ def assert_reps_at(summary: dict, bottoms: list[int], tolerance: int = FRAMES_TO
     assert all(abs(t - b) <= tolerance for t, b in zip(turns, bottoms)), f"bottoms at {turns}, seen {bottoms}"
     for rep, bottom in zip(summary["per_rep"], bottoms):
         assert rep["start_frame"] < bottom < rep["end_frame"]
-        assert rep["rom_deg"] > 60 and rep["out_s"] > 0.2 and rep["back_s"] > 0.2
+        assert rep["rom_deg"] > 60 and rep["out_s"] >= 0.2 and rep["back_s"] >= 0.2  # no one-frame glitch
 
 
 @pytest.mark.parametrize("pose", ["parser", pytest.param("blazepose", marks=needs_blazepose), "auto"])
