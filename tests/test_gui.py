@@ -234,16 +234,16 @@ def test_the_engine_never_imports_qt():
 def test_a_webcam_that_never_opens_says_so_and_offers_a_retry(make_window, qtbot, squat_clip):
     window = make_window()
     window.open_source("57")  # no such camera
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30000)
     assert "webcam 57 is not connected" in window.banner.text()
     retry = next(b for b in window.banner.findChildren(QPushButton) if b.isVisible())
     assert retry.text() == "Retry"
     qtbot.mouseClick(retry, Qt.MouseButton.LeftButton)  # tries the camera again: still absent, said again
     assert not window.banner.isVisible()
-    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
+    qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30000)
     assert "webcam 57 is not connected" in window.banner.text() and retry.isVisible()
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=15000)
+    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=30000)
 
 
 def test_an_unwritable_output_folder_is_reported_and_the_view_goes_on(make_window, qtbot, squat_clip, tmp_path):
