@@ -25,7 +25,7 @@ from realtime.cli_options import (
     smoothing_option,
 )
 from realtime.eval_cli import add_eval_commands
-from realtime.fitness_cli import add_pose_quality_command, fitness_options, report_fitness
+from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, weight_files
 
@@ -143,71 +143,55 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
 def _process(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from realtime.build import build_pipeline, build_stages
+    from realtime.analysis.summary import summary_table
     from realtime.config import config_from_args
+    from realtime.job import JobOutputs, run_job
 
     if args.loop and not args.frames:
         raise CliError("--loop needs --frames: a looped file never ends")
     config = config_from_args(args)
-    stages = build_stages(config)
-    pipeline = build_pipeline(config, stages)
-    recorder = pipeline.start_recording(args.output, metrics_path=args.metrics, labels_dir=args.labels_dir,
-                                        audio=not args.no_audio)
-    try:
-        info = pipeline.start()
-    except BaseException:
-        pipeline.stop()
-        raise
-    if info.note:
-        print(info.note)
-    total = args.frames or info.frame_count
-    progress = tqdm(total=total, unit="frame", desc="processing", file=sys.stderr, dynamic_ncols=True,
-                    disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
+    outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,
+                         labels_dir=args.labels_dir, audio=not args.no_audio)
+    progress = None
+
+    def on_start(info) -> None:
+        nonlocal progress
+        if info.note:
+            print(info.note)
+        progress = tqdm(total=args.frames or info.frame_count, unit="frame", desc="processing", file=sys.stderr,
+                        dynamic_ncols=True,
+                        disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")
 
     def on_result(result) -> None:
         progress.update(1)
         progress.set_postfix(fps=f"{result.fps:.1f}", refresh=False)
 
-    pipeline.subscribe(on_result)
-    start = time.monotonic()
-    shown_status = None
+    def on_status(status, info) -> None:  # a live source reconnecting: say so, once per attempt
+        print(f"partsight: warning: {status}" if status else f"partsight: reconnected to {info.name}",
+              file=sys.stderr)
+
     try:
-        while not pipeline.wait(0.2):
-            status = pipeline.source_status  # a live source reconnecting: say so, once per attempt
-            if status != shown_status:
-                shown_status = status
-                print(f"partsight: warning: {status}" if status else f"partsight: reconnected to {info.name}",
-                      file=sys.stderr)
+        job = run_job(config, outputs, on_start=on_start, on_result=on_result, on_status=on_status)
     finally:
-        pipeline.stop()
-        progress.close()
-    elapsed = time.monotonic() - start
-    error = pipeline.error
-    frames = recorder.frames_written
-    summary = f"wrote {args.output}: {frames} frames in {elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} fps)"
+        if progress is not None:
+            progress.close()
+    frames = job.frames
+    summary = f"wrote {args.output}: {frames} frames in {job.seconds:.1f} s ({frames / max(job.seconds, 1e-9):.1f} fps)"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
     print(summary)
-    print(_audio_line(args, recorder))
-    report_fitness(stages, args.summary, info)
-    if error:
-        raise CliError(f"{error} (the {frames} frames before it are in {args.output})")
+    print(job.audio)
+    if job.summary is not None:
+        print(summary_table(job.summary))
+        if args.summary is not None:
+            print(f"summary {args.summary}")
+    if job.error:
+        raise CliError(f"{job.error} (the {frames} frames before it are in {args.output})")
     if frames == 0:
-        raise CliError(f"{info.name} gave no frames")
+        raise CliError(f"{job.source.name} gave no frames")
     return 0
-
-
-def _audio_line(args: argparse.Namespace, recorder) -> str:
-    """What became of the source's sound in the MP4, in one line."""
-    if args.no_audio:
-        return "audio: left out (--no-audio)"
-    if recorder.audio_note:
-        return recorder.audio_note.replace("audio left out:", "audio: left out:")
-    if recorder.audio:
-        return f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
-    return "audio: none (the source has no sound track, or is live)"
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
-"""`process --exercise ...`: the command-line options of the fitness analysis, its summary, and
-the `pose-quality` command."""
+"""`process --exercise ...`: the command-line options of the fitness analysis, and the
+`pose-quality` command."""
 from __future__ import annotations
 
 from realtime.analysis.angles import ANGLE_MODES
@@ -7,14 +7,9 @@ from realtime.config import default
 
 import argparse
 import json
-from pathlib import Path
-from typing import Any
 
-from realtime.build import Stages
 from realtime.cli_options import fps_option, model_options, smoothing_option, warning_field
-from realtime.metrics import SUMMARY_SCHEMA
 from realtime.models.blazepose import POSE_SOURCES
-from realtime.sources import SourceInfo
 
 
 def fitness_options(command: argparse.ArgumentParser) -> None:
@@ -41,25 +36,6 @@ def pose_option(group, default: str) -> None:
                             "from the weights cache, no mediapipe), blazepose (the mediapipe wheel, a test "
                             "reference), or auto = blazepose-torch when an exercise is counted, else the "
                             f"parser's (default {default})")
-
-
-def report_fitness(stages: Stages, summary_path: str | None, info: SourceInfo) -> dict[str, Any] | None:
-    """Prints the repetition table and writes the summary JSON (with the source's name and the
-    frame rate its times use); None without an exercise."""
-    if not stages.analysers:
-        return None
-    from realtime.analysis.summary import summary_table
-
-    summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
-    summary["pose_source"] = stages.pose_source
-    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note}
-    print(summary_table(summary))
-    if summary_path is not None:
-        path = Path(summary_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"summary {path}")
-    return summary
 
 
 def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

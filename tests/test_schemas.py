@@ -18,7 +18,7 @@ from realtime.analysis.exercises import PRESETS, REDUCTIONS
 from realtime.analysis.fitness import FitnessAnalyser
 from realtime.analysis.reps import OUT, START, TURNED, WAITING
 from realtime.build import Stages
-from realtime.fitness_cli import report_fitness
+from realtime.job import fitness_summary, write_summary
 from realtime.sources import SourceInfo
 from realtime.smoothing import TemporalSmoother
 from realtime.models.blazepose import BLAZEPOSE_TO_COCO
@@ -150,7 +150,8 @@ def test_a_summary_and_frame_analysis_with_repetitions_match_the_schemas(tmp_pat
     assert list(fitness.iter_errors(json.loads(json.dumps(out)))) == []
 
     stages = Stages(result=[], analysers=[analyser], smoother=TemporalSmoother(0.0))
-    summary = report_fitness(stages, str(tmp_path / "summary.json"), SourceInfo("squat.mp4", False, len(squat_degs(3)), FPS))
+    summary = fitness_summary(stages, SourceInfo("squat.mp4", False, len(squat_degs(3)), FPS))
+    write_summary(str(tmp_path / "summary.json"), summary)
     assert summary["reps"] == 3
     assert errors("summary", json.loads((tmp_path / "summary.json").read_text())) == []
 

@@ -1,0 +1,121 @@
+"""One source through the whole pipeline into its outputs (annotated MP4, JSONL, label PNGs, the
+fitness summary): what `process`, `batch`'s workers and the service's video jobs each run, so all
+three write the same files for the same options."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from realtime.build import Stages, build_pipeline, build_stages
+from realtime.config import PipelineConfig
+from realtime.metrics import SUMMARY_SCHEMA
+from realtime.sources import SourceInfo
+from realtime.types import FrameResult
+
+
+@dataclass(frozen=True)
+class JobOutputs:
+    """Where one job writes. video: the annotated MP4; metrics: the JSONL (one line per frame);
+    summary: the repetition summary JSON (written only with an exercise); labels_dir: a label PNG per
+    frame; audio: keep the source's sound in the MP4."""
+
+    video: str
+    metrics: str | None = None
+    summary: str | None = None
+    labels_dir: str | None = None
+    audio: bool = True
+
+
+@dataclass
+class JobResult:
+    """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
+    asked for to the last written; error: the one-line reason the source ended early (None when it
+    ended cleanly); stopped: the caller's stop event ended it; summary: the fitness summary (None
+    without an exercise); audio: one line on what became of the source's sound."""
+
+    source: SourceInfo
+    frames: int
+    seconds: float
+    error: str | None
+    stopped: bool
+    audio: str
+    summary: dict[str, Any] | None = field(default=None)
+
+
+def run_job(config: PipelineConfig, outputs: JobOutputs, *,
+            on_start: Callable[[SourceInfo], None] | None = None,
+            on_result: Callable[[FrameResult], None] | None = None,
+            on_status: Callable[[str | None, SourceInfo], None] | None = None,
+            stop: threading.Event | None = None) -> JobResult:
+    """Runs `config`'s source to its end (or until `stop` is set) and writes `outputs`.
+
+    on_start gets the source's description once it is open; on_result every frame's result (from the
+    pipeline's worker thread); on_status a live source's reconnection state each time it changes
+    (None = connected again). Raises whatever opening the source or the model raises (one-line
+    errors: realtime.logs); a source that fails mid-run is reported in `error`, with every frame
+    before it written."""
+    stages = build_stages(config)
+    pipeline = build_pipeline(config, stages)
+    recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics,
+                                        labels_dir=outputs.labels_dir, audio=outputs.audio)
+    try:
+        info = pipeline.start()
+    except BaseException:
+        pipeline.stop()
+        raise
+    if on_start is not None:
+        on_start(info)
+    if on_result is not None:
+        pipeline.subscribe(on_result)
+    start = time.monotonic()
+    shown_status = None
+    stopped = False
+    try:
+        while not pipeline.wait(0.2):
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            status = pipeline.source_status
+            if status != shown_status and on_status is not None:
+                on_status(status, info)
+            shown_status = status
+    finally:
+        pipeline.stop()
+    seconds = time.monotonic() - start
+    summary = fitness_summary(stages, info)
+    if summary is not None and outputs.summary is not None:
+        write_summary(outputs.summary, summary)
+    return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
+                     stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary)
+
+
+def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:
+    """The repetition summary (schema partsight.summary/1) with the source's name and the frame rate
+    its times use; None without an exercise."""
+    if not stages.analysers:
+        return None
+    summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
+    summary["pose_source"] = stages.pose_source
+    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note}
+    return summary
+
+
+def write_summary(path: str, summary: dict[str, Any]) -> None:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def _audio_line(outputs: JobOutputs, recorder) -> str:
+    """What became of the source's sound in the MP4, in one line."""
+    if not outputs.audio:
+        return "audio: left out (--no-audio)"
+    if recorder.audio_note:
+        return recorder.audio_note.replace("audio left out:", "audio: left out:")
+    if recorder.audio:
+        return f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
+    return "audio: none (the source has no sound track, or is live)"
