@@ -1,7 +1,8 @@
 """Builds what a PipelineConfig describes: the parser, the result stages in the one order they
 must run (pose keypoints and a sharper person mask from second models -> person tracking ->
-temporal smoothing, whose per-person keypoint filters are keyed by the tracker's IDs), the
-analysers, and the Pipeline that runs them."""
+temporal smoothing, whose per-person keypoint filters are keyed by the tracker's IDs -> top-down
+parts, which relabel the smoothed people's pixels), the analysers, and the Pipeline that runs
+them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from realtime.analysis.tracking import PersonTracker
 from realtime.config import PipelineConfig
 from realtime.models import Parser, load_parser
 from realtime.models.blazepose import BlazePoseStage
+from realtime.models.bodypix import BodyPixParser
 from realtime.models.selfie_mask import SelfieMaskStage
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
@@ -20,8 +22,8 @@ from realtime.stages import Analyser, ResultStage
 
 @dataclass
 class Stages:
-    """The steps after the parser: `result` (in order) and `analysers`; `smoother` is the last
-    result stage, kept at hand so its strength can change while it runs (0 passes results
+    """The steps after the parser: `result` (in order) and `analysers`; `smoother` is one of the
+    result stages, kept at hand so its strength can change while it runs (0 passes results
     through); `pose_source` names what gives the keypoints ("parser" or a pose stage's name)."""
 
     result: list[ResultStage]
@@ -36,11 +38,10 @@ def build_parser(config: PipelineConfig) -> Parser:
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
-    """BlazePose gives the keypoints when asked for by name ("blazepose-torch": the PyTorch
-    networks, default install; "blazepose": the mediapipe wheel, kept as a test reference), or
-    with "auto" whenever an exercise is counted (then the PyTorch BlazePose); otherwise the
-    parser's keypoints are used ("parser", or "auto" without an exercise)."""
-    return config.pose in ("blazepose", "blazepose-torch") or (config.pose == "auto" and config.exercise is not None)
+    """BlazePose gives the keypoints (and its segmentation sharpens the person mask) unless the
+    parser's own keypoints are asked for ("parser"): "auto" and "blazepose-torch" are the PyTorch
+    networks (default install), "blazepose" the mediapipe wheel, kept as a test reference."""
+    return config.pose != "parser"
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -50,13 +51,34 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
         return [BlazePoseStage()]
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
-    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device)]
+    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device,
+                                segmentation=config.person_mask != "parser")]
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
     "auto"; none with "parser" (the parser's own mask)."""
     return [SelfieMaskStage(device=config.device)] if config.person_mask in ("selfie", "auto") else []
+
+
+def parts_stages(config: PipelineConfig) -> list[ResultStage]:
+    """Top-down parts with "top-down" (BodyPix models only: a second parser instance of the same
+    model, single-person heads); none with "full-frame"."""
+    if config.parts != "top-down":
+        return []
+    from realtime.models.top_down import TopDownPartsStage
+
+    parser = load_parser(config.model, device=config.device, weights=config.weights,
+                         internal_size=config.internal_size, max_people=1)
+    if not isinstance(parser, BodyPixParser):
+        raise ValueError(f"--parts top-down needs a BodyPix model, not {config.model}")
+    return [TopDownPartsStage(parser)]
+
+
+def person_mask_chain(config: PipelineConfig) -> list[ResultStage]:
+    """The stages that shape the person mask, for measures on stills and clips: the pose stage
+    (whose segmentation the person-mask stage refines) and the person-mask stage."""
+    return [*pose_stages(config), *person_mask_stages(config)]
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:
@@ -67,7 +89,8 @@ def build_stages(config: PipelineConfig) -> Stages:
     """Fresh stages for one run of `config` (a stage keeps per-source memory: never share one)."""
     smoother = TemporalSmoother(config.smoothing)
     pose = pose_stages(config)
-    result = [*pose, *person_mask_stages(config), PersonTracker(single_person=config.max_people == 1), smoother]
+    result = [*pose, *person_mask_stages(config), PersonTracker(single_person=config.max_people == 1), smoother,
+              *parts_stages(config)]
     return Stages(result=result, analysers=build_analysers(config), smoother=smoother,
                   pose_source=pose[0].name if pose else "parser")
 

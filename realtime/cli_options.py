@@ -8,6 +8,7 @@ import sys
 from realtime.config import default
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.top_down import PARTS_MODES
 
 
 def whole_number(text: str, minimum: int) -> int:
@@ -66,7 +67,7 @@ def smoothing_strength(text: str) -> float:
 def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAULT_MODEL,
                   max_people: int = default("max_people")) -> None:
     """--model (None: the window's last used), --weights, --device, --internal-size, --max-people,
-    --person-mask."""
+    --person-mask, --parts."""
     command.add_argument("--model", default=model, choices=sorted(MODEL_SPECS),
                          help=f"model name (default {model or 'the last one used'})")
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
@@ -77,8 +78,13 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                          help=f"parse up to N people, each with a stable ID (default {max_people}; "
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
-                         help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
-                              "(PyTorch, no extra needed; auto = selfie)")
+                         help="the parser's own person mask, or MediaPipe's selfie segmenter averaged with "
+                              "BlazePose's segmentation and refined along the frame's edges (PyTorch, no extra "
+                              "needed; auto = selfie)")
+    command.add_argument("--parts", default=default("parts"), choices=PARTS_MODES,
+                         help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
+                              "person's crop at the full network input (sharper parts on people far from the "
+                              f"camera, one more batched pass; default {default('parts')})")
 
 
 def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:

@@ -12,6 +12,7 @@ from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
 
 PACINGS = ("every-frame", "realtime")
@@ -24,7 +25,8 @@ class PipelineConfig:
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
-    installed). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
+    installed). parts: "full-frame" (the parser's labels) or "top-down" (BodyPix again on each
+    person's crop at the full network input). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
     landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
     the repetitions to count (None = no fitness analysis). fps: frames per second of an image
     sequence (None = 30). frame_limit: stop after this many frames. loop: start a
@@ -40,6 +42,7 @@ class PipelineConfig:
     internal_size: int | None = None
     max_people: int = 4
     person_mask: str = "auto"
+    parts: str = "full-frame"
     pose: str = "auto"
     angles: str = "2d"
     smoothing: float = DEFAULT_STRENGTH
@@ -52,6 +55,7 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
+                                     ("parts mode", self.parts, PARTS_MODES),
                                      ("pose source", self.pose, POSE_SOURCES),
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:

@@ -1,4 +1,4 @@
-"""`partsight eval flicker|jitter|person-iou`: the measures of realtime.evaluation as commands
+"""`partsight eval flicker|jitter|person-iou|part-iou`: the measures of realtime.evaluation as commands
 that print one JSON object."""
 from __future__ import annotations
 
@@ -49,6 +49,41 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     model_options(person_iou)
     person_iou.set_defaults(handler=_person_iou)
 
+    part_iou = measures.add_parser("part-iou", help="body-part IoU of BodyPix's parts, full-frame vs top-down, "
+                                                    "against ground-truth label maps")
+    part_iou.add_argument("dataset", type=Path, help="folder of labelled images (label_X.png / X_label.png / ann_X.png "
+                                                    "beside the image)")
+    part_iou.add_argument("--labels", default="pascal-person-part", choices=("pascal-person-part", "lip"),
+                          help="what the label maps hold: PASCAL-Person-Part's six parts (scored on them), or "
+                               "LIP/CIHP's 20 classes (scored on head, torso, arms, legs)")
+    model_options(part_iou)
+    part_iou.set_defaults(handler=_part_iou)
+
+
+def _part_iou(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from realtime.build import build_parser, parts_stages, person_mask_chain
+    from realtime.config import config_from_args
+    from realtime.evaluation import evaluate_part_iou, labelled_images, run_stages
+    from realtime.types import Frame
+
+    if not args.dataset.is_dir():
+        raise ValueError(f"{args.dataset} is not a folder")
+    config = config_from_args(args)
+    images = labelled_images(args.dataset)
+    parser = build_parser(config)
+    masks = person_mask_chain(config)
+    top_down = parts_stages(replace(config, parts="top-down"))
+
+    def labels(stages):
+        return lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True).labels
+
+    report = evaluate_part_iou({"full_frame": labels(masks), "top_down": labels([*masks, *top_down])}, images,
+                               args.labels)
+    print(json.dumps({**_model_fields(parser, config, masks, smoothing=False), **report}))
+    return 0
+
 
 def _dataset(args: argparse.Namespace) -> Path:
     folder = args.dataset or default_datasets_dir()
@@ -59,19 +94,19 @@ def _dataset(args: argparse.Namespace) -> Path:
 
 def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:
     return {"model": parser.spec.name, "device": str(parser.device), "internal_size": parser.internal_size,
-            "max_people": config.max_people, "person_mask": person_mask[0].name if person_mask else "parser",
+            "max_people": config.max_people, "person_mask": " + ".join(stage.name for stage in person_mask) or "parser",
             **({"smoothing": config.smoothing} if smoothing else {})}
 
 
 def _flicker(args: argparse.Namespace) -> int:
-    from realtime.build import build_parser, person_mask_stages
+    from realtime.build import build_parser, person_mask_chain
     from realtime.config import config_from_args
     from realtime.evaluation import evaluate_flicker, file_frames
     from realtime.smoothing import TemporalSmoother
 
     config = config_from_args(args)
     parser = build_parser(config)
-    stages = person_mask_stages(config)
+    stages = person_mask_chain(config)
     problems: list[str] = []
     frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems)
     report = evaluate_flicker(parser, frames, TemporalSmoother(config.smoothing), stages=stages)
@@ -81,7 +116,7 @@ def _flicker(args: argparse.Namespace) -> int:
 
 
 def _jitter(args: argparse.Namespace) -> int:
-    from realtime.build import build_parser, person_mask_stages
+    from realtime.build import build_parser, person_mask_chain
     from realtime.config import config_from_args
     from realtime.evaluation import evaluate_jitter, labelled_images, read_rgb
     from realtime.smoothing import TemporalSmoother
@@ -92,7 +127,7 @@ def _jitter(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
     stills = [read_rgb(path) for path in paths]
     parser = build_parser(config)
-    stages = person_mask_stages(config)
+    stages = person_mask_chain(config)
     report = evaluate_jitter(parser, stills, lambda: TemporalSmoother(config.smoothing), frames=args.jitter_frames,
                              seed=args.seed, stages=stages)
     print(json.dumps({**_model_fields(parser, config, stages), **report}))
@@ -100,7 +135,7 @@ def _jitter(args: argparse.Namespace) -> int:
 
 
 def _person_iou(args: argparse.Namespace) -> int:
-    from realtime.build import build_parser, person_mask_stages
+    from realtime.build import build_parser, person_mask_chain
     from realtime.config import config_from_args
     from realtime.evaluation import evaluate_person_iou, labelled_images, run_stages
     from realtime.types import Frame
@@ -108,9 +143,9 @@ def _person_iou(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     images = labelled_images(_dataset(args))
     parser = build_parser(config)
-    stages = person_mask_stages(config)
+    stages = person_mask_chain(config)
 
-    report = evaluate_person_iou(lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb)).person_mask,
-                                 images)
+    report = evaluate_person_iou(
+        lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True).person_mask, images)
     print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report}))
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 from realtime.imaging import warp_by_flow
 from realtime.models import Parser
 from realtime.sources import SourceError, open_source
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult
 
 Stage = Callable[[Frame, ParseResult], ParseResult]
@@ -259,12 +260,93 @@ def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images:
     }
 
 
-def run_stages(stages: Sequence[Stage], frame: Frame, parse: ParseResult) -> ParseResult:
-    """`parse` through `stages`, in order."""
+def run_stages(stages: Sequence[ResultStage], frame: Frame, parse: ParseResult, *, still: bool = False) -> ParseResult:
+    """`parse` through `stages`, in order; `still`: a photo unrelated to the last one, so the
+    stages forget what they tracked first (the pose stage detects people afresh)."""
     for stage in stages:
+        if still:
+            stage.reset()
         parse = stage(frame, parse)
     return parse
 
 
 def _median_ms(values: Sequence[float]) -> float:
     return round(statistics.median(values), 2) if values else 0.0
+
+
+# --- body-part IoU on labelled images ------------------------------------------------------
+# PASCAL-Person-Part's parts (ids of labels.PASCAL_PERSON_PARTS: 1 head, 2 torso, 3 upper arms,
+# 4 lower arms, 5 upper legs, 6 lower legs) for each of BodyPix's 25 ids (labels.BODYPIX_PARTS):
+# faces -> head, hands -> lower arms, feet -> lower legs.
+BODYPIX_TO_PASCAL_PARTS = np.array([0, 1, 1, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 2, 2, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6], np.uint8)
+# LIP / CIHP ground truth (20 ids, labels.LIP_PARTS) marks clothes, not limbs: a sleeve is
+# upper_clothes, trousers are pants. Scored on the four regions both conventions share (1 head,
+# 2 torso, 3 arms, 4 legs): clothes on the trunk -> torso, gloves -> arms, pants, skirts, socks
+# and shoes -> legs.
+LIP_TO_REGIONS = np.array([0, 1, 1, 3, 1, 2, 2, 2, 4, 4, 2, 2, 4, 1, 3, 3, 4, 4, 4, 4], np.uint8)
+PASCAL_PARTS_TO_REGIONS = np.array([0, 1, 2, 3, 3, 4, 4], np.uint8)
+PART_LABEL_FORMATS = {
+    # format: (names of the scored classes 1..N, ground truth ids -> scored ids, PASCAL parts -> scored ids)
+    "pascal-person-part": (("head", "torso", "upper_arms", "lower_arms", "upper_legs", "lower_legs"),
+                           np.arange(7, dtype=np.uint8), np.arange(7, dtype=np.uint8)),
+    "lip": (("head", "torso", "arms", "legs"), LIP_TO_REGIONS, PASCAL_PARTS_TO_REGIONS),
+}
+
+
+def read_class_ids(path: str | Path) -> np.ndarray:
+    """H x W uint8 class ids of a single-channel label PNG (grey values are the ids)."""
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None or label.ndim != 2:
+        raise ValueError(f"{path}: not a single-channel label image of class ids")
+    return label.astype(np.uint8)
+
+
+@dataclass
+class PartIoU:
+    """Dataset-level IoU per class: intersections and unions summed over every image, so a large
+    person weighs more than a small one (the PASCAL-Person-Part convention)."""
+
+    names: tuple[str, ...]
+    intersection: np.ndarray
+    union: np.ndarray
+
+    @classmethod
+    def empty(cls, names: tuple[str, ...]) -> PartIoU:
+        return cls(names, np.zeros(len(names), np.int64), np.zeros(len(names), np.int64))
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        for index in range(len(self.names)):
+            p, t = predicted == index + 1, truth == index + 1
+            self.intersection[index] += int((p & t).sum())
+            self.union[index] += int((p | t).sum())
+
+    def report(self) -> dict:
+        """{"miou": mean over classes seen in the truth or the predictions, "per_class": {...}}."""
+        seen = self.union > 0
+        per_class = {name: round(float(i / u), 4) if u else None
+                     for name, i, u in zip(self.names, self.intersection, self.union)}
+        miou = float(np.mean(self.intersection[seen] / self.union[seen])) if seen.any() else 0.0
+        return {"miou": round(miou, 4), "per_class": per_class}
+
+
+def evaluate_part_iou(parsers: dict[str, Callable[[np.ndarray], np.ndarray]], images: Sequence[LabelledImage],
+                      label_format: str) -> dict:
+    """Body-part IoU of each `parsers[name](rgb) -> H x W BodyPix ids` against the labelled images,
+    in `label_format` ("pascal-person-part": six parts; "lip": LIP/CIHP ids scored on four
+    regions), with milliseconds per image. The parsers run on the same images in turn."""
+    names, truth_map, parts_map = PART_LABEL_FORMATS[label_format]
+    scores = {name: PartIoU.empty(names) for name in parsers}
+    times: dict[str, list[float]] = {name: [] for name in parsers}
+    for item in images:
+        rgb = read_rgb(item.image)
+        truth = truth_map[read_class_ids(item.label)]
+        if truth.shape != rgb.shape[:2]:
+            raise ValueError(f"{item.label}: label size differs from {item.image}")
+        for name, parse in parsers.items():
+            parse(rgb)  # the first call at a new size may build and cache the model's graph
+            start = time.perf_counter()
+            labels = parse(rgb)
+            times[name].append((time.perf_counter() - start) * 1000)
+            scores[name].add(parts_map[BODYPIX_TO_PASCAL_PARTS[labels]], truth)
+    return {"images": len(images), "labels": label_format,
+            **{name: {**scores[name].report(), "ms_per_image": _median_ms(times[name])} for name in parsers}}

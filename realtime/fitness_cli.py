@@ -33,9 +33,8 @@ def fitness_options(command: argparse.ArgumentParser) -> None:
 def pose_option(group, default: str) -> None:
     group.add_argument("--pose", default=default, choices=POSE_SOURCES,
                        help="keypoints for the angles: the parser's own, blazepose-torch (BlazePose in PyTorch "
-                            "from the weights cache, no mediapipe), blazepose (the mediapipe wheel, a test "
-                            "reference), or auto = blazepose-torch when an exercise is counted, else the "
-                            f"parser's (default {default})")
+                            "from the weights cache, no mediapipe; several people, 33 landmarks each), blazepose "
+                            f"(the mediapipe wheel, a test reference), or auto = blazepose-torch (default {default})")
 
 
 def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:

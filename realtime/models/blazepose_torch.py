@@ -8,7 +8,9 @@ ROIs as one batch. People whose pose flag falls under `min_presence` are dropped
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them; a person no parsed person owns joins the result
-with the landmark network's segmentation (warped back from its ROI) as its mask.
+with the landmark network's segmentation (warped back from its ROI) as its mask. The people's
+segmentations, as one frame-size probability (the most likely person at each pixel), become the
+result's `person_probs` (with `segmentation`), which the person-mask stage refines.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 from realtime.models.blazepose import BLAZEPOSE_TO_COCO
 from realtime.models.blazepose_detector import BlazePoseDetector
 from realtime.models.blazepose_landmark import INPUT_SIZE, BlazePoseLandmarker, PoseLandmarks, Roi, roi_from_points
+from realtime.imaging import sigmoid
 from realtime.types import Frame, ParseResult, PersonParse
 
 MIN_PRESENCE = 0.5
@@ -30,7 +33,7 @@ class BlazePoseTorchStage:
     name = "blazepose-torch"
 
     def __init__(self, *, max_people: int = 1, device: str | torch.device = "cpu",
-                 min_presence: float = MIN_PRESENCE, redetect_every: int = 10) -> None:
+                 min_presence: float = MIN_PRESENCE, redetect_every: int = 10, segmentation: bool = True) -> None:
         from realtime.models import resolve_device
 
         target = resolve_device(device)
@@ -39,6 +42,7 @@ class BlazePoseTorchStage:
         self.max_people = max_people
         self.min_presence = min_presence
         self.redetect_every = redetect_every
+        self.segmentation = segmentation
         self._tracked: list[Roi] = []
         self._since_detection = 0
 
@@ -69,7 +73,8 @@ class BlazePoseTorchStage:
         if not people and parse.person_mask.any():
             people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
-        for pose, person in zip(poses, found):
+        segmentations = [_frame_logits(person, (h, w)) for person in found]
+        for pose, person, logits in zip(poses, found, segmentations):
             landmarks = np.column_stack([person.xyz[:33], person.visibility[:33], person.presence[:33]]).astype(np.float32)
             world = person.world[:33].astype(np.float32)
             owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
@@ -79,11 +84,14 @@ class BlazePoseTorchStage:
                 people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()),
                                        landmarks=landmarks, world_landmarks=world)
             else:
-                mask = _frame_mask(person, (h, w))
+                mask = logits > 0
                 people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
                                           float(pose[:, 2].mean()), landmarks, world))
                 taken.add(len(people) - 1)
-        return replace(parse, people=people)
+        if not self.segmentation:
+            return replace(parse, people=people)
+        person_probs = sigmoid(np.clip(np.maximum.reduce(segmentations), -30.0, 30.0)).astype(np.float32)
+        return replace(parse, people=people, person_probs=person_probs)
 
     def reset(self) -> None:
         """Forgets the tracked people (a new source)."""
@@ -109,12 +117,12 @@ def _distinct(people: list[PoseLandmarks]) -> list[PoseLandmarks]:
     return kept
 
 
-def _frame_mask(person: PoseLandmarks, shape: tuple[int, int]) -> np.ndarray:
-    """The landmark network's segmentation (ROI logits) warped back onto the frame, > 0."""
+def _frame_logits(person: PoseLandmarks, shape: tuple[int, int]) -> np.ndarray:
+    """The landmark network's segmentation (ROI logits) warped back onto the frame (H x W float32;
+    far negative outside the ROI)."""
     h, w = shape
-    logits = cv2.warpAffine(person.segmentation.astype(np.float32), person.roi.to_roi_matrix(INPUT_SIZE), (w, h),
-                            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-100.0)
-    return logits > 0
+    return cv2.warpAffine(person.segmentation.astype(np.float32), person.roi.to_roi_matrix(INPUT_SIZE), (w, h),
+                          flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=-100.0)
 
 
 def _points_inside(mask: np.ndarray, keypoints: np.ndarray) -> int:

@@ -1,13 +1,12 @@
 """Sharper person mask: MediaPipe's selfie segmenter (the general 256 x 256 model, run by the
 PyTorch `SelfieSegmenter` of realtime.models.selfie_segmenter from its .tflite weights, no
-mediapipe needed) fused with the parser's person probability, as a ResultStage before the
-tracker and the smoother (which smooths the fused probability, `ParseResult.person_probs`).
+mediapipe needed), averaged with BlazePose's per-person segmentation when the pose stage ran
+before (it leaves it in `ParseResult.person_probs`), refined along the frame's edges by a fast
+guided filter, as a ResultStage before the tracker and the smoother (which smooths the result,
+`ParseResult.person_probs`). The parser keeps only the part labels.
 
-BodyPix's person probability lives on a stride-16 grid, so its edges are coarse; the selfie
-segmenter's 256 x 256 mask follows edges closely but misses people in crowds and tight crops.
-The fused probability moves BodyPix's 30% of the way towards the selfie segmenter's: where
-BodyPix is sure (p < 0.29 or p > 0.71) its decision stands, near its edge the selfie mask
-decides.
+Measured on 101 of the ccp_dev photos (mean person IoU): BodyPix's own mask 0.795, the selfie
+segmenter 0.918, BlazePose's segmentation 0.930, their mean 0.936, refined 0.941.
 """
 from __future__ import annotations
 
@@ -16,30 +15,28 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from realtime.imaging import fill_from_nearest
+from realtime.imaging import fast_guided_filter, fill_from_nearest
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.types import Frame, ParseResult, PersonParse
 
 PERSON_MASK_SOURCES = ("auto", "parser", "selfie")
-SELFIE_WEIGHT = 0.3
 _EPS = 1e-6
 
 
 class SelfieMaskStage:
-    """Replaces the person mask by the fused one and sets `person_probs`: pixels it adds take the
+    """Replaces the person mask by the refined one and sets `person_probs`: pixels it adds take the
     part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
-    lose their part and their person. Results without the person probability (`part_probs`) pass
-    unchanged."""
+    lose their part and their person. Results without the parser's part probabilities
+    (`part_probs`) pass unchanged."""
 
     name = "selfie-mask"
 
-    def __init__(self, *, weight: float = SELFIE_WEIGHT, device: str = "cpu") -> None:
+    def __init__(self, *, device: str = "cpu") -> None:
         from realtime.models import resolve_device
         from realtime.models.selfie_segmenter import SelfieSegmenter
 
         self._segmenter = SelfieSegmenter("selfie", device=resolve_device(device))
         self._upsampler = GridUpsampler()
-        self.weight = weight
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         if parse.part_probs is None:
@@ -48,11 +45,11 @@ class SelfieMaskStage:
         (selfie,) = self._segmenter([np.ascontiguousarray(frame.image)])
         if selfie.shape != frame_hw:
             selfie = cv2.resize(selfie, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
-        parser_person = self._upsampler.upsample(parse.part_probs[0], frame_hw)
-        fused_probs = parser_person + self.weight * (selfie - parser_person)
-        fused = fused_probs > 0.5
-        decided_by_selfie = fused != (parser_person > 0.5)
-        person = np.where(decided_by_selfie, fused, parse.person_mask)
+        if parse.person_probs is not None:
+            selfie = (selfie + parse.person_probs) / 2
+        grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        fused_probs = np.clip(fast_guided_filter(grey, selfie.astype(np.float32)), 0.0, 1.0)
+        person = fused_probs > 0.5
         added = person & ~parse.person_mask
         labels = np.where(person, parse.labels, 0).astype(np.uint8)
         ys, xs = np.nonzero(added)

@@ -1,0 +1,68 @@
+"""Counting that survives how people really film and exercise, on inputs made from the real squat
+clip (faults/squat30.mp4: 2 squats at 30 fps, bottoms at about frames 43 and 98, by eye on
+cg-mannequin-squat.mp4's frames 86 and 196 at 60 fps):
+- a long hold at the bottom (a goblet squat held 2.5 s each rep: the bottom frame repeated);
+- a camera that pans (a 70 %-wide window sliding across the frame and back, scaled to one size).
+Each is written as an MP4 with PyAV and counted through `main.py process` with the defaults."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+from _paths import REPO
+
+BOTTOMS = (43, 98)
+HOLD_FRAMES = 75  # 2.5 s at 30 fps
+
+
+def _frames(clip: Path) -> list[np.ndarray]:
+    with av.open(str(clip)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def _write(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[:2]
+        stream.pix_fmt = "yuv420p"
+        for rgb in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def _count(clip: Path, out: Path) -> dict:
+    summary = out / f"{clip.stem}.summary.json"
+    run = subprocess.run([sys.executable, "main.py", "process", str(clip), "-o", str(out / f"{clip.stem}.out.mp4"),
+                          "--exercise", "squat", "--summary", str(summary)],
+                         cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr
+    return json.loads(summary.read_text())
+
+
+def test_a_long_hold_at_the_bottom_still_counts_each_squat_once(media_dir: Path, tmp_path: Path):
+    frames = _frames(media_dir / "faults" / "squat30.mp4")
+    held: list[np.ndarray] = []
+    for index, rgb in enumerate(frames):
+        held.extend([rgb] * (HOLD_FRAMES if index in BOTTOMS else 1))
+    summary = _count(_write(tmp_path / "held.mp4", held), tmp_path)
+    assert summary["reps"] == 2, summary
+    for rep, bottom in zip(summary["per_rep"], BOTTOMS):
+        assert rep["start_s"] < (bottom + HOLD_FRAMES / 2) / 30 < rep["end_s"] + (HOLD_FRAMES / 30), rep
+
+
+def test_a_panning_camera_still_counts_every_squat(media_dir: Path, tmp_path: Path):
+    frames = _frames(media_dir / "faults" / "squat30.mp4")
+    height, width = frames[0].shape[:2]
+    window = int(width * 0.7)
+    # the window's left edge goes from 0 to the far side and back, once over the clip
+    lefts = (width - window) * (1 - np.cos(np.linspace(0, 2 * np.pi, len(frames)))) / 2
+    panned = [cv2.resize(np.ascontiguousarray(rgb[:, int(left):int(left) + window]), (width, height))
+              for rgb, left in zip(frames, lefts)]
+    summary = _count(_write(tmp_path / "panned.mp4", panned), tmp_path)
+    assert summary["reps"] == 2, summary
