@@ -40,10 +40,10 @@ def pose_option(group, default: str) -> None:
 def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     command = commands.add_parser("pose-quality", help="how usable the keypoints are for angles on a clip; prints JSON")
     command.add_argument("source", help="video file or image folder")
-    pose_option(command, "parser")
+    pose_option(command, "auto")
     command.add_argument("--frames", type=int, help="stop after this many frames")
     fps_option(command)
-    # The raw keypoints of one person unless asked otherwise: what the parser itself gives.
+    # One person's raw keypoints (no smoothing) unless asked otherwise.
     model_options(command, max_people=1)
     smoothing_option(command, 0.0)
     command.set_defaults(handler=_pose_quality)
@@ -54,11 +54,12 @@ def _pose_quality(args: argparse.Namespace) -> int:
     import threading
 
     from realtime.analysis.pose_quality import pose_quality
-    from realtime.build import build_pipeline
+    from realtime.build import build_pipeline, build_stages
     from realtime.config import config_from_args
 
     config = config_from_args(args)
-    pipeline = build_pipeline(config)
+    stages = build_stages(config)
+    pipeline = build_pipeline(config, stages)
     keypoints = []
     enough = threading.Event()
 
@@ -76,7 +77,7 @@ def _pose_quality(args: argparse.Namespace) -> int:
         pipeline.stop()
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
-    report = {"source": info.name, "model": pipeline.stats.model, "pose": args.pose,
+    report = {"source": info.name, "model": pipeline.stats.model, "pose": stages.pose_source,
               **pose_quality(keypoints[: args.frames] if args.frames else keypoints), **warning_field(pipeline.error)}
     print(json.dumps(report))
     return 0

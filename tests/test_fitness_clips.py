@@ -137,6 +137,6 @@ def test_pose_quality_reports_the_knees_as_usable_on_the_squat_clip(media_dir):
                           "--frames", "120", "--device", "cpu"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
-    assert report["frames"] == 120 and report["pose"] == "parser" and report["model"] == "bodypix"
+    assert report["frames"] == 120 and report["pose"] == "blazepose-torch" and report["model"] == "bodypix"
     knee = report["joints"]["left_knee"]
     assert knee["known"] > 0.95 and knee["jitter_deg"] < 10 and knee["jumps"] < 0.1
