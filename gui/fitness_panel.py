@@ -1,5 +1,6 @@
 """The fitness controls together: exercise picker, big rep counters, what to try when a counted
-angle is unknown, live angle plot, reps table and export buttons. The window feeds it frames and the analyser's summary; it never calls the engine."""
+angle is unknown, live angle plot, reps table and export buttons. The window feeds it frames and
+the analyser's summary; it never calls the engine."""
 from __future__ import annotations
 
 from typing import Any

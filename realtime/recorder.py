@@ -22,7 +22,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz: every common frame rate lands on a whole tick
-_NEW_SOURCE_STEP = 3000  # a 30 fps frame in _TIME_BASE ticks, between the last frame of a source and the next one's first
+_FRAME_S = Fraction(1, 30)  # the stream's nominal frame duration: what the encoder gives the last frame
+_NEW_SOURCE_STEP = round(_FRAME_S / _TIME_BASE)  # ticks between the last frame of a source and the next one's first
 _STOP = object()
 
 
@@ -80,8 +81,8 @@ class Recorder:
         self._metrics_fd: int | None = None
         self._metrics_bytes = 0
         self._last_pts = -1
-        self._last_step = round(Fraction(1, 30) / _TIME_BASE)  # ticks from the last frame to the one before
-        self._pts_offset = 0  # ticks added to frame times: the first lands at 0, a source switched to goes on after the last
+        # ticks added to frame times: the first frame lands at 0, a source switched to goes on after the last
+        self._pts_offset = 0
         self._prepare_outputs()
         self._thread = threading.Thread(target=self._run, name="partsight-recorder", daemon=True)
         self._thread.start()
@@ -145,7 +146,7 @@ class Recorder:
             # reaches the file at once, not when a 256 KiB buffer fills
             options={"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"},
         )
-        stream = self._container.add_stream(self.codec, rate=30)
+        stream = self._container.add_stream(self.codec, rate=round(1 / _FRAME_S))
         stream.width = max(2, width - width % 2)  # yuv420p needs even sizes
         stream.height = max(2, height - height % 2)
         stream.pix_fmt = "yuv420p"
@@ -174,8 +175,6 @@ class Recorder:
         if pts <= self._last_pts:  # the window switched to a source whose times start again
             self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
             pts = self._last_pts + _NEW_SOURCE_STEP
-        if self._last_pts >= 0:
-            self._last_step = pts - self._last_pts
         self._last_pts = pts
         self._feed_audio(item, float(pts * _TIME_BASE))
         frame.pts = pts
@@ -204,7 +203,7 @@ class Recorder:
         try:
             self._audio = AudioFeed.open(self._audio_from, self._container, offset_s=item.source_s, start_s=0.0)
         except (OSError, av.error.FFmpegError, ValueError) as exc:
-            self._audio_failed(item.pts_s, exc)
+            self._audio_failed(0.0, exc)
             return
         self.audio = [] if self._audio is None else self._audio.codecs
 
@@ -268,7 +267,7 @@ class Recorder:
             try:
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
-                self._end_audio(float((self._last_pts + self._last_step) * _TIME_BASE))
+                self._end_audio(float(self._last_pts * _TIME_BASE + _FRAME_S))  # the last frame shows for _FRAME_S
                 self._container.close()
             except (OSError, av.error.FFmpegError) as exc:
                 self.error = self.error or f"finalising {self.video_path} failed: {exc}"
