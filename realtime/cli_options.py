@@ -23,7 +23,8 @@ def whole_number(text: str, minimum: int) -> int:
 
 def fps_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fps", type=positive_float,
-                         help="frame rate of an image sequence (a folder), default 30; videos keep their own")
+                         help="frame rate of an image sequence (a folder); default: the rate its seqinfo.ini or JSON "
+                              "sidecar states, else 30; videos keep their own")
 
 
 def warning_field(error: str | None) -> dict[str, str]:

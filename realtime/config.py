@@ -29,8 +29,8 @@ class PipelineConfig:
     person's crop at the full network input). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
     landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
     the repetitions to count (None = no fitness analysis). fps: frames per second of an image
-    sequence (None = 30). frame_limit: stop after this many frames. loop: start a
-    file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
+    sequence (None = the rate its metadata states, else 30). frame_limit: stop after this many
+    frames. loop: start a file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
     paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead."""
 
     source: str | None = None

@@ -114,8 +114,9 @@ def _audio_line(outputs: JobOutputs, recorder) -> str:
     """What became of the source's sound in the MP4, in one line."""
     if not outputs.audio:
         return "audio: left out (--no-audio)"
-    if recorder.audio_note:
-        return recorder.audio_note.replace("audio left out:", "audio: left out:")
     if recorder.audio:
-        return f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
+        kept = f"audio: {', '.join(recorder.audio)} kept, in sync with the video"
+        return f"{kept}; it {recorder.audio_note}" if recorder.audio_note else kept
+    if recorder.audio_note:
+        return f"audio: {recorder.audio_note}"
     return "audio: none (the source has no sound track, or is live)"

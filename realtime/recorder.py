@@ -1,14 +1,12 @@
-"""Recording: annotated video (fragmented MP4, so a killed process leaves a playable file),
-a JSONL line per frame and optional label PNGs, written by one recorder thread; at the end the
-source's audio streams are added to the MP4 on the video's time base (`add_audio`)."""
+"""Recording: annotated video with the source's sound (fragmented MP4, so a killed process leaves
+a playable file, with its sound: the audio is muxed with the video as it is written, `AudioFeed`),
+a JSONL line per frame and optional label PNGs, written by one recorder thread."""
 from __future__ import annotations
 
 import contextlib
 import errno
-import heapq
 import json
 import logging
-import math
 import os
 import queue
 import threading
@@ -24,7 +22,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz: every common frame rate lands on a whole tick
-_NEW_SOURCE_STEP = 3000  # a 30 fps frame in _TIME_BASE ticks, between the last frame of a source and the next one's first
+_FRAME_S = Fraction(1, 30)  # the stream's nominal frame duration: what the encoder gives the last frame
+_NEW_SOURCE_STEP = round(_FRAME_S / _TIME_BASE)  # ticks between the last frame of a source and the next one's first
 _STOP = object()
 
 
@@ -56,9 +55,10 @@ class RecordItem:
 class Recorder:
     """Writes RecordItems on its own thread. `write` blocks while the queue is full, so nothing
     is dropped; `close` drains the queue and finalises the files. With `audio_from` (the source's
-    file or URL) the source's audio streams are added when it closes, shifted as the video's
-    frames were (their `source_s` against `pts_s`); `audio` then lists what was added ([] when the
-    source has none, or is live) and `audio_note` says why audio was left out, if it was."""
+    file or URL) the source's audio streams are muxed along with the video, shifted as the video's
+    frames were (their `source_s` against `pts_s`); `audio` then lists what the MP4 carries ([]
+    when the source has none, or is live) and `audio_note` says why it was left out ("left out:
+    ...") or where it stops ("stops at 4.20 s: ..."), if it was or does."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                  labels_dir: str | Path | None = None, queue_frames: int = 16, crf: int = 23,
@@ -74,14 +74,15 @@ class Recorder:
         self.audio: list[str] | None = None
         self.audio_note: str | None = None
         self._audio_from = audio_from
-        self._audio_offset_s: float | None = None  # source time - output time, the same for every frame
+        self._audio: AudioFeed | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.stream.VideoStream | None = None
         self._metrics_fd: int | None = None
         self._metrics_bytes = 0
         self._last_pts = -1
-        self._pts_offset = 0  # ticks added to the times of a source the window switched to mid-recording
+        # ticks added to frame times: the first frame lands at 0, a source switched to goes on after the last
+        self._pts_offset = 0
         self._prepare_outputs()
         self._thread = threading.Thread(target=self._run, name="partsight-recorder", daemon=True)
         self._thread.start()
@@ -140,10 +141,12 @@ class Recorder:
     def _open_video(self, width: int, height: int) -> None:
         self._container = av.open(
             str(self.video_path), mode="w", format="mp4",
-            # flush_packets: each finished fragment reaches the file at once, not when a 256 KiB buffer fills
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+            # delay_moov: the header waits for the first fragment, so that its edit lists can place
+            # an audio track that starts after the video; flush_packets: each finished fragment
+            # reaches the file at once, not when a 256 KiB buffer fills
+            options={"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"},
         )
-        stream = self._container.add_stream(self.codec, rate=30)
+        stream = self._container.add_stream(self.codec, rate=round(1 / _FRAME_S))
         stream.width = max(2, width - width % 2)  # yuv420p needs even sizes
         stream.height = max(2, height - height % 2)
         stream.pix_fmt = "yuv420p"
@@ -161,17 +164,19 @@ class Recorder:
         start = time.perf_counter()
         if self._container is None:
             self._open_video(item.image.shape[1], item.image.shape[0])
+            self._pts_offset = -round(item.pts_s / _TIME_BASE)
+            self._open_audio(item)
         image = item.image[: self._stream.height, : self._stream.width]
         if image.shape[:2] != (self._stream.height, self._stream.width):  # a 1-pixel-wide or -high frame
             pad = ((0, self._stream.height - image.shape[0]), (0, self._stream.width - image.shape[1]), (0, 0))
             image = np.pad(image, pad, mode="edge")
-        self._follow_audio_offset(item)
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
         pts = round(item.pts_s / _TIME_BASE) + self._pts_offset
         if pts <= self._last_pts:  # the window switched to a source whose times start again
             self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
             pts = self._last_pts + _NEW_SOURCE_STEP
         self._last_pts = pts
+        self._feed_audio(item, float(pts * _TIME_BASE))
         frame.pts = pts
         frame.time_base = _TIME_BASE
         for packet in self._stream.encode(frame):
@@ -187,17 +192,60 @@ class Recorder:
             self._write_line(line)
         self.frames_written += 1
 
-    def _follow_audio_offset(self, item: RecordItem) -> None:
-        """Audio stays in sync only while every frame keeps the first frame's shift between source
-        and output time (a looped file or a switched source breaks it: the audio is left out)."""
+    def _open_audio(self, item: RecordItem) -> None:
+        """Adds the source's audio streams before the first packet (the MP4's header names every
+        stream); the first frame's shift between source and output time places them."""
         if self._audio_from is None:
             return
-        offset_s = None if item.source_s is None else item.source_s - item.pts_s
-        if self._audio_offset_s is None and self.frames_written == 0:
-            self._audio_offset_s = offset_s
-        if offset_s is None or self._audio_offset_s is None or abs(offset_s - self._audio_offset_s) > 1e-3:
-            self._audio_from = None
-            self.audio_note = "audio left out: the video's times do not follow the source's clock throughout"
+        if item.source_s is None:
+            self.audio_note = "left out: the source's frames carry no times to align it with"
+            return
+        try:
+            self._audio = AudioFeed.open(self._audio_from, self._container, offset_s=item.source_s, start_s=0.0)
+        except (OSError, av.error.FFmpegError, ValueError) as exc:
+            self._audio_failed(0.0, exc)
+            return
+        self.audio = [] if self._audio is None else self._audio.codecs
+
+    def _feed_audio(self, item: RecordItem, out_s: float) -> None:
+        """Muxes the audio up to this frame's output time. Audio stays in sync only while every
+        frame keeps the first frame's shift between source and output time; where a looped file
+        or a switched source breaks it, the audio ends."""
+        if self._audio is None:
+            return
+        if item.source_s is None or abs(item.source_s - out_s - self._audio.offset_s) > 1e-3:
+            self._end_audio(out_s)
+            if self.audio_note is None:
+                self.audio_note = (f"stops at {out_s:.2f} s: the video's times stop following the source's "
+                                   "clock there (a looped file or a switched source)")
+            return
+        try:
+            self._audio.mux_until(out_s)
+        except (OSError, av.error.FFmpegError, ValueError) as exc:
+            self._audio_failed(out_s, exc)
+
+    def _end_audio(self, end_s: float) -> None:
+        """Muxes the rest of the audio up to `end_s` (output seconds), flushes it and closes its source."""
+        if self._audio is None:
+            return
+        try:
+            self._audio.finish(end_s)
+        except (OSError, av.error.FFmpegError, ValueError) as exc:
+            self._audio_failed(end_s, exc)
+        finally:
+            if self._audio is not None:
+                self._audio.close()
+                self._audio = None
+
+    def _audio_failed(self, at_s: float, exc: BaseException) -> None:
+        from realtime.sources import redact_url
+
+        log.exception("the audio of %s failed", redact_url(self._audio_from))
+        reason = redact_url(str(exc))
+        self.audio_note = f"stops at {at_s:.2f} s: {reason}" if self.audio else f"left out: {reason}"
+        if self._audio is not None:
+            self._audio.close()
+            self._audio = None
 
     def _write_line(self, line: dict) -> None:
         """Appends one whole JSONL line with one write; a short write (disk full) is cut off again."""
@@ -219,91 +267,109 @@ class Recorder:
             try:
                 for packet in self._stream.encode(None):
                     self._container.mux(packet)
+                self._end_audio(float(self._last_pts * _TIME_BASE + _FRAME_S))  # the last frame shows for _FRAME_S
                 self._container.close()
             except (OSError, av.error.FFmpegError) as exc:
                 self.error = self.error or f"finalising {self.video_path} failed: {exc}"
                 log.exception("finalising %s failed", self.video_path)
-            else:
-                self._add_audio()
+            finally:
+                self._end_audio(0.0)  # closes the audio source if finishing failed before it
         if self._metrics_fd is not None:
             os.close(self._metrics_fd)
             self._metrics_fd = None
-
-    def _add_audio(self) -> None:
-        if self._audio_from is None or self.error or not self.frames_written:
-            return
-        from realtime.sources import redact_url
-
-        try:
-            self.audio = add_audio(self.video_path, self._audio_from, self._audio_offset_s)
-        except (OSError, av.error.FFmpegError, ValueError) as exc:  # the video stays as it was
-            self.audio_note = f"audio left out: {redact_url(str(exc))}"
-            log.exception("adding the audio of %s failed", redact_url(self._audio_from))
 
 
 # Audio codecs an MP4 carries as they are; any other is transcoded to AAC.
 MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "alac", "opus", "flac"})
 
 
-def add_audio(video_path: Path, source: str, offset_s: float) -> list[str]:
-    """Rewrites the MP4 at `video_path` with the audio streams of `source` (a file or URL) added:
-    an audio time t in the source lands at t - offset_s in the output (the video's own shift: its
-    first frame's source time minus its output time), cut to the video's span. Streams whose codec
-    fits MP4 are copied, others transcoded to AAC. Returns what was added, e.g. ["aac"]; [] when
-    the source has no audio. OSError / av.error.FFmpegError when a file cannot be read or written."""
-    with av.open(source) as probe:
-        if not probe.streams.audio or probe.duration is None or probe.format.no_file:
-            return []  # no audio, or a live stream: it cannot be read again from the start
-    partial = video_path.with_name(video_path.name + ".audio.part")
-    added = []
-    with av.open(str(video_path)) as video_in, av.open(source) as audio_in, \
-            av.open(str(partial), "w", format="mp4") as out:  # whole now: an edit list can place the audio
-        video = video_in.streams.video[0]
-        end_s = float(video.duration * video.time_base) if video.duration else math.inf
-        video_out = out.add_stream_from_template(video)
-        audio_outs = {}
-        for stream in audio_in.streams.audio:
-            if stream.codec_context.name in MP4_AUDIO_CODECS:
-                audio_outs[stream.index] = (out.add_stream_from_template(stream), None)
-                added.append(stream.codec_context.name)
-            else:
-                # a standard layout of that many channels (AAC refuses unnamed ones); others mixed to stereo
-                layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(stream.codec_context.channels, "stereo")
-                encoder = out.add_stream("aac", rate=stream.rate or 48000, layout=layout, format="fltp")
-                audio_outs[stream.index] = (encoder, av.AudioResampler(format="fltp", layout=layout,
-                                                                        rate=stream.rate or 48000, frame_size=1024))
-                added.append(f"aac (from {stream.codec_context.name})")
-        for packet in heapq.merge(_timed(video_in.demux(video), 0.0),
-                                  _timed(audio_in.demux(*audio_in.streams.audio), offset_s), key=lambda item: item[0]):
-            start_s, packet = packet
-            if packet.stream.type == "video":
-                packet.stream = video_out
-                out.mux(packet)
+class AudioFeed:
+    """A file source's audio streams, muxed into a recording while its video is written, in time
+    order with it, so that a killed process leaves a fragmented MP4 with sound up to its last
+    fragment. An audio time t in the source lands at t - `offset_s` in the output (the video's own
+    shift: its first frame's source time minus its output time); audio before `start_s` (the
+    first frame's output time) is left out. Streams whose codec fits MP4 are copied, others
+    transcoded to AAC; `codecs` lists what each output stream holds, e.g. ["aac"] or
+    ["aac (from pcm_s16le)"]."""
+
+    def __init__(self, source: av.container.InputContainer, out: av.container.OutputContainer, *,
+                 offset_s: float, start_s: float) -> None:
+        self.offset_s = offset_s
+        self.codecs: list[str] = []
+        self._source = source
+        self._out = out
+        self._start_s = start_s
+        self._targets = {}  # source stream index -> (output stream, resampler for AAC or None to copy)
+        for stream in source.streams.audio:
+            name = stream.codec_context.name
+            if name in MP4_AUDIO_CODECS:
+                self._targets[stream.index] = (out.add_stream_from_template(stream), None)
+                self.codecs.append(name)
                 continue
-            if start_s < 0 or start_s >= end_s:
-                continue
-            target, resampler = audio_outs[packet.stream.index]
-            shift = round(offset_s / packet.time_base)
-            if resampler is None:
-                packet.pts -= shift
-                packet.dts = None if packet.dts is None else packet.dts - shift
-                packet.stream = target
-                out.mux(packet)
-                continue
-            for frame in packet.decode():
-                frame.pts -= shift
-                for chunk in resampler.resample(frame):
-                    for encoded in target.encode(chunk):
-                        out.mux(encoded)
-        for target, resampler in audio_outs.values():
+            # a standard layout of that many channels (AAC refuses unnamed ones); others mixed to stereo
+            layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(stream.codec_context.channels, "stereo")
+            rate = stream.rate or 48000
+            encoder = out.add_stream("aac", rate=rate, layout=layout, format="fltp")
+            self._targets[stream.index] = (encoder, av.AudioResampler(format="fltp", layout=layout, rate=rate,
+                                                                      frame_size=1024))
+            self.codecs.append(f"aac (from {name})")
+        self._packets = _timed(source.demux(*source.streams.audio), offset_s)
+        self._next = next(self._packets, None)
+
+    @classmethod
+    def open(cls, url: str, out: av.container.OutputContainer, *, offset_s: float, start_s: float,
+             timeout_s: float = 10.0) -> AudioFeed | None:
+        """The feed of `url`'s audio into `out`, which has not written its header yet; None when the
+        source has no audio or is live (it cannot be read a second time alongside). OSError /
+        av.error.FFmpegError when it cannot be opened."""
+        source = av.open(url, timeout=(timeout_s, timeout_s))
+        try:
+            if not source.streams.audio or source.duration is None or source.format.no_file:
+                source.close()
+                return None
+            return cls(source, out, offset_s=offset_s, start_s=start_s)
+        except BaseException:
+            source.close()
+            raise
+
+    def mux_until(self, until_s: float) -> None:
+        """Muxes every audio packet that starts before `until_s` (output seconds)."""
+        while self._next is not None and self._next[0] < until_s:
+            start_s, packet = self._next
+            if start_s >= self._start_s:
+                self._mux(packet)
+            self._next = next(self._packets, None)
+
+    def finish(self, end_s: float) -> None:
+        """Muxes the audio up to `end_s` and flushes the AAC encoders; nothing after it."""
+        self.mux_until(end_s)
+        self._next = None
+        for target, resampler in self._targets.values():
             if resampler is not None:
-                for chunk in resampler.resample(None):
-                    for encoded in target.encode(chunk):
-                        out.mux(encoded)
+                self._encode(target, resampler, None)
                 for encoded in target.encode(None):
-                    out.mux(encoded)
-    os.replace(partial, video_path)
-    return added
+                    self._out.mux(encoded)
+
+    def close(self) -> None:
+        self._source.close()
+
+    def _mux(self, packet: av.Packet) -> None:
+        target, resampler = self._targets[packet.stream.index]
+        shift = round(self.offset_s / packet.time_base)
+        if resampler is None:
+            packet.pts -= shift
+            packet.dts = None if packet.dts is None else packet.dts - shift
+            packet.stream = target
+            self._out.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts -= shift
+            self._encode(target, resampler, frame)
+
+    def _encode(self, target, resampler: av.AudioResampler, frame: av.AudioFrame | None) -> None:
+        for chunk in resampler.resample(frame):
+            for encoded in target.encode(chunk):
+                self._out.mux(encoded)
 
 
 def _timed(packets, offset_s: float):

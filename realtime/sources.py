@@ -8,6 +8,8 @@ sources deliver every frame in order through a bounded queue (backpressure: noth
 """
 from __future__ import annotations
 
+import configparser
+import json
 import logging
 import math
 import re
@@ -16,6 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -281,16 +284,79 @@ def natural_key(name: str) -> list:
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
+RATE_KEYS = ("fps", "frame_rate", "framerate", "frameRate")
+
+
+def _rate(value: object, where: Path) -> float:
+    """A frame rate as a sidecar states it: a number or a fraction such as "30000/1001"."""
+    try:
+        rate = float(Fraction(str(value).strip()))
+    except (ValueError, ZeroDivisionError):
+        rate = math.nan
+    if not rate > 0 or math.isinf(rate):
+        raise SourceError(f"{where} gives the frame rate {value!r}, which is not a positive number; fix it or "
+                          "pass --fps")
+    return rate
+
+
+def _json_rate(path: Path) -> float | None:
+    """The rate a JSON sidecar states: a top-level RATE_KEYS entry, or the first video stream's
+    avg_frame_rate (else r_frame_rate) in ffprobe's `-show_streams -of json` output."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    for key in RATE_KEYS:
+        if key in data:
+            return _rate(data[key], path)
+    streams = data.get("streams")
+    videos = [s for s in streams if isinstance(s, dict) and s.get("codec_type") == "video"] \
+        if isinstance(streams, list) else []
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        if videos and videos[0].get(key) not in (None, "0/0"):
+            return _rate(videos[0][key], path)
+    return None
+
+
+def sequence_rate(folder: Path) -> tuple[float, Path] | None:
+    """The frame rate an image sequence's own metadata gives, and the file that gives it; None
+    when nothing in it does. Looked for, in this order:
+    - `seqinfo.ini` (the MOTChallenge layout: `frameRate=` in `[Sequence]`) in the folder, or in
+      its parent when that file's `imDir` names the folder;
+    - JSON files in the folder (`*.json`, in natural name order, each under 1 MiB): the first
+      with a top-level "fps", "frame_rate", "framerate" or "frameRate" (a number or "N/D"), or
+      ffprobe's JSON of the video the frames came from (`ffprobe -show_streams -of json`).
+    SourceError when such a file states a rate that is not a positive number."""
+    for ini in (folder / "seqinfo.ini", folder.parent / "seqinfo.ini"):
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(ini, encoding="utf-8")
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        sequence = parser["Sequence"] if parser.has_section("Sequence") else {}
+        if "frameRate" in sequence and (ini.parent == folder or sequence.get("imDir", "").strip("/") == folder.name):
+            return _rate(sequence["frameRate"], ini), ini
+    sidecars = sorted((p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file()
+                       and p.stat().st_size < 2**20), key=lambda p: natural_key(p.name))
+    for path in sidecars:
+        rate = _json_rate(path)
+        if rate is not None:
+            return rate, path
+    return None
+
+
 class ImageFolderReader(FrameReader):
     """A folder's image files (other files are ignored) in natural name order (2.jpg before
-    10.jpg) as an image sequence at `fps` frames per second (None: DEFAULT_SEQUENCE_FPS)."""
+    10.jpg) as an image sequence at `fps` frames per second; None: the rate the folder's own
+    metadata gives (see sequence_rate), else DEFAULT_SEQUENCE_FPS."""
 
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  fps: float | None = None) -> None:
         self.folder = folder
-        self.fps = fps or DEFAULT_SEQUENCE_FPS
+        self.fps = fps
         self._output = OutputSize(size, max_side)
-        self._rate_given = fps is not None
         self._paths: list[Path] = []
 
     def open(self) -> SourceInfo:
@@ -298,7 +364,14 @@ class ImageFolderReader(FrameReader):
                              key=lambda p: natural_key(p.name))
         if not self._paths:
             raise SourceError(f"folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        rate = "given by --fps" if self._rate_given else "the default; --fps sets the rate"
+        if self.fps is not None:
+            rate = "given by --fps"
+        elif (found := sequence_rate(self.folder)) is not None:
+            self.fps, where = found
+            rate = f"from {where}; --fps overrides it"
+        else:
+            self.fps = DEFAULT_SEQUENCE_FPS
+            rate = "the default: the folder states no rate; --fps sets it"
         note = f"{self.folder}: {len(self._paths)} images in name order, read as {self.fps:g} fps ({rate})"
         return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note)
 
@@ -569,7 +642,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
                 realtime: bool = False, buffer_frames: int = 8, timeout_s: float = 10.0,
                 loop: bool = False, fps: float | None = None) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
-    sequence at `fps` (None: DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is
+    sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
+    DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is
     live or a file by what FFmpeg finds at open (see PyAVReader); a file starts again at its end
     with `loop`. Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their
     long side. SourceError for a path that does not exist."""
@@ -595,6 +669,7 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
 class _SingleImageReader(ImageFolderReader):
     def open(self) -> SourceInfo:
         self._paths = [self.folder]
+        self.fps = self.fps or DEFAULT_SEQUENCE_FPS
         return SourceInfo(str(self.folder), False, 1, self.fps)
 
 

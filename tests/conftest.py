@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -83,3 +86,38 @@ def engine_threads_joined():
     while engine_threads() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not engine_threads(), "an engine thread outlived its owner"
+
+
+MAIN = Path(__file__).resolve().parents[1] / "main.py"
+
+
+def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout_s: float = 180) -> None:
+    """Runs `main.py ARGS` (writing the JSONL `metrics`) and kills it with SIGKILL once that file
+    holds `lines` lines; fails the test when the process ended or stalled before."""
+    process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and metrics.read_bytes().count(b"\n") >= lines:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, process.stderr.read().decode()
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    process.stderr.close()
+
+
+def open_window(qtbot, tmp_path: Path, **config):
+    """The app's MainWindow on a PipelineConfig(device="cpu", **config), shown, with its settings
+    and output folder in tmp_path; the caller closes it."""
+    from PyQt6.QtCore import QSettings
+
+    from gui.main_window import MainWindow
+    from gui.session import Session
+    from realtime.config import PipelineConfig
+
+    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
+    settings.setValue("output_dir", str(tmp_path / "out"))
+    window = MainWindow(Session(PipelineConfig(device="cpu", **config)), settings)
+    qtbot.addWidget(window)
+    window.show()
+    return window

@@ -84,6 +84,51 @@ def test_a_blob_is_not_a_limb():
     assert angle.deg is None  # round parts have no axis: elongation ~0 -> confidence too low
 
 
+def _arm_with_the_body_at_the_edges(hand_reaches_edge: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A side-view push-up's arm, drawn: upper arm from the shoulder (100, 150) down-right to the
+    elbow (130, 230), forearm to the wrist (115, 300), a hand beyond it; the head touches the left
+    edge at the shoulder's height, and the feet, which the parser labels as a hand, the right edge.
+    With `hand_reaches_edge`, the forearm is longer and the hand beyond the wrist touches the
+    bottom edge (the wrist keypoint itself stays inside)."""
+    labels = np.zeros((360, 400), np.uint8)
+    wrist = (115, 340) if hand_reaches_edge else (115, 300)
+    cv2.line(labels, (100, 150), (130, 230), NAMES.index("left_upper_arm_front"), 22)
+    cv2.line(labels, (130, 230), wrist, NAMES.index("left_lower_arm_front"), 18)
+    cv2.circle(labels, (wrist[0] - 2, wrist[1] + 12), 10, NAMES.index("left_hand"), -1)
+    cv2.circle(labels, (30, 130), 40, NAMES.index("left_face"), -1)  # the head, cut by the left edge
+    cv2.rectangle(labels, (370, 270), (399, 300), NAMES.index("left_hand"), -1)  # feet, mislabelled
+    keypoints = keypoints_at({"left_shoulder": (100, 150), "left_elbow": (130, 230), "left_wrist": wrist})
+    return labels, labels > 0, keypoints
+
+
+def test_only_the_limbs_own_pixels_at_the_edge_cut_it():
+    labels, person, keypoints = _arm_with_the_body_at_the_edges(hand_reaches_edge=False)
+    box = (0, 0, 400, 360)
+    inside = joint_angles(keypoints, labels, NAMES, person, joints=("left_elbow",), frame_box=box)["left_elbow"]
+    assert inside.reason is None and inside.deg == pytest.approx(angle_at(np.array([100, 150]), np.array([130, 230]),
+                                                                          np.array([115, 300])))
+    labels, person, keypoints = _arm_with_the_body_at_the_edges(hand_reaches_edge=True)
+    cut = joint_angles(keypoints, labels, NAMES, person, joints=("left_elbow",), frame_box=box)["left_elbow"]
+    assert cut.deg is None and cut.reason == "out_of_frame"
+
+
+def test_a_limb_heading_out_where_the_parser_drew_nothing_is_cut():
+    """The shin runs out of the bottom edge, but the parser labelled only the top of it: the
+    person's mask at the edge, along the limb's path, still cuts the knee."""
+    labels = np.zeros((300, 300), np.uint8)
+    cv2.line(labels, (150, 100), (150, 200), NAMES.index("left_upper_leg_front"), 30)
+    cv2.line(labels, (150, 200), (150, 250), NAMES.index("left_lower_leg_front"), 24)
+    person = labels > 0
+    person[250:, 138:162] = True  # the rest of the shin, unlabelled, to the edge
+    keypoints = keypoints_at({"left_hip": (150, 100), "left_knee": (150, 200), "left_ankle": (150, 280)})
+    cut = joint_angles(keypoints, labels, NAMES, person, joints=("left_knee",), frame_box=(0, 0, 300, 300))
+    assert cut["left_knee"].reason == "out_of_frame"
+    person[250:, 138:162] = False
+    person[280:, 0:40] = True  # something else of the body at the bottom edge, off the limb's path
+    kept = joint_angles(keypoints, labels, NAMES, person, joints=("left_knee",), frame_box=(0, 0, 300, 300))
+    assert kept["left_knee"].reason is None and kept["left_knee"].deg == pytest.approx(180)
+
+
 def test_side_areas_compare_the_left_and_right_limb():
     labels = np.zeros((100, 100), np.uint8)
     labels[:50, :20] = NAMES.index("left_upper_leg_front")

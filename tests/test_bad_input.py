@@ -9,7 +9,6 @@ import resource
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import av
@@ -17,13 +16,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import engine_threads
+from conftest import MAIN, engine_threads, kill_process_after_lines
 
 from realtime.models import load_parser
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 
-MAIN = Path(__file__).resolve().parents[1] / "main.py"
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
 
 
@@ -169,18 +167,8 @@ def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
 
 def test_kill_9_while_recording_leaves_a_playable_mp4_and_whole_jsonl_lines(single_clip, tmp_path):
     video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
-    process = subprocess.Popen([sys.executable, str(MAIN), "process", str(single_clip), "-o", str(video),
-                                "--metrics", str(metrics), "--size", "180x320", "--loop", "--frames", "100000",
-                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and process.poll() is None:
-        if metrics.exists() and metrics.read_bytes().count(b"\n") >= 95:
-            break
-        time.sleep(0.05)
-    assert process.poll() is None, process.stderr.read().decode()
-    process.send_signal(signal.SIGKILL)
-    process.wait(30)
-    process.stderr.close()
+    kill_process_after_lines(["process", str(single_clip), "-o", str(video), "--metrics", str(metrics), "--size",
+                              "180x320", "--loop", "--frames", "100000", "--device", "cpu"], metrics, 95)
 
     text = metrics.read_text()
     assert text.endswith("\n"), "the JSONL ends with a whole line"

@@ -3,17 +3,20 @@ see its README) and other members of the same kinds made here with PyAV: each is
 player shows it — upright, timed from 0, every frame, with its sound — and never leaks credentials."""
 from __future__ import annotations
 
+import base64
 import functools
 import http.server
 import json
 import socket
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
+from conftest import kill_process_after_lines, open_window
 
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
@@ -88,16 +91,45 @@ def _read_all(source) -> tuple[SourceInfo, list]:
     return info, frames
 
 
-@pytest.fixture(scope="module")
-def http_faults(faults):
-    """A real web server on 127.0.0.1 serving the fault files (no Range support, like http.server)."""
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder (no Range support, like `python3 -m http.server`) and logs nothing; with
+    `password` set, only to the user "coach" with that password (HTTP Basic), as a web server
+    behind a login would."""
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(faults)))
+    password: str | None = None
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        expected = None if self.password is None else \
+            "Basic " + base64.b64encode(f"coach:{self.password}".encode()).decode()
+        if expected is not None and self.headers.get("Authorization") != expected:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="clips"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+
+
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that closes early (a probe, a stopped run) is not an error here
+
+
+def _serve(folder: Path, password: str | None = None):
+    handler = type("Handler", (_Quiet,), {"password": password})
+    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    return server, thread
+
+
+@pytest.fixture(scope="module")
+def http_faults(faults):
+    """A real web server on 127.0.0.1 serving the fault files."""
+    server, thread = _serve(faults)
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join()
@@ -110,6 +142,40 @@ def test_a_file_over_http_is_a_file_every_frame_in_order_to_its_end(http_faults,
     assert frames[0].pts_s == 0 and frames[-1].pts_s == pytest.approx(150 / 30)
     run = _squats(f"{http_faults}/squat30_faststart.mp4", tmp_path)
     assert run["summary"]["reps"] == 2 and len(run["lines"]) == 151
+
+
+# (password the server wants, how it is typed in the URL, whether that URL is valid): "@", ":" and
+# "/" belong %-escaped in a URL's user-info; typed raw, the URL may not open, but never leaks.
+HTTP_PASSWORDS = [("p@ss", "p%40ss", True), ("a:b@c/d", "a%3Ab%40c%2Fd", True), ("p@ss:w0rd", "p@ss:w0rd", True),
+                  ("s3cr/et", "s3cr/et", False)]
+
+
+@pytest.mark.parametrize(("password", "typed", "valid"), HTTP_PASSWORDS)
+def test_a_file_behind_an_http_login_is_read_whole_and_its_password_never_shown(password, typed, valid, faults,
+                                                                                 tmp_path, capsys, monkeypatch):
+    log_file = tmp_path / "partsight.log"
+    monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(log_file))
+    server, thread = _serve(faults, password)
+    try:
+        url = f"http://coach:{typed}@127.0.0.1:{server.server_port}/squat30_faststart.mp4"
+        run = _process(url, tmp_path, "--exercise", "squat", "--summary", str(tmp_path / "out" / "summary.json"),
+                       "--max-people", "1")
+    finally:
+        server.shutdown()
+        thread.join()
+    captured = capsys.readouterr()
+    if valid:
+        assert run["code"] == 0 and len(run["lines"]) == 151 and run["summary"]["reps"] == 2
+        assert "audio: aac kept" in captured.out
+        assert run["summary"]["source"]["name"] == f"http://***@127.0.0.1:{server.server_port}/squat30_faststart.mp4"
+    else:
+        assert run["code"] == 1 and captured.err.startswith("partsight: error: cannot open http://***@127.0.0.1")
+    written = [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.suffix in (".log", ".jsonl",
+                                                                                                   ".json")]
+    tails = {secret.rsplit("@", 1)[1] for secret in (password, typed) if "@" in secret}  # what ***@ once left
+    for text in (captured.out, captured.err, *written, *(str(path) for path in tmp_path.rglob("*"))):
+        for secret in {"coach", password, typed, *(tail for tail in tails if len(tail) > 2)}:
+            assert secret not in text, secret
 
 
 def test_folders_sort_names_naturally_and_ignore_other_files(tmp_path):
@@ -131,6 +197,70 @@ def test_an_unpadded_image_sequence_counts_its_squats(faults, tmp_path, capsys):
     assert "151 images" in capsys.readouterr().out
     assert run["summary"]["reps"] == 2
     assert run["summary"]["source"]["fps"] == 30 and "default" in run["summary"]["source"]["note"]
+
+
+def _linked_folder(folder: Path, source: Path) -> Path:
+    """`folder` holding links to `source`'s images: the real files, with room for a sidecar."""
+    folder.mkdir(parents=True)
+    for image in source.iterdir():
+        (folder / image.name).symlink_to(image)
+    return folder
+
+
+FFPROBE_JSON = {"streams": [{"index": 0, "codec_type": "audio", "r_frame_rate": "0/0"},
+                            {"index": 1, "codec_type": "video", "avg_frame_rate": "60/1", "r_frame_rate": "60/1"}]}
+
+
+def test_an_image_sequence_takes_the_rate_its_export_states(faults, tmp_path, capsys):
+    """frames60 beside ffprobe's JSON of the video the frames came from (`ffprobe -show_streams -of json`)."""
+    folder = _linked_folder(tmp_path / "frames60", faults / "frames60")
+    (folder / "source.json").write_text(json.dumps(FFPROBE_JSON))
+    run = _squats(folder, tmp_path, "--frames", "6")
+    out = capsys.readouterr().out
+    assert f"303 images in name order, read as 60 fps (from {folder / 'source.json'}; --fps overrides it)" in out
+    assert run["summary"]["source"]["fps"] == 60 and "source.json" in run["summary"]["source"]["note"]
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([i / 60 for i in range(6)], abs=1e-6)
+    run = _squats(folder, tmp_path, "--frames", "6", "--fps", "30", name="given")
+    assert run["summary"]["source"]["fps"] == 30 and "given by --fps" in run["summary"]["source"]["note"]
+
+
+@pytest.mark.parametrize("sidecar", ["seqinfo.ini", "parent seqinfo.ini", "fps.json", "fraction.json"])
+def test_an_image_sequence_reads_its_rate_from_a_sidecar(sidecar, upright, tmp_path):
+    """The MOTChallenge layout (seqinfo.ini beside the images, or above them naming their imDir)
+    and a JSON sidecar with a top-level rate, a number or a fraction."""
+    folder = tmp_path / "sequence" / "img1"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(upright * 2):
+        cv2.imwrite(str(folder / f"{i + 1:06d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    expected = {"seqinfo.ini": 25, "parent seqinfo.ini": 14, "fps.json": 12.5, "fraction.json": 30000 / 1001}[sidecar]
+    if sidecar == "seqinfo.ini":
+        (folder / "seqinfo.ini").write_text("[Sequence]\nname=clip\nframeRate=25\nseqLength=6\n")
+    elif sidecar == "parent seqinfo.ini":
+        (folder.parent / "seqinfo.ini").write_text("[Sequence]\nname=clip\nimDir=img1\nframeRate=14\n")
+    elif sidecar == "fps.json":
+        (folder / "meta.json").write_text(json.dumps({"camera": "phone", "fps": 12.5}))
+    else:
+        (folder / "export.json").write_text(json.dumps({"frame_rate": "30000/1001"}))
+    info, frames = _read_all(open_source(str(folder)))
+    assert info.fps == pytest.approx(expected) and "--fps overrides it" in info.note
+    assert [f.pts_s for f in frames] == pytest.approx([i / expected for i in range(6)])
+
+
+def test_a_sidecar_for_another_folder_or_without_a_rate_is_not_used_and_a_bad_rate_is_one_line(upright, tmp_path,
+                                                                                                capsys):
+    folder = tmp_path / "sequence" / "shots"
+    folder.mkdir(parents=True)
+    for i, image in enumerate(upright):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (folder.parent / "seqinfo.ini").write_text("[Sequence]\nimDir=img1\nframeRate=25\n")  # another folder's
+    (folder / "keypoints.json").write_text(json.dumps({"people": [], "version": 1.3}))
+    info, _ = _read_all(open_source(str(folder)))
+    assert info.fps == 30 and "the default: the folder states no rate; --fps sets it" in info.note
+    (folder / "meta.json").write_text(json.dumps({"fps": 0}))
+    code = main(["process", str(folder), "-o", str(tmp_path / "out.mp4"), "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "meta.json gives the frame rate 0, which is not a positive number; fix it or pass --fps" in err
 
 
 def test_an_image_sequence_at_60_fps_takes_its_rate(faults, tmp_path):
@@ -204,6 +334,35 @@ def test_frames_are_turned_upright_by_the_display_matrix(turn, upright, tmp_path
     assert frame.image.shape == upright[0].shape and frame.own_size == (192, 424)
     assert np.abs(frame.image.astype(int) - upright[0]).mean() < 4
     assert (frame.image[:40, :40].mean(axis=(0, 1)) > (200, -1, -1)).all() and frame.image[:40, :40, 1].mean() < 40
+
+
+def _with_exif_orientation(jpeg: bytes, orientation: int) -> bytes:
+    """`jpeg` with an EXIF block (APP1) holding only the Orientation tag (0x0112), as a phone writes it."""
+    tiff = b"II*\x00" + (8).to_bytes(4, "little") + (1).to_bytes(2, "little") \
+        + (0x0112).to_bytes(2, "little") + (3).to_bytes(2, "little") + (1).to_bytes(4, "little") \
+        + orientation.to_bytes(2, "little") + b"\x00\x00" + (0).to_bytes(4, "little")
+    app1 = b"Exif\x00\x00" + tiff
+    return jpeg[:2] + b"\xff\xe1" + (len(app1) + 2).to_bytes(2, "big") + app1 + jpeg[2:]
+
+
+# EXIF orientation -> the picture as a camera stores it, so that a viewer applying it shows `upright`
+EXIF_STORED = {1: lambda u: u, 2: lambda u: u[:, ::-1], 3: lambda u: u[::-1, ::-1], 6: lambda u: np.rot90(u, 1),
+               8: lambda u: np.rot90(u, -1), 5: lambda u: np.swapaxes(u, 0, 1)}
+
+
+def test_an_image_sequence_is_turned_upright_by_each_photos_exif_orientation(upright, tmp_path):
+    folder = tmp_path / "phone"
+    folder.mkdir()
+    for i, (orientation, store) in enumerate(sorted(EXIF_STORED.items())):
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(store(upright[0])), cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, 95])
+        (folder / f"IMG_{i}.jpg").write_bytes(_with_exif_orientation(jpeg.tobytes(), orientation))
+    info, frames = _read_all(open_source(str(folder)))
+    assert len(frames) == len(EXIF_STORED)
+    for frame in frames:
+        assert frame.own_size == (192, 424) and frame.image.shape == upright[0].shape
+        assert np.abs(frame.image.astype(int) - upright[0]).mean() < 6
+        assert frame.image[:40, :40, 0].mean() > 200 and frame.image[:40, :40, 1].mean() < 40
 
 
 def test_anamorphic_pixels_are_made_square(upright, tmp_path):
@@ -370,8 +529,11 @@ def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(fault
     person = run["summary"]["people"]["0"]
     assert max(person["unknown_reasons"], key=person["unknown_reasons"].get) == "out_of_frame"
     assert "edge" in person["hint"] and "edge" in capsys.readouterr().out
-    reasons = {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()}
-    assert "out_of_frame" in reasons
+    people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
+    assert "out_of_frame" in {p["signal_reason"] for p in people}
+    for p in people:  # every line says what to try when the angle is unknown, and nothing when it is known
+        assert (p["signal_hint"] == person["hint"]) if p["signal_reason"] == "out_of_frame" else \
+            (p["signal_hint"] is None) == (p["signal_reason"] is None)
 
 
 def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
@@ -382,6 +544,20 @@ def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
     angles = _knee_angles(run)
     assert not [a for a in angles if a["raw_deg"] is not None and a["raw_deg"] < 45]
     assert sum(a["reason"] == "out_of_frame" for a in angles) > len(angles) / 2
+
+
+def test_arms_inside_the_frame_are_known_while_the_head_and_feet_touch_its_edges(media_dir, tmp_path):
+    """The other member of the kind: the side-view push-up mirrored (head at the right edge, feet,
+    which the parser partly labels as hands, at the left), its first push-up (bottom at frame 84)."""
+    images = [image[:, ::-1] for image in _clip_frames(media_dir / "cg-mannequin-pushup.mp4", 130)]
+    _write_clip(tmp_path / "mirrored.mp4", images, rate=60)
+    run = _process(tmp_path / "mirrored.mp4", tmp_path, "--exercise", "push-up", "--max-people", "1", "--summary",
+                   str(tmp_path / "out" / "summary.json"))
+    assert run["code"] == 0 and run["summary"]["reps"] == 1
+    people = [line["analysis"]["fitness"]["people"]["0"] for line in run["lines"]]
+    for elbow in ("left_elbow", "right_elbow"):
+        assert sum(person["angles"][elbow]["reason"] == "out_of_frame" for person in people) <= 0.02 * len(people)
+    assert not [p for p in people if p["signal_reason"] == "out_of_frame"]
 
 
 @pytest.mark.parametrize("clip", ["tiny.mp4", "made"])
@@ -399,8 +575,9 @@ def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys
     person = run["summary"]["people"]["0"]
     assert run["summary"]["reps"] == 0 and person["unknown_reasons"] == {"too_small": person["frames"]}
     assert "--internal-size" in person["hint"] and "closer" in capsys.readouterr().out
-    assert {p["signal_reason"] for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()} \
-        == {"too_small"}
+    people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
+    assert {p["signal_reason"] for p in people} == {"too_small"}
+    assert {p["signal_hint"] for p in people} == {person["hint"]}
 
 
 @pytest.mark.parametrize("away_copies", [1, 3])
@@ -443,24 +620,35 @@ def test_the_sound_track_is_kept_in_sync_and_no_audio_drops_it(faults, tmp_path,
     assert "audio: left out (--no-audio)" in capsys.readouterr().out
 
 
-def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright, tmp_path, capsys):
-    """MKV with PCM sound, video from 0.5 s and sound from 0: a white frame and a tone burst both
-    at 1.5 s in the source must land together at 1.0 s in the output."""
-    path = tmp_path / "pcm.mkv"
+def test_a_looped_file_keeps_its_sound_up_to_where_it_starts_again(faults, tmp_path, capsys):
+    run = _process(faults / "squat30.mp4", tmp_path, "--loop", "--frames", "170", "--max-people", "1",
+                   "--smoothing", "0")
+    assert run["code"] == 0 and len(run["lines"]) == 170
+    assert "audio: aac kept, in sync with the video; it stops at 5.03 s: the video's times stop following the " \
+           "source's clock there (a looped file or a switched source)" in capsys.readouterr().out
+    with av.open(str(run["video"])) as out:
+        audio = [(float(frame.time), frame.samples / frame.sample_rate) for frame in out.decode(audio=0)]
+    assert _mp4_times(run["video"])[-1] == pytest.approx(169 / 30, abs=1e-3)
+    assert audio[-1][0] + audio[-1][1] == pytest.approx(151 / 30, abs=0.03)
+
+
+def _write_pcm_clip(path: Path, upright: list[np.ndarray], seconds: int = 3) -> None:
+    """MKV with PCM sound from 0 and video from 0.5 s to `seconds`, a tone burst and a white frame
+    both at 1.5 s: in a recording that starts at the first frame, both belong at 1.0 s."""
     rate = 48000
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=30)
         video.width, video.height, video.pix_fmt = 192, 424, "yuv420p"
         video.options = {"bf": "0"}
         sound = out.add_stream("pcm_s16le", rate=rate, layout="mono")
-        samples = np.zeros(rate * 3, np.int16)
+        samples = np.zeros(rate * seconds, np.int16)
         samples[int(1.5 * rate):int(1.6 * rate)] = (12000 * np.sin(np.arange(int(0.1 * rate)) * 0.2)).astype(np.int16)
         for start in range(0, len(samples), 1024):
             frame = av.AudioFrame.from_ndarray(samples[None, start:start + 1024], format="s16", layout="mono")
             frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
             for packet in sound.encode(frame):
                 out.mux(packet)
-        for i in range(15, 75):
+        for i in range(15, 30 * (seconds - 1) + 15):
             image = np.full_like(upright[0], 255) if i == 45 else upright[i % 3]
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 30)
@@ -469,13 +657,110 @@ def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright,
         for stream in (sound, video):
             for packet in stream.encode(None):
                 out.mux(packet)
-    run = _process(path, tmp_path, "--max-people", "1", "--smoothing", "0")
-    assert run["code"] == 0 and "aac (from pcm_s16le)" in capsys.readouterr().out
-    with av.open(str(run["video"])) as out:
+
+
+def _assert_burst_and_white_frame_together(video: Path) -> None:
+    with av.open(str(video)) as out:
         frames = list(out.decode(video=0))
     brightest = max(frames, key=lambda f: f.to_ndarray(format="gray").mean())
     assert float(brightest.time) == pytest.approx(1.0, abs=1e-3)
-    with av.open(str(run["video"])) as out:
+    with av.open(str(video)) as out:
         assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
         loud = next(f for f in out.decode(audio=0) if np.abs(f.to_ndarray()).max() > 0.1)
     assert abs(float(loud.time) - 1.0) < 1 / 30
+
+
+def _looped_with_sound(source: Path, path: Path, loops: int) -> None:
+    """`source` (video and AAC sound) played `loops` times over, as one file: H.264 + AAC in MP4."""
+    with av.open(str(source)) as clip:
+        images = [frame.to_ndarray(format="rgb24") for frame in clip.decode(video=0)]
+    with av.open(str(source)) as clip:
+        sound = np.concatenate([frame.to_ndarray() for frame in clip.decode(audio=0)], axis=1)
+        rate, layout = clip.streams.audio[0].rate, clip.streams.audio[0].layout.name
+    samples = np.tile(sound, (1, loops))[:, :len(images) * loops * rate // 30]
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=30)
+        video.width, video.height, video.pix_fmt = images[0].shape[1], images[0].shape[0], "yuv420p"
+        audio = out.add_stream("aac", rate=rate, layout=layout)
+        for start in range(0, samples.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start:start + 1024]), format="fltp",
+                                               layout=layout)
+            frame.sample_rate, frame.pts, frame.time_base = rate, start, Fraction(1, rate)
+            for packet in audio.encode(frame):
+                out.mux(packet)
+        for image in images * loops:
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                out.mux(packet)
+        for stream in (audio, video):
+            for packet in stream.encode(None):
+                out.mux(packet)
+
+
+def test_the_windows_recording_of_a_file_keeps_its_sound_in_sync(faults, qtbot, tmp_path):
+    """A recording started mid-clip in the window (squat30 looped to 20 s: the window paces a file
+    like a camera): the MP4 starts at 0 with the frame shown when Record was pressed, and the
+    sound from that moment of the source on."""
+    source = tmp_path / "long.mp4"
+    _looped_with_sound(faults / "squat30.mp4", source, loops=4)
+    window = open_window(qtbot, tmp_path, max_people=1)
+    try:
+        window.open_source(str(source))
+        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=60_000)
+        window.recording_panel.toggle_recording()
+        recording = window.recording_panel.recording_path
+        shown = window.frames_shown
+        qtbot.waitUntil(lambda: window.frames_shown >= shown + 8, timeout=60_000)
+        window.recording_panel.toggle_recording()
+    finally:
+        window.close()
+    first_s = json.loads(recording.with_suffix(".jsonl").read_text().splitlines()[0])["pts_s"]
+    assert first_s > 0, "the recording started mid-clip"
+    with av.open(str(source)) as source:
+        expected = min(float(f.time) for f in source.decode(audio=0) if float(f.time) >= first_s - 1e-6) - first_s
+    with av.open(str(recording)) as out:
+        assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
+        video_end = float(out.streams.video[0].duration * out.streams.video[0].time_base)
+        video_times = [float(frame.time) for frame in out.decode(video=0)]
+    assert video_times[0] == 0 and len(video_times) >= 8
+    with av.open(str(recording)) as out:
+        audio = [(float(frame.time), frame.samples / frame.sample_rate) for frame in out.decode(audio=0)]
+    assert audio[0][0] == pytest.approx(expected, abs=1e-3)
+    assert abs(audio[-1][0] + audio[-1][1] - video_end) < 0.05, "the sound lasts as long as the last frame shows"
+
+
+def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright, tmp_path, capsys):
+    path = tmp_path / "pcm.mkv"
+    _write_pcm_clip(path, upright)
+    run = _process(path, tmp_path, "--max-people", "1", "--smoothing", "0")
+    assert run["code"] == 0 and "aac (from pcm_s16le)" in capsys.readouterr().out
+    _assert_burst_and_white_frame_together(run["video"])
+
+
+@pytest.mark.parametrize("clip", ["squat30.mp4", "pcm.mkv"])
+def test_a_killed_process_leaves_an_mp4_with_its_sound_up_to_the_kill(clip, faults, upright, tmp_path):
+    """`kill -9` mid-run: the fragmented MP4 plays, with the sound (copied AAC; PCM made AAC) up to
+    the last finished fragment, in sync with the video."""
+    source = faults / clip
+    if clip == "pcm.mkv":
+        source = tmp_path / clip
+        _write_pcm_clip(source, upright, seconds=6)
+    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    kill_process_after_lines(["process", str(source), "-o", str(video), "--metrics", str(metrics), "--max-people", "1",
+                              "--smoothing", "0", "--device", "cpu"], metrics, 100, timeout_s=300)
+    with av.open(str(video)) as out:
+        assert [s.type for s in out.streams] == ["video", "audio"]
+        video_times = [float(frame.time) for frame in out.decode(video=0)]
+    with av.open(str(video)) as out:
+        audio = [(float(frame.time), frame.samples / frame.sample_rate) for frame in out.decode(audio=0)]
+    lines = metrics.read_text().count("\n")
+    assert 60 <= len(video_times) <= lines < 150, "the finished fragments (a keyframe every 30 frames) play"
+    video_end = video_times[-1] + 1 / 30
+    assert abs(audio[-1][0] + audio[-1][1] - video_end) < 0.1, "the sound runs to where the video stops"
+    if clip == "pcm.mkv":
+        _assert_burst_and_white_frame_together(video)
+    else:
+        with av.open(str(source)) as original:
+            first_audio = next(original.decode(audio=0))
+        assert audio[0][0] == pytest.approx(float(first_audio.time), abs=1e-3)
+        _assert_one_timeline({"lines": [json.loads(line) for line in metrics.read_text().splitlines()][
+            :len(video_times)], "video": video}, 30)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from realtime.analysis.exercises import PRESETS, custom_exercise
-from realtime.analysis.fitness import FitnessAnalyser
+from realtime.analysis.fitness import HINTS, FitnessAnalyser
 from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS
 from realtime.render import FitnessAnnotator
 from realtime.types import Frame, ParseResult, PersonParse
@@ -185,3 +185,21 @@ def test_3d_angles_come_from_the_world_landmarks_and_2d_ignores_them():
     # without world landmarks 3d falls back to the image plane
     plain = FitnessAnalyser(PRESETS["squat"], angles="3d").update(frame, parse_of([person(0, flat)]))
     assert plain["people"]["0"]["angles"]["left_knee"]["source"] == "keypoints"
+
+
+def test_each_reason_for_an_unknown_angle_comes_with_what_to_try():
+    """Per frame and person: signal_reason and signal_hint (what the summary's hint and the
+    window say); both null while the counted angle is known."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    frame = Frame(np.zeros((H, W, 3), np.uint8), 0, 0.0)
+    seen = analyser.update(frame, parse_of([person(0, leg_keypoints(170, 160))]))["people"]["0"]
+    assert seen["signal_reason"] is None and seen["signal_hint"] is None
+    hidden = leg_keypoints(170, 160)
+    hidden[:, 2] = 0.05  # placed, hardly seen
+    body = np.zeros((H, W), bool)
+    body[20:220, 130:190] = True  # a whole person, 200 px tall, inside the frame
+    cases = {"not_visible": (hidden, body), "too_small": (hidden, np.zeros((H, W), bool)),
+             "out_of_frame": (leg_keypoints(170, 0), body)}  # hips and knees on the left edge
+    for reason, (keypoints, mask) in cases.items():
+        out = analyser.update(frame, parse_of([PersonParse(1, mask, keypoints, 0.9)]))["people"]["1"]
+        assert out["signal_reason"] == reason and out["signal_hint"] == HINTS[reason]

@@ -82,6 +82,12 @@ def test_pushup_clip_counts_the_two_reps_seen_by_eye(media_dir, tmp_path, pose):
     # may fall anywhere in them (blazepose-torch: frames 89 and 187).
     assert_reps_at(summary, PUSHUP_BOTTOMS, tolerance=PUSHUP_BOTTOM_HOLD)
     assert "push-up: 2 reps" in stdout
+    # The head touches the left edge and the feet the right one; the arms are inside the frame
+    # throughout, so neither elbow is out_of_frame (it was in 205 of 254 frames).
+    people = [line["analysis"]["fitness"]["people"]["0"] for line in lines]
+    for elbow in ("left_elbow", "right_elbow"):
+        assert sum(person["angles"][elbow]["reason"] == "out_of_frame" for person in people) <= 0.02 * len(people)
+    assert summary["people"]["0"]["hint"] is None
 
 
 def test_the_30_fps_squat_clip_counts_its_two_reps_by_default(media_dir, tmp_path):

@@ -63,14 +63,18 @@ def test_switching_the_exercise_off_stops_the_analysis(window, qtbot, media_dir)
     assert panel.plot.thresholds() == [None, None]
 
 
-def test_the_counter_says_why_the_angle_is_unknown_on_a_tiny_person(window, qtbot, media_dir):
+@pytest.mark.parametrize(("clip", "reason", "advice"), [("tiny.mp4", "too small", "--internal-size"),
+                                                       ("cut_edge.mp4", "out of frame", "whole body stays in view")])
+def test_the_window_says_why_the_angle_is_unknown_and_what_to_try(clip, reason, advice, window, qtbot, media_dir):
     from PyQt6.QtWidgets import QLabel
 
     panel = window.fitness_panel
     panel.picker.choose("squat")
-    window.open_source(str(media_dir / "faults" / "tiny.mp4"))
+    window.open_source(str(media_dir / "faults" / clip))
     qtbot.waitUntil(lambda: panel.findChild(QLabel, "repCount0") is not None, timeout=60_000)
     counter = panel.findChild(QLabel, "repCount0")
     details = [label for label in counter.parent().findChildren(QLabel) if label is not counter]
-    qtbot.waitUntil(lambda: "too small" in details[0].text(), timeout=60_000)
-    assert "--internal-size" in details[0].toolTip()
+    qtbot.waitUntil(lambda: reason in details[0].text(), timeout=60_000)
+    assert advice in details[0].toolTip()
+    qtbot.waitUntil(lambda: panel.hint.isVisible() and f"#0 {reason}: " in panel.hint.text(), timeout=60_000)
+    assert advice in panel.hint.text()

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import engine_threads
+from conftest import engine_threads, open_window
 
 from realtime.cli import main
 from realtime.config import PipelineConfig
@@ -244,24 +244,30 @@ def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera
         assert PASSWORD not in text
 
 
-@pytest.mark.parametrize("password", ["p@ss:w0rd", "s3cr/et"])
-def test_the_fault_camera_with_awkward_passwords_leaks_nothing(media_dir, tmp_path, password):
-    """faults/camera.mp4 behind a real RTSP server whose password holds '@', ':' or '/': whether
-    the URL works or not, no part of the password is shown, logged or written."""
+@pytest.mark.parametrize(("password", "typed"), [("p@ss:w0rd", "p@ss:w0rd"), ("s3cr/et", "s3cr/et"),
+                                                 ("p@ss:w0rd", "p%40ss%3Aw0rd"), ("s3cr/et", "s3cr%2Fet")])
+def test_the_fault_camera_with_awkward_passwords_leaks_nothing(media_dir, tmp_path, password, typed):
+    """faults/camera.mp4 behind a real RTSP server whose password holds '@', ':' or '/', typed in
+    the URL as it is or %-escaped (as a URL's user-info should be: then the camera must open):
+    whether the URL works or not, no part of the password, in either form, is shown, logged or
+    written."""
     server = RtspCamera(media_dir / "faults" / "camera.mp4", credentials=("coach", password))
     server.start()
     log_file = tmp_path / "partsight.log"
     try:
         run = subprocess.run(
-            [sys.executable, str(HERE.parent / "main.py"), "process", server.url(("coach", password)),
+            [sys.executable, str(HERE.parent / "main.py"), "process", server.url(("coach", typed)),
              "-o", str(tmp_path / "cam.mp4"), "--metrics", str(tmp_path / "cam.jsonl"), "--frames", "5",
              "--device", "cpu"],
             capture_output=True, text=True, timeout=180, env={**os.environ, "PARTSIGHT_LOG_FILE": str(log_file)})
     finally:
         server.kill()
+    if "%" in typed:
+        assert run.returncode == 0, run.stderr
+        assert len((tmp_path / "cam.jsonl").read_text().splitlines()) == 5
     written = [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.suffix in (".log", ".jsonl")]
     for text in (run.stdout, run.stderr, *written, *(str(p) for p in tmp_path.rglob("*"))):
-        for secret in (password, password.split("@")[-1], password.split("/")[0]):
+        for secret in (password, typed, password.split("@")[-1], password.split("/")[0], "coach"):
             assert secret not in text
 
 
@@ -277,16 +283,7 @@ def test_credentials_for_a_missing_camera_stay_out_of_the_cli_error(tmp_path, ca
 
 
 def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path):
-    from PyQt6.QtCore import QSettings
-
-    from gui.main_window import MainWindow
-    from gui.session import Session
-
-    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
-    settings.setValue("output_dir", str(tmp_path / "out"))
-    window = MainWindow(Session(PipelineConfig(device="cpu", max_people=1)), settings)
-    qtbot.addWidget(window)
-    window.show()
+    window = open_window(qtbot, tmp_path, max_people=1)
     try:
         picker = window.source_panel.source_picker
         picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker

@@ -222,14 +222,49 @@ def _keypoint_names(spec: JointSpec) -> tuple[str, ...]:
     return spec.keypoints
 
 
+def limb_path(keypoints: np.ndarray | None, spec: JointSpec) -> tuple[np.ndarray, float] | None:
+    """Where the joint's own pixels can be, from its placed keypoints (any score above 0): a
+    polyline (N x 2, x y) and a radius in pixels. For a limb joint, proximal end -> joint -> distal
+    end, continued half a distal segment on (the hand or foot), within 0.35 of the longer segment
+    (a limb's half-width with room to spare); for a vertical joint, mid-hip -> mid-shoulder within
+    half its length. None when a keypoint is not placed or the path has no length."""
+    if keypoints is None or len(keypoints) != len(COCO_KEYPOINTS):
+        return None
+    points = keypoints[[_KP[name] for name in _keypoint_names(spec)]]
+    if (points[:, 2] <= 0).any():
+        return None
+    xy = points[:, :2].astype(np.float64)
+    if spec.vertical:
+        path = np.stack([xy[:2].mean(axis=0), xy[2:].mean(axis=0)])
+        radius = 0.5 * np.linalg.norm(path[1] - path[0])
+    else:
+        path = np.vstack([xy, xy[2] + 0.5 * (xy[2] - xy[1])])
+        radius = 0.35 * max(np.linalg.norm(xy[0] - xy[1]), np.linalg.norm(xy[2] - xy[1]))
+    return (path, float(radius)) if radius > 0 else None
+
+
+def near_path(xs: np.ndarray, ys: np.ndarray, path: np.ndarray, radius: float) -> np.ndarray:
+    """Which of the points (xs[i], ys[i]) lie within `radius` of the polyline `path` (N x 2)."""
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    near = np.zeros(len(points), dtype=bool)
+    for start, end in zip(path[:-1], path[1:]):
+        step = end - start
+        along = np.clip((points - start) @ step / max(step @ step, 1e-9), 0.0, 1.0)
+        near |= np.linalg.norm(points - (start + along[:, None] * step), axis=1) <= radius
+    return near
+
+
 def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
                 spec: JointSpec, person: np.ndarray | None, frame_box: tuple[int, int, int, int],
-                *, min_score: float, edge_px: int) -> bool:
-    """Whether the joint reaches the frame's edge: one of its keypoints (any score above 0: the
-    model placing a joint on the edge is evidence enough) lies within `edge_px` of it or beyond;
-    the part pixels of one of its segments or of the parts beyond (end_parts) touch that band; or
-    the person's mask touches an edge that the distal segment or end parts come nearer to than
-    the proximal segment is long (the limb goes on out of the frame, whatever the parser drew).
+                *, edge_px: int) -> bool:
+    """Whether the joint's own limb reaches the frame's edge: one of its keypoints (any score
+    above 0: the model placing a joint on the edge is evidence enough) lies within `edge_px` of
+    it or beyond; the part pixels of one of its segments or of the parts beyond (end_parts) touch
+    that band; or the person's mask touches an edge that the distal segment or end parts come
+    nearer to than the proximal segment is long (the limb goes on out of the frame, whatever the
+    parser drew). With its keypoints placed, only pixels along the limb count (see limb_path):
+    a parser's stray labels elsewhere (a foot labelled as a hand) and other body parts at the
+    edge (a head in a side-view push-up) do not cut it.
     frame_box (x0, y0, x1, y1), exclusive ends, is where the frame's own pixels are in the image
     (all of it unless letterboxed)."""
     x0, y0, x1, y1 = frame_box
@@ -241,13 +276,29 @@ def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_n
             return True
     if labels is None:
         return False
+    path = limb_path(keypoints, spec)
+
+    def own(mask: np.ndarray | None) -> np.ndarray | None:
+        """The mask's pixels along the limb (all of them without a path)."""
+        if mask is None or path is None:
+            return mask
+        ys, xs = np.nonzero(mask)
+        kept = np.zeros_like(mask)
+        near = near_path(xs, ys, *path)
+        kept[ys[near], xs[near]] = True
+        return kept
+
     inner = np.zeros(labels.shape, dtype=bool)
     inner[y0 + edge_px:y1 - edge_px, x0 + edge_px:x1 - edge_px] = True
-    masks = [part_mask(labels, label_names, parts, person) if parts else None
-             for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
-    if any(mask is not None and (mask & ~inner).any() for mask in masks):
+    masks = [own(part_mask(labels, label_names, parts, person & ~inner if person is not None else ~inner))
+             if parts else None for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
+    if any(mask is not None and mask.any() for mask in masks):
         return True
-    if person is None or spec.vertical or masks[0] is None or not masks[0].any():
+    if person is None or spec.vertical:
+        return False
+    masks = [own(part_mask(labels, label_names, parts, person)) if parts else None
+             for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
+    if masks[0] is None or not masks[0].any():
         return False
     ys, xs = np.nonzero(masks[0])
     reach = max(xs.max() - xs.min(), ys.max() - ys.min())  # the proximal segment's length, about
@@ -258,7 +309,7 @@ def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_n
     if not limb.any():
         return False
     ys, xs = np.nonzero(limb)
-    touches = person & ~inner
+    touches = own(person & ~inner)
     sides = ((touches[:, : x0 + edge_px].any(), xs.min() - x0), (touches[:, x1 - edge_px:].any(), x1 - 1 - xs.max()),
              (touches[: y0 + edge_px].any(), ys.min() - y0), (touches[y1 - edge_px:].any(), y1 - 1 - ys.max()))
     return any(touched and distance < reach for touched, distance in sides)
@@ -280,7 +331,7 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
     for name in joints:
         spec = JOINTS[name]
         if frame_box is not None and cut_by_edge(keypoints, labels, label_names, spec, person, frame_box,
-                                                 min_score=min_score, edge_px=edge_px):
+                                                 edge_px=edge_px):
             angles[name] = CUT_OFF
             continue
         angle = keypoint_angle(keypoints, spec) if coco else UNKNOWN

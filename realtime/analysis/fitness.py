@@ -2,9 +2,11 @@
 
 Output of `update` (also the JSONL line's analysis["fitness"]):
     {"exercise": {...preset...}, "people": {"<id>": {"angles": {joint: {"deg", "raw_deg", "conf",
-     "source", "reason"}}, "signal_deg", "signal_reason", "reps", "partials", "state", "last_rep"}}}
+     "source", "reason"}}, "signal_deg", "signal_reason", "signal_hint", "reps", "partials", "state",
+     "last_rep"}}}
 A counted angle that is unknown says why (signal_reason): the person is too small, their joints
-are cut by the frame's edge, or not seen; the summary counts those frames and gives a hint.
+are cut by the frame's edge, or not seen, and what to try (signal_hint, from HINTS); the summary
+counts those frames and gives the hint of the most frequent reason.
 People come from `parse.people`; a parse without people is one person, id 0.
 """
 from __future__ import annotations
@@ -127,6 +129,7 @@ class FitnessAnalyser(Analyser):
                            "source": raw[n].source, "reason": raw[n].reason} for i, n in enumerate(ANGLE_NAMES)},
             "signal_deg": _round(signal),
             "signal_reason": reason,
+            "signal_hint": HINTS.get(reason),
             "reps": counter.count,
             "partials": counter.partials,
             "state": counter.state,
