@@ -7,7 +7,7 @@ import sys
 
 from realtime.config import default
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
-from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.person_mask import PERSON_MASK_SOURCES
 
 
 def whole_number(text: str, minimum: int) -> int:
@@ -77,8 +77,10 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                          help=f"parse up to N people, each with a stable ID (default {max_people}; "
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
-                         help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
-                              "(PyTorch, no extra needed; auto = selfie)")
+                         metavar="SOURCE",
+                         help="the parser's own person mask ('parser'), or sharpened by a person segmenter: "
+                              "MediaPipe's selfie segmenter ('selfie', PyTorch, no extra needed; 'auto' = selfie) "
+                              f"or a Human_seg network ({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))})")
 
 
 def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:

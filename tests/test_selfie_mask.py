@@ -16,7 +16,7 @@ from conftest import read_frames
 
 from realtime.analysis.tracking import PersonTracker
 from realtime.evaluation import labelled_images, mask_iou, read_person_truth, read_rgb, run_stages
-from realtime.models.selfie_mask import SelfieMaskStage
+from realtime.models.person_mask import PersonMaskStage, person_segmenter
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame
 
@@ -30,7 +30,7 @@ def _full_body_images():
 def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
     """Each photo also as a still scene of 6 frames through the smoother, which then holds the
     fused probability on its grid."""
-    stage = SelfieMaskStage()
+    stage = PersonMaskStage(person_segmenter("selfie"), name="selfie-mask")
     parser_iou, fused_iou, smoothed_iou = [], [], []
     for item in _full_body_images():
         rgb, truth = read_rgb(item.image), read_person_truth(item.label)
@@ -53,7 +53,7 @@ def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     """After smoothing and tracking on a two-person clip: every fused person pixel has a part,
     nothing outside it does, and the people still split it exactly."""
     bodypix.max_people = 4
-    stages = [SelfieMaskStage(), PersonTracker(), TemporalSmoother(0.8)]
+    stages = [PersonMaskStage(person_segmenter("selfie"), name="selfie-mask"), PersonTracker(), TemporalSmoother(0.8)]
     without = [PersonTracker(), TemporalSmoother(0.8)]
     changed = 0
     for index, rgb in enumerate(read_frames(media_dir / "pose2sim-multi-cam01.mp4", list(range(0, 40, 4)))):
