@@ -60,7 +60,8 @@ def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     if config.person_mask == "parser":
         return []
     source = "selfie" if config.person_mask == "auto" else config.person_mask
-    return [PersonMaskStage(person_segmenter(source, config.device), name=f"{source}-mask")]
+    return [PersonMaskStage(person_segmenter(source, config.device), name=f"{source}-mask",
+                            warn_unfused=config.person_mask != "auto")]
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:

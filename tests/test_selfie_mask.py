@@ -82,3 +82,21 @@ def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, 
         assert sum(1 for _ in container.decode(video=0)) == 12
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert len(lines) == 12 and all(line["people"] for line in lines)
+
+
+def test_a_parser_without_person_probability_keeps_its_mask_and_a_named_source_says_so(caplog):
+    """M2FP and SCHP give sharp masks and no `part_probs`: nothing to fuse with. A segmenter the
+    user named warns once; the default ("auto") stays quiet."""
+    from realtime.models.labels import LIP_PARTS
+    from realtime.types import ParseResult
+
+    labels = np.zeros((48, 32), np.uint8)
+    labels[10:40, 8:24] = 5
+    parse = ParseResult(labels=labels, person_mask=labels > 0, label_names=LIP_PARTS.names, palette=LIP_PARTS.palette)
+    segmenter = person_segmenter("selfie")
+    for warn, expected in ((False, 0), (True, 1)):
+        caplog.clear()
+        stage = PersonMaskStage(segmenter, name="selfie-mask", warn_unfused=warn)
+        for index in range(3):
+            assert stage(Frame(np.zeros((48, 32, 3), np.uint8), index, 0.0), parse) is parse
+        assert sum("no person probability" in record.message for record in caplog.records) == expected

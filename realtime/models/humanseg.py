@@ -125,12 +125,13 @@ class MobileNetV2(nn.Module):
 
 class ResNet18(nn.Module):
     """The repo's ResNet-18 (conv1/bn1, layer1..4): 7x7 / 2 conv, BN, ReLU, 2x2 / 2 max-pool,
-    basic-block stages of 64, 128, 256, 512 channels. `output_stride` 8 or 16 keeps the last
-    stages at stride 8 or 16 and dilates them instead: a dilated stage's blocks use d, 2d.
+    basic-block stages of 64, 128, 256, 512 channels. `output_stride` 8 keeps layer3 and layer4
+    at stride 8 and dilates them instead, each block doubling it: 2, 4 and 4, 8.
 
     forward -> [stem (stride 2, 64 ch, before the pool), layer1 .. layer4]."""
 
-    layouts = {8: ((1, 2, 1, 1), (1, 1, 2, 4)), 16: ((1, 2, 2, 1), (1, 1, 1, 2)), 32: ((1, 2, 2, 2), (1, 1, 1, 1))}
+    # output stride -> (stride, dilation) of layer1..4
+    layouts = {8: ((1, 2, 1, 1), (1, 1, 2, 4)), 32: ((1, 2, 2, 2), (1, 1, 1, 1))}
 
     def __init__(self, output_stride: int = 32) -> None:
         super().__init__()
@@ -146,9 +147,13 @@ class ResNet18(nn.Module):
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu_(self.bn1(self.conv1(x)))
 
+    @staticmethod
+    def pool(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, kernel_size=2, stride=2)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x1 = self.stem(x)
-        x2 = self.layer1(F.max_pool2d(x1, kernel_size=2, stride=2))
+        x2 = self.layer1(self.pool(x1))
         x3 = self.layer2(x2)
         x4 = self.layer3(x3)
         return [x1, x2, x3, x4, self.layer4(x4)]
@@ -421,7 +426,7 @@ class ICNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         sub1 = self.conv_sub1(x)
         backbone = self.backbone
-        sub2 = backbone.layer2(backbone.layer1(F.max_pool2d(backbone.stem(_scale(x, 0.5)), kernel_size=2, stride=2)))
+        sub2 = backbone.layer2(backbone.layer1(backbone.pool(backbone.stem(_scale(x, 0.5)))))
         sub4 = backbone.layer4(backbone.layer3(_scale(sub2, 0.5)))
         pooled = sub4
         for size in self.bins:
@@ -479,14 +484,11 @@ def load_humanseg_net(path: str | Path, spec: SegmenterSpec) -> nn.Module:
     silently load nothing; here every name must match: WeightsError names the file's
     architecture, or the missing and unexpected keys, otherwise."""
     checkpoint = load_checkpoint(path, allowed_classes=TRAINER_CHECKPOINT_CLASSES)
-    arch = checkpoint.get("arch") if isinstance(checkpoint, Mapping) else None
-    expected = TRAINER_ARCH[spec.architecture]
+    arch, expected = checkpoint.get("arch") if isinstance(checkpoint, Mapping) else None, TRAINER_ARCH[spec.architecture]
     if isinstance(arch, str) and arch != expected:
         raise WeightsError(f"{path} is a {arch} checkpoint; {spec.name} needs a {expected} one")
-    net = humanseg_net(spec)
-    state = humanseg_state_dict(checkpoint, source=str(path))
-    shared = len(state.keys() & net.state_dict().keys())
-    if not shared:
+    state, net = humanseg_state_dict(checkpoint, source=str(path)), humanseg_net(spec)
+    if state.keys().isdisjoint(net.state_dict()):
         raise WeightsError(f"{path} shares no parameter name with {spec.name} ({len(state)} tensors in the file): "
                            "is it a Human_seg checkpoint of this architecture?")
     load_into(net, state, source=str(path))

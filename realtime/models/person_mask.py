@@ -55,21 +55,23 @@ class PersonMaskStage:
     """Replaces the person mask by the fused one and sets `person_probs`: pixels it adds take the
     part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
     lose their part and their person. Results without the person probability (`part_probs`) pass
-    unchanged (logged once). `name` is the stage's (its timing's) name."""
+    unchanged, said once as a warning when `warn_unfused` (a segmenter the user asked for by
+    name). `name` is the stage's (its timing's) name."""
 
-    def __init__(self, segmenter: Segmenter, *, name: str, weight: float = SEGMENTER_WEIGHT) -> None:
+    def __init__(self, segmenter: Segmenter, *, name: str, weight: float = SEGMENTER_WEIGHT,
+                 warn_unfused: bool = False) -> None:
         self._segmenter = segmenter
         self._upsampler = GridUpsampler()
         self.name = name
         self.weight = weight
-        self._told_unfused = False
+        self._warn_unfused = warn_unfused
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         if parse.part_probs is None:
-            if not self._told_unfused:
-                logger.warning("%s: the parser gives no person probability to fuse with; its own mask is kept",
-                               self.name)
-                self._told_unfused = True
+            if self._warn_unfused:
+                logger.warning("--person-mask %s: the parser gives no person probability to fuse with; its own "
+                               "mask is kept", self.name.removesuffix("-mask"))
+                self._warn_unfused = False
             return parse
         frame_hw = parse.labels.shape
         (segmented,) = self._segmenter([np.ascontiguousarray(frame.image)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -28,34 +29,33 @@ from realtime.types import ParseResult
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_net(spec: ModelSpec | SegmenterSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP, SCHP or Human_seg spec in eval mode, from `weights` or the
-    fixture rule."""
+def _family_loaders(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callable]:
+    """(load a checkpoint file, build an untrained network, map a checkpoint's state to the
+    network's) for the spec's family."""
     if spec.family == "m2fp":
         from realtime.models.m2fp import load_m2fp_net, m2fp_net
 
-        if weights is not None:
-            return load_m2fp_net(weights, spec)
-        net = m2fp_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return load_m2fp_net, m2fp_net, lambda state, net: state
     if spec.family == "schp":
         from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
 
-        if weights is not None:
-            return load_schp_net(weights, spec)
-        net = schp_net(spec)
-        load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
-        return net.eval()
+        return load_schp_net, schp_net, schp_state_dict
     if spec.family == "humanseg":
         from realtime.models.humanseg import humanseg_net, load_humanseg_net
 
-        if weights is not None:
-            return load_humanseg_net(weights, spec)
-        net = humanseg_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return load_humanseg_net, humanseg_net, lambda state, net: state
     raise ValueError(f"bench-model times M2FP, SCHP and Human_seg models, not '{spec.name}' ({spec.family})")
+
+
+def build_net(spec: ModelSpec | SegmenterSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of an M2FP, SCHP or Human_seg spec in eval mode, from `weights` or the
+    fixture rule."""
+    load, untrained, checkpoint_state = _family_loaders(spec)
+    if weights is not None:
+        return load(weights, spec)
+    net = untrained(spec)
+    load_into(net, checkpoint_state(fixture_state(net), net), source="the fixture rule")
+    return net.eval()
 
 
 def build_parser(spec: ModelSpec | SegmenterSpec, net: nn.Module, device: torch.device, *, fast: bool,
