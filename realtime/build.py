@@ -13,7 +13,7 @@ from realtime.config import PipelineConfig
 from realtime.models import Parser, load_parser
 from realtime.models.blazepose import BlazePoseStage
 from realtime.models.bodypix import BodyPixParser
-from realtime.models.selfie_mask import SelfieMaskStage
+from realtime.models.person_mask import PersonMaskStage, person_segmenter
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
 from realtime.smoothing import TemporalSmoother
@@ -56,9 +56,14 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
-    """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
-    "auto"; none with "parser" (the parser's own mask)."""
-    return [SelfieMaskStage(device=config.device)] if config.person_mask in ("selfie", "auto") else []
+    """The fused person mask of the segmenter `config.person_mask` names ("auto" = the selfie
+    segmenter, PyTorch, the default install; or a Human_seg network); none with "parser" (the
+    parser's own mask)."""
+    if config.person_mask == "parser":
+        return []
+    source = "selfie" if config.person_mask == "auto" else config.person_mask
+    return [PersonMaskStage(person_segmenter(source, config.device), name=f"{source}-mask",
+                            warn_unfused=config.person_mask != "auto")]
 
 
 def parts_stages(config: PipelineConfig) -> list[ResultStage]:

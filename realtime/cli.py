@@ -27,7 +27,7 @@ from realtime.cli_options import (
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
-from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, weight_files
+from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS, weight_files
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -112,8 +112,9 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
 
-    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP: reference-style path vs the fast path on one frame; prints JSON")
-    bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")])
+    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/Human_seg: reference-style path vs the fast path on one frame; prints JSON")
+    bench_model.add_argument("--model", default="m2fp-lip",
+                             choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")] + list(SEGMENTER_SPECS))
     bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
     bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")

@@ -7,7 +7,7 @@ import sys
 
 from realtime.config import default
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
-from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.models.top_down import PARTS_MODES
 
 
@@ -79,9 +79,11 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                          help=f"parse up to N people, each with a stable ID (default {max_people}; "
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
-                         help="the parser's own person mask, or MediaPipe's selfie segmenter averaged with "
-                              "BlazePose's segmentation and refined along the frame's edges (PyTorch, no extra "
-                              "needed; auto = selfie)")
+                         metavar="SOURCE",
+                         help="the parser's own person mask ('parser'), or a person segmenter's averaged with "
+                              "BlazePose's segmentation and refined along the frame's edges: MediaPipe's selfie "
+                              "segmenter ('selfie', PyTorch, no extra needed; 'auto' = selfie) or a Human_seg "
+                              f"network ({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))})")
     command.add_argument("--parts", default=default("parts"), choices=PARTS_MODES,
                          help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
                               "person's crop at the full network input (sharper parts on people far from the "

@@ -11,7 +11,7 @@ from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
-from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
 

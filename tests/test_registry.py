@@ -52,10 +52,10 @@ def test_unknown_model_lists_known_ones():
 
 
 def test_network_specs_are_complete_and_apart_from_the_parsers():
-    from realtime.models.registry import NETWORK_SPECS, weight_files
+    from realtime.models.registry import NETWORK_SPECS, SEGMENTER_SPECS, weight_files
 
-    assert not set(NETWORK_SPECS) & set(MODEL_SPECS)
-    assert set(weight_files()) == set(NETWORK_SPECS) | set(MODEL_SPECS)
+    assert not set(NETWORK_SPECS) & set(MODEL_SPECS) and not set(SEGMENTER_SPECS) & (set(NETWORK_SPECS) | set(MODEL_SPECS))
+    assert set(weight_files()) == set(NETWORK_SPECS) | set(MODEL_SPECS) | set(SEGMENTER_SPECS)
     for name, spec in NETWORK_SPECS.items():
         assert spec.name == name and spec.licence == "Apache-2.0" and spec.description
         assert spec.weights.filename.startswith("mediapipe-") and spec.weights.filename.endswith(".tflite")
@@ -69,3 +69,19 @@ def test_unknown_network_lists_known_ones():
 
     with pytest.raises(UnknownModelError, match="blazepose-full"):
         get_network_spec("no-such-network")
+
+
+def test_segmenter_specs_name_their_architecture_labels_and_manual_download():
+    from realtime.models.humanseg import ARCHITECTURES
+    from realtime.models.labels import PERSON_BACKGROUND
+    from realtime.models.person_mask import PERSON_MASK_SOURCES
+    from realtime.models.registry import SEGMENTER_SPECS, get_segmenter_spec
+
+    assert len(SEGMENTER_SPECS) == 6 and set(SEGMENTER_SPECS) <= set(PERSON_MASK_SOURCES)
+    for name, spec in SEGMENTER_SPECS.items():
+        assert spec.name == name == f"humanseg-{spec.architecture}" and spec.architecture in ARCHITECTURES
+        assert spec.licence == "MIT" and spec.input_size == 320 and spec.labels is PERSON_BACKGROUND
+        assert spec.weights.filename == f"{name}.pth" and spec.weights.manual and spec.weights.sha256 is None
+    assert PERSON_BACKGROUND.names == ("background", "person")
+    with pytest.raises(UnknownModelError, match="humanseg-unet-mobilenetv2"):
+        get_segmenter_spec("humanseg-unet")

@@ -16,7 +16,7 @@ from conftest import read_frames
 
 from realtime.analysis.tracking import PersonTracker
 from realtime.evaluation import labelled_images, mask_iou, read_person_truth, read_rgb, run_stages
-from realtime.models.selfie_mask import SelfieMaskStage
+from realtime.models.person_mask import PersonMaskStage, person_segmenter
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame
 
@@ -30,7 +30,7 @@ def _full_body_images():
 def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
     """Each photo also as a still scene of 6 frames through the smoother, which then holds the
     fused probability on its grid."""
-    stage = SelfieMaskStage()
+    stage = PersonMaskStage(person_segmenter("selfie"), name="selfie-mask")
     parser_iou, fused_iou, smoothed_iou = [], [], []
     for item in _full_body_images():
         rgb, truth = read_rgb(item.image), read_person_truth(item.label)
@@ -53,7 +53,7 @@ def test_parts_and_people_follow_the_fused_mask(media_dir: Path, bodypix):
     """After smoothing and tracking on a two-person clip: every fused person pixel has a part,
     nothing outside it does, and the people still split it exactly."""
     bodypix.max_people = 4
-    stages = [SelfieMaskStage(), PersonTracker(), TemporalSmoother(0.8)]
+    stages = [PersonMaskStage(person_segmenter("selfie"), name="selfie-mask"), PersonTracker(), TemporalSmoother(0.8)]
     without = [PersonTracker(), TemporalSmoother(0.8)]
     changed = 0
     for index, rgb in enumerate(read_frames(media_dir / "pose2sim-multi-cam01.mp4", list(range(0, 40, 4)))):
@@ -82,3 +82,21 @@ def test_process_with_the_fused_mask_writes_a_playable_video(single_clip: Path, 
         assert sum(1 for _ in container.decode(video=0)) == 12
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert len(lines) == 12 and all(line["people"] for line in lines)
+
+
+def test_a_parser_without_person_probability_keeps_its_mask_and_a_named_source_says_so(caplog):
+    """M2FP and SCHP give sharp masks and no `part_probs`: nothing to fuse with. A segmenter the
+    user named warns once; the default ("auto") stays quiet."""
+    from realtime.models.labels import LIP_PARTS
+    from realtime.types import ParseResult
+
+    labels = np.zeros((48, 32), np.uint8)
+    labels[10:40, 8:24] = 5
+    parse = ParseResult(labels=labels, person_mask=labels > 0, label_names=LIP_PARTS.names, palette=LIP_PARTS.palette)
+    segmenter = person_segmenter("selfie")
+    for warn, expected in ((False, 0), (True, 1)):
+        caplog.clear()
+        stage = PersonMaskStage(segmenter, name="selfie-mask", warn_unfused=warn)
+        for index in range(3):
+            assert stage(Frame(np.zeros((48, 32, 3), np.uint8), index, 0.0), parse) is parse
+        assert sum("no person probability" in record.message for record in caplog.records) == expected

@@ -3,7 +3,7 @@ pickled code; a damaged file is refused with one line that names it."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +14,16 @@ from google.protobuf.message import DecodeError
 from realtime.weights import WeightsError
 
 
-def load_checkpoint(path: str | Path) -> Any:
+def load_checkpoint(path: str | Path, *, allowed_classes: Sequence[tuple[type, str]] = ()) -> Any:
     """torch.load(weights_only=True) on the CPU; a file that carries pickled code or objects, or
-    that is truncated or damaged, raises WeightsError with one line that says which."""
+    that is truncated or damaged, raises WeightsError with one line that says which.
+
+    `allowed_classes` pairs a plain stand-in class with the dotted name a checkpoint pickles a
+    foreign object under (e.g. a trainer's logger): such objects come back as the stand-in with
+    their state, and nothing of the foreign class's code runs."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(allowed_classes)):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines()]
         detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")

@@ -107,6 +107,9 @@ LIP_PARTS = LabelSet(name="lip", names=_LIP_NAMES, colors=_LIP_COLORS, groups=_L
 CIHP_PARTS = LabelSet(name="cihp", names=_LIP_NAMES[:10] + ("torso_skin",) + _LIP_NAMES[11:],
                       colors=_LIP_COLORS, groups=_LIP_GROUPS)
 
+# Person / background segmenters (Human_seg): channel 1 of their two logits is the person.
+PERSON_BACKGROUND = LabelSet(name="person", names=("background", "person"), colors=((0, 0, 0), (255, 255, 255)))
+
 ATR_PARTS = LabelSet(
     name="atr",
     names=(

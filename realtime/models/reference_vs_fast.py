@@ -1,15 +1,18 @@
-"""`bench-model`: an M2FP or SCHP parser built like the reference against the same network's
-fast path, on one frame, timed interleaved in one process, with how far their outputs differ.
+"""`bench-model`: an M2FP or SCHP parser, or a Human_seg person segmenter, built like the
+reference against the same network's fast path, on one frame, timed interleaved in one process,
+with how far their outputs differ.
 
 Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
 every mask at full size (M2FP: all query masks resized to the input before they are combined;
-SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser and
-SCHPParser. Without `weights` both use the parity fixtures' deterministic weights.
+SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser,
+SCHPParser and HumanSegmenter. Without `weights` both use the parity fixtures' deterministic
+weights.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -20,49 +23,73 @@ from torch import nn
 from realtime.models.checkpoint import load_into
 from realtime.models.common import Parser
 from realtime.models.fixture_weights import fixture_state
-from realtime.models.registry import ModelSpec, get_spec
+from realtime.models.registry import SEGMENTER_SPECS, ModelSpec, SegmenterSpec, get_spec
+from realtime.types import ParseResult
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP or SCHP spec in eval mode, from `weights` or the fixture rule."""
+def _family_loaders(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callable]:
+    """(load a checkpoint file, build an untrained network, map a checkpoint's state to the
+    network's) for the spec's family."""
     if spec.family == "m2fp":
         from realtime.models.m2fp import load_m2fp_net, m2fp_net
 
-        if weights is not None:
-            return load_m2fp_net(weights, spec)
-        net = m2fp_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return load_m2fp_net, m2fp_net, lambda state, net: state
     if spec.family == "schp":
         from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
 
-        if weights is not None:
-            return load_schp_net(weights, spec)
-        net = schp_net(spec)
-        load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
-        return net.eval()
-    raise ValueError(f"bench-model times M2FP and SCHP models, not '{spec.name}' ({spec.family})")
+        return load_schp_net, schp_net, schp_state_dict
+    if spec.family == "humanseg":
+        from realtime.models.humanseg import humanseg_net, load_humanseg_net
+
+        return load_humanseg_net, humanseg_net, lambda state, net: state
+    raise ValueError(f"bench-model times M2FP, SCHP and Human_seg models, not '{spec.name}' ({spec.family})")
 
 
-def build_parser(spec: ModelSpec, net: nn.Module, device: torch.device, *, fast: bool,
+def build_net(spec: ModelSpec | SegmenterSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of an M2FP, SCHP or Human_seg spec in eval mode, from `weights` or the
+    fixture rule."""
+    load, untrained, checkpoint_state = _family_loaders(spec)
+    if weights is not None:
+        return load(weights, spec)
+    net = untrained(spec)
+    load_into(net, checkpoint_state(fixture_state(net), net), source="the fixture rule")
+    return net.eval()
+
+
+def build_parser(spec: ModelSpec | SegmenterSpec, net: nn.Module, device: torch.device, *, fast: bool,
                  amp_dtype: torch.dtype | None = None) -> Parser:
+    """The parser (or, for Human_seg, the segmenter) of `spec` over `net`."""
     if spec.family == "m2fp":
         from realtime.models.m2fp import M2FPParser
 
         return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+    if spec.family == "humanseg":
+        from realtime.models.humanseg import HumanSegmenter
+
+        return HumanSegmenter(net, spec, device, amp_dtype=amp_dtype, fast=fast)
     from realtime.models.schp import SCHPParser
 
     return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
 
 
+# the name of the one tensor a family's network returns
+_TENSOR_OUTPUT = {"schp": "fusion", "humanseg": "logits"}
+
+
 def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
-                        fast: dict[str, torch.Tensor] | torch.Tensor) -> dict[str, float]:
-    """max |fast - reference| of each network output (SCHP's one tensor is "fusion")."""
+                        fast: dict[str, torch.Tensor] | torch.Tensor, family: str = "schp") -> dict[str, float]:
+    """max |fast - reference| of each network output (a lone tensor named as `family` names it)."""
     if isinstance(reference, torch.Tensor):
-        reference, fast = {"fusion": reference}, {"fusion": fast}
+        name = _TENSOR_OUTPUT[family]
+        reference, fast = {name: reference}, {name: fast}
     return {name: float((fast[name].float() - value.float()).abs().max()) for name, value in reference.items()}
+
+
+def decision(result: ParseResult | np.ndarray) -> np.ndarray:
+    """What a parse decides per pixel: its labels, or a person probability's person mask."""
+    return result.labels if isinstance(result, ParseResult) else result > 0.5
 
 
 def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = None, device: str = "cpu",
@@ -79,7 +106,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
         raise ValueError("repeats must be at least 1 and warmup at least 0")
     from realtime.models import resolve_device
 
-    spec = get_spec(name)
+    spec = SEGMENTER_SPECS[name] if name in SEGMENTER_SPECS else get_spec(name)
     target = resolve_device(device)
     previous_threads = torch.get_num_threads()
     if threads:
@@ -98,7 +125,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
                 outputs[label] = parser.infer(prepared[label].batch)
                 _synchronize(target)
                 middle, middle_cpu = time.perf_counter(), time.process_time()
-                labels[label] = parser.postprocess(outputs[label], prepared[label])[0].labels
+                labels[label] = decision(parser.postprocess(outputs[label], prepared[label])[0])
                 end, end_cpu = time.perf_counter(), time.process_time()
                 if i >= warmup:
                     for part, seconds in (("forward", middle - start), ("postprocess", end - middle),
@@ -123,7 +150,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "speedup_forward_cpu": round(medians["reference"]["forward_cpu_ms"] / medians["fast"]["forward_cpu_ms"], 2),
             "speedup_total_cpu": round(medians["reference"]["total_cpu_ms"] / medians["fast"]["total_cpu_ms"], 2),
             "fast_fps": round(1000 / fast_total, 2),
-            "max_abs_diff": max_abs_differences(outputs["reference"], outputs["fast"]),
+            "max_abs_diff": max_abs_differences(outputs["reference"], outputs["fast"], spec.family),
             "label_disagreement": float(np.mean(labels["reference"] != labels["fast"])),
         }
     finally:

@@ -12,6 +12,7 @@ from realtime.models.labels import (
     CIHP_PARTS,
     LIP_PARTS,
     PASCAL_PERSON_PARTS,
+    PERSON_BACKGROUND,
     LabelSet,
 )
 from realtime.weights import WeightFile
@@ -209,10 +210,68 @@ NETWORK_SPECS: dict[str, NetworkSpec] = {spec.name: spec for spec in (
 )}
 
 
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """A person / background segmenter that `--person-mask NAME` fuses with the parser: its
+    architecture (a key of the family's builders), weights, and how to feed it. The frame's long
+    side is scaled to `input_size` and the short side padded to it, centred."""
+
+    name: str
+    family: str
+    architecture: str
+    description: str
+    labels: LabelSet
+    weights: WeightFile
+    licence: str
+    input_size: int
+    input_mean: tuple[float, float, float]  # RGB, 0..1 units
+    input_std: tuple[float, float, float]
+
+
+_HUMANSEG_REPO = "https://github.com/thuyngch/Human-Segmentation-PyTorch"
+_DRIVE = "https://drive.google.com/file/d/{}/view?usp=sharing"
+
+
+def _humanseg_spec(architecture: str, title: str, drive_id: str | None, miou: str | None) -> SegmenterSpec:
+    name = f"humanseg-{architecture}"
+    filename = f"{name}.pth"
+    if drive_id is None:
+        manual = (f"No trained {title} was released ({_HUMANSEG_REPO}, README 'Benchmark' lists none); train one "
+                  f"with that repository (config/config_PSPNet.json) and rename its model_best.pth to {filename}.")
+    else:
+        manual = (f"Download the {title} checkpoint from Google Drive ({_DRIVE.format(drive_id)}), linked from "
+                  f"{_HUMANSEG_REPO} (README, 'Benchmark'), and rename it to {filename}.")
+    return SegmenterSpec(
+        name=name,
+        family="humanseg",
+        architecture=architecture,
+        description=f"Human_seg {title}: person / background at 320 x 320"
+                    + (f", {miou} mIoU (Supervisely Person + portraits)" if miou else " (no released weights)"),
+        labels=PERSON_BACKGROUND,
+        weights=WeightFile(filename=filename, urls=(_DRIVE.format(drive_id),) if drive_id else (),
+                           sha256=None, size_bytes=None, manual=manual),
+        licence="MIT",
+        input_size=320,
+        input_mean=(0.485, 0.456, 0.406),
+        input_std=(0.229, 0.224, 0.225),
+    )
+
+
+SEGMENTER_SPECS: dict[str, SegmenterSpec] = {spec.name: spec for spec in (
+    _humanseg_spec("unet-mobilenetv2", "UNet-MobileNetV2", "17GZLCi_FHhWo4E4wPobbLAQdBZrlqVnF", "91.37"),
+    _humanseg_spec("unet-resnet18", "UNet-ResNet18", "14QxasSCcL_ij7NHR7Fshx5fi5Sc9MleD", "90.09"),
+    _humanseg_spec("deeplab3plus-resnet18", "DeepLabV3+-ResNet18", "1WME_m8CCDupM6tLX6yPt-iA6gpmwQ7Sc", "91.21"),
+    _humanseg_spec("bisenet-resnet18", "BiSeNet-ResNet18", "1Lm6O2-_lnQEjMM5lQRcIAbtA9YQUGQuy", "87.02"),
+    _humanseg_spec("pspnet-resnet18", "PSPNet-ResNet18", None, None),
+    _humanseg_spec("icnet-resnet18", "ICNet-ResNet18", "1Rg8KSU89oQoWW37gjipFSsg2w_X_lefQ", "86.27"),
+)}
+
+
 def weight_files() -> dict[str, tuple[str, WeightFile]]:
     """Every named weights file the cache knows, parsers first: name -> (licence, file)."""
     files = {name: (spec.licence, spec.weights) for name, spec in MODEL_SPECS.items()}
-    files.update({name: (spec.licence, spec.weights) for name, spec in NETWORK_SPECS.items()})
+    for specs in (NETWORK_SPECS, SEGMENTER_SPECS):
+        files.update({name: (spec.licence, spec.weights) for name, spec in specs.items()})
     return files
 
 
@@ -233,4 +292,8 @@ def get_network_spec(name: str) -> NetworkSpec:
 
 def get_spec(name: str) -> ModelSpec:
     return _lookup(MODEL_SPECS, name, "model")
+
+
+def get_segmenter_spec(name: str) -> SegmenterSpec:
+    return _lookup(SEGMENTER_SPECS, name, "person segmenter")
 

@@ -226,3 +226,36 @@ def make_layer(in_channels: int, planes: int, blocks: int, *, stride: int = 1, d
     layers = [Bottleneck(in_channels, planes, stride=stride, dilation=dilation)]
     layers += [Bottleneck(planes * Bottleneck.expansion, planes, dilation=dilation) for _ in range(blocks - 1)]
     return nn.Sequential(*layers)
+
+
+# --- ResNet-18/34 basic blocks, torchvision names (Human_seg) -----------------------------------
+
+class BasicBlock(nn.Module):
+    """torchvision-named basic block (conv1/bn1, conv2/bn2, downsample.0/.1): two 3x3
+    convolutions with the stride in the first and the dilation in both; a 1x1 projection on the
+    shortcut when the stride or the width changes."""
+
+    _norm_pairs = (("conv1", "bn1"), ("conv2", "bn2"))
+
+    def __init__(self, in_channels: int, planes: int, *, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, 3, stride=stride, padding=dilation, dilation=dilation, bias=False)
+        self.bn1 = FrozenBatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = FrozenBatchNorm2d(planes)
+        self.downsample = conv_bn(in_channels, planes, 1, stride=stride) if stride != 1 or in_channels != planes else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.bn2(self.conv2(F.relu_(self.bn1(self.conv1(x)))))
+        out += x if self.downsample is None else self.downsample(x)
+        return out.relu_()
+
+    def fold_norms(self) -> None:
+        fold_child_pairs(self, self._norm_pairs)
+
+
+def make_basic_layer(in_channels: int, planes: int, dilations: tuple[int, ...], *, stride: int = 1) -> nn.Sequential:
+    """One stage of basic blocks, one per entry of `dilations` (each block's dilation); only the
+    first block strides and widens."""
+    return nn.Sequential(*(BasicBlock(in_channels if i == 0 else planes, planes, stride=stride if i == 0 else 1,
+                                      dilation=dilation) for i, dilation in enumerate(dilations)))

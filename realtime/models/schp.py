@@ -3,7 +3,9 @@
 Network: deep-stem ResNet-101 (res5 dilated, output stride 16) -> PSP context module; a decoder
 branch (context + res2) and an edge branch (res2..res4) whose features a fusion head turns into
 the class logits SCHP uses, at a quarter of the input. Input: the frame's box warped onto a
-square canvas (473 for LIP, 512 for ATR / PASCAL), BGR, ImageNet mean/std.
+square canvas (473 for LIP, 512 for ATR / PASCAL), BGR, ImageNet mean/std. Both warps (frame to
+canvas, logits back to the frame) are OpenCV 4's fixed-point bilinear warp, which SCHP's code
+ran on (realtime.models.fixed_point_warp), not the installed OpenCV's.
 
 The released checkpoints were trained with InPlaceABN, whose scale is |weight| + eps; loading
 turns every InPlaceABN into a frozen BatchNorm with weight = |w| + 1e-5 (eps 1e-5), followed by
@@ -23,6 +25,7 @@ from torch import nn
 
 from realtime.models.checkpoint import load_checkpoint, load_into
 from realtime.models.common import Parser, Prepared, check_frames
+from realtime.models.fixed_point_warp import warp_affine_linear
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
@@ -232,14 +235,19 @@ class Geometry:
     to_frame: np.ndarray  # 2 x 3 affine, network input -> frame pixels
 
 
-def logits_to_frame(logits: np.ndarray, to_frame: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-    """h x w x C float32 logits on the input canvas -> H x W x C on the frame, as SCHP's
-    transform_logits (cv2 bilinear, zero border), four channels per warp."""
-    size = (frame_hw[1], frame_hw[0])
-    warped = [cv2.warpAffine(np.ascontiguousarray(logits[:, :, c:c + 4]), to_frame, size, flags=cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-              for c in range(0, logits.shape[2], 4)]
-    return np.dstack([w.reshape(frame_hw[0], frame_hw[1], -1) for w in warped])
+def labels_on_frame(logits: torch.Tensor, to_frame: np.ndarray, frame_hw: tuple[int, int],
+                    band_values: int = 1 << 22) -> np.ndarray:
+    """h x w x C float32 logits on the input canvas -> H x W uint8 argmax on the frame: SCHP's
+    transform_logits (OpenCV 4 bilinear warp, zero border) then argmax, made in bands of rows
+    of at most `band_values` logits."""
+    height, width = frame_hw
+    rows = max(1, band_values // (width * logits.shape[2]))
+    labels = np.empty(frame_hw, dtype=np.uint8)
+    for top in range(0, height, rows):
+        band = range(top, min(top + rows, height))
+        warped = warp_affine_linear(logits, to_frame, (width, height), band)
+        labels[band.start:band.stop] = warped.argmax(2).to(torch.uint8).cpu().numpy()
+    return labels
 
 
 class SCHPParser(Parser):
@@ -272,12 +280,8 @@ class SCHPParser(Parser):
         height, width = rgbs[0].shape[:2]
         side = self.internal_size
         to_input, to_frame = box_affine((width, height), (side, side))
-        warped = np.stack([
-            cv2.warpAffine(rgb, to_input, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                           borderValue=(0, 0, 0))
-            for rgb in rgbs
-        ])
-        batch = torch.from_numpy(warped).to(self.device).permute(0, 3, 1, 2).float()
+        warped = torch.stack([warp_affine_linear(torch.from_numpy(rgb), to_input, (side, side)) for rgb in rgbs])
+        batch = warped.to(self.device).permute(0, 3, 1, 2).float()
         batch = self.net.normalize(batch).contiguous(memory_format=self.memory_format)
         return Prepared(batch, Geometry((height, width), to_frame))
 
@@ -289,11 +293,11 @@ class SCHPParser(Parser):
 
     def postprocess(self, logits: torch.Tensor, prepared: Prepared) -> list[ParseResult]:
         input_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry
-        with torch.inference_mode():
-            upsampled = _up(logits, input_hw).permute(0, 2, 3, 1).cpu().numpy()
         results = []
-        for image_logits in upsampled:
-            labels = logits_to_frame(image_logits, geometry.to_frame, geometry.frame_hw).argmax(2).astype(np.uint8)
+        for image_logits in logits:
+            with torch.inference_mode():
+                upsampled = _up(image_logits[None], input_hw)[0].permute(1, 2, 0).contiguous()
+                labels = labels_on_frame(upsampled, geometry.to_frame, geometry.frame_hw)
             results.append(ParseResult(labels=labels, person_mask=labels > 0,
                                        label_names=self.label_names, palette=self.palette, part_probs=None))
         return results

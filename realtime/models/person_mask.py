@@ -1,0 +1,109 @@
+"""Sharper person mask: a person / background segmenter's probability, averaged with BlazePose's
+per-person segmentation when the pose stage ran before (it leaves it in
+`ParseResult.person_probs`), refined along the frame's edges by a fast guided filter, as a
+ResultStage before the tracker and the smoother (which smooths the result, `person_probs`). The
+parser keeps only the part labels: BodyPix's person probability lives on a stride-16 grid, so
+its edges are coarse.
+
+Segmenters (`--person-mask`): MediaPipe's selfie segmenter (the general 256 x 256 model, run by
+the PyTorch `SelfieSegmenter` of realtime.models.selfie_segmenter from its .tflite weights, no
+mediapipe needed; "auto" = "selfie") and the six Human_seg networks (realtime.models.humanseg,
+320 x 320, from their trainer checkpoints). Parsers that give no part probabilities (M2FP, SCHP:
+sharp masks of their own) keep their mask.
+
+Measured on 101 of the ccp_dev photos (mean person IoU): BodyPix's own mask 0.795, the selfie
+segmenter 0.918, BlazePose's segmentation 0.930, their mean 0.936, refined 0.941.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from realtime.imaging import fast_guided_filter, fill_from_nearest
+from realtime.models.grid_upsample import GridUpsampler
+from realtime.models.registry import SEGMENTER_SPECS
+from realtime.types import Frame, ParseResult, PersonParse
+
+PERSON_MASK_SOURCES = ("auto", "parser", "selfie", *SEGMENTER_SPECS)
+_EPS = 1e-6
+
+logger = logging.getLogger(__name__)
+
+# frames (H x W x 3 uint8 RGB, one size) -> person probability per frame (h x w float32)
+Segmenter = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+def person_segmenter(source: str, device: str = "cpu") -> Segmenter:
+    """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`.
+    WeightsError when its weights are missing."""
+    from realtime.models import resolve_device
+
+    if source == "selfie":
+        from realtime.models.selfie_segmenter import SelfieSegmenter
+
+        return SelfieSegmenter("selfie", device=resolve_device(device))
+    from realtime.models.humanseg import load_humanseg
+
+    return load_humanseg(source, device=device)
+
+
+class PersonMaskStage:
+    """Replaces the person mask by the refined one and sets `person_probs`: pixels it adds take the
+    part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
+    lose their part and their person. Results without the person probability (`part_probs`) pass
+    unchanged, said once as a warning when `warn_unfused` (a segmenter the user asked for by
+    name). `name` is the stage's (its timing's) name."""
+
+    def __init__(self, segmenter: Segmenter, *, name: str, warn_unfused: bool = False) -> None:
+        self._segmenter = segmenter
+        self._upsampler = GridUpsampler()
+        self.name = name
+        self._warn_unfused = warn_unfused
+
+    def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        if parse.part_probs is None:
+            if self._warn_unfused:
+                logger.warning("--person-mask %s: the parser gives no person probability to fuse with; its own "
+                               "mask is kept", self.name.removesuffix("-mask"))
+                self._warn_unfused = False
+            return parse
+        frame_hw = parse.labels.shape
+        (segmented,) = self._segmenter([np.ascontiguousarray(frame.image)])
+        if segmented.shape != frame_hw:
+            segmented = cv2.resize(segmented, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
+        if parse.person_probs is not None:
+            segmented = (segmented + parse.person_probs) / 2
+        grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+        fused_probs = np.clip(fast_guided_filter(grey, segmented.astype(np.float32)), 0.0, 1.0)
+        person = fused_probs > 0.5
+        added = person & ~parse.person_mask
+        labels = np.where(person, parse.labels, 0).astype(np.uint8)
+        ys, xs = np.nonzero(added)
+        if len(ys):
+            labels[ys, xs] = self._upsampler.argmax_at(np.log(parse.part_probs[1:] + _EPS), frame_hw, ys, xs) + 1
+        return replace(parse, labels=labels, person_mask=person, people=_people_within(parse.people, person, added),
+                       person_probs=fused_probs)
+
+    def reset(self) -> None:
+        """The segmenter keeps nothing between frames."""
+
+    def close(self) -> None:
+        """Nothing to release (the network is freed with the stage)."""
+
+
+def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndarray) -> list[PersonParse]:
+    """Each person's mask cut to `person`, and the `added` pixels given to the nearest person."""
+    cut = [replace(one, mask=one.mask & person) for one in people]
+    if not cut or not added.any():
+        return cut
+    if len(cut) == 1:
+        return [replace(cut[0], mask=cut[0].mask | added)]
+    owner = np.full(person.shape, -1, np.int32)
+    for index, one in enumerate(cut):
+        owner[one.mask] = index
+    nearest = fill_from_nearest(owner)
+    return [replace(one, mask=one.mask | (added & (nearest == index))) for index, one in enumerate(cut)]
