@@ -101,8 +101,11 @@ def build_stages(config: PipelineConfig) -> Stages:
 
 
 def build_pipeline(config: PipelineConfig, stages: Stages | None = None, *,
-                   renderer: FrameRenderer | None = None) -> Pipeline:
+                   renderer: FrameRenderer | None = None, parser: Parser | None = None,
+                   owns_stages: bool = True) -> Pipeline:
     """The Pipeline of `config` running `stages` (default: build_stages(config)); it owns and
-    closes them."""
+    closes them, except result stages lent with `owns_stages=False`. `parser`: one already
+    loaded for `config` (default: loaded here)."""
     stages = stages or build_stages(config)
-    return Pipeline(config, stages=stages.result, analysers=stages.analysers, renderer=renderer)
+    return Pipeline(config, stages=stages.result, analysers=stages.analysers, renderer=renderer, parser=parser,
+                    owns_stages=owns_stages)

@@ -1,4 +1,4 @@
-"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights`. The
+"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|batch|weights`. The
 window's `gui` command is registered by gui/ (`gui.cli`), which the `partsight` script and main.py
 run; the engine never imports the GUI."""
 from __future__ import annotations
@@ -24,6 +24,7 @@ from realtime.cli_options import (
     positive_int,
     smoothing_option,
 )
+from realtime.batch.cli import add_batch_command
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
@@ -127,6 +128,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
 
     add_pose_quality_command(commands)
     add_eval_commands(commands)
+    add_batch_command(commands)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
     weights_commands = weights.add_subparsers(dest="weights_command", required=True)

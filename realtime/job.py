@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from realtime.build import Stages, build_pipeline, build_stages
+from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages, pose_stage_wanted
 from realtime.config import PipelineConfig
+from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.sources import SourceInfo
 from realtime.types import FrameResult
@@ -46,20 +48,63 @@ class JobResult:
     summary: dict[str, Any] | None = field(default=None)
 
 
+class JobModels:
+    """The parsers and result stages (BlazePose, the selfie segmenter, tracker, smoother) of the
+    last `keep` sets of options, loaded once and lent to jobs run one after another (a batch
+    worker): each job gets them with their memory reset (ResultStage.reset, as a pipeline does on
+    a new source) and fresh analysers, so its outputs equal those of a fresh run; only the
+    networks' loading (seconds per job with BlazePose on a CPU) is saved. Options that differ in
+    no more than the source, the exercise and the frame limit share a set, except that counting
+    an exercise may add the pose stage. Not for two jobs at once."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self.keep = keep
+        self._sets: OrderedDict[tuple[PipelineConfig, bool], tuple[Parser, Stages]] = OrderedDict()
+
+    def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
+        """The parser and stages for `config`, reset; loaded now when no kept set fits."""
+        key = (replace(config, source=None, exercise=None, frame_limit=None), pose_stage_wanted(config))
+        if key in self._sets:
+            self._sets.move_to_end(key)
+        else:
+            self._sets[key] = (build_parser(config), build_stages(config))
+            while len(self._sets) > self.keep:
+                _close(self._sets.popitem(last=False)[1][1])
+        parser, stages = self._sets[key]
+        for stage in stages.result:
+            stage.reset()
+        return parser, replace(stages, analysers=build_analysers(config))
+
+    def close(self) -> None:
+        """Closes every kept stage (a later `lend` loads new ones)."""
+        while self._sets:
+            _close(self._sets.popitem()[1][1])
+
+
+def _close(stages: Stages) -> None:
+    for stage in stages.result:
+        stage.close()
+
+
 def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             on_start: Callable[[SourceInfo], None] | None = None,
             on_result: Callable[[FrameResult], None] | None = None,
             on_status: Callable[[str | None, SourceInfo], None] | None = None,
-            stop: threading.Event | None = None) -> JobResult:
+            stop: threading.Event | None = None, models: JobModels | None = None) -> JobResult:
     """Runs `config`'s source to its end (or until `stop` is set) and writes `outputs`.
 
     on_start gets the source's description once it is open; on_result every frame's result (from the
     pipeline's worker thread); on_status a live source's reconnection state each time it changes
-    (None = connected again). Raises whatever opening the source or the model raises (one-line
+    (None = connected again); models: the parser and stages to borrow instead of loading them
+    (jobs run one after another). Raises whatever opening the source or the model raises (one-line
     errors: realtime.logs); a source that fails mid-run is reported in `error`, with every frame
     before it written."""
-    stages = build_stages(config)
-    pipeline = build_pipeline(config, stages)
+    if models is None:
+        stages = build_stages(config)
+        pipeline = build_pipeline(config, stages)
+    else:
+        parser, stages = models.lend(config)
+        pipeline = build_pipeline(config, stages, parser=parser, owns_stages=False)
     recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics,
                                         labels_dir=outputs.labels_dir, audio=outputs.audio)
     try:

@@ -51,14 +51,17 @@ class Pipeline:
     config's stages).
 
     The pipeline owns its stages and analysers: it closes them when it stops and closes those
-    replaced by `set_stages` / `set_analysers`. Errors from the source or model never kill the
+    replaced by `set_stages` / `set_analysers`; with `owns_stages=False` the result stages it
+    starts with are lent (with `parser`: a runner that reuses them for one source after another,
+    realtime.job.JobModels) and stay open. Errors from the source or model never kill the
     worker: they land in `error` (shown by the window; the traceback goes to the log) and the
     pipeline waits for a new source or model. With `config.frame_limit` the run ends after that
     many frames, as at the end of a file.
     """
 
     def __init__(self, config: PipelineConfig, *, stages: Sequence[ResultStage] = (),
-                 analysers: Sequence[Analyser] = (), renderer: FrameRenderer | None = None) -> None:
+                 analysers: Sequence[Analyser] = (), renderer: FrameRenderer | None = None,
+                 parser: Parser | None = None, owns_stages: bool = True) -> None:
         if config.source is None:
             raise ValueError("a pipeline needs a source")
         self.config = config
@@ -66,7 +69,8 @@ class Pipeline:
         self._stages: list[ResultStage] = list(stages)
         self._analysers: list[Analyser] = list(analysers)
         self._selected_people: frozenset[int] | None = None
-        self._parser: Parser = self._load_parser(config.model, config.weights)
+        self._lent_stages = frozenset() if owns_stages else frozenset(map(id, stages))
+        self._parser: Parser = parser or self._load_parser(config.model, config.weights)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
         self._recorder_lock = threading.Lock()
@@ -106,7 +110,8 @@ class Pipeline:
         with self._commands_lock:
             pending, self._commands = self._commands, _Commands()
         for step in (*self._stages, *self._analysers, *(pending.stages or ()), *(pending.analysers or ())):
-            step.close()
+            if id(step) not in self._lent_stages:
+                step.close()
         self._stages, self._analysers = [], []
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -276,10 +281,9 @@ class Pipeline:
             self.stats.source = info.name
             self.error = None
 
-    @staticmethod
-    def _replace(old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
-        """Closes the steps of `old` that `new` does not keep."""
-        kept = {id(step) for step in new}
+    def _replace(self, old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
+        """Closes the steps of `old` that `new` does not keep (lent ones stay open)."""
+        kept = {id(step) for step in new} | self._lent_stages
         for step in old:
             if id(step) not in kept:
                 step.close()

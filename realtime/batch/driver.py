@@ -1,0 +1,400 @@
+"""The batch on Ray (https://docs.ray.io): one actor per worker (realtime.batch.worker's
+BatchWorker, the models loaded once), the inputs handed out largest first to whichever worker is
+free, an input whose worker process dies retried on another (at most MAX_RETRIES times; Ray
+restarts the dead worker), progress polled from the actors into two tqdm bars (videos, frames),
+Ctrl-C that stops the workers and removes what they had half written. Only the driver writes the
+manifest. Imported only by `batch`: the rest of PartSight never needs Ray."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import av
+import ray
+from ray.exceptions import RayError, RayTaskError
+from tqdm import tqdm
+
+from realtime.analysis.exercises import get_exercise
+from realtime.batch.inputs import BatchInput, output_names
+from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
+from realtime.batch.worker import BatchWorker, Task, one_line
+from realtime.config import PipelineConfig
+from realtime.sources import URL, frames_shown, redact_url
+
+MAX_RETRIES = 2
+POLL_S = 0.5
+STOP_WAIT_S = 30.0
+
+log = logging.getLogger(__name__)
+
+
+class BatchError(Exception):
+    """The batch cannot run (no cluster, no worker could start, too few resources): one line."""
+
+
+class BatchActor(BatchWorker):
+    """BatchWorker as a Ray actor: says which node it runs on, and a failure to load the models
+    is kept as one line for `ready()` instead of a dead actor's traceback."""
+
+    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool) -> None:
+        self.node = ray.get_runtime_context().get_node_id()
+        self.error: str | None = None
+        try:
+            super().__init__(config, threads=threads, audio=audio)
+        except Exception as exc:  # reported by ready() as one line
+            log.exception("a batch worker could not start")
+            self.error = one_line(exc)
+
+    def ready(self) -> tuple[str, str | None]:
+        return self.node, self.error
+
+    def run(self, task: Task, node: str | None = None) -> dict[str, Any]:
+        return super().run(task, node=self.node)
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """out: DIR; config: the options of every input (its source unset, its exercise the
+    command's --exercise); ray_address: an existing cluster (None: a local one on this machine's
+    cores); workers: None = what the cluster's CPUs/GPUs allow; force: redo inputs already done;
+    labels: write label PNGs; audio: keep each source's sound; progress: show the bars."""
+
+    out: Path
+    config: PipelineConfig
+    ray_address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+    threads_per_worker: int = 1
+    force: bool = False
+    labels: bool = False
+    audio: bool = True
+    progress: bool = True
+
+
+@dataclass
+class BatchReport:
+    """The manifest lines this run wrote (skipped, then in the order inputs finished); the inputs
+    it did not finish (Ctrl-C: their input and output fields); each input's place on the command
+    line; the workers it ran and its wall time in seconds."""
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+    unfinished: list[dict[str, Any]] = field(default_factory=list)
+    order: dict[str, int] = field(default_factory=dict)
+    workers: int = 0
+    startup_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.unfinished)
+
+    def count(self, status: str) -> int:
+        return sum(line["status"] == status for line in self.lines)
+
+
+@dataclass
+class _Job:
+    """A task with its manifest fields and its attempts so far."""
+
+    task: Task
+    line: dict[str, Any]
+    frames_estimate: int | None
+    attempts: int = 0
+    died_on: set = field(default_factory=set)
+
+
+def run_batch(inputs: list[BatchInput], options: BatchOptions) -> BatchReport:
+    """Processes every input not already done into options.out, appending one manifest line per
+    input as it finishes. BatchError (one line) when the cluster cannot run it."""
+    start = time.monotonic()
+    manifest = Manifest(options.out)
+    report = BatchReport()
+    jobs = _plan(inputs, options, manifest, report)
+    if jobs:
+        connecting = time.monotonic()
+        _connect(options.ray_address)
+        try:
+            _Driver(jobs, options, manifest, report, since=connecting).run()
+        finally:
+            ray.shutdown()
+    report.wall_s = time.monotonic() - start
+    return report
+
+
+def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, report: BatchReport) -> list[_Job]:
+    """Skips (with a manifest line) the inputs already done with these options, records those
+    whose exercise is unknown as failed, and returns the others, largest first."""
+    earlier = manifest.latest()
+    names = output_names(inputs, {source: line["output"] for source, line in earlier.items()
+                                  if isinstance(line.get("output"), str)})
+    jobs = []
+    report.order = {item.source: index for index, item in enumerate(inputs)}
+    for index, item in enumerate(inputs):
+        line: dict[str, Any] = {"input": item.source, "output": names[item.source], "exercise": None}
+        try:
+            exercise = get_exercise(item.exercise) if item.exercise else options.config.exercise
+        except ValueError as exc:
+            report.lines.append(manifest.append({**line, "status": "failed", "error": str(exc), "attempts": 0}))
+            continue
+        line["exercise"] = exercise.name if exercise else None
+        config = replace(options.config, source=item.source, exercise=exercise)
+        line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio)
+        outputs = OutputSet(options.out / names[item.source], summary=exercise is not None, labels=options.labels)
+        previous = earlier.get(item.source)
+        if not options.force and already_done(previous, line["fingerprint"], outputs):
+            kept = {key: previous.get(key) for key in ("frames", "duration_s", "reps", "node")}
+            report.lines.append(manifest.append({**line, "status": "skipped", **kept, "seconds": 0.0, "attempts": 0,
+                                                 "error": None}))
+            continue
+        jobs.append(_Job(Task(index, item.source, exercise, outputs), line,
+                         _frames_estimate(item.source, options.config.frame_limit)))
+    return sorted(jobs, key=lambda job: (-(job.frames_estimate if job.frames_estimate is not None else math.inf),
+                                         job.task.index))
+
+
+def _frames_estimate(source: str, limit: int | None) -> int | None:
+    """Frames the input holds (read from its header; at most `limit`), None when unknown (URLs,
+    image folders, unreadable files: handed out first)."""
+    if URL.match(source) or not Path(source).is_file():
+        return None
+    try:
+        with av.open(source) as container:
+            count = frames_shown(container.streams.video[0]) if container.streams.video else None
+    except (av.error.FFmpegError, OSError, ValueError):
+        return None
+    return min(count, limit) if count and limit else count
+
+
+def _connect(address: str | None) -> None:
+    """The cluster at `address`, else at $RAY_ADDRESS (Ray's own convention), else a new local
+    cluster on this machine's cores (without the dashboard: it starts faster)."""
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
+                 include_dashboard=None if address else False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
+        raise BatchError(f"cannot start or reach {where}: {one_line(exc)}") from None
+
+
+def worker_count(options: BatchOptions, resources: dict[str, float], tasks: int) -> int:
+    """--workers, or as many as the cluster's CPUs (and GPUs, with --gpus-per-worker) hold, at
+    most one per task. BatchError when the cluster cannot hold what is asked."""
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    fit = int(cpus // options.threads_per_worker)
+    if options.gpus_per_worker:
+        fit = min(fit, int(gpus // options.gpus_per_worker + 1e-9))
+    held = f"{cpus:g} CPUs and {gpus:g} GPUs"
+    asked = f"{options.threads_per_worker} CPU(s)" + (f" and {options.gpus_per_worker:g} GPU" if options.gpus_per_worker else "")
+    if fit < 1:
+        raise BatchError(f"the Ray cluster has {held}: not enough for one worker of {asked}")
+    if options.workers is not None and options.workers > fit:
+        raise BatchError(f"the Ray cluster has {held}: {fit} workers of {asked} fit, not {options.workers}")
+    return min(options.workers or fit, tasks)
+
+
+class _Driver:
+    """Hands the jobs to the actors and collects their results (one thread: the caller's)."""
+
+    def __init__(self, jobs: list[_Job], options: BatchOptions, manifest: Manifest, report: BatchReport, *,
+                 since: float) -> None:
+        self.since = since  # when connecting to Ray began
+        self.options = options
+        self.manifest = manifest
+        self.report = report
+        self.pending: deque[_Job] = deque(jobs)
+        self.running: dict[Any, tuple[Any, _Job]] = {}  # ObjectRef of run() -> (actor, job)
+        self.idle: list[Any] = []
+        self.workers: dict[Any, int] = {}  # the live actors -> how often each died
+        self.frames_done = 0
+        self.live_frames: dict[int, int] = {}  # task index -> frames so far
+        self.videos = self.frames = None
+
+    def run(self) -> None:
+        try:
+            self._start_actors()
+            self._open_bars()
+            while self.pending or self.running:
+                self._hand_out()
+                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=POLL_S) if self.running else ([], [])
+                for ref in ready:
+                    self._finished(ref)
+                self._poll_progress()
+        except KeyboardInterrupt:
+            self._interrupt()
+        finally:
+            for bar in (self.videos, self.frames):
+                if bar is not None:
+                    bar.close()
+            for actor in self.workers:
+                ray.kill(actor)
+
+    # --- workers --------------------------------------------------------------------------
+    def _start_actors(self) -> None:
+        options = self.options
+        count = worker_count(options, ray.cluster_resources(), len(self.pending))
+        actor_class = ray.remote(BatchActor).options(
+            num_cpus=options.threads_per_worker, num_gpus=options.gpus_per_worker, max_restarts=MAX_RETRIES,
+            max_concurrency=2)
+        actors = [actor_class.remote(options.config, threads=options.threads_per_worker, audio=options.audio)
+                  for _ in range(count)]
+        self.workers = {actor: 0 for actor in actors}
+        errors = []
+        for actor in actors:
+            try:
+                _node, error = ray.get(actor.ready.remote())
+            except RayError as exc:
+                error = one_line(exc)
+            if error:
+                errors.append(error)
+                ray.kill(actor)
+                del self.workers[actor]
+            else:
+                self.idle.append(actor)
+        if not self.idle:
+            raise BatchError(f"no batch worker could start: {errors[0]}")
+        for error in dict.fromkeys(errors):
+            tqdm.write(f"partsight: warning: a batch worker could not start: {error}", file=sys.stderr)
+        self.report.workers = len(self.idle)
+        self.report.startup_s = time.monotonic() - self.since
+
+    def _open_bars(self) -> None:
+        """The videos and frames bars, their clocks started once the workers are ready (so rates
+        and ETAs are the work's, not Ray's start)."""
+        show = self.options.progress
+        self.videos = tqdm(total=len(self.pending), unit="video", desc="videos", position=0, file=sys.stderr,
+                           dynamic_ncols=True, disable=not show)
+        estimate = sum(job.frames_estimate or 0 for job in self.pending)
+        self.frames = tqdm(total=estimate or None, unit="frame", desc="frames", position=1, file=sys.stderr,
+                           dynamic_ncols=True, disable=not show)
+
+    def _hand_out(self) -> None:
+        """Each idle actor takes the first pending job that has not killed it already (a retried
+        job waits for another worker while one is alive)."""
+        for actor in list(self.idle):
+            job = next((j for j in self.pending if actor not in j.died_on or self.workers.keys() <= j.died_on), None)
+            if job is None:
+                continue
+            self.pending.remove(job)
+            self.idle.remove(actor)
+            job.attempts += 1
+            self.live_frames[job.task.index] = 0
+            self.running[actor.run.remote(job.task)] = (actor, job)
+
+    def _finished(self, ref) -> None:
+        actor, job = self.running.pop(ref)
+        self.live_frames.pop(job.task.index, None)
+        try:
+            record = ray.get(ref)
+        except RayTaskError as exc:  # the worker's own code failed outside the job (a bug): one line
+            record = {"status": "failed", "error": one_line(exc.cause or exc)}
+        except RayError as exc:  # the worker process died (killed, out of memory, node lost)
+            self._worker_died(actor, job, exc)
+            return
+        self.idle.append(actor)
+        self._record(job, record)
+
+    def _worker_died(self, actor, job: _Job, exc: RayError) -> None:
+        self.workers[actor] += 1
+        if self.workers[actor] > MAX_RETRIES:
+            del self.workers[actor]  # Ray gives up restarting it
+            ray.kill(actor)
+        else:
+            self.idle.append(actor)  # Ray restarts it; calls wait for the new process
+        job.died_on.add(actor)
+        reason = f"its worker died ({one_line(exc)})"
+        if job.attempts <= MAX_RETRIES and self.workers:
+            tqdm.write(f"partsight: warning: {redact_url(job.task.source)}: {reason}; retrying", file=sys.stderr)
+            self.pending.appendleft(job)
+            return
+        job.task.outputs.discard()
+        self._record(job, {"status": "failed", "error": f"{reason} on each of {job.attempts} attempts"})
+        if not self.workers:
+            for left in list(self.pending):
+                self.pending.remove(left)
+                self._record(left, {"status": "failed", "error": "every batch worker died"})
+
+    # --- results and progress -----------------------------------------------------------
+    def _record(self, job: _Job, record: dict[str, Any]) -> None:
+        line = self.manifest.append({**job.line, **record, "attempts": job.attempts})
+        self.report.lines.append(line)
+        frames = line.get("frames") or 0
+        self.frames_done += frames
+        if self.frames.total is not None:
+            self.frames.total += frames - (job.frames_estimate or 0)
+        if line["status"] != "ok":
+            tqdm.write(f"partsight: warning: {redact_url(job.task.source)} failed: {line['error']}", file=sys.stderr)
+        self.videos.set_postfix(ok=self.report.count("ok"), failed=self.report.count("failed"), refresh=False)
+        self.videos.update(1)
+        self._show_frames()
+
+    def _poll_progress(self) -> None:
+        asked = {actor.progress.remote(): actor for actor, _job in self.running.values()}
+        if not asked:
+            return
+        ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=POLL_S)
+        for ref in ready:
+            try:
+                progress = ray.get(ref)
+            except RayError:
+                continue  # a dead worker: its run() says so
+            if progress.task in self.live_frames:
+                self.live_frames[progress.task] = progress.frames
+        self._show_frames()
+
+    def _show_frames(self) -> None:
+        self.frames.update(self.frames_done + sum(self.live_frames.values()) - self.frames.n)
+
+    # --- Ctrl-C -------------------------------------------------------------------------
+    def _interrupt(self) -> None:
+        """Stops every worker's job (each removes its temporary outputs), waits up to STOP_WAIT_S,
+        removes what a worker that did not answer left, and lists the unfinished inputs."""
+        tqdm.write("partsight: interrupted: stopping the workers, removing unfinished outputs", file=sys.stderr)
+        unfinished = [job for _actor, job in self.running.values()] + list(self.pending)
+        try:
+            for actor, _job in self.running.values():
+                actor.stop.remote()
+            ray.wait(list(self.running), num_returns=len(self.running), timeout=STOP_WAIT_S)
+        except (KeyboardInterrupt, RayError):
+            pass
+        for actor, _job in self.running.values():
+            ray.kill(actor)
+        for job in unfinished:
+            job.task.outputs.discard()
+        self.report.unfinished = [{"input": job.line["input"], "output": job.line["output"]} for job in unfinished]
+
+
+def result_table(report: BatchReport) -> str:
+    """Per input: output folder, status, frames, reps (all people's; the manifest has them per
+    person), seconds, node (first 8 characters) and
+    error; then the totals: counts per status, frames, wall time, frames/s and videos/min."""
+    rows = [("output", "status", "frames", "reps", "seconds", "node", "error")]
+    unfinished = [{**line, "status": "unfinished", "error": "interrupted"} for line in report.unfinished]
+    for line in sorted(report.lines + unfinished, key=lambda line: report.order.get(line["input"], -1)):
+        reps = line.get("reps")
+        rows.append((line["output"], line["status"], str(line.get("frames") or 0),
+                     "-" if reps is None else str(sum(reps.values())),
+                     f"{line.get('seconds') or 0:.1f}", (line.get("node") or "-")[:8], line.get("error") or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
+    processed = [line for line in report.lines if line["status"] != "skipped"]
+    frames = sum(line.get("frames") or 0 for line in processed)
+    wall = max(report.wall_s, 1e-9)
+    ok = report.count("ok")
+    lines.append(f"{len(report.lines) + len(report.unfinished)} inputs: {ok} ok, {report.count('skipped')} skipped, "
+                 f"{report.count('failed')} failed" + (f", {len(report.unfinished)} unfinished" if report.unfinished else "")
+                 + f"; {frames} frames in {report.wall_s:.1f} s on {report.workers} worker(s) "
+                 f"({report.startup_s:.1f} s to start them): {frames / wall:.1f} frames/s, {ok * 60 / wall:.1f} videos/min")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def progress_wanted() -> bool:
+    """Bars on a terminal, or anywhere with PARTSIGHT_PROGRESS=1 (as `process`)."""
+    return sys.stderr.isatty() or os.environ.get("PARTSIGHT_PROGRESS") == "1"

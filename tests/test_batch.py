@@ -1,0 +1,284 @@
+"""`partsight batch` on a real Ray cluster: a head and a second node on 127.0.0.1 started with the
+`ray` CLI (one CPU each, so two workers), shared by the tests of this module, over real clips.
+
+Each input's JSONL and summary equal those `process` writes for the same clip (timings aside);
+a worker killed with SIGKILL mid-run loses nothing; a rerun skips what is done; a missing and a
+corrupt input fail alone; Ctrl-C leaves nothing half-written counted as done. Plus the inputs'
+expansion and the atomic outputs, on real files, without Ray."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+import torch
+
+from _ray_cluster import RayCluster
+from realtime.batch.inputs import BatchInput, expand_inputs, output_names
+from realtime.batch.outputs import OutputSet
+from realtime.cli import main
+
+pytest.importorskip("ray", reason='batch needs the cluster extra: pip install -e ".[cluster]"')
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES = 10
+# every option of `process` that batch shares, the same on both sides
+OPTIONS = ["--frames", str(FRAMES), "--max-side", "480", "--exercise", "squat"]
+CLIPS = ("faults/squat30.mp4", "cg-mannequin-pushup.mp4", "pose2sim-single-cam01.mp4", "pose2sim-multi-cam01.mp4")
+TIMINGS = ("timings_ms", "latency_ms")
+
+
+@pytest.fixture(scope="module")
+def clips(media_dir: Path) -> list[Path]:
+    return [media_dir / clip for clip in CLIPS]
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    """The environment of the nodes and the driver: this checkout importable by the Ray workers,
+    the shared weights, the tests' log file."""
+    return {"PYTHONPATH": str(REPO), "PARTSIGHT_WEIGHTS_DIR": os.environ["PARTSIGHT_WEIGHTS_DIR"],
+            "PARTSIGHT_LOG_FILE": os.environ["PARTSIGHT_LOG_FILE"], "PARTSIGHT_PROGRESS": "1"}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, env):
+    nodes = RayCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, extra_nodes=1, env=env)
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+@pytest.fixture(scope="module")
+def processed(clips, tmp_path_factory) -> dict[str, Path]:
+    """What `process` writes for each clip (output folder per clip stem), on one torch thread as
+    each batch worker runs (--threads-per-worker 1)."""
+    out = tmp_path_factory.mktemp("process")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for clip in clips:
+            folder = out / clip.stem
+            assert main(["process", str(clip), "-o", str(folder / f"{clip.stem}.mp4"),
+                         "--metrics", str(folder / f"{clip.stem}.jsonl"),
+                         "--summary", str(folder / f"{clip.stem}.summary.json"), *OPTIONS]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return {clip.stem: out / clip.stem for clip in clips}
+
+
+def batch_command(cluster: RayCluster, out: Path, *inputs, options=OPTIONS) -> list[str]:
+    return [sys.executable, str(REPO / "main.py"), "batch", *map(str, inputs), "--out", str(out),
+            "--ray-address", cluster.address, *options]
+
+
+def run_batch(cluster, out, *inputs, options=OPTIONS, timeout_s=300) -> subprocess.CompletedProcess:
+    return subprocess.run(batch_command(cluster, out, *inputs, options=options), capture_output=True, text=True,
+                          env=cluster.env, timeout=timeout_s)
+
+
+def manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def latest(out: Path) -> dict[str, dict]:
+    return {line["input"]: line for line in manifest(out)}
+
+
+def frame_lines(path: Path) -> list[dict]:
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    return [{key: value for key, value in line.items() if key not in TIMINGS} for line in lines]
+
+
+def assert_same_as_process(out: Path, processed: dict[str, Path]) -> None:
+    for stem, reference in processed.items():
+        folder = out / stem
+        assert frame_lines(folder / f"{stem}.jsonl") == frame_lines(reference / f"{stem}.jsonl"), stem
+        assert (json.loads((folder / f"{stem}.summary.json").read_text())
+                == json.loads((reference / f"{stem}.summary.json").read_text())), stem
+        with av.open(str(folder / f"{stem}.mp4")) as video:
+            assert sum(1 for _ in video.decode(video=0)) == FRAMES
+    assert not list(out.rglob(".part-*")), "temporary outputs were left"
+
+
+def wait_until(condition, process: subprocess.Popen, what: str, timeout_s: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def writing(out: Path) -> int:
+    """Inputs whose temporary JSONL holds a frame or more: workers in the middle of a video."""
+    return sum(p.stat().st_size > 0 for p in out.glob("*/.part-*.jsonl"))
+
+
+def test_outputs_equal_process_and_a_rerun_skips_them(cluster, clips, processed, tmp_path):
+    out = tmp_path / "out"
+    done = run_batch(cluster, out, *clips)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = latest(out)
+    assert set(lines) == {str(clip) for clip in clips}
+    for clip in clips:
+        line = lines[str(clip)]
+        assert (line["status"], line["frames"], line["attempts"], line["output"]) == ("ok", FRAMES, 1, clip.stem)
+        summary = json.loads((processed[clip.stem] / f"{clip.stem}.summary.json").read_text())
+        assert line["reps"] == {pid: person["reps"] for pid, person in summary["people"].items()}
+        assert line["node"] and line["error"] is None and line["seconds"] > 0
+    assert len({line["node"] for line in lines.values()}) == 2, "both nodes worked"
+    assert_same_as_process(out, processed)
+    # the frames bar was fed by the actors while they worked, not only when a video ended
+    counts = {int(n) for n in re.findall(rf"frames:.*?(\d+)/{FRAMES * len(clips)}\b", done.stderr)}
+    assert FRAMES * len(clips) in counts and counts - {0, FRAMES, 2 * FRAMES, 3 * FRAMES, 4 * FRAMES}
+    assert "4 inputs: 4 ok, 0 skipped, 0 failed" in done.stdout
+
+    again = run_batch(cluster, out, *clips)
+    assert again.returncode == 0, again.stderr
+    assert "4 inputs: 0 ok, 4 skipped, 0 failed" in again.stdout
+    assert [line["status"] for line in manifest(out)[-4:]] == ["skipped"] * 4
+    assert_same_as_process(out, processed)
+
+
+def test_a_worker_killed_mid_video_loses_nothing(cluster, clips, processed, tmp_path):
+    out = tmp_path / "out"
+    driver = subprocess.Popen(batch_command(cluster, out, *clips), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=cluster.env)
+    try:
+        wait_until(lambda: writing(out) == 2, driver, "both workers are in the middle of a video")
+        workers = cluster.worker_pids("BatchActor")
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stderr
+    assert "retrying" in stderr and "Traceback" not in stderr
+    lines = manifest(out)
+    assert len(lines) == 4 and {line["status"] for line in lines} == {"ok"}
+    assert max(line["attempts"] for line in lines) == 2
+    assert_same_as_process(out, processed)
+
+
+def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_text("this is not a video\n" * 100)
+    listed = tmp_path / "inputs.csv"
+    listed.write_text(f"path,exercise\n{media_dir / 'faults/squat30.mp4'},squat\nmissing.mp4,\ncorrupt.mp4,\n"
+                      f"{media_dir / 'faults/tiny.mp4'},\n")
+    out = tmp_path / "out"
+    done = run_batch(cluster, out, listed, options=["--frames", "8"])
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "partsight: error: 2 of 4 inputs failed (see the table and the manifest)"
+    assert "Traceback" not in done.stderr
+    lines = latest(out)
+    missing, bad = lines[str(tmp_path / "missing.mp4")], lines[str(corrupt)]
+    assert missing["status"] == bad["status"] == "failed"
+    assert "no such file" in missing["error"] and "\n" not in missing["error"]
+    assert bad["error"].startswith(f"cannot open {corrupt}") and "\n" not in bad["error"]
+    squat = lines[str(media_dir / "faults/squat30.mp4")]
+    assert (squat["status"], squat["exercise"], squat["frames"]) == ("ok", "squat", 8)
+    assert (out / "squat30" / "squat30.summary.json").is_file() and squat["reps"] == {"0": 0}
+    tiny = lines[str(media_dir / "faults/tiny.mp4")]
+    assert (tiny["status"], tiny["exercise"], tiny["reps"]) == ("ok", None, None)
+    assert not (out / "tiny" / "tiny.summary.json").exists()
+    assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
+
+
+def test_ctrl_c_keeps_only_finished_outputs_and_a_rerun_finishes(cluster, clips, processed, tmp_path):
+    out, clips = tmp_path / "out", clips[:2]
+    driver = subprocess.Popen(batch_command(cluster, out, *clips, options=[*OPTIONS, "--workers", "1"]),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+    try:  # Ctrl-C once the first input is done and the second half-written
+        wait_until(lambda: (out / "manifest.jsonl").exists() and writing(out), driver,
+                   "one input is done and the next half-written")
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, stderr
+    assert "1 input(s) unfinished" in stderr and "Traceback" not in stderr
+    assert not list(out.rglob(".part-*")), "half-written outputs were left"
+    (first,) = manifest(out)
+    assert (first["input"], first["status"]) == (str(clips[0]), "ok")
+    assert not (out / clips[1].stem).exists()
+    assert_same_as_process(out, {clips[0].stem: processed[clips[0].stem]})
+
+    again = run_batch(cluster, out, *clips)
+    assert again.returncode == 0, again.stderr
+    assert [(line["input"], line["status"]) for line in manifest(out)[1:]] == [(str(clips[0]), "skipped"),
+                                                                               (str(clips[1]), "ok")]
+    assert_same_as_process(out, {clip.stem: processed[clip.stem] for clip in clips})
+
+
+def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):
+    clip = media_dir / "faults/squat30.mp4"
+    for name in ("a/clip10.mp4", "a/clip2.mp4", "a/deeper/clip1.MOV", "a/notes.txt", "b/clip2.mp4",
+                 "frames/2.jpg", "frames/10.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "list.txt").write_text(f"# sessions\n{clip}\n\nb/clip2.mp4\nhttp://example.invalid/x/session.mp4\n")
+    (tmp_path / "rows.csv").write_text("path,exercise\na/clip2.mp4,lunge\nframes,\n")
+    found = expand_inputs([str(tmp_path / "a"), str(tmp_path / "list.txt"), str(tmp_path / "rows.csv"),
+                           str(tmp_path / "b" / "*.mp4"), str(tmp_path / "nope.mp4")])
+    assert found == [BatchInput(str(tmp_path / "a/clip2.mp4")), BatchInput(str(tmp_path / "a/clip10.mp4")),
+                     BatchInput(str(tmp_path / "a/deeper/clip1.MOV")), BatchInput(str(clip)),
+                     BatchInput(str(tmp_path / "b/clip2.mp4")), BatchInput("http://example.invalid/x/session.mp4"),
+                     BatchInput(str(tmp_path / "frames")), BatchInput(str(tmp_path / "nope.mp4"))]
+    # names an earlier run gave stay taken, also by inputs not in this run
+    assert list(output_names(found, {str(clip): "earlier", "/elsewhere/clip2.mp4": "clip2"}).values()) == [
+        "clip2-2", "clip10", "clip1", "earlier", "clip2-3", "session", "frames", "nope"]
+    # the output folder inside an input folder is not an input
+    assert expand_inputs([str(tmp_path / "a")], exclude=tmp_path / "a" / "deeper") == found[:2]
+    with pytest.raises(ValueError, match="matches no file"):
+        expand_inputs([str(tmp_path / "*.mkv")])
+    (tmp_path / "bad.csv").write_text("file\nx.mp4\n")
+    with pytest.raises(ValueError, match="no 'path' column"):
+        expand_inputs([str(tmp_path / "bad.csv")])
+
+
+def test_outputs_appear_only_when_complete(tmp_path):
+    outputs = OutputSet(tmp_path / "clip", summary=True, labels=True)
+    outputs.prepare()
+    written = outputs.job_outputs(audio=True)
+    for path in (written.video, written.metrics, written.summary):
+        Path(path).write_text("x")
+    with pytest.raises(FileNotFoundError):
+        outputs.commit()  # the label folder is missing: nothing is renamed
+    assert not outputs.complete() and not (tmp_path / "clip" / "clip.mp4").exists()
+    Path(written.labels_dir).mkdir()
+    outputs.commit()
+    assert outputs.complete() and not list((tmp_path / "clip").glob(".part-*"))
+    outputs.prepare()  # a new attempt: the finished result stays until its own commit
+    Path(outputs.job_outputs(audio=True).video).write_text("half")
+    outputs.discard()
+    assert outputs.complete() and not list((tmp_path / "clip").glob(".part-*"))
+
+
+def test_the_window_and_process_never_load_ray_and_batch_without_it_says_so(tmp_path, media_dir):
+    """Builds every command line (the window's too) without importing Ray; `batch` where Ray
+    cannot be imported ends with one line saying which extra to install."""
+    script = f"""
+import sys
+from gui.cli import main
+import realtime.batch.cli, realtime.job
+assert "ray" not in sys.modules, "importing the commands loaded Ray"
+sys.modules["ray"] = None  # as where the cluster extra is not installed
+sys.exit(main(["batch", {str(media_dir / 'faults/tiny.mp4')!r}, "--out", {str(tmp_path / 'out')!r}]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == 'partsight: error: batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
+    assert not (tmp_path / "out").exists()
