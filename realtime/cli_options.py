@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from realtime.config import default
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
 
@@ -79,6 +80,17 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
                          help="the parser's own person mask, or sharpened by MediaPipe's selfie segmenter "
                               "(PyTorch, no extra needed; auto = selfie)")
+
+
+def people_options(command: argparse.ArgumentParser) -> None:
+    """--people SOURCE, --people-weights FILE, --people-size PIXELS."""
+    command.add_argument("--people", default=default("people"), choices=PEOPLE_SOURCES,
+                         help="where several people come from: the parser's own people, or a multi-person model "
+                              "whose person instances split the parser's parts among people (default parser)")
+    command.add_argument("--people-weights", metavar="FILE",
+                         help="load the --people model from this file instead of the weights cache")
+    command.add_argument("--people-size", type=positive_int, metavar="PIXELS",
+                         help="the --people model's internal size (default: its own, e.g. 800 short side)")
 
 
 def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
 from realtime.smoothing import DEFAULT_STRENGTH
@@ -23,8 +24,10 @@ class PipelineConfig:
     parse stills). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
-    ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
-    installed). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
+    ID. people: where the people come from ("parser", or a multi-person model whose person
+    instances split the parser's parts), with people_weights (its checkpoint, None = the weights
+    cache) and people_size (its internal size, None = its default). person_mask / pose: where the
+    person mask and the keypoints come from ("auto" = the best installed). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
     landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
     the repetitions to count (None = no fitness analysis). fps: frames per second of an image
     sequence (None = 30). frame_limit: stop after this many frames. loop: start a
@@ -39,6 +42,9 @@ class PipelineConfig:
     max_side: int | None = None
     internal_size: int | None = None
     max_people: int = 4
+    people: str = "parser"
+    people_weights: str | None = None
+    people_size: int | None = None
     person_mask: str = "auto"
     pose: str = "auto"
     angles: str = "2d"
@@ -51,7 +57,8 @@ class PipelineConfig:
     buffer_frames: int = 8
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
+        for name, value, choices in (("people source", self.people, PEOPLE_SOURCES),
+                                     ("person mask", self.person_mask, PERSON_MASK_SOURCES),
                                      ("pose source", self.pose, POSE_SOURCES),
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:

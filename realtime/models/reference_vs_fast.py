@@ -1,15 +1,18 @@
-"""`bench-model`: an M2FP or SCHP parser built like the reference against the same network's
-fast path, on one frame, timed interleaved in one process, with how far their outputs differ.
+"""`bench-model`: an M2FP, SCHP or Mask2Former panoptic parser built like the reference against
+the same network's fast path, on one frame, timed interleaved in one process, with how far their
+outputs differ.
 
 Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
 every mask at full size (M2FP: all query masks resized to the input before they are combined;
-SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser and
+Mask2Former: all 100 query masks resized to the frame before the panoptic merge; SCHP: all three
+heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser, PanopticParser and
 SCHPParser. Without `weights` both use the parity fixtures' deterministic weights.
 """
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -25,36 +28,37 @@ from realtime.models.registry import ModelSpec, get_spec
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP or SCHP spec in eval mode, from `weights` or the fixture rule."""
+def _family(spec: ModelSpec) -> tuple[Callable, Callable, Callable, type[Parser]]:
+    """(untrained net builder, checkpoint loader, state_dict conversion, parser class) of a spec."""
     if spec.family == "m2fp":
-        from realtime.models.m2fp import load_m2fp_net, m2fp_net
+        from realtime.models import m2fp
 
-        if weights is not None:
-            return load_m2fp_net(weights, spec)
-        net = m2fp_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return m2fp.m2fp_net, m2fp.load_m2fp_net, lambda state, net: state, m2fp.M2FPParser
     if spec.family == "schp":
-        from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
+        from realtime.models import schp
 
-        if weights is not None:
-            return load_schp_net(weights, spec)
-        net = schp_net(spec)
-        load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
-        return net.eval()
-    raise ValueError(f"bench-model times M2FP and SCHP models, not '{spec.name}' ({spec.family})")
+        return schp.schp_net, schp.load_schp_net, schp.schp_state_dict, schp.SCHPParser
+    if spec.family == "mask2former_panoptic":
+        from realtime.models import mask2former_panoptic as panoptic
+
+        return panoptic.panoptic_net, panoptic.load_panoptic_net, lambda state, net: state, panoptic.PanopticParser
+    raise ValueError(f"bench-model times M2FP, SCHP and Mask2Former models, not '{spec.name}' ({spec.family})")
+
+
+def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of an M2FP, SCHP or Mask2Former spec in eval mode, from `weights` or the
+    fixture rule."""
+    new_net, load_net, convert, _ = _family(spec)
+    if weights is not None:
+        return load_net(weights, spec)
+    net = new_net(spec)
+    load_into(net, convert(fixture_state(net), net), source="the fixture rule")
+    return net.eval()
 
 
 def build_parser(spec: ModelSpec, net: nn.Module, device: torch.device, *, fast: bool,
-                 amp_dtype: torch.dtype | None = None) -> Parser:
-    if spec.family == "m2fp":
-        from realtime.models.m2fp import M2FPParser
-
-        return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
-    from realtime.models.schp import SCHPParser
-
-    return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+                 amp_dtype: torch.dtype | None = None, internal_size: int | None = None) -> Parser:
+    return _family(spec)[3](net, spec, device, amp_dtype=amp_dtype, fast=fast, internal_size=internal_size)
 
 
 def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
@@ -66,7 +70,8 @@ def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
 
 
 def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = None, device: str = "cpu",
-                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1) -> dict:
+                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1,
+                internal_size: int | None = None) -> dict:
     """Median ms of the reference and the fast parser (forward, postprocess, both), measured
     alternately on `frame` (H x W x 3 uint8 RGB), and the agreement of their last outputs.
 
@@ -86,8 +91,9 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
         torch.set_num_threads(threads)
     try:
         parsers = {
-            "reference": build_parser(spec, build_net(spec, weights), target, fast=False),
-            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype]),
+            "reference": build_parser(spec, build_net(spec, weights), target, fast=False, internal_size=internal_size),
+            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype],
+                                 internal_size=internal_size),
         }
         prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
         times: dict[str, dict[str, list[float]]] = {label: {} for label in parsers}
@@ -115,6 +121,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "threads": torch.get_num_threads(),
             "weights": str(weights) if weights is not None else "fixture rule",
             "frame_wh": [frame.shape[1], frame.shape[0]],
+            "internal_size": parsers["fast"].internal_size,
             "input_shape": list(prepared["fast"].batch.shape),
             "repeats": repeats,
             **medians,
