@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _parity import read_rgb, rel_error
 from _paths import fixtures_dir
 from _weight_rule import checks, generate, read_keys
 
@@ -39,15 +40,6 @@ pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"parity fixture not found at {FIXTURE}"),
 ]
-
-
-def rel_error(ours: torch.Tensor | np.ndarray, ref: np.ndarray) -> float:
-    ours = ours.numpy() if isinstance(ours, torch.Tensor) else ours
-    return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
-def read_rgb(path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
 @pytest.fixture(scope="module")
@@ -302,3 +294,38 @@ def test_registry_entry():
     manual = SPEC.weights.manual
     assert "modelscope.cn/models/damo/cv_r50_panoptic-segmentation_cocopan" in manual
     assert "model_final_94dc52.pkl" in manual and SPEC.weights.filename in manual
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("dtype, tolerance", [("fp32", 1e-4), ("fp16", 3e-2), ("bf16", 1e-1)])
+def test_fast_path_under_autocast_stays_close_to_the_reference(device, dtype, tolerance):
+    """The fast path's dtypes: backbone and decoder under autocast, pixel decoder and post-processing
+    in float32 (on CPU autocast runs fp16 and bf16 too, which checks the dtype handling here)."""
+    from realtime.models.reference_vs_fast import AMP_DTYPES, build_net, build_parser
+
+    image = read_rgb(FIXTURE / "input_image.png")
+    reference = build_parser(SPEC, build_net(SPEC), torch.device("cpu"), fast=False, internal_size=128)
+    expected = reference.infer(reference.preprocess([image]).batch)
+    fast = build_parser(SPEC, build_net(SPEC), torch.device(device), fast=True, amp_dtype=AMP_DTYPES[dtype],
+                        internal_size=128)
+    prepared = fast.preprocess([image])
+    outputs = fast.infer(prepared.batch)
+    for key, value in expected.items():
+        assert outputs[key].dtype == torch.float32
+        assert rel_error(outputs[key].cpu(), value.numpy()) <= tolerance, key
+    result = fast.postprocess(outputs, prepared)[0]
+    np.testing.assert_array_equal(result.labels, reference.postprocess(expected, reference.preprocess([image]))[0].labels)
+
+
+def test_weights_fetch_explains_the_manual_download_and_verify_lists_the_file(tmp_path, monkeypatch, capsys):
+    from realtime.cli import main
+
+    monkeypatch.setenv("PARTSIGHT_WEIGHTS_DIR", str(tmp_path))
+    assert main(["weights", "fetch", "mask2former-r50-panoptic"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs a manual download" in err
+    assert "cv_r50_panoptic-segmentation_cocopan" in err and "model_final_94dc52.pkl" in err
+    (tmp_path / SPEC.weights.filename).write_bytes(b"any bytes")
+    assert main(["weights", "verify"]) == 0
+    assert f"unpinned  {tmp_path / SPEC.weights.filename}: no published sha256" in capsys.readouterr().out

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from realtime.models.checkpoint import load_checkpoint, load_into
-from realtime.models.common import Parser, Prepared, check_frames
-from realtime.models.mask2former import Mask2FormerNet, resize_maps
+from realtime.models.common import Prepared, check_frames
+from realtime.models.mask2former import Mask2FormerNet, Mask2FormerParser, resize_maps
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import DeepLabResNet
@@ -205,7 +205,7 @@ def instance_parsing(pred_logits: torch.Tensor, mask_logits: torch.Tensor, *, nu
 
 # --- parser ------------------------------------------------------------------------------------
 
-class M2FPParser(Parser):
+class M2FPParser(Mask2FormerParser):
     """numpy API over M2FPNet: RGB frames in, ParseResults (with `people` for CIHP) out.
 
     `internal_size`: single-person models always use the 384 x 512 canvas (the frame's long
@@ -226,18 +226,9 @@ class M2FPParser(Parser):
     def __init__(self, net: M2FPNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
                  amp_dtype: torch.dtype | None = None, paste_threshold: float = 0.3, fast: bool = True,
                  max_people: int | None = None) -> None:
-        if fast:
-            net.optimise_for_inference()
-        self.fast = fast
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.net = net.to(device).to(memory_format=self.memory_format)
-        self.spec = spec
-        self.device = device
-        self.internal_size = internal_size or spec.internal_size
-        self.amp_dtype = amp_dtype
+        super().__init__(net, spec, device, internal_size=internal_size, amp_dtype=amp_dtype, fast=fast,
+                         max_people=max_people)
         self.paste_threshold = paste_threshold
-        self.max_people = max_people  # CIHP: keep the strongest this many people (None: all)
-
 
     def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
         """Frames of one size -> B x 3 x H x W normalised network input with its Geometry."""
@@ -252,15 +243,8 @@ class M2FPParser(Parser):
         else:
             placed = [center_on_canvas(rgb) for rgb in rgbs]
             images, crop_box = [canvas for canvas, _ in placed], placed[0][1]
-        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
         geometry = Geometry((height, width), tuple(images[0].shape[:2]), crop_box)
-        return Prepared(self.net.normalize(batch).contiguous(memory_format=self.memory_format), geometry)
-
-    def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
-                                                    enabled=self.amp_dtype is not None):
-            outputs = self.net(batch)
-        return {key: value.float() for key, value in outputs.items()}
+        return Prepared(self.network_batch(images), geometry)
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         padded_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.models.checkpoint import load_into, load_weights_file
-from realtime.models.common import Parser, Prepared, check_frames
-from realtime.models.mask2former import Mask2FormerNet, resize_maps
+from realtime.models.common import Prepared, check_frames
+from realtime.models.mask2former import Mask2FormerNet, Mask2FormerParser, resize_maps
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import FrozenBatchNorm2d, fold_child_pairs, make_layer
@@ -238,7 +238,7 @@ def panoptic_inference(queries: torch.Tensor, scores: torch.Tensor, classes: tor
 
 # --- parser --------------------------------------------------------------------------------------
 
-class PanopticParser(Parser):
+class PanopticParser(Mask2FormerParser):
     """numpy API over PanopticNet: RGB frames in, ParseResults out with `labels` = class index + 1
     (0 = no segment; see realtime.models.labels.COCO_PANOPTIC), `person_mask` = every person
     pixel and `people` = the person instances, strongest first (at most `max_people`).
@@ -254,19 +254,6 @@ class PanopticParser(Parser):
     """
 
     internal_size_range = (64, 2048)
-
-    def __init__(self, net: PanopticNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
-                 amp_dtype: torch.dtype | None = None, fast: bool = True, max_people: int | None = None) -> None:
-        if fast:
-            net.optimise_for_inference()
-        self.fast = fast
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.net = net.to(device).to(memory_format=self.memory_format)
-        self.spec = spec
-        self.device = device
-        self.internal_size = internal_size or spec.internal_size
-        self.amp_dtype = amp_dtype
-        self.max_people = max_people
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The unpadded network input (h, w) for a frame of height x width."""
@@ -284,15 +271,7 @@ class PanopticParser(Parser):
         new_h, new_w = self.network_size(height, width)
         images = [rgb if (new_h, new_w) == (height, width) else cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
                   for rgb in rgbs]
-        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
-        return Prepared(self.net.normalize(batch).contiguous(memory_format=self.memory_format),
-                        Geometry((height, width), (new_h, new_w)))
-
-    def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
-                                                    enabled=self.amp_dtype is not None):
-            outputs = self.net(batch)
-        return {key: value.float() for key, value in outputs.items()}
+        return Prepared(self.network_batch(images), Geometry((height, width), (new_h, new_w)))
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         padded_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry
