@@ -142,3 +142,22 @@ def test_missing_panoptic_weights_are_one_line(options, media_dir, tmp_path, cap
     assert code == 1 and err.count("\n") == 1
     assert err.startswith("partsight: error: weights for this model are missing:")
     assert "mask2former-r50-panoptic.pt" in err and "model_final_94dc52.pkl" in err
+
+
+def test_eval_person_iou_and_bench_run_the_panoptic_model(panoptic_checkpoint, media_dir, tmp_path, capsys):
+    dataset = tmp_path / "photos"
+    dataset.mkdir()
+    ccp = PANOPTIC_FIXTURE.parent.parent / "datasets" / "ccp_dev"
+    for name in ("img_0002.jpg", "ann_0002.png", "img_0004.jpg", "ann_0004.png"):
+        (dataset / name).symlink_to(ccp / name)
+    model = ["--model", "mask2former-r50-panoptic", "--weights", str(panoptic_checkpoint), "--internal-size", "128",
+             "--device", "cpu"]
+    assert main(["eval", "person-iou", "--dataset", str(dataset), "--person-mask", "parser", *model]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "mask2former-r50-panoptic" and report["images"] == 2
+    assert report["mean_iou"] == 0.0  # the random network finds no person
+    assert main(["bench", str(media_dir / "sports2d-demo.mp4"), "--size", "320x180", "--frames", "2", "--warmup", "1",
+                 "--person-mask", "parser", *model]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "mask2former-r50-panoptic" and report["frames"] == 2
+    assert report["network_input"] == "224x128" and report["input_size"] == "320x180"
