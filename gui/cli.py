@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from realtime import cli
-from realtime.cli_options import max_side_option, model_options, positive_int, smoothing_option
+from realtime.cli_options import max_side_option, model_options, people_options, positive_int, smoothing_option
 
 WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
@@ -19,6 +19,7 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
     max_side_option(gui, WINDOW_MAX_SIDE)
     gui.add_argument("--exercise", help="count repetitions of this preset from the start")
     model_options(gui, model=None)
+    people_options(gui)
     smoothing_option(gui, None)
     gui.set_defaults(handler=_gui)
 

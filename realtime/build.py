@@ -1,8 +1,8 @@
 """Builds what a PipelineConfig describes: the parser, the result stages in the one order they
-must run (pose keypoints and a sharper person mask from second models -> person tracking ->
-temporal smoothing, whose per-person keypoint filters are keyed by the tracker's IDs -> top-down
-parts, which relabel the smoothed people's pixels), the analysers, and the Pipeline that runs
-them."""
+must run (people from an instance model -> pose keypoints and a sharper person mask from second
+models -> person tracking -> temporal smoothing, whose per-person keypoint filters are keyed by
+the tracker's IDs -> top-down parts, which relabel the smoothed people's pixels), the
+analysers, and the Pipeline that runs them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from realtime.config import PipelineConfig
 from realtime.models import Parser, load_parser
 from realtime.models.blazepose import BlazePoseStage
 from realtime.models.bodypix import BodyPixParser
+from realtime.models.instance_people import InstancePeopleStage
 from realtime.models.person_mask import PersonMaskStage, person_segmenter
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
@@ -55,6 +56,16 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
                                 segmentation=config.person_mask != "parser")]
 
 
+def people_stages(config: PipelineConfig) -> list[ResultStage]:
+    """The instance model that splits the parts among people (`config.people`), unless the people
+    are the parser's own (also when the parser is that model)."""
+    if config.people in ("parser", config.model):
+        return []
+    parser = load_parser(config.people, device=config.device, weights=config.people_weights,
+                         internal_size=config.people_size, max_people=config.max_people)
+    return [InstancePeopleStage(parser)]
+
+
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     """The fused person mask of the segmenter `config.person_mask` names ("auto" = the selfie
     segmenter, PyTorch, the default install; or a Human_seg network); none with "parser" (the
@@ -94,8 +105,8 @@ def build_stages(config: PipelineConfig) -> Stages:
     """Fresh stages for one run of `config` (a stage keeps per-source memory: never share one)."""
     smoother = TemporalSmoother(config.smoothing)
     pose = pose_stages(config)
-    result = [*pose, *person_mask_stages(config), PersonTracker(single_person=config.max_people == 1), smoother,
-              *parts_stages(config)]
+    result = [*people_stages(config), *pose, *person_mask_stages(config),
+              PersonTracker(single_person=config.max_people == 1), smoother, *parts_stages(config)]
     return Stages(result=result, analysers=build_analysers(config), smoother=smoother,
                   pose_source=pose[0].name if pose else "parser")
 

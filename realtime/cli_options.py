@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from realtime.config import default
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.models.top_down import PARTS_MODES
@@ -88,6 +89,17 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                          help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
                               "person's crop at the full network input (sharper parts on people far from the "
                               f"camera, one more batched pass; default {default('parts')})")
+
+
+def people_options(command: argparse.ArgumentParser) -> None:
+    """--people SOURCE, --people-weights FILE, --people-size PIXELS."""
+    command.add_argument("--people", default=default("people"), choices=PEOPLE_SOURCES,
+                         help="where several people come from: the parser's own people, or a multi-person model "
+                              "whose person instances split the parser's parts among people (default parser)")
+    command.add_argument("--people-weights", metavar="FILE",
+                         help="load the --people model from this file instead of the weights cache")
+    command.add_argument("--people-size", type=positive_int, metavar="PIXELS",
+                         help="the --people model's internal size (default: its own, e.g. 800 short side)")
 
 
 def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None = default("smoothing")) -> None:

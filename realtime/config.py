@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.models.top_down import PARTS_MODES
@@ -24,9 +25,12 @@ class PipelineConfig:
     parse stills). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
-    ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
-    installed). parts: "full-frame" (the parser's labels) or "top-down" (BodyPix again on each
-    person's crop at the full network input). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
+    ID. people: where the people come from ("parser", or a multi-person model whose person
+    instances split the parser's parts), with people_weights (its checkpoint, None = the weights
+    cache) and people_size (its internal size, None = its default). person_mask / pose: where the
+    person mask and the keypoints come from ("auto" = the best installed). parts: "full-frame"
+    (the parser's labels) or "top-down" (BodyPix again on each person's crop at the full network
+    input). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
     landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
     the repetitions to count (None = no fitness analysis). fps: frames per second of an image
     sequence (None = the rate its metadata states, else 30). frame_limit: stop after this many
@@ -41,6 +45,9 @@ class PipelineConfig:
     max_side: int | None = None
     internal_size: int | None = None
     max_people: int = 4
+    people: str = "parser"
+    people_weights: str | None = None
+    people_size: int | None = None
     person_mask: str = "auto"
     parts: str = "full-frame"
     pose: str = "auto"
@@ -54,7 +61,8 @@ class PipelineConfig:
     buffer_frames: int = 8
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
+        for name, value, choices in (("people source", self.people, PEOPLE_SOURCES),
+                                     ("person mask", self.person_mask, PERSON_MASK_SOURCES),
                                      ("parts mode", self.parts, PARTS_MODES),
                                      ("pose source", self.pose, POSE_SOURCES),
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):

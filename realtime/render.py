@@ -149,6 +149,39 @@ class TextPanel:
 
 
 @dataclass
+class LegendAnnotator:
+    """The classes present in the result, largest area first (at most `max_entries`), each with
+    its colour swatch, on a translucent dark box in the top-right corner."""
+
+    max_entries: int = 12
+    in_place: bool = False
+
+    def annotate(self, scene: np.ndarray, result: ParseResult) -> np.ndarray:
+        out = _canvas(scene, self.in_place)
+        counts = np.bincount(result.labels.ravel(), minlength=len(result.label_names))
+        present = [int(i) for i in np.argsort(-counts, kind="stable") if i and counts[i]][:self.max_entries]
+        if not present:
+            return out
+        scale = max(0.45, max(scene.shape[:2]) / 1600)
+        thickness = max(1, round(scale * 1.6))
+        names = [result.label_names[i] for i in present]
+        text_h = max(cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][1] for name in names)
+        line_h, pad = text_h + round(10 * scale), round(8 * scale)
+        box_w = min(max(cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)[0][0] for name in names)
+                    + line_h + 3 * pad, scene.shape[1])
+        box_h = min(line_h * len(present) + pad, scene.shape[0])
+        left = scene.shape[1] - box_w
+        out[:box_h, left:] = (out[:box_h, left:] * 0.4).astype(np.uint8)
+        for row, (label, name) in enumerate(zip(present, names)):
+            top = pad + row * line_h
+            color = tuple(int(c) for c in result.palette[label])
+            cv2.rectangle(out, (left + pad, top), (left + pad + text_h, top + text_h), color, -1)
+            cv2.putText(out, name, (left + 2 * pad + text_h, top + text_h), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), thickness, cv2.LINE_AA)
+        return out
+
+
+@dataclass
 class FitnessAnnotator:
     """The fitness analysis of one frame (FitnessAnalyser's output) as text in the bottom-left
     corner: the exercise, then per person their reps, the counted angle and the counter's state."""
@@ -174,11 +207,15 @@ class ViewSettings:
     visible_parts: np.ndarray | None = None  # bool per class id; None = all
     show_keypoints: bool = True
     show_stats: bool = True
+    show_legend: bool | None = None  # None: only for label sets too large to read by colour alone
+
+
+LEGEND_MIN_CLASSES = 32  # beyond a few dozen classes (COCO panoptic's 133) colours alone cannot be told apart
 
 
 class FrameRenderer:
     """Draws a FrameResult as its `view` says: parts, keypoints, person labels (with several
-    people or a selection), each analysis with its annotator, and the speed readout. The frame is
+    people or a selection), the legend, each analysis with its annotator, and the speed readout. The frame is
     copied once and every annotator draws on that copy. Any thread may render a stored result
     again (the window redraws a paused frame this way)."""
 
@@ -199,6 +236,9 @@ class FrameRenderer:
             KeypointAnnotator(in_place=True).annotate(scene, parse)
         if len(parse.people) > 1 or result.selected_people is not None:
             PersonLabelAnnotator(selected=result.selected_people, in_place=True).annotate(scene, parse)
+        legend = view.show_legend if view.show_legend is not None else len(parse.label_names) > LEGEND_MIN_CLASSES
+        if legend:
+            LegendAnnotator(in_place=True).annotate(scene, parse)
         for name, output in result.analysis.items():
             self._analysis_annotators[name].annotate(scene, output)
         if view.show_stats:

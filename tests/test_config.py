@@ -32,6 +32,9 @@ CHANGED = {
     "internal_size": ("321", "internal_size", 321),
     "max_people": ("2", "max_people", 2),
     "person_mask": ("selfie", "person_mask", "selfie"),
+    "people": ("bodypix", "people", "bodypix"),
+    "people_weights": ("/tmp/people.pt", "people_weights", "/tmp/people.pt"),
+    "people_size": ("256", "people_size", 256),
     "smoothing": ("0.3", "smoothing", 0.3),
     "size": ("320x240", "size", (320, 240)),
     "max_side": ("500", "max_side", 500),
@@ -101,7 +104,8 @@ def test_custom_exercise_and_its_errors_are_one_place():
 
 def test_the_config_rejects_nonsense_with_one_line():
     for bad, message in (({"pacing": "fast"}, "unknown pacing"), ({"smoothing": 2.0}, "smoothing must be"),
-                         ({"max_people": 0}, "max people"), ({"pose": "openpose"}, "unknown pose source")):
+                         ({"max_people": 0}, "max people"), ({"pose": "openpose"}, "unknown pose source"),
+                         ({"people": "yolo"}, "unknown people source")):
         with pytest.raises(ValueError, match=message):
             PipelineConfig(**bad)
 
@@ -114,6 +118,10 @@ def test_build_stages_follows_the_config():
 
     counted = build_stages(PipelineConfig(pose="parser", person_mask="parser", exercise=get_exercise("squat")))
     assert [analyser.name for analyser in counted.analysers] == ["fitness"]
+    split = build_stages(PipelineConfig(pose="parser", person_mask="parser", people="bodypix", model="m2fp-lip"))
+    assert [stage.name for stage in split.result] == ["people", "track", "smooth"]
+    own = build_stages(PipelineConfig(pose="parser", person_mask="parser", people="bodypix", model="bodypix"))
+    assert [stage.name for stage in own.result] == ["track", "smooth"]  # the parser's people are already those
     assert {field.name for field in fields(PipelineConfig)} >= {
         "source", "model", "device", "weights", "size", "max_side", "internal_size", "max_people", "person_mask",
         "pose", "smoothing", "exercise", "frame_limit", "loop", "pacing"}

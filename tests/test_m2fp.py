@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from _parity import read_rgb, rel_error
 from _paths import datasets_dir, fixtures_dir
 from _weight_rule import checks, generate, read_keys
 
@@ -35,17 +36,6 @@ pytestmark = [
     pytest.mark.usefixtures("one_torch_thread"),
     pytest.mark.skipif(not LIP.is_dir(), reason=f"parity fixtures not found at {fixtures_dir()}"),
 ]
-
-
-def rel_error(ours: np.ndarray | torch.Tensor, ref: np.ndarray) -> float:
-    ours = ours.numpy() if isinstance(ours, torch.Tensor) else ours
-    return float(np.abs(ours - ref).max() / np.abs(ref).max())
-
-
-def read_rgb(path) -> np.ndarray:
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,16 @@ def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size:
     return SCHPParser(load_schp_net(path, spec), spec, device, internal_size=internal_size)
 
 
-PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp}
+def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+                               max_people: int | None) -> Parser:
+    from realtime.models.mask2former_panoptic import PanopticParser, load_panoptic_net
+
+    return PanopticParser(load_panoptic_net(path, spec), spec, device, internal_size=internal_size,
+                          max_people=max_people)
+
+
+PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp,
+                   "mask2former_panoptic": build_mask2former_panoptic}
 
 
 def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto",

@@ -1,12 +1,15 @@
 """Reading weight files safely: a PyTorch checkpoint holds tensors and plain containers only, never
-pickled code; a damaged file is refused with one line that names it."""
+pickled code; a pickle of numpy arrays (detectron2's model zoo `.pkl`) may rebuild arrays and
+nothing else; a damaged file is refused with one line that names it."""
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 import torch
 from google.protobuf.message import DecodeError
@@ -32,6 +35,85 @@ def load_checkpoint(path: str | Path, *, allowed_classes: Sequence[tuple[type, s
     except (RuntimeError, OSError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint, truncated or damaged ({reason})") from None
+
+
+class RefusedPickleError(WeightsError):
+    """A pickle that would run foreign code (or rebuild objects) when loaded."""
+
+
+def _array_globals() -> dict[tuple[str, str], Any]:
+    """The globals a pickle of numpy arrays names (under numpy 1's `numpy.core` or numpy 2's
+    `numpy._core`), mapped to this numpy's own functions."""
+    rebuild = np.zeros(0).__reduce__()[0]
+    from_buffer = np.zeros(0).__reduce_ex__(5)[0]
+    scalar = np.float32(0).__reduce__()[0]
+    allowed: dict[tuple[str, str], Any] = {
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("collections", "OrderedDict"): dict,
+        ("_codecs", "encode"): lambda text, encoding="utf-8": text.encode(encoding),
+    }
+    for core in ("numpy.core", "numpy._core"):
+        allowed.update({(f"{core}.multiarray", "_reconstruct"): rebuild, (f"{core}.multiarray", "scalar"): scalar,
+                        (f"{core}.numeric", "_frombuffer"): from_buffer})
+    return allowed
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays, dtypes and scalars and plain containers; any other global (a
+    function or class that unpickling would call) is refused."""
+
+    _ALLOWED = _array_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global '{module}.{name}' is not a numpy array part") from None
+
+
+def load_pickled_arrays(path: str | Path) -> Any:
+    """A pickle holding numpy arrays in plain containers (detectron2's `.pkl`: {'model': {name:
+    array}, ...}, Python 2 pickles included), unpickled without running foreign code. Object
+    arrays and any other pickled global raise WeightsError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            loaded = _ArrayUnpickler(f, encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise RefusedPickleError(f"{path} was refused: it carries pickled code or objects, not only arrays "
+                                 f"({exc})") from None
+    except (OSError, EOFError, ValueError, TypeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
+        raise WeightsError(f"{path} is not a readable pickle of arrays, truncated or damaged ({reason})") from None
+    if any(isinstance(value, np.ndarray) and value.dtype.hasobject for value in _leaves(loaded)):
+        raise RefusedPickleError(f"{path} was refused: it holds object arrays, not only numbers")
+    return loaded
+
+
+def load_weights_file(path: str | Path) -> Any:
+    """A PyTorch checkpoint (`load_checkpoint`) or a pickle of numpy arrays
+    (`load_pickled_arrays`), told apart by content, not by name."""
+    if zipfile.is_zipfile(path):
+        return load_checkpoint(path)
+    try:
+        loaded = load_pickled_arrays(path)
+    except RefusedPickleError:
+        raise
+    except WeightsError:
+        return load_checkpoint(path)
+    # torch's legacy (non-zip) format starts with a pickled magic number, not a mapping
+    return loaded if isinstance(loaded, Mapping) else load_checkpoint(path)
+
+
+def _leaves(value: Any):
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _leaves(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _leaves(item)
+    else:
+        yield value
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:

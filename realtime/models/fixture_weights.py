@@ -1,6 +1,6 @@
 """The parity fixtures' deterministic pseudo-random weights (shared/fixtures/README.md, section 1).
 
-They let M2FP and SCHP run, be tested and be timed without the released checkpoints. Entry i of
+They let M2FP, SCHP and Mask2Former run, be tested and be timed without the released checkpoints. Entry i of
 the official state_dict order (which M2FPNet and AugmentCE2P keep) is drawn from a generator
 seeded with 1000 + i, by a rule that depends on the entry's name and shape.
 """
@@ -14,6 +14,7 @@ from torch import nn
 GAIN = 1.0
 RUNNING_VAR_LOW = 0.5
 QUERY_EMB_STD = 4.0
+EMPTY_WEIGHT_EOS = 0.1  # Mask2Former's loss weight of the "no object" class (train_cfg.no_object_weight)
 
 
 def generate(keys: list[tuple[str, tuple[int, ...]]]) -> dict[str, torch.Tensor]:
@@ -33,6 +34,9 @@ def generate(keys: list[tuple[str, tuple[int, ...]]]) -> dict[str, torch.Tensor]
             value = QUERY_EMB_STD * torch.randn(shape, generator=g)
         elif len(shape) >= 2:
             value = torch.randn(shape, generator=g) * GAIN / math.sqrt(math.prod(shape[1:]))
+        elif name.endswith("criterion.empty_weight"):
+            value = torch.ones(shape)
+            value[-1] = EMPTY_WEIGHT_EOS
         else:
             raise ValueError(f"no weight rule for {name} {shape}")
         state[name] = value.float()

@@ -1,10 +1,11 @@
-"""`bench-model`: an M2FP or SCHP parser, or a Human_seg person segmenter, built like the
-reference against the same network's fast path, on one frame, timed interleaved in one process,
-with how far their outputs differ.
+"""`bench-model`: an M2FP, SCHP or Mask2Former panoptic parser, or a Human_seg person segmenter,
+built like the reference against the same network's fast path, on one frame, timed interleaved
+in one process, with how far their outputs differ.
 
 Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
 every mask at full size (M2FP: all query masks resized to the input before they are combined;
-SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser,
+Mask2Former: all 100 query masks resized to the frame before the panoptic merge; SCHP: all three
+heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser, PanopticParser,
 SCHPParser and HumanSegmenter. Without `weights` both use the parity fixtures' deterministic
 weights.
 """
@@ -29,49 +30,46 @@ from realtime.types import ParseResult
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def _family_loaders(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callable]:
-    """(load a checkpoint file, build an untrained network, map a checkpoint's state to the
-    network's) for the spec's family."""
+def _family(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callable, Callable]:
+    """(untrained net builder, checkpoint loader, state_dict conversion, parser (or segmenter)
+    class) of a spec."""
     if spec.family == "m2fp":
-        from realtime.models.m2fp import load_m2fp_net, m2fp_net
+        from realtime.models import m2fp
 
-        return load_m2fp_net, m2fp_net, lambda state, net: state
+        return m2fp.m2fp_net, m2fp.load_m2fp_net, lambda state, net: state, m2fp.M2FPParser
     if spec.family == "schp":
-        from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
+        from realtime.models import schp
 
-        return load_schp_net, schp_net, schp_state_dict
+        return schp.schp_net, schp.load_schp_net, schp.schp_state_dict, schp.SCHPParser
+    if spec.family == "mask2former_panoptic":
+        from realtime.models import mask2former_panoptic as panoptic
+
+        return panoptic.panoptic_net, panoptic.load_panoptic_net, lambda state, net: state, panoptic.PanopticParser
     if spec.family == "humanseg":
-        from realtime.models.humanseg import humanseg_net, load_humanseg_net
+        from realtime.models import humanseg
 
-        return load_humanseg_net, humanseg_net, lambda state, net: state
-    raise ValueError(f"bench-model times M2FP, SCHP and Human_seg models, not '{spec.name}' ({spec.family})")
+        def segmenter(net, spec, device, *, amp_dtype, fast, internal_size):
+            return humanseg.HumanSegmenter(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+
+        return humanseg.humanseg_net, humanseg.load_humanseg_net, lambda state, net: state, segmenter
+    raise ValueError(f"bench-model times M2FP, SCHP, Mask2Former and Human_seg models, not '{spec.name}' ({spec.family})")
 
 
 def build_net(spec: ModelSpec | SegmenterSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP, SCHP or Human_seg spec in eval mode, from `weights` or the
-    fixture rule."""
-    load, untrained, checkpoint_state = _family_loaders(spec)
+    """The network of an M2FP, SCHP, Mask2Former or Human_seg spec in eval mode, from `weights`
+    or the fixture rule."""
+    new_net, load_net, convert, _ = _family(spec)
     if weights is not None:
-        return load(weights, spec)
-    net = untrained(spec)
-    load_into(net, checkpoint_state(fixture_state(net), net), source="the fixture rule")
+        return load_net(weights, spec)
+    net = new_net(spec)
+    load_into(net, convert(fixture_state(net), net), source="the fixture rule")
     return net.eval()
 
 
 def build_parser(spec: ModelSpec | SegmenterSpec, net: nn.Module, device: torch.device, *, fast: bool,
-                 amp_dtype: torch.dtype | None = None) -> Parser:
+                 amp_dtype: torch.dtype | None = None, internal_size: int | None = None) -> Parser:
     """The parser (or, for Human_seg, the segmenter) of `spec` over `net`."""
-    if spec.family == "m2fp":
-        from realtime.models.m2fp import M2FPParser
-
-        return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
-    if spec.family == "humanseg":
-        from realtime.models.humanseg import HumanSegmenter
-
-        return HumanSegmenter(net, spec, device, amp_dtype=amp_dtype, fast=fast)
-    from realtime.models.schp import SCHPParser
-
-    return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+    return _family(spec)[3](net, spec, device, amp_dtype=amp_dtype, fast=fast, internal_size=internal_size)
 
 
 # the name of the one tensor a family's network returns
@@ -93,7 +91,8 @@ def decision(result: ParseResult | np.ndarray) -> np.ndarray:
 
 
 def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = None, device: str = "cpu",
-                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1) -> dict:
+                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1,
+                internal_size: int | None = None) -> dict:
     """Median ms of the reference and the fast parser (forward, postprocess, both), measured
     alternately on `frame` (H x W x 3 uint8 RGB), and the agreement of their last outputs.
 
@@ -113,8 +112,9 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
         torch.set_num_threads(threads)
     try:
         parsers = {
-            "reference": build_parser(spec, build_net(spec, weights), target, fast=False),
-            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype]),
+            "reference": build_parser(spec, build_net(spec, weights), target, fast=False, internal_size=internal_size),
+            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype],
+                                 internal_size=internal_size),
         }
         prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
         times: dict[str, dict[str, list[float]]] = {label: {} for label in parsers}
@@ -142,6 +142,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "threads": torch.get_num_threads(),
             "weights": str(weights) if weights is not None else "fixture rule",
             "frame_wh": [frame.shape[1], frame.shape[0]],
+            "internal_size": parsers["fast"].internal_size,
             "input_shape": list(prepared["fast"].batch.shape),
             "repeats": repeats,
             **medians,

@@ -10,6 +10,7 @@ from realtime.models.labels import (
     ATR_PARTS,
     BODYPIX_PARTS,
     CIHP_PARTS,
+    COCO_PANOPTIC,
     LIP_PARTS,
     PASCAL_PERSON_PARTS,
     PERSON_BACKGROUND,
@@ -152,6 +153,37 @@ MODEL_SPECS.update({
     "schp-pascal": _schp_spec("schp-pascal", PASCAL_PERSON_PARTS, "exp-schp-201908270938-pascal-person-part.pth",
                               "13ph1AloYNiC4DIGOyCLZdmA08tP9OeGu", 512, "71.46"),
 })
+
+_M2F_MODELSCOPE = "https://modelscope.cn/models/damo/cv_r50_panoptic-segmentation_cocopan"
+_M2F_MODEL_ZOO = ("https://dl.fbaipublicfiles.com/maskformer/mask2former/coco/panoptic/maskformer2_R50_bs16_50ep/"
+                  "model_final_94dc52.pkl")
+_M2F_FILE = "mask2former-r50-panoptic.pt"
+
+MODEL_SPECS["mask2former-r50-panoptic"] = ModelSpec(
+    name="mask2former-r50-panoptic",
+    family="mask2former_panoptic",
+    description="Mask2Former ResNet-50, COCO panoptic: 133 classes (80 things, 53 stuff), every person as an "
+                "instance",
+    labels=COCO_PANOPTIC,
+    weights=WeightFile(
+        filename=_M2F_FILE,
+        urls=(_M2F_MODELSCOPE, _M2F_MODEL_ZOO),
+        sha256=None,
+        size_bytes=None,
+        manual=(
+            f"Download pytorch_model.pt from the ModelScope model {_M2F_MODELSCOPE} (Files tab; EasyCV, "
+            f"Apache-2.0), or the facebookresearch Mask2Former model zoo checkpoint {_M2F_MODEL_ZOO} (detectron2 "
+            f".pkl, PQ 51.9, MIT), and save it as {_M2F_FILE}: either layout is read (by content, not name)."
+        ),
+    ),
+    licence="Apache-2.0",
+    input_mean=(123.675, 116.28, 103.53),
+    input_std=(58.395, 57.12, 57.375),
+    input_channels="RGB",
+    internal_size=800,  # the short side, as EasyCV's test pipeline (1333 x 800) scales it
+    output_stride=4,
+    multi_person=True,
+)
 
 DEFAULT_MODEL = "bodypix"
 
