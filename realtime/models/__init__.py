@@ -48,7 +48,15 @@ def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size:
     return SCHPParser(load_schp_net(path, spec), spec, device, internal_size=internal_size)
 
 
-PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp}
+def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+                    max_people: int | None) -> Parser:
+    from realtime.models.uniparser import UniParserParser, load_uniparser_net
+
+    return UniParserParser(load_uniparser_net(path, spec), spec, device, internal_size=internal_size,
+                           max_people=max_people)
+
+
+PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp, "uniparser": build_uniparser}
 
 
 def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto",
@@ -56,7 +64,7 @@ def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto
                 max_people: int | None = None) -> Parser:
     """Build the named model with verified weights from the cache (or the file `weights`).
     `max_people` caps the people a multi-person model reports; None keeps the model's own
-    default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP: all). Single-person
+    default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP, UniParser: all). Single-person
     models ignore it. Raises ValueError for a family without a builder, WeightsError for
     missing or unfitting weights."""
     spec = get_spec(name)
