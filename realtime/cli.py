@@ -112,11 +112,12 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
 
-    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP: reference-style path vs the fast path on one frame; prints JSON")
-    bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")])
+    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/UniParser: reference-style path vs the fast path on one frame; prints JSON")
+    bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp", "uniparser")])
     bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
     bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")
+    bench_model.add_argument("--internal-size", type=positive_int, help="network input size (default: the model's)")
     bench_model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench_model.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype of the fast path")
     bench_model.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -333,7 +334,7 @@ def _bench_model(args: argparse.Namespace) -> int:
     frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
     print(json.dumps(bench_model(args.model, resized_frame(frame, parse_size(args.size)), weights=args.weights,
                                  device=args.device, dtype=args.dtype, threads=args.threads,
-                                 repeats=args.repeats, warmup=args.warmup)))
+                                 repeats=args.repeats, warmup=args.warmup, internal_size=args.internal_size)))
     return 0
 
 

@@ -1,10 +1,12 @@
-"""`bench-model`: an M2FP or SCHP parser built like the reference against the same network's
-fast path, on one frame, timed interleaved in one process, with how far their outputs differ.
+"""`bench-model`: an M2FP, SCHP or UniParser parser built like the reference against the same
+network's fast path, on one frame, timed interleaved in one process, with how far their outputs
+differ.
 
 Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
 every mask at full size (M2FP: all query masks resized to the input before they are combined;
-SCHP: all three heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser and
-SCHPParser. Without `weights` both use the parity fixtures' deterministic weights.
+SCHP: all three heads; UniParser: mmcv's deformable sampling, every FPN level, every centre's
+parsing). Fast path (`fast=True`, optionally under autocast): see M2FPParser, SCHPParser and
+UniParserParser. Without `weights` both use the parity fixtures' deterministic weights.
 """
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ from realtime.models.checkpoint import load_into
 from realtime.models.common import Parser
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.registry import ModelSpec, get_spec
+from realtime.types import PersonParse
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP or SCHP spec in eval mode, from `weights` or the fixture rule."""
+    """The network of an M2FP, SCHP or UniParser spec in eval mode, from `weights` or the fixture rule."""
     if spec.family == "m2fp":
         from realtime.models.m2fp import load_m2fp_net, m2fp_net
 
@@ -43,18 +46,30 @@ def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
         net = schp_net(spec)
         load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
         return net.eval()
-    raise ValueError(f"bench-model times M2FP and SCHP models, not '{spec.name}' ({spec.family})")
+    if spec.family == "uniparser":
+        from realtime.models.uniparser import load_uniparser_net, uniparser_net
+
+        if weights is not None:
+            return load_uniparser_net(weights, spec)
+        net = uniparser_net(spec)
+        load_into(net, fixture_state(net), source="the fixture rule")
+        return net.eval()
+    raise ValueError(f"bench-model times M2FP, SCHP and UniParser models, not '{spec.name}' ({spec.family})")
 
 
 def build_parser(spec: ModelSpec, net: nn.Module, device: torch.device, *, fast: bool,
-                 amp_dtype: torch.dtype | None = None) -> Parser:
+                 amp_dtype: torch.dtype | None = None, internal_size: int | None = None) -> Parser:
     if spec.family == "m2fp":
         from realtime.models.m2fp import M2FPParser
 
-        return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+        return M2FPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast, internal_size=internal_size)
+    if spec.family == "uniparser":
+        from realtime.models.uniparser import UniParserParser
+
+        return UniParserParser(net, spec, device, amp_dtype=amp_dtype, fast=fast, internal_size=internal_size)
     from realtime.models.schp import SCHPParser
 
-    return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast)
+    return SCHPParser(net, spec, device, amp_dtype=amp_dtype, fast=fast, internal_size=internal_size)
 
 
 def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
@@ -66,9 +81,11 @@ def max_abs_differences(reference: dict[str, torch.Tensor] | torch.Tensor,
 
 
 def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = None, device: str = "cpu",
-                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1) -> dict:
+                dtype: str = "fp32", threads: int | None = 1, repeats: int = 5, warmup: int = 1,
+                internal_size: int | None = None) -> dict:
     """Median ms of the reference and the fast parser (forward, postprocess, both), measured
     alternately on `frame` (H x W x 3 uint8 RGB), and the agreement of their last outputs.
+    `internal_size` overrides the model's default network input size.
 
     Wall-clock and process CPU ms are both reported: on a CPU shared with other jobs the CPU
     time of a 1-thread run is the steadier measure of the work done.
@@ -86,19 +103,20 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
         torch.set_num_threads(threads)
     try:
         parsers = {
-            "reference": build_parser(spec, build_net(spec, weights), target, fast=False),
-            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype]),
+            "reference": build_parser(spec, build_net(spec, weights), target, fast=False, internal_size=internal_size),
+            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype],
+                                 internal_size=internal_size),
         }
         prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
         times: dict[str, dict[str, list[float]]] = {label: {} for label in parsers}
-        outputs, labels = {}, {}
+        outputs, results = {}, {}
         for i in range(warmup + repeats):
             for label, parser in parsers.items():
                 start, start_cpu = time.perf_counter(), time.process_time()
                 outputs[label] = parser.infer(prepared[label].batch)
                 _synchronize(target)
                 middle, middle_cpu = time.perf_counter(), time.process_time()
-                labels[label] = parser.postprocess(outputs[label], prepared[label])[0].labels
+                results[label] = parser.postprocess(outputs[label], prepared[label])[0]
                 end, end_cpu = time.perf_counter(), time.process_time()
                 if i >= warmup:
                     for part, seconds in (("forward", middle - start), ("postprocess", end - middle),
@@ -124,10 +142,23 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "speedup_total_cpu": round(medians["reference"]["total_cpu_ms"] / medians["fast"]["total_cpu_ms"], 2),
             "fast_fps": round(1000 / fast_total, 2),
             "max_abs_diff": max_abs_differences(outputs["reference"], outputs["fast"]),
-            "label_disagreement": float(np.mean(labels["reference"] != labels["fast"])),
+            "label_disagreement": float(np.mean(results["reference"].labels != results["fast"].labels)),
+            **people_agreement(results["reference"].people, results["fast"].people),
         }
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def people_agreement(reference: list[PersonParse], fast: list[PersonParse]) -> dict:
+    """How many people each path reported and, for multi-person models, the largest share of
+    pixels on which a person's mask differs between them (1.0 when the counts differ)."""
+    if not reference and not fast:
+        return {}
+    counts = {"people": {"reference": len(reference), "fast": len(fast)}}
+    if len(reference) != len(fast):
+        return {**counts, "person_mask_disagreement": 1.0}
+    worst = max(float(np.mean(a.mask != b.mask)) for a, b in zip(reference, fast))
+    return {**counts, "person_mask_disagreement": worst}
 
 
 def resized_frame(frame: np.ndarray, size_wh: tuple[int, int] | None) -> np.ndarray:
