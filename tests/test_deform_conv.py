@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from realtime.models.deform_conv import ModulatedDeformConv2d, modulated_deform_conv2d, sample_corners, sample_grid
+from realtime.models.deform_conv import ModulatedDeformConv2d, gathered_deform_conv2d, modulated_deform_conv2d
 from realtime.models.resnet import Bottleneck, FrozenBatchNorm2d
 
-SAMPLERS = {"corners": sample_corners, "grid": sample_grid}
+IMPLEMENTATIONS = {"mmcv-order": modulated_deform_conv2d, "gathered": gathered_deform_conv2d}
 
 
 def slow_deform_conv(x, offset, mask, weight, bias, stride, padding, dilation):
@@ -44,9 +44,9 @@ def slow_deform_conv(x, offset, mask, weight, bias, stride, padding, dilation):
     return out + bias.double().view(1, -1, 1, 1)
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("stride, padding, dilation", [(1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)])
-def test_zero_offsets_and_unit_mask_are_a_plain_convolution(sampler, stride, padding, dilation):
+def test_zero_offsets_and_unit_mask_are_a_plain_convolution(implementation, stride, padding, dilation):
     generator = torch.Generator().manual_seed(stride * 10 + padding)
     x = torch.randn(2, 5, 11, 9, generator=generator)
     weight = torch.randn(4, 5, 3, 3, generator=generator)
@@ -54,14 +54,14 @@ def test_zero_offsets_and_unit_mask_are_a_plain_convolution(sampler, stride, pad
     expected = F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation)
     offset = torch.zeros(2, 18, *expected.shape[-2:])
     mask = torch.ones(2, 9, *expected.shape[-2:])
-    out = modulated_deform_conv2d(x, offset, mask, weight, bias, stride=stride, padding=padding, dilation=dilation,
-                                  sampler=SAMPLERS[sampler])
+    out = IMPLEMENTATIONS[implementation](x, offset, mask, weight, bias, stride=stride, padding=padding,
+                                          dilation=dilation)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampler", SAMPLERS)
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("stride, size", [(1, (7, 8)), (2, (7, 8)), (1, (1, 3)), (2, (2, 1))])
-def test_offsets_and_masks_match_a_pixel_by_pixel_computation(sampler, stride, size):
+def test_offsets_and_masks_match_a_pixel_by_pixel_computation(implementation, stride, size):
     """Random offsets and masks; also maps one pixel high or wide (a small frame's last stage)."""
     generator = torch.Generator().manual_seed(stride)
     x = torch.randn(2, 3, *size, generator=generator)
@@ -72,7 +72,7 @@ def test_offsets_and_masks_match_a_pixel_by_pixel_computation(sampler, stride, s
     offset = torch.randn(2, 18, *out_hw, generator=generator) * 3
     offset[0, 0, 0, 0] = 0.0  # point 0 of output (0, 0) then reads row -1 exactly: outside
     mask = torch.rand(2, 9, *out_hw, generator=generator)
-    out = modulated_deform_conv2d(x, offset, mask, weight, bias, stride=stride, padding=1, sampler=SAMPLERS[sampler])
+    out = IMPLEMENTATIONS[implementation](x, offset, mask, weight, bias, stride=stride, padding=1)
     expected = slow_deform_conv(x, offset, mask, weight, bias, stride, 1, 1)
     torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5)
 
@@ -92,6 +92,20 @@ def test_offset_channels_are_vertical_then_horizontal_and_the_mask_is_the_last_t
     x = torch.randn(1, 2, 6, 5, generator=generator)
     one_row_down = F.pad(x, (1, 1, 0, 2))  # the padding=1 window, moved one row down
     torch.testing.assert_close(dcn(x), F.conv2d(one_row_down, dcn.weight), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_implementations_agree_on_a_batch(channels_last):
+    generator = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 16, 12, 10, generator=generator)
+    offset = torch.randn(3, 18, 6, 5, generator=generator) * 2
+    mask = torch.rand(3, 9, 6, 5, generator=generator)
+    weight = torch.randn(8, 16, 3, 3, generator=generator)
+    expected = modulated_deform_conv2d(x, offset, mask, weight, stride=2, padding=1)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(gathered_deform_conv2d(x, offset, mask, weight, stride=2, padding=1), expected,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_a_deformable_bottleneck_folds_its_batch_norm():
