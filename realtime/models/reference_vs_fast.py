@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -28,33 +29,32 @@ from realtime.types import PersonParse
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP, SCHP or UniParser spec in eval mode, from `weights` or the fixture rule."""
+def _loaders(spec: ModelSpec) -> tuple[Callable, Callable, Callable]:
+    """(load a checkpoint file, build an untrained network, turn the network's own state dict
+    into what that network loads) for the spec's family."""
     if spec.family == "m2fp":
         from realtime.models.m2fp import load_m2fp_net, m2fp_net
 
-        if weights is not None:
-            return load_m2fp_net(weights, spec)
-        net = m2fp_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return load_m2fp_net, m2fp_net, lambda state, net: state
     if spec.family == "schp":
         from realtime.models.schp import load_schp_net, schp_net, schp_state_dict
 
-        if weights is not None:
-            return load_schp_net(weights, spec)
-        net = schp_net(spec)
-        load_into(net, schp_state_dict(fixture_state(net), net), source="the fixture rule")
-        return net.eval()
+        return load_schp_net, schp_net, schp_state_dict
     if spec.family == "uniparser":
         from realtime.models.uniparser import load_uniparser_net, uniparser_net
 
-        if weights is not None:
-            return load_uniparser_net(weights, spec)
-        net = uniparser_net(spec)
-        load_into(net, fixture_state(net), source="the fixture rule")
-        return net.eval()
+        return load_uniparser_net, uniparser_net, lambda state, net: state
     raise ValueError(f"bench-model times M2FP, SCHP and UniParser models, not '{spec.name}' ({spec.family})")
+
+
+def build_net(spec: ModelSpec, weights: str | Path | None = None) -> nn.Module:
+    """The network of an M2FP, SCHP or UniParser spec in eval mode, from `weights` or the fixture rule."""
+    load, make, to_state = _loaders(spec)
+    if weights is not None:
+        return load(weights, spec)
+    net = make(spec)
+    load_into(net, to_state(fixture_state(net), net), source="the fixture rule")
+    return net.eval()
 
 
 def build_parser(spec: ModelSpec, net: nn.Module, device: torch.device, *, fast: bool,

@@ -11,13 +11,13 @@ to a 40 x 40 grid, 4 conv+GN+ReLU, a 1-channel heatmap), an instance branch and 
 Everything is compared in cosine space: a person is the set of pixels whose instance feature has
 cosine > 0.5 with the feature at its centre peak; a part class is where the semantic feature has
 cosine > 0.5 with the class's learnt kernel (`seg_kernels`, 19 x 128). A person's parsing is the
-semantic cosine map inside its instance mask, keeping the classes whose mean confidence over it
-passes `cate_score_thr`, resized to the frame, argmax + 1 where any class passes 0.5.
+semantic cosine map inside its instance mask, keeping the classes whose maskness (confidences
+above 0.5 summed, over the count of those above 0.1) passes `cate_score_thr`, resized to the
+frame, argmax + 1 where any class passes 0.5.
 Post-processing follows `Repparsing_Head.get_parsing_single` of the reference (commit 147a8b8).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +27,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.checkpoint import load_checkpoint, load_into
+from realtime.models.checkpoint import load_checkpoint, load_into, unwrapped_state_dict
 from realtime.models.common import Parser, Prepared, check_frames
-from realtime.models.deform_conv import ModulatedDeformConv2d, sample_grid
+from realtime.models.deform_conv import ModulatedDeformConv2d, gathered_deform_conv2d
 from realtime.models.registry import ModelSpec
-from realtime.models.resnet import RESNET101_BLOCKS, Bottleneck, FrozenBatchNorm2d, fold_child_pairs, fold_frozen_norms, make_layer
+from realtime.models.resnet import (
+    RESNET101_BLOCKS,
+    Bottleneck,
+    FrozenBatchNorm2d,
+    fold_child_pairs,
+    fold_frozen_norms,
+    make_layer,
+)
 from realtime.types import ParseResult, PersonParse
 
 TEST_SCALE = (1333, 800)  # mmdet's img_scale: (long side cap, short side)
@@ -115,7 +122,8 @@ class FPN(nn.Module):
     def forward(self, features: list[torch.Tensor], *, finest_only: bool = False) -> list[torch.Tensor]:
         laterals = [conv(x) for conv, x in zip(self.lateral_convs, features)]
         for i in range(len(laterals) - 1, 0, -1):
-            laterals[i - 1] = laterals[i - 1] + F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
+            coarser = F.interpolate(laterals[i], size=laterals[i - 1].shape[-2:], mode="nearest")
+            laterals[i - 1] = laterals[i - 1] + coarser
         if finest_only:
             return [self.fpn_convs[0](laterals[0])]
         outs = [conv(x) for conv, x in zip(self.fpn_convs, laterals)]
@@ -230,28 +238,15 @@ class UniParserNet(nn.Module):
 
     def optimise_for_inference(self) -> UniParserNet:
         """Faster forward, same maths in another rounding: frozen norms folded into the
-        convolutions (deformable ones too: they are linear in their weight), deformable sampling
-        by one grid_sample, and the head's lean mode. The state_dict no longer matches a
+        convolutions (deformable ones too: they are linear in their weight), deformable samples
+        as weighted row gathers (`gathered_deform_conv2d`), and the head's lean mode. The state_dict no longer matches a
         checkpoint. Returns self."""
         fold_frozen_norms(self)
         for module in self.modules():
             if isinstance(module, ModulatedDeformConv2d):
-                module.sampler = sample_grid
+                module.implementation = gathered_deform_conv2d
         self.lean = True
         return self
-
-
-def uniparser_state_dict(checkpoint: Mapping[str, object]) -> dict[str, torch.Tensor]:
-    """mmcv's save_checkpoint layout ({'meta', 'state_dict', 'optimizer'}) or a bare state dict
-    -> UniParserNet's names: a DataParallel `module.` prefix and BatchNorm's
-    `num_batches_tracked` are dropped, as mmcv's load_checkpoint drops or ignores them."""
-    state = checkpoint.get("state_dict", checkpoint)
-    if not isinstance(state, Mapping):
-        raise ValueError("checkpoint holds no state dict (expected a mapping, or one under 'state_dict')")
-    return {
-        key.removeprefix("module."): value for key, value in state.items()
-        if isinstance(value, torch.Tensor) and not key.endswith("num_batches_tracked")
-    }
 
 
 def uniparser_net(spec: ModelSpec) -> UniParserNet:
@@ -262,7 +257,9 @@ def uniparser_net(spec: ModelSpec) -> UniParserNet:
 def load_uniparser_net(path: str | Path, spec: ModelSpec) -> UniParserNet:
     """Read a checkpoint (weights_only) into `spec`'s UniParserNet in eval mode; ValueError for a
     checkpoint of another dataset, WeightsError for one that does not fit (load_into)."""
-    state = uniparser_state_dict(load_checkpoint(path))
+    # mmcv's save_checkpoint layout {'meta', 'state_dict', 'optimizer'}; mmcv's load_checkpoint
+    # also strips `module.` and ignores num_batches_tracked
+    state = unwrapped_state_dict(load_checkpoint(path), "state_dict")
     net = uniparser_net(spec)
     kernels = state.get("mask_head.seg_kernels")
     if kernels is not None and kernels.shape[0] != net.num_parts:
@@ -439,8 +436,8 @@ class UniParserParser(Parser):
         check_frames(rgbs)
         height, width = rgbs[0].shape[:2]
         new_h, new_w = rescaled_size(height, width, self.internal_size)
-        images = [rgb if (new_h, new_w) == (height, width) else cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-                  for rgb in rgbs]
+        images = [rgb if (new_h, new_w) == (height, width)
+                  else cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_LINEAR) for rgb in rgbs]
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
         prepared = self.net.normalize(batch).contiguous(memory_format=self.memory_format)
         return Prepared(prepared, Geometry((height, width), (new_h, new_w)))
