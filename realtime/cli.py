@@ -116,10 +116,10 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
 
-    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/Mask2Former/Human_seg: reference-style path vs the "
-                                                          "fast path on one frame; prints JSON")
+    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/UniParser/Mask2Former/Human_seg: reference-style path "
+                                                          "vs the fast path on one frame; prints JSON")
     bench_model.add_argument("--model", default="m2fp-lip",
-                             choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp", "mask2former_panoptic")]
+                             choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp", "uniparser", "mask2former_panoptic")]
                              + list(SEGMENTER_SPECS))
     bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
     bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")

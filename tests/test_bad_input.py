@@ -246,7 +246,7 @@ def pickled_code_checkpoint(tmp_path_factory) -> tuple[Path, Path]:
     return path, marker
 
 
-@pytest.mark.parametrize("model", ["schp-lip", "m2fp-lip"])
+@pytest.mark.parametrize("model", ["schp-lip", "m2fp-lip", "uniparser-cihp"])
 def test_a_checkpoint_that_carries_code_is_refused(pickled_code_checkpoint, tmp_path, single_clip, model):
     path, marker = pickled_code_checkpoint
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--model", model, "--weights", str(path),

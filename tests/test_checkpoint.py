@@ -11,6 +11,7 @@ from realtime.models.fixture_weights import fixture_state
 from realtime.models.m2fp import m2fp_net
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.schp import schp_net
+from realtime.models.uniparser import uniparser_net
 from realtime.weights import WeightsError
 
 
@@ -25,6 +26,8 @@ def _bodypix_net(spec) -> BodyPixNet:
      "backbone.stem.conv1.weight"),
     ("schp-lip", "realtime.models.schp.load_checkpoint", lambda state: {"state_dict": state}, schp_net,
      "conv1.weight"),
+    ("uniparser-cihp", "realtime.models.uniparser.load_checkpoint", lambda state: {"meta": {}, "state_dict": state},
+     uniparser_net, "backbone.conv1.weight"),
 ])
 def test_a_checkpoint_that_does_not_fit_is_one_line_naming_the_file_and_keys(
         tmp_path, monkeypatch, model, reader, wrapped, fresh_net, renamed):

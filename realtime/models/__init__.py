@@ -56,7 +56,15 @@ def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device
                           max_people=max_people)
 
 
-PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp,
+def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
+                    max_people: int | None) -> Parser:
+    from realtime.models.uniparser import UniParserParser, load_uniparser_net
+
+    return UniParserParser(load_uniparser_net(path, spec), spec, device, internal_size=internal_size,
+                           max_people=max_people)
+
+
+PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp, "uniparser": build_uniparser,
                    "mask2former_panoptic": build_mask2former_panoptic}
 
 
@@ -65,7 +73,7 @@ def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto
                 max_people: int | None = None) -> Parser:
     """Build the named model with verified weights from the cache (or the file `weights`).
     `max_people` caps the people a multi-person model reports; None keeps the model's own
-    default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP: all). Single-person
+    default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP, UniParser: all). Single-person
     models ignore it. Raises ValueError for a family without a builder, WeightsError for
     missing or unfitting weights."""
     spec = get_spec(name)

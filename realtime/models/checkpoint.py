@@ -125,6 +125,20 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
         raise WeightsError(f"{path} is not a readable ONNX model, truncated or damaged ({reason})") from None
 
 
+def unwrapped_state_dict(checkpoint: Mapping[str, Any], wrapper: str) -> dict[str, torch.Tensor]:
+    """The tensors of a training checkpoint, as a plain state dict: taken from under `wrapper`
+    (detectron2's 'model', mmcv's 'state_dict') when present, a DataParallel `module.` prefix
+    stripped and BatchNorm's `num_batches_tracked` counters dropped. ValueError when there is no
+    mapping to read."""
+    state = checkpoint.get(wrapper, checkpoint) if isinstance(checkpoint, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise ValueError(f"checkpoint holds no state dict (expected a mapping, or one under '{wrapper}')")
+    return {
+        key.removeprefix("module."): value for key, value in state.items()
+        if isinstance(value, torch.Tensor) and not key.endswith("num_batches_tracked")
+    }
+
+
 def load_into(model: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], *, source: str) -> None:
     """model.load_state_dict(state_dict) with strict names and shapes; on any mismatch raises
     WeightsError with one line naming `source` (the file) and the missing, unexpected and

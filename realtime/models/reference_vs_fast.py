@@ -1,13 +1,14 @@
-"""`bench-model`: an M2FP, SCHP or Mask2Former panoptic parser, or a Human_seg person segmenter,
-built like the reference against the same network's fast path, on one frame, timed interleaved
-in one process, with how far their outputs differ.
+"""`bench-model`: an M2FP, SCHP, UniParser or Mask2Former panoptic parser, or a Human_seg person
+segmenter, built like the reference against the same network's fast path, on one frame, timed
+interleaved in one process, with how far their outputs differ.
 
 Reference path (`fast=False`): eager float32, nothing folded, grid_sample deformable attention,
 every mask at full size (M2FP: all query masks resized to the input before they are combined;
 Mask2Former: all 100 query masks resized to the frame before the panoptic merge; SCHP: all three
-heads). Fast path (`fast=True`, optionally under autocast): see M2FPParser, PanopticParser,
-SCHPParser and HumanSegmenter. Without `weights` both use the parity fixtures' deterministic
-weights.
+heads; UniParser: mmcv's deformable sampling, every FPN level, every centre's parsing). Fast path
+(`fast=True`, optionally under autocast): see M2FPParser, PanopticParser, SCHPParser,
+UniParserParser and HumanSegmenter. Without `weights` both use the parity fixtures'
+deterministic weights.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from realtime.models.checkpoint import load_into
 from realtime.models.common import Parser
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.registry import SEGMENTER_SPECS, ModelSpec, SegmenterSpec, get_spec
-from realtime.types import ParseResult
+from realtime.types import ParseResult, PersonParse
 
 AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -45,6 +46,10 @@ def _family(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callab
         from realtime.models import mask2former_panoptic as panoptic
 
         return panoptic.panoptic_net, panoptic.load_panoptic_net, lambda state, net: state, panoptic.PanopticParser
+    if spec.family == "uniparser":
+        from realtime.models import uniparser
+
+        return uniparser.uniparser_net, uniparser.load_uniparser_net, lambda state, net: state, uniparser.UniParserParser
     if spec.family == "humanseg":
         from realtime.models import humanseg
 
@@ -52,11 +57,11 @@ def _family(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callab
             return humanseg.HumanSegmenter(net, spec, device, amp_dtype=amp_dtype, fast=fast)
 
         return humanseg.humanseg_net, humanseg.load_humanseg_net, lambda state, net: state, segmenter
-    raise ValueError(f"bench-model times M2FP, SCHP, Mask2Former and Human_seg models, not '{spec.name}' ({spec.family})")
+    raise ValueError(f"bench-model times M2FP, SCHP, UniParser, Mask2Former and Human_seg models, not '{spec.name}' ({spec.family})")
 
 
 def build_net(spec: ModelSpec | SegmenterSpec, weights: str | Path | None = None) -> nn.Module:
-    """The network of an M2FP, SCHP, Mask2Former or Human_seg spec in eval mode, from `weights`
+    """The network of an M2FP, SCHP, UniParser, Mask2Former or Human_seg spec in eval mode, from `weights`
     or the fixture rule."""
     new_net, load_net, convert, _ = _family(spec)
     if weights is not None:
@@ -95,6 +100,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
                 internal_size: int | None = None) -> dict:
     """Median ms of the reference and the fast parser (forward, postprocess, both), measured
     alternately on `frame` (H x W x 3 uint8 RGB), and the agreement of their last outputs.
+    `internal_size` overrides the model's default network input size.
 
     Wall-clock and process CPU ms are both reported: on a CPU shared with other jobs the CPU
     time of a 1-thread run is the steadier measure of the work done.
@@ -118,14 +124,14 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
         }
         prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
         times: dict[str, dict[str, list[float]]] = {label: {} for label in parsers}
-        outputs, labels = {}, {}
+        outputs, results = {}, {}
         for i in range(warmup + repeats):
             for label, parser in parsers.items():
                 start, start_cpu = time.perf_counter(), time.process_time()
                 outputs[label] = parser.infer(prepared[label].batch)
                 _synchronize(target)
                 middle, middle_cpu = time.perf_counter(), time.process_time()
-                labels[label] = decision(parser.postprocess(outputs[label], prepared[label])[0])
+                results[label] = parser.postprocess(outputs[label], prepared[label])[0]
                 end, end_cpu = time.perf_counter(), time.process_time()
                 if i >= warmup:
                     for part, seconds in (("forward", middle - start), ("postprocess", end - middle),
@@ -152,10 +158,24 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "speedup_total_cpu": round(medians["reference"]["total_cpu_ms"] / medians["fast"]["total_cpu_ms"], 2),
             "fast_fps": round(1000 / fast_total, 2),
             "max_abs_diff": max_abs_differences(outputs["reference"], outputs["fast"], spec.family),
-            "label_disagreement": float(np.mean(labels["reference"] != labels["fast"])),
+            "label_disagreement": float(np.mean(decision(results["reference"]) != decision(results["fast"]))),
+            **(people_agreement(results["reference"].people, results["fast"].people)
+               if isinstance(results["reference"], ParseResult) else {}),
         }
     finally:
         torch.set_num_threads(previous_threads)
+
+
+def people_agreement(reference: list[PersonParse], fast: list[PersonParse]) -> dict:
+    """How many people each path reported and, for multi-person models, the largest share of
+    pixels on which a person's mask differs between them (1.0 when the counts differ)."""
+    if not reference and not fast:
+        return {}
+    counts = {"people": {"reference": len(reference), "fast": len(fast)}}
+    if len(reference) != len(fast):
+        return {**counts, "person_mask_disagreement": 1.0}
+    worst = max(float(np.mean(a.mask != b.mask)) for a, b in zip(reference, fast))
+    return {**counts, "person_mask_disagreement": worst}
 
 
 def resized_frame(frame: np.ndarray, size_wh: tuple[int, int] | None) -> np.ndarray:

@@ -185,6 +185,42 @@ MODEL_SPECS["mask2former-r50-panoptic"] = ModelSpec(
     multi_person=True,
 )
 
+_UNIPARSER_REPO = "https://github.com/cjm-sfw/Uniparser"
+_UNIPARSER_FILE = "UniParser_CIHP_r101_light.pth"
+
+MODEL_SPECS["uniparser-cihp"] = ModelSpec(
+    name="uniparser-cihp",
+    family="uniparser",
+    description=("UniParser ResNet-101 DCNv2 'light' (instances and parts in one cosine space), CIHP: "
+                 "20 classes, every person as an instance (paper: 60.4 AP on CIHP)"),
+    labels=CIHP_PARTS,
+    weights=WeightFile(
+        filename=_UNIPARSER_FILE,
+        urls=(_UNIPARSER_REPO,),
+        sha256=None,
+        size_bytes=None,
+        manual=(
+            f"{_UNIPARSER_FILE} (mmdet checkpoint of configs/repparsing/"
+            "CHIP_r101_fpn_half_gpu_6x_repparsing_DCN_fusion_metrics_noneg_cluster_light.py) is shared by the "
+            f"authors of {_UNIPARSER_REPO} through BaiduNetdisk, not from a direct link: ask them for it "
+            "(see the repository's README and issues) and keep the file name."
+        ),
+    ),
+    # The repository has no LICENSE file; its setup.py carries mmdetection's Apache-2.0 for the
+    # vendored mmdet code, which says nothing about the trained weights.
+    licence="unspecified",
+    licence_notice=(
+        "UniParser's weights come without a licence (github.com/cjm-sfw/Uniparser states none): "
+        "ask the authors before any use beyond research."
+    ),
+    input_mean=(123.675, 116.28, 103.53),
+    input_std=(58.395, 57.12, 57.375),
+    input_channels="RGB",
+    internal_size=800,  # the frame's short side (long side capped at 1333 / 800 of it), mmdet's test scale
+    output_stride=4,
+    multi_person=True,
+)
+
 DEFAULT_MODEL = "bodypix"
 
 
