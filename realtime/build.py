@@ -32,7 +32,7 @@ class Stages:
 
 def build_parser(config: PipelineConfig) -> Parser:
     return load_parser(config.model, device=config.device, weights=config.weights,
-                       internal_size=config.internal_size, max_people=config.max_people)
+                       internal_size=config.internal_size, max_people=config.max_people, backend=config.backend)
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
+from realtime.models.backends import BACKEND_CHOICES
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
@@ -20,7 +21,8 @@ PACINGS = ("every-frame", "realtime")
 @dataclass(frozen=True)
 class PipelineConfig:
     """source: video file, image folder, webcam index or stream URL (None for commands that
-    parse stills). size: (width, height) to scale frames to; max_side: long side in pixels
+    parse stills). backend: where the parser's forward runs on the CPU ("auto": the fastest here,
+realtime.models.backends). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. person_mask / pose: where the person mask and the keypoints come from ("auto" = the best
@@ -34,6 +36,7 @@ class PipelineConfig:
     source: str | None = None
     model: str = DEFAULT_MODEL
     device: str = "auto"
+    backend: str = "auto"
     weights: str | None = None
     size: tuple[int, int] | None = None
     max_side: int | None = None
@@ -51,7 +54,8 @@ class PipelineConfig:
     buffer_frames: int = 8
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("person mask", self.person_mask, PERSON_MASK_SOURCES),
+        for name, value, choices in (("backend", self.backend, BACKEND_CHOICES),
+                                     ("person mask", self.person_mask, PERSON_MASK_SOURCES),
                                      ("pose source", self.pose, POSE_SOURCES),
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
