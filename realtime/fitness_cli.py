@@ -17,13 +17,15 @@ from realtime.models.blazepose import POSE_SOURCES
 from realtime.sources import SourceInfo
 
 
-def fitness_options(command: argparse.ArgumentParser) -> None:
+def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -> None:
+    """--exercise and its settings, --pose, --angles; --summary (a file to write) with `summary`."""
     from realtime.analysis.exercises import PRESETS
 
     group = command.add_argument_group("fitness analysis")
     group.add_argument("--exercise", help=f"count repetitions: {', '.join(PRESETS)} or custom "
                                           "(with --joint, --start-deg, --turn-deg)")
-    group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
+    if summary:
+        group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
     group.add_argument("--joint", action="append",
                        help="custom exercise: a joint to watch, e.g. left_knee (repeat for both sides)")
     group.add_argument("--start-deg", type=float, help="custom exercise: angle of the start position")
