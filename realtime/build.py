@@ -56,7 +56,8 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     """The selfie segmenter's fused person mask (PyTorch, the default install) with "selfie" or
     "auto"; none with "parser" (the parser's own mask)."""
-    return [SelfieMaskStage(device=config.device)] if config.person_mask in ("selfie", "auto") else []
+    return ([SelfieMaskStage(device=config.device, backend=config.backend)]
+            if config.person_mask in ("selfie", "auto") else [])
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:

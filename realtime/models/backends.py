@@ -47,6 +47,49 @@ class Graph(Protocol):
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
 
 
+class TupleOutputs(nn.Module):
+    """`module` whose forward returns one tensor, returning it as a 1-tuple (what a Graph gives)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.module(x),)
+
+
+class GraphCache:
+    """The graphs of one network, one per input shape, built at first use on `backend` ("auto":
+    calibrated_graph under `model`'s name) and kept (the least recently used past `capacity`
+    goes)."""
+
+    def __init__(self, module: nn.Module, *, backend: str, model: str, capacity: int = 6) -> None:
+        if backend not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
+        self.module = module.eval()
+        self.backend_choice = backend
+        self.model = model
+        self.capacity = capacity
+        self.built = 0
+        self.backend: str | None = None  # of the last graph that ran
+        self._graphs: dict[tuple[int, ...], Graph] = {}
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        key = tuple(batch.shape)
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            if self.backend_choice == "auto":
+                graph = calibrated_graph(self.module, batch, model=self.model)
+            else:
+                graph = build_graph(self.backend_choice, self.module, batch)
+            self.built += 1
+        self._graphs[key] = graph  # the most recently used last
+        while len(self._graphs) > self.capacity:
+            del self._graphs[next(iter(self._graphs))]
+        self.backend = graph.backend
+        return graph(batch)
+
+
 class TorchGraph:
     """The module itself: on the CPU a frozen, oneDNN-optimised TorchScript trace of it (traced at
     construction on `example`'s shape; other shapes need their own), elsewhere eager."""

@@ -7,7 +7,6 @@ centres fall exactly on input pixels 0, s, 2s, ... (TensorFlow 'SAME' padding).
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from pathlib import Path
 
 import cv2
@@ -19,7 +18,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from realtime.imaging import sigmoid, softmax
-from realtime.models.backends import BACKEND_CHOICES, Graph, build_graph, calibrated_graph
+from realtime.models.backends import BACKEND_CHOICES, GraphCache
 from realtime.models.bodypix_multipose import (
     MultiPoseSettings,
     Pose,
@@ -235,9 +234,6 @@ class _HeadTuple(nn.Module):
         return tuple(outputs)
 
 
-_MAX_GRAPHS = 6
-
-
 def valid_input_size(frame_wh: tuple[int, int], long_side: int, stride: int) -> tuple[int, int]:
     """Network input (w, h): the frame scaled so its long side is about `long_side`, each side
     snapped to k * stride + 1."""
@@ -276,8 +272,7 @@ class BodyPixParser(Parser):
         self.max_people = max_people
         self.multi_pose = multi_pose
         self.backend_choice = backend
-        self._graphs: OrderedDict[tuple, Graph] = OrderedDict()  # (heads, input shape) -> graph
-        self.graphs_built = 0
+        self._graphs: dict[tuple[str, ...], GraphCache] = {}  # one per head set
         self._backend: str | None = None
         self._upsampler = GridUpsampler()
 
@@ -321,32 +316,24 @@ class BodyPixParser(Parser):
         backend: one graph per head set and input shape, built at its first use (for "auto"
         after a calibration, realtime.models.backends) and kept."""
         heads = heads or self.heads
-        graph = self._graph(batch, heads)
-        self._backend = graph.backend
-        return dict(zip(heads, graph(batch)))
+        graphs = self._graphs.get(heads)
+        if graphs is None:
+            head_set = {SINGLE_PERSON_HEADS: "single", MULTI_PERSON_HEADS: "multi"}.get(heads, "+".join(heads))
+            graphs = self._graphs[heads] = GraphCache(self.head_set_module(heads), backend=self.backend_choice,
+                                                      model=f"{self.spec.name}:{head_set}")
+        outputs = graphs(batch)
+        self._backend = graphs.backend
+        return dict(zip(heads, outputs))
+
+    @property
+    def graphs_built(self) -> int:
+        """Graphs built so far (one per head set and input shape)."""
+        return sum(graphs.built for graphs in self._graphs.values())
 
     def head_set_module(self, heads: tuple[str, ...]) -> nn.Module:
         """The network with `heads` fused into one 1x1 convolution, returning their logits as a
         tuple in `heads` order: what every backend runs."""
         return _HeadTuple(self.net, heads).eval()
-
-    def _graph(self, batch: torch.Tensor, heads: tuple[str, ...]) -> Graph:
-        key = (heads, tuple(batch.shape))
-        graph = self._graphs.get(key)
-        if graph is not None:
-            self._graphs.move_to_end(key)
-            return graph
-        module = self.head_set_module(heads)
-        if self.backend_choice == "auto":
-            head_set = {SINGLE_PERSON_HEADS: "single", MULTI_PERSON_HEADS: "multi"}.get(heads, "+".join(heads))
-            graph = calibrated_graph(module, batch, model=f"{self.spec.name}:{head_set}")
-        else:
-            graph = build_graph(self.backend_choice, module, batch)
-        self.graphs_built += 1
-        self._graphs[key] = graph
-        while len(self._graphs) > _MAX_GRAPHS:
-            self._graphs.popitem(last=False)  # the least recently used
-        return graph
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         """Grid logits -> frame-size label maps (argmax of the bilinearly upsampled part logits,

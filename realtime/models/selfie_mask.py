@@ -33,11 +33,11 @@ class SelfieMaskStage:
 
     name = "selfie-mask"
 
-    def __init__(self, *, weight: float = SELFIE_WEIGHT, device: str = "cpu") -> None:
+    def __init__(self, *, weight: float = SELFIE_WEIGHT, device: str = "cpu", backend: str = "auto") -> None:
         from realtime.models import resolve_device
         from realtime.models.selfie_segmenter import SelfieSegmenter
 
-        self._segmenter = SelfieSegmenter("selfie", device=resolve_device(device))
+        self._segmenter = SelfieSegmenter("selfie", device=resolve_device(device), backend=backend)
         self._upsampler = GridUpsampler()
         self.weight = weight
 
@@ -75,8 +75,17 @@ def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndar
         return cut
     if len(cut) == 1:
         return [replace(cut[0], mask=cut[0].mask | added)]
-    owner = np.full(person.shape, -1, np.int32)
+    # only the box around the people and the added pixels matters: the nearest person pixel of an
+    # added pixel lies in it, and the distance transform's paths between them too
+    x, y, w, h = cv2.boundingRect((person | added).view(np.uint8))
+    box = np.s_[y:y + h, x:x + w]
+    owner = np.full((h, w), -1, np.int32)
     for index, one in enumerate(cut):
-        owner[one.mask] = index
+        owner[one.mask[box]] = index
     nearest = fill_from_nearest(owner)
-    return [replace(one, mask=one.mask | (added & (nearest == index))) for index, one in enumerate(cut)]
+    people = []
+    for index, one in enumerate(cut):
+        mask = one.mask.copy()
+        mask[box] |= added[box] & (nearest == index)
+        people.append(replace(one, mask=mask))
+    return people
