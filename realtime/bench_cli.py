@@ -22,6 +22,8 @@ from realtime.fitness_cli import fitness_options
 from realtime.models.backends import BACKEND_CHOICES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 
+GPU_PARTS = ("bodypix", "blazepose", "m2fp", "schp")  # what `bench-gpu` measures (realtime.benchmarks.bench_gpu)
+
 
 def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
@@ -54,6 +56,16 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
+
+    bench_gpu = commands.add_parser("bench-gpu", help="the GPU figures of `make gpu-check`: BodyPix single and "
+                                                      "batched streams, BlazePose ROI batches, M2FP / SCHP "
+                                                      "fp32/fp16/bf16; prints JSON")
+    bench_gpu.add_argument("--device", default="cuda", help="cuda (default), or cpu to try it here")
+    bench_gpu.add_argument("--frame", help="image or video whose first frame is the picture (default: random)")
+    bench_gpu.add_argument("--parts", default=",".join(GPU_PARTS),
+                           help=f"comma-separated subset of {','.join(GPU_PARTS)} (default all)")
+    bench_gpu.add_argument("--quick", action="store_true", help="small sizes, two repeats (a trial run on a CPU)")
+    bench_gpu.set_defaults(handler=_bench_gpu)
 
     bench_model = commands.add_parser("bench-model", help="M2FP/SCHP: reference-style path vs the fast path on one frame; prints JSON")
     bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")])
@@ -134,6 +146,20 @@ def _bench_parser(args: argparse.Namespace) -> int:
     parser = load_parser(args.model, device="cpu", backend=args.backend)
     frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
     print(json.dumps(bench_parser(parser, frame, repeats=args.repeats)))
+    return 0
+
+
+def _bench_gpu(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from realtime.benchmarks import bench_gpu
+
+    parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
+    unknown = sorted(set(parts) - set(GPU_PARTS))
+    if unknown:
+        raise ValueError(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(GPU_PARTS)}")
+    frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    print(json.dumps(bench_gpu(args.device, frame, parts=parts, quick=args.quick)))
     return 0
 
 

@@ -249,3 +249,73 @@ def _percentile(sorted_values: list[float], q: float) -> float:
     low = int(index)
     high = min(low + 1, len(sorted_values) - 1)
     return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
+
+
+def bench_gpu(device: str, frame: np.ndarray, *, parts: tuple[str, ...], quick: bool = False) -> dict:
+    """The GPU figures of the prepared check (`make gpu-check`), on `device` (also runs on the CPU:
+    `quick` then uses small sizes and few repeats). `frame` is an H x W x 3 uint8 RGB picture of
+    people. Parts:
+    - bodypix: one 640x480 stream (parse per frame) and B streams batched (B frames parsed as one
+      batch: ms per batch, per frame, and the most streams one batch serves at 30 FPS);
+    - blazepose: the landmark network on batches of ROIs (ms per batch);
+    - m2fp / schp: the fast path of M2FP-R101 (LIP, 512x384 canvas) and SCHP (LIP, 473x473) in
+      fp32, fp16 and bf16 (bench-model's fast path, weights by the parity fixtures' rule: the
+      published ones cannot be fetched automatically), with each one's label disagreement
+      against the fp32 reference path."""
+    import cv2
+
+    from realtime.models import load_parser, resolve_device
+    from realtime.models.reference_vs_fast import bench_model
+
+    target = resolve_device(device)
+    repeats, warmup = (2, 1) if quick else (20, 5)
+    report: dict = {"device": str(target), "quick": quick}
+    if target.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(target)
+    stream = cv2.resize(frame, (160, 120) if quick else (640, 480), interpolation=cv2.INTER_AREA)
+    if "bodypix" in parts:
+        parser = load_parser("bodypix", device=target)
+        single = _median_ms(lambda: parser.parse(stream), target, repeats=repeats, warmup=warmup)
+        batched = {}
+        for size in (1, 2) if quick else (1, 4, 8, 16, 32):
+            frames = [stream] * size
+            ms = _median_ms(lambda: parser.parse_batch(frames), target, repeats=repeats, warmup=warmup)
+            batched[str(size)] = {"batch_ms": round(ms, 2), "frame_ms": round(ms / size, 2)}
+        served = [int(size) for size, row in batched.items() if row["batch_ms"] <= 1000 / 30]
+        report["bodypix"] = {"input": "x".join(map(str, stream.shape[1::-1])), "backend": parser.backend,
+                             "single_stream_ms": round(single, 2), "single_stream_fps": round(1000 / single, 1),
+                             "batched": batched, "streams_at_30fps": max(served, default=0)}
+    if "blazepose" in parts:
+        from realtime.models.blazepose_landmark import BlazePoseLandmarker, roi_from_points
+
+        landmarker = BlazePoseLandmarker(device=target)
+        height, width = stream.shape[:2]
+        roi = roi_from_points(np.array([width / 2, height / 2]), np.array([width / 2, height * 0.1]))
+        report["blazepose"] = {str(count): round(_median_ms(lambda: landmarker(stream, [roi] * count), target,
+                                                            repeats=repeats, warmup=warmup), 2)
+                               for count in ((1, 2) if quick else (1, 4, 16, 64))}
+    for name, size in (("m2fp", (384, 512) if not quick else (96, 128)), ("schp", (473, 473) if not quick else (97, 97))):
+        if name not in parts:
+            continue
+        image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        rows = {}
+        for dtype in ("fp32", "fp16", "bf16"):
+            result = bench_model(f"{name}-lip", image, device=str(target), dtype=dtype, threads=None,
+                                 repeats=repeats, warmup=warmup)
+            rows[dtype] = {"fast_ms": result["fast"]["total_ms"], "fast_fps": result["fast_fps"],
+                           "label_disagreement_vs_reference_fp32": result["label_disagreement"]}
+        report[name] = {"model": f"{name}-lip", "input": f"{size[0]}x{size[1]}", "weights": result["weights"], **rows}
+    return report
+
+
+def _median_ms(call: Callable[[], object], device: torch.device, *, repeats: int, warmup: int) -> float:
+    """Median wall ms of `call` (the device synchronised after each)."""
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

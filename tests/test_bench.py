@@ -47,3 +47,24 @@ def test_memory_bench_samples_a_looped_paced_run(single_clip, capsys):
     assert report["rss_mb"]["warm"] == warm["rss_mb"]
     assert report["growth_after_warmup"] == pytest.approx(curve[-1]["rss_mb"] / warm["rss_mb"] - 1, abs=1e-3)
     assert report["peak_rss_mb"] >= max(sample["rss_mb"] for sample in curve) - 1
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_its_steps_here_on_the_cpu():
+    """`make gpu-check` on a GPU machine runs these same steps; here its dry run proves the
+    orchestration: the CUDA tests are collected, the GPU benchmarks and the 1080p bench run."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(repo / "tests" / "gpu_check.py"), "--dry-run"], capture_output=True,
+                          text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["dry_run"] and report["errors"] == []
+    collected = report["tests"]["collected"]
+    assert "tests/test_cuda.py::test_bodypix_on_cuda_agrees_with_the_cpu" in collected
+    assert any("test_cuda_fast_path_in_half_precision_agrees_with_float32" in name for name in collected)
+    assert set(report["bench_gpu"]) >= {"bodypix", "blazepose"}
+    assert report["bench_1080p"]["defaults"]["frames"] == 3
