@@ -50,7 +50,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
         return [BlazePoseStage()]
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
-    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device)]
+    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device, backend=config.backend)]
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:

@@ -132,3 +132,27 @@ def test_unknown_or_unfitting_backends_are_clear_errors():
         load_parser("bodypix", device="cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="m2fp-lip runs on PyTorch only"):
         load_parser("m2fp-lip", device="cpu", backend="openvino")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_blazepose_and_the_selfie_segmenter_agree_with_pytorch(clip_frames, backend):
+    from realtime.models.blazepose_detector import BlazePoseDetector
+    from realtime.models.blazepose_landmark import BlazePoseLandmarker, roi_from_points
+    from realtime.models.selfie_segmenter import SelfieSegmenter
+
+    frames = clip_frames[2:]  # two people
+    detections = {name: BlazePoseDetector(backend=name)(frames, max_people=2) for name in ("torch", backend)}
+    for expected, got in zip(detections["torch"], detections[backend]):
+        assert len(got) == len(expected)
+        for mine, theirs in zip(got, expected):
+            np.testing.assert_allclose(mine.keypoints, theirs.keypoints, atol=0.5)
+    rois = [roi_from_points(d.keypoints[0], d.keypoints[1]) for d in detections["torch"][0]]
+    assert rois
+    reference, other = BlazePoseLandmarker(backend="torch"), BlazePoseLandmarker(backend=backend)
+    for mine, theirs in zip(other(frames[0], rois), reference(frames[0], rois)):
+        np.testing.assert_allclose(mine.xyz[:33, :2], theirs.xyz[:33, :2], atol=0.5)
+        np.testing.assert_allclose(mine.world, theirs.world, atol=1e-3)
+        np.testing.assert_allclose(mine.visibility, theirs.visibility, atol=1e-3)
+    masks = {name: SelfieSegmenter("selfie", backend=name)(frames) for name in ("torch", backend)}
+    for expected, got in zip(masks["torch"], masks[backend]):
+        np.testing.assert_allclose(got, expected, atol=1e-3)
