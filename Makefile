@@ -8,7 +8,7 @@ DEMO_CLIP ?= $(MEDIA_DIR)/pose2sim-single-cam01.mp4
 export PARTSIGHT_WEIGHTS_DIR := $(abspath $(WEIGHTS_DIR))
 export PARTSIGHT_MEDIA_DIR := $(abspath $(MEDIA_DIR))
 
-.PHONY: install demo test test-mediapipe bench clean
+.PHONY: install demo test test-mediapipe bench gpu-bundle gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,31 @@ test-mediapipe: $(MP_VENV)/.installed
 bench: install
 	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100
 	$(PY) main.py bench-parser --frame "$(DEMO_CLIP)"
+
+# The prepared GPU check (tests/gpu_check.py): every CUDA test and the GPU benchmarks, one JSON, in
+# under 8 minutes. It makes $(GPU_VENV) with a CUDA build of torch (the machine's own when its
+# python3 has one, else torch==2.13.0 from PyPI, whose Linux wheel is the CUDA build). On a machine
+# without a package registry, `make gpu-bundle` here first puts the weights, the clip, the M2FP
+# fixture image and the missing engine wheels (Python 3.12) in $(GPU_BUNDLE); carry that folder
+# and run `make gpu-check GPU_BUNDLE=.gpu-bundle` (or `python3 tests/gpu_check.py --bundle .gpu-bundle`).
+GPU_VENV ?= .venv-gpu
+GPU_BUNDLE ?=
+GPU_WHEELS_PYTHON ?= 3.12
+FIXTURES_DIR ?= $(or $(PARTSIGHT_FIXTURES_DIR),$(dir $(MEDIA_DIR))fixtures)
+
+gpu-check:
+	$(PYTHON) tests/gpu_check.py --venv $(GPU_VENV) $(if $(GPU_BUNDLE),--bundle $(GPU_BUNDLE))
+
+gpu-bundle:
+	mkdir -p .gpu-bundle/weights .gpu-bundle/media .gpu-bundle/fixtures/m2fp_lip .gpu-bundle/wheels
+	cp $(WEIGHTS_DIR)/bodypix-mobilenetv1-050-stride16.onnx $(WEIGHTS_DIR)/mediapipe-pose_detection.tflite \
+	  $(WEIGHTS_DIR)/mediapipe-pose_landmark_full.tflite $(WEIGHTS_DIR)/mediapipe-selfie_segmentation.tflite .gpu-bundle/weights/
+	cp $(MEDIA_DIR)/pose2sim-single-cam01.mp4 .gpu-bundle/media/
+	cp $(FIXTURES_DIR)/m2fp_lip/input_image.png .gpu-bundle/fixtures/m2fp_lip/
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_WHEELS_PYTHON) --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .gpu-bundle/wheels av platformdirs tflite
+	du -sh .gpu-bundle
 
 clean:
 	rm -rf out .pytest_cache

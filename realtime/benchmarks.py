@@ -1,108 +1,321 @@
-"""Speed measurements that print JSON: the parser against onnxruntime on the same inputs, and
-the cost of multi-person decoding in the whole frame."""
+"""Speed and memory measurements behind the bench commands (realtime/bench_cli.py): a run as
+`process` runs it, two settings compared frame by frame, resident memory over a long run, and the
+parser's forward against PyTorch, onnxruntime and OpenVINO on the same graph."""
 from __future__ import annotations
 
+import os
 import statistics
+import tempfile
+import threading
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
+from realtime.build import build_pipeline
+from realtime.config import PipelineConfig
+from realtime.models.backends import available_backends, build_graph, export_onnx, time_interleaved
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
-from realtime.types import Frame
+from realtime.sources import open_source
 
-PARSER_BENCH_SIZES = ((321, 241), (481, 321), (641, 481))
-
-
-def _onnxruntime_session(onnx_path: str, threads: int):
-    """An onnxruntime session over the graph with its initializers removed from the graph
-    inputs (as shipped they block constant folding, which would handicap onnxruntime)."""
-    import onnx
-    import onnxruntime
-
-    model = onnx.load(onnx_path)
-    constants = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in constants]
-    del model.graph.input[:]
-    model.graph.input.extend(inputs)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads
-    # Spinning worker threads would steal the cores from the interleaved torch runs.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+PARSER_BENCH_SIZES = ((321, 241), (449, 337), (641, 481))
 
 
-def bench_parser(parser: BodyPixParser, onnx_path: str, frame: np.ndarray, *, repeats: int = 30,
-                 warmup: int = 5, sizes: tuple[tuple[int, int], ...] = PARSER_BENCH_SIZES) -> dict:
-    """ms per forward of the torch parser vs onnxruntime, interleaved so load hits both alike."""
+def bench_parser(parser: BodyPixParser, frame: np.ndarray, *, repeats: int = 30, warmup: int = 5,
+                 sizes: tuple[tuple[int, int], ...] = PARSER_BENCH_SIZES) -> dict:
+    """ms per forward (medians, interleaved so load hits all alike) of the parser as it runs
+    (its backend; "auto" picks one per size) against PyTorch, onnxruntime and OpenVINO each
+    running the same graph (the parser's single-person heads) on the same input and threads;
+    `parser_over_best_peer` is the parser's time over the faster of onnxruntime and OpenVINO."""
     import cv2
 
     threads = torch.get_num_threads()
-    try:
-        session = _onnxruntime_session(onnx_path, threads)
-    except ImportError:
-        session = None
     rows = []
     for width, height in sizes:
         image = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
         batch = torch.from_numpy(image).permute(2, 0, 1)[None].float().contiguous()
-        ort_input = {"input": (image.astype(np.float32) / 127.5 - 1.0)[None]}
-        runs: dict[str, Callable[[], object]] = {"torch": lambda: parser.infer(batch, SINGLE_PERSON_HEADS)}
-        if session is not None:
-            runs["onnxruntime"] = lambda: session.run(None, ort_input)
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for i in range(warmup + repeats):
-            for name, run in runs.items():
-                start = time.perf_counter()
-                run()
-                if i >= warmup:
-                    times[name].append((time.perf_counter() - start) * 1000)
-        row = {"size": f"{width}x{height}"}
-        for name, values in times.items():
-            row[f"{name}_ms"] = round(statistics.median(values), 2)
-        if session is not None:
-            row["torch_over_onnxruntime"] = round(row["torch_ms"] / row["onnxruntime_ms"], 3)
+        module = parser.head_set_module(SINGLE_PERSON_HEADS)
+        onnx_model = export_onnx(module, batch)
+        runs: dict[str, Callable[[], object]] = {"parser": lambda: parser.infer(batch, SINGLE_PERSON_HEADS)}
+        for backend in available_backends():
+            graph = build_graph(backend, module, batch, threads=threads, onnx_model=onnx_model)
+            runs[backend] = lambda graph=graph: graph(batch)
+        runs["parser"]()  # builds (or calibrates) the parser's graph for this size
+        row = {"size": f"{width}x{height}", "parser_backend": parser.backend}
+        row.update({f"{name}_ms": round(ms, 2) for name, ms in
+                    time_interleaved(runs, runs=repeats, warmup=warmup).items()})
+        peers = [row[f"{name}_ms"] for name in ("onnxruntime", "openvino") if f"{name}_ms" in row]
+        if peers:
+            row["parser_over_best_peer"] = round(row["parser_ms"] / min(peers), 3)
         rows.append(row)
     return {
         "model": parser.spec.name,
         "device": str(parser.device),
         "threads": threads,
         "repeats": repeats,
-        "onnxruntime": session is not None,
+        "backends": list(available_backends()),
         "sizes": rows,
     }
 
 
-def bench_max_people(baseline, candidate, frames: list[Frame], *, warmup: int = 5) -> dict:
-    """Frame time (parse, stages, render) of two unstarted Pipelines that differ only in
-    max_people, on the same frames, interleaved so machine load hits both alike. Medians of
-    wall time and of this process's CPU time (all its threads), which other processes on a
-    shared machine disturb less."""
-    times: dict[str, list[float]] = {"baseline": [], "candidate": []}
-    cpu_times: dict[str, list[float]] = {"baseline": [], "candidate": []}
-    people: list[int] = []
-    for i, frame in enumerate(frames):
-        for name, pipeline in (("baseline", baseline), ("candidate", candidate)):
-            start, start_cpu = time.perf_counter(), time.process_time()
-            result = pipeline.process(frame)
-            if i >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-                cpu_times[name].append((time.process_time() - start_cpu) * 1000)
-                if name == "candidate":
-                    people.append(len(result.parse.people))
-    if not people:
-        raise ValueError(f"need more than {warmup} frames")
-    baseline_ms = statistics.median(times["baseline"])
-    candidate_ms = statistics.median(times["candidate"])
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB (getrusage: KiB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024
+
+
+def rss_mb() -> float:
+    """This process's resident memory now in MiB (/proc/self/statm; elsewhere the peak)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except OSError:
+        return peak_rss_mb()
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+
+
+def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool = False) -> dict:
+    """One run of `config`'s pipeline over `warmup` + `frames` frames of its source, as `process`
+    runs it (started: the capture thread decodes ahead, the inference thread runs the rest).
+    Reports frames per second, latency percentiles, the mean ms of every stage (queue: a decoded
+    frame's wait for the inference thread; encode and encode_queue with `record`), this process's
+    CPU time per frame (all its threads), peak resident memory and the parser's backend."""
+    pipeline = build_pipeline(config)
+    results: list[tuple[float, dict, float]] = []
+    cpu_marks: dict[int, float] = {}
+    enough = threading.Event()
+    wanted = frames + warmup
+
+    def on_result(result) -> None:
+        results.append((time.perf_counter(), result.timings_ms, result.latency_ms))
+        if len(results) in (max(warmup, 1), wanted):
+            cpu_marks[len(results)] = time.process_time()
+        if len(results) >= wanted:
+            enough.set()
+
+    pipeline.subscribe(on_result)
+    with tempfile.TemporaryDirectory() as tmp:
+        recorder = pipeline.start_recording(Path(tmp) / "bench.mp4", audio=False) if record else None
+        try:
+            info = pipeline.start()
+            while not enough.is_set() and not pipeline.wait(0.1):
+                pass
+        finally:
+            pipeline.stop()
+    measured = results[warmup:wanted]
+    if len(measured) < 2:
+        raise ValueError(pipeline.error or f"{info.name} gave only {len(results)} frames; need more than "
+                                           f"--warmup {warmup}")
+    first = max(warmup, 1)  # the clock starts at the frame before the first one measured
+    counted = len(results[first:wanted])
+    wall_s = results[min(wanted, len(results)) - 1][0] - results[first - 1][0]
+    cpu_end = cpu_marks.get(wanted, time.process_time())
+    latencies = sorted(m[2] for m in measured)
+    stage_names = list(dict.fromkeys(name for m in measured for name in m[1]))  # every stage that ran
+    stages = {name: round(statistics.mean(m[1].get(name, 0.0) for m in measured), 2) for name in stage_names}
+    if recorder is not None and recorder.frames_written:
+        stages["encode"] = round(recorder.encode_ms_total / recorder.frames_written, 2)
+        stages["encode_queue"] = round(recorder.queue_wait_ms_total / recorder.frames_written, 2)
+    resolution = pipeline.stats.resolution
+    network_input = getattr(pipeline.parser, "input_size", None)
     return {
-        "frames": len(people),
-        "baseline_ms": round(baseline_ms, 2),
-        "candidate_ms": round(candidate_ms, 2),
-        "ratio": round(candidate_ms / baseline_ms, 3),
-        "baseline_cpu_ms": round(statistics.median(cpu_times["baseline"]), 2),
-        "candidate_cpu_ms": round(statistics.median(cpu_times["candidate"]), 2),
-        "cpu_ratio": round(statistics.median(cpu_times["candidate"]) / statistics.median(cpu_times["baseline"]), 3),
-        "people_per_frame": round(statistics.mean(people), 2),
+        "source": info.name,
+        "model": pipeline.stats.model,
+        "backend": getattr(pipeline.parser, "backend", "torch"),
+        "device": pipeline.stats.device,
+        "input_size": "x".join(map(str, resolution)) if resolution else None,
+        "network_input": "x".join(map(str, network_input(resolution))) if network_input and resolution else None,
+        "frames": len(measured),
+        "fps": round(counted / wall_s, 2),
+        "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
+        "stages_ms": stages,
+        "cpu_ms_per_frame": round((cpu_end - cpu_marks[first]) * 1000 / counted, 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "error": pipeline.error,
     }
+
+
+def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: int) -> dict:
+    """Two settings (`configs` "a" and "b", each a pipeline on its own reader of the same source)
+    run frame by frame in turn, the order swapping every frame, so machine load hits both alike.
+    Per setting: the median ms per frame (decoding plus everything after it; the decoding runs
+    ahead on the capture thread), the median CPU ms of this process while it ran (all threads,
+    so the other setting's decoding ahead counts too, alike for both), the mean ms per stage and
+    the people per frame; then the ratios b / a."""
+    pipelines = {name: build_pipeline(config) for name, config in configs.items()}
+    sources = {name: open_source(config.source, size=config.size, max_side=config.max_side, fps=config.fps,
+                                 buffer_frames=1) for name, config in configs.items()}
+    samples: dict[str, list[tuple[float, float, dict, int]]] = {name: [] for name in configs}
+    info = None
+    try:
+        for source in sources.values():
+            info = source.start()
+        order = list(configs)
+        for index in range(frames + warmup):
+            frames_now = {name: sources[name].read(timeout_s=30) for name in order}
+            if any(frame is None for frame in frames_now.values()):
+                break
+            for name in (order if index % 2 == 0 else order[::-1]):
+                frame = frames_now[name]
+                start, start_cpu = time.perf_counter(), time.process_time()
+                result = pipelines[name].process(frame)
+                if index >= warmup:
+                    samples[name].append(((time.perf_counter() - start) * 1000 + frame.decode_ms,
+                                          (time.process_time() - start_cpu) * 1000, result.timings_ms,
+                                          len(result.parse.people)))
+    finally:
+        for source in sources.values():
+            source.stop()
+        for pipeline in pipelines.values():
+            pipeline.stop()
+    if len(samples["a"]) < 1:
+        raise ValueError(f"{info.name if info else configs['a'].source} gave too few frames; need more than "
+                         f"--warmup {warmup}")
+    settings = {}
+    for name, rows in samples.items():
+        stage_names = list(dict.fromkeys(stage for row in rows for stage in row[2]))
+        frame_ms = statistics.median(row[0] for row in rows)
+        settings[name] = {
+            "backend": getattr(pipelines[name].parser, "backend", "torch"),
+            "frame_ms": round(frame_ms, 2),
+            "fps": round(1000 / frame_ms, 2),
+            "cpu_ms": round(statistics.median(row[1] for row in rows), 2),
+            "stages_ms": {stage: round(statistics.mean(row[2].get(stage, 0.0) for row in rows), 2)
+                          for stage in stage_names if stage != "queue"},
+            "people_per_frame": round(statistics.mean(row[3] for row in rows), 2),
+        }
+    a, b = settings["a"], settings["b"]
+    return {
+        "source": info.name,
+        "frames": len(samples["a"]),
+        "settings": settings,
+        "ratio": round(b["frame_ms"] / a["frame_ms"], 3),
+        "cpu_ratio": round(b["cpu_ms"] / a["cpu_ms"], 3),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+    }
+
+
+def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, warmup_s: float,
+                 record: bool = True) -> dict:
+    """Resident memory of a run of `config` (meant looped and paced like a camera) sampled every
+    `interval_s` for `seconds`, recording to a temp file with `record`. Growth is measured from
+    the first sample at or after `warmup_s`: `growth_after_warmup` (last / that - 1) and
+    `max_growth_after_warmup` (highest / that - 1)."""
+    pipeline = build_pipeline(config)
+    curve: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if record:
+            pipeline.start_recording(Path(tmp) / "memory.mp4", audio=False)
+        start = time.monotonic()
+        try:
+            info = pipeline.start()
+            while not pipeline.wait(min(interval_s, max(0.0, seconds - (time.monotonic() - start)))):
+                elapsed = time.monotonic() - start
+                curve.append({"t_s": round(elapsed, 1), "rss_mb": round(rss_mb(), 1), "frames": pipeline.stats.frames,
+                              "dropped": pipeline.stats.dropped})
+                if elapsed >= seconds:
+                    break
+        finally:
+            pipeline.stop()
+    warm = next((sample for sample in curve if sample["t_s"] >= warmup_s), None)
+    after = [sample for sample in curve if warm is not None and sample["t_s"] >= warm["t_s"]]
+    elapsed = curve[-1]["t_s"] if curve else 0.0
+    frames = curve[-1]["frames"] if curve else 0
+    return {
+        "source": info.name,
+        "seconds": elapsed,
+        "frames": frames,
+        "fps": round(frames / elapsed, 2) if elapsed else 0.0,
+        "dropped": curve[-1]["dropped"] if curve else 0,
+        "backend": getattr(pipeline.parser, "backend", "torch"),
+        "recorded": record,
+        "rss_mb": {"warm": warm["rss_mb"] if warm else None, "last": curve[-1]["rss_mb"] if curve else None,
+                   "max_after_warmup": max(s["rss_mb"] for s in after) if after else None},
+        "growth_after_warmup": round(after[-1]["rss_mb"] / warm["rss_mb"] - 1, 4) if after else None,
+        "max_growth_after_warmup": round(max(s["rss_mb"] for s in after) / warm["rss_mb"] - 1, 4) if after else None,
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "curve": curve,
+        "error": pipeline.error,
+    }
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    index = (len(sorted_values) - 1) * q / 100
+    low = int(index)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
+
+
+def bench_gpu(device: str, frame: np.ndarray, *, parts: tuple[str, ...], quick: bool = False) -> dict:
+    """The GPU figures of the prepared check (`make gpu-check`), on `device` (also runs on the CPU:
+    `quick` then uses small sizes and few repeats). `frame` is an H x W x 3 uint8 RGB picture of
+    people. Parts:
+    - bodypix: one 640x480 stream (parse per frame) and B streams batched (B frames parsed as one
+      batch: ms per batch, per frame, and the most streams one batch serves at 30 FPS);
+    - blazepose: the landmark network on batches of ROIs (ms per batch);
+    - m2fp / schp: the fast path of M2FP-R101 (LIP, 512x384 canvas) and SCHP (LIP, 473x473) in
+      fp32, fp16 and bf16 (bench-model's fast path, weights by the parity fixtures' rule: the
+      published ones cannot be fetched automatically), with each one's label disagreement
+      against the fp32 reference path."""
+    import cv2
+
+    from realtime.models import load_parser, resolve_device
+    from realtime.models.reference_vs_fast import bench_model
+
+    target = resolve_device(device)
+    repeats, warmup = (2, 1) if quick else (20, 5)
+    report: dict = {"device": str(target), "quick": quick}
+    if target.type == "cuda":
+        report["gpu"] = torch.cuda.get_device_name(target)
+    stream = cv2.resize(frame, (160, 120) if quick else (640, 480), interpolation=cv2.INTER_AREA)
+    if "bodypix" in parts:
+        parser = load_parser("bodypix", device=target)
+        single = _median_ms(lambda: parser.parse(stream), target, repeats=repeats, warmup=warmup)
+        batched = {}
+        for size in (1, 2) if quick else (1, 4, 8, 16, 32):
+            frames = [stream] * size
+            ms = _median_ms(lambda: parser.parse_batch(frames), target, repeats=repeats, warmup=warmup)
+            batched[str(size)] = {"batch_ms": round(ms, 2), "frame_ms": round(ms / size, 2)}
+        served = [int(size) for size, row in batched.items() if row["batch_ms"] <= 1000 / 30]
+        report["bodypix"] = {"input": "x".join(map(str, stream.shape[1::-1])), "backend": parser.backend,
+                             "single_stream_ms": round(single, 2), "single_stream_fps": round(1000 / single, 1),
+                             "batched": batched, "streams_at_30fps": max(served, default=0)}
+    if "blazepose" in parts:
+        from realtime.models.blazepose_landmark import BlazePoseLandmarker, roi_from_points
+
+        landmarker = BlazePoseLandmarker(device=target)
+        height, width = stream.shape[:2]
+        roi = roi_from_points(np.array([width / 2, height / 2]), np.array([width / 2, height * 0.1]))
+        report["blazepose"] = {str(count): round(_median_ms(lambda: landmarker(stream, [roi] * count), target,
+                                                            repeats=repeats, warmup=warmup), 2)
+                               for count in ((1, 2) if quick else (1, 4, 16, 64))}
+    for name, size in (("m2fp", (384, 512) if not quick else (96, 128)), ("schp", (473, 473) if not quick else (97, 97))):
+        if name not in parts:
+            continue
+        image = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        rows = {}
+        for dtype in ("fp32", "fp16", "bf16"):
+            result = bench_model(f"{name}-lip", image, device=str(target), dtype=dtype, threads=None,
+                                 repeats=repeats, warmup=warmup)
+            rows[dtype] = {"fast_ms": result["fast"]["total_ms"], "fast_fps": result["fast_fps"],
+                           "label_disagreement_vs_reference_fp32": result["label_disagreement"]}
+        report[name] = {"model": f"{name}-lip", "input": f"{size[0]}x{size[1]}", "weights": result["weights"], **rows}
+    return report
+
+
+def _median_ms(call: Callable[[], object], device: torch.device, *, repeats: int, warmup: int) -> float:
+    """Median wall ms of `call` (the device synchronised after each)."""
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        call()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

@@ -35,7 +35,7 @@ class Stages:
 
 def build_parser(config: PipelineConfig) -> Parser:
     return load_parser(config.model, device=config.device, weights=config.weights,
-                       internal_size=config.internal_size, max_people=config.max_people)
+                       internal_size=config.internal_size, max_people=config.max_people, backend=config.backend)
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
@@ -52,7 +52,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
         return [BlazePoseStage()]
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
-    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device,
+    return [BlazePoseTorchStage(max_people=config.max_people, device=config.device, backend=config.backend,
                                 segmentation=config.person_mask != "parser")]
 
 
@@ -73,7 +73,7 @@ def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     if config.person_mask == "parser":
         return []
     source = "selfie" if config.person_mask == "auto" else config.person_mask
-    return [PersonMaskStage(person_segmenter(source, config.device), name=f"{source}-mask",
+    return [PersonMaskStage(person_segmenter(source, config.device, config.backend), name=f"{source}-mask",
                             warn_unfused=config.person_mask != "auto")]
 
 

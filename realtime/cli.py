@@ -1,35 +1,28 @@
-"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|batch|weights`. The
+"""Command line: `partsight process|bench|bench-memory|bench-parser|bench-model|pose-quality|eval|batch|weights`. The
 window's `gui` command is registered by gui/ (`gui.cli`), which the `partsight` script and main.py
 run; the engine never imports the GUI."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
-import statistics
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from realtime.cli_options import (
     fps_option,
-    warning_field,
     max_side_option,
     model_options,
-    non_negative_int,
     people_options,
     positive_int,
     smoothing_option,
 )
 from realtime.batch.cli import add_batch_command
+from realtime.bench_cli import add_bench_commands
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
-from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS, weight_files
+from realtime.models.registry import weight_files
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -95,44 +88,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     fitness_options(process)
     process.set_defaults(handler=_process)
 
-    bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
-    bench.add_argument("source")
-    bench.add_argument("--frames", type=positive_int, default=100, help="frames measured after the warm-up")
-    bench.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
-    max_side_option(bench, None)
-    fps_option(bench)
-    bench.add_argument("--warmup", type=non_negative_int, default=5)
-    bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
-    bench.add_argument("--compare-max-people", type=positive_int, metavar="N",
-                       help="instead: frame time with --max-people N against 1, interleaved on the same frames")
-    model_options(bench)
-    people_options(bench)
-    smoothing_option(bench)
-    bench.set_defaults(handler=_bench)
-
-    bench_parser = commands.add_parser("bench-parser", help="torch parser vs onnxruntime at three sizes; prints JSON")
-    bench_parser.add_argument("--model", default=DEFAULT_MODEL, choices=[n for n, s in MODEL_SPECS.items() if s.family == "bodypix"])
-    bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
-    bench_parser.add_argument("--repeats", type=int, default=30)
-    bench_parser.set_defaults(handler=_bench_parser)
-
-    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/UniParser/Mask2Former/Human_seg: reference-style path "
-                                                          "vs the fast path on one frame; prints JSON")
-    bench_model.add_argument("--model", default="m2fp-lip",
-                             choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp", "uniparser", "mask2former_panoptic")]
-                             + list(SEGMENTER_SPECS))
-    bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
-    bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
-    bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")
-    bench_model.add_argument("--internal-size", type=positive_int,
-                             help="network input size (the model's own convention; Mask2Former: the short side)")
-    bench_model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    bench_model.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype of the fast path")
-    bench_model.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    bench_model.add_argument("--repeats", type=int, default=5)
-    bench_model.add_argument("--warmup", type=int, default=1)
-    bench_model.set_defaults(handler=_bench_model)
-
+    add_bench_commands(commands)
     add_pose_quality_command(commands)
     add_eval_commands(commands)
     add_batch_command(commands)
@@ -202,147 +158,6 @@ def _process(args: argparse.Namespace) -> int:
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     return 0
-
-
-def _bench(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from realtime.build import build_pipeline
-    from realtime.config import config_from_args
-
-    # the bench counts frames itself (warm-up + measured) and keeps one frame decoded ahead
-    config = replace(config_from_args(args), frame_limit=None, buffer_frames=1)
-    if args.compare_max_people:
-        return _bench_max_people(args, config)
-    pipeline = build_pipeline(config)
-    results = []
-    enough = threading.Event()
-    wanted = args.frames + args.warmup
-
-    def on_result(result) -> None:
-        results.append((time.perf_counter(), result.timings_ms, result.latency_ms))
-        if len(results) >= wanted:
-            enough.set()
-
-    pipeline.subscribe(on_result)
-    with tempfile.TemporaryDirectory() as tmp:
-        recorder = pipeline.start_recording(Path(tmp) / "bench.mp4") if args.record else None
-        try:
-            info = pipeline.start()
-            while not enough.is_set() and not pipeline.wait(0.1):
-                pass
-        finally:
-            pipeline.stop()
-        measured = results[args.warmup:wanted]
-        if len(measured) < 2:
-            raise CliError(pipeline.error or f"{info.name} gave only {len(results)} frames; "
-                                             f"need more than --warmup {args.warmup}")
-        wall_s = measured[-1][0] - results[args.warmup - 1][0] if args.warmup else measured[-1][0] - measured[0][0]
-        latencies = sorted(m[2] for m in measured)
-        measured_stages = list(dict.fromkeys(name for m in measured for name in m[1]))  # every stage that ran
-        stages = measured_stages + (["encode"] if recorder else [])
-        per_stage = {s: round(statistics.mean(m[1].get(s, 0.0) for m in measured), 2) for s in measured_stages}
-        if recorder:
-            per_stage["encode"] = round(recorder.encode_ms, 2)
-        resolution = pipeline.stats.resolution
-        network_input = getattr(pipeline.parser, "input_size", None)
-        report = {
-            "source": info.name,
-            "model": pipeline.stats.model,
-            "device": pipeline.stats.device,
-            "input_size": "x".join(map(str, resolution)) if resolution else None,
-            "network_input": "x".join(map(str, network_input(resolution))) if network_input and resolution else None,
-            "frames": len(measured),
-            "fps": round(len(measured) / wall_s if args.warmup else (len(measured) - 1) / wall_s, 2),
-            "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
-            "stages_ms": {s: per_stage[s] for s in stages},
-            **warning_field(pipeline.error),
-        }
-    print(json.dumps(report))
-    return 0
-
-
-def _bench_max_people(args: argparse.Namespace, config) -> int:
-    from dataclasses import replace
-
-    from realtime.benchmarks import bench_max_people
-    from realtime.build import build_pipeline
-    from realtime.sources import open_source
-
-    baseline = build_pipeline(replace(config, max_people=1))
-    candidate = build_pipeline(replace(config, max_people=args.compare_max_people))
-    source = open_source(config.source, size=config.size, max_side=config.max_side)
-    info = source.start()
-    frames = []
-    try:
-        while len(frames) < args.frames + args.warmup and (frame := source.read(timeout_s=10)) is not None:
-            frames.append(frame)
-    finally:
-        source.stop()
-    try:
-        if len(frames) <= args.warmup:
-            raise CliError(f"{info.name} gave only {len(frames)} frames; need more than --warmup {args.warmup}")
-        report = {
-            "source": info.name,
-            "model": baseline.stats.model,
-            "device": baseline.stats.device,
-            "input_size": "x".join(map(str, frames[0].size)),
-            "max_people": [1, args.compare_max_people],
-            **bench_max_people(baseline, candidate, frames, warmup=args.warmup),
-        }
-    finally:
-        baseline.stop()
-        candidate.stop()
-    print(json.dumps(report))
-    return 0
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    index = (len(sorted_values) - 1) * q / 100
-    low = int(index)
-    high = min(low + 1, len(sorted_values) - 1)
-    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (index - low)
-
-
-def _bench_parser(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from realtime import weights as weights_cache
-    from realtime.benchmarks import bench_parser
-    from realtime.models import get_spec, load_parser
-
-    parser = load_parser(args.model, device="cpu")
-    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
-    path = weights_cache.resolve(get_spec(args.model).weights)
-    print(json.dumps(bench_parser(parser, str(path), frame, repeats=args.repeats)))
-    return 0
-
-
-def _bench_model(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from realtime.models.reference_vs_fast import bench_model, resized_frame
-    from realtime.sources import parse_size
-
-    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
-    print(json.dumps(bench_model(args.model, resized_frame(frame, parse_size(args.size)), weights=args.weights,
-                                 device=args.device, dtype=args.dtype, threads=args.threads,
-                                 repeats=args.repeats, warmup=args.warmup, internal_size=args.internal_size)))
-    return 0
-
-
-def _first_frame(path: str):
-    from realtime.sources import open_source
-
-    source = open_source(path)
-    source.start()
-    try:
-        frame = source.read(timeout_s=10)
-    finally:
-        source.stop()
-    if frame is None:
-        raise CliError(f"{path} gave no frame")
-    return frame.image
 
 
 def _weights_list(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from realtime.config import default
+from realtime.models.backends import BACKEND_CHOICES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.models.person_mask import PERSON_MASK_SOURCES
@@ -68,12 +69,15 @@ def smoothing_strength(text: str) -> float:
 
 def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAULT_MODEL,
                   max_people: int = default("max_people")) -> None:
-    """--model (None: the window's last used), --weights, --device, --internal-size, --max-people,
-    --person-mask, --parts."""
+    """--model (None: the window's last used), --weights, --device, --backend, --internal-size,
+    --max-people, --person-mask, --parts."""
     command.add_argument("--model", default=model, choices=sorted(MODEL_SPECS),
                          help=f"model name (default {model or 'the last one used'})")
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
     command.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
+    command.add_argument("--backend", default=default("backend"), choices=BACKEND_CHOICES,
+                         help="where BodyPix runs on the CPU (default auto: the fastest here, measured once "
+                              "per machine and input size)")
     command.add_argument("--internal-size", type=positive_int,
                          help="network input long side in pixels (speed/detail trade-off)")
     command.add_argument("--max-people", type=positive_int, default=max_people, metavar="N",

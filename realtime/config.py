@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
+from realtime.models.backends import BACKEND_CHOICES
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
@@ -22,7 +23,8 @@ PACINGS = ("every-frame", "realtime")
 @dataclass(frozen=True)
 class PipelineConfig:
     """source: video file, image folder, webcam index or stream URL (None for commands that
-    parse stills). size: (width, height) to scale frames to; max_side: long side in pixels
+    parse stills). backend: where the parser's forward runs on the CPU ("auto": the fastest here,
+realtime.models.backends). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. people: where the people come from ("parser", or a multi-person model whose person
@@ -40,6 +42,7 @@ class PipelineConfig:
     source: str | None = None
     model: str = DEFAULT_MODEL
     device: str = "auto"
+    backend: str = "auto"
     weights: str | None = None
     size: tuple[int, int] | None = None
     max_side: int | None = None
@@ -61,7 +64,8 @@ class PipelineConfig:
     buffer_frames: int = 8
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("people source", self.people, PEOPLE_SOURCES),
+        for name, value, choices in (("backend", self.backend, BACKEND_CHOICES),
+                                     ("people source", self.people, PEOPLE_SOURCES),
                                      ("person mask", self.person_mask, PERSON_MASK_SOURCES),
                                      ("parts mode", self.parts, PARTS_MODES),
                                      ("pose source", self.pose, POSE_SOURCES),

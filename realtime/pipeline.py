@@ -215,7 +215,7 @@ class Pipeline:
     def _load_parser(self, name: str, weights: str | None) -> Parser:
         config = self.config
         return load_parser(name, device=config.device, weights=weights, internal_size=config.internal_size,
-                           max_people=config.max_people)
+                           max_people=config.max_people, backend=config.backend)
 
     def _open(self, spec: str) -> Source:
         config = self.config
@@ -301,7 +301,8 @@ class Pipeline:
         return self._process(frame)
 
     def _process(self, frame: Frame) -> FrameResult:
-        timings = {"decode": frame.decode_ms}
+        # queue: the time the decoded frame waited for this thread
+        timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
         parser = self._parser
         clock = time.perf_counter()
         prepared = parser.preprocess([frame.image])

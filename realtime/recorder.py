@@ -50,6 +50,7 @@ class RecordItem:
     metrics: dict = field(default_factory=dict)
     labels: np.ndarray | None = None
     source_s: float | None = None  # the frame's own time in its source's clock (None: no such clock)
+    queued_s: float = field(default_factory=time.monotonic)  # when it was handed to the recorder
 
 
 class Recorder:
@@ -69,7 +70,9 @@ class Recorder:
         self.crf = crf
         self.codec = pick_video_codec()
         self.frames_written = 0
-        self.encode_ms = 0.0
+        self.encode_ms = 0.0  # the last frame's
+        self.encode_ms_total = 0.0  # every frame's: encoding, and waiting in the queue before it
+        self.queue_wait_ms_total = 0.0
         self.error: str | None = None
         self.audio: list[str] | None = None
         self.audio_note: str | None = None
@@ -161,6 +164,7 @@ class Recorder:
         self._stream = stream
 
     def _write(self, item: RecordItem) -> None:
+        self.queue_wait_ms_total += (time.monotonic() - item.queued_s) * 1000
         start = time.perf_counter()
         if self._container is None:
             self._open_video(item.image.shape[1], item.image.shape[0])
@@ -186,6 +190,7 @@ class Recorder:
             if not cv2.imwrite(str(path), item.labels):
                 raise OSError(f"cannot write {path}")
         self.encode_ms = (time.perf_counter() - start) * 1000
+        self.encode_ms_total += self.encode_ms
         if self._metrics_fd is not None:
             line = dict(item.metrics)
             line.setdefault("timings_ms", {})["encode"] = round(self.encode_ms, 2)

@@ -41,14 +41,16 @@ class PartOverlay:
         mask_lut = np.zeros(256, dtype=np.uint8)
         mask_lut[: len(palette)] = np.where(shown, 255, 0)
         mask_lut[0] = 0
-        labels = result.labels
-        mask = cv2.LUT(labels, mask_lut)
         out = _canvas(scene, self.in_place)
-        if not mask.any():
+        x, y, w, h = cv2.boundingRect(result.labels)  # only the box around the parts is blended
+        if not w:
             return out
+        box = np.s_[y:y + h, x:x + w]
+        labels = result.labels[box]
+        mask = cv2.LUT(labels, mask_lut)
         colors = cv2.LUT(cv2.merge([labels, labels, labels]), color_lut)
-        blended = cv2.addWeighted(scene, 1.0 - self.opacity, colors, self.opacity, 0.0)
-        cv2.copyTo(blended, mask, out)
+        blended = cv2.addWeighted(scene[box], 1.0 - self.opacity, colors, self.opacity, 0.0)
+        cv2.copyTo(blended, mask, out[box])
         return out
 
 

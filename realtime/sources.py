@@ -259,7 +259,7 @@ class WebcamReader(FrameReader):
             ok, bgr = self._capture.read()
             if not ok:
                 raise SourceError(f"webcam {self.index} stopped delivering frames")
-            image = _scaled(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.size, self.max_side)
+            image = cv2.cvtColor(_scaled(bgr, self.size, self.max_side), cv2.COLOR_BGR2RGB)  # the smaller image converted
             yield Frame(image=image, index=index, pts_s=time.monotonic() - start)
             index += 1
 

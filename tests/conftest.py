@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,26 @@ os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
 os.environ.setdefault("PARTSIGHT_MEDIA_DIR", str(SHARED / "media"))
 # the tests' log, apart from the user's (realtime/logs.py)
 os.environ.setdefault("PARTSIGHT_LOG_FILE", str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}.log"))
+# the tests' backend calibrations (realtime/models/backends.py), apart from the user's
+os.environ.setdefault("PARTSIGHT_BACKEND_CACHE",
+                      str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}-backends.json"))
+
+
+def nvidia_gpu_present() -> bool:
+    """An NVIDIA GPU is on this machine (its driver's device node or tool), usable or not."""
+    return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked `cuda` run where PyTorch sees a GPU; where there is an NVIDIA GPU it cannot
+    use (or PARTSIGHT_REQUIRE_CUDA=1, as `make gpu-check` sets) they fail: a broken CUDA setup
+    must never pass as skipped. Elsewhere they are skipped."""
+    if item.get_closest_marker("cuda") is None or torch.cuda.is_available():
+        return
+    if nvidia_gpu_present() or os.environ.get("PARTSIGHT_REQUIRE_CUDA") == "1":
+        pytest.fail(f"CUDA is broken here: an NVIDIA GPU is present (or required) but PyTorch {torch.__version__} "
+                    f"(built for CUDA {torch.version.cuda}) cannot use it", pytrace=False)
+    pytest.skip("no NVIDIA GPU here")
 
 
 @pytest.fixture(scope="session")

@@ -74,7 +74,8 @@ def test_torch_logits_match_onnxruntime(weights_dir, single_frames, stride, file
             np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0, err_msg=name)
 
 
-def test_frozen_cpu_graph_matches_eager(bodypix, single_frames):
+def test_frozen_cpu_graph_matches_eager(single_frames):
+    bodypix = load_parser("bodypix", device="cpu", backend="torch")
     batch = bodypix.preprocess([single_frames[1]]).batch
     fast = bodypix.infer(batch)
     with torch.inference_mode():

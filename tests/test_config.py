@@ -16,7 +16,8 @@ from realtime.config import PipelineConfig, config_from_args
 # window does; each is used by its command's own code.
 NOT_PIPELINE = {
     "process": {"output", "metrics", "labels_dir", "summary", "no_audio"},
-    "bench": {"warmup", "record", "compare_max_people", "frames"},
+    "bench": {"warmup", "record", "compare", "frames"},
+    "bench-memory": {"seconds", "interval", "warmup_seconds", "no_record"},
     "pose-quality": set(),
     "eval flicker": set(),
     "eval jitter": {"images", "dataset", "jitter_frames", "seed"},
@@ -29,6 +30,7 @@ CHANGED = {
     "model": ("bodypix-s8", "model", "bodypix-s8"),
     "weights": ("/tmp/w.onnx", "weights", "/tmp/w.onnx"),
     "device": ("cpu", "device", "cpu"),
+    "backend": ("openvino", "backend", "openvino"),
     "internal_size": ("321", "internal_size", 321),
     "max_people": ("2", "max_people", 2),
     "person_mask": ("selfie", "person_mask", "selfie"),
@@ -62,8 +64,8 @@ def _commands() -> dict[str, argparse.ArgumentParser]:
 
 
 def _base_args(name: str) -> list[str]:
-    return {"process": ["clip.mp4", "-o", "out.mp4"], "bench": ["clip.mp4"], "pose-quality": ["clip.mp4"],
-            "eval flicker": ["clip.mp4"]}.get(name, [])
+    return {"process": ["clip.mp4", "-o", "out.mp4"], "bench": ["clip.mp4"], "bench-memory": ["clip.mp4"],
+            "pose-quality": ["clip.mp4"], "eval flicker": ["clip.mp4"]}.get(name, [])
 
 
 @pytest.mark.parametrize("name", sorted(NOT_PIPELINE))

@@ -172,21 +172,27 @@ def test_credentials_are_redacted():
 
 
 def test_bench_prints_one_json_object(single_clip, capsys):
-    assert main(["bench", str(single_clip), "--size", "320x240", "--frames", "20"]) == 0
+    assert main(["bench", str(single_clip), "--size", "320x240", "--frames", "20", "--record"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["frames"] == 20 and report["fps"] > 0
     assert report["input_size"] == "320x240" and report["model"] == "bodypix"
+    assert report["backend"] in ("torch", "onnxruntime", "openvino")
     assert set(report["latency_ms"]) == {"p50", "p95"}
-    assert set(report["stages_ms"]) == {"decode", "preprocess", "infer", "postprocess", "selfie-mask", "track",
-                                        "smooth", "render"}
+    assert set(report["stages_ms"]) == {"decode", "queue", "preprocess", "infer", "postprocess", "selfie-mask",
+                                        "track", "smooth", "render", "encode", "encode_queue"}
+    assert report["cpu_ms_per_frame"] > 0 and report["peak_rss_mb"] > 100
 
 
-def test_bench_parser_compares_with_onnxruntime(capsys):
-    pytest.importorskip("onnxruntime")
+def test_bench_parser_compares_every_backend_on_the_same_graph(capsys):
     assert main(["bench-parser", "--repeats", "3"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [row["size"] for row in report["sizes"]] == ["321x241", "481x321", "641x481"]
-    assert all(row["torch_ms"] > 0 and row["onnxruntime_ms"] > 0 for row in report["sizes"])
+    assert [row["size"] for row in report["sizes"]] == ["321x241", "449x337", "641x481"]
+    assert report["backends"] == ["torch", "onnxruntime", "openvino"]
+    for row in report["sizes"]:
+        assert all(row[f"{name}_ms"] > 0 for name in ("parser", "torch", "onnxruntime", "openvino"))
+        assert row["parser_backend"] in report["backends"]
+        best_peer = min(row["onnxruntime_ms"], row["openvino_ms"])
+        assert row["parser_over_best_peer"] == pytest.approx(row["parser_ms"] / best_peer, abs=2e-3)
 
 
 def test_process_stops_after_the_requested_frames(single_clip, tmp_path):

@@ -326,11 +326,13 @@ def test_max_people_must_be_positive(media_dir: Path, tmp_path: Path, capsys):
 
 def test_bench_compares_max_people_on_the_same_frames(media_dir: Path, capsys):
     code = cli_main(["bench", str(media_dir / "pose2sim-multi-cam01.mp4"), "--size", "320x240", "--frames", "3",
-                     "--warmup", "1", "--compare-max-people", "2", "--device", "cpu"])
+                     "--warmup", "1", "--compare", "--max-people 1", "--max-people 2", "--device", "cpu"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["max_people"] == [1, 2] and report["frames"] == 3
-    assert report["ratio"] == pytest.approx(report["candidate_ms"] / report["baseline_ms"], abs=1e-3)
+    a, b = report["settings"]["a"], report["settings"]["b"]
+    assert (a["options"], b["options"]) == ("--max-people 1", "--max-people 2") and report["frames"] == 3
+    assert a["people_per_frame"] <= 1 < b["people_per_frame"]
+    assert report["ratio"] == pytest.approx(b["frame_ms"] / a["frame_ms"], abs=1e-3)
 
 
 def test_outlines_and_labels_in_each_persons_colour_thicker_when_selected(multi):

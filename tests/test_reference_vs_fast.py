@@ -48,7 +48,7 @@ def test_bench_model_refuses_a_missing_weights_file(tmp_path, capsys):
     assert err.startswith("partsight: error:") and err.count("\n") == 1
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("model", ["m2fp-lip", "schp-lip"])
 def test_cuda_fast_path_in_half_precision_agrees_with_float32(model, single_frames):
     spec = get_spec(model)
@@ -65,7 +65,7 @@ def test_cuda_fast_path_in_half_precision_agrees_with_float32(model, single_fram
             assert np.mean(cuda[dtype].parse(frame).labels == expected) >= share, dtype
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_bench_model_runs_on_cuda(capsys):
     assert main(["bench-model", "--model", "m2fp-lip", "--device", "cuda", "--dtype", "fp16",
                  "--repeats", "2", "--warmup", "1"]) == 0

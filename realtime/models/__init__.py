@@ -27,22 +27,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def build_bodypix(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
-                  max_people: int | None) -> Parser:
+                  max_people: int | None, backend: str) -> Parser:
     from realtime.models.bodypix import BodyPixParser, load_bodypix_net
 
     return BodyPixParser(load_bodypix_net(path, spec), spec, device, internal_size=internal_size,
-                         max_people=max_people or 1)
+                         max_people=max_people or 1, backend=backend)
 
 
 def build_m2fp(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
-               max_people: int | None) -> Parser:
+               max_people: int | None, backend: str) -> Parser:
     from realtime.models.m2fp import M2FPParser, load_m2fp_net
 
     return M2FPParser(load_m2fp_net(path, spec), spec, device, internal_size=internal_size, max_people=max_people)
 
 
 def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
-               max_people: int | None) -> Parser:
+               max_people: int | None, backend: str) -> Parser:
     from realtime.models.schp import SCHPParser, load_schp_net
 
     return SCHPParser(load_schp_net(path, spec), spec, device, internal_size=internal_size)
@@ -66,25 +66,32 @@ def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_
 
 PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp, "uniparser": build_uniparser,
                    "mask2former_panoptic": build_mask2former_panoptic}
+# families whose forward runs on every backend of realtime.models.backends; the others run on PyTorch
+MULTI_BACKEND_FAMILIES = ("bodypix",)
 
 
 def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto",
                 weights: str | Path | None = None, internal_size: int | None = None,
-                max_people: int | None = None) -> Parser:
+                max_people: int | None = None, backend: str = "auto") -> Parser:
     """Build the named model with verified weights from the cache (or the file `weights`).
     `max_people` caps the people a multi-person model reports; None keeps the model's own
     default (BodyPix: 1, decoding several people only above 1; M2FP-CIHP, UniParser: all). Single-person
-    models ignore it. Raises ValueError for a family without a builder, WeightsError for
-    missing or unfitting weights."""
+    models ignore it. `backend` ("auto", "torch", "onnxruntime", "openvino") is where a BodyPix
+    forward runs on the CPU (realtime.models.backends); other families run on PyTorch ("auto"
+    or "torch"). Raises ValueError for a family without a builder or a backend it lacks,
+    WeightsError for missing or unfitting weights."""
     spec = get_spec(name)
     build = PARSER_BUILDERS.get(spec.family)
     if build is None:
         raise ValueError(f"model family '{spec.family}' has no builder; known families: {', '.join(PARSER_BUILDERS)}")
+    if backend not in ("auto", "torch") and spec.family not in MULTI_BACKEND_FAMILIES:
+        raise ValueError(f"{name} runs on PyTorch only; --backend {backend} is for "
+                         f"{', '.join(MULTI_BACKEND_FAMILIES)} models")
     target = resolve_device(device)
     path = weights_cache.resolve(spec.weights, weights)
     if spec.licence_notice:
         logger.warning("%s: %s", spec.name, spec.licence_notice)
-    return build(spec, path, target, internal_size, max_people)
+    return build(spec, path, target, internal_size, max_people, backend)
 
 
 __all__ = ["DEFAULT_MODEL", "MODEL_SPECS", "ModelSpec", "PARSER_BUILDERS", "Parser", "get_spec", "load_parser",

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.models.backends import GraphCache
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import (
     InvertedResidual,
@@ -222,9 +223,12 @@ class BlazePoseDetector:
     """Frames in, `PoseDetection`s out (frame pixels), batched over frames."""
 
     def __init__(self, net: BlazePoseDetectorNet | None = None, *, device: str | torch.device = "cpu",
-                 min_score: float = MIN_SCORE) -> None:
+                 min_score: float = MIN_SCORE, backend: str = "auto") -> None:
         self.device = torch.device(device)
         self.net = (net if net is not None else load_blazepose_detector_net()).to(self.device)
+        # on the CPU backend (realtime.models.backends), one graph per batch size
+        self._graphs = GraphCache(self.net, backend=backend if self.device.type == "cpu" else "torch",
+                                  model="blazepose-detector")
         self.anchors = torch.from_numpy(ssd_anchors()).to(self.device)
         self.min_score = min_score
 
@@ -236,7 +240,7 @@ class BlazePoseDetector:
             squares.append(square)
             frames.append((scale, pad_x, pad_y))
         x = torch.from_numpy(np.stack(squares)).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        raw_boxes, logits = self.net(x)
+        raw_boxes, logits = self._graphs(x)
         scores = torch.sigmoid(logits.clamp(-SCORE_CLIP, SCORE_CLIP)).cpu().numpy()
         decoded = decode_boxes(raw_boxes, self.anchors).cpu().numpy()
         results = []

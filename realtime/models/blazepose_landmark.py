@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.models.backends import GraphCache
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import (
     DownDW,
@@ -75,7 +76,12 @@ class BlazePoseLandmarkNet(nn.Module):
         self.body = body
 
     def forward(self, x: torch.Tensor) -> LandmarkOutputs:
-        landmarks, flag, segmentation, heatmap, world = self.body(x.contiguous(memory_format=torch.channels_last))
+        return self.outputs(*self.body(x.contiguous(memory_format=torch.channels_last)))
+
+    @staticmethod
+    def outputs(landmarks: torch.Tensor, flag: torch.Tensor, segmentation: torch.Tensor, heatmap: torch.Tensor,
+                world: torch.Tensor) -> LandmarkOutputs:
+        """The body's five raw outputs (the file's order) as LandmarkOutputs."""
         return LandmarkOutputs(landmarks.unflatten(1, (NUM_ALL_LANDMARKS, 5)), flag[:, 0], segmentation[:, 0],
                                heatmap, world.unflatten(1, (NUM_ALL_LANDMARKS, 3)))
 
@@ -217,16 +223,20 @@ class PoseLandmarks:
 class BlazePoseLandmarker:
     """A frame and its ROIs in, `PoseLandmarks` out, all ROIs in one batch."""
 
-    def __init__(self, net: BlazePoseLandmarkNet | None = None, *, device: str | torch.device = "cpu") -> None:
+    def __init__(self, net: BlazePoseLandmarkNet | None = None, *, device: str | torch.device = "cpu",
+                 backend: str = "auto") -> None:
         self.device = torch.device(device)
         self.net = (net if net is not None else load_blazepose_landmark_net()).to(self.device)
+        # the body on the CPU backend (realtime.models.backends), one graph per number of ROIs
+        self._graphs = GraphCache(self.net.body, backend=backend if self.device.type == "cpu" else "torch",
+                                  model="blazepose-full")
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, rois: list[Roi]) -> list[PoseLandmarks]:
         if not rois:
             return []
         x = torch.from_numpy(crop_rois(rgb, rois)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        out = self.net(x)
+        out = self.net.outputs(*self._graphs(x))
         raw = out.landmarks.cpu().numpy()
         flags = out.pose_flag.cpu().numpy()
         world = out.world.cpu().numpy()

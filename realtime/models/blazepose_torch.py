@@ -33,12 +33,13 @@ class BlazePoseTorchStage:
     name = "blazepose-torch"
 
     def __init__(self, *, max_people: int = 1, device: str | torch.device = "cpu",
-                 min_presence: float = MIN_PRESENCE, redetect_every: int = 10, segmentation: bool = True) -> None:
+                 min_presence: float = MIN_PRESENCE, redetect_every: int = 10, segmentation: bool = True,
+                 backend: str = "auto") -> None:
         from realtime.models import resolve_device
 
         target = resolve_device(device)
-        self.detector = BlazePoseDetector(device=target)
-        self.landmarker = BlazePoseLandmarker(device=target)
+        self.detector = BlazePoseDetector(device=target, backend=backend)
+        self.landmarker = BlazePoseLandmarker(device=target, backend=backend)
         self.max_people = max_people
         self.min_presence = min_presence
         self.redetect_every = redetect_every

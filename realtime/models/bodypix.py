@@ -7,7 +7,6 @@ centres fall exactly on input pixels 0, s, 2s, ... (TensorFlow 'SAME' padding).
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import cv2
@@ -19,6 +18,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from realtime.imaging import sigmoid, softmax
+from realtime.models.backends import BACKEND_CHOICES, GraphCache
 from realtime.models.bodypix_multipose import (
     MultiPoseSettings,
     Pose,
@@ -234,9 +234,6 @@ class _HeadTuple(nn.Module):
         return tuple(outputs)
 
 
-_MAX_FROZEN_GRAPHS = 4
-
-
 def valid_input_size(frame_wh: tuple[int, int], long_side: int, stride: int) -> tuple[int, int]:
     """Network input (w, h): the frame scaled so its long side is about `long_side`, each side
     snapped to k * stride + 1."""
@@ -262,7 +259,11 @@ class BodyPixParser(Parser):
 
     def __init__(self, net: BodyPixNet, spec: ModelSpec, device: torch.device, *,
                  internal_size: int | None = None, person_threshold: float = 0.5, max_people: int = 1,
-                 multi_pose: MultiPoseSettings = MultiPoseSettings()) -> None:
+                 multi_pose: MultiPoseSettings = MultiPoseSettings(), backend: str = "auto") -> None:
+        if backend not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
+        if device.type != "cpu" and backend not in ("auto", "torch"):
+            raise ValueError(f"the {backend} backend runs on the CPU; use --device cpu or --backend torch")
         self.net = net.to(device)
         self.spec = spec
         self.device = device
@@ -270,7 +271,9 @@ class BodyPixParser(Parser):
         self.person_threshold = person_threshold
         self.max_people = max_people
         self.multi_pose = multi_pose
-        self._frozen: dict[tuple, torch.jit.ScriptModule] = {}
+        self.backend_choice = backend
+        self._graphs: dict[tuple[str, ...], GraphCache] = {}  # one per head set
+        self._backend: str | None = None
         self._upsampler = GridUpsampler()
 
     @property
@@ -302,26 +305,35 @@ class BodyPixParser(Parser):
         memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
         return Prepared(batch.contiguous(memory_format=memory_format), (height, width))
 
-    def infer(self, batch: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
-        """On CPU runs a frozen, oneDNN-fused TorchScript graph built once per input shape;
-        `heads` defaults to `self.heads`."""
-        heads = heads or self.heads
-        with torch.inference_mode():
-            if self.device.type != "cpu":
-                return self.net(batch, heads)
-            return dict(zip(heads, self._frozen_graph(batch, heads)(batch)))
+    @property
+    def backend(self) -> str:
+        """The backend the last forward ran on ("torch", "onnxruntime", "openvino"); before the
+        first one, the backend asked for (possibly "auto")."""
+        return self._backend or self.backend_choice
 
-    def _frozen_graph(self, batch: torch.Tensor, heads: tuple[str, ...]) -> torch.jit.ScriptModule:
-        key = (tuple(batch.shape), heads)
-        if key not in self._frozen:
-            if len(self._frozen) >= _MAX_FROZEN_GRAPHS:
-                self._frozen.pop(next(iter(self._frozen)))
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                traced = torch.jit.trace(_HeadTuple(self.net, heads).eval(), batch, check_trace=False)
-                self._frozen[key] = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-        return self._frozen[key]
+    def infer(self, batch: torch.Tensor, heads: tuple[str, ...] | None = None) -> dict[str, torch.Tensor]:
+        """{head: B x C x h x w logits} for `heads` (default `self.heads`), on the parser's
+        backend: one graph per head set and input shape, built at its first use (for "auto"
+        after a calibration, realtime.models.backends) and kept."""
+        heads = heads or self.heads
+        graphs = self._graphs.get(heads)
+        if graphs is None:
+            head_set = {SINGLE_PERSON_HEADS: "single", MULTI_PERSON_HEADS: "multi"}.get(heads, "+".join(heads))
+            graphs = self._graphs[heads] = GraphCache(self.head_set_module(heads), backend=self.backend_choice,
+                                                      model=f"{self.spec.name}:{head_set}")
+        outputs = graphs(batch)
+        self._backend = graphs.backend
+        return dict(zip(heads, outputs))
+
+    @property
+    def graphs_built(self) -> int:
+        """Graphs built so far (one per head set and input shape)."""
+        return sum(graphs.built for graphs in self._graphs.values())
+
+    def head_set_module(self, heads: tuple[str, ...]) -> nn.Module:
+        """The network with `heads` fused into one 1x1 convolution, returning their logits as a
+        tuple in `heads` order: what every backend runs."""
+        return _HeadTuple(self.net, heads).eval()
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         """Grid logits -> frame-size label maps (argmax of the bilinearly upsampled part logits,

@@ -37,15 +37,16 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
-def person_segmenter(source: str, device: str = "cpu") -> Segmenter:
-    """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`.
-    WeightsError when its weights are missing."""
+def person_segmenter(source: str, device: str = "cpu", backend: str = "auto") -> Segmenter:
+    """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`
+    (the selfie segmenter's forward on `backend`, realtime.models.backends; Human_seg runs on
+    PyTorch). WeightsError when its weights are missing."""
     from realtime.models import resolve_device
 
     if source == "selfie":
         from realtime.models.selfie_segmenter import SelfieSegmenter
 
-        return SelfieSegmenter("selfie", device=resolve_device(device))
+        return SelfieSegmenter("selfie", device=resolve_device(device), backend=backend)
     from realtime.models.humanseg import load_humanseg
 
     return load_humanseg(source, device=device)
@@ -102,8 +103,17 @@ def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndar
         return cut
     if len(cut) == 1:
         return [replace(cut[0], mask=cut[0].mask | added)]
-    owner = np.full(person.shape, -1, np.int32)
+    # only the box around the people and the added pixels matters: the nearest person pixel of an
+    # added pixel lies in it, and the distance transform's paths between them too
+    x, y, w, h = cv2.boundingRect((person | added).view(np.uint8))
+    box = np.s_[y:y + h, x:x + w]
+    owner = np.full((h, w), -1, np.int32)
     for index, one in enumerate(cut):
-        owner[one.mask] = index
+        owner[one.mask[box]] = index
     nearest = fill_from_nearest(owner)
-    return [replace(one, mask=one.mask | (added & (nearest == index))) for index, one in enumerate(cut)]
+    people = []
+    for index, one in enumerate(cut):
+        mask = one.mask.copy()
+        mask[box] |= added[box] & (nearest == index)
+        people.append(replace(one, mask=mask))
+    return people

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.models.backends import GraphCache, TupleOutputs
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import load_in_graph_order
 from realtime.models.tflite_graph import same_pads
@@ -177,16 +178,19 @@ def load_selfie_segmenter_net(name: str = "selfie", path: str | Path | None = No
 
 
 class SelfieSegmenter:
-    """Frames in, person probability at frame size out ([H, W] float32 each), batched."""
+    """Frames in, person probability at frame size out ([H, W] float32 each), batched. On the CPU
+    the network runs on `backend` (realtime.models.backends; "auto": the fastest here)."""
 
-    def __init__(self, name: str = "selfie", *, device: str | torch.device = "cpu") -> None:
+    def __init__(self, name: str = "selfie", *, device: str | torch.device = "cpu", backend: str = "auto") -> None:
         self.device = torch.device(device)
         self.net = load_selfie_segmenter_net(name).to(self.device)
+        self._graphs = GraphCache(TupleOutputs(self.net), backend=backend if self.device.type == "cpu" else "torch",
+                                  model=f"selfie-segmenter:{name}")
 
     @torch.inference_mode()
     def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
         h, w = self.net.input_size
         x = np.stack([cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) for rgb in rgbs])
-        probs = self.net(torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float() / 255.0).cpu().numpy()
+        (probs,) = self._graphs(torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float() / 255.0)
         return [cv2.resize(p, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
-                for p, rgb in zip(probs, rgbs)]
+                for p, rgb in zip(probs.cpu().numpy(), rgbs)]

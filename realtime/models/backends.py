@@ -1,0 +1,348 @@
+"""Where a network's forward runs on the CPU: PyTorch itself, onnxruntime or OpenVINO.
+
+The three run the same graph: onnxruntime and OpenVINO read the ONNX export of the very module
+PyTorch runs (`export_onnx`), so their outputs agree with PyTorch's to float rounding. `auto`
+builds every backend that installs here, checks that each agrees with PyTorch on the actual
+input, times them interleaved (so machine load hits all alike) and keeps the fastest; the choice
+is remembered per machine in a JSON file (`BackendCache`, in the user cache folder), keyed by
+the model, its input shape, the thread count and the library versions, so the calibration runs
+once. On CUDA only PyTorch runs.
+
+A Graph maps an N x C x H x W float32 tensor to a tuple of tensors, as the module's forward does.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import platformdirs
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnxruntime", "openvino")
+BACKEND_CHOICES = ("auto", *BACKENDS)
+BACKEND_CACHE_ENV = "PARTSIGHT_BACKEND_CACHE"
+# outputs agree when max |a - b| <= TOLERANCE * max(1, max |a|) for every output
+TOLERANCE = 1e-3
+SLOW_FACTOR = 3.0
+
+
+class Graph(Protocol):
+    backend: str
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+class TupleOutputs(nn.Module):
+    """`module` whose forward returns one tensor, returning it as a 1-tuple (what a Graph gives)."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.module = module
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.module(x),)
+
+
+class GraphCache:
+    """The graphs of one network, one per input shape, built at first use on `backend` ("auto":
+    calibrated_graph under `model`'s name) and kept (the least recently used past `capacity`
+    goes)."""
+
+    def __init__(self, module: nn.Module, *, backend: str, model: str, capacity: int = 6) -> None:
+        if backend not in BACKEND_CHOICES:
+            raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
+        self.module = module.eval()
+        self.backend_choice = backend
+        self.model = model
+        self.capacity = capacity
+        self.built = 0
+        self.backend: str | None = None  # of the last graph that ran
+        self._graphs: dict[tuple[int, ...], Graph] = {}
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        key = tuple(batch.shape)
+        graph = self._graphs.pop(key, None)
+        if graph is None:
+            if self.backend_choice == "auto":
+                graph = calibrated_graph(self.module, batch, model=self.model)
+            else:
+                graph = build_graph(self.backend_choice, self.module, batch)
+            self.built += 1
+        self._graphs[key] = graph  # the most recently used last
+        while len(self._graphs) > self.capacity:
+            del self._graphs[next(iter(self._graphs))]
+        self.backend = graph.backend
+        return graph(batch)
+
+
+class TorchGraph:
+    """The module itself: on the CPU a frozen, oneDNN-optimised TorchScript trace of it (traced at
+    construction on `example`'s shape; other shapes need their own), elsewhere eager."""
+
+    backend = "torch"
+
+    def __init__(self, module: nn.Module, example: torch.Tensor) -> None:
+        if example.device.type != "cpu":
+            self._run = module
+            return
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            traced = torch.jit.trace(module, example, check_trace=False)
+            self._run = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode():
+            return tuple(self._run(batch))
+
+
+class OnnxRuntimeGraph:
+    """An onnxruntime CPU session over an ONNX graph with one input. Worker threads do not spin
+    while idle: on a busy laptop spinning threads steal the cores from the other stages."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_model: bytes, *, threads: int) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = onnxruntime.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        outputs = self._session.run(None, {self._input: _as_numpy(batch)})
+        return tuple(torch.from_numpy(output) for output in outputs)
+
+
+class OpenVinoGraph:
+    """An OpenVINO CPU model compiled for one input shape (static shapes run fastest), fp32
+    (never the bf16 some CPUs default to), latency hint, threads not pinned to cores."""
+
+    backend = "openvino"
+
+    def __init__(self, onnx_model: bytes, shape: tuple[int, ...], *, threads: int) -> None:
+        import openvino
+
+        core = openvino.Core()
+        model = core.read_model(onnx_model)
+        model.reshape(list(shape))
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_NUM_THREADS": threads,
+            "NUM_STREAMS": 1,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+            "ENABLE_CPU_PINNING": False,
+        })
+        self._request = compiled.create_infer_request()
+        self._outputs = len(compiled.outputs)
+
+    def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self._request.infer({0: _as_numpy(batch)})
+        # the request's output buffers are overwritten by the next call: copy them out
+        return tuple(torch.from_numpy(self._request.get_output_tensor(i).data.copy()) for i in range(self._outputs))
+
+
+def _as_numpy(batch: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
+    """The ONNX graph (opset 17, PyTorch's TorchScript-based exporter) of `module` traced on
+    `example`; input "images", batch, height and width dynamic. Python branches on the input's
+    shape are fixed at the example's shape, as in a TorchScript trace."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (example.detach().cpu(),), buffer, dynamo=False, opset_version=17,
+                          input_names=["images"],
+                          dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}})
+    return buffer.getvalue()
+
+
+def available_backends() -> tuple[str, ...]:
+    """The backends whose libraries import here (PyTorch always)."""
+    found = ["torch"]
+    for name, module in (("onnxruntime", "onnxruntime"), ("openvino", "openvino")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        found.append(name)
+    return tuple(found)
+
+
+def build_graph(backend: str, module: nn.Module, example: torch.Tensor, *, threads: int | None = None,
+                onnx_model: bytes | None = None) -> Graph:
+    """`module` (eval mode, returning a tuple) on `backend` for inputs of `example`'s shape.
+    onnxruntime and OpenVINO run on the CPU only (ValueError for an example elsewhere) and
+    read `onnx_model` (default: export_onnx(module, example))."""
+    if backend == "torch":
+        return TorchGraph(module, example)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
+    if example.device.type != "cpu":
+        raise ValueError(f"the {backend} backend runs on the CPU; use --device cpu or --backend torch")
+    threads = threads or torch.get_num_threads()
+    onnx_model = onnx_model or export_onnx(module, example)
+    if backend == "onnxruntime":
+        return OnnxRuntimeGraph(onnx_model, threads=threads)
+    return OpenVinoGraph(onnx_model, tuple(example.shape), threads=threads)
+
+
+def agrees(reference: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor, ...],
+           tolerance: float = TOLERANCE) -> bool:
+    """Same shapes and every output within `tolerance` of the reference, relative to its scale."""
+    if len(reference) != len(outputs):
+        return False
+    for expected, got in zip(reference, outputs):
+        expected, got = expected.float().cpu(), got.float().cpu()
+        if expected.shape != got.shape:
+            return False
+        if (expected - got).abs().max() > tolerance * max(1.0, float(expected.abs().max())):
+            return False
+    return True
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], *, runs: int, warmup: int) -> dict[str, float]:
+    """Median ms per call of each callable, called in turn so that load hits all alike; the order
+    rotates every round, so none always follows the same one (a library whose workers stay busy
+    after its call slows whichever call comes next)."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    order = list(calls)
+    for i in range(warmup + runs):
+        shift = i % len(order)
+        for name in order[shift:] + order[:shift]:
+            start = time.perf_counter()
+            calls[name]()
+            if i >= warmup:
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _race(graphs: dict[str, Graph], example: torch.Tensor, *, runs: int, warmup: int,
+          budget_s: float) -> dict[str, float]:
+    """Median ms per call of each graph, called in turn (the order rotating). A graph more than SLOW_FACTOR times
+    slower than the fastest on two rounds in a row is out (it cannot win, and on a loaded machine
+    one call can take seconds); timing ends after `runs` rounds or, once a round was timed, when
+    `budget_s` has passed."""
+    times: dict[str, list[float]] = {name: [] for name in graphs}
+    racing = dict(graphs)
+    deadline = time.monotonic() + budget_s
+    for round_index in range(warmup + runs):
+        last = {}
+        names = list(racing)
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            racing[name](example)
+            last[name] = (time.perf_counter() - start) * 1000
+            times[name].append(last[name])
+        fastest = min(last.values())
+        for name in list(racing):
+            previous = times[name][-2] if len(times[name]) > 1 else math.inf
+            if len(racing) > 1 and min(last[name], previous) > SLOW_FACTOR * fastest:
+                del racing[name]
+        if round_index >= warmup and time.monotonic() > deadline:
+            break
+    timed = {name: values[warmup:] or values[-1:] for name, values in times.items()}
+    return {name: statistics.median(values) if name in racing else math.inf for name, values in timed.items()}
+
+
+class BackendCache:
+    """The calibration results of this machine: a JSON object {key: {"backend", "ms"}} in the
+    user cache folder ($PARTSIGHT_BACKEND_CACHE: another file). A damaged file is started anew."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        override = os.environ.get(BACKEND_CACHE_ENV)
+        self.path = Path(path or override or platformdirs.user_cache_path("partsight") / "backends.json")
+
+    def _entries(self) -> dict:
+        try:
+            entries = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return entries if isinstance(entries, dict) else {}
+
+    def get(self, key: str) -> str | None:
+        entry = self._entries().get(key)
+        backend = entry.get("backend") if isinstance(entry, dict) else None
+        return backend if backend in BACKENDS else None
+
+    def put(self, key: str, backend: str, ms: dict[str, float]) -> None:
+        entries = self._entries()
+        entries[key] = {"backend": backend,
+                        "ms": {name: round(value, 3) if math.isfinite(value) else None for name, value in ms.items()}}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".tmp", delete=False) as f:
+                json.dump(entries, f, indent=1, sort_keys=True)
+            os.replace(f.name, self.path)
+        except OSError:  # a read-only cache folder costs a calibration per run, nothing else
+            log.info("cannot write the backend cache %s", self.path, exc_info=True)
+
+
+def calibration_key(model: str, shape: tuple[int, ...], threads: int) -> str:
+    """What a calibration result depends on: model (and head set), input shape, threads, the
+    processor and the libraries' versions."""
+    versions = [f"torch={torch.__version__}"]
+    for module in ("onnxruntime", "openvino"):
+        try:
+            versions.append(f"{module}={__import__(module).__version__}")
+        except ImportError:
+            versions.append(f"{module}=none")
+    cpu = platform.processor() or platform.machine()
+    return "|".join([model, "x".join(map(str, shape)), f"threads={threads}", cpu, *versions])
+
+
+def calibrated_graph(module: nn.Module, example: torch.Tensor, *, model: str,
+                     cache: BackendCache | None = None, runs: int = 9, warmup: int = 3,
+                     budget_s: float = 3.0) -> Graph:
+    """The fastest backend for `module` on inputs of `example`'s shape (see the module doc).
+    Backends that fail to build or disagree with PyTorch are left out (and logged); the timing
+    takes about `budget_s` at most (see _race)."""
+    if example.device.type != "cpu":
+        return TorchGraph(module, example)
+    cache = cache or BackendCache()
+    threads = torch.get_num_threads()
+    key = calibration_key(model, tuple(example.shape), threads)
+    remembered = cache.get(key)
+    if remembered in available_backends():
+        return build_graph(remembered, module, example, threads=threads)
+    with torch.inference_mode():
+        reference = tuple(module(example))
+    onnx_model = export_onnx(module, example)
+    graphs: dict[str, Graph] = {}
+    for backend in available_backends():
+        try:
+            graph = build_graph(backend, module, example, threads=threads, onnx_model=onnx_model)
+            if not agrees(reference, graph(example)):
+                log.warning("backend %s disagrees with PyTorch on %s; not used", backend, model)
+                continue
+        except Exception:  # noqa: BLE001 - a backend that cannot run here is simply not a candidate
+            log.warning("backend %s cannot run %s here; not used", backend, model, exc_info=True)
+            continue
+        graphs[backend] = graph
+    ms = _race(graphs, example, runs=runs, warmup=warmup, budget_s=budget_s)
+    best = min(ms, key=ms.get)
+    log.info("backend calibration for %s: %s -> %s", key, {k: round(v, 2) for k, v in ms.items()}, best)
+    cache.put(key, best, ms)
+    return graphs[best]

@@ -1,0 +1,158 @@
+"""BodyPix on every backend (PyTorch, onnxruntime, OpenVINO) gives the same parse on real clips;
+one graph per head set and input size, built once; `auto` calibrates once and remembers."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from realtime.models import load_parser
+from realtime.models.backends import (
+    BACKENDS,
+    BackendCache,
+    agrees,
+    available_backends,
+    calibration_key,
+)
+from realtime.models.bodypix import MULTI_PERSON_HEADS, SINGLE_PERSON_HEADS
+from conftest import read_frames
+
+
+def test_every_backend_installs_in_the_default_install():
+    assert available_backends() == BACKENDS
+
+
+@pytest.fixture(scope="module")
+def clip_frames(media_dir):
+    """Frames of a one-person and a two-person clip (1080 x 1920 portrait)."""
+    return (read_frames(media_dir / "pose2sim-single-cam01.mp4", [0, 60])
+            + read_frames(media_dir / "pose2sim-multi-cam01.mp4", [10, 90]))
+
+
+@pytest.fixture(scope="module")
+def parsers():
+    return {backend: load_parser("bodypix", device="cpu", backend=backend, max_people=4) for backend in BACKENDS}
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_raw_outputs_agree_with_pytorch(parsers, clip_frames, backend):
+    reference, other = parsers["torch"], parsers[backend]
+    for frame in clip_frames:
+        batch = reference.preprocess([frame]).batch
+        for heads in (SINGLE_PERSON_HEADS, MULTI_PERSON_HEADS):
+            expected, got = reference.infer(batch, heads), other.infer(batch, heads)
+            assert other.backend == backend and reference.backend == "torch"
+            assert list(got) == list(heads)
+            for name in heads:
+                assert got[name].shape == expected[name].shape, name
+                scale = max(1.0, float(expected[name].abs().max()))
+                np.testing.assert_allclose(got[name].numpy(), expected[name].numpy(), atol=1e-3 * scale, rtol=0,
+                                           err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("max_people", [1, 4])
+def test_parses_agree_with_pytorch(parsers, clip_frames, backend, max_people):
+    for parser in parsers.values():
+        parser.max_people = max_people
+    for frame in clip_frames:
+        expected, got = parsers["torch"].parse(frame), parsers[backend].parse(frame)
+        assert (got.labels == expected.labels).mean() > 0.9995
+        assert (got.person_mask == expected.person_mask).mean() > 0.9995
+        assert len(got.people) == len(expected.people)
+        for mine, theirs in zip(got.people, expected.people):
+            np.testing.assert_allclose(mine.keypoints[:, :2], theirs.keypoints[:, :2], atol=0.5)
+            np.testing.assert_allclose(mine.keypoints[:, 2], theirs.keypoints[:, 2], atol=1e-3)
+            assert (mine.mask == theirs.mask).mean() > 0.999
+        np.testing.assert_allclose(got.part_probs, expected.part_probs, atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_alternating_head_sets_builds_one_graph_per_head_set(single_frames, backend):
+    parser = load_parser("bodypix", device="cpu", backend=backend)
+    batch = parser.preprocess([single_frames[0]]).batch
+    first = {}
+    for _ in range(3):
+        for heads in (SINGLE_PERSON_HEADS, MULTI_PERSON_HEADS):
+            outputs = parser.infer(batch, heads)
+            first.setdefault(heads, outputs)
+            for name in heads:  # the graph kept for a head set is the one built for it
+                assert torch.equal(outputs[name], first[heads][name])
+    assert parser.graphs_built == 2
+    other_size = parser.preprocess([single_frames[0][:960]]).batch
+    parser.infer(other_size)
+    assert parser.graphs_built == 3
+
+
+def test_auto_calibrates_once_and_remembers_the_choice(single_frames, tmp_path, monkeypatch):
+    cache_file = tmp_path / "backends.json"
+    monkeypatch.setenv("PARTSIGHT_BACKEND_CACHE", str(cache_file))
+    parser = load_parser("bodypix", device="cpu", backend="auto")
+    assert parser.backend == "auto"  # nothing ran yet
+    result = parser.parse(single_frames[0])
+    assert parser.backend in BACKENDS and result.person_mask.any()
+    entries = json.loads(cache_file.read_text())
+    (key, entry), = entries.items()
+    batch_shape = tuple(parser.preprocess([single_frames[0]]).batch.shape)
+    assert key == calibration_key("bodypix:single", batch_shape, torch.get_num_threads())
+    assert entry["backend"] == parser.backend
+    assert entry["ms"][parser.backend] == min(ms for ms in entry["ms"].values() if ms is not None)
+
+    # another process on this machine reads the choice instead of calibrating: told (here) that
+    # OpenVINO won, it runs OpenVINO, and the file is left as it was
+    entries[key]["backend"] = "openvino"
+    cache_file.write_text(json.dumps(entries))
+    again = load_parser("bodypix", device="cpu", backend="auto")
+    again.parse(single_frames[0])
+    assert again.backend == "openvino"
+    assert json.loads(cache_file.read_text()) == entries
+
+
+def test_a_damaged_cache_file_is_started_anew(tmp_path):
+    path = tmp_path / "backends.json"
+    path.write_text("{not json")
+    cache = BackendCache(path)
+    assert cache.get("key") is None
+    cache.put("key", "openvino", {"openvino": 1.0, "torch": float("inf")})
+    assert BackendCache(path).get("key") == "openvino"
+    assert json.loads(path.read_text())["key"]["ms"] == {"openvino": 1.0, "torch": None}
+
+
+def test_agreement_needs_equal_shapes_and_close_values():
+    a = (torch.ones(1, 2, 3, 3) * 10,)
+    assert agrees(a, (a[0] + 0.005,))
+    assert not agrees(a, (a[0] + 0.05,))
+    assert not agrees(a, (a[0][:, :1],))
+
+
+def test_unknown_or_unfitting_backends_are_clear_errors():
+    with pytest.raises(ValueError, match="choose from auto, torch, onnxruntime, openvino"):
+        load_parser("bodypix", device="cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="m2fp-lip runs on PyTorch only"):
+        load_parser("m2fp-lip", device="cpu", backend="openvino")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_blazepose_and_the_selfie_segmenter_agree_with_pytorch(clip_frames, backend):
+    from realtime.models.blazepose_detector import BlazePoseDetector
+    from realtime.models.blazepose_landmark import BlazePoseLandmarker, roi_from_points
+    from realtime.models.selfie_segmenter import SelfieSegmenter
+
+    frames = clip_frames[2:]  # two people
+    detections = {name: BlazePoseDetector(backend=name)(frames, max_people=2) for name in ("torch", backend)}
+    for expected, got in zip(detections["torch"], detections[backend]):
+        assert len(got) == len(expected)
+        for mine, theirs in zip(got, expected):
+            np.testing.assert_allclose(mine.keypoints, theirs.keypoints, atol=0.5)
+    rois = [roi_from_points(d.keypoints[0], d.keypoints[1]) for d in detections["torch"][0]]
+    assert rois
+    reference, other = BlazePoseLandmarker(backend="torch"), BlazePoseLandmarker(backend=backend)
+    for mine, theirs in zip(other(frames[0], rois), reference(frames[0], rois)):
+        np.testing.assert_allclose(mine.xyz[:33, :2], theirs.xyz[:33, :2], atol=0.5)
+        np.testing.assert_allclose(mine.world, theirs.world, atol=1e-3)
+        np.testing.assert_allclose(mine.visibility, theirs.visibility, atol=1e-3)
+    masks = {name: SelfieSegmenter("selfie", backend=name)(frames) for name in ("torch", backend)}
+    for expected, got in zip(masks["torch"], masks[backend]):
+        np.testing.assert_allclose(got, expected, atol=1e-3)
