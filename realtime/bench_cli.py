@@ -13,6 +13,7 @@ from realtime.cli_options import (
     max_side_option,
     model_options,
     non_negative_int,
+    people_options,
     positive_float,
     positive_int,
     smoothing_option,
@@ -20,7 +21,7 @@ from realtime.cli_options import (
 )
 from realtime.fitness_cli import fitness_options
 from realtime.models.backends import BACKEND_CHOICES
-from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS
 
 GPU_PARTS = ("bodypix", "blazepose", "m2fp", "schp")  # what `bench-gpu` measures (realtime.benchmarks.bench_gpu)
 
@@ -67,11 +68,17 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench_gpu.add_argument("--quick", action="store_true", help="small sizes, two repeats (a trial run on a CPU)")
     bench_gpu.set_defaults(handler=_bench_gpu)
 
-    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP: reference-style path vs the fast path on one frame; prints JSON")
-    bench_model.add_argument("--model", default="m2fp-lip", choices=[n for n, s in MODEL_SPECS.items() if s.family in ("m2fp", "schp")])
+    bench_model = commands.add_parser("bench-model", help="M2FP/SCHP/UniParser/Mask2Former/Human_seg: reference-style "
+                                                          "path vs the fast path on one frame; prints JSON")
+    bench_model.add_argument("--model", default="m2fp-lip",
+                             choices=[n for n, s in MODEL_SPECS.items()
+                                      if s.family in ("m2fp", "schp", "uniparser", "mask2former_panoptic")]
+                             + list(SEGMENTER_SPECS))
     bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
     bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")
+    bench_model.add_argument("--internal-size", type=positive_int,
+                             help="network input size (the model's own convention; Mask2Former: the short side)")
     bench_model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     bench_model.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype of the fast path")
     bench_model.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -86,6 +93,7 @@ def run_options(command: argparse.ArgumentParser) -> None:
     max_side_option(command, None)
     fps_option(command)
     model_options(command)
+    people_options(command)
     smoothing_option(command)
     fitness_options(command, summary=False)
 
@@ -172,7 +180,7 @@ def _bench_model(args: argparse.Namespace) -> int:
     frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
     print(json.dumps(bench_model(args.model, resized_frame(frame, parse_size(args.size)), weights=args.weights,
                                  device=args.device, dtype=args.dtype, threads=args.threads,
-                                 repeats=args.repeats, warmup=args.warmup)))
+                                 repeats=args.repeats, warmup=args.warmup, internal_size=args.internal_size)))
     return 0
 
 
