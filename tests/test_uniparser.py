@@ -317,6 +317,16 @@ def test_bench_model_times_both_paths(demo_checkpoint, media_dir, capsys):
     assert report["people"]["reference"] == report["people"]["fast"] and report["person_mask_disagreement"] <= 1e-3
 
 
+def test_bench_runs_uniparser_end_to_end(demo_checkpoint, media_dir, capsys):
+    code = main(["bench", str(media_dir / "pose2sim-multi-cam01.mp4"), "--model", "uniparser-cihp", "--weights",
+                 str(demo_checkpoint), "--frames", "2", "--warmup", "1", "--size", "270x480", "--internal-size", "96",
+                 "--device", "cpu"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["model"] == "uniparser-cihp" and report["frames"] == 2 and report["network_input"] == "96x160"
+    assert report["stages_ms"]["infer"] > 0 and report["stages_ms"]["postprocess"] > 0
+
+
 def test_eval_person_iou_runs_uniparser(demo_checkpoint, tmp_path, capsys):
     dataset = tmp_path / "cihp"
     dataset.mkdir()

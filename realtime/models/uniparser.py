@@ -431,6 +431,11 @@ class UniParserParser(Parser):
         self.person_iou = person_iou
         self.thresholds = thresholds
 
+    def input_size(self, frame_wh: tuple[int, int]) -> tuple[int, int]:
+        """(width, height) of the padded network input for frames of `frame_wh`."""
+        height, width = rescaled_size(frame_wh[1], frame_wh[0], self.internal_size)
+        return -(-width // SIZE_DIVISOR) * SIZE_DIVISOR, -(-height // SIZE_DIVISOR) * SIZE_DIVISOR
+
     def preprocess(self, rgbs: list[np.ndarray]) -> Prepared:
         """Frames of one size -> B x 3 x H x W normalised, padded network input with its Geometry."""
         check_frames(rgbs)
