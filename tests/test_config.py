@@ -34,6 +34,7 @@ CHANGED = {
     "internal_size": ("321", "internal_size", 321),
     "max_people": ("2", "max_people", 2),
     "person_mask": ("selfie", "person_mask", "selfie"),
+    "parts": ("top-down", "parts", "top-down"),
     "people": ("bodypix", "people", "bodypix"),
     "people_weights": ("/tmp/people.pt", "people_weights", "/tmp/people.pt"),
     "people_size": ("256", "people_size", 256),

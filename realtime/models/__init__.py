@@ -49,7 +49,7 @@ def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size:
 
 
 def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
-                               max_people: int | None) -> Parser:
+                               max_people: int | None, backend: str) -> Parser:
     from realtime.models.mask2former_panoptic import PanopticParser, load_panoptic_net
 
     return PanopticParser(load_panoptic_net(path, spec), spec, device, internal_size=internal_size,
@@ -57,7 +57,7 @@ def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device
 
 
 def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
-                    max_people: int | None) -> Parser:
+                    max_people: int | None, backend: str) -> Parser:
     from realtime.models.uniparser import UniParserParser, load_uniparser_net
 
     return UniParserParser(load_uniparser_net(path, spec), spec, device, internal_size=internal_size,
