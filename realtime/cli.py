@@ -1,4 +1,5 @@
-"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights`. The
+"""Command line: `partsight process|bench|bench-parser|bench-model|pose-quality|eval|weights`, and
+`serve|bench-serve` (registered by realtime.serve.cli, FastAPI imported only when they run). The
 window's `gui` command is registered by gui/ (`gui.cli`), which the `partsight` script and main.py
 run; the engine never imports the GUI."""
 from __future__ import annotations
@@ -28,6 +29,7 @@ from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, weight_files
+from realtime.serve.cli import add_serve_commands
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -135,6 +137,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     fetch.add_argument("name", choices=sorted(weight_files()))
     fetch.set_defaults(handler=_weights_fetch)
 
+    add_serve_commands(commands)
     for register in extra_commands:
         register(commands)
     return parser
@@ -302,7 +305,7 @@ def _bench_parser(args: argparse.Namespace) -> int:
     from realtime.models import get_spec, load_parser
 
     parser = load_parser(args.model, device="cpu")
-    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
+    frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
     path = weights_cache.resolve(get_spec(args.model).weights)
     print(json.dumps(bench_parser(parser, str(path), frame, repeats=args.repeats)))
     return 0
@@ -314,14 +317,15 @@ def _bench_model(args: argparse.Namespace) -> int:
     from realtime.models.reference_vs_fast import bench_model, resized_frame
     from realtime.sources import parse_size
 
-    frame = _first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
+    frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (512, 384, 3), dtype=np.uint8)
     print(json.dumps(bench_model(args.model, resized_frame(frame, parse_size(args.size)), weights=args.weights,
                                  device=args.device, dtype=args.dtype, threads=args.threads,
                                  repeats=args.repeats, warmup=args.warmup)))
     return 0
 
 
-def _first_frame(path: str):
+def first_frame(path: str):
+    """The first frame of an image, video or stream as H x W x 3 uint8 RGB; CliError if none."""
     from realtime.sources import open_source
 
     source = open_source(path)
