@@ -20,6 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
+from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from _serve import (
@@ -255,6 +256,8 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("job id as a path", lambda: client.get("/v1/jobs/%2E%2E"), 404, "no_such_job"),
         ("no such output", lambda: client.get(f"/v1/jobs/{'0' * 32}/passwd"), 422, "bad_option"),
         ("no such route", lambda: client.get("/v1/nothing"), 404, "not_found"),
+        ("another site's page", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                    headers={"Origin": "https://elsewhere.example"}), 403, "cross_site"),
     ]
     for name, call, status, code in cases:
         response = call()
@@ -328,6 +331,10 @@ def test_live_websocket_keeps_the_newest_frame(server, media_dir):
             message = json.loads(ws.recv(timeout=120))
             assert message["type"] == "result", message
             results.append(message)
+    with pytest.raises(InvalidStatus) as refused:  # a page of another site cannot open it
+        connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30,
+                additional_headers={"Origin": "https://elsewhere.example"})
+    assert refused.value.response.status_code == 403
     seqs = [r["seq"] for r in results]
     assert seqs == sorted(seqs) and len(seqs) < 24, seqs
     assert results[-1]["dropped"] == 24 - len(results)
@@ -377,3 +384,22 @@ def test_token_and_job_expiry(tmp_path, squat30):
                 time.sleep(0.5)
             assert not (jobs_dir / status["id"]).exists()
         assert TOKEN not in server.log()
+
+
+def test_the_command_line_loads_no_web_stack_and_names_a_missing_extra(monkeypatch, capsys):
+    """`partsight` (the window's entry point included) imports no FastAPI until `serve` runs, and
+    `serve` without the [serve] extra says so in one line."""
+    imported = subprocess.run([sys.executable, "-c", "import sys, gui.cli, realtime.cli; "
+                               "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'realtime.serve.app') "
+                               "if m in sys.modules))"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "[]", imported.stderr
+    import importlib.util
+
+    from realtime import cli
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "fastapi" else find_spec(name, *args))
+    assert cli.main(["serve"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "[serve] extra" in error and "fastapi" in error

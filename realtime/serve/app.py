@@ -9,6 +9,7 @@ import argparse
 import logging
 import shutil
 import time
+import urllib.parse
 import uuid
 from dataclasses import replace
 from importlib import metadata
@@ -32,7 +33,7 @@ from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
 from realtime.models.registry import MODEL_SPECS
 from realtime.models.selfie_mask import PERSON_MASK_SOURCES
-from realtime.render import KeypointAnnotator
+from realtime.render import KeypointAnnotator, ViewSettings
 from realtime.serve.engine import (
     UPLOAD_SOURCE,
     ModelUnavailable,
@@ -74,10 +75,12 @@ class _BodyTooLarge(StarletteHTTPException):
 
 
 class RequestChecks:
-    """ASGI middleware, before a request's body is read: /v1 HTTP requests without the settings'
-    bearer token get 401 (the live WebSocket checks the token in its first message), and bodies over
-    `max_body_bytes` get 413, by their Content-Length or, without one, once that many bytes came.
-    (FastAPI's own body limit answers plain text when Content-Length says too much.)"""
+    """ASGI middleware, before a request's body is read: requests a browser sends from another site
+    (an Origin that is not this server) are refused, HTTP with 403 and the WebSocket at its
+    handshake, so no web page can drive a server on a user's machine; /v1 HTTP requests without the
+    settings' bearer token get 401 (the live WebSocket checks the token in its first message); and
+    bodies over `max_body_bytes` get 413, by their Content-Length or, without one, once that many
+    bytes came. (FastAPI's own body limit answers plain text when Content-Length says too much.)"""
 
     def __init__(self, app, service: Service, max_body_bytes: int) -> None:
         self.app = app
@@ -85,6 +88,10 @@ class RequestChecks:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket" and cross_site(Headers(scope=scope)):
+            await receive()  # the handshake; closing before accepting answers it with 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -106,6 +113,8 @@ class RequestChecks:
         await self.app(scope, counted, send)
 
     def _refusal(self, path: str, headers: Headers) -> JSONResponse | None:
+        if cross_site(headers):
+            return error_response(403, "cross_site", "requests from another site's page are refused")
         if path.startswith("/v1/") and self.service.settings.token is not None:
             scheme, _, given = headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not given.strip():
@@ -120,22 +129,44 @@ class RequestChecks:
         return None
 
 
+def cross_site(headers: Headers) -> bool:
+    """Whether a browser sent the request from a page of another origin (Origin names another host
+    or port, or is "null"); clients that are not browsers send no Origin."""
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urllib.parse.urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+
+
 def too_large(max_body_bytes: int) -> JSONResponse:
     return error_response(413, "upload_too_large", f"the upload is larger than this server's limit of "
                                                    f"{max_body_bytes / MB:g} MB")
 
 
 def create_app(service: Service) -> FastAPI:
-    settings = service.settings
-    limits = settings.limits
     app = FastAPI(title="PartSight", version=_version(),
                   description="Human parsing into body parts: parse an image, run a video job (the files "
                               "`partsight process` writes), or stream a camera over /v1/live.")
+    limits = service.settings.limits
     app.add_middleware(RequestChecks, service=service, max_body_bytes=limits.max_upload_bytes)
     _add_error_handlers(app, limits.max_upload_bytes)
+    _add_page_and_health(app, service)
     # documents the scheme in /docs (its Authorize button); RequestChecks enforces it
-    api = APIRouter(prefix="/v1", dependencies=[Security(HTTPBearer(auto_error=False))] if settings.token else [])
+    api = APIRouter(prefix="/v1",
+                    dependencies=[Security(HTTPBearer(auto_error=False))] if service.settings.token else [])
+    _add_vocabulary(api, service)
+    _add_parse(api, service)
+    _add_jobs(api, service)
+    app.include_router(api)
 
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket) -> None:
+        await serve_live(ws, service)
+
+    return app
+
+
+def _add_page_and_health(app: FastAPI, service: Service) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
@@ -149,10 +180,15 @@ def create_app(service: Service) -> FastAPI:
 
     @app.get("/readyz", tags=["health"], summary="the default model is loaded (503 until then)")
     def readyz() -> JSONResponse:
+        headers = {"X-PartSight-Replica": service.replica}
         if service.ready:
-            return JSONResponse({"status": "ready", "models": service.parsers.loaded})
+            return JSONResponse({"status": "ready", "models": service.parsers.loaded}, headers=headers)
         status = "error" if service.warm_error else "loading"
-        return JSONResponse({"status": status, "error": service.warm_error}, status_code=503)
+        return JSONResponse({"status": status, "error": service.warm_error}, status_code=503, headers=headers)
+
+
+def _add_vocabulary(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
 
     @api.get("/models", tags=["models"], summary="the parsers, their labels and palette, and which are here")
     def models() -> list[dict]:
@@ -175,6 +211,10 @@ def create_app(service: Service) -> FastAPI:
                            "max_image_pixels": limits.max_image_pixels, "max_video_s": limits.max_video_s,
                            "max_video_frames": limits.max_video_frames}}
 
+
+def _add_parse(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
+
     @api.post("/parse", tags=["parse"], summary="parse one image",
               responses={200: {"content": {"application/json": {}, "image/png": {}},
                                "description": "JSON: the model, the frame as a --metrics JSONL line "
@@ -192,7 +232,7 @@ def create_app(service: Service) -> FastAPI:
               pose: Annotated[str, Form(description=", ".join(POSE_SOURCES))] = default("pose"),
               angles: Annotated[Literal["none", "2d", "3d"], Form()] = "2d",
               label_map: Annotated[bool, Form(description="add the label map (base64 PNG) to the JSON")] = False,
-              opacity: Annotated[float, Form(ge=0.0, le=1.0, description="overlay output")] = 0.6,
+              opacity: Annotated[float, Form(ge=0.0, le=1.0, description="overlay output")] = ViewSettings().opacity,
               keypoints: Annotated[bool, Form(description="overlay output: draw the skeleton")] = True,
               output: Annotated[Literal["json", "labels", "overlay"] | None,
                                 Query(description="default: json, or labels for 'Accept: image/png'")] = None,
@@ -205,7 +245,7 @@ def create_app(service: Service) -> FastAPI:
                            {"Retry-After": str(service.parse_gate.retry_after_s())})
         arrived_s = time.monotonic()
         try:
-            rgb, decode_ms = read_image(_upload_bytes(image, url, "image"), limits.max_image_pixels)
+            rgb, decode_ms = read_image(_upload_bytes(service, image, url, "image"), limits.max_image_pixels)
             result = service.parsers.parse(rgb, options, decode_ms=decode_ms, captured_s=arrived_s)
         finally:
             service.parse_gate.leave(time.monotonic() - arrived_s)
@@ -219,17 +259,24 @@ def create_app(service: Service) -> FastAPI:
                             headers=headers)
         return JSONResponse(result_json(result, angles=options.angles, label_map=label_map), headers=headers)
 
-    def _upload_bytes(upload: UploadFile | None, url: str | None, field: str) -> bytes:
-        if upload is not None:
-            return upload.file.read()
-        if url:
-            target = service.scratch / uuid.uuid4().hex
-            try:
-                fetch_url(url, target, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
-                return target.read_bytes()
-            finally:
-                target.unlink(missing_ok=True)
-        raise ApiError(400, "empty_upload", f"send the file as the multipart form field '{field}' (or a 'url')")
+
+def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:
+    """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); 400 for neither."""
+    limits = service.settings.limits
+    if upload is not None:
+        return upload.file.read()
+    if url:
+        target = service.scratch / uuid.uuid4().hex
+        try:
+            fetch_url(url, target, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
+            return target.read_bytes()
+        finally:
+            target.unlink(missing_ok=True)
+    raise ApiError(400, "empty_upload", f"send the file as the multipart form field '{field}' (or a 'url')")
+
+
+def _add_jobs(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
 
     @api.post("/jobs", tags=["jobs"], status_code=202, summary="start a video job (the outputs of `process`)",
               responses={202: {"description": "accepted: the job's status; poll GET /v1/jobs/{id}"},
@@ -300,13 +347,6 @@ def create_app(service: Service) -> FastAPI:
     @api.delete("/jobs/{job_id}", tags=["jobs"], summary="stop a job and remove its files")
     def delete_job(job_id: str) -> dict:
         return _jobs_call(service.jobs.delete, job_id)
-
-    @app.websocket("/v1/live")
-    async def live(ws: WebSocket) -> None:
-        await serve_live(ws, service)
-
-    app.include_router(api)
-    return app
 
 
 def _check_options(make):

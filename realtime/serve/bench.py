@@ -42,14 +42,20 @@ def _percentile(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+IDLE_RECONNECT_S = 2.0  # uvicorn closes keep-alive connections idle for 5 s: never reuse one that old
+
+
 class _Client(threading.local):
     connection: http.client.HTTPConnection | None = None
+    last_s: float = 0.0
 
 
 def bench_serve(url: str, image: bytes, *, requests: int, concurrency: int, rate: float | None = None,
-                token: str | None = None, server_pid: int | None = None, rss_every: int = 100,
+                warmup: int = 0, token: str | None = None, server_pid: int | None = None, rss_every: int = 100,
                 timeout_s: float = 600.0) -> dict:
-    """Sends `requests` POST /v1/parse with `image` to the service at `url` (see the module)."""
+    """Sends `warmup` requests one after another, unmeasured (a fresh server's first parse at a
+    new size is slow), then `requests` POST /v1/parse with `image` to the service at `url` (see
+    the module)."""
     parts = urllib.parse.urlsplit(url)
     body, content_type = multipart_image(image)
     headers = {"Content-Type": content_type, "Connection": "keep-alive"}
@@ -58,12 +64,17 @@ def bench_serve(url: str, image: bytes, *, requests: int, concurrency: int, rate
     local = _Client()
     results: list[tuple[float, int, str | None]] = []  # (latency s, status, Retry-After)
     rss: list[list[float]] = []
+    failures: Counter[str] = Counter()  # why requests got no answer (status 0)
     lock = threading.Lock()
 
     def one(_index: int) -> None:
+        start = time.perf_counter()
+        if local.connection is not None and start - local.last_s > IDLE_RECONNECT_S:
+            local.connection.close()
+            local.connection = None
         if local.connection is None:
             local.connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout_s)
-        start = time.perf_counter()
+        failure = None
         try:
             local.connection.request("POST", "/v1/parse", body=body, headers=headers)
             response = local.connection.getresponse()
@@ -72,18 +83,25 @@ def bench_serve(url: str, image: bytes, *, requests: int, concurrency: int, rate
             if response.getheader("Connection", "").lower() == "close":
                 local.connection.close()
                 local.connection = None
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException) as exc:
             local.connection.close()
             local.connection = None
-            status, retry = 0, None  # no answer (connection failed)
+            status, retry, failure = 0, None, type(exc).__name__  # no answer
+        local.last_s = time.perf_counter()
         with lock:
-            results.append((time.perf_counter() - start, status, retry))
+            results.append((local.last_s - start, status, retry))
+            if failure:
+                failures[failure] += 1
             done = len(results)
         if server_pid is not None and done % rss_every == 0:
             memory = rss_mb(server_pid)
             with lock:
                 rss.append([done, memory])
 
+    for index in range(warmup):
+        one(index)
+    results.clear()
+    failures.clear()
     if server_pid is not None:
         rss.append([0, rss_mb(server_pid)])
     started = time.perf_counter()
@@ -108,11 +126,13 @@ def bench_serve(url: str, image: bytes, *, requests: int, concurrency: int, rate
         "requests": requests,
         "concurrency": concurrency,
         "rate_per_s": rate,
+        "warmup": warmup,
         "wall_s": round(wall_s, 2),
         "completed_per_s": round(len(results) / wall_s, 3),
         "ok_per_s": round(len(ok) / wall_s, 3),
         "status": dict(sorted(statuses.items())),
-        "server_errors": sum(n for status, n in statuses.items() if status.startswith("5") or status == "0"),
+        "server_errors": sum(n for status, n in statuses.items() if status.startswith("5")),
+        "no_answer": dict(failures),
         "latency_ms": {"p50": _round(_percentile(ok, 50)), "p95": _round(_percentile(ok, 95)),
                        "mean": _round(statistics.fmean(ok) if ok else None)},
         "retry_after_s": retry_after,

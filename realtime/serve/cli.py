@@ -79,6 +79,7 @@ def add_bench_serve_command(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--concurrency", type=positive_int, default=4, help="clients at once (default 4)")
     bench.add_argument("--rate", type=positive_float,
                        help="open loop: start this many requests a second whatever the answers")
+    bench.add_argument("--warmup", type=non_negative_int, default=4, help="unmeasured requests first (default 4)")
     bench.add_argument("--server-pid", type=positive_int, help="sample this process's resident memory")
     bench.add_argument("--rss-every", type=positive_int, default=100, help="requests between memory samples")
     bench.add_argument("--token", help=f"bearer token (default ${TOKEN_ENV})")
@@ -100,7 +101,7 @@ def _bench_serve(args: argparse.Namespace) -> int:
     rgb = rgb if size is None else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     _, jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     report = bench_serve(args.url, jpeg.tobytes(), requests=args.requests, concurrency=args.concurrency,
-                         rate=args.rate, token=args.token or os.environ.get(TOKEN_ENV),
+                         rate=args.rate, warmup=args.warmup, token=args.token or os.environ.get(TOKEN_ENV),
                          server_pid=args.server_pid, rss_every=args.rss_every)
     print(json.dumps({"image": f"{args.image} at {rgb.shape[1]}x{rgb.shape[0]} (JPEG {len(jpeg)} bytes)",
                       **report}))

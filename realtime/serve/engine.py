@@ -111,10 +111,6 @@ class ParsePool:
 
         return self._with_runner(options, run)
 
-    def warm(self, options: ParseOptions) -> None:
-        """Builds the options' runner now (the models load) so the first request does not wait."""
-        self._with_runner(options, lambda runner: None)
-
     @property
     def loaded(self) -> list[str]:
         with self._lock:

@@ -6,9 +6,11 @@ which receives the video's bytes and returns the output files, so the task may r
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import ray
@@ -29,8 +31,6 @@ PROGRESS_EVERY_S = 0.5
 def run_job_task(data: bytes, spec: JobSpec, job_id: str, board) -> tuple[str | None, dict[str, bytes]]:
     """One video job on a Ray worker: `data` is the video; progress goes to the `board` actor.
     Returns (why it ended early or None, {output file name: bytes})."""
-    import time
-
     with tempfile.TemporaryDirectory(prefix="partsight-job-") as tmp:
         folder = Path(tmp)
         (folder / INPUT_NAME).write_bytes(data)
@@ -100,8 +100,6 @@ class JobBoardActor:
     def close(self) -> None:
         self._board.close()
         if self._made is not None:
-            import shutil
-
             shutil.rmtree(self._made, ignore_errors=True)
 
 

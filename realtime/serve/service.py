@@ -12,11 +12,15 @@ import threading
 import uuid
 from pathlib import Path
 
+import numpy as np
+
 from realtime.serve.engine import ParseOptions, ParsePool
 from realtime.serve.jobs import Executor, JobBoard, JobSpec, run_in_process
 from realtime.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
+
+WARM_UP_HW = (480, 640)  # the frame parsed at start: a common camera size
 
 
 class Gate:
@@ -129,8 +133,8 @@ class Service:
             shutil.rmtree(self._cleanup, ignore_errors=True)
 
     def _warm_up(self) -> None:
-        try:
-            self.parsers.warm(ParseOptions(model=self.settings.model))
+        try:  # loads the models and parses one blank frame: a first parse pays one-time costs
+            self.parsers.parse(np.zeros(WARM_UP_HW + (3,), np.uint8), ParseOptions(model=self.settings.model))
             self._ready.set()
         except Exception as exc:  # noqa: BLE001 - /readyz reports it; parse requests say it again
             log.exception("cannot load model %s", self.settings.model)
