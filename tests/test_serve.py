@@ -6,12 +6,15 @@ frame."""
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import av
@@ -353,37 +356,104 @@ def test_serve_refuses_a_public_host_without_a_token():
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
 
 
-def test_token_and_job_expiry(tmp_path, squat30):
-    """With --token every /v1 call needs it (the health checks and the page do not); a finished job
-    is gone with its folder once its TTL has passed."""
-    jobs_dir = tmp_path / "jobs"
-    with running_server("--token", TOKEN, "--job-ttl-s", "3", "--jobs-dir", str(jobs_dir)) as server:
-        with httpx.Client(base_url=server.url, timeout=300) as anonymous:
-            assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/").status_code == 200
-            body = assert_refused(anonymous.get("/v1/models"), 401, "token_missing")
-            assert TOKEN not in json.dumps(body)
-            refused = anonymous.post("/v1/jobs", files={"video": ("a.mp4", squat30.read_bytes())})
-            assert_refused(refused, 401, "token_missing")
-            assert refused.headers["www-authenticate"].startswith("Bearer")
-            assert_refused(anonymous.get("/v1/models", headers={"Authorization": "Bearer wrong"}), 401, "token_wrong")
-            assert_refused(anonymous.get("/v1/models", headers={"Authorization": f"Basic {TOKEN}"}), 401,
-                           "token_missing")
-        with connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30) as ws:
-            ws.send(json.dumps({"token": "wrong"}))
-            assert json.loads(ws.recv(timeout=60))["code"] == "token"
-        with httpx.Client(base_url=server.url, timeout=300, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
-            assert client.get("/v1/models").status_code == 200
-            job = client.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())}, data={"frames": "2"})
-            assert job.status_code == 202, job.text
-            status = wait_for_job(client, job.json()["id"])
-            assert status["state"] == "done" and 0 < status["expires_in_s"] <= 3
-            assert (jobs_dir / status["id"]).is_dir()
-            deadline = time.monotonic() + 30
-            while client.get(f"/v1/jobs/{status['id']}").status_code != 404:
-                assert time.monotonic() < deadline, "the job did not expire"
-                time.sleep(0.5)
-            assert not (jobs_dir / status["id"]).exists()
+@pytest.fixture(scope="module")
+def restricted(tmp_path_factory):
+    """A server with a token, a 3 s job TTL, URL fetching from 127.0.0.1 only, one parse at a time."""
+    jobs_dir = tmp_path_factory.mktemp("restricted-jobs")
+    with running_server("--token", TOKEN, "--job-ttl-s", "3", "--jobs-dir", str(jobs_dir), "--allow-url-host",
+                        "127.0.0.1", "--parse-queue", "1") as server:
+        server.jobs_dir = jobs_dir
+        yield server
         assert TOKEN not in server.log()
+
+
+@pytest.fixture(scope="module")
+def authorized(restricted):
+    with httpx.Client(base_url=restricted.url, timeout=300, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
+
+
+def test_every_v1_call_needs_the_token(restricted, authorized, squat30):
+    """The health checks and the page need none; the live socket checks it in its first message."""
+    with httpx.Client(base_url=restricted.url, timeout=300) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/").status_code == 200
+        body = assert_refused(anonymous.get("/v1/models"), 401, "token_missing")
+        assert TOKEN not in json.dumps(body)
+        refused = anonymous.post("/v1/jobs", files={"video": ("a.mp4", squat30.read_bytes())})
+        assert_refused(refused, 401, "token_missing")
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert_refused(anonymous.get("/v1/models", headers={"Authorization": "Bearer wrong"}), 401, "token_wrong")
+        assert_refused(anonymous.get("/v1/models", headers={"Authorization": f"Basic {TOKEN}"}), 401,
+                       "token_missing")
+    with connect(f"ws://127.0.0.1:{restricted.port}/v1/live", open_timeout=30) as ws:
+        ws.send(json.dumps({"token": "wrong"}))
+        assert json.loads(ws.recv(timeout=60))["code"] == "token"
+    assert authorized.get("/v1/models").status_code == 200
+
+
+def test_a_finished_job_expires_with_its_folder(restricted, authorized, squat30):
+    job = authorized.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())}, data={"frames": "2"})
+    assert job.status_code == 202, job.text
+    status = wait_for_job(authorized, job.json()["id"])
+    assert status["state"] == "done" and 0 < status["expires_in_s"] <= 3
+    assert (restricted.jobs_dir / status["id"]).is_dir()
+    deadline = time.monotonic() + 30
+    while authorized.get(f"/v1/jobs/{status['id']}").status_code != 404:
+        assert time.monotonic() < deadline, "the job did not expire"
+        time.sleep(0.5)
+    assert not (restricted.jobs_dir / status["id"]).exists()
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; /elsewhere redirects to the same file on "localhost" (a host not allowed)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/elsewhere":
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/frame.png")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_urls_are_fetched_only_from_allowed_hosts(authorized, still, tmp_path):
+    png, rgb = still
+    (tmp_path / "frame.png").write_bytes(png)
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Files, directory=str(tmp_path)))
+    thread = threading.Thread(target=files.serve_forever, daemon=True)
+    thread.start()
+    port = files.server_address[1]
+    try:
+        parsed = authorized.post("/v1/parse?output=labels", data={"url": f"http://127.0.0.1:{port}/frame.png"})
+        assert parsed.status_code == 200, parsed.text
+        assert decode_png(parsed.content).shape == rgb.shape[:2]
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://localhost:{port}/frame.png"}), 403,
+                       "host_not_allowed")
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/elsewhere"}), 403,
+                       "host_not_allowed")
+        assert_refused(authorized.post("/v1/parse", data={"url": "file:///etc/passwd"}), 422, "bad_url")
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/missing.png"}), 422,
+                       "url_unreachable")
+    finally:
+        files.shutdown()
+        files.server_close()
+        thread.join(10)
+
+
+def test_a_full_parse_queue_answers_429_with_retry_after(authorized, still):
+    """--parse-queue 1: of 4 parses at once one runs, the others are told when to come back."""
+    png, _ = still
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: authorized.post("/v1/parse", files={"image": ("a.png", png)}), range(4)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses[0] == 200 and statuses[-1] == 429 and set(statuses) <= {200, 429}, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert_refused(response, 429, "busy")
+            assert int(response.headers["retry-after"]) >= 1
 
 
 def test_the_command_line_loads_no_web_stack_and_names_a_missing_extra(monkeypatch, capsys):
