@@ -1,4 +1,5 @@
-"""Command line: `partsight process|bench|bench-memory|bench-parser|bench-model|pose-quality|eval|batch|weights`. The
+"""Command line: `partsight process|bench|bench-memory|bench-parser|bench-model|pose-quality|eval|batch|weights`,
+and `serve|bench-serve` (registered by realtime.serve.cli, FastAPI imported only when they run). The
 window's `gui` command is registered by gui/ (`gui.cli`), which the `partsight` script and main.py
 run; the engine never imports the GUI."""
 from __future__ import annotations
@@ -23,6 +24,7 @@ from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
 from realtime.models.registry import weight_files
+from realtime.serve.cli import add_serve_commands
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -101,6 +103,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     fetch.add_argument("name", choices=sorted(weight_files()))
     fetch.set_defaults(handler=_weights_fetch)
 
+    add_serve_commands(commands)
     for register in extra_commands:
         register(commands)
     return parser

@@ -21,6 +21,7 @@ import numpy as np
 from realtime.analysis.angles import (
     ANGLE_MODES,
     JOINTS,
+    Angle,
     NOT_VISIBLE,
     OUT_OF_FRAME,
     joint_angles,
@@ -31,7 +32,7 @@ from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import RepCounter
 from realtime.stages import Analyser
-from realtime.types import Frame, ParseResult
+from realtime.types import Frame, ParseResult, PersonParse
 
 ANGLE_NAMES = tuple(JOINTS)
 TOO_SMALL = "too_small"
@@ -104,13 +105,7 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
-        raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=self._min_score,
-                           frame_box=_frame_box(frame))
-        if self.angles == "3d" and person is not None and person.world_landmarks is not None \
-                and person.landmarks is not None:
-            world = world_angles(person.world_landmarks, person.landmarks[:, 3])
-            raw = {n: world[n] if world[n].deg is not None and world[n].conf >= self._min_score
-                   and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
+        raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
@@ -161,6 +156,21 @@ class FitnessAnalyser(Analyser):
                       for pid, t in sorted(self._tracks.items())}
         per_rep = [{"person": pid, **rep} for pid, person in people.items() for rep in person["per_rep"]]
         return {"exercise": self.exercise.to_dict(), "reps": len(per_rep), "per_rep": per_rep, "people": people}
+
+
+def person_angles(frame: Frame, parse: ParseResult, keypoints: np.ndarray | None, mask: np.ndarray,
+                  person: PersonParse | None = None, *, mode: str = "2d", min_score: float = 0.3) -> dict[str, Angle]:
+    """Every joint's unsmoothed angle for one person (keypoints K x 3 and H x W bool mask in the
+    frame's image pixels): image-plane angles (angles.joint_angles, cut-off joints judged against
+    the frame's own pixels), or with mode "3d" BlazePose's world-landmark angles wherever
+    `person` carries them with visibility at or above `min_score` and the joint is not cut off."""
+    raw = joint_angles(keypoints, parse.labels, parse.label_names, mask, min_score=min_score,
+                       frame_box=_frame_box(frame))
+    if mode == "3d" and person is not None and person.world_landmarks is not None and person.landmarks is not None:
+        world = world_angles(person.world_landmarks, person.landmarks[:, 3])
+        raw = {n: world[n] if world[n].deg is not None and world[n].conf >= min_score
+               and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
+    return raw
 
 
 def _frame_box(frame: Frame) -> tuple[int, int, int, int]:

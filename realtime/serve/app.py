@@ -1,0 +1,404 @@
+"""The FastAPI app: the versioned API (/v1, documented by the generated OpenAPI at /docs), the
+web page at / and the live WebSocket, for one Service. uvicorn serves it as it is; Ray Serve runs
+it in each replica (realtime.serve.ray_serve). Every refusal is a 4xx JSON body {"error", "code"};
+anything unexpected is logged with its traceback and answered 500 {"error", "code": "internal"}
+without one."""
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+import urllib.parse
+import uuid
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Security, UploadFile, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from realtime import weights as weights_cache
+from realtime.analysis.angles import ANGLE_MODES, JOINTS
+from realtime.analysis.exercises import PRESETS
+from realtime.analysis.summary import REP_COLUMNS
+from realtime.config import PipelineConfig, config_from_args, default
+from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
+from realtime.models.registry import MODEL_SPECS
+from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.render import KeypointAnnotator, ViewSettings
+from realtime.serve.engine import (
+    UPLOAD_SOURCE,
+    ModelUnavailable,
+    ParseOptions,
+    check_available,
+    overlay,
+    png_bytes,
+    result_json,
+)
+from realtime.serve.jobs import OUTPUTS, JobNotFound, JobNotReady, JobsBusy, JobSpec
+from realtime.serve.limits import ApiError, fetch_url, probe_video, read_image
+from realtime.serve.live import serve_live
+from realtime.serve.service import Service
+from realtime.serve.settings import MB
+from realtime.weights import WeightsError
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).with_name("static")
+# The page loads only its own files; it talks to this server and shows blob: URLs it made.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; "
+               "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("partsight")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code}, status_code=status, headers=headers)
+
+
+class _BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(413)
+
+
+class RequestChecks:
+    """ASGI middleware, before a request's body is read: requests a browser sends from another site
+    (an Origin that is not this server) are refused, HTTP with 403 and the WebSocket at its
+    handshake, so no web page can drive a server on a user's machine; /v1 HTTP requests without the
+    settings' bearer token get 401 (the live WebSocket checks the token in its first message); and
+    bodies over `max_body_bytes` get 413, by their Content-Length or, without one, once that many
+    bytes came. (FastAPI's own body limit answers plain text when Content-Length says too much.)"""
+
+    def __init__(self, app, service: Service, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "websocket" and cross_site(Headers(scope=scope)):
+            await receive()  # the handshake; closing before accepting answers it with 403
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope["path"], headers)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise _BodyTooLarge()
+            return message
+
+        await self.app(scope, counted, send)
+
+    def _refusal(self, path: str, headers: Headers) -> JSONResponse | None:
+        if cross_site(headers):
+            return error_response(403, "cross_site", "requests from another site's page are refused")
+        if path.startswith("/v1/") and self.service.settings.token is not None:
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not given.strip():
+                return error_response(401, "token_missing", "this server needs a token: send the header "
+                                      "'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
+            if not self.service.token_ok(given.strip()):
+                return error_response(401, "token_wrong", "the bearer token is wrong",
+                                      {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body_bytes:
+            return too_large(self.max_body_bytes)
+        return None
+
+
+def cross_site(headers: Headers) -> bool:
+    """Whether a browser sent the request from a page of another origin (Origin names another host
+    or port, or is "null"); clients that are not browsers send no Origin."""
+    origin = headers.get("origin")
+    if origin is None:
+        return False
+    return origin == "null" or urllib.parse.urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
+
+
+def too_large(max_body_bytes: int) -> JSONResponse:
+    return error_response(413, "upload_too_large", f"the upload is larger than this server's limit of "
+                                                   f"{max_body_bytes / MB:g} MB")
+
+
+def create_app(service: Service) -> FastAPI:
+    app = FastAPI(title="PartSight", version=_version(),
+                  description="Human parsing into body parts: parse an image, run a video job (the files "
+                              "`partsight process` writes), or stream a camera over /v1/live.")
+    limits = service.settings.limits
+    app.add_middleware(RequestChecks, service=service, max_body_bytes=limits.max_upload_bytes)
+    _add_error_handlers(app, limits.max_upload_bytes)
+    _add_page_and_health(app, service)
+    # documents the scheme in /docs (its Authorize button); RequestChecks enforces it
+    api = APIRouter(prefix="/v1",
+                    dependencies=[Security(HTTPBearer(auto_error=False))] if service.settings.token else [])
+    _add_vocabulary(api, service)
+    _add_parse(api, service)
+    _add_jobs(api, service)
+    app.include_router(api)
+
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket) -> None:
+        await serve_live(ws, service)
+
+    return app
+
+
+def _add_page_and_health(app: FastAPI, service: Service) -> None:
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Content-Security-Policy": PAGE_POLICY,
+                                                             "X-Content-Type-Options": "nosniff"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/healthz", tags=["health"], summary="the process answers")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="the default model is loaded (503 until then)")
+    def readyz() -> JSONResponse:
+        headers = {"X-PartSight-Replica": service.replica}
+        if service.ready:
+            return JSONResponse({"status": "ready", "models": service.parsers.loaded}, headers=headers)
+        status = "error" if service.warm_error else "loading"
+        return JSONResponse({"status": status, "error": service.warm_error}, status_code=503, headers=headers)
+
+
+def _add_vocabulary(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
+
+    @api.get("/models", tags=["models"], summary="the parsers, their labels and palette, and which are here")
+    def models() -> list[dict]:
+        loaded = set(service.parsers.loaded)
+        return [{"name": name, "family": spec.family, "description": spec.description, "licence": spec.licence,
+                 "licence_notice": spec.licence_notice, "multi_person": spec.multi_person,
+                 "labels": list(spec.labels.names), "palette": spec.labels.palette.tolist(),
+                 "groups": {group: list(ids) for group, ids in spec.labels.groups.items()},
+                 "available": weights_cache.cached_path(spec.weights).is_file(), "loaded": name in loaded,
+                 "default": name == settings.model} for name, spec in MODEL_SPECS.items()]
+
+    @api.get("/exercises", tags=["models"], summary="exercise presets, joints, keypoints, options and limits")
+    def exercises() -> dict:
+        return {"exercises": [preset.to_dict() for preset in PRESETS.values()], "joints": list(JOINTS),
+                "rep_columns": list(REP_COLUMNS), "pose_sources": list(POSE_SOURCES),
+                "person_mask_sources": list(PERSON_MASK_SOURCES), "angle_modes": list(ANGLE_MODES),
+                "keypoints": {"names": list(COCO_KEYPOINTS), "skeleton": [list(bone) for bone in COCO_SKELETON],
+                              "min_score": KeypointAnnotator().min_score},
+                "limits": {"max_upload_mb": round(limits.max_upload_bytes / MB, 1),
+                           "max_image_pixels": limits.max_image_pixels, "max_video_s": limits.max_video_s,
+                           "max_video_frames": limits.max_video_frames}}
+
+
+def _add_parse(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
+
+    @api.post("/parse", tags=["parse"], summary="parse one image",
+              responses={200: {"content": {"application/json": {}, "image/png": {}},
+                               "description": "JSON: the model, the frame as a --metrics JSONL line "
+                                              "(partsight.frame/1), joint angles per person, optionally the "
+                                              "label map; image/png: the label map (class ids) or the overlay"},
+                         413: {"description": "upload or image too large"}, 415: {"description": "not an image"},
+                         429: {"description": "busy: retry after Retry-After seconds"}})
+    def parse(request: Request,
+              image: Annotated[UploadFile | None, File(description="PNG, JPEG, WebP, BMP or TIFF")] = None,
+              url: Annotated[str | None, Form(description="instead of image: an http(s) URL on a host the "
+                                                          "server allows (--allow-url-host)")] = None,
+              model: Annotated[str, Form()] = settings.model,
+              max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+              person_mask: Annotated[str, Form(description=", ".join(PERSON_MASK_SOURCES))] = default("person_mask"),
+              pose: Annotated[str, Form(description=", ".join(POSE_SOURCES))] = default("pose"),
+              angles: Annotated[Literal["none", "2d", "3d"], Form()] = "2d",
+              label_map: Annotated[bool, Form(description="add the label map (base64 PNG) to the JSON")] = False,
+              opacity: Annotated[float, Form(ge=0.0, le=1.0, description="overlay output")] = ViewSettings().opacity,
+              keypoints: Annotated[bool, Form(description="overlay output: draw the skeleton")] = True,
+              output: Annotated[Literal["json", "labels", "overlay"] | None,
+                                Query(description="default: json, or labels for 'Accept: image/png'")] = None,
+              ) -> Response:
+        options = ParseOptions(model=model, max_people=max_people, person_mask=person_mask, pose=pose,
+                               angles=None if angles == "none" else angles)
+        _check_options(lambda: (options.config(settings.device), check_available(model)))
+        if not service.parse_gate.try_enter():
+            raise ApiError(429, "busy", "the server is parsing as many images as it takes; retry shortly",
+                           {"Retry-After": str(service.parse_gate.retry_after_s())})
+        arrived_s = time.monotonic()
+        try:
+            rgb, decode_ms = read_image(_upload_bytes(service, image, url, "image"), limits.max_image_pixels)
+            result = service.parsers.parse(rgb, options, decode_ms=decode_ms, captured_s=arrived_s)
+        finally:
+            service.parse_gate.leave(time.monotonic() - arrived_s)
+        accept = request.headers.get("accept", "")
+        kind = output or ("labels" if "image/png" in accept and "json" not in accept else "json")
+        headers = {"X-PartSight-Model": result.model, "X-PartSight-Replica": service.replica}
+        if kind == "labels":
+            return Response(png_bytes(result.parse.labels), media_type="image/png", headers=headers)
+        if kind == "overlay":
+            return Response(png_bytes(overlay(result, opacity=opacity, keypoints=keypoints)), media_type="image/png",
+                            headers=headers)
+        return JSONResponse(result_json(result, angles=options.angles, label_map=label_map), headers=headers)
+
+
+def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:
+    """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); 400 for neither."""
+    limits = service.settings.limits
+    if upload is not None:
+        return upload.file.read()
+    if url:
+        target = service.scratch / uuid.uuid4().hex
+        try:
+            fetch_url(url, target, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
+            return target.read_bytes()
+        finally:
+            target.unlink(missing_ok=True)
+    raise ApiError(400, "empty_upload", f"send the file as the multipart form field '{field}' (or a 'url')")
+
+
+def _add_jobs(api: APIRouter, service: Service) -> None:
+    settings, limits = service.settings, service.settings.limits
+
+    @api.post("/jobs", tags=["jobs"], status_code=202, summary="start a video job (the outputs of `process`)",
+              responses={202: {"description": "accepted: the job's status; poll GET /v1/jobs/{id}"},
+                         413: {"description": "upload too large, video too long or too many frames"},
+                         415: {"description": "not a video"}, 429: {"description": "busy: retry after Retry-After"}})
+    def create_job(video: Annotated[UploadFile | None, File(description="the video (any format FFmpeg reads)")] = None,
+                   url: Annotated[str | None, Form(description="instead of video: an http(s) URL on an "
+                                                               "allowed host")] = None,
+                   model: Annotated[str, Form()] = settings.model,
+                   max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+                   person_mask: Annotated[str, Form()] = default("person_mask"),
+                   pose: Annotated[str, Form()] = default("pose"),
+                   angles: Annotated[Literal["2d", "3d"], Form()] = default("angles"),
+                   smoothing: Annotated[float, Form(ge=0.0, le=1.0)] = default("smoothing"),
+                   exercise: Annotated[str | None, Form(description=f"{', '.join(PRESETS)} or custom")] = None,
+                   joint: Annotated[list[str] | None, Form(description="custom exercise: joints")] = None,
+                   start_deg: Annotated[float | None, Form(description="custom exercise")] = None,
+                   turn_deg: Annotated[float | None, Form(description="custom exercise")] = None,
+                   frames: Annotated[int | None, Form(ge=1, description="stop after this many frames")] = None,
+                   max_side: Annotated[int | None, Form(ge=16, description="scale frames down to this long "
+                                                                           "side first")] = None,
+                   audio: Annotated[bool, Form(description="keep the video's sound")] = True,
+                   ) -> JSONResponse:
+        args = argparse.Namespace(source=UPLOAD_SOURCE, model=model, device=settings.device, max_people=max_people,
+                                  person_mask=person_mask, pose=pose, angles=angles, smoothing=smoothing,
+                                  exercise=exercise or None, joint=joint or None, start_deg=start_deg,
+                                  turn_deg=turn_deg, frames=frames, max_side=max_side, summary=None)
+        config: PipelineConfig = _check_options(lambda: config_from_args(args))
+        _check_options(lambda: check_available(model))
+        config = replace(config, frame_limit=min(config.frame_limit or limits.max_video_frames,
+                                                 limits.max_video_frames))
+        job_id = _jobs_call(service.jobs.reserve)
+        upload = service.scratch / uuid.uuid4().hex
+        try:
+            if video is not None:
+                with open(upload, "wb") as out:
+                    shutil.copyfileobj(video.file, out)
+            elif url:
+                fetch_url(url, upload, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
+            else:
+                raise ApiError(400, "empty_upload", "send the video as the multipart form field 'video' (or a 'url')")
+            probe_video(upload, max_pixels=limits.max_image_pixels, max_s=limits.max_video_s,
+                        max_frames=limits.max_video_frames)
+            name = video.filename if video is not None else url.rsplit("?", 1)[0]
+            status = service.jobs.submit(job_id, upload, JobSpec(config, name=name, audio=audio))
+        except BaseException:
+            service.jobs.release(job_id)
+            raise
+        finally:
+            upload.unlink(missing_ok=True)
+        return JSONResponse(status, status_code=202, headers={"Location": f"/v1/jobs/{job_id}"})
+
+    @api.get("/jobs/{job_id}", tags=["jobs"], summary="a job's state, progress %, frames and ETA")
+    def job_status(job_id: str) -> dict:
+        return _jobs_call(service.jobs.status, job_id)
+
+    @api.get("/jobs/{job_id}/{kind}", tags=["jobs"], summary="a finished job's annotated MP4, JSONL or summary",
+             responses={200: {"content": {media: {} for _, media in OUTPUTS.values()}},
+                        409: {"description": "the job has not finished, or has no such output"}})
+    def job_output(job_id: str, kind: Literal["video", "metrics", "summary"]) -> Response:
+        found = _jobs_call(service.jobs.output, job_id, kind)
+        file, media = OUTPUTS[kind]
+        filename = f"partsight-{job_id[:8]}-{file}"
+        if isinstance(found, Path):
+            return FileResponse(found, media_type=media, filename=filename, content_disposition_type="inline")
+        return Response(found, media_type=media, headers={"Content-Disposition": f'inline; filename="{filename}"'})
+
+    @api.delete("/jobs/{job_id}", tags=["jobs"], summary="stop a job and remove its files")
+    def delete_job(job_id: str) -> dict:
+        return _jobs_call(service.jobs.delete, job_id)
+
+
+def _check_options(make):
+    """make() with its ValueError (bad options, unknown or missing model) as a 422."""
+    try:
+        return make()
+    except ModelUnavailable as exc:
+        raise ApiError(422, "model_unavailable", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, "bad_option", str(exc).splitlines()[0]) from None
+
+
+def _jobs_call(call, *args):
+    """A job board call with its refusals as HTTP errors."""
+    try:
+        return call(*args)
+    except JobsBusy as exc:
+        raise ApiError(429, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
+    except JobNotFound as exc:
+        raise ApiError(404, "no_such_job", str(exc)) from None
+    except JobNotReady as exc:
+        raise ApiError(409, "not_ready", str(exc)) from None
+
+
+def _add_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        log.info("%s %s refused: %d %s: %s", request.method, request.url.path, exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            return too_large(max_upload_bytes)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
+        return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return error_response(422, "bad_option", f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(WeightsError)
+    async def weights_error(request: Request, exc: WeightsError) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(422, "model_unavailable", "the model's weights cannot be loaded on this server "
+                                                        "(its log says why)")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.error("%s %s failed (incident %s)", request.method, request.url.path, incident, exc_info=exc)
+        return error_response(500, "internal", f"internal error; the server's log has the details "
+                                               f"(incident {incident})")

@@ -1,0 +1,475 @@
+"""`partsight serve` through its HTTP API: a real uvicorn started by the command line on 127.0.0.1,
+called with httpx. An image is parsed as the engine parses it; a video job writes what `process`
+writes; every bad input gets its 4xx JSON error and the server stays up; a full job queue answers 429
+with Retry-After; tokens are checked; finished jobs expire; the live WebSocket keeps only the newest
+frame."""
+from __future__ import annotations
+
+import base64
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import av
+import cv2
+import httpx
+import numpy as np
+import pytest
+from jsonschema import Draft202012Validator
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from _serve import (
+    ROOT,
+    decode_png,
+    decoded_frames,
+    frame_png,
+    free_port,
+    png_claiming_size,
+    running_server,
+    synthetic_video,
+    wait_for_job,
+)
+from realtime.metrics import schema_path
+
+K_JOBS, JOB_QUEUE = 2, 2
+MAX_UPLOAD_MB = 20
+MAX_FRAMES = 400
+TOKEN = "s3cret-token-for-tests"
+pytestmark = pytest.mark.timeout(900)
+
+
+@pytest.fixture(scope="module")
+def jobs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("jobs")
+
+
+@pytest.fixture(scope="module")
+def server(jobs_dir):
+    with running_server("--max-jobs", str(K_JOBS), "--job-queue", str(JOB_QUEUE), "--max-video-frames",
+                        str(MAX_FRAMES), "--max-upload-mb", str(MAX_UPLOAD_MB), "--jobs-dir", str(jobs_dir)) as running:
+        yield running
+    assert not list(jobs_dir.iterdir()), "the server left job folders behind"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with httpx.Client(base_url=server.url, timeout=300) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def squat30(media_dir) -> Path:
+    return media_dir / "faults" / "squat30.mp4"
+
+
+@pytest.fixture(scope="module")
+def still(media_dir) -> tuple[bytes, np.ndarray]:
+    """A frame of the squat clip (384 x 848) as PNG bytes and RGB."""
+    return frame_png(media_dir / "cg-mannequin-squat.mp4", 20)
+
+
+READOUT_ROWS = 60  # the speed readout's panel at the top of a 192 x 424 frame
+
+
+def video_layout(path: Path) -> dict:
+    """Streams, frame size, frame times and audio samples of an MP4."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        times = [frame.time for frame in container.decode(video)]
+        container.seek(0)
+        audio = container.streams.audio
+        samples = sum(frame.samples for frame in container.decode(audio[0])) if audio else 0
+        return {"streams": [s.codec_context.name for s in container.streams], "size": (video.width, video.height),
+                "times": times, "audio_samples": samples}
+
+
+def chunks(size: int, step: int = 1 << 20):
+    """`size` bytes of a multipart body, sent without a Content-Length (chunked)."""
+    yield b"--b\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n"
+    for _ in range(size // step):
+        yield b"\0" * step
+
+
+def assert_refused(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["code"] == code, body
+    assert body["error"] and "\n" not in body["error"] and "Traceback" not in body["error"]
+    return body
+
+
+def test_health_models_and_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["models"] == ["bodypix"]
+    models = {m["name"]: m for m in client.get("/v1/models").json()}
+    assert models["bodypix"]["available"] and models["bodypix"]["default"] and models["bodypix"]["loaded"]
+    assert len(models["bodypix"]["labels"]) == len(models["bodypix"]["palette"]) == 25
+    vocab = client.get("/v1/exercises").json()
+    assert "squat" in [e["name"] for e in vocab["exercises"]] and "person" in vocab["rep_columns"]
+    assert "swagger" in client.get("/docs").text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/parse", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/{kind}", "/v1/models"} <= set(paths)
+    page = client.get("/")
+    assert page.status_code == 200 and "Use my camera" in page.text
+    assert "'self'" in page.headers["content-security-policy"]
+    assert client.get("/static/app.js").status_code == 200
+
+
+def test_parse_image_as_the_engine_does(client, still):
+    """JSON (the JSONL line's schema, people, angles, label map), the label PNG and the overlay PNG;
+    the labels agree with the engine run here on the same image."""
+    from realtime.serve.engine import FrameRunner, ParseOptions
+
+    png, rgb = still
+    response = client.post("/v1/parse", files={"image": ("frame.png", png, "image/png")}, data={"label_map": "true"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == "bodypix"
+    frame = body["frame"]
+    assert "encode" not in frame["timings_ms"]  # a JSONL line less the recorder's encoding time
+    line = {**frame, "timings_ms": {**frame["timings_ms"], "encode": 0.0}}
+    assert not list(Draft202012Validator(json.loads(schema_path("frame").read_text())).iter_errors(line))
+    assert frame["frame_size"] == [rgb.shape[1], rgb.shape[0]]
+    assert frame["people"] and len(frame["people"][0]["keypoints"]) == 17
+    assert frame["areas"]["torso_front"] > 1000
+    person = str(frame["people"][0]["id"])
+    assert body["angles"][person]["left_knee"]["deg"] > 120  # standing
+    labels = decode_png(base64.b64decode(body["label_map"]["data"]))
+    assert labels.shape == rgb.shape[:2] and labels.dtype == np.uint8
+
+    as_png = client.post("/v1/parse", files={"image": ("frame.png", png)}, headers={"Accept": "image/png"})
+    assert as_png.headers["content-type"] == "image/png"
+    assert np.array_equal(decode_png(as_png.content), labels)
+
+    runner = FrameRunner(ParseOptions().config("auto"))
+    try:
+        here = runner.process(rgb).parse.labels
+    finally:
+        runner.close()
+    assert (here == labels).mean() > 0.995  # the same engine; thread counts may flip a few border pixels
+
+    drawn = client.post("/v1/parse?output=overlay", files={"image": ("frame.png", png)},
+                        data={"keypoints": "false", "opacity": "0.5"})
+    overlay = decode_png(drawn.content)
+    assert overlay.shape == rgb.shape
+    background = labels == 0
+    assert np.array_equal(overlay[background], rgb[background])
+    assert np.abs(overlay[~background].astype(int) - rgb[~background]).mean() > 10
+
+
+def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30, tmp_path):
+    options = {"frames": "10", "exercise": "squat", "pose": "parser"}
+    response = client.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes(), "video/mp4")},
+                           data=options)
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert response.headers["location"] == f"/v1/jobs/{job_id}"
+    status = wait_for_job(client, job_id)
+    assert status["state"] == "done", status
+    assert (status["frames"], status["total_frames"], status["progress"]) == (10, 10, 100.0)
+    assert (jobs_dir / job_id).is_dir()
+    outputs = {}
+    for kind in ("video", "metrics", "summary"):
+        got = client.get(status["outputs"][kind])
+        assert got.status_code == 200, got.text
+        outputs[kind] = got.content
+    (tmp_path / "job.mp4").write_bytes(outputs["video"])
+
+    run = subprocess.run([sys.executable, "main.py", "process", str(squat30), "-o", str(tmp_path / "cli.mp4"),
+                          "--metrics", str(tmp_path / "cli.jsonl"), "--summary", str(tmp_path / "cli.json"),
+                          "--frames", "10", "--exercise", "squat", "--pose", "parser"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+
+    def without_timings(text: str) -> list[dict]:
+        lines = [json.loads(line) for line in text.splitlines()]
+        for line in lines:
+            line.pop("timings_ms", None)
+            line.pop("latency_ms", None)
+        return lines
+
+    # every frame's parts, people, keypoints and fitness analysis, and the repetition summary
+    assert without_timings(outputs["metrics"].decode()) == without_timings((tmp_path / "cli.jsonl").read_text())
+    job_summary, cli_summary = json.loads(outputs["summary"]), json.loads((tmp_path / "cli.json").read_text())
+    assert job_summary["source"].pop("name") == "squat30.mp4"  # the client's name, not the server's path
+    cli_summary["source"].pop("name")
+    assert job_summary == cli_summary
+    # The MP4s: the same frames at the same times with the same sound. Their pixels differ only
+    # through the speed readout in the corner (a timing, like the JSONL's), whose text changes the
+    # encoder's choices for the whole frame: far below the drawing's own contrast.
+    assert video_layout(tmp_path / "job.mp4") == video_layout(tmp_path / "cli.mp4")
+    job_frames, cli_frames = decoded_frames(tmp_path / "job.mp4"), decoded_frames(tmp_path / "cli.mp4")
+    assert len(job_frames) == len(cli_frames) == 10
+    for job_frame, cli_frame in zip(job_frames, cli_frames):
+        below_readout = np.abs(job_frame[READOUT_ROWS:].astype(int) - cli_frame[READOUT_ROWS:])
+        assert below_readout.mean() < 2.0 and np.percentile(below_readout, 99) < 40
+
+    assert client.delete(f"/v1/jobs/{job_id}").json() == {"id": job_id, "deleted": True}
+    assert_refused(client.get(f"/v1/jobs/{job_id}"), 404, "no_such_job")
+    assert not (jobs_dir / job_id).exists()
+
+
+def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, squat30, still, tmp_path):
+    png, _ = still
+    cases = [
+        ("no body", lambda: client.post("/v1/parse"), 400, "empty_upload"),
+        ("empty file", lambda: client.post("/v1/parse", files={"image": ("a.png", b"")}), 400, "empty_upload"),
+        ("text as image", lambda: client.post("/v1/parse", files={"image": ("photo.png", b"just some text\n" * 20,
+                                                                             "image/png")}), 415, "not_an_image"),
+        ("50000x50000 PNG header", lambda: client.post("/v1/parse", files={
+            "image": ("bomb.png", png_claiming_size(50000, 50000), "image/png")}), 413, "too_many_pixels"),
+        ("truncated PNG", lambda: client.post("/v1/parse", files={"image": ("cut.png", png[: len(png) // 3])}),
+         422, "damaged_image"),
+        ("over the upload limit", lambda: client.post("/v1/parse", files={
+            "image": ("big.png", b"\0" * (MAX_UPLOAD_MB + 1) * (1 << 20))}), 413, "upload_too_large"),
+        ("over the limit, chunked", lambda: client.post("/v1/parse", content=chunks((MAX_UPLOAD_MB + 1) << 20),
+                                                        headers={"Content-Type": "multipart/form-data; boundary=b"}),
+         413, "upload_too_large"),
+        ("unknown model", lambda: client.post("/v1/parse", files={"image": ("a.png", png)}, data={"model": "nope"}),
+         422, "bad_option"),
+        ("model without weights", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                      data={"model": "schp-lip"}), 422, "model_unavailable"),
+        ("zero people", lambda: client.post("/v1/parse", files={"image": ("a.png", png)}, data={"max_people": "0"}),
+         422, "bad_option"),
+        ("unknown pose source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                    data={"pose": "psychic"}), 422, "bad_option"),
+        ("url fetching is off", lambda: client.post("/v1/parse", data={"url": "http://127.0.0.1:1/x.png"}),
+         403, "url_fetch_off"),
+        ("10-minute video", lambda: client.post("/v1/jobs", files={"video": ("long.mp4", synthetic_video(
+            tmp_path / "long.mp4", frames=600, fps=1).read_bytes())}), 413, "video_too_long"),
+        ("too many frames", lambda: client.post("/v1/jobs", files={"video": ("many.mp4", synthetic_video(
+            tmp_path / "many.mp4", frames=MAX_FRAMES + 50, fps=100).read_bytes())}), 413, "too_many_frames"),
+        ("text as video", lambda: client.post("/v1/jobs", files={"video": ("clip.mp4", b"not a video at all" * 50,
+                                                                           "video/mp4")}), 415, "not_a_video"),
+        ("image as video", lambda: client.post("/v1/jobs", files={"video": ("clip.mp4", png)}), 415, "still_image"),
+        ("no video", lambda: client.post("/v1/jobs", data={"exercise": "squat"}), 400, "empty_upload"),
+        ("custom exercise without joints", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                               data={"exercise": "custom"}), 422, "bad_option"),
+        ("unknown exercise", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                 data={"exercise": "yoga"}), 422, "bad_option"),
+        ("unknown job", lambda: client.get(f"/v1/jobs/{'0' * 32}"), 404, "no_such_job"),
+        ("job id as a path", lambda: client.get("/v1/jobs/%2E%2E"), 404, "no_such_job"),
+        ("no such output", lambda: client.get(f"/v1/jobs/{'0' * 32}/passwd"), 422, "bad_option"),
+        ("no such route", lambda: client.get("/v1/nothing"), 404, "not_found"),
+        ("another site's page", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                    headers={"Origin": "https://elsewhere.example"}), 403, "cross_site"),
+    ]
+    for name, call, status, code in cases:
+        response = call()
+        assert (response.status_code, response.json().get("code")) == (status, code), f"{name}: {response.text}"
+        assert_refused(response, status, code)
+        assert client.get("/healthz").status_code == 200, f"the server died after: {name}"
+    assert not list(jobs_dir.iterdir()), "a refused upload left a job folder"
+
+    # a client's file name is shown back, never used as a path
+    before = Path("/etc/passwd").stat().st_mtime_ns
+    parsed = client.post("/v1/parse", files={"image": ("../../etc/passwd", png, "image/png")})
+    assert parsed.status_code == 200
+    job = client.post("/v1/jobs", files={"video": ("../../etc/passwd", squat30.read_bytes())}, data={"frames": "2"})
+    assert job.status_code == 202, job.text
+    status = wait_for_job(client, job.json()["id"])
+    assert status["name"] == "passwd" and status["state"] == "done"
+    assert sorted(p.name for p in (jobs_dir / status["id"]).iterdir()) == ["annotated.mp4", "input", "metrics.jsonl"]
+    assert Path("/etc/passwd").stat().st_mtime_ns == before
+    assert_refused(client.get(status["outputs"]["video"].replace("/video", "/summary")), 409, "not_ready")
+    client.delete(f"/v1/jobs/{status['id']}")
+    assert "Traceback" not in server.log()
+
+
+def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30):
+    """20 jobs at once against K=2 running and 2 queued: the rest get 429 and Retry-After, none 5xx."""
+    video = squat30.read_bytes()
+
+    def submit(_):
+        return client.post("/v1/jobs", files={"video": ("squat30.mp4", video)}, data={"frames": "3"})
+
+    with ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(submit, range(20)))
+    statuses = [r.status_code for r in responses]
+    accepted = [r.json()["id"] for r in responses if r.status_code == 202]
+    busy = [r for r in responses if r.status_code == 429]
+    assert len(accepted) + len(busy) == 20, statuses
+    assert K_JOBS + JOB_QUEUE <= len(accepted) < 20 and busy, statuses
+    for response in busy:
+        assert_refused(response, 429, "busy")
+        assert int(response.headers["retry-after"]) >= 1
+    waiting = next((client.get(f"/v1/jobs/{job_id}").json() for job_id in accepted
+                    if client.get(f"/v1/jobs/{job_id}").json()["state"] in ("queued", "running")), None)
+    if waiting is not None:
+        assert_refused(client.get(f"/v1/jobs/{waiting['id']}/video"), 409, "not_ready")
+    for job_id in accepted:
+        assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
+    deadline = time.monotonic() + 60
+    while list(jobs_dir.iterdir()) and time.monotonic() < deadline:  # a running job's folder goes when it stops
+        time.sleep(0.5)
+    assert not list(jobs_dir.iterdir())
+    assert client.post("/v1/jobs", files={"video": ("squat30.mp4", video)}, data={"frames": "1"}).status_code == 202
+
+
+def test_live_websocket_keeps_the_newest_frame(server, media_dir):
+    """A burst of 24 camera frames: the server answers fewer, always the newest, the last one
+    included, counting the rest as dropped; a frame that is not an image gets an error and the
+    connection stays."""
+    _, rgb = frame_png(media_dir / "cg-mannequin-squat.mp4", 20)
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    with connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30, max_size=None) as ws:
+        ws.send(json.dumps({"model": "bodypix", "exercise": "squat", "pose": "parser"}))
+        ready = json.loads(ws.recv(timeout=120))
+        assert ready["type"] == "ready" and ready["exercise"]["name"] == "squat", ready
+        ws.send((1).to_bytes(4, "big") + b"this is not an image")
+        error = json.loads(ws.recv(timeout=120))
+        assert error == {"type": "error", "seq": 1, "code": "not_an_image", "error": error["error"]}
+        for seq in range(2, 26):
+            ws.send(seq.to_bytes(4, "big") + jpeg)
+        results = []
+        while not results or results[-1]["seq"] != 25:
+            message = json.loads(ws.recv(timeout=120))
+            assert message["type"] == "result", message
+            results.append(message)
+    with pytest.raises(InvalidStatus) as refused:  # a page of another site cannot open it
+        connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30,
+                additional_headers={"Origin": "https://elsewhere.example"})
+    assert refused.value.response.status_code == 403
+    seqs = [r["seq"] for r in results]
+    assert seqs == sorted(seqs) and len(seqs) < 24, seqs
+    assert results[-1]["dropped"] == 24 - len(results)
+    assert results[-1]["frame"]["analysis"]["fitness"]["exercise"]["name"] == "squat"
+    assert decode_png(base64.b64decode(results[-1]["label_map"]["data"])).shape == rgb.shape[:2]
+
+
+def test_serve_refuses_a_public_host_without_a_token():
+    port = free_port()
+    run = subprocess.run([sys.executable, "main.py", "serve", "--host", "0.0.0.0", "--port", str(port)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "PARTSIGHT_SERVE_TOKEN"})
+    assert run.returncode == 1
+    assert run.stderr.strip().count("\n") == 0 and "--token" in run.stderr and "Traceback" not in run.stderr
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+@pytest.fixture(scope="module")
+def restricted(tmp_path_factory):
+    """A server with a token, a 3 s job TTL, URL fetching from 127.0.0.1 only, one parse at a time."""
+    jobs_dir = tmp_path_factory.mktemp("restricted-jobs")
+    with running_server("--token", TOKEN, "--job-ttl-s", "3", "--jobs-dir", str(jobs_dir), "--allow-url-host",
+                        "127.0.0.1", "--parse-queue", "1") as server:
+        server.jobs_dir = jobs_dir
+        yield server
+        assert TOKEN not in server.log()
+
+
+@pytest.fixture(scope="module")
+def authorized(restricted):
+    with httpx.Client(base_url=restricted.url, timeout=300, headers={"Authorization": f"Bearer {TOKEN}"}) as client:
+        yield client
+
+
+def test_every_v1_call_needs_the_token(restricted, authorized, squat30):
+    """The health checks and the page need none; the live socket checks it in its first message."""
+    with httpx.Client(base_url=restricted.url, timeout=300) as anonymous:
+        assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/").status_code == 200
+        body = assert_refused(anonymous.get("/v1/models"), 401, "token_missing")
+        assert TOKEN not in json.dumps(body)
+        refused = anonymous.post("/v1/jobs", files={"video": ("a.mp4", squat30.read_bytes())})
+        assert_refused(refused, 401, "token_missing")
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert_refused(anonymous.get("/v1/models", headers={"Authorization": "Bearer wrong"}), 401, "token_wrong")
+        assert_refused(anonymous.get("/v1/models", headers={"Authorization": f"Basic {TOKEN}"}), 401,
+                       "token_missing")
+    with connect(f"ws://127.0.0.1:{restricted.port}/v1/live", open_timeout=30) as ws:
+        ws.send(json.dumps({"token": "wrong"}))
+        assert json.loads(ws.recv(timeout=60))["code"] == "token"
+    assert authorized.get("/v1/models").status_code == 200
+
+
+def test_a_finished_job_expires_with_its_folder(restricted, authorized, squat30):
+    job = authorized.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())}, data={"frames": "2"})
+    assert job.status_code == 202, job.text
+    status = wait_for_job(authorized, job.json()["id"])
+    assert status["state"] == "done" and 0 < status["expires_in_s"] <= 3
+    assert (restricted.jobs_dir / status["id"]).is_dir()
+    deadline = time.monotonic() + 30
+    while authorized.get(f"/v1/jobs/{status['id']}").status_code != 404:
+        assert time.monotonic() < deadline, "the job did not expire"
+        time.sleep(0.5)
+    assert not (restricted.jobs_dir / status["id"]).exists()
+
+
+class _Files(http.server.SimpleHTTPRequestHandler):
+    """Serves a folder; /elsewhere redirects to the same file on "localhost" (a host not allowed)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/elsewhere":
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/frame.png")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_urls_are_fetched_only_from_allowed_hosts(authorized, still, tmp_path):
+    png, rgb = still
+    (tmp_path / "frame.png").write_bytes(png)
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Files, directory=str(tmp_path)))
+    thread = threading.Thread(target=files.serve_forever, daemon=True)
+    thread.start()
+    port = files.server_address[1]
+    try:
+        parsed = authorized.post("/v1/parse?output=labels", data={"url": f"http://127.0.0.1:{port}/frame.png"})
+        assert parsed.status_code == 200, parsed.text
+        assert decode_png(parsed.content).shape == rgb.shape[:2]
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://localhost:{port}/frame.png"}), 403,
+                       "host_not_allowed")
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/elsewhere"}), 403,
+                       "host_not_allowed")
+        assert_refused(authorized.post("/v1/parse", data={"url": "file:///etc/passwd"}), 422, "bad_url")
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/missing.png"}), 422,
+                       "url_unreachable")
+    finally:
+        files.shutdown()
+        files.server_close()
+        thread.join(10)
+
+
+def test_a_full_parse_queue_answers_429_with_retry_after(authorized, still):
+    """--parse-queue 1: of 4 parses at once one runs, the others are told when to come back."""
+    png, _ = still
+    with ThreadPoolExecutor(4) as pool:
+        responses = list(pool.map(lambda _: authorized.post("/v1/parse", files={"image": ("a.png", png)}), range(4)))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses[0] == 200 and statuses[-1] == 429 and set(statuses) <= {200, 429}, statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert_refused(response, 429, "busy")
+            assert int(response.headers["retry-after"]) >= 1
+
+
+def test_the_command_line_loads_no_web_stack_and_names_a_missing_extra(monkeypatch, capsys):
+    """`partsight` (the window's entry point included) imports no FastAPI until `serve` runs, and
+    `serve` without the [serve] extra says so in one line."""
+    imported = subprocess.run([sys.executable, "-c", "import sys, gui.cli, realtime.cli; "
+                               "print(sorted(m for m in ('fastapi', 'starlette', 'uvicorn', 'realtime.serve.app') "
+                               "if m in sys.modules))"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert imported.stdout.strip() == "[]", imported.stderr
+    import importlib.util
+
+    from realtime import cli
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "fastapi" else find_spec(name, *args))
+    assert cli.main(["serve"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "[serve] extra" in error and "fastapi" in error
