@@ -69,6 +69,7 @@ class Recorder:
         self.crf = crf
         self.codec = pick_video_codec()
         self.frames_written = 0
+        self.recorded_s = 0.0  # the time of the last frame written: how long the recording is so far
         self.encode_ms = 0.0
         self.error: str | None = None
         self.audio: list[str] | None = None
@@ -172,6 +173,7 @@ class Recorder:
             self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
             pts = self._last_pts + _NEW_SOURCE_STEP
         self._last_pts = pts
+        self.recorded_s = float(pts * _TIME_BASE)
         frame.pts = pts
         frame.time_base = _TIME_BASE
         for packet in self._stream.encode(frame):

@@ -18,6 +18,7 @@ import numpy as np
 
 from realtime.imaging import fill_from_nearest
 from realtime.models.grid_upsample import GridUpsampler
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 PERSON_MASK_SOURCES = ("auto", "parser", "selfie")
@@ -25,7 +26,7 @@ SELFIE_WEIGHT = 0.3
 _EPS = 1e-6
 
 
-class SelfieMaskStage:
+class SelfieMaskStage(ResultStage):
     """Replaces the person mask by the fused one and sets `person_probs`: pixels it adds take the
     part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
     lose their part and their person. Results without the person probability (`part_probs`) pass
