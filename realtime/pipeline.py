@@ -97,6 +97,7 @@ class Pipeline:
         self._record_jump = False  # a pause or a new source since the last frame: the recording runs on
         self.error: str | None = None
         self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
+        self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
         self.stats = PipelineStats(model=self._parser.spec.name, device=str(self._parser.device))
 
     # --- lifecycle -------------------------------------------------------------------
@@ -347,6 +348,7 @@ class Pipeline:
             self._finished.clear()
             self.stats.source = info.name if info is not None else ""
             self.stats.resolution = None
+            self.source_switches += 1
             if info is not None:
                 self.error = self.source_error = None
 
