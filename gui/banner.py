@@ -6,11 +6,13 @@ from collections.abc import Callable
 from enum import Enum
 
 from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QToolButton,
     QWidget,
 )
@@ -33,9 +35,10 @@ class Banner(QFrame):
         self.setObjectName("banner")
         self._level = Level.INFO
         self._icon = QLabel()
-        self._text = QLabel()
-        self._text.setWordWrap(True)
+        self._text = QLabel()  # one line, elided: the whole message is in its tooltip
+        self._text.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self._text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self._full_text = ""
         self._actions: list[QPushButton] = []
         close = QToolButton()
         close.setText("✕")
@@ -54,7 +57,7 @@ class Banner(QFrame):
         return self._level
 
     def text(self) -> str:
-        return self._text.text()
+        return self._full_text
 
     def action_texts(self) -> list[str]:
         return [button.text() for button in self._actions]
@@ -67,7 +70,7 @@ class Banner(QFrame):
         self.setStyleSheet(f"#banner {{ {_STYLES[level]} border-radius: 4px; }}"
                            " QLabel { background: transparent; border: none; }")
         self._icon.setText("⚠" if level is Level.ERROR else "ℹ")
-        self._text.setText(text)
+        self._full_text = text
         self._text.setToolTip(text + (f"\n\n{detail}" if detail else ""))
         for button in self._actions:
             button.hide()
@@ -80,6 +83,15 @@ class Banner(QFrame):
             self._layout.insertWidget(self._layout.count() - 1, button)
             self._actions.append(button)
         self.show()
+        self._elide()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self._text.setText(self._text.fontMetrics().elidedText(self._full_text, Qt.TextElideMode.ElideRight,
+                                                               max(self._text.width(), 40)))
 
     def dismiss(self) -> None:
         self.hide()

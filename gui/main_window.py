@@ -48,9 +48,22 @@ from gui.view_panel import ViewPanel
 from gui.wheel_guard import WheelGuard
 from realtime.pipeline import FrameResult
 from realtime.render import readout_overlay, readout_panel, stats_lines
+from realtime.sources import is_device_or_stream
 
 STATE_INTERVAL_MS = 250
+
+
+def failure_headline(spec: str) -> str:
+    """What failed, in a coach's words, by the kind of source."""
+    spec = spec.strip()
+    if spec.isdigit():
+        return f"Webcam {spec} is not available"
+    if is_device_or_stream(spec):
+        return "Cannot connect to the camera or stream"
+    return f"{Path(spec).name or spec} cannot be played"
+
 DRAWER_BELOW_PX = 1000
+DRAWER_PX = 400
 SHORTCUTS_HINT = "Space play/pause · ←/→ frame · F present · R record · S screenshot"
 TABS = ("Source", "Exercise", "People", "View", "Record")
 
@@ -79,7 +92,8 @@ class MainWindow(QMainWindow):
         self.view_panel = ViewPanel(session, settings)
         self.recording_panel = RecordingPanel(session, settings, self.video_view)
         self._video_area = QWidget()
-        self.banner = SourceBanner(session, self._video_area)  # floats over the video: it never moves it
+        self._banner_strip = QWidget()  # always there: a message coming or going never moves the video
+        self.banner = SourceBanner(session, self._banner_strip)
         self.side_panel = self._build_side_panel()
         self._drawer_button = QToolButton(self._video_area)
         self._splitter = self._build_layout()
@@ -203,6 +217,11 @@ class MainWindow(QMainWindow):
         self._session.set_paused(False)
 
     def toggle_pause(self) -> None:
+        """Pauses or plays on; at the end of a file, plays it again."""
+        pipeline = self._session.pipeline
+        if pipeline is not None and pipeline.finished and not self._session.paused:
+            self.play_again()
+            return
         self._session.set_paused(not self._session.paused)
         self.redraw()
         self.refresh_state()
@@ -256,16 +275,17 @@ class MainWindow(QMainWindow):
         self.view_panel.show_state()
         self.source_panel.show_state()
         self.banner.show_state()
-        self._place_banner()
         self.recording_panel.show_state()
         state = state_text(session, recording=self.recording_panel.recording_path is not None)
         playing = pipeline if pipeline is not None and not session.source_error else None
-        self.status_panel.show_stats(playing.stats if playing else None, display_fps=self._display_fps(), state=state)
         info = playing.source_info if playing is not None else None
+        self.status_panel.show_stats(playing.stats if playing else None, display_fps=self._display_fps(), state=state,
+                                     live=bool(info and info.live))
         shown = self._shown_result
         self.transport.show_state(position_s=shown.frame.pts_s if shown is not None else None,
-                                  duration_s=info.duration_s if info else None, paused=session.paused,
-                                  seekable=bool(info and info.seekable))
+                                  duration_s=info.duration_s if info else None,
+                                  paused=session.paused or bool(playing and playing.finished),
+                                  seekable=bool(info and info.seekable), playing=playing is not None)
         if not self._switched(pipeline):
             return  # the old source's results still come: show nothing of them
         latest = playing.latest() if playing is not None else None
@@ -287,7 +307,7 @@ class MainWindow(QMainWindow):
             return
         self._shown_source_error = error
         if error:
-            self._forget_source(error, is_error=True)
+            self._forget_source(f"{failure_headline(self._session.source_spec or '')}\n\n{error}", is_error=True)
 
     def _forget_source(self, message: str, *, is_error: bool = False) -> None:
         self._shown_result = None
@@ -328,7 +348,8 @@ class MainWindow(QMainWindow):
             raw = result.frame.image[:, ::-1] if session.renderer.view.mirror else result.frame.image
         self.video_view.set_frame(image, raw)
         if self._presentation is not None:
-            self._presentation.set_frame(image, raw)
+            shown = replace(result, selected_people=session.selected_people)
+            self._presentation.set_frame(session.render(shown, presentation=True), raw)
 
     def _with_readout(self, result: FrameResult, image: np.ndarray) -> np.ndarray:
         """The speed readout (or, paused, the position) in its slot, unless the engine drew it in."""
@@ -431,8 +452,11 @@ class MainWindow(QMainWindow):
         return tabs
 
     def _build_layout(self) -> QSplitter:
+        self._banner_strip.setFixedHeight(self.banner.sizeHint().height() + 4)
+        self._banner_strip.installEventFilter(self)
         layout = QVBoxLayout(self._video_area)
         layout.setContentsMargins(6, 6, 0, 6)
+        layout.addWidget(self._banner_strip)
         layout.addWidget(self.video_view, 1)
         layout.addWidget(self.transport)
         self._video_area.installEventFilter(self)
@@ -479,22 +503,18 @@ class MainWindow(QMainWindow):
         button.move(area.right() - button.width() - 8, 8)
         button.raise_()
         if self.drawer_mode and not self.side_panel.isHidden():
-            width = min(self.side_panel.minimumWidth() + 20, area.width())
+            width = min(DRAWER_PX, area.width() - 40)
             self.side_panel.setGeometry(area.right() - width + 1, button.geometry().bottom() + 6, width,
                                         area.height() - button.height() - 14)
             self.side_panel.raise_()
 
-    def _place_banner(self) -> None:
-        area = self._video_area.rect()
-        right = self._drawer_button.width() + 16 if self.drawer_mode else 6
-        height = self.banner.heightForWidth(area.width() - right - 6)
-        self.banner.setGeometry(6, 6, area.width() - right - 6, max(height, self.banner.sizeHint().height()))
-        self.banner.raise_()
-
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self._video_area and event.type() == QEvent.Type.Resize:
-            self._place_drawer()
-            self._place_banner()
+        if event.type() == QEvent.Type.Resize:
+            if watched is self._video_area:
+                self._place_drawer()
+            elif watched is self._banner_strip:
+                right = self._drawer_button.width() + 8 if self.drawer_mode else 0
+                self.banner.setGeometry(0, 0, self._banner_strip.width() - right, self._banner_strip.height())
         return super().eventFilter(watched, event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:

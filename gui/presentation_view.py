@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtGui import QCloseEvent, QGuiApplication, QKeyEvent
+from PyQt6.QtGui import QCloseEvent, QColor, QGuiApplication, QKeyEvent
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from gui.rep_counter import person_detail
@@ -23,20 +23,21 @@ _STYLE = """
 #presentation QLabel { color: #ffffff; background: transparent; }
 #presentationExercise { font-size: 40px; font-weight: bold; letter-spacing: 2px; }
 #presentationCount { font-size: 160px; font-weight: bold; }
-#presentationUnit { font-size: 28px; color: #cfcfcf; }
+#presentationUnit { font-size: 28px; color: #cfcfcf; margin-bottom: 12px; }
 #presentationPerson { font-size: 26px; color: #9ecbff; }
 #presentationDetail, #presentationLastRep { font-size: 24px; color: #e0e0e0; }
 """
 
 
-def last_rep_text(rep: dict[str, Any] | None, turn_deg: float | None) -> str:
-    """'last rep: 92° (target 120°) · down 1.1 s · up 0.9 s' for the presentation view."""
+def last_rep_text(rep: dict[str, Any] | None, exercise: dict[str, Any]) -> str:
+    """'last rep: 92° (target 120°)' and, on a second line, its tempo ('down 1.1 s · up 0.9 s'
+    for an exercise whose angle closes, 'up … · down …' for one whose angle opens)."""
     if rep is None:
         return "last rep: –"
     depth = rep.get("depth_deg")
-    target = f" (target {turn_deg:g}°)" if turn_deg is not None else ""
-    depth_text = "–" if depth is None else f"{depth:.0f}°{target}"
-    return f"last rep: {depth_text} · out {rep['out_s']:.1f} s · back {rep['back_s']:.1f} s"
+    depth_text = "–" if depth is None else f"{depth:.0f}° (target {exercise['turn_deg']:g}°)"
+    out, back = ("down", "up") if exercise["turn_deg"] < exercise["start_deg"] else ("up", "down")
+    return f"last rep: {depth_text}\n{out} {rep['out_s']:.1f} s · {back} {rep['back_s']:.1f} s"
 
 
 class PresentationView(QWidget):
@@ -51,7 +52,7 @@ class PresentationView(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
         self.setStyleSheet(_STYLE)
         self.setWindowTitle("PartSight — presentation")
-        self.video_view = VideoView()
+        self.video_view = VideoView(background=QColor(0, 0, 0))
         self._exercise = QLabel()
         self._exercise.setObjectName("presentationExercise")
         self._people = QVBoxLayout()
@@ -106,7 +107,7 @@ class PresentationView(QWidget):
             labels["count"].setText(str(person["reps"]))
             labels["unit"].setText(plural(person["reps"], "rep").split(" ", 1)[1])
             labels["detail"].setText(person_detail(pid, person, with_id=False))
-            labels["last"].setText(last_rep_text(person.get("last_rep"), exercise.get("turn_deg")))
+            labels["last"].setText(last_rep_text(person.get("last_rep"), exercise))
 
     def counts(self) -> dict[str, int]:
         return {pid: int(labels["count"].text()) for pid, (_, labels) in self._cells.items()}
@@ -125,14 +126,12 @@ class PresentationView(QWidget):
                 labels[key].setObjectName(name)
             labels["detail"].setWordWrap(True)
             labels["last"].setWordWrap(True)
-            count_row = QHBoxLayout()
-            count_row.addWidget(labels["count"])
-            count_row.addWidget(labels["unit"], 1, Qt.AlignmentFlag.AlignBottom)
             layout = QVBoxLayout(cell)
             layout.setContentsMargins(0, 0, 0, 0)
             layout.setSpacing(0)
             layout.addWidget(labels["person"])
-            layout.addLayout(count_row)
+            layout.addWidget(labels["count"])
+            layout.addWidget(labels["unit"])
             layout.addWidget(labels["detail"])
             layout.addWidget(labels["last"])
             self._people.addWidget(cell)

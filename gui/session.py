@@ -150,9 +150,13 @@ class Session:
         self._pipeline.merge_people(new_id, into_id)
         self._selected_people = self._pipeline.selected_people
 
-    def render(self, result: FrameResult):
-        """`result` drawn with the current view settings (H x W x 3 uint8 RGB)."""
-        return self.renderer.render(result)
+    def render(self, result: FrameResult, *, presentation: bool = False):
+        """`result` drawn with the current view settings (H x W x 3 uint8 RGB); for the
+        presentation view without the speed readout and the analysis text (it shows them large)."""
+        view = self.renderer.view
+        if presentation:
+            view = replace(view, show_stats=False, stats_slot=False, show_analysis=False)
+        return self.renderer.render(result, view)
 
     # --- intent ----------------------------------------------------------------------
     def open(self, spec: str) -> bool:

@@ -46,7 +46,7 @@ class StatusPanel(QStatusBar):
     def field(self, key: str) -> str:
         return self._fields[key].text()
 
-    def show_stats(self, stats: PipelineStats | None, *, display_fps: float, state: str) -> None:
+    def show_stats(self, stats: PipelineStats | None, *, display_fps: float, state: str, live: bool = True) -> None:
         self._fields["state"].setText(state)
         self._fields["display"].setText(f"display {display_fps:4.1f} fps")
         if stats is None:
@@ -54,7 +54,8 @@ class StatusPanel(QStatusBar):
                 self._fields[key].setText("")
             return
         self._fields["inference"].setText(f"inference {stats.fps:4.1f} fps")
-        self._fields["latency"].setText(f"latency {stats.latency_ms:4.0f} ms")
+        # files: every frame waits its turn, so latency means nothing (the video shows the position)
+        self._fields["latency"].setText(f"latency {stats.latency_ms:4.0f} ms" if live else "latency –")
         self._fields["resolution"].setText("×".join(map(str, stats.resolution)) if stats.resolution else "")
         self._fields["model"].setText(stats.model)
         self._fields["device"].setText(stats.device)

@@ -4,7 +4,7 @@ source only play/pause and the presentation view stay."""
 from __future__ import annotations
 
 from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
-from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QWidget
 
 SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 PACINGS = {"Every frame": False, "Real time": True}  # text -> drop late frames
@@ -59,18 +59,21 @@ class TransportBar(QWidget):
         self._pacing.setToolTip("Every frame: nothing skipped, slower than real time if the computer is slow.\n"
                                 "Real time: keeps to the clock, skipping frames it is too slow for.")
         self._pacing.activated.connect(lambda i: self.drop_late_toggled.emit(PACINGS[self._pacing.itemText(i)]))
-        self._present = self._button("⛶ Present", "Presentation view: the video full screen with big counters (F)",
+        self._present = self._button("Present", "Presentation view: the video full screen with big counters (F)",
                                      self.present_requested.emit, "presentButton")
+        self._spacer = QWidget()  # takes the seek bar's room when there is none (a live source)
+        self._spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         for widget in (self._play, self._back, self._forward):
             layout.addWidget(widget)
         layout.addWidget(self._seek, 1)
+        layout.addWidget(self._spacer, 1)
         for widget in (self._time, self._speed, self._loop, self._pacing, self._present):
             layout.addWidget(widget)
         self._file_only = (self._back, self._forward, self._seek, self._time, self._speed, self._loop, self._pacing)
         self._duration_s = 0.0
-        self.show_state(position_s=None, duration_s=None, paused=False, seekable=False)
+        self.show_state(position_s=None, duration_s=None, paused=False, seekable=False, playing=False)
 
     def _button(self, text: str, tip: str, slot, name: str) -> QToolButton:
         button = QToolButton()
@@ -89,11 +92,14 @@ class TransportBar(QWidget):
                 apply()
 
     def show_state(self, *, position_s: float | None, duration_s: float | None, paused: bool,
-                   seekable: bool) -> None:
+                   seekable: bool, playing: bool) -> None:
+        """paused: also at the end of a file (play starts it again); playing: a source plays."""
         self._play.setText("▶" if paused else "❚❚")
         self._play.setToolTip(("Play" if paused else "Pause") + " (Space)")
+        self._play.setEnabled(playing)
         for widget in self._file_only:
             widget.setVisible(seekable)
+        self._spacer.setVisible(not seekable)
         self._duration_s = duration_s or 0.0
         if not seekable:
             return

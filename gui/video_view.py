@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 PLACEHOLDER = "No video yet. Pick a webcam, open a file or connect to a stream."
@@ -38,9 +38,10 @@ class VideoView(QWidget):
 
     image_clicked = pyqtSignal(float, float)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, background: QColor = QColor(16, 16, 18)) -> None:
         super().__init__(parent)
         self.setObjectName("videoView")
+        self._background = background
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(240, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
@@ -135,21 +136,34 @@ class VideoView(QWidget):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(16, 16, 18))
+        painter.fillRect(self.rect(), self._background)
         if self._image is None:
-            font = QFont(self.font())
-            if self._message_is_error:
-                font.setPointSizeF(font.pointSizeF() * 1.25)
-            painter.setFont(font)
-            painter.setPen(QColor(255, 170, 170) if self._message_is_error else QColor(150, 150, 155))
-            painter.drawText(self.rect().adjusted(32, 32, -32, -32),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, self._message)
+            self._paint_message(painter)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         rect = self.frame_rect()
         painter.drawImage(QRectF(rect), self._image)
         if self._raw is not None:
             self._paint_split(painter, rect)
+
+    def _paint_message(self, painter: QPainter) -> None:
+        """The message centred; an error's first paragraph (its headline) larger and bold."""
+        headline, _, rest = self._message.partition("\n\n") if self._message_is_error else ("", "", self._message)
+        area = self.rect().adjusted(32, 32, -32, -32)
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap
+        painter.setPen(QColor(255, 170, 170) if self._message_is_error else QColor(150, 150, 155))
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 1.5)
+        big.setBold(True)
+        head_h = 0 if not headline else \
+            QFontMetrics(big).boundingRect(area, flags, headline).height() + 16
+        body_h = painter.fontMetrics().boundingRect(area, flags, rest).height()
+        top = area.y() + max(0, (area.height() - head_h - body_h) // 2)
+        if headline:
+            painter.setFont(big)
+            painter.drawText(QRect(area.x(), top, area.width(), head_h), flags, headline)
+        painter.setFont(self.font())
+        painter.drawText(QRect(area.x(), top + head_h, area.width(), body_h + 4), flags, rest)
 
     def _paint_split(self, painter: QPainter, rect: QRect) -> None:
         cut = self._split * self._raw.width()

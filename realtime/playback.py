@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 MIN_SPEED = 0.25
 MAX_SPEED = 2.0
+CAPTURE, WORKER = "capture", "worker"  # the two threads a Playback steers
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,7 @@ class Playback:
         self._loop = loop
         self._seek = SeekRequest(0, None)
         self._claimed = 0  # the generation the capture thread repositioned to
-        self._capture_steps = 0  # frames the paused capture thread may still deliver
-        self._worker_steps = 0  # frames the paused worker may still take
+        self._steps = {CAPTURE: 0, WORKER: 0}  # frames the paused capture thread / worker may still pass on
         self._anchor: tuple[float, float] | None = None  # (monotonic s, frame s) of the pacing clock
 
     # --- state ---------------------------------------------------------------------
@@ -79,7 +79,7 @@ class Playback:
         """Plays on from the frame shown; the pacing clock starts again from the next frame."""
         with self._condition:
             self._paused = False
-            self._capture_steps = self._worker_steps = 0
+            self._steps = {CAPTURE: 0, WORKER: 0}
             self._anchor = None
             self._condition.notify_all()
 
@@ -107,15 +107,15 @@ class Playback:
             self._seek = SeekRequest(self._seek.generation + 1, max(0.0, float(position_s)))
             self._anchor = None
             if self._paused:
-                self._capture_steps = self._worker_steps = 1
+                self._steps = {CAPTURE: 1, WORKER: 1}
             self._condition.notify_all()
 
     def step(self) -> None:
         """Pauses (if playing) and lets the next frame through."""
         with self._condition:
             self._paused = True
-            self._capture_steps += 1
-            self._worker_steps += 1
+            for thread in self._steps:
+                self._steps[thread] += 1
             self._condition.notify_all()
 
     # --- the capture thread ----------------------------------------------------------
@@ -138,23 +138,7 @@ class Playback:
         only: while paused (unless a step or seek lets it through) and until the clock reaches
         it (late frames are then dropped by the buffer, the clock stays). False when a seek or
         `stop` came first: the frame is stale."""
-        with self._condition:
-            while True:
-                if stop.is_set() or self._seek.generation != generation:
-                    return False
-                if not self.paced_at_capture:
-                    return True
-                if self._paused:
-                    if self._capture_steps:
-                        self._capture_steps -= 1
-                        self._anchor = None
-                        return True
-                    self._condition.wait(0.1)
-                    continue
-                delay = self._delay(frame_s, drop_late=True)
-                if delay <= 0:
-                    return True
-                self._condition.wait(min(delay, 0.1))
+        return self._due(CAPTURE, frame_s, generation, stop)
 
     def wait_for_seek(self, generation: int, stop: threading.Event) -> None:
         """Blocks the capture thread at the end of a file until a seek or `stop`."""
@@ -166,27 +150,35 @@ class Playback:
     def may_take(self) -> bool:
         """Whether the worker may take a frame now: playing, or a step or seek is pending."""
         with self._condition:
-            return not self._paused or self._worker_steps > 0
+            return not self._paused or self._steps[WORKER] > 0
 
     def worker_due(self, frame_s: float, generation: int, stop: threading.Event) -> bool:
         """Blocks the worker with the frame it took until it is due: a pause that came
         meanwhile holds it, a step lets it through, and frames not paced by the capture wait
         for the clock (a late one restarts the clock from itself: every frame plays, later).
         False when a seek or `stop` came first: the frame is stale."""
+        return self._due(WORKER, frame_s, generation, stop)
+
+    def _due(self, thread: str, frame_s: float, generation: int, stop: threading.Event) -> bool:
+        """capture_due / worker_due: `thread` paces the frames in real time (CAPTURE) or playing
+        every frame (WORKER), and each holds its frame while paused."""
+        capture = thread == CAPTURE
         with self._condition:
             while True:
                 if stop.is_set() or self._seek.generation != generation:
                     return False
+                if capture and not self.paced_at_capture:
+                    return True  # the worker holds and paces
                 if self._paused:
-                    if self._worker_steps:
-                        self._worker_steps -= 1
+                    if self._steps[thread]:
+                        self._steps[thread] -= 1
                         self._anchor = None
                         return True
                     self._condition.wait(0.1)
                     continue
-                if self._speed is None or self.paced_at_capture:
+                if self._speed is None or self.paced_at_capture != capture:
                     return True
-                delay = self._delay(frame_s, drop_late=False)
+                delay = self._delay(frame_s, drop_late=capture)
                 if delay <= 0:
                     return True
                 self._condition.wait(min(delay, 0.1))

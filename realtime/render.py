@@ -183,9 +183,10 @@ class TextPanel:
     """Lines of text on a translucent dark box in a corner ("top-left", "top-right",
     "bottom-left" or "bottom-right"), below `below_y` pixels from the top for a top corner.
     `scale` None fits the text to the scene: larger on larger scenes, the widest line at most
-    `max_share` of the scene's width. Lines may start with a colour swatch: (text, rgb)."""
+    `max_share` of the scene's width. A line may start with cells, (text, cells): each cell an
+    RGB colour (a swatch), a letter, or "" (blank)."""
 
-    lines: list[str | tuple[str, tuple[int, int, int]]] = field(default_factory=list)
+    lines: list[str | tuple[str, list]] = field(default_factory=list)
     scale: float | None = None
     corner: str = "top-left"
     max_share: float = 0.6
@@ -218,11 +219,16 @@ class TextPanel:
             y = y0 + pad + line_h * (i + 1) - round(8 * scale)
             x = x0 + pad
             if isinstance(line, tuple):
-                line, rgb = line
-                top = y - swatch
-                cv2.rectangle(out, (x, top), (x + swatch, y), tuple(int(c) for c in rgb), -1)
-                cv2.rectangle(out, (x, top), (x + swatch, y), (255, 255, 255), 1)
-                x += swatch + pad
+                line, cells = line
+                for cell in cells:
+                    if isinstance(cell, str) and cell:
+                        width = text_size(cell, scale, thickness)[0]
+                        put_text(out, cell, (x + (swatch - width) // 2, y), scale, (255, 255, 255), thickness)
+                    elif cell:
+                        cv2.rectangle(out, (x, y - swatch), (x + swatch, y), tuple(int(c) for c in cell), -1)
+                        cv2.rectangle(out, (x, y - swatch), (x + swatch, y), (255, 255, 255), 1)
+                    x += swatch + pad // 2
+                x += pad // 2
             put_text(out, line, (x, y), scale, (255, 255, 255), thickness)
         return out
 
@@ -230,8 +236,7 @@ class TextPanel:
         height, width = scene_hw
         scale = self.scale or max(0.4, max(height, width) / 1400)
         if self.scale is None:
-            widest = max(text_size(line[0] if isinstance(line, tuple) else line, 1.0, 2)[0] + 40
-                         for line in self.lines)
+            widest = max(self._line_width(line, 1.0, 2, text_size("Ag", 1.0, 2)[1]) + 20 for line in self.lines)
             scale = max(0.35, min(scale, self.max_share * width / widest))
         return scale, max(1, round(scale * 2))
 
@@ -244,7 +249,8 @@ class TextPanel:
     @staticmethod
     def _line_width(line, scale: float, thickness: int, swatch: int) -> int:
         if isinstance(line, tuple):
-            return text_size(line[0], scale, thickness)[0] + swatch + round(10 * scale)
+            cells = len(line[1]) * (swatch + round(5 * scale)) + round(5 * scale)
+            return text_size(line[0], scale, thickness)[0] + cells
         return text_size(line, scale, thickness)[0]
 
 
@@ -282,22 +288,28 @@ class FitnessAnnotator:
         return self.panel(output).annotate(scene)
 
 
-def region_name(part: str) -> str:
-    """A part's body region as the legend says it: 'left_upper_arm_back' -> 'L upper arm'."""
-    words = part.removesuffix("_front").removesuffix("_back").split("_")
-    side = {"left": "L", "right": "R"}.get(words[0])
-    return " ".join([side, *words[1:]] if side else words)
-
-
-def legend_lines(label_names: Sequence[str], palette: np.ndarray,
-                 visible: np.ndarray | None = None) -> list[tuple[str, tuple[int, int, int]]]:
-    """One (region name, front colour) per body region shown (front and back share a line)."""
-    lines: dict[str, tuple[int, int, int]] = {}
+def legend_lines(label_names: Sequence[str], palette: np.ndarray, visible: np.ndarray | None = None) -> list:
+    """The legend's lines (TextPanel cells): a header naming the sides ("L", "R"), then per body
+    region shown its left and right colours and its name ('upper arm'; the front colour where
+    front and back differ); a region without sides (torso) shows its one colour in both."""
+    regions: dict[str, dict[str, tuple[int, int, int]]] = {}
     for class_id, name in enumerate(label_names):
         if class_id == 0 or (visible is not None and not visible[class_id]):
             continue
-        lines.setdefault(region_name(name), tuple(int(c) for c in palette[class_id]))
-    return list(lines.items())
+        words = name.removesuffix("_front").removesuffix("_back").split("_")
+        side = words[0] if words[0] in ("left", "right") else ""
+        region = " ".join(words[1:] if side else words)
+        regions.setdefault(region, {}).setdefault(side, tuple(int(c) for c in palette[class_id]))
+    sided = any(side for sides in regions.values() for side in sides)
+    lines: list = [("", ["L", "R"])] if sided else []
+    for region, sides in regions.items():
+        if not sided:
+            lines.append((region, [sides[""]]))
+        elif "" in sides:
+            lines.append((region, [sides[""], sides[""]]))
+        else:
+            lines.append((region, [sides.get("left", ""), sides.get("right", "")]))
+    return lines
 
 
 @dataclass
@@ -305,8 +317,8 @@ class ViewSettings:
     """What the overlay shows. The window changes these between frames; the next drawing reads
     them. show_stats: the speed readout is drawn into the image (and so into recordings);
     stats_slot: its slot is kept free even when it is not drawn, for a readout drawn over the
-    image later (`readout_overlay`). mirror: drawn as in a mirror (a webcam facing the user),
-    text staying readable."""
+    image later (`readout_overlay`). show_analysis: the analyses' text (repetitions) is drawn.
+    mirror: drawn as in a mirror (a webcam facing the user), text staying readable."""
 
     opacity: float = 0.6
     visible_parts: np.ndarray | None = None  # bool per class id; None = all
@@ -314,6 +326,7 @@ class ViewSettings:
     show_stats: bool = True
     stats_slot: bool = False
     show_legend: bool = False
+    show_analysis: bool = True
     mirror: bool = False
 
 
@@ -328,9 +341,10 @@ class FrameRenderer:
         self.view = view or ViewSettings()
         self._analysis_annotators = {"fitness": FitnessAnnotator(in_place=True)}
 
-    def render(self, result: FrameResult) -> np.ndarray:
-        """H x W x 3 uint8 RGB: a new array, `result.frame.image` untouched."""
-        view = self.view
+    def render(self, result: FrameResult, view: ViewSettings | None = None) -> np.ndarray:
+        """H x W x 3 uint8 RGB: a new array, `result.frame.image` untouched; drawn as `view`
+        says (None: this renderer's view)."""
+        view = view or self.view
         parse = result.parse
         scene = result.frame.image.copy()
         visible = view.visible_parts
@@ -342,7 +356,7 @@ class FrameRenderer:
         if view.mirror:
             scene = np.ascontiguousarray(scene[:, ::-1])
             parse = replace(parse, people=[replace(p, mask=np.ascontiguousarray(p.mask[:, ::-1])) for p in parse.people])
-        panels = self.panels(result, visible, scene.shape[:2])
+        panels = self.panels(result, visible, scene.shape[:2], view)
         boxes = [box for panel in panels if (box := panel.box(scene.shape[:2])) is not None]
         if len(parse.people) > 1 or result.selected_people is not None:
             PersonLabelAnnotator(selected=result.selected_people, avoid=boxes, in_place=True).annotate(scene, parse)
@@ -350,11 +364,13 @@ class FrameRenderer:
             panel.annotate(scene)
         return scene
 
-    def panels(self, result: FrameResult, visible: np.ndarray | None, scene_hw: tuple[int, int]) -> list[TextPanel]:
+    def panels(self, result: FrameResult, visible: np.ndarray | None, scene_hw: tuple[int, int],
+               view: ViewSettings | None = None) -> list[TextPanel]:
         """The text slots: readout top left, analyses bottom left, legend top right (below the
         readout when both do not fit side by side)."""
-        view = self.view
-        panels = [self._analysis_annotators[name].panel(output) for name, output in result.analysis.items()]
+        view = view or self.view
+        panels = [self._analysis_annotators[name].panel(output) for name, output in result.analysis.items()
+                  if view.show_analysis]
         readout = readout_panel(stats_lines(result)) if view.show_stats or view.stats_slot else None
         if readout is not None:
             panels.append(readout if view.show_stats else _Reserved(readout))

@@ -11,14 +11,12 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from PyQt6.QtCore import QPoint, QPointF, QSettings, Qt, QTimer
+from PyQt6.QtCore import QPoint, QPointF, Qt, QTimer
 from PyQt6.QtGui import QGuiApplication, QWheelEvent
 from PyQt6.QtWidgets import QAbstractSlider, QApplication, QComboBox, QPushButton, QScrollArea, QSlider, QWidget
 
 from gui.main_window import DRAWER_BELOW_PX, MainWindow
-from gui.session import Session
 from gui.source_panel import default_media_dir
-from realtime.config import PipelineConfig
 from test_faults import _clip_frames, _write_clip
 
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
@@ -29,31 +27,6 @@ LONG = 180_000  # ms: liveness on a loaded machine, not speed
 @pytest.fixture(scope="module")
 def squat30(media_dir: Path) -> Path:
     return media_dir / "faults" / "squat30.mp4"
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> QSettings:
-    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
-    settings.setValue("output_dir", str(tmp_path / "out"))
-    return settings
-
-
-@pytest.fixture
-def make_window(qtbot, settings):
-    windows = []
-
-    def make(max_people: int = 1) -> MainWindow:
-        window = MainWindow(Session(PipelineConfig(device="cpu", max_people=max_people)), settings)
-        qtbot.addWidget(window)
-        window.show()
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        if window.recording_panel.recording_path is not None:
-            window.recording_panel.stop_recording()
-        window.close()
 
 
 def answer_next_question(button_text: str) -> None:
@@ -76,6 +49,13 @@ def wheel(widget: QWidget, steps: int = 3) -> None:
                             Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase,
                             False)
         QApplication.sendEvent(widget, event)
+
+
+def squats(window: MainWindow, qtbot, clip: Path) -> None:
+    """Counts squats on `clip` from its start, until its first frame shows."""
+    window.fitness_panel.picker.choose("squat")
+    window.open_source(str(clip))
+    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
 
 
 def counts(window: MainWindow) -> dict[str, int]:
@@ -107,9 +87,7 @@ def test_pause_stops_parsing_and_counting_until_play(make_window, qtbot, squat30
 
 def test_seek_then_play_counts_only_what_is_played_and_the_view_stays_live(make_window, qtbot, squat30):
     window = make_window()
-    window.fitness_panel.picker.choose("squat")
-    window.open_source(str(squat30))
-    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
+    squats(window, qtbot, squat30)
     window.toggle_pause()
     seek_bar = window.transport.findChild(QSlider, "seekSlider")
     seek_bar.setValue(round(SECOND_SQUAT_S * 1000))  # as a click on the bar does
@@ -243,9 +221,7 @@ def test_an_error_replaces_the_view_with_a_plain_message_and_a_retry(make_window
 
 def test_the_presentation_view_shows_the_counter_full_screen(make_window, qtbot, squat30):
     window = make_window()
-    window.fitness_panel.picker.choose("squat")
-    window.open_source(str(squat30))
-    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
+    squats(window, qtbot, squat30)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_F)
     presentation = window.presentation

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime.models.labels import BODYPIX_PARTS
-from realtime.render import FrameRenderer, ViewSettings, legend_lines, region_name
+from realtime.render import FrameRenderer, ViewSettings, legend_lines
 from realtime.types import Frame, FrameResult, ParseResult
 
 with warnings.catch_warnings():
@@ -52,13 +52,17 @@ def test_the_delta_e_is_the_standard_one():
     assert float(colour.delta_E(lab[0], lab[1], method="CIE 2000")) == pytest.approx(2.0425, abs=1e-4)
 
 
-def test_the_legend_names_each_region_once_in_the_top_right_slot():
+def test_the_legend_names_each_region_once_with_its_left_and_right_colours():
+    colours = dict(zip(BODYPIX_PARTS.names, BODYPIX_PARTS.colors))
     lines = legend_lines(BODYPIX_PARTS.names, BODYPIX_PARTS.palette)
-    assert [name for name, _ in lines][:3] == ["L face", "R face", "L upper arm"]
-    assert len(lines) == 15 and region_name("right_lower_leg_back") == "R lower leg"
+    assert lines[0] == ("", ["L", "R"])
+    rows = dict(lines[1:])
+    assert list(rows) == ["face", "upper arm", "lower arm", "hand", "torso", "upper leg", "lower leg", "foot"]
+    assert rows["upper arm"] == [colours["left_upper_arm_front"], colours["right_upper_arm_front"]]
+    assert rows["torso"] == [colours["torso_front"]] * 2
     hidden = np.ones(len(BODYPIX_PARTS.names), bool)
     hidden[[1, 2]] = False
-    assert "L face" not in [name for name, _ in legend_lines(BODYPIX_PARTS.names, BODYPIX_PARTS.palette, hidden)]
+    assert "face" not in dict(legend_lines(BODYPIX_PARTS.names, BODYPIX_PARTS.palette, hidden))
 
     height, width = 848, 384
     labels = np.zeros((height, width), np.uint8)

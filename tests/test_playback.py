@@ -234,6 +234,27 @@ def test_pacing_keeps_to_the_chosen_speed_and_every_frame_drops_none(squat30):
         pipeline.stop()
 
 
+def test_real_time_pacing_drops_the_frames_a_slow_parser_is_late_for(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.playback.set_speed(1.0)
+    pipeline.playback.set_drop_late(True)
+    infer = pipeline.parser.infer
+
+    def slower(batch, *args, **kwargs):
+        time.sleep(0.1)  # 10 frames a second at most, against the clip's 30
+        return infer(batch, *args, **kwargs)
+
+    pipeline.parser.infer = slower
+    try:
+        pipeline.start()
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+    indices = [r.frame.index for r in seen.results]
+    assert indices == sorted(indices) and indices[-1] == 150
+    assert len(indices) < 100 and pipeline.stats.dropped > 50, "late frames were skipped, not played later"
+
+
 def test_a_speed_out_of_range_is_refused():
     with pytest.raises(ValueError, match="0.25x to 2x"):
         Playback(speed=4.0)
