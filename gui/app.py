@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtGui import QColor, QIcon, QPalette
-from PyQt6.QtWidgets import QApplication, QStyleFactory
+from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
@@ -22,7 +22,8 @@ ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
 
 def run_app(args: argparse.Namespace) -> int:
-    """Opens the window on `args.source` (default webcam 0).
+    """Opens the window on `args.source` (default: the source that played last, else webcam 0),
+    in the presentation view with `--present`.
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
     a PNG of the whole window before exiting. The exit status is 1 when no frame could be shown.
@@ -43,7 +44,9 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)
-    window.open_source(args.source or "0")
+    window.open_source(args.source or window.source_panel.last_source() or "0")
+    if args.present:
+        window.toggle_presentation()
     # Python only handles Ctrl+C between Qt events; the state timer provides them.
     signal.signal(signal.SIGINT, lambda *_: window.close())
     if args.frames:
@@ -52,7 +55,7 @@ def run_app(args: argparse.Namespace) -> int:
     if args.screenshot:
         window.refresh()
         app.processEvents()  # lay out the texts refresh() just set
-        _save_window(window, Path(args.screenshot))
+        _save_window(window.screenshot_widget(), Path(args.screenshot))
     window.close()
     if status == 0 and window.frames_shown == 0:
         print("partsight: no frame was shown", file=sys.stderr)
@@ -73,7 +76,7 @@ def _exit_after_frames(app: QApplication, window: MainWindow, frames: int) -> No
     check.start()
 
 
-def _save_window(window: MainWindow, path: Path) -> None:
+def _save_window(window: QWidget, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):
         raise OSError(f"cannot write {path}")

@@ -1,4 +1,5 @@
-"""Overlay controls: opacity of the part colours and whether the skeleton is drawn."""
+"""Overlay controls: opacity of the part colours, the skeleton, the part legend, the split view
+(original | parsed) and mirroring for webcams."""
 from __future__ import annotations
 
 from PyQt6.QtCore import QSignalBlocker, Qt, pyqtSignal
@@ -15,6 +16,9 @@ from PyQt6.QtWidgets import (
 class OverlayControls(QWidget):
     opacity_changed = pyqtSignal(float)  # 0..1
     keypoints_toggled = pyqtSignal(bool)
+    legend_toggled = pyqtSignal(bool)
+    compare_toggled = pyqtSignal(bool)
+    mirror_toggled = pyqtSignal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -25,16 +29,31 @@ class OverlayControls(QWidget):
         self._value.setMinimumWidth(self._value.fontMetrics().horizontalAdvance("100 %"))
         self._value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self._slider.valueChanged.connect(self._on_slider)
-        self._keypoints = QCheckBox("Show keypoints (skeleton)")
-        self._keypoints.toggled.connect(self.keypoints_toggled)
+        self._checks: dict[str, QCheckBox] = {}
+        for key, text, tip, signal in (
+                ("keypoints", "Skeleton", "Draw the keypoints and the bones between them", self.keypoints_toggled),
+                ("legend", "Legend", "Name each part colour on the video (top right)", self.legend_toggled),
+                ("compare", "Split view", "The original frame left of a divider you drag, the parsed one right",
+                 self.compare_toggled),
+                ("mirror", "Mirror webcams", "Show a webcam as a mirror would (files are never mirrored)",
+                 self.mirror_toggled)):
+            check = QCheckBox(text)
+            check.setObjectName(f"{key}Check")
+            check.setToolTip(tip)
+            check.toggled.connect(signal)
+            self._checks[key] = check
         row = QHBoxLayout()
         row.addWidget(QLabel("Opacity"))
         row.addWidget(self._slider, 1)
         row.addWidget(self._value)
+        checks = QHBoxLayout()
+        for check in self._checks.values():
+            checks.addWidget(check)
+        checks.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
-        layout.addWidget(self._keypoints)
+        layout.addLayout(checks)
 
     def opacity(self) -> float:
         return self._slider.value() / 100
@@ -44,9 +63,16 @@ class OverlayControls(QWidget):
             self._slider.setValue(round(opacity * 100))
         self._value.setText(f"{self._slider.value()} %")
 
-    def set_show_keypoints(self, show: bool) -> None:
-        with QSignalBlocker(self._keypoints):
-            self._keypoints.setChecked(show)
+    def set_checked(self, key: str, checked: bool) -> None:
+        """Shows a remembered choice ("keypoints", "legend", "compare", "mirror") without emitting it."""
+        with QSignalBlocker(self._checks[key]):
+            self._checks[key].setChecked(checked)
+
+    def checked(self, key: str) -> bool:
+        return self._checks[key].isChecked()
+
+    def check(self, key: str) -> QCheckBox:
+        return self._checks[key]
 
     def _on_slider(self, value: int) -> None:
         self._value.setText(f"{value} %")

@@ -1,10 +1,11 @@
-"""Record and screenshot buttons, with the running recording's elapsed time and file name."""
+"""Record and screenshot buttons, the running recording's length and file name, the output folder
+(with Choose… and Open folder) and whether the speed readout goes into what is saved."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import pyqtSignal
-from PyQt6.QtWidgets import QGridLayout, QLabel, QPushButton, QWidget
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import QCheckBox, QGridLayout, QLabel, QPushButton, QWidget
 
 _RECORD_STYLE = "QPushButton { color: #ff6b6b; font-weight: bold; }"
 
@@ -12,6 +13,9 @@ _RECORD_STYLE = "QPushButton { color: #ff6b6b; font-weight: bold; }"
 class RecordControls(QWidget):
     record_clicked = pyqtSignal()
     screenshot_clicked = pyqtSignal()
+    choose_folder_clicked = pyqtSignal()
+    open_folder_clicked = pyqtSignal()
+    stats_toggled = pyqtSignal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -23,14 +27,35 @@ class RecordControls(QWidget):
         self._screenshot.setToolTip("Save the frame on screen as a PNG (S)")
         self._screenshot.clicked.connect(self.screenshot_clicked)
         self._elapsed = QLabel()
+        self._elapsed.setObjectName("recordingLength")
+        self._elapsed.setToolTip("Length of the recording so far (it stops while playback is paused)")
         self._file = QLabel()
         self._file.setWordWrap(True)
+        self._folder = QLabel()
+        self._folder.setObjectName("outputFolder")
+        self._folder.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        choose = QPushButton("Choose…")
+        choose.setToolTip("Pick the folder recordings, screenshots and exports go to")
+        choose.clicked.connect(self.choose_folder_clicked)
+        open_folder = QPushButton("Open folder")
+        open_folder.setObjectName("openFolderButton")
+        open_folder.setToolTip("Show the output folder in the file manager")
+        open_folder.clicked.connect(self.open_folder_clicked)
+        self._stats = QCheckBox("FPS readout in recordings and screenshots")
+        self._stats.setObjectName("statsInRecordings")
+        self._stats.setToolTip("Off: the readout shows in the window only")
+        self._stats.toggled.connect(self.stats_toggled)
         layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._record, 0, 0)
         layout.addWidget(self._screenshot, 0, 1)
         layout.addWidget(self._elapsed, 1, 0)
         layout.addWidget(self._file, 1, 1)
+        layout.addWidget(QLabel("Output folder"), 2, 0, 1, 2)
+        layout.addWidget(self._folder, 3, 0, 1, 2)
+        layout.addWidget(choose, 4, 0)
+        layout.addWidget(open_folder, 4, 1)
+        layout.addWidget(self._stats, 5, 0, 1, 2)
         self.set_recording(None)
 
     def set_recording(self, path: Path | None) -> None:
@@ -49,6 +74,16 @@ class RecordControls(QWidget):
         minutes, secs = divmod(int(seconds), 60)
         hours, minutes = divmod(minutes, 60)
         self._elapsed.setText(f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}")
+
+    def elapsed(self) -> str:
+        return self._elapsed.text()
+
+    def set_folder(self, folder: Path) -> None:
+        self._folder.setText(self._folder.fontMetrics().elidedText(str(folder), Qt.TextElideMode.ElideMiddle, 300))
+        self._folder.setToolTip(str(folder))
+
+    def set_stats(self, on: bool) -> None:
+        self._stats.setChecked(on)
 
     def set_available(self, record: bool, screenshot: bool) -> None:
         self._record.setEnabled(record)

@@ -1,12 +1,23 @@
-"""Big repetition counters, one per person in the analysis, side by side."""
+"""Big repetition counters, one per person in the analysis, side by side, each with the counted
+angle and what the person is doing in words, or why the angle is unknown."""
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from realtime.analysis.fitness import HINTS
+from realtime.render import plural
 
-_COUNT_STYLE = "font-size: 48px; font-weight: bold;"
+_COUNT_STYLE = "font-size: 44px; font-weight: bold;"
+
+
+def person_detail(pid: str, person: dict, *, with_id: bool = True) -> str:
+    """'#0 · 95° · going down', or '#0 · angle unknown: out of frame'."""
+    if person.get("signal_deg") is not None:
+        angle = f"{person['signal_deg']:.0f}° · {person.get('phase', person['state'])}"
+    else:
+        angle = "angle unknown: " + (person.get("signal_reason") or "not_visible").replace("_", " ")
+    return f"#{pid} · {angle}" if with_id else angle
 
 
 class RepCounterView(QWidget):
@@ -17,7 +28,8 @@ class RepCounterView(QWidget):
         self._cells: dict[str, tuple[QWidget, QLabel, QLabel]] = {}
 
     def set_people(self, people: dict[str, dict]) -> None:
-        """people: person id -> {"reps", "state", "signal_deg"} as the fitness analyser outputs."""
+        """people: person id -> {"reps", "state", "phase", "signal_deg", "signal_reason"} as the
+        fitness analyser outputs."""
         for pid in [p for p in self._cells if p not in people]:
             cell, _, _ = self._cells.pop(pid)
             cell.deleteLater()
@@ -25,15 +37,15 @@ class RepCounterView(QWidget):
             count, detail = self._cell(pid)
             person = people[pid]
             count.setText(str(person["reps"]))
-            if person.get("signal_deg") is not None:
-                angle = f"{person['signal_deg']:.0f}°"
-            else:  # say why: too_small, out_of_frame or not_visible
-                angle = "–" + (f" ({person['signal_reason'].replace('_', ' ')})" if person.get("signal_reason") else "")
-            detail.setText(f"#{pid} · {angle} · {person['state']}")
+            count.setToolTip(plural(person["reps"], "rep"))
+            detail.setText(f"{plural(person['reps'], 'rep')}\n{person_detail(pid, person)}")
             detail.setToolTip(HINTS.get(person.get("signal_reason"), ""))
 
     def counts(self) -> dict[str, int]:
         return {pid: int(count.text()) for pid, (_, count, _) in self._cells.items()}
+
+    def detail(self, pid: str) -> str:
+        return self._cells[pid][2].text()
 
     def _cell(self, pid: str) -> tuple[QLabel, QLabel]:
         if pid not in self._cells:
@@ -45,6 +57,7 @@ class RepCounterView(QWidget):
                 label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             column = QVBoxLayout(cell)
             column.setContentsMargins(0, 0, 0, 0)
+            column.setSpacing(0)
             column.addWidget(count)
             column.addWidget(detail)
             self._layout.addWidget(cell)

@@ -1,38 +1,92 @@
-"""Table of counted repetitions: one row each, the summary's columns."""
+"""Table of repetitions, counted and not: person, rep, time, depth against the target, tempo and
+symmetry, one row each in time order. A movement too shallow to count has a row of its own,
+in red, saying so."""
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from typing import Any
 
-from realtime.analysis.summary import REP_COLUMNS
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QBrush, QColor
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-_HEADERS = {"person": "#", "number": "rep", "start_frame": "start", "turn_frame": "turn", "end_frame": "end",
-            "min_deg": "min°", "max_deg": "max°", "rom_deg": "ROM°", "out_s": "down s", "back_s": "up s",
-            "side_diff_deg": "L−R°", "area_ratio": "L/R area"}
+from gui.angle_plot import HIT, MISS
+
+COLUMNS = ("person", "rep", "time", "depth", "tempo", "symmetry")
+_TIPS = {
+    "time": "When the repetition started and ended, in seconds from the start of the video",
+    "depth": "The deepest angle reached, against the turn the counter needs (✓ reached, ✗ too shallow)",
+    "tempo": "Seconds on the way out / on the way back",
+    "symmetry": "Mean difference between the left and right joint angles (L−R)",
+}
+
+
+def rep_rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Every repetition of the analyser's summary, counted (with its number) and too shallow
+    (number None), in time order: person, number, start_s, turn_s, end_s, depth_deg, out_s,
+    back_s, side_diff_deg, counted."""
+    if not summary:
+        return []
+    rows = [{**rep, "counted": True} for rep in summary["per_rep"]]
+    for pid, person in summary["people"].items():
+        for partial in person.get("partial_reps", []):
+            rows.append({"person": pid, "number": None, **partial, "out_s": partial["turn_s"] - partial["start_s"],
+                         "back_s": partial["end_s"] - partial["turn_s"], "side_diff_deg": None, "counted": False})
+    return sorted(rows, key=lambda row: (row["start_s"], row["person"]))
 
 
 class RepTable(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._table = QTableWidget(0, len(REP_COLUMNS))
+        self._table = QTableWidget(0, len(COLUMNS))
         self._table.setObjectName("repTable")
-        self._table.setHorizontalHeaderLabels([_HEADERS[c] for c in REP_COLUMNS])
+        self._table.setHorizontalHeaderLabels(list(COLUMNS))
+        for column, key in enumerate(COLUMNS):
+            self._table.horizontalHeaderItem(column).setToolTip(_TIPS.get(key, ""))
         self._table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self._table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self._table.verticalHeader().setVisible(False)
-        self._table.setMinimumHeight(120)
+        header = self._table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self._table.setMinimumHeight(90)
+        self._shown: list[tuple] = []
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._table)
 
-    def set_reps(self, reps: list[dict]) -> None:
-        if len(reps) == self._table.rowCount():
+    def set_reps(self, rows: list[dict[str, Any]], turn_deg: float | None = None) -> None:
+        """rows: rep_rows(summary); turn_deg: the depth a repetition must reach."""
+        key = [(row["person"], row["number"], row["start_s"], row["end_s"]) for row in rows]
+        if key == self._shown:
             return
-        self._table.setRowCount(len(reps))
-        for row, rep in enumerate(reps):
-            for column, key in enumerate(REP_COLUMNS):
-                value = rep.get(key)
-                text = "–" if value is None else f"{value:.1f}" if isinstance(value, float) else str(value)
-                self._table.setItem(row, column, QTableWidgetItem(text))
+        self._shown = key
+        self._table.setRowCount(len(rows))
+        for row_index, row in enumerate(rows):
+            for column, text in enumerate(self._cells(row, turn_deg)):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                if COLUMNS[column] == "depth":
+                    item.setForeground(QBrush(QColor(HIT if row["counted"] else MISS)))
+                    target = f" (target {turn_deg:g}°)" if turn_deg is not None else ""
+                    item.setToolTip(("reached the turn" if row["counted"] else "not counted: too shallow") + target)
+                elif not row["counted"]:
+                    item.setForeground(QBrush(QColor(MISS)))
+                self._table.setItem(row_index, column, item)
         self._table.scrollToBottom()
+
+    @staticmethod
+    def _cells(row: dict[str, Any], turn_deg: float | None) -> list[str]:
+        depth = f"{row['depth_deg']:.0f}° " + ("✓" if row["counted"] else "✗ too shallow")
+        side = row.get("side_diff_deg")
+        return [f"#{row['person']}", str(row["number"]) if row["counted"] else "not counted",
+                f"{row['start_s']:.2f}–{row['end_s']:.2f} s", depth,
+                f"{row['out_s']:.2f} / {row['back_s']:.2f} s", "–" if side is None else f"{side:.0f}°"]
 
     def rows(self) -> int:
         return self._table.rowCount()
+
+    def headers(self) -> list[str]:
+        return [self._table.horizontalHeaderItem(i).text() for i in range(self._table.columnCount())]
+
+    def cell(self, row: int, column: str) -> str:
+        return self._table.item(row, COLUMNS.index(column)).text()

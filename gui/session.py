@@ -1,5 +1,6 @@
 """The window's hold on the engine: one Pipeline at a time, its source opened off the UI thread,
-and the FrameRenderer that draws its results (also again, for a paused frame).
+the FrameRenderer that draws its results (also again, for a paused frame), and the playback
+settings (speed, pacing, loop) that every pipeline it starts plays files with.
 
 No Qt here. A Pipeline needs a source that opens before its worker runs, so the session builds
 one the first time a source opens; once it runs, new sources and models go to it as commands.
@@ -20,7 +21,7 @@ from realtime.config import PipelineConfig
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
-from realtime.render import FrameRenderer
+from realtime.render import FrameRenderer, ViewSettings
 from realtime.sources import redact_url
 from realtime.stages import Analyser
 from realtime.types import FrameResult
@@ -30,11 +31,15 @@ log = logging.getLogger(__name__)
 
 class Session:
     """Runs `config` (its source, frame limit and pacing aside: the window opens sources itself and
-    paces files like a camera) and keeps the window's settings across pipelines."""
+    plays files as its playback settings say, every frame at normal speed by default) and keeps
+    the window's settings across pipelines."""
 
     def __init__(self, config: PipelineConfig) -> None:
-        self._config = replace(config, source=None, frame_limit=None, pacing="realtime")
-        self.renderer = FrameRenderer()
+        self._config = replace(config, source=None, frame_limit=None, pacing="every-frame")
+        self.renderer = FrameRenderer(ViewSettings(show_stats=False, stats_slot=True))
+        self.speed = 1.0
+        self.drop_late = False
+        self.loop = False
         self._pipeline: Pipeline | None = None
         self._stages: Stages | None = None
         self._start_error: str | None = None
@@ -61,6 +66,13 @@ class Session:
     def error(self) -> str | None:
         if self._pipeline is not None:
             return self._pipeline.error
+        return self._start_error
+
+    @property
+    def source_error(self) -> str | None:
+        """Why nothing plays: the source (or, at a start, the model) failed; None otherwise."""
+        if self._pipeline is not None:
+            return self._pipeline.source_error
         return self._start_error
 
     @property
@@ -92,19 +104,72 @@ class Session:
         if self._pipeline is None:
             self._stages = None
 
-    def render(self, result: FrameResult):
-        """`result` drawn with the current view settings (H x W x 3 uint8 RGB)."""
-        return self.renderer.render(result)
+    # --- playback (files) ------------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._pipeline is not None and self._pipeline.playback.paused
+
+    def set_paused(self, paused: bool) -> None:
+        """Holds or plays on the whole pipeline (parsing, analysis, recording time)."""
+        if self._pipeline is None:
+            return
+        if paused:
+            self._pipeline.playback.pause()
+        else:
+            self._pipeline.playback.resume()
+
+    def seek(self, position_s: float) -> None:
+        if self._pipeline is not None:
+            self._pipeline.seek(position_s)
+
+    def step(self, frames: int) -> None:
+        if self._pipeline is not None:
+            self._pipeline.step(frames)
+
+    def set_speed(self, speed: float) -> None:
+        self.speed = speed
+        if self._pipeline is not None:
+            self._pipeline.playback.set_speed(speed)
+
+    def set_drop_late(self, drop_late: bool) -> None:
+        """True: real time (late frames dropped); False: every frame, later if need be."""
+        self.drop_late = drop_late
+        if self._pipeline is not None:
+            self._pipeline.playback.set_drop_late(drop_late)
+
+    def set_loop(self, loop: bool) -> None:
+        self.loop = loop
+        if self._pipeline is not None:
+            self._pipeline.playback.set_loop(loop)
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """`new_id` is the same person as the earlier `into_id`: one person from now on, their
+        repetitions added up (a choice of `new_id` becomes one of `into_id`)."""
+        if self._pipeline is None:
+            return
+        self._pipeline.merge_people(new_id, into_id)
+        self._selected_people = self._pipeline.selected_people
+
+    def render(self, result: FrameResult, *, presentation: bool = False):
+        """`result` drawn with the current view settings (H x W x 3 uint8 RGB); for the
+        presentation view without the speed readout and the analysis text (it shows them large)."""
+        view = self.renderer.view
+        if presentation:
+            view = replace(view, show_stats=False, stats_slot=False, show_analysis=False)
+        return self.renderer.render(result, view)
 
     # --- intent ----------------------------------------------------------------------
-    def open(self, spec: str) -> None:
-        """Switches the running pipeline to `spec`, or starts a pipeline on it in the background."""
+    def open(self, spec: str) -> bool:
+        """Switches the running pipeline to `spec`, or starts a pipeline on it in the background
+        (False while another start is still opening). Whoever was chosen on the source before is
+        forgotten (IDs belong to one source)."""
         if self._opening is not None:
-            return
+            return False
         self.source_spec = spec
+        self.select_people(None)
         if self._pipeline is not None:
             self._pipeline.switch_source(spec)
-            return
+            return True
         # The model loads here, on the caller's thread: a model loaded on a short-lived thread leaves
         # an OpenMP team behind that spins and slows inference about tenfold on small machines.
         config = replace(self._config, source=spec)
@@ -114,13 +179,18 @@ class Session:
         except Exception as exc:  # shown in the banner, never raised into Qt
             log.exception("cannot load model %s", config.model)
             self._start_error = f"cannot load model {config.model}: {_message(exc)}"
-            return
+            return True
         self._stages = stages
         pipeline.set_selected_people(self._selected_people)
+        playback = pipeline.playback
+        playback.set_speed(self.speed)
+        playback.set_drop_late(self.drop_late)
+        playback.set_loop(self.loop)
         self._start_error = None
         self._opening = threading.Thread(target=self._start, args=(pipeline,), name="partsight-gui-start",
                                          daemon=True)
         self._opening.start()
+        return True
 
     def switch_model(self, name: str) -> None:
         self._config = replace(self._config, model=name, weights=None)
@@ -146,6 +216,17 @@ class Session:
 
     def set_visible_parts(self, visible: np.ndarray | None) -> None:
         self.renderer.view.visible_parts = None if visible is None else np.asarray(visible, dtype=bool).copy()
+
+    def set_show_legend(self, show: bool) -> None:
+        self.renderer.view.show_legend = bool(show)
+
+    def set_stats_in_recordings(self, burned: bool) -> None:
+        """Whether the speed readout is drawn into the frames (recordings and screenshots get it)
+        or only shown by the window over them."""
+        self.renderer.view.show_stats = bool(burned)
+
+    def set_mirror(self, mirror: bool) -> None:
+        self.renderer.view.mirror = bool(mirror)
 
     def set_smoothing(self, strength: float) -> None:
         """Temporal smoothing strength, 0 (off) to 1, from the next frame on."""

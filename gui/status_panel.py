@@ -7,16 +7,18 @@ from gui.session import Session
 from realtime.pipeline import PipelineStats
 
 
-def state_text(session: Session, *, paused: bool, recording: bool) -> str:
+def state_text(session: Session, *, recording: bool) -> str:
     """What the window is doing, for the status bar's state field."""
     pipeline = session.pipeline
     if session.opening:
         return "opening…"
+    if session.source_error:
+        return "failed"
     if pipeline is None:
         return "no source"
     if pipeline.source_status:
         return "reconnecting…"
-    state = "❚❚ paused" if paused else "end of file" if pipeline.finished else "▶ playing"
+    state = "❚❚ paused" if session.paused else "end of file" if pipeline.finished else "▶ playing"
     return f"● rec · {state}" if recording else state
 
 
@@ -28,7 +30,8 @@ class StatusPanel(QStatusBar):
         for key, widest, tip in (("state", "● rec · end of file", "What the window is doing"),
                                  ("display", "display 000.0 fps", "Frames the window painted per second"),
                                  ("inference", "inference 000.0 fps", "Frames the engine parsed per second"),
-                                 ("latency", "latency 0000 ms", "From capture to parsed frame"),
+                                 ("latency", "latency 0000 ms",
+                                  "From capture to analysed frame (the figure the video's readout and the JSONL give)"),
                                  ("resolution", "0000×0000", "Frame size (width × height)"),
                                  ("model", "", "Parsing model"),
                                  ("device", "", "Where the model runs")):
@@ -43,7 +46,7 @@ class StatusPanel(QStatusBar):
     def field(self, key: str) -> str:
         return self._fields[key].text()
 
-    def show_stats(self, stats: PipelineStats | None, *, display_fps: float, state: str) -> None:
+    def show_stats(self, stats: PipelineStats | None, *, display_fps: float, state: str, live: bool = True) -> None:
         self._fields["state"].setText(state)
         self._fields["display"].setText(f"display {display_fps:4.1f} fps")
         if stats is None:
@@ -51,7 +54,8 @@ class StatusPanel(QStatusBar):
                 self._fields[key].setText("")
             return
         self._fields["inference"].setText(f"inference {stats.fps:4.1f} fps")
-        self._fields["latency"].setText(f"latency {stats.latency_ms:4.0f} ms")
+        # files: every frame waits its turn, so latency means nothing (the video shows the position)
+        self._fields["latency"].setText(f"latency {stats.latency_ms:4.0f} ms" if live else "latency –")
         self._fields["resolution"].setText("×".join(map(str, stats.resolution)) if stats.resolution else "")
         self._fields["model"].setText(stats.model)
         self._fields["device"].setText(stats.device)

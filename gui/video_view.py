@@ -1,4 +1,6 @@
-"""The video view: the annotated frame, letterboxed to keep its aspect ratio.
+"""The video view: the annotated frame, letterboxed to keep its aspect ratio, or a message in its
+place (nothing open yet, loading, an error). In split view the original frame shows left of a
+divider the user drags and the parsed frame right of it.
 
 This is the one place where engine images (H x W x 3 uint8 RGB arrays) become QImages.
 """
@@ -6,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QMouseEvent, QPainter, QPaintEvent
+from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 PLACEHOLDER = "No video yet. Pick a webcam, open a file or connect to a stream."
+_GRAB_PX = 10  # how near the divider a press grabs it
 
 
 def to_qimage(image: np.ndarray) -> tuple[QImage, np.ndarray]:
@@ -35,22 +38,46 @@ class VideoView(QWidget):
 
     image_clicked = pyqtSignal(float, float)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, *, background: QColor = QColor(16, 16, 18)) -> None:
         super().__init__(parent)
         self.setObjectName("videoView")
+        self._background = background
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(240, 180)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._image: QImage | None = None
         self._array: np.ndarray | None = None
-        self._paused = False
+        self._raw: QImage | None = None
+        self._raw_array: np.ndarray | None = None
+        self._message = PLACEHOLDER
+        self._message_is_error = False
+        self._split = 0.5  # divider position in split view, 0..1 of the frame's width
+        self._dragging = False
 
-    def set_frame(self, image: np.ndarray) -> None:
+    def set_frame(self, image: np.ndarray, raw: np.ndarray | None = None) -> None:
+        """Shows `image`; with `raw` (the same frame before parsing) in split view."""
         self._image, self._array = to_qimage(image)
+        self._raw, self._raw_array = to_qimage(raw) if raw is not None else (None, None)
         self.update()
 
-    def set_paused(self, paused: bool) -> None:
-        self._paused = paused
+    def show_message(self, text: str, *, error: bool = False) -> None:
+        """Clears the frame and shows `text` in its place."""
+        self._image = self._array = self._raw = self._raw_array = None
+        self._message, self._message_is_error = text, error
+        self.setToolTip("")
+        self.update()
+
+    def message(self) -> str | None:
+        """The text shown in place of a frame (None while a frame shows)."""
+        return self._message if self._image is None else None
+
+    @property
+    def split(self) -> float | None:
+        """The divider's position (0..1 of the frame's width) in split view, else None."""
+        return self._split if self._raw is not None else None
+
+    def set_split(self, share: float) -> None:
+        self._split = min(max(share, 0.0), 1.0)
         self.update()
 
     def image(self) -> QImage | None:
@@ -76,41 +103,81 @@ class VideoView(QWidget):
         return QPoint(round(rect.x() + (x + 0.5) * rect.width() / self._image.width()),
                       round(rect.y() + (y + 0.5) * rect.height() / self._image.height()))
 
+    def _divider_x(self) -> float:
+        rect = self.frame_rect()
+        return rect.x() + self._split * rect.width()
+
     def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton and self._raw is not None \
+                and abs(event.position().x() - self._divider_x()) <= _GRAB_PX:
+            self._dragging = True
+            return
         point = self.image_point(event.position()) if event.button() == Qt.MouseButton.LeftButton else None
         if point is None:
             super().mousePressEvent(event)
             return
         self.image_clicked.emit(*point)
 
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._dragging:
+            rect = self.frame_rect()
+            self.set_split((event.position().x() - rect.x()) / max(rect.width(), 1))
+            return
+        near = self._raw is not None and abs(event.position().x() - self._divider_x()) <= _GRAB_PX
+        self.setCursor(Qt.CursorShape.SplitHCursor if near else Qt.CursorShape.ArrowCursor)
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        self._dragging = False
+        super().mouseReleaseEvent(event)
+
     def sizeHint(self) -> QSize:
         return QSize(960, 720)
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
-        painter.fillRect(self.rect(), QColor(16, 16, 18))
+        painter.fillRect(self.rect(), self._background)
         if self._image is None:
-            painter.setPen(QColor(150, 150, 155))
-            painter.drawText(self.rect().adjusted(24, 24, -24, -24),
-                             Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap, PLACEHOLDER)
+            self._paint_message(painter)
             return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        painter.drawImage(QRectF(self.frame_rect()), self._image)
-        if self._paused:
-            self._draw_badge(painter, "❚❚  Paused")
+        rect = self.frame_rect()
+        painter.drawImage(QRectF(rect), self._image)
+        if self._raw is not None:
+            self._paint_split(painter, rect)
 
-    def _draw_badge(self, painter: QPainter, text: str) -> None:
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 1.3)
-        font.setBold(True)
-        painter.setFont(font)
-        metrics = painter.fontMetrics()
-        badge = QRect(0, 0, metrics.horizontalAdvance(text) + 28, metrics.height() + 14)
-        badge.moveCenter(self.rect().center())
-        badge.moveBottom(self.frame_rect().bottom() - 16)
+    def _paint_message(self, painter: QPainter) -> None:
+        """The message centred; an error's first paragraph (its headline) larger and bold."""
+        headline, _, rest = self._message.partition("\n\n") if self._message_is_error else ("", "", self._message)
+        area = self.rect().adjusted(32, 32, -32, -32)
+        flags = Qt.AlignmentFlag.AlignHCenter | Qt.TextFlag.TextWordWrap
+        painter.setPen(QColor(255, 170, 170) if self._message_is_error else QColor(150, 150, 155))
+        big = QFont(self.font())
+        big.setPointSizeF(big.pointSizeF() * 1.5)
+        big.setBold(True)
+        head_h = 0 if not headline else \
+            QFontMetrics(big).boundingRect(area, flags, headline).height() + 16
+        body_h = painter.fontMetrics().boundingRect(area, flags, rest).height()
+        top = area.y() + max(0, (area.height() - head_h - body_h) // 2)
+        if headline:
+            painter.setFont(big)
+            painter.drawText(QRect(area.x(), top, area.width(), head_h), flags, headline)
+        painter.setFont(self.font())
+        painter.drawText(QRect(area.x(), top + head_h, area.width(), body_h + 4), flags, rest)
+
+    def _paint_split(self, painter: QPainter, rect: QRect) -> None:
+        cut = self._split * self._raw.width()
+        painter.drawImage(QRectF(rect.x(), rect.y(), self._split * rect.width(), rect.height()), self._raw,
+                          QRectF(0, 0, cut, self._raw.height()))
+        x = self._divider_x()
+        painter.setPen(QPen(QColor(255, 255, 255), 2))
+        painter.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(0, 0, 0, 170))
-        painter.drawRoundedRect(QRectF(badge), 8, 8)
+        painter.setBrush(QColor(255, 255, 255))
+        painter.drawEllipse(QPointF(x, rect.center().y()), 7, 7)
         painter.setPen(QColor(255, 255, 255))
-        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        for text, flag, left in (("original", Qt.AlignmentFlag.AlignRight, True),
+                                 ("parsed", Qt.AlignmentFlag.AlignLeft, False)):
+            top = rect.center().y() + 12  # beside the handle: clear of the text slots in the corners
+            area = QRectF(rect.x(), top, x - rect.x() - 8, 22) if left else QRectF(x + 8, top, rect.right() - x - 8, 22)
+            painter.drawText(area, flag | Qt.AlignmentFlag.AlignVCenter, text)

@@ -1,7 +1,9 @@
-"""How the parse is drawn: overlay opacity and skeleton, steadiness, which parts show.
+"""How the parse is drawn: overlay opacity, skeleton, legend, split view, mirroring, steadiness,
+which parts show.
 
-Every choice goes to the session and is remembered: view/opacity, view/show_keypoints,
-view/smoothing and parts/<label set>/hidden.
+Every choice goes to the session (or, for the split view, to the window) and is remembered:
+view/opacity, view/show_keypoints, view/legend, view/compare, view/mirror, view/smoothing and
+parts/<label set>/hidden.
 """
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ from gui.part_toggles import PartToggles
 from gui.session import Session
 from gui.smoothing_control import SmoothingControl
 from realtime.smoothing import DEFAULT_STRENGTH
+
+# setting -> (OverlayControls check, default)
+_CHECKS = {"view/show_keypoints": ("keypoints", True), "view/legend": ("legend", False),
+           "view/compare": ("compare", False), "view/mirror": ("mirror", True)}
 
 
 class ViewPanel(QWidget):
@@ -37,19 +43,33 @@ class ViewPanel(QWidget):
         layout.addWidget(group_box("Body parts", self.part_toggles), 1)
 
         opacity = settings.value("view/opacity", 0.6, float)
-        show_keypoints = settings.value("view/show_keypoints", True, bool)
         smoothing = settings.value("view/smoothing", DEFAULT_STRENGTH, float)
         self.overlay_controls.set_opacity(opacity)
-        self.overlay_controls.set_show_keypoints(show_keypoints)
         self.smoothing_control.set_strength(smoothing)
         session.set_opacity(opacity)
-        session.set_show_keypoints(show_keypoints)
         session.set_smoothing(smoothing)
+        for key, (check, default) in _CHECKS.items():
+            self.overlay_controls.set_checked(check, settings.value(key, default, bool))
+        session.set_show_keypoints(self.overlay_controls.checked("keypoints"))
+        session.set_show_legend(self.overlay_controls.checked("legend"))
 
-        self.overlay_controls.opacity_changed.connect(self._on_opacity)
-        self.overlay_controls.keypoints_toggled.connect(self._on_keypoints)
+        controls = self.overlay_controls
+        controls.opacity_changed.connect(self._on_opacity)
+        controls.keypoints_toggled.connect(lambda on: self._on_check("view/show_keypoints", session.set_show_keypoints, on))
+        controls.legend_toggled.connect(lambda on: self._on_check("view/legend", session.set_show_legend, on))
+        controls.compare_toggled.connect(lambda on: self._on_check("view/compare", None, on))
+        controls.mirror_toggled.connect(lambda on: self._on_check("view/mirror", None, on))
         self.smoothing_control.strength_changed.connect(self._on_smoothing)
         self.part_toggles.visibility_changed.connect(self._on_visibility)
+
+    @property
+    def compare(self) -> bool:
+        """Split view: the original frame beside the parsed one."""
+        return self.overlay_controls.checked("compare")
+
+    @property
+    def mirror_webcams(self) -> bool:
+        return self.overlay_controls.checked("mirror")
 
     def show_state(self) -> None:
         """Rebuilds the part toggles when the model's label set changed, with its remembered hidden parts."""
@@ -65,9 +85,10 @@ class ViewPanel(QWidget):
         self._settings.setValue("view/opacity", opacity)
         self.view_changed.emit()
 
-    def _on_keypoints(self, show: bool) -> None:
-        self._session.set_show_keypoints(show)
-        self._settings.setValue("view/show_keypoints", show)
+    def _on_check(self, key: str, apply, on: bool) -> None:
+        if apply is not None:
+            apply(on)
+        self._settings.setValue(key, on)
         self.view_changed.emit()
 
     def _on_smoothing(self, strength: float) -> None:

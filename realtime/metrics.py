@@ -22,15 +22,16 @@ def schema_path(name: str) -> Path:
     return Path(__file__).with_name("schemas") / f"{name}.schema.json"
 
 
-def frame_metrics(result: FrameResult) -> dict:
+def frame_metrics(result: FrameResult, *, pts_s: float | None = None) -> dict:
     """The JSONL line for one frame; coordinates in the frame's own displayed pixels
-    (`frame_size`), areas in the parsed image's pixels."""
+    (`frame_size`), areas in the parsed image's pixels; `pts_s` is the frame's time in the
+    recording (None: its own time)."""
     frame = result.frame
     keypoints = result.parse.keypoints
     return {
         "schema": FRAME_SCHEMA,
         "index": frame.index,
-        "pts_s": round(frame.pts_s, 6),
+        "pts_s": round(frame.pts_s if pts_s is None else pts_s, 6),
         "frame_size": list(frame.own_size or frame.size),
         "areas": result.parse.part_areas(),
         "keypoints": _own_keypoints(frame.placement, keypoints),

@@ -58,6 +58,22 @@ class PeopleMemory:
         self._folds: dict[int, int] = {}  # new IDs folded into someone: frames in a row
         self._pending: set[int] = set()  # new IDs read on the previous frame only
 
+    def merge(self, new_id: int, into_id: int) -> None:
+        """Person `new_id` is `into_id` from now on: their cells, times and last reading become
+        that person's (the earlier person's are dropped)."""
+        if self._owner is not None:
+            self._owner[self._owner == into_id] = _NOBODY
+            self._owner[self._owner == new_id] = into_id
+        for times in (self._whole_s, self._read_s, self._first_s):
+            if new_id in times:
+                first = times.pop(new_id)
+                times[into_id] = min(first, times[into_id]) if times is self._first_s and into_id in times else first
+        if new_id in self._last:
+            self._last[into_id] = replace(self._last.pop(new_id), id=into_id)
+        self._aliases = {reading: into_id if person == new_id else person for reading, person in self._aliases.items()}
+        self._folds.pop(new_id, None)
+        self._pending.discard(new_id)
+
     def __call__(self, people: list[PersonParse], person: np.ndarray, person_fine: np.ndarray,
                  flow_from: tuple[np.ndarray, np.ndarray] | None, now_s: float) -> list[PersonParse]:
         """people: this frame's readings (tracker IDs, frame-size masks); person: the smoothed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -13,9 +14,10 @@ from pathlib import Path
 from realtime.config import PipelineConfig
 from realtime.metrics import frame_metrics
 from realtime.models import Parser, load_parser
+from realtime.playback import Playback
 from realtime.recorder import Recorder, RecorderError, RecordItem
 from realtime.render import FrameRenderer
-from realtime.sources import Source, SourceError, SourceInfo, open_source, redact_url
+from realtime.sources import Source, SourceError, SourceInfo, Timeline, open_source, redact_url
 from realtime.stages import Analyser, ResultStage
 from realtime.types import Frame, FrameResult, ParseResult
 
@@ -43,6 +45,7 @@ class _Commands:
     model: tuple[str, str | None] | None = None
     stages: list[ResultStage] | None = None
     analysers: list[Analyser] | None = None
+    merges: list[tuple[int, int]] | None = None
 
 
 class Pipeline:
@@ -57,6 +60,13 @@ class Pipeline:
     worker: they land in `error` (shown by the window; the traceback goes to the log) and the
     pipeline waits for a new source or model. With `config.frame_limit` the run ends after that
     many frames, as at the end of a file.
+
+    `playback` (realtime.playback) plays a file: pause, speed, pacing and loop are set on it
+    directly; `seek` and `step` go through the pipeline, which knows where playback stands. A
+    pause holds the whole chain, recording time included; after a seek the stages forget their
+    motion and the analysers what was in progress (Analyser.seek). A recording's times run on
+    from 0 at its first frame whatever playback does (replays, seeks, pauses): its MP4 and JSONL
+    never go back in time.
     """
 
     def __init__(self, config: PipelineConfig, *, stages: Sequence[ResultStage] = (),
@@ -70,9 +80,12 @@ class Pipeline:
         self._analysers: list[Analyser] = list(analysers)
         self._selected_people: frozenset[int] | None = None
         self._lent_stages = frozenset() if owns_stages else frozenset(map(id, stages))
+        self.playback = Playback(speed=1.0 if config.realtime else None, drop_late=config.realtime)
         self._parser: Parser = parser or self._load_parser(config.model, config.weights)
         self._source: Source | None = None
         self._recorder: Recorder | None = None
+        self._record_clock: Timeline | None = None  # the recording's times, from 0
+        self._record_last_s: float | None = None
         self._recorder_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
         self._subscribers_lock = threading.Lock()
@@ -85,7 +98,10 @@ class Pipeline:
         self._thread: threading.Thread | None = None
         self._fps = 0.0
         self._last_result_s: float | None = None
+        self._record_jump = False  # a pause or a new source since the last frame: the recording runs on
         self.error: str | None = None
+        self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
+        self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
         self.stats = PipelineStats(model=self._parser.spec.name, device=str(self._parser.device))
 
     # --- lifecycle -------------------------------------------------------------------
@@ -162,6 +178,43 @@ class Pipeline:
         with self._commands_lock:
             self._commands.analysers = list(analysers)
 
+    def seek(self, position_s: float) -> None:
+        """Plays a file on from `position_s` seconds (while paused: shows that frame). Ignored
+        for live sources."""
+        info = self.source_info
+        if info is None or info.live:
+            return
+        if info.duration_s is not None:
+            position_s = min(position_s, max(0.0, info.duration_s - self._frame_step_s()))
+        self._finished.clear()
+        self.playback.seek(position_s)
+
+    def step(self, frames: int = 1) -> None:
+        """Pauses and shows the next frame (1) or the one before the frame shown (-1)."""
+        if frames >= 0:
+            self.playback.step()
+            return
+        latest = self.latest()
+        self.playback.pause()
+        if latest is not None:
+            self.seek(latest.frame.pts_s + frames * self._frame_step_s())
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """Person `new_id` is `into_id` (the user said so): the stages and analysers make them one
+        from the next frame on (their repetitions are added up), and a selection of `new_id`
+        becomes one of `into_id`."""
+        if new_id == into_id:
+            raise ValueError("a person cannot be merged into themselves")
+        with self._commands_lock:
+            self._commands.merges = [*(self._commands.merges or ()), (new_id, into_id)]
+        selected = self._selected_people
+        if selected is not None and new_id in selected:
+            self._selected_people = frozenset(into_id if i == new_id else i for i in selected)
+
+    def _frame_step_s(self) -> float:
+        info = self.source_info
+        return 1.0 / info.fps if info is not None and info.fps else 1 / 30
+
     def set_selected_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None = everyone in frame)."""
         self._selected_people = None if ids is None else frozenset(ids)
@@ -196,6 +249,7 @@ class Pipeline:
         recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir, audio_from=audio_from)
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
+            self._record_clock, self._record_last_s = Timeline(self._frame_step_s(), max_jump_s=math.inf), None
         if previous is not None:
             previous.close()
         return recorder
@@ -219,21 +273,33 @@ class Pipeline:
 
     def _open(self, spec: str) -> Source:
         config = self.config
-        return open_source(spec, size=config.size, max_side=config.max_side, realtime=config.realtime,
+        return open_source(spec, size=config.size, max_side=config.max_side, playback=self.playback,
                            buffer_frames=config.buffer_frames, loop=config.loop, fps=config.fps)
 
     def _run(self) -> None:
+        playback = self.playback
         while not self._stop.is_set():
             self._apply_commands()
             source = self._source
-            frame = source.read(timeout_s=0.1) if source else None
+            frame = None
+            if source is not None and playback.may_take():
+                frame = source.read(timeout_s=0.1)
+            elif source is not None:
+                self._record_jump = True
+                playback.idle(0.1)
             if frame is None:
-                if source is not None and source.error and self.error != source.error:
-                    self.error = source.error
+                if source is not None and source.error and self.source_error != source.error:
+                    self.error = self.source_error = source.error
                     log.info("%s", source.error)  # callers show `error`; a warning would print it twice
                 if source is not None and source.finished:
                     self._finished.set()
                 continue
+            if not playback.worker_due(frame.pts_s, source.read_generation, self._stop):
+                continue  # a seek came while it waited: the frame is stale
+            self._finished.clear()
+            if frame.seeked:
+                for step in (*self._stages, *self._analysers):
+                    step.seek(frame.pts_s)
             try:
                 result = self._process(frame)
             except Exception as exc:  # a model failure must not kill the worker
@@ -255,6 +321,9 @@ class Pipeline:
         if commands.analysers is not None:
             self._replace(self._analysers, commands.analysers)
             self._analysers = commands.analysers
+        for new_id, into_id in commands.merges or ():
+            for step in (*self._stages, *self._analysers):
+                step.merge_people(new_id, into_id)
         if commands.model is not None or commands.source is not None:
             self._reset_history()
         if commands.model is not None:
@@ -262,24 +331,31 @@ class Pipeline:
             try:
                 self._parser = self._load_parser(name, weights)
                 self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
-                self.error = None
+                self.error = self.source_error
             except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
-                self.error = f"cannot load model {name}: {redact_url(str(exc))}"
+                self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
                 log.exception("cannot load model %s", name)
         if commands.source is not None:
             try:
                 new_source = self._open(commands.source)
                 info = new_source.start()
-            except (SourceError, ValueError) as exc:
-                self.error = str(exc)
+            except (SourceError, ValueError) as exc:  # the old source stops: the user asked for another
+                self.error = self.source_error = str(exc)
                 log.info("cannot open the source: %s", exc, exc_info=True)
-                return
+                new_source, info = None, None
             old, self._source = self._source, new_source
             if old is not None:
                 old.stop()
+            with self._latest_lock:
+                self._latest = None
+            self.playback.resume()  # a new source plays from its start
+            self._record_jump = True
             self._finished.clear()
-            self.stats.source = info.name
-            self.error = None
+            self.stats.source = info.name if info is not None else ""
+            self.stats.resolution = None
+            self.source_switches += 1
+            if info is not None:
+                self.error = self.source_error = None
 
     def _replace(self, old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
         """Closes the steps of `old` that `new` does not keep (lent ones stay open)."""
@@ -326,12 +402,12 @@ class Pipeline:
             self._fps = instant if self._fps == 0 else 0.9 * self._fps + 0.1 * instant
         self._last_result_s = now
         source = self._source
+        # one latency figure everywhere (the overlay, the status bar, the JSONL): capture to analysed
         result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
                              fps=self._fps, model=self.stats.model, live=source is not None and source.live,
                              analysis=analysis, selected_people=self._selected_people)
         result.image = self.renderer.render(result)
         timings["render"], clock = _lap(clock)
-        result.latency_ms = (time.monotonic() - frame.captured_s) * 1000 + frame.decode_ms
         return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
@@ -341,6 +417,7 @@ class Pipeline:
         return replace(parse, people=[person for person in parse.people if person.id in selected])
 
     def _deliver(self, result: FrameResult) -> None:
+        jump, self._record_jump = self._record_jump, False
         self.stats.fps = result.fps
         self.stats.latency_ms = result.latency_ms
         self.stats.frames += 1
@@ -353,14 +430,21 @@ class Pipeline:
         for callback in subscribers:
             callback(result)
         with self._recorder_lock:
-            recorder = self._recorder
+            recorder, clock = self._recorder, self._record_clock
         if recorder is not None:
+            frame = result.frame
+            if frame.seeked or jump:
+                clock.restart()  # the recording runs on one frame after its last
+            last_s, record_s = self._record_last_s, clock.place(frame.pts_s)
+            self._record_last_s = record_s
             try:
-                if result.frame.gap is not None:
-                    recorder.write_event(result.frame.gap.to_json())
+                if frame.gap is not None:
+                    recorder.write_event(replace(frame.gap, from_pts_s=last_s if last_s is not None else record_s,
+                                                 to_pts_s=record_s).to_json())
                 recorder.write(RecordItem(
-                    image=result.image, index=result.frame.index, pts_s=result.frame.pts_s,
-                    metrics=frame_metrics(result), labels=result.parse.labels, source_s=result.frame.source_s,
+                    image=result.image, index=frame.index, pts_s=record_s,
+                    metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels,
+                    source_s=frame.source_s,
                 ))
             except RecorderError as exc:  # the live view goes on without the recording
                 self.error = str(exc)

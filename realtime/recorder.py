@@ -70,6 +70,7 @@ class Recorder:
         self.crf = crf
         self.codec = pick_video_codec()
         self.frames_written = 0
+        self.recorded_s = 0.0  # the time of the last frame written: how long the recording is so far
         self.encode_ms = 0.0  # the last frame's
         self.encode_ms_total = 0.0  # every frame's: encoding, and waiting in the queue before it
         self.queue_wait_ms_total = 0.0
@@ -180,7 +181,8 @@ class Recorder:
             self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
             pts = self._last_pts + _NEW_SOURCE_STEP
         self._last_pts = pts
-        self._feed_audio(item, float(pts * _TIME_BASE))
+        self.recorded_s = float(pts * _TIME_BASE)
+        self._feed_audio(item, self.recorded_s)
         frame.pts = pts
         frame.time_base = _TIME_BASE
         for packet in self._stream.encode(frame):

@@ -93,6 +93,11 @@ class TemporalSmoother(ResultStage):
         self._keypoints.reset()
         self._people.reset()
 
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """`new_id` is `into_id` from now on: their pixels and keypoint filters become that person's."""
+        self._people.merge(new_id, into_id)
+        self._keypoints.merge(new_id, into_id)
+
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         strength = self._strength
         if strength <= 0.0:
@@ -189,6 +194,10 @@ class KeypointSmoother:
 
     def reset(self) -> None:
         self._filters = {}
+
+    def merge(self, new_id: int, into_id: int) -> None:
+        if new_id in self._filters:
+            self._filters[into_id] = self._filters.pop(new_id)
 
     def __call__(self, people: list[PersonParse], time_s: float, strength: float) -> list[PersonParse]:
         if strength != self._strength:

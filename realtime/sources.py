@@ -2,9 +2,11 @@
 
 A source is live or a file by what it is, not by its URL scheme: an input with a duration read
 from a byte stream (a local file, a file served over http(s)) is a file; one without a duration,
-or a session protocol such as RTSP, is live. Live sources (webcams, streams, paced files) keep
-only the newest frame, so a slow consumer never builds up lag, and reconnect. File and folder
-sources deliver every frame in order through a bounded queue (backpressure: nothing is dropped).
+or a session protocol such as RTSP, is live. Live sources (webcams, streams) keep only the newest
+frame, so a slow consumer never builds up lag, and reconnect. File and folder sources deliver
+every frame in order through a bounded queue (backpressure: nothing is dropped), as their
+Playback (realtime.playback) paces, pauses, repositions and loops them; a file played in real
+time with late frames dropped keeps only the newest frame too.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from collections import deque
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 import cv2
 import numpy as np
 
+from realtime.playback import Playback
 from realtime.geometry import SWAPS_AXES, OutputSize, display_turn, frame_display_matrix, square_pixel_width, turned
 from realtime.reconnect import Backoff
 from realtime.types import Frame, Gap
@@ -55,24 +58,33 @@ def redact_url(text: str) -> str:
 class SourceInfo:
     """name: safe to display (credentials removed); live: newest-frame policy and reconnection;
     frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate;
-    note: one line for the user about how it is read (e.g. an image sequence's count and rate)."""
+    note: one line for the user about how it is read (e.g. an image sequence's count and rate);
+    duration_s: how long it plays, in seconds (None = unknown or endless)."""
 
     name: str
     live: bool
     frame_count: int | None
     fps: float | None
     note: str | None = None
+    duration_s: float | None = None
+
+    @property
+    def seekable(self) -> bool:
+        """A file of known length: it can be played from any position."""
+        return not self.live and self.duration_s is not None
 
 
 class FrameReader:
-    """Opens a capture in the capture thread and yields Frames; subclasses know one kind."""
+    """Opens a capture in the capture thread and yields Frames; subclasses know one kind.
+    `frames(start_s)` yields from the frame at `start_s` seconds from the first frame (a seek;
+    files and folders only) or, with None, from the start (or from where a live source is)."""
 
     live = False
 
     def open(self) -> SourceInfo:
         raise NotImplementedError
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         raise NotImplementedError
 
     def close(self) -> None:
@@ -121,7 +133,7 @@ class PyAVReader(FrameReader):
         try:
             self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"cannot open {redact_url(self.url)}: {_reason(exc)}") from None
+            raise _source_error(f"cannot open {redact_url(self.url)}", exc) from None
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
@@ -133,31 +145,57 @@ class PyAVReader(FrameReader):
         fps = float(stream.average_rate) if stream.average_rate else None
         self._frames_shown = None if self.live else frames_shown(stream)
         frame_count = None if self.loop else self._frames_shown
-        return SourceInfo(redact_url(self.url), self.live, frame_count, fps)
+        duration_s = None
+        if not self.live and not self.loop:
+            if self._frames_shown and fps:
+                duration_s = self._frames_shown / fps
+            elif self._container.duration:
+                duration_s = self._container.duration / av.time_base
+        return SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
         step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
         timeline = Timeline(step_s, max_jump_s=math.inf if self.live else Timeline.MAX_FILE_JUMP_S)
+        origin_s = self.timeline.origin_s if self.timeline is not None else None
         self.timeline = timeline
-        index = 0
+        index, skip_before_s = 0, None
+        if start_s is not None and not self.live:
+            index, skip_before_s = round(start_s / step_s), start_s - step_s / 2
+            self._seek(stream, origin_s, start_s, timeline)
+        whole = index == 0  # a pass from the first frame: it must show every frame the file holds
         while True:
             pass_start = index
             for image, decoded_s, own_size, placement in self._decoded(stream, index):
-                yield Frame(image=image, index=index, pts_s=timeline.place(decoded_s), own_size=own_size,
-                            placement=placement, source_s=decoded_s)
+                pts_s = timeline.place(decoded_s)
+                if skip_before_s is not None and pts_s < skip_before_s:
+                    continue  # decoded from the key frame before a seek's target
+                skip_before_s = None
+                yield Frame(image=image, index=index, pts_s=pts_s, own_size=own_size, placement=placement,
+                            source_s=decoded_s)
                 index += 1
             shown = index - pass_start
-            if self._frames_shown is not None and shown < self._frames_shown:
+            if whole and self._frames_shown is not None and shown < self._frames_shown:
                 raise SourceError(f"{redact_url(self.url)} ended after {shown} of its {self._frames_shown} "
                                   f"frames: the file is truncated or damaged")
             if not self.loop or not shown:
                 return
+            whole = True
             timeline.restart()
-            try:
-                self._container.seek(0)
-            except (av.error.FFmpegError, OSError) as exc:
-                raise SourceError(f"{redact_url(self.url)} cannot start again: {_reason(exc)}") from None
+            self._seek(stream, None, 0.0, None)
+
+    def _seek(self, stream: av.video.stream.VideoStream, origin_s: float | None, position_s: float,
+              timeline: Timeline | None) -> None:
+        """Moves the demuxer to the key frame at or before `position_s` seconds from the first
+        frame shown, whose own time was `origin_s` (None: unknown, from the very start); the
+        `timeline` then places frames at their position in the file."""
+        if timeline is not None and origin_s is not None:
+            timeline.start_at(origin_s)
+        target = 0 if origin_s is None else int((origin_s + position_s) / stream.time_base)
+        try:
+            self._container.seek(target, stream=stream, backward=True)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise _source_error(f"{redact_url(self.url)} cannot be played from {position_s:.2f} s", exc) from None
 
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
         """(image as displayed in the output size, time in s or None, own displayed (W, H), Placement)
@@ -179,7 +217,7 @@ class PyAVReader(FrameReader):
                 yield image, (float(decoded.time) if decoded.time is not None else None), own, placement
                 index += 1
         except (av.error.FFmpegError, OSError) as exc:
-            raise SourceError(f"reading {redact_url(self.url)} failed at frame {index}: {_reason(exc)}") from None
+            raise _source_error(f"reading {redact_url(self.url)} failed at frame {index}", exc) from None
 
     def close(self) -> None:
         if self._container is not None:
@@ -232,6 +270,13 @@ class Timeline:
         """The stream starts again (a looped file): its next frame comes one step after the last."""
         self._offset_s = None
 
+    def start_at(self, origin_s: float) -> None:
+        """A seek: frames are placed at their own time less `origin_s` (the first frame's own
+        time), their position in the file, wherever the last frame was."""
+        self.origin_s = origin_s
+        self._offset_s = -origin_s
+        self.last_s = None
+
 
 class WebcamReader(FrameReader):
     live = True
@@ -252,7 +297,7 @@ class WebcamReader(FrameReader):
         fps = self._capture.get(cv2.CAP_PROP_FPS) or None
         return SourceInfo(f"webcam {self.index}", True, None, fps)
 
-    def frames(self) -> Iterator[Frame]:
+    def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         index = 0
         start = time.monotonic()
         while True:
@@ -373,10 +418,12 @@ class ImageFolderReader(FrameReader):
             self.fps = DEFAULT_SEQUENCE_FPS
             rate = "the default: the folder states no rate; --fps sets it"
         note = f"{self.folder}: {len(self._paths)} images in name order, read as {self.fps:g} fps ({rate})"
-        return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note)
+        return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note,
+                          duration_s=len(self._paths) / self.fps)
 
-    def frames(self) -> Iterator[Frame]:
-        for index, path in enumerate(self._paths):
+    def frames(self, start_s: float | None = None) -> Iterator[Frame]:
+        first = 0 if start_s is None else round(start_s * self.fps)
+        for index, path in enumerate(self._paths[first:], first):
             bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # EXIF orientation applied: upright
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
@@ -391,76 +438,56 @@ class ImageFolderReader(FrameReader):
         self._paths = []
 
 
-class _NewestFrameSlot:
-    """Holds one frame; a put replaces what the consumer has not taken yet."""
+class _FrameBuffer:
+    """Frames from the capture thread to the worker, each with the seek generation it was decoded
+    in. Bounded FIFO (the producer waits while it is full, so nothing is dropped) or, while
+    `newest_only()` says so, one slot that a put replaces (the dropped frame's gap marker is
+    kept). A frame's capture time is when it entered, as a camera frame's is when it arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, capacity: int, newest_only: Callable[[], bool]) -> None:
         self._condition = threading.Condition()
-        self._frame: Frame | None = None
-        self.dropped = 0
-
-    def put(self, frame: Frame, stop: threading.Event) -> None:
-        with self._condition:
-            if self._frame is not None:
-                self.dropped += 1
-                frame.gap = frame.gap or self._frame.gap  # a dropped frame's gap marker is kept
-            frame.captured_s = time.monotonic()
-            self._frame = frame
-            self._condition.notify()
-
-    def get(self, timeout_s: float) -> Frame | None:
-        with self._condition:
-            if self._frame is None:
-                self._condition.wait(timeout_s)
-            frame, self._frame = self._frame, None
-            return frame
-
-    def empty(self) -> bool:
-        with self._condition:
-            return self._frame is None
-
-    def size(self) -> int:
-        with self._condition:
-            return int(self._frame is not None)
-
-
-class _FrameQueue:
-    """Bounded FIFO: the producer waits while it is full, so no frame is dropped. A frame's
-    capture time is when it entered the queue, as a camera frame's is when it arrives."""
-
-    def __init__(self, capacity: int) -> None:
-        self._condition = threading.Condition()
-        self._frames: deque[Frame] = deque()
+        self._items: deque[tuple[int, Frame]] = deque()
         self._capacity = max(1, capacity)
+        self._newest_only = newest_only
         self.dropped = 0
 
-    def put(self, frame: Frame, stop: threading.Event) -> None:
+    def put(self, generation: int, frame: Frame, cancelled: Callable[[], bool]) -> None:
         with self._condition:
-            while len(self._frames) >= self._capacity:
-                if stop.is_set():
+            if self._newest_only():
+                while self._items:
+                    _, old = self._items.popleft()
+                    self.dropped += 1
+                    frame.gap = frame.gap or old.gap
+            while len(self._items) >= self._capacity:
+                if cancelled():
                     return
                 self._condition.wait(0.1)
             frame.captured_s = time.monotonic()
-            self._frames.append(frame)
+            self._items.append((generation, frame))
             self._condition.notify_all()
 
-    def get(self, timeout_s: float) -> Frame | None:
+    def get(self, timeout_s: float) -> tuple[int, Frame] | None:
         with self._condition:
-            if not self._frames:
+            if not self._items:
                 self._condition.wait(timeout_s)
-            if not self._frames:
+            if not self._items:
                 return None
-            frame = self._frames.popleft()
+            item = self._items.popleft()
             self._condition.notify_all()
-            return frame
+            return item
+
+    def wake(self) -> None:
+        """Lets a producer waiting on a full buffer check whether it was cancelled."""
+        with self._condition:
+            self._condition.notify_all()
 
     def empty(self) -> bool:
         with self._condition:
-            return not self._frames
+            return not self._items
 
     def size(self) -> int:
         with self._condition:
-            return len(self._frames)
+            return len(self._items)
 
 
 class Source:
@@ -469,36 +496,43 @@ class Source:
     `read(timeout_s)` returns the next Frame, or None if none came within the timeout; after
     the end of a file `finished` is True, and after a failure `error` holds the message.
 
+    A file is played as its `playback` says: paced or not, paused, repositioned by seeks (the
+    first frame after one has `seeked` set; frames decoded before it are never returned) and
+    looped. At its end the capture thread waits for a seek until stopped, so a file that ended
+    can be played again from any position.
+
     A live source that fails or ends after it opened reconnects with exponential backoff until
     stopped: meanwhile `status` says why and when it tries next, and the first frame after it
     carries a Gap. Indices and times run on across reconnections.
     """
 
-    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, pace: bool = False,
+    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, playback: Playback | None = None,
                  backoff: Backoff | None = None) -> None:
         self._reader = reader
-        self._pace = pace
-        self._buffer_frames = buffer_frames
-        self._buffer = self._new_buffer(bool(reader.live))  # replaced at open once the reader knows
+        self.playback = playback or Playback()
+        self._buffer = _FrameBuffer(buffer_frames, self._newest_only)
         self._backoff = backoff or Backoff()
         self._stop = threading.Event()
         self._opened = threading.Event()
         self._done = threading.Event()
+        self._at_end = threading.Event()
         self._thread: threading.Thread | None = None
         self.info: SourceInfo | None = None
         self.error: str | None = None
         self.status: str | None = None  # set while a live source is reconnecting
         self.reconnections = 0
         self.frames_read = 0
+        self.read_generation = 0
         self._last_pts_s = 0.0
         self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
 
     @property
     def live(self) -> bool:
-        return isinstance(self._buffer, _NewestFrameSlot)
+        return bool(self.info.live if self.info is not None else self._reader.live)
 
-    def _new_buffer(self, live: bool) -> _NewestFrameSlot | _FrameQueue:
-        return _NewestFrameSlot() if live or self._pace else _FrameQueue(self._buffer_frames)
+    def _newest_only(self) -> bool:
+        playback = self.playback
+        return self.live or (playback.paced_at_capture and not playback.paused)
 
     @property
     def dropped(self) -> int:
@@ -511,8 +545,9 @@ class Source:
 
     @property
     def finished(self) -> bool:
-        """True once the capture thread has ended and every delivered frame was read."""
-        return self._done.is_set() and self._buffer.empty()
+        """True once the file was played to its end (or the capture thread ended) and every
+        delivered frame was read."""
+        return (self._done.is_set() or self._at_end.is_set()) and self._buffer.empty()
 
     def start(self, *, open_timeout_s: float = 20.0) -> SourceInfo:
         """Starts the capture thread and waits until the capture opened (or raises SourceError)."""
@@ -527,10 +562,19 @@ class Source:
         return self.info
 
     def read(self, timeout_s: float = 0.5) -> Frame | None:
-        return self._buffer.get(timeout_s)
+        """The next frame of the latest seek, or None (frames decoded before a seek are skipped);
+        `read_generation` is then the seek generation it belongs to."""
+        deadline = time.monotonic() + timeout_s
+        while (item := self._buffer.get(max(0.0, deadline - time.monotonic()))) is not None:
+            generation, frame = item
+            if generation == self.playback.generation:
+                self.read_generation = generation
+                return frame
+        return None
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
+        self._buffer.wake()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout_s)
 
@@ -538,9 +582,7 @@ class Source:
         try:
             try:
                 info = self._reader.open()
-                if info.live != self.live:
-                    self._buffer = self._new_buffer(info.live)
-                self.info = replace(info, live=self.live)
+                self.info = info
             except SourceError as exc:
                 self.error = str(exc)
                 log.info("cannot open the source", exc_info=True)
@@ -548,13 +590,13 @@ class Source:
             finally:
                 self._opened.set()
             self._last_frame_s = time.monotonic()
+            if not info.live:
+                self.error = self._play()
+                return
             gap_reason = None
             while True:
                 failure = self._deliver(gap_reason)
                 if self._stop.is_set():
-                    return
-                if not self._reader.live:
-                    self.error = failure
                     return
                 gap_reason = failure or f"{self.info.name} stopped sending frames"
                 if not self._reconnect(gap_reason):
@@ -563,10 +605,54 @@ class Source:
             self._reader.close()
             self._done.set()
 
+    def _play(self) -> str | None:
+        """Plays a file as its playback says until stop(), or a failure (returns the message). A
+        new source starts from its first frame, whatever was asked of the one before it."""
+        playback = self.playback
+        playback.claim_seek()
+        generation, start_s = playback.generation, None
+        while not self._stop.is_set():
+            claimed = playback.claim_seek()
+            if claimed is not None:
+                generation, start_s = claimed.generation, claimed.position_s
+            try:
+                self._pass(generation, start_s)
+            except SourceError as exc:
+                log.info("the source stopped delivering", exc_info=True)
+                return str(exc)
+            if self._stop.is_set() or playback.generation != generation:
+                continue  # a seek: start again from its position
+            if playback.loop:
+                start_s = 0.0  # a loop is a seek to the start: the stages start afresh
+                continue
+            self._at_end.set()
+            playback.wait_for_seek(generation, self._stop)
+            self._at_end.clear()
+        return None
+
+    def _pass(self, generation: int, start_s: float | None) -> None:
+        """Delivers the file's frames from `start_s` (None: the start) until its end, stop() or a seek."""
+        playback = self.playback
+        frames = self._reader.frames(start_s)
+        seeked = start_s is not None
+        cancelled = lambda: self._stop.is_set() or playback.generation != generation  # noqa: E731
+        try:
+            while not cancelled():
+                decode_start = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    return
+                frame.decode_ms = (time.perf_counter() - decode_start) * 1000
+                frame.seeked, seeked = seeked, False
+                if not playback.capture_due(frame.pts_s, generation, self._stop):
+                    return
+                self._buffer.put(generation, frame, cancelled)
+                self.frames_read += 1
+        finally:
+            frames.close()
+
     def _deliver(self, gap_reason: str | None) -> str | None:
-        """Passes the reader's frames on until it ends (None), fails (the message) or stop()."""
-        start_wall = time.monotonic()
-        first_pts: float | None = None
+        """Passes a live reader's frames on until it ends (None), fails (the message) or stop()."""
         index_offset = self.frames_read
         pts_offset_s = 0.0
         frames = self._reader.frames()
@@ -583,12 +669,7 @@ class Source:
                     gap_reason = None
                 frame.index += index_offset
                 frame.pts_s += pts_offset_s
-                if self._pace:
-                    first_pts = frame.pts_s if first_pts is None else first_pts
-                    delay = (frame.pts_s - first_pts) - (time.monotonic() - start_wall)
-                    if delay > 0 and self._stop.wait(delay):
-                        return None
-                self._buffer.put(frame, self._stop)
+                self._buffer.put(self.playback.generation, frame, self._stop.is_set)
                 self._last_pts_s = frame.pts_s
                 self._last_frame_s = time.monotonic()
                 self.frames_read += 1
@@ -639,43 +720,71 @@ def is_device_or_stream(spec: str) -> bool:
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                realtime: bool = False, buffer_frames: int = 8, timeout_s: float = 10.0,
+                playback: Playback | None = None, buffer_frames: int = 8, timeout_s: float = 10.0,
                 loop: bool = False, fps: float | None = None) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
-    DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is
-    live or a file by what FFmpeg finds at open (see PyAVReader); a file starts again at its end
-    with `loop`. Frames are scaled to `size` (W, H), or down to at most `max_side` pixels on their
-    long side. SourceError for a path that does not exist."""
+    DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is live or a file by what
+    FFmpeg finds at open (see PyAVReader); a file runs on endlessly from its start at its end with
+    `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
+    fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
+    pixels on their long side. SourceError for a path that does not exist."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
-        return Source(WebcamReader(int(spec), size=size, max_side=max_side))
+        return Source(WebcamReader(int(spec), size=size, max_side=max_side), playback=playback)
     if URL.match(spec):
         reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop)
-        return Source(reader, buffer_frames=buffer_frames, pace=realtime)
+        return Source(reader, buffer_frames=buffer_frames, playback=playback)
     path = Path(spec).expanduser()
     if path.is_dir():
         return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
-                      pace=realtime)
+                      playback=playback)
     if not path.exists():
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps), buffer_frames=buffer_frames,
-                      pace=realtime)
+                      playback=playback)
     reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop)
-    return Source(reader, buffer_frames=buffer_frames, pace=realtime)
+    return Source(reader, buffer_frames=buffer_frames, playback=playback)
 
 
 class _SingleImageReader(ImageFolderReader):
     def open(self) -> SourceInfo:
         self._paths = [self.folder]
         self.fps = self.fps or DEFAULT_SEQUENCE_FPS
-        return SourceInfo(str(self.folder), False, 1, self.fps)
+        return SourceInfo(str(self.folder), False, 1, self.fps, duration_s=1 / self.fps)
+
+
+def _source_error(what: str, exc: BaseException) -> SourceError:
+    """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log."""
+    log.info("%s: %s", what, redact_url(str(exc)))
+    return SourceError(f"{what}: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:
+    """Why FFmpeg or the system failed, in plain words (the raw text goes to the log with the
+    traceback; credentials removed either way)."""
+    for kind, words in _PLAIN_REASONS:
+        if isinstance(exc, kind):
+            return words
     text = getattr(exc, "strerror", None) or str(exc)
     return redact_url(text.strip().rstrip("."))
+
+
+_PLAIN_REASONS = (
+    (av.error.InvalidDataError, "it is not a video PartSight can read, or it is damaged"),
+    (av.error.DemuxerNotFoundError, "it is not a video PartSight can read"),
+    (av.error.DecoderNotFoundError, "its video format cannot be decoded here"),
+    (av.error.HTTPUnauthorizedError, "the user name or password was not accepted"),
+    (av.error.HTTPForbiddenError, "access was refused (HTTP 403)"),
+    (av.error.HTTPNotFoundError, "there is nothing at that address (HTTP 404)"),
+    (ConnectionRefusedError, "nothing answered at that address (connection refused): check the address and "
+                             "that the camera is on"),
+    (TimeoutError, "no answer in time: check the address and the network"),
+    (av.error.ExitError, "no answer in time: check the address and the network"),
+    (PermissionError, "permission denied"),
+    (FileNotFoundError, "no such file"),
+)
 
 
 def find_webcams(indices: range = range(4), timeout_s: float = 3.0) -> list[int]:

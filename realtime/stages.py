@@ -1,5 +1,6 @@
 """The contracts between the pipeline's steps: source -> parser -> ResultStages -> Analysers ->
-sinks. The pipeline knows steps only through these; `realtime.build` makes the concrete ones."""
+sinks. The pipeline knows steps only through these; `realtime.build` makes the concrete ones,
+which subclass them to inherit the default `seek` and `merge_people`."""
 from __future__ import annotations
 
 from typing import Any, Protocol
@@ -19,6 +20,15 @@ class ResultStage(Protocol):
     def reset(self) -> None:
         """Forget the past (a new source or model starts)."""
 
+    def seek(self, position_s: float) -> None:
+        """Playback jumped to `position_s` seconds (a seek or a loop): forget the motion seen so
+        far. By default everything is forgotten; a stage that keeps who is who overrides it."""
+        self.reset()
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """Person `new_id` is the same person as the earlier `into_id`: from now on they are one
+        (the user said so). Stages that keep nothing per person ignore it."""
+
     def close(self) -> None:
         """Release what the stage holds (threads, graphs); it is not called again."""
 
@@ -34,6 +44,15 @@ class Analyser(Protocol):
 
     def reset(self) -> None:
         """Forget the past (a new source or model starts)."""
+
+    def seek(self, position_s: float) -> None:
+        """Playback jumped to `position_s` seconds: forget what was in progress (by default
+        everything); results completed before that point may be kept."""
+        self.reset()
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """Person `new_id` is the same person as the earlier `into_id`: combine what is known
+        of them under `into_id` (by default nothing is kept per person)."""
 
     def close(self) -> None:
         """Release what the analyser holds; it is not called again."""

@@ -54,7 +54,8 @@ class Frame:
     frame's own displayed size before it was scaled into `image` (None: the image's size) and
     `placement` maps those own pixels into `image`; coordinates are reported in own pixels.
     `source_s` is the frame's own time in its source's clock (None for sources without one), what
-    the source's other streams (audio) are timed against."""
+    the source's other streams (audio) are timed against. `seeked` is set on the first frame after
+    a seek (or a loop back to the start): time jumps there, and stages forget their motion."""
 
     image: np.ndarray
     index: int
@@ -65,6 +66,7 @@ class Frame:
     own_size: tuple[int, int] | None = None
     placement: Placement = field(default_factory=lambda: Placement())
     source_s: float | None = None
+    seeked: bool = False
 
     @property
     def size(self) -> tuple[int, int]:

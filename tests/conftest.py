@@ -142,3 +142,39 @@ def open_window(qtbot, tmp_path: Path, **config):
     qtbot.addWidget(window)
     window.show()
     return window
+
+
+@pytest.fixture
+def window_settings(tmp_path: Path):
+    """The window's settings in a file of the test's own, writing into tmp_path/out."""
+    from PyQt6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "partsight.ini"), QSettings.Format.IniFormat)
+    settings.setValue("output_dir", str(tmp_path / "out"))
+    return settings
+
+
+@pytest.fixture
+def make_window(qtbot, window_settings):
+    """make_window(max_people=1, **settings) -> a shown MainWindow on the CPU; every window made
+    is closed at the end (a recording still running is stopped first, so closing never asks)."""
+    from gui.main_window import MainWindow
+    from gui.session import Session
+    from realtime.config import PipelineConfig
+
+    windows = []
+
+    def make(max_people: int = 1, **values):
+        for key, value in values.items():
+            window_settings.setValue(key, value)
+        window = MainWindow(Session(PipelineConfig(device="cpu", max_people=max_people)), window_settings)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        if window.recording_panel.recording_path is not None:
+            window.recording_panel.stop_recording()
+        window.close()

@@ -22,7 +22,7 @@ NOT_PIPELINE = {
     "eval flicker": set(),
     "eval jitter": {"images", "dataset", "jitter_frames", "seed"},
     "eval person-iou": {"dataset"},
-    "gui": {"screenshot", "frames"},
+    "gui": {"screenshot", "frames", "present"},
 }
 # A value different from the default, per option destination, and the config field it must change.
 CHANGED = {

@@ -12,7 +12,9 @@ REDUCTIONS = ("mean", "min", "max")
 class Exercise:
     """joints: the angles combined into the counted signal by `reduce` (mean of the known
     sides; min/max follow the side that moves most, e.g. a lunge's front knee).
-    start_deg / turn_deg: see RepCounter. min_rep_s: shortest real repetition."""
+    start_deg / turn_deg: see RepCounter. min_rep_s: shortest real repetition. phases: what the
+    person is doing, in words, on the way out, at the turn and on the way back (None: "going
+    down", "at the bottom", "coming up" for an angle that closes, the reverse for one that opens)."""
 
     name: str
     joints: tuple[str, ...]
@@ -20,6 +22,7 @@ class Exercise:
     turn_deg: float
     reduce: str = "mean"
     min_rep_s: float = 0.5
+    phases: tuple[str, str, str] | None = None
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.joints if j not in JOINTS]
@@ -33,6 +36,14 @@ class Exercise:
         if self.min_rep_s < 0:
             raise ValueError(f"exercise {self.name}: min_rep_s must be >= 0")
 
+    @property
+    def phase_words(self) -> tuple[str, str, str]:
+        if self.phases is not None:
+            return self.phases
+        if self.turn_deg < self.start_deg:
+            return "going down", "at the bottom", "coming up"
+        return "going up", "at the top", "coming down"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "joints": list(self.joints), "start_deg": self.start_deg,
                 "turn_deg": self.turn_deg, "reduce": self.reduce, "min_rep_s": self.min_rep_s}
@@ -43,19 +54,21 @@ PRESETS: dict[str, Exercise] = {
     "push-up": Exercise("push-up", ("left_elbow", "right_elbow"), start_deg=145, turn_deg=105),
     "lunge": Exercise("lunge", ("left_knee", "right_knee"), start_deg=150, turn_deg=110, reduce="min"),
     "jumping-jack": Exercise("jumping-jack", ("left_shoulder", "right_shoulder"), start_deg=45, turn_deg=120,
-                             min_rep_s=0.3),
+                             min_rep_s=0.3, phases=("arms going up", "arms up", "arms coming down")),
     "biceps-curl": Exercise("biceps-curl", ("left_elbow", "right_elbow"), start_deg=140, turn_deg=70,
-                            reduce="min"),
+                            reduce="min", phases=("curling up", "at the top", "lowering")),
     # Hip angle = shoulder-hip-knee (angles.JOINTS). Seen from the side with the thighs raised
     # phi from the floor (knees bent, feet down: phi ~ 40-50) and the torso raised theta, it is
     # 180 - phi - theta: ~135 lying back, ~45-65 sitting up (theta 70-90). 120 = back within
     # ~15 deg of the floor; 80 = torso raised past ~55 deg (a sit-up, not a crunch).
-    "sit-up": Exercise("sit-up", ("left_hip", "right_hip"), start_deg=120, turn_deg=80),
+    "sit-up": Exercise("sit-up", ("left_hip", "right_hip"), start_deg=120, turn_deg=80,
+                       phases=("sitting up", "sitting up straight", "lying back")),
     # Shoulder angle = hip-shoulder-elbow (upper arm against the torso). Rack position (hands at
     # the shoulders, elbows out and a little below them) ~70-95 from the front, ~20-50 from
     # the side; lockout (arms straight up beside the head) ~165-180. 100 = elbows at or below
     # shoulder height; 150 = arms overhead, with margin for an imperfect lockout.
-    "shoulder-press": Exercise("shoulder-press", ("left_shoulder", "right_shoulder"), start_deg=100, turn_deg=150),
+    "shoulder-press": Exercise("shoulder-press", ("left_shoulder", "right_shoulder"), start_deg=100, turn_deg=150,
+                               phases=("pressing up", "arms locked out", "lowering")),
 }
 
 

@@ -3,11 +3,14 @@
 Output of `update` (also the JSONL line's analysis["fitness"]):
     {"exercise": {...preset...}, "people": {"<id>": {"angles": {joint: {"deg", "raw_deg", "conf",
      "source", "reason"}}, "signal_deg", "signal_reason", "signal_hint", "reps", "partials", "state",
-     "last_rep"}}}
+     "phase", "last_rep", "last_partial"}}}
 A counted angle that is unknown says why (signal_reason): the person is too small, their joints
 are cut by the frame's edge, or not seen, and what to try (signal_hint, from HINTS); the summary
-counts those frames and gives the hint of the most frequent reason.
-People come from `parse.people`; a parse without people is one person, id 0.
+counts those frames and gives the hint of the most frequent reason. `phase` says the counter's
+state in words ("going down", "at the bottom", ...); `last_partial` is the latest movement that
+was too shallow to count. People come from `parse.people`; a parse without people is one person,
+id 0. After a seek (`seek`) each counter keeps the repetitions completed before the seek point;
+`merge_people` adds one person's repetitions to another's.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from realtime.analysis.angles import (
 )
 from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.analysis.reps import RepCounter
+from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
 from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -47,6 +50,8 @@ HINTS = {
                  "clothes that show the limbs",
 }
 HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at least this share of a person's frames
+WAITING_WORDS = "waiting for the start position"
+READY_WORDS = "ready"
 
 
 @dataclass
@@ -89,6 +94,31 @@ class FitnessAnalyser(Analyser):
         with self._lock:
             self._tracks.clear()
 
+    def seek(self, position_s: float) -> None:
+        """Playback jumped to `position_s`: every person's angle filter starts again and their
+        counter drops the repetition in progress and those completed after `position_s`."""
+        with self._lock:
+            for track in self._tracks.values():
+                track.smoother.reset()
+                track.counter.seek(position_s)
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """`new_id` is the same person as `into_id`: their repetitions are added to that person's
+        (in time order, numbered again) and they are counted as `into_id` from now on."""
+        with self._lock:
+            track = self._tracks.pop(new_id, None)
+            if track is None:
+                return
+            earlier = self._tracks.get(into_id)
+            if earlier is not None:
+                track.counter.absorb(earlier.counter)
+                track.frames += earlier.frames
+                unknown = dict(earlier.unknown or {})
+                for reason, frames in (track.unknown or {}).items():
+                    unknown[reason] = unknown.get(reason, 0) + frames
+                track.unknown = unknown or None
+            self._tracks[into_id] = track
+
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
         people = [(p.id, p.keypoints, p.mask, p) for p in parse.people] or [(0, None, parse.person_mask, None)]
         with self._lock:
@@ -119,6 +149,7 @@ class FitnessAnalyser(Analyser):
                                    area_ratio=self._area_ratio(parse, mask))
         counter = track.counter
         last = rep or (counter.reps[-1] if counter.reps else None)
+        partial = counter.partial_reps[-1] if counter.partial_reps else None
         return {
             "angles": {n: {"deg": _round(smooth[n]), "raw_deg": _round(raw_deg[i]), "conf": round(raw[n].conf, 3),
                            "source": raw[n].source, "reason": raw[n].reason} for i, n in enumerate(ANGLE_NAMES)},
@@ -128,7 +159,9 @@ class FitnessAnalyser(Analyser):
             "reps": counter.count,
             "partials": counter.partials,
             "state": counter.state,
+            "phase": _phase(counter, signal, exercise),
             "last_rep": None if last is None else last.to_dict(),
+            "last_partial": None if partial is None else partial.to_dict(),
         }
 
     def _side_diff(self, smooth: dict[str, float]) -> float | None:
@@ -151,6 +184,7 @@ class FitnessAnalyser(Analyser):
         was unknown in at least HINT_SHARE of the frames; else null)."""
         with self._lock:
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
+                                 "partial_reps": [p.to_dict() for p in t.counter.partial_reps],
                                  "rejected_short": t.counter.rejected,
                                  "per_rep": [r.to_dict() for r in t.counter.reps], **_unknown_summary(t)}
                       for pid, t in sorted(self._tracks.items())}
@@ -171,6 +205,19 @@ def person_angles(frame: Frame, parse: ParseResult, keypoints: np.ndarray | None
         raw = {n: world[n] if world[n].deg is not None and world[n].conf >= min_score
                and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
     return raw
+
+
+def _phase(counter: RepCounter, signal: float, exercise: Exercise) -> str:
+    """The counter's state in words: waiting, ready, or the exercise's phase words."""
+    out, turn, back = exercise.phase_words
+    if counter.state == WAITING:
+        return WAITING_WORDS
+    if counter.state == START:
+        return READY_WORDS
+    if counter.state == OUT:
+        return out
+    assert counter.state == TURNED
+    return turn if not math.isnan(signal) and counter.beyond_turn(signal) else back
 
 
 def _frame_box(frame: Frame) -> tuple[int, int, int, int]:

@@ -2,12 +2,14 @@
 
 A repetition starts at the start position (the angle on the start side of `start_deg`), passes
 the turn (beyond `turn_deg`) and counts only once the angle is back at the start position. The
-band between the two thresholds is the hysteresis: noise inside it changes nothing.
+band between the two thresholds is the hysteresis: noise inside it changes nothing. A movement
+that leaves the start position far enough to be an attempt (`partial_share` of the band) and
+comes back without reaching the turn is a partial repetition: not counted, too shallow.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 WAITING = "waiting"  # the start position has not been seen yet
 START = "start"  # at the start position
@@ -33,6 +35,7 @@ class Rep:
     back_s: float
     side_diff_deg: float | None = None  # mean |left - right| angle over the repetition
     area_ratio: float | None = None  # mean left/right limb part area over the repetition
+    depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
 
     @property
     def rom_deg(self) -> float:
@@ -42,6 +45,20 @@ class Rep:
         out = {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
         out["rom_deg"] = round(self.rom_deg, 3)
         return out
+
+
+@dataclass(frozen=True)
+class PartialRep:
+    """A movement that left the start position and came back without reaching the turn: not
+    counted, too shallow. depth_deg is the extreme angle it reached (times in seconds)."""
+
+    start_s: float
+    turn_s: float
+    end_s: float
+    depth_deg: float
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 3) for k, v in asdict(self).items()}
 
 
 @dataclass
@@ -74,10 +91,12 @@ class RepCounter:
         repetition counts, so a glitch at the bottom that looks like the start does not end it.
     max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
         progress; the counter waits for the start position again.
+    partial_share: a movement back to the start without the turn is a partial repetition when its
+        extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt).
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
-                 max_gap_s: float = 1.0) -> None:
+                 max_gap_s: float = 1.0, partial_share: float = 0.25) -> None:
         if start_deg == turn_deg:
             raise ValueError("start and turn thresholds must differ")
         if min_rep_s < 0 or min_hold_s < 0 or max_gap_s <= 0:
@@ -87,21 +106,48 @@ class RepCounter:
         self.min_rep_s = min_rep_s
         self.min_hold_s = min_hold_s
         self.max_gap_s = max_gap_s
+        self.partial_share = partial_share
         self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
         self.reset()
 
     def reset(self) -> None:
-        self.state = WAITING
         self.reps: list[Rep] = []
-        self.partials = 0  # left the start position and came back without reaching the turn
+        self.partial_reps: list[PartialRep] = []  # too shallow: left the start and came back without the turn
         self.rejected = 0  # full cycles shorter than min_rep_s
+        self._forget_progress()
+
+    def _forget_progress(self) -> None:
+        self.state = WAITING
         self._attempt: _Attempt | None = None
         self._back: _Sample | None = None  # first sample back at the start after the turn
         self._last: _Sample | None = None
 
+    def seek(self, time_s: float) -> None:
+        """The signal continues from `time_s` (a seek): the repetition in progress is dropped and
+        so is every repetition (and partial one) that ended after `time_s`; those before stay."""
+        self._forget_progress()
+        self.reps = [rep for rep in self.reps if rep.end_s <= time_s]
+        self.partial_reps = [partial for partial in self.partial_reps if partial.end_s <= time_s]
+
+    def absorb(self, earlier: RepCounter) -> None:
+        """Adds the repetitions of `earlier` (the same person under an earlier ID) to these, in
+        time order and numbered again; the repetition in progress stays this counter's."""
+        reps = sorted([*earlier.reps, *self.reps], key=lambda rep: rep.start_s)
+        self.reps = [replace(rep, number=n) for n, rep in enumerate(reps, 1)]
+        self.partial_reps = sorted([*earlier.partial_reps, *self.partial_reps], key=lambda p: p.start_s)
+        self.rejected += earlier.rejected
+
     @property
     def count(self) -> int:
         return len(self.reps)
+
+    @property
+    def partials(self) -> int:
+        return len(self.partial_reps)
+
+    def beyond_turn(self, deg: float) -> bool:
+        """Whether `deg` is at or past the turn."""
+        return self._sign * (deg - self.turn_deg) >= 0
 
     def update(self, deg: float | None, time_s: float, frame: int, *, side_diff_deg: float | None = None,
                area_ratio: float | None = None) -> Rep | None:
@@ -135,7 +181,7 @@ class RepCounter:
             return None
         completed = None
         if self.state == OUT:
-            self.partials += 1
+            self._note_partial(sample)
         else:
             self._back = self._back or sample
             if sample.time_s - self._back.time_s < self.min_hold_s:
@@ -144,6 +190,13 @@ class RepCounter:
         self.state, self._back = START, None
         self._attempt = _Attempt(sample, sample, deg, deg)
         return completed
+
+    def _note_partial(self, end: _Sample) -> None:
+        attempt = self._attempt
+        reached = self._sign * (attempt.extreme.deg - self.start_deg)
+        if reached >= self.partial_share * abs(self.turn_deg - self.start_deg):
+            self.partial_reps.append(PartialRep(attempt.start.time_s, attempt.extreme.time_s, end.time_s,
+                                                attempt.extreme.deg))
 
     def _rest(self, sample: _Sample) -> None:
         """At the start position: the repetition will start from here; the range of motion
@@ -173,7 +226,7 @@ class RepCounter:
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
             min_deg=min(attempt.low, end.deg), max_deg=max(attempt.high, end.deg),
             out_s=turn.time_s - start.time_s, back_s=end.time_s - turn.time_s,
-            side_diff_deg=_mean(attempt.side_diffs), area_ratio=_mean(attempt.area_ratios),
+            side_diff_deg=_mean(attempt.side_diffs), area_ratio=_mean(attempt.area_ratios), depth_deg=turn.deg,
         )
         self.reps.append(rep)
         return rep

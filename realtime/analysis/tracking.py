@@ -66,6 +66,23 @@ class PersonTracker(ResultStage):
         self._next_id = 0
         self._last_pts_s = None
 
+    def seek(self, position_s: float) -> None:
+        """Playback jumped to `position_s`: every known person counts as lost there (kept for
+        `keep_lost_s`), so those found again on the new frames keep their IDs."""
+        for track in self._tracks:
+            track.last_seen_s = position_s
+            track.strays = 0
+        self._last_pts_s = None
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        """Person `new_id` is `into_id`: their track takes that ID (and replaces the earlier
+        person's lost track); IDs are still never given to anyone else."""
+        if any(track.id == new_id for track in self._tracks):
+            self._tracks = [track for track in self._tracks if track.id != into_id]
+        for track in self._tracks:
+            if track.id == new_id:
+                track.id = into_id
+
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         now_s = frame.pts_s
         if not self.single_person:

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 # BlazePose's 33 landmarks at the COCO-17 keypoints, in COCO order.
@@ -22,7 +23,7 @@ def blazepose_available() -> bool:
     return importlib.util.find_spec("mediapipe") is not None
 
 
-class BlazePoseStage:
+class BlazePoseStage(ResultStage):
     """Runs MediaPipe Pose on each frame and gives its landmarks (visibility as the score) to the
     person whose mask holds most of them; a parse with a person mask but no people gets one
     person (id 0) holding them. A frame where BlazePose finds nobody keeps the parser's keypoints."""

@@ -24,12 +24,13 @@ from realtime.models.blazepose import BLAZEPOSE_TO_COCO
 from realtime.models.blazepose_detector import BlazePoseDetector
 from realtime.models.blazepose_landmark import INPUT_SIZE, BlazePoseLandmarker, PoseLandmarks, Roi, roi_from_points
 from realtime.imaging import sigmoid
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 MIN_PRESENCE = 0.5
 
 
-class BlazePoseTorchStage:
+class BlazePoseTorchStage(ResultStage):
     name = "blazepose-torch"
 
     def __init__(self, *, max_people: int = 1, device: str | torch.device = "cpu",

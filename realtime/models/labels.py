@@ -54,21 +54,24 @@ BODYPIX_PARTS = LabelSet(
         "right_lower_leg_front", "right_lower_leg_back",
         "left_foot", "right_foot",
     ),
-    # Front/back pairs share a hue (back darker); left is warm, right is cool.
+    # Told apart at a glance: left is warm (reds, yellows, magentas), right cool (greens, blues);
+    # front and back of a part share a hue, the back darker. Any two body regions differ by a
+    # CIEDE2000 of at least 23, the front and back of one region by at least 9 (chosen by search;
+    # tests/test_palette.py holds them to 15 and 5).
     colors=(
         (0, 0, 0),
-        (255, 214, 102), (255, 190, 60),
-        (235, 80, 70), (170, 45, 40),
-        (60, 130, 235), (35, 80, 160),
-        (250, 140, 60), (185, 95, 30),
-        (70, 200, 230), (40, 135, 165),
-        (255, 110, 180), (160, 110, 255),
-        (120, 210, 90), (70, 145, 55),
-        (240, 60, 150), (165, 35, 100),
-        (40, 90, 255), (25, 55, 170),
-        (250, 170, 200), (190, 110, 140),
-        (120, 160, 255), (80, 105, 180),
-        (200, 80, 255), (0, 200, 160),
+        (255, 243, 0), (0, 137, 80),
+        (255, 0, 99), (200, 0, 69),
+        (27, 190, 255), (0, 151, 207),
+        (115, 109, 21), (79, 75, 0),
+        (47, 255, 231), (10, 212, 192),
+        (255, 44, 238), (0, 104, 110),
+        (255, 173, 24), (207, 138, 0),
+        (255, 188, 172), (210, 152, 138),
+        (190, 181, 235), (152, 144, 191),
+        (172, 77, 17), (126, 47, 0),
+        (29, 249, 40), (0, 206, 14),
+        (136, 4, 125), (0, 86, 175),
     ),
     groups={
         "head": (1, 2),

@@ -1,0 +1,337 @@
+"""Playback of files in the engine, without Qt (realtime.playback through the Pipeline): pause
+holds the whole chain, seeks and steps land on the right frame, seeking keeps the repetitions
+completed before the seek point, a recording's times keep rising whatever playback does, loop,
+pacing, and merging two person IDs. Real clip, real models."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from realtime.analysis.exercises import PRESETS
+from realtime.analysis.fitness import FitnessAnalyser
+from realtime.analysis.reps import RepCounter
+from realtime.analysis.tracking import PersonTracker
+from realtime.build import build_pipeline
+from realtime.config import PipelineConfig
+from realtime.playback import Playback
+from realtime.types import Frame
+from test_fitness_analyser import H, W, leg_keypoints, parse_of, person, squat_degs
+
+pytestmark = pytest.mark.usefixtures("engine_threads_joined")
+
+FPS = 30.0
+# faults/squat30.mp4 (30 fps, 192x424, 151 frames): squats counted from 0.83 to 2.03 s and from
+# 2.73 to 3.93 s (test_fitness_clips.py counts the two).
+BETWEEN_REPS_S = 2.4
+SECOND_BOTTOM_S = 3.33
+
+
+@pytest.fixture(scope="module")
+def squat30(media_dir: Path) -> Path:
+    return media_dir / "faults" / "squat30.mp4"
+
+
+class Seen:
+    """What a pipeline delivered, gathered on its thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.results = []
+
+    def __call__(self, result) -> None:
+        with self.lock:
+            self.results.append(result)
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.results)
+
+    def last(self):
+        with self.lock:
+            return self.results[-1] if self.results else None
+
+    def reps(self) -> int:
+        return self.last().analysis["fitness"]["people"]["0"]["reps"]
+
+
+def wait_for(condition, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(0.02)
+
+
+def settled(seen: Seen, quiet_s: float = 1.0, timeout_s: float = 60.0) -> int:
+    """Waits until no frame came for `quiet_s`; returns how many came."""
+    deadline = time.monotonic() + timeout_s
+    count = seen.count()
+    while time.monotonic() < deadline:
+        time.sleep(quiet_s)
+        now = seen.count()
+        if now == count:
+            return now
+        count = now
+    raise AssertionError("frames kept coming")
+
+
+def start(clip: Path, *, exercise: bool = False, **config):
+    pipeline = build_pipeline(PipelineConfig(source=str(clip), device="cpu", max_people=1,
+                                             exercise=PRESETS["squat"] if exercise else None, **config))
+    seen = Seen()
+    pipeline.subscribe(seen)
+    return pipeline, seen
+
+
+def test_pause_holds_parsing_counting_and_recording_and_nothing_is_lost(squat30, tmp_path):
+    pipeline, seen = start(squat30, person_mask="parser")
+    recorder = pipeline.start_recording(tmp_path / "held.mp4", metrics_path=tmp_path / "held.jsonl")
+    try:
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 10)
+        pipeline.playback.pause()
+        held = settled(seen, quiet_s=1.0)
+        written = recorder.frames_written
+        time.sleep(1.5)
+        assert seen.count() == held and pipeline.stats.frames == held, "nothing is parsed while paused"
+        assert recorder.frames_written == written, "nothing is recorded while paused"
+        assert held < 151
+        pipeline.playback.resume()
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"
+    times = [json.loads(line)["pts_s"] for line in (tmp_path / "held.jsonl").read_text().splitlines()]
+    assert np.allclose(np.diff(times), 1 / FPS, atol=1e-3), "the pause left no hole in the recording's time"
+
+
+def test_a_seek_while_paused_shows_that_frame_and_steps_go_one_frame_either_way(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.playback.pause()
+    try:
+        pipeline.start()
+        time.sleep(0.5)
+        assert seen.count() == 0, "paused from the start: nothing parsed"
+        pipeline.seek(2.0)
+        wait_for(lambda: seen.count() == 1)
+        first = seen.last().frame
+        assert first.index == 60 and first.pts_s == pytest.approx(2.0, abs=1e-6) and first.seeked
+        pipeline.step(1)
+        wait_for(lambda: seen.count() == 2)
+        assert seen.last().frame.index == 61 and not seen.last().frame.seeked
+        pipeline.step(-1)
+        wait_for(lambda: seen.count() == 3)
+        assert seen.last().frame.index == 60 and seen.last().frame.seeked
+        pipeline.step(-1)
+        wait_for(lambda: seen.count() == 4)
+        assert seen.last().frame.index == 59
+        assert settled(seen, quiet_s=0.5) == 4, "each step shows exactly one frame"
+        assert pipeline.playback.paused
+        assert pipeline.source_info.seekable and pipeline.source_info.duration_s == pytest.approx(151 / FPS)
+    finally:
+        pipeline.stop()
+
+
+def test_seeking_keeps_the_reps_done_before_and_counts_only_what_is_played(squat30):
+    pipeline, seen = start(squat30, exercise=True)
+    try:
+        pipeline.start()
+        assert pipeline.wait(300)
+        assert seen.reps() == 2
+        pipeline.seek(BETWEEN_REPS_S)  # after the first squat: it stays, the second is counted again
+        wait_for(lambda: seen.last().frame.seeked)
+        assert seen.reps() == 1
+        assert pipeline.wait(300) and seen.reps() == 2
+        pipeline.seek(SECOND_BOTTOM_S)  # the bottom of the second squat: only its way up is played
+        wait_for(lambda: seen.last().frame.seeked)
+        assert pipeline.wait(300)
+        assert seen.reps() == 1, "half a squat played is not a squat"
+        summary = pipeline._analysers[0].summary()
+        assert [rep["end_s"] for rep in summary["per_rep"]] == pytest.approx([2.03], abs=0.1)
+    finally:
+        pipeline.stop()
+
+
+def test_a_recording_never_goes_back_in_time_across_replays_seeks_and_pauses(squat30, tmp_path):
+    video, metrics = tmp_path / "replays.mp4", tmp_path / "replays.jsonl"
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.start_recording(video, metrics_path=metrics)
+    try:
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 20)
+        pipeline.seek(0.5)  # back
+        wait_for(lambda: seen.last().frame.seeked)
+        pipeline.seek(4.0)  # ahead
+        wait_for(lambda: seen.last().frame.seeked and seen.last().frame.pts_s > 3.9)
+        assert pipeline.wait(300)
+        pipeline.switch_source(str(squat30))  # Play again
+        wait_for(lambda: seen.count() > 10 and seen.last().frame.index >= 10)
+        pipeline.stop_recording()
+    finally:
+        pipeline.stop()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    times = [line["pts_s"] for line in lines]
+    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))
+    assert np.allclose(np.diff(times), 1 / FPS, atol=1e-3), "each jump continues one frame later"
+    assert any(b["index"] < a["index"] for a, b in zip(lines, lines[1:])), "the source went back"
+    with av.open(str(video)) as container:
+        frame_times = [frame.time for frame in container.decode(video=0)]
+    assert frame_times == pytest.approx(times, abs=1e-3), "the MP4 and the JSONL agree"
+
+
+def test_loop_starts_the_file_again_as_a_seek_to_its_start(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.playback.set_loop(True)
+    try:
+        pipeline.start()
+        pipeline.seek(4.5)
+        wait_for(lambda: any(r.frame.index == 0 and r.frame.seeked for r in seen.results[1:]))
+        assert not pipeline.finished
+        indices = [r.frame.index for r in seen.results]
+        restart = next(i for i, r in enumerate(seen.results) if i and r.frame.index == 0)
+        assert indices[restart - 1] == 150, "the last frame, then the first"
+    finally:
+        pipeline.stop()
+
+
+def test_an_ended_file_plays_again_from_a_seek(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    try:
+        pipeline.start()
+        pipeline.seek(4.8)
+        assert pipeline.wait(120)
+        ended = seen.count()
+        pipeline.seek(1.0)
+        assert not pipeline.finished
+        wait_for(lambda: seen.count() > ended)
+        assert seen.results[ended].frame.index == 30
+        assert pipeline.wait(120) and seen.last().frame.index == 150
+    finally:
+        pipeline.stop()
+
+
+def test_pacing_keeps_to_the_chosen_speed_and_every_frame_drops_none(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.playback.set_speed(0.25)
+    try:
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 2)
+        first = seen.count()
+        time.sleep(2.0)
+        played = seen.count() - first
+        # a quarter of 30 fps is 7.5 frames a second: a slow machine shows fewer, never more
+        assert played <= 2.0 * 7.5 + 3, played
+        pipeline.playback.set_speed(None)
+        assert pipeline.wait(300)
+        assert pipeline.stats.dropped == 0 and [r.frame.index for r in seen.results] == list(range(151))
+    finally:
+        pipeline.stop()
+
+
+def test_real_time_pacing_drops_the_frames_a_slow_parser_is_late_for(squat30):
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+    pipeline.playback.set_speed(1.0)
+    pipeline.playback.set_drop_late(True)
+    infer = pipeline.parser.infer
+
+    def slower(batch, *args, **kwargs):
+        time.sleep(0.1)  # 10 frames a second at most, against the clip's 30
+        return infer(batch, *args, **kwargs)
+
+    pipeline.parser.infer = slower
+    try:
+        pipeline.start()
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+    indices = [r.frame.index for r in seen.results]
+    assert indices == sorted(indices) and indices[-1] == 150
+    assert len(indices) < 100 and pipeline.stats.dropped > 50, "late frames were skipped, not played later"
+
+
+def test_a_speed_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="0.25x to 2x"):
+        Playback(speed=4.0)
+    with pytest.raises(ValueError, match="0.25x to 2x"):
+        Playback().set_speed(0.1)
+
+
+def test_the_counter_forgets_the_rep_in_progress_and_those_after_the_seek_point():
+    counter = RepCounter(start_deg=150, turn_deg=105)
+    degs = squat_degs(3)
+    for i, deg in enumerate(degs):
+        counter.update(deg, i / FPS, i)
+    assert counter.count == 3
+    second_end = counter.reps[1].end_s
+    counter.seek(second_end + 0.1)
+    assert counter.count == 2 and counter.state == "waiting"
+    counter.seek(0.0)
+    assert counter.count == 0
+
+
+def test_a_shallow_movement_is_a_partial_rep_and_sway_is_nothing():
+    counter = RepCounter(start_deg=150, turn_deg=105)
+    shallow = [175.0] * 10 + [175 - 50 * np.sin(np.pi * i / 30) for i in range(31)] + [175.0] * 10  # to 125°
+    sway = [175.0] * 10 + [151 - 8 * np.sin(np.pi * i / 30) for i in range(31)] + [175.0] * 10  # to 143°
+    for i, deg in enumerate(shallow + sway):
+        counter.update(float(deg), i / FPS, i)
+    assert counter.count == 0 and counter.partials == 1
+    (partial,) = counter.partial_reps
+    assert partial.depth_deg == pytest.approx(125, abs=0.5) and partial.start_s < partial.turn_s < partial.end_s
+
+
+def test_merging_a_new_id_adds_their_reps_to_the_earlier_person():
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    index = 0
+
+    def play(pid: int, reps: int) -> dict:
+        nonlocal index
+        out = None
+        for deg in squat_degs(reps):
+            out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), index, index / FPS),
+                                  parse_of([person(pid, leg_keypoints(deg, 80))]))
+            index += 1
+        return out
+
+    play(0, 2)  # person 0 squats twice, leaves, comes back as #3 (the tracker lost them)
+    play(3, 1)
+    assert analyser.summary()["people"]["3"]["reps"] == 1
+    analyser.merge_people(3, 0)
+    summary = analyser.summary()
+    assert list(summary["people"]) == ["0"] and summary["people"]["0"]["reps"] == 3
+    assert [rep["number"] for rep in summary["people"]["0"]["per_rep"]] == [1, 2, 3]
+    starts = [rep["start_s"] for rep in summary["people"]["0"]["per_rep"]]
+    assert starts == sorted(starts)
+    assert play(0, 1)["people"]["0"]["reps"] == 4, "counting goes on under the earlier ID"
+
+
+def test_the_tracker_gives_the_merged_person_the_earlier_id():
+    tracker = PersonTracker()
+    keypoints = leg_keypoints(170, 80)
+    first = tracker(Frame(np.zeros((H, W, 3), np.uint8), 0, 0.0), parse_of([person(0, keypoints)]))
+    assert [p.id for p in first.people] == [0]
+    tracker.merge_people(0, 5)
+    again = tracker(Frame(np.zeros((H, W, 3), np.uint8), 1, 1 / FPS), parse_of([person(0, keypoints)]))
+    assert [p.id for p in again.people] == [5]
+
+
+def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squat30):
+    pipeline, seen = start(squat30, exercise=True)
+    try:
+        pipeline.set_selected_people({0})
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 3)
+        pipeline.merge_people(0, 7)
+        assert pipeline.selected_people == frozenset({7})
+        wait_for(lambda: list(seen.last().analysis["fitness"]["people"]) == ["7"])
+        assert [p.id for p in seen.last().parse.people] == [7]
+        with pytest.raises(ValueError):
+            pipeline.merge_people(1, 1)
+    finally:
+        pipeline.stop()
