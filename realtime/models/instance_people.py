@@ -15,6 +15,7 @@ import numpy as np
 from realtime.imaging import fill_from_nearest
 from realtime.models.common import Parser
 from realtime.models.registry import MODEL_SPECS
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 # the models that report each person's own mask (BodyPix does when asked for more than one person)
@@ -64,7 +65,7 @@ def _held(mask: np.ndarray, source: PersonParse) -> int:
     return int(mask[ys[inside], xs[inside]].sum())
 
 
-class InstancePeopleStage:
+class InstancePeopleStage(ResultStage):
     """ResultStage: `parser` (a model reporting people with their own masks) runs on each frame and
     its people split the part parser's person pixels (`split_among_instances`)."""
 

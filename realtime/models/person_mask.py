@@ -26,6 +26,7 @@ import numpy as np
 from realtime.imaging import fast_guided_filter, fill_from_nearest
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import SEGMENTER_SPECS
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 PERSON_MASK_SOURCES = ("auto", "parser", "selfie", *SEGMENTER_SPECS)
@@ -52,7 +53,7 @@ def person_segmenter(source: str, device: str = "cpu", backend: str = "auto") ->
     return load_humanseg(source, device=device)
 
 
-class PersonMaskStage:
+class PersonMaskStage(ResultStage):
     """Replaces the person mask by the refined one and sets `person_probs`: pixels it adds take the
     part whose upsampled grid logit is highest there and join the nearest person; pixels it drops
     lose their part and their person. Results without the person probability (`part_probs`) pass

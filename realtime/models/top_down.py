@@ -16,6 +16,7 @@ import numpy as np
 
 from realtime.models.bodypix import BodyPixParser
 from realtime.models.grid_upsample import GridUpsampler
+from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult
 
 PARTS_MODES = ("full-frame", "top-down")
@@ -61,7 +62,7 @@ class SquareBox:
         return one(ys, self.y0), one(xs, self.x0)
 
 
-class TopDownPartsStage:
+class TopDownPartsStage(ResultStage):
     """Relabels each person's pixels from their own crop. `parser`: a BodyPix parser (its own
     instance: the stage calls it from the pipeline's worker thread); its internal size is the
     crop's side."""
