@@ -91,7 +91,7 @@ def test_process_renders_the_panoptic_model_with_a_legend(panoptic_checkpoint, m
     out, labels_dir, metrics = tmp_path / "panoptic.mp4", tmp_path / "labels", tmp_path / "frames.jsonl"
     code = main(["process", str(media_dir / "sports2d-demo.mp4"), "-o", str(out), "--model", "mask2former-r50-panoptic",
                  "--weights", str(panoptic_checkpoint), "--internal-size", "128", "--frames", "3", "--size", "320x180",
-                 "--labels-dir", str(labels_dir), "--metrics", str(metrics), "--no-audio"])
+                 "--labels-dir", str(labels_dir), "--metrics", str(metrics), "--no-audio", "--pose", "parser"])
     assert code == 0, capsys.readouterr().err
     frames = decoded_frames(out)
     assert len(frames) == 3 and frames[0].shape == (180, 320, 3)
@@ -109,7 +109,7 @@ def test_process_with_panoptic_people_runs_end_to_end(panoptic_checkpoint, media
     code = main(["process", str(media_dir / "pose2sim-multi-cam01.mp4"), "-o", str(out), "--model", "bodypix",
                  "--people", "mask2former-r50-panoptic", "--people-weights", str(panoptic_checkpoint),
                  "--people-size", "128", "--max-people", "3", "--frames", "2", "--size", "272x480",
-                 "--metrics", str(metrics), "--no-audio"])
+                 "--metrics", str(metrics), "--no-audio", "--pose", "parser"])
     assert code == 0, capsys.readouterr().err
     assert len(decoded_frames(out)) == 2
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
@@ -137,7 +137,7 @@ def test_process_with_instance_people_splits_a_single_person_parser(media_dir, t
 def test_missing_panoptic_weights_are_one_line(options, media_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PARTSIGHT_WEIGHTS_DIR", str(tmp_path))
     code = main(["process", str(media_dir / "sports2d-demo.mp4"), "-o", str(tmp_path / "x.mp4"), "--frames", "1",
-                 "--person-mask", "parser", *options])
+                 "--person-mask", "parser", "--pose", "parser", *options])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
     assert err.startswith("partsight: error: weights for this model are missing:")

@@ -6,7 +6,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from realtime.cli_options import fps_option, max_side_option, model_options, positive_float, positive_int, smoothing_option
+from realtime.cli_options import (
+    fps_option,
+    max_side_option,
+    model_options,
+    people_options,
+    positive_float,
+    positive_int,
+    smoothing_option,
+)
 from realtime.fitness_cli import fitness_options
 
 EXIT_ERROR = 1
@@ -33,6 +41,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--frames", type=positive_int, help="stop each input after this many frames")
     batch.add_argument("--no-audio", action="store_true", help="leave the sources' audio out of the MP4s")
     model_options(batch)
+    people_options(batch)
     smoothing_option(batch)
     fitness_options(batch, summary=False)
     cluster = batch.add_argument_group("cluster")
