@@ -32,7 +32,7 @@ from realtime.config import PipelineConfig, config_from_args, default
 from realtime.models.blazepose import POSE_SOURCES
 from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
 from realtime.models.registry import MODEL_SPECS
-from realtime.models.selfie_mask import PERSON_MASK_SOURCES
+from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.render import KeypointAnnotator, ViewSettings
 from realtime.serve.engine import (
     UPLOAD_SOURCE,
