@@ -123,7 +123,8 @@ def test_the_landmark_names_are_the_schemas():
 
 
 def test_multi_person_jsonl_matches_the_schema(media_dir, tmp_path):
-    lines = process(tmp_path, media_dir / "pose2sim-multi-cam01.mp4", "--frames", "8", "--max-people", "4")
+    lines = process(tmp_path, media_dir / "pose2sim-multi-cam01.mp4", "--frames", "8", "--max-people", "4",
+                    "--pose", "parser")
     assert len(lines) == 8
     assert max(len(line["people"]) for line in lines) >= 2, "the clip has several people"
     for line in lines:
