@@ -479,3 +479,15 @@ def test_a_sound_track_mp4_cannot_carry_is_transcoded_and_stays_in_sync(upright,
         assert [s.codec_context.name for s in out.streams.audio] == ["aac"]
         loud = next(f for f in out.decode(audio=0) if np.abs(f.to_ndarray()).max() > 0.1)
     assert abs(float(loud.time) - 1.0) < 1 / 30
+
+
+def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
+    """A decoded picture must be freed when the reader drops it, not when Python's cyclic collector
+    gets round to it: a looped 1080x1920 file grew by hundreds of MB through frame.side_data."""
+    import sys
+
+    with av.open(str(faults / "rotated.mp4")) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        references = sys.getrefcount(frame)
+        assert frame_display_matrix(frame) is not None
+        assert sys.getrefcount(frame) == references
