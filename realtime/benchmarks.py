@@ -200,10 +200,14 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
     }
 
 
+FIRST_FRAME_TIMEOUT_S = 300.0
+
+
 def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, warmup_s: float,
                  record: bool = True) -> dict:
     """Resident memory of a run of `config` (meant looped and paced like a camera) sampled every
-    `interval_s` for `seconds`, recording to a temp file with `record`. Growth is measured from
+    `interval_s` for `seconds` from its first result on, recording to a temp file with `record`.
+    Growth is measured from
     the first sample at or after `warmup_s`: `growth_after_warmup` (last / that - 1) and
     `max_growth_after_warmup` (highest / that - 1)."""
     pipeline = build_pipeline(config)
@@ -211,9 +215,12 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
     with tempfile.TemporaryDirectory() as tmp:
         if record:
             pipeline.start_recording(Path(tmp) / "memory.mp4", audio=False)
-        start = time.monotonic()
         try:
             info = pipeline.start()
+            loading = time.monotonic() + FIRST_FRAME_TIMEOUT_S  # models load and calibrate before the clock starts
+            while pipeline.stats.frames == 0 and not pipeline.wait(0.1) and time.monotonic() < loading:
+                pass
+            start = time.monotonic()
             while not pipeline.wait(min(interval_s, max(0.0, seconds - (time.monotonic() - start)))):
                 elapsed = time.monotonic() - start
                 curve.append({"t_s": round(elapsed, 1), "rss_mb": round(rss_mb(), 1), "frames": pipeline.stats.frames,

@@ -11,6 +11,7 @@ from fractions import Fraction
 
 import av
 import numpy as np
+from av.sidedata.sidedata import SideDataContainer
 
 from realtime.types import Placement
 
@@ -54,8 +55,12 @@ def display_turn(matrix: np.ndarray | None) -> str | None:
 
 
 def frame_display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
-    """The decoded frame's display matrix (9 int32), None when it has none."""
-    for side_data in frame.side_data:
+    """The decoded frame's display matrix (9 int32), None when it has none.
+
+    Read through a side-data container of our own: `frame.side_data` caches one on the frame
+    that points back at it, and that cycle keeps every decoded picture alive until Python's
+    cyclic collector runs (on a looped 1080x1920 file, hundreds of MB)."""
+    for side_data in SideDataContainer(frame):
         if side_data.type.name == "DISPLAYMATRIX":
             return np.frombuffer(bytes(side_data), dtype=np.int32)
     return None

@@ -764,3 +764,14 @@ def test_a_killed_process_leaves_an_mp4_with_its_sound_up_to_the_kill(clip, faul
         assert audio[0][0] == pytest.approx(float(first_audio.time), abs=1e-3)
         _assert_one_timeline({"lines": [json.loads(line) for line in metrics.read_text().splitlines()][
             :len(video_times)], "video": video}, 30)
+
+def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
+    """A decoded picture must be freed when the reader drops it, not when Python's cyclic collector
+    gets round to it: a looped 1080x1920 file grew by hundreds of MB through frame.side_data."""
+    import sys
+
+    with av.open(str(faults / "rotated.mp4")) as container:
+        frame = next(container.decode(container.streams.video[0]))
+        references = sys.getrefcount(frame)
+        assert frame_display_matrix(frame) is not None
+        assert sys.getrefcount(frame) == references
