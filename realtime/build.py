@@ -39,10 +39,12 @@ def build_parser(config: PipelineConfig) -> Parser:
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
-    """BlazePose gives the keypoints (and its segmentation sharpens the person mask) unless the
-    parser's own keypoints are asked for ("parser"): "auto" and "blazepose-torch" are the PyTorch
-    networks (default install), "blazepose" the mediapipe wheel, kept as a test reference."""
-    return config.pose != "parser"
+    """BlazePose gives the keypoints (and its segmentation sharpens the person mask) when asked for
+    by name ("blazepose-torch": the PyTorch networks, default install; "blazepose": the mediapipe
+    wheel, kept as a test reference), or with "auto" whenever an exercise is counted (then the
+    PyTorch BlazePose); otherwise the parser's keypoints are used ("parser", or "auto" without an
+    exercise)."""
+    return config.pose in ("blazepose", "blazepose-torch") or (config.pose == "auto" and config.exercise is not None)
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:

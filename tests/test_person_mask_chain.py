@@ -1,4 +1,5 @@
-"""The default person mask (`--person-mask auto` with `--pose auto`): BlazePose's per-person
+"""The person mask with BlazePose (`--person-mask auto` with `--pose blazepose-torch`, or `--pose
+auto` with an exercise): BlazePose's per-person
 segmentation averaged with the selfie segmenter and refined along the frame's edges, measured on
 real labelled full-body photos (ccp_dev) against the selfie segmenter alone and BodyPix's own
 mask, through the same stages the pipeline runs."""
@@ -17,7 +18,7 @@ def test_blazepose_segmentation_and_selfie_beat_either_alone_on_full_body_photos
     """10 photos spread over the collection; each is a still (the pose stage detects afresh)."""
     photos = labelled_images(datasets_dir() / "ccp_dev")[3::50]
     chains = {name: person_mask_chain(PipelineConfig(device="cpu", **options)) for name, options in {
-        "default": {}, "selfie": {"pose": "parser"}, "parser": {"pose": "parser", "person_mask": "parser"}}.items()}
+        "default": {"pose": "blazepose-torch"}, "selfie": {"pose": "parser"}, "parser": {"pose": "parser", "person_mask": "parser"}}.items()}
     assert [stage.name for stage in chains["default"]] == ["blazepose-torch", "selfie-mask"]
     ious: dict[str, list[float]] = {name: [] for name in chains}
     for item in photos:
