@@ -1,8 +1,8 @@
 """The person mask with BlazePose (`--person-mask auto` with `--pose blazepose-torch`, or `--pose
-auto` with an exercise): BlazePose's per-person
-segmentation averaged with the selfie segmenter and refined along the frame's edges, measured on
-real labelled full-body photos (ccp_dev) against the selfie segmenter alone and BodyPix's own
-mask, through the same stages the pipeline runs."""
+auto` with an exercise): BlazePose's per-person segmentation averaged with the selfie segmenter
+and refined along the frame's edges, measured on real labelled full-body photos (ccp_dev)
+against the selfie segmenter alone and BodyPix's own mask, through the same stages the pipeline
+runs."""
 from __future__ import annotations
 
 import numpy as np
