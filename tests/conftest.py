@@ -21,9 +21,9 @@ os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
 os.environ.setdefault("PARTSIGHT_MEDIA_DIR", str(SHARED / "media"))
 # the tests' log, apart from the user's (realtime/logs.py)
 os.environ.setdefault("PARTSIGHT_LOG_FILE", str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}.log"))
-# the tests' backend calibrations (realtime/models/backends.py), apart from the user's
-os.environ.setdefault("PARTSIGHT_BACKEND_CACHE",
-                      str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}-backends.json"))
+# the tests' backend calibrations (realtime/models/backends.py), apart from the user's and kept
+# between runs on this machine, as the user's are
+os.environ.setdefault("PARTSIGHT_BACKEND_CACHE", str(Path(tempfile.gettempdir()) / "partsight-tests-backends.json"))
 
 
 def nvidia_gpu_present() -> bool:
