@@ -148,7 +148,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "threads": torch.get_num_threads(),
             "weights": str(weights) if weights is not None else "fixture rule",
             "frame_wh": [frame.shape[1], frame.shape[0]],
-            "internal_size": parsers["fast"].internal_size,
+            "internal_size": getattr(parsers["fast"], "internal_size", None),  # Human_seg: a fixed 320
             "input_shape": list(prepared["fast"].batch.shape),
             "repeats": repeats,
             **medians,
