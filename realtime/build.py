@@ -41,10 +41,11 @@ def build_parser(config: PipelineConfig) -> Parser:
 def pose_stage_wanted(config: PipelineConfig) -> bool:
     """BlazePose gives the keypoints (and its segmentation sharpens the person mask) when asked for
     by name ("blazepose-torch": the PyTorch networks, default install; "blazepose": the mediapipe
-    wheel, kept as a test reference), or with "auto" whenever an exercise is counted (then the
-    PyTorch BlazePose); otherwise the parser's keypoints are used ("parser", or "auto" without an
+    wheel, kept as a test reference), or with "auto" whenever an exercise is counted or the
+    person mask is BlazePose's ("pose"; then the PyTorch BlazePose); otherwise the parser's keypoints are used ("parser", or "auto" without an
     exercise)."""
-    return config.pose in ("blazepose", "blazepose-torch") or (config.pose == "auto" and config.exercise is not None)
+    return (config.pose in ("blazepose", "blazepose-torch")
+            or (config.pose == "auto" and (config.exercise is not None or config.person_mask == "pose")))
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -55,7 +56,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
     return [BlazePoseTorchStage(max_people=config.max_people, device=config.device, backend=config.backend,
-                                segmentation=config.person_mask != "parser")]
+                                segmentation=config.person_mask == "pose")]
 
 
 def people_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -74,9 +75,9 @@ def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     parser's own mask)."""
     if config.person_mask == "parser":
         return []
-    source = "selfie" if config.person_mask == "auto" else config.person_mask
+    source = "selfie" if config.person_mask in ("auto", "pose") else config.person_mask
     return [PersonMaskStage(person_segmenter(source, config.device, config.backend), name=f"{source}-mask",
-                            warn_unfused=config.person_mask != "auto")]
+                            warn_unfused=config.person_mask not in ("auto", "pose"), refine=config.person_mask == "pose")]
 
 
 def parts_stages(config: PipelineConfig) -> list[ResultStage]:

@@ -85,10 +85,11 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
                          metavar="SOURCE",
-                         help="the parser's own person mask ('parser'), or a person segmenter's averaged with "
-                              "BlazePose's segmentation and refined along the frame's edges: MediaPipe's selfie "
-                              "segmenter ('selfie', PyTorch, no extra needed; 'auto' = selfie) or a Human_seg "
-                              f"network ({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))})")
+                         help="the parser's own person mask ('parser'); sharpened by a person segmenter: "
+                              "MediaPipe's selfie segmenter ('selfie', PyTorch, no extra needed; 'auto' = selfie) or "
+                              f"a Human_seg network ({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))}); "
+                              "or 'pose': BlazePose's segmentation and the selfie segmenter, refined along the "
+                              "frame's edges (the most accurate; runs BlazePose)")
     command.add_argument("--parts", default=default("parts"), choices=PARTS_MODES,
                          help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
                               "person's crop at the full network input (sharper parts on people far from the "

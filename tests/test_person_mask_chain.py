@@ -18,7 +18,7 @@ def test_blazepose_segmentation_and_selfie_beat_either_alone_on_full_body_photos
     """10 photos spread over the collection; each is a still (the pose stage detects afresh)."""
     photos = labelled_images(datasets_dir() / "ccp_dev")[3::50]
     chains = {name: person_mask_chain(PipelineConfig(device="cpu", **options)) for name, options in {
-        "default": {"pose": "blazepose-torch"}, "selfie": {"pose": "parser"}, "parser": {"pose": "parser", "person_mask": "parser"}}.items()}
+        "default": {"person_mask": "pose"}, "selfie": {"pose": "parser"}, "parser": {"pose": "parser", "person_mask": "parser"}}.items()}
     assert [stage.name for stage in chains["default"]] == ["blazepose-torch", "selfie-mask"]
     ious: dict[str, list[float]] = {name: [] for name in chains}
     for item in photos:

@@ -33,7 +33,7 @@ def _full_body_images():
 def test_fused_mask_beats_the_parsers_on_full_body_photos_and_the_smoother_keeps_the_gain(bodypix):
     """The chain with BlazePose (then the selfie mask); each photo also as a still scene of 6
     frames through the smoother, which then holds the refined probability on its grid."""
-    chain = person_mask_chain(PipelineConfig(device="cpu", pose="blazepose-torch"))
+    chain = person_mask_chain(PipelineConfig(device="cpu", person_mask="pose"))
     parser_iou, fused_iou, smoothed_iou = [], [], []
     for item in _full_body_images():
         rgb, truth = read_rgb(item.image), read_person_truth(item.label)

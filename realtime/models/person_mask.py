@@ -1,10 +1,10 @@
 """Sharper person mask, as a ResultStage before the tracker and the smoother (which smooths the
 result, `ParseResult.person_probs`). BodyPix's person probability lives on a stride-16 grid, so
 its edges are coarse:
-- when the pose stage ran before (it leaves BlazePose's per-person segmentation in
-  `person_probs`), the segmenter's probability averaged with it, refined along the frame's edges
-  by a fast guided filter, decides; the parser keeps only the part labels;
-- otherwise the parser's probability moved 30 % of the way towards the segmenter's: where the
+- with `refine` ("pose": the pose stage ran before and left BlazePose's per-person segmentation
+  in `person_probs`), the segmenter's probability averaged with it, refined along the frame's
+  edges by a fast guided filter, decides; the parser keeps only the part labels;
+- otherwise ("auto", "selfie", a Human_seg network) the parser's probability moved 30 % of the way towards the segmenter's: where the
   parser is sure (p < 0.29 or p > 0.71) its decision stands, near its edge the segmenter decides
   (the segmenter alone misses people in crowds, and the tracker needs them).
 
@@ -33,7 +33,7 @@ from realtime.models.registry import SEGMENTER_SPECS
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
-PERSON_MASK_SOURCES = ("auto", "parser", "selfie", *SEGMENTER_SPECS)
+PERSON_MASK_SOURCES = ("auto", "parser", "selfie", "pose", *SEGMENTER_SPECS)
 SEGMENTER_WEIGHT = 0.3
 _EPS = 1e-6
 
@@ -65,10 +65,11 @@ class PersonMaskStage(ResultStage):
     unchanged, said once as a warning when `warn_unfused` (a segmenter the user asked for by
     name). `name` is the stage's (its timing's) name."""
 
-    def __init__(self, segmenter: Segmenter, *, name: str, warn_unfused: bool = False) -> None:
+    def __init__(self, segmenter: Segmenter, *, name: str, warn_unfused: bool = False, refine: bool = False) -> None:
         self._segmenter = segmenter
         self._upsampler = GridUpsampler()
         self.name = name
+        self.refine = refine
         self._warn_unfused = warn_unfused
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
@@ -82,7 +83,7 @@ class PersonMaskStage(ResultStage):
         (segmented,) = self._segmenter([np.ascontiguousarray(frame.image)])
         if segmented.shape != frame_hw:
             segmented = cv2.resize(segmented, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
-        if parse.person_probs is not None:  # BlazePose's segmentation: it and the segmenter decide
+        if self.refine and parse.person_probs is not None:  # BlazePose's segmentation and the segmenter decide
             grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
             fused_probs = np.clip(fast_guided_filter(grey, ((segmented + parse.person_probs) / 2).astype(np.float32)),
                                   0.0, 1.0)
