@@ -713,7 +713,9 @@ def test_the_windows_recording_of_a_file_keeps_its_sound_in_sync(faults, qtbot, 
         window.recording_panel.toggle_recording()
     finally:
         window.close()
-    first_s = json.loads(recording.with_suffix(".jsonl").read_text().splitlines()[0])["pts_s"]
+    first = json.loads(recording.with_suffix(".jsonl").read_text().splitlines()[0])
+    assert first["pts_s"] == 0, "the recording's own times start at 0"
+    first_s = first["index"] / 30  # where in the 30 fps source the recording started
     assert first_s > 0, "the recording started mid-clip"
     with av.open(str(source)) as source:
         expected = min(float(f.time) for f in source.decode(audio=0) if float(f.time) >= first_s - 1e-6) - first_s
