@@ -20,6 +20,7 @@ import os
 import platform
 import statistics
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -165,12 +166,17 @@ def _as_numpy(batch: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
 
 
+# torch.onnx.export keeps its state in module globals: two exports at once (two models loading in
+# a service's threads) break each other, so they take turns.
+_EXPORT_LOCK = threading.Lock()
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
     """The ONNX graph (opset 17, PyTorch's TorchScript-based exporter) of `module` traced on
     `example`; input "images", batch, height and width dynamic. Python branches on the input's
     shape are fixed at the example's shape, as in a TorchScript trace."""
     buffer = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, (example.detach().cpu(),), buffer, dynamo=False, opset_version=17,
                           input_names=["images"],
