@@ -12,9 +12,12 @@ from realtime.models import load_parser
 from realtime.models.backends import (
     BACKENDS,
     BackendCache,
+    OnnxCache,
+    TupleOutputs,
     agrees,
     available_backends,
     calibration_key,
+    onnx_key,
 )
 from realtime.models.bodypix import MULTI_PERSON_HEADS, SINGLE_PERSON_HEADS
 from conftest import read_frames
@@ -118,6 +121,31 @@ def test_a_damaged_cache_file_is_started_anew(tmp_path):
     cache.put("key", "openvino", {"openvino": 1.0, "torch": float("inf")})
     assert BackendCache(path).get("key") == "openvino"
     assert json.loads(path.read_text())["key"]["ms"] == {"openvino": 1.0, "torch": None}
+
+
+def test_onnx_exports_are_kept_on_disk_keyed_by_what_they_depend_on(tmp_path):
+    """A second process reads the export (here: the file's bytes, whatever they are) instead of
+    tracing again; other weights, another shape or another setting of a submodule are new files;
+    the least recently used go past the capacity."""
+    module = TupleOutputs(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Upsample(scale_factor=2.0))).eval()
+    example = torch.rand(1, 3, 16, 16)
+    cache = OnnxCache(tmp_path / "onnx", capacity=2)
+    exported = cache.export(module, example)
+    (path,) = (tmp_path / "onnx").glob("*.onnx")
+    assert path.read_bytes() == exported and path.name.startswith("TupleOutputs-1x3x16x16-")
+    path.write_bytes(b"what the earlier process exported")
+    assert OnnxCache(tmp_path / "onnx").export(module, example) == b"what the earlier process exported"
+
+    keys = {onnx_key(module, example), onnx_key(module, torch.rand(2, 3, 16, 16))}
+    module.module[1].scale_factor = 3.0
+    keys.add(onnx_key(module, example))
+    with torch.no_grad():
+        module.module[0].weight[0, 0, 0, 0] += 1.0
+    keys.add(onnx_key(module, example))
+    assert len(keys) == 4
+    cache.export(module, example)
+    cache.export(module, torch.rand(2, 3, 16, 16))  # the third file: the least recently used goes
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2 and not path.exists()
 
 
 def test_agreement_needs_equal_shapes_and_close_values():

@@ -6,12 +6,15 @@ builds every backend that installs here, checks that each agrees with PyTorch on
 input, times them interleaved (so machine load hits all alike) and keeps the fastest; the choice
 is remembered per machine in a JSON file (`BackendCache`, in the user cache folder), keyed by
 the model, its input shape, the thread count and the library versions, so the calibration runs
-once. On CUDA only PyTorch runs.
+once; the ONNX exports are kept on disk beside it (`OnnxCache`), so later processes skip the
+tracing too. On CUDA only PyTorch runs.
 
 A Graph maps an N x C x H x W float32 tensor to a tuple of tensors, as the module's forward does.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import io
 import json
 import logging
@@ -40,6 +43,7 @@ BACKEND_CACHE_ENV = "PARTSIGHT_BACKEND_CACHE"
 # outputs agree when max |a - b| <= TOLERANCE * max(1, max |a|) for every output
 TOLERANCE = 1e-3
 SLOW_FACTOR = 3.0
+ONNX_OPSET = 17
 
 
 class Graph(Protocol):
@@ -172,16 +176,89 @@ _EXPORT_LOCK = threading.Lock()
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
-    """The ONNX graph (opset 17, PyTorch's TorchScript-based exporter) of `module` traced on
+    """The ONNX graph (ONNX_OPSET, PyTorch's TorchScript-based exporter) of `module` traced on
     `example`; input "images", batch, height and width dynamic. Python branches on the input's
     shape are fixed at the example's shape, as in a TorchScript trace."""
     buffer = io.BytesIO()
     with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example.detach().cpu(),), buffer, dynamo=False, opset_version=17,
+        torch.onnx.export(module, (example.detach().cpu(),), buffer, dynamo=False, opset_version=ONNX_OPSET,
                           input_names=["images"],
                           dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}})
     return buffer.getvalue()
+
+
+ONNX_CACHE_FILES = 48
+
+
+class OnnxCache:
+    """ONNX exports kept on disk, so that a process after the first reads the export of a network
+    instead of tracing it again (export_onnx takes about 2 s per BlazePose network on a 2-core
+    CPU, before the first frame). A file per module, input shape and what the export depends on
+    (`onnx_key`); at most `capacity` files, the least recently used go. The folder is the backend
+    cache's (BackendCache) with "-onnx" after its name. A file that cannot be read or written costs
+    an export, nothing else."""
+
+    def __init__(self, folder: str | Path | None = None, *, capacity: int = ONNX_CACHE_FILES) -> None:
+        if folder is None:
+            cache_file = BackendCache().path
+            folder = cache_file.with_name(f"{cache_file.stem}-onnx")
+        self.folder = Path(folder)
+        self.capacity = capacity
+
+    def export(self, module: nn.Module, example: torch.Tensor) -> bytes:
+        """export_onnx(module, example), read from the cache when an earlier process made it."""
+        shape = "x".join(map(str, example.shape))
+        path = self.folder / f"{type(module).__name__}-{shape}-{onnx_key(module, example)[:24]}.onnx"
+        try:
+            onnx_model = path.read_bytes()
+            os.utime(path)
+            return onnx_model
+        except OSError:
+            pass
+        onnx_model = export_onnx(module, example)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=self.folder, suffix=".tmp", delete=False) as f:
+                f.write(onnx_model)
+            os.replace(f.name, path)
+            self._evict()
+        except OSError:
+            log.info("cannot write the ONNX cache %s", self.folder, exc_info=True)
+        return onnx_model
+
+    def _evict(self) -> None:
+        files = sorted(self.folder.glob("*.onnx"), key=lambda f: f.stat().st_mtime)
+        for old in files[:max(0, len(files) - self.capacity)]:
+            old.unlink(missing_ok=True)
+
+
+def onnx_key(module: nn.Module, example: torch.Tensor) -> str:
+    """sha256 of what an ONNX export depends on: the module's structure (every submodule's class
+    and plain settings, such as a branch switched off), its parameters and buffers (names,
+    shapes, values), the example's shape and dtype, the PyTorch version, the opset and this
+    package's code (a changed forward anywhere in it is a new export)."""
+    digest = hashlib.sha256()
+    structure = [(name, type(sub).__qualname__, sorted((key, repr(value)) for key, value in vars(sub).items()
+                                                       if isinstance(value, (bool, int, float, str, tuple))))
+                 for name, sub in module.named_modules()]
+    for part in (repr(structure), str(tuple(example.shape)), str(example.dtype), torch.__version__,
+                 str(ONNX_OPSET), _package_code_digest()):
+        digest.update(part.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _package_code_digest() -> str:
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def available_backends() -> tuple[str, ...]:
@@ -200,7 +277,7 @@ def build_graph(backend: str, module: nn.Module, example: torch.Tensor, *, threa
                 onnx_model: bytes | None = None) -> Graph:
     """`module` (eval mode, returning a tuple) on `backend` for inputs of `example`'s shape.
     onnxruntime and OpenVINO run on the CPU only (ValueError for an example elsewhere) and
-    read `onnx_model` (default: export_onnx(module, example))."""
+    read `onnx_model` (default: the module's export, from the OnnxCache when there)."""
     if backend == "torch":
         return TorchGraph(module, example)
     if backend not in BACKENDS:
@@ -208,7 +285,7 @@ def build_graph(backend: str, module: nn.Module, example: torch.Tensor, *, threa
     if example.device.type != "cpu":
         raise ValueError(f"the {backend} backend runs on the CPU; use --device cpu or --backend torch")
     threads = threads or torch.get_num_threads()
-    onnx_model = onnx_model or export_onnx(module, example)
+    onnx_model = onnx_model or OnnxCache().export(module, example)
     if backend == "onnxruntime":
         return OnnxRuntimeGraph(onnx_model, threads=threads)
     return OpenVinoGraph(onnx_model, tuple(example.shape), threads=threads)
@@ -229,19 +306,27 @@ def agrees(reference: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor, ...
 
 
 def time_interleaved(calls: dict[str, Callable[[], object]], *, runs: int, warmup: int) -> dict[str, float]:
-    """Median ms per call of each callable, called in turn so that load hits all alike; the order
-    rotates every round, so none always follows the same one (a library whose workers stay busy
-    after its call slows whichever call comes next)."""
-    times: dict[str, list[float]] = {name: [] for name in calls}
+    """Median ms per call of each callable (sample_interleaved's wall times)."""
+    return {name: statistics.median(wall for wall, _ in samples)
+            for name, samples in sample_interleaved(calls, runs=runs, warmup=warmup).items()}
+
+
+def sample_interleaved(calls: dict[str, Callable[[], object]], *, runs: int,
+                       warmup: int) -> dict[str, list[tuple[float, float]]]:
+    """(wall ms, CPU ms of this process, all threads) of each call of each callable, called in
+    turn so that load hits all alike; the order rotates every round, so none always follows the
+    same one (a library whose workers stay busy after its call slows whichever call comes next).
+    The first `warmup` rounds are not kept."""
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in calls}
     order = list(calls)
     for i in range(warmup + runs):
         shift = i % len(order)
         for name in order[shift:] + order[:shift]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             calls[name]()
             if i >= warmup:
-                times[name].append((time.perf_counter() - start) * 1000)
-    return {name: statistics.median(values) for name, values in times.items()}
+                samples[name].append(((time.perf_counter() - start) * 1000, (time.process_time() - start_cpu) * 1000))
+    return samples
 
 
 def _race(graphs: dict[str, Graph], example: torch.Tensor, *, runs: int, warmup: int,
@@ -335,7 +420,7 @@ def calibrated_graph(module: nn.Module, example: torch.Tensor, *, model: str,
         return build_graph(remembered, module, example, threads=threads)
     with torch.inference_mode():
         reference = tuple(module(example))
-    onnx_model = export_onnx(module, example)
+    onnx_model = OnnxCache().export(module, example)
     graphs: dict[str, Graph] = {}
     for backend in available_backends():
         try:
