@@ -20,7 +20,7 @@ from realtime.cli_options import (
     warning_field,
 )
 from realtime.fitness_cli import fitness_options
-from realtime.models.backends import BACKEND_CHOICES
+from realtime.models.backends import BACKEND_CHOICES, BACKENDS
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS
 
 GPU_PARTS = ("bodypix", "blazepose", "m2fp", "schp")  # what `bench-gpu` measures (realtime.benchmarks.bench_gpu)
@@ -57,6 +57,20 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench_parser.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
+
+    bench_pose = commands.add_parser("bench-pose", help="BlazePose's detector and landmark network (ROI batches, with "
+                                                        "and without segmentation) and the selfie segmenter on each "
+                                                        "CPU backend, with their agreement; prints JSON")
+    bench_pose.add_argument("frame", help="image or video whose first frame (a picture of a person) is the input")
+    bench_pose.add_argument("--size", default="640x480", help="scale the frame to WxH first (default 640x480)")
+    bench_pose.add_argument("--backends", default=",".join(BACKENDS),
+                            help=f"comma-separated subset of {','.join(BACKENDS)} (default all; torch always runs: "
+                                 "the others are checked against it)")
+    bench_pose.add_argument("--repeats", type=positive_int, default=30)
+    bench_pose.add_argument("--warmup", type=non_negative_int, default=5)
+    bench_pose.add_argument("--quick", action="store_true",
+                            help="ROI batches of 1 and 2, two repeats after one warm-up (a check that it runs)")
+    bench_pose.set_defaults(handler=_bench_pose)
 
     bench_gpu = commands.add_parser("bench-gpu", help="the GPU figures of `make gpu-check`: BodyPix single and "
                                                       "batched streams, BlazePose ROI batches, M2FP / SCHP "
@@ -154,6 +168,28 @@ def _bench_parser(args: argparse.Namespace) -> int:
     parser = load_parser(args.model, device="cpu", backend=args.backend)
     frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (481, 641, 3), dtype=np.uint8)
     print(json.dumps(bench_parser(parser, frame, repeats=args.repeats)))
+    return 0
+
+
+def _bench_pose(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from realtime.benchmarks import POSE_BATCHES, bench_pose
+    from realtime.models.backends import available_backends
+    from realtime.models.reference_vs_fast import resized_frame
+    from realtime.sources import parse_size
+
+    backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
+    unknown = sorted(set(backends) - set(BACKENDS))
+    if unknown:
+        raise ValueError(f"unknown --backends {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    missing = sorted(set(backends) - set(available_backends()))
+    if missing:
+        raise ValueError(f"--backends {', '.join(missing)}: not installed here")
+    frame = resized_frame(first_frame(args.frame), parse_size(args.size))
+    repeats, warmup, batches = (2, 1, POSE_BATCHES[:2]) if args.quick else (args.repeats, args.warmup, POSE_BATCHES)
+    report = bench_pose(frame, backends=backends, repeats=repeats, warmup=warmup, batches=batches)
+    print(json.dumps({"frame": Path(args.frame).name, "quick": args.quick, **report}))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Speed and memory measurements behind the bench commands (realtime/bench_cli.py): a run as
-`process` runs it, two settings compared frame by frame, resident memory over a long run, and the
-parser's forward against PyTorch, onnxruntime and OpenVINO on the same graph."""
+`process` runs it, two settings compared frame by frame, resident memory over a long run, the
+parser's forward against PyTorch, onnxruntime and OpenVINO on the same graph, and BlazePose's
+networks and the selfie segmenter on each backend."""
 from __future__ import annotations
 
 import os
@@ -16,7 +17,7 @@ import torch
 
 from realtime.build import build_pipeline
 from realtime.config import PipelineConfig
-from realtime.models.backends import available_backends, build_graph, export_onnx, time_interleaved
+from realtime.models.backends import available_backends, build_graph, export_onnx, sample_interleaved, time_interleaved
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
 from realtime.sources import open_source
 
@@ -58,6 +59,95 @@ def bench_parser(parser: BodyPixParser, frame: np.ndarray, *, repeats: int = 30,
         "backends": list(available_backends()),
         "sizes": rows,
     }
+
+
+POSE_BATCHES = (1, 2, 4)
+POSE_GOAL_MS_PER_PERSON = 15.0  # issue 16: landmarks + segmentation per person, 640x480, a 2-core CPU
+# what `bench_pose` calls agreement with PyTorch (as tests/test_backends.py): frame pixels for
+# points, probabilities, metres, and logits relative to their largest magnitude (at least 1)
+POSE_TOLERANCES = {"detector_keypoints_px": 0.5, "landmarks_px": 0.5, "visibility": 1e-3, "world_m": 1e-3,
+                   "segmentation_logits": 1e-3, "selfie_probability": 1e-3}
+
+
+def bench_pose(frame: np.ndarray, *, backends: tuple[str, ...] | None = None, repeats: int = 30, warmup: int = 5,
+               batches: tuple[int, ...] = POSE_BATCHES, max_people: int = 4) -> dict:
+    """BlazePose's networks and the selfie segmenter as the pose and person-mask stages call them
+    (each call: the wrapper's pre- and post-processing and the network) on `frame` (H x W x 3
+    uint8 RGB with a person in it), on each CPU backend (default: every one installed, PyTorch
+    first): the detector per frame (up to `max_people`), the landmark network per batch of ROIs
+    (`batches`: the detected person's ROI repeated) with and without its segmentation branch, and
+    the selfie segmenter per frame. Wall and CPU ms (this process, all threads; the landmark
+    network's also per person), median and p95; every call of every backend in turn, the order
+    rotating, so that load hits all alike. `agreement`: each backend's outputs against PyTorch's
+    (largest differences, and whether all are within POSE_TOLERANCES). ValueError when the
+    detector finds nobody."""
+    from realtime.models.blazepose_detector import BlazePoseDetector, load_blazepose_detector_net
+    from realtime.models.blazepose_landmark import BlazePoseLandmarker, load_blazepose_landmark_net, roi_from_points
+    from realtime.models.selfie_segmenter import SelfieSegmenter
+
+    backends = ("torch", *(name for name in backends or available_backends() if name != "torch"))
+    detector_net, landmark_net = load_blazepose_detector_net(), load_blazepose_landmark_net()
+    without_segmentation = load_blazepose_landmark_net(segmentation=False)
+    models = {name: {"detector": BlazePoseDetector(detector_net, backend=name),
+                     "landmark": BlazePoseLandmarker(landmark_net, backend=name),
+                     "landmark_without_segmentation": BlazePoseLandmarker(without_segmentation, backend=name),
+                     "selfie": SelfieSegmenter("selfie", backend=name)} for name in backends}
+    found = models["torch"]["detector"]([frame], max_people=max_people)[0]
+    if not found:
+        raise ValueError("BlazePose's detector finds nobody in the frame; bench-pose needs a picture of a person")
+    roi = roi_from_points(found[0].keypoints[0], found[0].keypoints[1])
+    calls: dict[tuple[str, str, int], Callable[[], object]] = {}
+    for name, nets in models.items():
+        calls[name, "detector", 1] = lambda nets=nets: nets["detector"]([frame], max_people=max_people)
+        for count in batches:
+            for kind in ("landmark", "landmark_without_segmentation"):
+                calls[name, kind, count] = lambda net=nets[kind], rois=[roi] * count: net(frame, rois)
+        calls[name, "selfie", 1] = lambda nets=nets: nets["selfie"]([frame])
+    samples = sample_interleaved(calls, runs=repeats, warmup=warmup)
+    report: dict = {name: {} for name in backends}
+    for (name, kind, count), rows in samples.items():
+        if kind in ("detector", "selfie"):
+            report[name][kind] = {"ms": _stats(wall for wall, _ in rows), "cpu_ms": _stats(cpu for _, cpu in rows)}
+        else:
+            report[name].setdefault(kind, {})[str(count)] = {
+                "batch_ms": _stats(wall for wall, _ in rows),
+                "ms_per_person": _stats(wall / count for wall, _ in rows),
+                "cpu_ms_per_person": _stats(cpu / count for _, cpu in rows)}
+    return {
+        "size": f"{frame.shape[1]}x{frame.shape[0]}",
+        "threads": torch.get_num_threads(),
+        "repeats": repeats,
+        "people_detected": len(found),
+        "goal_ms_per_person": POSE_GOAL_MS_PER_PERSON,
+        "backends": report,
+        "agreement": {name: _pose_agreement(models["torch"], models[name], frame, [roi], max_people)
+                      for name in backends if name != "torch"},
+    }
+
+
+def _pose_agreement(reference: dict, other: dict, frame: np.ndarray, rois: list, max_people: int) -> dict:
+    """Largest differences of `other`'s outputs from `reference`'s (bench_pose's models of two
+    backends) on `frame`, and "agrees": all within POSE_TOLERANCES."""
+    expected, got = (nets["detector"]([frame], max_people=max_people)[0] for nets in (reference, other))
+    differences = {"detector_keypoints_px": max((float(np.abs(a.keypoints - b.keypoints).max())
+                                                 for a, b in zip(expected, got)), default=0.0)
+                   if len(expected) == len(got) else float("inf")}
+    (theirs,), (mine,) = reference["landmark"](frame, rois), other["landmark"](frame, rois)
+    scale = max(1.0, float(np.abs(theirs.segmentation).max()))
+    differences.update({
+        "landmarks_px": float(np.abs(mine.xyz[:33, :2] - theirs.xyz[:33, :2]).max()),
+        "visibility": float(np.abs(mine.visibility - theirs.visibility).max()),
+        "world_m": float(np.abs(mine.world - theirs.world).max()),
+        "segmentation_logits": float(np.abs(mine.segmentation - theirs.segmentation).max()) / scale,
+        "selfie_probability": float(np.abs(other["selfie"]([frame])[0] - reference["selfie"]([frame])[0]).max()),
+    })
+    return {**{key: round(value, 6) for key, value in differences.items()},
+            "agrees": all(differences[key] <= limit for key, limit in POSE_TOLERANCES.items())}
+
+
+def _stats(values) -> dict[str, float]:
+    ordered = sorted(values)
+    return {"median": round(_percentile(ordered, 50), 2), "p95": round(_percentile(ordered, 95), 2)}
 
 
 def peak_rss_mb() -> float:

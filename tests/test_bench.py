@@ -1,5 +1,6 @@
 """The bench commands report what they claim: two settings compared on the same source, the
-memory curve of a looped paced run, and clear errors for settings that are not run options.
+memory curve of a looped paced run, BlazePose's networks on every backend, and clear errors for
+settings that are not run options.
 (Speed itself is never asserted: it lives in the printed figures.)"""
 from __future__ import annotations
 
@@ -47,6 +48,38 @@ def test_memory_bench_samples_a_looped_paced_run(single_clip, capsys):
     assert report["rss_mb"]["warm"] == warm["rss_mb"]
     assert report["growth_after_warmup"] == pytest.approx(curve[-1]["rss_mb"] / warm["rss_mb"] - 1, abs=1e-3)
     assert report["peak_rss_mb"] >= max(sample["rss_mb"] for sample in curve) - 1
+
+
+def test_pose_bench_times_every_network_on_every_backend_and_checks_their_agreement(single_clip, capsys):
+    assert main(["bench-pose", str(single_clip), "--quick"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["frame"] == single_clip.name and report["size"] == "640x480" and report["people_detected"] >= 1
+    assert list(report["backends"]) == ["torch", "onnxruntime", "openvino"] and report["goal_ms_per_person"] == 15
+    for backend in report["backends"].values():
+        assert set(backend) == {"detector", "landmark", "landmark_without_segmentation", "selfie"}
+        timings = [backend["detector"]["ms"], backend["detector"]["cpu_ms"], backend["selfie"]["ms"]]
+        for kind in ("landmark", "landmark_without_segmentation"):
+            assert list(backend[kind]) == ["1", "2"]  # --quick: ROI batches of 1 and 2 (else 1, 2, 4)
+            for count, batch in backend[kind].items():
+                assert batch["ms_per_person"]["median"] == pytest.approx(batch["batch_ms"]["median"] / int(count),
+                                                                         abs=0.01)
+                timings += [batch["batch_ms"], batch["cpu_ms_per_person"]]
+        assert all(0 < timing["median"] <= timing["p95"] for timing in timings)
+    assert set(report["agreement"]) == {"onnxruntime", "openvino"}
+    for agreement in report["agreement"].values():
+        assert agreement["agrees"], agreement
+        assert 0 < agreement["landmarks_px"] <= 0.5, "another backend's floats differ a little, never much"
+
+
+def test_pose_bench_needs_a_person(tmp_path, capsys):
+    import cv2
+    import numpy as np
+
+    empty = tmp_path / "wall.png"
+    cv2.imwrite(str(empty), np.full((480, 640, 3), 128, np.uint8))
+    assert main(["bench-pose", str(empty), "--quick", "--backends", "torch"]) == 1
+    err = capsys.readouterr().err
+    assert "finds nobody in the frame" in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

@@ -86,10 +86,12 @@ class BlazePoseLandmarkNet(nn.Module):
                                heatmap, world.unflatten(1, (NUM_ALL_LANDMARKS, 3)))
 
 
-def load_blazepose_landmark_net(path: str | Path | None = None, spec: NetworkSpec | None = None) -> BlazePoseLandmarkNet:
-    """BlazePoseFullNet with the file's weights, loaded in the graph's convolution order."""
+def load_blazepose_landmark_net(path: str | Path | None = None, spec: NetworkSpec | None = None, *,
+                                segmentation: bool = True) -> BlazePoseLandmarkNet:
+    """BlazePoseFullNet (without its segmentation branch unless `segmentation`) with the file's
+    weights, loaded in the graph's convolution order."""
     spec = spec or get_network_spec("blazepose-full")
-    body = BlazePoseFullNet()
+    body = BlazePoseFullNet(segmentation=segmentation)
     load_in_graph_order(body, body.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
     return BlazePoseLandmarkNet(body).eval()
 
@@ -103,10 +105,12 @@ class BlazePoseFullNet(nn.Module):
     decoder: a top-down pathway at 48 channels (x2 bilinear + lateral skips) to 64 x 64, giving
     the heatmaps, and on to 256 x 256 at 8 channels for the segmentation; regression: from the
     8 x 8 features through 288-channel depthwise blocks down to 1 x 1 for the landmark, world and
-    flag heads (2 x 2 VALID convolutions)."""
+    flag heads (2 x 2 VALID convolutions). With `segmentation` False the segmentation branch is
+    not run and its output is [B, 1, 1, 1] zeros (the other outputs are the same)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, segmentation: bool = True) -> None:
         super().__init__()
+        self.segmentation = segmentation
         self.stem = nn.ModuleDict({"conv": conv(3, 24, 3, 2), "depthwise": depthwise(24), "project": conv(24, 16)})
         ir = InvertedResidual
         self.stage64 = nn.Sequential(ir(16, 24, 64, 3, 2), ir(24, 24, 144, 3))
@@ -139,8 +143,11 @@ class BlazePoseFullNet(nn.Module):
         d = up2(lat["s8"](f8)) + lat["s16"](f16)
         d = up2(d) + lat["s32"](f32)
         d64 = up2(d) + lat["s64"](f64)  # [B, 48, 64, 64]
-        seg = self.seg128(up2(self.seg_in(d64)) + lat["s128"](f128))
-        segmentation = self.seg_out(self.seg256(up2(seg)))  # [B, 1, 256, 256]
+        if self.segmentation:
+            seg = self.seg128(up2(self.seg_in(d64)) + lat["s128"](f128))
+            segmentation = self.seg_out(self.seg256(up2(seg)))  # [B, 1, 256, 256]
+        else:
+            segmentation = d64.new_zeros((x.shape[0], 1, 1, 1))
         r = self.reg2(self.reg4(self.reg_in(f8)))  # [B, 288, 2, 2]
         return [self.landmarks(r).flatten(1), torch.sigmoid(self.flag(r)).flatten(1), segmentation,
                 self.heatmap(d64), self.world(r).flatten(1)]
@@ -205,7 +212,8 @@ def crop_rois(rgb: np.ndarray, rois: list[Roi]) -> np.ndarray:
 class PoseLandmarks:
     """One person's landmarks in frame pixels: xyz [39, 3] (z in the same pixel scale, relative to
     the hips), visibility and presence [39] (probabilities), world [39, 3] metres, pose score,
-    and the ROI they came from (segmentation logits [256, 256] over it)."""
+    and the ROI they came from (segmentation logits [256, 256] over it; None from a network
+    without its segmentation branch)."""
 
     xyz: np.ndarray
     visibility: np.ndarray
@@ -213,7 +221,7 @@ class PoseLandmarks:
     world: np.ndarray
     score: float
     roi: Roi
-    segmentation: np.ndarray
+    segmentation: np.ndarray | None
 
     def next_roi(self) -> Roi:
         """The ROI for the next frame, from the auxiliary landmarks (PoseLandmarksToRoi)."""
@@ -227,9 +235,10 @@ class BlazePoseLandmarker:
                  backend: str = "auto") -> None:
         self.device = torch.device(device)
         self.net = (net if net is not None else load_blazepose_landmark_net()).to(self.device)
+        self.segmentation = bool(getattr(self.net.body, "segmentation", True))
         # the body on the CPU backend (realtime.models.backends), one graph per number of ROIs
         self._graphs = GraphCache(self.net.body, backend=backend if self.device.type == "cpu" else "torch",
-                                  model="blazepose-full")
+                                  model="blazepose-full" if self.segmentation else "blazepose-full:no-segmentation")
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, rois: list[Roi]) -> list[PoseLandmarks]:
@@ -240,7 +249,7 @@ class BlazePoseLandmarker:
         raw = out.landmarks.cpu().numpy()
         flags = out.pose_flag.cpu().numpy()
         world = out.world.cpu().numpy()
-        segmentation = out.segmentation.cpu().numpy()
+        segmentation = out.segmentation.cpu().numpy() if self.segmentation else [None] * len(rois)
         people = []
         for i, roi in enumerate(rois):
             xy = roi.to_frame(raw[i, :, :2])
