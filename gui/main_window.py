@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QEvent, QObject, QSettings, Qt, QTimer
+from PyQt6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PyQt6.QtWidgets import (
     QLabel,
@@ -69,6 +69,8 @@ TABS = ("Source", "Exercise", "People", "View", "Record")
 
 
 class MainWindow(QMainWindow):
+    frame_shown = pyqtSignal(int)  # a new result is on screen: how many the window has shown
+
     def __init__(self, session: Session, settings: QSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._session = session
@@ -332,6 +334,7 @@ class MainWindow(QMainWindow):
         self.people_picker.show_people(result.parse.people)
         self._frames_shown += 1
         self._display_times.append(time.monotonic())
+        self.frame_shown.emit(self._frames_shown)
 
     def _switched(self, pipeline) -> bool:
         """Whether the pipeline has switched to the source opened last (its results are that source's)."""

@@ -127,6 +127,26 @@ def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout
     process.stderr.close()
 
 
+# Before a window's first frame the models load and their CPU graphs are built (and, once per
+# machine and input shape, calibrated: realtime/models/backends.py): seconds on a quiet laptop,
+# minutes on a loaded 2-core runner. Waits are on the window's frame signal, so a generous
+# deadline costs nothing when frames come quickly.
+FIRST_FRAMES_TIMEOUT_S = 300
+
+
+def wait_for_frames(qtbot, window, count: int = 1, *, until=None, timeout_s: float = FIRST_FRAMES_TIMEOUT_S) -> None:
+    """Waits on `window.frame_shown` until it has shown `count` frames and `until()` (if given)
+    holds for the frame on screen; fails after `timeout_s`."""
+    def done(*_) -> bool:
+        return window.frames_shown >= count and (until is None or bool(until()))
+
+    if done():
+        return
+    with qtbot.waitSignal(window.frame_shown, timeout=int(timeout_s * 1000), check_params_cb=done,
+                          raising=True):
+        pass
+
+
 def open_window(qtbot, tmp_path: Path, **config):
     """The app's MainWindow on a PipelineConfig(device="cpu", **config), shown, with its settings
     and output folder in tmp_path; the caller closes it."""

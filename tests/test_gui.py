@@ -13,6 +13,7 @@ from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtGui import QImage
 from PyQt6.QtWidgets import QPushButton, QSlider, QTreeWidget
 
+from conftest import wait_for_frames
 from gui.main_window import MainWindow
 from gui.model_picker import ModelPicker
 from gui.session import Session
@@ -61,7 +62,7 @@ def _group_item(window: MainWindow, name: str):
 def test_frames_arrive_and_the_status_bar_shows_the_engine(make_window, qtbot, squat_clip):
     window = make_window()
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=15000)
+    wait_for_frames(qtbot, window, 5)
     window.refresh_state()
     status = window.status_panel
     assert status.field("resolution") == "384×848"
@@ -79,7 +80,7 @@ def test_the_window_parses_a_display_sized_copy_of_a_large_video(qtbot, settings
     window.show()
     try:
         window.open_source(str(single_clip))  # 1080 x 1920
-        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=15000)
+        wait_for_frames(qtbot, window, 3)
         window.refresh_state()
         assert window.status_panel.field("resolution") == "540×960"
     finally:
@@ -89,12 +90,12 @@ def test_the_window_parses_a_display_sized_copy_of_a_large_video(qtbot, settings
 def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squat_clip):
     window = make_window(**{"view/opacity": 1.0, "view/show_keypoints": False})
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: _pixels_of(window, TORSO) > 200, timeout=15000)
+    wait_for_frames(qtbot, window, until=lambda: _pixels_of(window, TORSO) > 200)
 
     _group_item(window, "torso").setCheckState(0, Qt.CheckState.Unchecked)
     assert window.view_panel.part_toggles.hidden_names() == ["torso_front", "torso_back"]
     shown = window.frames_shown
-    qtbot.waitUntil(lambda: window.frames_shown >= shown + 3, timeout=10000)
+    wait_for_frames(qtbot, window, shown + 3)
     assert _pixels_of(window, TORSO) == 0
     assert _pixels_of(window, [BODYPIX_PARTS.colors[BODYPIX_PARTS.names.index("left_face")]]) > 0
 
@@ -102,7 +103,7 @@ def test_hiding_a_group_removes_its_colour_from_the_view(make_window, qtbot, squ
 def test_a_paused_frame_is_redrawn_when_a_part_is_hidden(make_window, qtbot, squat_clip):
     window = make_window(**{"view/opacity": 1.0, "view/show_keypoints": False})
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: _pixels_of(window, TORSO) > 200, timeout=15000)
+    wait_for_frames(qtbot, window, until=lambda: _pixels_of(window, TORSO) > 200)
     window.toggle_pause()
     paused_on = window.shown_result
     _group_item(window, "torso").setCheckState(0, Qt.CheckState.Unchecked)
@@ -113,13 +114,13 @@ def test_a_paused_frame_is_redrawn_when_a_part_is_hidden(make_window, qtbot, squ
 def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window, qtbot, squat_clip, tmp_path):
     window = make_window()
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    wait_for_frames(qtbot, window, 2)
     record = window.recording_panel.record_controls.findChild(QPushButton, "recordButton")
     qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
     path = window.recording_panel.recording_path
     assert path is not None and path.parent == tmp_path / "out"
     shown = window.frames_shown
-    qtbot.waitUntil(lambda: window.frames_shown >= shown + 10, timeout=10000)
+    wait_for_frames(qtbot, window, shown + 10)
     qtbot.mouseClick(record, Qt.MouseButton.LeftButton)
     assert window.recording_panel.recording_path is None
 
@@ -132,7 +133,7 @@ def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window,
 def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_clip, tmp_path):
     window = make_window()
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    wait_for_frames(qtbot, window, 2)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.paused
@@ -144,7 +145,7 @@ def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_c
     (png,) = (tmp_path / "out").glob("partsight-*.png")
     assert QImage(str(png)).size().width() == 384
     qtbot.keyClick(window, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: window.frames_shown > shown, timeout=10000)
+    wait_for_frames(qtbot, window, shown + 1)
 
 
 def test_a_bad_source_shows_the_banner_and_the_window_recovers(make_window, qtbot, squat_clip):
@@ -153,7 +154,8 @@ def test_a_bad_source_shows_the_banner_and_the_window_recovers(make_window, qtbo
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=10000)
     assert "no such file" in window.banner.text()
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=15000)
+    wait_for_frames(qtbot, window, 2)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10000)
 
 
 def test_stream_credentials_never_appear_after_entry(make_window, qtbot):
@@ -225,7 +227,8 @@ def test_a_webcam_that_never_opens_says_so_and_offers_a_retry(make_window, qtbot
     qtbot.waitUntil(lambda: window.banner.isVisible(), timeout=30000)
     assert "webcam 57 is not connected" in window.banner.text() and window.banner.action_texts() == ["Retry"]
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2 and not window.banner.isVisible(), timeout=30000)
+    wait_for_frames(qtbot, window, 2)
+    qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=10000)
 
 
 def test_an_unwritable_output_folder_is_reported_and_the_view_goes_on(make_window, qtbot, squat_clip, tmp_path):
@@ -233,9 +236,9 @@ def test_an_unwritable_output_folder_is_reported_and_the_view_goes_on(make_windo
     blocker.write_text("not a folder")
     window = make_window(output_dir=str(blocker / "recordings"))  # works even for root, unlike chmod
     window.open_source(str(squat_clip))
-    qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=15000)
+    wait_for_frames(qtbot, window, 2)
     window.recording_panel.toggle_recording()
     assert window.recording_panel.recording_path is None and window.banner.isVisible()
     assert "cannot write" in window.banner.text() and "a-file" in window.banner.text()
     shown = window.frames_shown
-    qtbot.waitUntil(lambda: window.frames_shown >= shown + 5, timeout=10000)
+    wait_for_frames(qtbot, window, shown + 5)

@@ -15,6 +15,7 @@ from PyQt6.QtCore import QPoint, QPointF, Qt, QTimer
 from PyQt6.QtGui import QGuiApplication, QWheelEvent
 from PyQt6.QtWidgets import QAbstractSlider, QApplication, QComboBox, QPushButton, QScrollArea, QSlider, QWidget
 
+from conftest import wait_for_frames
 from gui.main_window import DRAWER_BELOW_PX, MainWindow
 from gui.source_panel import default_media_dir
 from test_faults import _clip_frames, _write_clip
@@ -55,7 +56,7 @@ def squats(window: MainWindow, qtbot, clip: Path) -> None:
     """Counts squats on `clip` from its start, until its first frame shows."""
     window.fitness_panel.picker.choose("squat")
     window.open_source(str(clip))
-    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
+    wait_for_frames(qtbot, window)
 
 
 def counts(window: MainWindow) -> dict[str, int]:
@@ -173,7 +174,7 @@ def test_a_new_source_starts_afresh_and_asks_while_recording(make_window, qtbot,
 def test_playing_again_while_recording_keeps_the_recording_s_times_rising(make_window, qtbot, squat30):
     window = make_window()
     window.open_source(str(squat30))
-    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
+    wait_for_frames(qtbot, window)
     window.recording_panel.toggle_recording()
     path = window.recording_panel.recording_path
     qtbot.waitUntil(lambda: window.stalled, timeout=LONG)
@@ -289,7 +290,7 @@ def test_choices_are_remembered_and_the_first_open_dialog_starts_in_videos_or_ho
     window.transport.findChild(QComboBox, "speedCombo").activated.emit(1)  # 0.5x
     window.recording_panel.set_output_dir(tmp_path / "chosen")
     window.open_source(str(squat30))
-    qtbot.waitUntil(lambda: window.shown_result is not None, timeout=LONG)
+    wait_for_frames(qtbot, window)
     window.refresh_state()
     assert not window._session.renderer.view.mirror, "a file is never mirrored"
     assert window.findChild(QPushButton, "openFolderButton") is not None

@@ -7,6 +7,7 @@ import pytest
 from PyQt6.QtCore import QSettings
 from PyQt6.QtWidgets import QLabel, QSlider
 
+from conftest import wait_for_frames
 from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import PipelineConfig
@@ -33,7 +34,7 @@ def test_the_slider_drives_the_pipeline_and_is_remembered(qtbot, settings, media
     assert control.strength() == pytest.approx(DEFAULT_STRENGTH)
     window.open_source(str(media_dir / "cg-mannequin-squat.mp4"))
     try:
-        qtbot.waitUntil(lambda: window.frames_shown >= 2, timeout=20000)
+        wait_for_frames(qtbot, window, 2)
         assert session.smoothing == pytest.approx(DEFAULT_STRENGTH)
         assert "smooth" in session.pipeline.latest().timings_ms
         slider.setValue(0)

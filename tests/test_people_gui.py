@@ -9,6 +9,7 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtWidgets import QPushButton
 
+from conftest import wait_for_frames
 from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import PipelineConfig
@@ -50,12 +51,11 @@ def test_clicking_the_moving_person_selects_their_id(window, qtbot, media_dir: P
                 return person
         return None
 
-    qtbot.waitUntil(lambda: window.shown_result is not None and len(window.shown_result.parse.people) >= 2,
-                    timeout=30000)
+    wait_for_frames(qtbot, window, until=lambda: len(window.shown_result.parse.people) >= 2)
     window.toggle_pause()
     if man_in_frame() is None:  # the frozen frame must show him apart; take a later one
         window.toggle_pause()
-        qtbot.waitUntil(lambda: man_in_frame() is not None, timeout=30000)
+        wait_for_frames(qtbot, window, until=lambda: man_in_frame() is not None)
         window.toggle_pause()
     man = man_in_frame()
     x, y = _inner_pixel(man.mask)
