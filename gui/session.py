@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from realtime.analysis.exercises import get_exercise
-from realtime.build import Stages, build_analysers, build_pipeline, build_stages, pose_stage_wanted
+from realtime.build import Stages, build_analysers, build_pipeline, build_stages
 from realtime.config import PipelineConfig
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
@@ -200,17 +200,12 @@ class Session:
             self.open(self.source_spec)
 
     def set_exercise(self, name: str) -> None:
-        """Counts `name` from the next frame on, from zero ("" stops the analysis). When the
-        exercise brings a pose stage (BlazePose in PyTorch, with pose auto) that is not running
-        yet, every stage starts afresh; otherwise the running tracker keeps its IDs."""
+        """Counts `name` from the next frame on, from zero ("" stops the analysis); the running
+        stages (and the tracker's IDs) stay."""
         self._config = replace(self._config, exercise=get_exercise(name) if name else None)
         if self._pipeline is None or self._stages is None:
             return
-        if self._stages.pose_source == "parser" and pose_stage_wanted(self._config):
-            self._stages = build_stages(self._config)
-            self._pipeline.set_stages(self._stages.result)
-        else:
-            self._stages.analysers = build_analysers(self._config)
+        self._stages.analysers = build_analysers(self._config)
         self._pipeline.set_analysers(self._stages.analysers)
 
     def set_opacity(self, opacity: float) -> None:

@@ -39,13 +39,19 @@ def build_parser(config: PipelineConfig) -> Parser:
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
-    """BlazePose gives the keypoints (and its segmentation sharpens the person mask) when asked for
-    by name ("blazepose-torch": the PyTorch networks, default install; "blazepose": the mediapipe
-    wheel, kept as a test reference), or with "auto" whenever an exercise is counted or the
-    person mask is BlazePose's ("pose"; then the PyTorch BlazePose); otherwise the parser's keypoints are used ("parser", or "auto" without an
-    exercise)."""
-    return (config.pose in ("blazepose", "blazepose-torch")
-            or (config.pose == "auto" and (config.exercise is not None or config.person_mask == "pose")))
+    """Whether a pose stage gives the keypoints: BlazePose ("auto" and "blazepose-torch": the
+    PyTorch networks, default install; "blazepose": the mediapipe wheel, kept as a test
+    reference); with "parser" the parser's own keypoints are used."""
+    return config.pose != "parser"
+
+
+def person_mask_source(config: PipelineConfig) -> str:
+    """What makes the person mask, "auto" resolved: "pose" (BlazePose's per-person segmentation
+    and the selfie segmenter, refined) when the PyTorch BlazePose runs, else "selfie" (the
+    parser's mask moved towards the selfie segmenter's)."""
+    if config.person_mask != "auto":
+        return config.person_mask
+    return "pose" if config.pose in ("auto", "blazepose-torch") else "selfie"
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -56,7 +62,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
     return [BlazePoseTorchStage(max_people=config.max_people, device=config.device, backend=config.backend,
-                                segmentation=config.person_mask == "pose")]
+                                segmentation=person_mask_source(config) == "pose")]
 
 
 def people_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -70,14 +76,16 @@ def people_stages(config: PipelineConfig) -> list[ResultStage]:
 
 
 def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
-    """The fused person mask of the segmenter `config.person_mask` names ("auto" = the selfie
-    segmenter, PyTorch, the default install; or a Human_seg network); none with "parser" (the
-    parser's own mask)."""
-    if config.person_mask == "parser":
+    """The person-mask stage of `person_mask_source(config)`: "pose" refines BlazePose's
+    segmentation with the selfie segmenter; "selfie" (PyTorch, default install) or a Human_seg
+    network moves the parser's mask towards the segmenter's; none with "parser" (the parser's
+    own mask)."""
+    source = person_mask_source(config)
+    if source == "parser":
         return []
-    source = "selfie" if config.person_mask in ("auto", "pose") else config.person_mask
-    return [PersonMaskStage(person_segmenter(source, config.device, config.backend), name=f"{source}-mask",
-                            warn_unfused=config.person_mask not in ("auto", "pose"), refine=config.person_mask == "pose")]
+    segmenter = "selfie" if source == "pose" else source
+    return [PersonMaskStage(person_segmenter(segmenter, config.device, config.backend), name=f"{segmenter}-mask",
+                            warn_unfused=config.person_mask not in ("auto", "pose"), refine=source == "pose")]
 
 
 def parts_stages(config: PipelineConfig) -> list[ResultStage]:

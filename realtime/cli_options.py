@@ -85,11 +85,12 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                               "1 = single-person mode, the fastest)")
     command.add_argument("--person-mask", default=default("person_mask"), choices=PERSON_MASK_SOURCES,
                          metavar="SOURCE",
-                         help="the parser's own person mask ('parser'); sharpened by a person segmenter: "
-                              "MediaPipe's selfie segmenter ('selfie', PyTorch, no extra needed; 'auto' = selfie) or "
-                              f"a Human_seg network ({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))}); "
-                              "or 'pose': BlazePose's segmentation and the selfie segmenter, refined along the "
-                              "frame's edges (the most accurate; runs BlazePose)")
+                         help="what makes the person mask: 'auto' (default) = 'pose' when BlazePose runs (--pose "
+                              "auto), else 'selfie'; 'pose': BlazePose's per-person segmentation averaged with "
+                              "MediaPipe's selfie segmenter and refined along the frame's edges (the most "
+                              "accurate; the parser keeps the part labels); 'selfie' or a Human_seg network "
+                              f"({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))}): the "
+                              "parser's mask moved towards that segmenter's; 'parser': the parser's own")
     command.add_argument("--parts", default=default("parts"), choices=PARTS_MODES,
                          help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
                               "person's crop at the full network input (sharper parts on people far from the "

@@ -29,8 +29,10 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. people: where the people come from ("parser", or a multi-person model whose person
     instances split the parser's parts), with people_weights (its checkpoint, None = the weights
-    cache) and people_size (its internal size, None = its default). person_mask / pose: where the
-    person mask and the keypoints come from ("auto" = the best installed). parts: "full-frame"
+    cache) and people_size (its internal size, None = its default). pose: where the keypoints
+    come from ("auto" = BlazePose in PyTorch, realtime.build.pose_stages); person_mask: what
+    makes the person mask ("auto" = BlazePose's segmentation refined with the selfie segmenter
+    when BlazePose runs, realtime.build.person_mask_source). parts: "full-frame"
     (the parser's labels) or "top-down" (BodyPix again on each person's crop at the full network
     input). angles: "2d" image-plane joint angles, or "3d" from the pose source's world
     landmarks when it gives them. smoothing: temporal smoothing strength, 0 (off) to 1. exercise:
@@ -72,6 +74,9 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if self.person_mask == "pose" and self.pose not in ("auto", "blazepose-torch"):
+            raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
+                             f"not --pose {self.pose}")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ValueError(f"smoothing must be from 0 (off) to 1, not {self.smoothing:g}")
         if self.max_people < 1:

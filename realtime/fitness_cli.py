@@ -35,15 +35,17 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
 
 def pose_option(group, default: str) -> None:
     group.add_argument("--pose", default=default, choices=POSE_SOURCES,
-                       help="keypoints for the angles: the parser's own, blazepose-torch (BlazePose in PyTorch "
-                            "from the weights cache, no mediapipe; several people, 33 landmarks each), blazepose "
-                            f"(the mediapipe wheel, a test reference), or auto = blazepose-torch when an exercise is counted, else the parser's (default {default})")
+                       help="where the keypoints come from: auto = blazepose-torch (BlazePose in PyTorch from "
+                            "the weights cache, no mediapipe; several people, 33 landmarks each, its segmentation "
+                            "feeds the person mask), parser (the parser's own keypoints, no BlazePose: the "
+                            "fastest), or blazepose (the mediapipe wheel, a test reference) "
+                            f"(default {default})")
 
 
 def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     command = commands.add_parser("pose-quality", help="how usable the keypoints are for angles on a clip; prints JSON")
     command.add_argument("source", help="video file or image folder")
-    pose_option(command, "blazepose-torch")
+    pose_option(command, "auto")
     command.add_argument("--frames", type=int, help="stop after this many frames")
     fps_option(command)
     # One person's raw keypoints (no smoothing) unless asked otherwise.

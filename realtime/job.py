@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages, pose_stage_wanted
+from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
 from realtime.config import PipelineConfig
 from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
@@ -54,16 +54,16 @@ class JobModels:
     worker): each job gets them with their memory reset (ResultStage.reset, as a pipeline does on
     a new source) and fresh analysers, so its outputs equal those of a fresh run; only the
     networks' loading (seconds per job with BlazePose on a CPU) is saved. Options that differ in
-    no more than the source, the exercise and the frame limit share a set, except that counting
-    an exercise may add the pose stage. Not for two jobs at once."""
+    no more than the source, the exercise and the frame limit share a set. Not for two jobs at
+    once."""
 
     def __init__(self, keep: int = 2) -> None:
         self.keep = keep
-        self._sets: OrderedDict[tuple[PipelineConfig, bool], tuple[Parser, Stages]] = OrderedDict()
+        self._sets: OrderedDict[PipelineConfig, tuple[Parser, Stages]] = OrderedDict()
 
     def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
         """The parser and stages for `config`, reset; loaded now when no kept set fits."""
-        key = (replace(config, source=None, exercise=None, frame_limit=None), pose_stage_wanted(config))
+        key = replace(config, source=None, exercise=None, frame_limit=None)
         if key in self._sets:
             self._sets.move_to_end(key)
         else:

@@ -113,6 +113,25 @@ def test_the_config_rejects_nonsense_with_one_line():
             PipelineConfig(**bad)
 
 
+def test_the_defaults_run_blazepose_and_its_refined_person_mask():
+    """--pose auto is the PyTorch BlazePose, and --person-mask auto then refines its segmentation;
+    --pose parser (the fastest) keeps the parser's keypoints and moves its mask towards the
+    selfie segmenter's; --person-mask pose needs BlazePose in PyTorch."""
+    default = build_stages(PipelineConfig(device="cpu"))
+    assert [stage.name for stage in default.result] == ["blazepose-torch", "selfie-mask", "track", "smooth"]
+    pose, mask = default.result[:2]
+    assert default.pose_source == "blazepose-torch" and pose.segmentation and mask.refine
+    parser_pose = build_stages(PipelineConfig(device="cpu", pose="parser"))
+    assert [stage.name for stage in parser_pose.result] == ["selfie-mask", "track", "smooth"]
+    assert parser_pose.pose_source == "parser" and not parser_pose.result[0].refine
+    selfie = build_stages(PipelineConfig(device="cpu", person_mask="selfie"))
+    assert [stage.name for stage in selfie.result][:2] == ["blazepose-torch", "selfie-mask"]
+    assert not selfie.result[0].segmentation and not selfie.result[1].refine
+    for pose_source in ("parser", "blazepose"):
+        with pytest.raises(ValueError, match="--person-mask pose needs BlazePose in PyTorch"):
+            PipelineConfig(pose=pose_source, person_mask="pose")
+
+
 def test_build_stages_follows_the_config():
     plain = build_stages(PipelineConfig(pose="parser", person_mask="parser", smoothing=0.25))
     assert [stage.name for stage in plain.result] == ["track", "smooth"]
