@@ -47,8 +47,10 @@ def fill_from_nearest(labels: np.ndarray, empty: int = -1) -> np.ndarray:
 
 
 def sigmoid(logits: np.ndarray) -> np.ndarray:
-    """Elementwise 1 / (1 + exp(-x)), in the input's float dtype."""
-    return 1.0 / (1.0 + np.exp(-logits))
+    """Elementwise 1 / (1 + exp(-x)), in the input's float dtype (exp overflowing for very
+    negative logits gives exactly 0)."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-logits))
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:

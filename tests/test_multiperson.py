@@ -110,12 +110,17 @@ class TrackedFrame:
         return out
 
 
+PARSER_CHAIN = {"person_mask": "parser", "pose": "parser"}  # the parser's own people, masks and keypoints
+
+
 def _track(path: Path, *, internal_size: int | None = None, smoothing: float = DEFAULT_STRENGTH,
-           max_people: int = 4, every: int = 1, frames: range | None = None, scale: float = 1.0) -> list[TrackedFrame]:
-    """The clip through the parser and the stages the CLI builds (tracker, then smoother unless
-    `smoothing` is 0), frames scaled by `scale`."""
+           max_people: int = 4, every: int = 1, frames: range | None = None, scale: float = 1.0,
+           chain: dict = PARSER_CHAIN) -> list[TrackedFrame]:
+    """The clip through the parser and the stages the CLI builds with the `chain` options
+    (default: the parser's own people; {}: the defaults, BlazePose and its refined mask), frames
+    scaled by `scale`."""
     parser = load_parser("bodypix", device="cpu", max_people=max_people, internal_size=internal_size)
-    stages = build_stages(PipelineConfig(smoothing=smoothing, person_mask="parser", pose="parser")).result
+    stages = build_stages(PipelineConfig(device="cpu", smoothing=smoothing, max_people=max_people, **chain)).result
     tracked = []
     with av.open(str(path)) as container:
         for index, decoded in enumerate(container.decode(video=0)):
@@ -183,6 +188,32 @@ def test_ids_never_swap_and_no_stray_ids_over_the_clip(multi):
         assert set(centroids) == set(first), f"frame {frame.index}: IDs {sorted(centroids)}, first {sorted(first)}"
         assert _inside(centroids[background_id], BACKGROUND_WOMAN_BOX), (
             f"frame {frame.index}: background woman's ID {background_id} moved: {centroids}")
+
+
+def test_the_default_chain_follows_every_person_with_blazepose_and_keeps_their_ids(media_dir: Path):
+    """The defaults (BlazePose's people and its refined person mask): the man and the standing
+    woman come from BlazePose's detector, the woman far back (too small for it) from the
+    parser's reading of her; BlazePose follows all three in every frame, each keeps the ID of
+    the first frame and their marked pixels are theirs (IDs per frame, looked at: 0 background
+    woman, 1 standing woman, 2 man in all 100 frames). Before, the parser's readings the refined
+    mask cut away stayed as people with no pixels, and the tracker gave them a new ID on every
+    frame (IDs 0 -> 3 -> 4 -> 5 in 4 frames)."""
+    tracked = _track(media_dir / "pose2sim-multi-cam01.mp4", chain={})
+    first = tracked[0]
+    man_id, woman_id = first.id_at(*MAN_MARKS[0]), first.id_at(*WOMAN_POINT)
+    background = [i for i, c in first.centroids().items() if _inside(c, BACKGROUND_WOMAN_BOX)]
+    assert len(background) == 1 and len({man_id, woman_id, *background}) == 3
+    all_followed = 0
+    for frame in tracked:
+        centroids = frame.centroids()
+        assert set(centroids) == {man_id, woman_id, *background}, f"frame {frame.index}: IDs {sorted(centroids)}"
+        assert _inside(centroids[background[0]], BACKGROUND_WOMAN_BOX), f"frame {frame.index}: {centroids}"
+        assert _inside(centroids[woman_id], STANDING_WOMAN_BOX), f"frame {frame.index}: {centroids}"
+        assert frame.id_at(*WOMAN_POINT) == woman_id, f"frame {frame.index}: the woman's back is not hers"
+        if frame.index in MAN_MARKS:
+            assert frame.id_at(*MAN_MARKS[frame.index]) == man_id, f"frame {frame.index}: the man's torso is not his"
+        all_followed += all(p.landmarks is not None for p in frame.result.people)
+    assert all_followed >= 90, f"BlazePose follows all three in {all_followed} of {len(tracked)} frames"
 
 
 @pytest.mark.parametrize("clip", sorted(OTHER_CAMERAS))

@@ -3,8 +3,11 @@
 Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
 landmarks, as MediaPipe does); when fewer than `max_people` are tracked the detector looks for
 more (every frame while nobody is tracked, else every `redetect_every` frames), new detections
-centred on a tracked person's hips are dropped, and the landmark network runs once over all
-ROIs as one batch. People whose pose flag falls under `min_presence` are dropped.
+centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
+in get an ROI around their mask (the detector misses people small in the frame or facing
+away); the landmark network runs once over all ROIs as one batch. People whose pose flag falls
+under `min_presence` are dropped, and so is a person found in a parser's ROI whose landmarks
+lie mostly outside that reading (BodyPix reads people into backgrounds now and then).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them; a person no parsed person owns joins the result
@@ -14,6 +17,7 @@ result's `person_probs` (with `segmentation`), which the person-mask stage refin
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import cv2
@@ -22,12 +26,20 @@ import torch
 
 from realtime.models.blazepose import BLAZEPOSE_TO_COCO
 from realtime.models.blazepose_detector import BlazePoseDetector
-from realtime.models.blazepose_landmark import INPUT_SIZE, BlazePoseLandmarker, PoseLandmarks, Roi, roi_from_points
+from realtime.models.blazepose_landmark import (
+    INPUT_SIZE,
+    ROI_SCALE,
+    BlazePoseLandmarker,
+    PoseLandmarks,
+    Roi,
+    roi_from_points,
+)
 from realtime.imaging import sigmoid
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 MIN_PRESENCE = 0.5
+MIN_READING_PIXELS = 1024  # a parser's reading smaller than this never gets an ROI of its own
 
 
 class BlazePoseTorchStage(ResultStage):
@@ -48,9 +60,15 @@ class BlazePoseTorchStage(ResultStage):
         self._tracked: list[Roi] = []
         self._since_detection = 0
 
-    def people(self, rgb: np.ndarray) -> list[PoseLandmarks]:
-        """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs."""
+    def people(self, rgb: np.ndarray, readings: Sequence[np.ndarray] = ()) -> list[PoseLandmarks]:
+        """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs.
+        `readings`: the parser's people (H x W bool masks, most likely first); at a detection, one
+        that no ROI's centre falls in gets an upright ROI around its mask, and the person found
+        there is followed when most of their visible landmarks lie in that mask (a person too
+        small or too turned away for the detector; a false reading of a background gives
+        landmarks elsewhere, or none)."""
         rois = list(self._tracked)
+        hinted: list[np.ndarray] = []
         self._since_detection += 1
         if len(rois) < self.max_people and (not rois or self._since_detection >= self.redetect_every):
             self._since_detection = 0
@@ -59,13 +77,20 @@ class BlazePoseTorchStage(ResultStage):
                 roi = roi_from_points(detection.keypoints[0], detection.keypoints[1])
                 if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
                     rois.append(roi)
-        people = [p for p in self.landmarker(rgb, rois) if p.score >= self.min_presence]
+            for mask in readings:
+                if len(rois) + len(hinted) < self.max_people and mask.sum() >= MIN_READING_PIXELS \
+                        and not any(_centre_in(roi, mask) for roi in rois):
+                    hinted.append(mask)
+        found = self.landmarker(rgb, rois + [_upright_roi(mask) for mask in hinted])
+        people = [p for p in found[:len(rois)] if p.score >= self.min_presence]
+        people += [p for p, mask in zip(found[len(rois):], hinted)
+                   if p.score >= self.min_presence and _landmarks_inside(p, mask) >= 0.5]
         people = _distinct(people)
         self._tracked = [p.next_roi() for p in people]
         return people
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
-        found = self.people(frame.image)
+        found = self.people(frame.image, [p.mask for p in sorted(parse.people, key=lambda p: -p.score)])
         if not found:
             return parse
         h, w = frame.image.shape[:2]
@@ -107,6 +132,26 @@ class BlazePoseTorchStage(ResultStage):
 def _same_body(roi: Roi, other: Roi) -> bool:
     """Two ROIs centred on nearly the same hips (within a fifth of the larger ROI's side)."""
     return np.hypot(roi.cx - other.cx, roi.cy - other.cy) < 0.2 * max(roi.size, other.size)
+
+
+def _centre_in(roi: Roi, mask: np.ndarray) -> bool:
+    x, y = int(round(roi.cx)), int(round(roi.cy))
+    return 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and bool(mask[y, x])
+
+
+def _upright_roi(mask: np.ndarray) -> Roi:
+    """An upright square ROI centred on the mask's bounding box, its longer side plus a quarter
+    (what a detection of that body would give: MediaPipe's 1.25 scale)."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return Roi(x + w / 2, y + h / 2, max(w, h) * ROI_SCALE, 0.0)
+
+
+def _landmarks_inside(person: PoseLandmarks, mask: np.ndarray) -> float:
+    """The share of the person's visible landmarks (visibility >= 0.5; all when none is) that
+    lie in `mask`."""
+    visible = person.visibility[:33] >= 0.5
+    points = person.xyz[:33][visible if visible.any() else slice(None)]
+    return _points_inside(mask, points) / len(points)
 
 
 def _distinct(people: list[PoseLandmarks]) -> list[PoseLandmarks]:

@@ -3,14 +3,17 @@ result, `ParseResult.person_probs`). BodyPix's person probability lives on a str
 its edges are coarse:
 - with `refine` ("pose": the pose stage ran before and left BlazePose's per-person segmentation
   in `person_probs`), the segmenter's probability averaged with it, refined along the frame's
-  edges by a fast guided filter, decides; the parser keeps only the part labels;
-- otherwise ("auto", "selfie", a Human_seg network) the parser's probability moved 30 % of the way towards the segmenter's: where the
-  parser is sure (p < 0.29 or p > 0.71) its decision stands, near its edge the segmenter decides
-  (the segmenter alone misses people in crowds, and the tracker needs them).
+  edges by a fast guided filter, decides; the parser keeps only the part labels. People are
+  BlazePose's: a parser's reading BlazePose does not follow (a person too small for its detector,
+  or one of the parser's false readings of a background) has no pixels left;
+- otherwise ("selfie", a Human_seg network; "auto" without BlazePose) the parser's probability
+  moved 30 % of the way towards the segmenter's: where the parser is sure (p < 0.29 or
+  p > 0.71) its decision stands, near its edge the segmenter decides (the segmenter alone misses
+  people in crowds, and the tracker needs them).
 
 Segmenters (`--person-mask`): MediaPipe's selfie segmenter (the general 256 x 256 model, run by
 the PyTorch `SelfieSegmenter` of realtime.models.selfie_segmenter from its .tflite weights, no
-mediapipe needed; "auto" = "selfie") and the six Human_seg networks (realtime.models.humanseg,
+mediapipe needed) and the six Human_seg networks (realtime.models.humanseg,
 320 x 320, from their trainer checkpoints). Parsers that give no part probabilities (M2FP, SCHP:
 sharp masks of their own) keep their mask.
 
@@ -35,6 +38,12 @@ from realtime.types import Frame, ParseResult, PersonParse
 
 PERSON_MASK_SOURCES = ("auto", "parser", "selfie", "pose", *SEGMENTER_SPECS)
 SEGMENTER_WEIGHT = 0.3
+# The refined mask: BlazePose's share of the probability (the segmenter's is the rest), the bias
+# taken off it (a person where the weighted mean passes 0.575) and the guided filter's radius (a
+# share of its 384-pixel long side), chosen on the ccp_dev photos at even positions (see below).
+POSE_WEIGHT = 0.6
+REFINE_BIAS = 0.075
+REFINE_RADIUS = 0.005
 _EPS = 1e-6
 
 logger = logging.getLogger(__name__)
@@ -85,20 +94,23 @@ class PersonMaskStage(ResultStage):
             segmented = cv2.resize(segmented, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
         if self.refine and parse.person_probs is not None:  # BlazePose's segmentation and the segmenter decide
             grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
-            fused_probs = np.clip(fast_guided_filter(grey, ((segmented + parse.person_probs) / 2).astype(np.float32)),
-                                  0.0, 1.0)
+            mean = POSE_WEIGHT * parse.person_probs + (1 - POSE_WEIGHT) * segmented - REFINE_BIAS
+            fused_probs = np.clip(fast_guided_filter(grey, mean.astype(np.float32), radius_frac=REFINE_RADIUS), 0.0, 1.0)
             person = fused_probs > 0.5
+            people = [one for one in parse.people if one.landmarks is not None]  # BlazePose's people
         else:  # the segmenter alone: it decides only where the parser is unsure
             parser_person = self._upsampler.upsample(parse.part_probs[0], frame_hw)
             fused_probs = parser_person + SEGMENTER_WEIGHT * (segmented - parser_person)
             decided_by_segmenter = (fused_probs > 0.5) != (parser_person > 0.5)
             person = np.where(decided_by_segmenter, fused_probs > 0.5, parse.person_mask)
+            people = parse.people
         added = person & ~parse.person_mask
         labels = np.where(person, parse.labels, 0).astype(np.uint8)
         ys, xs = np.nonzero(added)
         if len(ys):
             labels[ys, xs] = self._upsampler.argmax_at(np.log(parse.part_probs[1:] + _EPS), frame_hw, ys, xs) + 1
-        return replace(parse, labels=labels, person_mask=person, people=_people_within(parse.people, person, added),
+        owned = np.logical_or.reduce([one.mask for one in people]) if people else np.zeros_like(person)
+        return replace(parse, labels=labels, person_mask=person, people=_people_within(people, person, person & ~owned),
                        person_probs=fused_probs)
 
     def reset(self) -> None:
@@ -109,8 +121,10 @@ class PersonMaskStage(ResultStage):
 
 
 def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndarray) -> list[PersonParse]:
-    """Each person's mask cut to `person`, and the `added` pixels given to the nearest person."""
-    cut = [replace(one, mask=one.mask & person) for one in people]
+    """Each person's mask cut to `person`, and the `added` pixels given to the nearest person;
+    people with no pixels left are gone (a reading the mask removed is nobody: the tracker would
+    give it a new ID on every frame)."""
+    cut = [kept for one in people if (kept := replace(one, mask=one.mask & person)).mask.any()]
     if not cut or not added.any():
         return cut
     if len(cut) == 1:
