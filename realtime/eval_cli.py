@@ -44,7 +44,9 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     smoothing_option(jitter)
     jitter.set_defaults(handler=_jitter)
 
-    person_iou = measures.add_parser("person-iou", help="person-mask IoU against ground-truth label maps")
+    person_iou = measures.add_parser("person-iou", help="person-mask IoU against ground-truth label maps (with the "
+                                                        "two halves' means, and the time per image against the "
+                                                        "parser alone)")
     person_iou.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
     model_options(person_iou)
     person_iou.set_defaults(handler=_person_iou)
@@ -146,6 +148,7 @@ def _person_iou(args: argparse.Namespace) -> int:
     stages = person_mask_chain(config)
 
     report = evaluate_person_iou(
-        lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True).person_mask, images)
+        lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True).person_mask, images,
+        baseline=parser.parse)
     print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report}))
     return 0

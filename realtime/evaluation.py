@@ -238,26 +238,51 @@ def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return float((mask & truth).sum() / union) if union else 1.0
 
 
-def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images: Sequence[LabelledImage]) -> dict:
+def evaluate_person_iou(person_mask: Callable[[np.ndarray], np.ndarray], images: Sequence[LabelledImage], *,
+                        baseline: Callable[[np.ndarray], object] | None = None) -> dict:
     """Mean person-mask IoU of `person_mask(rgb) -> H x W bool` over labelled images, with the
-    per-image figures and milliseconds per image."""
-    rows, times = [], []
+    per-image figures, the means of the two halves (`halves`: the images at even and at odd
+    positions of `images`, one to choose settings on, the other held out) and the median wall
+    and CPU milliseconds per image (CPU: this process, all threads). With `baseline` (e.g. the
+    parser alone), that is timed too on each image right after, and `ms_ratio_to_baseline` /
+    `cpu_ratio_to_baseline` compare the two (load on a shared machine hits both alike)."""
+    rows, times, baseline_times = [], [], []
     for item in images:
         rgb = read_rgb(item.image)
         truth = read_person_truth(item.label)
         if truth.shape != rgb.shape[:2]:
             raise ValueError(f"{item.label}: label size differs from {item.image}")
         person_mask(rgb)  # the first call at a new size may build and cache the model's graph
-        start = time.perf_counter()
-        mask = person_mask(rgb)
-        times.append((time.perf_counter() - start) * 1000)
+        mask, ms = _timed(person_mask, rgb)
+        times.append(ms)
+        if baseline is not None:
+            baseline_times.append(_timed(baseline, rgb)[1])
         rows.append({"image": f"{item.image.parent.name}/{item.image.name}", "iou": round(mask_iou(mask, truth), 4)})
-    return {
+    report = {
         "images": len(rows),
-        "mean_iou": round(statistics.mean(r["iou"] for r in rows), 4),
-        "ms_per_image": _median_ms(times),
-        "per_image": rows,
+        "mean_iou": _mean_iou(rows),
+        "halves": {"even": _mean_iou(rows[0::2]), "odd": _mean_iou(rows[1::2])},
+        "ms_per_image": _median_ms([wall for wall, _ in times]),
+        "cpu_ms_per_image": _median_ms([cpu for _, cpu in times]),
     }
+    if baseline_times:
+        report["baseline_ms_per_image"] = _median_ms([wall for wall, _ in baseline_times])
+        report["baseline_cpu_ms_per_image"] = _median_ms([cpu for _, cpu in baseline_times])
+        report["ms_ratio_to_baseline"] = round(report["ms_per_image"] / report["baseline_ms_per_image"], 3)
+        report["cpu_ratio_to_baseline"] = round(report["cpu_ms_per_image"] / max(report["baseline_cpu_ms_per_image"],
+                                                                                 0.01), 3)
+    return {**report, "per_image": rows}
+
+
+def _timed(call: Callable[[np.ndarray], object], rgb: np.ndarray) -> tuple[object, tuple[float, float]]:
+    """call(rgb) and its (wall ms, CPU ms of this process)."""
+    start, start_cpu = time.perf_counter(), time.process_time()
+    out = call(rgb)
+    return out, ((time.perf_counter() - start) * 1000, (time.process_time() - start_cpu) * 1000)
+
+
+def _mean_iou(rows: list[dict]) -> float | None:
+    return round(statistics.mean(r["iou"] for r in rows), 4) if rows else None
 
 
 def run_stages(stages: Sequence[ResultStage], frame: Frame, parse: ParseResult, *, still: bool = False) -> ParseResult:
