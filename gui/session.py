@@ -1,11 +1,13 @@
-"""The window's hold on the engine: one Pipeline at a time, its source opened off the UI thread,
-the FrameRenderer that draws its results (also again, for a paused frame), and the playback
-settings (speed, pacing, loop) that every pipeline it starts plays files with.
+"""The window's hold on the engine: one Pipeline at a time, its models loaded and its source
+opened off the UI thread, the FrameRenderer that draws its results (also again, for a paused
+frame), and the playback settings (speed, pacing, loop) that every pipeline it starts plays
+files with.
 
 No Qt here. A Pipeline needs a source that opens before its worker runs, so the session builds
 one the first time a source opens; once it runs, new sources and models go to it as commands.
 If a start fails (no webcam, bad file, missing weights) the session keeps no pipeline, keeps the
-error, and the next `open` builds a fresh one with the same settings.
+error, and the next `open` builds a fresh one with the same settings. Settings changed while a
+start runs reach the new pipeline when the start is collected (`poll`).
 """
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ class Session:
         self._stages: Stages | None = None
         self._start_error: str | None = None
         self._opening: threading.Thread | None = None
-        self._opened: list[tuple[Pipeline | None, str | None]] = []
+        self._opened: list[tuple[Pipeline | None, Stages | None, str | None]] = []
         self._selected_people: frozenset[int] | None = None
         self.source_spec: str | None = None
 
@@ -100,9 +102,11 @@ class Session:
             return
         self._opening.join()
         self._opening = None
-        self._pipeline, self._start_error = self._opened.pop()
-        if self._pipeline is None:
-            self._stages = None
+        self._pipeline, self._stages, self._start_error = self._opened.pop()
+        if self._pipeline is not None:
+            self._configure(self._pipeline, self._stages)
+            if self._pipeline.config.model != self._config.model:  # another model was picked meanwhile
+                self._pipeline.switch_model(self._config.model)
 
     # --- playback (files) ------------------------------------------------------------
     @property
@@ -170,25 +174,9 @@ class Session:
         if self._pipeline is not None:
             self._pipeline.switch_source(spec)
             return True
-        # The model loads here, on the caller's thread: a model loaded on a short-lived thread leaves
-        # an OpenMP team behind that spins and slows inference about tenfold on small machines.
-        config = replace(self._config, source=spec)
-        try:
-            stages = build_stages(config)
-            pipeline = build_pipeline(config, stages, renderer=self.renderer)
-        except Exception as exc:  # shown in the banner, never raised into Qt
-            log.exception("cannot load model %s", config.model)
-            self._start_error = f"cannot load model {config.model}: {_message(exc)}"
-            return True
-        self._stages = stages
-        pipeline.set_selected_people(self._selected_people)
-        playback = pipeline.playback
-        playback.set_speed(self.speed)
-        playback.set_drop_late(self.drop_late)
-        playback.set_loop(self.loop)
         self._start_error = None
-        self._opening = threading.Thread(target=self._start, args=(pipeline,), name="partsight-gui-start",
-                                         daemon=True)
+        self._opening = threading.Thread(target=self._start, args=(replace(self._config, source=spec),),
+                                         name="partsight-gui-start", daemon=True)
         self._opening.start()
         return True
 
@@ -255,16 +243,39 @@ class Session:
             self._pipeline = None
         self._stages = None
 
-    def _start(self, pipeline: Pipeline) -> None:
-        """Opens the source, which can take seconds for a stream, off the UI thread."""
+    def _start(self, config: PipelineConfig) -> None:
+        """Loads the models (seconds with BlazePose on a CPU) and opens the source (seconds for a
+        stream) off the UI thread. (OpenMP's workers sleep while idle, realtime/__init__.py, so
+        models loaded on this short-lived thread run as fast as on any other.)"""
+        try:
+            stages = build_stages(config)
+            pipeline = build_pipeline(config, stages, renderer=self.renderer)
+        except Exception as exc:  # shown in the banner, never raised into Qt
+            log.exception("cannot load model %s", config.model)
+            self._opened.append((None, None, f"cannot load model {config.model}: {_message(exc)}"))
+            return
+        self._configure(pipeline, stages)
         try:
             pipeline.start()
         except Exception as exc:  # shown in the banner, never raised into Qt
-            log.info("cannot open %s", redact_url(pipeline.config.source or ""), exc_info=True)
+            log.info("cannot open %s", redact_url(config.source or ""), exc_info=True)
             pipeline.stop()
-            self._opened.append((None, _message(exc)))
+            self._opened.append((None, None, _message(exc)))
             return
-        self._opened.append((pipeline, None))
+        self._opened.append((pipeline, stages, None))
+
+    def _configure(self, pipeline: Pipeline, stages: Stages) -> None:
+        """The session's settings as they are now on a pipeline it starts: playback, the person
+        choice, the smoothing strength and the exercise's analysers."""
+        playback = pipeline.playback
+        playback.set_speed(self.speed)
+        playback.set_drop_late(self.drop_late)
+        playback.set_loop(self.loop)
+        pipeline.set_selected_people(self._selected_people)
+        stages.smoother.strength = self._config.smoothing
+        if pipeline.config.exercise != self._config.exercise:
+            stages.analysers = build_analysers(self._config)
+            pipeline.set_analysers(stages.analysers)
 
 
 def _message(exc: BaseException) -> str:

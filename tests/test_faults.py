@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import kill_process_after_lines, open_window
+from conftest import kill_process_after_lines, open_window, wait_for_frames
 
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
@@ -711,11 +711,11 @@ def test_the_windows_recording_of_a_file_keeps_its_sound_in_sync(faults, qtbot, 
     window = open_window(qtbot, tmp_path, max_people=1)
     try:
         window.open_source(str(source))
-        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=60_000)
+        wait_for_frames(qtbot, window, 3)
         window.recording_panel.toggle_recording()
         recording = window.recording_panel.recording_path
         shown = window.frames_shown
-        qtbot.waitUntil(lambda: window.frames_shown >= shown + 8, timeout=60_000)
+        wait_for_frames(qtbot, window, shown + 8)
         window.recording_panel.toggle_recording()
     finally:
         window.close()

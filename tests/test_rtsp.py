@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import cv2
 import pytest
-from conftest import engine_threads, open_window
+from conftest import engine_threads, open_window, wait_for_frames
 
 from realtime.cli import main
 from realtime.config import PipelineConfig
@@ -287,7 +287,7 @@ def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path
     try:
         picker = window.source_panel.source_picker
         picker.set_stream_url(locked_camera.url((USER, PASSWORD)))  # as typed into the picker
-        qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=30000)
+        wait_for_frames(qtbot, window, 5)
         window.recording_panel.toggle_recording()
         locked_camera.kill()
         qtbot.waitUntil(lambda: window.banner.isVisible() and "reconnecting" in window.banner.text(), timeout=15000)
@@ -296,7 +296,8 @@ def test_the_window_lives_through_a_camera_outage(locked_camera, qtbot, tmp_path
         outage_text = window.banner.text()
         shown = window.frames_shown
         locked_camera.start()
-        qtbot.waitUntil(lambda: window.frames_shown >= shown + 5 and not window.banner.isVisible(), timeout=15000)
+        wait_for_frames(qtbot, window, shown + 5)
+        qtbot.waitUntil(lambda: not window.banner.isVisible(), timeout=15000)
         recording = window.recording_panel.recording_path
         window.recording_panel.toggle_recording()
         title = window.windowTitle()
