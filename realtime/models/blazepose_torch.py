@@ -6,8 +6,8 @@ more (every frame while nobody is tracked, else every `redetect_every` frames), 
 centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
 in get an ROI around their mask (the detector misses people small in the frame or facing
 away); the landmark network runs once over all ROIs as one batch. People whose pose flag falls
-under `min_presence` are dropped, and so is a person found in a parser's ROI whose landmarks
-lie mostly outside that reading (BodyPix reads people into backgrounds now and then).
+under `min_presence` are dropped; a person found in a parser's ROI is kept only when the
+network is sure of them and their landmarks lie in that reading (MIN_READING_*).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them; a person no parsed person owns joins the result
@@ -39,7 +39,13 @@ from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 MIN_PRESENCE = 0.5
-MIN_READING_PIXELS = 1024  # a parser's reading smaller than this never gets an ROI of its own
+# A parser's reading no ROI covers gets one of its own when it has this many pixels; the person
+# found there is followed when the network is this sure of them and this share of their visible
+# landmarks lie in the reading (a close-up's crop, a torso without a head, gets pose flags of
+# 0.6-0.8 and a poor segmentation; people seen whole, 0.97-1.0).
+MIN_READING_PIXELS = 1024
+MIN_READING_PRESENCE = 0.9
+MIN_READING_INSIDE = 0.4
 
 
 class BlazePoseTorchStage(ResultStage):
@@ -64,9 +70,9 @@ class BlazePoseTorchStage(ResultStage):
         """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs.
         `readings`: the parser's people (H x W bool masks, most likely first); at a detection, one
         that no ROI's centre falls in gets an upright ROI around its mask, and the person found
-        there is followed when most of their visible landmarks lie in that mask (a person too
-        small or too turned away for the detector; a false reading of a background gives
-        landmarks elsewhere, or none)."""
+        there is followed when the network is sure of them and enough of their visible landmarks
+        lie in that mask (MIN_READING_*: a person too small or too turned away for the
+        detector)."""
         rois = list(self._tracked)
         hinted: list[np.ndarray] = []
         self._since_detection += 1
@@ -84,7 +90,7 @@ class BlazePoseTorchStage(ResultStage):
         found = self.landmarker(rgb, rois + [_upright_roi(mask) for mask in hinted])
         people = [p for p in found[:len(rois)] if p.score >= self.min_presence]
         people += [p for p, mask in zip(found[len(rois):], hinted)
-                   if p.score >= self.min_presence and _landmarks_inside(p, mask) >= 0.5]
+                   if p.score >= MIN_READING_PRESENCE and _landmarks_inside(p, mask) >= MIN_READING_INSIDE]
         people = _distinct(people)
         self._tracked = [p.next_roi() for p in people]
         return people
