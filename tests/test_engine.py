@@ -179,8 +179,8 @@ def test_bench_prints_one_json_object(single_clip, capsys):
     assert report["input_size"] == "320x240" and report["model"] == "bodypix"
     assert report["backend"] in ("torch", "onnxruntime", "openvino")
     assert set(report["latency_ms"]) == {"p50", "p95"}
-    assert set(report["stages_ms"]) == {"decode", "queue", "preprocess", "infer", "postprocess", "selfie-mask",
-                                        "track", "smooth", "render", "encode", "encode_queue"}
+    assert set(report["stages_ms"]) == {"decode", "queue", "preprocess", "infer", "postprocess", "blazepose-torch",
+                                        "selfie-mask", "track", "smooth", "render", "encode", "encode_queue"}
     assert report["cpu_ms_per_frame"] > 0 and report["peak_rss_mb"] > 100
 
 
