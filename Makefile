@@ -54,6 +54,7 @@ test-mediapipe: $(MP_VENV)/.installed
 bench: install
 	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100
 	$(PY) main.py bench-parser --frame "$(DEMO_CLIP)"
+	$(PY) main.py bench-pose "$(DEMO_CLIP)"
 
 # The prepared GPU check (tests/gpu_check.py): every CUDA test and the GPU benchmarks, one JSON, in
 # under 8 minutes. It makes $(GPU_VENV) with a CUDA build of torch (the machine's own when its
