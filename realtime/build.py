@@ -104,8 +104,9 @@ def parts_stages(config: PipelineConfig) -> list[ResultStage]:
 
 def person_mask_chain(config: PipelineConfig) -> list[ResultStage]:
     """The stages that shape the person mask, for measures on stills and clips: the pose stage
-    (whose segmentation the person-mask stage refines) and the person-mask stage."""
-    return [*pose_stages(config), *person_mask_stages(config)]
+    when the person-mask stage refines its segmentation ("pose"), and the person-mask stage."""
+    pose = pose_stages(config) if person_mask_source(config) == "pose" else []
+    return [*pose, *person_mask_stages(config)]
 
 
 def build_analysers(config: PipelineConfig) -> list[Analyser]:

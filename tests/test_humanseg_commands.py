@@ -31,11 +31,12 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch, weights_dir) -> Path:
-    """A weights cache with BodyPix (linked from the shared one) and UNet-MobileNetV2's checkpoint."""
+    """A weights cache with BodyPix and BlazePose's networks (the default stages', linked from the
+    shared one) and UNet-MobileNetV2's checkpoint."""
     folder = tmp_path / "weights"
     folder.mkdir()
-    bodypix = get_spec("bodypix").weights.filename
-    (folder / bodypix).symlink_to(weights_dir / bodypix)
+    for shared in [weights_dir / get_spec("bodypix").weights.filename, *weights_dir.glob("mediapipe-*.tflite")]:
+        (folder / shared.name).symlink_to(shared)
     write_released_checkpoint(folder, MOBILENET)
     monkeypatch.setenv(weights_cache.WEIGHTS_DIR_ENV, str(folder))
     return folder

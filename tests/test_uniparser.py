@@ -278,7 +278,7 @@ def test_process_parses_people_on_a_real_clip(demo_checkpoint, media_dir, tmp_pa
     out, metrics = tmp_path / "uniparser.mp4", tmp_path / "uniparser.jsonl"
     code = main(["process", str(media_dir / "pose2sim-multi-cam01.mp4"), "-o", str(out), "--metrics", str(metrics),
                  "--model", "uniparser-cihp", "--weights", str(demo_checkpoint), "--frames", "2", "--size", "270x480",
-                 "--internal-size", "192", "--device", "cpu"])
+                 "--internal-size", "192", "--device", "cpu", "--pose", "parser"])  # UniParser's own people
     assert code == 0
     with av.open(str(out)) as container:
         frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
