@@ -196,7 +196,7 @@ def test_data_parallel_prefixes_are_stripped(states, tmp_path):
     torch.testing.assert_close(net.state_dict()["aspp.conv1.weight"], states[name]["aspp.conv1.weight"])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_half_precision_agrees_with_the_cpu(name, states):
     image = read_rgb(fixture(name) / "input_image.png")
