@@ -156,6 +156,9 @@ def _process(args: argparse.Namespace) -> int:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
+    if job.interrupted:
+        print(f"partsight: interrupted (the {frames} frames before it are in {args.output})", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if job.error:
         raise CliError(f"{job.error} (the {frames} frames before it are in {args.output})")
     if frames == 0:

@@ -39,8 +39,9 @@ class JobOutputs:
 class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source ended early (None when it
-    ended cleanly); stopped: the caller's stop event ended it; summary: the fitness summary (None
-    without an exercise); audio: one line on what became of the source's sound."""
+    ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
+    summary: the fitness summary (None without an exercise); audio: one line on what became of
+    the source's sound."""
 
     source: SourceInfo
     frames: int
@@ -49,6 +50,7 @@ class JobResult:
     stopped: bool
     audio: str
     summary: dict[str, Any] | None = field(default=None)
+    interrupted: bool = False
 
 
 class JobModels:
@@ -121,7 +123,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.subscribe(on_result)
     start = time.monotonic()
     shown_status = None
-    stopped = False
+    stopped = interrupted = False
     try:
         while not pipeline.wait(0.2):
             if stop is not None and stop.is_set():
@@ -131,6 +133,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             if status != shown_status and on_status is not None:
                 on_status(status, info)
             shown_status = status
+    except KeyboardInterrupt:  # Ctrl-C: what was done so far is kept, summary included
+        stopped = interrupted = True
     finally:
         pipeline.stop()
     seconds = time.monotonic() - start
@@ -138,7 +142,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     if summary is not None and outputs.summary is not None:
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
-                     stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary)
+                     stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
+                     interrupted=interrupted)
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

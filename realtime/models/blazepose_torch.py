@@ -1,10 +1,10 @@
 """BlazePose keypoints from the PyTorch networks (no mediapipe): a top-down ResultStage.
 
 Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
-landmarks, as MediaPipe does); when fewer than `max_people` are tracked the detector looks for
-more (every frame while nobody is tracked, else every `redetect_every` frames), new detections
-centred on a tracked person's hips are dropped, and the landmark network runs once over all
-ROIs as one batch. People whose pose flag falls under `min_presence` are dropped.
+landmarks, as MediaPipe does; none after the frame's size or placement changed); when fewer than
+`max_people` are tracked the detector looks for more (every frame while nobody is tracked, else
+every `redetect_every` frames), new detections centred on a tracked person's hips are dropped,
+and the landmark network runs once over all ROIs as one batch. People whose pose flag falls under `min_presence` are dropped.
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them; a person no parsed person owns joins the result
@@ -47,6 +47,7 @@ class BlazePoseTorchStage(ResultStage):
         self.segmentation = segmentation
         self._tracked: list[Roi] = []
         self._since_detection = 0
+        self._geometry: tuple | None = None  # the last frame's own size and placement in the image
 
     def people(self, rgb: np.ndarray) -> list[PoseLandmarks]:
         """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs."""
@@ -65,6 +66,10 @@ class BlazePoseTorchStage(ResultStage):
         return people
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        geometry = (frame.own_size, frame.placement)
+        if geometry != self._geometry:  # a stream whose size changed: the tracked ROIs are of another picture
+            self._tracked = []
+            self._geometry = geometry
         found = self.people(frame.image)
         if not found:
             return parse
@@ -99,6 +104,7 @@ class BlazePoseTorchStage(ResultStage):
         """Forgets the tracked people (a new source)."""
         self._tracked = []
         self._since_detection = 0
+        self._geometry = None
 
     def close(self) -> None:
         self._tracked = []
