@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from realtime.cli_options import (
     fps_option,
@@ -68,8 +69,15 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         return EXIT_ERROR
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line, `partsight: error: ...` with where to read more, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"partsight: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partsight", description="Real-time human parsing into body parts.")
+    parser = _OneLineParser(prog="partsight", description="Real-time human parsing into body parts.")
     commands = parser.add_subparsers(dest="command")
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")

@@ -417,7 +417,8 @@ class ImageFolderReader(FrameReader):
         else:
             self.fps = DEFAULT_SEQUENCE_FPS
             rate = "the default: the folder states no rate; --fps sets it"
-        note = f"{self.folder}: {len(self._paths)} images in name order, read as {self.fps:g} fps ({rate})"
+        count = len(self._paths)
+        note = f"{self.folder}: {count} image{'s' if count != 1 else ''} in name order, read as {self.fps:g} fps ({rate})"
         return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note,
                           duration_s=len(self._paths) / self.fps)
 

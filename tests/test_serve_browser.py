@@ -104,6 +104,15 @@ def test_image_is_coloured_in_the_page_with_part_toggles(page, media_dir, tmp_pa
     assert page.evaluate(CANVAS_SUM) == coloured
 
 
+def test_a_picture_the_browser_cannot_read_says_so(page, tmp_path):
+    """A file named and typed as an image that is not one (or a format the browser cannot read)
+    is not sent off as a video: the page says what to send instead."""
+    (tmp_path / "bad.jpg").write_text("not a picture")
+    page.set_input_files("#file", str(tmp_path / "bad.jpg"))
+    page.wait_for_selector("#message:not([hidden])")
+    assert "bad.jpg: this browser cannot read the picture" in page.inner_text("#message")
+    assert page.is_hidden("#job")
+
 def test_clip_becomes_a_job_with_video_downloads_and_reps(page, server, media_dir, tmp_path):
     clip = clip_cut(media_dir / "faults" / "squat30.mp4", tmp_path / "squat-clip.mp4", 12)
     page.select_option("#exercise", "squat")

@@ -622,6 +622,11 @@ async function handleFile(file) {
   if (!file.type.startsWith("video/")) {
     try { bitmap = await createImageBitmap(file); } catch { bitmap = null; }  // not an image: a video
   }
+  if (!bitmap && file.type.startsWith("image/")) {
+    showMessage(`${file.name}: this browser cannot read the picture (damaged, or a format such as HEIC); ` +
+                "send JPEG, PNG, WebP or BMP", true);
+    return;
+  }
   try {
     if (bitmap) await parseImage(file, bitmap);
     else await runJob(file);
