@@ -17,7 +17,7 @@ import torch
 
 from realtime.build import build_pipeline
 from realtime.config import PipelineConfig
-from realtime.geometry import parse_size
+from realtime.geometry import parse_copy_size
 from realtime.models.backends import available_backends, build_graph, export_onnx, time_interleaved
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
 
@@ -126,7 +126,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         stages["encode"] = round(recorder.encode_ms_total / recorder.frames_written, 2)
         stages["encode_queue"] = round(recorder.queue_wait_ms_total / recorder.frames_written, 2)
     resolution = pipeline.stats.resolution
-    parsed = resolution and (parse_size(*resolution, config.parse_side) or resolution)
+    parsed = resolution and (parse_copy_size(*resolution, config.parse_side) or resolution)
     network_input = getattr(pipeline.parser, "input_size", None)
     return {
         "source": info.name,

@@ -28,7 +28,7 @@ class PipelineConfig:
 realtime.models.backends). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). parse_side: frames still longer than this on
     their long side are parsed (parser and result stages) on a copy divided by the smallest whole
-    factor that brings them within it (realtime.geometry.parse_size), their results scaled back up
+    factor that brings them within it (realtime.geometry.parse_copy_size), their results scaled back up
     for the analysers, the drawing and the outputs (None: parsed at their size; the parser's own
     input is smaller still, BodyPix's long side 449 by default). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable

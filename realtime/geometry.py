@@ -83,7 +83,7 @@ class OutputSize:
     """The run's output size, chosen from its first frame (`size` W x H when given, else that
     frame's displayed size scaled down to a long side of `max_side`, aspect kept); `fit` says how
     any frame's displayed size goes into it. With `parse_side`, an output whose long side is
-    larger has a `parse_size` (see parse_size), what the parser works on."""
+    larger has a `parse_size` (see parse_copy_size), what the parser works on."""
 
     def __init__(self, size: tuple[int, int] | None, max_side: int | None, parse_side: int | None = None) -> None:
         self.size = size
@@ -100,7 +100,7 @@ class OutputSize:
         if self._first is None:
             self._first = (width, height)
             self.canvas = _first_output_size(width, height, self.size, self.max_side)
-            self.parse_size = parse_size(*self.canvas, self.parse_side)
+            self.parse_size = parse_copy_size(*self.canvas, self.parse_side)
         canvas_w, canvas_h = self.canvas
         if (width, height) == self._first:
             return self.canvas, Placement(canvas_w / width, canvas_h / height)
@@ -136,7 +136,7 @@ def scaled_down(width: int, height: int, max_side: int | None) -> tuple[int, int
     return max(round(width * scale), 1), max(round(height * scale), 1)
 
 
-def parse_size(width: int, height: int, parse_side: int | None) -> tuple[int, int] | None:
+def parse_copy_size(width: int, height: int, parse_side: int | None) -> tuple[int, int] | None:
     """The size a width x height frame is parsed at: divided by the smallest whole number that
     brings its long side to `parse_side` or less (1080x1920 -> 540x960 at 960; 1280x720 -> 640x360),
     so that area averaging takes its fast path and results scale back up pixel for pixel; None
