@@ -321,7 +321,7 @@ class Pipeline:
         return self._selected_people
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Calls `callback(result)` on the inference thread for every frame; returns an
+        """Calls `callback(result)` on the last step thread for every frame, in order; returns an
         unsubscribe function. Callbacks must be quick (queue the result, don't process it)."""
         with self._subscribers_lock:
             self._subscribers.append(callback)
@@ -541,12 +541,12 @@ class Pipeline:
         must hear is heard even from a stale frame, which is then dropped: its signals go on
         with the next frame (returned: the `carry` of this thread for the next call)."""
         group = self._groups[index]
-        self._hear(group, item)
-        if self._stale(item):
-            self._done()
-            return carry | item.signals
-        item.signals = carry | item.signals
         try:
+            self._hear(group, item)
+            if self._stale(item):
+                self._done()
+                return carry | item.signals
+            item.signals = carry | item.signals
             result = self._steps(group, item)
         except Exception as exc:  # a model failure must not kill the thread
             frame = item.frame
@@ -645,22 +645,23 @@ class Pipeline:
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Publishes a result (unless a source switch made it stale meanwhile) and records it."""
-        with self._latest_lock:
-            if item.epoch != self._epoch:
-                self._done()
-                return
-            self._latest = result
-        self.stats.fps = result.fps
-        self.stats.latency_ms = result.latency_ms
-        self.stats.frames += 1
-        self.stats.dropped = self._source.dropped if self._source else 0
-        self.stats.resolution = result.frame.size
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            callback(result)
-        self._record(result, item.signals.jump)
-        self._done()
+        try:
+            with self._latest_lock:
+                if item.epoch != self._epoch:
+                    return
+                self._latest = result
+            self.stats.fps = result.fps
+            self.stats.latency_ms = result.latency_ms
+            self.stats.frames += 1
+            self.stats.dropped = self._source.dropped if self._source else 0
+            self.stats.resolution = result.frame.size
+            with self._subscribers_lock:
+                subscribers = list(self._subscribers)
+            for callback in subscribers:
+                callback(result)
+            self._record(result, item.signals.jump)
+        finally:
+            self._done()
 
     def _record(self, result: FrameResult, jump: bool) -> None:
         with self._recorder_lock:

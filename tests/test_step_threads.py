@@ -42,6 +42,13 @@ def _processed(clip: Path, out: Path, *options: str) -> tuple[list[dict], list[P
     return [{k: v for k, v in line.items() if k not in UNTIMED} for line in lines], sorted((out / "labels").glob("*.png"))
 
 
+def _wait_for(seen: list, count: int, timeout_s: float = 120) -> None:
+    """Waits until a subscriber has gathered `count` results (or `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while len(seen) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
 def _area(box: list[int]) -> int:
     return (box[2] - box[0]) * (box[3] - box[1])
 
@@ -74,9 +81,7 @@ def test_one_thread_per_step_and_every_one_joined_on_stop(squat30):
     pipeline.subscribe(lambda result: seen.append(result.frame.index))
     pipeline.start()
     try:
-        deadline = time.monotonic() + 120
-        while len(seen) < 5 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(seen, 5)
         running = [t for t in threading.enumerate() if t.name.startswith("partsight-steps-")]
         assert len(running) == pipeline.step_threads - 1, "the first group runs on the inference thread"
     finally:
@@ -93,9 +98,7 @@ def test_replacing_the_stages_while_running_drops_no_frame(squat30):
     pipeline.subscribe(lambda result: seen.append((result.frame.index, tuple(result.timings_ms))))
     pipeline.start()
     try:
-        deadline = time.monotonic() + 120
-        while len(seen) < 20 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        _wait_for(seen, 20)
         before = pipeline.step_threads
         pipeline.set_stages([stage for stage in stages.result if stage is not stages.smoother])
         assert pipeline.wait(300)
@@ -113,9 +116,7 @@ def test_live_pacing_keeps_at_most_two_frames_in_flight(squat30):
     pipeline.subscribe(lambda result: in_flight.append(pipeline.in_flight))
     pipeline.start()
     try:
-        deadline = time.monotonic() + 300
-        while len(in_flight) < 30 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _wait_for(in_flight, 30, timeout_s=300)
     finally:
         pipeline.stop()
     assert pipeline.step_threads > 2 and len(in_flight) >= 30
@@ -129,9 +130,7 @@ def test_a_seek_while_playing_drops_the_frames_read_before_it(squat30):
     pipeline.subscribe(lambda result: seen.append(result.frame))
     pipeline.start()
     try:
-        deadline = time.monotonic() + 120
-        while len(seen) < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _wait_for(seen, 10)
         pipeline.seek(4.0)  # frame 120; frames 10.. are in flight
         assert pipeline.wait(300)
     finally:
