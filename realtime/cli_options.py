@@ -76,8 +76,8 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
     command.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
     command.add_argument("--backend", default=default("backend"), choices=BACKEND_CHOICES,
-                         help="where BodyPix runs on the CPU (default auto: the fastest here, measured once "
-                              "per machine and input size)")
+                         help="where BodyPix, BlazePose and the person segmenters run on the CPU (default auto: "
+                              "the fastest here, measured once per machine and input size)")
     command.add_argument("--internal-size", type=positive_int,
                          help="network input long side in pixels (speed/detail trade-off)")
     command.add_argument("--max-people", type=positive_int, default=max_people, metavar="N",

@@ -23,12 +23,15 @@ from realtime.types import FrameResult
 class JobOutputs:
     """Where one job writes. video: the annotated MP4; metrics: the JSONL (one line per frame);
     summary: the repetition summary JSON (written only with an exercise); labels_dir: a label PNG per
-    frame; audio: keep the source's sound in the MP4."""
+    frame; plain_video: an MP4 of the frames as parsed, nothing drawn on them (at the annotated
+    MP4's times and size, for a client that draws the label PNGs itself); audio: keep the source's
+    sound in the MP4s."""
 
     video: str
     metrics: str | None = None
     summary: str | None = None
     labels_dir: str | None = None
+    plain_video: str | None = None
     audio: bool = True
 
 
@@ -105,8 +108,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     else:
         parser, stages = models.lend(config)
         pipeline = build_pipeline(config, stages, parser=parser, owns_stages=False)
-    recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics,
-                                        labels_dir=outputs.labels_dir, audio=outputs.audio)
+    recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics, labels_dir=outputs.labels_dir,
+                                        plain_video_path=outputs.plain_video, audio=outputs.audio)
     try:
         info = pipeline.start()
     except BaseException:

@@ -338,12 +338,16 @@ class Pipeline:
             return self._latest
 
     def start_recording(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
-                        labels_dir: str | Path | None = None, audio: bool = True) -> Recorder:
-        """Records from the next frame on. With `audio`, the audio of a file source (a video file or
-        a file URL; not a webcam, folder or live stream) is added to the MP4 when it closes."""
+                        labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
+                        audio: bool = True) -> Recorder:
+        """Records from the next frame on (Recorder: the annotated MP4, optionally the JSONL, a label
+        PNG per frame and the plain MP4 of the frames before drawing). With `audio`, the audio of a
+        file source (a video file or a file URL; not a webcam, folder or live stream) is muxed into
+        the MP4s along with the video."""
         spec = self.config.source
         audio_from = spec if audio and not spec.strip().isdigit() and not Path(spec).is_dir() else None
-        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir, audio_from=audio_from)
+        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir,
+                            plain_video_path=plain_video_path, audio_from=audio_from)
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
             self._record_clock, self._record_last_s = Timeline(self._frame_step_s(), max_jump_s=math.inf), None
@@ -679,7 +683,7 @@ class Pipeline:
                                              to_pts_s=record_s).to_json())
             recorder.write(RecordItem(
                 image=result.image, index=frame.index, pts_s=record_s,
-                metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels,
+                metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels, plain=frame.image,
                 source_s=frame.source_s,
             ))
         except RecorderError as exc:  # the live view goes on without the recording

@@ -521,9 +521,6 @@ def _knee_angles(run: dict) -> list[dict]:
             for person in line["analysis"]["fitness"]["people"].values() for knee in ("left_knee", "right_knee")]
 
 
-@pytest.mark.xfail(strict=False, reason="open regression after the session's merges: on main a few knees cut by the "
-                   "edge (5 of 302 on cut_edge.mp4) fall back to the parts' axes and read < 45 degrees; "
-                   "the files branch alone passed (issue 17 stays open for it)")
 def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(faults, tmp_path, capsys):
     run = _squats(faults / "cut_edge.mp4", tmp_path)
     angles = _knee_angles(run)
@@ -539,9 +536,6 @@ def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(fault
             (p["signal_hint"] is None) == (p["signal_reason"] is None)
 
 
-@pytest.mark.xfail(strict=False, reason="open regression after the session's merges: on main a few knees cut by the "
-                   "edge (5 of 302 on cut_edge.mp4) fall back to the parts' axes and read < 45 degrees; "
-                   "the files branch alone passed (issue 17 stays open for it)")
 def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
     """Another framing of the kind: squat30 with the bottom cut at mid-shin."""
     images = [image[:276] for image in _clip_frames(faults / "squat30.mp4", 40)]

@@ -353,7 +353,7 @@ def test_the_window_runs_uniparser(demo_checkpoint, media_dir, tmp_path):
     assert window is not None and window.shape[0] >= 600 and window.shape[1] >= 800
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_cuda_fast_path_agrees_with_the_cpu_reference_path(state, synth_kernels):
     image = read_rgb(FIXTURE / "input_image.png")
     expected = parser_for(state, fast=False, seg_kernels=synth_kernels, internal_size=400).parse(image)
