@@ -1,29 +1,10 @@
-"""General image helpers on numpy arrays: downscaling, corner-aligned resampling, sampling at
-positions and along a dense flow, filling from the nearest labelled pixel, sigmoid / softmax, and
-the fast guided filter."""
+"""General image helpers on numpy arrays: corner-aligned resampling, sampling at positions and
+along a dense flow, filling from the nearest labelled pixel, sigmoid / softmax, and the fast
+guided filter."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
-
-
-def downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """H x W (x C) image scaled to `size` (width, height), smaller, with area averaging's
-    antialiasing: halved by 2 x 2 (or 2 x 1) box averaging while a side stays at least twice its
-    target (OpenCV's fast INTER_AREA path, exact factors), then bilinear for a factor under 2.
-    Within a grey level or so of INTER_AREA, whose uneven factors take OpenCV 5 several times
-    longer (640x480 to 256x256 here: 7.7 ms against 1.8). A side that grows is interpolated."""
-    width, height = size
-    while True:
-        in_h, in_w = image.shape[:2]
-        fx, fy = (2 if in_w >= 2 * width else 1), (2 if in_h >= 2 * height else 1)
-        if fx == fy == 1:
-            break
-        even_w, even_h = in_w - in_w % fx, in_h - in_h % fy  # an odd last row or column is left out
-        image = cv2.resize(image[:even_h, :even_w], (even_w // fx, even_h // fy), interpolation=cv2.INTER_AREA)
-    if image.shape[1] == width and image.shape[0] == height:
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def resample_corner_aligned(image: np.ndarray, out_hw: tuple[int, int], interpolation: int) -> np.ndarray:
@@ -91,8 +72,8 @@ def fast_guided_filter(guide: np.ndarray, source: np.ndarray, *, radius_frac: fl
     h, w = guide.shape
     scale = min(1.0, long_side / max(h, w))
     small = (max(1, round(w * scale)), max(1, round(h * scale)))
-    guide_small = downscale(guide, small)
-    source_small = downscale(source, small)
+    guide_small = cv2.resize(guide, small, interpolation=cv2.INTER_AREA)
+    source_small = cv2.resize(source, small, interpolation=cv2.INTER_AREA)
     radius = max(1, round(radius_frac * max(small)))
 
     def box(x: np.ndarray) -> np.ndarray:

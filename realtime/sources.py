@@ -28,7 +28,6 @@ import av
 import cv2
 import numpy as np
 
-from realtime.imaging import downscale
 from realtime.playback import Playback
 from realtime.geometry import (
     SWAPS_AXES,
@@ -112,14 +111,14 @@ def output_size(width: int, height: int, size: tuple[int, int] | None,
 
 def _scaled(image: np.ndarray, size: tuple[int, int] | None, max_side: int | None) -> np.ndarray:
     target = output_size(image.shape[1], image.shape[0], size, max_side)
-    return image if target is None else downscale(image, target)
+    return image if target is None else cv2.resize(image, target, interpolation=cv2.INTER_AREA)
 
 
 def _parse_copy(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray | None:
     """The copy of `image` the parser works on (Frame.parse_image), None when it works on `image`.
-    Area averaging by a whole factor (geometry.parse_copy_size): 1.1 ms from 1080x1920 here, against
-    4.7 ms for swscale scaling the decoded picture a second time."""
-    return None if size is None else downscale(image, size)
+    Area averaging by a whole factor (geometry.parse_copy_size), OpenCV's fast path: 1.1 ms from
+    1080x1920 here, against 4.7 ms for swscale scaling the decoded picture a second time."""
+    return None if size is None else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 class PyAVReader(FrameReader):
@@ -456,7 +455,7 @@ class ImageFolderReader(FrameReader):
             own = bgr.shape[1], bgr.shape[0]
             scaled, placement = self._output.fit(*own)
             if scaled != own:
-                bgr = downscale(bgr, scaled)
+                bgr = cv2.resize(bgr, scaled, interpolation=cv2.INTER_AREA)
             image = self._output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement)
             yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement,
                         parse_image=_parse_copy(image, self._output.parse_size))

@@ -24,13 +24,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
-from realtime.imaging import downscale
 from realtime.models.backends import GraphCache
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import (
@@ -215,7 +215,7 @@ def letterbox(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float, float, flo
     square = np.zeros((size, size, 3), dtype=np.uint8)
     pad_x, pad_y = (size - nw) / 2, (size - nh) / 2
     x0, y0 = int(pad_x), int(pad_y)
-    square[y0:y0 + nh, x0:x0 + nw] = downscale(rgb, (nw, nh))
+    square[y0:y0 + nh, x0:x0 + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     return square, nw / w, float(x0), float(y0)
 
 

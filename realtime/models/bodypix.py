@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from onnx import numpy_helper
 from torch import nn
 
-from realtime.imaging import downscale, sigmoid, softmax
+from realtime.imaging import sigmoid, softmax
 from realtime.models.backends import BACKEND_CHOICES, GraphCache
 from realtime.models.bodypix_multipose import (
     MultiPoseSettings,
@@ -299,7 +299,8 @@ class BodyPixParser(Parser):
         check_frames(rgbs)
         height, width = rgbs[0].shape[:2]
         in_w, in_h = self.input_size((width, height))
-        resized = np.stack([downscale(rgb, (in_w, in_h)) for rgb in rgbs])
+        interpolation = cv2.INTER_AREA if in_w < width / 2 else cv2.INTER_LINEAR
+        resized = np.stack([cv2.resize(rgb, (in_w, in_h), interpolation=interpolation) for rgb in rgbs])
         batch = torch.from_numpy(resized).to(self.device).permute(0, 3, 1, 2).float()
         memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
         return Prepared(batch.contiguous(memory_format=memory_format), (height, width))

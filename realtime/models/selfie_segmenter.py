@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
-from realtime.imaging import downscale
 from realtime.models.backends import GraphCache, TupleOutputs
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import load_in_graph_order
@@ -191,7 +190,7 @@ class SelfieSegmenter:
     @torch.inference_mode()
     def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
         h, w = self.net.input_size
-        x = np.stack([downscale(rgb, (w, h)) for rgb in rgbs])
+        x = np.stack([cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) for rgb in rgbs])
         (probs,) = self._graphs(torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float() / 255.0)
         return [cv2.resize(p, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
                 for p, rgb in zip(probs.cpu().numpy(), rgbs)]
