@@ -15,9 +15,12 @@ from realtime.cli_options import (
     fps_option,
     max_side_option,
     model_options,
+    parse_side_option,
     people_options,
     positive_int,
+    realtime_option,
     smoothing_option,
+    stage_threads_option,
 )
 from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands
@@ -87,14 +90,16 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
+    parse_side_option(process)
     fps_option(process)
-    process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
+    realtime_option(process)
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     process.add_argument("--no-audio", action="store_true", help="leave the source's audio out of the MP4")
     model_options(process)
     people_options(process)
     smoothing_option(process)
+    stage_threads_option(process)
     fitness_options(process)
     process.set_defaults(handler=_process)
 

@@ -118,3 +118,23 @@ def max_side_option(command: argparse.ArgumentParser, default_px: int | None) ->
     command.add_argument("--max-side", type=non_negative_int, default=default_px, metavar="PIXELS",
                          help="scale larger frames down so their long side is at most PIXELS, aspect kept "
                               f"(default {default_px or 'off'}; 0 = off; --size wins)")
+
+
+def stage_threads_option(command: argparse.ArgumentParser) -> None:
+    """--stage-threads N (PipelineConfig.stage_threads)."""
+    command.add_argument("--stage-threads", type=non_negative_int, default=default("stage_threads"), metavar="N",
+                         help="threads running the parser, the stages and the drawing, consecutive frames "
+                              "overlapping (default 0: one per step; 1: every step of a frame before the next)")
+
+
+def realtime_option(command: argparse.ArgumentParser) -> None:
+    """--realtime (PipelineConfig.pacing "realtime")."""
+    command.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
+
+
+def parse_side_option(command: argparse.ArgumentParser) -> None:
+    """--parse-side PIXELS (PipelineConfig.parse_side; 0 = None)."""
+    command.add_argument("--parse-side", type=non_negative_int, default=default("parse_side"), metavar="PIXELS",
+                         help="parse frames longer than PIXELS on a copy scaled down by a whole factor to fit, "
+                              "drawing and recording the results at the frame's size (default "
+                              f"{default('parse_side')}; 0 = parse at the frame's size)")

@@ -99,7 +99,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     """Runs `config`'s source to its end (or until `stop` is set) and writes `outputs`.
 
     on_start gets the source's description once it is open; on_result every frame's result (from the
-    pipeline's worker thread); on_status a live source's reconnection state each time it changes
+    pipeline's last step thread); on_status a live source's reconnection state each time it changes
     (None = connected again); models: the parser and stages to borrow instead of loading them
     (jobs run one after another). Raises whatever opening the source or the model raises (one-line
     errors: realtime.logs); a source that fails mid-run is reported in `error`, with every frame

@@ -80,8 +80,9 @@ class BlazePoseTorchStage(ResultStage):
         if not people and parse.person_mask.any():
             people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
-        segmentations = [_frame_logits(person, (h, w)) for person in found]
-        for pose, person, logits in zip(poses, found, segmentations):
+        # each a full-frame warp: made for the person-mask stage only when it refines with them
+        segmentations = [_frame_logits(person, (h, w)) for person in found] if self.segmentation else None
+        for index, (pose, person) in enumerate(zip(poses, found)):
             landmarks = np.column_stack([person.xyz[:33], person.visibility[:33], person.presence[:33]]).astype(np.float32)
             world = person.world[:33].astype(np.float32)
             owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
@@ -91,6 +92,7 @@ class BlazePoseTorchStage(ResultStage):
                 people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()),
                                        landmarks=landmarks, world_landmarks=world)
             else:
+                logits = segmentations[index] if segmentations is not None else _frame_logits(person, (h, w))
                 mask = logits > 0
                 people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
                                           float(pose[:, 2].mean()), landmarks, world))
