@@ -172,6 +172,7 @@ class Pipeline:
         self._finished = threading.Event()
         self._ended = False  # the frame limit was reached
         self._taken = 0
+        self._warm = False  # a frame went through every step since the start or the last switch
         self._thread: threading.Thread | None = None
         self._step_threads: list[threading.Thread] = []
         self._inboxes: list[queue.Queue] = []
@@ -419,10 +420,13 @@ class Pipeline:
     def _room(self, timeout_s: float) -> bool:
         """Waits up to `timeout_s` until fewer frames than the limit are in flight: a full pipe
         (two per thread) for files processed as fast as they decode, PACED_IN_FLIGHT for live
-        sources and paced playback."""
+        sources and paced playback; one until a frame has been through every step after the
+        start or a switch (the steps build their graphs on their first frame: the frames behind
+        it would only wait, and grow stale)."""
         source = self._source
         paced = source is not None and (source.live or self.playback.speed is not None)
         limit = min(PACED_IN_FLIGHT, len(self._groups)) if paced else 2 * len(self._groups)
+        limit = limit if self._warm else 1
         with self._in_flight_changed:
             return self._in_flight_changed.wait_for(lambda: self._in_flight < limit, timeout_s)
 
@@ -456,12 +460,14 @@ class Pipeline:
                 self._replace(self._analysers, commands.analysers)
                 self._analysers = commands.analysers
             self._groups = step_groups(self._stages, self.config.stage_threads)
+            self._warm = False
             if self._thread is not None:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
         if commands.model is not None or commands.source is not None:
             self._signals |= _Signals(reset=True)
+            self._warm = False
         if commands.model is not None:
             name, weights = commands.model
             try:
@@ -659,6 +665,7 @@ class Pipeline:
             self.stats.frames += 1
             self.stats.dropped = self._source.dropped if self._source else 0
             self.stats.resolution = result.frame.size
+            self._warm = True
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:

@@ -123,6 +123,20 @@ def test_live_pacing_keeps_at_most_two_frames_in_flight(squat30):
     assert max(in_flight) <= PACED_IN_FLIGHT, "a frame is taken only when a thread is about to be free"
 
 
+def test_one_frame_warms_every_step_before_the_pipe_fills(squat30):
+    """The steps build their graphs on their first frame: frames behind it would only wait."""
+    pipeline = build_pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1))
+    in_flight = []
+    pipeline.subscribe(lambda result: in_flight.append(pipeline.in_flight))
+    pipeline.start()
+    try:
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert in_flight[0] == 1, "the first frame went through alone"
+    assert max(in_flight) > PACED_IN_FLIGHT, "then a file fills the pipe"
+
+
 def test_a_seek_while_playing_drops_the_frames_read_before_it(squat30):
     pipeline = build_pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1, smoothing=0.0,
                                              person_mask="parser"))
