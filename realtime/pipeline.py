@@ -654,11 +654,14 @@ class Pipeline:
         return replace(parse, people=[person for person in parse.people if person.id in selected])
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
-        """Publishes a result (unless a source switch made it stale meanwhile) and records it."""
+        """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
+        frame on screen is already in a running recording, so Stop keeps what was seen."""
         try:
             with self._latest_lock:
                 if item.epoch != self._epoch:
                     return
+            self._record(result, item.signals.jump)
+            with self._latest_lock:
                 self._latest = result
             self.stats.fps = result.fps
             self.stats.latency_ms = result.latency_ms
@@ -670,37 +673,35 @@ class Pipeline:
                 subscribers = list(self._subscribers)
             for callback in subscribers:
                 callback(result)
-            self._record(result, item.signals.jump)
         finally:
             self._done()
 
     def _record(self, result: FrameResult, jump: bool) -> None:
-        with self._recorder_lock:
+        with self._recorder_lock:  # held while queueing, so a Stop comes wholly before or after a frame
             recorder, clock = self._recorder, self._record_clock
-        if recorder is None:
-            return
-        frame = result.frame
-        if frame.seeked or jump:
-            clock.restart()  # the recording runs on one frame after its last
-        last_s, record_s = self._record_last_s, clock.place(frame.pts_s)
-        self._record_last_s = record_s
-        try:
-            if frame.gap is not None:
-                recorder.write_event(replace(frame.gap, from_pts_s=last_s if last_s is not None else record_s,
-                                             to_pts_s=record_s).to_json())
-            recorder.write(RecordItem(
-                image=result.image, index=frame.index, pts_s=record_s,
-                metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels, plain=frame.image,
-                source_s=frame.source_s,
-            ))
-        except RecorderError as exc:  # the live view goes on without the recording
-            self.error = str(exc)
-            log.exception("recording stopped")
-            with self._recorder_lock:
-                if self._recorder is recorder:
-                    self._recorder = None
-            with contextlib.suppress(RecorderError):
-                recorder.close()  # ends its thread; the error is already in self.error
+            if recorder is None:
+                return
+            frame = result.frame
+            if frame.seeked or jump:
+                clock.restart()  # the recording runs on one frame after its last
+            last_s, record_s = self._record_last_s, clock.place(frame.pts_s)
+            self._record_last_s = record_s
+            try:
+                if frame.gap is not None:
+                    recorder.write_event(replace(frame.gap, from_pts_s=last_s if last_s is not None else record_s,
+                                                 to_pts_s=record_s).to_json())
+                recorder.write(RecordItem(
+                    image=result.image, index=frame.index, pts_s=record_s,
+                    metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels, plain=frame.image,
+                    source_s=frame.source_s,
+                ))
+                return
+            except RecorderError as exc:  # the live view goes on without the recording
+                self.error = str(exc)
+                log.exception("recording stopped")
+                self._recorder = None
+        with contextlib.suppress(RecorderError):
+            recorder.close()  # ends its thread; the error is already in self.error
 
 
 def _lap(start: float) -> tuple[float, float]:

@@ -713,8 +713,9 @@ def _looped_with_sound(source: Path, path: Path, loops: int) -> None:
 
 def test_the_windows_recording_of_a_file_keeps_its_sound_in_sync(faults, qtbot, tmp_path):
     """A recording started mid-clip in the window (squat30 looped to 20 s: the window paces a file
-    like a camera): the MP4 starts at 0 with the frame shown when Record was pressed, and the
-    sound from that moment of the source on."""
+    like a camera): the MP4 starts at 0 with a frame after the one shown when Record was pressed,
+    holds the frame shown when Stop was pressed, and has the sound from its first frame's moment
+    of the source on."""
     source = tmp_path / "long.mp4"
     _looped_with_sound(faults / "squat30.mp4", source, loops=4)
     window = open_window(qtbot, tmp_path, max_people=1)
@@ -724,11 +725,16 @@ def test_the_windows_recording_of_a_file_keeps_its_sound_in_sync(faults, qtbot, 
         window.recording_panel.toggle_recording()
         recording = window.recording_panel.recording_path
         shown = window.frames_shown
+        shown_at_start = window.shown_result.frame.index
         qtbot.waitUntil(lambda: window.frames_shown >= shown + 8, timeout=60_000)
         window.recording_panel.toggle_recording()
+        shown_at_stop = window.shown_result.frame.index
     finally:
         window.close()
-    first = json.loads(recording.with_suffix(".jsonl").read_text().splitlines()[0])
+    lines = [json.loads(line) for line in recording.with_suffix(".jsonl").read_text().splitlines()]
+    recorded = [line["index"] for line in lines if "index" in line]
+    assert recorded[0] > shown_at_start and shown_at_stop in recorded, "what was on screen while recording"
+    first = lines[0]
     assert first["pts_s"] == 0, "the recording's own times start at 0"
     first_s = first["index"] / 30  # where in the 30 fps source the recording started
     assert first_s > 0, "the recording started mid-clip"
