@@ -12,11 +12,14 @@ from realtime.cli_options import (
     fps_option,
     max_side_option,
     model_options,
+    parse_side_option,
     non_negative_int,
     people_options,
     positive_float,
     positive_int,
+    realtime_option,
     smoothing_option,
+    stage_threads_option,
     warning_field,
 )
 from realtime.fitness_cli import fitness_options
@@ -105,10 +108,13 @@ def run_options(command: argparse.ArgumentParser) -> None:
     """The options that shape a run (PipelineConfig fields): what `--compare` settings may hold."""
     command.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
     max_side_option(command, None)
+    parse_side_option(command)
     fps_option(command)
     model_options(command)
     people_options(command)
     smoothing_option(command)
+    realtime_option(command)
+    stage_threads_option(command)
     fitness_options(command, summary=False)
 
 

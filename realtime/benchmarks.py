@@ -9,6 +9,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -17,9 +18,9 @@ import torch
 
 from realtime.build import build_pipeline
 from realtime.config import PipelineConfig
+from realtime.geometry import parse_copy_size
 from realtime.models.backends import available_backends, build_graph, export_onnx, sample_interleaved, time_interleaved
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
-from realtime.sources import open_source
 
 PARSER_BENCH_SIZES = ((321, 241), (449, 337), (641, 481))
 
@@ -173,8 +174,11 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     """One run of `config`'s pipeline over `warmup` + `frames` frames of its source, as `process`
     runs it (started: the capture thread decodes ahead, the inference thread runs the rest).
     Reports frames per second, latency percentiles, the mean ms of every stage (queue: a decoded
-    frame's wait for the inference thread; encode and encode_queue with `record`), this process's
-    CPU time per frame (all its threads), peak resident memory and the parser's backend."""
+    frame's wait for the first step thread; handoff: its waits between step threads; scale_up:
+    the results of a frame parsed at the parse size scaled to its size; encode and encode_queue
+    with `record`), this process's CPU time per frame (all its threads), peak resident memory,
+    the parser's backend and the sizes: the frames' (input_size), the copy parsed (parse_size)
+    and the network's input."""
     pipeline = build_pipeline(config)
     results: list[tuple[float, dict, float]] = []
     cpu_marks: dict[int, float] = {}
@@ -212,14 +216,17 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         stages["encode"] = round(recorder.encode_ms_total / recorder.frames_written, 2)
         stages["encode_queue"] = round(recorder.queue_wait_ms_total / recorder.frames_written, 2)
     resolution = pipeline.stats.resolution
+    parsed = resolution and (parse_copy_size(*resolution, config.parse_side) or resolution)
     network_input = getattr(pipeline.parser, "input_size", None)
     return {
         "source": info.name,
         "model": pipeline.stats.model,
         "backend": getattr(pipeline.parser, "backend", "torch"),
         "device": pipeline.stats.device,
+        "step_threads": pipeline.step_threads,
         "input_size": "x".join(map(str, resolution)) if resolution else None,
-        "network_input": "x".join(map(str, network_input(resolution))) if network_input and resolution else None,
+        "parse_size": "x".join(map(str, parsed)) if parsed else None,
+        "network_input": "x".join(map(str, network_input(parsed))) if network_input and parsed else None,
         "frames": len(measured),
         "fps": round(counted / wall_s, 2),
         "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
@@ -230,64 +237,89 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     }
 
 
-def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: int) -> dict:
-    """Two settings (`configs` "a" and "b", each a pipeline on its own reader of the same source)
-    run frame by frame in turn, the order swapping every frame, so machine load hits both alike.
-    Per setting: the median ms per frame (decoding plus everything after it; the decoding runs
-    ahead on the capture thread), the median CPU ms of this process while it ran (all threads,
-    so the other setting's decoding ahead counts too, alike for both), the mean ms per stage and
-    the people per frame; then the ratios b / a."""
-    pipelines = {name: build_pipeline(config) for name, config in configs.items()}
-    sources = {name: open_source(config.source, size=config.size, max_side=config.max_side, fps=config.fps,
-                                 buffer_frames=1) for name, config in configs.items()}
-    samples: dict[str, list[tuple[float, float, dict, int]]] = {name: [] for name in configs}
+COMPARE_BLOCK_FRAMES = 10
+BLOCK_TIMEOUT_S = 120.0
+
+
+def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: int,
+                  block: int = COMPARE_BLOCK_FRAMES) -> dict:
+    """Two settings (`configs` "a" and "b"), each a started pipeline on its own reader of the
+    same source (looped), run in turn `block` frames at a time, the order swapping every round,
+    so machine load hits both alike; each runs as `process` runs it, its threads overlapping
+    frames as its settings say, while the other is paused. A block's clock starts at its first
+    result, so the pipe filling is not counted; the frames still in flight when it pauses are
+    not counted either. Per setting: ms per frame (wall time over the frames counted), frames
+    per second, latency percentiles, this process's CPU ms per frame (all threads), the mean ms
+    per stage and the people per frame; then the ratios b / a."""
+    pipelines = {name: build_pipeline(replace(config, loop=True)) for name, config in configs.items()}
+    rows: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
+    counted: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
+    spans = {name: [0.0, 0.0] for name in configs}  # wall s, CPU s over the counted frames
     info = None
+    for name, pipeline in pipelines.items():
+        pipeline.playback.pause()
+        pipeline.subscribe(lambda result, seen=rows[name]: seen.append(
+            (time.perf_counter(), time.process_time(), result.timings_ms, result.latency_ms,
+             len(result.parse.people))))
     try:
-        for source in sources.values():
-            info = source.start()
+        for pipeline in pipelines.values():
+            info = pipeline.start()
+        for name in pipelines:
+            _run_block(pipelines[name], rows[name], max(warmup, 1))
         order = list(configs)
-        for index in range(frames + warmup):
-            frames_now = {name: sources[name].read(timeout_s=30) for name in order}
-            if any(frame is None for frame in frames_now.values()):
-                break
-            for name in (order if index % 2 == 0 else order[::-1]):
-                frame = frames_now[name]
-                start, start_cpu = time.perf_counter(), time.process_time()
-                result = pipelines[name].process(frame)
-                if index >= warmup:
-                    samples[name].append(((time.perf_counter() - start) * 1000 + frame.decode_ms,
-                                          (time.process_time() - start_cpu) * 1000, result.timings_ms,
-                                          len(result.parse.people)))
+        while min(len(counted[name]) for name in order) < frames:
+            for name in order:
+                block_rows = _run_block(pipelines[name], rows[name], min(block, frames - len(counted[name])) + 1)
+                if len(block_rows) < 2:
+                    raise ValueError(pipelines[name].error or f"{info.name} gave too few frames")
+                counted[name] += block_rows[1:]
+                spans[name][0] += block_rows[-1][0] - block_rows[0][0]
+                spans[name][1] += block_rows[-1][1] - block_rows[0][1]
+            order.reverse()
     finally:
-        for source in sources.values():
-            source.stop()
         for pipeline in pipelines.values():
             pipeline.stop()
-    if len(samples["a"]) < 1:
-        raise ValueError(f"{info.name if info else configs['a'].source} gave too few frames; need more than "
-                         f"--warmup {warmup}")
     settings = {}
-    for name, rows in samples.items():
-        stage_names = list(dict.fromkeys(stage for row in rows for stage in row[2]))
-        frame_ms = statistics.median(row[0] for row in rows)
+    for name, samples in counted.items():
+        stage_names = list(dict.fromkeys(stage for row in samples for stage in row[2]))
+        frame_ms = spans[name][0] * 1000 / len(samples)
+        latencies = sorted(row[3] for row in samples)
         settings[name] = {
             "backend": getattr(pipelines[name].parser, "backend", "torch"),
+            "step_threads": pipelines[name].step_threads,
             "frame_ms": round(frame_ms, 2),
             "fps": round(1000 / frame_ms, 2),
-            "cpu_ms": round(statistics.median(row[1] for row in rows), 2),
-            "stages_ms": {stage: round(statistics.mean(row[2].get(stage, 0.0) for row in rows), 2)
-                          for stage in stage_names if stage != "queue"},
-            "people_per_frame": round(statistics.mean(row[3] for row in rows), 2),
+            "latency_ms": {"p50": round(_percentile(latencies, 50), 2), "p95": round(_percentile(latencies, 95), 2)},
+            "cpu_ms": round(spans[name][1] * 1000 / len(samples), 2),
+            "stages_ms": {stage: round(statistics.mean(row[2].get(stage, 0.0) for row in samples), 2)
+                          for stage in stage_names},
+            "people_per_frame": round(statistics.mean(row[4] for row in samples), 2),
         }
     a, b = settings["a"], settings["b"]
     return {
         "source": info.name,
-        "frames": len(samples["a"]),
+        "frames": len(counted["a"]),
+        "block_frames": block,
         "settings": settings,
         "ratio": round(b["frame_ms"] / a["frame_ms"], 3),
         "cpu_ratio": round(b["cpu_ms"] / a["cpu_ms"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
+
+
+def _run_block(pipeline, rows: list, count: int) -> list:
+    """Plays a paused pipeline until `count` more results came (fewer at the end of a source that
+    does not loop, or on a failure), pauses it and waits until its frames in flight are
+    delivered; returns the `count` results' rows."""
+    first = len(rows)
+    pipeline.playback.resume()
+    deadline = time.monotonic() + BLOCK_TIMEOUT_S
+    while len(rows) < first + count and not pipeline.finished and time.monotonic() < deadline:
+        time.sleep(0.002)
+    pipeline.playback.pause()
+    while pipeline.in_flight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return rows[first:first + count]
 
 
 FIRST_FRAME_TIMEOUT_S = 300.0

@@ -9,14 +9,18 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from realtime.cli_options import (
     fps_option,
     max_side_option,
     model_options,
+    parse_side_option,
     people_options,
     positive_int,
+    realtime_option,
     smoothing_option,
+    stage_threads_option,
 )
 from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands
@@ -68,8 +72,15 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         return EXIT_ERROR
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """A usage error is one line, `partsight: error: ...` with where to read more, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"partsight: error: {message} (see '{self.prog} --help')\n")
+
+
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="partsight", description="Real-time human parsing into body parts.")
+    parser = _OneLineParser(prog="partsight", description="Real-time human parsing into body parts.")
     commands = parser.add_subparsers(dest="command")
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
@@ -79,14 +90,16 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
+    parse_side_option(process)
     fps_option(process)
-    process.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
+    realtime_option(process)
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     process.add_argument("--no-audio", action="store_true", help="leave the source's audio out of the MP4")
     model_options(process)
     people_options(process)
     smoothing_option(process)
+    stage_threads_option(process)
     fitness_options(process)
     process.set_defaults(handler=_process)
 
@@ -156,6 +169,9 @@ def _process(args: argparse.Namespace) -> int:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
+    if job.interrupted:
+        print(f"partsight: interrupted (the {frames} frames before it are in {args.output})", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if job.error:
         raise CliError(f"{job.error} (the {frames} frames before it are in {args.output})")
     if frames == 0:

@@ -76,8 +76,8 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
     command.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
     command.add_argument("--backend", default=default("backend"), choices=BACKEND_CHOICES,
-                         help="where BodyPix runs on the CPU (default auto: the fastest here, measured once "
-                              "per machine and input size)")
+                         help="where BodyPix, BlazePose and the person segmenters run on the CPU (default auto: "
+                              "the fastest here, measured once per machine and input size)")
     command.add_argument("--internal-size", type=positive_int,
                          help="network input long side in pixels (speed/detail trade-off)")
     command.add_argument("--max-people", type=positive_int, default=max_people, metavar="N",
@@ -119,3 +119,23 @@ def max_side_option(command: argparse.ArgumentParser, default_px: int | None) ->
     command.add_argument("--max-side", type=non_negative_int, default=default_px, metavar="PIXELS",
                          help="scale larger frames down so their long side is at most PIXELS, aspect kept "
                               f"(default {default_px or 'off'}; 0 = off; --size wins)")
+
+
+def stage_threads_option(command: argparse.ArgumentParser) -> None:
+    """--stage-threads N (PipelineConfig.stage_threads)."""
+    command.add_argument("--stage-threads", type=non_negative_int, default=default("stage_threads"), metavar="N",
+                         help="threads running the parser, the stages and the drawing, consecutive frames "
+                              "overlapping (default 0: one per step; 1: every step of a frame before the next)")
+
+
+def realtime_option(command: argparse.ArgumentParser) -> None:
+    """--realtime (PipelineConfig.pacing "realtime")."""
+    command.add_argument("--realtime", action="store_true", help="pace a file like a camera and drop late frames")
+
+
+def parse_side_option(command: argparse.ArgumentParser) -> None:
+    """--parse-side PIXELS (PipelineConfig.parse_side; 0 = None)."""
+    command.add_argument("--parse-side", type=non_negative_int, default=default("parse_side"), metavar="PIXELS",
+                         help="parse frames longer than PIXELS on a copy scaled down by a whole factor to fit, "
+                              "drawing and recording the results at the frame's size (default "
+                              f"{default('parse_side')}; 0 = parse at the frame's size)")

@@ -18,6 +18,7 @@ from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
 
 PACINGS = ("every-frame", "realtime")
+DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and parses
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,11 @@ class PipelineConfig:
     """source: video file, image folder, webcam index or stream URL (None for commands that
     parse stills). backend: where the parser's forward runs on the CPU ("auto": the fastest here,
 realtime.models.backends). size: (width, height) to scale frames to; max_side: long side in pixels
-    larger frames are scaled down to (aspect kept). internal_size: the network input's long
+    larger frames are scaled down to (aspect kept). parse_side: frames still longer than this on
+    their long side are parsed (parser and result stages) on a copy divided by the smallest whole
+    factor that brings them within it (realtime.geometry.parse_copy_size), their results scaled back up
+    for the analysers, the drawing and the outputs (None: parsed at their size; the parser's own
+    input is smaller still, BodyPix's long side 449 by default). internal_size: the network input's long
     side in pixels (None = the model's default). max_people: people parsed, each with a stable
     ID. people: where the people come from ("parser", or a multi-person model whose person
     instances split the parser's parts), with people_weights (its checkpoint, None = the weights
@@ -39,7 +44,11 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     the repetitions to count (None = no fitness analysis). fps: frames per second of an image
     sequence (None = the rate its metadata states, else 30). frame_limit: stop after this many
     frames. loop: start a file again at its end. pacing: "every-frame" (files: nothing dropped) or "realtime" (a file
-    paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead."""
+    paced like a camera, late frames dropped). buffer_frames: decoded frames queued ahead. stage_threads:
+    threads that run the steps after decoding (the parser, each result stage, then analysis, drawing
+    and delivery), each frame passing from one to the next in order so that consecutive frames
+    overlap: 0 = one thread per step, 1 = one thread doing every step of a frame before the next
+    (realtime.pipeline)."""
 
     source: str | None = None
     model: str = DEFAULT_MODEL
@@ -48,6 +57,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     weights: str | None = None
     size: tuple[int, int] | None = None
     max_side: int | None = None
+    parse_side: int | None = DEFAULT_PARSE_SIDE
     internal_size: int | None = None
     max_people: int = 4
     people: str = "parser"
@@ -64,6 +74,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     loop: bool = False
     pacing: str = "every-frame"
     buffer_frames: int = 8
+    stage_threads: int = 0
 
     def __post_init__(self) -> None:
         for name, value, choices in (("backend", self.backend, BACKEND_CHOICES),
@@ -83,6 +94,10 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
             raise ValueError(f"max people must be at least 1, not {self.max_people}")
         if self.fps is not None and not self.fps > 0:
             raise ValueError(f"fps must be positive, not {self.fps:g}")
+        if self.parse_side is not None and self.parse_side < 1:
+            raise ValueError(f"parse side must be positive (or None: the frame's size), not {self.parse_side}")
+        if self.stage_threads < 0:
+            raise ValueError(f"stage threads must be 0 (one per step) or more, not {self.stage_threads}")
         if self.size is not None and min(self.size) < 1:
             raise ValueError(f"size must be positive, not {self.size[0]}x{self.size[1]}")
 
@@ -107,6 +122,8 @@ def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     if "size" in given:
         given["size"] = parse_size(given["size"])
     given["max_side"] = getattr(args, "max_side", None) or None
+    if getattr(args, "parse_side", None) == 0:
+        given["parse_side"] = None
     given["exercise"] = exercise_from_args(args)
     if getattr(args, "frames", None) is not None:
         given["frame_limit"] = args.frames

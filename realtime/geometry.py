@@ -82,13 +82,16 @@ def square_pixel_width(width: int, sample_aspect_ratio: Fraction | None) -> int:
 class OutputSize:
     """The run's output size, chosen from its first frame (`size` W x H when given, else that
     frame's displayed size scaled down to a long side of `max_side`, aspect kept); `fit` says how
-    any frame's displayed size goes into it."""
+    any frame's displayed size goes into it. With `parse_side`, an output whose long side is
+    larger has a `parse_size` (see parse_copy_size), what the parser works on."""
 
-    def __init__(self, size: tuple[int, int] | None, max_side: int | None) -> None:
+    def __init__(self, size: tuple[int, int] | None, max_side: int | None, parse_side: int | None = None) -> None:
         self.size = size
         self.max_side = max_side
+        self.parse_side = parse_side
         self._first: tuple[int, int] | None = None
         self.canvas: tuple[int, int] | None = None
+        self.parse_size: tuple[int, int] | None = None
 
     def fit(self, width: int, height: int) -> tuple[tuple[int, int], Placement]:
         """A width x height displayed frame -> (the size to scale it to, its Placement in the
@@ -97,6 +100,7 @@ class OutputSize:
         if self._first is None:
             self._first = (width, height)
             self.canvas = _first_output_size(width, height, self.size, self.max_side)
+            self.parse_size = parse_copy_size(*self.canvas, self.parse_side)
         canvas_w, canvas_h = self.canvas
         if (width, height) == self._first:
             return self.canvas, Placement(canvas_w / width, canvas_h / height)
@@ -120,7 +124,24 @@ def _first_output_size(width: int, height: int, size: tuple[int, int] | None,
                        max_side: int | None) -> tuple[int, int]:
     if size is not None:
         return size
+    return scaled_down(width, height, max_side) or (width, height)
+
+
+def scaled_down(width: int, height: int, max_side: int | None) -> tuple[int, int] | None:
+    """(width, height) scaled so the long side is `max_side`, aspect kept; None when it is no
+    longer than that already (or `max_side` is None)."""
     if max_side is None or max(width, height) <= max_side:
-        return width, height
+        return None
     scale = max_side / max(width, height)
     return max(round(width * scale), 1), max(round(height * scale), 1)
+
+
+def parse_copy_size(width: int, height: int, parse_side: int | None) -> tuple[int, int] | None:
+    """The size a width x height frame is parsed at: divided by the smallest whole number that
+    brings its long side to `parse_side` or less (1080x1920 -> 540x960 at 960; 1280x720 -> 640x360),
+    so that area averaging takes its fast path and results scale back up pixel for pixel; None
+    when it is no longer than that already (or `parse_side` is None)."""
+    if parse_side is None or max(width, height) <= parse_side:
+        return None
+    factor = math.ceil(max(width, height) / parse_side)
+    return max(1, round(width / factor)), max(1, round(height / factor))

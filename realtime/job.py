@@ -23,12 +23,15 @@ from realtime.types import FrameResult
 class JobOutputs:
     """Where one job writes. video: the annotated MP4; metrics: the JSONL (one line per frame);
     summary: the repetition summary JSON (written only with an exercise); labels_dir: a label PNG per
-    frame; audio: keep the source's sound in the MP4."""
+    frame; plain_video: an MP4 of the frames as parsed, nothing drawn on them (at the annotated
+    MP4's times and size, for a client that draws the label PNGs itself); audio: keep the source's
+    sound in the MP4s."""
 
     video: str
     metrics: str | None = None
     summary: str | None = None
     labels_dir: str | None = None
+    plain_video: str | None = None
     audio: bool = True
 
 
@@ -36,8 +39,9 @@ class JobOutputs:
 class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source ended early (None when it
-    ended cleanly); stopped: the caller's stop event ended it; summary: the fitness summary (None
-    without an exercise); audio: one line on what became of the source's sound."""
+    ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
+    summary: the fitness summary (None without an exercise); audio: one line on what became of
+    the source's sound."""
 
     source: SourceInfo
     frames: int
@@ -46,6 +50,7 @@ class JobResult:
     stopped: bool
     audio: str
     summary: dict[str, Any] | None = field(default=None)
+    interrupted: bool = False
 
 
 class JobModels:
@@ -94,7 +99,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     """Runs `config`'s source to its end (or until `stop` is set) and writes `outputs`.
 
     on_start gets the source's description once it is open; on_result every frame's result (from the
-    pipeline's worker thread); on_status a live source's reconnection state each time it changes
+    pipeline's last step thread); on_status a live source's reconnection state each time it changes
     (None = connected again); models: the parser and stages to borrow instead of loading them
     (jobs run one after another). Raises whatever opening the source or the model raises (one-line
     errors: realtime.logs); a source that fails mid-run is reported in `error`, with every frame
@@ -105,8 +110,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     else:
         parser, stages = models.lend(config)
         pipeline = build_pipeline(config, stages, parser=parser, owns_stages=False)
-    recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics,
-                                        labels_dir=outputs.labels_dir, audio=outputs.audio)
+    recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics, labels_dir=outputs.labels_dir,
+                                        plain_video_path=outputs.plain_video, audio=outputs.audio)
     try:
         info = pipeline.start()
     except BaseException:
@@ -118,7 +123,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.subscribe(on_result)
     start = time.monotonic()
     shown_status = None
-    stopped = False
+    stopped = interrupted = False
     try:
         while not pipeline.wait(0.2):
             if stop is not None and stop.is_set():
@@ -128,6 +133,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             if status != shown_status and on_status is not None:
                 on_status(status, info)
             shown_status = status
+    except KeyboardInterrupt:  # Ctrl-C: what was done so far is kept, summary included
+        stopped = interrupted = True
     finally:
         pipeline.stop()
     seconds = time.monotonic() - start
@@ -135,7 +142,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     if summary is not None and outputs.summary is not None:
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
-                     stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary)
+                     stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
+                     interrupted=interrupted)
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

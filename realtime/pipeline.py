@@ -1,14 +1,27 @@
-"""The Pipeline owns the threads: capture (in the Source), inference (this module's worker) and
-recording (the Recorder). Callers — the CLI and the window — only talk to a Pipeline."""
+"""The Pipeline owns the threads: capture (in the Source), the steps after decoding (this module)
+and recording (the Recorder). Callers — the CLI and the window — only talk to a Pipeline.
+
+The steps after decoding — the parser, each result stage in order, then analysis, drawing and
+delivery — run on `config.stage_threads` threads, each frame passing from one to the next
+through a queue, so that while one thread parses frame n the next smooths frame n-1 and the last
+draws frame n-2 (pipeline parallelism). Every step sees the frames in their order, and what the
+steps must hear in that order (forget the past, people merged, the recording's clock running
+on) travels with the frames. The first thread takes a frame only while fewer than a limit are
+in flight: for files processed as fast as they decode, a full pipe (nothing is dropped, every
+thread kept busy); for live sources and paced playback PACED_IN_FLIGHT, so the frame taken is
+the newest the camera gave, latency does not grow and a pause holds the chain within a frame or
+two. Frames made stale by a seek or a new source are dropped wherever they are.
+"""
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from realtime.config import PipelineConfig
@@ -22,6 +35,8 @@ from realtime.stages import Analyser, ResultStage
 from realtime.types import Frame, FrameResult, ParseResult
 
 log = logging.getLogger(__name__)
+
+PACED_IN_FLIGHT = 2  # frames in flight at most for live sources and paced playback
 
 
 @dataclass
@@ -48,25 +63,79 @@ class _Commands:
     merges: list[tuple[int, int]] | None = None
 
 
+@dataclass(frozen=True)
+class _Signals:
+    """What the steps must hear before a frame, in the frames' order: people the user merged,
+    forget the past (a new source or model), the recording's clock runs on (a pause or a new
+    source came before the frame)."""
+
+    merges: tuple[tuple[int, int], ...] = ()
+    reset: bool = False
+    jump: bool = False
+
+    def __or__(self, later: _Signals) -> _Signals:
+        return _Signals(self.merges + later.merges, self.reset or later.reset, self.jump or later.jump)
+
+
+@dataclass
+class _InFlight:
+    """One frame on its way through the step threads: the source switches (`epoch`) and seeks
+    (`generation`) it was read after, what the steps must hear first, and what was made of it
+    (`work`: the frame as the parser and the stages see it, Frame.for_parsing)."""
+
+    frame: Frame
+    epoch: int
+    generation: int
+    signals: _Signals
+    timings: dict[str, float]
+    parse: ParseResult | None = None
+    handed_s: float | None = None  # perf_counter reading when it was handed to the next thread
+    work: Frame = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.work = self.frame.for_parsing()
+
+
+@dataclass(frozen=True)
+class _Group:
+    """The steps one thread runs on each frame, in order: the parser (the first thread's),
+    result stages, then analysis, drawing and delivery (the last thread's)."""
+
+    stages: tuple[ResultStage, ...]
+    parses: bool
+    delivers: bool
+
+
+def step_groups(stages: Sequence[ResultStage], threads: int) -> list[_Group]:
+    """The steps (the parser, each of `stages`, delivery) cut into `threads` runs of consecutive
+    steps, as even in count as can be (0: one step per thread)."""
+    steps: list[ResultStage | None] = [None, *stages, None]
+    count = len(steps) if threads == 0 else min(threads, len(steps))
+    bounds = [round(i * len(steps) / count) for i in range(count + 1)]
+    return [_Group(stages=tuple(step for step in steps[start:end] if step is not None), parses=start == 0,
+                   delivers=end == len(steps)) for start, end in zip(bounds, bounds[1:])]
+
+
 class Pipeline:
-    """source -> parser -> stages -> analysers -> renderer -> subscribers / recorder, on one
-    inference thread, as `config` says (realtime.build.build_pipeline makes one with the
-    config's stages).
+    """source -> parser -> stages -> analysers -> renderer -> subscribers / recorder, on the
+    step threads `config.stage_threads` asks for (see the module's docstring), as `config` says
+    (realtime.build.build_pipeline makes one with the config's stages).
 
     The pipeline owns its stages and analysers: it closes them when it stops and closes those
     replaced by `set_stages` / `set_analysers`; with `owns_stages=False` the result stages it
     starts with are lent (with `parser`: a runner that reuses them for one source after another,
     realtime.job.JobModels) and stay open. Errors from the source or model never kill the
-    worker: they land in `error` (shown by the window; the traceback goes to the log) and the
+    threads: they land in `error` (shown by the window; the traceback goes to the log) and the
     pipeline waits for a new source or model. With `config.frame_limit` the run ends after that
     many frames, as at the end of a file.
 
     `playback` (realtime.playback) plays a file: pause, speed, pacing and loop are set on it
     directly; `seek` and `step` go through the pipeline, which knows where playback stands. A
-    pause holds the whole chain, recording time included; after a seek the stages forget their
-    motion and the analysers what was in progress (Analyser.seek). A recording's times run on
-    from 0 at its first frame whatever playback does (replays, seeks, pauses): its MP4 and JSONL
-    never go back in time.
+    pause holds the whole chain, recording time included (the frames in flight are delivered
+    first); after a seek the stages forget their motion and the analysers what was in progress
+    (Analyser.seek), and frames read before it are dropped wherever they are. A recording's
+    times run on from 0 at its first frame whatever playback does (replays, seeks, pauses): its
+    MP4 and JSONL never go back in time.
     """
 
     def __init__(self, config: PipelineConfig, *, stages: Sequence[ResultStage] = (),
@@ -78,6 +147,7 @@ class Pipeline:
         self.renderer = renderer or FrameRenderer()
         self._stages: list[ResultStage] = list(stages)
         self._analysers: list[Analyser] = list(analysers)
+        self._groups = step_groups(self._stages, config.stage_threads)
         self._selected_people: frozenset[int] | None = None
         self._lent_stages = frozenset() if owns_stages else frozenset(map(id, stages))
         self.playback = Playback(speed=1.0 if config.realtime else None, drop_late=config.realtime)
@@ -90,15 +160,24 @@ class Pipeline:
         self._subscribers: list[Subscriber] = []
         self._subscribers_lock = threading.Lock()
         self._latest: FrameResult | None = None
-        self._latest_lock = threading.Lock()
+        self._latest_lock = threading.Lock()  # also orders delivery against source switches (epoch)
         self._commands = _Commands()
         self._commands_lock = threading.Lock()
-        self._stop = threading.Event()
+        self._signals = _Signals()  # for the next frame taken
+        self._epoch = 0  # source switches: frames of an earlier epoch are stale
+        self._in_flight = 0
+        self._in_flight_changed = threading.Condition()
+        self._closing = threading.Event()  # the first step thread takes no more frames
+        self._stop = threading.Event()  # the other step threads end
         self._finished = threading.Event()
+        self._ended = False  # the frame limit was reached
+        self._taken = 0
+        self._warm = False  # a frame went through every step since the start or the last switch
         self._thread: threading.Thread | None = None
+        self._step_threads: list[threading.Thread] = []
+        self._inboxes: list[queue.Queue] = []
         self._fps = 0.0
         self._last_result_s: float | None = None
-        self._record_jump = False  # a pause or a new source since the last frame: the recording runs on
         self.error: str | None = None
         self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
         self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
@@ -106,20 +185,27 @@ class Pipeline:
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> SourceInfo:
-        """Opens the source (raising SourceError on failure) and starts the inference thread."""
+        """Opens the source (raising SourceError on failure) and starts the step threads."""
         self._source = self._open(self.config.source)
         info = self._source.start()
         self.stats.source = info.name
+        self._start_step_threads()
         self._thread = threading.Thread(target=self._run, name="partsight-inference", daemon=True)
         self._thread.start()
         return info
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Stops and joins every thread, finalises a running recording and closes the stages and
-        analysers (also those still waiting to replace them)."""
-        self._stop.set()
+        """Stops taking frames, delivers (and records) those in flight, stops and joins every
+        thread, finalises a running recording and closes the stages and analysers (also those
+        still waiting to replace them)."""
+        self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+        self._drain(time.monotonic() + timeout_s)
+        self._stop.set()
+        for thread in self._step_threads:
+            thread.join(timeout_s)
+        self._step_threads, self._inboxes = [], []
         if self._source is not None:
             self._source.stop()
         self.stop_recording()
@@ -131,12 +217,24 @@ class Pipeline:
         self._stages, self._analysers = [], []
 
     def wait(self, timeout_s: float | None = None) -> bool:
-        """Waits until a file source has been processed to its end (or failed)."""
+        """Waits until a file source has been processed to its end (or failed): every frame taken
+        has been delivered."""
         return self._finished.wait(timeout_s)
 
     @property
     def finished(self) -> bool:
         return self._finished.is_set()
+
+    @property
+    def in_flight(self) -> int:
+        """Frames taken from the source and not yet delivered (or dropped as stale)."""
+        with self._in_flight_changed:
+            return self._in_flight
+
+    @property
+    def step_threads(self) -> int:
+        """Threads running the steps after decoding (see `config.stage_threads`)."""
+        return len(self._groups)
 
     @property
     def parser(self) -> Parser:
@@ -224,7 +322,7 @@ class Pipeline:
         return self._selected_people
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Calls `callback(result)` on the inference thread for every frame; returns an
+        """Calls `callback(result)` on the last step thread for every frame, in order; returns an
         unsubscribe function. Callbacks must be quick (queue the result, don't process it)."""
         with self._subscribers_lock:
             self._subscribers.append(callback)
@@ -241,12 +339,16 @@ class Pipeline:
             return self._latest
 
     def start_recording(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
-                        labels_dir: str | Path | None = None, audio: bool = True) -> Recorder:
-        """Records from the next frame on. With `audio`, the audio of a file source (a video file or
-        a file URL; not a webcam, folder or live stream) is added to the MP4 when it closes."""
+                        labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
+                        audio: bool = True) -> Recorder:
+        """Records from the next frame on (Recorder: the annotated MP4, optionally the JSONL, a label
+        PNG per frame and the plain MP4 of the frames before drawing). With `audio`, the audio of a
+        file source (a video file or a file URL; not a webcam, folder or live stream) is muxed into
+        the MP4s along with the video."""
         spec = self.config.source
         audio_from = spec if audio and not spec.strip().isdigit() and not Path(spec).is_dir() else None
-        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir, audio_from=audio_from)
+        recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir,
+                            plain_video_path=plain_video_path, audio_from=audio_from)
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
             self._record_clock, self._record_last_s = Timeline(self._frame_step_s(), max_jump_s=math.inf), None
@@ -265,7 +367,7 @@ class Pipeline:
     def recording(self) -> bool:
         return self._recorder is not None
 
-    # --- the inference thread --------------------------------------------------------
+    # --- the first step thread: taking frames, commands ------------------------------
     def _load_parser(self, name: str, weights: str | None) -> Parser:
         config = self.config
         return load_parser(name, device=config.device, weights=weights, internal_size=config.internal_size,
@@ -274,58 +376,98 @@ class Pipeline:
     def _open(self, spec: str) -> Source:
         config = self.config
         return open_source(spec, size=config.size, max_side=config.max_side, playback=self.playback,
-                           buffer_frames=config.buffer_frames, loop=config.loop, fps=config.fps)
+                           buffer_frames=config.buffer_frames, loop=config.loop, fps=config.fps,
+                           parse_side=config.parse_side)
 
     def _run(self) -> None:
+        """The first step thread: applies commands, takes frames as playback and the in-flight
+        limit allow, and runs the first group of steps on them."""
         playback = self.playback
-        while not self._stop.is_set():
+        carry = _Signals()
+        while not self._closing.is_set():
             self._apply_commands()
             source = self._source
-            frame = None
-            if source is not None and playback.may_take():
-                frame = source.read(timeout_s=0.1)
-            elif source is not None:
-                self._record_jump = True
+            if source is None:
+                self._settle(None)
+                continue
+            if not playback.may_take():
+                self._signals |= _Signals(jump=True)
                 playback.idle(0.1)
+                continue
+            if not self._room(0.1):
+                continue
+            frame = source.read(timeout_s=0.1)
             if frame is None:
-                if source is not None and source.error and self.source_error != source.error:
+                if source.error and self.source_error != source.error:
                     self.error = self.source_error = source.error
                     log.info("%s", source.error)  # callers show `error`; a warning would print it twice
-                if source is not None and source.finished:
-                    self._finished.set()
+                self._settle(source)
                 continue
-            if not playback.worker_due(frame.pts_s, source.read_generation, self._stop):
+            if not playback.worker_due(frame.pts_s, source.read_generation, self._closing):
                 continue  # a seek came while it waited: the frame is stale
             self._finished.clear()
-            if frame.seeked:
-                for step in (*self._stages, *self._analysers):
-                    step.seek(frame.pts_s)
-            try:
-                result = self._process(frame)
-            except Exception as exc:  # a model failure must not kill the worker
-                self.error = f"processing frame {frame.index} failed: {redact_url(str(exc))}"
-                log.exception("processing frame %d failed", frame.index)
-                continue
-            self._deliver(result)
-            if self.config.frame_limit is not None and self.stats.frames >= self.config.frame_limit:
-                self._source = None
+            timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
+            item = _InFlight(frame, self._epoch, source.read_generation, self._signals, timings)
+            self._signals = _Signals()
+            with self._in_flight_changed:
+                self._in_flight += 1
+            carry = self._run_group(0, item, carry)
+            self._taken += 1
+            if self.config.frame_limit is not None and self._taken >= self.config.frame_limit:  # as at a file's end
+                self._source, self._ended = None, True
                 source.stop()
-                self._finished.set()
+
+    def _room(self, timeout_s: float) -> bool:
+        """Waits up to `timeout_s` until fewer frames than the limit are in flight: a full pipe
+        (two per thread) for files processed as fast as they decode, PACED_IN_FLIGHT for live
+        sources and paced playback; one until a frame has been through every step after the
+        start or a switch (the steps build their graphs on their first frame: the frames behind
+        it would only wait, and grow stale)."""
+        source = self._source
+        paced = source is not None and (source.live or self.playback.speed is not None)
+        limit = min(PACED_IN_FLIGHT, len(self._groups)) if paced else 2 * len(self._groups)
+        limit = limit if self._warm else 1
+        with self._in_flight_changed:
+            return self._in_flight_changed.wait_for(lambda: self._in_flight < limit, timeout_s)
+
+    def _settle(self, source: Source | None) -> None:
+        """No frame came: a file played to its end (or the frame limit reached) is finished once
+        its last frame is delivered; without a source, waits a moment for a command."""
+        ended = self._ended if source is None else source.finished
+        if ended and not self._finished.is_set():
+            with self._in_flight_changed:
+                if self._in_flight_changed.wait_for(lambda: self._in_flight == 0, 0.1):
+                    self._finished.set()
+        elif source is None:
+            self._closing.wait(0.1)
+
+    def _drain(self, deadline: float | None = None) -> None:
+        """Waits until every frame in flight is delivered (or dropped), or `deadline` (monotonic s)."""
+        with self._in_flight_changed:
+            while self._in_flight and (deadline is None or time.monotonic() < deadline) and not self._stop.is_set():
+                self._in_flight_changed.wait(0.1)
 
     def _apply_commands(self) -> None:
         with self._commands_lock:
             commands, self._commands = self._commands, _Commands()
-        if commands.stages is not None:
-            self._replace(self._stages, commands.stages)
-            self._stages = commands.stages
-        if commands.analysers is not None:
-            self._replace(self._analysers, commands.analysers)
-            self._analysers = commands.analysers
-        for new_id, into_id in commands.merges or ():
-            for step in (*self._stages, *self._analysers):
-                step.merge_people(new_id, into_id)
+        if commands.stages is not None or commands.analysers is not None:
+            self._drain()  # the steps change threads: none may be running them
+            self._stop_step_threads()
+            if commands.stages is not None:
+                self._replace(self._stages, commands.stages)
+                self._stages = commands.stages
+            if commands.analysers is not None:
+                self._replace(self._analysers, commands.analysers)
+                self._analysers = commands.analysers
+            self._groups = step_groups(self._stages, self.config.stage_threads)
+            self._warm = False
+            if self._thread is not None:
+                self._start_step_threads()
+        if commands.merges:
+            self._signals |= _Signals(merges=tuple(commands.merges))
         if commands.model is not None or commands.source is not None:
-            self._reset_history()
+            self._signals |= _Signals(reset=True)
+            self._warm = False
         if commands.model is not None:
             name, weights = commands.model
             try:
@@ -336,26 +478,33 @@ class Pipeline:
                 self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
                 log.exception("cannot load model %s", name)
         if commands.source is not None:
-            try:
-                new_source = self._open(commands.source)
-                info = new_source.start()
-            except (SourceError, ValueError) as exc:  # the old source stops: the user asked for another
-                self.error = self.source_error = str(exc)
-                log.info("cannot open the source: %s", exc, exc_info=True)
-                new_source, info = None, None
-            old, self._source = self._source, new_source
-            if old is not None:
-                old.stop()
-            with self._latest_lock:
-                self._latest = None
-            self.playback.resume()  # a new source plays from its start
-            self._record_jump = True
-            self._finished.clear()
-            self.stats.source = info.name if info is not None else ""
-            self.stats.resolution = None
-            self.source_switches += 1
-            if info is not None:
-                self.error = self.source_error = None
+            self._switch_source(commands.source)
+
+    def _switch_source(self, spec: str) -> None:
+        """Opens `spec` in place of the current source; the old source's frames in flight are
+        dropped, so every result after this is the new source's."""
+        try:
+            new_source = self._open(spec)
+            info = new_source.start()
+        except (SourceError, ValueError) as exc:  # the old source stops: the user asked for another
+            self.error = self.source_error = str(exc)
+            log.info("cannot open the source: %s", exc, exc_info=True)
+            new_source, info = None, None
+        with self._latest_lock:
+            self._epoch += 1
+            self._latest = None
+        old, self._source = self._source, new_source
+        if old is not None:
+            old.stop()
+        self.playback.resume()  # a new source plays from its start
+        self._signals |= _Signals(jump=True)
+        self._finished.clear()
+        self._ended = False
+        self.stats.source = info.name if info is not None else ""
+        self.stats.resolution = None
+        self.source_switches += 1
+        if info is not None:
+            self.error = self.source_error = None
 
     def _replace(self, old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
         """Closes the steps of `old` that `new` does not keep (lent ones stay open)."""
@@ -364,32 +513,120 @@ class Pipeline:
             if id(step) not in kept:
                 step.close()
 
-    def _reset_history(self) -> None:
-        for step in (*self._stages, *self._analysers):
-            step.reset()
+    # --- the other step threads -------------------------------------------------------
+    def _start_step_threads(self) -> None:
+        """One thread for each group of steps after the first (which runs on `_run`'s thread)."""
+        self._inboxes = [queue.Queue() for _ in self._groups[1:]]  # bounded by the in-flight limit
+        self._step_threads = [threading.Thread(target=self._run_steps, args=(index,), daemon=True,
+                                               name=f"partsight-steps-{index}")
+                              for index in range(1, len(self._groups))]
+        for thread in self._step_threads:
+            thread.start()
+
+    def _stop_step_threads(self) -> None:
+        """Ends the step threads after the first (nothing in flight) and joins them."""
+        if self._inboxes:
+            self._inboxes[0].put(None)  # each thread passes it on and ends
+        for thread in self._step_threads:
+            thread.join()
+        self._step_threads, self._inboxes = [], []
+
+    def _run_steps(self, index: int) -> None:
+        inbox = self._inboxes[index - 1]
+        carry = _Signals()
+        while not self._stop.is_set():
+            try:
+                item = inbox.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
+                if index < len(self._groups) - 1:
+                    self._inboxes[index].put(None)
+                return
+            item.timings["handoff"] = item.timings.get("handoff", 0.0) + (time.perf_counter() - item.handed_s) * 1000
+            carry = self._run_group(index, item, carry)
+
+    def _run_group(self, index: int, item: _InFlight, carry: _Signals) -> _Signals:
+        """Runs group `index`'s steps on `item` and hands it on (or delivers it). What the steps
+        must hear is heard even from a stale frame, which is then dropped: its signals go on
+        with the next frame (returned: the `carry` of this thread for the next call)."""
+        group = self._groups[index]
+        try:
+            self._hear(group, item)
+            if self._stale(item):
+                self._done()
+                return carry | item.signals
+            item.signals = carry | item.signals
+            result = self._steps(group, item)
+        except Exception as exc:  # a model failure must not kill the thread
+            frame = item.frame
+            self.error = f"processing frame {frame.index} failed: {redact_url(str(exc))}"
+            log.exception("processing frame %d failed", frame.index)
+            self._done()
+            return item.signals
+        if result is not None:
+            self._deliver(result, item)
+        else:
+            item.handed_s = time.perf_counter()
+            self._inboxes[index].put(item)
+        return _Signals()
+
+    def _hear(self, group: _Group, item: _InFlight) -> None:
+        """Tells the group's stages (and analysers, in the last group) what they must hear before
+        the frame: merges, a reset, a seek."""
+        steps = (*group.stages, *(self._analysers if group.delivers else ()))
+        for step in steps:
+            for new_id, into_id in item.signals.merges:
+                step.merge_people(new_id, into_id)
+            if item.signals.reset:
+                step.reset()
+        if item.frame.seeked and not self._stale(item):
+            for step in steps:
+                step.seek(item.frame.pts_s)
+
+    def _stale(self, item: _InFlight) -> bool:
+        return item.epoch != self._epoch or item.generation != self.playback.generation
+
+    def _done(self) -> None:
+        with self._in_flight_changed:
+            self._in_flight -= 1
+            self._in_flight_changed.notify_all()
 
     def process(self, frame: Frame) -> FrameResult:
         """Runs one frame through parser, stages, analysers and renderer on the caller's thread
-        (benchmarks); only for a pipeline that was not started."""
+        (benchmarks, the service); only for a pipeline that was not started."""
         if self._thread is not None:
             raise RuntimeError("process() is for pipelines that were not started")
         self._apply_commands()
-        return self._process(frame)
-
-    def _process(self, frame: Frame) -> FrameResult:
-        # queue: the time the decoded frame waited for this thread
         timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
-        parser = self._parser
+        item = _InFlight(frame, self._epoch, self.playback.generation, self._signals, timings)
+        self._signals = _Signals()
+        whole = _Group(tuple(self._stages), parses=True, delivers=True)
+        self._hear(whole, item)
+        return self._steps(whole, item)
+
+    def _steps(self, group: _Group, item: _InFlight) -> FrameResult | None:
+        """The group's steps on one frame: the FrameResult from the last group, else None (`item`
+        holds the parse so far)."""
+        frame, work, timings = item.frame, item.work, item.timings
         clock = time.perf_counter()
-        prepared = parser.preprocess([frame.image])
-        timings["preprocess"], clock = _lap(clock)
-        outputs = parser.infer(prepared.batch)
-        timings["infer"], clock = _lap(clock)
-        parse = parser.postprocess(outputs, prepared)[0]
-        timings["postprocess"], clock = _lap(clock)
-        for stage in self._stages:
-            parse = stage(frame, parse)
+        if group.parses:
+            parser = self._parser
+            prepared = parser.preprocess([work.image])
+            timings["preprocess"], clock = _lap(clock)
+            outputs = parser.infer(prepared.batch)
+            timings["infer"], clock = _lap(clock)
+            item.parse = parser.postprocess(outputs, prepared)[0]
+            timings["postprocess"], clock = _lap(clock)
+        for stage in group.stages:
+            item.parse = stage(work, item.parse)
             timings[stage.name], clock = _lap(clock)
+        if not group.delivers:
+            return None
+        parse = item.parse
+        if work is not frame:
+            parse = parse.scaled_to(frame.size)
+            timings["scale_up"], clock = _lap(clock)
         analysis = {}
         analysed = self._analysed_people(parse)
         for analyser in self._analysers:
@@ -416,22 +653,34 @@ class Pipeline:
             return parse
         return replace(parse, people=[person for person in parse.people if person.id in selected])
 
-    def _deliver(self, result: FrameResult) -> None:
-        jump, self._record_jump = self._record_jump, False
-        self.stats.fps = result.fps
-        self.stats.latency_ms = result.latency_ms
-        self.stats.frames += 1
-        self.stats.dropped = self._source.dropped if self._source else 0
-        self.stats.resolution = result.frame.size
-        with self._latest_lock:
-            self._latest = result
-        with self._subscribers_lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            callback(result)
-        with self._recorder_lock:
+    def _deliver(self, result: FrameResult, item: _InFlight) -> None:
+        """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
+        frame on screen is already in a running recording, so Stop keeps what was seen."""
+        try:
+            with self._latest_lock:
+                if item.epoch != self._epoch:
+                    return
+            self._record(result, item.signals.jump)
+            with self._latest_lock:
+                self._latest = result
+            self.stats.fps = result.fps
+            self.stats.latency_ms = result.latency_ms
+            self.stats.frames += 1
+            self.stats.dropped = self._source.dropped if self._source else 0
+            self.stats.resolution = result.frame.size
+            self._warm = True
+            with self._subscribers_lock:
+                subscribers = list(self._subscribers)
+            for callback in subscribers:
+                callback(result)
+        finally:
+            self._done()
+
+    def _record(self, result: FrameResult, jump: bool) -> None:
+        with self._recorder_lock:  # held while queueing, so a Stop comes wholly before or after a frame
             recorder, clock = self._recorder, self._record_clock
-        if recorder is not None:
+            if recorder is None:
+                return
             frame = result.frame
             if frame.seeked or jump:
                 clock.restart()  # the recording runs on one frame after its last
@@ -443,17 +692,16 @@ class Pipeline:
                                                  to_pts_s=record_s).to_json())
                 recorder.write(RecordItem(
                     image=result.image, index=frame.index, pts_s=record_s,
-                    metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels,
+                    metrics=frame_metrics(result, pts_s=record_s), labels=result.parse.labels, plain=frame.image,
                     source_s=frame.source_s,
                 ))
+                return
             except RecorderError as exc:  # the live view goes on without the recording
                 self.error = str(exc)
                 log.exception("recording stopped")
-                with self._recorder_lock:
-                    if self._recorder is recorder:
-                        self._recorder = None
-                with contextlib.suppress(RecorderError):
-                    recorder.close()  # ends its thread; the error is already in self.error
+                self._recorder = None
+        with contextlib.suppress(RecorderError):
+            recorder.close()  # ends its thread; the error is already in self.error
 
 
 def _lap(start: float) -> tuple[float, float]:

@@ -2,12 +2,13 @@
 
 One Playback is shared by the two threads it steers: the capture thread (realtime.sources.Source)
 asks it where to reposition the file and, in real time, when each decoded frame is due; the
-inference worker (realtime.pipeline.Pipeline) asks it whether it may take a frame and, playing
-every frame, when that frame is due. Pausing therefore stops the whole chain, parsing, analysis
-and recording alike, and a seek or a step while paused lets exactly one frame through, so the
-view shows where playback stands. Callers (the CLI, the
-window) change it through these methods from any thread; live sources ignore it except for the
-pause, which only stops the worker (the camera keeps its newest frame).
+inference worker (the pipeline's first step thread, realtime.pipeline.Pipeline) asks it whether it
+may take a frame and, playing every frame, when that frame is due. Pausing therefore stops the
+whole chain once the frames already taken are delivered, parsing, analysis and recording alike,
+and a seek or a step while paused lets exactly one frame through, so the view shows where
+playback stands. Callers (the CLI, the window) change it through these methods from any thread;
+live sources ignore it except for the pause, which only stops the worker (the camera keeps its
+newest frame).
 """
 from __future__ import annotations
 

@@ -42,13 +42,15 @@ def pick_video_codec() -> str:
 
 @dataclass
 class RecordItem:
-    """One frame to record: the image to encode and the JSON-ready metrics line."""
+    """One frame to record: the image to encode (the annotated frame), the JSON-ready metrics line,
+    the label map for a label PNG and the frame before anything was drawn on it for a plain video."""
 
     image: np.ndarray
     index: int
     pts_s: float
     metrics: dict = field(default_factory=dict)
     labels: np.ndarray | None = None
+    plain: np.ndarray | None = None
     source_s: float | None = None  # the frame's own time in its source's clock (None: no such clock)
     queued_s: float = field(default_factory=time.monotonic)  # when it was handed to the recorder
 
@@ -59,29 +61,27 @@ class Recorder:
     file or URL) the source's audio streams are muxed along with the video, shifted as the video's
     frames were (their `source_s` against `pts_s`); `audio` then lists what the MP4 carries ([]
     when the source has none, or is live) and `audio_note` says why it was left out ("left out:
-    ...") or where it stops ("stops at 4.20 s: ..."), if it was or does."""
+    ...") or where it stops ("stops at 4.20 s: ..."), if it was or does. With `plain_video_path`
+    a second MP4 holds the items' `plain` frames (nothing drawn on them) at the same times and
+    size, with the same sound: a video a client draws its own overlay on."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
-                 labels_dir: str | Path | None = None, queue_frames: int = 16, crf: int = 23,
-                 audio_from: str | None = None) -> None:
+                 labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
+                 queue_frames: int = 16, crf: int = 23, audio_from: str | None = None) -> None:
         self.video_path = Path(video_path)
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.labels_dir = Path(labels_dir) if labels_dir else None
-        self.crf = crf
         self.codec = pick_video_codec()
+        self._videos = [_VideoFile(Path(path), self.codec, crf, audio_from)
+                        for path in (video_path, plain_video_path) if path]
         self.frames_written = 0
         self.recorded_s = 0.0  # the time of the last frame written: how long the recording is so far
         self.encode_ms = 0.0  # the last frame's
         self.encode_ms_total = 0.0  # every frame's: encoding, and waiting in the queue before it
         self.queue_wait_ms_total = 0.0
         self.error: str | None = None
-        self.audio: list[str] | None = None
-        self.audio_note: str | None = None
-        self._audio_from = audio_from
-        self._audio: AudioFeed | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
-        self._container: av.container.OutputContainer | None = None
-        self._stream: av.video.stream.VideoStream | None = None
+        self._size: tuple[int, int] | None = None  # (width, height) of the videos, set by the first frame
         self._metrics_fd: int | None = None
         self._metrics_bytes = 0
         self._last_pts = -1
@@ -93,16 +93,26 @@ class Recorder:
 
     def _prepare_outputs(self) -> None:
         try:
-            self.video_path.parent.mkdir(parents=True, exist_ok=True)
+            for video in self._videos:
+                video.path.parent.mkdir(parents=True, exist_ok=True)
             if self.labels_dir:
                 self.labels_dir.mkdir(parents=True, exist_ok=True)
             if self.metrics_path:
                 self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
                 self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            with open(self.video_path, "wb"):
-                pass
+            for video in self._videos:
+                with open(video.path, "wb"):
+                    pass
         except OSError as exc:
             raise RecorderError(f"cannot write {exc.filename or self.video_path}: {exc.strerror}") from None
+
+    @property
+    def audio(self) -> list[str] | None:
+        return self._videos[0].audio
+
+    @property
+    def audio_note(self) -> str | None:
+        return self._videos[0].audio_note
 
     @property
     def queued(self) -> int:
@@ -142,51 +152,26 @@ class Recorder:
         finally:
             self._finish()
 
-    def _open_video(self, width: int, height: int) -> None:
-        self._container = av.open(
-            str(self.video_path), mode="w", format="mp4",
-            # delay_moov: the header waits for the first fragment, so that its edit lists can place
-            # an audio track that starts after the video; flush_packets: each finished fragment
-            # reaches the file at once, not when a 256 KiB buffer fills
-            options={"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"},
-        )
-        stream = self._container.add_stream(self.codec, rate=round(1 / _FRAME_S))
-        stream.width = max(2, width - width % 2)  # yuv420p needs even sizes
-        stream.height = max(2, height - height % 2)
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = _TIME_BASE
-        stream.codec_context.time_base = _TIME_BASE
-        if self.codec == "libx264":
-            stream.options = {"crf": str(self.crf), "preset": "veryfast", "g": "30", "bf": "0"}
-        else:
-            stream.bit_rate = 4_000_000
-            stream.codec_context.gop_size = 30
-            stream.codec_context.max_b_frames = 0
-        self._stream = stream
-
     def _write(self, item: RecordItem) -> None:
         self.queue_wait_ms_total += (time.monotonic() - item.queued_s) * 1000
         start = time.perf_counter()
-        if self._container is None:
-            self._open_video(item.image.shape[1], item.image.shape[0])
+        if self._size is None:
+            height, width = item.image.shape[:2]
+            self._size = max(2, width - width % 2), max(2, height - height % 2)  # yuv420p needs even sizes
+            for video in self._videos:
+                video.open(*self._size)
             self._pts_offset = -round(item.pts_s / _TIME_BASE)
-            self._open_audio(item)
-        image = item.image[: self._stream.height, : self._stream.width]
-        if image.shape[:2] != (self._stream.height, self._stream.width):  # a 1-pixel-wide or -high frame
-            pad = ((0, self._stream.height - image.shape[0]), (0, self._stream.width - image.shape[1]), (0, 0))
-            image = np.pad(image, pad, mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            for video in self._videos:
+                video.open_audio(item.source_s)
         pts = round(item.pts_s / _TIME_BASE) + self._pts_offset
         if pts <= self._last_pts:  # the window switched to a source whose times start again
             self._pts_offset += self._last_pts + _NEW_SOURCE_STEP - pts
             pts = self._last_pts + _NEW_SOURCE_STEP
         self._last_pts = pts
         self.recorded_s = float(pts * _TIME_BASE)
-        self._feed_audio(item, self.recorded_s)
-        frame.pts = pts
-        frame.time_base = _TIME_BASE
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        for video, image in zip(self._videos, (item.image, item.plain)):
+            video.feed_audio(item.source_s, self.recorded_s)
+            video.encode(self._fitted(image), pts)
         if self.labels_dir is not None and item.labels is not None:
             path = self.labels_dir / f"{item.index:06d}.png"
             if not cv2.imwrite(str(path), item.labels):
@@ -199,28 +184,107 @@ class Recorder:
             self._write_line(line)
         self.frames_written += 1
 
-    def _open_audio(self, item: RecordItem) -> None:
-        """Adds the source's audio streams before the first packet (the MP4's header names every
-        stream); the first frame's shift between source and output time places them."""
-        if self._audio_from is None:
+    def _fitted(self, image: np.ndarray) -> np.ndarray:
+        """`image` cut (or, 1 pixel wide or high, padded) to the videos' even size."""
+        width, height = self._size
+        image = image[:height, :width]
+        if image.shape[:2] != (height, width):
+            image = np.pad(image, ((0, height - image.shape[0]), (0, width - image.shape[1]), (0, 0)), mode="edge")
+        return image
+
+    def _write_line(self, line: dict) -> None:
+        """Appends one whole JSONL line with one write; a short write (disk full) is cut off again."""
+        if self._metrics_fd is None:
             return
-        if item.source_s is None:
+        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
+        written = os.write(self._metrics_fd, data)
+        if written != len(data):
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._metrics_fd, self._metrics_bytes)
+            raise OSError(errno.ENOSPC, f"{self.metrics_path}: no space left on device")
+        self._metrics_bytes += written
+
+    def _finish(self) -> None:
+        end_s = float(self._last_pts * _TIME_BASE + _FRAME_S)  # the last frame shows for _FRAME_S
+        for video in self._videos:
+            try:
+                video.finish(end_s)
+            except (OSError, av.error.FFmpegError) as exc:
+                self.error = self.error or f"finalising {video.path} failed: {exc}"
+                log.exception("finalising %s failed", video.path)
+        if self._metrics_fd is not None:
+            os.close(self._metrics_fd)
+            self._metrics_fd = None
+
+
+class _VideoFile:
+    """One MP4 of a Recorder, a fragmented one, so a killed process leaves a playable file: its
+    container and video stream, opened at the first frame, and the source's audio muxed along with
+    the video (AudioFeed). `audio` and `audio_note` as the Recorder's."""
+
+    def __init__(self, path: Path, codec: str, crf: int, audio_from: str | None) -> None:
+        self.path = path
+        self.codec = codec
+        self.crf = crf
+        self.audio_from = audio_from
+        self.audio: list[str] | None = None
+        self.audio_note: str | None = None
+        self._container: av.container.OutputContainer | None = None
+        self._stream: av.video.stream.VideoStream | None = None
+        self._audio: AudioFeed | None = None
+
+    def open(self, width: int, height: int) -> None:
+        self._container = av.open(
+            str(self.path), mode="w", format="mp4",
+            # delay_moov: the header waits for the first fragment, so that its edit lists can place
+            # an audio track that starts after the video; flush_packets: each finished fragment
+            # reaches the file at once, not when a 256 KiB buffer fills
+            options={"movflags": "frag_keyframe+delay_moov+default_base_moof", "flush_packets": "1"},
+        )
+        stream = self._container.add_stream(self.codec, rate=round(1 / _FRAME_S))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = _TIME_BASE
+        stream.codec_context.time_base = _TIME_BASE
+        if self.codec == "libx264":
+            stream.options = {"crf": str(self.crf), "preset": "veryfast", "g": "30", "bf": "0"}
+        else:
+            stream.bit_rate = 4_000_000
+            stream.codec_context.gop_size = 30
+            stream.codec_context.max_b_frames = 0
+        self._stream = stream
+
+    def encode(self, image: np.ndarray, pts: int) -> None:
+        """H x W x 3 uint8 RGB at the stream's size, shown from `pts` (ticks of _TIME_BASE)."""
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = pts
+        frame.time_base = _TIME_BASE
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def open_audio(self, source_s: float | None) -> None:
+        """Adds the audio streams of `audio_from` before the first packet (the MP4's header names
+        every stream); the first frame's shift between its source time `source_s` and output time
+        (0) places them."""
+        if self.audio_from is None:
+            return
+        if source_s is None:
             self.audio_note = "left out: the source's frames carry no times to align it with"
             return
         try:
-            self._audio = AudioFeed.open(self._audio_from, self._container, offset_s=item.source_s, start_s=0.0)
+            self._audio = AudioFeed.open(self.audio_from, self._container, offset_s=source_s, start_s=0.0)
         except (OSError, av.error.FFmpegError, ValueError) as exc:
             self._audio_failed(0.0, exc)
             return
         self.audio = [] if self._audio is None else self._audio.codecs
 
-    def _feed_audio(self, item: RecordItem, out_s: float) -> None:
-        """Muxes the audio up to this frame's output time. Audio stays in sync only while every
-        frame keeps the first frame's shift between source and output time; where a looped file
-        or a switched source breaks it, the audio ends."""
+    def feed_audio(self, source_s: float | None, out_s: float) -> None:
+        """Muxes the audio up to the output time `out_s` of a frame whose source time is `source_s`.
+        Audio stays in sync only while every frame keeps the first frame's shift between source and
+        output time; where a looped file or a switched source breaks it, the audio ends."""
         if self._audio is None:
             return
-        if item.source_s is None or abs(item.source_s - out_s - self._audio.offset_s) > 1e-3:
+        if source_s is None or abs(source_s - out_s - self._audio.offset_s) > 1e-3:
             self._end_audio(out_s)
             if self.audio_note is None:
                 self.audio_note = (f"stops at {out_s:.2f} s: the video's times stop following the source's "
@@ -230,6 +294,21 @@ class Recorder:
             self._audio.mux_until(out_s)
         except (OSError, av.error.FFmpegError, ValueError) as exc:
             self._audio_failed(out_s, exc)
+
+    def finish(self, end_s: float) -> None:
+        """Flushes the encoder, muxes the audio up to `end_s` (output seconds) and closes the file;
+        a file no frame reached is removed. OSError / av.error.FFmpegError when finalising fails."""
+        if self._container is None:
+            if self.path.is_file() and self.path.stat().st_size == 0:
+                self.path.unlink()  # nothing was recorded: leave no empty file (but never a device)
+            return
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            self._end_audio(end_s)
+            self._container.close()
+        finally:
+            self._end_audio(0.0)  # closes the audio source if finishing failed before it
 
     def _end_audio(self, end_s: float) -> None:
         """Muxes the rest of the audio up to `end_s` (output seconds), flushes it and closes its source."""
@@ -247,43 +326,12 @@ class Recorder:
     def _audio_failed(self, at_s: float, exc: BaseException) -> None:
         from realtime.sources import redact_url
 
-        log.exception("the audio of %s failed", redact_url(self._audio_from))
+        log.exception("the audio of %s failed", redact_url(self.audio_from))
         reason = redact_url(str(exc))
         self.audio_note = f"stops at {at_s:.2f} s: {reason}" if self.audio else f"left out: {reason}"
         if self._audio is not None:
             self._audio.close()
             self._audio = None
-
-    def _write_line(self, line: dict) -> None:
-        """Appends one whole JSONL line with one write; a short write (disk full) is cut off again."""
-        if self._metrics_fd is None:
-            return
-        data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
-        written = os.write(self._metrics_fd, data)
-        if written != len(data):
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._metrics_fd, self._metrics_bytes)
-            raise OSError(errno.ENOSPC, f"{self.metrics_path}: no space left on device")
-        self._metrics_bytes += written
-
-    def _finish(self) -> None:
-        if self._container is None:
-            if self.video_path.is_file() and self.video_path.stat().st_size == 0:
-                self.video_path.unlink()  # nothing was recorded: leave no empty file (but never a device)
-        else:
-            try:
-                for packet in self._stream.encode(None):
-                    self._container.mux(packet)
-                self._end_audio(float(self._last_pts * _TIME_BASE + _FRAME_S))  # the last frame shows for _FRAME_S
-                self._container.close()
-            except (OSError, av.error.FFmpegError) as exc:
-                self.error = self.error or f"finalising {self.video_path} failed: {exc}"
-                log.exception("finalising %s failed", self.video_path)
-            finally:
-                self._end_audio(0.0)  # closes the audio source if finishing failed before it
-        if self._metrics_fd is not None:
-            os.close(self._metrics_fd)
-            self._metrics_fd = None
 
 
 # Audio codecs an MP4 carries as they are; any other is transcoded to AAC.

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import cv2
 import numpy as np
 
 
@@ -39,6 +40,11 @@ class Placement:
         own[:, 1] = (own[:, 1] - self.offset_y) / self.scale_y
         return own
 
+    def scaled(self, scale_x: float, scale_y: float) -> Placement:
+        """The placement in a copy of the output image scaled by (scale_x, scale_y)."""
+        return Placement(self.scale_x * scale_x, self.scale_y * scale_y, self.offset_x * scale_x,
+                         self.offset_y * scale_y)
+
     def box_to_own(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """(x0, y0, x1, y1) exclusive ends in output pixels -> the frame's own pixels (rounded)."""
         (x0, y0), (x1, y1) = self.to_own(np.array([box[:2], box[2:]], dtype=np.float32))
@@ -55,7 +61,10 @@ class Frame:
     `placement` maps those own pixels into `image`; coordinates are reported in own pixels.
     `source_s` is the frame's own time in its source's clock (None for sources without one), what
     the source's other streams (audio) are timed against. `seeked` is set on the first frame after
-    a seek (or a loop back to the start): time jumps there, and stages forget their motion."""
+    a seek (or a loop back to the start): time jumps there, and stages forget their motion.
+    `parse_image` is a smaller copy of `image` (same aspect) that the parser and the stages work on
+    when the run parses large frames at a reduced size (PipelineConfig.parse_side); None: they
+    work on `image`."""
 
     image: np.ndarray
     index: int
@@ -67,11 +76,20 @@ class Frame:
     placement: Placement = field(default_factory=lambda: Placement())
     source_s: float | None = None
     seeked: bool = False
+    parse_image: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels."""
         return self.image.shape[1], self.image.shape[0]
+
+    def for_parsing(self) -> Frame:
+        """The frame the parser and the stages see: `parse_image` as its image (its placement
+        scaled alike), or this frame when it has none."""
+        if self.parse_image is None:
+            return self
+        scale_x, scale_y = self.parse_image.shape[1] / self.image.shape[1], self.parse_image.shape[0] / self.image.shape[0]
+        return replace(self, image=self.parse_image, parse_image=None, placement=self.placement.scaled(scale_x, scale_y))
 
 
 @dataclass
@@ -150,11 +168,43 @@ class ParseResult:
         best = self.best_person
         return None if best is None else best.keypoints
 
+    def scaled_to(self, size: tuple[int, int]) -> ParseResult:
+        """This result on an image of `size` (width, height), the same picture scaled: label maps
+        and masks by nearest neighbour, `person_probs` bilinearly, coordinates scaled (BlazePose's
+        z with x); grid probabilities and world landmarks as they are. Itself at its own size."""
+        if size == self.size:
+            return self
+        scale_x, scale_y = size[0] / self.size[0], size[1] / self.size[1]
+        points = np.array([scale_x, scale_y], np.float32)
+
+        def scaled_points(values: np.ndarray | None, depth: bool = False) -> np.ndarray | None:
+            if values is None:
+                return None
+            out = values.copy()
+            out[:, :2] *= points
+            if depth:
+                out[:, 2] *= scale_x
+            return out
+
+        people = [replace(person, mask=_nearest(person.mask, size), keypoints=scaled_points(person.keypoints),
+                          landmarks=scaled_points(person.landmarks, depth=True)) for person in self.people]
+        person_probs = None if self.person_probs is None else cv2.resize(self.person_probs, size,
+                                                                         interpolation=cv2.INTER_LINEAR)
+        return replace(self, labels=_nearest(self.labels, size), person_mask=_nearest(self.person_mask, size),
+                       people=people, person_probs=person_probs)
+
     def part_areas(self, mask: np.ndarray | None = None) -> dict[str, int]:
         """Pixel count of every non-background class present in the frame (or in `mask`)."""
         labels = self.labels.ravel() if mask is None else self.labels[mask]
         counts = np.bincount(labels, minlength=len(self.label_names))
         return {self.label_names[i]: int(c) for i, c in enumerate(counts) if i and c}
+
+
+def _nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """An H x W uint8 or bool map scaled to `size` (width, height) by nearest neighbour."""
+    if image.dtype == np.bool_:
+        return cv2.resize(image.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(np.bool_)
+    return cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
 
 
 @dataclass

@@ -86,7 +86,7 @@ def resolve(file: WeightFile, path: str | Path | None = None) -> Path:
         return explicit
     cached = cached_path(file)
     if not cached.is_file():
-        raise WeightsError(f"weights for this model are missing: {how_to_get(file)}")
+        raise WeightsError(f"the weights file {file.filename} is missing: {how_to_get(file)}")
     check_sha256(cached, file)
     return cached
 

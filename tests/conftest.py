@@ -112,19 +112,22 @@ def engine_threads_joined():
 MAIN = Path(__file__).resolve().parents[1] / "main.py"
 
 
-def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout_s: float = 180) -> None:
-    """Runs `main.py ARGS` (writing the JSONL `metrics`) and kills it with SIGKILL once that file
-    holds `lines` lines; fails the test when the process ended or stalled before."""
-    process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout_s: float = 180, *,
+                             sig: signal.Signals = signal.SIGKILL) -> subprocess.CompletedProcess:
+    """Runs `main.py ARGS` (writing the JSONL `metrics`) and sends it `sig` (default SIGKILL) once
+    that file holds `lines` lines; fails the test when the process ended or stalled before.
+    Returns how it ended (exit status, stdout and stderr as text)."""
+    process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         if metrics.exists() and metrics.read_bytes().count(b"\n") >= lines:
             break
         time.sleep(0.05)
-    assert process.poll() is None, process.stderr.read().decode()
-    process.send_signal(signal.SIGKILL)
-    process.wait(30)
-    process.stderr.close()
+    assert process.poll() is None, process.stderr.read()
+    process.send_signal(sig)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 # Before a window's first frame the models load and their CPU graphs are built (and, once per

@@ -284,7 +284,7 @@ def test_truncated_files_given_with_weights_are_one_line(tmp_path, weights_dir, 
 def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
                env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
-    _assert_one_line_error(run, "weights for this model are missing", "partsight weights fetch",
+    _assert_one_line_error(run, "weights file", "is missing", "partsight weights fetch",
                            "PARTSIGHT_WEIGHTS_DIR")
 
 

@@ -41,6 +41,8 @@ CHANGED = {
     "smoothing": ("0.3", "smoothing", 0.3),
     "size": ("320x240", "size", (320, 240)),
     "max_side": ("500", "max_side", 500),
+    "parse_side": ("0", "parse_side", None),
+    "stage_threads": ("1", "stage_threads", 1),
     "realtime": (None, "pacing", "realtime"),
     "loop": (None, "loop", True),
     "frames": ("7", "frame_limit", 7),

@@ -66,7 +66,8 @@ def test_label_pngs_put_person_pixels_where_the_person_is(processed, single_clip
         labels = cv2.imread(str(processed / "labels" / f"{index:06d}.png"), cv2.IMREAD_UNCHANGED)
         assert labels.shape == frame.shape[:2] and labels.dtype == np.uint8
         assert labels.max() <= 24
-        direct = bodypix.parse(frame).person_mask
+        parsed_copy = cv2.resize(frame, (540, 960), interpolation=cv2.INTER_AREA)  # --parse-side 960's copy
+        direct = bodypix.parse(parsed_copy).scaled_to(frame.shape[1::-1]).person_mask
         person = labels > 0
         iou = (person & direct).sum() / (person | direct).sum()
         assert iou > 0.95
@@ -180,7 +181,8 @@ def test_bench_prints_one_json_object(single_clip, capsys):
     assert report["backend"] in ("torch", "onnxruntime", "openvino")
     assert set(report["latency_ms"]) == {"p50", "p95"}
     assert set(report["stages_ms"]) == {"decode", "queue", "preprocess", "infer", "postprocess", "blazepose-torch",
-                                        "selfie-mask", "track", "smooth", "render", "encode", "encode_queue"}
+                                        "selfie-mask", "track", "smooth", "render", "encode", "encode_queue",
+                                        "handoff"}
     assert report["cpu_ms_per_frame"] > 0 and report["peak_rss_mb"] > 100
 
 

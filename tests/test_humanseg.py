@@ -14,10 +14,12 @@ from _humanseg_checkpoint import save_trainer_checkpoint
 from _paths import fixtures_dir
 from _weight_rule import checks, generate, read_keys
 
+from realtime.models.backends import available_backends
 from realtime.models.checkpoint import load_checkpoint
 from realtime.models.common import Prepared
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.humanseg import (
+    EAGER_ONLY,
     TRAINER_CHECKPOINT_CLASSES,
     HumanSegmenter,
     TrainerLog,
@@ -58,10 +60,10 @@ def states() -> dict[str, dict[str, torch.Tensor]]:
     return {name: generate(read_keys(fixture(name) / "keys.txt")) for name in NAMES}
 
 
-def segmenter(name: str, state: dict[str, torch.Tensor], *, fast: bool) -> HumanSegmenter:
+def segmenter(name: str, state: dict[str, torch.Tensor], *, fast: bool, backend: str = "torch") -> HumanSegmenter:
     net = humanseg_net(SEGMENTER_SPECS[name])
     net.load_state_dict(state, strict=True)
-    return HumanSegmenter(net, SEGMENTER_SPECS[name], torch.device("cpu"), fast=fast)
+    return HumanSegmenter(net, SEGMENTER_SPECS[name], torch.device("cpu"), fast=fast, backend=backend)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -75,13 +77,16 @@ def test_generated_weights_follow_the_fixture_rule_in_the_networks_own_order(nam
     assert checks(fixture_state(humanseg_net(SEGMENTER_SPECS[name])))[1] == sha256
 
 
-@pytest.mark.parametrize("fast", [False, True], ids=["reference", "fast"])
+@pytest.mark.parametrize("path", ["reference", *available_backends()])
 @pytest.mark.parametrize("name", NAMES)
-def test_network_matches_reference(name, fast, states):
-    """README 5 / 6.5: max |delta| <= 1e-4 max |ref| (the fast path folds the norms, channels_last)."""
-    seg = segmenter(name, states[name], fast=fast)
+def test_network_matches_reference(name, path, states):
+    """README 5 / 6.5: max |delta| <= 1e-4 max |ref|, reference-style and on each backend of the
+    fast path (norms folded, channels_last; PSPNet and ICNet eager on all)."""
+    seg = segmenter(name, states[name], fast=path != "reference", backend="torch" if path == "reference" else path)
     batch = torch.from_numpy(np.load(fixture(name) / "input.npy")).contiguous(memory_format=seg.memory_format)
     assert rel_error(seg.infer(batch), np.load(fixture(name) / "logits.npy")) <= 1e-4
+    assert seg.backend == ("eager" if path == "reference" or SEGMENTER_SPECS[name].architecture in EAGER_ONLY
+                           else path)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -196,7 +201,7 @@ def test_data_parallel_prefixes_are_stripped(states, tmp_path):
     torch.testing.assert_close(net.state_dict()["aspp.conv1.weight"], states[name]["aspp.conv1.weight"])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 @pytest.mark.parametrize("name", NAMES)
 def test_cuda_half_precision_agrees_with_the_cpu(name, states):
     image = read_rgb(fixture(name) / "input_image.png")

@@ -140,7 +140,7 @@ def test_missing_panoptic_weights_are_one_line(options, media_dir, tmp_path, cap
                  "--person-mask", "parser", "--pose", "parser", *options])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1
-    assert err.startswith("partsight: error: weights for this model are missing:")
+    assert err.startswith("partsight: error: the weights file mask2former-r50-panoptic.pt is missing:")
     assert "mask2former-r50-panoptic.pt" in err and "model_final_94dc52.pkl" in err
 
 

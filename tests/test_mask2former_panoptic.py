@@ -296,8 +296,7 @@ def test_registry_entry():
     assert "model_final_94dc52.pkl" in manual and SPEC.weights.filename in manual
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
-    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize("dtype, tolerance", [("fp32", 1e-4), ("fp16", 3e-2), ("bf16", 1e-1)])
 def test_fast_path_under_autocast_stays_close_to_the_reference(device, dtype, tolerance):
     """The fast path's dtypes: backbone and decoder under autocast, pixel decoder and post-processing

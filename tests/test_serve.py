@@ -112,11 +112,21 @@ def test_health_models_and_docs(client):
     models = {m["name"]: m for m in client.get("/v1/models").json()}
     assert models["bodypix"]["available"] and models["bodypix"]["default"] and models["bodypix"]["loaded"]
     assert len(models["bodypix"]["labels"]) == len(models["bodypix"]["palette"]) == 25
+    # the `people` choices besides "parser": the multi-person models; the server's default is "parser"
+    people_sources = {name for name, m in models.items() if m["people_source"]}
+    assert people_sources == {"bodypix", "bodypix-s8", "m2fp-cihp", "mask2former-r50-panoptic", "uniparser-cihp"}
+    assert not any(m["default_people"] for m in models.values())
     vocab = client.get("/v1/exercises").json()
     assert "squat" in [e["name"] for e in vocab["exercises"]] and "person" in vocab["rep_columns"]
     assert "swagger" in client.get("/docs").text.lower()
-    paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/parse", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/{kind}", "/v1/models"} <= set(paths)
+    openapi = client.get("/openapi.json").json()
+    assert {"/v1/parse", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/{kind}", "/v1/jobs/{job_id}/labels/{index}",
+            "/v1/models"} <= set(openapi["paths"])
+    forms = openapi["components"]["schemas"]
+    assert "people" in forms["Body_parse_v1_parse_post"]["properties"]
+    assert {"people", "label_maps"} <= set(forms["Body_create_job_v1_jobs_post"]["properties"])
+    labels_doc = openapi["paths"]["/v1/jobs/{job_id}/labels/{index}"]["get"]
+    assert {"200", "404", "409"} <= set(labels_doc["responses"]) and "pts_s" in labels_doc["description"]
     page = client.get("/")
     assert page.status_code == 200 and "Use my camera" in page.text
     assert "'self'" in page.headers["content-security-policy"]
@@ -134,9 +144,8 @@ def test_parse_image_as_the_engine_does(client, still):
     body = response.json()
     assert body["model"] == "bodypix"
     frame = body["frame"]
-    assert "encode" not in frame["timings_ms"]  # a JSONL line less the recorder's encoding time
-    line = {**frame, "timings_ms": {**frame["timings_ms"], "encode": 0.0}}
-    assert not list(Draft202012Validator(json.loads(schema_path("frame").read_text())).iter_errors(line))
+    assert "encode" not in frame["timings_ms"]  # a JSONL line less the recorder's encoding time: still valid
+    assert not list(Draft202012Validator(json.loads(schema_path("frame").read_text())).iter_errors(frame))
     assert frame["frame_size"] == [rgb.shape[1], rgb.shape[0]]
     assert frame["people"] and len(frame["people"][0]["keypoints"]) == 17
     assert frame["areas"]["torso_front"] > 1000
@@ -166,9 +175,12 @@ def test_parse_image_as_the_engine_does(client, still):
 
 
 def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30, tmp_path):
+    """The annotated MP4, JSONL and summary of `process`; with label_maps also its label PNGs (one
+    per JSONL line, by its index) and the plain MP4: the same frames, times and size with nothing
+    drawn on them, for a page that draws the parts itself."""
     options = {"frames": "10", "exercise": "squat", "pose": "parser"}
     response = client.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes(), "video/mp4")},
-                           data=options)
+                           data={**options, "label_maps": "true"})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     assert response.headers["location"] == f"/v1/jobs/{job_id}"
@@ -177,7 +189,8 @@ def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30,
     assert (status["frames"], status["total_frames"], status["progress"]) == (10, 10, 100.0)
     assert (jobs_dir / job_id).is_dir()
     outputs = {}
-    for kind in ("video", "metrics", "summary"):
+    assert status["model"] == "bodypix" and status["outputs"]["labels"] == f"/v1/jobs/{job_id}/labels/{{index}}"
+    for kind in ("video", "plain", "metrics", "summary"):
         got = client.get(status["outputs"][kind])
         assert got.status_code == 200, got.text
         outputs[kind] = got.content
@@ -185,7 +198,8 @@ def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30,
 
     run = subprocess.run([sys.executable, "main.py", "process", str(squat30), "-o", str(tmp_path / "cli.mp4"),
                           "--metrics", str(tmp_path / "cli.jsonl"), "--summary", str(tmp_path / "cli.json"),
-                          "--frames", "10", "--exercise", "squat", "--pose", "parser"],
+                          "--labels-dir", str(tmp_path / "cli-labels"), "--frames", "10", "--exercise", "squat",
+                          "--pose", "parser"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
 
@@ -211,6 +225,30 @@ def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30,
     for job_frame, cli_frame in zip(job_frames, cli_frames):
         below_readout = np.abs(job_frame[READOUT_ROWS:].astype(int) - cli_frame[READOUT_ROWS:])
         assert below_readout.mean() < 2.0 and np.percentile(below_readout, 99) < 40
+
+    # every frame's label map, as `process --labels-dir` writes it, in the videos' pixels
+    lines = [json.loads(line) for line in outputs["metrics"].decode().splitlines()]
+    label_maps = []
+    for line in lines:
+        got = client.get(status["outputs"]["labels"].format(index=line["index"]))
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png", got.text
+        labels = decode_png(got.content)
+        cli_labels = cv2.imread(str(tmp_path / "cli-labels" / f"{line['index']:06d}.png"), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(labels, cli_labels) and [labels.shape[1], labels.shape[0]] == line["frame_size"]
+        label_maps.append(labels)
+    assert_refused(client.get(status["outputs"]["labels"].format(index=10)), 404, "no_such_frame")
+    # the plain MP4: the annotated one's layout (times, size, sound), the source's pixels
+    (tmp_path / "plain.mp4").write_bytes(outputs["plain"])
+    assert video_layout(tmp_path / "plain.mp4") == video_layout(tmp_path / "job.mp4")
+    source = decoded_frames(squat30)[:10]
+    for plain, annotated, original, labels in zip(decoded_frames(tmp_path / "plain.mp4"), job_frames, source,
+                                                   label_maps):
+        parts = labels > 0
+        assert parts.sum() > 1000
+        assert np.abs(plain.astype(int) - original).mean() < 3.0  # encoding noise only
+        plain_error = np.abs(plain[parts].astype(int) - original[parts]).mean()
+        drawn = np.abs(annotated[parts].astype(int) - original[parts]).mean()
+        assert plain_error < 10.0 and drawn > 4 * plain_error, (plain_error, drawn)  # the parts drawn on one only
 
     assert client.delete(f"/v1/jobs/{job_id}").json() == {"id": job_id, "deleted": True}
     assert_refused(client.get(f"/v1/jobs/{job_id}"), 404, "no_such_job")
@@ -241,6 +279,16 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
          422, "bad_option"),
         ("unknown pose source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                     data={"pose": "psychic"}), 422, "bad_option"),
+        ("unknown people source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                      data={"people": "crowd"}), 422, "bad_option"),
+        ("people model without weights", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                             data={"people": "mask2former-r50-panoptic"}),
+         422, "model_unavailable"),
+        ("job: unknown people source", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                           data={"people": "crowd"}), 422, "bad_option"),
+        ("job: people model without weights", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                                  data={"people": "uniparser-cihp"}),
+         422, "model_unavailable"),
         ("url fetching is off", lambda: client.post("/v1/parse", data={"url": "http://127.0.0.1:1/x.png"}),
          403, "url_fetch_off"),
         ("10-minute video", lambda: client.post("/v1/jobs", files={"video": ("long.mp4", synthetic_video(
@@ -258,6 +306,9 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("unknown job", lambda: client.get(f"/v1/jobs/{'0' * 32}"), 404, "no_such_job"),
         ("job id as a path", lambda: client.get("/v1/jobs/%2E%2E"), 404, "no_such_job"),
         ("no such output", lambda: client.get(f"/v1/jobs/{'0' * 32}/passwd"), 422, "bad_option"),
+        ("labels of an unknown job", lambda: client.get(f"/v1/jobs/{'0' * 32}/labels/0"), 404, "no_such_job"),
+        ("label index not a number", lambda: client.get(f"/v1/jobs/{'0' * 32}/labels/passwd"), 422, "bad_option"),
+        ("negative label index", lambda: client.get(f"/v1/jobs/{'0' * 32}/labels/-1"), 422, "bad_option"),
         ("no such route", lambda: client.get("/v1/nothing"), 404, "not_found"),
         ("another site's page", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                     headers={"Origin": "https://elsewhere.example"}), 403, "cross_site"),
@@ -280,6 +331,9 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert sorted(p.name for p in (jobs_dir / status["id"]).iterdir()) == ["annotated.mp4", "input", "metrics.jsonl"]
     assert Path("/etc/passwd").stat().st_mtime_ns == before
     assert_refused(client.get(status["outputs"]["video"].replace("/video", "/summary")), 409, "not_ready")
+    assert "plain" not in status["outputs"] and "labels" not in status["outputs"]  # not asked for
+    assert_refused(client.get(status["outputs"]["video"].replace("/video", "/plain")), 409, "not_ready")
+    assert_refused(client.get(status["outputs"]["video"].replace("/video", "/labels/0")), 409, "not_ready")
     client.delete(f"/v1/jobs/{status['id']}")
     assert "Traceback" not in server.log()
 
@@ -392,11 +446,12 @@ def test_every_v1_call_needs_the_token(restricted, authorized, squat30):
 
 
 def test_a_finished_job_expires_with_its_folder(restricted, authorized, squat30):
-    job = authorized.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())}, data={"frames": "2"})
+    job = authorized.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())},
+                          data={"frames": "2", "label_maps": "true"})
     assert job.status_code == 202, job.text
     status = wait_for_job(authorized, job.json()["id"])
     assert status["state"] == "done" and 0 < status["expires_in_s"] <= 3
-    assert (restricted.jobs_dir / status["id"]).is_dir()
+    assert len(list((restricted.jobs_dir / status["id"] / "labels").iterdir())) == 2
     deadline = time.monotonic() + 30
     while authorized.get(f"/v1/jobs/{status['id']}").status_code != 404:
         assert time.monotonic() < deadline, "the job did not expire"

@@ -1,6 +1,7 @@
 """`partsight serve --replicas 2`: the same app as a Ray Serve deployment on a local Ray cluster that
 the command starts (small CPU shares), answering 20 concurrent /v1/parse requests from both replicas
-and running a video job as a Ray task; Ctrl+C shuts Serve and Ray down."""
+and running a video job as a Ray task (its files, label maps included, coming back through Ray);
+Ctrl+C shuts Serve and Ray down."""
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from _serve import decoded_frames, frame_png, running_server, wait_for_job
+from _serve import decode_png, decoded_frames, frame_png, running_server, wait_for_job
 
 pytest.importorskip("ray.serve")
 pytestmark = pytest.mark.timeout(900)
@@ -55,10 +56,14 @@ def test_a_video_job_runs_as_a_ray_task(server, media_dir, tmp_path):
     with httpx.Client(base_url=server.url, timeout=600) as client:
         video = (media_dir / "faults" / "squat30.mp4").read_bytes()
         response = client.post("/v1/jobs", files={"video": ("squat30.mp4", video)},
-                               data={"frames": "3", "exercise": "squat", "pose": "parser"})
+                               data={"frames": "3", "exercise": "squat", "pose": "parser", "label_maps": "true"})
         assert response.status_code == 202, response.text
         status = wait_for_job(client, response.json()["id"])
         assert status["state"] == "done" and status["frames"] == 3, status
         (tmp_path / "job.mp4").write_bytes(client.get(status["outputs"]["video"]).content)
         assert client.get(status["outputs"]["summary"]).json()["source"]["name"] == "squat30.mp4"
-    assert len(decoded_frames(tmp_path / "job.mp4")) == 3
+        (tmp_path / "plain.mp4").write_bytes(client.get(status["outputs"]["plain"]).content)
+        labels = [client.get(status["outputs"]["labels"].format(index=index)) for index in range(4)]
+    assert len(decoded_frames(tmp_path / "job.mp4")) == len(decoded_frames(tmp_path / "plain.mp4")) == 3
+    assert [response.status_code for response in labels] == [200, 200, 200, 404]
+    assert all(decode_png(response.content).shape == (424, 192) for response in labels[:3])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from realtime.models.labels import BLAZEPOSE_LANDMARKS, COCO_KEYPOINTS
@@ -322,8 +323,9 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
     """Every joint's angle: CUT_OFF (reason out_of_frame) when `frame_box` (x0, y0, x1, y1 of the
     frame's own pixels in the image) is given and a keypoint or segment of the joint reaches its
     edge (see cut_by_edge; 1% of its short side, at least 2 px); else keypoints at or above
-    `min_score`, else the part-mask axes at or above `min_part_conf`, else UNKNOWN (reason
-    not_visible) — never a guess."""
+    `min_score`, else the part-mask axes at or above `min_part_conf` (CUT_OFF when one of those
+    segments reaches the edge band: segments_at_edge), else UNKNOWN (reason not_visible) — never
+    a guess."""
     angles = {}
     coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
     edge_px = 0 if frame_box is None else max(2, round(0.01 * min(frame_box[2] - frame_box[0],
@@ -338,8 +340,38 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
         if angle.deg is None or angle.conf < min_score:
             fallback = part_angle(labels, label_names, spec, person) if labels is not None else UNKNOWN
             angle = fallback if fallback.deg is not None and fallback.conf >= min_part_conf else UNKNOWN
+            if angle.source == "parts" and frame_box is not None and segments_at_edge(
+                    labels, label_names, spec, person, frame_box, edge_px=edge_px):
+                angle = CUT_OFF
         angles[name] = angle
     return angles
+
+
+def segments_at_edge(labels: np.ndarray, label_names: tuple[str, ...], spec: JointSpec, person: np.ndarray | None,
+                     frame_box: tuple[int, int, int, int], *, edge_px: int) -> bool:
+    """Whether the limb that part_angle reads (inside `person`) reaches the band `edge_px` wide
+    along the frame's edge: a pixel of its two segments, or of its end parts (hand, foot) no
+    farther from the distal segment than that segment is long, lies in the band. An axis through
+    a segment that goes on out of the frame is a stub's, not the limb's (a shin cut at mid-length
+    folds the knee to a few degrees); end-part labels elsewhere (a parser's "hand" on the feet)
+    do not count."""
+    x0, y0, x1, y1 = frame_box
+    band = np.ones(labels.shape, dtype=bool)
+    band[y0 + edge_px:y1 - edge_px, x0 + edge_px:x1 - edge_px] = False
+    if person is not None:
+        band &= person
+    if any(mask is not None and mask.any()
+           for mask in (part_mask(labels, label_names, parts, band) for parts in (spec.proximal_parts, spec.distal_parts)
+                        if parts)):
+        return True
+    ends = part_mask(labels, label_names, spec.end_parts, band) if spec.end_parts else None
+    distal = part_mask(labels, label_names, spec.distal_parts, person) if spec.distal_parts else None
+    if ends is None or distal is None or not ends.any() or not distal.any():
+        return False
+    ys, xs = np.nonzero(distal)
+    length = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    to_distal = cv2.distanceTransform((~distal).astype(np.uint8), cv2.DIST_L2, 3)
+    return bool((to_distal[ends] <= length).any())
 
 
 def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,

@@ -1,13 +1,14 @@
 """BlazePose keypoints from the PyTorch networks (no mediapipe): a top-down ResultStage.
 
 Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
-landmarks, as MediaPipe does); when fewer than `max_people` are tracked the detector looks for
-more (every frame while nobody is tracked, else every `redetect_every` frames), new detections
-centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
-in get an ROI around their mask (the detector misses people small in the frame or facing
-away); the landmark network runs once over all ROIs as one batch. People whose pose flag falls
-under `min_presence` are dropped; a person found in a parser's ROI is kept only when the
-network is sure of them and their landmarks lie in that reading (MIN_READING_*).
+landmarks, as MediaPipe does; none after the frame's size or placement changed); when fewer than
+`max_people` are tracked the detector looks for more (every frame while nobody is tracked, else
+every `redetect_every` frames), new detections centred on a tracked person's hips are dropped,
+and the parser's people that no ROI is centred in get an ROI around their mask (the detector
+misses people small in the frame or facing away); the landmark network runs once over all ROIs
+as one batch. People whose pose flag falls under `min_presence` are dropped; a person found in a
+parser's ROI is kept only when the network is sure of them and their landmarks lie in that
+reading (MIN_READING_*).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them; a person no parsed person owns joins the result
@@ -65,6 +66,7 @@ class BlazePoseTorchStage(ResultStage):
         self.segmentation = segmentation
         self._tracked: list[Roi] = []
         self._since_detection = 0
+        self._geometry: tuple | None = None  # the last frame's own size and placement in the image
 
     def people(self, rgb: np.ndarray, readings: Sequence[np.ndarray] = ()) -> list[PoseLandmarks]:
         """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs.
@@ -96,6 +98,10 @@ class BlazePoseTorchStage(ResultStage):
         return people
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        geometry = (frame.own_size, frame.placement)
+        if geometry != self._geometry:  # a stream whose size changed: the tracked ROIs are of another picture
+            self._tracked = []
+            self._geometry = geometry
         found = self.people(frame.image, [p.mask for p in sorted(parse.people, key=lambda p: -p.score)])
         if not found:
             return parse
@@ -106,8 +112,9 @@ class BlazePoseTorchStage(ResultStage):
         if not people and parse.person_mask.any():
             people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
-        segmentations = [_frame_logits(person, (h, w)) for person in found]
-        for pose, person, logits in zip(poses, found, segmentations):
+        # each a full-frame warp: made for the person-mask stage only when it refines with them
+        segmentations = [_frame_logits(person, (h, w)) for person in found] if self.segmentation else None
+        for index, (pose, person) in enumerate(zip(poses, found)):
             landmarks = np.column_stack([person.xyz[:33], person.visibility[:33], person.presence[:33]]).astype(np.float32)
             world = person.world[:33].astype(np.float32)
             owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
@@ -117,6 +124,7 @@ class BlazePoseTorchStage(ResultStage):
                 people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()),
                                        landmarks=landmarks, world_landmarks=world)
             else:
+                logits = segmentations[index] if segmentations is not None else _frame_logits(person, (h, w))
                 mask = logits > 0
                 people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
                                           float(pose[:, 2].mean()), landmarks, world))
@@ -130,6 +138,7 @@ class BlazePoseTorchStage(ResultStage):
         """Forgets the tracked people (a new source)."""
         self._tracked = []
         self._since_detection = 0
+        self._geometry = None
 
     def close(self) -> None:
         self._tracked = []

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -70,3 +70,35 @@ class Parser:
 
     def parse(self, rgb: np.ndarray) -> ParseResult:
         return self.parse_batch([rgb])[0]
+
+
+class OptimisableNet(Protocol):
+    """A torch network with a faster inference form of the same maths (see NetworkParser)."""
+
+    def optimise_for_inference(self) -> torch.nn.Module: ...
+
+
+class NetworkParser(Parser):
+    """A parser around one torch network `net` on `device`: `fast` (its `optimise_for_inference`
+    and channels_last) or reference-style, `amp_dtype` (float16 / bfloat16 autocast; outputs
+    returned as float32), the internal size (default: the spec's) and the most people reported
+    (`max_people`, None: all). Subclasses implement preprocess and postprocess."""
+
+    def __init__(self, net: OptimisableNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
+                 amp_dtype: torch.dtype | None = None, fast: bool = True, max_people: int | None = None) -> None:
+        if fast:
+            net.optimise_for_inference()
+        self.fast = fast
+        self.memory_format = torch.channels_last if fast else torch.contiguous_format
+        self.net = net.to(device).to(memory_format=self.memory_format)
+        self.spec = spec
+        self.device = device
+        self.internal_size = internal_size or spec.internal_size
+        self.amp_dtype = amp_dtype
+        self.max_people = max_people
+
+    def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
+                                                    enabled=self.amp_dtype is not None):
+            outputs = self.net(batch)
+        return {key: value.float() for key, value in outputs.items()}

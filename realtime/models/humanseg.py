@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.models.backends import GraphCache, TupleOutputs
 from realtime.models.checkpoint import load_checkpoint, load_into
 from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import SegmenterSpec, get_segmenter_spec
@@ -443,6 +444,9 @@ ARCHITECTURES = {
     "pspnet-resnet18": PSPNet,
     "icnet-resnet18": ICNet,
 }
+# Pyramid pooling into bins that do not divide the feature map (adaptive_avg_pool2d to 3 x 3 or 6 x 6)
+# neither exports to ONNX nor runs frozen: these run eagerly on every backend choice.
+EAGER_ONLY = frozenset({"pspnet-resnet18", "icnet-resnet18"})
 # the trainer's `arch` entry (type(model).__name__) for each architecture
 TRAINER_ARCH = {"unet-mobilenetv2": "UNet", "unet-resnet18": "UNet", "deeplab3plus-resnet18": "DeepLabV3Plus",
                 "bisenet-resnet18": "BiSeNet", "pspnet-resnet18": "PSPNet", "icnet-resnet18": "ICNet"}
@@ -527,13 +531,16 @@ class HumanSegmenter:
     per frame (H x W x 3 uint8 RGB frames of one size).
 
     `fast=True` (the default) folds the frozen norms into the convolutions and runs
-    channels_last; `fast=False` runs the network as the reference does. `amp_dtype` (float16
-    on CUDA) runs the network under autocast; the logits are resized and turned into
-    probabilities in float32.
+    channels_last; on the CPU the network then runs on `backend` (realtime.models.backends:
+    "torch", "onnxruntime", "openvino", or "auto", the fastest here, calibrated once per machine;
+    PSPNet and ICNet eagerly, see EAGER_ONLY).
+    `fast=False` runs the network eagerly as the reference does. `amp_dtype` (float16 on CUDA)
+    runs the network under autocast; the logits are resized and turned into probabilities in
+    float32.
     """
 
     def __init__(self, net: nn.Module, spec: SegmenterSpec, device: torch.device, *,
-                 amp_dtype: torch.dtype | None = None, fast: bool = True) -> None:
+                 amp_dtype: torch.dtype | None = None, fast: bool = True, backend: str = "auto") -> None:
         if fast:
             fold_frozen_norms(net)
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
@@ -541,6 +548,9 @@ class HumanSegmenter:
         self.spec = spec
         self.device = device
         self.amp_dtype = amp_dtype
+        self._graphs = (GraphCache(TupleOutputs(self.net), backend=backend, model=spec.name)
+                        if fast and device.type == "cpu" and amp_dtype is None
+                        and spec.architecture not in EAGER_ONLY else None)
         self.mean = torch.tensor(spec.input_mean, dtype=torch.float64, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.input_std, dtype=torch.float64, device=device).view(1, 3, 1, 1)
 
@@ -559,8 +569,15 @@ class HumanSegmenter:
         batch = ((x.double() - self.mean) / self.std).float()
         return Prepared(batch.contiguous(memory_format=self.memory_format), box)
 
+    @property
+    def backend(self) -> str:
+        """What ran the last forward: a realtime.models.backends name, or "eager"."""
+        return (self._graphs.backend or "none yet") if self._graphs is not None else "eager"
+
     def infer(self, batch: torch.Tensor) -> torch.Tensor:
         """[B, 2, S, S] float32 logits (channel 1 = person)."""
+        if self._graphs is not None:
+            return self._graphs(batch)[0].float()
         with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
                                                     enabled=self.amp_dtype is not None):
             return self.net(batch).float()
@@ -583,17 +600,18 @@ class HumanSegmenter:
 
 
 def load_humanseg(name: str, *, weights: str | Path | None = None,
-                  device: str | torch.device = "cpu") -> HumanSegmenter:
+                  device: str | torch.device = "cpu", backend: str = "auto") -> HumanSegmenter:
     """The named segmenter (SEGMENTER_SPECS) with the cache's checkpoint (or the file
-    `weights`), fast path, in float16 on CUDA. WeightsError when the file is missing or does
-    not fit."""
+    `weights`), fast path on `backend` on the CPU, in float16 on CUDA. WeightsError when the
+    file is missing or does not fit."""
     from realtime.models import resolve_device
 
     spec = get_segmenter_spec(name)
     target = resolve_device(device)
     net = load_humanseg_net(weights_cache.resolve(spec.weights, weights), spec)
-    return HumanSegmenter(net, spec, target, amp_dtype=torch.float16 if target.type == "cuda" else None)
+    return HumanSegmenter(net, spec, target, amp_dtype=torch.float16 if target.type == "cuda" else None,
+                          backend=backend)
 
 
-__all__ = ["ARCHITECTURES", "HumanSegmenter", "Letterbox", "TrainerLog", "humanseg_net", "humanseg_state_dict",
-           "letterbox", "load_humanseg", "load_humanseg_net", "pickle"]
+__all__ = ["ARCHITECTURES", "EAGER_ONLY", "HumanSegmenter", "Letterbox", "TrainerLog", "humanseg_net", "humanseg_state_dict",
+           "letterbox", "load_humanseg", "load_humanseg_net"]

@@ -21,9 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.common import Parser
+from realtime.models.common import NetworkParser
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, gather_levels
-from realtime.models.registry import ModelSpec
 from realtime.models.resnet import ConvNorm, fold_frozen_norms
 
 SIZE_DIVISIBILITY = 32
@@ -342,35 +341,14 @@ class Mask2FormerNet(nn.Module):
         return self
 
 
-class Mask2FormerParser(Parser):
-    """What the M2FP and the panoptic parsers share: the network on `device`, `fast` (its
-    `optimise_for_inference` and channels_last) or reference-style, `amp_dtype` (float16 /
-    bfloat16 autocast for the backbone and decoder; the pixel decoder stays float32), the
-    internal size and the most people reported (`max_people`, None: all)."""
-
-    def __init__(self, net: Mask2FormerNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
-                 amp_dtype: torch.dtype | None = None, fast: bool = True, max_people: int | None = None) -> None:
-        if fast:
-            net.optimise_for_inference()
-        self.fast = fast
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.net = net.to(device).to(memory_format=self.memory_format)
-        self.spec = spec
-        self.device = device
-        self.internal_size = internal_size or spec.internal_size
-        self.amp_dtype = amp_dtype
-        self.max_people = max_people
+class Mask2FormerParser(NetworkParser):
+    """What the M2FP and the panoptic parsers share (see NetworkParser; under `amp_dtype` the pixel
+    decoder stays float32)."""
 
     def network_batch(self, images: list[np.ndarray]) -> torch.Tensor:
         """H x W x 3 uint8 RGB images of one size -> the normalised, padded B x 3 x H' x W' input."""
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
         return self.net.normalize(batch).contiguous(memory_format=self.memory_format)
-
-    def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
-                                                    enabled=self.amp_dtype is not None):
-            outputs = self.net(batch)
-        return {key: value.float() for key, value in outputs.items()}
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

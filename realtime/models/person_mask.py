@@ -53,9 +53,9 @@ Segmenter = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
 def person_segmenter(source: str, device: str = "cpu", backend: str = "auto") -> Segmenter:
-    """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`
-    (the selfie segmenter's forward on `backend`, realtime.models.backends; Human_seg runs on
-    PyTorch). WeightsError when its weights are missing."""
+    """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`,
+    its forward on `backend` on the CPU (realtime.models.backends). WeightsError when its
+    weights are missing."""
     from realtime.models import resolve_device
 
     if source == "selfie":
@@ -64,7 +64,7 @@ def person_segmenter(source: str, device: str = "cpu", backend: str = "auto") ->
         return SelfieSegmenter("selfie", device=resolve_device(device), backend=backend)
     from realtime.models.humanseg import load_humanseg
 
-    return load_humanseg(source, device=device)
+    return load_humanseg(source, device=device, backend=backend)
 
 
 class PersonMaskStage(ResultStage):

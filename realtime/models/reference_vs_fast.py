@@ -150,6 +150,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
             "frame_wh": [frame.shape[1], frame.shape[0]],
             "internal_size": getattr(parsers["fast"], "internal_size", None),  # Human_seg: a fixed 320
             "input_shape": list(prepared["fast"].batch.shape),
+            **({"fast_backend": parsers["fast"].backend} if hasattr(parsers["fast"], "backend") else {}),
             "repeats": repeats,
             **medians,
             "speedup_forward": round(medians["reference"]["forward_ms"] / medians["fast"]["forward_ms"], 2),

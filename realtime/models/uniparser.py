@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime.models.checkpoint import load_checkpoint, load_into, unwrapped_state_dict
-from realtime.models.common import Parser, Prepared, check_frames
+from realtime.models.common import NetworkParser, Prepared, check_frames
 from realtime.models.deform_conv import ModulatedDeformConv2d, gathered_deform_conv2d
 from realtime.models.registry import ModelSpec
 from realtime.models.resnet import (
@@ -397,7 +397,7 @@ def distinct_people(instance_masks: torch.Tensor, scores: torch.Tensor, iou_thr:
 
 # --- parser ------------------------------------------------------------------------------------
 
-class UniParserParser(Parser):
+class UniParserParser(NetworkParser):
     """numpy API over UniParserNet: RGB frames in, ParseResults with `people` out.
 
     `internal_size` is the short side the frame is scaled to (long side capped at
@@ -418,16 +418,8 @@ class UniParserParser(Parser):
     def __init__(self, net: UniParserNet, spec: ModelSpec, device: torch.device, *, internal_size: int | None = None,
                  amp_dtype: torch.dtype | None = None, fast: bool = True, max_people: int | None = None,
                  person_iou: float | None = 0.5, thresholds: Thresholds = Thresholds()) -> None:
-        if fast:
-            net.optimise_for_inference()
-        self.fast = fast
-        self.memory_format = torch.channels_last if fast else torch.contiguous_format
-        self.net = net.to(device).to(memory_format=self.memory_format)
-        self.spec = spec
-        self.device = device
-        self.internal_size = internal_size or spec.internal_size
-        self.amp_dtype = amp_dtype
-        self.max_people = max_people
+        super().__init__(net, spec, device, internal_size=internal_size, amp_dtype=amp_dtype, fast=fast,
+                         max_people=max_people)
         self.person_iou = person_iou
         self.thresholds = thresholds
 
@@ -446,12 +438,6 @@ class UniParserParser(Parser):
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
         prepared = self.net.normalize(batch).contiguous(memory_format=self.memory_format)
         return Prepared(prepared, Geometry((height, width), (new_h, new_w)))
-
-    def infer(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
-        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self.amp_dtype or torch.float32,
-                                                    enabled=self.amp_dtype is not None):
-            outputs = self.net(batch)
-        return {key: value.float() for key, value in outputs.items()}
 
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         kernels = self.net.mask_head.seg_kernels.detach().float()

@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, File, Form, Query, Request, Security, UploadFile, WebSocket
+from fastapi import APIRouter, FastAPI, File, Form, Path as PathParam, Query, Request, Security, UploadFile, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -30,6 +30,7 @@ from realtime.analysis.exercises import PRESETS
 from realtime.analysis.summary import REP_COLUMNS
 from realtime.config import PipelineConfig, config_from_args, default
 from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
 from realtime.models.registry import MODEL_SPECS
 from realtime.models.person_mask import PERSON_MASK_SOURCES
@@ -37,13 +38,12 @@ from realtime.render import KeypointAnnotator, ViewSettings
 from realtime.serve.engine import (
     UPLOAD_SOURCE,
     ModelUnavailable,
-    ParseOptions,
     check_available,
     overlay,
     png_bytes,
     result_json,
 )
-from realtime.serve.jobs import OUTPUTS, JobNotFound, JobNotReady, JobsBusy, JobSpec
+from realtime.serve.jobs import OUTPUTS, FrameNotFound, JobNotFound, JobNotReady, JobsBusy, JobSpec
 from realtime.serve.limits import ApiError, fetch_url, probe_video, read_image
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
@@ -53,6 +53,8 @@ from realtime.weights import WeightsError
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).with_name("static")
+PEOPLE_HELP = (f"{', '.join(PEOPLE_SOURCES)}: where several people come from, the parser's own people or a "
+               "multi-person model whose person instances split the parts among people")
 # The page loads only its own files; it talks to this server and shows blob: URLs it made.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; "
                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -190,7 +192,11 @@ def _add_page_and_health(app: FastAPI, service: Service) -> None:
 def _add_vocabulary(api: APIRouter, service: Service) -> None:
     settings, limits = service.settings, service.settings.limits
 
-    @api.get("/models", tags=["models"], summary="the parsers, their labels and palette, and which are here")
+    @api.get("/models", tags=["models"], summary="the parsers, their labels and palette, and which are here",
+             description="`available`: its weights are on this server; `default`: the server's model; "
+                         "`people_source`: usable as the `people` option (its person instances split the "
+                         "parts among people; the other choice is `parser`, the model's own people); "
+                         "`default_people`: the server's default `people` source.")
     def models() -> list[dict]:
         loaded = set(service.parsers.loaded)
         return [{"name": name, "family": spec.family, "description": spec.description, "licence": spec.licence,
@@ -198,7 +204,8 @@ def _add_vocabulary(api: APIRouter, service: Service) -> None:
                  "labels": list(spec.labels.names), "palette": spec.labels.palette.tolist(),
                  "groups": {group: list(ids) for group, ids in spec.labels.groups.items()},
                  "available": weights_cache.cached_path(spec.weights).is_file(), "loaded": name in loaded,
-                 "default": name == settings.model} for name, spec in MODEL_SPECS.items()]
+                 "default": name == settings.model, "people_source": name in PEOPLE_SOURCES,
+                 "default_people": name == settings.people} for name, spec in MODEL_SPECS.items()]
 
     @api.get("/exercises", tags=["models"], summary="exercise presets, joints, keypoints, options and limits")
     def exercises() -> dict:
@@ -228,6 +235,7 @@ def _add_parse(api: APIRouter, service: Service) -> None:
                                                           "server allows (--allow-url-host)")] = None,
               model: Annotated[str, Form()] = settings.model,
               max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+              people: Annotated[str, Form(description=PEOPLE_HELP)] = settings.people,
               person_mask: Annotated[str, Form(description=", ".join(PERSON_MASK_SOURCES))] = default("person_mask"),
               pose: Annotated[str, Form(description=", ".join(POSE_SOURCES))] = default("pose"),
               angles: Annotated[Literal["none", "2d", "3d"], Form()] = "2d",
@@ -237,9 +245,9 @@ def _add_parse(api: APIRouter, service: Service) -> None:
               output: Annotated[Literal["json", "labels", "overlay"] | None,
                                 Query(description="default: json, or labels for 'Accept: image/png'")] = None,
               ) -> Response:
-        options = ParseOptions(model=model, max_people=max_people, person_mask=person_mask, pose=pose,
-                               angles=None if angles == "none" else angles)
-        _check_options(lambda: (options.config(settings.device), check_available(model)))
+        options = service.parse_options(model=model, max_people=max_people, people=people, person_mask=person_mask,
+                                        pose=pose, angles=None if angles == "none" else angles)
+        _check_options(lambda: (options.config(settings.device), check_available(model, people)))
         if not service.parse_gate.try_enter():
             raise ApiError(429, "busy", "the server is parsing as many images as it takes; retry shortly",
                            {"Retry-After": str(service.parse_gate.retry_after_s())})
@@ -287,6 +295,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                                                                "allowed host")] = None,
                    model: Annotated[str, Form()] = settings.model,
                    max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+                   people: Annotated[str, Form(description=PEOPLE_HELP)] = settings.people,
                    person_mask: Annotated[str, Form()] = default("person_mask"),
                    pose: Annotated[str, Form()] = default("pose"),
                    angles: Annotated[Literal["2d", "3d"], Form()] = default("angles"),
@@ -299,13 +308,18 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                    max_side: Annotated[int | None, Form(ge=16, description="scale frames down to this long "
                                                                            "side first")] = None,
                    audio: Annotated[bool, Form(description="keep the video's sound")] = True,
+                   label_maps: Annotated[bool, Form(description="also keep every frame's label map "
+                                                                "(GET /v1/jobs/{id}/labels/{index}) and the plain "
+                                                                "video (GET /v1/jobs/{id}/plain), to draw the parts "
+                                                                "client-side")] = False,
                    ) -> JSONResponse:
         args = argparse.Namespace(source=UPLOAD_SOURCE, model=model, device=settings.device, max_people=max_people,
-                                  person_mask=person_mask, pose=pose, angles=angles, smoothing=smoothing,
-                                  exercise=exercise or None, joint=joint or None, start_deg=start_deg,
-                                  turn_deg=turn_deg, frames=frames, max_side=max_side, summary=None)
+                                  people=people, people_size=settings.people_size_for(people), person_mask=person_mask,
+                                  pose=pose, angles=angles, smoothing=smoothing, exercise=exercise or None,
+                                  joint=joint or None, start_deg=start_deg, turn_deg=turn_deg, frames=frames,
+                                  max_side=max_side, summary=None)
         config: PipelineConfig = _check_options(lambda: config_from_args(args))
-        _check_options(lambda: check_available(model))
+        _check_options(lambda: check_available(model, people))
         config = replace(config, frame_limit=min(config.frame_limit or limits.max_video_frames,
                                                  limits.max_video_frames))
         job_id = _jobs_call(service.jobs.reserve)
@@ -321,7 +335,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
             probe_video(upload, max_pixels=limits.max_image_pixels, max_s=limits.max_video_s,
                         max_frames=limits.max_video_frames)
             name = video.filename if video is not None else url.rsplit("?", 1)[0]
-            status = service.jobs.submit(job_id, upload, JobSpec(config, name=name, audio=audio))
+            status = service.jobs.submit(job_id, upload, JobSpec(config, name=name, audio=audio, label_maps=label_maps))
         except BaseException:
             service.jobs.release(job_id)
             raise
@@ -333,20 +347,40 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
     def job_status(job_id: str) -> dict:
         return _jobs_call(service.jobs.status, job_id)
 
-    @api.get("/jobs/{job_id}/{kind}", tags=["jobs"], summary="a finished job's annotated MP4, JSONL or summary",
+    @api.get("/jobs/{job_id}/labels/{index}", tags=["jobs"], summary="a finished job's label map of one frame",
+             description="The label map (PNG, class ids as pixel values, in the pixels of the plain and the "
+                         "annotated video) of the frame whose JSONL line has this `index`; for jobs started with "
+                         "`label_maps`. A page plays the plain video and colours the label map of the frame "
+                         "shown: the JSONL's `pts_s` is that frame's time in both videos.",
+             responses={200: {"content": {"image/png": {}}},
+                        404: {"description": "no such job, or no such frame in it"},
+                        409: {"description": "the job has not finished, or kept no label maps"}})
+    def job_labels(job_id: str, index: Annotated[int, PathParam(ge=0, le=10_000_000)]) -> Response:
+        return _file_response(_jobs_call(service.jobs.labels, job_id, index), "image/png",
+                              f"partsight-{job_id[:8]}-labels-{index:06d}.png")
+
+    @api.get("/jobs/{job_id}/{kind}", tags=["jobs"],
+             summary="a finished job's annotated MP4, plain MP4, JSONL or summary",
+             description="`video`: the annotated MP4 (what `process` writes); `plain`: the same frames with "
+                         "nothing drawn on them, at the same times and size (jobs started with `label_maps`); "
+                         "`metrics`: the JSONL, a line per frame; `summary`: the repetition summary (jobs with "
+                         "an exercise).",
              responses={200: {"content": {media: {} for _, media in OUTPUTS.values()}},
                         409: {"description": "the job has not finished, or has no such output"}})
-    def job_output(job_id: str, kind: Literal["video", "metrics", "summary"]) -> Response:
-        found = _jobs_call(service.jobs.output, job_id, kind)
+    def job_output(job_id: str, kind: Literal["video", "plain", "metrics", "summary"]) -> Response:
         file, media = OUTPUTS[kind]
-        filename = f"partsight-{job_id[:8]}-{file}"
-        if isinstance(found, Path):
-            return FileResponse(found, media_type=media, filename=filename, content_disposition_type="inline")
-        return Response(found, media_type=media, headers={"Content-Disposition": f'inline; filename="{filename}"'})
+        return _file_response(_jobs_call(service.jobs.output, job_id, kind), media, f"partsight-{job_id[:8]}-{file}")
 
     @api.delete("/jobs/{job_id}", tags=["jobs"], summary="stop a job and remove its files")
     def delete_job(job_id: str) -> dict:
         return _jobs_call(service.jobs.delete, job_id)
+
+
+def _file_response(found: Path | bytes, media: str, filename: str) -> Response:
+    """A job's file (a path here, or its bytes from a Ray actor), shown inline under `filename`."""
+    if isinstance(found, Path):
+        return FileResponse(found, media_type=media, filename=filename, content_disposition_type="inline")
+    return Response(found, media_type=media, headers={"Content-Disposition": f'inline; filename="{filename}"'})
 
 
 def _check_options(make):
@@ -367,6 +401,8 @@ def _jobs_call(call, *args):
         raise ApiError(429, "busy", str(exc), {"Retry-After": str(exc.retry_after_s)}) from None
     except JobNotFound as exc:
         raise ApiError(404, "no_such_job", str(exc)) from None
+    except FrameNotFound as exc:
+        raise ApiError(404, "no_such_frame", str(exc)) from None
     except JobNotReady as exc:
         raise ApiError(409, "not_ready", str(exc)) from None
 

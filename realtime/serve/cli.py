@@ -9,6 +9,7 @@ import sys
 
 from realtime.cli_options import non_negative_int, positive_float, positive_int
 from realtime.config import default
+from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.serve.settings import TOKEN_ENV, Limits, MB
 
@@ -43,6 +44,13 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=positive_int, default=8000)
     serve.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_SPECS),
                        help=f"model loaded at start and the page's default (default {DEFAULT_MODEL})")
+    serve.add_argument("--people", default=default("people"), choices=PEOPLE_SOURCES,
+                       help="default source of several people: the parser's own people, or a multi-person model "
+                            "whose person instances split the parts among people; loaded at start, requests may "
+                            "choose another (default parser)")
+    serve.add_argument("--people-size", type=positive_int, metavar="PIXELS",
+                       help="the --people model's internal size (default: its own, e.g. 800 short side; smaller "
+                            "is faster on a CPU)")
     serve.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
     serve.add_argument("--token", help=f"bearer token every /v1 call must carry (better: set {TOKEN_ENV}, "
                                        "which other users cannot read in the process list)")

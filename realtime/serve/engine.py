@@ -32,12 +32,13 @@ class ModelUnavailable(ValueError):
     """The model's weights are not on this server (the message is safe to show)."""
 
 
-def check_available(model: str) -> None:
-    """UnknownModelError (a ValueError) for an unknown name, ModelUnavailable when its weights are
-    not in the weights cache."""
-    spec = get_spec(model)
-    if not weights_cache.cached_path(spec.weights).is_file():
-        raise ModelUnavailable(f"model {model} is not available on this server: its weights are not installed")
+def check_available(model: str, people: str = "parser") -> None:
+    """UnknownModelError (a ValueError) for an unknown model name, ModelUnavailable when the weights
+    of `model`, or of the `people` model (a PEOPLE_SOURCES name; "parser" needs none), are not in
+    the weights cache."""
+    for role, name in (("model", model), ("people model", people)):
+        if name != "parser" and not weights_cache.cached_path(get_spec(name).weights).is_file():
+            raise ModelUnavailable(f"{role} {name} is not available on this server: its weights are not installed")
 
 
 class FrameRunner:
@@ -68,11 +69,14 @@ class FrameRunner:
 
 @dataclass(frozen=True)
 class ParseOptions:
-    """What /v1/parse is asked for: model, max_people, person_mask and pose as in PipelineConfig;
-    angles: "2d" or "3d" joint angles per person, None for none."""
+    """What /v1/parse is asked for: model, max_people, people, person_mask and pose as in
+    PipelineConfig (people_size: the server's); angles: "2d" or "3d" joint angles per person, None
+    for none."""
 
     model: str = DEFAULT_MODEL
     max_people: int = default("max_people")
+    people: str = default("people")
+    people_size: int | None = None
     person_mask: str = default("person_mask")
     pose: str = default("pose")
     angles: str | None = None
@@ -80,8 +84,8 @@ class ParseOptions:
     def config(self, device: str) -> PipelineConfig:
         """A still has no past: no temporal smoothing. ValueError for bad options."""
         return PipelineConfig(source=UPLOAD_SOURCE, model=self.model, device=device, max_people=self.max_people,
-                              person_mask=self.person_mask, pose=self.pose, angles=self.angles or "2d",
-                              smoothing=0.0)
+                              people=self.people, people_size=self.people_size, person_mask=self.person_mask,
+                              pose=self.pose, angles=self.angles or "2d", smoothing=0.0)
 
 
 class _Slot:
@@ -124,7 +128,7 @@ class ParsePool:
 
     def _with_runner(self, options: ParseOptions, call: Callable[[FrameRunner], T]) -> T:
         config = options.config(self.device)  # bad options fail here, before anything loads
-        check_available(options.model)
+        check_available(options.model, options.people)
         while True:
             slot, evicted = self._slot(options)
             for old in evicted:

@@ -26,8 +26,9 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME = "input"
 # kind -> (file in the job's folder, media type)
-OUTPUTS = {"video": ("annotated.mp4", "video/mp4"), "metrics": ("metrics.jsonl", "application/x-ndjson"),
-           "summary": ("summary.json", "application/json")}
+OUTPUTS = {"video": ("annotated.mp4", "video/mp4"), "plain": ("plain.mp4", "video/mp4"),
+           "metrics": ("metrics.jsonl", "application/x-ndjson"), "summary": ("summary.json", "application/json")}
+LABELS_DIR = "labels"  # a job's label maps: labels/%06d.png by frame index, class ids as pixel values
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _UNSAFE = re.compile(r"[^\w .,()+-]")
 
@@ -53,18 +54,24 @@ class JobNotReady(Exception):
     """The job has not finished, or finished without that output."""
 
 
+class FrameNotFound(LookupError):
+    """A finished job with label maps has none for that frame index."""
+
+
 Progress = Callable[[int, int | None], None]
 
 
 @dataclass(frozen=True)
 class JobSpec:
     """What a job runs: `config` (its source is replaced by the uploaded file), the client's file
-    `name` (shown in the summary in place of the server's path) and whether the MP4 keeps the
-    video's sound."""
+    `name` (shown in the summary in place of the server's path), whether the MP4s keep the video's
+    sound, and whether it also keeps every frame's label map and the plain MP4 (`label_maps`: for a
+    client that draws the parts itself)."""
 
     config: PipelineConfig
     name: str = "upload"
     audio: bool = True
+    label_maps: bool = False
 
 
 @dataclass
@@ -86,8 +93,11 @@ def run_in_process(work: JobWork) -> str | None:
     """Runs the job here (realtime.job.run_job) and returns why it ended early (None: it did not)."""
     folder = work.folder
     config = replace(work.spec.config, source=str(folder / INPUT_NAME))
+    label_maps = work.spec.label_maps
     outputs = JobOutputs(video=str(folder / OUTPUTS["video"][0]), metrics=str(folder / OUTPUTS["metrics"][0]),
                          summary=str(folder / OUTPUTS["summary"][0]) if config.exercise is not None else None,
+                         labels_dir=str(folder / LABELS_DIR) if label_maps else None,
+                         plain_video=str(folder / OUTPUTS["plain"][0]) if label_maps else None,
                          audio=work.spec.audio)
     frames, total = 0, None
 
@@ -214,18 +224,32 @@ class JobBoard:
     def output_path(self, job_id: str, kind: str) -> Path:
         """The file of an ended job's output `kind` (OUTPUTS). JobNotFound, JobNotReady."""
         with self._changed:
-            job = self._get(job_id)
-            if job.state not in ENDED:
-                done = self._status(job)["progress"]
-                raise JobNotReady(f"job {job_id} is {job.state}" + (f" ({done:.0f}% done)" if done is not None else ""))
+            job = self._ended(job_id)
             path = job.folder / OUTPUTS[kind][0]
             if not path.is_file():
-                why = " (a summary needs an exercise)" if kind == "summary" and job.spec.config.exercise is None else ""
-                raise JobNotReady(f"job {job_id} has no {kind}{why}")
+                why = {"summary": " (a summary needs an exercise)" if job.spec.config.exercise is None else "",
+                       "plain": "" if job.spec.label_maps else " (it was started without label_maps)"}.get(kind, "")
+                raise JobNotReady(f"job {job_id} has no {kind} output{why}")
+            return path
+
+    def label_path(self, job_id: str, index: int) -> Path:
+        """The label PNG of frame `index` (the JSONL's "index") of an ended job that kept its label
+        maps. JobNotFound, JobNotReady (not ended, or no label maps), FrameNotFound."""
+        with self._changed:
+            job = self._ended(job_id)
+            folder = job.folder / LABELS_DIR
+            if not folder.is_dir():
+                raise JobNotReady(f"job {job_id} kept no label maps (it was started without label_maps)")
+            path = folder / f"{index:06d}.png"
+            if not path.is_file():
+                raise FrameNotFound(f"job {job_id} has no frame {index}: its metrics list the frames it parsed")
             return path
 
     def read_output(self, job_id: str, kind: str) -> bytes:
         return self.output_path(job_id, kind).read_bytes()
+
+    def read_labels(self, job_id: str, index: int) -> bytes:
+        return self.label_path(job_id, index).read_bytes()
 
     def delete(self, job_id: str) -> dict[str, Any]:
         """Stops the job if it runs, forgets it and removes its folder (once its executor let go)."""
@@ -267,6 +291,14 @@ class JobBoard:
             raise JobNotFound(job_id)
         return job
 
+    def _ended(self, job_id: str) -> _Job:
+        """The job, when it has ended; JobNotFound, JobNotReady."""
+        job = self._get(job_id)
+        if job.state not in ENDED:
+            done = self._status(job)["progress"]
+            raise JobNotReady(f"job {job_id} is {job.state}" + (f" ({done:.0f}% done)" if done is not None else ""))
+        return job
+
     def _status(self, job: _Job) -> dict[str, Any]:
         now = time.time()
         ended = job.state in ENDED
@@ -275,10 +307,13 @@ class JobBoard:
         eta = job.eta_s(now)
         outputs = {kind: f"/v1/jobs/{job.id}/{kind}" for kind, (file, _) in OUTPUTS.items()
                    if ended and (job.folder / file).is_file()}
+        if ended and (job.folder / LABELS_DIR).is_dir():
+            outputs["labels"] = f"/v1/jobs/{job.id}/labels/{{index}}"
         return {
             "id": job.id,
             "state": job.state,
             "name": None if job.spec is None else job.spec.name,
+            "model": None if job.spec is None else job.spec.config.model,
             "frames": job.frames,
             "total_frames": job.total,
             "progress": progress,

@@ -4,7 +4,7 @@ server keeps only the newest frame that arrived while it was busy (NewestFrame),
 than the parser never builds up lag.
 
 Protocol (JSON text messages, binary frames):
-1. client: {"token"?, "model"?, "max_people"?, "person_mask"?, "pose"?, "angles"?, "exercise"?}
+1. client: {"token"?, "model"?, "max_people"?, "people"?, "person_mask"?, "pose"?, "angles"?, "exercise"?}
 2. server: {"type": "ready", "model", "labels", "palette", "exercise"}, or {"type": "error", "code",
    "error"} and the connection closes (1008 token, 1013 busy, 1003 bad options).
 3. client: binary messages, each a 4-byte big-endian frame number and a JPEG (or PNG) image.
@@ -61,19 +61,22 @@ class NewestFrame:
 
 def live_config(hello: dict[str, Any], service: Service) -> PipelineConfig:
     """The run's config from the client's first message. ValueError for bad options."""
-    known = {"token", "model", "max_people", "person_mask", "pose", "angles", "exercise"}
+    known = {"token", "model", "max_people", "people", "person_mask", "pose", "angles", "exercise"}
     unknown = sorted(set(hello) - known)
     if unknown:
         raise ValueError(f"unknown option {unknown[0]!r}; options: {', '.join(sorted(known - {'token'}))}")
-    model = str(hello.get("model") or service.settings.model)
-    check_available(model)
+    settings = service.settings
     exercise = hello.get("exercise")
-    return PipelineConfig(source="camera", model=model, device=service.settings.device,
-                          max_people=int(hello.get("max_people") or default("max_people")),
-                          person_mask=str(hello.get("person_mask") or default("person_mask")),
-                          pose=str(hello.get("pose") or default("pose")),
-                          angles=str(hello.get("angles") or default("angles")),
-                          exercise=get_exercise(str(exercise)) if exercise else None)
+    people = str(hello.get("people") or settings.people)
+    config = PipelineConfig(source="camera", model=str(hello.get("model") or settings.model), device=settings.device,
+                            max_people=int(hello.get("max_people") or default("max_people")),
+                            people=people, people_size=settings.people_size_for(people),
+                            person_mask=str(hello.get("person_mask") or default("person_mask")),
+                            pose=str(hello.get("pose") or default("pose")),
+                            angles=str(hello.get("angles") or default("angles")),
+                            exercise=get_exercise(str(exercise)) if exercise else None)
+    check_available(config.model, config.people)
+    return config
 
 
 async def serve_live(ws: WebSocket, service: Service) -> None:

@@ -30,7 +30,7 @@ PROGRESS_EVERY_S = 0.5
 @ray.remote
 def run_job_task(data: bytes, spec: JobSpec, job_id: str, board) -> tuple[str | None, dict[str, bytes]]:
     """One video job on a Ray worker: `data` is the video; progress goes to the `board` actor.
-    Returns (why it ended early or None, {output file name: bytes})."""
+    Returns (why it ended early or None, {output file's path in the job folder: bytes})."""
     with tempfile.TemporaryDirectory(prefix="partsight-job-") as tmp:
         folder = Path(tmp)
         (folder / INPUT_NAME).write_bytes(data)
@@ -44,7 +44,8 @@ def run_job_task(data: bytes, spec: JobSpec, job_id: str, board) -> tuple[str | 
                 board.report.remote(job_id, frames, total)
 
         error = run_in_process(JobWork(job_id, folder, spec, threading.Event(), progress))
-        return error, {path.name: path.read_bytes() for path in folder.iterdir() if path.name != INPUT_NAME}
+        return error, {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*")
+                       if path.is_file() and path.name != INPUT_NAME}
 
 
 class RayTaskExecutor:
@@ -64,7 +65,9 @@ class RayTaskExecutor:
                 return "cancelled"
         error, files = ray.get(ref)
         for name, content in files.items():
-            (work.folder / name).write_bytes(content)
+            target = work.folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
         return error
 
 
@@ -91,6 +94,9 @@ class JobBoardActor:
     def read_output(self, job_id: str, kind: str) -> bytes:
         return self._board.read_output(job_id, kind)
 
+    def read_labels(self, job_id: str, index: int) -> bytes:
+        return self._board.read_labels(job_id, index)
+
     def delete(self, job_id: str) -> dict:
         return self._board.delete(job_id)
 
@@ -105,7 +111,7 @@ class JobBoardActor:
 
 class RayJobs:
     """The JobBoardActor, called as a replica's app calls LocalJobs (its exceptions arrive as the
-    same types: JobsBusy, JobNotFound, JobNotReady)."""
+    same types: JobsBusy, JobNotFound, JobNotReady, FrameNotFound)."""
 
     def __init__(self, board) -> None:
         self.board = board
@@ -124,6 +130,9 @@ class RayJobs:
 
     def output(self, job_id: str, kind: str) -> bytes:
         return ray.get(self.board.read_output.remote(job_id, kind))
+
+    def labels(self, job_id: str, index: int) -> bytes:
+        return ray.get(self.board.read_labels.remote(job_id, index))
 
     def delete(self, job_id: str) -> dict:
         return ray.get(self.board.delete.remote(job_id))

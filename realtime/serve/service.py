@@ -74,6 +74,9 @@ class LocalJobs:
     def output(self, job_id: str, kind: str) -> Path | bytes:
         return self.board.output_path(job_id, kind)
 
+    def labels(self, job_id: str, index: int) -> Path | bytes:
+        return self.board.label_path(job_id, index)
+
     def delete(self, job_id: str) -> dict:
         return self.board.delete(job_id)
 
@@ -119,6 +122,13 @@ class Service:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    def parse_options(self, **chosen) -> ParseOptions:
+        """The ParseOptions of a request that chose `chosen` (ParseOptions fields but people_size):
+        the settings' model and people source where it chose none."""
+        settings = self.settings
+        options = {"model": settings.model, "people": settings.people, **chosen}
+        return ParseOptions(**options, people_size=settings.people_size_for(options["people"]))
+
     def token_ok(self, given: str | None) -> bool:
         """Whether `given` is the settings' token (always, when there is none); constant time."""
         token = self.settings.token
@@ -134,7 +144,7 @@ class Service:
 
     def _warm_up(self) -> None:
         try:  # loads the models and parses one blank frame: a first parse pays one-time costs
-            self.parsers.parse(np.zeros(WARM_UP_HW + (3,), np.uint8), ParseOptions(model=self.settings.model))
+            self.parsers.parse(np.zeros(WARM_UP_HW + (3,), np.uint8), self.parse_options())
             self._ready.set()
         except Exception as exc:  # noqa: BLE001 - /readyz reports it; parse requests say it again
             log.exception("cannot load model %s", self.settings.model)

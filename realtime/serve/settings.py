@@ -7,6 +7,7 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
+from realtime.config import default
 from realtime.models.registry import DEFAULT_MODEL
 
 TOKEN_ENV = "PARTSIGHT_SERVE_TOKEN"
@@ -49,16 +50,19 @@ class Limits:
 @dataclass(frozen=True)
 class ServeSettings:
     """host/port: where uvicorn (or Ray Serve's HTTP proxy) listens; model: the one loaded at start
-    and the page's default; device: auto, cpu or cuda; token: the bearer token every /v1 call must
-    carry (None: no check; never printed); jobs_dir: the folder job folders go in (None: a fresh
-    temporary folder, removed at exit); ray_address: a Ray cluster to run on ("local" starts one
-    here), None with one replica = plain uvicorn; replicas, gpus/cpus_per_replica: the Ray Serve
-    deployment's replicas and each one's share of a GPU and CPUs (video jobs' Ray tasks get the
-    same)."""
+    and the page's default; people: the default people source (PipelineConfig.people), loaded at
+    start too; people_size: that people model's internal size (None: its own); device: auto, cpu
+    or cuda; token: the bearer token every /v1 call must carry (None: no check; never printed);
+    jobs_dir: the folder job folders go in (None: a fresh temporary folder, removed at exit);
+    ray_address: a Ray cluster to run on ("local" starts one here), None with one replica = plain
+    uvicorn; replicas, gpus/cpus_per_replica: the Ray Serve deployment's replicas and each one's
+    share of a GPU and CPUs (video jobs' Ray tasks get the same)."""
 
     host: str = "127.0.0.1"
     port: int = 8000
     model: str = DEFAULT_MODEL
+    people: str = default("people")
+    people_size: int | None = None
     device: str = "auto"
     token: str | None = field(default=None, repr=False)
     limits: Limits = Limits()
@@ -67,6 +71,11 @@ class ServeSettings:
     replicas: int = 1
     gpus_per_replica: float = 0.0
     cpus_per_replica: float = 1.0
+
+    def people_size_for(self, people: str) -> int | None:
+        """The internal size a request's people model runs at: people_size for the settings' own
+        people model, None (the model's default) for any other."""
+        return self.people_size if people == self.people else None
 
     @property
     def uses_ray(self) -> bool:
@@ -100,6 +109,7 @@ def settings_from_args(args: argparse.Namespace) -> ServeSettings:
                     max_live=args.max_live,
                     allow_url_hosts=tuple(sorted({host.lower() for host in args.allow_url_host or ()})))
     device = "cuda" if args.gpus_per_replica > 0 and args.device == "auto" else args.device
-    return ServeSettings(host=args.host, port=args.port, model=args.model, device=device, token=token, limits=limits,
+    return ServeSettings(host=args.host, port=args.port, model=args.model, people=args.people,
+                         people_size=args.people_size, device=device, token=token, limits=limits,
                          jobs_dir=args.jobs_dir, ray_address=args.ray_address, replicas=args.replicas,
                          gpus_per_replica=args.gpus_per_replica, cpus_per_replica=args.cpus_per_replica)

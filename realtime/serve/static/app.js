@@ -1,20 +1,25 @@
 // The PartSight page. It talks only to this server's /v1 API: an image goes to /v1/parse and its
 // label map is coloured here (so parts can be toggled and the opacity changed without asking the
-// server again), a video becomes a job whose progress is polled, and the camera streams JPEG frames
-// over the /v1/live WebSocket. Nothing is loaded from anywhere else.
+// server again); a video becomes a job whose progress is polled, then its plain video plays with
+// the label map of the frame on screen coloured the same way on a canvas over it; the camera
+// streams JPEG frames over the /v1/live WebSocket. Nothing is loaded from anywhere else.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const LIVE_FPS = 12;            // frames a second the camera sends; the server keeps only the newest
 const LIVE_KEPT_FRAMES = 30;    // sent frames kept to draw their results on
 const POLL_MS = 1000;
+const LABELS_AHEAD = 24;        // a playing video's label maps fetched ahead of the frame on screen
+const LABELS_KEPT = 96;         // label maps kept around it
 
 const state = {
   token: null,
   models: new Map(),  // name -> /v1/models entry
   vocab: null,        // /v1/exercises
-  view: null,         // what the overlay canvas shows: {base, labels, width, height, model, people}
+  view: null,         // what the overlay canvas shows: {base, labels, width, height, model, people, frameSize}
   visible: [],        // per class id: drawn or not
+  layer: null,        // a canvas for the coloured parts, drawn over the base
+  track: null,        // the job video the overlay follows (followVideo)
   job: null,          // {id}
   live: null,         // the camera connection
   blobUrls: [],
@@ -95,6 +100,9 @@ async function loadOptions() {
     ...vocab.exercises.map((e) => element("option", { value: e.name, textContent: e.name })));
   fillChoices($("pose"), vocab.pose_sources, "auto");
   fillChoices($("person-mask"), vocab.person_mask_sources, "auto");
+  const peopleModels = models.filter((m) => m.people_source && m.available);
+  fillChoices($("people-source"), ["parser", ...peopleModels.map((m) => m.name)],
+    peopleModels.find((m) => m.default_people)?.name || "parser");
   const l = vocab.limits;
   $("limits").textContent = `Up to ${l.max_upload_mb} MB, ${(l.max_image_pixels / 1e6).toFixed(0)} megapixels, `
     + `videos up to ${l.max_video_s} s. Files are judged by their content and deleted after a while.`;
@@ -109,6 +117,7 @@ function options() {
   return {
     model: $("model").value,
     max_people: $("max-people").value || "4",
+    people: $("people-source").value,
     pose: $("pose").value,
     person_mask: $("person-mask").value,
     exercise: $("exercise").value,
@@ -129,6 +138,10 @@ function clearResult() {
   for (const url of state.blobUrls) URL.revokeObjectURL(url);
   state.blobUrls = [];
   state.view = null;
+  if (state.track) state.track.stop.abort();
+  state.track = null;
+  $("view").classList.remove("over-video");
+  delete $("overlay").dataset.frame;
   $("result").hidden = true;
   $("overlay").hidden = true;
   const video = $("result-video");
@@ -147,10 +160,9 @@ function blobUrl(blob) {
   return url;
 }
 
-async function decodeLabelMap(base64) {
-  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
-  const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }),
-    { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+// A label map PNG (class ids as grey values) -> {labels: Uint8Array of class ids, width, height}.
+async function decodeLabelPng(blob) {
+  const bitmap = await createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
   const canvas = element("canvas", { width: bitmap.width, height: bitmap.height });
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.drawImage(bitmap, 0, 0);
@@ -161,18 +173,29 @@ async function decodeLabelMap(base64) {
   return { labels, width: canvas.width, height: canvas.height };
 }
 
+function decodeLabelMap(base64) {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  return decodeLabelPng(new Blob([bytes], { type: "image/png" }));
+}
+
 // Shows `image` (an ImageBitmap or canvas) with the label map coloured over it.
 async function showParse(image, result) {
   const { labels, width, height } = await decodeLabelMap(result.label_map.data);
+  const base = element("canvas", { width, height });  // a copy: a camera frame's bitmap is closed later
+  base.getContext("2d").drawImage(image, 0, 0, width, height);
+  showView({ base, labels, width, height, model: state.models.get(result.model), people: result.frame.people,
+             frameSize: result.frame.frame_size });
+}
+
+// Makes `view` the overlay's: its base image (null: transparent, over the video) and label map.
+function showView(view) {
+  if (!state.view || state.view.model !== view.model) showParts(view.model);
+  state.view = view;
   const canvas = $("overlay");
-  canvas.width = width;
-  canvas.height = height;
-  const ctx = canvas.getContext("2d", { willReadFrequently: true });
-  ctx.drawImage(image, 0, 0, width, height);
-  const model = state.models.get(result.model);
-  if (!state.view || state.view.model !== model) showParts(model);
-  state.view = { base: ctx.getImageData(0, 0, width, height), labels, width, height, model,
-                 people: result.frame.people };
+  if (canvas.width !== view.width || canvas.height !== view.height) {
+    canvas.width = view.width;
+    canvas.height = view.height;
+  }
   canvas.hidden = false;
   $("result").hidden = false;
   $("view-settings").hidden = false;
@@ -217,34 +240,48 @@ function setAllParts(on) {
   renderOverlay();
 }
 
-function renderOverlay() {
-  const view = state.view;
-  if (!view) return;
-  const out = new ImageData(new Uint8ClampedArray(view.base.data), view.width, view.height);
-  const alpha = Number($("opacity").value);
+// The shown parts of the view's label map in their colours at the chosen opacity, transparent
+// elsewhere: one layer drawn over an image's pixels, or over the playing video.
+function partsLayer(view) {
+  const layer = new ImageData(view.width, view.height);
+  const alpha = Math.round(Number($("opacity").value) * 255);
   const palette = view.model.palette;
-  const pixels = out.data;
+  const pixels = layer.data;
   const labels = view.labels;
   for (let i = 0, j = 0; i < labels.length; i++, j += 4) {
     const id = labels[i];
     if (id === 0 || !state.visible[id]) continue;
     const color = palette[id];
-    pixels[j] = pixels[j] * (1 - alpha) + color[0] * alpha;
-    pixels[j + 1] = pixels[j + 1] * (1 - alpha) + color[1] * alpha;
-    pixels[j + 2] = pixels[j + 2] * (1 - alpha) + color[2] * alpha;
+    pixels[j] = color[0];
+    pixels[j + 1] = color[1];
+    pixels[j + 2] = color[2];
+    pixels[j + 3] = alpha;
   }
-  const ctx = $("overlay").getContext("2d");
-  ctx.putImageData(out, 0, 0);
-  if ($("skeleton").checked) drawSkeletons(ctx, view.people);
+  return layer;
 }
 
-function drawSkeletons(ctx, people) {
+function renderOverlay() {
+  const view = state.view;
+  if (!view) return;
+  const layer = state.layer ||= element("canvas");
+  layer.width = view.width;
+  layer.height = view.height;
+  layer.getContext("2d").putImageData(partsLayer(view), 0, 0);
+  const ctx = $("overlay").getContext("2d");
+  ctx.clearRect(0, 0, view.width, view.height);
+  if (view.base) ctx.drawImage(view.base, 0, 0);
+  ctx.drawImage(layer, 0, 0);
+  if ($("skeleton").checked) drawSkeletons(ctx, view.people, view.width / view.frameSize[0], view.height / view.frameSize[1]);
+}
+
+// Keypoints come in the frame's own pixels (frame_size); the canvas may be scaled from them.
+function drawSkeletons(ctx, people, scaleX, scaleY) {
   const { skeleton, min_score: minScore } = state.vocab.keypoints;
   const width = Math.max(2, Math.round(Math.max(ctx.canvas.width, ctx.canvas.height) / 400));
   ctx.lineWidth = width;
   for (const person of people) {
-    const points = person.keypoints;
-    if (!points) continue;
+    if (!person.keypoints) continue;
+    const points = person.keypoints.map(([x, y, score]) => [x * scaleX, y * scaleY, score]);
     ctx.strokeStyle = "rgb(255, 255, 0)";
     for (const [a, b] of skeleton) {
       if (points[a][2] < minScore || points[b][2] < minScore) continue;
@@ -298,7 +335,7 @@ function showReps(summary) {
 // ---- an image ------------------------------------------------------------------------------
 
 async function parseImage(file, bitmap) {
-  const form = optionsForm(["model", "max_people", "pose", "person_mask"]);
+  const form = optionsForm(["model", "max_people", "people", "pose", "person_mask"]);
   form.append("image", file);
   form.append("label_map", "true");
   form.append("angles", "2d");
@@ -313,8 +350,9 @@ async function parseImage(file, bitmap) {
 // ---- a video -------------------------------------------------------------------------------
 
 async function runJob(file) {
-  const form = optionsForm(["model", "max_people", "pose", "person_mask", "exercise", "frames"]);
+  const form = optionsForm(["model", "max_people", "people", "pose", "person_mask", "exercise", "frames"]);
   form.append("video", file);
+  form.append("label_maps", "true");
   $("job").hidden = false;
   $("job-name").textContent = file.name;
   $("job-progress").removeAttribute("value");
@@ -356,22 +394,113 @@ function showJobStatus(status) {
   $("job-cancel").hidden = ["done", "failed", "cancelled"].includes(status.state);
 }
 
+// A finished job: its plain video plays with the parts coloured here over it (the annotated MP4
+// when the job kept no label maps), with the reps table and the downloads.
 async function showJobResult(status) {
-  const files = {};
-  for (const [kind, path] of Object.entries(status.outputs)) files[kind] = await (await api(path)).blob();
+  const { outputs } = status;
+  const fetched = async (kind) => outputs[kind] ? (await api(outputs[kind])).blob() : null;
+  const [metrics, summary] = await Promise.all([fetched("metrics"), fetched("summary")]);
+  const own = outputs.plain && outputs.labels;
   const video = $("result-video");
-  video.src = blobUrl(files.video);
+  video.src = blobUrl(await fetched(own ? "plain" : "video"));
   video.hidden = false;
   $("result").hidden = false;
-  $("view-settings").hidden = true;  // the server drew the parts into the video
+  $("view-settings").hidden = !own;
+  if (own) followVideo(video, status, metrics ? await metrics.text() : "");
   const names = { video: "annotated.mp4", metrics: "metrics.jsonl", summary: "summary.json" };
   const stem = status.name.replace(/\.[^.]*$/, "");
   $("downloads").replaceChildren(element("strong", { textContent: "Downloads" }),
-    ...Object.entries(files).map(([kind, blob]) => element("a", {
-      href: blobUrl(blob), download: `${stem}-${names[kind]}`, textContent: `${kind} (${(blob.size / 1024).toFixed(0)} KB)`,
-    })));
+    ...Object.entries(names).filter(([kind]) => outputs[kind]).map(([kind, name]) =>
+      downloadLink(outputs[kind], `${stem}-${name}`, kind === "video" ? "annotated video" : kind)));
   $("downloads").hidden = false;
-  if (files.summary) showReps(JSON.parse(await files.summary.text()));
+  if (summary) showReps(JSON.parse(await summary.text()));
+}
+
+// A link that fetches the file when clicked (with the token, when the server needs one).
+function downloadLink(path, filename, text) {
+  const link = element("a", { href: path, textContent: text });
+  link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    try {
+      const blob = await (await api(path)).blob();
+      element("a", { href: blobUrl(blob), download: filename }).click();
+    } catch (error) {
+      showMessage(error.message, true);
+    }
+  });
+  return link;
+}
+
+// ---- a job's video under the overlay ---------------------------------------------------------
+
+// Shows over `video` the label map of the frame on screen, as it plays, pauses and seeks. Frames
+// are found by time: the JSONL's pts_s is each frame's time in the plain video.
+function followVideo(video, status, jsonl) {
+  const frames = jsonl.split("\n").filter((line) => line.trim()).map((line) => JSON.parse(line))
+    .filter((line) => line.index !== undefined);
+  const track = state.track = { status, frames, times: frames.map((f) => f.pts_s), model: state.models.get(status.model),
+                                labels: new Map(), wanted: -1, stop: new AbortController() };
+  $("view").classList.add("over-video");
+  const show = (time) => { if (state.track === track) showFrameAt(track, time); };
+  const signal = track.stop.signal;
+  if ("requestVideoFrameCallback" in video) {
+    const step = (_, frame) => {
+      if (signal.aborted) return;
+      show(frame.mediaTime);
+      video.requestVideoFrameCallback(step);
+    };
+    video.requestVideoFrameCallback(step);
+  } else {
+    video.addEventListener("timeupdate", () => show(video.currentTime), { signal });
+  }
+  video.addEventListener("seeked", () => show(video.currentTime), { signal });
+  video.addEventListener("loadeddata", () => show(video.currentTime), { signal, once: true });
+}
+
+// The position in `times` (increasing) of the frame shown at `time`: the last one that starts by then.
+function frameAt(times, time) {
+  let low = 0;
+  let high = times.length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (times[middle] <= time + 0.001) low = middle;
+    else high = middle - 1;
+  }
+  return low;
+}
+
+async function showFrameAt(track, time) {
+  if (!track.frames.length) return;
+  const at = frameAt(track.times, time);
+  if (at === track.wanted) return;
+  track.wanted = at;
+  for (let next = at; next < Math.min(at + LABELS_AHEAD, track.frames.length); next++) labelsAt(track, next);
+  for (const kept of track.labels.keys()) {
+    if (track.labels.size <= LABELS_KEPT) break;
+    if (kept < at - LABELS_KEPT / 2 || kept >= at + LABELS_AHEAD) track.labels.delete(kept);
+  }
+  let labels;
+  try {
+    labels = await labelsAt(track, at);
+  } catch (error) {
+    showMessage(error.message, true);
+    return;
+  }
+  if (state.track !== track || track.wanted !== at) return;
+  const frame = track.frames[at];
+  showView({ base: null, ...labels, model: track.model, people: frame.people, frameSize: frame.frame_size });
+  $("overlay").dataset.frame = frame.index;
+}
+
+function labelsAt(track, at) {
+  let labels = track.labels.get(at);
+  if (!labels) {
+    const path = track.status.outputs.labels.replace("{index}", track.frames[at].index);
+    labels = api(path).then((response) => response.blob()).then(decodeLabelPng);
+    labels.catch(() => track.labels.delete(at));
+    track.labels.set(at, labels);
+  }
+  return labels;
 }
 
 async function cancelJob() {
@@ -409,7 +538,7 @@ async function toggleCamera() {
   const chosen = options();
   ws.onopen = () => ws.send(JSON.stringify({
     token: state.token || undefined, model: chosen.model, max_people: Number(chosen.max_people),
-    pose: chosen.pose, person_mask: chosen.person_mask, exercise: chosen.exercise || undefined,
+    people: chosen.people, pose: chosen.pose, person_mask: chosen.person_mask, exercise: chosen.exercise || undefined,
   }));
   ws.onmessage = (event) => onLiveMessage(live, JSON.parse(event.data));
   ws.onclose = (event) => { if (state.live === live) stopCamera(event.reason); };
@@ -492,6 +621,11 @@ async function handleFile(file) {
   let bitmap = null;
   if (!file.type.startsWith("video/")) {
     try { bitmap = await createImageBitmap(file); } catch { bitmap = null; }  // not an image: a video
+  }
+  if (!bitmap && file.type.startsWith("image/")) {
+    showMessage(`${file.name}: this browser cannot read the picture (damaged, or a format such as HEIC); ` +
+                "send JPEG, PNG, WebP or BMP", true);
+    return;
   }
   try {
     if (bitmap) await parseImage(file, bitmap);
