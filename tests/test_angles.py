@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.analysis.angles import JOINTS, angle_at, joint_angles, keypoint_angle, part_angle, side_areas
+from realtime.analysis.angles import JOINTS, PartMasks, angle_at, joint_angles, keypoint_angle, part_angle, side_areas
 from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS
 
 from conftest import read_frames
@@ -58,7 +58,7 @@ def test_knee_hip_and_trunk_lean_from_keypoints():
 def test_part_axes_give_the_angle_between_the_limb_segments(bend_deg):
     # thigh pointing up-left from the knee, shin at `bend_deg` from it
     labels = limb_labels((200, 200), 270 - 20, 270 - 20 + bend_deg, "left_upper_leg_front", "left_lower_leg_front")
-    angle = part_angle(labels, NAMES, JOINTS["left_knee"])
+    angle = part_angle(PartMasks(labels, NAMES), JOINTS["left_knee"])
     assert angle.source == "parts" and angle.deg == pytest.approx(bend_deg, abs=3)
     assert 0.5 < angle.conf <= 1
 
@@ -159,3 +159,23 @@ def test_real_squat_frames_parts_agree_with_the_keypoints_or_say_unknown(squat_p
     assert standing_parts["left_knee"].deg is None
     bottom_parts = joint_angles(**{**no_keypoints, "labels": bottom.labels}, person=bottom.person_mask)
     assert bottom_parts["left_knee"].source == "parts" and bottom_parts["left_knee"].deg < 120
+
+
+def test_a_frame_letterboxed_in_a_larger_image_reads_as_the_frame_alone():
+    """The same shin scene as above, its frame placed at (300, 200) in a 1000 x 1000 image
+    (frame_box says where): a person near the frame's edge is judged by the frame's edges, not the
+    image's, and the angles match the frame alone."""
+    labels = np.zeros((300, 300), np.uint8)
+    cv2.line(labels, (150, 100), (150, 200), NAMES.index("left_upper_leg_front"), 30)
+    cv2.line(labels, (150, 200), (150, 250), NAMES.index("left_lower_leg_front"), 24)
+    keypoints = keypoints_at({"left_hip": (150, 100), "left_knee": (150, 200), "left_ankle": (150, 280)})
+    for shin_to_edge, reason in ((True, "out_of_frame"), (False, None)):
+        person = labels > 0
+        person[250:, 138:162] = shin_to_edge
+        alone = joint_angles(keypoints, labels, NAMES, person, frame_box=(0, 0, 300, 300))
+        big_labels, big_person = np.zeros((1000, 1000), np.uint8), np.zeros((1000, 1000), bool)
+        big_labels[200:500, 300:600], big_person[200:500, 300:600] = labels, person
+        moved = keypoints.copy()
+        moved[:, :2] += (300, 200)
+        placed = joint_angles(moved, big_labels, NAMES, big_person, frame_box=(300, 200, 600, 500))
+        assert placed == alone and placed["left_knee"].reason == reason

@@ -173,25 +173,38 @@ def segment_axis(mask: np.ndarray, *, min_pixels: int) -> SegmentAxis | None:
     return SegmentAxis(centroid, axis, ends, len(xs), float(1.0 - max(variances[0], 0.0) / major))
 
 
-def part_mask(labels: np.ndarray, label_names: tuple[str, ...], parts: tuple[str, ...],
-              person: np.ndarray | None = None) -> np.ndarray | None:
-    """Pixels of any of `parts` (by name), inside `person` when given; None when the label set
-    lacks them."""
-    ids = [label_names.index(p) for p in parts if p in label_names]
-    if not ids:
-        return None
-    mask = np.isin(labels, ids)
-    return mask if person is None else mask & person
+class PartMasks:
+    """The bool masks of sets of parts (by name) in one H x W uint8 label map, each made once:
+    `masks(parts, within)` is that mask, inside `within` (H x W bool) when given; None when the
+    label set lacks all of those parts."""
+
+    def __init__(self, labels: np.ndarray, label_names: tuple[str, ...]) -> None:
+        self.labels = labels
+        self.label_names = label_names
+        self._made: dict[tuple[str, ...], np.ndarray | None] = {}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape
+
+    def __call__(self, parts: tuple[str, ...], within: np.ndarray | None = None) -> np.ndarray | None:
+        if parts not in self._made:
+            ids = [self.label_names.index(p) for p in parts if p in self.label_names]
+            wanted = np.zeros(256, dtype=bool)
+            wanted[ids] = True
+            self._made[parts] = wanted[self.labels] if ids else None
+        mask = self._made[parts]
+        return mask if mask is None or within is None else mask & within
 
 
-def part_angle(labels: np.ndarray, label_names: tuple[str, ...], spec: JointSpec,
+def part_angle(masks: PartMasks, spec: JointSpec,
                person: np.ndarray | None = None, *, min_pixels: int = 40) -> Angle:
     """The joint angle from the long axes of its two segments' part masks.
 
     The joint is where the segments' nearest ends meet; each axis points from there along its
     segment. conf is the product of both segments' elongation and how far each passes
     `min_pixels` (capped at 1)."""
-    proximal_mask = part_mask(labels, label_names, spec.proximal_parts, person)
+    proximal_mask = masks(spec.proximal_parts, person)
     proximal = None if proximal_mask is None else segment_axis(proximal_mask, min_pixels=min_pixels)
     if proximal is None:
         return UNKNOWN
@@ -199,7 +212,7 @@ def part_angle(labels: np.ndarray, label_names: tuple[str, ...], spec: JointSpec
         up = proximal.axis if proximal.axis[1] < 0 else -proximal.axis
         deg = tilt_from_vertical(np.zeros(2), up)
         return Angle(deg, _axis_conf(proximal, min_pixels), "parts")
-    distal_mask = part_mask(labels, label_names, spec.distal_parts, person)
+    distal_mask = masks(spec.distal_parts, person)
     distal = None if distal_mask is None else segment_axis(distal_mask, min_pixels=min_pixels)
     if distal is None:
         return UNKNOWN
@@ -244,18 +257,33 @@ def limb_path(keypoints: np.ndarray | None, spec: JointSpec) -> tuple[np.ndarray
     return (path, float(radius)) if radius > 0 else None
 
 
-def near_path(xs: np.ndarray, ys: np.ndarray, path: np.ndarray, radius: float) -> np.ndarray:
-    """Which of the points (xs[i], ys[i]) lie within `radius` of the polyline `path` (N x 2)."""
-    points = np.stack([xs, ys], axis=1).astype(np.float64)
-    near = np.zeros(len(points), dtype=bool)
-    for start, end in zip(path[:-1], path[1:]):
-        step = end - start
-        along = np.clip((points - start) @ step / max(step @ step, 1e-9), 0.0, 1.0)
-        near |= np.linalg.norm(points - (start + along[:, None] * step), axis=1) <= radius
-    return near
+def path_region(shape: tuple[int, int], path: np.ndarray, radius: float) -> np.ndarray:
+    """H x W bool: the pixels within about `radius` of the polyline `path` (N x 2, x y), drawn as
+    round-capped lines 2 x radius thick."""
+    region = np.zeros(shape, dtype=np.uint8)
+    points = np.round(path).astype(np.int32)
+    thickness = max(1, int(round(2 * radius)))
+    for start, end in zip(points[:-1], points[1:]):
+        cv2.line(region, (int(start[0]), int(start[1])), (int(end[0]), int(end[1])), 1, thickness)
+    return region.view(bool)
 
 
-def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
+def _inside_band(shape: tuple[int, int], frame_box: tuple[int, int, int, int], edge_px: int) -> np.ndarray:
+    """H x W bool: the frame's own pixels farther than `edge_px` from its edges (frame_box may lie
+    partly outside the image: the image is then a crop of the frame)."""
+    x0, y0, x1, y1 = frame_box
+    inside = np.zeros(shape, dtype=bool)
+    inside[max(0, y0 + edge_px):max(0, y1 - edge_px), max(0, x0 + edge_px):max(0, x1 - edge_px)] = True
+    return inside
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), exclusive ends, of a H x W bool mask's pixels; None when it has none."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    return (x, y, x + w, y + h) if w and h else None
+
+
+def cut_by_edge(keypoints: np.ndarray | None, parts: PartMasks | None,
                 spec: JointSpec, person: np.ndarray | None, frame_box: tuple[int, int, int, int],
                 *, edge_px: int) -> bool:
     """Whether the joint's own limb reaches the frame's edge: one of its keypoints (any score
@@ -275,44 +303,40 @@ def cut_by_edge(keypoints: np.ndarray | None, labels: np.ndarray | None, label_n
         if ((placed[:, 0] < x0 + edge_px) | (placed[:, 0] >= x1 - edge_px)
                 | (placed[:, 1] < y0 + edge_px) | (placed[:, 1] >= y1 - edge_px)).any():
             return True
-    if labels is None:
+    if parts is None:
         return False
     path = limb_path(keypoints, spec)
+    along = None if path is None else path_region(parts.shape, *path)
 
     def own(mask: np.ndarray | None) -> np.ndarray | None:
         """The mask's pixels along the limb (all of them without a path)."""
-        if mask is None or path is None:
-            return mask
-        ys, xs = np.nonzero(mask)
-        kept = np.zeros_like(mask)
-        near = near_path(xs, ys, *path)
-        kept[ys[near], xs[near]] = True
-        return kept
+        return mask if mask is None or along is None else mask & along
 
-    inner = np.zeros(labels.shape, dtype=bool)
-    inner[y0 + edge_px:y1 - edge_px, x0 + edge_px:x1 - edge_px] = True
-    masks = [own(part_mask(labels, label_names, parts, person & ~inner if person is not None else ~inner))
-             if parts else None for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
+    inner = _inside_band(parts.shape, frame_box, edge_px)
+    segments = (spec.proximal_parts, spec.distal_parts, spec.end_parts)
+    masks = [own(parts(names, person & ~inner if person is not None else ~inner)) if names else None
+             for names in segments]
     if any(mask is not None and mask.any() for mask in masks):
         return True
     if person is None or spec.vertical:
         return False
-    masks = [own(part_mask(labels, label_names, parts, person)) if parts else None
-             for parts in (spec.proximal_parts, spec.distal_parts, spec.end_parts)]
+    masks = [own(parts(names, person)) if names else None for names in segments]
     if masks[0] is None or not masks[0].any():
         return False
-    ys, xs = np.nonzero(masks[0])
-    reach = max(xs.max() - xs.min(), ys.max() - ys.min())  # the proximal segment's length, about
-    limb = np.zeros(labels.shape, dtype=bool)
+    px0, py0, px1, py1 = mask_box(masks[0])
+    reach = max(px1 - px0, py1 - py0) - 1  # the proximal segment's length, about
+    limb = np.zeros(parts.shape, dtype=bool)
     for mask in masks[1:]:
         if mask is not None:
             limb |= mask
-    if not limb.any():
+    box = mask_box(limb)
+    if box is None:
         return False
-    ys, xs = np.nonzero(limb)
+    lx0, ly0, lx1, ly1 = box
     touches = own(person & ~inner)
-    sides = ((touches[:, : x0 + edge_px].any(), xs.min() - x0), (touches[:, x1 - edge_px:].any(), x1 - 1 - xs.max()),
-             (touches[: y0 + edge_px].any(), ys.min() - y0), (touches[y1 - edge_px:].any(), y1 - 1 - ys.max()))
+    left, right, top, bottom = (max(0, v) for v in (x0 + edge_px, x1 - edge_px, y0 + edge_px, y1 - edge_px))
+    sides = ((touches[:, :left].any(), lx0 - x0), (touches[:, right:].any(), x1 - lx1),
+             (touches[:top].any(), ly0 - y0), (touches[bottom:].any(), y1 - ly1))
     return any(touched and distance < reach for touched, distance in sides)
 
 
@@ -330,24 +354,34 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
     coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
     edge_px = 0 if frame_box is None else max(2, round(0.01 * min(frame_box[2] - frame_box[0],
                                                                       frame_box[3] - frame_box[1])))
+    box = mask_box(person) if labels is not None and person is not None else None
+    if box is not None:  # every mask below is inside `person`: work on its box, not the whole frame
+        bx, by, bx1, by1 = box
+        labels, person = labels[by:by1, bx:bx1], person[by:by1, bx:bx1]
+        if coco:
+            keypoints = keypoints.copy()
+            keypoints[:, :2] -= (bx, by)
+        if frame_box is not None:
+            frame_box = (frame_box[0] - bx, frame_box[1] - by, frame_box[2] - bx, frame_box[3] - by)
+    parts = None if labels is None else PartMasks(labels, label_names)
     for name in joints:
         spec = JOINTS[name]
-        if frame_box is not None and cut_by_edge(keypoints, labels, label_names, spec, person, frame_box,
+        if frame_box is not None and cut_by_edge(keypoints, parts, spec, person, frame_box,
                                                  edge_px=edge_px):
             angles[name] = CUT_OFF
             continue
         angle = keypoint_angle(keypoints, spec) if coco else UNKNOWN
         if angle.deg is None or angle.conf < min_score:
-            fallback = part_angle(labels, label_names, spec, person) if labels is not None else UNKNOWN
+            fallback = part_angle(parts, spec, person) if parts is not None else UNKNOWN
             angle = fallback if fallback.deg is not None and fallback.conf >= min_part_conf else UNKNOWN
             if angle.source == "parts" and frame_box is not None and segments_at_edge(
-                    labels, label_names, spec, person, frame_box, edge_px=edge_px):
+                    parts, spec, person, frame_box, edge_px=edge_px):
                 angle = CUT_OFF
         angles[name] = angle
     return angles
 
 
-def segments_at_edge(labels: np.ndarray, label_names: tuple[str, ...], spec: JointSpec, person: np.ndarray | None,
+def segments_at_edge(masks: PartMasks, spec: JointSpec, person: np.ndarray | None,
                      frame_box: tuple[int, int, int, int], *, edge_px: int) -> bool:
     """Whether the limb that part_angle reads (inside `person`) reaches the band `edge_px` wide
     along the frame's edge: a pixel of its two segments, or of its end parts (hand, foot) no
@@ -355,21 +389,19 @@ def segments_at_edge(labels: np.ndarray, label_names: tuple[str, ...], spec: Joi
     a segment that goes on out of the frame is a stub's, not the limb's (a shin cut at mid-length
     folds the knee to a few degrees); end-part labels elsewhere (a parser's "hand" on the feet)
     do not count."""
-    x0, y0, x1, y1 = frame_box
-    band = np.ones(labels.shape, dtype=bool)
-    band[y0 + edge_px:y1 - edge_px, x0 + edge_px:x1 - edge_px] = False
+    band = ~_inside_band(masks.shape, frame_box, edge_px)
     if person is not None:
         band &= person
     if any(mask is not None and mask.any()
-           for mask in (part_mask(labels, label_names, parts, band) for parts in (spec.proximal_parts, spec.distal_parts)
+           for mask in (masks(parts, band) for parts in (spec.proximal_parts, spec.distal_parts)
                         if parts)):
         return True
-    ends = part_mask(labels, label_names, spec.end_parts, band) if spec.end_parts else None
-    distal = part_mask(labels, label_names, spec.distal_parts, person) if spec.distal_parts else None
+    ends = masks(spec.end_parts, band) if spec.end_parts else None
+    distal = masks(spec.distal_parts, person) if spec.distal_parts else None
     if ends is None or distal is None or not ends.any() or not distal.any():
         return False
-    ys, xs = np.nonzero(distal)
-    length = max(xs.max() - xs.min(), ys.max() - ys.min()) + 1
+    dx0, dy0, dx1, dy1 = mask_box(distal)
+    length = max(dx1 - dx0, dy1 - dy0)
     to_distal = cv2.distanceTransform((~distal).astype(np.uint8), cv2.DIST_L2, 3)
     return bool((to_distal[ends] <= length).any())
 
@@ -381,7 +413,11 @@ def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,
     limb = LIMB_PARTS.get(joint.split("_")[-1])
     if limb is None:
         return None
-    masks = [part_mask(labels, label_names, limb[side], person) for side in SIDES]
+    box = mask_box(person) if person is not None else None
+    if box is not None:
+        labels, person = labels[box[1]:box[3], box[0]:box[2]], person[box[1]:box[3], box[0]:box[2]]
+    parts = PartMasks(labels, label_names)
+    masks = [parts(limb[side], person) for side in SIDES]
     if any(m is None for m in masks):
         return None
     return int(masks[0].sum()), int(masks[1].sum())
