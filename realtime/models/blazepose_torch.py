@@ -11,7 +11,8 @@ parser's ROI is kept only when the network is sure of them and their landmarks l
 reading (MIN_READING_*).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
-the parsed person whose mask holds most of them; a person no parsed person owns joins the result
+the parsed person whose mask holds most of them, whose score becomes their mean visibility (so
+the best person is the one BlazePose sees most of); a person no parsed person owns joins the result
 with the landmark network's segmentation (warped back from its ROI) as its mask. The people's
 segmentations, as one frame-size probability (the most likely person at each pixel), become the
 result's `person_probs` (with `segmentation`), which the person-mask stage refines.
@@ -121,7 +122,7 @@ class BlazePoseTorchStage(ResultStage):
             count, best = max(owners, default=(0, -1))
             if count > 0:
                 taken.add(best)
-                people[best] = replace(people[best], keypoints=pose, score=people[best].score or float(pose[:, 2].mean()),
+                people[best] = replace(people[best], keypoints=pose, score=float(pose[:, 2].mean()),
                                        landmarks=landmarks, world_landmarks=world)
             else:
                 logits = segmentations[index] if segmentations is not None else _frame_logits(person, (h, w))
