@@ -7,6 +7,7 @@ import argparse
 
 from realtime import cli
 from realtime.cli_options import max_side_option, model_options, people_options, positive_int, smoothing_option
+from realtime.fitness_cli import angles_option, pose_option
 
 WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
@@ -17,8 +18,10 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
     gui.add_argument("--present", action="store_true", help="start in the presentation view (Esc leaves it)")
     gui.add_argument("--frames", type=positive_int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
-    max_side_option(gui, WINDOW_MAX_SIDE)
+    max_side_option(gui, WINDOW_MAX_SIDE, size_option=False)
     gui.add_argument("--exercise", help="count repetitions of this preset from the start")
+    pose_option(gui, "auto")
+    angles_option(gui)
     model_options(gui, model=None)
     people_options(gui)
     smoothing_option(gui, None)

@@ -115,10 +115,11 @@ def smoothing_option(command: argparse.ArgumentParser, smoothing: float | None =
                               f"(default {smoothing if smoothing is not None else 'the last one used'})")
 
 
-def max_side_option(command: argparse.ArgumentParser, default_px: int | None) -> None:
+def max_side_option(command: argparse.ArgumentParser, default_px: int | None, *, size_option: bool = True) -> None:
+    """--max-side; `size_option`: the command also has --size, which wins."""
     command.add_argument("--max-side", type=non_negative_int, default=default_px, metavar="PIXELS",
                          help="scale larger frames down so their long side is at most PIXELS, aspect kept "
-                              f"(default {default_px or 'off'}; 0 = off; --size wins)")
+                              f"(default {default_px or 'off'}; 0 = off{'; --size wins' if size_option else ''})")
 
 
 def stage_threads_option(command: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from realtime.cli_options import model_options, positive_int, smoothing_option, warning_field
+from realtime.fitness_cli import pose_option
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
 
@@ -31,6 +32,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     flicker.add_argument("--size", help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
     flicker.add_argument("--frames", type=positive_int, help="only the first N frames")
     model_options(flicker)
+    pose_option(flicker, "auto")
     smoothing_option(flicker)
     flicker.set_defaults(handler=_flicker)
 
@@ -41,6 +43,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                         help="frames of motion per still (default 45)")
     jitter.add_argument("--seed", type=int, default=0)
     model_options(jitter)
+    pose_option(jitter, "auto")
     smoothing_option(jitter)
     jitter.set_defaults(handler=_jitter)
 
@@ -49,6 +52,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                                                         "parser alone)")
     person_iou.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
     model_options(person_iou)
+    pose_option(person_iou, "auto")
     person_iou.set_defaults(handler=_person_iou)
 
     part_iou = measures.add_parser("part-iou", help="body-part IoU of BodyPix's parts, full-frame vs top-down, "
@@ -59,6 +63,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                           help="what the label maps hold: PASCAL-Person-Part's six parts (scored on them), or "
                                "LIP/CIHP's 20 classes (scored on head, torso, arms, legs)")
     model_options(part_iou)
+    pose_option(part_iou, "auto")
     part_iou.set_defaults(handler=_part_iou)
 
 

@@ -27,6 +27,10 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
     group.add_argument("--start-deg", type=float, help="custom exercise: angle of the start position")
     group.add_argument("--turn-deg", type=float, help="custom exercise: angle a repetition must reach")
     pose_option(group, "auto")
+    angles_option(group)
+
+
+def angles_option(group) -> None:
     group.add_argument("--angles", default=default("angles"), choices=ANGLE_MODES,
                        help="3d: joint angles from BlazePose's world landmarks (metres) when the pose source "
                             "gives them, else the 2-D image-plane angles; 2d: always the image plane "

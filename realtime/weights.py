@@ -55,7 +55,7 @@ def how_to_get(file: WeightFile) -> str:
     if file.manual:
         return f"{file.manual} Put it at {where / file.filename} (or set {WEIGHTS_DIR_ENV})."
     return (
-        f"run 'partsight weights fetch' for it, or download {file.urls[0]} to "
+        f"run 'partsight weights fetch NAME' for it (its NAME in 'partsight weights list'), or download {file.urls[0]} to "
         f"{where / file.filename} (or set {WEIGHTS_DIR_ENV} to a folder holding it)"
     )
 
