@@ -5,6 +5,8 @@ import csv
 import io
 from typing import Any
 
+from realtime.render import plural
+
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
                "out_s", "back_s", "side_diff_deg", "area_ratio")
 
@@ -19,7 +21,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
     often unknown a line saying in how many frames, why, and what to try."""
     exercise = summary["exercise"]["name"]
-    lines = [f"{exercise}: {summary['reps']} reps"]
+    lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
     if summary["per_rep"]:
         rows = [REP_COLUMNS] + [tuple(_cell(rep.get(c)) for c in REP_COLUMNS) for rep in summary["per_rep"]]
         widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]

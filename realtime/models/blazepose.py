@@ -2,7 +2,9 @@
 download) as a ResultStage: it replaces the parser's keypoints, the parts still come from the parser.
 
 BodyPix's keypoints lose the elbows and knees whenever the body is small or lying down (a
-push-up's bottom); BlazePose tracks them there. Install with `pip install partsight[mediapipe]`.
+push-up's bottom); BlazePose tracks them there. The test reference of the PyTorch BlazePose
+(models/blazepose_torch.py): the `mediapipe` extra pins protobuf 4 and replaces opencv-python, so
+it lives in a venv of its own (`make test-mediapipe`).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ class BlazePoseStage(ResultStage):
         try:
             from mediapipe.python.solutions.pose import Pose
         except ImportError as exc:
-            raise RuntimeError(f"BlazePose needs mediapipe (pip install 'partsight[mediapipe]'): {exc}") from None
+            raise RuntimeError(f"--pose blazepose needs the mediapipe wheel, which runs only in a venv of its own (make test-mediapipe builds one; --pose auto needs none): {exc}") from None
         self._make = lambda: Pose(static_image_mode=False, model_complexity=model_complexity,
                                   smooth_landmarks=True, min_detection_confidence=min_confidence,
                                   min_tracking_confidence=min_confidence)
