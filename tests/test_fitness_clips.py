@@ -126,7 +126,7 @@ def test_asking_for_blazepose_without_mediapipe_says_how_to_get_it(media_dir, tm
     run = subprocess.run([sys.executable, "main.py", "process", str(media_dir / "cg-mannequin-squat.mp4"), "-o",
                           str(tmp_path / "x.mp4"), "--exercise", "squat", "--pose", "blazepose"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 1 and "partsight[mediapipe]" in run.stderr
+    assert run.returncode == 1 and "make test-mediapipe" in run.stderr and "--pose auto needs none" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 

@@ -199,7 +199,8 @@ def test_torch_stage_gives_keypoints_to_the_parsed_person_and_none_on_an_empty_f
     mask[150:, :] = True
     parse = replace(_empty_parse(frame), person_mask=mask, people=[PersonParse(7, mask, None, 0.8)])
     out = stage(Frame(frame, 0, 0.0), parse)
-    assert [p.id for p in out.people] == [7] and out.people[0].score == 0.8
+    assert [p.id for p in out.people] == [7], "the parsed person keeps their ID"
+    assert out.people[0].score == pytest.approx(out.people[0].keypoints[:, 2].mean()), "scored by BlazePose"
     assert out.people[0].keypoints[:, 2].min() > 0.5
     stage.reset()
     black = np.zeros_like(frame)
