@@ -24,6 +24,8 @@ from realtime.serve.service import Service, local_board
 from realtime.serve.settings import ServeSettings
 
 NAMESPACE = "partsight"
+PROXY_READY_ENV = "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"
+PROXY_READY_S = 60
 PROGRESS_EVERY_S = 0.5
 
 
@@ -162,6 +164,11 @@ def run_ray_serve(settings: ServeSettings) -> int:
     code_dir = str(Path(realtime.__file__).resolve().parents[1])
     env = {name: value for name, value in os.environ.items() if name.startswith("PARTSIGHT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (code_dir, os.environ.get("PYTHONPATH"))))
+    # Ray Serve gives its HTTP proxy 5 s to be ready and kills it after three misses, which a
+    # loaded machine's proxy can take (serve.start then fails with ActorDiedError); the local
+    # cluster's processes inherit this
+    os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_S))
+    env[PROXY_READY_ENV] = os.environ[PROXY_READY_ENV]
     # "local" (or only --replicas): a new cluster on this machine, never one that happens to run here
     ray.init(address=settings.ray_address or "local", namespace=NAMESPACE, include_dashboard=False,
              log_to_driver=False, runtime_env={"env_vars": env})
