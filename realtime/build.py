@@ -51,7 +51,7 @@ def person_mask_source(config: PipelineConfig) -> str:
     parser's mask moved towards the selfie segmenter's)."""
     if config.person_mask != "auto":
         return config.person_mask
-    return "pose" if config.pose in ("auto", "blazepose-torch") else "selfie"
+    return "pose" if config.pytorch_pose else "selfie"
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:

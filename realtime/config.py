@@ -85,7 +85,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
-        if self.person_mask == "pose" and self.pose not in ("auto", "blazepose-torch"):
+        if self.person_mask == "pose" and not self.pytorch_pose:
             raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                              f"not --pose {self.pose}")
         if not 0.0 <= self.smoothing <= 1.0:
@@ -100,6 +100,12 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
             raise ValueError(f"stage threads must be 0 (one per step) or more, not {self.stage_threads}")
         if self.size is not None and min(self.size) < 1:
             raise ValueError(f"size must be positive, not {self.size[0]}x{self.size[1]}")
+
+    @property
+    def pytorch_pose(self) -> bool:
+        """Whether the keypoints come from BlazePose in PyTorch ("auto" or "blazepose-torch"), whose
+        segmentation can make the person mask."""
+        return self.pose in ("auto", "blazepose-torch")
 
     @property
     def realtime(self) -> bool:

@@ -46,6 +46,12 @@ def fill_from_nearest(labels: np.ndarray, empty: int = -1) -> np.ndarray:
     return labels[labelled][nearest - 1]
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), exclusive ends, of a H x W bool mask's pixels; None when it has none."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    return (x, y, x + w, y + h) if w and h else None
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Elementwise 1 / (1 + exp(-x)), in the input's float dtype (exp overflowing for very
     negative logits gives exactly 0)."""

@@ -8,6 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from realtime.imaging import mask_box
+
 
 @dataclass(frozen=True)
 class Gap:
@@ -110,11 +112,7 @@ class PersonParse:
 
     def bbox(self) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) of the mask, exclusive ends; None for an empty mask."""
-        rows = np.flatnonzero(self.mask.any(axis=1))
-        if not len(rows):
-            return None
-        cols = np.flatnonzero(self.mask.any(axis=0))
-        return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        return mask_box(self.mask)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realtime.imaging import mask_box
 from realtime.models.labels import BLAZEPOSE_LANDMARKS, COCO_KEYPOINTS
 
 _KP = {name: i for i, name in enumerate(COCO_KEYPOINTS)}
@@ -277,12 +278,6 @@ def _inside_band(shape: tuple[int, int], frame_box: tuple[int, int, int, int], e
     return inside
 
 
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """(x0, y0, x1, y1), exclusive ends, of a H x W bool mask's pixels; None when it has none."""
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
-    return (x, y, x + w, y + h) if w and h else None
-
-
 def cut_by_edge(keypoints: np.ndarray | None, parts: PartMasks | None,
                 spec: JointSpec, person: np.ndarray | None, frame_box: tuple[int, int, int, int],
                 *, edge_px: int) -> bool:
@@ -340,6 +335,17 @@ def cut_by_edge(keypoints: np.ndarray | None, parts: PartMasks | None,
     return any(touched and distance < reach for touched, distance in sides)
 
 
+def _person_crop(labels: np.ndarray, person: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
+    """`labels` and `person` cut to the person's box (every part mask read inside `person` lies in
+    it) and the box's corner (x, y); as they are, corner (0, 0), without a person or pixels."""
+    box = mask_box(person) if person is not None else None
+    if box is None:
+        return labels, person, (0, 0)
+    x0, y0, x1, y1 = box
+    return labels[y0:y1, x0:x1], person[y0:y1, x0:x1], (x0, y0)
+
+
 def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_names: tuple[str, ...],
                  person: np.ndarray | None = None, *, min_score: float = 0.3,
                  min_part_conf: float = 0.5, joints: tuple[str, ...] = tuple(JOINTS),
@@ -354,10 +360,8 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
     coco = keypoints is not None and len(keypoints) == len(COCO_KEYPOINTS)
     edge_px = 0 if frame_box is None else max(2, round(0.01 * min(frame_box[2] - frame_box[0],
                                                                       frame_box[3] - frame_box[1])))
-    box = mask_box(person) if labels is not None and person is not None else None
-    if box is not None:  # every mask below is inside `person`: work on its box, not the whole frame
-        bx, by, bx1, by1 = box
-        labels, person = labels[by:by1, bx:bx1], person[by:by1, bx:bx1]
+    if labels is not None:
+        labels, person, (bx, by) = _person_crop(labels, person)
         if coco:
             keypoints = keypoints.copy()
             keypoints[:, :2] -= (bx, by)
@@ -413,9 +417,7 @@ def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,
     limb = LIMB_PARTS.get(joint.split("_")[-1])
     if limb is None:
         return None
-    box = mask_box(person) if person is not None else None
-    if box is not None:
-        labels, person = labels[box[1]:box[3], box[0]:box[2]], person[box[1]:box[3], box[0]:box[2]]
+    labels, person, _ = _person_crop(labels, person)
     parts = PartMasks(labels, label_names)
     masks = [parts(limb[side], person) for side in SIDES]
     if any(m is None for m in masks):

@@ -34,6 +34,7 @@ from realtime.analysis.angles import (
 from realtime.analysis.exercises import Exercise
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
+from realtime.imaging import mask_box
 from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -236,13 +237,12 @@ def _why_unknown(mask: np.ndarray, joint_reasons: list[str | None], frame_box: t
     """Why a person's counted angle is unknown: out_of_frame when a counted joint is cut by the
     frame's edge or the person's mask reaches it (the body goes on outside), else too_small when
     the mask is empty (nobody found) or under MIN_PERSON_PX tall, else not_visible."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    box = mask_box(mask)
     x0, y0, x1, y1 = frame_box
-    if OUT_OF_FRAME in joint_reasons or (len(rows) and (rows[0] <= y0 or rows[-1] >= y1 - 1 or cols[0] <= x0
-                                                         or cols[-1] >= x1 - 1)):
+    if OUT_OF_FRAME in joint_reasons or (box is not None and (box[1] <= y0 or box[3] >= y1 or box[0] <= x0
+                                                               or box[2] >= x1)):
         return OUT_OF_FRAME
-    if not len(rows) or rows[-1] + 1 - rows[0] < MIN_PERSON_PX:
+    if box is None or box[3] - box[1] < MIN_PERSON_PX:
         return TOO_SMALL
     return NOT_VISIBLE
 

@@ -36,7 +36,7 @@ from realtime.models.blazepose_landmark import (
     Roi,
     roi_from_points,
 )
-from realtime.imaging import sigmoid
+from realtime.imaging import mask_box, sigmoid
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -158,8 +158,8 @@ def _centre_in(roi: Roi, mask: np.ndarray) -> bool:
 def _upright_roi(mask: np.ndarray) -> Roi:
     """An upright square ROI centred on the mask's bounding box, its longer side plus a quarter
     (what a detection of that body would give: MediaPipe's 1.25 scale)."""
-    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
-    return Roi(x + w / 2, y + h / 2, max(w, h) * ROI_SCALE, 0.0)
+    x0, y0, x1, y1 = mask_box(mask)
+    return Roi((x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) * ROI_SCALE, 0.0)
 
 
 def _landmarks_inside(person: PoseLandmarks, mask: np.ndarray) -> float:
