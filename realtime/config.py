@@ -88,6 +88,8 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
         if self.person_mask == "pose" and not self.pytorch_pose:
             raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                              f"not --pose {self.pose}")
+        if self.angles == "3d" and self.pose == "parser":
+            raise ValueError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ValueError(f"smoothing must be from 0 (off) to 1, not {self.smoothing:g}")
         if self.max_people < 1:

@@ -153,7 +153,7 @@ def _person_iou(args: argparse.Namespace) -> int:
     stages = person_mask_chain(config)
 
     report = evaluate_person_iou(
-        lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True).person_mask, images,
+        lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True), images,
         baseline=parser.parse)
     print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report}))
     return 0

@@ -32,9 +32,9 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
 
 def angles_option(group) -> None:
     group.add_argument("--angles", default=default("angles"), choices=ANGLE_MODES,
-                       help="3d: joint angles from BlazePose's world landmarks (metres) when the pose source "
-                            "gives them, else the 2-D image-plane angles; 2d: always the image plane "
-                            f"(default {default('angles')})")
+                       help="3d: joint angles from BlazePose's world landmarks (metres) for each person who has "
+                            "them (needs --pose auto or blazepose; a person BlazePose does not follow gets the 2-D "
+                            f"image-plane angles); 2d: always the image plane (default {default('angles')})")
 
 
 def pose_option(group, default: str) -> None:

@@ -12,7 +12,9 @@ Per frame:
      warped memory is blended in with a weight set by `strength`; where it does not (fast
      limbs, occlusion, uncovered background) the current scores win;
   4. labels and the person mask are derived from the blend as the parser derives them
-     (bilinear scores, exact argmax), so a still scene converges to the parser's own labels;
+     (bilinear scores, exact argmax), so a still scene converges to the parser's own labels; a
+     finer person probability (`person_probs`, at the frame's size) is blended at that size with
+     the same flow and trust, and decides the person mask, so its edges stay as sharp as given;
   5. the people's masks are split from the smoothed person mask by an owner map carried with the
      same flow (realtime.people_memory: who the parser read where, who was there a moment ago);
   6. each person's keypoints go through One Euro filters (one per person id).
@@ -28,7 +30,7 @@ import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.imaging import resample_corner_aligned, sample_at, sigmoid, softmax, warp_by_flow
-from realtime.models.grid_upsample import GridUpsampler, person_part_labels
+from realtime.models.grid_upsample import GridUpsampler, part_labels_inside, person_part_labels
 from realtime.people_memory import PeopleMemory
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
@@ -59,6 +61,18 @@ class _Memory:
     gray: np.ndarray  # hs x ws uint8, blurred
     probs: np.ndarray  # fh x fw x C: person probability, then part probabilities, on the fine grid
     frame_hw: tuple[int, int]
+    person: np.ndarray | None  # H x W person probability at the frame's size (`person_probs`), or None
+
+
+@dataclass
+class _Past:
+    """The memory carried onto this frame by the flow."""
+
+    probs: np.ndarray  # fh x fw x C
+    trust: np.ndarray  # fh x fw, 0..1: how far the flow explains each fine cell
+    sources: tuple[np.ndarray, np.ndarray]  # fine-grid (x, y) each cell came from
+    person: np.ndarray | None  # H x W, the frame-size person probability carried
+    person_trust: np.ndarray | None  # H x W, 0..1
 
 
 class TemporalSmoother(ResultStage):
@@ -111,8 +125,9 @@ class TemporalSmoother(ResultStage):
             return replace(parse, people=self._keypoints(parse.people, frame.pts_s, strength))
         gray = _small_gray(frame.image, self.tuning.flow_long_side)
         probs = _probabilities(self._fine_scores(parse.part_probs))
-        if parse.person_probs is not None:
-            probs[..., 0] = resample_corner_aligned(parse.person_probs, probs.shape[:2], cv2.INTER_LINEAR)
+        sharp = parse.person_probs
+        if sharp is not None:
+            probs[..., 0] = resample_corner_aligned(sharp, probs.shape[:2], cv2.INTER_LINEAR)
         if memory is not None and memory.probs.shape != probs.shape:
             memory = None
         past = None if memory is None else self._warp_memory(memory, gray)
@@ -120,15 +135,16 @@ class TemporalSmoother(ResultStage):
             self.scene_cuts += 1
             self._keypoints.reset()
             self._people.reset()
-        flow_from = None
         if past is not None:
-            past_probs, trust, flow_from = past
-            weight = self.tuning.memory_weight(strength) * trust
-            probs = (probs + weight[..., None] * (past_probs - probs)).astype(np.float32)
-        labels, person = self._labels(probs, frame_hw)
-        people = self._people(parse.people, person, probs[..., 0] > 0.5, flow_from, frame.pts_s)
+            memory_weight = self.tuning.memory_weight(strength)
+            weight = memory_weight * past.trust
+            probs = (probs + weight[..., None] * (past.probs - probs)).astype(np.float32)
+            if sharp is not None and past.person is not None:
+                sharp = (sharp + memory_weight * past.person_trust * (past.person - sharp)).astype(np.float32)
+        labels, person = self._labels(probs, frame_hw, sharp)
+        people = self._people(parse.people, person, probs[..., 0] > 0.5, None if past is None else past.sources, frame.pts_s)
         people = self._keypoints(people, frame.pts_s, strength)
-        self._memory = _Memory(gray, probs, frame_hw)
+        self._memory = _Memory(gray, probs, frame_hw, sharp)
         factor = self.tuning.fine_factor
         return replace(parse, labels=labels, person_mask=person, people=people,
                        part_probs=np.ascontiguousarray(np.moveaxis(probs[::factor, ::factor], -1, 0)),
@@ -145,9 +161,8 @@ class TemporalSmoother(ResultStage):
         grid_h, grid_w = coarse.shape[:2]
         return resample_corner_aligned(coarse, ((grid_h - 1) * factor + 1, (grid_w - 1) * factor + 1), cv2.INTER_LINEAR)
 
-    def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple] | None:
-        """The memory carried onto this frame (probabilities, trust 0..1 per fine cell, and the
-        fine-grid (x, y) maps each cell came from), or None at a scene cut."""
+    def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> _Past | None:
+        """The memory carried onto this frame, or None at a scene cut."""
         tuning = self.tuning
         flow = self._flow.calc(gray, memory.gray, None)  # this frame -> the previous one
         explained = warp_by_flow(memory.gray, flow, cv2.INTER_LINEAR)
@@ -164,20 +179,28 @@ class TemporalSmoother(ResultStage):
         map_x, map_y = np.meshgrid((cols * ((width - 1) / max(fine_w - 1, 1)) + 0.5) * sx - 0.5,
                                    (rows * ((height - 1) / max(fine_h - 1, 1)) + 0.5) * sy - 0.5)
         cell_flow = sample_at(flow, map_x, map_y, cv2.INTER_LINEAR)
-        cell_error = sample_at(cv2.blur(error, (3, 3)), map_x, map_y, cv2.INTER_LINEAR)
+        error = cv2.blur(error, (3, 3))
+        cell_error = sample_at(error, map_x, map_y, cv2.INTER_LINEAR)
         from_x = cols[None, :] + cell_flow[..., 0] * ((fine_w - 1) / max(width - 1, 1) / sx)
         from_y = rows[:, None] + cell_flow[..., 1] * ((fine_h - 1) / max(height - 1, 1) / sy)
         past = sample_at(memory.probs, from_x, from_y, cv2.INTER_LINEAR)
         inside = (from_x > -0.5) & (from_x < fine_w - 0.5) & (from_y > -0.5) & (from_y < fine_h - 0.5)
         trust = np.clip((tuning.error_high - cell_error) / (tuning.error_high - tuning.error_low), 0.0, 1.0)
-        return past.reshape(memory.probs.shape), trust * inside, (from_x, from_y)
+        person = person_trust = None
+        if memory.person is not None:
+            person, person_trust = _carry_frame_size(memory.person, flow, error, tuning)
+        return _Past(past.reshape(memory.probs.shape), trust * inside, (from_x, from_y), person, person_trust)
 
-    def _labels(self, probs: np.ndarray, frame_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _labels(self, probs: np.ndarray, frame_hw: tuple[int, int],
+                sharp: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Frame labels and person mask from the fine probabilities, as the parser makes them
         (from scores, where bilinear interpolation gives the parser's own result on a still
-        scene)."""
-        person = np.clip(probs[..., 0], _EPS, 1.0 - _EPS)
+        scene); the person mask from `sharp` (H x W person probability) when there is one."""
         part_logits = np.log(np.moveaxis(probs[..., 1:], -1, 0) + _EPS)
+        if sharp is not None:
+            person = sharp > 0.5
+            return part_labels_inside(self._upsampler, part_logits, person), person
+        person = np.clip(probs[..., 0], _EPS, 1.0 - _EPS)
         return person_part_labels(self._upsampler, np.log(person / (1.0 - person)), part_logits, frame_hw, 0.0)
 
 
@@ -224,6 +247,26 @@ class KeypointSmoother:
         missing = np.isnan(smoothed)
         smoothed[missing] = keypoints[:, :2][missing]
         return np.concatenate([smoothed, keypoints[:, 2:]], axis=1).astype(keypoints.dtype)
+
+
+def _carry_frame_size(person: np.ndarray, flow: np.ndarray, error: np.ndarray,
+                      tuning: SmoothingTuning) -> tuple[np.ndarray, np.ndarray]:
+    """An H x W probability of the previous frame carried onto this one by the small flow (hs x ws
+    x 2, this frame -> the previous, small pixels), and the trust 0..1 of each pixel (from the
+    small, blurred grey error, as the fine cells' trust; 0 where the flow points outside the
+    frame). The map of where each pixel comes from is made at the flow's size and resized, so
+    only the resize, the remap and the blend run at the frame's size."""
+    height, width = person.shape
+    small_h, small_w = flow.shape[:2]
+    xs, ys = np.meshgrid(np.arange(small_w, dtype=np.float32), np.arange(small_h, dtype=np.float32))
+    sources = np.dstack([(xs + flow[..., 0] + 0.5) * (width / small_w) - 0.5,
+                         (ys + flow[..., 1] + 0.5) * (height / small_h) - 0.5])
+    inside = ((sources[..., 0] > -0.5) & (sources[..., 0] < width - 0.5)
+              & (sources[..., 1] > -0.5) & (sources[..., 1] < height - 0.5))
+    small_trust = np.clip((tuning.error_high - error) / (tuning.error_high - tuning.error_low), 0.0, 1.0) * inside
+    carried = cv2.remap(person, cv2.resize(sources, (width, height), interpolation=cv2.INTER_LINEAR), None,
+                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return carried, cv2.resize(small_trust, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:

@@ -110,7 +110,8 @@ def test_custom_exercise_and_its_errors_are_one_place():
 def test_the_config_rejects_nonsense_with_one_line():
     for bad, message in (({"pacing": "fast"}, "unknown pacing"), ({"smoothing": 2.0}, "smoothing must be"),
                          ({"max_people": 0}, "max people"), ({"pose": "openpose"}, "unknown pose source"),
-                         ({"people": "yolo"}, "unknown people source")):
+                         ({"people": "yolo"}, "unknown people source"),
+                         ({"angles": "3d", "pose": "parser"}, "--angles 3d needs BlazePose's 3-D world landmarks")):
         with pytest.raises(ValueError, match=message):
             PipelineConfig(**bad)
 

@@ -25,7 +25,7 @@ from realtime.evaluation import (
     warp_labels,
 )
 from realtime.smoothing import TemporalSmoother
-from realtime.types import Frame
+from realtime.types import Frame, ParseResult, PersonParse
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -60,9 +60,29 @@ def test_labelled_images_are_found_and_truth_scores_one():
     assert len(images) == sum(folders.values())
     truths = {item.image: read_person_truth(item.label) for item in images[:3]}
     shapes = {truth.shape: truth for truth in truths.values()}
-    report = evaluate_person_iou(lambda rgb: shapes[rgb.shape[:2]], images[:3])
-    assert report["mean_iou"] == 1.0 and report["images"] == 3
+    report = evaluate_person_iou(lambda rgb: _truth_as_parse(shapes[rgb.shape[:2]]), images[:3])
+    assert report["mean_iou"] == 1.0 and report["images"] == 3 and report["subject_iou"]["mean"] == 1.0
+    # a bystander found beside the labelled subject counts against the mask, not the subject
+    crowded = evaluate_person_iou(lambda rgb: _truth_as_parse(shapes[rgb.shape[:2]], bystander=True), images[:3])
+    assert crowded["mean_iou"] < 0.95 and crowded["subject_iou"] == {"mean": 1.0, "even": 1.0, "odd": 1.0}
     assert all(0.05 < truth.mean() < 0.95 for truth in truths.values())
+
+
+def _truth_as_parse(truth: np.ndarray, *, bystander: bool = False) -> ParseResult:
+    """A parse whose one person is the labelled person (and, with `bystander`, a second person in
+    the unlabelled quarter of the picture the label covers least)."""
+    people = [PersonParse(0, truth, None, 1.0)]
+    if bystander:
+        height, width = truth.shape
+        quarters = [np.s_[:height // 2, :width // 2], np.s_[:height // 2, width // 2:],
+                    np.s_[height // 2:, :width // 2], np.s_[height // 2:, width // 2:]]
+        other = np.zeros_like(truth)
+        other[min(quarters, key=lambda q: truth[q].sum())] = True
+        other &= ~truth
+        people.append(PersonParse(1, other, None, 1.0))
+    mask = np.logical_or.reduce([person.mask for person in people])
+    return ParseResult(mask.astype(np.uint8), mask, ("background", "person"), np.zeros((2, 3), np.uint8),
+                       people=people)
 
 
 def test_the_jitter_motion_keeps_to_its_limits():

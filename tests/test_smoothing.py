@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from conftest import read_frames
 
-from realtime.build import build_pipeline, build_stages
+from realtime.build import build_pipeline, build_stages, person_mask_chain
 from realtime.config import PipelineConfig
+from realtime.evaluation import run_stages
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame, PersonParse
 
@@ -73,6 +74,27 @@ def test_a_moving_person_is_followed_without_a_ghost_trail(bodypix, person_frame
     centre = np.argwhere(smoothed.person_mask).mean(axis=0)
     assert np.all(centre >= np.min(centres, axis=0) - 4)  # not behind
     assert np.all(centre <= np.max(centres, axis=0) + 8)  # nor ahead by more than a frame's motion
+    assert smoother.scene_cuts == 0
+
+
+def test_the_refined_person_mask_keeps_its_edges_and_follows_motion(bodypix, person_frame):
+    """The default person mask (BlazePose's segmentation and the selfie segmenter, refined at the
+    frame's size) is smoothed at that size: on the first frame the smoothed mask is exactly the
+    refined one, and while the person moves 6 px a frame the smoothed mask stays on the refined
+    mask of the frame shown (mean IoU 0.95; 0.87 when it was re-sampled from the parser's
+    stride-16 grid, which also made the first frame 0.93)."""
+    chain = person_mask_chain(PipelineConfig(source="still", max_people=1))
+    smoother = TemporalSmoother(1.0)
+    overlaps = []
+    for index in range(8):
+        moved = _shifted(person_frame, 6 * index, 0)
+        refined = run_stages(chain, _frame(moved, index), bodypix.parse(moved))
+        smoothed = smoother(_frame(moved, index), refined)
+        if index == 0:
+            assert np.array_equal(smoothed.person_mask, refined.person_mask)
+        overlaps.append((smoothed.person_mask & refined.person_mask).sum()
+                        / (smoothed.person_mask | refined.person_mask).sum())
+    assert np.mean(overlaps) > 0.93
     assert smoother.scene_cuts == 0
 
 

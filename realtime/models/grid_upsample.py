@@ -113,6 +113,12 @@ def person_part_labels(upsampler: GridUpsampler, person_logits: np.ndarray, part
     """gh x gw person logits and P x gh x gw part logits -> H x W uint8 labels (1 + the part's
     index inside the person, 0 outside) and the H x W bool person mask."""
     person = upsampler.upsample(person_logits, frame_hw) > person_logit_threshold
-    labels = upsampler.argmax(part_logits, frame_hw, person)
+    return part_labels_inside(upsampler, part_logits, person), person
+
+
+def part_labels_inside(upsampler: GridUpsampler, part_logits: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """P x gh x gw part logits and an H x W bool person mask -> H x W uint8 labels: 1 + the part
+    whose upsampled logit is highest, inside the mask; 0 outside."""
+    labels = upsampler.argmax(part_logits, person.shape, person)
     labels[person] += 1
-    return labels, person
+    return labels
