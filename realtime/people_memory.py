@@ -19,7 +19,9 @@ with the smoother's optical flow, and each frame:
      into them, for at most `max_folds` frames in a row, so a new person stepping out from
      behind someone is delayed that long at most);
   4. any other new ID counts from its second frame in a row on (its first frame's pixels go to
-     the others), so a single-frame misreading never becomes a person;
+     the others on that frame, but the memory keeps them unowned, so the second frame's reading
+     is not taken for the person they went to), so a single-frame misreading never becomes a
+     person;
   5. person cells still without an owner go to the nearest owned cell.
 Pixels keep the parser's exact boundaries wherever its reading was kept.
 """
@@ -88,7 +90,7 @@ class PeopleMemory:
             past = sample_at(self._owner.astype(np.float32), *flow_from, cv2.INTER_NEAREST,
                              border_value=_NOBODY).astype(np.int32)
             past[~person_fine] = _NOBODY
-        readings = self._merged_readings(people, sample, past, person_fine, now_s)
+        readings, unproven = self._merged_readings(people, sample, past, person_fine, now_s)
         read = np.full(fine_hw, _NOBODY, np.int32)
         for person_id, reading in readings.items():
             read[reading.mask[sample]] = person_id
@@ -98,7 +100,7 @@ class PeopleMemory:
             self._owner = None
             return []
         filled = fill_from_nearest(owner, _NOBODY)
-        self._owner = np.where(person_fine, filled, _NOBODY)
+        self._owner = np.where(person_fine & ~unproven, filled, _NOBODY)
         owner_full = resample_corner_aligned(np.searchsorted(ids, filled).astype(np.int16), frame_hw, cv2.INTER_NEAREST)
         overruled = owner != read  # cells the memory decided, not the reading
         kept = None
@@ -151,13 +153,15 @@ class PeopleMemory:
         return whole_s is not None and whole_s > self._first_s[person_id] and now_s - read_s <= self.coast_s
 
     def _merged_readings(self, people: list[PersonParse], sample: tuple, past: np.ndarray | None,
-                         person_fine: np.ndarray, now_s: float) -> dict[int, PersonParse]:
+                         person_fine: np.ndarray, now_s: float) -> tuple[dict[int, PersonParse], np.ndarray]:
         """This frame's readings by person ID: aliases applied (new ones taken where a new ID
-        lies in someone's carried cells), readings sharing an ID merged."""
+        lies in someone's carried cells), readings sharing an ID merged; and the fine cells of
+        the new IDs read for the first time (fh x fw bool), which are left out."""
         present = {self._aliases.get(p.id, p.id) for p in people}
         readings: dict[int, PersonParse] = {}
         folds: dict[int, int] = {}
         pending: set[int] = set()
+        unproven = np.zeros(person_fine.shape, bool)
         for reading in people:
             person_id = self._aliases.get(reading.id, reading.id)
             if past is not None and person_id not in self._first_s:
@@ -173,6 +177,7 @@ class PeopleMemory:
                         person_id = candidate
                 if person_id not in self._first_s and person_id not in self._pending:
                     pending.add(person_id)
+                    unproven |= cells
                     continue
             if person_id in readings:
                 first = readings[person_id]
@@ -183,7 +188,7 @@ class PeopleMemory:
         self._folds, self._pending = folds, pending
         for person_id in readings:
             self._first_s.setdefault(person_id, now_s)
-        return readings
+        return readings, unproven
 
 
 def _fine_positions(cells: int, pixels: int) -> np.ndarray:
