@@ -48,8 +48,9 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     jitter.set_defaults(handler=_jitter)
 
     person_iou = measures.add_parser("person-iou", help="person-mask IoU against ground-truth label maps (with the "
-                                                        "two halves' means, and the time per image against the "
-                                                        "parser alone)")
+                                                        "two halves' means, subject_iou: the IoU of the parsed "
+                                                        "person who overlaps the label best, and the time per "
+                                                        "image against the parser alone)")
     person_iou.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
     model_options(person_iou)
     pose_option(person_iou, "auto")

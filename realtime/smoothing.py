@@ -50,6 +50,11 @@ class SmoothingTuning:
     cut_share: float = 0.5  # a scene cut: more than this share of the frame is unexplained
     fine_factor: int = 4  # the memory's grid is this much finer than the model's
     flow_long_side: int = 320  # pixels of the grey image the flow is computed on
+    # a frame-size person probability (`person_probs`) that changed by more than change_high from
+    # its carried past is a new decision the flow could not carry (a limb swung over a floor of its
+    # colour): it replaces the memory there; changes under change_low are smoothed fully
+    change_low: float = 0.1
+    change_high: float = 0.4
 
     def memory_weight(self, strength: float) -> float:
         """The weight of the warped past where it is fully trusted."""
@@ -140,7 +145,10 @@ class TemporalSmoother(ResultStage):
             weight = memory_weight * past.trust
             probs = (probs + weight[..., None] * (past.probs - probs)).astype(np.float32)
             if sharp is not None and past.person is not None:
-                sharp = (sharp + memory_weight * past.person_trust * (past.person - sharp)).astype(np.float32)
+                change = np.abs(past.person - sharp)
+                settled = np.clip((self.tuning.change_high - change) / (self.tuning.change_high - self.tuning.change_low),
+                                  0.0, 1.0)
+                sharp = (sharp + memory_weight * past.person_trust * settled * (past.person - sharp)).astype(np.float32)
         labels, person = self._labels(probs, frame_hw, sharp)
         people = self._people(parse.people, person, probs[..., 0] > 0.5, None if past is None else past.sources, frame.pts_s)
         people = self._keypoints(people, frame.pts_s, strength)

@@ -47,7 +47,7 @@ CHANGED = {
     "loop": (None, "loop", True),
     "frames": ("7", "frame_limit", 7),
     "fps": ("60", "fps", 60.0),
-    "pose": ("blazepose", "pose", "blazepose"),
+    "pose": ("blazepose-torch", "pose", "blazepose-torch"),
     "angles": ("3d", "angles", "3d"),
     "exercise": ("lunge", "exercise", "lunge"),
 }

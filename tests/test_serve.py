@@ -38,6 +38,7 @@ from _serve import (
     wait_for_job,
 )
 from realtime.metrics import schema_path
+from realtime.models.blazepose import blazepose_available
 
 K_JOBS, JOB_QUEUE = 2, 2
 MAX_UPLOAD_MB = 20
@@ -118,6 +119,7 @@ def test_health_models_and_docs(client):
     assert not any(m["default_people"] for m in models.values())
     vocab = client.get("/v1/exercises").json()
     assert "squat" in [e["name"] for e in vocab["exercises"]] and "person" in vocab["rep_columns"]
+    assert ("blazepose" in vocab["pose_sources"]) == blazepose_available() and "auto" in vocab["pose_sources"]
     assert "swagger" in client.get("/docs").text.lower()
     openapi = client.get("/openapi.json").json()
     assert {"/v1/parse", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/{kind}", "/v1/jobs/{job_id}/labels/{index}",
@@ -281,6 +283,11 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
                                                     data={"pose": "psychic"}), 422, "bad_option"),
         ("unknown people source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                       data={"people": "crowd"}), 422, "bad_option"),
+        *([("mediapipe's BlazePose without its wheel", lambda: client.post(
+            "/v1/parse", files={"image": ("a.png", png)}, data={"pose": "blazepose"}), 422, "bad_option"),
+           ("job: mediapipe's BlazePose without its wheel", lambda: client.post(
+               "/v1/jobs", files={"video": ("a.mp4", b"x")}, data={"pose": "blazepose"}), 422, "bad_option")]
+          if not blazepose_available() else []),
         ("people model without weights", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                              data={"people": "mask2former-r50-panoptic"}),
          422, "model_unavailable"),

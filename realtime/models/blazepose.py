@@ -25,6 +25,11 @@ def blazepose_available() -> bool:
     return importlib.util.find_spec("mediapipe") is not None
 
 
+def available_pose_sources() -> tuple[str, ...]:
+    """POSE_SOURCES that run here ("blazepose" only where the mediapipe wheel is installed)."""
+    return tuple(source for source in POSE_SOURCES if source != "blazepose" or blazepose_available())
+
+
 class BlazePoseStage(ResultStage):
     """Runs MediaPipe Pose on each frame and gives its landmarks (visibility as the score) to the
     person whose mask holds most of them; a parse with a person mask but no people gets one

@@ -29,7 +29,7 @@ from realtime.analysis.angles import ANGLE_MODES, JOINTS
 from realtime.analysis.exercises import PRESETS
 from realtime.analysis.summary import REP_COLUMNS
 from realtime.config import PipelineConfig, config_from_args, default
-from realtime.models.blazepose import POSE_SOURCES
+from realtime.models.blazepose import POSE_SOURCES, available_pose_sources
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
 from realtime.models.registry import MODEL_SPECS
@@ -210,7 +210,7 @@ def _add_vocabulary(api: APIRouter, service: Service) -> None:
     @api.get("/exercises", tags=["models"], summary="exercise presets, joints, keypoints, options and limits")
     def exercises() -> dict:
         return {"exercises": [preset.to_dict() for preset in PRESETS.values()], "joints": list(JOINTS),
-                "rep_columns": list(REP_COLUMNS), "pose_sources": list(POSE_SOURCES),
+                "rep_columns": list(REP_COLUMNS), "pose_sources": list(available_pose_sources()),
                 "person_mask_sources": list(PERSON_MASK_SOURCES), "angle_modes": list(ANGLE_MODES),
                 "keypoints": {"names": list(COCO_KEYPOINTS), "skeleton": [list(bone) for bone in COCO_SKELETON],
                               "min_score": KeypointAnnotator().min_score},
