@@ -388,26 +388,24 @@ def joint_angles(keypoints: np.ndarray | None, labels: np.ndarray | None, label_
 def segments_at_edge(masks: PartMasks, spec: JointSpec, person: np.ndarray | None,
                      frame_box: tuple[int, int, int, int], *, edge_px: int) -> bool:
     """Whether the limb that part_angle reads (inside `person`) reaches the band `edge_px` wide
-    along the frame's edge: a pixel of its two segments, or of its end parts (hand, foot) no
-    farther from the distal segment than that segment is long, lies in the band. An axis through
-    a segment that goes on out of the frame is a stub's, not the limb's (a shin cut at mid-length
-    folds the knee to a few degrees); end-part labels elsewhere (a parser's "hand" on the feet)
-    do not count."""
-    band = ~_inside_band(masks.shape, frame_box, edge_px)
-    if person is not None:
-        band &= person
+    along the frame's edge: a pixel of its two segments, or a person pixel no farther from the
+    distal segment than that segment is long (whatever its label: the parser's labels on a body
+    cut by the edge are often another part's), lies in the band. An axis through a segment that
+    goes on out of the frame is a stub's, not the limb's (a shin cut at mid-length folds the
+    knee to a few degrees); the person's pixels at the edge far from the limb (a push-up's head
+    and feet) do not count."""
+    band = ~_inside_band(masks.shape, frame_box, edge_px) & (masks.labels > 0 if person is None else person)
     if any(mask is not None and mask.any()
            for mask in (masks(parts, band) for parts in (spec.proximal_parts, spec.distal_parts)
                         if parts)):
         return True
-    ends = masks(spec.end_parts, band) if spec.end_parts else None
     distal = masks(spec.distal_parts, person) if spec.distal_parts else None
-    if ends is None or distal is None or not ends.any() or not distal.any():
+    if distal is None or not distal.any() or not band.any():
         return False
     dx0, dy0, dx1, dy1 = mask_box(distal)
     length = max(dx1 - dx0, dy1 - dy0)
     to_distal = cv2.distanceTransform((~distal).astype(np.uint8), cv2.DIST_L2, 3)
-    return bool((to_distal[ends] <= length).any())
+    return bool((to_distal[band] <= length).any())
 
 
 def side_areas(labels: np.ndarray, label_names: tuple[str, ...], joint: str,
