@@ -69,10 +69,13 @@ def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | 
 
 
 def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *, stages: Sequence[Stage] = ()) -> dict:
-    """Mean flicker of the raw per-frame labels and of the smoother's labels over a clip, and
+    """Mean flicker of the raw per-frame labels and of the smoother's labels over a clip, how
+    closely the smoothed person mask stays on the frame's own (`smoothed_person_iou_to_raw`,
+    mean and worst frame: a smoother that lags leaves moving limbs out and ghosts behind), and
     milliseconds per frame for parsing and for smoothing. `stages` (the person-mask stages) run
     on every parse before the smoother; their time counts as parsing."""
     flicker: dict[str, list[float]] = {"raw": [], "smoothed": []}
+    to_raw: list[float] = []
     parse_ms, smooth_ms = [], []
     previous: tuple[Frame, dict[str, np.ndarray]] | None = None
     for frame in frames:
@@ -82,6 +85,7 @@ def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *
         smoothed = smoother(frame, raw)
         parse_ms.append((parsed - start) * 1000)
         smooth_ms.append((time.perf_counter() - parsed) * 1000)
+        to_raw.append(mask_iou(smoothed.person_mask, raw.person_mask))
         labels = {"raw": raw.labels, "smoothed": smoothed.labels}
         if previous is not None:
             flow = flow_to_previous(previous[0].image, frame.image)
@@ -93,6 +97,7 @@ def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *
     return {
         "frames": len(parse_ms),
         "flicker": {kind: round(statistics.mean(values), 4) for kind, values in flicker.items()},
+        "smoothed_person_iou_to_raw": {"mean": round(statistics.mean(to_raw), 4), "worst": round(min(to_raw), 4)},
         "ms_per_frame": {"parse": _median_ms(parse_ms), "smooth": _median_ms(smooth_ms)},
     }
 

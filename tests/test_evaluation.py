@@ -40,6 +40,7 @@ def test_a_repeated_frame_does_not_flicker(bodypix, small_frame):
     report = evaluate_flicker(bodypix, frames, TemporalSmoother(0.7))
     assert report["frames"] == 4
     assert report["flicker"] == {"raw": 0.0, "smoothed": 0.0}
+    assert report["smoothed_person_iou_to_raw"] == {"mean": 1.0, "worst": 1.0}
 
 
 def test_labels_moved_along_their_flow_do_not_flicker(bodypix, small_frame):
