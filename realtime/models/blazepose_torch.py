@@ -2,8 +2,8 @@
 
 Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
 landmarks, as MediaPipe does; none after the frame's size or placement changed); when fewer than
-`max_people` are tracked the detector looks for more (every frame while nobody is tracked, else
-every `redetect_every` frames), new detections centred on a tracked person's hips are dropped,
+`max_people` are tracked the detector looks for more (every frame while nobody is tracked, on the
+frame after a followed person was lost, else every `redetect_every` frames), new detections centred on a tracked person's hips are dropped,
 and the parser's people that no ROI is centred in get an ROI around their mask (the detector
 misses people small in the frame or facing away); the landmark network runs once over all ROIs
 as one batch. People whose pose flag falls under `min_presence` are dropped; a person found in a
@@ -91,6 +91,8 @@ class BlazePoseTorchStage(ResultStage):
                         and not any(_centre_in(roi, mask) for roi in rois):
                     hinted.append(mask)
         found = self.landmarker(rgb, rois + [_upright_roi(mask) for mask in hinted])
+        if any(p.score < self.min_presence for p in found[:len(self._tracked)]):
+            self._since_detection = self.redetect_every  # someone followed was lost: look again next frame
         people = [p for p in found[:len(rois)] if p.score >= self.min_presence]
         people += [p for p, mask in zip(found[len(rois):], hinted)
                    if p.score >= MIN_READING_PRESENCE and _landmarks_inside(p, mask) >= MIN_READING_INSIDE]
