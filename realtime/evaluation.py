@@ -97,7 +97,8 @@ def evaluate_flicker(parser: Parser, frames: Iterator[Frame], smoother: Stage, *
     return {
         "frames": len(parse_ms),
         "flicker": {kind: round(statistics.mean(values), 4) for kind, values in flicker.items()},
-        "smoothed_person_iou_to_raw": {"mean": round(statistics.mean(to_raw), 4), "worst": round(min(to_raw), 4)},
+        "smoothed_person_iou_to_raw": {"mean": round(statistics.mean(to_raw), 4),
+                                       "worst": round(min(to_raw), 4)},
         "ms_per_frame": {"parse": _median_ms(parse_ms), "smooth": _median_ms(smooth_ms)},
     }
 

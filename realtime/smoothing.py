@@ -145,12 +145,12 @@ class TemporalSmoother(ResultStage):
             weight = memory_weight * past.trust
             probs = (probs + weight[..., None] * (past.probs - probs)).astype(np.float32)
             if sharp is not None and past.person is not None:
-                change = np.abs(past.person - sharp)
-                settled = np.clip((self.tuning.change_high - change) / (self.tuning.change_high - self.tuning.change_low),
-                                  0.0, 1.0)
+                low, high = self.tuning.change_low, self.tuning.change_high
+                settled = np.clip((high - np.abs(past.person - sharp)) / (high - low), 0.0, 1.0)
                 sharp = (sharp + memory_weight * past.person_trust * settled * (past.person - sharp)).astype(np.float32)
         labels, person = self._labels(probs, frame_hw, sharp)
-        people = self._people(parse.people, person, probs[..., 0] > 0.5, None if past is None else past.sources, frame.pts_s)
+        sources = None if past is None else past.sources
+        people = self._people(parse.people, person, probs[..., 0] > 0.5, sources, frame.pts_s)
         people = self._keypoints(people, frame.pts_s, strength)
         self._memory = _Memory(gray, probs, frame_hw, sharp)
         factor = self.tuning.fine_factor

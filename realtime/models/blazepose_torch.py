@@ -3,12 +3,12 @@
 Per frame: the people tracked from the previous frame give their ROIs (from their auxiliary
 landmarks, as MediaPipe does; none after the frame's size or placement changed); when fewer than
 `max_people` are tracked the detector looks for more (every frame while nobody is tracked, on the
-frame after a followed person was lost, else every `redetect_every` frames), new detections centred on a tracked person's hips are dropped,
-and the parser's people that no ROI is centred in get an ROI around their mask (the detector
-misses people small in the frame or facing away); the landmark network runs once over all ROIs
-as one batch. People whose pose flag falls under `min_presence` are dropped; a person found in a
-parser's ROI is kept only when the network is sure of them and their landmarks lie in that
-reading (MIN_READING_*).
+frame after a followed person was lost, else every `redetect_every` frames), new detections
+centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
+in get an ROI around their mask (the detector misses people small in the frame or facing away);
+the landmark network runs once over all ROIs as one batch. People whose pose flag falls under
+`min_presence` are dropped; a person found in a parser's ROI is kept only when the network is
+sure of them and their landmarks lie in that reading (MIN_READING_*).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them, whose score becomes their mean visibility (so
