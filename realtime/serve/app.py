@@ -44,7 +44,7 @@ from realtime.serve.engine import (
     result_json,
 )
 from realtime.serve.jobs import OUTPUTS, FrameNotFound, JobNotFound, JobNotReady, JobsBusy, JobSpec
-from realtime.serve.limits import ApiError, fetch_url, probe_video, read_image
+from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video, read_image
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
 from realtime.serve.settings import MB
@@ -390,7 +390,7 @@ def _check_options(make):
     except ModelUnavailable as exc:
         raise ApiError(422, "model_unavailable", str(exc)) from None
     except ValueError as exc:
-        raise ApiError(422, "bad_option", str(exc).splitlines()[0]) from None
+        raise ApiError(422, "bad_option", option_error(exc)) from None
 
 
 def _jobs_call(call, *args):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -25,6 +26,12 @@ from realtime.sources import frames_shown, redact_url
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 _CHUNK_BYTES = 1 << 20
+
+
+def option_error(exc: Exception) -> str:
+    """An engine's error about a request's options, in the API's words: its first line, the
+    command-line flags it names (`--person-mask`) as the request's fields (`person_mask`)."""
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda flag: flag.group(1).replace("-", "_"), str(exc).splitlines()[0])
 
 
 class ApiError(Exception):

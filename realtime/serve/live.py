@@ -27,7 +27,7 @@ from realtime.analysis.exercises import get_exercise
 from realtime.config import PipelineConfig, default
 from realtime.models.registry import get_spec
 from realtime.serve.engine import FrameRunner, ModelUnavailable, check_available, result_json
-from realtime.serve.limits import ApiError, read_image
+from realtime.serve.limits import ApiError, option_error, read_image
 from realtime.serve.service import Service
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ async def serve_live(ws: WebSocket, service: Service) -> None:
         config = live_config(hello, service)
     except (ValueError, TypeError) as exc:
         code = "model_unavailable" if isinstance(exc, ModelUnavailable) else "bad_option"
-        await _refuse(ws, CLOSE_BAD_DATA, code, str(exc).splitlines()[0])
+        await _refuse(ws, CLOSE_BAD_DATA, code, option_error(exc))
         return
     if not service.live_gate.try_enter():
         await _refuse(ws, CLOSE_TRY_LATER, "busy", f"this server takes {service.live_gate.capacity} cameras at "
