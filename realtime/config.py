@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
 from realtime.models.backends import BACKEND_CHOICES
-from realtime.models.blazepose import POSE_SOURCES, blazepose_available
+from realtime.models.blazepose import MEDIAPIPE_NEEDED, POSE_SOURCES, blazepose_available
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.person_mask import PERSON_MASK_SOURCES
@@ -89,8 +89,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
             raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                              f"not --pose {self.pose}")
         if self.pose == "blazepose" and not blazepose_available():
-            raise ValueError("--pose blazepose needs the mediapipe wheel, which runs only in a venv of its own "
-                             "(make test-mediapipe builds one; --pose auto needs none)")
+            raise ValueError(MEDIAPIPE_NEEDED)
         if self.angles == "3d" and self.pose == "parser":
             raise ValueError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:

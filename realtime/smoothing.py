@@ -56,6 +56,11 @@ class SmoothingTuning:
     change_low: float = 0.1
     change_high: float = 0.4
 
+    def trust(self, error: np.ndarray) -> np.ndarray:
+        """How far the flow explains the picture, 0..1, from the warped previous frame's grey-level
+        error: fully below error_low, not at all above error_high."""
+        return np.clip((self.error_high - error) / (self.error_high - self.error_low), 0.0, 1.0)
+
     def memory_weight(self, strength: float) -> float:
         """The weight of the warped past where it is fully trusted."""
         return 0.5 ** (1.0 / (strength * self.max_half_life_frames)) if strength > 0 else 0.0
@@ -192,8 +197,8 @@ class TemporalSmoother(ResultStage):
         from_x = cols[None, :] + cell_flow[..., 0] * ((fine_w - 1) / max(width - 1, 1) / sx)
         from_y = rows[:, None] + cell_flow[..., 1] * ((fine_h - 1) / max(height - 1, 1) / sy)
         past = sample_at(memory.probs, from_x, from_y, cv2.INTER_LINEAR)
-        inside = (from_x > -0.5) & (from_x < fine_w - 0.5) & (from_y > -0.5) & (from_y < fine_h - 0.5)
-        trust = np.clip((tuning.error_high - cell_error) / (tuning.error_high - tuning.error_low), 0.0, 1.0)
+        inside = _lands_inside(from_x, from_y, (fine_h, fine_w))
+        trust = tuning.trust(cell_error)
         person = person_trust = None
         if memory.person is not None:
             person, person_trust = _carry_frame_size(memory.person, flow, error, tuning)
@@ -269,12 +274,16 @@ def _carry_frame_size(person: np.ndarray, flow: np.ndarray, error: np.ndarray,
     xs, ys = np.meshgrid(np.arange(small_w, dtype=np.float32), np.arange(small_h, dtype=np.float32))
     sources = np.dstack([(xs + flow[..., 0] + 0.5) * (width / small_w) - 0.5,
                          (ys + flow[..., 1] + 0.5) * (height / small_h) - 0.5])
-    inside = ((sources[..., 0] > -0.5) & (sources[..., 0] < width - 0.5)
-              & (sources[..., 1] > -0.5) & (sources[..., 1] < height - 0.5))
-    small_trust = np.clip((tuning.error_high - error) / (tuning.error_high - tuning.error_low), 0.0, 1.0) * inside
+    small_trust = tuning.trust(error) * _lands_inside(sources[..., 0], sources[..., 1], (height, width))
     carried = cv2.remap(person, cv2.resize(sources, (width, height), interpolation=cv2.INTER_LINEAR), None,
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return carried, cv2.resize(small_trust, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _lands_inside(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Which positions (xs, ys) fall on a pixel of an H x W grid."""
+    height, width = shape
+    return (xs > -0.5) & (xs < width - 0.5) & (ys > -0.5) & (ys < height - 0.5)
 
 
 def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:

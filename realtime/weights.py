@@ -55,8 +55,8 @@ def how_to_get(file: WeightFile) -> str:
     if file.manual:
         return f"{file.manual} Put it at {where / file.filename} (or set {WEIGHTS_DIR_ENV})."
     return (
-        f"run 'partsight weights fetch NAME' for it (its NAME in 'partsight weights list'), or download {file.urls[0]} to "
-        f"{where / file.filename} (or set {WEIGHTS_DIR_ENV} to a folder holding it)"
+        f"run 'partsight weights fetch NAME' for it (its NAME in 'partsight weights list'), "
+        f"or download {file.urls[0]} to {where / file.filename} (or set {WEIGHTS_DIR_ENV} to a folder holding it)"
     )
 
 

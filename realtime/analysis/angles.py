@@ -269,12 +269,19 @@ def path_region(shape: tuple[int, int], path: np.ndarray, radius: float) -> np.n
     return region.view(bool)
 
 
-def _inside_band(shape: tuple[int, int], frame_box: tuple[int, int, int, int], edge_px: int) -> np.ndarray:
-    """H x W bool: the frame's own pixels farther than `edge_px` from its edges (frame_box may lie
-    partly outside the image: the image is then a crop of the frame)."""
+def _inner_box(frame_box: tuple[int, int, int, int], edge_px: int) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom), image pixels clipped at 0: the frame's own pixels farther than
+    `edge_px` from its edges (frame_box may lie partly outside the image: the image is then a
+    crop of the frame)."""
     x0, y0, x1, y1 = frame_box
+    return max(0, x0 + edge_px), max(0, y0 + edge_px), max(0, x1 - edge_px), max(0, y1 - edge_px)
+
+
+def _inside_band(shape: tuple[int, int], frame_box: tuple[int, int, int, int], edge_px: int) -> np.ndarray:
+    """H x W bool: the pixels of _inner_box."""
+    left, top, right, bottom = _inner_box(frame_box, edge_px)
     inside = np.zeros(shape, dtype=bool)
-    inside[max(0, y0 + edge_px):max(0, y1 - edge_px), max(0, x0 + edge_px):max(0, x1 - edge_px)] = True
+    inside[top:bottom, left:right] = True
     return inside
 
 
@@ -329,7 +336,7 @@ def cut_by_edge(keypoints: np.ndarray | None, parts: PartMasks | None,
         return False
     lx0, ly0, lx1, ly1 = box
     touches = own(person & ~inner)
-    left, right, top, bottom = (max(0, v) for v in (x0 + edge_px, x1 - edge_px, y0 + edge_px, y1 - edge_px))
+    left, top, right, bottom = _inner_box(frame_box, edge_px)
     sides = ((touches[:, :left].any(), lx0 - x0), (touches[:, right:].any(), x1 - lx1),
              (touches[:top].any(), ly0 - y0), (touches[bottom:].any(), y1 - ly1))
     return any(touched and distance < reach for touched, distance in sides)

@@ -21,6 +21,10 @@ BLAZEPOSE_TO_COCO = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 
 POSE_SOURCES = ("auto", "parser", "blazepose", "blazepose-torch")  # -torch: realtime.models.blazepose_torch
 
 
+MEDIAPIPE_NEEDED = ("--pose blazepose needs the mediapipe wheel, which runs only in a venv of its own "
+                    "(make test-mediapipe builds one; --pose auto needs none)")
+
+
 def blazepose_available() -> bool:
     return importlib.util.find_spec("mediapipe") is not None
 
@@ -41,7 +45,7 @@ class BlazePoseStage(ResultStage):
         try:
             from mediapipe.python.solutions.pose import Pose
         except ImportError as exc:
-            raise RuntimeError(f"--pose blazepose needs the mediapipe wheel, which runs only in a venv of its own (make test-mediapipe builds one; --pose auto needs none): {exc}") from None
+            raise RuntimeError(f"{MEDIAPIPE_NEEDED}: {exc}") from None
         self._make = lambda: Pose(static_image_mode=False, model_complexity=model_complexity,
                                   smooth_landmarks=True, min_detection_confidence=min_confidence,
                                   min_tracking_confidence=min_confidence)
