@@ -206,9 +206,21 @@ def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
 
 
-def test_ctrl_c_keeps_only_finished_outputs_and_a_rerun_finishes(cluster, clips, processed, tmp_path):
-    out, clips = tmp_path / "out", clips[:2]
-    driver = subprocess.Popen(batch_command(cluster, out, *clips, options=[*OPTIONS, "--workers", "1"]),
+def assert_complete(out: Path, line: dict, frames: int) -> None:
+    """The manifest line's outputs are in place: every frame in the JSONL and the MP4, a summary."""
+    folder = out / line["output"]
+    assert (line["status"], line["frames"]) == ("ok", frames), line
+    assert [frame["index"] for frame in frame_lines(folder / f"{line['output']}.jsonl")] == list(range(frames))
+    assert (folder / f"{line['output']}.summary.json").is_file()
+    with av.open(str(folder / f"{line['output']}.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == frames
+
+
+def test_ctrl_c_keeps_only_finished_outputs_and_a_rerun_finishes(cluster, clips, tmp_path):
+    # 100 frames a video: the second is still far from done when Ctrl-C reaches its worker
+    out, clips, frames = tmp_path / "out", clips[:2], 100
+    options = ["--frames", str(frames), *OPTIONS[2:], "--workers", "1"]
+    driver = subprocess.Popen(batch_command(cluster, out, *clips, options=options),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
     try:  # Ctrl-C once the first input is done and the second half-written
         wait_until(lambda: (out / "manifest.jsonl").exists() and writing(out), driver,
@@ -221,15 +233,16 @@ def test_ctrl_c_keeps_only_finished_outputs_and_a_rerun_finishes(cluster, clips,
     assert "1 input(s) unfinished" in stderr and "Traceback" not in stderr
     assert not list(out.rglob(".part-*")), "half-written outputs were left"
     (first,) = manifest(out)
-    assert (first["input"], first["status"]) == (str(clips[0]), "ok")
-    assert not (out / clips[1].stem).exists()
-    assert_same_as_process(out, {clips[0].stem: processed[clips[0].stem]})
+    assert first["input"] == str(clips[0])
+    assert_complete(out, first, frames)
+    assert sorted(path.name for path in out.iterdir()) == sorted([first["output"], "manifest.jsonl"])
 
-    again = run_batch(cluster, out, *clips)
+    again = run_batch(cluster, out, *clips, options=options)
     assert again.returncode == 0, again.stderr
-    assert [(line["input"], line["status"]) for line in manifest(out)[1:]] == [(str(clips[0]), "skipped"),
-                                                                               (str(clips[1]), "ok")]
-    assert_same_as_process(out, {clip.stem: processed[clip.stem] for clip in clips})
+    skipped, second = manifest(out)[1:]
+    assert (skipped["input"], skipped["status"], second["input"]) == (str(clips[0]), "skipped", str(clips[1]))
+    assert_complete(out, second, frames)
+    assert not list(out.rglob(".part-*")), "temporary outputs were left"
 
 
 def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):

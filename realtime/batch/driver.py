@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
@@ -216,25 +218,41 @@ class _Driver:
         self.frames_done = 0
         self.live_frames: dict[int, int] = {}  # task index -> frames so far
         self.videos = self.frames = None
+        self.stop_asked = False
 
     def run(self) -> None:
+        """Runs the jobs to the end or to a Ctrl-C. Once the workers are up, Ctrl-C only asks to
+        stop (the loop acts on it within POLL_S, never halfway through recording a result); a
+        second one stops waiting for the workers."""
+        ctrl_c = None
         try:
             self._start_actors()
             self._open_bars()
-            while self.pending or self.running:
+            if threading.current_thread() is threading.main_thread():
+                ctrl_c = signal.signal(signal.SIGINT, self._ask_to_stop)
+            while (self.pending or self.running) and not self.stop_asked:
                 self._hand_out()
                 ready, _ = ray.wait(list(self.running), num_returns=1, timeout=POLL_S) if self.running else ([], [])
                 for ref in ready:
                     self._finished(ref)
                 self._poll_progress()
+            if self.stop_asked:
+                self._interrupt()
         except KeyboardInterrupt:
             self._interrupt()
         finally:
+            if ctrl_c is not None:
+                signal.signal(signal.SIGINT, ctrl_c)
             for bar in (self.videos, self.frames):
                 if bar is not None:
                     bar.close()
             for actor in self.workers:
                 ray.kill(actor)
+
+    def _ask_to_stop(self, _signum, _frame) -> None:
+        if self.stop_asked:
+            raise KeyboardInterrupt
+        self.stop_asked = True
 
     # --- workers --------------------------------------------------------------------------
     def _start_actors(self) -> None:
@@ -354,21 +372,42 @@ class _Driver:
 
     # --- Ctrl-C -------------------------------------------------------------------------
     def _interrupt(self) -> None:
-        """Stops every worker's job (each removes its temporary outputs), waits up to STOP_WAIT_S,
-        removes what a worker that did not answer left, and lists the unfinished inputs."""
+        """Stops every worker's job (each removes its temporary outputs) and waits up to
+        STOP_WAIT_S: a job that finished before its stop is recorded as usual. Kills the workers
+        that did not answer and waits for them to die before removing what they left, then lists
+        the unfinished inputs."""
         tqdm.write("partsight: interrupted: stopping the workers, removing unfinished outputs", file=sys.stderr)
-        unfinished = [job for _actor, job in self.running.values()] + list(self.pending)
         try:
             for actor, _job in self.running.values():
                 actor.stop.remote()
-            ray.wait(list(self.running), num_returns=len(self.running), timeout=STOP_WAIT_S)
+            for ref in self._wait_running():
+                self._stopped(ref)
+            for actor, _job in self.running.values():
+                ray.kill(actor, no_restart=True)
+            self._wait_running()
         except (KeyboardInterrupt, RayError):
             pass
-        for actor, _job in self.running.values():
-            ray.kill(actor)
+        unfinished = [job for _actor, job in self.running.values()] + list(self.pending)
         for job in unfinished:
             job.task.outputs.discard()
         self.report.unfinished = [{"input": job.line["input"], "output": job.line["output"]} for job in unfinished]
+
+    def _wait_running(self) -> list:
+        """The running jobs' results that came within STOP_WAIT_S."""
+        if not self.running:
+            return []
+        ready, _ = ray.wait(list(self.running), num_returns=len(self.running), timeout=STOP_WAIT_S)
+        return ready
+
+    def _stopped(self, ref) -> None:
+        """A job that answered its stop: handled as any finished job when it had ended on its own
+        (its outputs in place, or failed), left in `running` as unfinished when the stop ended it."""
+        try:
+            if ray.get(ref)["status"] == "interrupted":
+                return
+        except RayError:
+            return
+        self._finished(ref)
 
 
 def result_table(report: BatchReport) -> str:
