@@ -47,7 +47,7 @@ from gui.video_view import PLACEHOLDER, VideoView
 from gui.view_panel import ViewPanel
 from gui.wheel_guard import WheelGuard
 from realtime.pipeline import FrameResult
-from realtime.render import readout_overlay, readout_panel, stats_lines
+from realtime.render import models_text, readout_overlay, readout_panel, stats_lines
 from realtime.sources import is_device_or_stream
 
 STATE_INTERVAL_MS = 250
@@ -363,7 +363,8 @@ class MainWindow(QMainWindow):
                 return image
             below = readout_panel(stats_lines(result)).box(image.shape[:2])[3]
             return readout_overlay(image, [f"PAUSED  {position}"], below_y=below)
-        lines = [f"PAUSED  {position}", result.model] if self._session.paused else stats_lines(result)
+        lines = ([f"PAUSED  {position}", models_text(result.model, result.pose_source)] if self._session.paused
+                 else stats_lines(result))
         return readout_overlay(image, lines)
 
     def _display_fps(self) -> float:

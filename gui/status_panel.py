@@ -5,6 +5,7 @@ from PyQt6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from gui.session import Session
 from realtime.pipeline import PipelineStats
+from realtime.render import models_text
 
 
 def state_text(session: Session, *, recording: bool) -> str:
@@ -33,7 +34,7 @@ class StatusPanel(QStatusBar):
                                  ("latency", "latency 0000 ms",
                                   "From capture to analysed frame (the figure the video's readout and the JSONL give)"),
                                  ("resolution", "0000×0000", "Frame size (width × height)"),
-                                 ("model", "", "Parsing model"),
+                                 ("model", "", "Parsing model, and the pose model that gives the keypoints"),
                                  ("device", "", "Where the model runs")):
             label = QLabel()
             label.setToolTip(tip)
@@ -57,5 +58,5 @@ class StatusPanel(QStatusBar):
         # files: every frame waits its turn, so latency means nothing (the video shows the position)
         self._fields["latency"].setText(f"latency {stats.latency_ms:4.0f} ms" if live else "latency –")
         self._fields["resolution"].setText("×".join(map(str, stats.resolution)) if stats.resolution else "")
-        self._fields["model"].setText(stats.model)
+        self._fields["model"].setText(models_text(stats.model, stats.pose_source))
         self._fields["device"].setText(stats.device)

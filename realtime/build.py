@@ -131,4 +131,4 @@ def build_pipeline(config: PipelineConfig, stages: Stages | None = None, *,
     loaded for `config` (default: loaded here)."""
     stages = stages or build_stages(config)
     return Pipeline(config, stages=stages.result, analysers=stages.analysers, renderer=renderer, parser=parser,
-                    owns_stages=owns_stages)
+                    owns_stages=owns_stages, pose_source=stages.pose_source)

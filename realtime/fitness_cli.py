@@ -86,7 +86,7 @@ def _pose_quality(args: argparse.Namespace) -> int:
         pipeline.stop()
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
-    report = {"source": info.name, "model": pipeline.stats.model, "pose": stages.pose_source,
+    report = {"source": info.name, "model": pipeline.stats.model, "pose": pipeline.stats.pose_source,
               **pose_quality(keypoints[: args.frames] if args.frames else keypoints), **warning_field(pipeline.error)}
     print(json.dumps(report))
     return 0

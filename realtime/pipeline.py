@@ -46,6 +46,7 @@ class PipelineStats:
     frames: int = 0
     dropped: int = 0
     model: str = ""
+    pose_source: str = "parser"  # what gives the keypoints: "parser" (the model's own) or a pose stage's name
     device: str = ""
     source: str = ""
     resolution: tuple[int, int] | None = None
@@ -127,7 +128,9 @@ class Pipeline:
     realtime.job.JobModels) and stay open. Errors from the source or model never kill the
     threads: they land in `error` (shown by the window; the traceback goes to the log) and the
     pipeline waits for a new source or model. With `config.frame_limit` the run ends after that
-    many frames, as at the end of a file.
+    many frames, as at the end of a file. `pose_source` names what gives the keypoints among
+    `stages` (realtime.build.Stages.pose_source; "parser": the parser's own); it is in `stats` and
+    each FrameResult.
 
     `playback` (realtime.playback) plays a file: pause, speed, pacing and loop are set on it
     directly; `seek` and `step` go through the pipeline, which knows where playback stands. A
@@ -140,7 +143,7 @@ class Pipeline:
 
     def __init__(self, config: PipelineConfig, *, stages: Sequence[ResultStage] = (),
                  analysers: Sequence[Analyser] = (), renderer: FrameRenderer | None = None,
-                 parser: Parser | None = None, owns_stages: bool = True) -> None:
+                 parser: Parser | None = None, owns_stages: bool = True, pose_source: str = "parser") -> None:
         if config.source is None:
             raise ValueError("a pipeline needs a source")
         self.config = config
@@ -181,7 +184,8 @@ class Pipeline:
         self.error: str | None = None
         self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
         self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
-        self.stats = PipelineStats(model=self._parser.spec.name, device=str(self._parser.device))
+        self.stats = PipelineStats(model=self._parser.spec.name, pose_source=pose_source,
+                                   device=str(self._parser.device))
 
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> SourceInfo:
@@ -641,7 +645,8 @@ class Pipeline:
         source = self._source
         # one latency figure everywhere (the overlay, the status bar, the JSONL): capture to analysed
         result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
-                             fps=self._fps, model=self.stats.model, live=source is not None and source.live,
+                             fps=self._fps, model=self.stats.model, pose_source=self.stats.pose_source,
+                             live=source is not None and source.live,
                              analysis=analysis, selected_people=self._selected_people)
         result.image = self.renderer.render(result)
         timings["render"], clock = _lap(clock)

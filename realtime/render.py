@@ -430,12 +430,18 @@ def readout_overlay(image: np.ndarray, lines: list[str], *, below_y: int = 0) ->
 
 def stats_lines(result: FrameResult) -> list[str]:
     """The speed readout: FPS and latency for live sources; for files, where every frame waits
-    its turn and latency means nothing, the frame's position instead."""
+    its turn and latency means nothing, the frame's position instead; then the models."""
     if result.live:
         first = f"{result.fps:4.1f} FPS  {result.latency_ms:3.0f} ms"
     else:
         first = f"{result.fps:4.1f} FPS  frame {result.frame.index}  {result.frame.pts_s:.2f} s"
-    return [first, result.model]
+    return [first, models_text(result.model, result.pose_source)]
+
+
+def models_text(model: str, pose_source: str) -> str:
+    """The parser's name and, when a pose model gives the keypoints, that one's too:
+    "bodypix  pose blazepose-torch" ("parser": the parser's own keypoints)."""
+    return model if pose_source == "parser" else f"{model}  pose {pose_source}"
 
 
 def _canvas(scene: np.ndarray, in_place: bool) -> np.ndarray:

@@ -210,7 +210,9 @@ class FrameResult:
     """Everything the pipeline produced for one frame, what the sinks (window, recorder, files)
     receive. `image` is the annotated RGB frame (FrameRenderer's drawing of this result);
     `selected_people` the person IDs analysed (None = everyone); `live` whether the source is
-    live (latency matters) or a file (every frame waits its turn)."""
+    live (latency matters) or a file (every frame waits its turn); `model` the parser's name and
+    `pose_source` what gave the keypoints ("parser": the parser itself, else a pose stage's name,
+    realtime.build.Stages.pose_source)."""
 
     frame: Frame
     parse: ParseResult
@@ -222,3 +224,4 @@ class FrameResult:
     analysis: dict[str, dict[str, Any]] = field(default_factory=dict)
     selected_people: frozenset[int] | None = None
     image: np.ndarray | None = None
+    pose_source: str = "parser"

@@ -203,3 +203,44 @@ def test_each_reason_for_an_unknown_angle_comes_with_what_to_try():
     for reason, (keypoints, mask) in cases.items():
         out = analyser.update(frame, parse_of([PersonParse(1, mask, keypoints, 0.9)]))["people"]["1"]
         assert out["signal_reason"] == reason and out["signal_hint"] == HINTS[reason]
+
+
+def curl_keypoints(elbow_deg: float, *, hip_y: float) -> np.ndarray:
+    """Front view, upper arms hanging, forearms raised to `elbow_deg` at the elbow; shoulders at
+    y 40, hips at `hip_y` (beyond the 240-pixel frame: filmed from the waist up)."""
+    keypoints = np.zeros((17, 3), np.float32)
+    rad = math.radians(180 - elbow_deg)
+    for side, sign in (("left", 1), ("right", -1)):
+        elbow = np.array([160 + sign * 40, 120.0])
+        _at(keypoints, f"{side}_shoulder", (160 + sign * 40, 40.0))
+        _at(keypoints, f"{side}_hip", (160 + sign * 25, hip_y))
+        _at(keypoints, f"{side}_elbow", elbow)
+        _at(keypoints, f"{side}_wrist", elbow + 60 * np.array([0.0, math.cos(rad)]) + (-30 * sign * math.sin(rad), 0))
+    return keypoints
+
+
+def test_a_body_cut_at_the_waist_is_not_refused_for_its_posture():
+    """Curls filmed from the waist up: the hips are out of frame, the trunk's angle unknown, and an
+    unknown posture is no reason to refuse a start (the preset asks for an upright body)."""
+    exercise = PRESETS["biceps-curl"]
+    assert exercise.posture is not None and not exercise.posture.horizontal
+    analyser = FitnessAnalyser(exercise)
+    for i, deg in enumerate(_cycles(50, 170, 3, start_high=True)):
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                              parse_of([person(0, curl_keypoints(deg, hip_y=300))]))
+    person_out = out["people"]["0"]
+    assert person_out["angles"]["trunk_lean"]["reason"] == "out_of_frame"
+    assert person_out["reps"] == 3 and analyser.summary()["people"]["0"]["off_posture_frames"] == 0
+
+
+def test_a_start_out_of_the_posture_counts_nothing_and_says_why():
+    """The same arm movement lying on one's side (trunk horizontal in the image) is no curl."""
+    analyser = FitnessAnalyser(PRESETS["biceps-curl"])
+    for i, deg in enumerate(_cycles(50, 170, 3, start_high=True)):
+        keypoints = curl_keypoints(deg, hip_y=40)
+        keypoints[[COCO_KEYPOINTS.index("left_hip"), COCO_KEYPOINTS.index("right_hip")], 0] = 300  # hips to the right
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+    assert out["people"]["0"]["reps"] == 0 and out["people"]["0"]["phase"].startswith("not in position")
+    summary = analyser.summary()["people"]["0"]
+    assert summary["hint_reason"] == "posture" and summary["hint"] == (
+        "no rep counted: the person was lying or in a plank, a biceps-curl starts upright (standing or seated)")

@@ -96,6 +96,37 @@ def test_the_30_fps_squat_clip_counts_its_two_reps_by_default(media_dir, tmp_pat
     assert "squat: 2 reps" in stdout
 
 
+@pytest.mark.parametrize("clip, exercise, hint", [
+    ("cg-mannequin-squat.mp4", "sit-up", "the person was standing or sitting up, a sit-up starts lying down"),
+    ("cg-mannequin-squat.mp4", "push-up", "the person was standing or sitting up, a push-up starts in a plank"),
+    ("cg-mannequin-pushup.mp4", "squat", "the person was lying or in a plank, a squat starts standing"),
+])
+def test_an_exercise_counts_only_in_its_posture(media_dir, tmp_path, clip, exercise, hint):
+    """Standing squats fold the hips as sit-ups do (2 counted as sit-ups before the posture
+    check); a plank's straight knees are a squat's start angle. Neither starts a repetition."""
+    summary, lines, stdout = process(media_dir / clip, tmp_path, "--exercise", exercise)
+    person = summary["people"]["0"]
+    assert summary["reps"] == 0 and summary["exercise"]["posture"] is not None
+    assert person["hint"] == f"no rep counted: {hint}" and person["hint_reason"] == "posture", person
+    assert person["off_posture_frames"] > 0.3 * person["frames"]
+    assert f"person 0: no rep counted: {hint}" in stdout
+    refused = [line["analysis"]["fitness"]["people"]["0"] for line in lines
+               if line["analysis"]["fitness"]["people"]["0"]["phase"].startswith("not in position")]
+    assert len(refused) == person["off_posture_frames"]
+    assert all(p["state"] == "waiting" and p["signal_deg"] is not None for p in refused)
+
+
+def test_the_pushup_plank_is_a_lying_start_for_sit_ups(media_dir, tmp_path):
+    """The push-up clip is a real body lying face down, hips open (~155-173 deg): a sit-up's start
+    angle in its posture, so the counter is ready (no sit-up follows: 0 reps, no posture hint)."""
+    summary, lines, _ = process(media_dir / "cg-mannequin-pushup.mp4", tmp_path, "--exercise", "sit-up")
+    people = [line["analysis"]["fitness"]["people"]["0"] for line in lines]
+    assert sum(p["angles"]["trunk_lean"]["deg"] > 70 for p in people) > 0.9 * len(people)
+    assert sum(p["phase"] == "ready" for p in people) > 0.9 * len(people)
+    person = summary["people"]["0"]
+    assert summary["reps"] == 0 and person["off_posture_frames"] == 0 and person["hint_reason"] != "posture"
+
+
 def test_pushup_with_bodypix_keypoints_says_unknown_at_the_bottom(media_dir, tmp_path):
     """BodyPix loses the arms lying down (keypoint scores ~0.1, no upper-arm pixels): the elbow
     angles there must be unknown, not numbers."""
@@ -134,7 +165,7 @@ def test_custom_exercise_on_one_knee_counts_the_squats(media_dir, tmp_path):
     summary, _, _ = process(media_dir / "cg-mannequin-squat.mp4", tmp_path, "--exercise", "custom", "--joint",
                             "left_knee", "--start-deg", "160", "--turn-deg", "100", "--pose", "parser")
     assert summary["exercise"] == {"name": "custom", "joints": ["left_knee"], "start_deg": 160.0, "turn_deg": 100.0,
-                                   "reduce": "mean", "min_rep_s": 0.5}
+                                   "reduce": "mean", "min_rep_s": 0.5, "posture": None}
     assert_reps_at(summary, SQUAT_BOTTOMS)
 
 

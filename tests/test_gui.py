@@ -67,7 +67,7 @@ def test_frames_arrive_and_the_status_bar_shows_the_engine(make_window, qtbot, s
     window.refresh_state()
     status = window.status_panel
     assert status.field("resolution") == "384×848"
-    assert status.field("model") == "bodypix" and status.field("device") == "cpu"
+    assert status.field("model") == "bodypix  pose blazepose-torch" and status.field("device") == "cpu"
     assert status.field("inference").startswith("inference")
     assert status.field("latency") == "latency –", "a file's frames wait their turn: no latency to show"
     assert squat_clip.name in window.windowTitle()

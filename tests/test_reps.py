@@ -139,3 +139,19 @@ def test_increasing_exercises_count_the_other_way_and_reset_forgets():
 def test_equal_thresholds_are_refused():
     with pytest.raises(ValueError, match="differ"):
         RepCounter(start_deg=100, turn_deg=100)
+
+
+def test_a_start_out_of_the_posture_is_no_start_but_the_way_back_is_not_checked():
+    """A sit-up's hips open at the start as a standing person's do: out of the posture the start
+    position starts nothing; once started in it, a repetition ends wherever it comes back."""
+    trace = squat_trace(2)
+    counter = squat_counter()
+    for i, deg in enumerate(trace):
+        counter.update(float(deg), i / FPS, i, in_posture=False)
+    assert counter.count == 0 and counter.state == WAITING and counter.partials == 0
+    counter = squat_counter()
+    started = 0
+    for i, deg in enumerate(trace):
+        started += counter.state == START
+        counter.update(float(deg), i / FPS, i, in_posture=counter.state != TURNED)  # off posture only on the way back
+    assert counter.count == 2 and started > 0

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from realtime.build import build_pipeline
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
-from realtime.render import FrameRenderer, ViewSettings
+from realtime.render import FrameRenderer, ViewSettings, stats_lines
 from realtime.types import Frame, ParseResult
 
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
@@ -84,6 +85,27 @@ def test_a_stored_result_is_drawn_again_with_new_view_settings(single_clip):
     renderer.view.visible_parts[13] = False
     assert np.array_equal(renderer.render(result)[150, 90], frame.image[150, 90])
     assert np.array_equal(result.frame.image, frame.image), "rendering never draws on the frame"
+
+
+def test_the_readout_names_the_parser_and_the_pose_model_that_gives_the_keypoints(media_dir):
+    """`--pose auto` (the default) takes the keypoints from BlazePose, `--pose parser` from
+    BodyPix: the readout drawn on the video says which, next to the parser's name."""
+    for pose, models in (("auto", "bodypix  pose blazepose-torch"), ("parser", "bodypix")):
+        config = PipelineConfig(source=str(media_dir / "cg-mannequin-squat.mp4"), device="cpu", max_people=1,
+                                pose=pose, frame_limit=3)
+        results = []
+        renderer = FrameRenderer(ViewSettings(opacity=0.0, show_stats=True))
+        pipeline = build_pipeline(config, renderer=renderer)
+        pipeline.subscribe(results.append)
+        pipeline.start()
+        assert pipeline.wait(120)
+        pipeline.stop()
+        result = results[-1]
+        assert (result.parse.people[0].landmarks is not None) == (pose == "auto"), "the keypoints' source"
+        assert result.pose_source == pipeline.stats.pose_source == ("blazepose-torch" if pose == "auto" else "parser")
+        assert stats_lines(result)[1] == models
+    other = renderer.render(replace(result, pose_source="blazepose-torch"))
+    assert not np.array_equal(other, result.image), "the readout drawn on the video names the pose model"
 
 
 def test_a_failure_is_one_line_and_its_traceback_goes_to_the_log(tmp_path, single_clip):

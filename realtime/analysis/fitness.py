@@ -7,10 +7,13 @@ Output of `update` (also the JSONL line's analysis["fitness"]):
 A counted angle that is unknown says why (signal_reason): the person is too small, their joints
 are cut by the frame's edge, or not seen, and what to try (signal_hint, from HINTS); the summary
 counts those frames and gives the hint of the most frequent reason. `phase` says the counter's
-state in words ("going down", "at the bottom", ...); `last_partial` is the latest movement that
-was too shallow to count. People come from `parse.people`; a parse without people is one person,
-id 0. After a seek (`seek`) each counter keeps the repetitions completed before the seek point;
-`merge_people` adds one person's repetitions to another's.
+state in words ("going down", "at the bottom", ...; at the start position out of the exercise's
+posture, e.g. standing for a sit-up, "not in position" and what the start needs: such a start
+is no start, reps.RepCounter, and the summary's hint says why nothing was counted when most
+were); `last_partial` is the latest movement that was too shallow to count. People come from
+`parse.people`; a parse without people is one person, id 0. After a seek (`seek`) each counter
+keeps the repetitions completed before the seek point; `merge_people` adds one person's
+repetitions to another's.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from realtime.analysis.angles import (
     side_areas,
     world_angles,
 )
-from realtime.analysis.exercises import Exercise
+from realtime.analysis.exercises import Exercise, seen_posture
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
 from realtime.imaging import mask_box
@@ -53,6 +56,7 @@ HINTS = {
 HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at least this share of a person's frames
 WAITING_WORDS = "waiting for the start position"
 READY_WORDS = "ready"
+POSTURE = "posture"  # the hint's reason when starts out of the exercise's posture were refused
 
 
 @dataclass
@@ -61,6 +65,8 @@ class _PersonTrack:
     counter: RepCounter
     frames: int = 0
     unknown: dict[str, int] | None = None  # reason -> frames with the counted angle unknown
+    start_frames: int = 0  # frames that could start a repetition (RepCounter.would_start), in any posture
+    off_posture: dict[str, int] | None = None  # posture seen (seen_posture) -> those frames out of the exercise's
 
 
 def _reduce(values: list[float], how: str) -> float:
@@ -114,10 +120,9 @@ class FitnessAnalyser(Analyser):
             if earlier is not None:
                 track.counter.absorb(earlier.counter)
                 track.frames += earlier.frames
-                unknown = dict(earlier.unknown or {})
-                for reason, frames in (track.unknown or {}).items():
-                    unknown[reason] = unknown.get(reason, 0) + frames
-                track.unknown = unknown or None
+                track.start_frames += earlier.start_frames
+                track.unknown = _added(earlier.unknown, track.unknown)
+                track.off_posture = _added(earlier.off_posture, track.off_posture)
             self._tracks[into_id] = track
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
@@ -146,9 +151,18 @@ class FitnessAnalyser(Analyser):
         if reason is not None:
             track.unknown = track.unknown or {}
             track.unknown[reason] = track.unknown.get(reason, 0) + 1
-        rep = track.counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth),
-                                   area_ratio=self._area_ratio(parse, mask))
         counter = track.counter
+        lean = smooth["trunk_lean"]
+        in_posture = exercise.posture is None or exercise.posture.holds(lean)
+        could_start = not math.isnan(signal) and counter.would_start(signal)
+        track.start_frames += could_start
+        off_posture = could_start and not in_posture
+        if off_posture:
+            track.off_posture = track.off_posture or {}
+            seen = seen_posture(lean)
+            track.off_posture[seen] = track.off_posture.get(seen, 0) + 1
+        rep = counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth),
+                             area_ratio=self._area_ratio(parse, mask), in_posture=in_posture)
         last = rep or (counter.reps[-1] if counter.reps else None)
         partial = counter.partial_reps[-1] if counter.partial_reps else None
         return {
@@ -160,7 +174,8 @@ class FitnessAnalyser(Analyser):
             "reps": counter.count,
             "partials": counter.partials,
             "state": counter.state,
-            "phase": _phase(counter, signal, exercise),
+            "phase": (f"not in position: {_start_posture(exercise)}" if off_posture
+                      else _phase(counter, signal, exercise)),
             "last_rep": None if last is None else last.to_dict(),
             "last_partial": None if partial is None else partial.to_dict(),
         }
@@ -181,13 +196,17 @@ class FitnessAnalyser(Analyser):
     def summary(self) -> dict[str, Any]:
         """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}; each
         person also has "frames", "unknown_frames" (counted angle unknown), "unknown_reasons"
-        (reason -> frames) and "hint" (what to try, for the most frequent reason, when the angle
-        was unknown in at least HINT_SHARE of the frames; else null)."""
+        (reason -> frames), "off_posture_frames" (at the start position out of the exercise's
+        posture: no start), "hint" and "hint_reason": without a repetition, when most frames at
+        the start position were out of the posture, why nothing was counted (reason POSTURE);
+        else what to try for the most frequent unknown reason when the angle was unknown in at
+        least HINT_SHARE of the frames; else null."""
         with self._lock:
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
                                  "partial_reps": [p.to_dict() for p in t.counter.partial_reps],
                                  "rejected_short": t.counter.rejected,
-                                 "per_rep": [r.to_dict() for r in t.counter.reps], **_unknown_summary(t)}
+                                 "per_rep": [r.to_dict() for r in t.counter.reps],
+                                 **_unknown_summary(t, self.exercise)}
                       for pid, t in sorted(self._tracks.items())}
         per_rep = [{"person": pid, **rep} for pid, person in people.items() for rep in person["per_rep"]]
         return {"exercise": self.exercise.to_dict(), "reps": len(per_rep), "per_rep": per_rep, "people": people}
@@ -247,10 +266,28 @@ def _why_unknown(mask: np.ndarray, joint_reasons: list[str | None], frame_box: t
     return NOT_VISIBLE
 
 
-def _unknown_summary(track: _PersonTrack) -> dict[str, Any]:
-    unknown = track.unknown or {}
+def _added(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
+    """Frame counts by key of two tracks of one person, added (None for none)."""
+    total = dict(a or {})
+    for key, frames in (b or {}).items():
+        total[key] = total.get(key, 0) + frames
+    return total or None
+
+
+def _start_posture(exercise: Exercise) -> str:
+    """'a sit-up starts lying down': the posture of an exercise that has one."""
+    return f"a {exercise.name} starts {exercise.posture.words}"
+
+
+def _unknown_summary(track: _PersonTrack, exercise: Exercise) -> dict[str, Any]:
+    unknown, off_posture = track.unknown or {}, track.off_posture or {}
     frames = sum(unknown.values())
     worst = max(unknown, key=unknown.get, default=None)
-    hint = HINTS[worst] if worst is not None and frames >= HINT_SHARE * track.frames else None
+    reason = worst if worst is not None and frames >= HINT_SHARE * track.frames else None
+    hint = HINTS.get(reason)
+    if not track.counter.reps and 2 * sum(off_posture.values()) > track.start_frames:
+        seen = max(off_posture, key=off_posture.get)
+        reason = POSTURE
+        hint = f"no rep counted: the person was {seen}, {_start_posture(exercise)}"
     return {"frames": track.frames, "unknown_frames": frames, "unknown_reasons": dict(sorted(unknown.items())),
-            "hint": hint}
+            "off_posture_frames": sum(off_posture.values()), "hint": hint, "hint_reason": reason}

@@ -4,7 +4,11 @@ A repetition starts at the start position (the angle on the start side of `start
 the turn (beyond `turn_deg`) and counts only once the angle is back at the start position. The
 band between the two thresholds is the hysteresis: noise inside it changes nothing. A movement
 that leaves the start position far enough to be an attempt (`partial_share` of the band) and
-comes back without reaching the turn is a partial repetition: not counted, too shallow.
+comes back without reaching the turn is a partial repetition: not counted, too shallow. A
+repetition starts only in the exercise's posture: a sample at the start position out of it
+(`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
+and the counter waits for the start position again. The way back is not checked: a repetition
+that started in the posture ends wherever it returns to the start angle.
 """
 from __future__ import annotations
 
@@ -149,10 +153,20 @@ class RepCounter:
         """Whether `deg` is at or past the turn."""
         return self._sign * (deg - self.turn_deg) >= 0
 
+    def at_start(self, deg: float) -> bool:
+        """Whether `deg` is at the start position (on start_deg's side away from the turn)."""
+        return self._sign * (deg - self.start_deg) <= 0
+
+    def would_start(self, deg: float) -> bool:
+        """Whether a sample at `deg` would be a start: at the start position with no repetition
+        in progress (the samples that `in_posture=False` refuses)."""
+        return self.state in (WAITING, START) and self.at_start(deg)
+
     def update(self, deg: float | None, time_s: float, frame: int, *, side_diff_deg: float | None = None,
-               area_ratio: float | None = None) -> Rep | None:
+               area_ratio: float | None = None, in_posture: bool = True) -> Rep | None:
         """Feeds one sample; returns the repetition it completed, if any. None or NaN = no
-        measurement this frame."""
+        measurement this frame. in_posture=False: the body is not in the exercise's posture, so
+        this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
             if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
                 self.state, self._attempt, self._back, self._last = WAITING, None, None, None
@@ -161,8 +175,10 @@ class RepCounter:
             self.state, self._attempt, self._back = WAITING, None, None
         sample = _Sample(frame, time_s, float(deg))
         self._last = sample
-        at_start = self._sign * (deg - self.start_deg) <= 0
-        at_turn = self._sign * (deg - self.turn_deg) >= 0
+        at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
+        if not in_posture and self.would_start(deg):
+            self.state, self._attempt = WAITING, None
+            return None
         if self.state in (WAITING, START):
             if at_start and self.state == START:
                 self._rest(sample)

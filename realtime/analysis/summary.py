@@ -5,6 +5,7 @@ import csv
 import io
 from typing import Any
 
+from realtime.analysis.fitness import POSTURE
 from realtime.render import plural
 
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
@@ -19,7 +20,8 @@ def _cell(value: Any) -> str:
 
 def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
-    often unknown a line saying in how many frames, why, and what to try."""
+    often unknown a line saying in how many frames, why, and what to try (or, when nothing was
+    counted because the person was not in the exercise's posture, that hint)."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
     if summary["per_rep"]:
@@ -27,7 +29,9 @@ def summary_table(summary: dict[str, Any]) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]
         lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     for pid, person in summary["people"].items():
-        if person.get("hint"):
+        if person.get("hint_reason") == POSTURE:
+            lines.append(f"person {pid}: {person['hint']}")
+        elif person.get("hint"):
             reasons = ", ".join(f"{reason} {frames}" for reason, frames in person["unknown_reasons"].items())
             lines.append(f"person {pid}: no usable {exercise} angle in {person['unknown_frames']} of "
                          f"{person['frames']} frames ({reasons}): {person['hint']}")
