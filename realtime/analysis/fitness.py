@@ -152,7 +152,7 @@ class FitnessAnalyser(Analyser):
             track.unknown = track.unknown or {}
             track.unknown[reason] = track.unknown.get(reason, 0) + 1
         counter = track.counter
-        lean = smooth["trunk_lean"]
+        lean = _posture_lean(person, smooth["trunk_lean"], self._min_score)
         in_posture = exercise.posture is None or exercise.posture.holds(lean)
         could_start = not math.isnan(signal) and counter.would_start(signal)
         track.start_frames += could_start
@@ -225,6 +225,18 @@ def person_angles(frame: Frame, parse: ParseResult, keypoints: np.ndarray | None
         raw = {n: world[n] if world[n].deg is not None and world[n].conf >= min_score
                and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
     return raw
+
+
+def _posture_lean(person: PersonParse | None, image_lean_deg: float, min_score: float) -> float:
+    """The trunk's angle to the vertical (degrees, NaN unknown) that decides the posture: from
+    BlazePose's world landmarks where the person has them (a plank or a lying body filmed from the
+    head or the feet is foreshortened to near vertical in the image, not in 3-D), else
+    `image_lean_deg`, the image-plane trunk_lean."""
+    if person is not None and person.world_landmarks is not None and person.landmarks is not None:
+        lean = world_angles(person.world_landmarks, person.landmarks[:, 3], ("trunk_lean",))["trunk_lean"]
+        if lean.deg is not None and lean.conf >= min_score:
+            return lean.deg
+    return image_lean_deg
 
 
 def _phase(counter: RepCounter, signal: float, exercise: Exercise) -> str:
