@@ -208,12 +208,12 @@ def with_voted_poses(votes: tuple[np.ndarray, np.ndarray], scores: np.ndarray, p
     torso lengths from every pose's are unexplained. A connected group of them standing apart
     is a person of its own (`_detached_people`); among the rest, a group of at least
     `min_vote_cells` voting for one torso centre is a candidate pose at the median of their
-    votes (each keypoint scored by the heatmap there; `votes`: long_offset_votes on `cells`). Each cell then belongs to the pose its
-    votes are nearest (as pixels are given to people; empty cells to the nearest cell's pose;
-    a detached person's cells to them), and a pose whose confident keypoints mostly sit on
-    another pose's cells is a misreading of that person: a voted candidate below
-    `min_own_keypoints` is not added, and a decoded pose below `min_own_keypoints_decoded`
-    gives way to the candidates."""
+    votes (each keypoint scored by the heatmap there). Each cell then belongs to the pose its
+    votes (`votes`: long_offset_votes on `cells`) are nearest (as pixels are given to people;
+    empty cells to the nearest cell's pose; a detached person's cells to them), and a pose
+    whose confident keypoints mostly sit on another pose's cells is a misreading of that
+    person: a voted candidate below `min_own_keypoints` is not added, and a decoded pose below
+    `min_own_keypoints_decoded` gives way to the candidates."""
     if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
         return poses
     x, y = votes
