@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.imaging import resample_corner_aligned, sample_at, sigmoid, softmax, warp_by_flow
+from realtime.imaging import resample_corner_aligned, sample_at, sigmoid, warp_by_flow
 from realtime.models.grid_upsample import GridUpsampler, part_labels_inside, person_part_labels
 from realtime.people_memory import PeopleMemory
 from realtime.stages import ResultStage
@@ -147,12 +147,21 @@ class TemporalSmoother(ResultStage):
             self._people.reset()
         if past is not None:
             memory_weight = self.tuning.memory_weight(strength)
-            weight = memory_weight * past.trust
-            probs = (probs + weight[..., None] * (past.probs - probs)).astype(np.float32)
+            pull = past.probs  # probs += weight * (past - probs), in place
+            pull -= probs
+            pull *= (memory_weight * past.trust)[..., None]
+            probs += pull
             if sharp is not None and past.person is not None:
                 low, high = self.tuning.change_low, self.tuning.change_high
-                settled = np.clip((high - np.abs(past.person - sharp)) / (high - low), 0.0, 1.0)
-                sharp = (sharp + memory_weight * past.person_trust * settled * (past.person - sharp)).astype(np.float32)
+                change = past.person - sharp
+                settled = np.abs(change)  # settled = clip((high - |change|) / (high - low), 0, 1)
+                settled -= high
+                settled *= -1.0 / (high - low)
+                np.clip(settled, 0.0, 1.0, out=settled)
+                settled *= past.person_trust
+                settled *= memory_weight
+                change *= settled
+                sharp = sharp + change
         labels, person = self._labels(probs, frame_hw, sharp)
         sources = None if past is None else past.sources
         people = self._people(parse.people, person, probs[..., 0] > 0.5, sources, frame.pts_s)
@@ -209,7 +218,8 @@ class TemporalSmoother(ResultStage):
         """Frame labels and person mask from the fine probabilities, as the parser makes them
         (from scores, where bilinear interpolation gives the parser's own result on a still
         scene); the person mask from `sharp` (H x W person probability) when there is one."""
-        part_logits = np.log(np.moveaxis(probs[..., 1:], -1, 0) + _EPS)
+        part_logits = probs[..., 1:] + _EPS
+        part_logits = np.moveaxis(np.log(part_logits, out=part_logits), -1, 0)
         if sharp is not None:
             person = sharp > 0.5
             return part_labels_inside(self._upsampler, part_logits, person), person
@@ -295,5 +305,11 @@ def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
 
 
 def _probabilities(scores: np.ndarray) -> np.ndarray:
-    """... x C scores (person logit, part log-probabilities) -> probabilities (sigmoid, softmax)."""
-    return np.concatenate([sigmoid(scores[..., :1]), softmax(scores[..., 1:], axis=-1)], axis=-1).astype(np.float32)
+    """... x C float32 scores (person logit, part log-probabilities) -> probabilities (sigmoid,
+    softmax). The part scores interpolate log(p + _EPS) with p in 0..1, so they lie in
+    log(_EPS)..~0 and their exponentials need no max shift to stay finite and above 0."""
+    probs = np.exp(scores)
+    probs[..., 0] = sigmoid(scores[..., 0])
+    parts = probs[..., 1:]
+    parts /= (parts @ np.ones(parts.shape[-1], np.float32))[..., None]  # a matrix product sums fastest
+    return probs

@@ -130,6 +130,25 @@ def test_grid_upsampler_argmax_is_exact_on_random_logits():
     assert (labels == dense.argmax(0).numpy()).mean() > 0.999
 
 
+def test_grid_upsampler_masked_and_scattered_pixels_match_the_dense_argmax():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(24, 22, 29)).astype(np.float32)
+    frame_hw = (480, 640)
+    dense = F.interpolate(torch.from_numpy(logits)[None], size=frame_hw, mode="bilinear",
+                          align_corners=True)[0].argmax(0).numpy()
+    mask = np.zeros(frame_hw, bool)
+    mask[100:400, 200:500] = True
+    upsampler = GridUpsampler()
+    labels = upsampler.argmax(logits, frame_hw, mask)
+    assert not labels[~mask].any()
+    assert (labels[mask] == dense[mask]).mean() > 0.999
+    ys, xs = np.nonzero(mask)
+    order = rng.permutation(len(ys))  # pixels in any order, not only row by row
+    scattered = upsampler.argmax_at(logits, frame_hw, ys[order], xs[order])
+    assert (scattered == labels[ys[order], xs[order]]).all()
+    assert upsampler.argmax_at(logits, frame_hw, ys[:0], xs[:0]).shape == (0,)
+
+
 def test_parse_batch_matches_parse(bodypix, single_frames):
     frames = [single_frames[0], single_frames[2]]
     batched = bodypix.parse_batch(frames)

@@ -25,6 +25,7 @@ from realtime.models.bodypix_multipose import (
     decode_multiple_poses,
     give_owned_cells,
     instance_distances,
+    long_offset_votes,
     skeleton_distances,
     with_voted_poses,
 )
@@ -370,25 +371,27 @@ class BodyPixParser(Parser):
                 input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[PersonParse]:
         """Multi-pose decoding on one image's grids, plus poses voted by person cells that no
         decoded pose explains; each person pixel goes to the pose its long offsets point at
-        (distances bilinear between cells). Only cells next to a
-        person cell (`person_cells`, grid bool) can touch a person pixel, so only they are
-        followed."""
+        (distances bilinear between cells). Only cells next to a person cell (`person_cells`,
+        grid bool) can touch a person pixel, so only they are followed, once for both uses."""
         stride = self.net.output_stride
         scores = sigmoid(grids["heatmaps"])
         poses = decode_multiple_poses(scores, grids["short_offsets"], grids["displacement_fwd"],
                                       grids["displacement_bwd"], stride=stride, max_poses=self.max_people,
                                       settings=self.multi_pose)
-        poses = with_voted_poses(grids["long_offsets"], scores, poses, stride=stride, cells=person_cells,
-                                 max_poses=self.max_people, short_offsets=grids["short_offsets"],
-                                 settings=self.multi_pose)
+        near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        votes = long_offset_votes(grids["long_offsets"], near_person, stride=stride,
+                                  refine_steps=self.multi_pose.refine_steps)
+        on_person = person_cells[near_person]
+        poses = with_voted_poses((votes[0][:, on_person], votes[1][:, on_person]), scores, poses, stride=stride,
+                                 cells=person_cells, max_poses=self.max_people,
+                                 short_offsets=grids["short_offsets"], settings=self.multi_pose)
         if len(poses) > 1:
-            near_person = cv2.dilate(person_cells.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
-            distances = instance_distances(grids["long_offsets"], poses, stride=stride, cells=near_person,
-                                           settings=self.multi_pose)
+            distances = instance_distances(votes, poses, cells=near_person, settings=self.multi_pose)
             distances += self.multi_pose.skeleton_weight * skeleton_distances(
                 poses, person_cells.shape, stride=stride, settings=self.multi_pose) ** 2
             give_owned_cells(distances, poses)
-            owner = self._nearest_pose(distances, frame_hw)
+            # the nearest pose at each person pixel: argmin of the bilinearly upsampled distances
+            owner = self._upsampler.argmax(-distances, frame_hw, person)
             masks = [person & (owner == i) for i in range(len(poses))]
         else:
             masks = [person] * len(poses)
@@ -401,16 +404,6 @@ class BodyPixParser(Parser):
             keypoints[:, :2] = (keypoints[:, :2] + 0.5) * scale - 0.5
             people.append(PersonParse(len(people), mask, keypoints, pose.score))
         return people
-
-    def _nearest_pose(self, distances: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
-        """P x h x w grid distances -> H x W uint8 index of the nearest pose, upsampled bilinearly."""
-        nearest = self._upsampler.upsample(distances[0], frame_hw)
-        owner = np.zeros(frame_hw, np.uint8)
-        for index in range(1, len(distances)):
-            candidate = self._upsampler.upsample(distances[index], frame_hw)
-            owner[candidate < nearest] = index
-            np.minimum(nearest, candidate, out=nearest)
-        return owner
 
 
 def decode_single_pose(heatmaps: torch.Tensor, short_offsets: torch.Tensor, stride: int,

@@ -174,14 +174,14 @@ def long_offset_votes(long_offsets: np.ndarray, cells: np.ndarray, *, stride: in
     return x, y
 
 
-def instance_distances(long_offsets: np.ndarray, poses: list[Pose], *, stride: int, cells: np.ndarray,
+def instance_distances(votes: tuple[np.ndarray, np.ndarray], poses: list[Pose], *, cells: np.ndarray,
                        settings: MultiPoseSettings = MultiPoseSettings()) -> np.ndarray:
     """P x h x w: for every grid cell where `cells` (h x w bool) is set, the mean squared
-    distance (input pixels) from where its refined long offsets place each keypoint to that
-    keypoint of each pose, over the pose's keypoints scoring above `min_keypoint_score` (all
-    of them where none does); 0 elsewhere."""
-    grid_h, grid_w = long_offsets.shape[1:]
-    x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
+    distance (input pixels) from where its refined long offsets place each keypoint (`votes`,
+    long_offset_votes on `cells`) to that keypoint of each pose, over the pose's keypoints
+    scoring above `min_keypoint_score` (all of them where none does); 0 elsewhere."""
+    grid_h, grid_w = cells.shape
+    x, y = votes
     cells = np.flatnonzero(cells)
     distances = np.zeros((len(poses), grid_h * grid_w), np.float32)
     for i, pose in enumerate(poses):
@@ -199,7 +199,7 @@ def _vote_distances(x: np.ndarray, y: np.ndarray, pose: Pose, settings: MultiPos
     return squared.mean(axis=0)
 
 
-def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[Pose], *, stride: int,
+def with_voted_poses(votes: tuple[np.ndarray, np.ndarray], scores: np.ndarray, poses: list[Pose], *, stride: int,
                      cells: np.ndarray, max_poses: int, short_offsets: np.ndarray,
                      settings: MultiPoseSettings = MultiPoseSettings()) -> list[Pose]:
     """Best first: `poses` plus poses for people the greedy decoder missed (a person half
@@ -209,14 +209,14 @@ def with_voted_poses(long_offsets: np.ndarray, scores: np.ndarray, poses: list[P
     is a person of its own (`_detached_people`); among the rest, a group of at least
     `min_vote_cells` voting for one torso centre is a candidate pose at the median of their
     votes (each keypoint scored by the heatmap there). Each cell then belongs to the pose its
-    votes are nearest (as pixels are given to people; empty cells to the nearest cell's pose;
-    a detached person's cells to them), and a pose whose confident keypoints mostly sit on
-    another pose's cells is a misreading of that person: a voted candidate below
-    `min_own_keypoints` is not added, and a decoded pose below `min_own_keypoints_decoded`
-    gives way to the candidates."""
+    votes (`votes`: long_offset_votes on `cells`) are nearest (as pixels are given to people;
+    empty cells to the nearest cell's pose; a detached person's cells to them), and a pose
+    whose confident keypoints mostly sit on another pose's cells is a misreading of that
+    person: a voted candidate below `min_own_keypoints` is not added, and a decoded pose below
+    `min_own_keypoints_decoded` gives way to the candidates."""
     if len(poses) >= max_poses or np.count_nonzero(cells) < settings.min_vote_cells:
         return poses
-    x, y = long_offset_votes(long_offsets, cells, stride=stride, refine_steps=settings.refine_steps)
+    x, y = votes
     centre_x, centre_y = x[list(_TORSO)].mean(axis=0), y[list(_TORSO)].mean(axis=0)
     torso_lengths = np.hypot(x[[5, 6]].mean(axis=0) - x[[11, 12]].mean(axis=0),
                              y[[5, 6]].mean(axis=0) - y[[11, 12]].mean(axis=0))

@@ -43,8 +43,11 @@ class GridUpsampler:
             return
         (grid_h, grid_w), (height, width) = grid_hw, frame_hw
         self._rows, self._cols = _axis(grid_h, height), _axis(grid_w, width)
-        self._cells_w = max(grid_w - 1, 1)
-        self._cell_index = (self._rows.cell[:, None] * self._cells_w + self._cols.cell[None, :]).astype(np.int32)
+        # pixels per cell along each axis (cells are runs of consecutive pixels), and where each run starts
+        self._row_counts = np.bincount(self._rows.cell, minlength=max(grid_h - 1, 1))
+        self._col_counts = np.bincount(self._cols.cell, minlength=max(grid_w - 1, 1))
+        self._row_starts = np.concatenate([[0], np.cumsum(self._row_counts)])
+        self._col_starts = np.concatenate([[0], np.cumsum(self._col_counts)])
         self._key = key
 
     def upsample(self, grid: np.ndarray, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -63,15 +66,18 @@ class GridUpsampler:
             cell_label = np.where(uniform, corners[0], 255).astype(np.uint8)
         else:
             cell_label = np.full((max(grid_h - 1, 1), max(grid_w - 1, 1)), 255, np.uint8)
-        labels = np.take(cell_label.ravel(), self._cell_index)
+        labels = cell_label.repeat(self._row_counts, axis=0).repeat(self._col_counts, axis=1)
         if mask is not None:
-            labels[~mask] = 0
-            mixed = (labels == 255) & mask
-        else:
-            mixed = labels == 255
-        ys, xs = np.nonzero(mixed)
-        if len(ys):
-            labels[ys, xs] = self._interpolated_argmax(logits, ys, xs)
+            labels *= mask
+        mixed_rows, mixed_cols = np.nonzero(cell_label == 255)
+        if len(mixed_rows):  # look for mixed pixels only in the box of the mixed cells
+            top, bottom = self._row_starts[mixed_rows.min()], self._row_starts[mixed_rows.max() + 1]
+            left, right = self._col_starts[mixed_cols.min()], self._col_starts[mixed_cols.max() + 1]
+            ys, xs = np.nonzero(labels[top:bottom, left:right] == 255)
+            if len(ys):
+                ys += top
+                xs += left
+                labels[ys, xs] = self._interpolated_argmax(logits, ys, xs)
         return labels
 
     def argmax_at(self, logits: np.ndarray, frame_hw: tuple[int, int], ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -80,31 +86,45 @@ class GridUpsampler:
         return self._interpolated_argmax(logits, ys, xs)
 
     def _interpolated_argmax(self, logits: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """The bilinear interpolation of every channel at (ys, xs), argmax over channels: the four
-        corner rows gathered and blended in place, CHUNK pixels at a time so the work stays in
-        the CPU cache (5 times faster than whole arrays on 38k pixels x 24 parts, 3.8 ms)."""
+        """The bilinear interpolation of every channel at (ys, xs), argmax over channels. Along y
+        first, once per run of consecutive pixels in one frame row and one cell column (row-major
+        pixels come in such runs, a cell wide), which share their cell's two edges interpolated
+        along y; then along x per pixel, CHUNK pixels at a time so the work stays in the CPU
+        cache."""
+        if not len(ys):
+            return np.empty(0, np.uint8)
         grid = np.ascontiguousarray(np.moveaxis(logits, 0, -1), np.float32)  # gh x gw x C
         grid_h, grid_w, channels = grid.shape
-        rows = grid.reshape(-1, channels)
-        y0, x0 = self._rows.cell[ys], self._cols.cell[xs]
-        top_row, bottom_row = y0 * grid_w, np.minimum(y0 + 1, grid_h - 1) * grid_w
-        x1 = np.minimum(x0 + 1, grid_w - 1)
-        fy, fx = self._rows.frac[ys][:, None], self._cols.frac[xs][:, None]
+        cells = grid.reshape(-1, channels)
+        x0 = self._cols.cell[xs]
+        new_run = np.empty(len(ys), bool)
+        new_run[0] = True
+        np.not_equal(ys[1:], ys[:-1], out=new_run[1:])
+        new_run[1:] |= x0[1:] != x0[:-1]
+        starts = np.flatnonzero(new_run)
+        run = np.cumsum(new_run) - 1  # each pixel's run
+        run_y, run_x0 = ys[starts], x0[starts]
+        y0 = self._rows.cell[run_y]
+        top, bottom = y0 * grid_w, np.minimum(y0 + 1, grid_h - 1) * grid_w
+        run_x1 = np.minimum(run_x0 + 1, grid_w - 1)
+        fy = self._rows.frac[run_y][:, None]
+        edges = []
+        for column in (run_x0, run_x1):  # a + f (b - a), in place: the left then the right edge along y
+            edge, below = cells.take(top + column, axis=0), cells.take(bottom + column, axis=0)
+            below -= edge
+            below *= fy
+            edge += below
+            edges.append(edge)
+        left_edges, right_edges = edges
+        fx = self._cols.frac[xs][:, None]
         best = np.empty(len(ys), np.uint8)
         for start in range(0, len(ys), CHUNK):
             part = slice(start, start + CHUNK)
-            top, top_right = rows.take(top_row[part] + x0[part], axis=0), rows.take(top_row[part] + x1[part], axis=0)
-            bottom, bottom_right = rows.take(bottom_row[part] + x0[part], axis=0), rows.take(bottom_row[part] + x1[part], axis=0)
-            top_right -= top  # a + f (b - a): along x on both rows, then along y
-            top_right *= fx[part]
-            top += top_right
-            bottom_right -= bottom
-            bottom_right *= fx[part]
-            bottom += bottom_right
-            bottom -= top
-            bottom *= fy[part]
-            top += bottom
-            best[part] = top.argmax(axis=1)
+            left, right = left_edges.take(run[part], axis=0), right_edges.take(run[part], axis=0)
+            right -= left  # then along x
+            right *= fx[part]
+            left += right
+            best[part] = left.argmax(axis=1)
         return best
 
 
@@ -120,5 +140,5 @@ def part_labels_inside(upsampler: GridUpsampler, part_logits: np.ndarray, person
     """P x gh x gw part logits and an H x W bool person mask -> H x W uint8 labels: 1 + the part
     whose upsampled logit is highest, inside the mask; 0 outside."""
     labels = upsampler.argmax(part_logits, person.shape, person)
-    labels[person] += 1
+    labels += person
     return labels
