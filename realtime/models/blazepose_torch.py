@@ -134,7 +134,7 @@ class BlazePoseTorchStage(ResultStage):
                 taken.add(len(people) - 1)
         if not self.segmentation:
             return replace(parse, people=people)
-        logits = segmentations[0].copy()  # the most likely person at each pixel, in place (full-frame arrays)
+        logits = segmentations[0]  # the most likely person at each pixel, in place: the warps are this call's own
         for other in segmentations[1:]:
             np.maximum(logits, other, out=logits)
         person_probs = sigmoid(np.clip(logits, -30.0, 30.0, out=logits))  # float32, as its logits
