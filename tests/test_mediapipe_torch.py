@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from realtime import weights as weights_cache
+from realtime.imaging import to_nchw_float
 from realtime.models.blazepose_detector import (
     BlazePoseDetector,
     decode_boxes,
@@ -141,6 +142,16 @@ def test_selfie_segmenters_match_tflite(frames, name):
     for i, (ref,) in enumerate(_reference(interpreter, x)):
         assert np.abs(ours[i] - ref[..., 0]).max() < 1e-3
         assert _iou(ours[i] > 0.5, ref[..., 0] > 0.5) >= 0.999
+
+
+def test_network_inputs_made_in_numpy_are_pytorchs_to_the_bit(frames):
+    """to_nchw_float (the detector's [-1, 1] input, the landmark and selfie networks' [0, 1]) gives
+    the very numbers of PyTorch's permute().float() arithmetic, in NCHW order."""
+    batch = np.stack([letterbox(f, 224)[0] for f in frames])
+    reference = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
+    detector_input = torch.from_numpy(to_nchw_float(batch, 127.5, 1.0))
+    assert detector_input.is_contiguous() and torch.equal(detector_input, reference / 127.5 - 1.0)
+    assert torch.equal(torch.from_numpy(to_nchw_float(batch, 255.0)), reference / 255.0)
 
 
 def test_landmarks_land_on_the_person(rois):

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.imaging import sigmoid, to_nchw_float
 from realtime.models.backends import GraphCache
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import (
@@ -244,7 +245,7 @@ class BlazePoseLandmarker:
     def __call__(self, rgb: np.ndarray, rois: list[Roi]) -> list[PoseLandmarks]:
         if not rois:
             return []
-        x = torch.from_numpy(crop_rois(rgb, rois)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(to_nchw_float(crop_rois(rgb, rois), 255.0)).to(self.device)
         out = self.net.outputs(*self._graphs(x))
         raw = out.landmarks.cpu().numpy()
         flags = out.pose_flag.cpu().numpy()
@@ -264,6 +265,4 @@ class BlazePoseLandmarker:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    from realtime.imaging import sigmoid
-
     return sigmoid(x).astype(np.float32)

@@ -134,7 +134,10 @@ class BlazePoseTorchStage(ResultStage):
                 taken.add(len(people) - 1)
         if not self.segmentation:
             return replace(parse, people=people)
-        person_probs = sigmoid(np.clip(np.maximum.reduce(segmentations), -30.0, 30.0)).astype(np.float32)
+        logits = segmentations[0]  # the most likely person at each pixel, in place: the warps are this call's own
+        for other in segmentations[1:]:
+            np.maximum(logits, other, out=logits)
+        person_probs = sigmoid(np.clip(logits, -30.0, 30.0, out=logits))  # float32, as its logits
         return replace(parse, people=people, person_probs=person_probs)
 
     def reset(self) -> None:

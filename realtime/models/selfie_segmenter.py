@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
+from realtime.imaging import to_nchw_float
 from realtime.models.backends import GraphCache, TupleOutputs
 from realtime.models.registry import NetworkSpec, get_network_spec
 from realtime.models.mobile_blocks import load_in_graph_order
@@ -178,8 +179,10 @@ def load_selfie_segmenter_net(name: str = "selfie", path: str | Path | None = No
 
 
 class SelfieSegmenter:
-    """Frames in, person probability at frame size out ([H, W] float32 each), batched. On the CPU
-    the network runs on `backend` (realtime.models.backends; "auto": the fastest here)."""
+    """Frames in, person probability at frame size out ([H, W] float32 each), batched; frames are
+    resized to the network's input bilinearly (an area resize costs some 20 times more for the
+    same masks: mean person IoU within 0.001 on 120 ccp_dev photos). On the CPU the network runs
+    on `backend` (realtime.models.backends; "auto": the fastest here)."""
 
     def __init__(self, name: str = "selfie", *, device: str | torch.device = "cpu", backend: str = "auto") -> None:
         self.device = torch.device(device)
@@ -190,7 +193,7 @@ class SelfieSegmenter:
     @torch.inference_mode()
     def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
         h, w = self.net.input_size
-        x = np.stack([cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA) for rgb in rgbs])
-        (probs,) = self._graphs(torch.from_numpy(x).to(self.device).permute(0, 3, 1, 2).float() / 255.0)
+        x = np.stack([cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR) for rgb in rgbs])
+        (probs,) = self._graphs(torch.from_numpy(to_nchw_float(x, 255.0)).to(self.device))
         return [cv2.resize(p, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
                 for p, rgb in zip(probs.cpu().numpy(), rgbs)]
