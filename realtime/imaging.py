@@ -46,6 +46,19 @@ def fill_from_nearest(labels: np.ndarray, empty: int = -1) -> np.ndarray:
     return labels[labelled][nearest - 1]
 
 
+def touching(mask: np.ndarray, seeds: np.ndarray, reach: int = 0) -> np.ndarray:
+    """h x w bool: the cells of `mask` (h x w bool) in its 8-connected blobs that hold a cell of
+    `seeds` (h x w bool); blobs less than 2 * `reach` cells apart (in x and in y) count as one."""
+    joined = mask.view(np.uint8)
+    if reach:
+        joined = cv2.dilate(joined, np.ones((2 * reach + 1,) * 2, np.uint8))
+    _, blobs = cv2.connectedComponents(joined, connectivity=8)
+    held = np.zeros(blobs.max() + 1, bool)
+    held[blobs[seeds & mask]] = True
+    held[0] = False
+    return held[blobs] & mask
+
+
 def to_nchw_float(images: np.ndarray, divisor: float, offset: float = 0.0) -> np.ndarray:
     """N x H x W x C uint8 images -> N x C x H x W float32 network input, images / divisor - offset
     (one transposing copy, then in place: PyTorch's permute().float() on the NHWC tensor costs

@@ -22,7 +22,9 @@ with the smoother's optical flow, and each frame:
      the others on that frame, but the memory keeps them unowned, so the second frame's reading
      is not taken for the person they went to), so a single-frame misreading never becomes a
      person;
-  5. person cells still without an owner go to the nearest owned cell.
+  5. person cells still without an owner go to the nearest owned cell of their blob (8-connected
+     person cells, pieces closer than 2 * APART_SHARE of the frame's longer side joined); a blob
+     without one (someone walking in, not yet proven a person) is nobody's.
 Pixels keep the parser's exact boundaries wherever its reading was kept.
 """
 from __future__ import annotations
@@ -32,10 +34,12 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from realtime.imaging import fill_from_nearest, resample_corner_aligned, sample_at
+from realtime.imaging import fill_from_nearest, resample_corner_aligned, sample_at, touching
 from realtime.types import PersonParse
 
 _NOBODY = -1
+_APART = -2  # a cell of a blob apart from every owner, while filling
+APART_SHARE = 0.02  # pieces of the person mask further than twice this share of the frame from everyone are nobody's
 
 
 class PeopleMemory:
@@ -82,7 +86,8 @@ class PeopleMemory:
         H x W bool person mask; person_fine: the same on the fine grid (fh x fw bool, cells on
         frame pixels i * (H - 1) / (fh - 1)); flow_from: fh x fw float32 fine-grid (x, y) each
         cell came from in the previous frame, or None where the memory cannot be carried over.
-        Returns the people with masks that split `person` between them."""
+        Returns the people with masks that split `person` between them (but for its blobs apart
+        from every person, step 5)."""
         frame_hw, fine_hw = person.shape, person_fine.shape
         sample = np.ix_(_fine_positions(fine_hw[0], frame_hw[0]), _fine_positions(fine_hw[1], frame_hw[1]))
         past = None
@@ -99,9 +104,14 @@ class PeopleMemory:
         if not ids:
             self._owner = None
             return []
-        filled = fill_from_nearest(owner, _NOBODY)
+        # blobs apart from every owner are nobody's, also the cells next to them (frame pixels at
+        # the blob's edge take their nearest cell)
+        apart = person_fine & ~touching(person_fine, owner != _NOBODY, apart_reach(fine_hw))
+        filled = fill_from_nearest(np.where(apart, _APART, owner), _NOBODY)
+        filled[filled == _APART] = _NOBODY
         self._owner = np.where(person_fine & ~unproven, filled, _NOBODY)
-        owner_full = resample_corner_aligned(np.searchsorted(ids, filled).astype(np.int16), frame_hw, cv2.INTER_NEAREST)
+        positions = np.where(filled == _NOBODY, -1, np.searchsorted(ids, filled)).astype(np.int16)
+        owner_full = resample_corner_aligned(positions, frame_hw, cv2.INTER_NEAREST)
         overruled = owner != read  # cells the memory decided, not the reading
         kept = None
         if overruled.any():
@@ -189,6 +199,12 @@ class PeopleMemory:
         for person_id in readings:
             self._first_s.setdefault(person_id, now_s)
         return readings, unproven
+
+
+def apart_reach(hw: tuple[int, int]) -> int:
+    """How near (cells of an h x w map) a piece of the person mask must come to a person to be
+    theirs: APART_SHARE of the map's longer side."""
+    return max(1, round(APART_SHARE * max(hw)))
 
 
 def _fine_positions(cells: int, pixels: int) -> np.ndarray:

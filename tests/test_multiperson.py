@@ -151,7 +151,8 @@ def multi(media_dir: Path) -> list[TrackedFrame]:
 
 
 def test_people_split_the_smoothed_person_mask(multi):
-    """Every smoothed person pixel belongs to exactly one person: outlines, IDs and colours agree."""
+    """Every smoothed person pixel belongs to one person at most, and all but bits apart from
+    everyone (none here: the three are read in every frame) to one: outlines, IDs and colours agree."""
     for frame in multi:
         people = frame.result.people
         assert people, f"frame {frame.index}: nobody found"
@@ -160,7 +161,9 @@ def test_people_split_the_smoothed_person_mask(multi):
             assert not (union & person.mask).any(), f"frame {frame.index}: masks overlap"
             union |= person.mask
             assert person.keypoints.shape == (17, 3) and 0 < person.score <= 1
-        np.testing.assert_array_equal(union, frame.result.person_mask, err_msg=f"frame {frame.index}")
+        assert not (union & ~frame.result.person_mask).any(), f"frame {frame.index}: a person outside the mask"
+        nobodys = frame.result.person_mask & ~union
+        assert nobodys.sum() <= 0.002 * union.sum(), f"frame {frame.index}: {nobodys.sum()} pixels nobody's"
         assert len({p.id for p in people}) == len(people)
 
 
@@ -322,7 +325,9 @@ def test_process_writes_people_per_frame(media_dir: Path, tmp_path: Path):
             assert set(person) == {"id", "score", "keypoints", "areas", "bbox", "landmarks", "world_landmarks"}
             assert person["landmarks"] is None, "the parser's keypoints: no BlazePose landmarks"
             assert len(person["keypoints"]) == 17 and len(person["bbox"]) == 4 and person["areas"]
-        assert sum(sum(p["areas"].values()) for p in people) == sum(line["areas"].values())
+        # every part pixel is someone's but for bits the selfie mask found apart from every person
+        owned, parts = sum(sum(p["areas"].values()) for p in people), sum(line["areas"].values())
+        assert 0.99 * parts <= owned <= parts
     assert [p["id"] for p in lines[0]["people"]] and {p["id"] for p in lines[-1]["people"]} == {
         p["id"] for p in lines[0]["people"]}
 
@@ -386,3 +391,18 @@ def test_outlines_and_labels_in_each_persons_colour_thicker_when_selected(multi)
             assert colour_pixels(one, person.id) > colour_pixels(everyone, person.id)
         else:
             assert colour_pixels(one, person.id) < colour_pixels(everyone, person.id)
+
+
+def test_someone_walking_in_is_not_added_to_a_person_far_away(media_dir: Path, tmp_path: Path):
+    """sports2d-demo: the woman walks in at the right while BlazePose follows only the man on the
+    left; her first frames' pixels (the selfie mask sees her) touch nobody, so they join nobody
+    (they joined the man: his box spread over both, frame 55, [532, 0, 1510, 890])."""
+    metrics = tmp_path / "people.jsonl"
+    assert cli_main(["process", str(media_dir / "sports2d-demo.mp4"), "-o", str(tmp_path / "out.mp4"),
+                     "--metrics", str(metrics), "--frames", "60"]) == 0
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for line in lines:
+        for person in line["people"]:
+            x0, _, x1, _ = person["bbox"]
+            assert x1 - x0 < 400, (line["index"], person["id"], person["bbox"])
+    assert len(lines[-1]["people"]) == 2, "both people are found"

@@ -33,9 +33,10 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from realtime.imaging import fast_guided_filter, fill_from_nearest
+from realtime.imaging import fast_guided_filter, fill_from_nearest, touching
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import SEGMENTER_SPECS
+from realtime.people_memory import apart_reach
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -125,25 +126,27 @@ class PersonMaskStage(ResultStage):
 
 
 def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndarray) -> list[PersonParse]:
-    """Each person's mask cut to `person`, and the `added` pixels given to the nearest person;
-    people with no pixels left are gone (a reading the mask removed is nobody: the tracker would
-    give it a new ID on every frame)."""
+    """Each person's mask cut to `person`, and the `added` pixels given to the nearest person
+    whose pixels they touch (8-connected within `person`, pieces nearer than the people memory's
+    reach joined); added pixels apart from every person
+    (someone the pose model has not found yet, walking in) stay nobody's. People with no pixels
+    left are gone (a reading the mask removed is nobody: the tracker would give it a new ID on
+    every frame)."""
     cut = [kept for one in people if (kept := replace(one, mask=one.mask & person)).mask.any()]
     if not cut or not added.any():
         return cut
-    if len(cut) == 1:
-        return [replace(cut[0], mask=cut[0].mask | added)]
-    # only the box around the people and the added pixels matters: the nearest person pixel of an
-    # added pixel lies in it, and the distance transform's paths between them too
-    x, y, w, h = cv2.boundingRect((person | added).view(np.uint8))
+    # only the box around the person mask matters: the nearest person pixel of an added pixel
+    # lies in it, and the distance transform's paths between them too
+    x, y, w, h = cv2.boundingRect(person.view(np.uint8))
     box = np.s_[y:y + h, x:x + w]
     owner = np.full((h, w), -1, np.int32)
     for index, one in enumerate(cut):
         owner[one.mask[box]] = index
-    nearest = fill_from_nearest(owner)
+    joining = added[box] & touching(person[box], owner >= 0, apart_reach(person.shape))
+    nearest = fill_from_nearest(owner) if len(cut) > 1 else np.zeros_like(owner)
     people = []
     for index, one in enumerate(cut):
         mask = one.mask.copy()
-        mask[box] |= added[box] & (nearest == index)
+        mask[box] |= joining & (nearest == index)
         people.append(replace(one, mask=mask))
     return people
