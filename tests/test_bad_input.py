@@ -186,6 +186,49 @@ def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
     _assert_one_line_error(run, "cannot write", "a-file")
 
 
+def _own_copy(media_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """A user's only copy of squat30 in `folder`, and a folder of two of its frames as PNGs."""
+    video = folder / "session.mp4"
+    video.write_bytes((media_dir / "faults" / "squat30.mp4").read_bytes())
+    frames = folder / "frames"
+    frames.mkdir()
+    with av.open(str(video)) as container:
+        for index, frame in zip(range(2), container.decode(video=0)):
+            cv2.imwrite(str(frames / f"{index:06d}.png"), frame.to_ndarray(format="bgr24"))
+    return video, frames
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("source, outputs, refusal", [
+    ("session.mp4", ["-o", "session.mp4"], "-o is the input file"),
+    ("session.mp4", ["-o", "x.mp4", "--metrics", "frames/../session.mp4"], "--metrics is the input file"),
+    ("session.mp4", ["-o", "x.mp4", "--exercise", "squat", "--summary", "link.mp4"], "--summary is the input file"),
+    ("session.mp4", ["-o", "hard.mp4"], "-o is the input file"),
+    ("frames", ["-o", "x.mp4", "--labels-dir", "./frames"], "--labels-dir is the input folder"),
+    ("session.mp4", ["-o", "m.mp4", "--metrics", "m.mp4"], "-o and --metrics are the same file"),
+    ("session.mp4", ["-o", "m.mp4", "--labels-dir", "labels", "--metrics", "link-to-m.jsonl"],
+     "-o and --metrics are the same file"),
+], ids=["-o", "relative --metrics", "symlinked --summary", "hard-linked -o", "--labels-dir", "two outputs",
+        "two outputs through a symlink"])
+def test_an_output_on_the_input_or_on_another_output_is_refused_before_anything_is_written(
+        media_dir, tmp_path, source, outputs, refusal):
+    """The user's video (or frames folder) stays byte for byte as it was, and nothing is created."""
+    _own_copy(media_dir, tmp_path)
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "session.mp4")
+    os.link(tmp_path / "session.mp4", tmp_path / "hard.mp4")
+    (tmp_path / "link-to-m.jsonl").symlink_to(tmp_path / "m.mp4")  # dangling: m.mp4 is not written yet
+    before = _snapshot(tmp_path)
+    run = _cli("process", source, *outputs, "--frames", "3", "--pose", "parser", "--device", "cpu", cwd=tmp_path)
+    error = _assert_one_line_error(run, refusal)
+    assert "details in" not in error
+    assert _snapshot(tmp_path) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["session.mp4", "frames", "link.mp4", "hard.mp4", "link-to-m.jsonl"])
+
+
 def _file_size_limit(limit_bytes: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead
