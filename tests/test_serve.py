@@ -9,6 +9,9 @@ import base64
 import http.server
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -417,6 +420,34 @@ def test_serve_refuses_a_public_host_without_a_token():
     assert run.stderr.strip().count("\n") == 0 and "--token" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_serve_takes_only_a_port_it_can_listen_on_and_says_serving_on_once_it_listens():
+    """A port over 65535 is a usage error; a port in use is one line and no 'serving on'; port 0
+    serves on a free port, the one the 'serving on' line names."""
+    over = subprocess.run([sys.executable, "main.py", "serve", "--port", "99999"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert over.returncode == 2 and over.stdout == "", over
+    assert over.stderr.startswith("partsight: error: argument --port:") and over.stderr.count("\n") == 1, over.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run([sys.executable, "main.py", "serve", "--port", str(port)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    assert busy.returncode == 1 and "serving on" not in busy.stdout + busy.stderr, busy
+    assert busy.stderr.splitlines() == [f"partsight: error: port {port} on 127.0.0.1 is in use (another server?); "
+                                        "choose another --port"], busy.stderr
+    process = subprocess.Popen([sys.executable, "main.py", "serve", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        chosen = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        assert chosen and int(chosen.group(1)) > 0, line
+        assert httpx.get(f"http://127.0.0.1:{chosen.group(1)}/healthz", timeout=60).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
 
 
 @pytest.fixture(scope="module")
