@@ -382,7 +382,8 @@ def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30
 
 def test_live_websocket_keeps_the_newest_frame(server, media_dir):
     """A burst of 24 camera frames: the server answers fewer, always the newest, the last one
-    included, counting the rest as dropped; a frame that is not an image gets an error and the
+    included, counting the rest as dropped; a frame that is not an image, and a message that is no
+    frame (under 4 bytes, a frame number alone, text after the options), each get an error and the
     connection stays."""
     _, rgb = frame_png(media_dir / "cg-mannequin-squat.mp4", 20)
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
@@ -393,6 +394,12 @@ def test_live_websocket_keeps_the_newest_frame(server, media_dir):
         ws.send((1).to_bytes(4, "big") + b"this is not an image")
         error = json.loads(ws.recv(timeout=120))
         assert error == {"type": "error", "seq": 1, "code": "not_an_image", "error": error["error"]}
+        for message, seq, code in ((b"ab", None, "not_a_frame"), ((7).to_bytes(4, "big"), 7, "empty_upload"),
+                                   (json.dumps({"model": "bodypix"}), None, "not_a_frame")):
+            ws.send(message)
+            error = json.loads(ws.recv(timeout=120))
+            assert error == {"type": "error", "seq": seq, "code": code, "error": error["error"]}, message
+            assert error["error"] and "\n" not in error["error"]
         for seq in range(2, 26):
             ws.send(seq.to_bytes(4, "big") + jpeg)
         results = []
