@@ -300,6 +300,17 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("job: people model without weights", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                                   data={"people": "uniparser-cihp"}),
          422, "model_unavailable"),
+        *[(f"overlay {field}={value} {where}", partial(
+            lambda field, value, where: client.post(
+                f"/v1/parse?output=overlay{f'&{field}={value}' if where == 'in the URL' else ''}",
+                files={"image": ("a.png", png)}, data={field: value} if where == "in the form" else {}),
+            field, value, where), 422, "bad_option")
+          for field, value in (("opacity", "7"), ("opacity", "-3"), ("opacity", "abc"), ("keypoints", "maybe"))
+          for where in ("in the URL", "in the form")],
+        ("a good option in the URL instead of the form", lambda: client.post(
+            "/v1/parse?output=overlay&opacity=0.5", files={"image": ("a.png", png)}), 422, "bad_option"),
+        ("job: an option in the URL", lambda: client.post("/v1/jobs?exercise=squat", files={"video": ("a.mp4", b"x")}),
+         422, "bad_option"),
         ("url fetching is off", lambda: client.post("/v1/parse", data={"url": "http://127.0.0.1:1/x.png"}),
          403, "url_fetch_off"),
         ("10-minute video", lambda: client.post("/v1/jobs", files={"video": ("long.mp4", synthetic_video(

@@ -16,7 +16,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, File, Form, Path as PathParam, Query, Request, Security, UploadFile, WebSocket
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    Path as PathParam,
+    Query,
+    Request,
+    Security,
+    UploadFile,
+    WebSocket,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -222,7 +234,7 @@ def _add_vocabulary(api: APIRouter, service: Service) -> None:
 def _add_parse(api: APIRouter, service: Service) -> None:
     settings, limits = service.settings, service.settings.limits
 
-    @api.post("/parse", tags=["parse"], summary="parse one image",
+    @api.post("/parse", tags=["parse"], summary="parse one image", dependencies=[Depends(options_in_the_form)],
               responses={200: {"content": {"application/json": {}, "image/png": {}},
                                "description": "JSON: the model, the frame as a --metrics JSONL line "
                                               "(partsight.frame/1), joint angles per person, optionally the "
@@ -268,6 +280,21 @@ def _add_parse(api: APIRouter, service: Service) -> None:
         return JSONResponse(result_json(result, angles=options.angles, label_map=label_map), headers=headers)
 
 
+def options_in_the_form(request: Request) -> None:
+    """A POST's options travel in its form, where their declarations check them; one in the URL
+    instead (`/v1/parse?output=overlay&opacity=7`) would go unread, so it is a 422 bad_option, as is
+    a URL parameter the route does not know."""
+    dependant = request.scope["route"].dependant
+    in_url = {param.alias for param in dependant.query_params}
+    in_form = {param.alias for param in dependant.body_params}
+    for name in request.query_params:
+        if name in in_url:
+            continue
+        where = "a form field, not a URL parameter" if name in in_form else "not an option here"
+        takes = f"the URL takes only {', '.join(sorted(in_url))}" if in_url else "the URL takes no options"
+        raise ApiError(422, "bad_option", f"{name}: {where} ({takes})")
+
+
 def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:
     """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); 400 for neither."""
     limits = service.settings.limits
@@ -287,6 +314,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
     settings, limits = service.settings, service.settings.limits
 
     @api.post("/jobs", tags=["jobs"], status_code=202, summary="start a video job (the outputs of `process`)",
+              dependencies=[Depends(options_in_the_form)],
               responses={202: {"description": "accepted: the job's status; poll GET /v1/jobs/{id}"},
                          413: {"description": "upload too large, video too long or too many frames"},
                          415: {"description": "not a video"}, 429: {"description": "busy: retry after Retry-After"}})
