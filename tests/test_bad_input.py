@@ -229,6 +229,18 @@ def test_an_output_on_the_input_or_on_another_output_is_refused_before_anything_
         ["session.mp4", "frames", "link.mp4", "hard.mp4", "link-to-m.jsonl"])
 
 
+@pytest.mark.parametrize("start, turn, flag", [("400", "100", "--start-deg"), ("160", "-20", "--turn-deg"),
+                                               ("abc", "100", "--start-deg")])
+def test_a_custom_angle_outside_0_to_180_is_a_usage_error(single_clip, tmp_path, start, turn, flag):
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--exercise", "custom", "--joint",
+               "left_knee", "--start-deg", start, "--turn-deg", turn, "--device", "cpu")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines() == [f"partsight: error: argument {flag}: expected a joint angle from 0 to 180 "
+                                       f"degrees, not '{start if flag == '--start-deg' else turn}' "
+                                       "(see 'partsight process --help')"]
+    assert not list(tmp_path.iterdir())
+
+
 def _file_size_limit(limit_bytes: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead

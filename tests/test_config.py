@@ -8,6 +8,7 @@ from dataclasses import fields
 import pytest
 
 from gui.cli import add_gui_command
+from realtime.analysis.exercises import custom_exercise
 from realtime.build import build_stages
 from realtime.cli import _build_parser
 from realtime.config import PipelineConfig, config_from_args
@@ -105,6 +106,9 @@ def test_custom_exercise_and_its_errors_are_one_place():
                           (["--exercise", "custom"], "--exercise custom needs")):
         with pytest.raises(ValueError, match=message):
             config_from_args(process.parse_args(["c.mp4", "-o", "o.mp4", *argv]))
+    for start, turn in ((400, 100), (160, -20), (float("nan"), 100)):  # the service's jobs build it directly
+        with pytest.raises(ValueError, match="angle must be 0-180 degrees"):
+            custom_exercise("left_knee", start_deg=start, turn_deg=turn)
 
 
 def test_the_config_rejects_nonsense_with_one_line():

@@ -323,6 +323,8 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("no video", lambda: client.post("/v1/jobs", data={"exercise": "squat"}), 400, "empty_upload"),
         ("custom exercise without joints", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                                data={"exercise": "custom"}), 422, "bad_option"),
+        ("custom angle over 180", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")}, data={
+            "exercise": "custom", "joint": "left_knee", "start_deg": "400", "turn_deg": "100"}), 422, "bad_option"),
         ("unknown exercise", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                  data={"exercise": "yoga"}), 422, "bad_option"),
         ("unknown job", lambda: client.get(f"/v1/jobs/{'0' * 32}"), 404, "no_such_job"),
