@@ -29,6 +29,7 @@ from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import configure_logging
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
+from realtime.version import version
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -81,6 +82,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="partsight", description="Real-time human parsing into body parts.")
+    parser.add_argument("--version", action="version", version=f"partsight {version()}")
     commands = parser.add_subparsers(dest="command")
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")

@@ -3,7 +3,12 @@ command owns), and the pipeline built from it runs what it says."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tomllib
 from dataclasses import fields
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -154,3 +159,18 @@ def test_build_stages_follows_the_config():
     assert {field.name for field in fields(PipelineConfig)} >= {
         "source", "model", "device", "weights", "size", "max_side", "internal_size", "max_people", "person_mask",
         "pose", "smoothing", "exercise", "frame_limit", "loop", "pacing"}
+
+
+def test_the_version_comes_from_the_package_metadata_else_pyproject():
+    """`partsight --version` (the console script's function and main.py) prints the installed
+    metadata's version; a checkout without the metadata reads pyproject.toml's."""
+    root = Path(__file__).resolve().parents[1]
+    stated = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    for command in ([sys.executable, "main.py", "--version"],
+                    [sys.executable, "-c", "import sys; from gui.cli import main; sys.exit(main(['--version']))"]):
+        run = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+        assert (run.returncode, run.stdout, run.stderr) == (0, f"partsight {metadata.version('partsight')}\n", "")
+    # -S: no site-packages, so no installed metadata
+    bare = subprocess.run([sys.executable, "-S", "-c", "from realtime.version import version; print(version())"],
+                          cwd=root, capture_output=True, text=True, timeout=60)
+    assert (bare.returncode, bare.stdout) == (0, f"{stated}\n"), bare.stderr

@@ -12,7 +12,6 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -60,6 +59,7 @@ from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
 from realtime.serve.settings import MB
+from realtime.version import version
 from realtime.weights import WeightsError
 
 log = logging.getLogger(__name__)
@@ -70,13 +70,6 @@ PEOPLE_HELP = (f"{', '.join(PEOPLE_SOURCES)}: where several people come from, th
 # The page loads only its own files; it talks to this server and shows blob: URLs it made.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; "
                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-
-
-def _version() -> str:
-    try:
-        return metadata.version("partsight")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -158,7 +151,7 @@ def too_large(max_body_bytes: int) -> JSONResponse:
 
 
 def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="PartSight", version=_version(),
+    app = FastAPI(title="PartSight", version=version(),
                   description="Human parsing into body parts: parse an image, run a video job (the files "
                               "`partsight process` writes), or stream a camera over /v1/live.")
     limits = service.settings.limits
