@@ -241,6 +241,30 @@ def test_a_custom_angle_outside_0_to_180_is_a_usage_error(single_clip, tmp_path,
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("module", ["torch", "realtime.cli", "av"])
+def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module):
+    """A real SIGINT the moment `module` starts loading (the first seconds of any command): the
+    entry point says so in one line, no traceback; importing the entry point itself loads none of
+    it, so main.py and the console script reach that handler first."""
+    script = f"""
+import os, signal, sys
+from gui.cli import main
+assert not {{"torch", "realtime.cli", "av"}} & set(sys.modules), "the entry point loads the engine at import"
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, CtrlC())
+sys.exit(main(["process", {str(single_clip)!r}, "-o", {str(tmp_path / "out.mp4")!r}, "--device", "cpu"]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=MAIN.parent)
+    assert (run.returncode, run.stderr) == (130, "partsight: interrupted\n"), run.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def _file_size_limit(limit_bytes: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead

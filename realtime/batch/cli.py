@@ -16,9 +16,9 @@ from realtime.cli_options import (
     smoothing_option,
 )
 from realtime.fitness_cli import fitness_options
+from realtime.logs import EXIT_INTERRUPTED
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 NEEDS_RAY = 'batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
 
 
