@@ -1,18 +1,20 @@
 """The `partsight` command with the window: the engine's commands plus `gui`, which is also what
-runs without a command. Importing this module needs no Qt; the window's modules load only when
-`gui` runs."""
+runs without a command. Importing this module is quick and needs no Qt: the engine (PyTorch
+included) loads inside `main`, so a Ctrl-C while it loads is one line; the window's modules load
+only when `gui` runs."""
 from __future__ import annotations
 
 import argparse
 
-from realtime import cli
-from realtime.cli_options import max_side_option, model_options, people_options, positive_int, smoothing_option
-from realtime.fitness_cli import angles_option, pose_option
+from realtime.logs import interrupted
 
 WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
 
 def add_gui_command(commands: argparse._SubParsersAction) -> None:
+    from realtime.cli_options import max_side_option, model_options, people_options, positive_int, smoothing_option
+    from realtime.fitness_cli import angles_option, pose_option
+
     gui = commands.add_parser("gui", help="open the window (the default without a command)")
     gui.add_argument("--source", help="what to open first (default: what played last, else webcam 0)")
     gui.add_argument("--present", action="store_true", help="start in the presentation view (Esc leaves it)")
@@ -29,12 +31,21 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _gui(args: argparse.Namespace) -> int:
+    from realtime.cli import CliError
+
     try:
         from gui.app import run_app
     except ImportError as exc:
-        raise cli.CliError(f"the window needs PyQt6 ({exc})") from None
+        raise CliError(f"the window needs PyQt6 ({exc})") from None
     return run_app(args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli.main(argv, extra_commands=[add_gui_command], default_command="gui")
+    """The `partsight` console script and main.py: realtime.cli.main with the window; a Ctrl-C it
+    did not handle, from the first import on, ends with "partsight: interrupted" and exit 130."""
+    try:
+        from realtime import cli
+
+        return cli.main(argv, extra_commands=[add_gui_command], default_command="gui")
+    except KeyboardInterrupt:
+        return interrupted()

@@ -26,12 +26,12 @@ from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
-from realtime.logs import configure_logging
+from realtime.logs import EXIT_INTERRUPTED, configure_logging
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
+from realtime.version import version
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
          default_command: str | None = None) -> int:
     """Runs one command. `extra_commands` add subcommands (gui/ adds `gui`); without a command,
     `default_command` runs (the window) or the usage is shown. Failures print one line (the
-    traceback goes to the log file) and return 1."""
+    traceback goes to the log file) and return 1; a Ctrl-C the command did not handle propagates
+    (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in one line."""
     parser = _build_parser(extra_commands)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -57,9 +58,6 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     log_file = configure_logging()
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        print("partsight: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise
@@ -81,6 +79,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="partsight", description="Real-time human parsing into body parts.")
+    parser.add_argument("--version", action="version", version=f"partsight {version()}")
     commands = parser.add_subparsers(dest="command")
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")

@@ -56,6 +56,14 @@ def non_negative_int(text: str) -> int:
     return whole_number(text, 0)
 
 
+def port_number(text: str) -> int:
+    """argparse type for a TCP port: 0 (any free port) to 65535."""
+    value = whole_number(text, 0)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not '{text}'")
+    return value
+
+
 def smoothing_strength(text: str) -> float:
     """argparse type for --smoothing: a number from 0 (off) to 1."""
     try:

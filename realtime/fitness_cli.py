@@ -2,11 +2,13 @@
 `pose-quality` command."""
 from __future__ import annotations
 
-from realtime.analysis.angles import ANGLE_MODES
-from realtime.config import default
-
 import argparse
 import json
+import math
+
+from realtime.analysis.angles import ANGLE_MODES
+from realtime.analysis.exercises import JOINT_ANGLE_RANGE_DEG
+from realtime.config import default
 
 from realtime.cli_options import fps_option, model_options, smoothing_option, warning_field
 from realtime.models.blazepose import POSE_SOURCES
@@ -24,10 +26,23 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
         group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
     group.add_argument("--joint", action="append",
                        help="custom exercise: a joint to watch, e.g. left_knee (repeat for both sides)")
-    group.add_argument("--start-deg", type=float, help="custom exercise: angle of the start position")
-    group.add_argument("--turn-deg", type=float, help="custom exercise: angle a repetition must reach")
+    group.add_argument("--start-deg", type=joint_angle, help="custom exercise: angle of the start position (0-180)")
+    group.add_argument("--turn-deg", type=joint_angle, help="custom exercise: angle a repetition must reach (0-180)")
     pose_option(group, "auto")
     angles_option(group)
+
+
+def joint_angle(text: str) -> float:
+    """argparse type for a custom exercise's threshold: a joint angle in degrees
+    (exercises.JOINT_ANGLE_RANGE_DEG)."""
+    low, high = JOINT_ANGLE_RANGE_DEG
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"expected a joint angle from {low:g} to {high:g} degrees, not '{text}'")
+    return value
 
 
 def angles_option(group) -> None:

@@ -4,6 +4,7 @@ three write the same files for the same options."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,28 @@ class JobOutputs:
     labels_dir: str | None = None
     plain_video: str | None = None
     audio: bool = True
+
+    # how `process` names each output in its one-line refusals
+    OPTION_NAMES = {"video": "-o", "metrics": "--metrics", "summary": "--summary", "labels_dir": "--labels-dir",
+                    "plain_video": "the plain video"}
+
+    def check_paths(self, source: str | None) -> None:
+        """Refuses, before anything is opened or written, outputs that would destroy data: an output
+        that is the input (`source` when it is a file or a folder of frames on this machine) or two
+        outputs on one path; paths compare as real paths (symlinks, relative paths) and with
+        os.path.samefile where both exist. ValueError naming the option(s)."""
+        seen: dict[str, str] = {}
+        for field_name, option in self.OPTION_NAMES.items():
+            path = getattr(self, field_name)
+            if path is None:
+                continue
+            if source is not None and os.path.exists(source) and _same_path(path, source):
+                kind = "folder" if os.path.isdir(source) else "file"
+                raise ValueError(f"{option} is the input {kind} ({source}); choose another path for the output")
+            for other_path, other in seen.items():
+                if _same_path(path, other_path):
+                    raise ValueError(f"{other} and {option} are the same file ({path}); give each output its own path")
+            seen[path] = option
 
 
 @dataclass
@@ -91,6 +114,17 @@ def _close(stages: Stages) -> None:
         stage.close()
 
 
+def _same_path(a: str, b: str) -> bool:
+    """Whether the paths name one file or folder: the same real path (symlinks and `..` resolved,
+    existing or not), or the same inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): not the same file
+        return False
+
+
 def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             on_start: Callable[[SourceInfo], None] | None = None,
             on_result: Callable[[FrameResult], None] | None = None,
@@ -103,7 +137,9 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     (None = connected again); models: the parser and stages to borrow instead of loading them
     (jobs run one after another). Raises whatever opening the source or the model raises (one-line
     errors: realtime.logs); a source that fails mid-run is reported in `error`, with every frame
-    before it written."""
+    before it written. ValueError before anything is opened for outputs that would overwrite the
+    source or each other (JobOutputs.check_paths)."""
+    outputs.check_paths(config.source)
     if models is None:
         stages = build_stages(config)
         pipeline = build_pipeline(config, stages)

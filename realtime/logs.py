@@ -10,6 +10,7 @@ from pathlib import Path
 import platformdirs
 
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 _HANDLER_NAME = "partsight"
 
 
@@ -58,6 +59,13 @@ class _LogFile(logging.FileHandler):
 
     def handleError(self, record: logging.LogRecord) -> None:
         pass
+
+
+def interrupted() -> int:
+    """Ctrl-C before a command could say what it kept: the one line "partsight: interrupted";
+    returns EXIT_INTERRUPTED."""
+    print("partsight: interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def log_file_path() -> Path:

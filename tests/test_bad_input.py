@@ -186,6 +186,85 @@ def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
     _assert_one_line_error(run, "cannot write", "a-file")
 
 
+def _own_copy(media_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """A user's only copy of squat30 in `folder`, and a folder of two of its frames as PNGs."""
+    video = folder / "session.mp4"
+    video.write_bytes((media_dir / "faults" / "squat30.mp4").read_bytes())
+    frames = folder / "frames"
+    frames.mkdir()
+    with av.open(str(video)) as container:
+        for index, frame in zip(range(2), container.decode(video=0)):
+            cv2.imwrite(str(frames / f"{index:06d}.png"), frame.to_ndarray(format="bgr24"))
+    return video, frames
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("source, outputs, refusal", [
+    ("session.mp4", ["-o", "session.mp4"], "-o is the input file"),
+    ("session.mp4", ["-o", "x.mp4", "--metrics", "frames/../session.mp4"], "--metrics is the input file"),
+    ("session.mp4", ["-o", "x.mp4", "--exercise", "squat", "--summary", "link.mp4"], "--summary is the input file"),
+    ("session.mp4", ["-o", "hard.mp4"], "-o is the input file"),
+    ("frames", ["-o", "x.mp4", "--labels-dir", "./frames"], "--labels-dir is the input folder"),
+    ("session.mp4", ["-o", "m.mp4", "--metrics", "m.mp4"], "-o and --metrics are the same file"),
+    ("session.mp4", ["-o", "m.mp4", "--labels-dir", "labels", "--metrics", "link-to-m.jsonl"],
+     "-o and --metrics are the same file"),
+], ids=["-o", "relative --metrics", "symlinked --summary", "hard-linked -o", "--labels-dir", "two outputs",
+        "two outputs through a symlink"])
+def test_an_output_on_the_input_or_on_another_output_is_refused_before_anything_is_written(
+        media_dir, tmp_path, source, outputs, refusal):
+    """The user's video (or frames folder) stays byte for byte as it was, and nothing is created."""
+    _own_copy(media_dir, tmp_path)
+    (tmp_path / "link.mp4").symlink_to(tmp_path / "session.mp4")
+    os.link(tmp_path / "session.mp4", tmp_path / "hard.mp4")
+    (tmp_path / "link-to-m.jsonl").symlink_to(tmp_path / "m.mp4")  # dangling: m.mp4 is not written yet
+    before = _snapshot(tmp_path)
+    run = _cli("process", source, *outputs, "--frames", "3", "--pose", "parser", "--device", "cpu", cwd=tmp_path)
+    error = _assert_one_line_error(run, refusal)
+    assert "details in" not in error
+    assert _snapshot(tmp_path) == before
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        ["session.mp4", "frames", "link.mp4", "hard.mp4", "link-to-m.jsonl"])
+
+
+@pytest.mark.parametrize("start, turn, flag", [("400", "100", "--start-deg"), ("160", "-20", "--turn-deg"),
+                                               ("abc", "100", "--start-deg")])
+def test_a_custom_angle_outside_0_to_180_is_a_usage_error(single_clip, tmp_path, start, turn, flag):
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--exercise", "custom", "--joint",
+               "left_knee", "--start-deg", start, "--turn-deg", turn, "--device", "cpu")
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines() == [f"partsight: error: argument {flag}: expected a joint angle from 0 to 180 "
+                                       f"degrees, not '{start if flag == '--start-deg' else turn}' "
+                                       "(see 'partsight process --help')"]
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("module", ["torch", "realtime.cli", "av"])
+def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module):
+    """A real SIGINT the moment `module` starts loading (the first seconds of any command): the
+    entry point says so in one line, no traceback; importing the entry point itself loads none of
+    it, so main.py and the console script reach that handler first."""
+    script = f"""
+import os, signal, sys
+from gui.cli import main
+assert not {{"torch", "realtime.cli", "av"}} & set(sys.modules), "the entry point loads the engine at import"
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, CtrlC())
+sys.exit(main(["process", {str(single_clip)!r}, "-o", {str(tmp_path / "out.mp4")!r}, "--device", "cpu"]))
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=MAIN.parent)
+    assert (run.returncode, run.stderr) == (130, "partsight: interrupted\n"), run.stderr
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def _file_size_limit(limit_bytes: int):
     def apply() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead

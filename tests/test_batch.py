@@ -305,3 +305,37 @@ sys.exit(main(["batch", {str(media_dir / 'faults/tiny.mp4')!r}, "--out", {str(tm
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == 'partsight: error: batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("out", ["notes.txt", "notes.txt/out"])
+def test_a_file_as_the_output_folder_is_one_line_before_ray_starts(tmp_path, media_dir, out):
+    (tmp_path / "notes.txt").write_text("a file the user keeps")
+    script = f"""
+import sys
+from realtime.cli import main
+code = main(["batch", {str(media_dir / 'faults/tiny.mp4')!r}, "--out", {str(tmp_path / out)!r}])
+assert "ray" not in sys.modules, "Ray was loaded before --out was checked"
+sys.exit(code)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 1, done.stderr
+    where = "" if out == "notes.txt" else f": {tmp_path / 'notes.txt'}"
+    assert done.stderr.splitlines() == [f"partsight: error: --out {tmp_path / out}{where} is a file, not a folder"]
+    assert (tmp_path / "notes.txt").read_text() == "a file the user keeps"
+
+
+def test_ctrl_c_before_any_input_is_done_names_no_manifest(cluster, clips, tmp_path):
+    out, options = tmp_path / "out", ["--frames", "100", *OPTIONS[2:], "--workers", "1"]
+    driver = subprocess.Popen(batch_command(cluster, out, *clips[:2], options=options),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cluster.env)
+    try:  # Ctrl-C while the first input is half-written: nothing is done, so there is no manifest
+        wait_until(lambda: writing(out), driver, "the first input is half-written")
+        assert not (out / "manifest.jsonl").exists()
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, stderr
+    assert not (out / "manifest.jsonl").exists()
+    assert "manifest" not in stdout and "2 input(s) unfinished" in stderr and "Traceback" not in stderr, stdout

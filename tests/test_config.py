@@ -3,11 +3,17 @@ command owns), and the pipeline built from it runs what it says."""
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
+import tomllib
 from dataclasses import fields
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
 from gui.cli import add_gui_command
+from realtime.analysis.exercises import custom_exercise
 from realtime.build import build_stages
 from realtime.cli import _build_parser
 from realtime.config import PipelineConfig, config_from_args
@@ -105,6 +111,9 @@ def test_custom_exercise_and_its_errors_are_one_place():
                           (["--exercise", "custom"], "--exercise custom needs")):
         with pytest.raises(ValueError, match=message):
             config_from_args(process.parse_args(["c.mp4", "-o", "o.mp4", *argv]))
+    for start, turn in ((400, 100), (160, -20), (float("nan"), 100)):  # the service's jobs build it directly
+        with pytest.raises(ValueError, match="angle must be 0-180 degrees"):
+            custom_exercise("left_knee", start_deg=start, turn_deg=turn)
 
 
 def test_the_config_rejects_nonsense_with_one_line():
@@ -150,3 +159,18 @@ def test_build_stages_follows_the_config():
     assert {field.name for field in fields(PipelineConfig)} >= {
         "source", "model", "device", "weights", "size", "max_side", "internal_size", "max_people", "person_mask",
         "pose", "smoothing", "exercise", "frame_limit", "loop", "pacing"}
+
+
+def test_the_version_comes_from_the_package_metadata_else_pyproject():
+    """`partsight --version` (the console script's function and main.py) prints the installed
+    metadata's version; a checkout without the metadata reads pyproject.toml's."""
+    root = Path(__file__).resolve().parents[1]
+    stated = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    for command in ([sys.executable, "main.py", "--version"],
+                    [sys.executable, "-c", "import sys; from gui.cli import main; sys.exit(main(['--version']))"]):
+        run = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=120)
+        assert (run.returncode, run.stdout, run.stderr) == (0, f"partsight {metadata.version('partsight')}\n", "")
+    # -S: no site-packages, so no installed metadata
+    bare = subprocess.run([sys.executable, "-S", "-c", "from realtime.version import version; print(version())"],
+                          cwd=root, capture_output=True, text=True, timeout=60)
+    assert (bare.returncode, bare.stdout) == (0, f"{stated}\n"), bare.stderr

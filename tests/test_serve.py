@@ -9,6 +9,9 @@ import base64
 import http.server
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -297,6 +300,17 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("job: people model without weights", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                                   data={"people": "uniparser-cihp"}),
          422, "model_unavailable"),
+        *[(f"overlay {field}={value} {where}", partial(
+            lambda field, value, where: client.post(
+                f"/v1/parse?output=overlay{f'&{field}={value}' if where == 'in the URL' else ''}",
+                files={"image": ("a.png", png)}, data={field: value} if where == "in the form" else {}),
+            field, value, where), 422, "bad_option")
+          for field, value in (("opacity", "7"), ("opacity", "-3"), ("opacity", "abc"), ("keypoints", "maybe"))
+          for where in ("in the URL", "in the form")],
+        ("a good option in the URL instead of the form", lambda: client.post(
+            "/v1/parse?output=overlay&opacity=0.5", files={"image": ("a.png", png)}), 422, "bad_option"),
+        ("job: an option in the URL", lambda: client.post("/v1/jobs?exercise=squat", files={"video": ("a.mp4", b"x")}),
+         422, "bad_option"),
         ("url fetching is off", lambda: client.post("/v1/parse", data={"url": "http://127.0.0.1:1/x.png"}),
          403, "url_fetch_off"),
         ("10-minute video", lambda: client.post("/v1/jobs", files={"video": ("long.mp4", synthetic_video(
@@ -309,6 +323,8 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("no video", lambda: client.post("/v1/jobs", data={"exercise": "squat"}), 400, "empty_upload"),
         ("custom exercise without joints", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                                data={"exercise": "custom"}), 422, "bad_option"),
+        ("custom angle over 180", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")}, data={
+            "exercise": "custom", "joint": "left_knee", "start_deg": "400", "turn_deg": "100"}), 422, "bad_option"),
         ("unknown exercise", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                  data={"exercise": "yoga"}), 422, "bad_option"),
         ("unknown job", lambda: client.get(f"/v1/jobs/{'0' * 32}"), 404, "no_such_job"),
@@ -379,7 +395,8 @@ def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30
 
 def test_live_websocket_keeps_the_newest_frame(server, media_dir):
     """A burst of 24 camera frames: the server answers fewer, always the newest, the last one
-    included, counting the rest as dropped; a frame that is not an image gets an error and the
+    included, counting the rest as dropped; a frame that is not an image, and a message that is no
+    frame (under 4 bytes, a frame number alone, text after the options), each get an error and the
     connection stays."""
     _, rgb = frame_png(media_dir / "cg-mannequin-squat.mp4", 20)
     jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
@@ -390,6 +407,12 @@ def test_live_websocket_keeps_the_newest_frame(server, media_dir):
         ws.send((1).to_bytes(4, "big") + b"this is not an image")
         error = json.loads(ws.recv(timeout=120))
         assert error == {"type": "error", "seq": 1, "code": "not_an_image", "error": error["error"]}
+        for message, seq, code in ((b"ab", None, "not_a_frame"), ((7).to_bytes(4, "big"), 7, "empty_upload"),
+                                   (json.dumps({"model": "bodypix"}), None, "not_a_frame")):
+            ws.send(message)
+            error = json.loads(ws.recv(timeout=120))
+            assert error == {"type": "error", "seq": seq, "code": code, "error": error["error"]}, message
+            assert error["error"] and "\n" not in error["error"]
         for seq in range(2, 26):
             ws.send(seq.to_bytes(4, "big") + jpeg)
         results = []
@@ -417,6 +440,34 @@ def test_serve_refuses_a_public_host_without_a_token():
     assert run.stderr.strip().count("\n") == 0 and "--token" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_serve_takes_only_a_port_it_can_listen_on_and_says_serving_on_once_it_listens():
+    """A port over 65535 is a usage error; a port in use is one line and no 'serving on'; port 0
+    serves on a free port, the one the 'serving on' line names."""
+    over = subprocess.run([sys.executable, "main.py", "serve", "--port", "99999"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert over.returncode == 2 and over.stdout == "", over
+    assert over.stderr.startswith("partsight: error: argument --port:") and over.stderr.count("\n") == 1, over.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = subprocess.run([sys.executable, "main.py", "serve", "--port", str(port)], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    assert busy.returncode == 1 and "serving on" not in busy.stdout + busy.stderr, busy
+    assert busy.stderr.splitlines() == [f"partsight: error: port {port} on 127.0.0.1 is in use (another server?); "
+                                        "choose another --port"], busy.stderr
+    process = subprocess.Popen([sys.executable, "main.py", "serve", "--port", "0"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        line = process.stdout.readline()
+        chosen = re.search(r"serving on http://127\.0\.0\.1:(\d+)/", line)
+        assert chosen and int(chosen.group(1)) > 0, line
+        assert httpx.get(f"http://127.0.0.1:{chosen.group(1)}/healthz", timeout=60).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
 
 
 @pytest.fixture(scope="module")

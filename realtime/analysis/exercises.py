@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from realtime.analysis.angles import JOINTS
 
 REDUCTIONS = ("mean", "min", "max")
+JOINT_ANGLE_RANGE_DEG = (0.0, 180.0)  # a joint angle between two limb segments (analysis.angles)
 HORIZONTAL_DEG = 45.0  # a trunk further than this from the vertical is lying (or in a plank), nearer is upright
 LYING_DEG = 65.0  # in words, a trunk between HORIZONTAL_DEG and this is bent over (a plank on the clip: 77-87)
 
@@ -79,6 +80,11 @@ class Exercise:
                              f"choose from {', '.join(JOINTS)}")
         if self.reduce not in REDUCTIONS:
             raise ValueError(f"exercise {self.name}: reduce must be one of {', '.join(REDUCTIONS)}")
+        low, high = JOINT_ANGLE_RANGE_DEG
+        for what, value in (("start", self.start_deg), ("turn", self.turn_deg)):
+            if not low <= value <= high:
+                raise ValueError(f"exercise {self.name}: the {what} angle must be {low:g}-{high:g} degrees, "
+                                 f"not {value:g}")
         if self.start_deg == self.turn_deg:
             raise ValueError(f"exercise {self.name}: start and turn angles must differ")
         if self.min_rep_s < 0:

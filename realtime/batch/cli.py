@@ -16,9 +16,9 @@ from realtime.cli_options import (
     smoothing_option,
 )
 from realtime.fitness_cli import fitness_options
+from realtime.logs import EXIT_INTERRUPTED
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
 NEEDS_RAY = 'batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
 
 
@@ -64,6 +64,10 @@ def _batch(args: argparse.Namespace) -> int:
     from realtime.config import config_from_args
 
     config = config_from_args(args)
+    blocker = next((path for path in (args.out.absolute(), *args.out.absolute().parents) if path.exists()), None)
+    if blocker is not None and not blocker.is_dir():  # found before Ray starts, not after
+        where = "" if blocker == args.out.absolute() else f": {blocker}"
+        return _error(f"--out {args.out}{where} is a file, not a folder")
     inputs = expand_inputs(args.inputs, exclude=args.out.absolute())
     try:
         from realtime.batch import driver
@@ -80,7 +84,8 @@ def _batch(args: argparse.Namespace) -> int:
     except driver.BatchError as exc:
         return _error(str(exc))
     print(driver.result_table(report))
-    print(f"manifest {options.out / 'manifest.jsonl'}")
+    if (options.out / "manifest.jsonl").exists():  # not when Ctrl-C came before any input was done
+        print(f"manifest {options.out / 'manifest.jsonl'}")
     if report.interrupted:
         print(f"partsight: interrupted: {len(report.unfinished)} input(s) unfinished, their partial outputs "
               "removed; run the same command again to finish them", file=sys.stderr)

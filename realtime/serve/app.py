@@ -12,11 +12,22 @@ import time
 import urllib.parse
 import uuid
 from dataclasses import replace
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, File, Form, Path as PathParam, Query, Request, Security, UploadFile, WebSocket
+from fastapi import (
+    APIRouter,
+    Depends,
+    FastAPI,
+    File,
+    Form,
+    Path as PathParam,
+    Query,
+    Request,
+    Security,
+    UploadFile,
+    WebSocket,
+)
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -48,6 +59,7 @@ from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
 from realtime.serve.settings import MB
+from realtime.version import version
 from realtime.weights import WeightsError
 
 log = logging.getLogger(__name__)
@@ -58,13 +70,6 @@ PEOPLE_HELP = (f"{', '.join(PEOPLE_SOURCES)}: where several people come from, th
 # The page loads only its own files; it talks to this server and shows blob: URLs it made.
 PAGE_POLICY = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; "
                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-
-
-def _version() -> str:
-    try:
-        return metadata.version("partsight")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -146,7 +151,7 @@ def too_large(max_body_bytes: int) -> JSONResponse:
 
 
 def create_app(service: Service) -> FastAPI:
-    app = FastAPI(title="PartSight", version=_version(),
+    app = FastAPI(title="PartSight", version=version(),
                   description="Human parsing into body parts: parse an image, run a video job (the files "
                               "`partsight process` writes), or stream a camera over /v1/live.")
     limits = service.settings.limits
@@ -222,7 +227,7 @@ def _add_vocabulary(api: APIRouter, service: Service) -> None:
 def _add_parse(api: APIRouter, service: Service) -> None:
     settings, limits = service.settings, service.settings.limits
 
-    @api.post("/parse", tags=["parse"], summary="parse one image",
+    @api.post("/parse", tags=["parse"], summary="parse one image", dependencies=[Depends(options_in_the_form)],
               responses={200: {"content": {"application/json": {}, "image/png": {}},
                                "description": "JSON: the model, the frame as a --metrics JSONL line "
                                               "(partsight.frame/1), joint angles per person, optionally the "
@@ -268,6 +273,21 @@ def _add_parse(api: APIRouter, service: Service) -> None:
         return JSONResponse(result_json(result, angles=options.angles, label_map=label_map), headers=headers)
 
 
+def options_in_the_form(request: Request) -> None:
+    """A POST's options travel in its form, where their declarations check them; one in the URL
+    instead (`/v1/parse?output=overlay&opacity=7`) would go unread, so it is a 422 bad_option, as is
+    a URL parameter the route does not know."""
+    dependant = request.scope["route"].dependant
+    in_url = {param.alias for param in dependant.query_params}
+    in_form = {param.alias for param in dependant.body_params}
+    for name in request.query_params:
+        if name in in_url:
+            continue
+        where = "a form field, not a URL parameter" if name in in_form else "not an option here"
+        takes = f"the URL takes only {', '.join(sorted(in_url))}" if in_url else "the URL takes no options"
+        raise ApiError(422, "bad_option", f"{name}: {where} ({takes})")
+
+
 def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:
     """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); 400 for neither."""
     limits = service.settings.limits
@@ -287,6 +307,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
     settings, limits = service.settings, service.settings.limits
 
     @api.post("/jobs", tags=["jobs"], status_code=202, summary="start a video job (the outputs of `process`)",
+              dependencies=[Depends(options_in_the_form)],
               responses={202: {"description": "accepted: the job's status; poll GET /v1/jobs/{id}"},
                          413: {"description": "upload too large, video too long or too many frames"},
                          415: {"description": "not a video"}, 429: {"description": "busy: retry after Retry-After"}})

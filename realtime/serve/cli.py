@@ -7,7 +7,7 @@ import argparse
 import importlib.util
 import sys
 
-from realtime.cli_options import non_negative_int, positive_float, positive_int
+from realtime.cli_options import non_negative_int, port_number, positive_float, positive_int
 from realtime.config import default
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
@@ -41,7 +41,8 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1: this machine only; any other needs "
                             "--token or --insecure)")
-    serve.add_argument("--port", type=positive_int, default=8000)
+    serve.add_argument("--port", type=port_number, default=8000,
+                       help="port to listen on (default 8000; 0 = any free port, the line 'serving on' names it)")
     serve.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(MODEL_SPECS),
                        help=f"model loaded at start and the page's default (default {DEFAULT_MODEL})")
     serve.add_argument("--people", default=default("people"), choices=PEOPLE_SOURCES,

@@ -10,8 +10,10 @@ Protocol (JSON text messages, binary frames):
 3. client: binary messages, each a 4-byte big-endian frame number and a JPEG (or PNG) image.
 4. server, for the newest frame each time the last one is done: {"type": "result", "seq",
    "dropped" (frames skipped so far), "fps", "latency_ms", "frame" (the --metrics JSONL line, reps
-   under frame.analysis.fitness), "label_map" (class ids as base64 PNG)}; a frame that cannot be
-   decoded gets {"type": "error", "seq", "code", "error"} and the connection stays."""
+   under frame.analysis.fitness), "label_map" (class ids as base64 PNG)}; a message that is no frame
+   (text, fewer than 4 bytes, a frame number without an image) or a frame that cannot be decoded
+   gets {"type": "error", "seq" (None when the message has none), "code", "error"} and the
+   connection stays."""
 from __future__ import annotations
 
 import asyncio
@@ -127,15 +129,23 @@ async def _stream(ws: WebSocket, service: Service, runner: FrameRunner) -> None:
     slot = NewestFrame()
     started_s = time.monotonic()
     max_pixels = service.settings.limits.max_image_pixels
+    sending = asyncio.Lock()  # the receiver's refusals and the results go out one message at a time
+
+    async def send(message: dict[str, Any]) -> None:
+        async with sending:
+            await ws.send_json(message)
 
     async def receive() -> None:
         while True:
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return
-            data = message.get("bytes")
-            if data and len(data) > FRAME_HEADER.size:
-                slot.put((FRAME_HEADER.unpack_from(data)[0], data[FRAME_HEADER.size:], time.monotonic()))
+            refusal = frame_refusal(message)
+            if refusal is not None:
+                await send({"type": "error", **refusal})
+                continue
+            data = message["bytes"]
+            slot.put((FRAME_HEADER.unpack_from(data)[0], data[FRAME_HEADER.size:], time.monotonic()))
 
     receiver = asyncio.create_task(receive())
     try:
@@ -149,15 +159,31 @@ async def _stream(ws: WebSocket, service: Service, runner: FrameRunner) -> None:
             try:
                 rgb, decode_ms = read_image(data, max_pixels)
             except ApiError as exc:
-                await ws.send_json({"type": "error", "seq": seq, "code": exc.code, "error": exc.message})
+                await send({"type": "error", "seq": seq, "code": exc.code, "error": exc.message})
                 continue
             result = await run_in_threadpool(runner.process, rgb, index=seq, pts_s=arrived_s - started_s,
                                              captured_s=arrived_s, decode_ms=decode_ms)
-            await ws.send_json({"type": "result", "seq": seq, "dropped": slot.dropped, "fps": round(result.fps, 2),
-                                "latency_ms": round(result.latency_ms, 1),
-                                **result_json(result, label_map=True)})
+            await send({"type": "result", "seq": seq, "dropped": slot.dropped, "fps": round(result.fps, 2),
+                        "latency_ms": round(result.latency_ms, 1), **result_json(result, label_map=True)})
     finally:
         receiver.cancel()
+
+
+def frame_refusal(message: dict[str, Any]) -> dict[str, Any] | None:
+    """Why a message after the options is not a frame ({"seq", "code", "error"}; seq None when the
+    message has none), or None for a frame: a binary message of a 4-byte frame number and an
+    image (read_image then checks the image)."""
+    data = message.get("bytes")
+    if data is None:
+        return {"seq": None, "code": "not_a_frame", "error": "after the options, send frames as binary messages "
+                                                             "(a 4-byte big-endian frame number and a JPEG), not text"}
+    if len(data) < FRAME_HEADER.size:
+        return {"seq": None, "code": "not_a_frame", "error": f"a frame is a 4-byte big-endian frame number and a "
+                                                             f"JPEG; this message has {len(data)} byte(s)"}
+    if len(data) == FRAME_HEADER.size:
+        return {"seq": FRAME_HEADER.unpack_from(data)[0], "code": "empty_upload",
+                "error": "the frame number came without an image after it"}
+    return None
 
 
 async def _refuse(ws: WebSocket, code: int, error_code: str, message: str) -> None:

@@ -2,6 +2,10 @@
 the jobs, models and temporary folders go with it."""
 from __future__ import annotations
 
+import dataclasses
+import errno
+import socket
+
 import uvicorn
 
 from realtime.serve.app import create_app
@@ -16,14 +20,33 @@ def serving_line(settings: ServeSettings, how: str) -> str:
             "Ctrl+C stops")
 
 
-def run_uvicorn(settings: ServeSettings) -> int:
-    service = Service.local(settings)
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0: any free one). ValueError in one line when the
+    port is taken or the address is not this machine's."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        config = uvicorn.Config(create_app(service), host=settings.host, port=settings.port, log_config=None,
-                                timeout_graceful_shutdown=5, ws_max_size=settings.limits.max_upload_bytes)
-        server = uvicorn.Server(config)
-        print(serving_line(settings, "uvicorn"), flush=True)
-        server.run()
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ValueError(f"port {port} on {host} is in use (another server?); choose another --port") from None
+        raise ValueError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+
+
+def run_uvicorn(settings: ServeSettings) -> int:
+    """Serves until Ctrl+C or SIGTERM; says "serving on" once the port listens (its number when
+    --port 0 let the system choose). ValueError for a port it cannot have."""
+    sock = listen(settings.host, settings.port)
+    try:
+        settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+        service = Service.local(settings)
+        try:
+            config = uvicorn.Config(create_app(service), host=settings.host, port=settings.port, log_config=None,
+                                    timeout_graceful_shutdown=5, ws_max_size=settings.limits.max_upload_bytes)
+            server = uvicorn.Server(config)
+            print(serving_line(settings, "uvicorn"), flush=True)
+            server.run(sockets=[sock])
+        finally:
+            service.close()
     finally:
-        service.close()
+        sock.close()
     return 0 if server.started else 1
