@@ -248,6 +248,7 @@ def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp
     it, so main.py and the console script reach that handler first."""
     script = f"""
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also when run in the background
 from gui.cli import main
 assert not {{"torch", "realtime.cli", "av"}} & set(sys.modules), "the entry point loads the engine at import"
 class CtrlC:
