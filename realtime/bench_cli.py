@@ -122,8 +122,9 @@ def _bench(args: argparse.Namespace) -> int:
     from realtime.benchmarks import bench_compare, bench_run
     from realtime.config import config_from_args
 
-    # the bench counts frames itself (warm-up + measured) and keeps one frame decoded ahead
-    config = replace(config_from_args(args), frame_limit=None, buffer_frames=1)
+    # the bench counts frames itself (warm-up + measured), keeps one frame decoded ahead and plays a
+    # file again at its end: with --realtime a short clip passes while the models warm up
+    config = replace(config_from_args(args), frame_limit=None, buffer_frames=1, loop=True)
     if args.compare:
         configs = {name: replace(config_from_args(_with_options(args, options)), frame_limit=None, buffer_frames=1)
                    for name, options in zip("ab", args.compare)}

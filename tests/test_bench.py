@@ -24,6 +24,14 @@ def test_compare_runs_both_settings_on_the_same_frames(single_clip, capsys):
     assert report["cpu_ratio"] == pytest.approx(b["cpu_ms"] / a["cpu_ms"], abs=1e-3)
 
 
+def test_bench_plays_a_short_clip_again_until_it_has_its_frames(single_clip, capsys):
+    # the clip has 100 frames; paced like a camera it would pass in 1.7 s, mostly while the models warm up
+    for pacing in ([], ["--realtime"]):
+        assert main(["bench", str(single_clip), "--size", "160x120", "--frames", "130", "--warmup", "2",
+                     "--max-people", "1", "--pose", "parser", "--person-mask", "parser", *pacing]) == 0
+        assert json.loads(capsys.readouterr().out)["frames"] == 130
+
+
 @pytest.mark.parametrize("options, message", [
     ("--output x.mp4", "--output x.mp4 is not a run option"),
     ("--backend tensorrt", "invalid choice: 'tensorrt'"),
