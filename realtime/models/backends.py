@@ -43,6 +43,8 @@ BACKEND_CACHE_ENV = "PARTSIGHT_BACKEND_CACHE"
 # outputs agree when max |a - b| <= TOLERANCE * max(1, max |a|) for every output
 TOLERANCE = 1e-3
 SLOW_FACTOR = 3.0
+# how calibrations were timed (see _race): a cache entry timed another way is calibrated again
+CALIBRATION_RACE = "best-of-rounds"
 ONNX_OPSET = 17
 
 
@@ -331,31 +333,32 @@ def sample_interleaved(calls: dict[str, Callable[[], object]], *, runs: int,
 
 def _race(graphs: dict[str, Graph], example: torch.Tensor, *, runs: int, warmup: int,
           budget_s: float) -> dict[str, float]:
-    """Median ms per call of each graph, called in turn (the order rotating). A graph more than SLOW_FACTOR times
-    slower than the fastest on two rounds in a row is out (it cannot win, and on a loaded machine
-    one call can take seconds); timing ends after `runs` rounds or, once a round was timed, when
-    `budget_s` has passed."""
+    """The best (least) ms per call of each graph over the timed rounds, called in turn (the
+    order rotating). The best, not the median: other work on the machine only ever adds to a
+    call's time, so the least time of a few calls is the one least disturbed (on 2 busy cores the
+    medians of BlazePose's landmark network ranked onnxruntime and OpenVINO differently from one
+    race to the next, the best times the same way every time). A graph whose best, from its second
+    call on, is more than SLOW_FACTOR times the best of all is out (it cannot win, and on a loaded
+    machine one call can take seconds); timing ends after `runs` rounds or, once a round was
+    timed, when `budget_s` has passed."""
     times: dict[str, list[float]] = {name: [] for name in graphs}
     racing = dict(graphs)
     deadline = time.monotonic() + budget_s
     for round_index in range(warmup + runs):
-        last = {}
         names = list(racing)
         shift = round_index % len(names)
         for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             racing[name](example)
-            last[name] = (time.perf_counter() - start) * 1000
-            times[name].append(last[name])
-        fastest = min(last.values())
+            times[name].append((time.perf_counter() - start) * 1000)
+        fastest = min(min(times[name]) for name in racing)
         for name in list(racing):
-            previous = times[name][-2] if len(times[name]) > 1 else math.inf
-            if len(racing) > 1 and min(last[name], previous) > SLOW_FACTOR * fastest:
+            if len(racing) > 1 and len(times[name]) > 1 and min(times[name]) > SLOW_FACTOR * fastest:
                 del racing[name]
         if round_index >= warmup and time.monotonic() > deadline:
             break
     timed = {name: values[warmup:] or values[-1:] for name, values in times.items()}
-    return {name: statistics.median(values) if name in racing else math.inf for name, values in timed.items()}
+    return {name: min(values) if name in racing else math.inf for name, values in timed.items()}
 
 
 class BackendCache:
@@ -393,7 +396,7 @@ class BackendCache:
 
 def calibration_key(model: str, shape: tuple[int, ...], threads: int) -> str:
     """What a calibration result depends on: model (and head set), input shape, threads, the
-    processor and the libraries' versions."""
+    processor, the libraries' versions and how the race is timed."""
     versions = [f"torch={torch.__version__}"]
     for module in ("onnxruntime", "openvino"):
         try:
@@ -401,7 +404,8 @@ def calibration_key(model: str, shape: tuple[int, ...], threads: int) -> str:
         except ImportError:
             versions.append(f"{module}=none")
     cpu = platform.processor() or platform.machine()
-    return "|".join([model, "x".join(map(str, shape)), f"threads={threads}", cpu, *versions])
+    return "|".join([model, "x".join(map(str, shape)), f"threads={threads}", cpu, *versions,
+                     f"race={CALIBRATION_RACE}"])
 
 
 def calibrated_graph(module: nn.Module, example: torch.Tensor, *, model: str,
