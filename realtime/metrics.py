@@ -51,7 +51,7 @@ def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement
         "id": person.id,
         "score": round(person.score, 4),
         "keypoints": _own_keypoints(placement, person.keypoints),
-        "areas": parse.part_areas(person.mask),
+        "areas": {} if box is None else parse.part_areas(person.mask, box),
         "bbox": None if box is None else placement.box_to_own(box),
         "landmarks": None if person.landmarks is None else np.round(placement.to_own(person.landmarks), 3).tolist(),
         "world_landmarks": None if person.world_landmarks is None else np.round(person.world_landmarks, 4).tolist(),

@@ -191,11 +191,18 @@ class ParseResult:
         return replace(self, labels=_nearest(self.labels, size), person_mask=_nearest(self.person_mask, size),
                        people=people, person_probs=person_probs)
 
-    def part_areas(self, mask: np.ndarray | None = None) -> dict[str, int]:
-        """Pixel count of every non-background class present in the frame (or in `mask`)."""
-        labels = self.labels.ravel() if mask is None else self.labels[mask]
-        counts = np.bincount(labels, minlength=len(self.label_names))
-        return {self.label_names[i]: int(c) for i, c in enumerate(counts) if i and c}
+    def part_areas(self, mask: np.ndarray | None = None,
+                   box: tuple[int, int, int, int] | None = None) -> dict[str, int]:
+        """Pixel count of every non-background class present in the frame (or in the H x W bool
+        `mask`, all of whose pixels lie in `box`, (x0, y0, x1, y1) exclusive ends, when given)."""
+        labels = self.labels
+        if mask is not None and box is not None:
+            x0, y0, x1, y1 = box
+            labels, mask = labels[y0:y1, x0:x1], mask[y0:y1, x0:x1]
+        classes = len(self.label_names)
+        # one pass in OpenCV: a frame-size boolean index (labels[mask]) costs more than the count
+        counts = cv2.calcHist([labels], [0], None if mask is None else mask.view(np.uint8), [classes], [0, classes])
+        return {self.label_names[i]: int(c) for i, c in enumerate(counts.ravel()) if i and c}
 
 
 def _nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
