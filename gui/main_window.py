@@ -344,12 +344,12 @@ class MainWindow(QMainWindow):
         """Puts `result` on screen: its image (drawn again with the current view settings and
         person choice when `redraw`), the readout in its slot, the original beside it in split view."""
         session = self._session
-        image = session.render(replace(result, selected_people=session.selected_people)) if redraw else result.image
-        image = self._with_readout(result, image)
+        drawn = session.render(replace(result, selected_people=session.selected_people)) if redraw else result.image
+        image = self._with_readout(result, drawn)
         raw = None
         if self.view_panel.compare:
             raw = result.frame.image[:, ::-1] if session.renderer.view.mirror else result.frame.image
-        self.video_view.set_frame(image, raw)
+        self.video_view.set_frame(image, raw, kept=drawn)  # a screenshot is the frame as recordings have it
         if self._presentation is not None:
             shown = replace(result, selected_people=session.selected_people)
             self._presentation.set_frame(session.render(shown, presentation=True), raw)

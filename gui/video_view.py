@@ -47,6 +47,8 @@ class VideoView(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._image: QImage | None = None
         self._array: np.ndarray | None = None
+        self._kept: QImage | None = None
+        self._kept_array: np.ndarray | None = None
         self._raw: QImage | None = None
         self._raw_array: np.ndarray | None = None
         self._message = PLACEHOLDER
@@ -54,15 +56,18 @@ class VideoView(QWidget):
         self._split = 0.5  # divider position in split view, 0..1 of the frame's width
         self._dragging = False
 
-    def set_frame(self, image: np.ndarray, raw: np.ndarray | None = None) -> None:
-        """Shows `image`; with `raw` (the same frame before parsing) in split view."""
+    def set_frame(self, image: np.ndarray, raw: np.ndarray | None = None, *, kept: np.ndarray | None = None) -> None:
+        """Shows `image`; with `raw` (the same frame before parsing) in split view. `kept`: the
+        frame a screenshot saves (`image()`) when it differs from the one shown: the engine's
+        drawing, without what the window writes over it (the speed readout)."""
         self._image, self._array = to_qimage(image)
+        self._kept, self._kept_array = to_qimage(kept) if kept is not None else (None, None)
         self._raw, self._raw_array = to_qimage(raw) if raw is not None else (None, None)
         self.update()
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """Clears the frame and shows `text` in its place."""
-        self._image = self._array = self._raw = self._raw_array = None
+        self._image = self._array = self._kept = self._kept_array = self._raw = self._raw_array = None
         self._message, self._message_is_error = text, error
         self.setToolTip("")
         self.update()
@@ -81,8 +86,9 @@ class VideoView(QWidget):
         self.update()
 
     def image(self) -> QImage | None:
-        """The frame on screen at full resolution (a copy, safe to keep)."""
-        return None if self._image is None else self._image.copy()
+        """The frame on screen at full resolution, as kept for screenshots (a copy, safe to keep)."""
+        shown = self._kept if self._kept is not None else self._image
+        return None if self._image is None else shown.copy()
 
     def frame_rect(self) -> QRect:
         """Where the frame is drawn inside the widget (empty before the first frame)."""

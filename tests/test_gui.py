@@ -44,7 +44,11 @@ def _view_pixels(window: MainWindow) -> np.ndarray:
     view = window.video_view
     if view.frame_rect().isEmpty():
         return np.zeros((0, 0, 3), np.uint8)
-    image = view.grab(view.frame_rect()).toImage().convertToFormat(QImage.Format.Format_RGB888)
+    return _rgb(view.grab(view.frame_rect()).toImage())
+
+
+def _rgb(image: QImage) -> np.ndarray:
+    image = image.convertToFormat(QImage.Format.Format_RGB888)
     rows = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8)
     rows = rows.reshape(image.height(), image.bytesPerLine())
     return rows[:, : image.width() * 3].reshape(image.height(), image.width(), 3)
@@ -145,7 +149,11 @@ def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_c
     assert window.frames_shown == shown and window._session.pipeline.stats.frames == parsed, "the engine holds too"
     qtbot.keyClick(window, Qt.Key.Key_S)
     (png,) = (tmp_path / "out").glob("partsight-*.png")
-    assert QImage(str(png)).size().width() == 384
+    saved = _rgb(QImage(str(png)))
+    assert saved.shape == (848, 384, 3)
+    # the frame as recordings have it: the engine's drawing, without the readout the window writes over it
+    np.testing.assert_array_equal(saved, window._shown_result.image)
+    assert not np.array_equal(_rgb(window.video_view._image), saved), "the window shows a readout (PAUSED ...)"
     qtbot.keyClick(window, Qt.Key.Key_Space)
     wait_for_frames(qtbot, window, shown + 1)
 
