@@ -4,8 +4,9 @@ its edges are coarse:
 - with `refine` ("pose": the pose stage ran before and left BlazePose's per-person segmentation
   in `person_probs`), the segmenter's probability averaged with it, refined along the frame's
   edges by a fast guided filter, decides; the parser keeps only the part labels. People are
-  BlazePose's: a parser's reading BlazePose does not follow (a person too small for its detector,
-  or one of the parser's false readings of a background) has no pixels left;
+  BlazePose's; a parser's reading BlazePose does not follow keeps only the pixels the segmenter
+  confirms, enough of them (a person BlazePose lost for a while), so one of the parser's false
+  readings of a background has none;
 - otherwise ("selfie", a Human_seg network; "auto" without BlazePose) the parser's probability
   moved 30 % of the way towards the segmenter's: where the parser is sure (p < 0.29 or
   p > 0.71) its decision stands, near its edge the segmenter decides (the segmenter alone misses
@@ -48,6 +49,10 @@ SEGMENTER_WEIGHT = 0.3
 POSE_WEIGHT = 0.6
 REFINE_BIAS = 0.075
 REFINE_RADIUS = 0.005
+# A parser's person BlazePose does not follow keeps the pixels the segmenter confirms when they
+# are this many and this share of the reading.
+CONFIRMED_PIXELS = 1024
+CONFIRMED_SHARE = 0.6
 _EPS = 1e-6
 
 logger = logging.getLogger(__name__)
@@ -101,8 +106,12 @@ class PersonMaskStage(ResultStage):
             mean = cv2.addWeighted(parse.person_probs, POSE_WEIGHT, segmented, 1 - POSE_WEIGHT, -REFINE_BIAS)
             fused_probs = fast_guided_filter(grey, mean, radius_frac=REFINE_RADIUS)
             np.clip(fused_probs, 0.0, 1.0, out=fused_probs)
-            person = fused_probs > 0.5
             people = [one for one in parse.people if one.landmarks is not None]  # BlazePose's people
+            unfollowed = _readings_the_segmenter_confirms(parse.people, segmented, fused_probs > 0.5)
+            for one in unfollowed:  # a person BlazePose lost (leaning far over, turned away) keeps their pixels
+                np.maximum(fused_probs, segmented, out=fused_probs, where=one.mask)
+            person = fused_probs > 0.5
+            people += unfollowed
         else:  # the segmenter alone: it decides only where the parser is unsure
             parser_person = self._upsampler.upsample(parse.part_probs[0], frame_hw)
             fused_probs = parser_person + SEGMENTER_WEIGHT * (segmented - parser_person)
@@ -123,6 +132,26 @@ class PersonMaskStage(ResultStage):
 
     def close(self) -> None:
         """Nothing to release (the network is freed with the stage)."""
+
+
+def _readings_the_segmenter_confirms(people: list[PersonParse], segmented: np.ndarray,
+                                     followed: np.ndarray) -> list[PersonParse]:
+    """The parser's people BlazePose does not follow (no landmarks) whose reading the segmenter
+    confirms, cut to where it does (p > 0.5) and to pixels `followed` (H x W bool: the mask of
+    BlazePose's people) does not hold: at least CONFIRMED_PIXELS of them, CONFIRMED_SHARE of the
+    reading. A person the detector and the landmark network lose for a while (a man leaning far
+    over on pose2sim-multi-cam03, frames 44-50: BodyPix reads him, the segmenter agrees on
+    76-88 % of the reading) keeps their pixels and their ID; a parser's false reading of the
+    background, which the segmenter does not share, still has none."""
+    confirmed = []
+    for one in people:
+        if one.landmarks is not None:
+            continue
+        kept = one.mask & (segmented > 0.5) & ~followed
+        count = int(np.count_nonzero(kept))
+        if count >= CONFIRMED_PIXELS and count >= CONFIRMED_SHARE * np.count_nonzero(one.mask):
+            confirmed.append(replace(one, mask=kept))
+    return confirmed
 
 
 def _people_within(people: list[PersonParse], person: np.ndarray, added: np.ndarray) -> list[PersonParse]:
