@@ -45,11 +45,11 @@ class BatchActor(BatchWorker):
     """BatchWorker as a Ray actor: says which node it runs on, and a failure to load the models
     is kept as one line for `ready()` instead of a dead actor's traceback."""
 
-    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool) -> None:
+    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool, readout: bool) -> None:
         self.node = ray.get_runtime_context().get_node_id()
         self.error: str | None = None
         try:
-            super().__init__(config, threads=threads, audio=audio)
+            super().__init__(config, threads=threads, audio=audio, readout=readout)
         except Exception as exc:  # reported by ready() as one line
             log.exception("a batch worker could not start")
             self.error = one_line(exc)
@@ -66,7 +66,8 @@ class BatchOptions:
     """out: DIR; config: the options of every input (its source unset, its exercise the
     command's --exercise); ray_address: an existing cluster (None: a local one on this machine's
     cores); workers: None = what the cluster's CPUs/GPUs allow; force: redo inputs already done;
-    labels: write label PNGs; audio: keep each source's sound; progress: show the bars."""
+    labels: write label PNGs; audio: keep each source's sound; readout: draw the speed readout into
+    the MP4s; progress: show the bars."""
 
     out: Path
     config: PipelineConfig
@@ -77,6 +78,7 @@ class BatchOptions:
     force: bool = False
     labels: bool = False
     audio: bool = True
+    readout: bool = False
     progress: bool = True
 
 
@@ -147,7 +149,8 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
             continue
         line["exercise"] = exercise.name if exercise else None
         config = replace(options.config, source=item.source, exercise=exercise)
-        line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio)
+        line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio,
+                                          readout=options.readout)
         outputs = OutputSet(options.out / names[item.source], summary=exercise is not None, labels=options.labels)
         previous = earlier.get(item.source)
         if not options.force and already_done(previous, line["fingerprint"], outputs):
@@ -261,8 +264,8 @@ class _Driver:
         actor_class = ray.remote(BatchActor).options(
             num_cpus=options.threads_per_worker, num_gpus=options.gpus_per_worker, max_restarts=MAX_RETRIES,
             max_concurrency=2)
-        actors = [actor_class.remote(options.config, threads=options.threads_per_worker, audio=options.audio)
-                  for _ in range(count)]
+        actors = [actor_class.remote(options.config, threads=options.threads_per_worker, audio=options.audio,
+                                     readout=options.readout) for _ in range(count)]
         self.workers = {actor: 0 for actor in actors}
         errors = []
         for actor in actors:
