@@ -43,9 +43,8 @@ class Progress:
 class BatchWorker:
     """Runs tasks with `config`'s options (its source and exercise are each task's) on `threads`
     CPU threads; `audio`: keep each source's sound in its MP4; `readout`: draw the speed readout
-    into it. The parser and the stages are
-    loaded here, once (realtime.job.JobModels), so a bad model or weights file fails the worker's
-    start, not every task."""
+    into it. The parser and the stages are loaded here, once (realtime.job.JobModels), so a bad
+    model or weights file fails the worker's start, not every task."""
 
     def __init__(self, config: PipelineConfig, *, threads: int, audio: bool = True, readout: bool = False) -> None:
         import cv2
