@@ -818,12 +818,12 @@ class _SingleImageReader(ImageFolderReader):
 
 def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:
     """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log. `url`: the
-    address that failed to open, whose own mistakes (user_info_problem) are the reason given."""
+    address that failed to open, whose own mistakes (_user_info_problem) are the reason given."""
     log.info("%s: %s", what, redact_url(str(exc)))
-    return SourceError(f"{what}: {(url and user_info_problem(url)) or _reason(exc, url)}")
+    return SourceError(f"{what}: {(url and _user_info_problem(url)) or _reason(exc, url)}")
 
 
-def user_info_problem(url: str) -> str | None:
+def _user_info_problem(url: str) -> str | None:
     """What is wrong with the password in `url`'s user-info part (user:password@), said without
     the credential: "the password holds '/': write it as %2F" when it holds a character that
     ends the address's authority ('/', '?' or '#': FFmpeg, as RFC 3986 says, then reads the
