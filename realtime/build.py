@@ -15,10 +15,12 @@ from realtime.models.blazepose import BlazePoseStage
 from realtime.models.bodypix import BodyPixParser
 from realtime.models.instance_people import InstancePeopleStage
 from realtime.models.person_mask import PersonMaskStage, person_segmenter
+from realtime.models.registry import get_network_spec, get_segmenter_spec, get_spec
 from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
 from realtime.smoothing import TemporalSmoother
 from realtime.stages import Analyser, ResultStage
+from realtime.weights import WeightFile
 
 
 @dataclass
@@ -54,6 +56,24 @@ def person_mask_source(config: PipelineConfig) -> str:
     return "pose" if config.pytorch_pose else "selfie"
 
 
+def model_weights(config: PipelineConfig) -> list[tuple[str, str, WeightFile]]:
+    """The weights files `config`'s models read from the weights cache, each as (role, model name,
+    file): the parser (unless --weights names a file), the people model, BlazePose's two networks
+    in PyTorch, the person segmenter. UnknownModelError (a ValueError) for an unknown name."""
+    files = [] if config.weights else [("model", config.model, get_spec(config.model).weights)]
+    if people_stage_wanted(config) and not config.people_weights:
+        files.append(("people model", config.people, get_spec(config.people).weights))
+    if pose_stage_wanted(config) and config.pytorch_pose:
+        files += [("pose model", name, get_network_spec(name).weights) for name in ("blazepose-detector",
+                                                                                    "blazepose-full")]
+    source = person_mask_source(config)
+    if source in ("pose", "selfie"):
+        files.append(("person mask", "selfie", get_network_spec("selfie").weights))
+    elif source != "parser":
+        files.append(("person mask", source, get_segmenter_spec(source).weights))
+    return files
+
+
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
     if not pose_stage_wanted(config):
         return []
@@ -65,10 +85,15 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
                                 segmentation=person_mask_source(config) == "pose")]
 
 
+def people_stage_wanted(config: PipelineConfig) -> bool:
+    """Whether an instance model splits the parts among people (`config.people`): not when the
+    people are the parser's own (also when the parser is that model)."""
+    return config.people not in ("parser", config.model)
+
+
 def people_stages(config: PipelineConfig) -> list[ResultStage]:
-    """The instance model that splits the parts among people (`config.people`), unless the people
-    are the parser's own (also when the parser is that model)."""
-    if config.people in ("parser", config.model):
+    """The instance model that splits the parts among people, when people_stage_wanted."""
+    if not people_stage_wanted(config):
         return []
     parser = load_parser(config.people, device=config.device, weights=config.people_weights,
                          internal_size=config.people_size, max_people=config.max_people)

@@ -15,9 +15,11 @@ from realtime.cli_options import (
     fps_option,
     max_side_option,
     model_options,
+    note_fps_kept,
     parse_side_option,
     people_options,
     positive_int,
+    readout_option,
     realtime_option,
     smoothing_option,
     stage_threads_option,
@@ -100,6 +102,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--frames", type=positive_int, help="stop after this many frames")
     process.add_argument("--loop", action="store_true", help="start a video file again at its end (with --frames)")
     process.add_argument("--no-audio", action="store_true", help="leave the source's audio out of the MP4")
+    readout_option(process)
     model_options(process)
     people_options(process)
     smoothing_option(process)
@@ -132,18 +135,21 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.analysis.summary import summary_table
     from realtime.config import config_from_args
     from realtime.job import JobOutputs, run_job
+    from realtime.sources import keeps_own_rate
 
     if args.loop and not args.frames:
         raise CliError("--loop needs --frames: a looped file never ends")
     config = config_from_args(args)
     outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,
-                         labels_dir=args.labels_dir, audio=not args.no_audio)
+                         labels_dir=args.labels_dir, audio=not args.no_audio, readout=args.readout)
     progress = None
 
     def on_start(info) -> None:
         nonlocal progress
         if info.note:
             print(info.note)
+        if args.fps is not None and keeps_own_rate(args.source):
+            note_fps_kept(f"{info.name} keeps its own {f'{info.fps:.4g} fps' if info.fps else 'rate'}")
         progress = tqdm(total=args.frames or info.frame_count, unit="frame", desc="processing", file=sys.stderr,
                         dynamic_ncols=True,
                         disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")

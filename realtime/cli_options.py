@@ -26,7 +26,20 @@ def whole_number(text: str, minimum: int) -> int:
 def fps_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fps", type=positive_float,
                          help="frame rate of an image sequence (a folder); default: the rate its seqinfo.ini or JSON "
-                              "sidecar states, else 30; videos keep their own")
+                              "sidecar states, else 30; videos, streams and webcams keep their own rate")
+
+
+def readout_option(command: argparse.ArgumentParser) -> None:
+    """--readout (realtime.job.JobOutputs.readout)."""
+    command.add_argument("--readout", action="store_true",
+                         help="draw the speed readout (FPS, frame, time, models) into the MP4; left out by default: "
+                              "its figures depend on the machine's load")
+
+
+def note_fps_kept(what: str) -> None:
+    """Says on stderr, in one line, that --fps was given for sources it does not apply to; `what`:
+    which sources keep their own rate."""
+    print(f"partsight: note: --fps applies to image folders; {what}", file=sys.stderr)
 
 
 def warning_field(error: str | None) -> dict[str, str]:

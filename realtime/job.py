@@ -16,6 +16,7 @@ from realtime.build import Stages, build_analysers, build_parser, build_pipeline
 from realtime.config import PipelineConfig
 from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
+from realtime.render import FrameRenderer, ViewSettings
 from realtime.sources import SourceInfo
 from realtime.types import FrameResult
 
@@ -26,7 +27,8 @@ class JobOutputs:
     summary: the repetition summary JSON (written only with an exercise); labels_dir: a label PNG per
     frame; plain_video: an MP4 of the frames as parsed, nothing drawn on them (at the annotated
     MP4's times and size, for a client that draws the label PNGs itself); audio: keep the source's
-    sound in the MP4s."""
+    sound in the MP4s; readout: draw the speed readout (FPS, the frame's position, the models) into
+    the annotated MP4, which otherwise carries nothing that depends on the machine's load."""
 
     video: str
     metrics: str | None = None
@@ -34,6 +36,7 @@ class JobOutputs:
     labels_dir: str | None = None
     plain_video: str | None = None
     audio: bool = True
+    readout: bool = False
 
     # how `process` names each output in its one-line refusals
     OPTION_NAMES = {"video": "-o", "metrics": "--metrics", "summary": "--summary", "labels_dir": "--labels-dir",
@@ -140,12 +143,13 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     before it written. ValueError before anything is opened for outputs that would overwrite the
     source or each other (JobOutputs.check_paths)."""
     outputs.check_paths(config.source)
+    renderer = FrameRenderer(ViewSettings(show_stats=outputs.readout))
     if models is None:
         stages = build_stages(config)
-        pipeline = build_pipeline(config, stages)
+        pipeline = build_pipeline(config, stages, renderer=renderer)
     else:
         parser, stages = models.lend(config)
-        pipeline = build_pipeline(config, stages, parser=parser, owns_stages=False)
+        pipeline = build_pipeline(config, stages, renderer=renderer, parser=parser, owns_stages=False)
     recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics, labels_dir=outputs.labels_dir,
                                         plain_video_path=outputs.plain_video, audio=outputs.audio)
     try:

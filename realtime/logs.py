@@ -12,6 +12,9 @@ import platformdirs
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 _HANDLER_NAME = "partsight"
+# libraries that log, in their own words, what they then raise and PartSight reports in its own
+# (the multipart parser: a malformed upload, the client's 400): their records go to the log file only
+_FILE_ONLY_LOGGERS = ("python_multipart",)
 
 
 class _FileFormat(logging.Formatter):
@@ -38,11 +41,12 @@ class _ConsoleFormat(logging.Formatter):
 
 class _Console(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (tests and tools swap it). Records carrying a
-    traceback are left to the log file: the place that caught the exception tells the user in
-    its own words."""
+    traceback, and those of _FILE_ONLY_LOGGERS, are left to the log file: the place that caught
+    the exception tells the user in its own words."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None and super().filter(record)
+        library = record.name.split(".", 1)[0] in _FILE_ONLY_LOGGERS
+        return record.exc_info is None and not library and super().filter(record)
 
     @property
     def stream(self):

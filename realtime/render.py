@@ -329,16 +329,17 @@ def present_class_lines(parse: ParseResult, max_entries: int = LEGEND_MAX_PRESEN
 @dataclass
 class ViewSettings:
     """What the overlay shows. The window changes these between frames; the next drawing reads
-    them. show_stats: the speed readout is drawn into the image (and so into recordings);
-    stats_slot: its slot is kept free even when it is not drawn, for a readout drawn over the
-    image later (`readout_overlay`). show_legend: the colour legend (None: only for label sets
-    too large to tell apart by colour). show_analysis: the analyses' text (repetitions) is drawn.
-    mirror: drawn as in a mirror (a webcam facing the user), text staying readable."""
+    them. show_stats: the speed readout is drawn into the image (and so into recordings; off by
+    default: its figures are the machine's load, not the session's); stats_slot: its slot is kept
+    free even when it is not drawn, for a readout drawn over the image later (`readout_overlay`).
+    show_legend: the colour legend (None: only for label sets too large to tell apart by colour).
+    show_analysis: the analyses' text (repetitions) is drawn. mirror: drawn as in a mirror (a
+    webcam facing the user), text staying readable."""
 
     opacity: float = 0.6
     visible_parts: np.ndarray | None = None  # bool per class id; None = all
     show_keypoints: bool = True
-    show_stats: bool = True
+    show_stats: bool = False
     stats_slot: bool = False
     show_legend: bool | None = None  # None: only for label sets too large to read by colour alone
     show_analysis: bool = True

@@ -21,8 +21,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 import av
 import cv2
@@ -45,6 +46,8 @@ from realtime.types import Frame, Gap
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
+                            ".mpeg", ".wmv", ".flv", ".3gp"})
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEFAULT_SEQUENCE_FPS = 30.0
 
@@ -149,7 +152,7 @@ class PyAVReader(FrameReader):
         try:
             self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            raise _source_error(f"cannot open {redact_url(self.url)}", exc) from None
+            raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url) from None
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
@@ -314,7 +317,8 @@ class WebcamReader(FrameReader):
     def open(self) -> SourceInfo:
         if sys.platform.startswith("linux") and not Path(f"/dev/video{self.index}").exists():
             raise SourceError(f"webcam {self.index} is not connected (there is no /dev/video{self.index})")
-        self._capture = _quietly(cv2.VideoCapture, self.index)
+        with quiet_opencv:
+            self._capture = cv2.VideoCapture(self.index)
         if not self._capture.isOpened():
             self._capture.release()
             raise SourceError(f"webcam {self.index} cannot be opened (not connected, or in use by another program)")
@@ -339,14 +343,32 @@ class WebcamReader(FrameReader):
             self._capture = None
 
 
-def _quietly(call, *args):
-    """OpenCV logs every backend it tried for a missing camera; our own error says it in one line."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-    try:
-        return call(*args)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+class _QuietOpenCV:
+    """`with quiet_opencv:` OpenCV's own log (one level per process) is silent inside, for calls
+    whose failure PartSight reports in its own words (a missing camera: every backend tried; a
+    damaged upload: the decoder's complaint). Threads may overlap: the level from before the
+    first comes back after the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._level = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if not self._inside:
+                self._level = cv2.utils.logging.getLogLevel()
+                cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+            self._inside += 1
+
+    def __exit__(self, *_exc) -> None:
+        with self._lock:
+            self._inside -= 1
+            if not self._inside:
+                cv2.utils.logging.setLogLevel(self._level)
+
+
+quiet_opencv = _QuietOpenCV()
 
 
 def natural_key(name: str) -> list:
@@ -746,6 +768,15 @@ def is_device_or_stream(spec: str) -> bool:
     return bool(re.fullmatch(r"\d+", spec)) or bool(URL.match(spec))
 
 
+def keeps_own_rate(spec: str) -> bool:
+    """Whether the source `spec` names keeps its own frame rate, which --fps does not change: a
+    video file, a stream or a webcam (only an image folder or a single image is read at --fps)."""
+    if is_device_or_stream(spec):
+        return True
+    path = Path(spec.strip()).expanduser()
+    return not (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                 playback: Playback | None = None, buffer_frames: int = 8, timeout_s: float = 10.0,
                 loop: bool = False, fps: float | None = None, parse_side: int | None = None) -> Source:
@@ -785,20 +816,46 @@ class _SingleImageReader(ImageFolderReader):
         return SourceInfo(str(self.folder), False, 1, self.fps, duration_s=1 / self.fps)
 
 
-def _source_error(what: str, exc: BaseException) -> SourceError:
-    """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log."""
+def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:
+    """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log. `url`: the
+    address that failed to open, whose own mistakes (_user_info_problem) are the reason given."""
     log.info("%s: %s", what, redact_url(str(exc)))
-    return SourceError(f"{what}: {_reason(exc)}")
+    return SourceError(f"{what}: {(url and _user_info_problem(url)) or _reason(exc, url)}")
 
 
-def _reason(exc: BaseException) -> str:
+def _user_info_problem(url: str) -> str | None:
+    """What is wrong with the password in `url`'s user-info part (user:password@), said without
+    the credential: "the password holds '/': write it as %2F" when it holds a character that
+    ends the address's authority ('/', '?' or '#': FFmpeg, as RFC 3986 says, then reads the
+    rest as the path and the password's first part as the port). None when nothing is wrong,
+    when there is no user-info, and for an address whose host:port/path holds an '@'."""
+    found = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://(\S*)@", url)
+    stop = re.search(r"[/?#]", found[1]) if found else None
+    if stop is None:
+        return None
+    user_and_password = found[1][:stop.start()]
+    if ":" not in user_and_password or user_and_password.split(":", 1)[1].isdigit():
+        return None  # no password before it, or host:port and a path
+    return f"the password holds '{stop[0]}': write it as %{ord(stop[0]):02X}"
+
+
+def _reason(exc: BaseException, url: str | None = None) -> str:
     """Why FFmpeg or the system failed, in plain words (the raw text goes to the log with the
-    traceback; credentials removed either way)."""
+    traceback; credentials removed either way); `url`: the address that failed, when one did."""
+    if isinstance(exc, ConnectionRefusedError):
+        running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
+        return f"nothing answered at that address (connection refused): check the address and that {running}"
     for kind, words in _PLAIN_REASONS:
         if isinstance(exc, kind):
             return words
     text = getattr(exc, "strerror", None) or str(exc)
     return redact_url(text.strip().rstrip("."))
+
+
+def _names_a_file(url: str) -> bool:
+    """An http(s) address of a video file (its path ends in a video suffix), not of a camera."""
+    parts = urlsplit(url)
+    return parts.scheme.lower() in ("http", "https") and PurePosixPath(parts.path).suffix.lower() in VIDEO_SUFFIXES
 
 
 _PLAIN_REASONS = (
@@ -808,8 +865,6 @@ _PLAIN_REASONS = (
     (av.error.HTTPUnauthorizedError, "the user name or password was not accepted"),
     (av.error.HTTPForbiddenError, "access was refused (HTTP 403)"),
     (av.error.HTTPNotFoundError, "there is nothing at that address (HTTP 404)"),
-    (ConnectionRefusedError, "nothing answered at that address (connection refused): check the address and "
-                             "that the camera is on"),
     (TimeoutError, "no answer in time: check the address and the network"),
     (av.error.ExitError, "no answer in time: check the address and the network"),
     (PermissionError, "permission denied"),

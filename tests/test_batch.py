@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 import av
+import numpy as np
 import pytest
 import torch
 
@@ -339,3 +343,79 @@ def test_ctrl_c_before_any_input_is_done_names_no_manifest(cluster, clips, tmp_p
     assert driver.returncode == 130, stderr
     assert not (out / "manifest.jsonl").exists()
     assert "manifest" not in stdout and "2 input(s) unfinished" in stderr and "Traceback" not in stderr, stdout
+
+
+@pytest.fixture
+def local_ray() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A folder for the Ray that `batch` starts itself (RAY_TMPDIR: a short path, as its socket
+    names need) and the environment that makes it start one: no cluster address, Ray's default
+    authentication (no RAY_AUTH_MODE: Ray then enables its token and says so)."""
+    root = Path(tempfile.mkdtemp(prefix="psray-", dir="/tmp"))
+    drop = ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
+    env = {key: value for key, value in os.environ.items() if key not in drop}
+    env.update(PYTHONPATH=str(REPO), RAY_TMPDIR=str(root), RAY_USAGE_STATS_ENABLED="0")
+    yield root, env
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def ray_processes_of(driver_pid: int, ray_dir: Path) -> list[str]:
+    """The command lines of the processes of one `batch` run's local Ray: those naming its Ray
+    folder, and those in the driver's process group (Ray's agents rename themselves
+    "ray::DashboardAgent"), the driver started as a process group of its own."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            group = os.getpgid(int(proc.name))
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile
+        if command and (str(ray_dir) in command or group == driver_pid):
+            found.append(command[:120])
+    return found
+
+
+def test_a_local_ray_says_nothing_on_the_console_and_fps_and_readout_reach_the_workers(local_ray, media_dir, tmp_path):
+    """`batch` without a cluster starts a local Ray (token authentication on, Ray's default): none
+    of Ray's notes on the console; --fps on a video is one note; --readout draws the readout into
+    the workers' MP4s (squat30's top left is empty floor and wall: the source's picture without it)."""
+    ray_dir, env = local_ray
+    clip, out = media_dir / "faults" / "squat30.mp4", tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "batch", str(clip), "--out", str(out), "--frames", "3",
+                           "--pose", "parser", "--person-mask", "parser", "--max-people", "1", "--fps", "60",
+                           "--readout"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "authentication" not in done.stderr and "RAY_AUTH_MODE" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[0] == ("partsight: note: --fps applies to image folders; 1 input(s) (videos, "
+                                           "streams) keep their own rates"), done.stderr
+    with av.open(str(out / "squat30" / "squat30.mp4")) as video, av.open(str(clip)) as source:
+        drawn = [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
+        original = [frame.to_ndarray(format="rgb24") for _, frame in zip(drawn, source.decode(video=0))]
+    assert len(drawn) == 3
+    for with_readout, picture in zip(drawn, original):
+        assert (np.abs(with_readout[:24, :80].astype(int) - picture[:24, :80]).max(axis=2) > 60).mean() > 0.5
+
+
+def test_ctrl_c_while_ray_starts_stops_every_ray_process(local_ray, media_dir, tmp_path):
+    """Ctrl-C once Ray's agents run but before ray.init returns: the command waits for Ray to have
+    started, stops it (ray.shutdown) and exits 130; none of that run's Ray processes outlives it
+    (cut short inside ray.init, its dashboard and runtime-env agents lived on for minutes)."""
+    ray_dir, env = local_ray
+    driver = subprocess.Popen([sys.executable, str(REPO / "main.py"), "batch", str(media_dir / "faults/squat30.mp4"),
+                               "--out", str(tmp_path / "out"), "--frames", "3", "--pose", "parser"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        wait_until(lambda: any(command.startswith("ray::") for command in ray_processes_of(driver.pid, ray_dir)),
+                   driver, "Ray's agents run", timeout_s=180)
+        driver.send_signal(signal.SIGINT)
+        stdout, stderr = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    assert driver.returncode == 130, stderr
+    assert "Traceback" not in stderr and stderr.strip().splitlines()[-1].startswith("partsight: interrupted"), stderr
+    deadline = time.monotonic() + 10
+    while (left := ray_processes_of(driver.pid, ray_dir)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"Ray processes outlived the command: {left}"

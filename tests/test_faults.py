@@ -21,6 +21,7 @@ from conftest import kill_process_after_lines, open_window, wait_for_frames
 
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
+from realtime.logs import configure_logging
 from realtime.sources import SourceInfo, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
@@ -58,6 +59,54 @@ def test_credentials_of_a_camera_that_refuses_stay_out_of_errors_and_logs(scheme
     for text in (captured.out, captured.err, log_text):
         assert password not in text and "coach" not in text
         assert password.replace("%40", "@") not in text  # nor the password decoded
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again: nothing listens there
+
+
+@pytest.mark.parametrize(("password", "character", "written"), [("s3cr/et", "/", "%2F"), ("s3cr?et", "?", "%3F"),
+                                                                 ("s3cr#et", "#", "%23")])
+def test_a_password_holding_a_character_that_ends_the_address_is_named_not_shown(password, character, written,
+                                                                                  tmp_path, capsys):
+    log_file = configure_logging()  # this process's log file, which main() writes to
+    logged_before = log_file.stat().st_size
+    port = _closed_port()
+    assert main(["process", f"rtsp://coach:{password}@127.0.0.1:{port}/stream", "-o", str(tmp_path / "x.mp4"),
+                 "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"partsight: error: cannot open rtsp://***@127.0.0.1:{port}/stream: the password holds "
+                          f"'{character}': write it as {written}"), err
+    logged = log_file.read_bytes()[logged_before:].decode(errors="replace")
+    assert f"cannot open rtsp://***@127.0.0.1:{port}/stream" in logged, "the failure is in the log, FFmpeg's text too"
+    for text in (err, logged):
+        assert password not in text and "s3cr" not in text and "coach" not in text
+
+
+@pytest.mark.parametrize(("url", "advice"), [("http://127.0.0.1:{port}/sessions/squat.mp4", "the server is running"),
+                                             ("https://127.0.0.1:{port}/clip.MKV?x=1", "the server is running"),
+                                             ("http://127.0.0.1:{port}/live", "the camera is on"),
+                                             ("rtsp://127.0.0.1:{port}/stream.mp4", "the camera is on")])
+def test_nothing_listening_names_a_server_for_a_file_url_and_a_camera_otherwise(url, advice, tmp_path, capsys):
+    url = url.format(port=_closed_port())
+    assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+    assert f"cannot open {url}: nothing answered at that address (connection refused): check the address and that " \
+           f"{advice}" in capsys.readouterr().err
+
+
+def test_fps_given_for_a_video_file_is_a_note_and_the_file_keeps_its_rate(faults, tmp_path, capsys):
+    run = _process(faults / "squat30.mp4", tmp_path, "--fps", "60", "--frames", "3", "--pose", "parser",
+                   "--person-mask", "parser", "--max-people", "1")
+    assert run["code"] == 0
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([0, 1 / 30, 2 / 30], abs=1e-5)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "--fps" in line]
+    assert notes == [f"partsight: note: --fps applies to image folders; {faults / 'squat30.mp4'} keeps its own 30 fps"]
+    folder = _process(faults / "frames60", tmp_path, "--fps", "60", "--frames", "2", "--pose", "parser",
+                      "--person-mask", "parser", "--max-people", "1", name="folder")
+    assert folder["code"] == 0 and folder["lines"][1]["pts_s"] == pytest.approx(1 / 60, abs=1e-5)
+    assert "--fps applies" not in capsys.readouterr().err, "an image folder is read at --fps: nothing to note"
 
 
 def _process(source, tmp_path, *args: str, name: str = "out") -> dict:

@@ -263,6 +263,7 @@ def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30,
 
 def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, squat30, still, tmp_path):
     png, _ = still
+    console_before = len(server.log())
     cases = [
         ("no body", lambda: client.post("/v1/parse"), 400, "empty_upload"),
         ("empty file", lambda: client.post("/v1/parse", files={"image": ("a.png", b"")}), 400, "empty_upload"),
@@ -281,6 +282,15 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
          422, "bad_option"),
         ("model without weights", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                       data={"model": "schp-lip"}), 422, "model_unavailable"),
+        ("person mask without weights", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                            data={"person_mask": "humanseg-unet-resnet18"}),
+         422, "model_unavailable"),
+        ("job: person mask without weights", lambda: client.post(
+            "/v1/jobs", files={"video": ("a.mp4", b"x")}, data={"person_mask": "humanseg-unet-resnet18"}),
+         422, "model_unavailable"),
+        ("malformed multipart body", lambda: client.post(
+            "/v1/parse", content=b"xxxx", headers={"Content-Type": "multipart/form-data; boundary=abc"}),
+         400, "http_400"),
         ("zero people", lambda: client.post("/v1/parse", files={"image": ("a.png", png)}, data={"max_people": "0"}),
          422, "bad_option"),
         ("unknown pose source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
@@ -337,13 +347,24 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("another site's page", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
                                                     headers={"Origin": "https://elsewhere.example"}), 403, "cross_site"),
     ]
+    errors = {}
     for name, call, status, code in cases:
         response = call()
         assert (response.status_code, response.json().get("code")) == (status, code), f"{name}: {response.text}"
         assert code != "bad_option" or "--" not in response.json()["error"], f"{name}: a flag in {response.text}"
         assert_refused(response, status, code)
         assert client.get("/healthz").status_code == 200, f"the server died after: {name}"
+        errors[name] = response.json()["error"]
     assert not list(jobs_dir.iterdir()), "a refused upload left a job folder"
+    assert errors["model without weights"] == "model schp-lip is not available on this server: its weights are not " \
+                                              "installed"
+    assert errors["person mask without weights"] == errors["job: person mask without weights"] == \
+           "person mask humanseg-unet-resnet18 is not available on this server: its weights are not installed"
+    # the client got its JSON; the console gets PartSight's own lines at most, never a library's text
+    # (OpenCV's or libpng's on a truncated PNG, the multipart parser's on a malformed body)
+    console = server.log()[console_before:].splitlines()
+    assert [line for line in console if not line.startswith("partsight: ")] == [], console
+    assert not [line for line in console if "boundary" in line], console
 
     # a client's file name is shown back, never used as a path
     before = Path("/etc/passwd").stat().st_mtime_ns

@@ -8,13 +8,15 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
 from realtime.build import build_pipeline
+from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
-from realtime.render import FrameRenderer, ViewSettings, stats_lines
+from realtime.render import FrameRenderer, ViewSettings, readout_panel, stats_lines
 from realtime.types import Frame, ParseResult
 
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
@@ -106,6 +108,33 @@ def test_the_readout_names_the_parser_and_the_pose_model_that_gives_the_keypoint
         assert stats_lines(result)[1] == models
     other = renderer.render(replace(result, pose_source="blazepose-torch"))
     assert not np.array_equal(other, result.image), "the readout drawn on the video names the pose model"
+
+
+def _decoded(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+def test_process_leaves_the_speed_readout_out_of_the_mp4_unless_asked(media_dir, tmp_path):
+    """The readout's figures are the machine's load: `process` draws it into the MP4 only with
+    --readout. squat30's top left is floor and wall, nobody there: without --readout it is the
+    source's picture, with it the readout's dark panel; the rest of the picture is the same."""
+    source = media_dir / "faults" / "squat30.mp4"
+    options = ["--frames", "3", "--pose", "parser", "--person-mask", "parser", "--max-people", "1", "--device", "cpu"]
+    assert main(["process", str(source), "-o", str(tmp_path / "plain.mp4"), *options]) == 0
+    assert main(["process", str(source), "-o", str(tmp_path / "readout.mp4"), "--readout", *options]) == 0
+    plain, drawn, original = _decoded(tmp_path / "plain.mp4"), _decoded(tmp_path / "readout.mp4"), _decoded(source)
+    assert len(plain) == len(drawn) == 3
+    _, _, right, bottom = readout_panel(["30.0 FPS  frame 2  0.07 s", "bodypix"]).box(plain[0].shape[:2])
+    corner = np.s_[:bottom, :right]
+    for index, (without, with_readout) in enumerate(zip(plain, drawn)):
+        source_corner = original[index][corner].astype(int)
+        assert np.abs(without[corner] - source_corner).mean() < 2, "no readout in the default MP4"
+        text = np.abs(with_readout[corner] - source_corner).max(axis=2) > 60
+        assert text.mean() > 0.5, "--readout draws it"
+        rest = np.ones(plain[0].shape[:2], bool)
+        rest[corner] = False
+        assert np.abs(without.astype(int) - with_readout)[rest].mean() < 1, "the rest of the picture is the same"
 
 
 def test_a_failure_is_one_line_and_its_traceback_goes_to_the_log(tmp_path, single_clip):

@@ -10,9 +10,11 @@ from realtime.cli_options import (
     fps_option,
     max_side_option,
     model_options,
+    note_fps_kept,
     people_options,
     positive_float,
     positive_int,
+    readout_option,
     smoothing_option,
 )
 from realtime.fitness_cli import fitness_options
@@ -40,6 +42,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
     fps_option(batch)
     batch.add_argument("--frames", type=positive_int, help="stop each input after this many frames")
     batch.add_argument("--no-audio", action="store_true", help="leave the sources' audio out of the MP4s")
+    readout_option(batch)
     model_options(batch)
     people_options(batch)
     smoothing_option(batch)
@@ -62,6 +65,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
 def _batch(args: argparse.Namespace) -> int:
     from realtime.batch.inputs import expand_inputs
     from realtime.config import config_from_args
+    from realtime.sources import keeps_own_rate
 
     config = config_from_args(args)
     blocker = next((path for path in (args.out.absolute(), *args.out.absolute().parents) if path.exists()), None)
@@ -69,6 +73,9 @@ def _batch(args: argparse.Namespace) -> int:
         where = "" if blocker == args.out.absolute() else f": {blocker}"
         return _error(f"--out {args.out}{where} is a file, not a folder")
     inputs = expand_inputs(args.inputs, exclude=args.out.absolute())
+    kept = sum(keeps_own_rate(item.source) for item in inputs)
+    if args.fps is not None and kept:
+        note_fps_kept(f"{kept} input(s) (videos, streams) keep their own rates")
     try:
         from realtime.batch import driver
     except ImportError as exc:
@@ -78,7 +85,7 @@ def _batch(args: argparse.Namespace) -> int:
     options = driver.BatchOptions(
         out=args.out.absolute(), config=config, ray_address=args.ray_address, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, threads_per_worker=args.threads_per_worker, force=args.force,
-        labels=args.labels_dir, audio=not args.no_audio, progress=driver.progress_wanted())
+        labels=args.labels_dir, audio=not args.no_audio, readout=args.readout, progress=driver.progress_wanted())
     try:
         report = driver.run_batch(inputs, options)
     except driver.BatchError as exc:

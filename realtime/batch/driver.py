@@ -14,9 +14,10 @@ import sys
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import av
 import ray
@@ -31,6 +32,7 @@ from realtime.config import PipelineConfig
 from realtime.sources import URL, frames_shown, redact_url
 
 MAX_RETRIES = 2
+RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 POLL_S = 0.5
 STOP_WAIT_S = 30.0
 
@@ -45,11 +47,11 @@ class BatchActor(BatchWorker):
     """BatchWorker as a Ray actor: says which node it runs on, and a failure to load the models
     is kept as one line for `ready()` instead of a dead actor's traceback."""
 
-    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool) -> None:
+    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool, readout: bool) -> None:
         self.node = ray.get_runtime_context().get_node_id()
         self.error: str | None = None
         try:
-            super().__init__(config, threads=threads, audio=audio)
+            super().__init__(config, threads=threads, audio=audio, readout=readout)
         except Exception as exc:  # reported by ready() as one line
             log.exception("a batch worker could not start")
             self.error = one_line(exc)
@@ -66,7 +68,8 @@ class BatchOptions:
     """out: DIR; config: the options of every input (its source unset, its exercise the
     command's --exercise); ray_address: an existing cluster (None: a local one on this machine's
     cores); workers: None = what the cluster's CPUs/GPUs allow; force: redo inputs already done;
-    labels: write label PNGs; audio: keep each source's sound; progress: show the bars."""
+    labels: write label PNGs; audio: keep each source's sound; readout: draw the speed readout into
+    the MP4s; progress: show the bars."""
 
     out: Path
     config: PipelineConfig
@@ -77,6 +80,7 @@ class BatchOptions:
     force: bool = False
     labels: bool = False
     audio: bool = True
+    readout: bool = False
     progress: bool = True
 
 
@@ -121,11 +125,12 @@ def run_batch(inputs: list[BatchInput], options: BatchOptions) -> BatchReport:
     jobs = _plan(inputs, options, manifest, report)
     if jobs:
         connecting = time.monotonic()
-        _connect(options.ray_address)
         try:
+            with _ctrl_c_held_while_ray_starts():
+                _connect(options.ray_address)
             _Driver(jobs, options, manifest, report, since=connecting).run()
         finally:
-            ray.shutdown()
+            ray.shutdown()  # a local cluster stops with it: every process this run started
     report.wall_s = time.monotonic() - start
     return report
 
@@ -147,7 +152,8 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
             continue
         line["exercise"] = exercise.name if exercise else None
         config = replace(options.config, source=item.source, exercise=exercise)
-        line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio)
+        line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio,
+                                          readout=options.readout)
         outputs = OutputSet(options.out / names[item.source], summary=exercise is not None, labels=options.labels)
         previous = earlier.get(item.source)
         if not options.force and already_done(previous, line["fingerprint"], outputs):
@@ -176,14 +182,56 @@ def _frames_estimate(source: str, limit: int | None) -> int | None:
 
 def _connect(address: str | None) -> None:
     """The cluster at `address`, else at $RAY_ADDRESS (Ray's own convention), else a new local
-    cluster on this machine's cores (without the dashboard: it starts faster)."""
+    cluster on this machine's cores (without the dashboard: it starts faster). Ray's notes on its
+    token authentication (a local cluster gets a token, Ray's default, kept) go to the log file."""
     address = address or os.environ.get("RAY_ADDRESS") or None
+    auth_notes, to_log_file = logging.getLogger(RAY_AUTH_LOGGER), _ToLogFile()
+    auth_notes.addFilter(to_log_file)
     try:
         ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
                  include_dashboard=None if address else False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BatchError(f"cannot start or reach {where}: {one_line(exc)}") from None
+    finally:
+        auth_notes.removeFilter(to_log_file)
+
+
+class _ToLogFile(logging.Filter):
+    """Sends a library logger's records to PartSight's log file (at INFO: not the console) instead
+    of the library's own handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        log.info("%s: %s", record.name, record.getMessage())
+        return False
+
+
+@contextmanager
+def _ctrl_c_held_while_ray_starts() -> Iterator[None]:
+    """A Ctrl-C while Ray starts takes effect once it has started (KeyboardInterrupt at the end of
+    the block), so that ray.shutdown stops every process of a local cluster: cut short inside
+    ray.init, the processes started so far are nobody's, and its agents outlive the command by
+    minutes. A second Ctrl-C raises at once. Only the main thread gets signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    asked = False
+
+    def hold(_signum, _frame) -> None:
+        nonlocal asked
+        if asked:
+            raise KeyboardInterrupt
+        asked = True
+        print("partsight: interrupted: Ray is starting; it is stopped as soon as it has (Ctrl-C again to quit now)",
+              file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if asked:
+        raise KeyboardInterrupt
 
 
 def worker_count(options: BatchOptions, resources: dict[str, float], tasks: int) -> int:
@@ -261,8 +309,8 @@ class _Driver:
         actor_class = ray.remote(BatchActor).options(
             num_cpus=options.threads_per_worker, num_gpus=options.gpus_per_worker, max_restarts=MAX_RETRIES,
             max_concurrency=2)
-        actors = [actor_class.remote(options.config, threads=options.threads_per_worker, audio=options.audio)
-                  for _ in range(count)]
+        actors = [actor_class.remote(options.config, threads=options.threads_per_worker, audio=options.audio,
+                                     readout=options.readout) for _ in range(count)]
         self.workers = {actor: 0 for actor in actors}
         errors = []
         for actor in actors:

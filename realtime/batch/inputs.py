@@ -12,10 +12,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from realtime.sources import IMAGE_SUFFIXES, URL, natural_key
+from realtime.sources import IMAGE_SUFFIXES, URL, VIDEO_SUFFIXES, natural_key
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
-                            ".mpeg", ".wmv", ".flv", ".3gp"})
 MANIFEST_SUFFIXES = (".txt", ".csv")
 _GLOB = re.compile(r"[*?\[]")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

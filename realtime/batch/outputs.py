@@ -52,13 +52,13 @@ class OutputSet:
     def partial(self, final: Path) -> Path:
         return final.with_name(PARTIAL_PREFIX + final.name)
 
-    def job_outputs(self, *, audio: bool) -> JobOutputs:
+    def job_outputs(self, *, audio: bool, readout: bool = False) -> JobOutputs:
         """What run_job writes: the temporary names."""
         video, metrics, *rest = (self.partial(p) for p in self.finals())
         summary = rest.pop(0) if self.summary else None
         labels = rest.pop(0) if self.labels else None
         return JobOutputs(video=str(video), metrics=str(metrics), summary=None if summary is None else str(summary),
-                          labels_dir=None if labels is None else str(labels), audio=audio)
+                          labels_dir=None if labels is None else str(labels), audio=audio, readout=readout)
 
     def prepare(self) -> None:
         """Removes what an interrupted or killed attempt left and makes the folder."""
@@ -94,7 +94,7 @@ class OutputSet:
         return all(path.exists() for path in self.finals())
 
 
-def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool) -> str:
+def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool, readout: bool) -> str:
     """A hash of what shapes an input's outputs: every option of `config` (the source as a path
     or URL, the exercise included), the output choices, and a file's size and modification time
     (an input replaced by another file of the same name is done again)."""
@@ -106,7 +106,7 @@ def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool) -> str:
             options["source_stat"] = [stat.st_size, stat.st_mtime_ns]
         except OSError:
             options["source_stat"] = None
-    options.update(labels=labels, audio=audio, schema=MANIFEST_SCHEMA)
+    options.update(labels=labels, audio=audio, readout=readout, schema=MANIFEST_SCHEMA)
     text = json.dumps(options, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 

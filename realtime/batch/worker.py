@@ -42,11 +42,11 @@ class Progress:
 
 class BatchWorker:
     """Runs tasks with `config`'s options (its source and exercise are each task's) on `threads`
-    CPU threads; `audio`: keep each source's sound in its MP4. The parser and the stages are
-    loaded here, once (realtime.job.JobModels), so a bad model or weights file fails the worker's
-    start, not every task."""
+    CPU threads; `audio`: keep each source's sound in its MP4; `readout`: draw the speed readout
+    into it. The parser and the stages are loaded here, once (realtime.job.JobModels), so a bad
+    model or weights file fails the worker's start, not every task."""
 
-    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool = True) -> None:
+    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool = True, readout: bool = False) -> None:
         import cv2
         import torch
 
@@ -57,6 +57,7 @@ class BatchWorker:
         cv2.setNumThreads(threads)
         self.config = config
         self.audio = audio
+        self.readout = readout
         self._models = JobModels()
         self._models.lend(config)
         self._stop = threading.Event()
@@ -77,8 +78,8 @@ class BatchWorker:
         try:
             outputs.prepare()
             config = replace(self.config, source=task.source, exercise=task.exercise)
-            job = run_job(config, outputs.job_outputs(audio=self.audio), on_start=self._started,
-                          on_result=self._counted, stop=self._stop, models=self._models)
+            job = run_job(config, outputs.job_outputs(audio=self.audio, readout=self.readout),
+                          on_start=self._started, on_result=self._counted, stop=self._stop, models=self._models)
             fps = job.source.fps
             record.update(frames=job.frames, duration_s=round(job.frames / fps, 3) if fps else None)
             if job.summary is not None:

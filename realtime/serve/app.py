@@ -252,7 +252,7 @@ def _add_parse(api: APIRouter, service: Service) -> None:
               ) -> Response:
         options = service.parse_options(model=model, max_people=max_people, people=people, person_mask=person_mask,
                                         pose=pose, angles=None if angles == "none" else angles)
-        _check_options(lambda: (options.config(settings.device), check_available(model, people)))
+        _check_options(lambda: check_available(options.config(settings.device)))
         if not service.parse_gate.try_enter():
             raise ApiError(429, "busy", "the server is parsing as many images as it takes; retry shortly",
                            {"Retry-After": str(service.parse_gate.retry_after_s())})
@@ -340,7 +340,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                                   joint=joint or None, start_deg=start_deg, turn_deg=turn_deg, frames=frames,
                                   max_side=max_side, summary=None)
         config: PipelineConfig = _check_options(lambda: config_from_args(args))
-        _check_options(lambda: check_available(model, people))
+        _check_options(lambda: check_available(config))
         config = replace(config, frame_limit=min(config.frame_limit or limits.max_video_frames,
                                                  limits.max_video_frames))
         job_id = _jobs_call(service.jobs.reserve)

@@ -17,10 +17,10 @@ import numpy as np
 from realtime import weights as weights_cache
 from realtime.analysis.angles import Angle
 from realtime.analysis.fitness import person_angles
-from realtime.build import build_pipeline, build_stages
+from realtime.build import build_pipeline, build_stages, model_weights
 from realtime.config import PipelineConfig, default
 from realtime.metrics import frame_metrics
-from realtime.models.registry import DEFAULT_MODEL, get_spec
+from realtime.models.registry import DEFAULT_MODEL
 from realtime.render import FrameRenderer, ViewSettings
 from realtime.types import Frame, FrameResult
 
@@ -32,12 +32,12 @@ class ModelUnavailable(ValueError):
     """The model's weights are not on this server (the message is safe to show)."""
 
 
-def check_available(model: str, people: str = "parser") -> None:
-    """UnknownModelError (a ValueError) for an unknown model name, ModelUnavailable when the weights
-    of `model`, or of the `people` model (a PEOPLE_SOURCES name; "parser" needs none), are not in
-    the weights cache."""
-    for role, name in (("model", model), ("people model", people)):
-        if name != "parser" and not weights_cache.cached_path(get_spec(name).weights).is_file():
+def check_available(config: PipelineConfig) -> None:
+    """UnknownModelError (a ValueError) for an unknown model name, ModelUnavailable when a model
+    `config` runs (realtime.build.model_weights: the parser, the people model, the pose networks,
+    the person segmenter) has no weights in the weights cache."""
+    for role, name, file in model_weights(config):
+        if not weights_cache.cached_path(file).is_file():
             raise ModelUnavailable(f"{role} {name} is not available on this server: its weights are not installed")
 
 
@@ -128,7 +128,7 @@ class ParsePool:
 
     def _with_runner(self, options: ParseOptions, call: Callable[[FrameRunner], T]) -> T:
         config = options.config(self.device)  # bad options fail here, before anything loads
-        check_available(options.model, options.people)
+        check_available(config)
         while True:
             slot, evicted = self._slot(options)
             for old in evicted:

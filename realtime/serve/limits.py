@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from realtime.serve.settings import MB
-from realtime.sources import frames_shown, redact_url
+from realtime.sources import frames_shown, quiet_opencv, redact_url
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 _CHUNK_BYTES = 1 << 20
@@ -65,10 +65,17 @@ def read_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
         raise ApiError(415, "unsupported_image", f"{kind} images are not accepted; send {', '.join(IMAGE_FORMATS)}")
     if width * height > max_pixels:
         raise _too_many_pixels("the image", (width, height), max_pixels)
+    damaged = ApiError(422, "damaged_image", f"the {kind} image cannot be decoded: it is damaged or truncated")
     start = time.perf_counter()
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # EXIF orientation applied
+    try:  # the file's structure first (PNG: every chunk and its CRC): libpng prints what it finds to stderr
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (OSError, ValueError, SyntaxError):
+        raise damaged from None
+    with quiet_opencv:  # a damaged image is the client's 422, not the decoder's text on the console
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # EXIF orientation applied
     if bgr is None or bgr.size == 0:
-        raise ApiError(422, "damaged_image", f"the {kind} image cannot be decoded: it is damaged or truncated")
+        raise damaged
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return rgb, (time.perf_counter() - start) * 1000
 

@@ -77,7 +77,7 @@ def live_config(hello: dict[str, Any], service: Service) -> PipelineConfig:
                             pose=str(hello.get("pose") or default("pose")),
                             angles=str(hello.get("angles") or default("angles")),
                             exercise=get_exercise(str(exercise)) if exercise else None)
-    check_available(config.model, config.people)
+    check_available(config)
     return config
 
 
