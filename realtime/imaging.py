@@ -1,6 +1,6 @@
 """General image helpers on numpy arrays: corner-aligned resampling, sampling at positions and
 along a dense flow, filling from the nearest labelled pixel, uint8 images to a network's float
-input, sigmoid / softmax, and the fast guided filter."""
+input, a mask's box and pixels, sigmoid / softmax, and the fast guided filter."""
 from __future__ import annotations
 
 import cv2
@@ -76,11 +76,26 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return (x, y, x + w, y + h) if w and h else None
 
 
+def mask_nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.nonzero of an H x W bool mask (ys, xs in row-major order), searched only in the box of
+    its pixels (a person's pixels are a small part of the frame)."""
+    box = mask_box(mask)
+    if box is None:
+        return np.empty(0, np.intp), np.empty(0, np.intp)
+    x0, y0, x1, y1 = box
+    ys, xs = np.nonzero(mask[y0:y1, x0:x1])
+    ys += y0
+    xs += x0
+    return ys, xs
+
+
 def sigmoid(logits: np.ndarray) -> np.ndarray:
     """Elementwise 1 / (1 + exp(-x)), in the input's float dtype (exp overflowing for very
     negative logits gives exactly 0)."""
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-logits))
+        probs = np.exp(-logits)
+    probs += 1.0  # in place: frame-size maps pass here
+    return np.reciprocal(probs, out=probs)
 
 
 def softmax(logits: np.ndarray, axis: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from realtime.analysis.tracking import PersonTracker
 from realtime.build import person_mask_chain
 from realtime.config import PipelineConfig
 from realtime.evaluation import labelled_images, mask_iou, read_person_truth, read_rgb, run_stages
+from realtime.imaging import mask_nonzero
 from realtime.models.person_mask import PersonMaskStage, person_segmenter
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame
@@ -108,3 +109,16 @@ def test_a_parser_without_person_probability_keeps_its_mask_and_a_named_source_s
         for index in range(3):
             assert stage(Frame(np.zeros((48, 32, 3), np.uint8), index, 0.0), parse) is parse
         assert sum("no person probability" in record.message for record in caplog.records) == expected
+
+
+def test_mask_nonzero_finds_the_pixels_np_nonzero_finds_in_the_same_order():
+    """The person-mask stage finds the pixels it adds in their box only: the same (ys, xs), row
+    by row, as np.nonzero over the frame, on real person masks, a mask's edge rows and columns,
+    an empty mask and a full one."""
+    masks = [read_person_truth(item.label) for item in _full_body_images()[:8]]
+    edges = np.zeros((48, 64), bool)
+    edges[0, 5], edges[-1, -1], edges[20, 0], edges[7, -1] = True, True, True, True
+    masks += [edges, np.zeros((48, 64), bool), np.ones((48, 64), bool)]
+    for mask in masks:
+        expected, found = np.nonzero(mask), mask_nonzero(mask)
+        assert all(np.array_equal(e, f) and e.dtype == f.dtype for e, f in zip(expected, found))

@@ -342,8 +342,8 @@ class BodyPixParser(Parser):
         input_hw, frame_hw = tuple(prepared.batch.shape[-2:]), prepared.geometry
         multi = self.max_people > 1 and all(name in outputs for name in MULTI_PERSON_HEADS)
         with torch.inference_mode():
-            keypoints = decode_single_pose(outputs["heatmaps"], outputs["short_offsets"],
-                                           self.net.output_stride, input_hw, frame_hw).cpu().numpy()
+            keypoints = None if multi else decode_single_pose(outputs["heatmaps"], outputs["short_offsets"],
+                                                              self.net.output_stride, input_hw, frame_hw).cpu().numpy()
             person_logits = outputs["segments"][:, 0].float().cpu().numpy()
             part_logits = outputs["part_heatmaps"].float().cpu().numpy()
             pose_grids = {name: outputs[name].float().cpu().numpy() for name in _POSE_HEADS} if multi else {}

@@ -140,15 +140,24 @@ def _grow_pose(root_keypoint: int, root: tuple[float, float], root_score: float,
 def _follow_edge(edge: int, source: tuple[float, float, float], target: int, scores: np.ndarray,
                  short_offsets: np.ndarray, displacements: np.ndarray, stride: int,
                  refine_steps: int = 2) -> tuple[float, float, float]:
-    grid_hw = scores.shape[1:]
-    num_edges = displacements.shape[0] // 2
-    cell_y, cell_x = _nearest_cell(source[0], source[1], stride, grid_hw)
-    x = source[0] + displacements.item(num_edges + edge, cell_y, cell_x)
-    y = source[1] + displacements.item(edge, cell_y, cell_x)
+    """(x, y, score) of `target`: the source's position plus the edge's displacement at the
+    source's nearest cell, snapped `refine_steps` times to the target's short offset at the
+    nearest cell (`_cell_point`), scored by the heatmap at its last nearest cell. `_nearest_cell`
+    written out in place: the decoder's innermost loop, where the calls cost most of the time."""
+    last_y, last_x = scores.shape[1] - 1, scores.shape[2] - 1
+    offset = short_offsets.item
+    offset_x = short_offsets.shape[0] // 2 + target
+    x, y = source[0], source[1]
+    cell_y, cell_x = round(y / stride), round(x / stride)
+    cell_y, cell_x = 0 if cell_y < 0 else min(cell_y, last_y), 0 if cell_x < 0 else min(cell_x, last_x)
+    x += displacements.item(displacements.shape[0] // 2 + edge, cell_y, cell_x)
+    y += displacements.item(edge, cell_y, cell_x)
     for _ in range(refine_steps):
-        cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
-        x, y = _cell_point(short_offsets, target, cell_y, cell_x, stride)
-    cell_y, cell_x = _nearest_cell(x, y, stride, grid_hw)
+        cell_y, cell_x = round(y / stride), round(x / stride)
+        cell_y, cell_x = 0 if cell_y < 0 else min(cell_y, last_y), 0 if cell_x < 0 else min(cell_x, last_x)
+        x, y = cell_x * stride + offset(offset_x, cell_y, cell_x), cell_y * stride + offset(target, cell_y, cell_x)
+    cell_y, cell_x = round(y / stride), round(x / stride)
+    cell_y, cell_x = 0 if cell_y < 0 else min(cell_y, last_y), 0 if cell_x < 0 else min(cell_x, last_x)
     return x, y, scores.item(target, cell_y, cell_x)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime.imaging import resample_corner_aligned
+from realtime.imaging import mask_box, resample_corner_aligned
 
 CHUNK = 4096  # pixels interpolated at a time: 4 x 4096 x 24 float32 fit in a core's cache
 
@@ -70,9 +70,12 @@ class GridUpsampler:
         if mask is not None:
             labels *= mask
         mixed_rows, mixed_cols = np.nonzero(cell_label == 255)
-        if len(mixed_rows):  # look for mixed pixels only in the box of the mixed cells
+        if len(mixed_rows):  # look for mixed pixels only in the box of the mixed cells (and of the mask)
             top, bottom = self._row_starts[mixed_rows.min()], self._row_starts[mixed_rows.max() + 1]
             left, right = self._col_starts[mixed_cols.min()], self._col_starts[mixed_cols.max() + 1]
+            if mask is not None:
+                x0, y0, x1, y1 = mask_box(mask) or (0, 0, 0, 0)
+                top, bottom, left, right = max(top, y0), min(bottom, y1), max(left, x0), min(right, x1)
             ys, xs = np.nonzero(labels[top:bottom, left:right] == 255)
             if len(ys):
                 ys += top

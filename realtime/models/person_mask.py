@@ -34,7 +34,7 @@ from dataclasses import replace
 import cv2
 import numpy as np
 
-from realtime.imaging import fast_guided_filter, fill_from_nearest, touching
+from realtime.imaging import fast_guided_filter, fill_from_nearest, mask_nonzero, touching
 from realtime.models.grid_upsample import GridUpsampler
 from realtime.models.registry import SEGMENTER_SPECS
 from realtime.people_memory import apart_reach
@@ -102,7 +102,8 @@ class PersonMaskStage(ResultStage):
         if segmented.shape != frame_hw:
             segmented = cv2.resize(segmented, frame_hw[::-1], interpolation=cv2.INTER_LINEAR)
         if self.refine and parse.person_probs is not None:  # BlazePose's segmentation and the segmenter decide
-            grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+            grey = cv2.cvtColor(np.ascontiguousarray(frame.image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+            grey /= 255.0
             mean = cv2.addWeighted(parse.person_probs, POSE_WEIGHT, segmented, 1 - POSE_WEIGHT, -REFINE_BIAS)
             fused_probs = fast_guided_filter(grey, mean, radius_frac=REFINE_RADIUS)
             np.clip(fused_probs, 0.0, 1.0, out=fused_probs)
@@ -119,8 +120,8 @@ class PersonMaskStage(ResultStage):
             person = np.where(decided_by_segmenter, fused_probs > 0.5, parse.person_mask)
             people = parse.people
         added = person & ~parse.person_mask
-        labels = np.where(person, parse.labels, 0).astype(np.uint8)
-        ys, xs = np.nonzero(added)
+        labels = parse.labels * person
+        ys, xs = mask_nonzero(added)
         if len(ys):
             labels[ys, xs] = self._upsampler.argmax_at(np.log(parse.part_probs[1:] + _EPS), frame_hw, ys, xs) + 1
         owned = np.logical_or.reduce([one.mask for one in people]) if people else np.zeros_like(person)
