@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from realtime.analysis.exercises import PRESETS, custom_exercise
 from realtime.analysis.fitness import HINTS, FitnessAnalyser
@@ -244,3 +245,20 @@ def test_a_start_out_of_the_posture_counts_nothing_and_says_why():
     summary = analyser.summary()["people"]["0"]
     assert summary["hint_reason"] == "posture" and summary["hint"] == (
         "no rep counted: the person was lying or in a plank, a biceps-curl starts upright (standing or seated)")
+
+
+def test_how_squarely_a_body_faces_the_camera_from_its_world_landmarks():
+    """Shoulders and hips 0.4 m and 0.3 m wide, the body turned about the vertical axis: facing
+    (or its back to) the camera 1, side-on 0; the symmetry figures need 0.7 (45 degrees)."""
+    from realtime.analysis.angles import facing_share
+    from realtime.models.labels import BLAZEPOSE_LANDMARKS
+
+    index = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
+    for turn_deg, share in ((0, 1.0), (30, 0.866), (60, 0.5), (90, 0.0), (180, 1.0)):
+        world = np.zeros((33, 3))
+        c, s = np.cos(np.radians(turn_deg)), np.sin(np.radians(turn_deg))
+        for side, x in (("left", 1.0), ("right", -1.0)):
+            world[index[f"{side}_shoulder"]] = [0.2 * x * c, -0.5, 0.2 * x * s]
+            world[index[f"{side}_hip"]] = [0.15 * x * c, 0.0, 0.15 * x * s]
+        assert facing_share(world) == pytest.approx(share, abs=1e-3), turn_deg
+

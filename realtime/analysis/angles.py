@@ -6,6 +6,7 @@ two segments: 180 = straight limb. `trunk_lean` is the torso's tilt from vertica
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -124,6 +125,19 @@ def world_angles(world: np.ndarray, visibility: np.ndarray, joints: tuple[str, .
         conf = float(np.min(visibility[ids]))
         out[name] = UNKNOWN if deg is None else Angle(deg, conf, "world")
     return out
+
+
+def facing_share(world: np.ndarray) -> float:
+    """How squarely the body faces the camera (or turns its back to it), from BlazePose's world
+    landmarks ([33, 3] metres, x right, z away from the camera): the mean of |cos| of the
+    shoulder line's and the hip line's angles to the image plane, on the floor plane (x, z).
+    1: both sides in view side by side; 0: side-on, one side behind the other."""
+    shares = []
+    for left, right in (("left_shoulder", "right_shoulder"), ("left_hip", "right_hip")):
+        dx, _, dz = world[_WORLD[left]] - world[_WORLD[right]]
+        length = math.hypot(dx, dz)
+        shares.append(abs(dx) / length if length > 0 else 0.0)
+    return float(np.mean(shares))
 
 
 def tilt_from_vertical(bottom: np.ndarray, top: np.ndarray) -> float | None:

@@ -30,6 +30,7 @@ from realtime.analysis.angles import (
     Angle,
     NOT_VISIBLE,
     OUT_OF_FRAME,
+    facing_share,
     joint_angles,
     side_areas,
     world_angles,
@@ -53,6 +54,8 @@ HINTS = {
     NOT_VISIBLE: "the counted joints are not seen clearly: turn side-on to the camera, add light, or wear "
                  "clothes that show the limbs",
 }
+# the symmetry figures need the body within 45 degrees of facing the camera (cos 45 = 0.71)
+MIN_FACING_SHARE = 0.7
 HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at least this share of a person's frames
 WAITING_WORDS = "waiting for the start position"
 READY_WORDS = "ready"
@@ -161,8 +164,9 @@ class FitnessAnalyser(Analyser):
             track.off_posture = track.off_posture or {}
             seen = seen_posture(lean)
             track.off_posture[seen] = track.off_posture.get(seen, 0) + 1
-        rep = counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth),
-                             area_ratio=self._area_ratio(parse, mask), in_posture=in_posture)
+        sides = _both_sides_in_view(person)
+        rep = counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth) if sides else None,
+                             area_ratio=self._area_ratio(parse, mask) if sides else None, in_posture=in_posture)
         last = rep or (counter.reps[-1] if counter.reps else None)
         partial = counter.partial_reps[-1] if counter.partial_reps else None
         return {
@@ -225,6 +229,17 @@ def person_angles(frame: Frame, parse: ParseResult, keypoints: np.ndarray | None
         raw = {n: world[n] if world[n].deg is not None and world[n].conf >= min_score
                and raw[n].reason != OUT_OF_FRAME else raw[n] for n in raw}
     return raw
+
+
+def _both_sides_in_view(person: PersonParse | None) -> bool:
+    """Whether the left and right sides can be compared (the symmetry figures): the body within
+    45 degrees of facing the camera (or of turning its back to it) by BlazePose's world landmarks
+    (`facing_share` >= MIN_FACING_SHARE); without them, assumed. Turned further, one side hides
+    behind the other: on the CG mannequin, symmetric but turned ~60 degrees (shares 0.4-0.6), the
+    2-D knees differed by 15 degrees and the limb part areas by a ratio of 2-16 per repetition."""
+    if person is None or person.world_landmarks is None:
+        return True
+    return facing_share(person.world_landmarks) >= MIN_FACING_SHARE
 
 
 def _posture_lean(person: PersonParse | None, image_lean_deg: float, min_score: float) -> float:
