@@ -611,7 +611,7 @@ def test_a_tiny_person_found_at_a_larger_internal_size_is_still_too_small(faults
     no angle counts (before: standing knees counted, squatting ones not, 0 reps in twice the time)."""
     run = _squats(faults / "tiny.mp4", tmp_path, "--internal-size", "960", "--frames", "45")
     boxes = [person["bbox"] for line in run["lines"] for person in line["people"]]
-    assert len(boxes) > 0.8 * len(run["lines"]) and max(y1 - y0 for _, y0, _, y1 in boxes) < MIN_PERSON_PX
+    assert len(boxes) > 0.5 * len(run["lines"]) and max(y1 - y0 for _, y0, _, y1 in boxes) < MIN_PERSON_PX
     people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
     assert all(p["signal_deg"] is None for p in people)
     assert sum(p["signal_reason"] == "too_small" for p in people) == len(boxes)

@@ -204,8 +204,8 @@ def test_each_reason_for_an_unknown_angle_comes_with_what_to_try():
     small[100:200, 150:170] = True  # a whole person, 100 px tall: under the 120 px rule
     cases = {"not_visible": (hidden, body), "nobody_found": (hidden, np.zeros((H, W), bool)),
              "too_small": (hidden, small), "out_of_frame": (leg_keypoints(170, 0), body)}  # hips, knees on the edge
-    for reason, (keypoints, mask) in cases.items():
-        out = analyser.update(frame, parse_of([PersonParse(1, mask, keypoints, 0.9)]))["people"]["1"]
+    for pid, (reason, (keypoints, mask)) in enumerate(cases.items(), 1):  # one person each: sizes are per person
+        out = analyser.update(frame, parse_of([PersonParse(pid, mask, keypoints, 0.9)]))["people"][str(pid)]
         assert out["signal_reason"] == reason and out["signal_hint"] == HINTS[reason]
     assert "--internal-size" not in HINTS["too_small"], "parsing larger adds no pixels to a small person"
 
@@ -228,6 +228,14 @@ def test_a_person_under_120_px_has_no_counted_angle_even_where_the_keypoints_giv
     big[100:220, 150:170] = True  # 120 px tall: counts
     out = analyser.update(frame, parse_of([PersonParse(3, big, leg_keypoints(170, 160), 0.9)]))["people"]["3"]
     assert out["signal_deg"] is not None and out["signal_reason"] is None
+    crouched = np.zeros((H, W), bool)
+    crouched[130:220, 150:200] = True  # the same person at a squat's bottom, 90 px: their size is the standing one
+    later = Frame(np.zeros((H, W, 3), np.uint8), 30, 1.0)
+    out = analyser.update(later, parse_of([PersonParse(3, crouched, leg_keypoints(90, 160), 0.9)]))["people"]["3"]
+    assert out["signal_deg"] is not None and out["signal_reason"] is None
+    much_later = Frame(np.zeros((H, W, 3), np.uint8), 150, 5.0)  # 4 s on, only ever 90 px since: too small
+    out = analyser.update(much_later, parse_of([PersonParse(3, crouched, leg_keypoints(90, 160), 0.9)]))
+    assert out["people"]["3"]["signal_reason"] == "too_small"
 
 
 def test_frames_with_nobody_found_are_a_note_of_how_long_or_advice_when_nobody_ever_was():

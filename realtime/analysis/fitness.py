@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,8 @@ from realtime.types import Frame, ParseResult, PersonParse
 ANGLE_NAMES = tuple(JOINTS)
 NOBODY = "nobody_found"
 TOO_SMALL = "too_small"
-MIN_PERSON_PX = 120  # a person smaller than this (image pixels, the body's longer side) gives no reliable joints
+MIN_PERSON_PX = 120  # a person smaller than this (own pixels, the body's longer side) gives no reliable joints
+SIZE_WINDOW_S = 3.0  # a person's size is the largest in this long: a squat's bottom is no smaller person
 CLOSER = "move the camera closer or record at a higher resolution"
 # What to try when a person's counted angle is unknown, by reason. A larger --internal-size is no
 # cure for too_small: the rule is in the frame's own pixels, which parsing at a larger size does not add.
@@ -76,6 +78,16 @@ class _PersonTrack:
     off_posture: dict[str, int] | None = None  # posture seen (seen_posture) -> those frames out of the exercise's
     nobody_s: float = 0.0  # seconds with nobody found (from the frame before each such frame)
     last_s: float | None = None  # the time of the latest frame
+    sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
+
+    def size_px(self, time_s: float, size: int | None) -> int | None:
+        """The person's size: the largest body (its box's longer side, own pixels) found in the
+        last SIZE_WINDOW_S including `size` (None: not found now); None when not found in it."""
+        if size is not None:
+            self.sizes.append((time_s, size))
+        while self.sizes and (time_s - self.sizes[0][0] > SIZE_WINDOW_S or time_s < self.sizes[0][0]):
+            self.sizes.popleft()
+        return max((s for _, s in self.sizes), default=None)
 
 
 def _reduce(values: list[float], how: str) -> float:
@@ -155,7 +167,11 @@ class FitnessAnalyser(Analyser):
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
-        reason = _why_unknown(mask, [raw[j].reason for j in exercise.joints], _frame_box(frame), math.isnan(signal))
+        box = mask_box(mask)
+        own = None if box is None else frame.placement.box_to_own(box)
+        size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
+        reason = _why_unknown(box, size, [raw[j].reason for j in exercise.joints], _frame_box(frame),
+                              math.isnan(signal))
         if reason is not None:
             signal = math.nan
         track.frames += 1
@@ -282,19 +298,20 @@ def _frame_box(frame: Frame) -> tuple[int, int, int, int]:
             min(height, y0 + round(frame.own_size[1] * place.scale_y)))
 
 
-def _why_unknown(mask: np.ndarray, joint_reasons: list[str | None], frame_box: tuple[int, int, int, int],
-                 unknown: bool) -> str | None:
+def _why_unknown(box: tuple[int, int, int, int] | None, size_px: int | None, joint_reasons: list[str | None],
+                 frame_box: tuple[int, int, int, int], unknown: bool) -> str | None:
     """Why a person's counted angle is (or is taken as) unknown; None when it is known and counts.
+    box: the person's mask's box in the image (None: empty); size_px: their size in the frame's
+    own pixels (_PersonTrack.size_px: a frame scaled into the run's output size is judged as shot).
     With the angle unknown: out_of_frame when a counted joint is cut by the frame's edge or the
     person's mask reaches it (the body goes on outside), nobody_found when the mask is empty,
-    too_small when its box's longer side (height standing, length lying) is under MIN_PERSON_PX,
-    else not_visible. A known angle of a person wholly in the frame and under MIN_PERSON_PX is
-    too_small all the same: keypoints that small are guesses (a 46 px person's standing knees
-    read, their squatting knees do not, so the counter never sees a squat)."""
-    box = mask_box(mask)
+    too_small when the person is under MIN_PERSON_PX, else not_visible. A known angle of a person
+    wholly in the frame and under MIN_PERSON_PX is too_small all the same: keypoints that small
+    are guesses (a 46 px person's standing knees read, their squatting knees do not, so the
+    counter never sees a squat)."""
     x0, y0, x1, y1 = frame_box
     at_edge = box is not None and (box[1] <= y0 or box[3] >= y1 or box[0] <= x0 or box[2] >= x1)
-    small = box is not None and max(box[2] - box[0], box[3] - box[1]) < MIN_PERSON_PX
+    small = box is not None and size_px is not None and size_px < MIN_PERSON_PX
     if not unknown:
         return TOO_SMALL if small and not at_edge else None
     if OUT_OF_FRAME in joint_reasons or at_edge:
