@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from conftest import kill_process_after_lines, open_window, wait_for_frames
 
+from realtime.analysis.fitness import HINTS, MIN_PERSON_PX
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
@@ -598,6 +599,11 @@ def test_a_body_cut_by_the_edge_gives_no_confident_knee_angle_and_says_why(fault
     for p in people:  # every line says what to try when the angle is unknown, and nothing when it is known
         assert (p["signal_hint"] == person["hint"]) if p["signal_reason"] == "out_of_frame" else \
             (p["signal_hint"] is None) == (p["signal_reason"] is None)
+    # The standing body is never seen whole: a lone readable frame (22: 166.8 deg among cut ones) is
+    # no start, so the squat's bottom later (frames 40-44, 97-100: ~63 deg) is not "at the bottom".
+    assert [p["signal_deg"] for p in people if p["signal_deg"] is not None and p["signal_deg"] > 150]
+    assert {p["state"] for p in people} == {"waiting"}
+    assert {p["phase"] for p in people} == {"waiting for the start position"}
 
 
 def test_shins_cut_by_the_bottom_edge_are_out_of_frame(faults, tmp_path):
@@ -637,16 +643,37 @@ def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys
         _write_clip(path, images)
     run = _squats(path, tmp_path)
     person = run["summary"]["people"]["0"]
-    assert run["summary"]["reps"] == 0 and person["unknown_reasons"] == {"too_small": person["frames"]}
-    assert "--internal-size" in person["hint"] and "closer" in capsys.readouterr().out
+    assert run["summary"]["reps"] == 0 and person["unknown_frames"] == person["frames"]
+    assert set(person["unknown_reasons"]) <= {"nobody_found", "too_small"}
+    if clip == "tiny.mp4":  # the parser finds nobody at its default size
+        assert person["unknown_reasons"] == {"nobody_found": person["frames"]}
+        assert person["hint"].startswith("nobody found in any frame") and person["hint_reason"] == "nobody_found"
+    out = capsys.readouterr().out
+    assert "closer" in person["hint"] and "closer" in out and "--internal-size" not in out
     people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
-    assert {p["signal_reason"] for p in people} == {"too_small"}
-    assert {p["signal_hint"] for p in people} == {person["hint"]}
+    assert {p["signal_reason"] for p in people} == set(person["unknown_reasons"])
+    assert all(p["signal_hint"] == HINTS[p["signal_reason"]] for p in people)
+
+
+def test_a_tiny_person_found_at_a_larger_internal_size_is_still_too_small(faults, tmp_path, capsys):
+    """tiny.mp4 parsed at 960 finds the ~46 px person; the 120 px rule is in the frame's pixels, so
+    no angle counts (before: standing knees counted, squatting ones not, 0 reps in twice the time)."""
+    run = _squats(faults / "tiny.mp4", tmp_path, "--internal-size", "960", "--frames", "45")
+    boxes = [person["bbox"] for line in run["lines"] for person in line["people"]]
+    assert len(boxes) > 0.5 * len(run["lines"]) and max(y1 - y0 for _, y0, _, y1 in boxes) < MIN_PERSON_PX
+    people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
+    assert all(p["signal_deg"] is None for p in people)
+    assert sum(p["signal_reason"] == "too_small" for p in people) == len(boxes)
+    person = run["summary"]["people"]["0"]
+    assert person["hint_reason"] == "too_small" and person["hint"] == HINTS["too_small"]
+    out = capsys.readouterr().out
+    assert "under 120 px tall" in out and "--internal-size" not in out
 
 
 @pytest.mark.parametrize("away_copies", [1, 3])
-def test_a_person_who_leaves_keeps_their_count_in_single_person_mode(away_copies, faults, tmp_path):
-    """leave_A.mp4 (away 2 s between the reps), and the same with the empty frames played 3 times (6 s away)."""
+def test_a_person_who_leaves_keeps_their_count_in_single_person_mode(away_copies, faults, tmp_path, capsys):
+    """leave_A.mp4 (away 2 s between the reps), and the same with the empty frames played 3 times
+    (6 s away). The summary notes how long nobody was in view, with no advice to move the camera."""
     path = faults / "leave_A.mp4"
     if away_copies > 1:
         frames = _clip_frames(path, 211)
@@ -658,6 +685,13 @@ def test_a_person_who_leaves_keeps_their_count_in_single_person_mode(away_copies
     assert ids == {0}
     away = [line for line in run["lines"] if not line["people"]]
     assert len(away) >= 55 * away_copies
+    assert {line["analysis"]["fitness"]["people"]["0"]["signal_reason"] for line in away} == {"nobody_found"}
+    person = run["summary"]["people"]["0"]
+    assert person["unknown_reasons"]["nobody_found"] == len(away)
+    assert person["nobody_s"] == pytest.approx(len(away) / 30, abs=0.05)
+    assert person["hint_reason"] == "nobody_found" and person["hint"] == f"nobody in view for {2.0 * away_copies} s"
+    out = capsys.readouterr().out
+    assert f"person 0: nobody in view for {2.0 * away_copies} s" in out and "closer" not in out
 
 
 def _first_audio_s(path) -> float:

@@ -9,6 +9,7 @@ import pytest
 
 from realtime.analysis.exercises import PRESETS, custom_exercise
 from realtime.analysis.fitness import HINTS, FitnessAnalyser
+from realtime.analysis.summary import summary_table
 from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS
 from realtime.render import FitnessAnnotator
 from realtime.types import Frame, ParseResult, PersonParse
@@ -199,11 +200,88 @@ def test_each_reason_for_an_unknown_angle_comes_with_what_to_try():
     hidden[:, 2] = 0.05  # placed, hardly seen
     body = np.zeros((H, W), bool)
     body[20:220, 130:190] = True  # a whole person, 200 px tall, inside the frame
-    cases = {"not_visible": (hidden, body), "too_small": (hidden, np.zeros((H, W), bool)),
-             "out_of_frame": (leg_keypoints(170, 0), body)}  # hips and knees on the left edge
-    for reason, (keypoints, mask) in cases.items():
-        out = analyser.update(frame, parse_of([PersonParse(1, mask, keypoints, 0.9)]))["people"]["1"]
+    small = np.zeros((H, W), bool)
+    small[100:200, 150:170] = True  # a whole person, 100 px tall: under the 120 px rule
+    cases = {"not_visible": (hidden, body), "nobody_found": (hidden, np.zeros((H, W), bool)),
+             "too_small": (hidden, small), "out_of_frame": (leg_keypoints(170, 0), body)}  # hips, knees on the edge
+    for pid, (reason, (keypoints, mask)) in enumerate(cases.items(), 1):  # one person each: sizes are per person
+        out = analyser.update(frame, parse_of([PersonParse(pid, mask, keypoints, 0.9)]))["people"][str(pid)]
         assert out["signal_reason"] == reason and out["signal_hint"] == HINTS[reason]
+    assert "--internal-size" not in HINTS["too_small"], "parsing larger adds no pixels to a small person"
+
+
+def test_a_person_under_120_px_has_no_counted_angle_even_where_the_keypoints_give_one():
+    """The 120 px rule holds whatever the parse size: tiny.mp4 parsed at 960 finds a ~46 px person
+    whose keypoints give a standing knee angle; it is too_small, not counted, with or without them."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    frame = Frame(np.zeros((H, W, 3), np.uint8), 0, 0.0)
+    small = np.zeros((H, W), bool)
+    small[100:219, 150:170] = True  # 119 px tall
+    out = analyser.update(frame, parse_of([PersonParse(1, small, leg_keypoints(170, 160), 0.9)]))["people"]["1"]
+    assert out["angles"]["left_knee"]["deg"] is not None
+    assert out["signal_deg"] is None and out["signal_reason"] == "too_small" and out["state"] == "waiting"
+    lying = np.zeros((H, W), bool)
+    lying[150:190, 40:200] = True  # 40 px tall, 160 px long: a push-up's plank is not small
+    out = analyser.update(frame, parse_of([PersonParse(2, lying, leg_keypoints(170, 160), 0.9)]))["people"]["2"]
+    assert out["signal_deg"] is not None and out["signal_reason"] is None
+    big = np.zeros((H, W), bool)
+    big[100:220, 150:170] = True  # 120 px tall: counts
+    out = analyser.update(frame, parse_of([PersonParse(3, big, leg_keypoints(170, 160), 0.9)]))["people"]["3"]
+    assert out["signal_deg"] is not None and out["signal_reason"] is None
+    crouched = np.zeros((H, W), bool)
+    crouched[130:220, 150:200] = True  # the same person at a squat's bottom, 90 px: their size is the standing one
+    later = Frame(np.zeros((H, W, 3), np.uint8), 30, 1.0)
+    out = analyser.update(later, parse_of([PersonParse(3, crouched, leg_keypoints(90, 160), 0.9)]))["people"]["3"]
+    assert out["signal_deg"] is not None and out["signal_reason"] is None
+    much_later = Frame(np.zeros((H, W, 3), np.uint8), 150, 5.0)  # 4 s on, only ever 90 px since: too small
+    out = analyser.update(much_later, parse_of([PersonParse(3, crouched, leg_keypoints(90, 160), 0.9)]))
+    assert out["people"]["3"]["signal_reason"] == "too_small"
+
+
+def test_frames_with_nobody_found_are_a_note_of_how_long_or_advice_when_nobody_ever_was():
+    """leave_A's shape: seen, away (parse without people) for 2 s, back: a note, not camera advice;
+    nobody in any frame (tiny.mp4 at the default size): what to try."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    body = np.zeros((H, W), bool)
+    body[20:220, 130:190] = True
+    for i in range(150):
+        people = [] if 30 <= i < 90 else [PersonParse(0, body, leg_keypoints(170, 160), 0.9)]
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))
+    person = analyser.summary()["people"]["0"]
+    assert person["unknown_reasons"] == {"nobody_found": 60} and person["nobody_s"] == pytest.approx(2.0)
+    assert person["hint_reason"] == "nobody_found" and person["hint"] == "nobody in view for 2.0 s"
+    assert summary_table(analyser.summary()).splitlines()[-1] == "person 0: nobody in view for 2.0 s"
+    others = FitnessAnalyser(PRESETS["squat"])  # person 5 seen, then nobody: the empty frames are person 0's
+    for i in range(60):
+        people = [] if i >= 30 else [PersonParse(5, body, leg_keypoints(170, 160), 0.9)]
+        others.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))
+    assert others.summary()["people"]["0"]["hint"] == "nobody in view for 1.0 s"  # 29 gaps from its first frame
+    never = FitnessAnalyser(PRESETS["squat"])
+    for i in range(30):
+        never.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([]))
+    person = never.summary()["people"]["0"]
+    assert person["hint_reason"] == "nobody_found" and person["hint"].startswith("nobody found in any frame")
+    assert "closer" in person["hint"] and "--internal-size" not in person["hint"]
+
+
+def test_no_rep_with_too_shallow_movements_says_how_deep_against_the_turn():
+    analyser = FitnessAnalyser(PRESETS["lunge"])
+    shallow = [175.0] * 15 + [175 - 55 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 45)) for i in range(45)] * 2
+    for i, deg in enumerate(shallow + [175.0] * 15):  # two dips to 120 degrees, the lunge turns at 110
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, leg_keypoints(deg, 80))]))
+    summary = analyser.summary()
+    person_out = summary["people"]["0"]
+    assert summary["reps"] == 0 and person_out["partials"] == 2
+    assert person_out["hint_reason"] == "too_shallow"
+    deepest = max(person_out["partial_reps"], key=lambda p: 175 - p["depth_deg"])["depth_deg"]
+    assert 118 < deepest < 125  # the dips, smoothed
+    assert person_out["hint"] == (f"no rep counted: 2 movements too shallow ({deepest:.0f}° at the deepest; "
+                                  "a lunge turns at 110°)")
+    assert summary_table(summary).splitlines()[-1] == f"person 0: {person_out['hint']}"
+    counted = FitnessAnalyser(PRESETS["lunge"])
+    for i, deg in enumerate(shallow + squat_degs(1)):  # then one real lunge: the partials are no reason for a 0
+        counted.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, leg_keypoints(deg, 80))]))
+    assert counted.summary()["reps"] == 1 and counted.summary()["people"]["0"]["hint"] is None
 
 
 def curl_keypoints(elbow_deg: float, *, hip_y: float) -> np.ndarray:

@@ -118,6 +118,25 @@ def test_an_exercise_counts_only_in_its_posture(media_dir, tmp_path, clip, exerc
     assert all(p["state"] == "waiting" and p["signal_deg"] is not None for p in refused)
 
 
+def test_no_lunge_counted_says_the_movement_was_too_shallow(media_dir, tmp_path):
+    """pose2sim-single-cam01: the man's one lean-over step bends his knee to ~118-120 deg, short of
+    the lunge's 110: 0 reps, and the summary and console say why (the video already did)."""
+    summary, lines, stdout = process(media_dir / "pose2sim-single-cam01.mp4", tmp_path, "--exercise", "lunge")
+    assert summary["reps"] == 0
+    shallow = {pid: person for pid, person in summary["people"].items() if person["partial_reps"]}
+    assert shallow, summary["people"]
+    for pid, person in shallow.items():
+        depth = min(p["depth_deg"] for p in person["partial_reps"])
+        assert 110 < depth < 135 and person["hint_reason"] == "too_shallow"
+        count = len(person["partial_reps"])
+        assert person["hint"] == (f"no rep counted: {count} movement{'s' * (count > 1)} too shallow "
+                                  f"({depth:.0f}° at the deepest; a lunge turns at 110°)")
+        assert f"person {pid}: {person['hint']}" in stdout
+        partials = [line["analysis"]["fitness"]["people"][pid]["last_partial"] for line in lines
+                    if pid in line["analysis"]["fitness"]["people"]]
+        assert partials[-1]["depth_deg"] == person["partial_reps"][-1]["depth_deg"]
+
+
 def test_the_pushup_plank_is_a_lying_start_for_sit_ups(media_dir, tmp_path):
     """The push-up clip is a real body lying face down, hips open (~155-173 deg): a sit-up's start
     angle in its posture, so the counter is ready (no sit-up follows: 0 reps, no posture hint)."""

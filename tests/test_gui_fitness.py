@@ -72,7 +72,7 @@ def test_switching_the_exercise_off_stops_the_analysis(window, qtbot, media_dir)
     assert window.recording_panel.export_reps("csv") is None
 
 
-@pytest.mark.parametrize(("clip", "reason", "advice"), [("tiny.mp4", "too small", "--internal-size"),
+@pytest.mark.parametrize(("clip", "reason", "advice"), [("tiny.mp4", "nobody found", "move the camera closer"),
                                                        ("cut_edge.mp4", "out of frame", "whole body stays in view")])
 def test_the_window_says_why_the_angle_is_unknown_and_what_to_try(clip, reason, advice, window, qtbot, media_dir):
     from PyQt6.QtWidgets import QLabel

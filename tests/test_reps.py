@@ -121,10 +121,28 @@ def test_a_glitch_to_the_start_angle_at_the_bottom_does_not_end_the_rep():
 
 
 def test_cycles_shorter_than_the_minimum_duration_are_rejected():
-    spike = np.array([175, 175, 90, 175, 175], float)  # 0.1 s through the turn and back
+    spike = np.array([175] * 6 + [90, 175, 175], float)  # armed, then 0.1 s through the turn and back
     counter = squat_counter(min_rep_s=0.5)
     run(counter, np.concatenate([spike, squat_trace(1)]))
     assert counter.count == 1 and counter.rejected == 1
+
+
+def test_the_start_position_must_be_seen_a_while_in_a_row_to_arm_the_counter():
+    """cut_edge.mp4's shape: one known standing sample among unknown ones, then a squat's bottom.
+    It is no start (the person was never seen standing); the start seen for min_start_s is."""
+    glimpse = [None] * 5 + [167.0] + [None] * 10 + [64.0] * 5
+    counter = squat_counter()
+    run(counter, glimpse)
+    assert counter.state == WAITING
+    counter = squat_counter()
+    run(counter, [167.0, None, 167.0, 167.0] + [64.0] * 5)  # a gap breaks the row, so still two samples
+    assert counter.state == WAITING
+    counter = squat_counter()
+    run(counter, [167.0] * 4 + [64.0] * 5)  # 0.1 s at the start: armed, then at the bottom
+    assert counter.state == TURNED
+    counter = squat_counter(min_start_s=0.0)
+    run(counter, glimpse)
+    assert counter.state == TURNED, "without min_start_s the glimpse arms it"
 
 
 def test_increasing_exercises_count_the_other_way_and_reset_forgets():

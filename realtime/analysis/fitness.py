@@ -4,9 +4,12 @@ Output of `update` (also the JSONL line's analysis["fitness"]):
     {"exercise": {...preset...}, "people": {"<id>": {"angles": {joint: {"deg", "raw_deg", "conf",
      "source", "reason"}}, "signal_deg", "signal_reason", "signal_hint", "reps", "partials", "state",
      "phase", "last_rep", "last_partial"}}}
-A counted angle that is unknown says why (signal_reason): the person is too small, their joints
-are cut by the frame's edge, or not seen, and what to try (signal_hint, from HINTS); the summary
-counts those frames and gives the hint of the most frequent reason. `phase` says the counter's
+A counted angle that is unknown says why (signal_reason): nobody was found, the person is too
+small (under MIN_PERSON_PX: their angle is not counted even where the keypoints give one), their
+joints are cut by the frame's edge, or not seen, and what to try (signal_hint, from HINTS); the
+summary counts those frames and gives the hint of the most frequent reason (for frames with nobody
+found, a note of how long nobody was in view when the person was seen at other times), or, with
+no repetition, why nothing was counted (out of the posture, too shallow). `phase` says the counter's
 state in words ("going down", "at the bottom", ...; at the start position out of the exercise's
 posture, e.g. standing for a sit-up, "not in position" and what the start needs: such a start
 is no start, reps.RepCounter, and the summary's hint says why nothing was counted when most
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,20 +39,24 @@ from realtime.analysis.angles import (
     side_areas,
     world_angles,
 )
-from realtime.analysis.exercises import Exercise, seen_posture
+from realtime.analysis.exercises import PRESETS, Exercise, seen_posture
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
+from realtime.analysis.reps import OUT, START, TURNED, WAITING, PartialRep, RepCounter
 from realtime.imaging import mask_box
 from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult, PersonParse
 
 ANGLE_NAMES = tuple(JOINTS)
+NOBODY = "nobody_found"
 TOO_SMALL = "too_small"
-MIN_PERSON_PX = 120  # a person shorter than this (image pixels) gives no reliable joints
-# What to try when a person's counted angle is unknown, by reason
+MIN_PERSON_PX = 120  # a person smaller than this (own pixels, the body's longer side) gives no reliable joints
+SIZE_WINDOW_S = 3.0  # a person's size is the largest in this long: a squat's bottom is no smaller person
+CLOSER = "move the camera closer or record at a higher resolution"
+# What to try when a person's counted angle is unknown, by reason. A larger --internal-size is no
+# cure for too_small: the rule is in the frame's own pixels, which parsing at a larger size does not add.
 HINTS = {
-    TOO_SMALL: f"nobody was found, or a person under {MIN_PERSON_PX} px tall: if someone is there, move the "
-               "camera closer, record at a higher resolution, or parse at a larger --internal-size (e.g. 960)",
+    NOBODY: f"nobody in view; if someone is there, they are too small or unclear to be found: {CLOSER}",
+    TOO_SMALL: f"the person is under {MIN_PERSON_PX} px tall, too small for reliable joints: {CLOSER}",
     OUT_OF_FRAME: "the counted joints are cut by the frame's edge: step back or aim the camera so the whole "
                   "body stays in view",
     NOT_VISIBLE: "the counted joints are not seen clearly: turn side-on to the camera, add light, or wear "
@@ -60,6 +68,7 @@ HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at leas
 WAITING_WORDS = "waiting for the start position"
 READY_WORDS = "ready"
 POSTURE = "posture"  # the hint's reason when starts out of the exercise's posture were refused
+TOO_SHALLOW = "too_shallow"  # the hint's reason when no repetition counted and some movements were too shallow
 
 
 @dataclass
@@ -70,6 +79,18 @@ class _PersonTrack:
     unknown: dict[str, int] | None = None  # reason -> frames with the counted angle unknown
     start_frames: int = 0  # frames that could start a repetition (RepCounter.would_start), in any posture
     off_posture: dict[str, int] | None = None  # posture seen (seen_posture) -> those frames out of the exercise's
+    nobody_s: float = 0.0  # seconds with nobody found (from the frame before each such frame)
+    last_s: float | None = None  # the time of the latest frame
+    sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
+
+    def size_px(self, time_s: float, size: int | None) -> int | None:
+        """The person's size: the largest body (its box's longer side, own pixels) found in the
+        last SIZE_WINDOW_S including `size` (None: not found now); None when not found in it."""
+        if size is not None:
+            self.sizes.append((time_s, size))
+        while self.sizes and (time_s - self.sizes[0][0] > SIZE_WINDOW_S or time_s < self.sizes[0][0]):
+            self.sizes.popleft()
+        return max((s for _, s in self.sizes), default=None)
 
 
 def _reduce(values: list[float], how: str) -> float:
@@ -126,6 +147,7 @@ class FitnessAnalyser(Analyser):
                 track.start_frames += earlier.start_frames
                 track.unknown = _added(earlier.unknown, track.unknown)
                 track.off_posture = _added(earlier.off_posture, track.off_posture)
+                track.nobody_s += earlier.nobody_s
             self._tracks[into_id] = track
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
@@ -148,12 +170,20 @@ class FitnessAnalyser(Analyser):
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
-        reason = None if not math.isnan(signal) else _why_unknown(mask, [raw[j].reason for j in exercise.joints],
-                                                                  _frame_box(frame))
+        box = mask_box(mask)
+        own = None if box is None else frame.placement.box_to_own(box)
+        size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
+        reason = _why_unknown(box, size, [raw[j].reason for j in exercise.joints], _frame_box(frame),
+                              math.isnan(signal))
+        if reason is not None:
+            signal = math.nan
         track.frames += 1
         if reason is not None:
             track.unknown = track.unknown or {}
             track.unknown[reason] = track.unknown.get(reason, 0) + 1
+        if reason == NOBODY and track.last_s is not None:
+            track.nobody_s += max(0.0, frame.pts_s - track.last_s)
+        track.last_s = frame.pts_s
         counter = track.counter
         lean = _posture_lean(person, smooth["trunk_lean"], self._min_score)
         in_posture = exercise.posture is None or exercise.posture.holds(lean)
@@ -200,17 +230,21 @@ class FitnessAnalyser(Analyser):
     def summary(self) -> dict[str, Any]:
         """{"exercise", "reps" (all people), "per_rep" (each with its "person"), "people"}; each
         person also has "frames", "unknown_frames" (counted angle unknown), "unknown_reasons"
-        (reason -> frames), "off_posture_frames" (at the start position out of the exercise's
-        posture: no start), "hint" and "hint_reason": without a repetition, when most frames at
-        the start position were out of the posture, why nothing was counted (reason POSTURE);
-        else what to try for the most frequent unknown reason when the angle was unknown in at
-        least HINT_SHARE of the frames; else null."""
+        (reason -> frames), "nobody_s" (seconds with nobody found), "off_posture_frames" (at the
+        start position out of the exercise's posture: no start), "hint" and "hint_reason": without
+        a repetition, when most frames at the start position were out of the posture, why nothing
+        was counted (reason POSTURE), else when some movements were too shallow, how deep the
+        deepest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
+        HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
+        in view (a note) or, when nobody was found in any frame, what to try; another reason,
+        what to try (HINTS); else null."""
         with self._lock:
+            anyone_seen = any(t.frames > (t.unknown or {}).get(NOBODY, 0) for t in self._tracks.values())
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
                                  "partial_reps": [p.to_dict() for p in t.counter.partial_reps],
                                  "rejected_short": t.counter.rejected,
                                  "per_rep": [r.to_dict() for r in t.counter.reps],
-                                 **_unknown_summary(t, self.exercise)}
+                                 **_unknown_summary(t, self.exercise, anyone_seen)}
                       for pid, t in sorted(self._tracks.items())}
         per_rep = [{"person": pid, **rep} for pid, person in people.items() for rep in person["per_rep"]]
         return {"exercise": self.exercise.to_dict(), "reps": len(per_rep), "per_rep": per_rep, "people": people}
@@ -279,18 +313,27 @@ def _frame_box(frame: Frame) -> tuple[int, int, int, int]:
             min(height, y0 + round(frame.own_size[1] * place.scale_y)))
 
 
-def _why_unknown(mask: np.ndarray, joint_reasons: list[str | None], frame_box: tuple[int, int, int, int]) -> str:
-    """Why a person's counted angle is unknown: out_of_frame when a counted joint is cut by the
-    frame's edge or the person's mask reaches it (the body goes on outside), else too_small when
-    the mask is empty (nobody found) or under MIN_PERSON_PX tall, else not_visible."""
-    box = mask_box(mask)
+def _why_unknown(box: tuple[int, int, int, int] | None, size_px: int | None, joint_reasons: list[str | None],
+                 frame_box: tuple[int, int, int, int], unknown: bool) -> str | None:
+    """Why a person's counted angle is (or is taken as) unknown; None when it is known and counts.
+    box: the person's mask's box in the image (None: empty); size_px: their size in the frame's
+    own pixels (_PersonTrack.size_px: a frame scaled into the run's output size is judged as shot).
+    With the angle unknown: out_of_frame when a counted joint is cut by the frame's edge or the
+    person's mask reaches it (the body goes on outside), nobody_found when the mask is empty,
+    too_small when the person is under MIN_PERSON_PX, else not_visible. A known angle of a person
+    wholly in the frame and under MIN_PERSON_PX is too_small all the same: keypoints that small
+    are guesses (a 46 px person's standing knees read, their squatting knees do not, so the
+    counter never sees a squat)."""
     x0, y0, x1, y1 = frame_box
-    if OUT_OF_FRAME in joint_reasons or (box is not None and (box[1] <= y0 or box[3] >= y1 or box[0] <= x0
-                                                               or box[2] >= x1)):
+    at_edge = box is not None and (box[1] <= y0 or box[3] >= y1 or box[0] <= x0 or box[2] >= x1)
+    small = box is not None and size_px is not None and size_px < MIN_PERSON_PX
+    if not unknown:
+        return TOO_SMALL if small and not at_edge else None
+    if OUT_OF_FRAME in joint_reasons or at_edge:
         return OUT_OF_FRAME
-    if box is None or box[3] - box[1] < MIN_PERSON_PX:
-        return TOO_SMALL
-    return NOT_VISIBLE
+    if box is None:
+        return NOBODY
+    return TOO_SMALL if small else NOT_VISIBLE
 
 
 def _added(a: dict[str, int] | None, b: dict[str, int] | None) -> dict[str, int] | None:
@@ -306,15 +349,33 @@ def _start_posture(exercise: Exercise) -> str:
     return f"a {exercise.name} starts {exercise.posture.words}"
 
 
-def _unknown_summary(track: _PersonTrack, exercise: Exercise) -> dict[str, Any]:
+def _unknown_summary(track: _PersonTrack, exercise: Exercise, anyone_seen: bool) -> dict[str, Any]:
+    """The summary's per-person counts and hint (FitnessAnalyser.summary); anyone_seen: whether
+    the run found a person (any person) in some frame, so that frames with nobody are a note."""
     unknown, off_posture = track.unknown or {}, track.off_posture or {}
     frames = sum(unknown.values())
     worst = max(unknown, key=unknown.get, default=None)
     reason = worst if worst is not None and frames >= HINT_SHARE * track.frames else None
     hint = HINTS.get(reason)
+    if reason == NOBODY:
+        hint = (f"nobody in view for {track.nobody_s:.1f} s" if anyone_seen
+                else f"nobody found in any frame: if someone is there, they are too small or unclear to be "
+                     f"found: {CLOSER}")
+    partials = track.counter.partial_reps
+    if not track.counter.reps and partials:
+        reason, hint = TOO_SHALLOW, f"no rep counted: {_too_shallow(partials, exercise)}"
     if not track.counter.reps and 2 * sum(off_posture.values()) > track.start_frames:
         seen = max(off_posture, key=off_posture.get)
         reason = POSTURE
         hint = f"no rep counted: the person was {seen}, {_start_posture(exercise)}"
     return {"frames": track.frames, "unknown_frames": frames, "unknown_reasons": dict(sorted(unknown.items())),
-            "off_posture_frames": sum(off_posture.values()), "hint": hint, "hint_reason": reason}
+            "nobody_s": round(track.nobody_s, 3), "off_posture_frames": sum(off_posture.values()),
+            "hint": hint, "hint_reason": reason}
+
+
+def _too_shallow(partials: list[PartialRep], exercise: Exercise) -> str:
+    """'1 movement too shallow (120° at the deepest; a lunge turns at 110°)': the deepest of them."""
+    deepest = max(partials, key=lambda p: abs(p.depth_deg - exercise.start_deg)).depth_deg
+    turn = (f"a {exercise.name} turns at" if exercise.name in PRESETS else "the turn is at")
+    return (f"{len(partials)} movement{'' if len(partials) == 1 else 's'} too shallow "
+            f"({deepest:.0f}° at the deepest; {turn} {exercise.turn_deg:.0f}°)")

@@ -4,8 +4,10 @@ A repetition starts at the start position (the angle on the start side of `start
 the turn (beyond `turn_deg`) and counts only once the angle is back at the start position. The
 band between the two thresholds is the hysteresis: noise inside it changes nothing. A movement
 that leaves the start position far enough to be an attempt (`partial_share` of the band) and
-comes back without reaching the turn is a partial repetition: not counted, too shallow. A
-repetition starts only in the exercise's posture: a sample at the start position out of it
+comes back without reaching the turn is a partial repetition: not counted, too shallow. The
+counter arms (waiting -> start) only once the start position has been seen for `min_start_s`
+without a gap: one known sample among unknown ones (a body cut by the frame's edge, read once)
+is no start. A repetition starts only in the exercise's posture: a sample at the start position out of it
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
 that started in the posture ends wherever it returns to the start angle.
@@ -93,6 +95,8 @@ class RepCounter:
     min_rep_s: shorter start -> turn -> start cycles are noise, not repetitions.
     min_hold_s: after the turn, the angle must stay at the start position this long before the
         repetition counts, so a glitch at the bottom that looks like the start does not end it.
+    min_start_s: while waiting, the start position must be seen this long, sample after sample
+        with no unknown one between, before the counter is at the start (armed).
     max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
         progress; the counter waits for the start position again.
     partial_share: a movement back to the start without the turn is a partial repetition when its
@@ -100,15 +104,16 @@ class RepCounter:
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
-                 max_gap_s: float = 1.0, partial_share: float = 0.25) -> None:
+                 min_start_s: float = 0.1, max_gap_s: float = 1.0, partial_share: float = 0.25) -> None:
         if start_deg == turn_deg:
             raise ValueError("start and turn thresholds must differ")
-        if min_rep_s < 0 or min_hold_s < 0 or max_gap_s <= 0:
-            raise ValueError("min_rep_s and min_hold_s must be >= 0 and max_gap_s > 0")
+        if min_rep_s < 0 or min_hold_s < 0 or min_start_s < 0 or max_gap_s <= 0:
+            raise ValueError("min_rep_s, min_hold_s and min_start_s must be >= 0 and max_gap_s > 0")
         self.start_deg = start_deg
         self.turn_deg = turn_deg
         self.min_rep_s = min_rep_s
         self.min_hold_s = min_hold_s
+        self.min_start_s = min_start_s
         self.max_gap_s = max_gap_s
         self.partial_share = partial_share
         self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
@@ -124,6 +129,7 @@ class RepCounter:
         self.state = WAITING
         self._attempt: _Attempt | None = None
         self._back: _Sample | None = None  # first sample back at the start after the turn
+        self._seen_start: _Sample | None = None  # while waiting: the first of the samples in a row at the start
         self._last: _Sample | None = None
 
     def seek(self, time_s: float) -> None:
@@ -168,6 +174,7 @@ class RepCounter:
         measurement this frame. in_posture=False: the body is not in the exercise's posture, so
         this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
+            self._seen_start = None
             if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
                 self.state, self._attempt, self._back, self._last = WAITING, None, None, None
             return None
@@ -177,15 +184,18 @@ class RepCounter:
         self._last = sample
         at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
         if not in_posture and self.would_start(deg):
-            self.state, self._attempt = WAITING, None
+            self.state, self._attempt, self._seen_start = WAITING, None, None
             return None
-        if self.state in (WAITING, START):
-            if at_start and self.state == START:
-                self._rest(sample)
-            elif at_start:
-                self.state = START
+        if self.state == WAITING:
+            self._seen_start = (self._seen_start or sample) if at_start else None
+            if self._seen_start is not None and time_s - self._seen_start.time_s >= self.min_start_s:
+                self.state, self._seen_start = START, None
                 self._attempt = _Attempt(sample, sample, deg, deg)
-            elif self.state == START:
+            return None
+        if self.state == START:
+            if at_start:
+                self._rest(sample)
+            else:
                 self.state = TURNED if at_turn else OUT
                 self._track(sample, side_diff_deg, area_ratio)
             return None

@@ -5,7 +5,7 @@ import csv
 import io
 from typing import Any
 
-from realtime.analysis.fitness import POSTURE
+from realtime.analysis.fitness import NOBODY, POSTURE, TOO_SHALLOW
 from realtime.render import plural
 
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
@@ -20,8 +20,9 @@ def _cell(value: Any) -> str:
 
 def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
-    often unknown a line saying in how many frames, why, and what to try (or, when nothing was
-    counted because the person was not in the exercise's posture, that hint)."""
+    often unknown a line saying in how many frames, why, and what to try (or the hint as it is
+    when it says it all: nobody in view, or why nothing was counted: out of the exercise's
+    posture, too shallow)."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
     if summary["per_rep"]:
@@ -29,7 +30,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]
         lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
     for pid, person in summary["people"].items():
-        if person.get("hint_reason") == POSTURE:
+        if person.get("hint_reason") in (NOBODY, POSTURE, TOO_SHALLOW):
             lines.append(f"person {pid}: {person['hint']}")
         elif person.get("hint"):
             reasons = ", ".join(f"{reason} {frames}" for reason, frames in person["unknown_reasons"].items())
