@@ -21,7 +21,7 @@ from realtime.config import PipelineConfig, config_from_args
 # Options that are not pipeline settings: where the command writes, how it measures, what the
 # window does; each is used by its command's own code.
 NOT_PIPELINE = {
-    "process": {"output", "metrics", "labels_dir", "summary", "no_audio"},
+    "process": {"output", "metrics", "labels_dir", "summary", "no_audio", "readout"},
     "bench": {"warmup", "record", "compare", "frames"},
     "bench-memory": {"seconds", "interval", "warmup_seconds", "no_record"},
     "pose-quality": set(),
