@@ -14,7 +14,6 @@ import av
 import cv2
 import numpy as np
 import pytest
-import torch
 from conftest import engine_threads
 
 from realtime.build import build_pipeline, build_stages
@@ -59,12 +58,9 @@ def _frame_count(video: Path) -> int:
         return sum(1 for _ in container.decode(video=0))
 
 
-def test_overlapped_steps_write_what_one_thread_writes(squat30, tmp_path, monkeypatch):
+def test_overlapped_steps_write_what_one_thread_writes(squat30, tmp_path):
     """BlazePose's ROI tracking, the tracker and the smoother keep history: on their own threads
-    they must still see every frame once, in order. (With the same threads per network: by default
-    overlapping steps give each network half the CPUs, and another thread count rounds a
-    convolution's sums differently, or lets the calibration pick another backend.)"""
-    monkeypatch.setenv("OMP_NUM_THREADS", str(torch.get_num_threads()))
+    they must still see every frame once, in order."""
     options = ("--pose", "blazepose-torch")
     one, one_labels = _processed(squat30, tmp_path / "one", *options, "--stage-threads", "1")
     many, many_labels = _processed(squat30, tmp_path / "many", *options, "--stage-threads", "0")

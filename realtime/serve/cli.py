@@ -143,9 +143,6 @@ def _serve(args: argparse.Namespace) -> int:
             raise CliError(f"--ray-address and --replicas need Ray Serve ({exc}): pip install 'ray[serve]' "
                            "(with the [cluster] extra)") from None
         return run_ray_serve(settings)
-    from realtime.config import default
-    from realtime.models.backends import network_threads_for
     from realtime.serve.server import run_uvicorn
 
-    with network_threads_for(default("stage_threads")):  # as `process` runs: a job's outputs are the same
-        return run_uvicorn(settings)
+    return run_uvicorn(settings)
