@@ -269,7 +269,7 @@ def network_threads(stage_threads: int, cpus: int | None = None) -> int:
     (PipelineConfig): with its steps on one thread (1), all `cpus` (default: the CPUs this process
     may run on); with them overlapping (0, or more than one thread), two forwards run at once, so
     each takes half of them, at least one. (On 2 busy cores BodyPix, BlazePose's landmark network
-    and the selfie segmenter took as long on one thread as on two, for 4-33 % less CPU time, and
+    and the selfie segmenter took as long on one thread as on two, for 5-30 % less CPU time, and
     the pipeline 0.84-0.92 of the CPU per frame.)"""
     if cpus is None:
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
