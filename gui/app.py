@@ -14,7 +14,6 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import config_from_args
-from realtime.models.backends import network_threads_for
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
@@ -40,20 +39,19 @@ def run_app(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config = replace(config, model=args.model or settings.value("model", config.model, str),
                      smoothing=settings.value("view/smoothing", config.smoothing, float))
-    with network_threads_for(config.stage_threads):  # the window's pipeline overlaps its steps
-        session = Session(config)
-        window = MainWindow(session, settings)
-        window.show()
-        if args.exercise:
-            window.fitness_panel.picker.choose(args.exercise)
-        window.open_source(args.source or window.source_panel.last_source() or "0")
-        if args.present:
-            window.toggle_presentation()
-        # Python only handles Ctrl+C between Qt events; the state timer provides them.
-        signal.signal(signal.SIGINT, lambda *_: window.close())
-        if args.frames:
-            _exit_after_frames(app, window, args.frames)
-        status = app.exec()
+    session = Session(config)
+    window = MainWindow(session, settings)
+    window.show()
+    if args.exercise:
+        window.fitness_panel.picker.choose(args.exercise)
+    window.open_source(args.source or window.source_panel.last_source() or "0")
+    if args.present:
+        window.toggle_presentation()
+    # Python only handles Ctrl+C between Qt events; the state timer provides them.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    if args.frames:
+        _exit_after_frames(app, window, args.frames)
+    status = app.exec()
     if args.screenshot:
         window.refresh()
         app.processEvents()  # lay out the texts refresh() just set

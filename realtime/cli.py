@@ -59,12 +59,7 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         args = parser.parse_args([default_command, *(argv or [])])
     log_file = configure_logging()
     try:
-        if getattr(args, "stage_threads", None) is None:
-            return args.handler(args)
-        from realtime.models.backends import network_threads_for
-
-        with network_threads_for(args.stage_threads):
-            return args.handler(args)
+        return args.handler(args)
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise

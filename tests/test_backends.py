@@ -19,7 +19,6 @@ from realtime.models.backends import (
     agrees,
     available_backends,
     calibration_key,
-    network_threads,
     onnx_key,
 )
 from realtime.models.bodypix import MULTI_PERSON_HEADS, SINGLE_PERSON_HEADS
@@ -132,29 +131,6 @@ def test_the_race_keeps_each_backends_best_time_so_one_disturbed_stretch_does_no
     ms = _race({"fast": fast, "slow": slow}, torch.zeros(1), runs=4, warmup=1, budget_s=30.0)
     assert 5 <= ms["fast"] < 60 and fast.calls == 5
     assert ms["slow"] == float("inf") and slow.calls == 2  # 12 times slower: out after its second call
-
-
-def test_overlapping_steps_give_each_network_half_the_cpus():
-    assert [network_threads(0, cpus) for cpus in (1, 2, 3, 8)] == [1, 1, 1, 4]
-    assert network_threads(3, 8) == 4
-    assert [network_threads(1, cpus) for cpus in (1, 2, 8)] == [1, 2, 8]
-
-
-@pytest.mark.parametrize("stage_threads", ["0", "1"])
-def test_a_run_builds_its_graphs_with_its_network_threads_and_gives_the_count_back(
-        single_clip, tmp_path, monkeypatch, capsys, stage_threads):
-    from realtime.cli import main
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    cache_file = tmp_path / "backends.json"
-    monkeypatch.setenv("PARTSIGHT_BACKEND_CACHE", str(cache_file))
-    before = torch.get_num_threads()
-    assert main(["bench", str(single_clip), "--size", "160x120", "--frames", "2", "--warmup", "1", "--max-people",
-                 "1", "--pose", "parser", "--person-mask", "parser", "--stage-threads", stage_threads]) == 0
-    assert json.loads(capsys.readouterr().out)["frames"] == 2
-    keys = list(json.loads(cache_file.read_text()))
-    assert keys and all(f"|threads={network_threads(int(stage_threads))}|" in key for key in keys)
-    assert torch.get_num_threads() == before
 
 
 def test_a_damaged_cache_file_is_started_anew(tmp_path):

@@ -13,7 +13,6 @@ A Graph maps an N x C x H x W float32 tensor to a tuple of tensors, as the modul
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import io
@@ -27,7 +26,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -262,33 +261,6 @@ def _package_code_digest() -> str:
         digest.update(source.relative_to(package).as_posix().encode())
         digest.update(source.read_bytes())
     return digest.hexdigest()
-
-
-def network_threads(stage_threads: int, cpus: int | None = None) -> int:
-    """Threads for each network's forward on the CPU in a run with `stage_threads`
-    (PipelineConfig): with its steps on one thread (1), all `cpus` (default: the CPUs this process
-    may run on); with them overlapping (0, or more than one thread), two forwards run at once, so
-    each takes half of them, at least one. (On 2 busy cores BodyPix, BlazePose's landmark network
-    and the selfie segmenter took as long on one thread as on two, for 5-30 % less CPU time, and
-    the pipeline 0.84-0.92 of the CPU per frame.)"""
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cpus if stage_threads == 1 else max(1, cpus // 2)
-
-
-@contextlib.contextmanager
-def network_threads_for(stage_threads: int) -> Iterator[int]:
-    """PyTorch's intra-op threads, which the onnxruntime and OpenVINO graphs built meanwhile take
-    too (build_graph), set to network_threads(stage_threads) for the block, then set back; a
-    user's OMP_NUM_THREADS wins. Yields the count. PyTorch's count is the process's: for a
-    command's run, not for two runs at once."""
-    before = torch.get_num_threads()
-    threads = before if os.environ.get("OMP_NUM_THREADS") else network_threads(stage_threads)
-    torch.set_num_threads(threads)
-    try:
-        yield threads
-    finally:
-        torch.set_num_threads(before)
 
 
 def available_backends() -> tuple[str, ...]:
