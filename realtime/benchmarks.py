@@ -172,7 +172,8 @@ def rss_mb() -> float:
 
 def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool = False) -> dict:
     """One run of `config`'s pipeline over `warmup` + `frames` frames of its source (a file
-    played again at its end when `config.loop`), as `process` runs it (started: the capture thread decodes ahead, the inference thread runs the rest).
+    played again at its end when `config.loop`), as `process` runs it (started: the capture
+    thread decodes ahead, the inference thread runs the rest).
     Reports frames per second, latency percentiles, the mean ms of every stage (queue: a decoded
     frame's wait for the first step thread; handoff: its waits between step threads; scale_up:
     the results of a frame parsed at the parse size scaled to its size; encode and encode_queue

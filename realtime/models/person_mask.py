@@ -107,11 +107,12 @@ class PersonMaskStage(ResultStage):
             mean = cv2.addWeighted(parse.person_probs, POSE_WEIGHT, segmented, 1 - POSE_WEIGHT, -REFINE_BIAS)
             fused_probs = fast_guided_filter(grey, mean, radius_frac=REFINE_RADIUS)
             np.clip(fused_probs, 0.0, 1.0, out=fused_probs)
-            people = [one for one in parse.people if one.landmarks is not None]  # BlazePose's people
-            unfollowed = _readings_the_segmenter_confirms(parse.people, segmented, fused_probs > 0.5)
-            for one in unfollowed:  # a person BlazePose lost (leaning far over, turned away) keeps their pixels
-                np.maximum(fused_probs, segmented, out=fused_probs, where=one.mask)
             person = fused_probs > 0.5
+            people = [one for one in parse.people if one.landmarks is not None]  # BlazePose's people
+            unfollowed = _readings_the_segmenter_confirms(parse.people, segmented, person)
+            for one in unfollowed:  # a person BlazePose lost (leaning far over, turned away) keeps their pixels
+                np.maximum(fused_probs, segmented, out=fused_probs, where=one.mask)  # > 0.5 there: the segmenter's
+                person |= one.mask
             people += unfollowed
         else:  # the segmenter alone: it decides only where the parser is unsure
             parser_person = self._upsampler.upsample(parse.part_probs[0], frame_hw)
@@ -136,19 +137,21 @@ class PersonMaskStage(ResultStage):
 
 
 def _readings_the_segmenter_confirms(people: list[PersonParse], segmented: np.ndarray,
-                                     followed: np.ndarray) -> list[PersonParse]:
+                                     refined: np.ndarray) -> list[PersonParse]:
     """The parser's people BlazePose does not follow (no landmarks) whose reading the segmenter
-    confirms, cut to where it does (p > 0.5) and to pixels `followed` (H x W bool: the mask of
-    BlazePose's people) does not hold: at least CONFIRMED_PIXELS of them, CONFIRMED_SHARE of the
-    reading. A person the detector and the landmark network lose for a while (a man leaning far
+    confirms, cut to where it does (p > 0.5) and to pixels `refined` (H x W bool: the refined
+    mask of BlazePose's people and the segmenter) does not hold: at least CONFIRMED_PIXELS of
+    them, CONFIRMED_SHARE of the reading. A person the detector and the landmark network lose for a while (a man leaning far
     over on pose2sim-multi-cam03, frames 44-50: BodyPix reads him, the segmenter agrees on
     76-88 % of the reading) keeps their pixels and their ID; a parser's false reading of the
     background, which the segmenter does not share, still has none."""
+    unfollowed = [one for one in people if one.landmarks is None]
+    if not unfollowed:
+        return []
+    free = (segmented > 0.5) & ~refined
     confirmed = []
-    for one in people:
-        if one.landmarks is not None:
-            continue
-        kept = one.mask & (segmented > 0.5) & ~followed
+    for one in unfollowed:
+        kept = one.mask & free
         count = int(np.count_nonzero(kept))
         if count >= CONFIRMED_PIXELS and count >= CONFIRMED_SHARE * np.count_nonzero(one.mask):
             confirmed.append(replace(one, mask=kept))
