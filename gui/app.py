@@ -7,13 +7,14 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QColor, QIcon, QPalette
 from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import config_from_args
+from realtime.logs import EXIT_INTERRUPTED
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
@@ -23,10 +24,12 @@ ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
 def run_app(args: argparse.Namespace) -> int:
     """Opens the window on `args.source` (default: the source that played last, else webcam 0),
-    in the presentation view with `--present`.
+    in the presentation view with `--present`, recording from the first frame with `--record`.
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
-    a PNG of the whole window before exiting. The exit status is 1 when no frame could be shown.
+    a PNG of the whole window before exiting. The exit status is 1 when no frame could be shown;
+    Ctrl-C or SIGTERM closes the window without asking (a running recording is finished and kept),
+    says so in one line and exits with EXIT_INTERRUPTED.
     """
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANISATION)
@@ -47,8 +50,18 @@ def run_app(args: argparse.Namespace) -> int:
     window.open_source(args.source or window.source_panel.last_source() or "0")
     if args.present:
         window.toggle_presentation()
-    # Python only handles Ctrl+C between Qt events; the state timer provides them.
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    if args.record:
+        window.frame_shown.connect(lambda _: window.recording_panel.toggle_recording(),
+                                   Qt.ConnectionType.SingleShotConnection)
+    stopped, recording = False, None
+
+    def stop(*_) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
+        nonlocal stopped, recording
+        stopped, recording = True, window.recording_panel.recording_path
+        window.close_now()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
     if args.frames:
         _exit_after_frames(app, window, args.frames)
     status = app.exec()
@@ -57,6 +70,9 @@ def run_app(args: argparse.Namespace) -> int:
         app.processEvents()  # lay out the texts refresh() just set
         _save_window(window.screenshot_widget(), Path(args.screenshot))
     window.close()
+    if stopped:
+        print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if status == 0 and window.frames_shown == 0:
         print("partsight: no frame was shown", file=sys.stderr)
         return EXIT_ERROR

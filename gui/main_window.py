@@ -18,7 +18,6 @@ from collections import deque
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from PyQt6.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QCloseEvent, QKeySequence, QResizeEvent, QShortcut
 from PyQt6.QtWidgets import (
@@ -43,11 +42,11 @@ from gui.source_banner import SourceBanner
 from gui.source_panel import SourcePanel
 from gui.status_panel import StatusPanel, state_text
 from gui.transport_bar import TransportBar
-from gui.video_view import PLACEHOLDER, VideoView
+from gui.video_view import PLACEHOLDER, Readout, VideoView
 from gui.view_panel import ViewPanel
 from gui.wheel_guard import WheelGuard
 from realtime.pipeline import FrameResult
-from realtime.render import models_text, readout_overlay, readout_panel, stats_lines
+from realtime.render import models_text, readout_panel, stats_lines
 from realtime.sources import is_device_or_stream
 
 STATE_INTERVAL_MS = 250
@@ -257,6 +256,11 @@ class MainWindow(QMainWindow):
         if self._shown_result is not None:
             self._display(self._shown_result, redraw=True)
 
+    def close_now(self) -> None:
+        """Closes without asking (Ctrl-C, SIGTERM): a running recording is finished and kept."""
+        self.recording_panel.stop_recording()
+        self.close()
+
     def confirm(self, title: str, text: str, yes: str) -> bool:
         """Asks a yes/no question; True when the user chose `yes`."""
         box = QMessageBox(QMessageBox.Icon.Question, title, text, QMessageBox.StandardButton.Cancel, self)
@@ -345,27 +349,27 @@ class MainWindow(QMainWindow):
         person choice when `redraw`), the readout in its slot, the original beside it in split view."""
         session = self._session
         drawn = session.render(replace(result, selected_people=session.selected_people)) if redraw else result.image
-        image = self._with_readout(result, drawn)
         raw = None
         if self.view_panel.compare:
             raw = result.frame.image[:, ::-1] if session.renderer.view.mirror else result.frame.image
-        self.video_view.set_frame(image, raw, kept=drawn)  # a screenshot is the frame as recordings have it
+        self.video_view.set_frame(drawn, raw, readout=self._readout(result, drawn.shape[:2]))
         if self._presentation is not None:
             shown = replace(result, selected_people=session.selected_people)
             self._presentation.set_frame(session.render(shown, presentation=True), raw)
 
-    def _with_readout(self, result: FrameResult, image: np.ndarray) -> np.ndarray:
-        """The speed readout (or, paused, the position) in its slot, unless the engine drew it in."""
+    def _readout(self, result: FrameResult, frame_hw: tuple[int, int]) -> Readout | None:
+        """The speed readout of `result` (or, paused, its position) in the readout's slot, for the
+        view to paint at the screen's resolution; below the engine's, when the engine drew it in."""
         position = f"frame {result.frame.index}  {result.frame.pts_s:.2f} s"
-        burned = self._session.renderer.view.show_stats
-        if burned:
+        if self._session.renderer.view.show_stats:
             if not self._session.paused:
-                return image
-            below = readout_panel(stats_lines(result)).box(image.shape[:2])[3]
-            return readout_overlay(image, [f"PAUSED  {position}"], below_y=below)
+                return None
+            below = readout_panel(stats_lines(result)).box(frame_hw)[3]
+            lines = [f"PAUSED  {position}"]
+            return Readout(lines, readout_panel(lines, below_y=below).box(frame_hw))
         lines = ([f"PAUSED  {position}", models_text(result.model, result.pose_source)] if self._session.paused
                  else stats_lines(result))
-        return readout_overlay(image, lines)
+        return Readout(lines, readout_panel(lines).box(frame_hw))
 
     def _display_fps(self) -> float:
         now = time.monotonic()

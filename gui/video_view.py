@@ -1,18 +1,31 @@
 """The video view: the annotated frame, letterboxed to keep its aspect ratio, or a message in its
-place (nothing open yet, loading, an error). In split view the original frame shows left of a
-divider the user drags and the parsed frame right of it.
+place (nothing open yet, loading, an error), with the window's readout painted over it at the
+screen's resolution. In split view the original frame shows left of a divider the user drags and
+the parsed frame right of it.
 
 This is the one place where engine images (H x W x 3 uint8 RGB arrays) become QImages.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PyQt6.QtCore import QPoint, QPointF, QRect, QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QFontMetrics, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import QColor, QFont, QFontMetrics, QFontMetricsF, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 PLACEHOLDER = "No video yet. Pick a webcam, open a file or connect to a stream."
 _GRAB_PX = 10  # how near the divider a press grabs it
+_READOUT_SHADE = QColor(0, 0, 0, 153)  # the engine's text slots keep 40 % of the picture under them
+
+
+class Readout(NamedTuple):
+    """Text painted over the frame at the screen's resolution (not drawn into the frame and scaled
+    with it): `lines` in `box`, (x0, y0, x1, y1) in frame pixels (exclusive ends), white on the
+    dark translucent box the engine's text slots have."""
+
+    lines: list[str]
+    box: tuple[int, int, int, int]
 
 
 def to_qimage(image: np.ndarray) -> tuple[QImage, np.ndarray]:
@@ -47,8 +60,7 @@ class VideoView(QWidget):
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._image: QImage | None = None
         self._array: np.ndarray | None = None
-        self._kept: QImage | None = None
-        self._kept_array: np.ndarray | None = None
+        self._readout: Readout | None = None
         self._raw: QImage | None = None
         self._raw_array: np.ndarray | None = None
         self._message = PLACEHOLDER
@@ -56,18 +68,17 @@ class VideoView(QWidget):
         self._split = 0.5  # divider position in split view, 0..1 of the frame's width
         self._dragging = False
 
-    def set_frame(self, image: np.ndarray, raw: np.ndarray | None = None, *, kept: np.ndarray | None = None) -> None:
-        """Shows `image`; with `raw` (the same frame before parsing) in split view. `kept`: the
-        frame a screenshot saves (`image()`) when it differs from the one shown: the engine's
-        drawing, without what the window writes over it (the speed readout)."""
+    def set_frame(self, image: np.ndarray, raw: np.ndarray | None = None, *, readout: Readout | None = None) -> None:
+        """Shows `image` with `readout` over it; with `raw` (the same frame before parsing) in split
+        view."""
         self._image, self._array = to_qimage(image)
-        self._kept, self._kept_array = to_qimage(kept) if kept is not None else (None, None)
         self._raw, self._raw_array = to_qimage(raw) if raw is not None else (None, None)
+        self._readout = readout
         self.update()
 
     def show_message(self, text: str, *, error: bool = False) -> None:
         """Clears the frame and shows `text` in its place."""
-        self._image = self._array = self._kept = self._kept_array = self._raw = self._raw_array = None
+        self._image = self._array = self._raw = self._raw_array = self._readout = None
         self._message, self._message_is_error = text, error
         self.setToolTip("")
         self.update()
@@ -86,9 +97,14 @@ class VideoView(QWidget):
         self.update()
 
     def image(self) -> QImage | None:
-        """The frame on screen at full resolution, as kept for screenshots (a copy, safe to keep)."""
-        shown = self._kept if self._kept is not None else self._image
-        return None if self._image is None else shown.copy()
+        """The frame on screen at full resolution, without the readout painted over it (a copy,
+        safe to keep)."""
+        return None if self._image is None else self._image.copy()
+
+    @property
+    def readout(self) -> Readout | None:
+        """The text painted over the frame on screen."""
+        return self._readout if self._image is not None else None
 
     def frame_rect(self) -> QRect:
         """Where the frame is drawn inside the widget (empty before the first frame)."""
@@ -151,6 +167,28 @@ class VideoView(QWidget):
         painter.drawImage(QRectF(rect), self._image)
         if self._raw is not None:
             self._paint_split(painter, rect)
+        if self._readout is not None:
+            self._paint_readout(painter, rect)
+
+    def _paint_readout(self, painter: QPainter, rect: QRect) -> None:
+        """The readout's box where its frame pixels are on screen, its lines in a font as large as
+        fills the box (the engine sized the box for them)."""
+        lines, (x0, y0, x1, y1) = self._readout
+        scale = rect.width() / self._image.width()
+        box = QRectF(rect.x() + x0 * scale, rect.y() + y0 * scale, (x1 - x0) * scale, (y1 - y0) * scale)
+        painter.fillRect(box, _READOUT_SHADE)
+        line_h = box.height() / (len(lines) + 0.4)  # the engine's padding: about 0.4 of a line
+        font = QFont(self.font())
+        font.setPixelSize(max(1, round(line_h * 0.62)))
+        widest = max(QFontMetricsF(font).horizontalAdvance(line) for line in lines)
+        pad = line_h * 0.3
+        if widest > box.width() - 2 * pad:
+            font.setPixelSize(max(1, int(font.pixelSize() * (box.width() - 2 * pad) / widest)))
+        painter.setFont(font)
+        painter.setPen(QColor(255, 255, 255))
+        for n, line in enumerate(lines):
+            area = QRectF(box.x() + pad, box.y() + line_h * (0.2 + n), box.width() - pad, line_h)
+            painter.drawText(area, Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, line)
 
     def _paint_message(self, painter: QPainter) -> None:
         """The message centred; an error's first paragraph (its headline) larger and bold."""

@@ -28,7 +28,7 @@ from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
-from realtime.logs import EXIT_INTERRUPTED, configure_logging
+from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
 from realtime.version import version
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
          default_command: str | None = None) -> int:
     """Runs one command. `extra_commands` add subcommands (gui/ adds `gui`); without a command,
     `default_command` runs (the window) or the usage is shown. Failures print one line (the
-    traceback goes to the log file) and return 1; a Ctrl-C the command did not handle propagates
-    (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in one line."""
+    traceback goes to the log file) and return 1; a SIGTERM is a Ctrl-C; a Ctrl-C the command did
+    not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
+    one line."""
     parser = _build_parser(extra_commands)
     args = parser.parse_args(argv)
     if args.command is None:
@@ -59,7 +60,8 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         args = parser.parse_args([default_command, *(argv or [])])
     log_file = configure_logging()
     try:
-        return args.handler(args)
+        with sigterm_as_ctrl_c():
+            return args.handler(args)
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise

@@ -15,7 +15,7 @@ import numpy as np
 
 from realtime.imaging import warp_by_flow
 from realtime.models import Parser
-from realtime.sources import SourceError, open_source
+from realtime.sources import SourceError, open_source, read_image_file
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult
 
@@ -224,7 +224,7 @@ def labelled_images(root: str | Path) -> list[LabelledImage]:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image_file(path)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
@@ -233,7 +233,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 def read_person_truth(path: str | Path) -> np.ndarray:
     """H x W bool: any non-background label. Palette PNGs come out of OpenCV as colours, and
     class 0's colour is black in every dataset here."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    label = read_image_file(path, cv2.IMREAD_UNCHANGED)
     if label is None:
         raise ValueError(f"{path}: not a readable label image")
     return label.any(axis=2) if label.ndim == 3 else label > 0
@@ -338,7 +338,7 @@ PART_LABEL_FORMATS = {
 
 def read_class_ids(path: str | Path) -> np.ndarray:
     """H x W uint8 class ids of a single-channel label PNG (grey values are the ids)."""
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    label = read_image_file(path, cv2.IMREAD_UNCHANGED)
     if label is None or label.ndim != 2:
         raise ValueError(f"{path}: not a single-channel label image of class ids")
     return label.astype(np.uint8)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import platformdirs
 
@@ -13,8 +16,14 @@ LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 _HANDLER_NAME = "partsight"
 # libraries that log, in their own words, what they then raise and PartSight reports in its own
-# (the multipart parser: a malformed upload, the client's 400): their records go to the log file only
-_FILE_ONLY_LOGGERS = ("python_multipart",)
+# (the multipart parser: a malformed upload, the client's 400), and libraries' Python warnings
+# (PIL's "Corrupt EXIF data" on a truncated TIFF, which is then a damaged image): their records go
+# to the log file only
+_FILE_ONLY_LOGGERS = ("python_multipart", "py.warnings")
+# Ray's loggers with console handlers of their own, whose notes a user of `batch` or `serve` has no
+# use for (`ray_notes_to_log_file`): its token authentication (a new local cluster gets a token,
+# Ray's default) and Ray Serve's progress ("Started Serve in namespace ...")
+RAY_NOTE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.serve")
 
 
 class _FileFormat(logging.Formatter):
@@ -45,7 +54,7 @@ class _Console(logging.StreamHandler):
     the exception tells the user in its own words."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        library = record.name.split(".", 1)[0] in _FILE_ONLY_LOGGERS
+        library = any(record.name == name or record.name.startswith(f"{name}.") for name in _FILE_ONLY_LOGGERS)
         return record.exc_info is None and not library and super().filter(record)
 
     @property
@@ -65,11 +74,44 @@ class _LogFile(logging.FileHandler):
         pass
 
 
+class _ToLogFile(logging.Filter):
+    """Sends a library logger's records to PartSight's log file (at INFO: not the console) instead
+    of the library's own handlers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        logging.getLogger(__name__).info("%s: %s", record.name, record.getMessage())
+        return False
+
+
+@contextmanager
+def ray_notes_to_log_file() -> Iterator[None]:
+    """Inside, what Ray's RAY_NOTE_LOGGERS record goes to the log file, not to the console."""
+    to_log_file = _ToLogFile()
+    for name in RAY_NOTE_LOGGERS:
+        logging.getLogger(name).addFilter(to_log_file)
+    try:
+        yield
+    finally:
+        for name in RAY_NOTE_LOGGERS:
+            logging.getLogger(name).removeFilter(to_log_file)
+
+
 def interrupted() -> int:
     """Ctrl-C before a command could say what it kept: the one line "partsight: interrupted";
     returns EXIT_INTERRUPTED."""
     print("partsight: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
+
+
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """Inside, a SIGTERM (`kill`, a service manager's stop) stops the command the way Ctrl-C does:
+    KeyboardInterrupt in the main thread, so what it wrote is finished and it says so in one line."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def log_file_path() -> Path:
@@ -80,8 +122,8 @@ def log_file_path() -> Path:
 
 def configure_logging(level: int = logging.INFO) -> Path | None:
     """Sends records at `level` and above, tracebacks included, to the log file and warnings and
-    errors to stderr as one line; returns the log file (None when it cannot be written). Calling
-    it again changes nothing."""
+    errors to stderr as one line, libraries' Python warnings to the log file only; returns the log
+    file (None when it cannot be written). Calling it again changes nothing."""
     root = logging.getLogger()
     ours = [handler for handler in root.handlers if handler.get_name() == _HANDLER_NAME]
     if ours:
@@ -101,4 +143,5 @@ def configure_logging(level: int = logging.INFO) -> Path | None:
         handler.set_name(_HANDLER_NAME)
         root.addHandler(handler)
     root.setLevel(min(root.getEffectiveLevel(), level))
+    logging.captureWarnings(True)
     return path

@@ -331,10 +331,10 @@ class ViewSettings:
     """What the overlay shows. The window changes these between frames; the next drawing reads
     them. show_stats: the speed readout is drawn into the image (and so into recordings; off by
     default: its figures are the machine's load, not the session's); stats_slot: its slot is kept
-    free even when it is not drawn, for a readout drawn over the image later (`readout_overlay`).
-    show_legend: the colour legend (None: only for label sets too large to tell apart by colour).
-    show_analysis: the analyses' text (repetitions) is drawn. mirror: drawn as in a mirror (a
-    webcam facing the user), text staying readable."""
+    free even when it is not drawn, for a readout a window paints over the image (in
+    `readout_panel`'s box). show_legend: the colour legend (None: only for label sets too large to
+    tell apart by colour). show_analysis: the analyses' text (repetitions) is drawn. mirror: drawn
+    as in a mirror (a webcam facing the user), text staying readable."""
 
     opacity: float = 0.6
     visible_parts: np.ndarray | None = None  # bool per class id; None = all
@@ -419,14 +419,9 @@ class _Reserved:
 
 
 def readout_panel(lines: list[str], *, below_y: int = 0) -> TextPanel:
-    """The speed readout's panel (top left): what the renderer draws with show_stats, and what a
-    window draws over an image rendered with stats_slot."""
+    """The speed readout's panel (top left): what the renderer draws with show_stats; with
+    stats_slot, its box is where a window paints its own readout over the image."""
     return TextPanel(lines, max_share=0.45, below_y=below_y)
-
-
-def readout_overlay(image: np.ndarray, lines: list[str], *, below_y: int = 0) -> np.ndarray:
-    """A copy of a rendered image with `lines` in the readout's slot (top left)."""
-    return readout_panel(lines, below_y=below_y).annotate(image)
 
 
 def stats_lines(result: FrameResult) -> list[str]:

@@ -371,6 +371,14 @@ class _QuietOpenCV:
 quiet_opencv = _QuietOpenCV()
 
 
+def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
+    """cv2.imread (colour: H x W x 3 uint8 BGR, upright by its EXIF orientation), None for a file
+    that is not a readable image, without the decoder's complaints on the console (libtiff's on a
+    truncated TIFF): the caller says so in its own words."""
+    with quiet_opencv:
+        return cv2.imread(str(path), flags)
+
+
 def natural_key(name: str) -> list:
     """Sort key that orders the digits in names by value: 2.jpg before 10.jpg, frame9 before frame10."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
@@ -472,7 +480,7 @@ class ImageFolderReader(FrameReader):
     def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         first = 0 if start_s is None else round(start_s * self.fps)
         for index, path in enumerate(self._paths[first:], first):
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # EXIF orientation applied: upright
+            bgr = read_image_file(path)
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
             own = bgr.shape[1], bgr.shape[0]

@@ -57,6 +57,20 @@ def weights_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def truncated_tiff() -> bytes:
+    """A real photo (CCP's img_0002.jpg) as a TIFF the way libtiff writes one (its directory and
+    the tags' data at the end), cut 4 bytes short: its last tag's data is missing. PIL warns
+    "Truncated File Read" on it, libtiff prints a TIFF_Error."""
+    import cv2
+    from _paths import datasets_dir
+
+    photo = cv2.imread(str(datasets_dir() / "ccp_dev" / "img_0002.jpg"))
+    if photo is None:
+        pytest.fail(f"no CCP photo in {datasets_dir() / 'ccp_dev'}; point PARTSIGHT_FIXTURES_DIR at the shared fixtures")
+    return cv2.imencode(".tif", photo)[1].tobytes()[:-4]
+
+
+@pytest.fixture(scope="session")
 def single_clip(media_dir: Path) -> Path:
     return media_dir / "pose2sim-single-cam01.mp4"
 

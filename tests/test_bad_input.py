@@ -74,7 +74,7 @@ def _write_video(path: Path, images: list[np.ndarray], *, codec: str, pix_fmt: s
 
 
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory, single_clip, single_frames) -> Path:
+def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> Path:
     """Every kind of file a user may drop on the app, made from the real clip and its frames."""
     folder = tmp_path_factory.mktemp("bad")
     frame = single_frames[1]  # RGB, 1920 high, 1080 wide
@@ -85,6 +85,7 @@ def bad_files(tmp_path_factory, single_clip, single_frames) -> Path:
     (folder / "cut-before-index.mp4").write_bytes(clip[: len(clip) // 2])  # this clip keeps its index at the end
     (folder / "text.mp4").write_text("this is a shopping list, not a video\n")
     (folder / "text.png").write_text("not a picture either\n")
+    (folder / "truncated.tif").write_bytes(truncated_tiff)
     cv2.imwrite(str(folder / "photo.png"), bgr)
     cv2.imwrite(str(folder / "one-pixel.png"), bgr[900:901, 500:501])
     cv2.imwrite(str(folder / "odd-17x13.png"), bgr[900:913, 500:517])
@@ -133,6 +134,7 @@ FAILS = {
     "cut-before-index.mp4": "cannot open",
     "text.mp4": "cannot open",
     "text.png": "not a readable image",
+    "truncated.tif": "not a readable image",
     "no-such-file.mp4": "no such file",
 }
 

@@ -872,13 +872,15 @@ def test_a_killed_process_leaves_an_mp4_with_its_sound_up_to_the_kill(clip, faul
             :len(video_times)], "video": video}, 30)
 
 
-def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tmp_path):
-    """Ctrl-C (SIGINT) mid-run: exit 130, and nothing done so far is lost: the MP4 plays every
-    frame the JSONL has, the summary is written with the reps counted so far, the table is shown."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tmp_path, sig):
+    """Ctrl-C (SIGINT) mid-run, or a SIGTERM (`kill`, a service manager's stop), which stops it the
+    same way: exit 130, and nothing done so far is lost: the MP4 plays every frame the JSONL has,
+    the summary is written with the reps counted so far, the table is shown."""
     video, metrics, summary = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "summary.json"
     run = kill_process_after_lines(["process", str(faults / "squat30.mp4"), "-o", str(video), "--metrics", str(metrics),
                                     "--loop", "--frames", "3000", "--exercise", "squat", "--summary", str(summary),
-                                    "--device", "cpu"], metrics, 125, timeout_s=300, sig=signal.SIGINT)
+                                    "--device", "cpu"], metrics, 125, timeout_s=300, sig=sig)
     lines = metrics.read_text().count("\n")
     assert run.returncode == 130 and "Traceback" not in run.stderr, run.stderr
     assert f"partsight: interrupted (the {lines} frames before it are in {video})" in run.stderr

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtCore import QRect, QSettings, Qt
 from PyQt6.QtGui import QImage
 from PyQt6.QtWidgets import QPushButton, QSlider, QTreeWidget
 
@@ -17,10 +19,12 @@ from conftest import FIRST_FRAMES_TIMEOUT_S, wait_for_frames
 from gui.main_window import MainWindow
 from gui.model_picker import ModelPicker
 from gui.session import Session
+from gui.video_view import to_qimage
 from realtime.config import PipelineConfig
 from gui.source_picker import SourcePicker
 from realtime.models.labels import BODYPIX_PARTS
 from realtime.models.registry import MODEL_SPECS
+from realtime.render import readout_panel, stats_lines
 
 REPO = Path(__file__).resolve().parents[1]
 STARTED_MS = FIRST_FRAMES_TIMEOUT_S * 1000  # a start loads the models before it opens the source
@@ -116,6 +120,27 @@ def test_a_paused_frame_is_redrawn_when_a_part_is_hidden(make_window, qtbot, squ
     assert window.shown_result is paused_on
 
 
+def test_the_readout_is_the_shown_frames_painted_at_the_screens_resolution(make_window, qtbot, media_dir):
+    """The readout over the video (FPS, frame, time, models) gives the figures of the frame on
+    screen and is painted at the screen's pixels, not drawn into the frame and magnified with it:
+    its white glyphs step from the dark box by 150+ grey levels between neighbouring screen pixels
+    (drawn into squat30's 192x424 frame and magnified 1.8x, by at most ~100)."""
+    window = make_window()
+    window.open_source(str(media_dir / "faults" / "squat30.mp4"))
+    wait_for_frames(qtbot, window, 3)
+    view, shown = window.video_view, window.shown_result  # read in one turn of the event loop: no new frame
+    rect = view.frame_rect()
+    scale = rect.width() / shown.image.shape[1]
+    x0, y0, x1, y1 = readout_panel(stats_lines(shown)).box(shown.image.shape[:2])
+    slot = QRect(rect.x() + round(x0 * scale), rect.y() + round(y0 * scale), round((x1 - x0) * scale),
+                 round((y1 - y0) * scale))
+    grey = _rgb(view.grab(slot).toImage()).astype(int).mean(axis=2)
+    steps = np.abs(np.diff(grey, axis=1))
+    assert scale > 1.5 and steps.max() >= 150 and (steps >= 120).sum() >= 100, (scale, steps.max())
+    assert view.readout.lines == stats_lines(shown)
+    assert view.image() == to_qimage(shown.image)[0], "a screenshot is the frame without the window's readout"
+
+
 def test_recording_from_the_window_gives_a_playable_mp4_and_metrics(make_window, qtbot, squat_clip, tmp_path):
     window = make_window()
     window.open_source(str(squat_clip))
@@ -153,7 +178,7 @@ def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_c
     assert saved.shape == (848, 384, 3)
     # the frame as recordings have it: the engine's drawing, without the readout the window writes over it
     np.testing.assert_array_equal(saved, window._shown_result.image)
-    assert not np.array_equal(_rgb(window.video_view._image), saved), "the window shows a readout (PAUSED ...)"
+    assert window.video_view.readout.lines[0].startswith("PAUSED  frame "), "the window shows its own readout"
     qtbot.keyClick(window, Qt.Key.Key_Space)
     wait_for_frames(qtbot, window, shown + 1)
 
@@ -211,6 +236,30 @@ def test_cli_runs_frames_and_saves_a_screenshot_of_the_window(squat_clip, tmp_pa
     assert done.returncode == 0, done.stderr
     image = QImage(str(shot))
     assert image.width() >= 800 and image.height() >= 600
+
+
+def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
+    """SIGTERM (`kill`, a session's logout) to a recording window stops it as Ctrl-C does: the
+    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 130."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}  # recordings go to ~/Videos/PartSight
+    window = subprocess.Popen([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                               "--device", "cpu"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + FIRST_FRAMES_TIMEOUT_S
+        while not any(len(p.read_text().splitlines()) >= 10 for p in tmp_path.glob("Videos/PartSight/*.jsonl")):
+            assert window.poll() is None and time.monotonic() < deadline, window.stderr.read()
+            time.sleep(0.2)
+        window.send_signal(signal.SIGTERM)
+        _, stderr = window.communicate(timeout=60)
+    finally:
+        window.kill()
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    assert window.returncode == 130, stderr
+    assert stderr.splitlines()[-1] == f"partsight: interrupted (the recording is in {video})", stderr
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 10 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())
 
 
 def test_the_engine_never_imports_qt():

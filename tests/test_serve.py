@@ -261,7 +261,8 @@ def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30,
     assert not (jobs_dir / job_id).exists()
 
 
-def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, squat30, still, tmp_path):
+def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, squat30, still, truncated_tiff,
+                                                    tmp_path):
     png, _ = still
     console_before = len(server.log())
     cases = [
@@ -272,6 +273,8 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("50000x50000 PNG header", lambda: client.post("/v1/parse", files={
             "image": ("bomb.png", png_claiming_size(50000, 50000), "image/png")}), 413, "too_many_pixels"),
         ("truncated PNG", lambda: client.post("/v1/parse", files={"image": ("cut.png", png[: len(png) // 3])}),
+         422, "damaged_image"),
+        ("truncated TIFF", lambda: client.post("/v1/parse", files={"image": ("cut.tif", truncated_tiff)}),
          422, "damaged_image"),
         ("over the upload limit", lambda: client.post("/v1/parse", files={
             "image": ("big.png", b"\0" * (MAX_UPLOAD_MB + 1) * (1 << 20))}), 413, "upload_too_large"),
@@ -361,7 +364,8 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert errors["person mask without weights"] == errors["job: person mask without weights"] == \
            "person mask humanseg-unet-resnet18 is not available on this server: its weights are not installed"
     # the client got its JSON; the console gets PartSight's own lines at most, never a library's text
-    # (OpenCV's or libpng's on a truncated PNG, the multipart parser's on a malformed body)
+    # (OpenCV's or libpng's on a truncated PNG, PIL's on a truncated TIFF, the multipart parser's on a
+    # malformed body)
     console = server.log()[console_before:].splitlines()
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
     assert not [line for line in console if "boundary" in line], console

@@ -41,6 +41,14 @@ def ready_replicas(client: httpx.Client, wanted: int, timeout_s: float) -> set[s
     return seen
 
 
+def test_ray_says_nothing_on_the_console(server):
+    """Ray's notes (its token authentication, on by default for the local cluster the command
+    starts; "Started a local Ray instance"; Ray Serve's progress) go to the log file: the console
+    has PartSight's lines only."""
+    console = server.log().splitlines()
+    assert console and all(line.startswith("partsight: ") for line in console), console
+
+
 def test_two_replicas_answer_20_concurrent_parses(server, media_dir):
     png, _ = frame_png(media_dir / "cg-mannequin-squat.mp4", 20, (640, 480))
     with httpx.Client(base_url=server.url, timeout=600) as client, ThreadPoolExecutor(20) as pool:

@@ -29,10 +29,10 @@ from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task, one_line
 from realtime.config import PipelineConfig
+from realtime.logs import ray_notes_to_log_file
 from realtime.sources import URL, frames_shown, redact_url
 
 MAX_RETRIES = 2
-RAY_AUTH_LOGGER = "ray._private.authentication.authentication_token_setup"
 POLL_S = 0.5
 STOP_WAIT_S = 30.0
 
@@ -185,25 +185,13 @@ def _connect(address: str | None) -> None:
     cluster on this machine's cores (without the dashboard: it starts faster). Ray's notes on its
     token authentication (a local cluster gets a token, Ray's default, kept) go to the log file."""
     address = address or os.environ.get("RAY_ADDRESS") or None
-    auth_notes, to_log_file = logging.getLogger(RAY_AUTH_LOGGER), _ToLogFile()
-    auth_notes.addFilter(to_log_file)
     try:
-        ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
-                 include_dashboard=None if address else False)
+        with ray_notes_to_log_file():
+            ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
+                     include_dashboard=None if address else False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
         raise BatchError(f"cannot start or reach {where}: {one_line(exc)}") from None
-    finally:
-        auth_notes.removeFilter(to_log_file)
-
-
-class _ToLogFile(logging.Filter):
-    """Sends a library logger's records to PartSight's log file (at INFO: not the console) instead
-    of the library's own handlers."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        log.info("%s: %s", record.name, record.getMessage())
-        return False
 
 
 @contextmanager

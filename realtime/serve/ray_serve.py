@@ -5,6 +5,7 @@ for any job: it admits and queues jobs as on one machine and runs each through `
 which receives the video's bytes and returns the output files, so the task may run on any node."""
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import ray
 from ray import serve
 
 import realtime
+from realtime.logs import ray_notes_to_log_file
 from realtime.serve.app import create_app
 from realtime.serve.jobs import INPUT_NAME, JobSpec, JobWork, run_in_process
 from realtime.serve.server import serving_line
@@ -169,29 +171,30 @@ def run_ray_serve(settings: ServeSettings) -> int:
     # cluster's processes inherit this
     os.environ.setdefault(PROXY_READY_ENV, str(PROXY_READY_S))
     env[PROXY_READY_ENV] = os.environ[PROXY_READY_ENV]
-    # "local" (or only --replicas): a new cluster on this machine, never one that happens to run here
-    ray.init(address=settings.ray_address or "local", namespace=NAMESPACE, include_dashboard=False,
-             log_to_driver=False, runtime_env={"env_vars": env})
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    board = None
-    try:
-        board = JobBoardActor.options(name=f"partsight-jobs-{settings.port}").remote(settings)
-        serve.start(http_options={"host": settings.host, "port": settings.port})
-        limits = settings.limits
-        deployment = PartSightIngress.options(
-            num_replicas=settings.replicas,
-            # above the app's own limits, so the app answers 429 before Ray Serve would answer 503
-            max_ongoing_requests=limits.parse_queue + limits.max_live + limits.max_jobs + limits.job_queue + 16,
-            ray_actor_options={"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica})
-        serve.run(deployment.bind(settings, board), name="partsight", route_prefix="/", blocking=False)
-        print(serving_line(settings, f"Ray Serve, {settings.replicas} replica(s)"), flush=True)
-        while not stop.wait(1.0):
-            pass
-    finally:
-        serve.shutdown()
-        if board is not None:
-            ray.get(board.close.remote())
-        ray.shutdown()
+    with ray_notes_to_log_file():  # Ray's and Ray Serve's notes: the log file, not the console
+        # "local" (or only --replicas): a new cluster on this machine, never one that happens to run here
+        ray.init(address=settings.ray_address or "local", namespace=NAMESPACE, include_dashboard=False,
+                 logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env})
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        board = None
+        try:
+            board = JobBoardActor.options(name=f"partsight-jobs-{settings.port}").remote(settings)
+            serve.start(http_options={"host": settings.host, "port": settings.port})
+            limits = settings.limits
+            deployment = PartSightIngress.options(
+                num_replicas=settings.replicas,
+                # above the app's own limits, so the app answers 429 before Ray Serve would answer 503
+                max_ongoing_requests=limits.parse_queue + limits.max_live + limits.max_jobs + limits.job_queue + 16,
+                ray_actor_options={"num_cpus": settings.cpus_per_replica, "num_gpus": settings.gpus_per_replica})
+            serve.run(deployment.bind(settings, board), name="partsight", route_prefix="/", blocking=False)
+            print(serving_line(settings, f"Ray Serve, {settings.replicas} replica(s)"), flush=True)
+            while not stop.wait(1.0):
+                pass
+        finally:
+            serve.shutdown()
+            if board is not None:
+                ray.get(board.close.remote())
+            ray.shutdown()
     return 0
