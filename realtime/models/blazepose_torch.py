@@ -13,9 +13,11 @@ sure of them and their landmarks lie in that reading (MIN_READING_*).
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them, whose score becomes their mean visibility (so
 the best person is the one BlazePose sees most of); a person no parsed person owns joins the result
-with the landmark network's segmentation (warped back from its ROI) as its mask. The people's
-segmentations, as one frame-size probability (the most likely person at each pixel), become the
-result's `person_probs` (with `segmentation`), which the person-mask stage refines.
+with the landmark network's segmentation (warped back from its ROI) as its mask. With
+`segmentation`, when two or more people are followed, their pixels are split by their
+segmentations (_split_by_segmentation: BodyPix gives a limb swinging past someone to them), and
+the people's segmentations, as one frame-size probability (the most likely person at each
+pixel), become the result's `person_probs`, which the person-mask stage refines.
 """
 from __future__ import annotations
 
@@ -115,6 +117,7 @@ class BlazePoseTorchStage(ResultStage):
         if not people and parse.person_mask.any():
             people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
+        followed: dict[int, int] = {}  # index in `found` -> index in `people`
         # each a full-frame warp: made for the person-mask stage only when it refines with them
         segmentations = [_frame_logits(person, (h, w)) for person in found] if self.segmentation else None
         for index, (pose, person) in enumerate(zip(poses, found)):
@@ -126,14 +129,18 @@ class BlazePoseTorchStage(ResultStage):
                 taken.add(best)
                 people[best] = replace(people[best], keypoints=pose, score=float(pose[:, 2].mean()),
                                        landmarks=landmarks, world_landmarks=world)
+                followed[index] = best
             else:
                 logits = segmentations[index] if segmentations is not None else _frame_logits(person, (h, w))
                 mask = logits > 0
                 people.append(PersonParse(max((p.id for p in people), default=-1) + 1, mask, pose,
                                           float(pose[:, 2].mean()), landmarks, world))
                 taken.add(len(people) - 1)
+                followed[index] = len(people) - 1
         if not self.segmentation:
             return replace(parse, people=people)
+        if len(followed) > 1:
+            people = _split_by_segmentation(people, followed, segmentations)
         logits = segmentations[0]  # the most likely person at each pixel, in place: the warps are this call's own
         for other in segmentations[1:]:
             np.maximum(logits, other, out=logits)
@@ -183,6 +190,44 @@ def _distinct(people: list[PoseLandmarks]) -> list[PoseLandmarks]:
         if not any(np.hypot(*(hips - other.xyz[33, :2])) < 0.2 * other.roi.size for other in kept):
             kept.append(person)
     return kept
+
+
+def _split_by_segmentation(people: list[PersonParse], followed: dict[int, int],
+                           segmentations: list[np.ndarray]) -> list[PersonParse]:
+    """The people BlazePose follows (`followed`: landmark person -> index in `people`) split by
+    the landmark network's segmentation of each (`segmentations`: H x W logits, one per landmark
+    person): a pixel where one of them finds a person (logit > 0) goes to the one that finds it
+    likeliest; a pixel of a person's reading that no segmentation finds a person at goes to
+    nobody (the person-mask stage gives it to the nearest person if its mask keeps it). BodyPix
+    splits people by its pixels' offsets to the nearest pose, so a limb that swings past another
+    person's head joins that person (pose2sim-multi-cam01 from frame ~60: the man's arm and
+    shoulder in the standing woman's reading). The pixels of people BlazePose does not follow
+    stay theirs, and nobody takes them."""
+    indices = list(followed.values())
+    box = mask_box(np.logical_or.reduce([people[i].mask for i in indices]))
+    if box is None:
+        return people
+    x0, y0, x1, y1 = box
+    region = np.s_[y0:y1, x0:x1]
+    likeliest = None
+    owner = np.zeros((y1 - y0, x1 - x0), np.intp)  # slot k: landmark person list(followed)[k]
+    for slot, index in enumerate(followed):
+        logits = segmentations[index][region]
+        if likeliest is None:
+            likeliest = logits.copy()
+            continue
+        owner[logits > likeliest] = slot
+        np.maximum(likeliest, logits, out=likeliest)
+    owner[likeliest <= 0.0] = -1
+    for i, person in enumerate(people):
+        if i not in indices:
+            owner[person.mask[region]] = -1
+    split = list(people)
+    for slot, i in enumerate(indices):
+        mask = people[i].mask.copy()
+        mask[region] = owner == slot
+        split[i] = replace(people[i], mask=mask)
+    return split
 
 
 def _frame_logits(person: PoseLandmarks, shape: tuple[int, int]) -> np.ndarray:
