@@ -22,12 +22,15 @@ from realtime.evaluation import labelled_images, mask_iou, read_rgb, run_stages
 from realtime.models import load_parser
 from realtime.models.backends import TupleOutputs, cpu_bf16_missing, build_graph, check_dtype
 from realtime.models.blazepose_torch import BlazePoseTorchStage
+from realtime.models.humanseg import HumanSegmenter, humanseg_net
+from realtime.models.registry import get_segmenter_spec
 from realtime.models.selfie_segmenter import SelfieSegmenter
 from realtime.types import Frame
 from _paths import datasets_dir
 
 needs_bf16 = pytest.mark.skipif(cpu_bf16_missing() is not None, reason=f"no bf16 here: {cpu_bf16_missing()}")
 CPU = torch.device("cpu")
+PSPNET = get_segmenter_spec("humanseg-pspnet-resnet18")  # runs eagerly (humanseg.EAGER_ONLY)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,7 @@ def test_bf16_masks_and_parts_stay_close_to_fp32_on_real_photos(photos):
         ious.append(mask_iou(a.person_mask, b.person_mask))
         both = a.person_mask & b.person_mask
         agreement.append(float((a.labels[both] == b.labels[both]).mean()))
-    assert runs["bf16"][0].backend == "openvino" and runs["fp32"][0].backend != "auto"
+    assert runs["bf16"][0].backend == "openvino"
     assert min(ious) > 0.85 and np.mean(ious) > 0.96, ious
     assert min(agreement) > 0.93, agreement
     assert min(ious) < 1.0 or min(agreement) < 1.0  # it did compute in bf16: not fp32's very masks
@@ -109,6 +112,8 @@ def test_cli_runs_bf16_where_the_cpu_has_it_else_says_why(single_clip, capsys):
     (lambda: load_parser("schp-lip", device="cpu", dtype="bf16"), "schp-lip runs on PyTorch only, in fp32 on the CPU"),
     (lambda: PipelineConfig(pose="blazepose", dtype="bf16"), "--pose blazepose"),
     (lambda: PipelineConfig(dtype="fp16"), "unknown dtype 'fp16'"),
+    (lambda: HumanSegmenter(humanseg_net(PSPNET), PSPNET, CPU, dtype="bf16"),
+     "humanseg-pspnet-resnet18 runs eagerly on PyTorch on the CPU, in fp32 only"),
 ])
 def test_what_cannot_compute_in_bf16_says_so(call, message):
     with pytest.raises(ValueError, match=message):
