@@ -95,11 +95,11 @@ realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16"
         if self.person_mask == "pose" and not self.pytorch_pose:
             raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                              f"not --pose {self.pose}")
+        if self.pose == "blazepose" and not blazepose_available():
+            raise ValueError(MEDIAPIPE_NEEDED)
         if self.pose == "blazepose" and self.dtype != "fp32":
             raise ValueError(f"--pose blazepose (the mediapipe wheel) computes in its own precision; --dtype {self.dtype} "
                              "is for --pose auto or blazepose-torch")
-        if self.pose == "blazepose" and not blazepose_available():
-            raise ValueError(MEDIAPIPE_NEEDED)
         if self.angles == "3d" and self.pose == "parser":
             raise ValueError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:

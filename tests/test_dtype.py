@@ -21,6 +21,7 @@ from realtime.config import PipelineConfig
 from realtime.evaluation import labelled_images, mask_iou, read_rgb, run_stages
 from realtime.models import load_parser
 from realtime.models.backends import TupleOutputs, cpu_bf16_missing, build_graph, check_dtype
+from realtime.models.blazepose import blazepose_available
 from realtime.models.blazepose_torch import BlazePoseTorchStage
 from realtime.models.humanseg import HumanSegmenter, humanseg_net
 from realtime.models.registry import get_segmenter_spec
@@ -110,7 +111,8 @@ def test_cli_runs_bf16_where_the_cpu_has_it_else_says_why(single_clip, capsys):
 
 @pytest.mark.parametrize("call, message", [
     (lambda: load_parser("schp-lip", device="cpu", dtype="bf16"), "schp-lip runs on PyTorch only, in fp32 on the CPU"),
-    (lambda: PipelineConfig(pose="blazepose", dtype="bf16"), "--pose blazepose"),
+    pytest.param(lambda: PipelineConfig(pose="blazepose", dtype="bf16"), "computes in its own precision",
+                 marks=pytest.mark.skipif(not blazepose_available(), reason="needs the mediapipe extra")),
     (lambda: PipelineConfig(dtype="fp16"), "unknown dtype 'fp16'"),
     (lambda: HumanSegmenter(humanseg_net(PSPNET), PSPNET, CPU, dtype="bf16"),
      "humanseg-pspnet-resnet18 runs eagerly on PyTorch on the CPU, in fp32 only"),
