@@ -223,6 +223,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         "source": info.name,
         "model": pipeline.stats.model,
         "backend": getattr(pipeline.parser, "backend", "torch"),
+        "dtype": config.dtype,
         "device": pipeline.stats.device,
         "step_threads": pipeline.step_threads,
         "input_size": "x".join(map(str, resolution)) if resolution else None,
@@ -287,6 +288,7 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
         latencies = sorted(row[3] for row in samples)
         settings[name] = {
             "backend": getattr(pipelines[name].parser, "backend", "torch"),
+            "dtype": configs[name].dtype,
             "step_threads": pipelines[name].step_threads,
             "frame_ms": round(frame_ms, 2),
             "fps": round(1000 / frame_ms, 2),
@@ -363,6 +365,7 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
         "fps": round(frames / elapsed, 2) if elapsed else 0.0,
         "dropped": curve[-1]["dropped"] if curve else 0,
         "backend": getattr(pipeline.parser, "backend", "torch"),
+        "dtype": config.dtype,
         "recorded": record,
         "rss_mb": {"warm": warm["rss_mb"] if warm else None, "last": curve[-1]["rss_mb"] if curve else None,
                    "max_after_warmup": max(s["rss_mb"] for s in after) if after else None},

@@ -37,7 +37,8 @@ class Stages:
 
 def build_parser(config: PipelineConfig) -> Parser:
     return load_parser(config.model, device=config.device, weights=config.weights,
-                       internal_size=config.internal_size, max_people=config.max_people, backend=config.backend)
+                       internal_size=config.internal_size, max_people=config.max_people, backend=config.backend,
+                       dtype=config.dtype)
 
 
 def pose_stage_wanted(config: PipelineConfig) -> bool:
@@ -82,6 +83,7 @@ def pose_stages(config: PipelineConfig) -> list[ResultStage]:
     from realtime.models.blazepose_torch import BlazePoseTorchStage
 
     return [BlazePoseTorchStage(max_people=config.max_people, device=config.device, backend=config.backend,
+                                dtype=config.dtype,
                                 segmentation=person_mask_source(config) == "pose")]
 
 
@@ -96,7 +98,7 @@ def people_stages(config: PipelineConfig) -> list[ResultStage]:
     if not people_stage_wanted(config):
         return []
     parser = load_parser(config.people, device=config.device, weights=config.people_weights,
-                         internal_size=config.people_size, max_people=config.max_people)
+                         internal_size=config.people_size, max_people=config.max_people, dtype=config.dtype)
     return [InstancePeopleStage(parser)]
 
 
@@ -109,7 +111,8 @@ def person_mask_stages(config: PipelineConfig) -> list[ResultStage]:
     if source == "parser":
         return []
     segmenter = "selfie" if source == "pose" else source
-    return [PersonMaskStage(person_segmenter(segmenter, config.device, config.backend), name=f"{segmenter}-mask",
+    return [PersonMaskStage(person_segmenter(segmenter, config.device, config.backend, config.dtype),
+                            name=f"{segmenter}-mask",
                             warn_unfused=config.person_mask not in ("auto", "pose"), refine=source == "pose")]
 
 
@@ -121,7 +124,8 @@ def parts_stages(config: PipelineConfig) -> list[ResultStage]:
     from realtime.models.top_down import TopDownPartsStage
 
     parser = load_parser(config.model, device=config.device, weights=config.weights,
-                         internal_size=config.internal_size, max_people=1)
+                         internal_size=config.internal_size, max_people=1, backend=config.backend,
+                         dtype=config.dtype)
     if not isinstance(parser, BodyPixParser):
         raise ValueError(f"--parts top-down needs a BodyPix model, not {config.model}")
     return [TopDownPartsStage(parser)]

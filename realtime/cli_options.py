@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from realtime.config import default
-from realtime.models.backends import BACKEND_CHOICES
+from realtime.models.backends import BACKEND_CHOICES, DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.models.person_mask import PERSON_MASK_SOURCES
@@ -90,8 +90,8 @@ def smoothing_strength(text: str) -> float:
 
 def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAULT_MODEL,
                   max_people: int = default("max_people")) -> None:
-    """--model (None: the window's last used), --weights, --device, --backend, --internal-size,
-    --max-people, --person-mask, --parts."""
+    """--model (None: the window's last used), --weights, --device, --backend, --dtype,
+    --internal-size, --max-people, --person-mask, --parts."""
     command.add_argument("--model", default=model, choices=sorted(MODEL_SPECS),
                          help=f"model name (default {model or 'the last one used'})")
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
@@ -99,6 +99,9 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
     command.add_argument("--backend", default=default("backend"), choices=BACKEND_CHOICES,
                          help="where BodyPix, BlazePose and the person segmenters run on the CPU (default auto: "
                               "the fastest here, measured once per machine and input size)")
+    command.add_argument("--dtype", default=default("dtype"), choices=DTYPES,
+                         help="what the networks compute in (default fp32); bf16: faster, slightly less accurate, "
+                              "on the CPU on OpenVINO where the CPU has native bfloat16, on CUDA under autocast")
     command.add_argument("--internal-size", type=positive_int,
                          help="network input long side in pixels (speed/detail trade-off)")
     command.add_argument("--max-people", type=positive_int, default=max_people, metavar="N",

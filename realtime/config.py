@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 
 from realtime.analysis.exercises import Exercise, custom_exercise, get_exercise
 from realtime.analysis.angles import ANGLE_MODES
-from realtime.models.backends import BACKEND_CHOICES
+from realtime.models.backends import BACKEND_CHOICES, DTYPES, check_dtype
 from realtime.models.blazepose import MEDIAPIPE_NEEDED, POSE_SOURCES, blazepose_available
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL
@@ -25,7 +25,9 @@ DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and pars
 class PipelineConfig:
     """source: video file, image folder, webcam index or stream URL (None for commands that
     parse stills). backend: where the parser's forward runs on the CPU ("auto": the fastest here,
-realtime.models.backends). size: (width, height) to scale frames to; max_side: long side in pixels
+realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16" (on the CPU on
+    OpenVINO, where the CPU computes bf16 natively; on CUDA under autocast; realtime.models.backends.check_dtype
+    says where it cannot run). size: (width, height) to scale frames to; max_side: long side in pixels
     larger frames are scaled down to (aspect kept). parse_side: frames still longer than this on
     their long side are parsed (parser and result stages) on a copy divided by the smallest whole
     factor that brings them within it (realtime.geometry.parse_copy_size), their results scaled back up
@@ -54,6 +56,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     model: str = DEFAULT_MODEL
     device: str = "auto"
     backend: str = "auto"
+    dtype: str = "fp32"
     weights: str | None = None
     size: tuple[int, int] | None = None
     max_side: int | None = None
@@ -77,7 +80,7 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
     stage_threads: int = 0
 
     def __post_init__(self) -> None:
-        for name, value, choices in (("backend", self.backend, BACKEND_CHOICES),
+        for name, value, choices in (("backend", self.backend, BACKEND_CHOICES), ("dtype", self.dtype, DTYPES),
                                      ("people source", self.people, PEOPLE_SOURCES),
                                      ("person mask", self.person_mask, PERSON_MASK_SOURCES),
                                      ("parts mode", self.parts, PARTS_MODES),
@@ -85,11 +88,18 @@ realtime.models.backends). size: (width, height) to scale frames to; max_side: l
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
+        if self.dtype != "fp32":
+            from realtime.models import resolve_device
+
+            check_dtype(self.dtype, self.backend, resolve_device(self.device))
         if self.person_mask == "pose" and not self.pytorch_pose:
             raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                              f"not --pose {self.pose}")
         if self.pose == "blazepose" and not blazepose_available():
             raise ValueError(MEDIAPIPE_NEEDED)
+        if self.pose == "blazepose" and self.dtype != "fp32":
+            raise ValueError(f"--pose blazepose (the mediapipe wheel) computes in its own precision; --dtype {self.dtype} "
+                             "is for --pose auto or blazepose-torch")
         if self.angles == "3d" and self.pose == "parser":
             raise ValueError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:

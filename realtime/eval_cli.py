@@ -101,7 +101,8 @@ def _dataset(args: argparse.Namespace) -> Path:
 
 
 def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:
-    return {"model": parser.spec.name, "device": str(parser.device), "internal_size": parser.internal_size,
+    return {"model": parser.spec.name, "device": str(parser.device), "dtype": config.dtype,
+            "internal_size": parser.internal_size,
             "max_people": config.max_people, "person_mask": " + ".join(stage.name for stage in person_mask) or "parser",
             **({"smoothing": config.smoothing} if smoothing else {})}
 

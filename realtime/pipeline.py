@@ -375,7 +375,7 @@ class Pipeline:
     def _load_parser(self, name: str, weights: str | None) -> Parser:
         config = self.config
         return load_parser(name, device=config.device, weights=weights, internal_size=config.internal_size,
-                           max_people=config.max_people, backend=config.backend)
+                           max_people=config.max_people, backend=config.backend, dtype=config.dtype)
 
     def _open(self, spec: str) -> Source:
         config = self.config

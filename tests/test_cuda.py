@@ -66,3 +66,17 @@ def test_the_gpu_benchmarks_run(single_clip, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["gpu"] == torch.cuda.get_device_name()
     assert set(report) >= {"bodypix", "blazepose", "m2fp", "schp"}
+
+
+def test_bf16_on_cuda_runs_under_autocast_close_to_fp32(single_frames, single_clip, capsys):
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
+
+    fp32, bf16 = (BlazePoseTorchStage(device="cuda", dtype=dtype) for dtype in ("fp32", "bf16"))
+    for frame in single_frames:
+        (expected,), (got,) = fp32.people(frame), bf16.people(frame)
+        # the bound of the CPU's bf16 on OpenVINO (tests/test_dtype.py)
+        np.testing.assert_allclose(got.xyz[:33, :2], expected.xyz[:33, :2], atol=0.03 * frame.shape[0])
+    assert main(["bench", str(single_clip), "--device", "cuda", "--dtype", "bf16", "--frames", "10",
+                 "--warmup", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["device"].startswith("cuda") and (report["backend"], report["dtype"]) == ("torch", "bf16")

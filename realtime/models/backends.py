@@ -9,6 +9,11 @@ the model, its input shape, the thread count and the library versions, so the ca
 once; the ONNX exports are kept on disk beside it (`OnnxCache`), so later processes skip the
 tracing too. On CUDA only PyTorch runs.
 
+The dtype (`DTYPES`, the run option --dtype) is what the networks compute in: "fp32", or "bf16"
+(bfloat16), which on the CPU runs on OpenVINO alone (its bf16 inference precision; on CPUs that
+compute bf16 natively) and on CUDA under PyTorch's autocast. bf16 is not raced nor cached: no
+other backend computes in it.
+
 A Graph maps an N x C x H x W float32 tensor to a tuple of tensors, as the module's forward does.
 """
 from __future__ import annotations
@@ -40,6 +45,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnxruntime", "openvino")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 BACKEND_CACHE_ENV = "PARTSIGHT_BACKEND_CACHE"
+DTYPES = ("fp32", "bf16")
 # outputs agree when max |a - b| <= TOLERANCE * max(1, max |a|) for every output
 TOLERANCE = 1e-3
 SLOW_FACTOR = 3.0
@@ -67,14 +73,20 @@ class TupleOutputs(nn.Module):
 
 class GraphCache:
     """The graphs of one network, one per input shape, built at first use on `backend` ("auto":
-    calibrated_graph under `model`'s name) and kept (the least recently used past `capacity`
-    goes)."""
+    calibrated_graph under `model`'s name; with `dtype` "bf16", OpenVINO on the CPU, PyTorch
+    elsewhere) computing in `dtype` (DTYPES), and kept (the least recently used past `capacity`
+    goes). ValueError for an unknown backend or dtype; at the first call, for a dtype the backend
+    cannot compute in here (check_dtype)."""
 
-    def __init__(self, module: nn.Module, *, backend: str, model: str, capacity: int = 6) -> None:
+    def __init__(self, module: nn.Module, *, backend: str, model: str, dtype: str = "fp32",
+                 capacity: int = 6) -> None:
         if backend not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
+        if dtype not in DTYPES:
+            raise ValueError(f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}")
         self.module = module.eval()
         self.backend_choice = backend
+        self.dtype = dtype
         self.model = model
         self.capacity = capacity
         self.built = 0
@@ -85,10 +97,13 @@ class GraphCache:
         key = tuple(batch.shape)
         graph = self._graphs.pop(key, None)
         if graph is None:
-            if self.backend_choice == "auto":
+            if self.backend_choice == "auto" and self.dtype == "fp32":
                 graph = calibrated_graph(self.module, batch, model=self.model)
             else:
-                graph = build_graph(self.backend_choice, self.module, batch)
+                backend = self.backend_choice
+                if backend == "auto":
+                    backend = "openvino" if batch.device.type == "cpu" else "torch"
+                graph = build_graph(backend, self.module, batch, dtype=self.dtype)
             self.built += 1
         self._graphs[key] = graph  # the most recently used last
         while len(self._graphs) > self.capacity:
@@ -99,11 +114,15 @@ class GraphCache:
 
 class TorchGraph:
     """The module itself: on the CPU a frozen, oneDNN-optimised TorchScript trace of it (traced at
-    construction on `example`'s shape; other shapes need their own), elsewhere eager."""
+    construction on `example`'s shape; other shapes need their own), elsewhere eager, with
+    `dtype` "bf16" under autocast to bfloat16 (outputs float32). bf16 on the CPU: ValueError
+    (check_dtype)."""
 
     backend = "torch"
 
-    def __init__(self, module: nn.Module, example: torch.Tensor) -> None:
+    def __init__(self, module: nn.Module, example: torch.Tensor, *, dtype: str = "fp32") -> None:
+        check_dtype(dtype, self.backend, example.device)
+        self._autocast = dtype == "bf16"
         if example.device.type != "cpu":
             self._run = module
             return
@@ -114,8 +133,8 @@ class TorchGraph:
             self._run = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode():
-            return tuple(self._run(batch))
+        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+            return tuple(output.float() for output in self._run(batch))
 
 
 class OnnxRuntimeGraph:
@@ -141,12 +160,14 @@ class OnnxRuntimeGraph:
 
 
 class OpenVinoGraph:
-    """An OpenVINO CPU model compiled for one input shape (static shapes run fastest), fp32
-    (never the bf16 some CPUs default to), latency hint, threads not pinned to cores."""
+    """An OpenVINO CPU model compiled for one input shape (static shapes run fastest), computing in
+    `dtype` (the inference precision: fp32 unless "bf16" is asked for, never the bf16 some CPUs
+    default to; inputs and outputs float32 either way), latency hint, threads not pinned to
+    cores."""
 
     backend = "openvino"
 
-    def __init__(self, onnx_model: bytes, shape: tuple[int, ...], *, threads: int) -> None:
+    def __init__(self, onnx_model: bytes, shape: tuple[int, ...], *, threads: int, dtype: str = "fp32") -> None:
         import openvino
 
         core = openvino.Core()
@@ -156,7 +177,7 @@ class OpenVinoGraph:
             "INFERENCE_NUM_THREADS": threads,
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[dtype],
             "ENABLE_CPU_PINNING": False,
         })
         self._request = compiled.create_infer_request()
@@ -166,6 +187,39 @@ class OpenVinoGraph:
         self._request.infer({0: _as_numpy(batch)})
         # the request's output buffers are overwritten by the next call: copy them out
         return tuple(torch.from_numpy(self._request.get_output_tensor(i).data.copy()) for i in range(self._outputs))
+
+
+OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def check_dtype(dtype: str, backend: str, device: torch.device) -> None:
+    """ValueError (one line, saying why) unless networks on `backend` ("auto" or one of BACKENDS)
+    and `device` can compute in `dtype` here: fp32 always; bf16 on CUDA (PyTorch's autocast) and,
+    on the CPU, on OpenVINO ("auto" or "openvino") when it is installed and the CPU computes bf16
+    natively (OpenVINO's CPU OPTIMIZATION_CAPABILITIES holds "BF16")."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}")
+    if dtype == "fp32" or device.type != "cpu":
+        return
+    if backend not in ("auto", "openvino"):
+        raise ValueError(f"--dtype {dtype} runs on OpenVINO on the CPU, not on --backend {backend}; "
+                         "use --backend openvino (or auto) or --dtype fp32")
+    missing = cpu_bf16_missing()
+    if missing:
+        raise ValueError(f"--dtype {dtype} cannot run here: {missing}; use --dtype fp32")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_missing() -> str | None:
+    """Why this CPU cannot compute bf16 on OpenVINO, or None when it can."""
+    try:
+        import openvino
+    except ImportError:
+        return "on the CPU it runs on OpenVINO, which is not installed (pip install openvino)"
+    capabilities = openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    if "BF16" not in capabilities:
+        return f"this CPU does not compute bfloat16 natively (OpenVINO's CPU capabilities: {', '.join(capabilities)})"
+    return None
 
 
 def _as_numpy(batch: torch.Tensor) -> np.ndarray:
@@ -275,22 +329,24 @@ def available_backends() -> tuple[str, ...]:
     return tuple(found)
 
 
-def build_graph(backend: str, module: nn.Module, example: torch.Tensor, *, threads: int | None = None,
-                onnx_model: bytes | None = None) -> Graph:
-    """`module` (eval mode, returning a tuple) on `backend` for inputs of `example`'s shape.
-    onnxruntime and OpenVINO run on the CPU only (ValueError for an example elsewhere) and
-    read `onnx_model` (default: the module's export, from the OnnxCache when there)."""
+def build_graph(backend: str, module: nn.Module, example: torch.Tensor, *, dtype: str = "fp32",
+                threads: int | None = None, onnx_model: bytes | None = None) -> Graph:
+    """`module` (eval mode, returning a tuple) on `backend` for inputs of `example`'s shape,
+    computing in `dtype` (ValueError where it cannot: check_dtype). onnxruntime and OpenVINO run
+    on the CPU only (ValueError for an example elsewhere) and read `onnx_model` (default: the
+    module's export, from the OnnxCache when there)."""
     if backend == "torch":
-        return TorchGraph(module, example)
+        return TorchGraph(module, example, dtype=dtype)
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
     if example.device.type != "cpu":
         raise ValueError(f"the {backend} backend runs on the CPU; use --device cpu or --backend torch")
+    check_dtype(dtype, backend, example.device)
     threads = threads or torch.get_num_threads()
     onnx_model = onnx_model or OnnxCache().export(module, example)
     if backend == "onnxruntime":
         return OnnxRuntimeGraph(onnx_model, threads=threads)
-    return OpenVinoGraph(onnx_model, tuple(example.shape), threads=threads)
+    return OpenVinoGraph(onnx_model, tuple(example.shape), threads=threads, dtype=dtype)
 
 
 def agrees(reference: tuple[torch.Tensor, ...], outputs: tuple[torch.Tensor, ...],

@@ -226,12 +226,12 @@ class BlazePoseDetector:
     """Frames in, `PoseDetection`s out (frame pixels), batched over frames."""
 
     def __init__(self, net: BlazePoseDetectorNet | None = None, *, device: str | torch.device = "cpu",
-                 min_score: float = MIN_SCORE, backend: str = "auto") -> None:
+                 min_score: float = MIN_SCORE, backend: str = "auto", dtype: str = "fp32") -> None:
         self.device = torch.device(device)
         self.net = (net if net is not None else load_blazepose_detector_net()).to(self.device)
         # on the CPU backend (realtime.models.backends), one graph per batch size
         self._graphs = GraphCache(self.net, backend=backend if self.device.type == "cpu" else "torch",
-                                  model="blazepose-detector")
+                                  model="blazepose-detector", dtype=dtype)
         self.anchors = torch.from_numpy(ssd_anchors()).to(self.device)
         self.min_score = min_score
 

@@ -233,13 +233,14 @@ class BlazePoseLandmarker:
     """A frame and its ROIs in, `PoseLandmarks` out, all ROIs in one batch."""
 
     def __init__(self, net: BlazePoseLandmarkNet | None = None, *, device: str | torch.device = "cpu",
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", dtype: str = "fp32") -> None:
         self.device = torch.device(device)
         self.net = (net if net is not None else load_blazepose_landmark_net()).to(self.device)
         self.segmentation = bool(getattr(self.net.body, "segmentation", True))
         # the body on the CPU backend (realtime.models.backends), one graph per number of ROIs
         self._graphs = GraphCache(self.net.body, backend=backend if self.device.type == "cpu" else "torch",
-                                  model="blazepose-full" if self.segmentation else "blazepose-full:no-segmentation")
+                                  model="blazepose-full" if self.segmentation else "blazepose-full:no-segmentation",
+                                  dtype=dtype)
 
     @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, rois: list[Roi]) -> list[PoseLandmarks]:

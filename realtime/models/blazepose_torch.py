@@ -57,12 +57,12 @@ class BlazePoseTorchStage(ResultStage):
 
     def __init__(self, *, max_people: int = 1, device: str | torch.device = "cpu",
                  min_presence: float = MIN_PRESENCE, redetect_every: int = 10, segmentation: bool = True,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", dtype: str = "fp32") -> None:
         from realtime.models import resolve_device
 
         target = resolve_device(device)
-        self.detector = BlazePoseDetector(device=target, backend=backend)
-        self.landmarker = BlazePoseLandmarker(device=target, backend=backend)
+        self.detector = BlazePoseDetector(device=target, backend=backend, dtype=dtype)
+        self.landmarker = BlazePoseLandmarker(device=target, backend=backend, dtype=dtype)
         self.max_people = max_people
         self.min_presence = min_presence
         self.redetect_every = redetect_every

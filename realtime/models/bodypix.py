@@ -260,7 +260,8 @@ class BodyPixParser(Parser):
 
     def __init__(self, net: BodyPixNet, spec: ModelSpec, device: torch.device, *,
                  internal_size: int | None = None, person_threshold: float = 0.5, max_people: int = 1,
-                 multi_pose: MultiPoseSettings = MultiPoseSettings(), backend: str = "auto") -> None:
+                 multi_pose: MultiPoseSettings = MultiPoseSettings(), backend: str = "auto",
+                 dtype: str = "fp32") -> None:
         if backend not in BACKEND_CHOICES:
             raise ValueError(f"unknown backend '{backend}'; choose from {', '.join(BACKEND_CHOICES)}")
         if device.type != "cpu" and backend not in ("auto", "torch"):
@@ -273,6 +274,7 @@ class BodyPixParser(Parser):
         self.max_people = max_people
         self.multi_pose = multi_pose
         self.backend_choice = backend
+        self.dtype = dtype
         self._graphs: dict[tuple[str, ...], GraphCache] = {}  # one per head set
         self._backend: str | None = None
         self._upsampler = GridUpsampler()
@@ -321,7 +323,7 @@ class BodyPixParser(Parser):
         if graphs is None:
             head_set = {SINGLE_PERSON_HEADS: "single", MULTI_PERSON_HEADS: "multi"}.get(heads, "+".join(heads))
             graphs = self._graphs[heads] = GraphCache(self.head_set_module(heads), backend=self.backend_choice,
-                                                      model=f"{self.spec.name}:{head_set}")
+                                                      model=f"{self.spec.name}:{head_set}", dtype=self.dtype)
         outputs = graphs(batch)
         self._backend = graphs.backend
         return dict(zip(heads, outputs))

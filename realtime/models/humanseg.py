@@ -534,13 +534,15 @@ class HumanSegmenter:
     channels_last; on the CPU the network then runs on `backend` (realtime.models.backends:
     "torch", "onnxruntime", "openvino", or "auto", the fastest here, calibrated once per machine;
     PSPNet and ICNet eagerly, see EAGER_ONLY).
-    `fast=False` runs the network eagerly as the reference does. `amp_dtype` (float16 on CUDA)
-    runs the network under autocast; the logits are resized and turned into probabilities in
-    float32.
+    `fast=False` runs the network eagerly as the reference does. `amp_dtype` (float16 or bfloat16
+    on CUDA) runs the network under autocast; `dtype` (realtime.models.backends.DTYPES) is what the
+    fast path on the CPU backend computes in (bf16 on the eager architectures: ValueError); the
+    logits are resized and turned into probabilities in float32.
     """
 
     def __init__(self, net: nn.Module, spec: SegmenterSpec, device: torch.device, *,
-                 amp_dtype: torch.dtype | None = None, fast: bool = True, backend: str = "auto") -> None:
+                 amp_dtype: torch.dtype | None = None, fast: bool = True, backend: str = "auto",
+                 dtype: str = "fp32") -> None:
         if fast:
             fold_frozen_norms(net)
         self.memory_format = torch.channels_last if fast else torch.contiguous_format
@@ -548,9 +550,12 @@ class HumanSegmenter:
         self.spec = spec
         self.device = device
         self.amp_dtype = amp_dtype
-        self._graphs = (GraphCache(TupleOutputs(self.net), backend=backend, model=spec.name)
+        self._graphs = (GraphCache(TupleOutputs(self.net), backend=backend, model=spec.name, dtype=dtype)
                         if fast and device.type == "cpu" and amp_dtype is None
                         and spec.architecture not in EAGER_ONLY else None)
+        if dtype != "fp32" and device.type == "cpu" and self._graphs is None:
+            raise ValueError(f"{spec.name} runs eagerly on PyTorch on the CPU, in fp32 only; --dtype {dtype} "
+                             "is for networks on OpenVINO there")
         self.mean = torch.tensor(spec.input_mean, dtype=torch.float64, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(spec.input_std, dtype=torch.float64, device=device).view(1, 3, 1, 1)
 
@@ -600,17 +605,18 @@ class HumanSegmenter:
 
 
 def load_humanseg(name: str, *, weights: str | Path | None = None,
-                  device: str | torch.device = "cpu", backend: str = "auto") -> HumanSegmenter:
+                  device: str | torch.device = "cpu", backend: str = "auto", dtype: str = "fp32") -> HumanSegmenter:
     """The named segmenter (SEGMENTER_SPECS) with the cache's checkpoint (or the file
-    `weights`), fast path on `backend` on the CPU, in float16 on CUDA. WeightsError when the
-    file is missing or does not fit."""
+    `weights`), fast path on `backend` on the CPU computing in `dtype`, on CUDA in float16
+    (bfloat16 with `dtype` "bf16"). WeightsError when the file is missing or does not fit."""
     from realtime.models import resolve_device
 
     spec = get_segmenter_spec(name)
     target = resolve_device(device)
     net = load_humanseg_net(weights_cache.resolve(spec.weights, weights), spec)
-    return HumanSegmenter(net, spec, target, amp_dtype=torch.float16 if target.type == "cuda" else None,
-                          backend=backend)
+    cuda_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
+    return HumanSegmenter(net, spec, target, amp_dtype=cuda_dtype if target.type == "cuda" else None,
+                          backend=backend, dtype=dtype)
 
 
 __all__ = ["ARCHITECTURES", "EAGER_ONLY", "HumanSegmenter", "Letterbox", "TrainerLog", "humanseg_net", "humanseg_state_dict",

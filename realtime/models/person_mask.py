@@ -61,19 +61,19 @@ logger = logging.getLogger(__name__)
 Segmenter = Callable[[list[np.ndarray]], list[np.ndarray]]
 
 
-def person_segmenter(source: str, device: str = "cpu", backend: str = "auto") -> Segmenter:
+def person_segmenter(source: str, device: str = "cpu", backend: str = "auto", dtype: str = "fp32") -> Segmenter:
     """The segmenter a --person-mask source names ("selfie" or a Human_seg network) on `device`,
-    its forward on `backend` on the CPU (realtime.models.backends). WeightsError when its
-    weights are missing."""
+    its forward on `backend` on the CPU computing in `dtype` (realtime.models.backends).
+    WeightsError when its weights are missing."""
     from realtime.models import resolve_device
 
     if source == "selfie":
         from realtime.models.selfie_segmenter import SelfieSegmenter
 
-        return SelfieSegmenter("selfie", device=resolve_device(device), backend=backend)
+        return SelfieSegmenter("selfie", device=resolve_device(device), backend=backend, dtype=dtype)
     from realtime.models.humanseg import load_humanseg
 
-    return load_humanseg(source, device=device, backend=backend)
+    return load_humanseg(source, device=device, backend=backend, dtype=dtype)
 
 
 class PersonMaskStage(ResultStage):

@@ -184,11 +184,12 @@ class SelfieSegmenter:
     same masks: mean person IoU within 0.001 on 120 ccp_dev photos). On the CPU the network runs
     on `backend` (realtime.models.backends; "auto": the fastest here)."""
 
-    def __init__(self, name: str = "selfie", *, device: str | torch.device = "cpu", backend: str = "auto") -> None:
+    def __init__(self, name: str = "selfie", *, device: str | torch.device = "cpu", backend: str = "auto",
+                 dtype: str = "fp32") -> None:
         self.device = torch.device(device)
         self.net = load_selfie_segmenter_net(name).to(self.device)
         self._graphs = GraphCache(TupleOutputs(self.net), backend=backend if self.device.type == "cpu" else "torch",
-                                  model=f"selfie-segmenter:{name}")
+                                  model=f"selfie-segmenter:{name}", dtype=dtype)
 
     @torch.inference_mode()
     def __call__(self, rgbs: list[np.ndarray]) -> list[np.ndarray]:
