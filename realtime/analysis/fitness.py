@@ -51,6 +51,7 @@ NOBODY = "nobody_found"
 TOO_SMALL = "too_small"
 MIN_PERSON_PX = 120  # a person smaller than this (own pixels, the body's longer side) gives no reliable joints
 SIZE_WINDOW_S = 3.0  # a person's size is the largest in this long: a squat's bottom is no smaller person
+SURE_SIDE_CONF = 0.7  # a side enters a min/max reduction (a lunge's front knee, a curl's working arm) when seen this surely
 CLOSER = "move the camera closer or record at a higher resolution"
 # What to try when a person's counted angle is unknown, by reason. A larger --internal-size is no
 # cure for too_small: the rule is in the frame's own pixels, which parsing at a larger size does not add.
@@ -93,11 +94,20 @@ class _PersonTrack:
         return max((s for _, s in self.sizes), default=None)
 
 
-def _reduce(values: list[float], how: str) -> float:
-    known = [v for v in values if not math.isnan(v)]
+def _reduce(values: list[float], how: str, confidences: list[float]) -> float:
+    """The counted signal from the joints' angles (NaN: unknown) and their confidences: their mean,
+    or the least or greatest of those seen surely (SURE_SIDE_CONF; the one seen best when none
+    is): an extreme picks out noise, so a hidden far arm read at 0.4 with a wild angle must not
+    win over the near arm seen whole (a standing body counted a curl before)."""
+    known = [(value, confidence) for value, confidence in zip(values, confidences) if not math.isnan(value)]
     if not known:
         return math.nan
-    return {"mean": sum(known) / len(known), "min": min(known), "max": max(known)}[how]
+    if how == "mean":
+        return sum(value for value, _ in known) / len(known)
+    sure = [value for value, confidence in known if confidence >= SURE_SIDE_CONF]
+    if not sure:
+        sure = [max(known, key=lambda pair: pair[1])[0]]
+    return min(sure) if how == "min" else max(sure)
 
 
 def _round(value: float) -> float | None:
@@ -169,7 +179,7 @@ class FitnessAnalyser(Analyser):
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
-        signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce)
+        signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints])
         box = mask_box(mask)
         own = None if box is None else frame.placement.box_to_own(box)
         size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
