@@ -74,7 +74,8 @@ def run_app(args: argparse.Namespace) -> int:
         print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
     if status == 0 and window.frames_shown == 0:
-        print("partsight: no frame was shown", file=sys.stderr)
+        reason = window.shown_error
+        print("partsight: no frame was shown" + (f": {reason}" if reason else ""), file=sys.stderr)
         return EXIT_ERROR
     return status
 

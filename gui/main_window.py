@@ -178,6 +178,12 @@ class MainWindow(QMainWindow):
         pipeline = self._session.pipeline
         return pipeline is None or pipeline.finished or pipeline.error is not None
 
+    @property
+    def shown_error(self) -> str | None:
+        """What the window shows as the reason nothing plays (the source's error, else the
+        model's), or None."""
+        return self._session.source_error or self._session.error
+
     def screenshot_widget(self) -> QWidget:
         """What a picture of the app shows: the presentation view while open, else this window."""
         return self._presentation or self

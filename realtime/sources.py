@@ -156,6 +156,9 @@ class PyAVReader(FrameReader):
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
+        if self._container.format.name == "tty":  # FFmpeg draws any text file (.txt, .nfo, ...) as ANSI art
+            self.close()
+            raise SourceError(f"{redact_url(self.url)} is a text file, not a video")
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live

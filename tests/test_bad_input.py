@@ -85,6 +85,7 @@ def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> P
     (folder / "cut-before-index.mp4").write_bytes(clip[: len(clip) // 2])  # this clip keeps its index at the end
     (folder / "text.mp4").write_text("this is a shopping list, not a video\n")
     (folder / "text.png").write_text("not a picture either\n")
+    (folder / "notes.txt").write_text("squats: 3 x 10, lunges: 3 x 8\n" * 50)  # FFmpeg draws a text this long as ANSI art
     (folder / "truncated.tif").write_bytes(truncated_tiff)
     cv2.imwrite(str(folder / "photo.png"), bgr)
     cv2.imwrite(str(folder / "one-pixel.png"), bgr[900:901, 500:501])
@@ -134,6 +135,7 @@ FAILS = {
     "cut-before-index.mp4": "cannot open",
     "text.mp4": "cannot open",
     "text.png": "not a readable image",
+    "notes.txt": "is a text file, not a video",
     "truncated.tif": "not a readable image",
     "no-such-file.mp4": "no such file",
 }
