@@ -46,7 +46,8 @@ class JobOutputs:
         """Refuses, before anything is opened or written, outputs that would destroy data: an output
         that is the input (`source` when it is a file or a folder of frames on this machine) or two
         outputs on one path; paths compare as real paths (symlinks, relative paths) and with
-        os.path.samefile where both exist. ValueError naming the option(s)."""
+        os.path.samefile where both exist; and a summary that could not be written (it is written
+        only at the end of the run; its folder is created now). ValueError naming the option(s)."""
         seen: dict[str, str] = {}
         for field_name, option in self.OPTION_NAMES.items():
             path = getattr(self, field_name)
@@ -59,6 +60,8 @@ class JobOutputs:
                 if _same_path(path, other_path):
                     raise ValueError(f"{other} and {option} are the same file ({path}); give each output its own path")
             seen[path] = option
+        if self.summary is not None:
+            _check_writable(self.summary, self.OPTION_NAMES["summary"])
 
 
 @dataclass
@@ -115,6 +118,20 @@ class JobModels:
 def _close(stages: Stages) -> None:
     for stage in stages.result:
         stage.close()
+
+
+def _check_writable(path: str, option: str) -> None:
+    """ValueError naming `option` when `path` cannot be written: its folder cannot be created or
+    written to, or it is a folder or a read-only file."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot write {path}: {exc.strerror}") from None
+    if target.is_dir():
+        raise ValueError(f"{option}: cannot write {path}: it is a folder")
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise ValueError(f"{option}: cannot write {path}: permission denied")
 
 
 def _same_path(a: str, b: str) -> bool:
