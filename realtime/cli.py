@@ -132,6 +132,7 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.analysis.summary import summary_table
     from realtime.config import config_from_args
     from realtime.job import JobOutputs, run_job
+    from realtime.render import plural
     from realtime.sources import keeps_own_rate
 
     if args.loop and not args.frames:
@@ -165,22 +166,26 @@ def _process(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     frames = job.frames
-    summary = f"wrote {args.output}: {frames} frames in {job.seconds:.1f} s ({frames / max(job.seconds, 1e-9):.1f} fps)"
+    summary = f"wrote {args.output}: {plural(frames, 'frame')} in {job.seconds:.1f} s " \
+              f"({frames / max(job.seconds, 1e-9):.1f} fps)"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
+        if job.labels_removed:
+            summary += f" (its {plural(job.labels_removed, 'label PNG')} of an earlier run removed first)"
     print(summary)
     print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
+    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}"
     if job.interrupted:
-        print(f"partsight: interrupted (the {frames} frames before it are in {args.output})", file=sys.stderr)
+        print(f"partsight: interrupted ({kept})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if job.error:
-        raise CliError(f"{job.error} (the {frames} frames before it are in {args.output})")
+        raise CliError(f"{job.error} ({kept})")
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     return 0

@@ -70,7 +70,8 @@ class JobResult:
     asked for to the last written; error: the one-line reason the source ended early (None when it
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
     summary: the fitness summary (None without an exercise); audio: one line on what became of
-    the source's sound."""
+    the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
+    folder before this run's were written (Recorder)."""
 
     source: SourceInfo
     frames: int
@@ -80,6 +81,7 @@ class JobResult:
     audio: str
     summary: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
+    labels_removed: int = 0
 
 
 class JobModels:
@@ -200,7 +202,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted)
+                     interrupted=interrupted, labels_removed=recorder.labels_removed)
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:
