@@ -25,7 +25,7 @@ from realtime.cli_options import (
     stage_threads_option,
 )
 from realtime.batch.cli import add_batch_command
-from realtime.bench_cli import add_bench_commands
+from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
     one line."""
     parser = _build_parser(extra_commands)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         if default_command is None:
             parser.print_usage(sys.stderr)
