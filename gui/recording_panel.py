@@ -19,6 +19,7 @@ from gui.session import Session
 from gui.video_view import VideoView
 from realtime.analysis.summary import reps_csv
 from realtime.recorder import Recorder, RecorderError
+from realtime.render import plural
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ class RecordingPanel(QWidget):
             self.failed.emit(str(exc))
             return
         frames = recorder.frames_written if recorder is not None else 0
-        self.saved.emit(f"Saved {path.name} ({frames} frames) and {path.with_suffix('.jsonl').name} "
+        self.saved.emit(f"Saved {path.name} ({plural(frames, 'frame')}) and {path.with_suffix('.jsonl').name} "
                         f"in {path.parent}")
 
     def save_screenshot(self) -> Path | None:

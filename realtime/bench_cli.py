@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from collections.abc import Sequence
 from dataclasses import replace
 
 from realtime.cli_options import (
@@ -37,7 +38,8 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")
     bench.add_argument("--compare", nargs=2, metavar=("OPTIONS_A", "OPTIONS_B"),
                        help="instead: two settings, each a quoted list of options applied over the others "
-                            "(e.g. --compare \"--backend torch\" \"--backend openvino\"), run frame by frame in "
+                            "(e.g. --compare \"--backend torch\" \"--backend openvino\", or \"\" \"--realtime\"), run frame "
+                            "by frame in "
                             "turn on the same source; prints both and their ratio B / A")
     run_options(bench)
     bench.set_defaults(handler=_bench)
@@ -118,6 +120,17 @@ def run_options(command: argparse.ArgumentParser) -> None:
     fitness_options(command, summary=False)
 
 
+def compare_settings_as_values(argv: Sequence[str]) -> list[str]:
+    """`argv` with the two settings after bench's `--compare` kept as its values: argparse takes a
+    lone word that starts with '-' (`--compare "" "--realtime"`) for an option but one with a space
+    in it for a value, so such a word gets a leading space (which shlex.split drops again)."""
+    argv = list(argv)
+    if "bench" in argv and "--compare" in argv[argv.index("bench"):]:
+        at = argv.index("--compare", argv.index("bench")) + 1
+        argv[at:at + 2] = [f" {word}" if word.startswith("-") else word for word in argv[at:at + 2]]
+    return argv
+
+
 def _bench(args: argparse.Namespace) -> int:
     from realtime.benchmarks import bench_compare, bench_run
     from realtime.config import config_from_args
@@ -126,10 +139,11 @@ def _bench(args: argparse.Namespace) -> int:
     # file again at its end: with --realtime a short clip passes while the models warm up
     config = replace(config_from_args(args), frame_limit=None, buffer_frames=1, loop=True)
     if args.compare:
+        compare = [options.strip() for options in args.compare]  # without compare_settings_as_values' space
         configs = {name: replace(config_from_args(_with_options(args, options)), frame_limit=None, buffer_frames=1)
-                   for name, options in zip("ab", args.compare)}
+                   for name, options in zip("ab", compare)}
         report = bench_compare(configs, frames=args.frames, warmup=args.warmup)
-        report["settings"]["a"]["options"], report["settings"]["b"]["options"] = args.compare
+        report["settings"]["a"]["options"], report["settings"]["b"]["options"] = compare
     else:
         report = bench_run(config, frames=args.frames, warmup=args.warmup, record=args.record)
     report.update(warning_field(report.pop("error", None)))

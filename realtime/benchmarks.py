@@ -21,6 +21,7 @@ from realtime.config import PipelineConfig
 from realtime.geometry import parse_copy_size
 from realtime.models.backends import available_backends, build_graph, export_onnx, sample_interleaved, time_interleaved
 from realtime.models.bodypix import SINGLE_PERSON_HEADS, BodyPixParser
+from realtime.render import plural
 
 PARSER_BENCH_SIZES = ((321, 241), (449, 337), (641, 481))
 
@@ -204,7 +205,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
             pipeline.stop()
     measured = results[warmup:wanted]
     if len(measured) < 2:
-        raise ValueError(pipeline.error or f"{info.name} gave only {len(results)} frames; need more than "
+        raise ValueError(pipeline.error or f"{info.name} gave only {plural(len(results), 'frame')}; need more than "
                                            f"--warmup {warmup}")
     first = max(warmup, 1)  # the clock starts at the frame before the first one measured
     counted = len(results[first:wanted])

@@ -25,7 +25,7 @@ from realtime.cli_options import (
     stage_threads_option,
 )
 from realtime.batch.cli import add_batch_command
-from realtime.bench_cli import add_bench_commands
+from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
     one line."""
     parser = _build_parser(extra_commands)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         if default_command is None:
             parser.print_usage(sys.stderr)
@@ -132,6 +132,7 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.analysis.summary import summary_table
     from realtime.config import config_from_args
     from realtime.job import JobOutputs, run_job
+    from realtime.render import plural
     from realtime.sources import keeps_own_rate
 
     if args.loop and not args.frames:
@@ -165,22 +166,28 @@ def _process(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     frames = job.frames
-    summary = f"wrote {args.output}: {frames} frames in {job.seconds:.1f} s ({frames / max(job.seconds, 1e-9):.1f} fps)"
+    summary = f"wrote {args.output}: {plural(frames, 'frame')} in {job.seconds:.1f} s " \
+              f"({frames / max(job.seconds, 1e-9):.1f} fps)"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:
         summary += f", labels {args.labels_dir}"
-    print(summary)
-    print(job.audio)
+        if job.labels_removed:
+            summary += f" (its {plural(job.labels_removed, 'label PNG')} of an earlier run removed first)"
+    if frames:  # else the MP4 is not kept, and the error or interruption below says so
+        print(summary)
+        print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
+    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
+        else "no frame was written"
     if job.interrupted:
-        print(f"partsight: interrupted (the {frames} frames before it are in {args.output})", file=sys.stderr)
+        print(f"partsight: interrupted ({kept})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if job.error:
-        raise CliError(f"{job.error} (the {frames} frames before it are in {args.output})")
+        raise CliError(f"{job.error} ({kept})")
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     return 0

@@ -3,6 +3,7 @@ that print one JSON object."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -11,6 +12,8 @@ from realtime.cli_options import model_options, positive_int, smoothing_option, 
 from realtime.fitness_cli import pose_option
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
+DATASET_HELP = (f"folder of labelled images, read with its subfolders; needed: without it the command lists the "
+                f"datasets in ${DATASETS_DIR_ENV}, else in the datasets folder beside $PARTSIGHT_MEDIA_DIR")
 
 
 def default_datasets_dir() -> Path:
@@ -38,7 +41,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
 
     jitter = measures.add_parser("jitter", help="raw vs smoothed agreement on stills moved by a known smooth motion")
     jitter.add_argument("images", nargs="*", help="still images (default: every image of --dataset)")
-    jitter.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
+    jitter.add_argument("--dataset", type=Path, help=f"{DATASET_HELP} (or give IMAGES)")
     jitter.add_argument("--jitter-frames", "--frames", dest="jitter_frames", type=int, default=45,
                         help="frames of motion per still (default 45)")
     jitter.add_argument("--seed", type=int, default=0)
@@ -51,7 +54,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                                                         "two halves' means, subject_iou: the IoU of the parsed "
                                                         "person who overlaps the label best, and the time per "
                                                         "image against the parser alone)")
-    person_iou.add_argument("--dataset", type=Path, help=f"labelled images folder (default ${DATASETS_DIR_ENV} or ../shared/datasets)")
+    person_iou.add_argument("--dataset", type=Path, help=DATASET_HELP)
     model_options(person_iou)
     pose_option(person_iou, "auto")
     person_iou.set_defaults(handler=_person_iou)
@@ -94,10 +97,24 @@ def _part_iou(args: argparse.Namespace) -> int:
 
 
 def _dataset(args: argparse.Namespace) -> Path:
-    folder = args.dataset or default_datasets_dir()
-    if not folder.is_dir():
-        raise ValueError(f"{folder} is not a folder; pass --dataset DIR or set {DATASETS_DIR_ENV}")
-    return folder
+    """--dataset; without it, ValueError naming the datasets in default_datasets_dir() (read as one,
+    they would mix, and the run is long)."""
+    from realtime.evaluation import labelled_images
+    from realtime.render import plural
+
+    if args.dataset is not None:
+        if not args.dataset.is_dir():
+            raise ValueError(f"--dataset {args.dataset} is not a folder")
+        return args.dataset
+    root = default_datasets_dir()
+    found = []
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []:
+        with contextlib.suppress(ValueError):  # no labelled images in it
+            found.append((folder, len(labelled_images(folder))))
+    if not found:
+        raise ValueError(f"pass --dataset DIR: no datasets of labelled images in {root} (set {DATASETS_DIR_ENV})")
+    listed = ", ".join(f"{folder.name} ({plural(count, 'image')})" for folder, count in found)
+    raise ValueError(f"pass --dataset DIR, one of the datasets in {root}: {listed}; e.g. --dataset {found[0][0]}")
 
 
 def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:

@@ -46,7 +46,8 @@ class JobOutputs:
         """Refuses, before anything is opened or written, outputs that would destroy data: an output
         that is the input (`source` when it is a file or a folder of frames on this machine) or two
         outputs on one path; paths compare as real paths (symlinks, relative paths) and with
-        os.path.samefile where both exist. ValueError naming the option(s)."""
+        os.path.samefile where both exist; and a summary that could not be written (it is written
+        only at the end of the run; its folder is created now). ValueError naming the option(s)."""
         seen: dict[str, str] = {}
         for field_name, option in self.OPTION_NAMES.items():
             path = getattr(self, field_name)
@@ -59,6 +60,8 @@ class JobOutputs:
                 if _same_path(path, other_path):
                     raise ValueError(f"{other} and {option} are the same file ({path}); give each output its own path")
             seen[path] = option
+        if self.summary is not None:
+            _check_writable(self.summary, self.OPTION_NAMES["summary"])
 
 
 @dataclass
@@ -67,7 +70,8 @@ class JobResult:
     asked for to the last written; error: the one-line reason the source ended early (None when it
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
     summary: the fitness summary (None without an exercise); audio: one line on what became of
-    the source's sound."""
+    the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
+    folder before this run's were written (Recorder)."""
 
     source: SourceInfo
     frames: int
@@ -77,6 +81,7 @@ class JobResult:
     audio: str
     summary: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
+    labels_removed: int = 0
 
 
 class JobModels:
@@ -115,6 +120,20 @@ class JobModels:
 def _close(stages: Stages) -> None:
     for stage in stages.result:
         stage.close()
+
+
+def _check_writable(path: str, option: str) -> None:
+    """ValueError naming `option` when `path` cannot be written: its folder cannot be created or
+    written to, or it is a folder or a read-only file."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option}: cannot write {path}: {exc.strerror}") from None
+    if target.is_dir():
+        raise ValueError(f"{option}: cannot write {path}: it is a folder")
+    if not os.access(target if target.exists() else target.parent, os.W_OK):
+        raise ValueError(f"{option}: cannot write {path}: permission denied")
 
 
 def _same_path(a: str, b: str) -> bool:
@@ -183,7 +202,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted)
+                     interrupted=interrupted, labels_removed=recorder.labels_removed)
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

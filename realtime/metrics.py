@@ -28,31 +28,36 @@ def frame_metrics(result: FrameResult, *, pts_s: float | None = None) -> dict:
     recording (None: its own time)."""
     frame = result.frame
     keypoints = result.parse.keypoints
+    own_size = frame.own_size or frame.size
     return {
         "schema": FRAME_SCHEMA,
         "index": frame.index,
         "pts_s": round(frame.pts_s if pts_s is None else pts_s, 6),
-        "frame_size": list(frame.own_size or frame.size),
+        "frame_size": list(own_size),
         "areas": result.parse.part_areas(),
         "keypoints": _own_keypoints(frame.placement, keypoints),
-        "people": [person_metrics(result.parse, person, frame.placement) for person in result.parse.people],
+        "people": [person_metrics(result.parse, person, frame.placement, own_size)
+                   for person in result.parse.people],
         "timings_ms": {k: round(v, 2) for k, v in result.timings_ms.items()},
         "latency_ms": round(result.latency_ms, 2),
         **({"analysis": result.analysis} if result.analysis else {}),
     }
 
 
-def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement = Placement()) -> dict:
-    """One person's entry of the JSONL line: id, score, keypoints, mask bbox and BlazePose's 33
-    landmarks (in the frame's own pixels, through `placement`), part areas, and world landmarks
-    in metres (landmarks null when the pose source gives none)."""
+def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement = Placement(),
+                   own_size: tuple[int, int] | None = None) -> dict:
+    """One person's entry of the JSONL line: id, score, keypoints, mask bbox (inside the frame's
+    own `own_size`, default the parsed image's) and BlazePose's 33 landmarks (in the frame's own
+    pixels, through `placement`; a joint the model places beyond the frame's edge keeps its
+    coordinates there), part areas, and world landmarks in metres (landmarks null when the pose
+    source gives none)."""
     box = person.bbox()
     return {
         "id": person.id,
         "score": round(person.score, 4),
         "keypoints": _own_keypoints(placement, person.keypoints),
         "areas": {} if box is None else parse.part_areas(person.mask, box),
-        "bbox": None if box is None else placement.box_to_own(box),
+        "bbox": None if box is None else placement.box_to_own(box, own_size or parse.size),
         "landmarks": None if person.landmarks is None else np.round(placement.to_own(person.landmarks), 3).tolist(),
         "world_landmarks": None if person.world_landmarks is None else np.round(person.world_landmarks, 4).tolist(),
     }

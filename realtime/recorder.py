@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ _TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz: every common frame rate lands 
 _FRAME_S = Fraction(1, 30)  # the stream's nominal frame duration: what the encoder gives the last frame
 _NEW_SOURCE_STEP = round(_FRAME_S / _TIME_BASE)  # ticks between the last frame of a source and the next one's first
 _STOP = object()
+_LABEL_MAP = "{:06d}.png"  # a label PNG's name from its frame index
+_LABEL_MAP_NAME = re.compile(r"\d{6,}\.png")  # every name _LABEL_MAP gives
 
 
 class RecorderError(RuntimeError):
@@ -63,7 +66,9 @@ class Recorder:
     when the source has none, or is live) and `audio_note` says why it was left out ("left out:
     ...") or where it stops ("stops at 4.20 s: ..."), if it was or does. With `plain_video_path`
     a second MP4 holds the items' `plain` frames (nothing drawn on them) at the same times and
-    size, with the same sound: a video a client draws its own overlay on."""
+    size, with the same sound: a video a client draws its own overlay on. Label PNGs of an
+    earlier recording into `labels_dir` (the recorder's own names, %06d.png; nothing else) are
+    removed first, so the folder holds this recording's only; `labels_removed` counts them."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                  labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
@@ -83,6 +88,7 @@ class Recorder:
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._size: tuple[int, int] | None = None  # (width, height) of the videos, set by the first frame
         self._metrics_fd: int | None = None
+        self.labels_removed = 0
         self._metrics_bytes = 0
         self._last_pts = -1
         # ticks added to frame times: the first frame lands at 0, a source switched to goes on after the last
@@ -97,6 +103,11 @@ class Recorder:
                 video.path.parent.mkdir(parents=True, exist_ok=True)
             if self.labels_dir:
                 self.labels_dir.mkdir(parents=True, exist_ok=True)
+                earlier = [path for path in self.labels_dir.iterdir()
+                           if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
+                for path in earlier:
+                    path.unlink()
+                self.labels_removed = len(earlier)
             if self.metrics_path:
                 self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
                 self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -173,7 +184,7 @@ class Recorder:
             video.feed_audio(item.source_s, self.recorded_s)
             video.encode(self._fitted(image), pts)
         if self.labels_dir is not None and item.labels is not None:
-            path = self.labels_dir / f"{item.index:06d}.png"
+            path = self.labels_dir / _LABEL_MAP.format(item.index)
             if not cv2.imwrite(str(path), item.labels):
                 raise OSError(f"cannot write {path}")
         self.encode_ms = (time.perf_counter() - start) * 1000

@@ -18,6 +18,7 @@ import re
 import sys
 import threading
 import time
+import urllib.request
 from collections import deque
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -236,7 +237,14 @@ class PyAVReader(FrameReader):
                 yield image, parse_image, (float(decoded.time) if decoded.time is not None else None), own, placement
                 index += 1
         except (av.error.FFmpegError, OSError) as exc:
-            raise _source_error(f"reading {redact_url(self.url)} failed at frame {index}", exc) from None
+            what = f"reading {redact_url(self.url)} failed at frame {index}"
+            if index == 0 and "mp4" in self._container.format.name and not _server_seeks(self.url, self.timeout_s):
+                log.info("%s: %s", what, redact_url(str(exc)))
+                raise SourceError(f"{what}: the MP4's index (moov) is at its end and the server does not allow "
+                                  f"seeking back to the frames (no HTTP Range requests); re-encode it with faststart "
+                                  f"(ffmpeg -i IN -c copy -movflags +faststart OUT) or serve it with Range "
+                                  f"support") from None
+            raise _source_error(what, exc) from None
 
     def close(self) -> None:
         if self._container is not None:
@@ -825,6 +833,19 @@ class _SingleImageReader(ImageFolderReader):
         self._paths = [self.folder]
         self.fps = self.fps or DEFAULT_SEQUENCE_FPS
         return SourceInfo(str(self.folder), False, 1, self.fps, duration_s=1 / self.fps)
+
+
+def _server_seeks(url: str, timeout_s: float) -> bool:
+    """Whether the http(s) server of `url` answers a Range request (206) and so lets FFmpeg seek
+    in the file; True for other addresses, and when asking fails (nothing is then known)."""
+    if urlsplit(url).scheme.lower() not in ("http", "https"):
+        return True
+    try:
+        request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status == 206
+    except (OSError, ValueError):
+        return True
 
 
 def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:

@@ -47,10 +47,14 @@ class Placement:
         return Placement(self.scale_x * scale_x, self.scale_y * scale_y, self.offset_x * scale_x,
                          self.offset_y * scale_y)
 
-    def box_to_own(self, box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """(x0, y0, x1, y1) exclusive ends in output pixels -> the frame's own pixels (rounded)."""
+    def box_to_own(self, box: tuple[int, int, int, int], own_size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) exclusive ends in output pixels -> the frame's own pixels (rounded),
+        inside the frame's own `own_size` (width, height): a mask can spill over a letterboxed
+        frame's edge into the border around it."""
         (x0, y0), (x1, y1) = self.to_own(np.array([box[:2], box[2:]], dtype=np.float32))
-        return round(float(x0)), round(float(y0)), round(float(x1)), round(float(y1))
+        width, height = own_size
+        return (min(max(round(float(x0)), 0), width), min(max(round(float(y0)), 0), height),
+                min(max(round(float(x1)), 0), width), min(max(round(float(y1)), 0), height))
 
 
 @dataclass

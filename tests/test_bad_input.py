@@ -190,6 +190,17 @@ def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
     _assert_one_line_error(run, "cannot write", "a-file")
 
 
+def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
+    """--summary is written only at the run's end: a path that cannot be written is found first,
+    named by its option, before any output is made."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("a file, so nothing can be created under it (even by root)")
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--exercise", "squat", "--summary",
+               str(blocker / "s.json"), "--frames", "3", "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, "--summary: cannot write", "a-file")
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def _own_copy(media_dir: Path, folder: Path) -> tuple[Path, Path]:
     """A user's only copy of squat30 in `folder`, and a folder of two of its frames as PNGs."""
     video = folder / "session.mp4"

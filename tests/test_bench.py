@@ -24,6 +24,14 @@ def test_compare_runs_both_settings_on_the_same_frames(single_clip, capsys):
     assert report["cpu_ratio"] == pytest.approx(b["cpu_ms"] / a["cpu_ms"], abs=1e-3)
 
 
+def test_compare_takes_a_single_word_setting(single_clip, capsys):
+    assert main(["bench", str(single_clip), "--size", "160x120", "--frames", "3", "--warmup", "1",
+                 "--max-people", "1", "--pose", "parser", "--person-mask", "parser", "--compare", "", "--realtime"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["settings"]["a"]["options"], report["settings"]["b"]["options"]) == ("", "--realtime")
+    assert report["frames"] == 3
+
+
 def test_bench_plays_a_short_clip_again_until_it_has_its_frames(single_clip, capsys):
     # the clip has 100 frames; paced like a camera it would pass in 1.7 s, mostly while the models warm up
     for pacing in ([], ["--realtime"]):
@@ -36,6 +44,7 @@ def test_bench_plays_a_short_clip_again_until_it_has_its_frames(single_clip, cap
     ("--output x.mp4", "--output x.mp4 is not a run option"),
     ("--backend tensorrt", "invalid choice: 'tensorrt'"),
     ("--smoothing 3", "must be from 0 (off) to 1"),
+    ("--readout", "--compare '--readout': --readout is not a run option"),  # one word: a value of --compare all the same
 ])
 def test_compare_settings_must_be_run_options(single_clip, capsys, options, message):
     assert main(["bench", str(single_clip), "--compare", "--max-people 1", options]) == 1

@@ -105,9 +105,9 @@ def test_jitter_agreement_of_the_reference_itself_is_one(bodypix):
         assert 0.0 < report[kind]["person_iou"] <= 1.0 and 0.0 < report[kind]["part_accuracy"] <= 1.0
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(REPO / "main.py"), *args], capture_output=True, text=True,
-                          timeout=300, env=os.environ.copy(), check=False)
+                          timeout=300, env={**os.environ, **(env or {})}, check=False)
 
 
 def test_eval_commands_print_json_and_fail_in_one_line(single_clip, tmp_path):
@@ -122,3 +122,20 @@ def test_eval_commands_print_json_and_fail_in_one_line(single_clip, tmp_path):
 
     bad = _cli("eval", "flicker", str(single_clip), "--smoothing", "2")
     assert bad.returncode == 2 and "--smoothing" in bad.stderr
+
+
+def test_person_iou_without_a_dataset_lists_the_datasets_instead_of_mixing_them(tmp_path):
+    """The datasets folder holds several datasets: read as one they would mix, so without --dataset
+    the command names them (with their sizes) in one line and runs nothing."""
+    root = tmp_path / "datasets"
+    for name, count in (("small", 2), ("smaller", 1)):
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            for kind, ext in (("img", "jpg"), ("ann", "png")):
+                source = datasets_dir() / "ccp_dev" / f"{kind}_{2 * index + 2:04d}.{ext}"
+                (root / name / source.name).write_bytes(source.read_bytes())
+    (root / "notes").mkdir()
+    done = _cli("eval", "person-iou", "--device", "cpu", env={"PARTSIGHT_DATASETS_DIR": str(root)})
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert done.stderr == (f"partsight: error: pass --dataset DIR, one of the datasets in {root}: small (2 images), "
+                           f"smaller (1 image); e.g. --dataset {root / 'small'}\n")

@@ -195,6 +195,20 @@ def test_a_file_over_http_is_a_file_every_frame_in_order_to_its_end(http_faults,
     assert run["summary"]["reps"] == 2 and len(run["lines"]) == 151
 
 
+def test_an_mp4_with_its_index_at_the_end_on_a_server_without_range_says_why(http_faults, tmp_path, capsys):
+    """squat30.mp4 keeps its index (moov) after the frames, and `python3 -m http.server` answers
+    no Range request: FFmpeg reads on to the index and cannot go back. One line says so and what
+    to do; nothing claims a frame or an MP4 that was not written."""
+    run = _process(f"{http_faults}/squat30.mp4", tmp_path, "--pose", "parser")
+    captured = capsys.readouterr()
+    assert run["code"] == 1 and run["lines"] == [] and not run["video"].exists()
+    assert captured.err == (f"partsight: error: reading {http_faults}/squat30.mp4 failed at frame 0: the MP4's index "
+                            "(moov) is at its end and the server does not allow seeking back to the frames (no HTTP "
+                            "Range requests); re-encode it with faststart (ffmpeg -i IN -c copy -movflags +faststart "
+                            "OUT) or serve it with Range support (no frame was written)\n")
+    assert captured.out == ""
+
+
 # (password the server wants, how it is typed in the URL, whether that URL is valid): "@", ":" and
 # "/" belong %-escaped in a URL's user-info; typed raw, the URL may not open, but never leaks.
 HTTP_PASSWORDS = [("p@ss", "p%40ss", True), ("a:b@c/d", "a%3Ab%40c%2Fd", True), ("p@ss:w0rd", "p@ss:w0rd", True),

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+from _paths import datasets_dir
 from jsonschema import Draft202012Validator
 from test_fitness_analyser import FPS, H, W, leg_keypoints, parse_of, person, squat_degs
 
@@ -99,6 +101,24 @@ def test_squat_clip_jsonl_and_summary_match_their_schemas(squat_run):
     assert all("fitness" in line["analysis"] for line in lines)
     assert next(iter(summary)) == "schema"
     assert errors("summary", summary) == []
+
+
+def test_a_smaller_frame_among_larger_ones_keeps_its_coordinates_inside_it(tmp_path):
+    """A folder of mixed photo sizes: a 311x466 frame is letterboxed into the 550x830 run, and a
+    person cut off at its top and bottom edges has a mask that spills into the border; the line
+    still matches the schema, its bbox inside the frame's own pixels."""
+    photo = cv2.imread(str(datasets_dir() / "ccp_dev" / "img_0002.jpg"))
+    assert photo.shape[:2] == (830, 550)
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "000.jpg"), photo)
+    cv2.imwrite(str(folder / "001.jpg"), cv2.resize(photo[150:700, 80:450], (311, 466)))  # the person cut off
+    lines = process(tmp_path, folder)
+    assert [line["frame_size"] for line in lines] == [[550, 830], [311, 466]]
+    for line in lines:
+        assert errors("frame", line) == [], line["index"]
+    (x0, y0, x1, y1), = [person["bbox"] for person in lines[1]["people"]]
+    assert 0 <= x0 < x1 <= 311 and (y0, y1) == (0, 466), "the mask reaches both cut edges, and no further"
 
 
 def test_counted_squat_lines_carry_the_33_landmarks_and_world_landmarks(squat_run):

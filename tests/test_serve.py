@@ -324,6 +324,11 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
             "/v1/parse?output=overlay&opacity=0.5", files={"image": ("a.png", png)}), 422, "bad_option"),
         ("job: an option in the URL", lambda: client.post("/v1/jobs?exercise=squat", files={"video": ("a.mp4", b"x")}),
          422, "bad_option"),
+        ("a misspelled form field", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                        data={"max_peopel": "1"}), 422, "bad_option"),
+        ("job: a misspelled form field", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                             data={"excercise": "squat", "frames": "5"}),
+         422, "bad_option"),
         ("url fetching is off", lambda: client.post("/v1/parse", data={"url": "http://127.0.0.1:1/x.png"}),
          403, "url_fetch_off"),
         ("10-minute video", lambda: client.post("/v1/jobs", files={"video": ("long.mp4", synthetic_video(
@@ -361,6 +366,9 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert not list(jobs_dir.iterdir()), "a refused upload left a job folder"
     assert errors["model without weights"] == "model schp-lip is not available on this server: its weights are not " \
                                               "installed"
+    assert errors["job: a misspelled form field"].startswith("excercise: not a form field here (the form takes ")
+    assert "exercise, frames" in errors["job: a misspelled form field"]
+    assert "max_people" in errors["a misspelled form field"]
     assert errors["person mask without weights"] == errors["job: person mask without weights"] == \
            "person mask humanseg-unet-resnet18 is not available on this server: its weights are not installed"
     # the client got its JSON; the console gets PartSight's own lines at most, never a library's text

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
@@ -154,3 +155,24 @@ def test_a_failure_is_one_line_and_its_traceback_goes_to_the_log(tmp_path, singl
     assert "p%40ss" not in done.stderr
     assert log_file.is_file() and "Traceback" in log_file.read_text()
     assert "p%40ss" not in log_file.read_text()
+
+
+def test_a_labels_dir_used_again_holds_this_runs_label_pngs_only(media_dir, tmp_path, capsys):
+    """A shorter run into the folder of a longer one: the earlier run's %06d.png label maps go
+    (said in the run's line), the user's other files stay; one frame is '1 frame'."""
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for index in range(9):
+        cv2.imwrite(str(labels / f"{index:06d}.png"), np.full((7, 5), 3, np.uint8))
+    mine = {"notes.txt": b"mine", "000001.jpg": b"mine too", "cover.png": b"and this", "12345.png": b"short name"}
+    for name, data in mine.items():
+        (labels / name).write_bytes(data)
+    out = tmp_path / "one.mp4"
+    assert main(["process", str(media_dir / "faults" / "squat30.mp4"), "-o", str(out), "--labels-dir", str(labels),
+                 "--frames", "1", "--pose", "parser", "--max-people", "1", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert f"wrote {out}: 1 frame in " in printed
+    assert f"labels {labels} (its 9 label PNGs of an earlier run removed first)" in printed
+    assert sorted(path.name for path in labels.iterdir()) == sorted([*mine, "000000.png"])
+    assert all((labels / name).read_bytes() == data for name, data in mine.items())
+    assert cv2.imread(str(labels / "000000.png"), cv2.IMREAD_UNCHANGED).shape == _decoded(out)[0].shape[:2]

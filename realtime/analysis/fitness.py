@@ -181,7 +181,7 @@ class FitnessAnalyser(Analyser):
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints])
         box = mask_box(mask)
-        own = None if box is None else frame.placement.box_to_own(box)
+        own = None if box is None else frame.placement.box_to_own(box, frame.own_size or frame.size)
         size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
         reason = _why_unknown(box, size, [raw[j].reason for j in exercise.joints], _frame_box(frame),
                               math.isnan(signal))

@@ -35,7 +35,7 @@ def summary_table(summary: dict[str, Any]) -> str:
         elif person.get("hint"):
             reasons = ", ".join(f"{reason} {frames}" for reason, frames in person["unknown_reasons"].items())
             lines.append(f"person {pid}: no usable {exercise} angle in {person['unknown_frames']} of "
-                         f"{person['frames']} frames ({reasons}): {person['hint']}")
+                         f"{plural(person['frames'], 'frame')} ({reasons}): {person['hint']}")
     return "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task, one_line
 from realtime.config import PipelineConfig
+from realtime.render import plural
 from realtime.logs import ray_notes_to_log_file
 from realtime.sources import URL, frames_shown, redact_url
 
@@ -465,7 +466,7 @@ def result_table(report: BatchReport) -> str:
     ok = report.count("ok")
     lines.append(f"{len(report.lines) + len(report.unfinished)} inputs: {ok} ok, {report.count('skipped')} skipped, "
                  f"{report.count('failed')} failed" + (f", {len(report.unfinished)} unfinished" if report.unfinished else "")
-                 + f"; {frames} frames in {report.wall_s:.1f} s on {report.workers} worker(s) "
+                 + f"; {plural(frames, 'frame')} in {report.wall_s:.1f} s on {report.workers} worker(s) "
                  f"({report.startup_s:.1f} s to start them): {frames / wall:.1f} frames/s, {ok * 60 / wall:.1f} videos/min")
     return "\n".join(line.rstrip() for line in lines)
 

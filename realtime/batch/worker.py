@@ -14,6 +14,7 @@ from realtime.analysis.exercises import Exercise
 from realtime.batch.outputs import OutputSet
 from realtime.config import PipelineConfig
 from realtime.job import JobModels, run_job
+from realtime.render import plural
 from realtime.sources import redact_url
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class BatchWorker:
             if job.stopped:
                 record.update(status="interrupted", error="interrupted")
             elif job.error:
-                record.update(status="failed", error=f"{job.error} (after {job.frames} frames)")
+                record.update(status="failed", error=f"{job.error} (after {plural(job.frames, 'frame')})")
             elif job.frames == 0:
                 record.update(status="failed", error=f"{job.source.name} gave no frames")
             else:

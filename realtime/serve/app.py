@@ -273,10 +273,11 @@ def _add_parse(api: APIRouter, service: Service) -> None:
         return JSONResponse(result_json(result, angles=options.angles, label_map=label_map), headers=headers)
 
 
-def options_in_the_form(request: Request) -> None:
+async def options_in_the_form(request: Request) -> None:
     """A POST's options travel in its form, where their declarations check them; one in the URL
     instead (`/v1/parse?output=overlay&opacity=7`) would go unread, so it is a 422 bad_option, as is
-    a URL parameter the route does not know."""
+    a URL parameter the route does not know, and a form field it does not know (a misspelled
+    `excercise`), naming the fields it knows."""
     dependant = request.scope["route"].dependant
     in_url = {param.alias for param in dependant.query_params}
     in_form = {param.alias for param in dependant.body_params}
@@ -286,6 +287,11 @@ def options_in_the_form(request: Request) -> None:
         where = "a form field, not a URL parameter" if name in in_form else "not an option here"
         takes = f"the URL takes only {', '.join(sorted(in_url))}" if in_url else "the URL takes no options"
         raise ApiError(422, "bad_option", f"{name}: {where} ({takes})")
+    # FastAPI has already read the form for the route's own fields; this reads its cached copy
+    for name in (await request.form()).keys():
+        if name not in in_form:
+            where = "a URL parameter, not a form field" if name in in_url else "not a form field here"
+            raise ApiError(422, "bad_option", f"{name}: {where} (the form takes {', '.join(sorted(in_form))})")
 
 
 def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:

@@ -388,7 +388,8 @@ function showJobStatus(status) {
   const progress = $("job-progress");
   if (status.progress === null) progress.removeAttribute("value");
   else progress.value = status.progress;
-  const frames = status.total_frames ? `${status.frames} of ${status.total_frames} frames` : `${status.frames} frames`;
+  const frames = status.total_frames ? `${status.frames} of ${status.total_frames} frames`
+    : `${status.frames} frame${status.frames === 1 ? "" : "s"}`;
   const eta = status.eta_s !== null ? `, about ${Math.ceil(status.eta_s)} s left` : "";
   $("job-state").textContent = `${status.state}: ${frames}${eta}`;
   $("job-cancel").hidden = ["done", "failed", "cancelled"].includes(status.state);
