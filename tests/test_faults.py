@@ -25,7 +25,8 @@ from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
 from realtime.sources import SourceInfo, natural_key, open_source, redact_url
 
-PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
+PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe", "p ace", "t\tab", 'q"uote', "it's", "<a>", "[b]",
+             "]b[", "(c)", "\u00e9t\u00e9 \u2603", "a'b\"c <d> [e] (f) @g")
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +43,19 @@ def test_the_whole_user_info_is_redacted(scheme, password):
         assert "coach" not in shown and password not in shown and "w0rd" not in shown and "et@" not in shown
         assert shown.count(f"{scheme}://***@127.0.0.1:8554/clip") == text.count("://")
     assert redact_url("rtsp://127.0.0.1/clip") == "rtsp://127.0.0.1/clip"
+    assert redact_url(f"rtsp://127.0.0.1/clip\n{url}") == f"rtsp://127.0.0.1/clip\n{scheme}://***@127.0.0.1:8554/clip"
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r", "\x0c", "\u2028"])
+def test_a_stream_url_holding_a_line_break_is_refused_unshown(line_break, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(tmp_path / "partsight.log"))
+    url = f"rtsp://coach:s3cr{line_break}et@127.0.0.1:{_closed_port()}/clip"
+    assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"partsight: error: the stream URL holds a line break ({ascii(line_break)}): write it as %")
+    log_text = (tmp_path / "partsight.log").read_text() if (tmp_path / "partsight.log").exists() else ""
+    for text in (err, log_text):
+        assert "s3cr" not in text and "coach" not in text
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
