@@ -3,13 +3,9 @@ see its README) and other members of the same kinds made here with PyAV: each is
 player shows it — upright, timed from 0, every frame, with its sound — and never leaks credentials."""
 from __future__ import annotations
 
-import base64
-import functools
-import http.server
 import json
 import signal
 import socket
-import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from _http_files import serve_folder
 from conftest import kill_process_after_lines, open_window, wait_for_frames
 
 from realtime.analysis.fitness import HINTS, MIN_PERSON_PX
@@ -156,45 +153,10 @@ def _read_all(source) -> tuple[SourceInfo, list]:
     return info, frames
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder (no Range support, like `python3 -m http.server`) and logs nothing; with
-    `password` set, only to the user "coach" with that password (HTTP Basic), as a web server
-    behind a login would."""
-
-    password: str | None = None
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        expected = None if self.password is None else \
-            "Basic " + base64.b64encode(f"coach:{self.password}".encode()).decode()
-        if expected is not None and self.headers.get("Authorization") != expected:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="clips"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        super().do_GET()
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that closes early (a probe, a stopped run) is not an error here
-
-
-def _serve(folder: Path, password: str | None = None):
-    handler = type("Handler", (_Quiet,), {"password": password})
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
-
-
 @pytest.fixture(scope="module")
 def http_faults(faults):
     """A real web server on 127.0.0.1 serving the fault files."""
-    server, thread = _serve(faults)
+    server, thread = serve_folder(faults)
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join()
@@ -220,7 +182,7 @@ def test_a_file_behind_an_http_login_is_read_whole_and_its_password_never_shown(
                                                                                  tmp_path, capsys, monkeypatch):
     log_file = tmp_path / "partsight.log"
     monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(log_file))
-    server, thread = _serve(faults, password)
+    server, thread = serve_folder(faults, password)
     try:
         url = f"http://coach:{typed}@127.0.0.1:{server.server_port}/squat30_faststart.mp4"
         run = _process(url, tmp_path, "--exercise", "squat", "--summary", str(tmp_path / "out" / "summary.json"),
