@@ -615,6 +615,25 @@ def test_a_url_behind_a_login_is_fetched_with_its_credentials_never_shown(passwo
     assert "coach" not in restricted.log() and password not in restricted.log()
 
 
+def test_a_job_from_a_url_behind_a_login_shows_no_credential(restricted, authorized, squat30, tmp_path):
+    """A video fetched from an address with no path of its own (the web server answers "/" with
+    it): the job's name, status and summary hold neither the user nor the password."""
+    (tmp_path / "index.html").write_bytes(squat30.read_bytes())  # judged by decoding, not by its name
+    files, thread = serve_folder(tmp_path, "hunter2")
+    try:
+        response = authorized.post("/v1/jobs", data={"url": f"http://coach:hunter2@127.0.0.1:{files.server_port}",
+                                                     "frames": "3", "pose": "parser", "exercise": "squat"})
+        assert response.status_code == 202, response.text
+        status = wait_for_job(authorized, response.json()["id"])
+    finally:
+        files.shutdown()
+        thread.join(10)
+    assert status["state"] == "done", status
+    summary = authorized.get(status["outputs"]["summary"]).text
+    for text in (response.text, json.dumps(status), summary, restricted.log()):
+        assert "coach" not in text and "hunter2" not in text
+
+
 def test_a_full_parse_queue_answers_429_with_retry_after(authorized, still):
     """--parse-queue 1: of 4 parses at once one runs, the others are told when to come back."""
     png, _ = still
