@@ -3,10 +3,11 @@ DIR/<name>/, written under temporary names and renamed once complete; the option
 that says whether an earlier result still holds; DIR/manifest.jsonl, one line per input and run,
 appended as each finishes.
 
-A manifest line (schema partsight.batch/1): input (a URL's credentials redacted), status (ok, failed, skipped), output (the
-folder's name), exercise, frames, duration_s (of the video processed), reps (person id -> count,
-null without an exercise), seconds (wall time of the job), node (the worker's Ray node id),
-attempts, error (one line, or null), fingerprint, finished (ISO 8601 time)."""
+A manifest line (schema partsight.batch/1): input (a URL's credentials redacted: redact_url),
+status (ok, failed, skipped), output (the folder's name), exercise, frames, duration_s (of the
+video processed), reps (person id -> count, null without an exercise), seconds (wall time of the
+job), node (the worker's Ray node id), attempts, error (one line, or null), fingerprint,
+finished (ISO 8601 time)."""
 from __future__ import annotations
 
 import hashlib
