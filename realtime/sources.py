@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import av
 import cv2
@@ -57,9 +57,12 @@ class SourceError(RuntimeError):
     """A source cannot be opened or stopped delivering; the message is safe to show."""
 
 
-# scheme://, then everything up to the last "@" before a space, quote or bracket: the user-info
-# whole, whatever the password holds ("@", ":", "/", %-escapes); a path holding "@" is cut too.
-_USER_INFO = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)[^\s'\"<>()\[\]]*@")
+# The characters str.splitlines() breaks a line at: never part of an address (open_source refuses them).
+LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+# scheme://, then everything up to the last "@" on the line before the next scheme://: the user-info
+# whole, whatever the password holds (spaces, quotes, brackets, "@", ":", "/", %-escapes); a path
+# holding "@", or an "@" later on the line of an address without user-info, is cut too.
+_USER_INFO = re.compile(rf"({URL.pattern})(?:(?!{URL.pattern})[^{LINE_BREAKS}])*@")
 
 
 def redact_url(text: str) -> str:
@@ -806,11 +809,15 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
     pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
-    for the parser (Frame.parse_image). SourceError for a path that does not exist."""
+    for the parser (Frame.parse_image). SourceError for a path that does not exist, and for a URL
+    holding a line break (which no message could show whole, so redact_url could not hide it)."""
     spec = spec.strip()
     if re.fullmatch(r"\d+", spec):
         return Source(WebcamReader(int(spec), size=size, max_side=max_side, parse_side=parse_side), playback=playback)
     if URL.match(spec):
+        if broken := re.search(f"[{LINE_BREAKS}]", spec):
+            raise SourceError(f"the stream URL holds a line break ({ascii(broken[0])}): write it as "
+                              f"{quote(broken[0])}")
         reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop,
                             parse_side=parse_side)
         return Source(reader, buffer_frames=buffer_frames, playback=playback)
@@ -861,7 +868,7 @@ def _user_info_problem(url: str) -> str | None:
     ends the address's authority ('/', '?' or '#': FFmpeg, as RFC 3986 says, then reads the
     rest as the path and the password's first part as the port). None when nothing is wrong,
     when there is no user-info, and for an address whose host:port/path holds an '@'."""
-    found = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://(\S*)@", url)
+    found = re.match(rf"{URL.pattern}(.*)@", url)
     stop = re.search(r"[/?#]", found[1]) if found else None
     if stop is None:
         return None
@@ -886,7 +893,10 @@ def _reason(exc: BaseException, url: str | None = None) -> str:
 
 def _names_a_file(url: str) -> bool:
     """An http(s) address of a video file (its path ends in a video suffix), not of a camera."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(_USER_INFO.sub(r"\1", url))  # a password's "[", "/" or "?" would mislead urlsplit
+    except ValueError:  # a host in brackets that is no IPv6 address
+        return False
     return parts.scheme.lower() in ("http", "https") and PurePosixPath(parts.path).suffix.lower() in VIDEO_SUFFIXES
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import resource
 import signal
 import subprocess
@@ -348,7 +349,29 @@ def test_a_checkpoint_that_carries_code_is_refused(pickled_code_checkpoint, tmp_
     path, marker = pickled_code_checkpoint
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--model", model, "--weights", str(path),
                "--device", "cpu")
-    _assert_one_line_error(run, "was refused", "pickled code", "posix.system")
+    error = _assert_one_line_error(run, "was refused", "pickled code", "'posix.system'", "no plain checkpoint",
+                                   "could run code")
+    assert "weights_only" not in run.stderr and "Warning" not in run.stderr, "torch's words stay off the console"
+    assert not marker.exists(), "the pickled command ran"
+
+
+def test_a_plain_pickle_given_as_a_checkpoint_is_refused_in_our_words(tmp_path, single_clip):
+    """A pickle written by pickle.dumps (protocol 4), not torch.save: torch's text around it (a
+    warning about the protocol, advice to load it with weights_only=False) stays off the console."""
+    marker = tmp_path / "code-ran"
+
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"state_dict": {"conv.weight": RunsCode()}}, protocol=4))
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--model", "schp-lip",
+               "--weights", str(path), "--device", "cpu")
+    error = _assert_one_line_error(run, f"{path} was refused", "other than tensors", "no plain checkpoint",
+                                   "could run code")
+    assert run.stderr.strip() == error, "one line, the error alone"
+    assert "weights_only" not in error and "torch.load" not in error
     assert not marker.exists(), "the pickled command ran"
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 
+from _http_files import serve_folder
 from _ray_cluster import RayCluster
 from realtime.batch.inputs import BatchInput, expand_inputs, output_names
 from realtime.batch.outputs import OutputSet
@@ -419,3 +421,39 @@ def test_ctrl_c_while_ray_starts_stops_every_ray_process(local_ray, media_dir, t
     while (left := ray_processes_of(driver.pid, ray_dir)) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not left, f"Ray processes outlived the command: {left}"
+
+
+def test_the_manifest_holds_no_credential_and_a_rerun_still_knows_the_inputs(local_ray, media_dir, tmp_path):
+    """A CSV of URLs with user:password@ (a web server behind a login on 127.0.0.1, two cameras
+    that refuse): neither run's manifest, console nor log holds a user or a password, and the
+    second run knows the file done in the first by its redacted address and skips it."""
+    _, env = local_ray
+    env["PARTSIGHT_LOG_FILE"] = str(tmp_path / "partsight.log")
+    server, thread = serve_folder(media_dir / "faults", "hunter2")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]  # closed again: nothing listens there
+    login = f"http://127.0.0.1:{server.server_port}/squat30_faststart.mp4"
+    listed = tmp_path / "week.csv"
+    listed.write_text(f"path\n{login.replace('://', '://coach:hunter2@')}\n"
+                      f"rtsp://coach:p@ss:w0rd@127.0.0.1:{closed}/cam1\n"
+                      f'"rtsp://coach:p ace\t""q\'<x>[y](z)@127.0.0.1:{closed}/cam2"\n')
+    command = [sys.executable, str(REPO / "main.py"), "batch", str(listed), "--out", str(tmp_path / "res3"),
+               "--frames", "3", "--workers", "1", "--pose", "parser", "--person-mask", "parser", "--max-people", "1"]
+    try:
+        runs = [subprocess.run(command, capture_output=True, text=True, env=env, timeout=300) for _ in range(2)]
+    finally:
+        server.shutdown()
+        thread.join()
+    assert [run.returncode for run in runs] == [1, 1], runs[-1].stderr
+    cams = [f"rtsp://***@127.0.0.1:{closed}/cam1", f"rtsp://***@127.0.0.1:{closed}/cam2"]
+    lines = manifest(tmp_path / "res3")
+    shown = login.replace("://", "://***@")
+    statuses = {(line["input"], line["status"]) for line in lines}
+    assert statuses == {(shown, "ok"), (shown, "skipped"), *((cam, "failed") for cam in cams)}, lines
+    assert len(lines) == 6 and len({line["fingerprint"] for line in lines}) == 3
+    written = [(tmp_path / "res3" / "manifest.jsonl").read_text(), (tmp_path / "partsight.log").read_text(),
+               *(run.stdout + run.stderr for run in runs)]
+    for text in written:
+        for secret in ("coach", "hunter2", "w0rd", "p@ss", "p ace", "<x>"):
+            assert secret not in text, (secret, text)

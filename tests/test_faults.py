@@ -3,13 +3,9 @@ see its README) and other members of the same kinds made here with PyAV: each is
 player shows it — upright, timed from 0, every frame, with its sound — and never leaks credentials."""
 from __future__ import annotations
 
-import base64
-import functools
-import http.server
 import json
 import signal
 import socket
-import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from _http_files import serve_folder
 from conftest import kill_process_after_lines, open_window, wait_for_frames
 
 from realtime.analysis.fitness import HINTS, MIN_PERSON_PX
@@ -25,7 +22,8 @@ from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
 from realtime.sources import SourceInfo, natural_key, open_source, redact_url
 
-PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe")
+PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe", "p ace", "t\tab", 'q"uote', "it's", "<a>", "[b]",
+             "]b[", "(c)", "\u00e9t\u00e9 \u2603", "a'b\"c <d> [e] (f) @g")
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +40,19 @@ def test_the_whole_user_info_is_redacted(scheme, password):
         assert "coach" not in shown and password not in shown and "w0rd" not in shown and "et@" not in shown
         assert shown.count(f"{scheme}://***@127.0.0.1:8554/clip") == text.count("://")
     assert redact_url("rtsp://127.0.0.1/clip") == "rtsp://127.0.0.1/clip"
+    assert redact_url(f"rtsp://127.0.0.1/clip\n{url}") == f"rtsp://127.0.0.1/clip\n{scheme}://***@127.0.0.1:8554/clip"
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r", "\x0c", "\u2028"])
+def test_a_stream_url_holding_a_line_break_is_refused_unshown(line_break, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(tmp_path / "partsight.log"))
+    url = f"rtsp://coach:s3cr{line_break}et@127.0.0.1:{_closed_port()}/clip"
+    assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"partsight: error: the stream URL holds a line break ({ascii(line_break)}): write it as %")
+    log_text = (tmp_path / "partsight.log").read_text() if (tmp_path / "partsight.log").exists() else ""
+    for text in (err, log_text):
+        assert "s3cr" not in text and "coach" not in text
 
 
 @pytest.mark.parametrize("password", PASSWORDS)
@@ -142,45 +153,10 @@ def _read_all(source) -> tuple[SourceInfo, list]:
     return info, frames
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    """Serves a folder (no Range support, like `python3 -m http.server`) and logs nothing; with
-    `password` set, only to the user "coach" with that password (HTTP Basic), as a web server
-    behind a login would."""
-
-    password: str | None = None
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        expected = None if self.password is None else \
-            "Basic " + base64.b64encode(f"coach:{self.password}".encode()).decode()
-        if expected is not None and self.headers.get("Authorization") != expected:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="clips"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        super().do_GET()
-
-
-class _QuietServer(http.server.ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        pass  # a client that closes early (a probe, a stopped run) is not an error here
-
-
-def _serve(folder: Path, password: str | None = None):
-    handler = type("Handler", (_Quiet,), {"password": password})
-    server = _QuietServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, thread
-
-
 @pytest.fixture(scope="module")
 def http_faults(faults):
     """A real web server on 127.0.0.1 serving the fault files."""
-    server, thread = _serve(faults)
+    server, thread = serve_folder(faults)
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join()
@@ -220,7 +196,7 @@ def test_a_file_behind_an_http_login_is_read_whole_and_its_password_never_shown(
                                                                                  tmp_path, capsys, monkeypatch):
     log_file = tmp_path / "partsight.log"
     monkeypatch.setenv("PARTSIGHT_LOG_FILE", str(log_file))
-    server, thread = _serve(faults, password)
+    server, thread = serve_folder(faults, password)
     try:
         url = f"http://coach:{typed}@127.0.0.1:{server.server_port}/squat30_faststart.mp4"
         run = _process(url, tmp_path, "--exercise", "squat", "--summary", str(tmp_path / "out" / "summary.json"),

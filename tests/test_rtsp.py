@@ -245,7 +245,8 @@ def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera
 
 
 @pytest.mark.parametrize(("password", "typed"), [("p@ss:w0rd", "p@ss:w0rd"), ("s3cr/et", "s3cr/et"),
-                                                 ("p@ss:w0rd", "p%40ss%3Aw0rd"), ("s3cr/et", "s3cr%2Fet")])
+                                                 ("p@ss:w0rd", "p%40ss%3Aw0rd"), ("s3cr/et", "s3cr%2Fet"),
+                                                 ("p ace'[x]", "p ace'[x]"), ("p ace'[x]", "p%20ace%27%5Bx%5D")])
 def test_the_fault_camera_with_awkward_passwords_leaks_nothing(media_dir, tmp_path, password, typed):
     """faults/camera.mp4 behind a real RTSP server whose password holds '@', ':' or '/', typed in
     the URL as it is or %-escaped (as a URL's user-info should be: then the camera must open):
@@ -258,14 +259,15 @@ def test_the_fault_camera_with_awkward_passwords_leaks_nothing(media_dir, tmp_pa
         run = subprocess.run(
             [sys.executable, str(HERE.parent / "main.py"), "process", server.url(("coach", typed)),
              "-o", str(tmp_path / "cam.mp4"), "--metrics", str(tmp_path / "cam.jsonl"), "--frames", "5",
-             "--device", "cpu"],
+             "--exercise", "squat", "--summary", str(tmp_path / "cam.summary.json"), "--device", "cpu"],
             capture_output=True, text=True, timeout=180, env={**os.environ, "PARTSIGHT_LOG_FILE": str(log_file)})
     finally:
         server.kill()
     if "%" in typed:
         assert run.returncode == 0, run.stderr
         assert len((tmp_path / "cam.jsonl").read_text().splitlines()) == 5
-    written = [path.read_text(errors="replace") for path in tmp_path.rglob("*") if path.suffix in (".log", ".jsonl")]
+    written = [path.read_text(errors="replace") for path in tmp_path.rglob("*")
+               if path.suffix in (".log", ".jsonl", ".json")]
     for text in (run.stdout, run.stderr, *written, *(str(p) for p in tmp_path.rglob("*"))):
         for secret in (password, typed, password.split("@")[-1], password.split("/")[0], "coach"):
             assert secret not in text

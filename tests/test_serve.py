@@ -29,6 +29,7 @@ from jsonschema import Draft202012Validator
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from _http_files import serve_folder
 from _serve import (
     ROOT,
     decode_png,
@@ -583,12 +584,62 @@ def test_urls_are_fetched_only_from_allowed_hosts(authorized, still, tmp_path):
         assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/elsewhere"}), 403,
                        "host_not_allowed")
         assert_refused(authorized.post("/v1/parse", data={"url": "file:///etc/passwd"}), 422, "bad_url")
-        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/missing.png"}), 422,
-                       "url_unreachable")
+        missing = assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{port}/missing.png"}),
+                                 422, "url_status")
+        assert missing["error"].endswith("/missing.png: the server answered HTTP 404 File not found"), missing
+        assert_refused(authorized.post("/v1/parse", data={"url": f"http://127.0.0.1:{_closed_port()}/frame.png"}),
+                       422, "url_unreachable")
     finally:
         files.shutdown()
         files.server_close()
         thread.join(10)
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again: nothing listens there
+
+
+@pytest.mark.parametrize("password", ["hunter2", "p@ss:w0rd", "p ace\"'<[(x)]>", "s3cr%2Fet"])
+def test_a_url_behind_a_login_is_fetched_with_its_credentials_never_shown(password, restricted, authorized, still,
+                                                                         tmp_path):
+    """user:password@ in a `url` is sent as HTTP Basic authentication (%-escapes decoded); a
+    wrong password is the remote's 401, and neither the answer nor the server's log shows it."""
+    png, rgb = still
+    (tmp_path / "frame.png").write_bytes(png)
+    files, thread = serve_folder(tmp_path, password.replace("%2F", "/"))
+    address = f"127.0.0.1:{files.server_port}/frame.png"
+    try:
+        parsed = authorized.post("/v1/parse?output=labels", data={"url": f"http://coach:{password}@{address}"})
+        assert parsed.status_code == 200, parsed.text
+        assert decode_png(parsed.content).shape == rgb.shape[:2]
+        wrong = assert_refused(authorized.post("/v1/parse", data={"url": f"http://coach:{password}x@{address}"}), 422,
+                               "url_status")
+        assert wrong["error"] == f"cannot fetch http://{address}: the server answered HTTP 401 Unauthorized", wrong
+    finally:
+        files.shutdown()
+        thread.join(10)
+    assert "coach" not in restricted.log() and password not in restricted.log()
+
+
+def test_a_job_from_a_url_behind_a_login_shows_no_credential(restricted, authorized, squat30, tmp_path):
+    """A video fetched from an address with no path of its own (the web server answers "/" with
+    it): the job's name, status and summary hold neither the user nor the password."""
+    (tmp_path / "index.html").write_bytes(squat30.read_bytes())  # judged by decoding, not by its name
+    files, thread = serve_folder(tmp_path, "hunter2")
+    try:
+        response = authorized.post("/v1/jobs", data={"url": f"http://coach:hunter2@127.0.0.1:{files.server_port}",
+                                                     "frames": "3", "pose": "parser", "exercise": "squat"})
+        assert response.status_code == 202, response.text
+        status = wait_for_job(authorized, response.json()["id"])
+    finally:
+        files.shutdown()
+        thread.join(10)
+    assert status["state"] == "done", status
+    summary = authorized.get(status["outputs"]["summary"]).text
+    for text in (response.text, json.dumps(status), summary, restricted.log()):
+        assert "coach" not in text and "hunter2" not in text
 
 
 def test_a_full_parse_queue_answers_429_with_retry_after(authorized, still):

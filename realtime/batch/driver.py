@@ -140,12 +140,12 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
     """Skips (with a manifest line) the inputs already done with these options, records those
     whose exercise is unknown as failed, and returns the others, largest first."""
     earlier = manifest.latest()
-    names = output_names(inputs, {source: line["output"] for source, line in earlier.items()
+    names = output_names(inputs, {shown: line["output"] for shown, line in earlier.items()
                                   if isinstance(line.get("output"), str)})
     jobs = []
-    report.order = {item.source: index for index, item in enumerate(inputs)}
+    report.order = {redact_url(item.source): index for index, item in enumerate(inputs)}
     for index, item in enumerate(inputs):
-        line: dict[str, Any] = {"input": item.source, "output": names[item.source], "exercise": None}
+        line: dict[str, Any] = {"input": redact_url(item.source), "output": names[item.source], "exercise": None}
         try:
             exercise = get_exercise(item.exercise) if item.exercise else options.config.exercise
         except ValueError as exc:
@@ -156,7 +156,7 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
         line["fingerprint"] = fingerprint(config, labels=options.labels, audio=options.audio,
                                           readout=options.readout)
         outputs = OutputSet(options.out / names[item.source], summary=exercise is not None, labels=options.labels)
-        previous = earlier.get(item.source)
+        previous = earlier.get(line["input"])
         if not options.force and already_done(previous, line["fingerprint"], outputs):
             kept = {key: previous.get(key) for key in ("frames", "duration_s", "reps", "node")}
             report.lines.append(manifest.append({**line, "status": "skipped", **kept, "seconds": 0.0, "attempts": 0,

@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
 from urllib.parse import urlsplit
 
-from realtime.sources import IMAGE_SUFFIXES, URL, VIDEO_SUFFIXES, natural_key
+from realtime.sources import IMAGE_SUFFIXES, URL, VIDEO_SUFFIXES, natural_key, redact_url
 
 MANIFEST_SUFFIXES = (".txt", ".csv")
 _GLOB = re.compile(r"[*?\[]")
@@ -31,14 +31,15 @@ class BatchInput:
 
 def expand_inputs(specs: Sequence[str], *, exclude: Path | None = None) -> list[BatchInput]:
     """Every input `specs` name, in their order, each folder's and glob's in natural order; an
-    input named twice is kept once (its first time), one inside `exclude` (the output folder,
-    when it lies in an input folder) not at all. ValueError (one line) for a glob that matches
-    nothing or a manifest that cannot be read."""
+    input named twice (a URL: with any credentials, as the manifest shows it redacted) is kept
+    once (its first time), one inside `exclude` (the output folder, when it lies in an input
+    folder) not at all. ValueError (one line) for a glob that matches nothing or a manifest that
+    cannot be read."""
     found: dict[str, BatchInput] = {}
     for spec in specs:
         for item in _expand(spec, exercise=None, base=Path.cwd(), manifests=True):
             if exclude is None or URL.match(item.source) or not Path(item.source).is_relative_to(exclude):
-                found.setdefault(item.source, item)
+                found.setdefault(redact_url(item.source), item)
     return list(found.values())
 
 
@@ -97,26 +98,31 @@ def read_manifest(path: Path) -> list[BatchInput]:
 
 
 def output_names(inputs: Sequence[BatchInput], taken: dict[str, str]) -> dict[str, str]:
-    """A folder name per input source, unique ignoring case (`clip`, `clip-2`, ...): `taken` (source
-    -> name, e.g. from an earlier run's manifest) keeps its names; the others get their stem."""
+    """A folder name per input source, unique ignoring case (`clip`, `clip-2`, ...): `taken` (an
+    input as the manifest shows it, credentials redacted -> name, e.g. from an earlier run's
+    manifest) keeps its names; the others get their stem."""
     names = dict(taken)
     used = {name.lower() for name in names.values()}
     for item in inputs:
-        if item.source in names:
+        shown = redact_url(item.source)
+        if shown in names:
             continue
         stem = _stem(item.source)
         name, number = stem, 1
         while name.lower() in used:
             number += 1
             name = f"{stem}-{number}"
-        names[item.source] = name
+        names[shown] = name
         used.add(name.lower())
-    return {item.source: names[item.source] for item in inputs}
+    return {item.source: names[redact_url(item.source)] for item in inputs}
 
 
 def _stem(source: str) -> str:
     """A safe folder name from a path's or URL's last part without its suffix."""
-    last = PurePosixPath(urlsplit(source).path).name if URL.match(source) else Path(source).name
+    try:  # a password's "[", "/" or "?" would mislead urlsplit: its user-info goes first
+        last = PurePosixPath(urlsplit(redact_url(source)).path).name if URL.match(source) else Path(source).name
+    except ValueError:  # a host in brackets that is no IPv6 address
+        last = ""
     stem = last.rsplit(".", 1)[0] if "." in last.lstrip(".") else last
     return _UNSAFE.sub("_", stem).strip("._") or "input"
 

@@ -3,10 +3,11 @@ DIR/<name>/, written under temporary names and renamed once complete; the option
 that says whether an earlier result still holds; DIR/manifest.jsonl, one line per input and run,
 appended as each finishes.
 
-A manifest line (schema partsight.batch/1): input, status (ok, failed, skipped), output (the
-folder's name), exercise, frames, duration_s (of the video processed), reps (person id -> count,
-null without an exercise), seconds (wall time of the job), node (the worker's Ray node id),
-attempts, error (one line, or null), fingerprint, finished (ISO 8601 time)."""
+A manifest line (schema partsight.batch/1): input (a URL's credentials redacted: redact_url),
+status (ok, failed, skipped), output (the folder's name), exercise, frames, duration_s (of the
+video processed), reps (person id -> count, null without an exercise), seconds (wall time of the
+job), node (the worker's Ray node id), attempts, error (one line, or null), fingerprint,
+finished (ISO 8601 time)."""
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,7 @@ from typing import Any
 
 from realtime.config import PipelineConfig
 from realtime.job import JobOutputs
-from realtime.sources import URL
+from realtime.sources import URL, redact_url
 
 MANIFEST_NAME = "manifest.jsonl"
 MANIFEST_SCHEMA = "partsight.batch/1"
@@ -97,9 +98,11 @@ class OutputSet:
 def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool, readout: bool) -> str:
     """A hash of what shapes an input's outputs: every option of `config` (the source as a path
     or URL, the exercise included), the output choices, and a file's size and modification time
-    (an input replaced by another file of the same name is done again)."""
+    (an input replaced by another file of the same name is done again). A URL's credentials are
+    left out (redact_url): they do not shape the outputs, and no hash of a password in the
+    manifest can be tried against guesses."""
     options = asdict(config)
-    source = options["source"]
+    source = options["source"] = redact_url(config.source)
     if not URL.match(source):
         try:
             stat = Path(source).stat()

@@ -4,6 +4,7 @@ nothing else; a damaged file is refused with one line that names it."""
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,10 +29,11 @@ def load_checkpoint(path: str | Path, *, allowed_classes: Sequence[tuple[type, s
         with torch.serialization.safe_globals(list(allowed_classes)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [line.strip() for line in str(exc).splitlines()]
-        detail = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
-        raise WeightsError(f"{path} was refused: it carries pickled code or objects, not only tensors "
-                           f"({detail.rstrip('.')}); use the published checkpoint file") from None
+        # torch's own text advises loading without weights_only: only the global it names is kept
+        named = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        raise WeightsError(f"{path} was refused: it carries pickled code or Python objects other than tensors"
+                           f"{f' (it names {named[1]!r})' if named else ''}, so it is no plain checkpoint and "
+                           "loading it could run code; use the published checkpoint file") from None
     except (RuntimeError, OSError, EOFError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0]
         raise WeightsError(f"{path} is not a readable PyTorch checkpoint, truncated or damaged ({reason})") from None

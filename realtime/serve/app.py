@@ -59,6 +59,7 @@ from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
 from realtime.serve.settings import MB
+from realtime.sources import redact_url
 from realtime.version import version
 from realtime.weights import WeightsError
 
@@ -361,7 +362,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                 raise ApiError(400, "empty_upload", "send the video as the multipart form field 'video' (or a 'url')")
             probe_video(upload, max_pixels=limits.max_image_pixels, max_s=limits.max_video_s,
                         max_frames=limits.max_video_frames)
-            name = video.filename if video is not None else url.rsplit("?", 1)[0]
+            name = video.filename if video is not None else redact_url(url.rsplit("?", 1)[0])
             status = service.jobs.submit(job_id, upload, JobSpec(config, name=name, audio=audio, label_maps=label_maps))
         except BaseException:
             service.jobs.release(job_id)
