@@ -10,6 +10,7 @@ time with late frames dropped keeps only the newest frame too.
 """
 from __future__ import annotations
 
+import base64
 import configparser
 import json
 import logging
@@ -24,7 +25,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import av
 import cv2
@@ -68,6 +69,24 @@ _USER_INFO = re.compile(rf"({URL.pattern})(?:(?!{URL.pattern})[^{LINE_BREAKS}])*
 def redact_url(text: str) -> str:
     """`text` with the user-info part (user:password@) of every URL in it replaced whole by ***@."""
     return _USER_INFO.sub(r"\1***@", text)
+
+
+# one address's user-info: up to its authority's last "@" (the authority ends at the first "/", "?" or "#")
+_AUTHORITY_USER_INFO = re.compile(rf"({URL.pattern})([^/?#]*)@")
+
+
+def basic_auth_request(url: str) -> urllib.request.Request:
+    """An urllib request for `url` without its user-info part (user:password@ before the host,
+    %-escapes decoded), which it carries as an HTTP Basic Authorization header that a redirect
+    does not pass on (RFC 7617)."""
+    found = _AUTHORITY_USER_INFO.match(url)
+    if found is None:
+        return urllib.request.Request(url)
+    request = urllib.request.Request(found[1] + url[found.end():])
+    user, _, password = found[2].partition(":")
+    token = f"{unquote(user)}:{unquote(password)}".encode()
+    request.add_unredirected_header("Authorization", f"Basic {base64.b64encode(token).decode()}")
+    return request
 
 
 @dataclass(frozen=True)
@@ -845,10 +864,11 @@ class _SingleImageReader(ImageFolderReader):
 def _server_seeks(url: str, timeout_s: float) -> bool:
     """Whether the http(s) server of `url` answers a Range request (206) and so lets FFmpeg seek
     in the file; True for other addresses, and when asking fails (nothing is then known)."""
-    if urlsplit(url).scheme.lower() not in ("http", "https"):
+    if not url.lower().startswith(("http://", "https://")):
         return True
     try:
-        request = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+        request = basic_auth_request(url)
+        request.add_header("Range", "bytes=0-0")
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return response.status == 206
     except (OSError, ValueError):

@@ -185,6 +185,24 @@ def test_an_mp4_with_its_index_at_the_end_on_a_server_without_range_says_why(htt
     assert captured.out == ""
 
 
+def test_the_same_behind_a_login_asks_the_server_with_the_login(faults, tmp_path, capsys):
+    """Whether the server takes Range requests is asked with the URL's user and password (HTTP
+    Basic, as FFmpeg sent them): without them the server's 401 said nothing, and the reason was
+    left out."""
+    server, thread = serve_folder(faults, "hunter2")
+    try:
+        address = f"127.0.0.1:{server.server_port}"
+        run = _process(f"http://coach:hunter2@{address}/squat30.mp4", tmp_path, "--pose", "parser")
+    finally:
+        server.shutdown()
+        thread.join()
+    captured = capsys.readouterr()
+    assert run["code"] == 1 and "hunter2" not in captured.err + captured.out
+    assert captured.err.startswith(f"partsight: error: reading http://***@{address}/squat30.mp4 failed at frame 0: "
+                                   "the MP4's index (moov) is at its end and the server does not allow seeking"), \
+        captured.err
+
+
 # (password the server wants, how it is typed in the URL, whether that URL is valid): "@", ":" and
 # "/" belong %-escaped in a URL's user-info; typed raw, the URL may not open, but never leaks.
 HTTP_PASSWORDS = [("p@ss", "p%40ss", True), ("a:b@c/d", "a%3Ab%40c%2Fd", True), ("p@ss:w0rd", "p@ss:w0rd", True),

@@ -6,7 +6,6 @@ redirects included. A refusal raises ApiError: an HTTP 4xx status, a short code 
 message that the client gets as JSON."""
 from __future__ import annotations
 
-import base64
 import io
 import math
 import re
@@ -23,10 +22,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from realtime.serve.settings import MB
-from realtime.sources import URL, frames_shown, quiet_opencv, redact_url
+from realtime.sources import basic_auth_request, frames_shown, quiet_opencv, redact_url
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
-_USER_INFO = re.compile(rf"({URL.pattern})([^/?#]*)@")  # a URL's user:password@, up to its authority's last "@"
 _CHUNK_BYTES = 1 << 20
 
 
@@ -183,7 +181,7 @@ def fetch_url(url: str, target: Path, *, allowed_hosts: tuple[str, ...], max_byt
     host only (not on to a redirect's) and is never in a message. ApiError: 403 / 422 as
     check_url, 413 too large, 422 url_status when the server answers with an HTTP error status,
     422 url_unreachable when it cannot be reached."""
-    request = _with_basic_auth(url)
+    request = basic_auth_request(url)
     check_url(request.full_url, allowed_hosts)
     opener = urllib.request.build_opener(_HostCheckingRedirects(allowed_hosts))
     received = 0
@@ -201,17 +199,3 @@ def fetch_url(url: str, target: Path, *, allowed_hosts: tuple[str, ...], max_byt
     except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ApiError(422, "url_unreachable", redact_url(f"cannot fetch {request.full_url}: {reason}")) from None
-
-
-def _with_basic_auth(url: str) -> urllib.request.Request:
-    """A request for `url` without its user-info part (user:password@ before the host: up to the
-    last "@" before the path, %-escapes decoded), which it carries as an Authorization header that
-    a redirect does not pass on."""
-    found = _USER_INFO.match(url)
-    if found is None:
-        return urllib.request.Request(url)
-    request = urllib.request.Request(found[1] + url[found.end():])
-    user, _, password = found[2].partition(":")
-    token = f"{urllib.parse.unquote(user)}:{urllib.parse.unquote(password)}".encode()
-    request.add_unredirected_header("Authorization", f"Basic {base64.b64encode(token).decode()}")
-    return request
