@@ -58,10 +58,16 @@ def person_metrics(parse: ParseResult, person: PersonParse, placement: Placement
         "keypoints": _own_keypoints(placement, person.keypoints),
         "areas": {} if box is None else parse.part_areas(person.mask, box),
         "bbox": None if box is None else placement.box_to_own(box, own_size or parse.size),
-        "landmarks": None if person.landmarks is None else np.round(placement.to_own(person.landmarks), 3).tolist(),
-        "world_landmarks": None if person.world_landmarks is None else np.round(person.world_landmarks, 4).tolist(),
+        "landmarks": None if person.landmarks is None else _rounded(placement.to_own(person.landmarks), 3),
+        "world_landmarks": None if person.world_landmarks is None else _rounded(person.world_landmarks, 4),
     }
 
 
 def _own_keypoints(placement: Placement, keypoints: np.ndarray | None) -> list | None:
-    return None if keypoints is None else np.round(placement.to_own(keypoints), 2).tolist()
+    return None if keypoints is None else _rounded(placement.to_own(keypoints), 2)
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list:
+    """`values` rounded to `decimals` as nested lists of floats, rounded in float64: a float32
+    rounded to 63.95 is 63.95000076293945 once JSON writes it."""
+    return np.round(np.asarray(values, np.float64), decimals).tolist()

@@ -134,6 +134,10 @@ def test_counted_squat_lines_carry_the_33_landmarks_and_world_landmarks(squat_ru
     hips = world[[23, 24]].mean(axis=0)
     assert np.abs(hips).max() < 0.1, "the world origin is between the hips"
     assert 0.3 < np.linalg.norm(world[11] - world[23]) < 0.8, "a shoulder-to-hip distance in metres"
+    # written as rounded: 2 decimals for keypoint pixels, 3 for landmarks, 4 for metres (a float32
+    # rounded then widened was written as 63.95000076293945, doubling each line)
+    for values, decimals in ((person["keypoints"], 2), (person["landmarks"], 3), (person["world_landmarks"], 4)):
+        assert all(round(value, decimals) == value for row in values for value in row), values
 
 
 def test_the_landmark_names_are_the_schemas():
