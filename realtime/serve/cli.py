@@ -84,13 +84,14 @@ def add_bench_serve_command(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("url", help="the service, e.g. http://127.0.0.1:8000")
     bench.add_argument("--image", required=True, help="image or video whose first frame is sent")
     bench.add_argument("--size", default="640x480", help="scale the frame to WxH first (default 640x480)")
-    bench.add_argument("--requests", type=positive_int, default=200)
+    bench.add_argument("--requests", type=positive_int, default=200, help="measured requests (default 200)")
     bench.add_argument("--concurrency", type=positive_int, default=4, help="clients at once (default 4)")
     bench.add_argument("--rate", type=positive_float,
                        help="open loop: start this many requests a second whatever the answers")
     bench.add_argument("--warmup", type=non_negative_int, default=4, help="unmeasured requests first (default 4)")
     bench.add_argument("--server-pid", type=positive_int, help="sample this process's resident memory")
-    bench.add_argument("--rss-every", type=positive_int, default=100, help="requests between memory samples")
+    bench.add_argument("--rss-every", type=positive_int, default=100,
+                       help="requests between memory samples (default 100)")
     bench.add_argument("--token", help=f"bearer token (default ${TOKEN_ENV})")
     bench.set_defaults(handler=_bench_serve)
 
