@@ -52,12 +52,12 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
     one line."""
     parser = _build_parser(extra_commands)
-    args = parser.parse_args(compare_settings_as_values(sys.argv[1:] if argv is None else argv))
+    args = _parse(parser, compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         if default_command is None:
             parser.print_usage(sys.stderr)
             return 2
-        args = parser.parse_args([default_command, *(argv or [])])
+        args = _parse(parser, [default_command, *(argv or [])])
     log_file = configure_logging()
     try:
         with sigterm_as_ctrl_c():
@@ -79,6 +79,17 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"partsight: error: {message} (see '{self.prog} --help')\n")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """`argv` parsed; arguments no option takes are the command's usage error, which points at
+    that command's help (argparse's own points at the top level's)."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subcommands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        command = subcommands.choices.get(args.command, parser)
+        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:

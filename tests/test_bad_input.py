@@ -257,6 +257,13 @@ def test_a_custom_angle_outside_0_to_180_is_a_usage_error(single_clip, tmp_path,
     assert not list(tmp_path.iterdir())
 
 
+def test_an_unknown_option_points_at_its_commands_help(tmp_path):
+    run = _cli("process", "clip.mp4", "-o", str(tmp_path / "out.mp4"), "--exercize", "squat")
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "partsight: error: unrecognized arguments: --exercize squat (see 'partsight process --help')"]
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("module", ["torch", "realtime.cli", "av"])
 def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module):
     """A real SIGINT the moment `module` starts loading (the first seconds of any command): the
