@@ -904,6 +904,8 @@ def _reason(exc: BaseException, url: str | None = None) -> str:
     if isinstance(exc, ConnectionRefusedError):
         running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
         return f"nothing answered at that address (connection refused): check the address and that {running}"
+    if isinstance(exc, av.error.HTTPUnauthorizedError) and url is not None and not _AUTHORITY_USER_INFO.match(url):
+        return "it asks for a user name and password: add them to the address, before the host"
     for kind, words in _PLAIN_REASONS:
         if isinstance(exc, kind):
             return words

@@ -217,7 +217,12 @@ def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera
          "-o", str(out / "denied.mp4"), "--device", "cpu"],
         capture_output=True, text=True, timeout=180, env=env)
     assert wrong.returncode == 1 and wrong.stderr.count("partsight: error:") == 1, wrong.stderr
-    assert "Traceback" not in wrong.stderr
+    assert "Traceback" not in wrong.stderr and "the user name or password was not accepted" in wrong.stderr
+    bare = subprocess.run(
+        [sys.executable, str(HERE.parent / "main.py"), "process", locked_camera.url(), "-o", str(out / "bare.mp4"),
+         "--device", "cpu"], capture_output=True, text=True, timeout=180, env=env)
+    assert bare.returncode == 1 and "it asks for a user name and password: add them to the address, before " \
+        "the host" in bare.stderr, bare.stderr
 
     caplog.set_level(logging.DEBUG)
     source = open_source(locked_camera.url((USER, PASSWORD)), timeout_s=2.0)
