@@ -277,10 +277,7 @@ class _VideoFile:
         """Adds the audio streams of `audio_from` before the first packet (the MP4's header names
         every stream); the first frame's shift between its source time `source_s` and output time
         (0) places them."""
-        if self.audio_from is None:
-            return
-        if source_s is None:
-            self.audio_note = "left out: the source's frames carry no times to align it with"
+        if self.audio_from is None or source_s is None:  # no source times: a live stream, whose sound is not kept
             return
         try:
             self._audio = AudioFeed.open(self.audio_from, self._container, offset_s=source_s, start_s=0.0)

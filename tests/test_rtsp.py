@@ -212,6 +212,7 @@ def test_stream_credentials_never_appear_in_outputs_logs_or_errors(locked_camera
          "-o", str(out / "cam.mp4"), "--metrics", str(out / "cam.jsonl"), "--frames", "20", "--device", "cpu"],
         capture_output=True, text=True, timeout=180, env=env)
     assert run.returncode == 0, run.stderr
+    assert "audio: none (the source has no sound track, or is live)" in run.stdout + run.stderr  # not "no times"
     wrong = subprocess.run(
         [sys.executable, str(HERE.parent / "main.py"), "process", locked_camera.url((USER, "wrong-" + PASSWORD)),
          "-o", str(out / "denied.mp4"), "--device", "cpu"],
