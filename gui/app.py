@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtCore import QMessageLogContext, QSettings, Qt, QtMsgType, QTimer, qInstallMessageHandler
 from PyQt6.QtGui import QColor, QIcon, QPalette
 from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
@@ -21,6 +22,8 @@ APPLICATION = "PartSight"
 EXIT_ERROR = 1
 ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
+log = logging.getLogger(__name__)
+
 
 def run_app(args: argparse.Namespace) -> int:
     """Opens the window on `args.source` (default: the source that played last, else webcam 0),
@@ -31,6 +34,7 @@ def run_app(args: argparse.Namespace) -> int:
     Ctrl-C or SIGTERM closes the window without asking (a running recording is finished and kept),
     says so in one line and exits with EXIT_INTERRUPTED.
     """
+    qInstallMessageHandler(_qt_message_to_log)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANISATION)
     app.setApplicationName(APPLICATION)
@@ -78,6 +82,14 @@ def run_app(args: argparse.Namespace) -> int:
         print("partsight: no frame was shown" + (f": {reason}" if reason else ""), file=sys.stderr)
         return EXIT_ERROR
     return status
+
+
+def _qt_message_to_log(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's own messages go to the log file (a platform plugin's notes, such as the offscreen
+    one's "does not support propagateSizeHints()", are no news to the user); only its critical
+    and fatal ones reach the console too."""
+    serious = kind in (QtMsgType.QtCriticalMsg, QtMsgType.QtFatalMsg)
+    log.log(logging.ERROR if serious else logging.INFO, "Qt: %s", message)
 
 
 def _exit_after_frames(app: QApplication, window: MainWindow, frames: int) -> None:
