@@ -30,7 +30,7 @@ from realtime.models import Parser, load_parser
 from realtime.playback import Playback
 from realtime.recorder import Recorder, RecorderError, RecordItem
 from realtime.render import FrameRenderer
-from realtime.sources import Source, SourceError, SourceInfo, Timeline, open_source, redact_url
+from realtime.sources import URL, Source, SourceError, SourceInfo, Timeline, open_source, redact_url
 from realtime.stages import Analyser, ResultStage
 from realtime.types import Frame, FrameResult, ParseResult
 
@@ -350,7 +350,9 @@ class Pipeline:
         file source (a video file or a file URL; not a webcam, folder or live stream) is muxed into
         the MP4s along with the video."""
         spec = self.config.source
-        audio_from = spec if audio and not spec.strip().isdigit() and not Path(spec).is_dir() else None
+        # a URL is no path: Path() would fold its "//" (and a long one raises ENAMETOOLONG, naming it)
+        folder = not URL.match(spec) and Path(spec).is_dir()
+        audio_from = spec if audio and not spec.strip().isdigit() and not folder else None
         recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir,
                             plain_video_path=plain_video_path, audio_from=audio_from)
         with self._recorder_lock:

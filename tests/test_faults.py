@@ -185,6 +185,17 @@ def test_an_mp4_with_its_index_at_the_end_on_a_server_without_range_says_why(htt
     assert captured.out == ""
 
 
+def test_a_url_longer_than_a_path_may_be_keeps_its_password(tmp_path, capsys):
+    """A URL over PATH_MAX (4096 bytes) with a password: nothing treats it as a path (the
+    recorder asked whether it was a folder, and the system's "File name too long" named it,
+    password included, with its "//" folded so redaction missed it)."""
+    secret = "SECRET" + "k" * 4100
+    run = _process(f"rtsp://alice:{secret}@127.0.0.1:1/s", tmp_path)
+    captured = capsys.readouterr()
+    assert run["code"] == 1 and "SECRET" not in captured.err + captured.out, captured.err[:300]
+    assert "rtsp://***@127.0.0.1:1/s" in captured.err, captured.err[:300]
+
+
 def test_the_same_behind_a_login_asks_the_server_with_the_login(faults, tmp_path, capsys):
     """Whether the server takes Range requests is asked with the URL's user and password (HTTP
     Basic, as FFmpeg sent them): without them the server's 401 said nothing, and the reason was
