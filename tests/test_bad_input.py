@@ -264,11 +264,13 @@ def test_an_unknown_option_points_at_its_commands_help(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("module", ["torch", "realtime.cli", "av"])
-def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module):
-    """A real SIGINT the moment `module` starts loading (the first seconds of any command): the
-    entry point says so in one line, no traceback; importing the entry point itself loads none of
-    it, so main.py and the console script reach that handler first."""
+@pytest.mark.parametrize("module, signal_name", [("torch", "SIGINT"), ("realtime.cli", "SIGINT"), ("av", "SIGINT"),
+                                                 ("torch", "SIGTERM"), ("realtime.cli", "SIGTERM")])
+def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module, signal_name):
+    """A real SIGINT (or SIGTERM, which stops a command the same way) the moment `module` starts
+    loading (the first seconds of any command): the entry point says so in one line, no
+    traceback; importing the entry point itself loads none of it, so main.py and the console
+    script reach that handler first. (SIGTERM in those seconds killed the command silently.)"""
     script = f"""
 import os, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also when run in the background
@@ -278,7 +280,7 @@ class CtrlC:
     def find_spec(self, name, path=None, target=None):
         if name == {module!r}:
             sys.meta_path.remove(self)
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.{signal_name})
         return None
 sys.meta_path.insert(0, CtrlC())
 sys.exit(main(["process", {str(single_clip)!r}, "-o", {str(tmp_path / "out.mp4")!r}, "--device", "cpu"]))
