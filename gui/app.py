@@ -73,7 +73,7 @@ def run_app(args: argparse.Namespace) -> int:
         window.refresh()
         app.processEvents()  # lay out the texts refresh() just set
         _save_window(window.screenshot_widget(), Path(args.screenshot))
-    window.close()
+    window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
     if stopped:
         print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -276,6 +276,22 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     assert 10 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())
 
 
+def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squat_clip, tmp_path):
+    """`gui --record --frames N --screenshot`: the window closes after N frames without asking
+    whether to stop the recording (the question waited forever for an answer nobody could give:
+    offscreen, and in scripts), and the recording is finished and plays."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                           "--frames", "8", "--screenshot", str(tmp_path / "shot.png"), "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 5 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # from the frame after the first
+
+
 def test_the_engine_never_imports_qt():
     script = (
         "import pkgutil, importlib, sys, realtime\n"
