@@ -36,6 +36,7 @@ from realtime.sources import URL, frames_shown, redact_url
 MAX_RETRIES = 2
 POLL_S = 0.5
 STOP_WAIT_S = 30.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,8 @@ def _ctrl_c_held_while_ray_starts() -> Iterator[None]:
     """A Ctrl-C while Ray starts takes effect once it has started (KeyboardInterrupt at the end of
     the block), so that ray.shutdown stops every process of a local cluster: cut short inside
     ray.init, the processes started so far are nobody's, and its agents outlive the command by
-    minutes. A second Ctrl-C raises at once. Only the main thread gets signals."""
+    minutes. A second Ctrl-C raises at once; SIGTERM alike, until ray.init sets Ray's own handler
+    for it (which exits at once: Ray's, not held). Only the main thread gets signals."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -214,11 +216,12 @@ def _ctrl_c_held_while_ray_starts() -> Iterator[None]:
         print("partsight: interrupted: Ray is starting; it is stopped as soon as it has (Ctrl-C again to quit now)",
               file=sys.stderr)
 
-    previous = signal.signal(signal.SIGINT, hold)
+    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():  # Ray's own SIGTERM handler, set in ray.init, goes too
+            signal.signal(signum, handler)
     if asked:
         raise KeyboardInterrupt
 
@@ -266,7 +269,7 @@ class _Driver:
             self._start_actors()
             self._open_bars()
             if threading.current_thread() is threading.main_thread():
-                ctrl_c = signal.signal(signal.SIGINT, self._ask_to_stop)
+                ctrl_c = {signum: signal.signal(signum, self._ask_to_stop) for signum in STOP_SIGNALS}
             while (self.pending or self.running) and not self.stop_asked:
                 self._hand_out()
                 ready, _ = ray.wait(list(self.running), num_returns=1, timeout=POLL_S) if self.running else ([], [])
@@ -278,8 +281,8 @@ class _Driver:
         except KeyboardInterrupt:
             self._interrupt()
         finally:
-            if ctrl_c is not None:
-                signal.signal(signal.SIGINT, ctrl_c)
+            for signum, handler in (ctrl_c or {}).items():
+                signal.signal(signum, handler)
             for bar in (self.videos, self.frames):
                 if bar is not None:
                     bar.close()
