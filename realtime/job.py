@@ -53,6 +53,8 @@ class JobOutputs:
             path = getattr(self, field_name)
             if path is None:
                 continue
+            if not str(path).strip():
+                raise ValueError(f"{option} is empty: give a file name")
             if source is not None and os.path.exists(source) and _same_path(path, source):
                 kind = "folder" if os.path.isdir(source) else "file"
                 raise ValueError(f"{option} is the input {kind} ({source}); choose another path for the output")

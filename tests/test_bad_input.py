@@ -257,6 +257,12 @@ def test_a_custom_angle_outside_0_to_180_is_a_usage_error(single_clip, tmp_path,
     assert not list(tmp_path.iterdir())
 
 
+def test_an_empty_output_path_is_refused_by_name(single_clip, tmp_path):
+    run = _cli("process", str(single_clip), "-o", "", "--frames", "2", "--device", "cpu", cwd=tmp_path)
+    assert _assert_one_line_error(run, "-o is empty: give a file name")
+    assert not list(tmp_path.iterdir())
+
+
 def test_an_unknown_option_points_at_its_commands_help(tmp_path):
     run = _cli("process", "clip.mp4", "-o", str(tmp_path / "out.mp4"), "--exercize", "squat")
     assert run.returncode == 2 and run.stderr.splitlines() == [
