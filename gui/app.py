@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import config_from_args
-from realtime.logs import EXIT_INTERRUPTED
+from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
@@ -64,7 +64,7 @@ def run_app(args: argparse.Namespace) -> int:
         stopped, recording = True, window.recording_panel.recording_path
         window.close_now()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
     if args.frames:
         _exit_after_frames(app, window, args.frames)

@@ -14,6 +14,7 @@ import platformdirs
 
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 _HANDLER_NAME = "partsight"
 # libraries that log, in their own words, what they then raise and PartSight reports in its own
 # (the multipart parser: a malformed upload, the client's 400), and libraries' Python warnings

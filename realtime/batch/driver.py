@@ -29,14 +29,13 @@ from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task, one_line
 from realtime.config import PipelineConfig
+from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file
 from realtime.render import plural
-from realtime.logs import ray_notes_to_log_file
 from realtime.sources import URL, frames_shown, redact_url
 
 MAX_RETRIES = 2
 POLL_S = 0.5
 STOP_WAIT_S = 30.0
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 
 log = logging.getLogger(__name__)
 

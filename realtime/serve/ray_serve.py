@@ -18,7 +18,7 @@ import ray
 from ray import serve
 
 import realtime
-from realtime.logs import ray_notes_to_log_file
+from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file
 from realtime.serve.app import create_app
 from realtime.serve.jobs import INPUT_NAME, JobSpec, JobWork, run_in_process
 from realtime.serve.server import serving_line
@@ -176,7 +176,7 @@ def run_ray_serve(settings: ServeSettings) -> int:
         ray.init(address=settings.ray_address or "local", namespace=NAMESPACE, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env})
         stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: stop.set())
         board = None
         try:
