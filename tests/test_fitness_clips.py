@@ -102,13 +102,18 @@ def test_a_hidden_far_arm_does_not_count_a_curl_for_a_body_that_squats(media_dir
     """faults/squat30.mp4, `--exercise biceps-curl`: the mannequin squats with straight arms. The
     curl follows the more bent elbow; the far (right) arm, hidden behind the body, is read at
     confidence 0.37-0.63 with angles of 103, 56, 1 and 40 degrees in frames 9-14, and before, that
-    counted one curl. Only sides seen surely (or the side seen best) enter the least angle now:
-    no curl, and the hint says the arm never bent far enough (the near arm's ~97 at the squat's
-    bottom)."""
+    counted one curl. Only sides seen surely (or the side seen best) enter the least angle now: no
+    curl. The hint names one of the clip's two true faults: the arm never bent far enough, or the
+    hands stretched forward past the frame's left edge at each squat's bottom (45-49 of 151
+    frames). Which one leads depends on the far arm's glimpses, and those differ between OpenCV
+    builds (5.0 with opencv-python: two shallow movements; 5.1 with the mediapipe extra's
+    opencv-contrib-python: none)."""
     summary, lines, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "biceps-curl")
+    person = summary["people"]["0"]
     assert summary["reps"] == 0, summary["per_rep"]
-    assert summary["people"]["0"]["hint_reason"] == "too_shallow", summary["people"]["0"]
-    assert "biceps-curl: 0 reps" in stdout
+    assert person["hint_reason"] in ("too_shallow", "out_of_frame"), person
+    assert 40 <= person["unknown_reasons"]["out_of_frame"] <= 55, person
+    assert person["hint"] in stdout and "biceps-curl: 0 reps" in stdout
 
 
 @pytest.mark.parametrize("clip, exercise, hint", [
