@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from realtime.cli_options import (
     fps_option,
+    frame_size,
     max_side_option,
     model_options,
     parse_side_option,
@@ -23,6 +24,7 @@ from realtime.cli_options import (
     stage_threads_option,
     warning_field,
 )
+from realtime.config import OptionsError
 from realtime.fitness_cli import fitness_options
 from realtime.models.backends import BACKEND_CHOICES, BACKENDS
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS
@@ -63,11 +65,14 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench_parser.add_argument("--repeats", type=int, default=30)
     bench_parser.set_defaults(handler=_bench_parser)
 
-    bench_pose = commands.add_parser("bench-pose", help="BlazePose's detector and landmark network (ROI batches, with "
-                                                        "and without segmentation) and the selfie segmenter on each "
-                                                        "CPU backend, with their agreement; prints JSON")
+    pose_help = ("BlazePose's detector and landmark network (ROI batches, with and without segmentation) and the "
+                 "selfie segmenter on each CPU backend, with their agreement; prints JSON")
+    bench_pose = commands.add_parser("bench-pose", help=pose_help,
+                                     description=f"{pose_help}. In fp32 only (no --dtype): bf16 runs on one backend, "
+                                                 "OpenVINO; measure it with bench FILE --compare \"--dtype fp32\" "
+                                                 "\"--dtype bf16\".")
     bench_pose.add_argument("frame", help="image or video whose first frame (a picture of a person) is the input")
-    bench_pose.add_argument("--size", default="640x480", help="scale the frame to WxH first (default 640x480)")
+    bench_pose.add_argument("--size", type=frame_size, default="640x480", help="scale the frame to WxH first (default 640x480)")
     bench_pose.add_argument("--backends", default=",".join(BACKENDS),
                             help=f"comma-separated subset of {','.join(BACKENDS)} (default all; torch always runs: "
                                  "the others are checked against it)")
@@ -95,7 +100,7 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
                              + list(SEGMENTER_SPECS))
     bench_model.add_argument("--weights", help="checkpoint file (default: the parity fixtures' deterministic weights)")
     bench_model.add_argument("--frame", help="image or video whose first frame is the input (default: random)")
-    bench_model.add_argument("--size", help="scale the frame to WxH first, e.g. 473x473")
+    bench_model.add_argument("--size", type=frame_size, help="scale the frame to WxH first, e.g. 473x473")
     bench_model.add_argument("--internal-size", type=positive_int,
                              help="network input size (the model's own convention; Mask2Former: the short side)")
     bench_model.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -108,7 +113,7 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_options(command: argparse.ArgumentParser) -> None:
     """The options that shape a run (PipelineConfig fields): what `--compare` settings may hold."""
-    command.add_argument("--size", help="scale frames to WxH, e.g. 640x480")
+    command.add_argument("--size", type=frame_size, help="scale frames to WxH, e.g. 640x480")
     max_side_option(command, None)
     parse_side_option(command)
     fps_option(command)
@@ -154,7 +159,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _with_options(args: argparse.Namespace, options: str) -> argparse.Namespace:
     """`args` with the run options in `options` (one shell-quoted string) applied over them;
     ValueError for anything else."""
-    settings = argparse.ArgumentParser(prog="bench --compare", add_help=False, exit_on_error=False)
+    settings = argparse.ArgumentParser(prog="bench --compare", add_help=False, exit_on_error=False,
+                                       allow_abbrev=False)
     run_options(settings)
     # argparse fills in defaults only for names the namespace lacks: options not given keep args'
     merged = argparse.Namespace(**{name: list(value) if isinstance(value, list) else value
@@ -162,9 +168,9 @@ def _with_options(args: argparse.Namespace, options: str) -> argparse.Namespace:
     try:
         _, unknown = settings.parse_known_args(shlex.split(options), namespace=merged)
     except (ValueError, argparse.ArgumentError) as exc:
-        raise ValueError(f"--compare '{options}': {exc}") from None
+        raise OptionsError(f"--compare '{options}': {exc}") from None
     if unknown:
-        raise ValueError(f"--compare '{options}': {' '.join(unknown)} is not a run option")
+        raise OptionsError(f"--compare '{options}': {' '.join(unknown)} is not a run option")
     return merged
 
 
@@ -203,7 +209,7 @@ def _bench_pose(args: argparse.Namespace) -> int:
     backends = tuple(name.strip() for name in args.backends.split(",") if name.strip())
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
-        raise ValueError(f"unknown --backends {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+        raise OptionsError(f"unknown --backends {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
     missing = sorted(set(backends) - set(available_backends()))
     if missing:
         raise ValueError(f"--backends {', '.join(missing)}: not installed here")
@@ -222,7 +228,7 @@ def _bench_gpu(args: argparse.Namespace) -> int:
     parts = tuple(part.strip() for part in args.parts.split(",") if part.strip())
     unknown = sorted(set(parts) - set(GPU_PARTS))
     if unknown:
-        raise ValueError(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(GPU_PARTS)}")
+        raise OptionsError(f"unknown --parts {', '.join(unknown)}; choose from {', '.join(GPU_PARTS)}")
     frame = first_frame(args.frame) if args.frame else np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     print(json.dumps(bench_gpu(args.device, frame, parts=parts, quick=args.quick)))
     return 0

@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from realtime.cli_options import (
     fps_option,
+    frame_size,
     max_side_option,
     model_options,
     note_fps_kept,
@@ -26,6 +27,7 @@ from realtime.cli_options import (
 )
 from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands, compare_settings_as_values
+from realtime.config import OptionsError
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
@@ -34,6 +36,7 @@ from realtime.serve.cli import add_serve_commands
 from realtime.version import version
 
 EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's own, for every usage error
 
 log = logging.getLogger(__name__)
 
@@ -50,18 +53,22 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     `default_command` runs (the window) or the usage is shown. Failures print one line (the
     traceback goes to the log file) and return 1; a SIGTERM is a Ctrl-C; a Ctrl-C the command did
     not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
-    one line."""
+    one line. Exit status 2: a usage error (argparse's, or options that do not go together,
+    OptionsError); 1: the input or the run failed; 130: interrupted."""
     parser = _build_parser(extra_commands)
     args = _parse(parser, compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
         if default_command is None:
             parser.print_usage(sys.stderr)
-            return 2
+            return EXIT_USAGE
         args = _parse(parser, [default_command, *(argv or [])])
     log_file = configure_logging()
     try:
         with sigterm_as_ctrl_c():
             return args.handler(args)
+    except OptionsError as exc:  # the command line's fault, found once it was parsed: a usage error
+        print(f"partsight: error: {exc} (see '{_command_parser(parser, args).prog} --help')", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise
@@ -75,21 +82,36 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
 
 
 class _OneLineParser(argparse.ArgumentParser):
-    """A usage error is one line, `partsight: error: ...` with where to read more, exit status 2."""
+    """A usage error is one line, `partsight: error: ...` with where to read more, exit status 2.
+    Options are taken only as spelled in full (a typo such as --dtyp is an error, not a guess);
+    subcommands' parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"partsight: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"partsight: error: {message} (see '{self.prog} --help')\n")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """`argv` parsed; arguments no option takes are the command's usage error, which points at
-    that command's help (argparse's own points at the top level's)."""
+    that command's help, a subcommand's own (`eval person-iou --help`; argparse's own points at
+    the top level's)."""
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        subcommands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-        command = subcommands.choices.get(args.command, parser)
-        command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the (sub)command `args` ran: `parser`'s chosen subcommand's, followed down."""
+    while True:
+        subcommands = next((action for action in parser._actions if isinstance(action, argparse._SubParsersAction)),
+                           None)
+        chosen = subcommands.choices.get(getattr(args, subcommands.dest, None)) if subcommands else None
+        if chosen is None:
+            return parser
+        parser = chosen
 
 
 def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.ArgumentParser:
@@ -102,7 +124,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("-o", "--output", required=True, help="annotated MP4 to write")
     process.add_argument("--metrics", help="JSONL file: one line per frame")
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
-    process.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
+    process.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
     parse_side_option(process)
     fps_option(process)
@@ -147,7 +169,7 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.sources import keeps_own_rate
 
     if args.loop and not args.frames:
-        raise CliError("--loop needs --frames: a looped file never ends")
+        raise OptionsError("--loop needs --frames: a looped file never ends")
     config = config_from_args(args)
     outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,
                          labels_dir=args.labels_dir, audio=not args.no_audio, readout=args.readout)
@@ -201,6 +223,10 @@ def _process(args: argparse.Namespace) -> int:
         raise CliError(f"{job.error} ({kept})")
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
+    if job.skipped:
+        names = ", ".join(path.name for path in job.skipped[:3]) + (", ..." if len(job.skipped) > 3 else "")
+        raise CliError(f"{plural(len(job.skipped), 'unreadable image')} skipped ({names}); the other "
+                       f"{plural(frames, 'frame')} {'is' if frames == 1 else 'are'} in {args.output}")
     return 0
 
 

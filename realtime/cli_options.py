@@ -61,6 +61,18 @@ def positive_float(text: str) -> float:
     return value
 
 
+def frame_size(text: str) -> str:
+    """argparse type for --size WxH: the text as given, once realtime.sources.parse_size (which
+    reads it where it is used) accepts it, so a malformed size is a usage error."""
+    from realtime.sources import parse_size
+
+    try:
+        parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def positive_int(text: str) -> int:
     return whole_number(text, 1)
 

@@ -18,6 +18,13 @@ from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
 
 PACINGS = ("every-frame", "realtime")
+
+
+class OptionsError(ValueError):
+    """Options that do not go together (or one that needs another), named as the command line
+    names them: a usage error on the command line (exit status 2, as argparse's own), a 422 in
+    the service."""
+
 DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and parses
 
 
@@ -93,15 +100,15 @@ realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16"
 
             check_dtype(self.dtype, self.backend, resolve_device(self.device))
         if self.person_mask == "pose" and not self.pytorch_pose:
-            raise ValueError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
-                             f"not --pose {self.pose}")
+            raise OptionsError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
+                               f"not --pose {self.pose}")
         if self.pose == "blazepose" and not blazepose_available():
             raise ValueError(MEDIAPIPE_NEEDED)
         if self.pose == "blazepose" and self.dtype != "fp32":
-            raise ValueError(f"--pose blazepose (the mediapipe wheel) computes in its own precision; --dtype {self.dtype} "
-                             "is for --pose auto or blazepose-torch")
+            raise OptionsError(f"--pose blazepose (the mediapipe wheel) computes in its own precision; "
+                               f"--dtype {self.dtype} is for --pose auto or blazepose-torch")
         if self.angles == "3d" and self.pose == "parser":
-            raise ValueError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
+            raise OptionsError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:
             raise ValueError(f"smoothing must be from 0 (off) to 1, not {self.smoothing:g}")
         if self.max_people < 1:
@@ -134,7 +141,7 @@ def default(name: str):
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig of a parsed command line; options a command does not have keep their
-    defaults. ValueError (one line) on inconsistent options, e.g. --joint without --exercise."""
+    defaults. OptionsError (one line) on inconsistent options, e.g. --joint without --exercise."""
     from realtime.sources import parse_size
 
     given = {field.name: getattr(args, field.name) for field in fields(PipelineConfig)
@@ -160,15 +167,15 @@ def exercise_from_args(args: argparse.Namespace) -> Exercise | None:
                                                  ("--turn-deg", getattr(args, "turn_deg", None))) if value is not None]
     if name is None:
         if getattr(args, "summary", None):
-            raise ValueError("--summary needs --exercise")
+            raise OptionsError("--summary needs --exercise")
         if custom_given:
-            raise ValueError(f"{custom_given[0]} needs --exercise")
+            raise OptionsError(f"{custom_given[0]} needs --exercise")
         return None
     if name == "custom":
         missing = {"--joint", "--start-deg", "--turn-deg"} - set(custom_given)
         if missing:
-            raise ValueError(f"--exercise custom needs {', '.join(sorted(missing))}")
+            raise OptionsError(f"--exercise custom needs {', '.join(sorted(missing))}")
         return custom_exercise(args.joint, start_deg=args.start_deg, turn_deg=args.turn_deg)
     if custom_given:
-        raise ValueError(f"{custom_given[0]} is only for --exercise custom")
+        raise OptionsError(f"{custom_given[0]} is only for --exercise custom")
     return get_exercise(name)

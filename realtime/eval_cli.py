@@ -8,7 +8,8 @@ import json
 import os
 from pathlib import Path
 
-from realtime.cli_options import model_options, positive_int, smoothing_option, warning_field
+from realtime.cli_options import frame_size, model_options, positive_int, smoothing_option, warning_field
+from realtime.config import OptionsError
 from realtime.fitness_cli import pose_option
 
 DATASETS_DIR_ENV = "PARTSIGHT_DATASETS_DIR"
@@ -32,7 +33,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
 
     flicker = measures.add_parser("flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow")
     flicker.add_argument("source", help="video file or image folder")
-    flicker.add_argument("--size", help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
+    flicker.add_argument("--size", type=frame_size, help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
     flicker.add_argument("--frames", type=positive_int, help="only the first N frames")
     model_options(flicker)
     pose_option(flicker, "auto")
@@ -112,13 +113,14 @@ def _dataset(args: argparse.Namespace) -> Path:
         with contextlib.suppress(ValueError):  # no labelled images in it
             found.append((folder, len(labelled_images(folder))))
     if not found:
-        raise ValueError(f"pass --dataset DIR: no datasets of labelled images in {root} (set {DATASETS_DIR_ENV})")
+        raise OptionsError(f"pass --dataset DIR: no datasets of labelled images in {root} (set {DATASETS_DIR_ENV})")
     listed = ", ".join(f"{folder.name} ({plural(count, 'image')})" for folder, count in found)
-    raise ValueError(f"pass --dataset DIR, one of the datasets in {root}: {listed}; e.g. --dataset {found[0][0]}")
+    raise OptionsError(f"pass --dataset DIR, one of the datasets in {root}: {listed}; e.g. --dataset {found[0][0]}")
 
 
 def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:
-    return {"model": parser.spec.name, "device": str(parser.device), "dtype": config.dtype,
+    return {"model": parser.spec.name, "device": str(parser.device), "backend": getattr(parser, "backend", "torch"),
+            "dtype": config.dtype,
             "internal_size": parser.internal_size,
             "max_people": config.max_people, "person_mask": " + ".join(stage.name for stage in person_mask) or "parser",
             **({"smoothing": config.smoothing} if smoothing else {})}
@@ -148,7 +150,7 @@ def _jitter(args: argparse.Namespace) -> int:
     from realtime.smoothing import TemporalSmoother
 
     if args.jitter_frames < 2:
-        raise ValueError("--frames must be at least 2")
+        raise OptionsError("--frames must be at least 2")
     config = config_from_args(args)
     paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
     stills = [read_rgb(path) for path in paths]

@@ -205,7 +205,7 @@ def labelled_images(root: str | Path) -> list[LabelledImage]:
     ann_X.png). Raises ValueError when there are none."""
     root = Path(root)
     pairs = []
-    for label in sorted(root.rglob("*.png")):
+    for label in sorted(path for path in root.rglob("*.png") if path.is_file()):
         name = label.name
         if name.startswith("label_"):
             candidates = [label.with_name("img_" + name[6:-4] + ext) for ext in (".jpg", ".png")]

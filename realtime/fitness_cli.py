@@ -17,14 +17,15 @@ from realtime.models.blazepose import POSE_SOURCES
 def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -> None:
     """--exercise and the custom exercise's options, --pose, --angles; with `summary`, --summary
     PATH (a command that names its outputs itself, such as batch, goes without)."""
+    from realtime.analysis.angles import JOINTS
     from realtime.analysis.exercises import PRESETS
 
     group = command.add_argument_group("fitness analysis")
-    group.add_argument("--exercise", help=f"count repetitions: {', '.join(PRESETS)} or custom "
-                                          "(with --joint, --start-deg, --turn-deg)")
+    group.add_argument("--exercise", choices=[*PRESETS, "custom"], metavar="EXERCISE",
+                       help=f"count repetitions: {', '.join(PRESETS)} or custom (with --joint, --start-deg, --turn-deg)")
     if summary:
         group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
-    group.add_argument("--joint", action="append",
+    group.add_argument("--joint", action="append", choices=list(JOINTS), metavar="JOINT",
                        help="custom exercise: a joint to watch, e.g. left_knee (repeat for both sides)")
     group.add_argument("--start-deg", type=joint_angle, help="custom exercise: angle of the start position (0-180)")
     group.add_argument("--turn-deg", type=joint_angle, help="custom exercise: angle a repetition must reach (0-180)")

@@ -73,7 +73,8 @@ class JobResult:
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
     summary: the fitness summary (None without an exercise); audio: one line on what became of
     the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
-    folder before this run's were written (Recorder)."""
+    folder before this run's were written (Recorder); skipped: an image folder's files left out
+    as unreadable (realtime.sources.ImageFolderReader)."""
 
     source: SourceInfo
     frames: int
@@ -84,6 +85,7 @@ class JobResult:
     summary: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
     labels_removed: int = 0
+    skipped: list[Path] = field(default_factory=list)
 
 
 class JobModels:
@@ -204,7 +206,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted, labels_removed=recorder.labels_removed)
+                     interrupted=interrupted, labels_removed=recorder.labels_removed,
+                     skipped=pipeline.source.skipped if pipeline.source is not None else [])
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

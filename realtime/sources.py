@@ -15,7 +15,9 @@ import configparser
 import json
 import logging
 import math
+import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -112,9 +114,11 @@ class SourceInfo:
 class FrameReader:
     """Opens a capture in the capture thread and yields Frames; subclasses know one kind.
     `frames(start_s)` yields from the frame at `start_s` seconds from the first frame (a seek;
-    files and folders only) or, with None, from the start (or from where a live source is)."""
+    files and folders only) or, with None, from the start (or from where a live source is).
+    `skipped`: the files it left out as unreadable (an image folder's), in the order met."""
 
     live = False
+    skipped: tuple[Path, ...] | list[Path] = ()
 
     def open(self) -> SourceInfo:
         raise NotImplementedError
@@ -266,7 +270,7 @@ class PyAVReader(FrameReader):
                                   f"seeking back to the frames (no HTTP Range requests); re-encode it with faststart "
                                   f"(ffmpeg -i IN -c copy -movflags +faststart OUT) or serve it with Range "
                                   f"support") from None
-            raise _source_error(what, exc) from None
+            raise _source_error(what, exc, self.url) from None
 
     def close(self) -> None:
         if self._container is not None:
@@ -406,10 +410,26 @@ quiet_opencv = _QuietOpenCV()
 
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     """cv2.imread (colour: H x W x 3 uint8 BGR, upright by its EXIF orientation), None for a file
-    that is not a readable image, without the decoder's complaints on the console (libtiff's on a
-    truncated TIFF): the caller says so in its own words."""
+    that is not a readable image, a JPEG cut short included (which libjpeg would fill with grey),
+    without the decoder's complaints on the console (libtiff's on a truncated TIFF, libjpeg's
+    "Premature end of JPEG file"): the caller says so in its own words."""
+    if _jpeg_cut_short(Path(path)):
+        return None
     with quiet_opencv:
         return cv2.imread(str(path), flags)
+
+
+def _jpeg_cut_short(path: Path) -> bool:
+    """Whether `path` is a JPEG (it starts with the SOI marker) that does not end with the EOI
+    marker (trailing zero bytes and line breaks allowed): a file cut short."""
+    try:
+        with path.open("rb") as file:
+            if file.read(2) != b"\xff\xd8":
+                return False
+            file.seek(max(0, file.seek(0, os.SEEK_END) - 64))
+            return not file.read().rstrip(b"\0\r\n ").endswith(b"\xff\xd9")
+    except OSError:
+        return False  # cv2.imread says it cannot read it
 
 
 def natural_key(name: str) -> list:
@@ -483,7 +503,11 @@ def sequence_rate(folder: Path) -> tuple[float, Path] | None:
 class ImageFolderReader(FrameReader):
     """A folder's image files (other files are ignored) in natural name order (2.jpg before
     10.jpg) as an image sequence at `fps` frames per second; None: the rate the folder's own
-    metadata gives (see sequence_rate), else DEFAULT_SEQUENCE_FPS."""
+    metadata gives (see sequence_rate), else DEFAULT_SEQUENCE_FPS. A file that is not a readable
+    image (truncated, or not an image at all) is skipped with a one-line warning naming it and
+    listed in `skipped`; the frames after it keep their places in time."""
+
+    skip_unreadable = True
 
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  fps: float | None = None, parse_side: int | None = None) -> None:
@@ -491,6 +515,7 @@ class ImageFolderReader(FrameReader):
         self.fps = fps
         self._output = OutputSize(size, max_side, parse_side)
         self._paths: list[Path] = []
+        self.skipped: list[Path] = []
 
     def open(self) -> SourceInfo:
         self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
@@ -514,6 +539,11 @@ class ImageFolderReader(FrameReader):
         first = 0 if start_s is None else round(start_s * self.fps)
         for index, path in enumerate(self._paths[first:], first):
             bgr = read_image_file(path)
+            if bgr is None and self.skip_unreadable:
+                if path not in self.skipped:  # once, also when a seek or a loop comes by it again
+                    self.skipped.append(path)
+                    log.warning("%s is not a readable image; skipped", path)
+                continue
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
             own = bgr.shape[1], bgr.shape[0]
@@ -627,6 +657,11 @@ class Source:
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
+
+    @property
+    def skipped(self) -> list[Path]:
+        """The files left out as unreadable (FrameReader.skipped)."""
+        return list(self._reader.skipped)
 
     @property
     def buffered(self) -> int:
@@ -855,6 +890,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
 
 
 class _SingleImageReader(ImageFolderReader):
+    skip_unreadable = False  # the only frame: its failure is the source's
+
     def open(self) -> SourceInfo:
         self._paths = [self.folder]
         self.fps = self.fps or DEFAULT_SEQUENCE_FPS
@@ -877,9 +914,42 @@ def _server_seeks(url: str, timeout_s: float) -> bool:
 
 def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:
     """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log. `url`: the
-    address that failed to open, whose own mistakes (_user_info_problem) are the reason given."""
+    address that failed, whose own mistakes (_user_info_problem, a concat list's bad entry:
+    _concat_entry_problem) are the reason given."""
     log.info("%s: %s", what, redact_url(str(exc)))
-    return SourceError(f"{what}: {(url and _user_info_problem(url)) or _reason(exc, url)}")
+    own = url and (_user_info_problem(url) or _concat_entry_problem(url))
+    return SourceError(f"{what}: {own or _reason(exc, url)}")
+
+
+def _concat_entry_problem(url: str) -> str | None:
+    """What is wrong with the first bad `file` entry of `url` when it is an FFmpeg concat list
+    (a local file starting "ffconcat version"), named as the list names it: a file that is not
+    there (relative to the list's folder), or one outside that folder (an absolute path or '..'),
+    which FFmpeg's concat reader refuses as unsafe ("permission denied"). None otherwise."""
+    path = Path(url)
+    try:
+        with path.open("rb") as file:
+            if not file.read(16).startswith(b"ffconcat version"):
+                return None
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        directive, _, rest = line.strip().partition(" ")
+        if directive != "file" or not rest.strip():
+            continue
+        try:
+            entry = shlex.split(rest)[0]
+        except ValueError:  # an unclosed quote: FFmpeg's own reason stands
+            return None
+        target = path.parent / entry
+        if not target.exists():
+            where = "" if PurePosixPath(entry).is_absolute() else f" in {path.parent}"
+            return f"its entry '{entry}' is missing (no such file{where})"
+        if PurePosixPath(entry).is_absolute() or ".." in PurePosixPath(entry).parts:
+            return (f"its entry '{entry}' is outside the list's folder (an absolute path or '..'), which FFmpeg's "
+                    "concat reader refuses: name files beside the list, or in folders under it")
+    return None
 
 
 def _user_info_problem(url: str) -> str | None:

@@ -1,6 +1,6 @@
 """Broken and hostile input through the real CLI, run as a user runs it (a subprocess): every file
-either works, or ends with one line `partsight: error: ...` and exit status 1, never a
-traceback; what was written before a failure stays playable."""
+either works, or ends with one line `partsight: error: ...` and exit status 1 (2 for a usage
+error), never a traceback; what was written before a failure stays playable."""
 from __future__ import annotations
 
 import json
@@ -267,6 +267,52 @@ def test_an_unknown_option_points_at_its_commands_help(tmp_path):
     run = _cli("process", "clip.mp4", "-o", str(tmp_path / "out.mp4"), "--exercize", "squat")
     assert run.returncode == 2 and run.stderr.splitlines() == [
         "partsight: error: unrecognized arguments: --exercize squat (see 'partsight process --help')"]
+    assert not list(tmp_path.iterdir())
+
+
+def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_path):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(1, 7):
+        (folder / f"{number}.jpg").write_bytes((media_dir / "faults" / "frames_unpadded" / f"{number}.jpg").read_bytes())
+    (folder / "3.jpg").write_bytes((folder / "3.jpg").read_bytes()[:3000])  # a JPEG cut short
+    (folder / "4.png").write_text("not a picture\n")
+    (folder / "5.png").mkdir()  # a folder named like a frame is no frame
+    out, labels = tmp_path / "out.mp4", tmp_path / "labels"
+    run = _cli("process", str(folder), "-o", str(out), "--labels-dir", str(labels), "--size", "180x320",
+               "--pose", "parser", "--max-people", "1", "--device", "cpu")
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.splitlines() == [f"partsight: warning: {folder / '3.jpg'} is not a readable image; skipped",
+                                       f"partsight: warning: {folder / '4.png'} is not a readable image; skipped",
+                                       f"partsight: error: 2 unreadable images skipped (3.jpg, 4.png); the other "
+                                       f"5 frames are in {out}"]
+    assert len(_decoded(out)) == 5
+    assert sorted(path.name for path in labels.iterdir()) == [f"{index:06d}.png" for index in (0, 1, 3, 5, 6)]
+
+
+@pytest.mark.parametrize("args, status, words", [
+    (["process", "{clip}", "-o", "{out}", "--size", "abc"], 2,
+     "argument --size: size must look like 640x480, not 'abc' (see 'partsight process --help')"),
+    (["bench", "{clip}", "--size", "640"], 2, "argument --size: size must look like 640x480, not '640'"),
+    (["eval", "flicker", "{clip}", "--size", "0x1"], 2, "(see 'partsight eval flicker --help')"),
+    (["process", "{clip}", "-o", "{out}", "--loop"], 2,
+     "--loop needs --frames: a looped file never ends (see 'partsight process --help')"),
+    (["bench", "{clip}", "--angles", "3d", "--pose", "parser"], 2, "(see 'partsight bench --help')"),
+    (["batch", "{clip}", "--out", "{out}", "--joint", "left_knee"], 2,
+     "--joint needs --exercise (see 'partsight batch --help')"),
+    (["eval", "jitter", "{clip}", "--frames", "1"], 2, "--frames must be at least 2 (see 'partsight eval jitter --help')"),
+    (["serve", "--host", "0.0.0.0"], 2, "lets other machines call the service"),
+    (["process", "{clip}", "-o", "{out}", "--dtyp", "fp32"], 2,
+     "unrecognized arguments: --dtyp fp32 (see 'partsight process --help')"),
+    (["eval", "person-iou", "--bogus"], 2, "unrecognized arguments: --bogus (see 'partsight eval person-iou --help')"),
+    (["weights", "fetch", "bodypix", "--bogus"], 2, "(see 'partsight weights fetch --help')"),
+    (["process", "{out}.mp4", "-o", "{out}"], 1, "no such file"),
+])
+def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
+    run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args))
+    lines = run.stderr.splitlines()
+    assert run.returncode == status and len(lines) == 1 and lines[0].startswith("partsight: error: "), run.stderr
+    assert words in lines[0]
     assert not list(tmp_path.iterdir())
 
 

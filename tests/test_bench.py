@@ -47,9 +47,10 @@ def test_bench_plays_a_short_clip_again_until_it_has_its_frames(single_clip, cap
     ("--readout", "--compare '--readout': --readout is not a run option"),  # one word: a value of --compare all the same
 ])
 def test_compare_settings_must_be_run_options(single_clip, capsys, options, message):
-    assert main(["bench", str(single_clip), "--compare", "--max-people 1", options]) == 1
+    assert main(["bench", str(single_clip), "--compare", "--max-people 1", options]) == 2  # a usage error
     err = capsys.readouterr().err
     assert err.startswith("partsight: error: --compare") and message in err and err.count("\n") == 1
+    assert err.endswith(" (see 'partsight bench --help')\n")
 
 
 def test_memory_bench_samples_a_looped_paced_run(single_clip, capsys):

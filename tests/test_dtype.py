@@ -129,3 +129,22 @@ def test_bench_compares_the_dtypes_and_reports_them(single_clip, capsys):
     settings = json.loads(capsys.readouterr().out)["settings"]
     assert (settings["a"]["dtype"], settings["b"]["dtype"]) == ("fp32", "bf16")
     assert settings["b"]["backend"] == "openvino"
+
+
+@needs_bf16
+def test_the_service_parses_in_the_dtype_it_was_started_with(photos):
+    """`serve --dtype bf16`: one dtype for the whole server, reaching every request's networks."""
+    from realtime.cli import _build_parser
+    from realtime.serve.engine import ParseOptions, ParsePool
+    from realtime.serve.settings import settings_from_args
+
+    settings = settings_from_args(_build_parser(()).parse_args(["serve", "--dtype", "bf16", "--device", "cpu"]))
+    options = ParseOptions(pose="parser", person_mask="parser", max_people=1)
+    labels = {}
+    for dtype in ("fp32", settings.dtype):
+        pool = ParsePool(settings.device, dtype)
+        try:
+            labels[dtype] = pool.parse(photos[0], options).parse.labels
+        finally:
+            pool.close()
+    assert 0.9 < (labels["fp32"] == labels["bf16"]).mean() < 1.0  # close to fp32's, not fp32's

@@ -24,6 +24,7 @@ from realtime.evaluation import (
     smooth_affine_track,
     warp_labels,
 )
+from realtime.models.backends import BACKENDS
 from realtime.smoothing import TemporalSmoother
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -115,6 +116,7 @@ def test_eval_commands_print_json_and_fail_in_one_line(single_clip, tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["frames"] == 3 and set(report["flicker"]) == {"raw", "smoothed"}
+    assert report["backend"] in BACKENDS and report["dtype"] == "fp32"  # what ran, as bench says
 
     missing = _cli("eval", "person-iou", "--dataset", str(tmp_path / "nowhere"), "--device", "cpu")
     assert missing.returncode == 1
@@ -136,6 +138,7 @@ def test_person_iou_without_a_dataset_lists_the_datasets_instead_of_mixing_them(
                 (root / name / source.name).write_bytes(source.read_bytes())
     (root / "notes").mkdir()
     done = _cli("eval", "person-iou", "--device", "cpu", env={"PARTSIGHT_DATASETS_DIR": str(root)})
-    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert done.returncode == 2 and done.stdout == "", done.stdout  # a usage error: a needed option is missing
     assert done.stderr == (f"partsight: error: pass --dataset DIR, one of the datasets in {root}: small (2 images), "
-                           f"smaller (1 image); e.g. --dataset {root / 'small'}\n")
+                           f"smaller (1 image); e.g. --dataset {root / 'small'} "
+                           "(see 'partsight eval person-iou --help')\n")

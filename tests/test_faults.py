@@ -20,7 +20,7 @@ from realtime.analysis.fitness import HINTS, MIN_PERSON_PX
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
-from realtime.sources import SourceInfo, natural_key, open_source, redact_url
+from realtime.sources import SourceError, SourceInfo, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe", "p ace", "t\tab", 'q"uote', "it's", "<a>", "[b]",
              "]b[", "(c)", "\u00e9t\u00e9 \u2603", "a'b\"c <d> [e] (f) @g")
@@ -246,6 +246,35 @@ def test_a_file_behind_an_http_login_is_read_whole_and_its_password_never_shown(
     for text in (captured.out, captured.err, *written, *(str(path) for path in tmp_path.rglob("*"))):
         for secret in {"coach", password, typed, *(tail for tail in tails if len(tail) > 2)}:
             assert secret not in text, secret
+
+
+def test_a_concat_list_names_the_entry_that_is_missing_or_outside_its_folder(faults, tmp_path):
+    """FFmpeg's concat reader says "permission denied" for an absolute or '..' entry, whether the
+    file is there or not, and "no such file" for a missing one, without naming it."""
+    (tmp_path / "a.mp4").write_bytes((faults / "squat30.mp4").read_bytes())
+    gone = tmp_path / "gone.mp4"
+    for entries, reason in (
+            (["gone.mp4"], f"its entry 'gone.mp4' is missing (no such file in {tmp_path})"),
+            ([str(gone)], f"its entry '{gone}' is missing (no such file)"),
+            ([str(tmp_path / "a.mp4")], f"its entry '{tmp_path / 'a.mp4'}' is outside the list's folder"),
+            (["../a.mp4"], "its entry '../a.mp4' is outside the list's folder")):
+        listed = tmp_path / "sub" / "list.ffconcat" if entries == ["../a.mp4"] else tmp_path / "list.ffconcat"
+        listed.parent.mkdir(exist_ok=True)
+        listed.write_text("ffconcat version 1.0\n" + "".join(f"file '{entry}'\n" for entry in entries))
+        source = open_source(str(listed))
+        with pytest.raises(SourceError) as refused:
+            source.start()
+        assert str(refused.value).startswith(f"cannot open {listed}: {reason}")
+    listed = tmp_path / "list.ffconcat"
+    listed.write_text("ffconcat version 1.0\nfile 'a.mp4'\nfile 'gone.mp4'\n")  # one missing after a good one
+    source = open_source(str(listed))
+    source.start()
+    try:
+        while not source.finished and source.error is None:
+            source.read(2.0)
+    finally:
+        source.stop()
+    assert source.error.endswith(f": its entry 'gone.mp4' is missing (no such file in {tmp_path})")
 
 
 def test_folders_sort_names_naturally_and_ignore_other_files(tmp_path):
@@ -669,6 +698,8 @@ def test_a_tiny_person_gets_the_reason_and_a_hint(clip, faults, tmp_path, capsys
         assert person["hint"].startswith("nobody found in any frame") and person["hint_reason"] == "nobody_found"
     out = capsys.readouterr().out
     assert "closer" in person["hint"] and "closer" in out and "--internal-size" not in out
+    if clip == "tiny.mp4":  # nobody was seen: said once, for no person
+        assert f"squat: 0 reps\n{person['hint']}\n" in out and "person 0" not in out
     people = [p for line in run["lines"] for p in line["analysis"]["fitness"]["people"].values()]
     assert {p["signal_reason"] for p in people} == set(person["unknown_reasons"])
     assert all(p["signal_hint"] == HINTS[p["signal_reason"]] for p in people)

@@ -178,16 +178,18 @@ def test_pushup_with_bodypix_keypoints_says_unknown_at_the_bottom(media_dir, tmp
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--exercise", "dance"], "unknown exercise 'dance'"),
+    (["--exercise", "dance"], "argument --exercise: invalid choice: 'dance'"),
     (["--exercise", "custom", "--joint", "left_knee"], "--exercise custom needs --start-deg, --turn-deg"),
-    (["--exercise", "custom", "--joint", "left_toe", "--start-deg", "160", "--turn-deg", "100"], "unknown joint"),
+    (["--exercise", "custom", "--joint", "left_toe", "--start-deg", "160", "--turn-deg", "100"],
+     "argument --joint: invalid choice: 'left_toe'"),
     (["--summary", "x.json"], "--summary needs --exercise"),
 ])
 def test_bad_fitness_options_are_one_line_errors(media_dir, tmp_path, args, message):
     run = subprocess.run([sys.executable, "main.py", "process", str(media_dir / "cg-mannequin-squat.mp4"),
                           "-o", str(tmp_path / "x.mp4"), *args], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert run.returncode == 1
+    assert run.returncode == 2  # usage errors, as argparse's own
     assert run.stderr.startswith("partsight: error: ") and message in run.stderr
+    assert run.stderr.endswith(" (see 'partsight process --help')\n")
     assert len(run.stderr.strip().splitlines()) == 1
 
 

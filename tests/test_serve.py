@@ -165,7 +165,7 @@ def test_parse_image_as_the_engine_does(client, still):
     assert as_png.headers["content-type"] == "image/png"
     assert np.array_equal(decode_png(as_png.content), labels)
 
-    runner = FrameRunner(ParseOptions().config("auto"))
+    runner = FrameRunner(ParseOptions().config("auto", "fp32"))
     try:
         here = runner.process(rgb).parse.labels
     finally:
@@ -267,7 +267,7 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     png, _ = still
     console_before = len(server.log())
     cases = [
-        ("no body", lambda: client.post("/v1/parse"), 400, "empty_upload"),
+        ("no body", lambda: client.post("/v1/parse"), 400, "no_upload"),
         ("empty file", lambda: client.post("/v1/parse", files={"image": ("a.png", b"")}), 400, "empty_upload"),
         ("text as image", lambda: client.post("/v1/parse", files={"image": ("photo.png", b"just some text\n" * 20,
                                                                              "image/png")}), 415, "not_an_image"),
@@ -294,7 +294,19 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
          422, "model_unavailable"),
         ("malformed multipart body", lambda: client.post(
             "/v1/parse", content=b"xxxx", headers={"Content-Type": "multipart/form-data; boundary=abc"}),
-         400, "http_400"),
+         400, "malformed_body"),
+        ("an image and a url", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                   data={"url": "http://127.0.0.1:1/x.png"}), 422, "upload_and_url"),
+        ("job: a video and a url", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                       data={"url": "http://127.0.0.1:1/x.mp4"}), 422, "upload_and_url"),
+        ("a field sent twice", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
+                                                   data={"max_people": ["1", "2"]}), 422, "repeated_field"),
+        ("job: a field sent twice", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
+                                                        data={"exercise": ["squat", "lunge"]}), 422, "repeated_field"),
+        ("job: two joints (a field that takes several), one angle out of range", lambda: client.post(
+            "/v1/jobs", files={"video": ("a.mp4", b"x")}, data={
+                "exercise": "custom", "joint": ["left_knee", "right_knee"], "start_deg": "400", "turn_deg": "100"}),
+         422, "bad_option"),
         ("zero people", lambda: client.post("/v1/parse", files={"image": ("a.png", png)}, data={"max_people": "0"}),
          422, "bad_option"),
         ("unknown pose source", lambda: client.post("/v1/parse", files={"image": ("a.png", png)},
@@ -339,7 +351,7 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
         ("text as video", lambda: client.post("/v1/jobs", files={"video": ("clip.mp4", b"not a video at all" * 50,
                                                                            "video/mp4")}), 415, "not_a_video"),
         ("image as video", lambda: client.post("/v1/jobs", files={"video": ("clip.mp4", png)}), 415, "still_image"),
-        ("no video", lambda: client.post("/v1/jobs", data={"exercise": "squat"}), 400, "empty_upload"),
+        ("no video", lambda: client.post("/v1/jobs", data={"exercise": "squat"}), 400, "no_upload"),
         ("custom exercise without joints", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")},
                                                                data={"exercise": "custom"}), 422, "bad_option"),
         ("custom angle over 180", lambda: client.post("/v1/jobs", files={"video": ("a.mp4", b"x")}, data={
@@ -367,6 +379,11 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert not list(jobs_dir.iterdir()), "a refused upload left a job folder"
     assert errors["model without weights"] == "model schp-lip is not available on this server: its weights are not " \
                                               "installed"
+    assert errors["an image and a url"] == "send either the file 'image' or a 'url', not both"
+    assert errors["job: a video and a url"] == "send either the file 'video' or a 'url', not both"
+    assert errors["a field sent twice"] == "max_people: sent 2 times; send it once"
+    assert errors["job: a field sent twice"] == "exercise: sent 2 times; send it once"
+    assert "multipart/form-data" in errors["malformed multipart body"]
     assert errors["job: a misspelled form field"].startswith("excercise: not a form field here (the form takes ")
     assert "exercise, frames" in errors["job: a misspelled form field"]
     assert "max_people" in errors["a misspelled form field"]
@@ -470,7 +487,7 @@ def test_serve_refuses_a_public_host_without_a_token():
     run = subprocess.run([sys.executable, "main.py", "serve", "--host", "0.0.0.0", "--port", str(port)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120,
                          env={k: v for k, v in os.environ.items() if k != "PARTSIGHT_SERVE_TOKEN"})
-    assert run.returncode == 1
+    assert run.returncode == 2  # a usage error
     assert run.stderr.strip().count("\n") == 0 and "--token" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

@@ -22,14 +22,17 @@ def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
     often unknown a line saying in how many frames, why, and what to try (or the hint as it is
     when it says it all: nobody in view, or why nothing was counted: out of the exercise's
-    posture, too shallow)."""
+    posture, too shallow). When nobody was found in any frame, that is said once, for no person."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
     if summary["per_rep"]:
         rows = [REP_COLUMNS] + [tuple(_cell(rep.get(c)) for c in REP_COLUMNS) for rep in summary["per_rep"]]
         widths = [max(len(row[i]) for row in rows) for i in range(len(REP_COLUMNS))]
         lines += ["  ".join(cell.rjust(w) for cell, w in zip(row, widths)) for row in rows]
-    for pid, person in summary["people"].items():
+    people = summary["people"]
+    if people and all(person["unknown_reasons"].get(NOBODY, 0) == person["frames"] for person in people.values()):
+        return "\n".join([*lines, next(iter(people.values()))["hint"]])
+    for pid, person in people.items():
         if person.get("hint_reason") in (NOBODY, POSTURE, TOO_SHALLOW):
             lines.append(f"person {pid}: {person['hint']}")
         elif person.get("hint"):

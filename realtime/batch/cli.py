@@ -8,6 +8,7 @@ from pathlib import Path
 
 from realtime.cli_options import (
     fps_option,
+    frame_size,
     max_side_option,
     model_options,
     note_fps_kept,
@@ -37,7 +38,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
                        help="output folder (on a cluster: one every node sees at the same path)")
     batch.add_argument("--labels-dir", action="store_true",
                        help="also write each input's label PNGs into DIR/<name>/labels/")
-    batch.add_argument("--size", help="scale frames to WxH before parsing, e.g. 640x480")
+    batch.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(batch, None)
     fps_option(batch)
     batch.add_argument("--frames", type=positive_int, help="stop each input after this many frames")

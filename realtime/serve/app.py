@@ -11,6 +11,7 @@ import shutil
 import time
 import urllib.parse
 import uuid
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -28,6 +29,7 @@ from fastapi import (
     UploadFile,
     WebSocket,
 )
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -253,7 +255,7 @@ def _add_parse(api: APIRouter, service: Service) -> None:
               ) -> Response:
         options = service.parse_options(model=model, max_people=max_people, people=people, person_mask=person_mask,
                                         pose=pose, angles=None if angles == "none" else angles)
-        _check_options(lambda: check_available(options.config(settings.device)))
+        _check_options(lambda: check_available(options.config(settings.device, settings.dtype)))
         if not service.parse_gate.try_enter():
             raise ApiError(429, "busy", "the server is parsing as many images as it takes; retry shortly",
                            {"Retry-After": str(service.parse_gate.retry_after_s())})
@@ -278,7 +280,8 @@ async def options_in_the_form(request: Request) -> None:
     """A POST's options travel in its form, where their declarations check them; one in the URL
     instead (`/v1/parse?output=overlay&opacity=7`) would go unread, so it is a 422 bad_option, as is
     a URL parameter the route does not know, and a form field it does not know (a misspelled
-    `excercise`), naming the fields it knows."""
+    `excercise`), naming the fields it knows. A field sent more than once where the route takes
+    one value (FastAPI would keep the last) is a 422 repeated_field."""
     dependant = request.scope["route"].dependant
     in_url = {param.alias for param in dependant.query_params}
     in_form = {param.alias for param in dependant.body_params}
@@ -289,25 +292,39 @@ async def options_in_the_form(request: Request) -> None:
         takes = f"the URL takes only {', '.join(sorted(in_url))}" if in_url else "the URL takes no options"
         raise ApiError(422, "bad_option", f"{name}: {where} ({takes})")
     # FastAPI has already read the form for the route's own fields; this reads its cached copy
-    for name in (await request.form()).keys():
+    form = await request.form()
+    for name in form.keys():
         if name not in in_form:
             where = "a URL parameter, not a form field" if name in in_url else "not a form field here"
             raise ApiError(422, "bad_option", f"{name}: {where} (the form takes {', '.join(sorted(in_form))})")
+    several = {param.alias for param in dependant.body_params
+               if field_annotation_is_sequence(param.field_info.annotation)}
+    for name, count in Counter(name for name, _ in form.multi_items()).items():
+        if count > 1 and name not in several:
+            raise ApiError(422, "repeated_field", f"{name}: sent {count} times; send it once")
+
+
+def _one_upload(upload: UploadFile | None, url: str | None, field: str) -> None:
+    """400 no_upload for neither a file in `field` nor a `url`, 422 upload_and_url for both."""
+    if upload is None and not url:
+        raise ApiError(400, "no_upload", f"send the file as the multipart form field '{field}' (or a 'url')")
+    if upload is not None and url:
+        raise ApiError(422, "upload_and_url", f"send either the file '{field}' or a 'url', not both")
 
 
 def _upload_bytes(service: Service, upload: UploadFile | None, url: str | None, field: str) -> bytes:
-    """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); 400 for neither."""
+    """The uploaded file's bytes, or those fetched from `url` (limits.fetch_url); refused for
+    neither and for both (_one_upload)."""
     limits = service.settings.limits
+    _one_upload(upload, url, field)
     if upload is not None:
         return upload.file.read()
-    if url:
-        target = service.scratch / uuid.uuid4().hex
-        try:
-            fetch_url(url, target, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
-            return target.read_bytes()
-        finally:
-            target.unlink(missing_ok=True)
-    raise ApiError(400, "empty_upload", f"send the file as the multipart form field '{field}' (or a 'url')")
+    target = service.scratch / uuid.uuid4().hex
+    try:
+        fetch_url(url, target, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
+        return target.read_bytes()
+    finally:
+        target.unlink(missing_ok=True)
 
 
 def _add_jobs(api: APIRouter, service: Service) -> None:
@@ -341,11 +358,13 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                                                                 "video (GET /v1/jobs/{id}/plain), to draw the parts "
                                                                 "client-side")] = False,
                    ) -> JSONResponse:
-        args = argparse.Namespace(source=UPLOAD_SOURCE, model=model, device=settings.device, max_people=max_people,
-                                  people=people, people_size=settings.people_size_for(people), person_mask=person_mask,
+        args = argparse.Namespace(source=UPLOAD_SOURCE, model=model, device=settings.device, dtype=settings.dtype,
+                                  max_people=max_people, people=people, people_size=settings.people_size_for(people),
+                                  person_mask=person_mask,
                                   pose=pose, angles=angles, smoothing=smoothing, exercise=exercise or None,
                                   joint=joint or None, start_deg=start_deg, turn_deg=turn_deg, frames=frames,
                                   max_side=max_side, summary=None)
+        _one_upload(video, url, "video")
         config: PipelineConfig = _check_options(lambda: config_from_args(args))
         _check_options(lambda: check_available(config))
         config = replace(config, frame_limit=min(config.frame_limit or limits.max_video_frames,
@@ -356,10 +375,8 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
             if video is not None:
                 with open(upload, "wb") as out:
                     shutil.copyfileobj(video.file, out)
-            elif url:
-                fetch_url(url, upload, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
             else:
-                raise ApiError(400, "empty_upload", "send the video as the multipart form field 'video' (or a 'url')")
+                fetch_url(url, upload, allowed_hosts=limits.allow_url_hosts, max_bytes=limits.max_upload_bytes)
             probe_video(upload, max_pixels=limits.max_image_pixels, max_s=limits.max_video_s,
                         max_frames=limits.max_video_frames)
             name = video.filename if video is not None else redact_url(url.rsplit("?", 1)[0])
@@ -445,6 +462,10 @@ def _add_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:
             return too_large(max_upload_bytes)
+        if exc.status_code == 400:  # what FastAPI raises for a form it cannot parse; its text says no more
+            log.info("%s %s: %s", request.method, request.url.path, exc.detail)
+            return error_response(400, "malformed_body", "the request body is not a well-formed form: send "
+                                  "multipart/form-data (with the file) or application/x-www-form-urlencoded")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
 

@@ -7,8 +7,9 @@ import argparse
 import importlib.util
 import sys
 
-from realtime.cli_options import non_negative_int, port_number, positive_float, positive_int
+from realtime.cli_options import frame_size, non_negative_int, port_number, positive_float, positive_int
 from realtime.config import default
+from realtime.models.backends import DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
 from realtime.serve.settings import TOKEN_ENV, Limits, MB
@@ -53,6 +54,9 @@ def add_serve_command(commands: argparse._SubParsersAction) -> None:
                        help="the --people model's internal size (default: its own, e.g. 800 short side; smaller "
                             "is faster on a CPU)")
     serve.add_argument("--device", default=default("device"), help="auto (CUDA when available), cpu or cuda")
+    serve.add_argument("--dtype", default=default("dtype"), choices=DTYPES,
+                       help="what the networks compute in, for every request (default fp32; see 'partsight "
+                            "process --help')")
     serve.add_argument("--token", help=f"bearer token every /v1 call must carry (better: set {TOKEN_ENV}, "
                                        "which other users cannot read in the process list)")
     serve.add_argument("--insecure", action="store_true",
@@ -83,7 +87,7 @@ def add_bench_serve_command(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench-serve", help="load a running service's /v1/parse; prints JSON")
     bench.add_argument("url", help="the service, e.g. http://127.0.0.1:8000")
     bench.add_argument("--image", required=True, help="image or video whose first frame is sent")
-    bench.add_argument("--size", default="640x480", help="scale the frame to WxH first (default 640x480)")
+    bench.add_argument("--size", type=frame_size, default="640x480", help="scale the frame to WxH first (default 640x480)")
     bench.add_argument("--requests", type=positive_int, default=200, help="measured requests (default 200)")
     bench.add_argument("--concurrency", type=positive_int, default=4, help="clients at once (default 4)")
     bench.add_argument("--rate", type=positive_float,

@@ -81,9 +81,10 @@ class ParseOptions:
     pose: str = default("pose")
     angles: str | None = None
 
-    def config(self, device: str) -> PipelineConfig:
+    def config(self, device: str, dtype: str) -> PipelineConfig:
         """A still has no past: no temporal smoothing. ValueError for bad options."""
-        return PipelineConfig(source=UPLOAD_SOURCE, model=self.model, device=device, max_people=self.max_people,
+        return PipelineConfig(source=UPLOAD_SOURCE, model=self.model, device=device, dtype=dtype,
+                              max_people=self.max_people,
                               people=self.people, people_size=self.people_size, person_mask=self.person_mask,
                               pose=self.pose, angles=self.angles or "2d", smoothing=0.0)
 
@@ -97,10 +98,12 @@ class _Slot:
 
 class ParsePool:
     """One FrameRunner per ParseOptions, built on first use, at most `capacity` (the least recently
-    used is closed). Requests with the same options take turns; each starts from a reset runner."""
+    used is closed), on `device` in `dtype`. Requests with the same options take turns; each
+    starts from a reset runner."""
 
-    def __init__(self, device: str = "auto", capacity: int = 4) -> None:
+    def __init__(self, device: str = "auto", dtype: str = "fp32", capacity: int = 4) -> None:
         self.device = device
+        self.dtype = dtype
         self.capacity = capacity
         self._slots: OrderedDict[ParseOptions, _Slot] = OrderedDict()
         self._lock = threading.Lock()
@@ -127,7 +130,7 @@ class ParsePool:
             self._close(slot)
 
     def _with_runner(self, options: ParseOptions, call: Callable[[FrameRunner], T]) -> T:
-        config = options.config(self.device)  # bad options fail here, before anything loads
+        config = options.config(self.device, self.dtype)  # bad options fail here, before anything loads
         check_available(config)
         while True:
             slot, evicted = self._slot(options)

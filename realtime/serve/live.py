@@ -71,7 +71,7 @@ def live_config(hello: dict[str, Any], service: Service) -> PipelineConfig:
     exercise = hello.get("exercise")
     people = str(hello.get("people") or settings.people)
     config = PipelineConfig(source="camera", model=str(hello.get("model") or settings.model), device=settings.device,
-                            max_people=int(hello.get("max_people") or default("max_people")),
+                            dtype=settings.dtype, max_people=int(hello.get("max_people") or default("max_people")),
                             people=people, people_size=settings.people_size_for(people),
                             person_mask=str(hello.get("person_mask") or default("person_mask")),
                             pose=str(hello.get("pose") or default("pose")),

@@ -102,7 +102,7 @@ class Service:
     def __init__(self, settings: ServeSettings, jobs, *, cleanup: Path | None = None) -> None:
         self.settings = settings
         self.jobs = jobs
-        self.parsers = ParsePool(settings.device)
+        self.parsers = ParsePool(settings.device, settings.dtype)
         self.parse_gate = Gate(settings.limits.parse_queue)
         self.live_gate = Gate(settings.limits.max_live)
         self.scratch = Path(tempfile.mkdtemp(prefix="partsight-uploads-"))

@@ -7,7 +7,8 @@ import ipaddress
 import os
 from dataclasses import dataclass, field
 
-from realtime.config import default
+from realtime.config import OptionsError, default
+from realtime.models.backends import check_dtype
 from realtime.models.registry import DEFAULT_MODEL
 
 TOKEN_ENV = "PARTSIGHT_SERVE_TOKEN"
@@ -52,7 +53,8 @@ class ServeSettings:
     """host/port: where uvicorn (or Ray Serve's HTTP proxy) listens; model: the one loaded at start
     and the page's default; people: the default people source (PipelineConfig.people), loaded at
     start too; people_size: that people model's internal size (None: its own); device: auto, cpu
-    or cuda; token: the bearer token every /v1 call must carry (None: no check; never printed);
+    or cuda; dtype: what the networks compute in (PipelineConfig.dtype), one for every request;
+    token: the bearer token every /v1 call must carry (None: no check; never printed);
     jobs_dir: the folder job folders go in (None: a fresh temporary folder, removed at exit);
     ray_address: a Ray cluster to run on ("local" starts one here), None with one replica = plain
     uvicorn; replicas, gpus/cpus_per_replica: the Ray Serve deployment's replicas and each one's
@@ -64,6 +66,7 @@ class ServeSettings:
     people: str = default("people")
     people_size: int | None = None
     device: str = "auto"
+    dtype: str = default("dtype")
     token: str | None = field(default=None, repr=False)
     limits: Limits = Limits()
     jobs_dir: str | None = None
@@ -94,22 +97,27 @@ def is_loopback(host: str) -> bool:
 
 def settings_from_args(args: argparse.Namespace) -> ServeSettings:
     """The settings of `partsight serve`'s command line. ValueError (one line) for a host other than
-    loopback without --token (or $PARTSIGHT_SERVE_TOKEN) or --insecure, and for bad limits."""
+    loopback without --token (or $PARTSIGHT_SERVE_TOKEN) or --insecure, and for bad limits
+    (OptionsError where the command line is at fault)."""
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and token is None and not args.insecure:
-        raise ValueError(f"--host {args.host} lets other machines call the service: give --token "
-                         f"(or set {TOKEN_ENV}), or --insecure to serve without one")
+        raise OptionsError(f"--host {args.host} lets other machines call the service: give --token "
+                           f"(or set {TOKEN_ENV}), or --insecure to serve without one")
     if args.replicas < 1:
-        raise ValueError(f"--replicas must be at least 1, not {args.replicas}")
+        raise OptionsError(f"--replicas must be at least 1, not {args.replicas}")
     if args.gpus_per_replica < 0 or args.cpus_per_replica <= 0:
-        raise ValueError("--gpus-per-replica must be 0 or more and --cpus-per-replica positive")
+        raise OptionsError("--gpus-per-replica must be 0 or more and --cpus-per-replica positive")
     limits = Limits(max_upload_bytes=round(args.max_upload_mb * MB), max_image_pixels=args.max_image_pixels,
                     max_video_s=args.max_video_s, max_video_frames=args.max_video_frames, max_jobs=args.max_jobs,
                     job_queue=args.job_queue, job_ttl_s=args.job_ttl_s, parse_queue=args.parse_queue,
                     max_live=args.max_live,
                     allow_url_hosts=tuple(sorted({host.lower() for host in args.allow_url_host or ()})))
     device = "cuda" if args.gpus_per_replica > 0 and args.device == "auto" else args.device
+    if args.dtype != "fp32":  # refused at the start, not by every request
+        from realtime.models import resolve_device
+
+        check_dtype(args.dtype, "auto", resolve_device(device))
     return ServeSettings(host=args.host, port=args.port, model=args.model, people=args.people,
-                         people_size=args.people_size, device=device, token=token, limits=limits,
+                         people_size=args.people_size, device=device, dtype=args.dtype, token=token, limits=limits,
                          jobs_dir=args.jobs_dir, ray_address=args.ray_address, replicas=args.replicas,
                          gpus_per_replica=args.gpus_per_replica, cpus_per_replica=args.cpus_per_replica)
