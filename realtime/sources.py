@@ -420,16 +420,40 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
 
 
 def _jpeg_cut_short(path: Path) -> bool:
-    """Whether `path` is a JPEG (it starts with the SOI marker) that does not end with the EOI
-    marker (trailing zero bytes and line breaks allowed): a file cut short."""
+    """Whether `path` is a JPEG (it starts with the SOI marker) whose markers run out before the
+    EOI marker: a file cut short. Walks the marker segments (ITU-T T.81, Annex B: each segment's
+    2-byte length; after each SOS, the entropy-coded data up to the next marker that is neither a
+    stuffed 0xFF00 nor a restart marker), so data after the EOI (a phone's motion photo carries
+    its video there) does not matter. A file that breaks the syntax otherwise is left to the
+    decoder (False)."""
     try:
-        with path.open("rb") as file:
-            if file.read(2) != b"\xff\xd8":
-                return False
-            file.seek(max(0, file.seek(0, os.SEEK_END) - 64))
-            return not file.read().rstrip(b"\0\r\n ").endswith(b"\xff\xd9")
+        data = path.read_bytes()
     except OSError:
         return False  # cv2.imread says it cannot read it
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    position = 2
+    while position + 2 <= len(data):
+        if data[position] != 0xFF:
+            return False
+        marker = data[position + 1]
+        if marker == 0xD9:
+            return False
+        if marker == 0xFF:  # fill bytes before a marker
+            position += 1
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            position += 2
+        else:
+            position += 2 + int.from_bytes(data[position + 2:position + 4], "big")
+            if marker == 0xDA:
+                scan_end = _JPEG_SCAN_END.search(data, position)
+                if scan_end is None:
+                    return True
+                position = scan_end.start()
+    return True
+
+
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def natural_key(name: str) -> list:

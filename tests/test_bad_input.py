@@ -278,6 +278,8 @@ def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_
     (folder / "3.jpg").write_bytes((folder / "3.jpg").read_bytes()[:3000])  # a JPEG cut short
     (folder / "4.png").write_text("not a picture\n")
     (folder / "5.png").mkdir()  # a folder named like a frame is no frame
+    # A whole JPEG with data after its end marker, as a phone's motion photo carries its video, is read.
+    (folder / "7.jpg").write_bytes((folder / "6.jpg").read_bytes() + b"\0\0\0\x18ftypmp42" + bytes(range(256)) * 40)
     out, labels = tmp_path / "out.mp4", tmp_path / "labels"
     run = _cli("process", str(folder), "-o", str(out), "--labels-dir", str(labels), "--size", "180x320",
                "--pose", "parser", "--max-people", "1", "--device", "cpu")
@@ -285,9 +287,9 @@ def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_
     assert run.stderr.splitlines() == [f"partsight: warning: {folder / '3.jpg'} is not a readable image; skipped",
                                        f"partsight: warning: {folder / '4.png'} is not a readable image; skipped",
                                        f"partsight: error: 2 unreadable images skipped (3.jpg, 4.png); the other "
-                                       f"5 frames are in {out}"]
-    assert len(_decoded(out)) == 5
-    assert sorted(path.name for path in labels.iterdir()) == [f"{index:06d}.png" for index in (0, 1, 3, 5, 6)]
+                                       f"6 frames are in {out}"]
+    assert len(_decoded(out)) == 6
+    assert sorted(path.name for path in labels.iterdir()) == [f"{index:06d}.png" for index in (0, 1, 3, 5, 6, 7)]
 
 
 @pytest.mark.parametrize("args, status, words", [
