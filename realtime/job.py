@@ -180,6 +180,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     except BaseException:
         pipeline.stop()
         raise
+    source = pipeline.source  # the pipeline lets go of it at a frame limit
     if on_start is not None:
         on_start(info)
     if on_result is not None:
@@ -207,7 +208,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed,
-                     skipped=pipeline.source.skipped if pipeline.source is not None else [])
+                     skipped=source.skipped if source is not None else [])
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

@@ -190,13 +190,16 @@ def test_a_worker_killed_mid_video_loses_nothing(cluster, clips, tmp_path):
 def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_text("this is not a video\n" * 100)
+    frames = tmp_path / "frames"  # an image folder with one JPEG cut short: the rest is processed, the file named
+    shutil.copytree(media_dir / "faults" / "frames_unpadded", frames)
+    (frames / "3.jpg").write_bytes((frames / "3.jpg").read_bytes()[:3000])
     listed = tmp_path / "inputs.csv"
     listed.write_text(f"path,exercise\n{media_dir / 'faults/squat30.mp4'},squat\nmissing.mp4,\ncorrupt.mp4,\n"
-                      f"{media_dir / 'faults/tiny.mp4'},\n")
+                      f"{media_dir / 'faults/tiny.mp4'},\nframes,\n")
     out = tmp_path / "out"
     done = run_batch(cluster, out, listed, options=["--frames", "8"])
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == "partsight: error: 2 of 4 inputs failed (see the table and the manifest)"
+    assert done.stderr.strip().splitlines()[-1] == "partsight: error: 2 of 5 inputs failed (see the table and the manifest)"
     assert "Traceback" not in done.stderr
     lines = latest(out)
     missing, bad = lines[str(tmp_path / "missing.mp4")], lines[str(corrupt)]
@@ -209,6 +212,10 @@ def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     tiny = lines[str(media_dir / "faults/tiny.mp4")]
     assert (tiny["status"], tiny["exercise"], tiny["reps"]) == ("ok", None, None)
     assert not (out / "tiny" / "tiny.summary.json").exists()
+    folder = lines[str(frames)]
+    assert (folder["status"], folder["frames"], folder["unreadable"]) == ("ok", 8, ["3.jpg"]), folder
+    assert squat["unreadable"] == []
+    assert re.search(r"^frames +ok +8 .*  1 unreadable image skipped \(3\.jpg\)$", done.stdout, re.M), done.stdout
     assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
 
 

@@ -459,7 +459,8 @@ def result_table(report: BatchReport) -> str:
         reps = line.get("reps")
         rows.append((line["output"], line["status"], str(line.get("frames") or 0),
                      "-" if reps is None else str(sum(reps.values())),
-                     f"{line.get('seconds') or 0:.1f}", (line.get("node") or "-")[:8], line.get("error") or ""))
+                     f"{line.get('seconds') or 0:.1f}", (line.get("node") or "-")[:8],
+                     line.get("error") or _unreadable_words(line.get("unreadable") or [])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     processed = [line for line in report.lines if line["status"] != "skipped"]
@@ -471,6 +472,13 @@ def result_table(report: BatchReport) -> str:
                  + f"; {plural(frames, 'frame')} in {report.wall_s:.1f} s on {report.workers} worker(s) "
                  f"({report.startup_s:.1f} s to start them): {frames / wall:.1f} frames/s, {ok * 60 / wall:.1f} videos/min")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _unreadable_words(names: list[str]) -> str:
+    """An image folder's files skipped as unreadable, for the table's last column ("" for none)."""
+    if not names:
+        return ""
+    return f"{plural(len(names), 'unreadable image')} skipped ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
 def progress_wanted() -> bool:

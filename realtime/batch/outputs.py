@@ -6,7 +6,8 @@ appended as each finishes.
 A manifest line (schema partsight.batch/1): input (a URL's credentials redacted: redact_url),
 status (ok, failed, skipped), output (the folder's name), exercise, frames, duration_s (of the
 video processed), reps (person id -> count, null without an exercise), seconds (wall time of the
-job), node (the worker's Ray node id), attempts, error (one line, or null), fingerprint,
+job), node (the worker's Ray node id), attempts, unreadable (an image folder's files skipped as
+unreadable images: their names; the rest of the folder is processed), error (one line, or null), fingerprint,
 finished (ISO 8601 time)."""
 from __future__ import annotations
 

@@ -69,20 +69,21 @@ class BatchWorker:
         """Processes `task` into its OutputSet, renamed into place only when complete; `node`: where
         this worker runs, for the manifest. Returns the
         manifest fields the worker knows: status ("ok", "failed" or "interrupted" after `stop()`),
-        frames, duration_s, reps, seconds, node, error (one line). Never raises for a bad input."""
+        frames, duration_s, reps, seconds, node, unreadable, error (one line). Never raises for a bad input."""
         self._stop.clear()
         with self._lock:
             self._progress = Progress(task.index, 0, None)
         outputs = task.outputs
         start = time.monotonic()
-        record: dict[str, Any] = {"frames": 0, "duration_s": None, "reps": None, "node": node}
+        record: dict[str, Any] = {"frames": 0, "duration_s": None, "reps": None, "node": node, "unreadable": []}
         try:
             outputs.prepare()
             config = replace(self.config, source=task.source, exercise=task.exercise)
             job = run_job(config, outputs.job_outputs(audio=self.audio, readout=self.readout),
                           on_start=self._started, on_result=self._counted, stop=self._stop, models=self._models)
             fps = job.source.fps
-            record.update(frames=job.frames, duration_s=round(job.frames / fps, 3) if fps else None)
+            record.update(frames=job.frames, duration_s=round(job.frames / fps, 3) if fps else None,
+                          unreadable=[path.name for path in job.skipped])
             if job.summary is not None:
                 record["reps"] = {pid: person["reps"] for pid, person in job.summary["people"].items()}
             if job.stopped:
