@@ -18,14 +18,13 @@ from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
 
 PACINGS = ("every-frame", "realtime")
+DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and parses
 
 
 class OptionsError(ValueError):
     """Options that do not go together (or one that needs another), named as the command line
     names them: a usage error on the command line (exit status 2, as argparse's own), a 422 in
     the service."""
-
-DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and parses
 
 
 @dataclass(frozen=True)
