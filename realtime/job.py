@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
-from realtime.config import PipelineConfig
+from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.render import FrameRenderer, ViewSettings
@@ -28,7 +28,8 @@ class JobOutputs:
     frame; plain_video: an MP4 of the frames as parsed, nothing drawn on them (at the annotated
     MP4's times and size, for a client that draws the label PNGs itself); audio: keep the source's
     sound in the MP4s; readout: draw the speed readout (FPS, the frame's position, the models) into
-    the annotated MP4, which otherwise carries nothing that depends on the machine's load."""
+    the annotated MP4, which otherwise carries nothing that depends on the machine's load; preset:
+    libx264's speed preset for the MP4s (realtime.config.X264_PRESETS)."""
 
     video: str
     metrics: str | None = None
@@ -37,6 +38,7 @@ class JobOutputs:
     plain_video: str | None = None
     audio: bool = True
     readout: bool = False
+    preset: str = X264_PRESETS[0]
 
     # how `process` names each output in its one-line refusals
     OPTION_NAMES = {"video": "-o", "metrics": "--metrics", "summary": "--summary", "labels_dir": "--labels-dir",
@@ -174,7 +176,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         parser, stages = models.lend(config)
         pipeline = build_pipeline(config, stages, renderer=renderer, parser=parser, owns_stages=False)
     recorder = pipeline.start_recording(outputs.video, metrics_path=outputs.metrics, labels_dir=outputs.labels_dir,
-                                        plain_video_path=outputs.plain_video, audio=outputs.audio)
+                                        plain_video_path=outputs.plain_video, audio=outputs.audio,
+                                        preset=outputs.preset)
     try:
         info = pipeline.start()
     except BaseException:

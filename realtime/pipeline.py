@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from realtime.config import PipelineConfig
+from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.metrics import frame_metrics
 from realtime.models import Parser, load_parser
 from realtime.playback import Playback
@@ -344,17 +344,17 @@ class Pipeline:
 
     def start_recording(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                         labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
-                        audio: bool = True) -> Recorder:
+                        audio: bool = True, preset: str = X264_PRESETS[0]) -> Recorder:
         """Records from the next frame on (Recorder: the annotated MP4, optionally the JSONL, a label
-        PNG per frame and the plain MP4 of the frames before drawing). With `audio`, the audio of a
-        file source (a video file or a file URL; not a webcam, folder or live stream) is muxed into
-        the MP4s along with the video."""
+        PNG per frame and the plain MP4 of the frames before drawing, encoded with libx264's
+        `preset`). With `audio`, the audio of a file source (a video file or a file URL; not a
+        webcam, folder or live stream) is muxed into the MP4s along with the video."""
         spec = self.config.source
         # a URL is no path: Path() would fold its "//" (and a long one raises ENAMETOOLONG, naming it)
         folder = not URL.match(spec) and Path(spec).is_dir()
         audio_from = spec if audio and not spec.strip().isdigit() and not folder else None
         recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir,
-                            plain_video_path=plain_video_path, audio_from=audio_from)
+                            plain_video_path=plain_video_path, preset=preset, audio_from=audio_from)
         with self._recorder_lock:
             previous, self._recorder = self._recorder, recorder
             self._record_clock, self._record_last_s = Timeline(self._frame_step_s(), max_jump_s=math.inf), None

@@ -20,6 +20,8 @@ import av
 import cv2
 import numpy as np
 
+from realtime.config import X264_PRESETS
+
 log = logging.getLogger(__name__)
 
 _TIME_BASE = Fraction(1, 90000)  # MPEG's 90 kHz: every common frame rate lands on a whole tick
@@ -68,16 +70,20 @@ class Recorder:
     a second MP4 holds the items' `plain` frames (nothing drawn on them) at the same times and
     size, with the same sound: a video a client draws its own overlay on. Label PNGs of an
     earlier recording into `labels_dir` (the recorder's own names, %06d.png; nothing else) are
-    removed first, so the folder holds this recording's only; `labels_removed` counts them."""
+    removed first, so the folder holds this recording's only; `labels_removed` counts them.
+    `preset`: libx264's speed preset, one of X264_PRESETS (the mpeg4 fallback has none)."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                  labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
-                 queue_frames: int = 16, crf: int = 23, audio_from: str | None = None) -> None:
+                 queue_frames: int = 16, crf: int = 23, preset: str = X264_PRESETS[0],
+                 audio_from: str | None = None) -> None:
+        if preset not in X264_PRESETS:
+            raise ValueError(f"unknown x264 preset '{preset}'; choose from {', '.join(X264_PRESETS)}")
         self.video_path = Path(video_path)
         self.metrics_path = Path(metrics_path) if metrics_path else None
         self.labels_dir = Path(labels_dir) if labels_dir else None
         self.codec = pick_video_codec()
-        self._videos = [_VideoFile(Path(path), self.codec, crf, audio_from)
+        self._videos = [_VideoFile(Path(path), self.codec, crf, preset, audio_from)
                         for path in (video_path, plain_video_path) if path]
         self.frames_written = 0
         self.recorded_s = 0.0  # the time of the last frame written: how long the recording is so far
@@ -233,10 +239,11 @@ class _VideoFile:
     container and video stream, opened at the first frame, and the source's audio muxed along with
     the video (AudioFeed). `audio` and `audio_note` as the Recorder's."""
 
-    def __init__(self, path: Path, codec: str, crf: int, audio_from: str | None) -> None:
+    def __init__(self, path: Path, codec: str, crf: int, preset: str, audio_from: str | None) -> None:
         self.path = path
         self.codec = codec
         self.crf = crf
+        self.preset = preset
         self.audio_from = audio_from
         self.audio: list[str] | None = None
         self.audio_note: str | None = None
@@ -258,7 +265,7 @@ class _VideoFile:
         stream.time_base = _TIME_BASE
         stream.codec_context.time_base = _TIME_BASE
         if self.codec == "libx264":
-            stream.options = {"crf": str(self.crf), "preset": "veryfast", "g": "30", "bf": "0"}
+            stream.options = {"crf": str(self.crf), "preset": self.preset, "g": "30", "bf": "0"}
         else:
             stream.bit_rate = 4_000_000
             stream.codec_context.gop_size = 30
