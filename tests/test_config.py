@@ -22,7 +22,7 @@ from realtime.models.backends import cpu_bf16_missing
 # Options that are not pipeline settings: where the command writes, how it measures, what the
 # window does; each is used by its command's own code.
 NOT_PIPELINE = {
-    "process": {"output", "metrics", "labels_dir", "summary", "no_audio", "readout"},
+    "process": {"output", "metrics", "labels_dir", "summary", "no_audio", "readout", "x264_preset"},
     "bench": {"warmup", "record", "compare", "frames"},
     "bench-memory": {"seconds", "interval", "warmup_seconds", "no_record"},
     "pose-quality": set(),
