@@ -26,9 +26,8 @@ from realtime.cli_options import (
     stage_threads_option,
 )
 from realtime.batch.cli import add_batch_command
-from realtime.config import X264_PRESETS
 from realtime.bench_cli import add_bench_commands, compare_settings_as_values
-from realtime.config import OptionsError
+from realtime.config import X264_PRESETS, OptionsError
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options
 from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
