@@ -9,6 +9,8 @@ import argparse
 import logging
 import shutil
 import time
+import types
+import typing
 import urllib.parse
 import uuid
 from collections import Counter
@@ -29,7 +31,6 @@ from fastapi import (
     UploadFile,
     WebSocket,
 )
-from fastapi._compat import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
@@ -297,11 +298,18 @@ async def options_in_the_form(request: Request) -> None:
         if name not in in_form:
             where = "a URL parameter, not a form field" if name in in_url else "not a form field here"
             raise ApiError(422, "bad_option", f"{name}: {where} (the form takes {', '.join(sorted(in_form))})")
-    several = {param.alias for param in dependant.body_params
-               if field_annotation_is_sequence(param.field_info.annotation)}
+    several = {param.alias for param in dependant.body_params if _takes_several(param.field_info.annotation)}
     for name, count in Counter(name for name, _ in form.multi_items()).items():
         if count > 1 and name not in several:
             raise ApiError(422, "repeated_field", f"{name}: sent {count} times; send it once")
+
+
+def _takes_several(annotation: object) -> bool:
+    """Whether a form field declared as `annotation` takes several values (`list[str] | None`)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_takes_several(arg) for arg in typing.get_args(annotation))
+    return origin in (list, tuple, set)
 
 
 def _one_upload(upload: UploadFile | None, url: str | None, field: str) -> None:
