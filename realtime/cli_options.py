@@ -3,6 +3,7 @@ command says otherwise, so `config_from_args` turns them into the run's config."
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from realtime.config import default
@@ -56,7 +57,7 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         value = 0.0
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a positive number, not '{text}'")
     return value
 

@@ -184,6 +184,13 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         raise
     source = pipeline.source  # the pipeline lets go of it at a frame limit
+    last_index = -1  # the last frame delivered: unreadable files the capture read ahead of it are no loss
+
+    def delivered(result: FrameResult) -> None:
+        nonlocal last_index
+        last_index = result.frame.index
+
+    pipeline.subscribe(delivered)
     if on_start is not None:
         on_start(info)
     if on_result is not None:
@@ -211,7 +218,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed,
-                     skipped=source.skipped if source is not None else [])
+                     skipped=[] if source is None else source.skipped_before(
+                         None if config.frame_limit is None else last_index))
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

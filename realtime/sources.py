@@ -26,7 +26,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
+from types import MappingProxyType
+from typing import Callable, Iterator, Mapping
 from urllib.parse import quote, unquote, urlsplit
 
 import av
@@ -115,10 +116,11 @@ class FrameReader:
     """Opens a capture in the capture thread and yields Frames; subclasses know one kind.
     `frames(start_s)` yields from the frame at `start_s` seconds from the first frame (a seek;
     files and folders only) or, with None, from the start (or from where a live source is).
-    `skipped`: the files it left out as unreadable (an image folder's), in the order met."""
+    `unreadable`: the files it left out as unreadable (an image folder's), each with the index its
+    frame would have had, in the order met."""
 
     live = False
-    skipped: tuple[Path, ...] | list[Path] = ()
+    unreadable: Mapping[Path, int] = MappingProxyType({})
 
     def open(self) -> SourceInfo:
         raise NotImplementedError
@@ -529,17 +531,19 @@ class ImageFolderReader(FrameReader):
     10.jpg) as an image sequence at `fps` frames per second; None: the rate the folder's own
     metadata gives (see sequence_rate), else DEFAULT_SEQUENCE_FPS. A file that is not a readable
     image (truncated, or not an image at all) is skipped with a one-line warning naming it and
-    listed in `skipped`; the frames after it keep their places in time."""
+    listed in `unreadable`; the frames after it keep their places in time. With `loop` the folder
+    plays again from its first image at its end, indices and times running on."""
 
     skip_unreadable = True
 
     def __init__(self, folder: Path, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                 fps: float | None = None, parse_side: int | None = None) -> None:
+                 fps: float | None = None, parse_side: int | None = None, loop: bool = False) -> None:
+        self.unreadable: dict[Path, int] = {}
         self.folder = folder
         self.fps = fps
+        self.loop = loop
         self._output = OutputSize(size, max_side, parse_side)
         self._paths: list[Path] = []
-        self.skipped: list[Path] = []
 
     def open(self) -> SourceInfo:
         self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
@@ -556,17 +560,22 @@ class ImageFolderReader(FrameReader):
             rate = "the default: the folder states no rate; --fps sets it"
         count = len(self._paths)
         note = f"{self.folder}: {count} image{'s' if count != 1 else ''} in name order, read as {self.fps:g} fps ({rate})"
-        return SourceInfo(str(self.folder), False, len(self._paths), self.fps, note,
-                          duration_s=len(self._paths) / self.fps)
+        if self.loop:
+            return SourceInfo(str(self.folder), False, None, self.fps, note)
+        return SourceInfo(str(self.folder), False, count, self.fps, note, duration_s=count / self.fps)
 
     def frames(self, start_s: float | None = None) -> Iterator[Frame]:
-        first = 0 if start_s is None else round(start_s * self.fps)
-        for index, path in enumerate(self._paths[first:], first):
+        index = 0 if start_s is None else round(start_s * self.fps)
+        count = len(self._paths)
+        shown = index - 1  # the last frame yielded: a looped pass over no readable image ends the run
+        while index < count or (self.loop and index - shown <= count):
+            path = self._paths[index % count]
             bgr = read_image_file(path)
             if bgr is None and self.skip_unreadable:
-                if path not in self.skipped:  # once, also when a seek or a loop comes by it again
-                    self.skipped.append(path)
+                if path not in self.unreadable:  # once, also when a seek or a loop comes by it again
+                    self.unreadable[path] = index
                     log.warning("%s is not a readable image; skipped", path)
+                index += 1
                 continue
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
@@ -577,6 +586,8 @@ class ImageFolderReader(FrameReader):
             image = self._output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement)
             yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement,
                         parse_image=_parse_copy(image, self._output.parse_size))
+            shown = index
+            index += 1
 
     def close(self) -> None:
         self._paths = []
@@ -682,10 +693,11 @@ class Source:
     def dropped(self) -> int:
         return self._buffer.dropped
 
-    @property
-    def skipped(self) -> list[Path]:
-        """The files left out as unreadable (FrameReader.skipped)."""
-        return list(self._reader.skipped)
+    def skipped_before(self, index: int | None = None) -> list[Path]:
+        """The files left out as unreadable (FrameReader.unreadable), all or those whose frames
+        would have come before frame `index`: the ones a run that stopped there passed over (the
+        capture thread reads ahead of the frames delivered)."""
+        return [path for path, at in self._reader.unreadable.items() if index is None or at < index]
 
     @property
     def buffered(self) -> int:
@@ -883,8 +895,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
     DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is live or a file by what
-    FFmpeg finds at open (see PyAVReader); a file runs on endlessly from its start at its end with
-    `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
+    FFmpeg finds at open (see PyAVReader); a file or a folder runs on endlessly from its start at
+    its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
     pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
     for the parser (Frame.parse_image). SourceError for a path that does not exist, and for a URL
@@ -901,7 +913,7 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
         return Source(reader, buffer_frames=buffer_frames, playback=playback)
     path = Path(spec).expanduser()
     if path.is_dir():
-        return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side),
+        return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side, loop=loop),
                       buffer_frames=buffer_frames, playback=playback)
     if not path.exists():
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")

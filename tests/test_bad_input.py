@@ -292,10 +292,35 @@ def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_
     assert sorted(path.name for path in labels.iterdir()) == [f"{index:06d}.png" for index in (0, 1, 3, 5, 6, 7)]
 
 
+def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_path):
+    """With --frames, an unreadable image the capture thread read past the last frame taken is no
+    loss (exit 0); one before it is. With --loop the folder plays again, times running on (it
+    played once and ended, silently)."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(1, 11):
+        (folder / f"{number}.jpg").write_bytes((media_dir / "faults" / "frames_unpadded" / f"{number}.jpg").read_bytes())
+    (folder / "7.jpg").write_bytes((folder / "7.jpg").read_bytes()[:3000])
+    options = ("--size", "180x320", "--pose", "parser", "--max-people", "1", "--device", "cpu")
+    within = _cli("process", str(folder), "-o", str(tmp_path / "five.mp4"), "--frames", "5", *options)
+    assert within.returncode == 0 and "error" not in within.stderr, within.stderr
+    past = _cli("process", str(folder), "-o", str(tmp_path / "seven.mp4"), "--frames", "7", *options)
+    assert past.returncode == 1 and past.stderr.splitlines()[-1] == (
+        f"partsight: error: 1 unreadable image skipped (7.jpg); the other 7 frames are in {tmp_path / 'seven.mp4'}")
+    metrics = tmp_path / "loop.jsonl"
+    looped = _cli("process", str(folder), "-o", str(tmp_path / "loop.mp4"), "--metrics", str(metrics),
+                  "--frames", "20", "--loop", *options)
+    assert looped.returncode == 1, looped.stderr  # 7.jpg was passed over
+    times = [json.loads(line)["pts_s"] for line in metrics.read_text().splitlines()]
+    assert len(times) == len(_decoded(tmp_path / "loop.mp4")) == 20
+    assert times == sorted(times) and len(set(times)) == 20 and times[9] == pytest.approx(10 / 30)
+
+
 @pytest.mark.parametrize("args, status, words", [
     (["process", "{clip}", "-o", "{out}", "--size", "abc"], 2,
      "argument --size: size must look like 640x480, not 'abc' (see 'partsight process --help')"),
     (["bench", "{clip}", "--size", "640"], 2, "argument --size: size must look like 640x480, not '640'"),
+    (["process", "{clip}", "-o", "{out}", "--fps", "inf"], 2, "argument --fps: expected a positive number, not 'inf'"),
     (["eval", "flicker", "{clip}", "--size", "0x1"], 2, "(see 'partsight eval flicker --help')"),
     (["process", "{clip}", "-o", "{out}", "--loop"], 2,
      "--loop needs --frames: a looped file never ends (see 'partsight process --help')"),
