@@ -254,7 +254,7 @@ class PyAVReader(FrameReader):
         scaled to square pixels by the stream's sample aspect ratio, and letterboxed when its size
         differs from the first frame's. The decoder's scaler converts and scales in one pass."""
         try:
-            for decoded in self._container.decode(stream):
+            for decoded in self._pictures(stream):
                 turn = display_turn(frame_display_matrix(decoded))
                 sar = stream.codec_context.sample_aspect_ratio or stream.sample_aspect_ratio
                 width, height = square_pixel_width(decoded.width, sar), decoded.height
@@ -273,6 +273,20 @@ class PyAVReader(FrameReader):
                                   f"(ffmpeg -i IN -c copy -movflags +faststart OUT) or serve it with Range "
                                   f"support") from None
             raise _source_error(what, exc, self.url) from None
+
+    def _pictures(self, stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+        """The stream's decoded pictures; when reading fails (a damaged file, a concat list's
+        missing entry), first those the decoder still holds (its frame threads keep a few), then
+        the error."""
+        try:
+            yield from self._container.decode(stream)
+        except (av.error.FFmpegError, OSError):
+            try:
+                held = stream.codec_context.decode(None)
+            except (av.error.FFmpegError, OSError):
+                held = []
+            yield from held
+            raise
 
     def close(self) -> None:
         if self._container is not None:

@@ -269,12 +269,15 @@ def test_a_concat_list_names_the_entry_that_is_missing_or_outside_its_folder(fau
     listed.write_text("ffconcat version 1.0\nfile 'a.mp4'\nfile 'gone.mp4'\n")  # one missing after a good one
     source = open_source(str(listed))
     source.start()
+    read = 0
     try:
         while not source.finished and source.error is None:
-            source.read(2.0)
+            read += source.read(2.0) is not None
     finally:
         source.stop()
     assert source.error.endswith(f": its entry 'gone.mp4' is missing (no such file in {tmp_path})")
+    # every frame of the entry before it, those the decoder's threads still held included (4 were lost)
+    assert read == 151 and " at frame 151: " in source.error, (read, source.error)
 
 
 def test_folders_sort_names_naturally_and_ignore_other_files(tmp_path):
