@@ -28,8 +28,9 @@ import torch
 from _http_files import serve_folder
 from _ray_cluster import RayCluster
 from realtime.batch.inputs import BatchInput, expand_inputs, output_names
-from realtime.batch.outputs import OutputSet
+from realtime.batch.outputs import OutputSet, fingerprint
 from realtime.cli import main
+from realtime.config import PipelineConfig
 
 pytest.importorskip("ray", reason='batch needs the cluster extra: pip install -e ".[cluster]"')
 
@@ -285,6 +286,20 @@ def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):
     (tmp_path / "bad.csv").write_text("file\nx.mp4\n")
     with pytest.raises(ValueError, match="no 'path' column"):
         expand_inputs([str(tmp_path / "bad.csv")])
+
+
+def test_an_image_folder_repaired_in_place_is_done_again(media_dir, tmp_path):
+    """A folder's fingerprint holds its files' sizes and times: an image rewritten in place (the
+    folder's own time unchanged) makes a re-run process the folder again."""
+    folder = tmp_path / "frames"
+    shutil.copytree(media_dir / "faults" / "frames_unpadded", folder)
+    config = PipelineConfig(source=str(folder))
+    before = fingerprint(config, labels=False, audio=True, readout=False)
+    assert fingerprint(config, labels=False, audio=True, readout=False) == before
+    folder_time = folder.stat().st_mtime_ns
+    (folder / "3.jpg").write_bytes((folder / "3.jpg").read_bytes()[:3000])
+    os.utime(folder, ns=(folder_time, folder_time))
+    assert fingerprint(config, labels=False, audio=True, readout=False) != before
 
 
 def test_outputs_appear_only_when_complete(tmp_path):

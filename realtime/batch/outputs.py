@@ -99,15 +99,21 @@ class OutputSet:
 def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool, readout: bool) -> str:
     """A hash of what shapes an input's outputs: every option of `config` (the source as a path
     or URL, the exercise included), the output choices, and a file's size and modification time
-    (an input replaced by another file of the same name is done again). A URL's credentials are
+    (an input replaced by another file of the same name is done again) or, for an image folder,
+    those of each file in it (an image replaced or repaired in place). A URL's credentials are
     left out (redact_url): they do not shape the outputs, and no hash of a password in the
     manifest can be tried against guesses."""
     options = asdict(config)
     source = options["source"] = redact_url(config.source)
     if not URL.match(source):
+        path = Path(source)
         try:
-            stat = Path(source).stat()
-            options["source_stat"] = [stat.st_size, stat.st_mtime_ns]
+            if path.is_dir():
+                options["source_stat"] = [[file.name, file.stat().st_size, file.stat().st_mtime_ns]
+                                          for file in sorted(path.iterdir()) if file.is_file()]
+            else:
+                stat = path.stat()
+                options["source_stat"] = [stat.st_size, stat.st_mtime_ns]
         except OSError:
             options["source_stat"] = None
     options.update(labels=labels, audio=audio, readout=readout, schema=MANIFEST_SCHEMA)
