@@ -113,7 +113,7 @@ def assert_refused(response: httpx.Response, status: int, code: str) -> dict:
 
 def test_health_models_and_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json()["models"] == ["bodypix"]
+    assert client.get("/readyz").json() == {"status": "ready", "models": ["bodypix"], "device": "cpu", "dtype": "fp32"}
     models = {m["name"]: m for m in client.get("/v1/models").json()}
     assert models["bodypix"]["available"] and models["bodypix"]["default"] and models["bodypix"]["loaded"]
     assert len(models["bodypix"]["labels"]) == len(models["bodypix"]["palette"]) == 25

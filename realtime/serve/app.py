@@ -43,6 +43,7 @@ from realtime.analysis.angles import ANGLE_MODES, JOINTS
 from realtime.analysis.exercises import PRESETS
 from realtime.analysis.summary import REP_COLUMNS
 from realtime.config import PipelineConfig, config_from_args, default
+from realtime.models import resolve_device
 from realtime.models.blazepose import POSE_SOURCES, available_pose_sources
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.labels import COCO_KEYPOINTS, COCO_SKELETON
@@ -189,11 +190,14 @@ def _add_page_and_health(app: FastAPI, service: Service) -> None:
     def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="the default model is loaded (503 until then)")
+    @app.get("/readyz", tags=["health"], summary="the default model is loaded (503 until then); the models "
+                                                  "loaded, the device and the dtype the networks compute in")
     def readyz() -> JSONResponse:
         headers = {"X-PartSight-Replica": service.replica}
         if service.ready:
-            return JSONResponse({"status": "ready", "models": service.parsers.loaded}, headers=headers)
+            return JSONResponse({"status": "ready", "models": service.parsers.loaded,
+                                 "device": str(resolve_device(service.settings.device)),
+                                 "dtype": service.settings.dtype}, headers=headers)
         status = "error" if service.warm_error else "loading"
         return JSONResponse({"status": status, "error": service.warm_error}, status_code=503, headers=headers)
 
