@@ -149,7 +149,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     add_batch_command(commands)
 
     weights = commands.add_parser("weights", help="list, verify or fetch model weights")
-    weights_commands = weights.add_subparsers(dest="weights_command", required=True)
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION", required=True)
     weights_commands.add_parser("list", help="every model: licence, present or missing, path").set_defaults(handler=_weights_list)
     weights_commands.add_parser("verify", help="sha256 of every present file").set_defaults(handler=_weights_verify)
     fetch = weights_commands.add_parser("fetch", help="download a model's weights into the cache")

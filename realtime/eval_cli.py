@@ -29,7 +29,7 @@ def default_datasets_dir() -> Path:
 
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="measure flicker, lag on jittered stills, person-mask IoU; prints JSON")
-    measures = evaluate.add_subparsers(dest="eval_command", required=True)
+    measures = evaluate.add_subparsers(dest="eval_command", metavar="MEASURE", required=True)
 
     flicker = measures.add_parser("flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow")
     flicker.add_argument("source", help="video file or image folder")

@@ -974,8 +974,10 @@ def _source_error(what: str, exc: BaseException, url: str | None = None) -> Sour
 def _concat_entry_problem(url: str) -> str | None:
     """What is wrong with the first bad `file` entry of `url` when it is an FFmpeg concat list
     (a local file starting "ffconcat version"), named as the list names it: a file that is not
-    there (relative to the list's folder), or one outside that folder (an absolute path or '..'),
-    which FFmpeg's concat reader refuses as unsafe ("permission denied"). None otherwise."""
+    there (relative to the list's folder), or one FFmpeg's concat reader refuses as unsafe
+    ("permission denied"): outside that folder (an absolute path or '..'), a URL, or a name it
+    does not take (each folder and file name of letters, digits, '_', '-' and '.', not starting
+    with '.': its safe_filename, libavformat/concatdec.c). None otherwise."""
     path = Path(url)
     try:
         with path.open("rb") as file:
@@ -992,6 +994,9 @@ def _concat_entry_problem(url: str) -> str | None:
             entry = shlex.split(rest)[0]
         except ValueError:  # an unclosed quote: FFmpeg's own reason stands
             return None
+        if URL.match(entry):
+            return (f"its entry '{entry}' is a URL, which FFmpeg's concat reader refuses: list local files "
+                    "beside the list, or in folders under it")
         target = path.parent / entry
         if not target.exists():
             where = "" if PurePosixPath(entry).is_absolute() else f" in {path.parent}"
@@ -999,7 +1004,13 @@ def _concat_entry_problem(url: str) -> str | None:
         if PurePosixPath(entry).is_absolute() or ".." in PurePosixPath(entry).parts:
             return (f"its entry '{entry}' is outside the list's folder (an absolute path or '..'), which FFmpeg's "
                     "concat reader refuses: name files beside the list, or in folders under it")
+        if not _CONCAT_SAFE_NAME.fullmatch(entry):
+            return (f"its entry '{entry}' has a name FFmpeg's concat reader refuses (it takes letters, digits, "
+                    "'_', '-' and '.', not first, in each folder and file name): rename the file")
     return None
+
+
+_CONCAT_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
 def _user_info_problem(url: str) -> str | None:

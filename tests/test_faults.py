@@ -249,15 +249,19 @@ def test_a_file_behind_an_http_login_is_read_whole_and_its_password_never_shown(
 
 
 def test_a_concat_list_names_the_entry_that_is_missing_or_outside_its_folder(faults, tmp_path):
-    """FFmpeg's concat reader says "permission denied" for an absolute or '..' entry, whether the
-    file is there or not, and "no such file" for a missing one, without naming it."""
-    (tmp_path / "a.mp4").write_bytes((faults / "squat30.mp4").read_bytes())
+    """FFmpeg's concat reader says "permission denied" for an absolute or '..' entry, a URL or a
+    name with a space or brackets, whether the file is there or not, and "no such file" for a
+    missing one, without naming it."""
+    for name in ("a.mp4", "my clip (1).mp4"):
+        (tmp_path / name).write_bytes((faults / "squat30.mp4").read_bytes())
     gone = tmp_path / "gone.mp4"
     for entries, reason in (
             (["gone.mp4"], f"its entry 'gone.mp4' is missing (no such file in {tmp_path})"),
             ([str(gone)], f"its entry '{gone}' is missing (no such file)"),
             ([str(tmp_path / "a.mp4")], f"its entry '{tmp_path / 'a.mp4'}' is outside the list's folder"),
-            (["../a.mp4"], "its entry '../a.mp4' is outside the list's folder")):
+            (["../a.mp4"], "its entry '../a.mp4' is outside the list's folder"),
+            (["my clip (1).mp4"], "its entry 'my clip (1).mp4' has a name FFmpeg's concat reader refuses"),
+            (["http://127.0.0.1:9/a.mp4"], "its entry 'http://127.0.0.1:9/a.mp4' is a URL")):
         listed = tmp_path / "sub" / "list.ffconcat" if entries == ["../a.mp4"] else tmp_path / "list.ffconcat"
         listed.parent.mkdir(exist_ok=True)
         listed.write_text("ffconcat version 1.0\n" + "".join(f"file '{entry}'\n" for entry in entries))
