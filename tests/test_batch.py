@@ -217,6 +217,8 @@ def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     assert (folder["status"], folder["frames"], folder["unreadable"]) == ("ok", 8, ["3.jpg"]), folder
     assert squat["unreadable"] == []
     assert re.search(r"^frames +ok +8 .*  1 unreadable image skipped \(3\.jpg\)$", done.stdout, re.M), done.stdout
+    again = latest(out) if run_batch(cluster, out, listed, options=["--frames", "8"]).returncode == 1 else {}
+    assert (again[str(frames)]["status"], again[str(frames)]["unreadable"]) == ("skipped", ["3.jpg"]), again
     assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
 
 

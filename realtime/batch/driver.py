@@ -158,7 +158,7 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
         outputs = OutputSet(options.out / names[item.source], summary=exercise is not None, labels=options.labels)
         previous = earlier.get(line["input"])
         if not options.force and already_done(previous, line["fingerprint"], outputs):
-            kept = {key: previous.get(key) for key in ("frames", "duration_s", "reps", "node")}
+            kept = {key: previous.get(key) for key in ("frames", "duration_s", "reps", "node", "unreadable")}
             report.lines.append(manifest.append({**line, "status": "skipped", **kept, "seconds": 0.0, "attempts": 0,
                                                  "error": None}))
             continue
