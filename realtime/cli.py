@@ -167,7 +167,7 @@ def _process(args: argparse.Namespace) -> int:
 
     from realtime.analysis.summary import summary_table
     from realtime.config import config_from_args
-    from realtime.job import JobOutputs, run_job
+    from realtime.job import JobOutputs, run_job, unreadable_words
     from realtime.render import plural
     from realtime.sources import keeps_own_rate
 
@@ -228,8 +228,7 @@ def _process(args: argparse.Namespace) -> int:
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     if job.skipped:
-        names = ", ".join(path.name for path in job.skipped[:3]) + (", ..." if len(job.skipped) > 3 else "")
-        raise CliError(f"{plural(len(job.skipped), 'unreadable image')} skipped ({names}); the other "
+        raise CliError(f"{unreadable_words([path.name for path in job.skipped])}; the other "
                        f"{plural(frames, 'frame')} {'is' if frames == 1 else 'are'} in {args.output}")
     return 0
 

@@ -16,7 +16,7 @@ from realtime.build import Stages, build_analysers, build_parser, build_pipeline
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
-from realtime.render import FrameRenderer, ViewSettings
+from realtime.render import FrameRenderer, ViewSettings, plural
 from realtime.sources import SourceInfo
 from realtime.types import FrameResult
 
@@ -184,13 +184,6 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         raise
     source = pipeline.source  # the pipeline lets go of it at a frame limit
-    last_index = -1  # the last frame delivered: unreadable files the capture read ahead of it are no loss
-
-    def delivered(result: FrameResult) -> None:
-        nonlocal last_index
-        last_index = result.frame.index
-
-    pipeline.subscribe(delivered)
     if on_start is not None:
         on_start(info)
     if on_result is not None:
@@ -218,8 +211,15 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed,
-                     skipped=[] if source is None else source.skipped_before(
-                         None if config.frame_limit is None else last_index))
+                     skipped=[] if source is None else source.skipped)
+
+
+def unreadable_words(names: list[str]) -> str:
+    """An image folder's files skipped as unreadable (JobResult.skipped's names), in words:
+    "2 unreadable images skipped (3.jpg, 4.png)", the first three named; "" for none."""
+    if not names:
+        return ""
+    return f"{plural(len(names), 'unreadable image')} skipped ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
 def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:

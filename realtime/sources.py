@@ -15,7 +15,6 @@ import configparser
 import json
 import logging
 import math
-import os
 import re
 import shlex
 import sys
@@ -692,6 +691,7 @@ class Source:
         self.reconnections = 0
         self.frames_read = 0
         self.read_generation = 0
+        self._last_read_index = -1  # the index of the last frame read: how far the run has come
         self._last_pts_s = 0.0
         self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
 
@@ -707,11 +707,13 @@ class Source:
     def dropped(self) -> int:
         return self._buffer.dropped
 
-    def skipped_before(self, index: int | None = None) -> list[Path]:
-        """The files left out as unreadable (FrameReader.unreadable), all or those whose frames
-        would have come before frame `index`: the ones a run that stopped there passed over (the
-        capture thread reads ahead of the frames delivered)."""
-        return [path for path, at in self._reader.unreadable.items() if index is None or at < index]
+    @property
+    def skipped(self) -> list[Path]:
+        """The files left out as unreadable (FrameReader.unreadable) that the frames read so far
+        passed over (the capture thread reads ahead of them: a run stopped at a frame limit passed
+        over none after it), all of them once the file was played to its end."""
+        reached = math.inf if self._at_end.is_set() else self._last_read_index
+        return [path for path, at in self._reader.unreadable.items() if at < reached]
 
     @property
     def buffered(self) -> int:
@@ -743,7 +745,7 @@ class Source:
         while (item := self._buffer.get(max(0.0, deadline - time.monotonic()))) is not None:
             generation, frame = item
             if generation == self.playback.generation:
-                self.read_generation = generation
+                self.read_generation, self._last_read_index = generation, frame.index
                 return frame
         return None
 

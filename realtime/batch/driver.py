@@ -29,6 +29,7 @@ from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task, one_line
 from realtime.config import PipelineConfig
+from realtime.job import unreadable_words
 from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file
 from realtime.render import plural
 from realtime.sources import URL, frames_shown, redact_url
@@ -460,7 +461,7 @@ def result_table(report: BatchReport) -> str:
         rows.append((line["output"], line["status"], str(line.get("frames") or 0),
                      "-" if reps is None else str(sum(reps.values())),
                      f"{line.get('seconds') or 0:.1f}", (line.get("node") or "-")[:8],
-                     line.get("error") or _unreadable_words(line.get("unreadable") or [])))
+                     line.get("error") or unreadable_words(line.get("unreadable") or [])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1] for row in rows]
     processed = [line for line in report.lines if line["status"] != "skipped"]
@@ -472,13 +473,6 @@ def result_table(report: BatchReport) -> str:
                  + f"; {plural(frames, 'frame')} in {report.wall_s:.1f} s on {report.workers} worker(s) "
                  f"({report.startup_s:.1f} s to start them): {frames / wall:.1f} frames/s, {ok * 60 / wall:.1f} videos/min")
     return "\n".join(line.rstrip() for line in lines)
-
-
-def _unreadable_words(names: list[str]) -> str:
-    """An image folder's files skipped as unreadable, for the table's last column ("" for none)."""
-    if not names:
-        return ""
-    return f"{plural(len(names), 'unreadable image')} skipped ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
 def progress_wanted() -> bool:

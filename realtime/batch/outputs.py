@@ -109,16 +109,21 @@ def fingerprint(config: PipelineConfig, *, labels: bool, audio: bool, readout: b
         path = Path(source)
         try:
             if path.is_dir():
-                options["source_stat"] = [[file.name, file.stat().st_size, file.stat().st_mtime_ns]
+                options["source_stat"] = [[file.name, *_size_and_time(file)]
                                           for file in sorted(path.iterdir()) if file.is_file()]
             else:
-                stat = path.stat()
-                options["source_stat"] = [stat.st_size, stat.st_mtime_ns]
+                options["source_stat"] = _size_and_time(path)
         except OSError:
             options["source_stat"] = None
     options.update(labels=labels, audio=audio, readout=readout, schema=MANIFEST_SCHEMA)
     text = json.dumps(options, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _size_and_time(path: Path) -> list[int]:
+    """[size in bytes, modification time in ns] of the file at `path` (one stat)."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 class Manifest:
