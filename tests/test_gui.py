@@ -168,10 +168,12 @@ def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_c
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.paused
-    qtbot.wait(500)  # the frame being parsed when Space was pressed still arrives
-    shown, parsed = window.frames_shown, window._session.pipeline.stats.frames
+    pipeline = window._session.pipeline
+    # the frame being parsed when Space was pressed still arrives and is shown
+    qtbot.waitUntil(lambda: pipeline.in_flight == 0 and window.shown_result is pipeline.latest(), timeout=10000)
+    shown, parsed = window.frames_shown, pipeline.stats.frames
     qtbot.wait(1000)
-    assert window.frames_shown == shown and window._session.pipeline.stats.frames == parsed, "the engine holds too"
+    assert window.frames_shown == shown and pipeline.stats.frames == parsed, "the engine holds too"
     qtbot.keyClick(window, Qt.Key.Key_S)
     (png,) = (tmp_path / "out").glob("partsight-*.png")
     saved = _rgb(QImage(str(png)))

@@ -72,8 +72,9 @@ def test_pause_stops_parsing_and_counting_until_play(make_window, qtbot, squat30
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert window.paused
-    qtbot.wait(800)  # a frame being parsed when Space was pressed still arrives
     pipeline = window._session.pipeline
+    # a frame being parsed when Space was pressed still arrives and is shown
+    qtbot.waitUntil(lambda: pipeline.in_flight == 0 and window.shown_result is pipeline.latest(), timeout=LONG)
     held = (window.frames_shown, pipeline.stats.frames, len(window.fitness_panel.plot.samples("0")), counts(window))
     position = window.transport.position_text()
     qtbot.wait(2500)
