@@ -297,9 +297,10 @@ def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_
     assert json.loads(summary.read_text())["source"]["unreadable"] == skipped
 
 
-@pytest.mark.parametrize("command", [["eval", "flicker"], ["pose-quality"]])
+@pytest.mark.parametrize("command, frames", [(["eval", "flicker"], 3), (["pose-quality"], 3),
+                                             (["bench", "--frames", "4", "--warmup", "1"], 4)])
 def test_a_report_on_an_image_folder_ends_with_process_words_for_its_unreadable_images(media_dir, tmp_path,
-                                                                                        command):
+                                                                                        command, frames):
     folder = tmp_path / "frames"
     folder.mkdir()
     for number in range(1, 5):
@@ -308,9 +309,9 @@ def test_a_report_on_an_image_folder_ends_with_process_words_for_its_unreadable_
     run = _cli(*command, str(folder), "--pose", "parser", "--max-people", "1", "--device", "cpu")
     assert run.returncode == 1 and run.stderr.splitlines() == [
         f"partsight: warning: {folder / '2.jpg'} is not a readable image; skipped",
-        "partsight: error: 1 unreadable image skipped (2.jpg); the report covers the other 3 frames"], run.stderr
+        f"partsight: error: 1 unreadable image skipped (2.jpg); the report covers the other {frames} frames"], run.stderr
     report = json.loads(run.stdout)
-    assert (report["frames"], report["unreadable"]) == (3, ["2.jpg"])
+    assert (report["frames"], report["unreadable"]) == (frames, ["2.jpg"])
 
 
 def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_path):
