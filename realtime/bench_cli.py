@@ -20,8 +20,10 @@ from realtime.cli_options import (
     positive_float,
     positive_int,
     realtime_option,
+    refuse_unreadable,
     smoothing_option,
     stage_threads_option,
+    unreadable_field,
     warning_field,
 )
 from realtime.config import OptionsError
@@ -151,8 +153,10 @@ def _bench(args: argparse.Namespace) -> int:
         report["settings"]["a"]["options"], report["settings"]["b"]["options"] = compare
     else:
         report = bench_run(config, frames=args.frames, warmup=args.warmup, record=args.record)
-    report.update(warning_field(report.pop("error", None)))
+    unreadable = report.pop("unreadable")
+    report.update({**warning_field(report.pop("error", None)), **unreadable_field(unreadable)})
     print(json.dumps(report))
+    refuse_unreadable(unreadable, report["frames"])
     return 0
 
 
@@ -181,8 +185,10 @@ def _bench_memory(args: argparse.Namespace) -> int:
     config = replace(config_from_args(args), frame_limit=None, loop=True, pacing="realtime")
     report = bench_memory(config, seconds=args.seconds, interval_s=args.interval, warmup_s=args.warmup_seconds,
                           record=not args.no_record)
-    report.update(warning_field(report.pop("error", None)))
+    unreadable = report.pop("unreadable")
+    report.update({**warning_field(report.pop("error", None)), **unreadable_field(unreadable)})
     print(json.dumps(report))
+    refuse_unreadable(unreadable, report["frames"])
     return 0
 
 

@@ -180,7 +180,8 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     the results of a frame parsed at the parse size scaled to its size; encode and encode_queue
     with `record`), this process's CPU time per frame (all its threads), peak resident memory,
     the parser's backend and the sizes: the frames' (input_size), the copy parsed (parse_size)
-    and the network's input."""
+    and the network's input; `unreadable`: an image folder's files skipped as unreadable
+    (Source.skipped's names)."""
     pipeline = build_pipeline(config)
     results: list[tuple[float, dict, float]] = []
     cpu_marks: dict[int, float] = {}
@@ -199,6 +200,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         recorder = pipeline.start_recording(Path(tmp) / "bench.mp4", audio=False) if record else None
         try:
             info = pipeline.start()
+            source = pipeline.source
             while not enough.is_set() and not pipeline.wait(0.1):
                 pass
         finally:
@@ -237,7 +239,12 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         "cpu_ms_per_frame": round((cpu_end - cpu_marks[first]) * 1000 / counted, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "error": pipeline.error,
+        "unreadable": _names(source.skipped),
     }
+
+
+def _names(paths: list[Path]) -> list[str]:
+    return [path.name for path in paths]
 
 
 COMPARE_BLOCK_FRAMES = 10
@@ -253,7 +260,8 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
     result, so the pipe filling is not counted; the frames still in flight when it pauses are
     not counted either. Per setting: ms per frame (wall time over the frames counted), frames
     per second, latency percentiles, this process's CPU ms per frame (all threads), the mean ms
-    per stage and the people per frame; then the ratios b / a."""
+    per stage and the people per frame; then the ratios b / a; `unreadable`: an image folder's
+    files skipped as unreadable by either (Source.skipped's names)."""
     pipelines = {name: build_pipeline(replace(config, loop=True)) for name, config in configs.items()}
     rows: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
     counted: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
@@ -267,6 +275,7 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
     try:
         for pipeline in pipelines.values():
             info = pipeline.start()
+        sources = [pipeline.source for pipeline in pipelines.values()]
         for name in pipelines:
             _run_block(pipelines[name], rows[name], max(warmup, 1))
         order = list(configs)
@@ -308,6 +317,7 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
         "ratio": round(b["frame_ms"] / a["frame_ms"], 3),
         "cpu_ratio": round(b["cpu_ms"] / a["cpu_ms"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "unreadable": list(dict.fromkeys(name for source in sources for name in _names(source.skipped))),
     }
 
 
@@ -335,7 +345,8 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
     `interval_s` for `seconds` from its first result on, recording to a temp file with `record`.
     Growth is measured from
     the first sample at or after `warmup_s`: `growth_after_warmup` (last / that - 1) and
-    `max_growth_after_warmup` (highest / that - 1)."""
+    `max_growth_after_warmup` (highest / that - 1); `unreadable`: an image folder's files
+    skipped as unreadable (Source.skipped's names)."""
     pipeline = build_pipeline(config)
     curve: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -343,6 +354,7 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
             pipeline.start_recording(Path(tmp) / "memory.mp4", audio=False)
         try:
             info = pipeline.start()
+            source = pipeline.source
             loading = time.monotonic() + FIRST_FRAME_TIMEOUT_S  # models load and calibrate before the clock starts
             while pipeline.stats.frames == 0 and not pipeline.wait(0.1) and time.monotonic() < loading:
                 pass
@@ -375,6 +387,7 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "curve": curve,
         "error": pipeline.error,
+        "unreadable": _names(source.skipped),
     }
 
 

@@ -52,6 +52,23 @@ def warning_field(error: str | None) -> dict[str, str]:
     return {"warning": error}
 
 
+def unreadable_field(names: list[str]) -> dict[str, list[str]]:
+    """{"unreadable": names} for a report measured on an image folder whose files of these names
+    were skipped as unreadable (realtime.sources.Source.skipped); {} for none."""
+    return {"unreadable": names} if names else {}
+
+
+def refuse_unreadable(names: list[str], frames: int) -> None:
+    """After a report on an image folder is printed: CliError (exit status 1) when files of these
+    names were skipped as unreadable, in `process`'s words (realtime.job.unreadable_words)."""
+    from realtime.cli import CliError
+    from realtime.job import unreadable_words
+    from realtime.render import plural
+
+    if names:
+        raise CliError(f"{unreadable_words(names)}; the report covers the other {plural(frames, 'frame')}")
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)

@@ -8,7 +8,15 @@ import json
 import os
 from pathlib import Path
 
-from realtime.cli_options import frame_size, model_options, positive_int, smoothing_option, warning_field
+from realtime.cli_options import (
+    frame_size,
+    model_options,
+    positive_int,
+    refuse_unreadable,
+    smoothing_option,
+    unreadable_field,
+    warning_field,
+)
 from realtime.config import OptionsError
 from realtime.fitness_cli import pose_option
 
@@ -136,10 +144,14 @@ def _flicker(args: argparse.Namespace) -> int:
     parser = build_parser(config)
     stages = person_mask_chain(config)
     problems: list[str] = []
-    frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems)
+    skipped: list[Path] = []
+    frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems,
+                         skipped=skipped)
     report = evaluate_flicker(parser, frames, TemporalSmoother(config.smoothing), stages=stages)
+    names = [path.name for path in skipped]
     print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report,
-                      **warning_field(problems[0] if problems else None)}))
+                      **warning_field(problems[0] if problems else None), **unreadable_field(names)}))
+    refuse_unreadable(names, report["frames"])
     return 0
 
 

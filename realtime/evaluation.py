@@ -44,10 +44,11 @@ def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:
 
 
 def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None,
-                problems: list[str] | None = None) -> Iterator[Frame]:
+                problems: list[str] | None = None, skipped: list[Path] | None = None) -> Iterator[Frame]:
     """Every frame of a video file or image folder, in order. A source that fails before any
     frame raises SourceError; one that fails later ends the frames, its message appended to
-    `problems` when given (else raised)."""
+    `problems` when given (else raised). An image folder's files skipped as unreadable among the
+    frames read (Source.skipped) are appended to `skipped` when given, once the frames end."""
     source = open_source(spec, size=size)
     source.start()
     count = 0
@@ -62,6 +63,8 @@ def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | 
             yield frame
     finally:
         source.stop()
+        if skipped is not None:
+            skipped.extend(source.skipped)
     if source.error:
         if problems is None or not count:
             raise SourceError(source.error)

@@ -10,7 +10,14 @@ from realtime.analysis.angles import ANGLE_MODES
 from realtime.analysis.exercises import JOINT_ANGLE_RANGE_DEG
 from realtime.config import default
 
-from realtime.cli_options import fps_option, model_options, smoothing_option, warning_field
+from realtime.cli_options import (
+    fps_option,
+    model_options,
+    refuse_unreadable,
+    smoothing_option,
+    unreadable_field,
+    warning_field,
+)
 from realtime.models.blazepose import POSE_SOURCES
 
 
@@ -96,13 +103,17 @@ def _pose_quality(args: argparse.Namespace) -> int:
     pipeline.subscribe(on_result)
     try:
         info = pipeline.start()
+        source = pipeline.source  # the pipeline lets go of it at the frame limit
         while not pipeline.wait(0.2) and not enough.is_set():
             pass
     finally:
         pipeline.stop()
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
+    measured = keypoints[: args.frames] if args.frames else keypoints
+    names = [path.name for path in source.skipped]
     report = {"source": info.name, "model": pipeline.stats.model, "pose": pipeline.stats.pose_source,
-              **pose_quality(keypoints[: args.frames] if args.frames else keypoints), **warning_field(pipeline.error)}
+              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(names)}
     print(json.dumps(report))
+    refuse_unreadable(names, len(measured))
     return 0

@@ -10,7 +10,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
 from realtime.config import X264_PRESETS, PipelineConfig
@@ -205,13 +205,13 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     finally:
         pipeline.stop()
     seconds = time.monotonic() - start
-    summary = fitness_summary(stages, info)
+    skipped = [] if source is None else source.skipped
+    summary = fitness_summary(stages, info, [path.name for path in skipped])
     if summary is not None and outputs.summary is not None:
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted, labels_removed=recorder.labels_removed,
-                     skipped=[] if source is None else source.skipped)
+                     interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped)
 
 
 def unreadable_words(names: list[str]) -> str:
@@ -222,14 +222,16 @@ def unreadable_words(names: list[str]) -> str:
     return f"{plural(len(names), 'unreadable image')} skipped ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
-def fitness_summary(stages: Stages, info: SourceInfo) -> dict[str, Any] | None:
-    """The repetition summary (schema partsight.summary/1) with the source's name and the frame rate
-    its times use; None without an exercise."""
+def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = ()) -> dict[str, Any] | None:
+    """The repetition summary (schema partsight.summary/1) with the source's name, the frame rate
+    its times use and the names of an image folder's files skipped as unreadable (JobResult.skipped;
+    listed only when there are some); None without an exercise."""
     if not stages.analysers:
         return None
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
-    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note}
+    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note,
+                         **({"unreadable": list(unreadable)} if unreadable else {})}
     return summary
 
 

@@ -424,27 +424,29 @@ quiet_opencv = _QuietOpenCV()
 
 
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
-    """cv2.imread (colour: H x W x 3 uint8 BGR, upright by its EXIF orientation), None for a file
-    that is not a readable image, a JPEG cut short included (which libjpeg would fill with grey),
+    """The image file decoded by OpenCV (colour: H x W x 3 uint8 BGR, upright by its EXIF
+    orientation), None for a file that is not a readable image: one that cannot be read (a
+    broken symlink, a folder), a JPEG or PNG cut short (which libjpeg would fill with grey, and
+    over which libpng prints "libpng error: Read Error"), or any other that OpenCV cannot decode,
     without the decoder's complaints on the console (libtiff's on a truncated TIFF, libjpeg's
-    "Premature end of JPEG file"): the caller says so in its own words."""
-    if _jpeg_cut_short(Path(path)):
+    "Premature end of JPEG file"): the caller says so in its own words. The file is read once."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if _jpeg_cut_short(data) or _png_cut_short(data):
         return None
     with quiet_opencv:
-        return cv2.imread(str(path), flags)
+        return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
 
 
-def _jpeg_cut_short(path: Path) -> bool:
-    """Whether `path` is a JPEG (it starts with the SOI marker) whose markers run out before the
+def _jpeg_cut_short(data: bytes) -> bool:
+    """Whether `data` is a JPEG (it starts with the SOI marker) whose markers run out before the
     EOI marker: a file cut short. Walks the marker segments (ITU-T T.81, Annex B: each segment's
     2-byte length; after each SOS, the entropy-coded data up to the next marker that is neither a
     stuffed 0xFF00 nor a restart marker), so data after the EOI (a phone's motion photo carries
     its video there) does not matter. A file that breaks the syntax otherwise is left to the
     decoder (False)."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return False  # cv2.imread says it cannot read it
     if not data.startswith(b"\xff\xd8"):
         return False
     position = 2
@@ -469,6 +471,21 @@ def _jpeg_cut_short(path: Path) -> bool:
 
 
 _JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7]")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_cut_short(data: bytes) -> bool:
+    """Whether `data` is a PNG (it starts with the PNG signature) whose chunks run out before the
+    IEND chunk: a file cut short. Walks the chunks (PNG specification, 5.3: a 4-byte length, the
+    type, the data, a 4-byte CRC) without reading their data."""
+    if not data.startswith(_PNG_SIGNATURE):
+        return False
+    position = len(_PNG_SIGNATURE)
+    while position + 8 <= len(data):
+        if data[position + 4:position + 8] == b"IEND":
+            return False
+        position += 12 + int.from_bytes(data[position:position + 4], "big")
+    return True
 
 
 def natural_key(name: str) -> list:
@@ -543,9 +560,10 @@ class ImageFolderReader(FrameReader):
     """A folder's image files (other files are ignored) in natural name order (2.jpg before
     10.jpg) as an image sequence at `fps` frames per second; None: the rate the folder's own
     metadata gives (see sequence_rate), else DEFAULT_SEQUENCE_FPS. A file that is not a readable
-    image (truncated, or not an image at all) is skipped with a one-line warning naming it and
-    listed in `unreadable`; the frames after it keep their places in time. With `loop` the folder
-    plays again from its first image at its end, indices and times running on."""
+    image (truncated, not an image at all, a symlink to nothing) is skipped and listed in
+    `unreadable` (Source warns of it once a frame after it is read); the frames after it keep
+    their places in time. With `loop` the folder plays again from its first image at its end,
+    indices and times running on."""
 
     skip_unreadable = True
 
@@ -559,7 +577,8 @@ class ImageFolderReader(FrameReader):
         self._paths: list[Path] = []
 
     def open(self) -> SourceInfo:
-        self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+        self._paths = sorted((p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES
+                              and (p.is_file() or not p.exists())),  # a broken symlink: an unreadable image
                              key=lambda p: natural_key(p.name))
         if not self._paths:
             raise SourceError(f"folder {self.folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -585,9 +604,7 @@ class ImageFolderReader(FrameReader):
             path = self._paths[index % count]
             bgr = read_image_file(path)
             if bgr is None and self.skip_unreadable:
-                if path not in self.unreadable:  # once, also when a seek or a loop comes by it again
-                    self.unreadable[path] = index
-                    log.warning("%s is not a readable image; skipped", path)
+                self.unreadable.setdefault(path, index)  # once, also when a seek or a loop comes by it again
                 index += 1
                 continue
             if bgr is None:
@@ -669,6 +686,10 @@ class Source:
     looped. At its end the capture thread waits for a seek until stopped, so a file that ended
     can be played again from any position.
 
+    An image folder's unreadable files (FrameReader.unreadable) are each warned of once, when a
+    frame after it is read (or a read finds the end), never for those the capture thread read
+    ahead of the frames taken.
+
     A live source that fails or ends after it opened reconnects with exponential backoff until
     stopped: meanwhile `status` says why and when it tries next, and the first frame after it
     carries a Gap. Indices and times run on across reconnections.
@@ -692,6 +713,8 @@ class Source:
         self.frames_read = 0
         self.read_generation = 0
         self._last_read_index = -1  # the index of the last frame read: how far the run has come
+        self._read_to_end = False  # a read found the file played to its end: every file was passed over
+        self._warned: set[Path] = set()
         self._last_pts_s = 0.0
         self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
 
@@ -711,8 +734,8 @@ class Source:
     def skipped(self) -> list[Path]:
         """The files left out as unreadable (FrameReader.unreadable) that the frames read so far
         passed over (the capture thread reads ahead of them: a run stopped at a frame limit passed
-        over none after it), all of them once the file was played to its end."""
-        reached = math.inf if self._at_end.is_set() else self._last_read_index
+        over none after it), all of them once a read found the file played to its end."""
+        reached = math.inf if self._read_to_end else self._last_read_index
         return [path for path, at in self._reader.unreadable.items() if at < reached]
 
     @property
@@ -746,8 +769,18 @@ class Source:
             generation, frame = item
             if generation == self.playback.generation:
                 self.read_generation, self._last_read_index = generation, frame.index
+                self._warn_skipped()
                 return frame
+        if self._at_end.is_set() and self._buffer.empty():
+            self._read_to_end = True
+            self._warn_skipped()
         return None
+
+    def _warn_skipped(self) -> None:
+        for path in self.skipped:
+            if path not in self._warned:
+                self._warned.add(path)
+                log.warning("%s is not a readable image; skipped", path)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         self._stop.set()
