@@ -414,6 +414,55 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert "Traceback" not in server.log()
 
 
+def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, still):
+    """A TIFF or WebP cut in half is a damaged image of a format the service takes (422, as a
+    truncated JPEG or PNG), not an unsupported one (415); a multipart body without its closing
+    boundary is a malformed body, not a missing upload; an image sent as a text field (curl's -F
+    without the @) says the field must be a file upload; a URL parameter sent twice is refused as a
+    form field sent twice is."""
+    png, rgb = still
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    halves = {ext: (encoded := cv2.imencode(ext, bgr)[1].tobytes())[: len(encoded) // 2]
+              for ext in (".jpg", ".tif", ".webp")}
+    head = b'--b0undary\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    console_before = len(server.log())
+    cases = {
+        "JPEG cut in half": (lambda: client.post("/v1/parse", files={"image": ("a.jpg", halves[".jpg"])}),
+                             422, "damaged_image"),
+        "TIFF cut in half": (lambda: client.post("/v1/parse", files={"image": ("a.tif", halves[".tif"])}),
+                             422, "damaged_image"),
+        "WebP cut in half": (lambda: client.post("/v1/parse", files={"image": ("a.webp", halves[".webp"])}),
+                             422, "damaged_image"),
+        "no closing boundary": (lambda: client.post(
+            "/v1/parse", content=head + png, headers={"Content-Type": "multipart/form-data; boundary=b0undary"}),
+            400, "malformed_body"),
+        "image as a text field": (lambda: client.post("/v1/parse", files={"image": (None, "photo.jpg")}),
+                                  400, "no_upload"),
+        "video as a text field": (lambda: client.post("/v1/jobs", files={"video": (None, "clip.mp4")}),
+                                  400, "no_upload"),
+        "output twice in the URL": (lambda: client.post("/v1/parse?output=labels&output=json",
+                                                        files={"image": ("a.png", png)}), 422, "repeated_field"),
+    }
+    answers = {name: call() for name, (call, _, _) in cases.items()}
+    assert {name: (answer.status_code, answer.json().get("code")) for name, answer in answers.items()} == \
+           {name: (status, code) for name, (_, status, code) in cases.items()}
+    for answer in answers.values():
+        assert_refused(answer, answer.status_code, answer.json()["code"])
+    errors = {name: answer.json()["error"] for name, answer in answers.items()}
+    assert errors["TIFF cut in half"] == "the TIFF image cannot be decoded: it is damaged or truncated"
+    assert errors["WebP cut in half"] == "the WEBP image cannot be decoded: it is damaged or truncated"
+    assert "multipart/form-data" in errors["no closing boundary"]
+    assert errors["image as a text field"].startswith("image came as a text field, not a file")
+    assert "-F image=@" in errors["image as a text field"] and "-F video=@" in errors["video as a text field"]
+    assert errors["output twice in the URL"] == "output: sent 2 times; send it once"
+    # the closing boundary is all the body lacked; with it, the same upload is parsed
+    whole = client.post("/v1/parse", content=head + png + b"\r\n--b0undary--\r\n",
+                        headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert whole.status_code == 200, whole.text
+    console = server.log()[console_before:].splitlines()
+    assert [line for line in console if not line.startswith("partsight: ")] == [], console
+
+
 def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30):
     """20 jobs at once against K=2 running and 2 queued: the rest get 429 and Retry-After, none 5xx."""
     video = squat30.read_bytes()

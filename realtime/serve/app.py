@@ -14,6 +14,7 @@ import typing
 import urllib.parse
 import uuid
 from collections import Counter
+from contextlib import aclosing
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
@@ -33,10 +34,13 @@ from fastapi import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from realtime import weights as weights_cache
 from realtime.analysis.angles import ANGLE_MODES, JOINTS
@@ -155,6 +159,53 @@ def too_large(max_body_bytes: int) -> JSONResponse:
                                                    f"{max_body_bytes / MB:g} MB")
 
 
+class _WholeMultipart(MultiPartParser):
+    """Starlette's multipart parser that refuses a body ending before its closing boundary
+    (`--BOUNDARY--`), a body cut short: python-multipart says it reached that boundary only by
+    calling on_end (its finalize checks nothing), and a part cut off would just be missing from the
+    form (a `no_upload` for a file that was sent)."""
+
+    ended = False
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    async def parse(self) -> FormData:
+        form = await super().parse()
+        if not self.ended:
+            await form.close()
+            raise MultiPartException("the multipart body ends before its closing boundary")
+        return form
+
+
+class _FormRequest(Request):
+    """A request whose multipart form _WholeMultipart reads (a url-encoded one Starlette reads as
+    always); a malformed body is Starlette's HTTPException 400, as for its own parser."""
+
+    async def _get_form(self, *, max_files: int | float = 1000, max_fields: int | float = 1000,
+                        max_part_size: int = 1024 * 1024) -> FormData:
+        if self._form is None and parse_options_header(self.headers.get("Content-Type"))[0] == b"multipart/form-data":
+            try:
+                async with aclosing(self.stream()) as stream:
+                    self._form = await _WholeMultipart(self.headers, stream, max_files=max_files,
+                                                       max_fields=max_fields, max_part_size=max_part_size).parse()
+            except MultiPartException as exc:
+                raise StarletteHTTPException(400, detail=exc.message) from None
+        return await super()._get_form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
+
+
+class _FormRoute(APIRoute):
+    """A /v1 route whose handler gets a _FormRequest."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def with_whole_forms(request: Request) -> Response:
+            return await handler(_FormRequest(request.scope, request.receive))
+
+        return with_whole_forms
+
+
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="PartSight", version=version(),
                   description="Human parsing into body parts: parse an image, run a video job (the files "
@@ -164,7 +215,7 @@ def create_app(service: Service) -> FastAPI:
     _add_error_handlers(app, limits.max_upload_bytes)
     _add_page_and_health(app, service)
     # documents the scheme in /docs (its Authorize button); RequestChecks enforces it
-    api = APIRouter(prefix="/v1",
+    api = APIRouter(prefix="/v1", route_class=_FormRoute,
                     dependencies=[Security(HTTPBearer(auto_error=False))] if service.settings.token else [])
     _add_vocabulary(api, service)
     _add_parse(api, service)
@@ -285,8 +336,9 @@ async def options_in_the_form(request: Request) -> None:
     """A POST's options travel in its form, where their declarations check them; one in the URL
     instead (`/v1/parse?output=overlay&opacity=7`) would go unread, so it is a 422 bad_option, as is
     a URL parameter the route does not know, and a form field it does not know (a misspelled
-    `excercise`), naming the fields it knows. A field sent more than once where the route takes
-    one value (FastAPI would keep the last) is a 422 repeated_field."""
+    `excercise`), naming the fields it knows. A field or URL parameter sent more than once where
+    the route takes one value (FastAPI would keep the last) is a 422 repeated_field. A file field
+    sent as text (`curl -F image=photo.jpg`, without the @) is a 400 no_upload saying so."""
     dependant = request.scope["route"].dependant
     in_url = {param.alias for param in dependant.query_params}
     in_form = {param.alias for param in dependant.body_params}
@@ -302,18 +354,23 @@ async def options_in_the_form(request: Request) -> None:
         if name not in in_form:
             where = "a URL parameter, not a form field" if name in in_url else "not a form field here"
             raise ApiError(422, "bad_option", f"{name}: {where} (the form takes {', '.join(sorted(in_form))})")
-    several = {param.alias for param in dependant.body_params if _takes_several(param.field_info.annotation)}
-    for name, count in Counter(name for name, _ in form.multi_items()).items():
-        if count > 1 and name not in several:
+    declared = {param.alias: _alternatives(param.field_info.annotation)
+                for param in (*dependant.query_params, *dependant.body_params)}
+    sent = Counter(name for name, _ in (*request.query_params.multi_items(), *form.multi_items()))
+    for name, count in sent.items():
+        if count > 1 and not any(typing.get_origin(kind) in (list, tuple, set) for kind in declared[name]):
             raise ApiError(422, "repeated_field", f"{name}: sent {count} times; send it once")
+    for name, value in form.multi_items():
+        if isinstance(value, str) and UploadFile in declared[name]:
+            raise ApiError(400, "no_upload", f"{name} came as a text field, not a file: send the file itself as a "
+                                             f"file upload (curl: -F {name}=@FILE, with the @)")
 
 
-def _takes_several(annotation: object) -> bool:
-    """Whether a form field declared as `annotation` takes several values (`list[str] | None`)."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_takes_several(arg) for arg in typing.get_args(annotation))
-    return origin in (list, tuple, set)
+def _alternatives(annotation: object) -> tuple[object, ...]:
+    """The types a parameter declared as `annotation` takes: (list[str], None) for `list[str] | None`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return typing.get_args(annotation)
+    return (annotation,)
 
 
 def _one_upload(upload: UploadFile | None, url: str | None, field: str) -> None:

@@ -50,7 +50,7 @@ def read_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
     """Encoded PNG / JPEG / WebP / BMP / TIFF bytes -> (H x W x 3 uint8 RGB, upright by its EXIF
     orientation; decoding time in ms). The header's width x height is checked against `max_pixels`
     before decoding. ApiError: 400 empty, 415 not one of those formats, 413 too many pixels, 422
-    damaged."""
+    damaged (one of them by its signature that does not decode, its header included)."""
     if not data:
         raise ApiError(400, "empty_upload", "the upload is empty")
     try:
@@ -59,13 +59,16 @@ def read_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
     except Image.DecompressionBombError:
         raise _too_many_pixels("the image", None, max_pixels) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        kind = _signature_format(data)
+        if kind is not None:  # a TIFF cut before its directory, a WebP before its end: PIL cannot read the header
+            raise _damaged(kind) from None
         raise ApiError(415, "not_an_image", f"the upload is not an image ({', '.join(IMAGE_FORMATS)}; "
                                             "judged by its content, not its name)") from None
     if kind not in IMAGE_FORMATS:
         raise ApiError(415, "unsupported_image", f"{kind} images are not accepted; send {', '.join(IMAGE_FORMATS)}")
     if width * height > max_pixels:
         raise _too_many_pixels("the image", (width, height), max_pixels)
-    damaged = ApiError(422, "damaged_image", f"the {kind} image cannot be decoded: it is damaged or truncated")
+    damaged = _damaged(kind)
     start = time.perf_counter()
     try:  # the file's structure first (PNG: every chunk and its CRC): libpng prints what it finds to stderr
         with Image.open(io.BytesIO(data)) as image:
@@ -78,6 +81,17 @@ def read_image(data: bytes, max_pixels: int) -> tuple[np.ndarray, float]:
         raise damaged
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     return rgb, (time.perf_counter() - start) * 1000
+
+
+def _signature_format(data: bytes) -> str | None:
+    """The one of IMAGE_FORMATS whose signature `data` starts with (PIL's own test for each format,
+    on the 16 bytes it reads first), or None."""
+    Image.init()
+    return next((kind for kind in IMAGE_FORMATS if Image.OPEN[kind][1](data[:16])), None)
+
+
+def _damaged(kind: str) -> ApiError:
+    return ApiError(422, "damaged_image", f"the {kind} image cannot be decoded: it is damaged or truncated")
 
 
 @dataclass(frozen=True)
