@@ -451,7 +451,7 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
     errors = {name: answer.json()["error"] for name, answer in answers.items()}
     assert errors["TIFF cut in half"] == "the TIFF image cannot be decoded: it is damaged or truncated"
     assert errors["WebP cut in half"] == "the WEBP image cannot be decoded: it is damaged or truncated"
-    assert "multipart/form-data" in errors["no closing boundary"]
+    assert errors["no closing boundary"].startswith("the multipart body ends before its closing boundary")
     assert errors["image as a text field"].startswith("image came as a text field, not a file")
     assert "-F image=@" in errors["image as a text field"] and "-F video=@" in errors["video as a text field"]
     assert errors["output twice in the URL"] == "output: sent 2 times; send it once"
@@ -459,6 +459,16 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
     whole = client.post("/v1/parse", content=head + png + b"\r\n--b0undary--\r\n",
                         headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
     assert whole.status_code == 200, whole.text
+    body = head + png + b"\r\n--b0undary--\r\n"
+
+    def pieces():  # chunked, split inside the closing delimiter
+        yield body[:-9]
+        time.sleep(0.2)
+        yield body[-9:]
+
+    streamed = client.post("/v1/parse", content=pieces(),
+                           headers={"Content-Type": "multipart/form-data; boundary=b0undary"})
+    assert streamed.status_code == 200, streamed.text
     console = server.log()[console_before:].splitlines()
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
 
@@ -568,6 +578,27 @@ def test_serve_takes_only_a_port_it_can_listen_on_and_says_serving_on_once_it_li
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(60)
+
+
+def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, tmp_path):
+    """SIGTERM with a job running: the job is cancelled and its folder removed, what the server
+    logged reached its log file, and it exits as every command does on a stop signal (130,
+    "partsight: interrupted")."""
+    jobs_dir, log_file = tmp_path / "jobs", tmp_path / "serve.log"
+    jobs_dir.mkdir()
+    with running_server("--jobs-dir", str(jobs_dir), env={"PARTSIGHT_LOG_FILE": str(log_file)}) as server:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            job = client.post("/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())}).json()
+            while (status := client.get(f"/v1/jobs/{job['id']}").json())["frames"] == 0:
+                assert status["state"] in ("queued", "running"), status
+                time.sleep(0.2)
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(60) == 130
+        console = server.log().splitlines()
+    assert console[-1] == "partsight: interrupted", console
+    assert [line for line in console if not line.startswith("partsight: ")] == [], console
+    assert list(jobs_dir.iterdir()) == []
+    assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import typing
 import urllib.parse
 import uuid
 from collections import Counter
-from contextlib import aclosing
 from dataclasses import replace
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -34,13 +34,10 @@ from fastapi import (
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from python_multipart.multipart import parse_options_header
-from starlette.datastructures import FormData, Headers
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.formparsers import MultiPartException, MultiPartParser
 
 from realtime import weights as weights_cache
 from realtime.analysis.angles import ANGLE_MODES, JOINTS
@@ -90,13 +87,19 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413)
 
 
+class _BodyCutShort(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(400, "the multipart body ends before its closing boundary")
+
+
 class RequestChecks:
     """ASGI middleware, before a request's body is read: requests a browser sends from another site
     (an Origin that is not this server) are refused, HTTP with 403 and the WebSocket at its
     handshake, so no web page can drive a server on a user's machine; /v1 HTTP requests without the
     settings' bearer token get 401 (the live WebSocket checks the token in its first message); and
     bodies over `max_body_bytes` get 413, by their Content-Length or, without one, once that many
-    bytes came. (FastAPI's own body limit answers plain text when Content-Length says too much.)"""
+    bytes came (FastAPI's own body limit answers plain text when Content-Length says too much); a
+    multipart body that ends before its closing delimiter, one cut short, is a 400 malformed_body."""
 
     def __init__(self, app, service: Service, max_body_bytes: int) -> None:
         self.app = app
@@ -117,13 +120,23 @@ class RequestChecks:
             await refusal(scope, receive, send)
             return
         received = 0
+        closing = _closing_delimiter(headers)
+        tail = b""  # the body's last bytes, where a closing delimiter split between two reads begins
 
         async def counted():
-            nonlocal received
+            nonlocal received, closing, tail
             message = await receive()
-            received += len(message.get("body", b""))
+            body = message.get("body", b"")
+            received += len(body)
             if received > self.max_body_bytes:
                 raise _BodyTooLarge()
+            if closing is not None and message["type"] == "http.request":
+                seen = tail + body
+                tail = seen[1 - len(closing):]
+                if closing in seen:
+                    closing = None
+                elif not message.get("more_body", False):
+                    raise _BodyCutShort()
             return message
 
         await self.app(scope, counted, send)
@@ -145,6 +158,18 @@ class RequestChecks:
         return None
 
 
+def _closing_delimiter(headers: Headers) -> bytes | None:
+    """A multipart/form-data body's closing delimiter (`--BOUNDARY--`, RFC 2046 section 5.1.1),
+    None for another body. Python-multipart, which parses the form, ends a body that stops before
+    it without a word: the parts cut off are just missing from the form."""
+    content_type = EmailMessage()
+    content_type["content-type"] = headers.get("content-type", "")
+    boundary = content_type.get_param("boundary")
+    if content_type.get_content_type() != "multipart/form-data" or not isinstance(boundary, str):
+        return None
+    return b"--" + boundary.encode("latin-1") + b"--"
+
+
 def cross_site(headers: Headers) -> bool:
     """Whether a browser sent the request from a page of another origin (Origin names another host
     or port, or is "null"); clients that are not browsers send no Origin."""
@@ -159,53 +184,6 @@ def too_large(max_body_bytes: int) -> JSONResponse:
                                                    f"{max_body_bytes / MB:g} MB")
 
 
-class _WholeMultipart(MultiPartParser):
-    """Starlette's multipart parser that refuses a body ending before its closing boundary
-    (`--BOUNDARY--`), a body cut short: python-multipart says it reached that boundary only by
-    calling on_end (its finalize checks nothing), and a part cut off would just be missing from the
-    form (a `no_upload` for a file that was sent)."""
-
-    ended = False
-
-    def on_end(self) -> None:
-        self.ended = True
-
-    async def parse(self) -> FormData:
-        form = await super().parse()
-        if not self.ended:
-            await form.close()
-            raise MultiPartException("the multipart body ends before its closing boundary")
-        return form
-
-
-class _FormRequest(Request):
-    """A request whose multipart form _WholeMultipart reads (a url-encoded one Starlette reads as
-    always); a malformed body is Starlette's HTTPException 400, as for its own parser."""
-
-    async def _get_form(self, *, max_files: int | float = 1000, max_fields: int | float = 1000,
-                        max_part_size: int = 1024 * 1024) -> FormData:
-        if self._form is None and parse_options_header(self.headers.get("Content-Type"))[0] == b"multipart/form-data":
-            try:
-                async with aclosing(self.stream()) as stream:
-                    self._form = await _WholeMultipart(self.headers, stream, max_files=max_files,
-                                                       max_fields=max_fields, max_part_size=max_part_size).parse()
-            except MultiPartException as exc:
-                raise StarletteHTTPException(400, detail=exc.message) from None
-        return await super()._get_form(max_files=max_files, max_fields=max_fields, max_part_size=max_part_size)
-
-
-class _FormRoute(APIRoute):
-    """A /v1 route whose handler gets a _FormRequest."""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-
-        async def with_whole_forms(request: Request) -> Response:
-            return await handler(_FormRequest(request.scope, request.receive))
-
-        return with_whole_forms
-
-
 def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="PartSight", version=version(),
                   description="Human parsing into body parts: parse an image, run a video job (the files "
@@ -215,7 +193,7 @@ def create_app(service: Service) -> FastAPI:
     _add_error_handlers(app, limits.max_upload_bytes)
     _add_page_and_health(app, service)
     # documents the scheme in /docs (its Authorize button); RequestChecks enforces it
-    api = APIRouter(prefix="/v1", route_class=_FormRoute,
+    api = APIRouter(prefix="/v1",
                     dependencies=[Security(HTTPBearer(auto_error=False))] if service.settings.token else [])
     _add_vocabulary(api, service)
     _add_parse(api, service)
@@ -531,6 +509,9 @@ def _add_error_handlers(app: FastAPI, max_upload_bytes: int) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:
             return too_large(max_upload_bytes)
+        if isinstance(exc, _BodyCutShort):
+            return error_response(400, "malformed_body",
+                                  f"{exc.detail} (cut short?): send the whole multipart/form-data body")
         if exc.status_code == 400:  # what FastAPI raises for a form it cannot parse; its text says no more
             log.info("%s %s: %s", request.method, request.url.path, exc.detail)
             return error_response(400, "malformed_body", "the request body is not a well-formed form: send "
