@@ -206,7 +206,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
     seconds = time.monotonic() - start
     skipped = [] if source is None else source.skipped
-    summary = fitness_summary(stages, info, [path.name for path in skipped])
+    summary = fitness_summary(stages, info, [path.name for path in skipped], interrupted=interrupted)
     if summary is not None and outputs.summary is not None:
         write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
@@ -222,16 +222,19 @@ def unreadable_words(names: list[str]) -> str:
     return f"{plural(len(names), 'unreadable image')} skipped ({', '.join(names[:3])}{', ...' if len(names) > 3 else ''})"
 
 
-def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = ()) -> dict[str, Any] | None:
+def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = (), *,
+                    interrupted: bool = False) -> dict[str, Any] | None:
     """The repetition summary (schema partsight.summary/1) with the source's name, the frame rate
-    its times use and the names of an image folder's files skipped as unreadable (JobResult.skipped;
-    listed only when there are some); None without an exercise."""
+    its times use, the names of an image folder's files skipped as unreadable (JobResult.skipped;
+    listed only when there are some) and, for a run a stop signal cut short, `interrupted`; None
+    without an exercise."""
     if not stages.analysers:
         return None
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
     summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note,
-                         **({"unreadable": list(unreadable)} if unreadable else {})}
+                         **({"unreadable": list(unreadable)} if unreadable else {}),
+                         **({"interrupted": True} if interrupted else {})}
     return summary
 
 

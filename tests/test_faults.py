@@ -13,6 +13,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from jsonschema import Draft202012Validator
 from _http_files import serve_folder
 from conftest import kill_process_after_lines, open_window, wait_for_frames
 
@@ -20,6 +21,7 @@ from realtime.analysis.fitness import HINTS, MIN_PERSON_PX
 from realtime.cli import main
 from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
+from realtime.metrics import schema_path
 from realtime.sources import SourceError, SourceInfo, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe", "p ace", "t\tab", 'q"uote', "it's", "<a>", "[b]",
@@ -303,6 +305,7 @@ def test_an_unpadded_image_sequence_counts_its_squats(faults, tmp_path, capsys):
     assert "151 images" in capsys.readouterr().out
     assert run["summary"]["reps"] == 2
     assert run["summary"]["source"]["fps"] == 30 and "default" in run["summary"]["source"]["note"]
+    assert "interrupted" not in run["summary"]["source"], "a run to its end"
 
 
 def _linked_folder(folder: Path, source: Path) -> Path:
@@ -949,6 +952,8 @@ def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tm
         assert 125 <= lines == sum(1 for _ in out.decode(video=0))
     counted = json.loads(summary.read_text())
     assert counted["reps"] >= 2 and counted["people"]["0"]["frames"] == lines  # both squats end by frame 118
+    assert counted["source"]["interrupted"] is True
+    Draft202012Validator(json.loads(schema_path("summary").read_text())).validate(counted)
     assert "squat: " in run.stdout and f"summary {summary}" in run.stdout
 
 
