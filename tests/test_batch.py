@@ -188,6 +188,29 @@ def test_a_worker_killed_mid_video_loses_nothing(cluster, clips, tmp_path):
     assert not list(out.rglob(".part-*")), "temporary outputs were left"
 
 
+def test_a_lone_worker_killed_mid_video_is_waited_for_while_ray_restarts_it(cluster, clips, tmp_path):
+    """One worker (a laptop's batch): killed mid-video, its video is tried again on the same worker
+    once Ray has restarted it (a call while it restarts fails at once: it must not cost an attempt)."""
+    out, frames = tmp_path / "out", 4 * FRAMES
+    options = ["--workers", "1", "--frames", str(frames), *OPTIONS[2:]]
+    driver = subprocess.Popen(batch_command(cluster, out, *clips[:2], options=options), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=cluster.env)
+    try:
+        wait_until(lambda: writing(out) == 1, driver, "the worker is in the middle of a video")
+        (worker,) = cluster.worker_pids("BatchActor")
+        os.kill(worker, signal.SIGKILL)
+        stdout, stderr = driver.communicate(timeout=300)
+    finally:
+        driver.kill()
+    assert driver.returncode == 0, stderr
+    assert stderr.count("retrying") == 1 and "Traceback" not in stderr
+    lines = manifest(out)
+    assert sorted((line["status"], line["attempts"]) for line in lines) == [("ok", 1), ("ok", 2)], lines
+    for clip in clips[:2]:
+        folder = out / clip.stem
+        assert [line["index"] for line in frame_lines(folder / f"{clip.stem}.jsonl")] == list(range(frames))
+
+
 def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_text("this is not a video\n" * 100)

@@ -253,6 +253,7 @@ class _Driver:
         self.report = report
         self.pending: deque[_Job] = deque(jobs)
         self.running: dict[Any, tuple[Any, _Job]] = {}  # ObjectRef of run() -> (actor, job)
+        self.restarting: dict[Any, Any] = {}  # ObjectRef of ready() on an actor Ray restarts -> the actor
         self.idle: list[Any] = []
         self.workers: dict[Any, int] = {}  # the live actors -> how often each died
         self.frames_done = 0
@@ -272,9 +273,13 @@ class _Driver:
                 ctrl_c = {signum: signal.signal(signum, self._ask_to_stop) for signum in STOP_SIGNALS}
             while (self.pending or self.running) and not self.stop_asked:
                 self._hand_out()
-                ready, _ = ray.wait(list(self.running), num_returns=1, timeout=POLL_S) if self.running else ([], [])
+                waited = [*self.running, *self.restarting]
+                ready, _ = ray.wait(waited, num_returns=1, timeout=POLL_S) if waited else ([], [])
                 for ref in ready:
-                    self._finished(ref)
+                    if ref in self.restarting:
+                        self._restarted(ref)
+                    else:
+                        self._finished(ref)
                 self._poll_progress()
             if self.stop_asked:
                 self._interrupt()
@@ -364,8 +369,8 @@ class _Driver:
         if self.workers[actor] > MAX_RETRIES:
             del self.workers[actor]  # Ray gives up restarting it
             ray.kill(actor)
-        else:
-            self.idle.append(actor)  # Ray restarts it; calls wait for the new process
+        else:  # Ray restarts it; a call meanwhile fails (ActorUnavailableError) unless it is retried until then
+            self.restarting[actor.ready.options(max_task_retries=-1).remote()] = actor
         job.died_on.add(actor)
         reason = f"its worker died ({one_line(exc)})"
         if job.attempts <= MAX_RETRIES and self.workers:
@@ -374,6 +379,24 @@ class _Driver:
             return
         job.task.outputs.discard()
         self._record(job, {"status": "failed", "error": f"{reason} on each of {job.attempts} attempts"})
+        self._fail_pending_without_workers()
+
+    def _restarted(self, ref) -> None:
+        """An actor Ray restarted is ready again (its models loaded) or could not start."""
+        actor = self.restarting.pop(ref)
+        try:
+            _node, error = ray.get(ref)
+        except RayError as exc:
+            error = one_line(exc)
+        if not error:
+            self.idle.append(actor)
+            return
+        tqdm.write(f"partsight: warning: a batch worker could not restart: {error}", file=sys.stderr)
+        del self.workers[actor]
+        ray.kill(actor)
+        self._fail_pending_without_workers()
+
+    def _fail_pending_without_workers(self) -> None:
         if not self.workers:
             for left in list(self.pending):
                 self.pending.remove(left)
