@@ -27,7 +27,7 @@ class ModelPicker(QWidget):
             index = self._combo.count() - 1
             tip = f"{spec.description}\nLicence: {spec.licence}"
             if not present:
-                tip = f"Weights missing. {how_to_get(spec.weights)}"
+                tip = f"Weights missing. {how_to_get(spec.weights, spec.name)}"
                 items.item(index).setEnabled(False)
             self._combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
         self._combo.activated.connect(self._on_activated)

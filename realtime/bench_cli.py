@@ -27,7 +27,7 @@ from realtime.cli_options import (
     warning_field,
 )
 from realtime.config import OptionsError
-from realtime.fitness_cli import fitness_options
+from realtime.fitness_cli import fitness_options, refuse_angles_without_exercise
 from realtime.models.backends import BACKEND_CHOICES, BACKENDS
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS
 
@@ -142,6 +142,7 @@ def _bench(args: argparse.Namespace) -> int:
     from realtime.benchmarks import bench_compare, bench_run
     from realtime.config import config_from_args
 
+    refuse_angles_without_exercise(args)
     # the bench counts frames itself (warm-up + measured), keeps one frame decoded ahead and plays a
     # file again at its end: with --realtime a short clip passes while the models warm up
     config = replace(config_from_args(args), frame_limit=None, buffer_frames=1, loop=True)
@@ -182,6 +183,7 @@ def _bench_memory(args: argparse.Namespace) -> int:
     from realtime.benchmarks import bench_memory
     from realtime.config import config_from_args
 
+    refuse_angles_without_exercise(args)
     config = replace(config_from_args(args), frame_limit=None, loop=True, pacing="realtime")
     report = bench_memory(config, seconds=args.seconds, interval_s=args.interval, warmup_s=args.warmup_seconds,
                           record=not args.no_record)

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from realtime.cli_options import (
@@ -16,6 +18,7 @@ from realtime.cli_options import (
     frame_size,
     max_side_option,
     model_options,
+    mp4_path,
     note_fps_kept,
     parse_side_option,
     people_options,
@@ -29,7 +32,7 @@ from realtime.batch.cli import add_batch_command
 from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.config import X264_PRESETS, OptionsError
 from realtime.eval_cli import add_eval_commands
-from realtime.fitness_cli import add_pose_quality_command, fitness_options
+from realtime.fitness_cli import add_pose_quality_command, fitness_options, refuse_angles_without_exercise
 from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
@@ -70,6 +73,8 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         print(f"partsight: error: {exc} (see '{_command_parser(parser, args).prog} --help')", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():  # the reader's choice: nothing to say
+            return EXIT_ERROR
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise
         from realtime.sources import redact_url
@@ -79,6 +84,24 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         detail = f" (details in {log_file})" if not isinstance(exc, (CliError, ValueError)) and log_file else ""
         print(f"partsight: error: {message}{detail}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader went away (`partsight weights list | head -3`: poll
+    reports an error on it); if so, stdout now writes to os.devnull, so that the interpreter's
+    last flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _fd, events in poller.poll(0)):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -121,7 +144,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
 
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
-    process.add_argument("-o", "--output", required=True, help="annotated MP4 to write")
+    process.add_argument("-o", "--output", required=True, type=mp4_path, help="annotated MP4 to write (NAME.mp4)")
     process.add_argument("--metrics", help="JSONL file: one line per frame")
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
@@ -173,6 +196,7 @@ def _process(args: argparse.Namespace) -> int:
 
     if args.loop and not args.frames:
         raise OptionsError("--loop needs --frames: a looped file never ends")
+    refuse_angles_without_exercise(args)
     config = config_from_args(args)
     outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,
                          labels_dir=args.labels_dir, audio=not args.no_audio, readout=args.readout,
@@ -233,14 +257,25 @@ def _process(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_folder_state(folder: Path) -> str | None:
+    """Why the weights folder `folder` holds no files: it does not exist, or it is not a folder;
+    None when it is a folder."""
+    if folder.is_dir():
+        return None
+    return "is not a folder" if folder.exists() else "does not exist"
+
+
 def _weights_list(args: argparse.Namespace) -> int:
     from realtime import weights as weights_cache
 
-    print(f"weights folder: {weights_cache.weights_dir()}  (set {weights_cache.WEIGHTS_DIR_ENV} to change)")
+    folder = weights_cache.weights_dir()
+    state = _weights_folder_state(folder)
+    print(f"weights folder: {folder}{f' ({state})' if state else ''}  (set {weights_cache.WEIGHTS_DIR_ENV} to change)")
     rows = [("model", "licence", "status", "path")]
     for name, (licence, file) in weight_files().items():
+        status, detail = weights_cache.cached_status(file)
         path = weights_cache.cached_path(file)
-        rows.append((name, licence, "present" if path.is_file() else "missing", str(path)))
+        rows.append((name, licence, status, f"{path} ({detail})" if detail else str(path)))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     for row in rows:
         print("  ".join(cell.ljust(widths[i]) if i < 3 else cell for i, cell in enumerate(row)))
@@ -249,19 +284,28 @@ def _weights_list(args: argparse.Namespace) -> int:
 
 def _weights_verify(args: argparse.Namespace) -> int:
     from realtime import weights as weights_cache
+    from realtime.render import plural
 
-    bad = 0
-    seen = set()
-    for _licence, file in weight_files().values():
-        if file.filename in seen:
-            continue
-        seen.add(file.filename)
-        report = weights_cache.verify(file)
-        if report.status == "missing":
-            continue
-        bad += report.status == "mismatch"
+    folder = weights_cache.weights_dir()
+    state = _weights_folder_state(folder)
+    if state:
+        raise CliError(f"the weights folder {folder} {state} (set {weights_cache.WEIGHTS_DIR_ENV} to the folder "
+                       "holding the weights)")
+    files = list({file.filename: file for _licence, file in weight_files().values()}.values())
+    reports = [weights_cache.verify(file) for file in files]
+    checked = [report for report in reports if report.status != "missing"]
+    if not checked:
+        print(f"nothing to verify: none of the {plural(len(files), 'weights file')} is in {folder} "
+              "(see 'partsight weights list')")
+        return 0
+    for report in checked:
         line = f"{report.status:9} {report.path}"
         print(line + (f": {report.detail}" if report.detail else ""))
+    counts = ", ".join(f"{sum(report.status == status for report in checked)} {status}"
+                       for status in ("ok", "mismatch", "unpinned"))
+    print(f"checked {len(checked)} of {plural(len(files), 'weights file')} in {folder}: {counts}; "
+          f"{len(files) - len(checked)} missing")
+    bad = sum(report.status == "mismatch" for report in checked)
     if bad:
         raise CliError(f"{bad} weights file(s) failed the sha256 check")
     return 0

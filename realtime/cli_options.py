@@ -91,6 +91,15 @@ def frame_size(text: str) -> str:
     return text
 
 
+def mp4_path(text: str) -> str:
+    """argparse type for the annotated video (process -o): a name ending in .mp4, as that is the
+    container the recorder writes (fragmented MP4, realtime.recorder); an empty name is left to
+    realtime.job's check of the outputs."""
+    if text and not text.lower().endswith(".mp4"):
+        raise argparse.ArgumentTypeError(f"the annotated video is an MP4: give a name ending in .mp4, not '{text}'")
+    return text
+
+
 def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
@@ -119,9 +128,9 @@ def smoothing_strength(text: str) -> float:
 
 
 def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAULT_MODEL,
-                  max_people: int = default("max_people")) -> None:
+                  max_people: int = default("max_people"), parts: bool = True) -> None:
     """--model (None: the window's last used), --weights, --device, --backend, --dtype,
-    --internal-size, --max-people, --person-mask, --parts."""
+    --internal-size, --max-people, --person-mask and, with `parts`, --parts."""
     command.add_argument("--model", default=model, choices=sorted(MODEL_SPECS),
                          help=f"model name (default {model or 'the last one used'})")
     command.add_argument("--weights", help="load the model from this file instead of the weights cache")
@@ -145,6 +154,8 @@ def model_options(command: argparse.ArgumentParser, *, model: str | None = DEFAU
                               "accurate; the parser keeps the part labels); 'selfie' or a Human_seg network "
                               f"({', '.join(n for n in PERSON_MASK_SOURCES if n.startswith('humanseg'))}): the "
                               "parser's mask moved towards that segmenter's; 'parser': the parser's own")
+    if not parts:
+        return
     command.add_argument("--parts", default=default("parts"), choices=PARTS_MODES,
                          help="BodyPix's body parts from the whole frame, or top-down: BodyPix again on each "
                               "person's crop at the full network input (sharper parts on people far from the "

@@ -178,7 +178,10 @@ def exercise_from_args(args: argparse.Namespace) -> Exercise | None:
         missing = {"--joint", "--start-deg", "--turn-deg"} - set(custom_given)
         if missing:
             raise OptionsError(f"--exercise custom needs {', '.join(sorted(missing))}")
-        return custom_exercise(args.joint, start_deg=args.start_deg, turn_deg=args.turn_deg)
+        try:
+            return custom_exercise(args.joint, start_deg=args.start_deg, turn_deg=args.turn_deg)
+        except ValueError as exc:  # thresholds that make no exercise: the command line's fault
+            raise OptionsError(str(exc)) from None
     if custom_given:
         raise OptionsError(f"{custom_given[0]} is only for --exercise custom")
     return get_exercise(name)

@@ -39,7 +39,12 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     evaluate = commands.add_parser("eval", help="measure flicker, lag on jittered stills, person-mask IoU; prints JSON")
     measures = evaluate.add_subparsers(dest="eval_command", metavar="MEASURE", required=True)
 
-    flicker = measures.add_parser("flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow")
+    flicker = measures.add_parser(
+        "flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow",
+        description="Label flicker of the raw and the smoothed parses along a clip's optical flow: the share (0-1) "
+                    "of the pixels in either frame's person region whose label changed from the previous frame "
+                    "warped onto this one, averaged over the clip; lower is steadier. smoothed_person_iou_to_raw "
+                    "(0-1, mean and worst frame): how closely the smoothed person mask stays on the frame's own.")
     flicker.add_argument("source", help="video file or image folder")
     flicker.add_argument("--size", type=frame_size, help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
     flicker.add_argument("--frames", type=positive_int, help="only the first N frames")
@@ -48,12 +53,18 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     smoothing_option(flicker)
     flicker.set_defaults(handler=_flicker)
 
-    jitter = measures.add_parser("jitter", help="raw vs smoothed agreement on stills moved by a known smooth motion")
+    jitter = measures.add_parser(
+        "jitter", help="raw vs smoothed agreement on stills moved by a known smooth motion",
+        description="Raw and smoothed labels on stills moved by a known smooth random motion, against the still's "
+                    "own parse moved the same way: person_iou and part_accuracy (the share of the pixels in either "
+                    "person region with the same label), both 0-1 and higher is better, averaged over every frame.")
     jitter.add_argument("images", nargs="*", help="still images (default: every image of --dataset)")
     jitter.add_argument("--dataset", type=Path, help=f"{DATASET_HELP} (or give IMAGES)")
     jitter.add_argument("--jitter-frames", "--frames", dest="jitter_frames", type=int, default=45,
                         help="frames of motion per still (default 45)")
-    jitter.add_argument("--seed", type=int, default=0)
+    jitter.add_argument("--seed", type=int, default=0,
+                        help="seed of the random motion and noise: the same seed moves the stills the same way "
+                             "(default 0)")
     model_options(jitter)
     pose_option(jitter, "auto")
     smoothing_option(jitter)
@@ -75,7 +86,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     part_iou.add_argument("--labels", default="pascal-person-part", choices=("pascal-person-part", "lip"),
                           help="what the label maps hold: PASCAL-Person-Part's six parts (scored on them), or "
                                "LIP/CIHP's 20 classes (scored on head, torso, arms, legs)")
-    model_options(part_iou)
+    model_options(part_iou, parts=False)  # both modes are scored, in one run
     pose_option(part_iou, "auto")
     part_iou.set_defaults(handler=_part_iou)
 

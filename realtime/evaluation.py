@@ -375,17 +375,32 @@ class PartIoU:
         return {"miou": round(miou, 4), "per_class": per_class}
 
 
+def _class_ids_of(path: Path, label_format: str) -> np.ndarray:
+    """read_class_ids of `path`; ValueError naming its highest value when that is not a class of
+    `label_format`, and the formats whose classes hold every value of the map."""
+    ids = read_class_ids(path)
+    highest = int(ids.max())
+    classes = len(PART_LABEL_FORMATS[label_format][1])
+    if highest < classes:
+        return ids
+    fitting = [name for name, (_, truth_map, _) in PART_LABEL_FORMATS.items() if highest < len(truth_map)]
+    hint = f"; its values fit --labels {' or '.join(fitting)}" if fitting else ""
+    raise ValueError(f"{path}: label value {highest} is not a class of --labels {label_format} "
+                     f"(0-{classes - 1}){hint}")
+
+
 def evaluate_part_iou(parsers: dict[str, Callable[[np.ndarray], np.ndarray]], images: Sequence[LabelledImage],
                       label_format: str) -> dict:
     """Body-part IoU of each `parsers[name](rgb) -> H x W BodyPix ids` against the labelled images,
     in `label_format` ("pascal-person-part": six parts; "lip": LIP/CIHP ids scored on four
-    regions), with milliseconds per image. The parsers run on the same images in turn."""
+    regions), with milliseconds per image. The parsers run on the same images in turn.
+    ValueError when a label map holds a value that is not a class of `label_format`."""
     names, truth_map, parts_map = PART_LABEL_FORMATS[label_format]
     scores = {name: PartIoU.empty(names) for name in parsers}
     times: dict[str, list[float]] = {name: [] for name in parsers}
     for item in images:
         rgb = read_rgb(item.image)
-        truth = truth_map[read_class_ids(item.label)]
+        truth = truth_map[_class_ids_of(item.label, label_format)]
         if truth.shape != rgb.shape[:2]:
             raise ValueError(f"{item.label}: label size differs from {item.image}")
         for name, parse in parsers.items():

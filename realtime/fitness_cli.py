@@ -8,7 +8,7 @@ import math
 
 from realtime.analysis.angles import ANGLE_MODES
 from realtime.analysis.exercises import JOINT_ANGLE_RANGE_DEG
-from realtime.config import default
+from realtime.config import OptionsError, default
 
 from realtime.cli_options import (
     fps_option,
@@ -37,7 +37,14 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
     group.add_argument("--start-deg", type=joint_angle, help="custom exercise: angle of the start position (0-180)")
     group.add_argument("--turn-deg", type=joint_angle, help="custom exercise: angle a repetition must reach (0-180)")
     pose_option(group, "auto")
-    angles_option(group)
+    angles_option(group, given_only=True)
+
+
+def refuse_angles_without_exercise(args: argparse.Namespace) -> None:
+    """OptionsError for --angles given to a command of fitness_options without --exercise: the
+    angles are measured for the repetitions only (as --summary or --joint need --exercise)."""
+    if args.angles is not None and args.exercise is None:
+        raise OptionsError("--angles needs --exercise: the joint angles are measured for the repetitions")
 
 
 def joint_angle(text: str) -> float:
@@ -53,8 +60,10 @@ def joint_angle(text: str) -> float:
     return value
 
 
-def angles_option(group) -> None:
-    group.add_argument("--angles", default=default("angles"), choices=ANGLE_MODES,
+def angles_option(group, *, given_only: bool = False) -> None:
+    """--angles; `given_only`: None unless given (config_from_args then keeps the default), so a
+    command can tell whether it was."""
+    group.add_argument("--angles", default=None if given_only else default("angles"), choices=ANGLE_MODES,
                        help="3d: joint angles from BlazePose's world landmarks (metres) for each person who has "
                             "them (needs --pose auto or blazepose; a person BlazePose does not follow gets the 2-D "
                             f"image-plane angles); 2d: always the image plane (default {default('angles')})")

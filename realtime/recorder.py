@@ -162,8 +162,9 @@ class Recorder:
                 else:
                     self._write(item)
         except Exception as exc:  # noqa: BLE001 - a full disk or an unencodable frame ends the recording, not the app
-            self.error = f"recording to {self.video_path} failed: {getattr(exc, 'strerror', None) or exc}"
-            log.exception("recording to %s failed", self.video_path)
+            failed = getattr(exc, "filename", None) or self.video_path  # an OSError names the file it was writing
+            self.error = f"recording to {failed} failed: {getattr(exc, 'strerror', None) or exc}"
+            log.exception("recording to %s failed", failed)
             while self._queue.get() is not _STOP:
                 pass
         finally:
@@ -195,11 +196,11 @@ class Recorder:
                 raise OSError(f"cannot write {path}")
         self.encode_ms = (time.perf_counter() - start) * 1000
         self.encode_ms_total += self.encode_ms
+        self.frames_written += 1  # the frame is in the video, whether or not its JSONL line can be written
         if self._metrics_fd is not None:
             line = dict(item.metrics)
             line.setdefault("timings_ms", {})["encode"] = round(self.encode_ms, 2)
             self._write_line(line)
-        self.frames_written += 1
 
     def _fitted(self, image: np.ndarray) -> np.ndarray:
         """`image` cut (or, 1 pixel wide or high, padded) to the videos' even size."""
@@ -214,11 +215,14 @@ class Recorder:
         if self._metrics_fd is None:
             return
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
-        written = os.write(self._metrics_fd, data)
+        try:
+            written = os.write(self._metrics_fd, data)
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(self.metrics_path)) from None
         if written != len(data):
             with contextlib.suppress(OSError):
                 os.ftruncate(self._metrics_fd, self._metrics_bytes)
-            raise OSError(errno.ENOSPC, f"{self.metrics_path}: no space left on device")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.metrics_path))
         self._metrics_bytes += written
 
     def _finish(self) -> None:

@@ -50,12 +50,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def how_to_get(file: WeightFile) -> str:
+def how_to_get(file: WeightFile, name: str | None = None) -> str:
+    """What to do to get `file` into the cache; `name`: the model or network it belongs to, named
+    in the fetch command when given."""
     where = weights_dir()
     if file.manual:
         return f"{file.manual} Put it at {where / file.filename} (or set {WEIGHTS_DIR_ENV})."
+    command = f"run 'partsight weights fetch {name}'" if name else \
+        "run 'partsight weights fetch NAME' for it (its NAME in 'partsight weights list')"
     return (
-        f"run 'partsight weights fetch NAME' for it (its NAME in 'partsight weights list'), "
+        f"{command}, "
         f"or download {file.urls[0]} to {where / file.filename} (or set {WEIGHTS_DIR_ENV} to a folder holding it)"
     )
 
@@ -64,31 +68,49 @@ def cached_path(file: WeightFile) -> Path:
     return weights_dir() / file.filename
 
 
-def check_sha256(path: Path, file: WeightFile) -> None:
+def check_sha256(path: Path, file: WeightFile, name: str | None = None) -> None:
     if file.sha256 is None:
         return
     actual = sha256_of(path)
     if actual != file.sha256:
         raise WeightsError(
             f"{path} failed its sha256 check (expected {file.sha256[:12]}…, got {actual[:12]}…): "
-            f"the file is truncated or altered; delete it and {how_to_get(file)}"
+            f"the file is truncated or altered; delete it and {how_to_get(file, name)}"
         )
 
 
-def resolve(file: WeightFile, path: str | Path | None = None) -> Path:
-    """The verified local path of `file`: `path` when given, else the cache entry."""
+def resolve(file: WeightFile, path: str | Path | None = None, *, name: str | None = None) -> Path:
+    """The verified local path of `file`: `path` when given, else the cache entry. `name`: the
+    model or network the file belongs to (its name in `partsight weights list`), for the error
+    that says how to get a missing or altered file. WeightsError when the file is missing or
+    fails its sha256 check."""
     if path is not None:
         explicit = Path(path).expanduser()
         if not explicit.is_file():
             raise WeightsError(f"weights file {explicit} does not exist")
         if explicit.name == file.filename:
-            check_sha256(explicit, file)
+            check_sha256(explicit, file, name)
         return explicit
     cached = cached_path(file)
     if not cached.is_file():
-        raise WeightsError(f"the weights file {file.filename} is missing: {how_to_get(file)}")
-    check_sha256(cached, file)
+        raise WeightsError(f"the weights file {file.filename} is missing: {how_to_get(file, name)}")
+    check_sha256(cached, file, name)
     return cached
+
+
+def cached_status(file: WeightFile) -> tuple[str, str]:
+    """(status, detail) of `file`'s cache entry without reading it: "missing", "present", "wrong
+    size" (its size is not the registry's: detail says both) or "empty" (a zero-byte file whose
+    size the registry does not know)."""
+    path = cached_path(file)
+    if not path.is_file():
+        return "missing", ""
+    size = path.stat().st_size
+    if file.size_bytes is not None and size != file.size_bytes:
+        return "wrong size", f"{size} bytes, not {file.size_bytes}: truncated or another file"
+    if size == 0:
+        return "empty", "0 bytes"
+    return "present", ""
 
 
 @dataclass(frozen=True)

@@ -339,23 +339,33 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
 
 
 @pytest.mark.parametrize("args, status, words", [
-    (["process", "{clip}", "-o", "{out}", "--size", "abc"], 2,
+    (["process", "{clip}", "-o", "{out}.mp4", "--size", "abc"], 2,
      "argument --size: size must look like 640x480, not 'abc' (see 'partsight process --help')"),
     (["bench", "{clip}", "--size", "640"], 2, "argument --size: size must look like 640x480, not '640'"),
-    (["process", "{clip}", "-o", "{out}", "--fps", "inf"], 2, "argument --fps: expected a positive number, not 'inf'"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--fps", "inf"], 2, "argument --fps: expected a positive number, not 'inf'"),
     (["eval", "flicker", "{clip}", "--size", "0x1"], 2, "(see 'partsight eval flicker --help')"),
-    (["process", "{clip}", "-o", "{out}", "--loop"], 2,
+    (["process", "{clip}", "-o", "{out}.mp4", "--loop"], 2,
      "--loop needs --frames: a looped file never ends (see 'partsight process --help')"),
-    (["bench", "{clip}", "--angles", "3d", "--pose", "parser"], 2, "(see 'partsight bench --help')"),
+    (["bench", "{clip}", "--exercise", "squat", "--angles", "3d", "--pose", "parser"], 2,
+     "--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser (see 'partsight bench --help')"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--angles", "3d"], 2,
+     "--angles needs --exercise: the joint angles are measured for the repetitions (see 'partsight process --help')"),
+    (["batch", "{clip}", "--out", "{out}", "--angles", "2d"], 2, "--angles needs --exercise"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--exercise", "custom", "--joint", "left_knee", "--start-deg", "100",
+      "--turn-deg", "100"], 2, "start and turn angles must differ (see 'partsight process --help')"),
+    (["process", "{clip}", "-o", "{out}.avi"], 2,
+     "argument -o/--output: the annotated video is an MP4: give a name ending in .mp4, not '"),
+    (["eval", "part-iou", "{clip}", "--parts", "top-down"], 2,
+     "unrecognized arguments: --parts top-down (see 'partsight eval part-iou --help')"),
     (["batch", "{clip}", "--out", "{out}", "--joint", "left_knee"], 2,
      "--joint needs --exercise (see 'partsight batch --help')"),
     (["eval", "jitter", "{clip}", "--frames", "1"], 2, "--frames must be at least 2 (see 'partsight eval jitter --help')"),
     (["serve", "--host", "0.0.0.0"], 2, "lets other machines call the service"),
-    (["process", "{clip}", "-o", "{out}", "--dtyp", "fp32"], 2,
+    (["process", "{clip}", "-o", "{out}.mp4", "--dtyp", "fp32"], 2,
      "unrecognized arguments: --dtyp fp32 (see 'partsight process --help')"),
     (["eval", "person-iou", "--bogus"], 2, "unrecognized arguments: --bogus (see 'partsight eval person-iou --help')"),
     (["weights", "fetch", "bodypix", "--bogus"], 2, "(see 'partsight weights fetch --help')"),
-    (["process", "{out}.mp4", "-o", "{out}"], 1, "no such file"),
+    (["process", "{out}-in.mp4", "-o", "{out}.mp4"], 1, "no such file"),
 ])
 def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
     run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args))
@@ -433,7 +443,10 @@ def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):
 def test_full_disk_for_the_metrics_is_one_line_from_the_cli(single_clip, tmp_path):
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--metrics", "/dev/full",
                "--frames", "5", "--device", "cpu")
-    _assert_one_line_error(run, "No space left on device")
+    out = tmp_path / "out.mp4"
+    _assert_one_line_error(run, "recording to /dev/full failed: No space left on device",
+                           f"(the 1 frame before it is in {out})")
+    assert len(_decoded(out)) == 1, "the MP4 holds the frame whose JSONL line could not be written"
     assert Path("/dev/full").is_char_device(), "the device is never removed"
 
 
@@ -500,7 +513,7 @@ def test_truncated_weights_are_refused_by_sha256(tmp_path, weights_dir, single_c
 def test_truncated_files_given_with_weights_are_one_line(tmp_path, weights_dir, single_clip, pickled_code_checkpoint):
     onnx_cut = tmp_path / "my-bodypix.onnx"  # another name: no pinned sha256 to compare with
     onnx_cut.write_bytes((weights_dir / "bodypix-mobilenetv1-050-stride16.onnx").read_bytes()[:1_000_000])
-    with pytest.raises(Exception, match="not a readable ONNX model, truncated or damaged"):
+    with pytest.raises(Exception, match="not a readable ONNX model: truncated, damaged or another kind of file"):
         load_parser("bodypix", device="cpu", weights=onnx_cut)
     checkpoint_cut = tmp_path / "my-schp.pth"
     checkpoint_cut.write_bytes(pickled_code_checkpoint[0].read_bytes()[:300])
@@ -509,11 +522,39 @@ def test_truncated_files_given_with_weights_are_one_line(tmp_path, weights_dir, 
     _assert_one_line_error(run, "not a readable PyTorch checkpoint")
 
 
+@pytest.mark.parametrize("name, content", [("settings.json", b'{"schema": 1}\n'), ("empty.onnx", b"")])
+def test_a_file_that_is_no_onnx_model_given_with_weights_says_so(tmp_path, name, content):
+    """onnx.load reads a .json name as protobuf JSON text ('has no field named "schema"'), and
+    takes a zero-byte file for an empty model."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=f"^{path} is not (a readable|an) ONNX model"):
+        load_parser("bodypix", device="cpu", weights=path)
+
+
 def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
                env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
     _assert_one_line_error(run, "weights file", "is missing", "partsight weights fetch",
                            "PARTSIGHT_WEIGHTS_DIR")
+
+
+def test_part_iou_names_a_label_value_outside_the_label_set():
+    from _paths import datasets_dir
+
+    run = _cli("eval", "part-iou", str(datasets_dir() / "lip"), "--device", "cpu", "--pose", "parser")
+    error = _assert_one_line_error(run, "is not a class of --labels pascal-person-part (0-6); "
+                                        "its values fit --labels lip")
+    assert int(error.split("label value ")[1].split()[0]) > 6
+
+
+def test_a_reader_that_closes_stdout_ends_the_command_quietly():
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes its first line (`| head -0`)
+    with os.fdopen(write, "wb") as stdout:
+        run = subprocess.run([sys.executable, str(MAIN), "weights", "list"], stdout=stdout, stderr=subprocess.PIPE,
+                             text=True, timeout=120)
+    assert run.returncode == 1 and run.stderr == ""
 
 
 def test_a_webcam_that_never_opens_is_one_line(tmp_path):

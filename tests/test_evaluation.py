@@ -142,3 +142,18 @@ def test_person_iou_without_a_dataset_lists_the_datasets_instead_of_mixing_them(
     assert done.stderr == (f"partsight: error: pass --dataset DIR, one of the datasets in {root}: small (2 images), "
                            f"smaller (1 image); e.g. --dataset {root / 'small'} "
                            "(see 'partsight eval person-iou --help')\n")
+
+
+@pytest.mark.parametrize("measure, words", [
+    ("flicker", ["the share (0-1) of the pixels", "smoothed_person_iou_to_raw (0-1"]),
+    ("jitter", ["person_iou and part_accuracy", "both 0-1", "--seed SEED", "the same seed moves the stills"]),
+])
+def test_eval_help_says_what_the_figures_are(capsys, measure, words):
+    from realtime.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["eval", measure, "--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    for fragment in words:
+        assert fragment in text

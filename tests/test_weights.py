@@ -15,6 +15,7 @@ import pytest
 from realtime import weights as weights_cache
 from realtime.cli import main
 from realtime.models import get_spec, load_parser
+from realtime.models.registry import weight_files
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_missing_weights_say_how_to_get_them(empty_cache):
     with pytest.raises(weights_cache.WeightsError) as error:
         load_parser("bodypix", device="cpu")
     message = str(error.value)
-    assert "weights fetch" in message and weights_cache.WEIGHTS_DIR_ENV in message
+    assert "run 'partsight weights fetch bodypix'," in message and weights_cache.WEIGHTS_DIR_ENV in message
 
 
 def test_fetch_offline_fails_with_one_line_naming_url_and_env(empty_cache, capsys):
@@ -160,3 +161,43 @@ def test_fetch_gets_a_mediapipe_network_from_a_server(local_server, empty_cache,
     shutil.copy(weights_dir / file.filename, root / "selfie_segmentation.tflite")
     path = weights_cache.fetch(replace(file, urls=(url + "selfie_segmentation.tflite",)))
     assert path == empty_cache / file.filename and weights_cache.sha256_of(path) == file.sha256
+
+
+@pytest.mark.parametrize("folder, state", [("absent", "does not exist"), ("a-file", "is not a folder")])
+def test_verify_and_list_say_when_the_folder_is_not_one(tmp_path, monkeypatch, capsys, folder, state):
+    path = tmp_path / folder
+    if folder == "a-file":
+        path.write_bytes(b"")
+    monkeypatch.setenv(weights_cache.WEIGHTS_DIR_ENV, str(path))
+    assert main(["weights", "verify"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        f"partsight: error: the weights folder {path} {state} (set {weights_cache.WEIGHTS_DIR_ENV} to the folder "
+        "holding the weights)\n")
+    assert main(["weights", "list"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == \
+        f"weights folder: {path} ({state})  (set {weights_cache.WEIGHTS_DIR_ENV} to change)"
+
+
+def test_verify_of_an_empty_folder_says_there_is_nothing_to_verify(empty_cache, capsys):
+    assert main(["weights", "verify"]) == 0
+    files = len({file.filename for _licence, file in weight_files().values()})
+    assert capsys.readouterr().out == (f"nothing to verify: none of the {files} weights files is in {empty_cache} "
+                                       "(see 'partsight weights list')\n")
+
+
+def test_a_file_of_the_wrong_size_is_not_listed_as_present(empty_cache, weights_dir, capsys):
+    bodypix, m2fp = get_spec("bodypix").weights, get_spec("m2fp-lip").weights
+    (empty_cache / bodypix.filename).write_bytes(b"")
+    (empty_cache / m2fp.filename).write_bytes(b"")  # no published size: a zero-byte file is still no checkpoint
+    shutil.copy(weights_dir / get_spec("bodypix-s8").weights.filename, empty_cache)
+    assert main(["weights", "list"]) == 0
+    rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    assert f"  wrong size  {empty_cache / bodypix.filename} (0 bytes, not {bodypix.size_bytes}: truncated or " \
+           "another file)" in rows["bodypix"]
+    assert rows["m2fp-lip"].endswith(f"  empty       {empty_cache / m2fp.filename} (0 bytes)")
+    assert "  present     " in rows["bodypix-s8"]
+    assert main(["weights", "verify"]) == 1
+    files = len({file.filename for _licence, file in weight_files().values()})
+    assert capsys.readouterr().out.splitlines()[-1] == \
+        f"checked 3 of {files} weights files in {empty_cache}: 1 ok, 1 mismatch, 1 unpinned; {files - 3} missing"

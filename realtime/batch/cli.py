@@ -18,7 +18,7 @@ from realtime.cli_options import (
     readout_option,
     smoothing_option,
 )
-from realtime.fitness_cli import fitness_options
+from realtime.fitness_cli import fitness_options, refuse_angles_without_exercise
 from realtime.logs import EXIT_INTERRUPTED
 
 EXIT_ERROR = 1
@@ -68,6 +68,7 @@ def _batch(args: argparse.Namespace) -> int:
     from realtime.config import config_from_args
     from realtime.sources import keeps_own_rate
 
+    refuse_angles_without_exercise(args)
     config = config_from_args(args)
     blocker = next((path for path in (args.out.absolute(), *args.out.absolute().parents) if path.exists()), None)
     if blocker is not None and not blocker.is_dir():  # found before Ray starts, not after

@@ -98,7 +98,7 @@ def load_parser(name: str = DEFAULT_MODEL, *, device: str | torch.device = "auto
     if dtype != "fp32" and target.type == "cpu" and spec.family not in MULTI_BACKEND_FAMILIES:
         raise ValueError(f"{name} runs on PyTorch only, in fp32 on the CPU; --dtype {dtype} there is for "
                          f"{', '.join(MULTI_BACKEND_FAMILIES)} models (or use --device cuda)")
-    path = weights_cache.resolve(spec.weights, weights)
+    path = weights_cache.resolve(spec.weights, weights, name=spec.name)
     if spec.licence_notice:
         logger.warning("%s: %s", spec.name, spec.licence_notice)
     return build(spec, path, target, internal_size, max_people, backend, dtype)

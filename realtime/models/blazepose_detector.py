@@ -154,7 +154,8 @@ def load_blazepose_detector_net(path: str | Path | None = None, spec: NetworkSpe
     """BlazePoseDetectorNet with the file's weights, loaded in the graph's convolution order."""
     spec = spec or get_network_spec("blazepose-detector")
     net = BlazePoseDetectorNet()
-    return load_in_graph_order(net, net.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
+    file = weights_cache.resolve(spec.weights, path, name=spec.name)
+    return load_in_graph_order(net, net.convolutions_in_file_order(), file)
 
 
 @dataclass(frozen=True)

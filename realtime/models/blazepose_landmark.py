@@ -93,7 +93,8 @@ def load_blazepose_landmark_net(path: str | Path | None = None, spec: NetworkSpe
     weights, loaded in the graph's convolution order."""
     spec = spec or get_network_spec("blazepose-full")
     body = BlazePoseFullNet(segmentation=segmentation)
-    load_in_graph_order(body, body.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
+    file = weights_cache.resolve(spec.weights, path, name=spec.name)
+    load_in_graph_order(body, body.convolutions_in_file_order(), file)
     return BlazePoseLandmarkNet(body).eval()
 
 

@@ -119,12 +119,18 @@ def _leaves(value: Any):
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:
-    """onnx.load; a truncated or damaged file raises WeightsError naming it."""
+    """onnx.load of the binary ONNX file `path`, whatever its name ends in (onnx.load reads a .json
+    or .txt name as protobuf text); a truncated or damaged file, or one of another kind, raises
+    WeightsError naming it."""
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path), format="protobuf")
     except (DecodeError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc).strip()
-        raise WeightsError(f"{path} is not a readable ONNX model, truncated or damaged ({reason})") from None
+        raise WeightsError(f"{path} is not a readable ONNX model: truncated, damaged or another kind of file "
+                           f"({reason})") from None
+    if not model.graph.node:
+        raise WeightsError(f"{path} is not an ONNX model: it holds no graph (an empty or another kind of file)")
+    return model
 
 
 def unwrapped_state_dict(checkpoint: Mapping[str, Any], wrapper: str) -> dict[str, torch.Tensor]:

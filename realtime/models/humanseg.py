@@ -613,7 +613,7 @@ def load_humanseg(name: str, *, weights: str | Path | None = None,
 
     spec = get_segmenter_spec(name)
     target = resolve_device(device)
-    net = load_humanseg_net(weights_cache.resolve(spec.weights, weights), spec)
+    net = load_humanseg_net(weights_cache.resolve(spec.weights, weights, name=spec.name), spec)
     cuda_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
     return HumanSegmenter(net, spec, target, amp_dtype=cuda_dtype if target.type == "cuda" else None,
                           backend=backend, dtype=dtype)

@@ -174,7 +174,8 @@ def load_selfie_segmenter_net(name: str = "selfie", path: str | Path | None = No
     if spec.family != "selfie_segmenter":
         raise ValueError(f"'{name}' is not a selfie segmenter; use one of {', '.join(VARIANTS)}")
     body = SelfieNet()
-    load_in_graph_order(body, body.convolutions_in_file_order(), weights_cache.resolve(spec.weights, path))
+    file = weights_cache.resolve(spec.weights, path, name=spec.name)
+    load_in_graph_order(body, body.convolutions_in_file_order(), file)
     return SelfieSegmenterNet(body, spec.input_size).eval()
 
 
