@@ -340,3 +340,100 @@ def test_how_squarely_a_body_faces_the_camera_from_its_world_landmarks():
             world[index[f"{side}_hip"]] = [0.15 * x * c, 0.0, 0.15 * x * s]
         assert facing_share(world) == pytest.approx(share, abs=1e-3), turn_deg
 
+
+
+def _turned_world(turn_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """BlazePose landmarks [33, 5] (visibility 0.9) and world landmarks [33, 3] of an upright body
+    (shoulders 0.4 m wide, hips 0.3 m) turned `turn_deg` about the vertical from facing the camera."""
+    from realtime.models.labels import BLAZEPOSE_LANDMARKS
+
+    index = {name: i for i, name in enumerate(BLAZEPOSE_LANDMARKS)}
+    world, landmarks = np.zeros((33, 3), np.float32), np.zeros((33, 5), np.float32)
+    landmarks[:, 3:] = 0.9
+    c, s = math.cos(math.radians(turn_deg)), math.sin(math.radians(turn_deg))
+    for side, x in (("left", 1.0), ("right", -1.0)):
+        world[index[f"{side}_shoulder"]] = (0.2 * x * c, -0.5, 0.2 * x * s)
+        world[index[f"{side}_hip"]] = (0.15 * x * c, 0.0, 0.15 * x * s)
+    return landmarks, world
+
+
+@pytest.mark.parametrize("facing", ["after the end", "one frame at the bottom"])
+def test_symmetry_figures_need_the_body_facing_the_camera_over_the_repetition(facing):
+    """A squat turned 60 degrees from the camera (one side behind the other: no symmetry
+    figures) read facing it in a few frames: in the hold after the repetition ended (they counted
+    on the mannequin clip: 3.88 deg between the knees, a 9.28 area ratio, from frame 239 of a
+    repetition that ended at 236) or in one glitch frame mid-repetition."""
+    degs = squat_degs(1)
+    facing_frames = range(54, len(degs)) if facing == "after the end" else [37]  # the end: frame 53
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    for i, deg in enumerate(degs):
+        landmarks, world = _turned_world(0 if i in facing_frames else 60)
+        one = PersonParse(0, np.zeros((H, W), bool), leg_keypoints(deg, 80), 0.9, landmarks, world)
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([one]))
+    [rep] = analyser.summary()["per_rep"]
+    assert rep["end_frame"] == 53 and rep["side_diff_deg"] is None
+    facing_all = FitnessAnalyser(PRESETS["squat"])
+    for i, deg in enumerate(degs):
+        landmarks, world = _turned_world(60 if i in facing_frames else 0)
+        one = PersonParse(0, np.zeros((H, W), bool), leg_keypoints(deg, 80), 0.9, landmarks, world)
+        facing_all.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([one]))
+    assert facing_all.summary()["per_rep"][0]["side_diff_deg"] < 1  # turned away only where it says
+
+
+def test_a_glitch_shorter_than_a_repetition_is_no_movement_too_shallow():
+    """Both knees read at 130 deg for two frames of a standing body (at 30 fps): no partial
+    repetition and no 'too shallow' hint; a dip as slow as a repetition still is one."""
+    for degs, partials in (([175.0] * 30 + [130.0] * 2 + [175.0] * 30, 0),
+                           ([175.0] * 15 + [175 - 40 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 45)) for i in range(45)]
+                            + [175.0] * 15, 1)):
+        analyser = FitnessAnalyser(PRESETS["squat"])
+        for i, deg in enumerate(degs):
+            analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                            parse_of([person(0, leg_keypoints(deg, 80))]))
+        summary = analyser.summary()["people"]["0"]
+        assert summary["partials"] == partials, summary["partial_reps"]
+        assert summary["hint_reason"] == ("too_shallow" if partials else None)
+
+
+def test_sides_too_far_apart_to_be_one_movement_count_the_side_seen_best():
+    """Both knees straight, the right one unseen until frame 20, read at 20 deg (confidence 0.4)
+    there and straight after (as the push-up mannequin's right hip, lying: 6 deg from the parts
+    at 0.50 beside the left at 170 from the keypoints, their mean 88): the squat's counted angle
+    in that frame is the left knee's, not the mean (97); sides nearer than 90 deg are averaged."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    right = [COCO_KEYPOINTS.index(f"right_{joint}") for joint in ("hip", "knee", "ankle")]
+    signals = []
+    for i in range(40):
+        keypoints = leg_keypoints(175, 80)
+        if i == 20:
+            keypoints[right] = leg_keypoints(20, 80)[right]
+        keypoints[right, 2] = 0.0 if i < 20 else 0.4
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+        signals.append(out["people"]["0"]["signal_deg"])
+    assert signals[20] == pytest.approx(175, abs=0.5)
+    assert out["people"]["0"]["partials"] == 0 and out["people"]["0"]["state"] == "start"
+    both = FitnessAnalyser(PRESETS["squat"])
+    for i in range(10):
+        keypoints = leg_keypoints(175, 80)
+        keypoints[right] = leg_keypoints(95, 80)[right]
+        out = both.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+    assert out["people"]["0"]["signal_deg"] == pytest.approx(135, abs=0.5)
+
+
+@pytest.mark.parametrize("exercise, low, high, word", [("shoulder-press", 90, 130, "highest"),
+                                                      ("jumping-jack", 20, 100, "highest"),
+                                                      ("squat", 130, 175, "deepest")])
+def test_too_shallow_says_where_the_turn_is_in_the_exercises_word(exercise, low, high, word):
+    """Arms raised short of a shoulder press's turn (150 deg) or a jumping jack's (120), or knees
+    bent short of a squat's (120): the hint's superlative is the exercise's
+    (Exercise.extreme_word), never 'deepest' for arms that rise."""
+    preset = PRESETS[exercise]
+    rising = preset.turn_deg > preset.start_deg
+    analyser = FitnessAnalyser(preset)
+    for i, deg in enumerate(_cycles(low, high, 1, start_high=not rising)):
+        keypoints = press_keypoints(deg) if rising else leg_keypoints(deg, 80)
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+    person_out = analyser.summary()["people"]["0"]
+    [partial] = person_out["partial_reps"]
+    assert person_out["hint"] == (f"no rep counted: 1 movement too shallow ({partial['depth_deg']:.0f}° at the "
+                                  f"{word}; a {exercise} turns at {preset.turn_deg:.0f}°)")

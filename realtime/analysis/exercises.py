@@ -57,12 +57,15 @@ def seen_posture(trunk_lean_deg: float) -> str:
 @dataclass(frozen=True)
 class Exercise:
     """joints: the angles combined into the counted signal by `reduce` (mean of the known
-    sides; min/max follow the side that moves most, e.g. a lunge's front knee).
+    sides, or the side seen best when they are too far apart to be one movement; min/max follow
+    the side that moves most, e.g. a lunge's front knee).
     start_deg / turn_deg: see RepCounter. min_rep_s: shortest real repetition. phases: what the
     person is doing, in words, on the way out, at the turn and on the way back (None: "going
     down", "at the bottom", "coming up" for an angle that closes, the reverse for one that opens).
     posture: the body's position at the start position (a sit-up starts lying down, a squat
-    standing: the hips fold in both); a start out of it is no start (RepCounter). None: any."""
+    standing: the hips fold in both); a start out of it is no start (RepCounter). None: any.
+    extreme: the superlative that says where the turn is, as in "96° at the highest" (None:
+    "deepest" for an angle that closes at the turn, "widest" for one that opens)."""
 
     name: str
     joints: tuple[str, ...]
@@ -72,6 +75,7 @@ class Exercise:
     min_rep_s: float = 0.5
     phases: tuple[str, str, str] | None = None
     posture: Posture | None = None
+    extreme: str | None = None
 
     def __post_init__(self) -> None:
         unknown = [j for j in self.joints if j not in JOINTS]
@@ -98,6 +102,12 @@ class Exercise:
             return "going down", "at the bottom", "coming up"
         return "going up", "at the top", "coming down"
 
+    @property
+    def extreme_word(self) -> str:
+        if self.extreme is not None:
+            return self.extreme
+        return "deepest" if self.turn_deg < self.start_deg else "widest"
+
     def to_dict(self) -> dict:
         return {"name": self.name, "joints": list(self.joints), "start_deg": self.start_deg,
                 "turn_deg": self.turn_deg, "reduce": self.reduce, "min_rep_s": self.min_rep_s,
@@ -110,7 +120,8 @@ PRESETS: dict[str, Exercise] = {
     "lunge": Exercise("lunge", ("left_knee", "right_knee"), start_deg=150, turn_deg=110, reduce="min",
                       posture=STANDING),
     "jumping-jack": Exercise("jumping-jack", ("left_shoulder", "right_shoulder"), start_deg=45, turn_deg=120,
-                             min_rep_s=0.3, phases=("arms going up", "arms up", "arms coming down"), posture=STANDING),
+                             min_rep_s=0.3, phases=("arms going up", "arms up", "arms coming down"), posture=STANDING,
+                             extreme="highest"),
     "biceps-curl": Exercise("biceps-curl", ("left_elbow", "right_elbow"), start_deg=140, turn_deg=70,
                             reduce="min", phases=("curling up", "at the top", "lowering"), posture=UPRIGHT),
     # Hip angle = shoulder-hip-knee (angles.JOINTS). Seen from the side with the thighs raised
@@ -124,7 +135,8 @@ PRESETS: dict[str, Exercise] = {
     # the side; lockout (arms straight up beside the head) ~165-180. 100 = elbows at or below
     # shoulder height; 150 = arms overhead, with margin for an imperfect lockout.
     "shoulder-press": Exercise("shoulder-press", ("left_shoulder", "right_shoulder"), start_deg=100, turn_deg=150,
-                               phases=("pressing up", "arms locked out", "lowering"), posture=UPRIGHT),
+                               phases=("pressing up", "arms locked out", "lowering"), posture=UPRIGHT,
+                               extreme="highest"),
 }
 
 

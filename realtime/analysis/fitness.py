@@ -52,6 +52,11 @@ TOO_SMALL = "too_small"
 MIN_PERSON_PX = 120  # a person smaller than this (own pixels, the body's longer side) gives no reliable joints
 SIZE_WINDOW_S = 3.0  # a person's size is the largest in this long: a squat's bottom is no smaller person
 SURE_SIDE_CONF = 0.7  # a side enters a min/max reduction (a lunge's front knee, a curl's working arm) when seen this surely
+# Two sides averaged (_reduce) further apart than this are no one movement. Measured on the shared
+# clips (the mannequins, squat30, leave_A, pose2sim-multi-cam01-03): knees both seen at 0.7 or more
+# are this far apart in 3 of 920 frames, with one side seen less surely in 11 of 334; hips 0 of
+# 923 and 1 of 447 (the push-up mannequin's, _reduce).
+SIDES_APART_DEG = 90.0
 CLOSER = "move the camera closer or record at a higher resolution"
 # What to try when a person's counted angle is unknown, by reason. A larger --internal-size is no
 # cure for too_small: the rule is in the frame's own pixels, which parsing at a larger size does not add.
@@ -98,15 +103,18 @@ def _reduce(values: list[float], how: str, confidences: list[float]) -> float:
     """The counted signal from the joints' angles (NaN: unknown) and their confidences: their mean,
     or the least or greatest of those seen surely (SURE_SIDE_CONF; the one seen best when none
     is): an extreme picks out noise, so a hidden far arm read at 0.4 with a wild angle must not
-    win over the near arm seen whole (a standing body counted a curl before)."""
+    win over the near arm seen whole (a standing body counted a curl before). Sides more than
+    SIDES_APART_DEG apart are not one movement: the mean is then the side seen best (the lying
+    push-up mannequin's right hip, read once at 6 deg from the parts at 0.50 beside the left at
+    170 from the keypoints at 0.96, made its hips 88 deg: a sit-up too shallow)."""
     known = [(value, confidence) for value, confidence in zip(values, confidences) if not math.isnan(value)]
     if not known:
         return math.nan
+    best = max(known, key=lambda pair: pair[1])[0]
     if how == "mean":
-        return sum(value for value, _ in known) / len(known)
-    sure = [value for value, confidence in known if confidence >= SURE_SIDE_CONF]
-    if not sure:
-        sure = [max(known, key=lambda pair: pair[1])[0]]
+        apart = max(value for value, _ in known) - min(value for value, _ in known) > SIDES_APART_DEG
+        return best if apart else sum(value for value, _ in known) / len(known)
+    sure = [value for value, confidence in known if confidence >= SURE_SIDE_CONF] or [best]
     return min(sure) if how == "min" else max(sure)
 
 
@@ -243,8 +251,8 @@ class FitnessAnalyser(Analyser):
         (reason -> frames), "nobody_s" (seconds with nobody found), "off_posture_frames" (at the
         start position out of the exercise's posture: no start), "hint" and "hint_reason": without
         a repetition, when most frames at the start position were out of the posture, why nothing
-        was counted (reason POSTURE), else when some movements were too shallow, how deep the
-        deepest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
+        was counted (reason POSTURE), else when some movements were too shallow, how far the
+        farthest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
         in view (a note) or, when nobody was found in any frame, what to try; another reason,
         what to try (HINTS); else null."""
@@ -384,8 +392,9 @@ def _unknown_summary(track: _PersonTrack, exercise: Exercise, anyone_seen: bool)
 
 
 def _too_shallow(partials: list[PartialRep], exercise: Exercise) -> str:
-    """'1 movement too shallow (120° at the deepest; a lunge turns at 110°)': the deepest of them."""
-    deepest = max(partials, key=lambda p: abs(p.depth_deg - exercise.start_deg)).depth_deg
+    """'1 movement too shallow (120° at the deepest; a lunge turns at 110°)': the one that went
+    farthest from the start, in the exercise's word for its turn (Exercise.extreme_word)."""
+    farthest = max(partials, key=lambda p: abs(p.depth_deg - exercise.start_deg)).depth_deg
     turn = (f"a {exercise.name} turns at" if exercise.name in PRESETS else "the turn is at")
     return (f"{len(partials)} movement{'' if len(partials) == 1 else 's'} too shallow "
-            f"({deepest:.0f}° at the deepest; {turn} {exercise.turn_deg:.0f}°)")
+            f"({farthest:.0f}° at the {exercise.extreme_word}; {turn} {exercise.turn_deg:.0f}°)")

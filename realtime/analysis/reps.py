@@ -4,7 +4,8 @@ A repetition starts at the start position (the angle on the start side of `start
 the turn (beyond `turn_deg`) and counts only once the angle is back at the start position. The
 band between the two thresholds is the hysteresis: noise inside it changes nothing. A movement
 that leaves the start position far enough to be an attempt (`partial_share` of the band) and
-comes back without reaching the turn is a partial repetition: not counted, too shallow. The
+comes back without reaching the turn, over at least `min_rep_s` as a repetition must, is a
+partial repetition: not counted, too shallow (quicker, it is a glitch of a frame or two). The
 counter arms (waiting -> start) only once the start position has been seen for `min_start_s`
 without a gap: one known sample among unknown ones (a body cut by the frame's edge, read once)
 is no start. A repetition starts only in the exercise's posture: a sample at the start position out of it
@@ -39,8 +40,10 @@ class Rep:
     max_deg: float
     out_s: float
     back_s: float
-    side_diff_deg: float | None = None  # mean |left - right| angle over the repetition
-    area_ratio: float | None = None  # mean left/right limb part area over the repetition
+    # mean |left - right| angle and left/right limb part area over the repetition's samples, start
+    # to end; None when measured in fewer than half of them
+    side_diff_deg: float | None = None
+    area_ratio: float | None = None
     depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
 
     @property
@@ -82,8 +85,8 @@ class _Attempt:
     extreme: _Sample
     low: float
     high: float
-    side_diffs: list[float] = field(default_factory=list)
-    area_ratios: list[float] = field(default_factory=list)
+    # per sample since the start: (time, |left - right| angle, left/right area ratio), None where not measured
+    sides: list[tuple[float, float | None, float | None]] = field(default_factory=list)
 
 
 class RepCounter:
@@ -100,7 +103,8 @@ class RepCounter:
     max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
         progress; the counter waits for the start position again.
     partial_share: a movement back to the start without the turn is a partial repetition when its
-        extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt).
+        extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
+        and it lasted min_rep_s (less is a glitch, not a movement).
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
@@ -171,7 +175,8 @@ class RepCounter:
     def update(self, deg: float | None, time_s: float, frame: int, *, side_diff_deg: float | None = None,
                area_ratio: float | None = None, in_posture: bool = True) -> Rep | None:
         """Feeds one sample; returns the repetition it completed, if any. None or NaN = no
-        measurement this frame. in_posture=False: the body is not in the exercise's posture, so
+        measurement this frame. side_diff_deg / area_ratio: this sample's symmetry figures (None:
+        not measured, e.g. one side hidden behind the other). in_posture=False: the body is not in the exercise's posture, so
         this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
             self._seen_start = None
@@ -220,7 +225,8 @@ class RepCounter:
     def _note_partial(self, end: _Sample) -> None:
         attempt = self._attempt
         reached = self._sign * (attempt.extreme.deg - self.start_deg)
-        if reached >= self.partial_share * abs(self.turn_deg - self.start_deg):
+        if (end.time_s - attempt.start.time_s >= self.min_rep_s
+                and reached >= self.partial_share * abs(self.turn_deg - self.start_deg)):
             self.partial_reps.append(PartialRep(attempt.start.time_s, attempt.extreme.time_s, end.time_s,
                                                 attempt.extreme.deg))
 
@@ -236,10 +242,7 @@ class RepCounter:
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
         if self._sign * (sample.deg - attempt.extreme.deg) > 0:
             attempt.extreme = sample
-        if side_diff_deg is not None and not math.isnan(side_diff_deg):
-            attempt.side_diffs.append(side_diff_deg)
-        if area_ratio is not None and math.isfinite(area_ratio):
-            attempt.area_ratios.append(area_ratio)
+        attempt.sides.append((sample.time_s, side_diff_deg, area_ratio))
 
     def _finish(self, end: _Sample) -> Rep | None:
         attempt = self._attempt
@@ -247,16 +250,22 @@ class RepCounter:
         if end.time_s - start.time_s < self.min_rep_s:
             self.rejected += 1
             return None
+        sides = [(diff, ratio) for time_s, diff, ratio in attempt.sides if time_s <= end.time_s]
         rep = Rep(
             number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
             min_deg=min(attempt.low, end.deg), max_deg=max(attempt.high, end.deg),
             out_s=turn.time_s - start.time_s, back_s=end.time_s - turn.time_s,
-            side_diff_deg=_mean(attempt.side_diffs), area_ratio=_mean(attempt.area_ratios), depth_deg=turn.deg,
+            side_diff_deg=_mean_of_most([diff for diff, _ in sides]),
+            area_ratio=_mean_of_most([ratio for _, ratio in sides]), depth_deg=turn.deg,
         )
         self.reps.append(rep)
         return rep
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
+def _mean_of_most(values: list[float | None]) -> float | None:
+    """The mean of the measured values (not None or NaN) when they are at least half of all,
+    else None: a figure measured in fewer of a repetition's samples is not the repetition's (one
+    frame read facing the camera in a repetition turned away from it is no symmetry figure)."""
+    measured = [value for value in values if value is not None and math.isfinite(value)]
+    return sum(measured) / len(measured) if measured and 2 * len(measured) >= len(values) else None
