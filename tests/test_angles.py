@@ -179,3 +179,24 @@ def test_a_frame_letterboxed_in_a_larger_image_reads_as_the_frame_alone():
         moved[:, :2] += (300, 200)
         placed = joint_angles(moved, big_labels, NAMES, big_person, frame_box=(300, 200, 600, 500))
         assert placed == alone and placed["left_knee"].reason == reason
+
+
+@pytest.mark.parametrize("clip, index", [("pose2sim-multi-cam03.mp4", 72), ("cg-mannequin-squat.mp4", 11)])
+def test_real_straight_knees_read_from_the_parts_are_not_folded(media_dir, bodypix, clip, index):
+    """Straight knees, sure from BodyPix's own keypoints: the part masks give about their angle
+    or say unknown, never a knee folded shut. BodyPix labels pieces of the other leg (or the
+    other person's) with the same part, and the axis through both pieces used to read these
+    knees at 11-30 deg."""
+    frame, = read_frames(media_dir / clip, [index])
+    prepared = bodypix.preprocess([frame])
+    parse = bodypix.postprocess(bodypix.infer(prepared.batch), prepared)[0]
+    knees = ("left_knee", "right_knee")
+    parts = joint_angles(None, parse.labels, parse.label_names, parse.person_mask, joints=knees)
+    answered = 0
+    for name in knees:
+        truth = keypoint_angle(parse.keypoints, JOINTS[name])
+        if truth.conf < 0.9 or parts[name].deg is None:
+            continue
+        answered += 1
+        assert truth.deg > 150 and abs(parts[name].deg - truth.deg) < 45, (name, truth, parts[name])
+    assert answered >= 1

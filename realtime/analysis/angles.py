@@ -24,13 +24,16 @@ class JointSpec:
     part names of its proximal and distal segments. `vertical` joints measure the proximal ->
     distal segment against the image vertical instead of a second segment. `end_parts` are the
     parts beyond the distal segment (a foot, a hand): where they reach the frame's edge, the limb
-    goes on out of the frame and the distal segment cannot be trusted."""
+    goes on out of the frame and the distal segment cannot be trusted. `far_parts` are the parts
+    beyond the proximal and the distal segment's far ends (away from the joint), which tell
+    part_angle which end of each segment is not the joint's."""
 
     keypoints: tuple[str, str, str]
     proximal_parts: tuple[str, ...]
     distal_parts: tuple[str, ...]
     vertical: bool = False
     end_parts: tuple[str, ...] = ()
+    far_parts: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())
 
 
 def _leg(side: str) -> tuple[str, ...]:
@@ -53,13 +56,19 @@ TORSO_PARTS = ("torso_front", "torso_back")
 
 SIDES = ("left", "right")
 
+FACE_PARTS = ("left_face", "right_face")
+
+LEG_PARTS = _leg("left") + _leg("right")
+
 JOINTS: dict[str, JointSpec] = {
-    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s), end_parts=(f"{s}_foot",))
-       for s in SIDES},
-    **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s)) for s in SIDES},
+    **{f"{s}_knee": JointSpec((f"{s}_hip", f"{s}_knee", f"{s}_ankle"), _leg(s), _shin(s), end_parts=(f"{s}_foot",),
+                              far_parts=(TORSO_PARTS, (f"{s}_foot",))) for s in SIDES},
+    **{f"{s}_hip": JointSpec((f"{s}_shoulder", f"{s}_hip", f"{s}_knee"), TORSO_PARTS, _leg(s),
+                             far_parts=(FACE_PARTS, _shin(s))) for s in SIDES},
     **{f"{s}_elbow": JointSpec((f"{s}_shoulder", f"{s}_elbow", f"{s}_wrist"), _arm(s), _forearm(s),
-                               end_parts=(f"{s}_hand",)) for s in SIDES},
-    **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s)) for s in SIDES},
+                               end_parts=(f"{s}_hand",), far_parts=(TORSO_PARTS, (f"{s}_hand",))) for s in SIDES},
+    **{f"{s}_shoulder": JointSpec((f"{s}_hip", f"{s}_shoulder", f"{s}_elbow"), TORSO_PARTS, _arm(s),
+                                  far_parts=(LEG_PARTS, _forearm(s))) for s in SIDES},
     # Keypoints: mid-hip -> mid-shoulder against vertical; parts: the torso's long axis.
     "trunk_lean": JointSpec(("hips", "shoulders", "shoulders"), TORSO_PARTS, (), vertical=True),
 }
@@ -216,29 +225,57 @@ def part_angle(masks: PartMasks, spec: JointSpec,
                person: np.ndarray | None = None, *, min_pixels: int = 40) -> Angle:
     """The joint angle from the long axes of its two segments' part masks.
 
-    The joint is where the segments' nearest ends meet; each axis points from there along its
-    segment. conf is the product of both segments' elongation and how far each passes
-    `min_pixels` (capped at 1)."""
+    Each segment is its mask's largest 8-connected piece (a label the parser also put on the
+    other leg would otherwise turn the axis across both legs). The joint is where the segments'
+    nearest ends meet; each axis points from there along its segment. UNKNOWN where a segment's
+    far parts (spec.far_parts, at least `min_pixels` of them) lie nearer that joint end than the
+    other end: the segment is read the wrong way round. conf is the product of both segments'
+    elongation and how far each passes `min_pixels` (capped at 1)."""
     proximal_mask = masks(spec.proximal_parts, person)
-    proximal = None if proximal_mask is None else segment_axis(proximal_mask, min_pixels=min_pixels)
-    if proximal is None:
-        return UNKNOWN
     if spec.vertical:
+        proximal = None if proximal_mask is None else segment_axis(proximal_mask, min_pixels=min_pixels)
+        if proximal is None:
+            return UNKNOWN
         up = proximal.axis if proximal.axis[1] < 0 else -proximal.axis
         deg = tilt_from_vertical(np.zeros(2), up)
         return Angle(deg, _axis_conf(proximal, min_pixels), "parts")
     distal_mask = masks(spec.distal_parts, person)
-    distal = None if distal_mask is None else segment_axis(distal_mask, min_pixels=min_pixels)
-    if distal is None:
+    if proximal_mask is None or distal_mask is None:
+        return UNKNOWN
+    proximal = segment_axis(_largest_piece(proximal_mask), min_pixels=min_pixels)
+    distal = segment_axis(_largest_piece(distal_mask), min_pixels=min_pixels)
+    if proximal is None or distal is None:
         return UNKNOWN
     gaps = np.linalg.norm(proximal.ends[:, None] - distal.ends[None, :], axis=2)
     near_p, near_d = np.unravel_index(np.argmin(gaps), gaps.shape)
+    for segment, near, far_parts in zip((proximal, distal), (near_p, near_d), spec.far_parts):
+        beyond = masks(far_parts, person) if far_parts else None
+        if beyond is not None and _nearest_end(segment, beyond, min_pixels) == near:
+            return UNKNOWN
     to_proximal = proximal.ends[1 - near_p] - proximal.ends[near_p]
     to_distal = distal.ends[1 - near_d] - distal.ends[near_d]
     deg = angle_at(to_proximal, np.zeros(2), to_distal)
     if deg is None:
         return UNKNOWN
     return Angle(deg, _axis_conf(proximal, min_pixels) * _axis_conf(distal, min_pixels), "parts")
+
+
+def _largest_piece(mask: np.ndarray) -> np.ndarray:
+    """The bool mask's largest 8-connected component (the mask itself when it has one or none)."""
+    count, pieces, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if count <= 2:
+        return mask
+    return pieces == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def _nearest_end(segment: SegmentAxis, mask: np.ndarray, min_pixels: int) -> int | None:
+    """Which of the segment's two ends (0 or 1) lies nearer the bool mask's pixels; None under
+    `min_pixels` of them."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < min_pixels:
+        return None
+    points = np.stack([xs, ys], axis=1).astype(np.float64)
+    return int(np.argmin([np.min(np.linalg.norm(points - end, axis=1)) for end in segment.ends]))
 
 
 def _axis_conf(segment: SegmentAxis, min_pixels: int) -> float:
