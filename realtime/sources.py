@@ -426,15 +426,16 @@ quiet_opencv = _QuietOpenCV()
 def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarray | None:
     """The image file decoded by OpenCV (colour: H x W x 3 uint8 BGR, upright by its EXIF
     orientation), None for a file that is not a readable image: one that cannot be read (a
-    broken symlink, a folder), a JPEG or PNG cut short (which libjpeg would fill with grey, and
-    over which libpng prints "libpng error: Read Error"), or any other that OpenCV cannot decode,
+    broken symlink, a folder), an empty one, a JPEG or PNG cut short (which libjpeg would fill
+    with grey, and over which libpng prints "libpng error: Read Error"), or any other that OpenCV
+    cannot decode,
     without the decoder's complaints on the console (libtiff's on a truncated TIFF, libjpeg's
     "Premature end of JPEG file"): the caller says so in its own words. The file is read once."""
     try:
         data = Path(path).read_bytes()
     except OSError:
         return None
-    if _jpeg_cut_short(data) or _png_cut_short(data):
+    if not data or _jpeg_cut_short(data) or _png_cut_short(data):  # imdecode raises on no bytes
         return None
     with quiet_opencv:
         return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
@@ -811,6 +812,9 @@ class Source:
                 gap_reason = failure or f"{self.info.name} stopped sending frames"
                 if not self._reconnect(gap_reason):
                     return
+        except Exception as exc:  # noqa: BLE001 - a reader's unforeseen failure ends the run as an error, not silently
+            log.exception("the capture thread failed")
+            self.error = f"reading the frames failed unexpectedly ({type(exc).__name__}; the log file has the details)"
         finally:
             self._reader.close()
             self._done.set()

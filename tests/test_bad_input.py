@@ -283,15 +283,16 @@ def test_an_image_folder_skips_its_unreadable_images_and_says_so(media_dir, tmp_
     png = cv2.imencode(".png", cv2.imread(str(folder / "6.jpg")))[1].tobytes()
     (folder / "8.png").write_bytes(png[:len(png) // 2])  # a PNG cut short: libpng says "Read Error" on stderr
     (folder / "9.jpg").symlink_to(tmp_path / "moved-away.jpg")
+    (folder / "10.png").write_bytes(b"")  # cv2.imdecode raised on no bytes, in the capture thread
     out, labels, summary = tmp_path / "out.mp4", tmp_path / "labels", tmp_path / "summary.json"
     run = _cli("process", str(folder), "-o", str(out), "--labels-dir", str(labels), "--size", "180x320",
                "--pose", "parser", "--max-people", "1", "--device", "cpu", "--exercise", "squat",
                "--summary", str(summary))
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
-    skipped = ["3.jpg", "4.png", "8.png", "9.jpg"]
+    skipped = ["3.jpg", "4.png", "8.png", "9.jpg", "10.png"]
     assert run.stderr.splitlines() == [
         *(f"partsight: warning: {folder / name} is not a readable image; skipped" for name in skipped),
-        f"partsight: error: 4 unreadable images skipped (3.jpg, 4.png, 8.png, ...); the other 6 frames are in {out}"]
+        f"partsight: error: 5 unreadable images skipped (3.jpg, 4.png, 8.png, ...); the other 6 frames are in {out}"]
     assert len(_decoded(out)) == 6
     assert sorted(path.name for path in labels.iterdir()) == [f"{index:06d}.png" for index in (0, 1, 3, 5, 6, 7)]
     assert json.loads(summary.read_text())["source"]["unreadable"] == skipped
