@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
 from realtime.config import X264_PRESETS, PipelineConfig
+from realtime.logs import stop_signals_held
 from realtime.models import Parser
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.render import FrameRenderer, ViewSettings, plural
@@ -202,13 +203,16 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             shown_status = status
     except KeyboardInterrupt:  # Ctrl-C: what was done so far is kept, summary included
         stopped = interrupted = True
-    finally:
+    except BaseException:
         pipeline.stop()
-    seconds = time.monotonic() - start
-    skipped = [] if source is None else source.skipped
-    summary = fitness_summary(stages, info, [path.name for path in skipped], interrupted=interrupted)
-    if summary is not None and outputs.summary is not None:
-        write_summary(outputs.summary, summary)
+        raise
+    with stop_signals_held():  # a second Ctrl-C at once must not cut the finishing short
+        pipeline.stop()
+        seconds = time.monotonic() - start
+        skipped = [] if source is None else source.skipped
+        summary = fitness_summary(stages, info, [path.name for path in skipped], interrupted=interrupted)
+        if summary is not None and outputs.summary is not None:
+            write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped)

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -113,6 +114,25 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[list[int]]:
+    """Inside, Ctrl-C and SIGTERM are noted (their numbers appended to the list it gives), not
+    raised: for the steps that finish what a stopped command wrote (its threads joined, its
+    summary written), which a second Ctrl-C pressed at once would cut short (the summary lost, and
+    threads still running abort the interpreter). Only the main thread gets signals: elsewhere it
+    holds nothing."""
+    noted: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+    previous = {signum: signal.signal(signum, lambda signum, _frame: noted.append(signum)) for signum in STOP_SIGNALS}
+    try:
+        yield noted
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def log_file_path() -> Path:

@@ -127,10 +127,12 @@ MAIN = Path(__file__).resolve().parents[1] / "main.py"
 
 
 def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout_s: float = 180, *,
-                             sig: signal.Signals = signal.SIGKILL) -> subprocess.CompletedProcess:
+                             sig: signal.Signals = signal.SIGKILL,
+                             again_after_s: float | None = None) -> subprocess.CompletedProcess:
     """Runs `main.py ARGS` (writing the JSONL `metrics`) and sends it `sig` (default SIGKILL) once
-    that file holds `lines` lines; fails the test when the process ended or stalled before.
-    Returns how it ended (exit status, stdout and stderr as text)."""
+    that file holds `lines` lines, and again `again_after_s` later when given; fails the test when
+    the process ended or stalled before. Returns how it ended (exit status, stdout and stderr as
+    text)."""
     process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout_s
@@ -140,6 +142,10 @@ def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout
         time.sleep(0.05)
     assert process.poll() is None, process.stderr.read()
     process.send_signal(sig)
+    if again_after_s is not None:
+        time.sleep(again_after_s)
+        if process.poll() is None:
+            process.send_signal(sig)
     stdout, stderr = process.communicate(timeout=60)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 

@@ -936,17 +936,27 @@ def test_a_killed_process_leaves_an_mp4_with_its_sound_up_to_the_kill(clip, faul
             :len(video_times)], "video": video}, 30)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tmp_path, sig):
+@pytest.mark.parametrize("sig, again_after_s", [(signal.SIGINT, None), (signal.SIGTERM, None), (signal.SIGINT, 0.1)],
+                         ids=["ctrl-c", "sigterm", "ctrl-c-twice"])
+def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tmp_path, sig, again_after_s):
     """Ctrl-C (SIGINT) mid-run, or a SIGTERM (`kill`, a service manager's stop), which stops it the
     same way: exit 130, and nothing done so far is lost: the MP4 plays every frame the JSONL has,
-    the summary is written with the reps counted so far, the table is shown."""
+    the summary is written with the reps counted so far, the table is shown. A second Ctrl-C
+    pressed at once does not cut the finishing short (it lost the summary, and the threads left
+    running aborted the interpreter: exit 134)."""
     video, metrics, summary = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "summary.json"
     run = kill_process_after_lines(["process", str(faults / "squat30.mp4"), "-o", str(video), "--metrics", str(metrics),
                                     "--loop", "--frames", "3000", "--exercise", "squat", "--summary", str(summary),
-                                    "--device", "cpu"], metrics, 125, timeout_s=300, sig=sig)
+                                    "--device", "cpu"], metrics, 125, timeout_s=300, sig=sig,
+                                   again_after_s=again_after_s)
     lines = metrics.read_text().count("\n")
     assert run.returncode == 130 and "Traceback" not in run.stderr, run.stderr
+    if again_after_s is not None:  # the second may come after the summary, while the table is printed
+        assert run.stderr.splitlines()[-1].startswith("partsight: interrupted"), run.stderr
+        assert json.loads(summary.read_text())["source"]["interrupted"] is True
+        with av.open(str(video)) as out:
+            assert 125 <= lines == sum(1 for _ in out.decode(video=0))
+        return
     assert f"partsight: interrupted (the {lines} frames before it are in {video})" in run.stderr
     with av.open(str(video)) as out:
         assert 125 <= lines == sum(1 for _ in out.decode(video=0))
