@@ -534,6 +534,15 @@ def test_a_file_that_is_no_onnx_model_given_with_weights_says_so(tmp_path, name,
         load_parser("bodypix", device="cpu", weights=path)
 
 
+@pytest.mark.parametrize("name, content", [("settings.json", b'{"schema": 1}\n'), ("empty.pth", b"")])
+def test_a_file_that_is_no_checkpoint_given_with_weights_says_so(tmp_path, name, content):
+    """torch.load took a JSON file for a pickle and the message said it carried pickled code."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(Exception, match=f"^{path} is not a PyTorch checkpoint: (another kind of file|it is empty)"):
+        load_parser("schp-lip", device="cpu", weights=path)
+
+
 def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
                env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})

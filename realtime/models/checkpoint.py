@@ -26,6 +26,14 @@ def load_checkpoint(path: str | Path, *, allowed_classes: Sequence[tuple[type, s
     foreign object under (e.g. a trainer's logger): such objects come back as the stand-in with
     their state, and nothing of the foreign class's code runs."""
     try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError as exc:
+        raise WeightsError(f"{path} cannot be read ({exc.strerror})") from None
+    if not head.startswith((b"PK", b"\x80")):  # torch.save writes a zip archive; before 1.6, a pickle (protocol 2)
+        raise WeightsError(f"{path} is not a PyTorch checkpoint: {'it is empty' if not head else 'another kind of file'} "
+                           "(a checkpoint is the zip archive or pickle torch.save writes)")
+    try:
         with torch.serialization.safe_globals(list(allowed_classes)):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
