@@ -428,9 +428,9 @@ def read_image_file(path: str | Path, flags: int = cv2.IMREAD_COLOR) -> np.ndarr
     orientation), None for a file that is not a readable image: one that cannot be read (a
     broken symlink, a folder), an empty one, a JPEG or PNG cut short (which libjpeg would fill
     with grey, and over which libpng prints "libpng error: Read Error"), or any other that OpenCV
-    cannot decode,
-    without the decoder's complaints on the console (libtiff's on a truncated TIFF, libjpeg's
-    "Premature end of JPEG file"): the caller says so in its own words. The file is read once."""
+    cannot decode, without the decoder's complaints on the console (libtiff's on a truncated
+    TIFF, libjpeg's "Premature end of JPEG file"): the caller says so in its own words. The file
+    is read once."""
     try:
         data = Path(path).read_bytes()
     except OSError:
