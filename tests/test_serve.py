@@ -436,6 +436,9 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
         "no closing boundary": (lambda: client.post(
             "/v1/parse", content=head + png, headers={"Content-Type": "multipart/form-data; boundary=b0undary"}),
             400, "malformed_body"),
+        "an empty multipart body": (lambda: client.post(
+            "/v1/parse", content=b"", headers={"Content-Type": "multipart/form-data; boundary=b0undary"}),
+            400, "no_upload"),
         "image as a text field": (lambda: client.post("/v1/parse", files={"image": (None, "photo.jpg")}),
                                   400, "no_upload"),
         "video as a text field": (lambda: client.post("/v1/jobs", files={"video": (None, "clip.mp4")}),

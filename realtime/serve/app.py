@@ -135,7 +135,7 @@ class RequestChecks:
                 tail = seen[1 - len(closing):]
                 if closing in seen:
                     closing = None
-                elif not message.get("more_body", False):
+                elif not message.get("more_body", False) and received:  # an empty body is no upload, not one cut
                     raise _BodyCutShort()
             return message
 
