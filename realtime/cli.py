@@ -252,7 +252,7 @@ def _process(args: argparse.Namespace) -> int:
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     if job.skipped:
-        raise CliError(f"{unreadable_words([path.name for path in job.skipped])}; the other "
+        raise CliError(f"{unreadable_words(job.skipped)}; the other "
                        f"{plural(frames, 'frame')} {'is' if frames == 1 else 'are'} in {args.output}")
     return 0
 

@@ -120,9 +120,8 @@ def _pose_quality(args: argparse.Namespace) -> int:
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
     measured = keypoints[: args.frames] if args.frames else keypoints
-    names = [path.name for path in source.skipped]
     report = {"source": info.name, "model": pipeline.stats.model, "pose": pipeline.stats.pose_source,
-              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(names)}
+              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(source.skipped)}
     print(json.dumps(report))
-    refuse_unreadable(names, len(measured))
+    refuse_unreadable(source.skipped, len(measured))
     return 0

@@ -76,8 +76,8 @@ class JobResult:
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
     summary: the fitness summary (None without an exercise); audio: one line on what became of
     the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
-    folder before this run's were written (Recorder); skipped: an image folder's files left out
-    as unreadable (realtime.sources.ImageFolderReader)."""
+    folder before this run's were written (Recorder); skipped: the names of an image folder's files
+    left out as unreadable (realtime.sources.Source.skipped)."""
 
     source: SourceInfo
     frames: int
@@ -88,7 +88,7 @@ class JobResult:
     summary: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
     labels_removed: int = 0
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 class JobModels:
@@ -210,7 +210,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         seconds = time.monotonic() - start
         skipped = [] if source is None else source.skipped
-        summary = fitness_summary(stages, info, [path.name for path in skipped], interrupted=interrupted)
+        summary = fitness_summary(stages, info, skipped, interrupted=interrupted)
         if summary is not None and outputs.summary is not None:
             write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,

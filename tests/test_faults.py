@@ -977,3 +977,30 @@ def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
         references = sys.getrefcount(frame)
         assert frame_display_matrix(frame) is not None
         assert sys.getrefcount(frame) == references
+
+
+def test_an_image_folder_names_its_unreadable_files_as_every_report_gives_them(faults, tmp_path):
+    """Source.skipped is the one list of the unreadable files' names (no folder), each once, in the
+    order met: the `unreadable` fields and `process`'s error line all take it as it is."""
+    from realtime.evaluation import file_frames
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(1, 6):
+        (folder / f"{number}.jpg").write_bytes((faults / "frames_unpadded" / f"{number}.jpg").read_bytes())
+    (folder / "2.jpg").write_bytes((folder / "2.jpg").read_bytes()[:3000])
+    (folder / "4.png").write_text("not a picture\n")
+    source = open_source(str(folder))
+    _, frames = _read_all(source)
+    assert (len(frames), source.skipped) == (4, ["2.jpg", "4.png"])
+    looped = open_source(str(folder), loop=True)  # a loop passes them again: still named once
+    looped.start()
+    read = 0
+    try:
+        while read < 10 and looped.error is None:
+            read += looped.read(2.0) is not None
+    finally:
+        looped.stop()
+    assert looped.skipped == ["2.jpg", "4.png"]
+    skipped: list[str] = []
+    assert len(list(file_frames(str(folder), skipped=skipped))) == 4 and skipped == ["2.jpg", "4.png"]
