@@ -95,12 +95,11 @@ def _pose_quality(args: argparse.Namespace) -> int:
     import threading
 
     from realtime.analysis.pose_quality import pose_quality
-    from realtime.build import build_pipeline, build_stages
+    from realtime.build import build_run
     from realtime.config import config_from_args
 
     config = config_from_args(args)
-    stages = build_stages(config)
-    pipeline = build_pipeline(config, stages)
+    stages, pipeline = build_run(config)
     keypoints = []
     enough = threading.Event()
 

@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
+from realtime.build import (
+    Stages,
+    build_analysers,
+    build_parser,
+    build_pipeline,
+    build_run,
+    build_stages,
+    require_weights,
+)
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
 from realtime.models import Parser
@@ -105,11 +113,13 @@ class JobModels:
         self._sets: OrderedDict[PipelineConfig, tuple[Parser, Stages]] = OrderedDict()
 
     def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
-        """The parser and stages for `config`, reset; loaded now when no kept set fits."""
+        """The parser and stages for `config`, reset; loaded now when no kept set fits. WeightsError
+        naming every missing weights file first (realtime.build.require_weights)."""
         key = replace(config, source=None, exercise=None, frame_limit=None)
         if key in self._sets:
             self._sets.move_to_end(key)
         else:
+            require_weights(config)
             self._sets[key] = (build_parser(config), build_stages(config))
             while len(self._sets) > self.keep:
                 _close(self._sets.popitem(last=False)[1][1])
@@ -171,8 +181,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     outputs.check_paths(config.source)
     renderer = FrameRenderer(ViewSettings(show_stats=outputs.readout))
     if models is None:
-        stages = build_stages(config)
-        pipeline = build_pipeline(config, stages, renderer=renderer)
+        stages, pipeline = build_run(config, renderer=renderer)
     else:
         parser, stages = models.lend(config)
         pipeline = build_pipeline(config, stages, renderer=renderer, parser=parser, owns_stages=False)

@@ -543,11 +543,27 @@ def test_a_file_that_is_no_checkpoint_given_with_weights_says_so(tmp_path, name,
         load_parser("schp-lip", device="cpu", weights=path)
 
 
-def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
+def test_missing_weights_say_how_to_get_them(tmp_path, single_clip, weights_dir):
+    """Every file the run needs and lacks is named in the one line (it named the first it tried to
+    load, and the user fixing them one at a time ran it again for each)."""
+    from realtime.models.registry import weight_files
+
+    empty = tmp_path / "empty"
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
-               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
-    _assert_one_line_error(run, "weights file", "is missing", "partsight weights fetch",
-                           "PARTSIGHT_WEIGHTS_DIR")
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(empty)})
+    needed = ["bodypix", "blazepose-detector", "blazepose-full", "selfie"]
+    _assert_one_line_error(run, f"4 weights files are missing from {empty}: run 'partsight weights fetch NAME' "
+                                "for each of " + ", ".join(f"{name} ({weight_files()[name][1].filename})"
+                                                           for name in needed),
+                           "(or set PARTSIGHT_WEIGHTS_DIR to a folder holding them)")
+    empty.mkdir()
+    for name in needed[1:]:  # the last one missing: named with where to download it
+        file = weight_files()[name][1].filename
+        (empty / file).symlink_to(weights_dir / file)
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(empty)})
+    _assert_one_line_error(run, f"the weights file {weight_files()['bodypix'][1].filename} is missing: run "
+                                "'partsight weights fetch bodypix', or download https://", "PARTSIGHT_WEIGHTS_DIR")
 
 
 def test_part_iou_names_a_label_value_outside_the_label_set():
