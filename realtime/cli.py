@@ -253,17 +253,18 @@ def _process(args: argparse.Namespace) -> int:
         summary += f", labels {args.labels_dir}"
         if job.labels_removed:
             summary += f" (its {plural(job.labels_removed, 'label PNG')} of an earlier run removed first)"
-    if frames:  # else the MP4 is not kept, and the error or interruption below says so
+    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
+        else "no frame was written"
+    if job.interrupted:  # first: what follows is what the run did until then
+        print(f"partsight: interrupted ({kept})", file=sys.stderr)
+    if frames:  # else the MP4 is not kept, and the error or interruption says so
         print(summary)
         print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
-    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
-        else "no frame was written"
     if job.interrupted:
-        print(f"partsight: interrupted ({kept})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if job.error:
         raise CliError(f"{job.error} ({kept})")

@@ -967,6 +967,23 @@ def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tm
     assert "squat: " in run.stdout and f"summary {summary}" in run.stdout
 
 
+def test_an_interrupted_run_says_so_before_what_it_wrote(faults, tmp_path):
+    """In a terminal the interruption comes first, then what the run wrote until then: "wrote ..."
+    above it read as a finished run, then interrupted. The MP4 plays every frame it names."""
+    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    run = kill_process_after_lines(["process", str(faults / "squat30.mp4"), "-o", str(video), "--metrics", str(metrics),
+                                    "--loop", "--frames", "3000", "--pose", "parser", "--max-people", "1",
+                                    "--size", "180x320", "--device", "cpu"], metrics, 10, sig=signal.SIGINT,
+                                   as_a_terminal_shows=True)
+    lines = metrics.read_text().count("\n")
+    assert run.returncode == 130 and "Traceback" not in run.stdout, run.stdout
+    said = [line for line in run.stdout.splitlines() if line.startswith(("partsight: interrupted", "wrote "))]
+    assert len(said) == 2 and said[0] == f"partsight: interrupted (the {lines} frames before it are in {video})" \
+        and said[1].startswith(f"wrote {video}: {lines} frames in "), run.stdout
+    with av.open(str(video)) as out:
+        assert 10 <= lines == sum(1 for _ in out.decode(video=0))
+
+
 def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
     """A decoded picture must be freed when the reader drops it, not when Python's cyclic collector
     gets round to it: a looped 1080x1920 file grew by hundreds of MB through frame.side_data."""
