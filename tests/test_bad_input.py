@@ -377,6 +377,26 @@ def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tm
     assert not list(tmp_path.iterdir())
 
 
+def test_the_window_and_process_list_the_same_exercises():
+    """`gui --exercise` takes the presets `process --exercise` lists (not "custom": the window's picker
+    has none), named in its help and checked as the command line is read (its help named none, and
+    a bad name failed only once the engine had loaded)."""
+    from realtime.analysis.exercises import PRESETS
+
+    def exercise_help(command: str) -> str:
+        text = " ".join(_cli(command, "--help", env={**os.environ, "COLUMNS": "1000"}).stdout.split())  # unwrapped
+        return text.split("--exercise EXERCISE ", 1)[1].split(" --", 1)[0]
+
+    presets = f"{', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}"
+    assert exercise_help("gui") == f"count repetitions of this preset from the start: {presets}"
+    assert exercise_help("process").startswith(f"count repetitions: {', '.join(PRESETS)} or custom")
+    for name in ("dance", "custom"):
+        run = _cli("gui", "--exercise", name)
+        assert run.returncode == 2 and run.stderr.splitlines() == [
+            f"partsight: error: argument --exercise: invalid choice: '{name}' (choose from "
+            f"{', '.join(repr(preset) for preset in PRESETS)}) (see 'partsight gui --help')"], run.stderr
+
+
 @pytest.mark.parametrize("module, signal_name", [("torch", "SIGINT"), ("realtime.cli", "SIGINT"), ("av", "SIGINT"),
                                                  ("torch", "SIGTERM"), ("realtime.cli", "SIGTERM")])
 def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module, signal_name):
