@@ -13,7 +13,7 @@ WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
 def add_gui_command(commands: argparse._SubParsersAction) -> None:
     from realtime.cli_options import max_side_option, model_options, people_options, positive_int, smoothing_option
-    from realtime.fitness_cli import angles_option, pose_option
+    from realtime.fitness_cli import angles_option, exercise_option, pose_option
 
     gui = commands.add_parser("gui", help="open the window (the default without a command)")
     gui.add_argument("--source", help="what to open first (default: what played last, else webcam 0)")
@@ -24,7 +24,7 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
     gui.add_argument("--frames", type=positive_int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
     max_side_option(gui, WINDOW_MAX_SIDE, size_option=False)
-    gui.add_argument("--exercise", help="count repetitions of this preset from the start")
+    exercise_option(gui, "count repetitions of this preset from the start", custom=False)
     pose_option(gui, "auto")
     angles_option(gui)
     model_options(gui, model=None)

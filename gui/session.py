@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from realtime.analysis.exercises import get_exercise
-from realtime.build import Stages, build_analysers, build_pipeline, build_stages
+from realtime.build import Stages, build_analysers, build_run
 from realtime.config import PipelineConfig
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
@@ -248,8 +248,7 @@ class Session:
         stream) off the UI thread. (OpenMP's workers sleep while idle, realtime/__init__.py, so
         models loaded on this short-lived thread run as fast as on any other.)"""
         try:
-            stages = build_stages(config)
-            pipeline = build_pipeline(config, stages, renderer=self.renderer)
+            stages, pipeline = build_run(config, renderer=self.renderer)
         except Exception as exc:  # shown in the banner, never raised into Qt
             log.exception("cannot load model %s", config.model)
             self._opened.append((None, None, f"cannot load model {config.model}: {_message(exc)}"))

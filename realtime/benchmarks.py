@@ -181,7 +181,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     with `record`), this process's CPU time per frame (all its threads), peak resident memory,
     the parser's backend and the sizes: the frames' (input_size), the copy parsed (parse_size)
     and the network's input; `unreadable`: an image folder's files skipped as unreadable
-    (Source.skipped's names)."""
+    (Source.skipped)."""
     pipeline = build_pipeline(config)
     results: list[tuple[float, dict, float]] = []
     cpu_marks: dict[int, float] = {}
@@ -239,12 +239,8 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         "cpu_ms_per_frame": round((cpu_end - cpu_marks[first]) * 1000 / counted, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "error": pipeline.error,
-        "unreadable": _names(source.skipped),
+        "unreadable": source.skipped,
     }
-
-
-def _names(paths: list[Path]) -> list[str]:
-    return [path.name for path in paths]
 
 
 COMPARE_BLOCK_FRAMES = 10
@@ -261,7 +257,7 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
     not counted either. Per setting: ms per frame (wall time over the frames counted), frames
     per second, latency percentiles, this process's CPU ms per frame (all threads), the mean ms
     per stage and the people per frame; then the ratios b / a; `unreadable`: an image folder's
-    files skipped as unreadable by either (Source.skipped's names)."""
+    files skipped as unreadable by either (Source.skipped)."""
     pipelines = {name: build_pipeline(replace(config, loop=True)) for name, config in configs.items()}
     rows: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
     counted: dict[str, list[tuple[float, float, dict, float, int]]] = {name: [] for name in configs}
@@ -317,7 +313,7 @@ def bench_compare(configs: dict[str, PipelineConfig], *, frames: int, warmup: in
         "ratio": round(b["frame_ms"] / a["frame_ms"], 3),
         "cpu_ratio": round(b["cpu_ms"] / a["cpu_ms"], 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "unreadable": list(dict.fromkeys(name for source in sources for name in _names(source.skipped))),
+        "unreadable": list(dict.fromkeys(name for source in sources for name in source.skipped)),
     }
 
 
@@ -346,7 +342,7 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
     Growth is measured from
     the first sample at or after `warmup_s`: `growth_after_warmup` (last / that - 1) and
     `max_growth_after_warmup` (highest / that - 1); `unreadable`: an image folder's files
-    skipped as unreadable (Source.skipped's names)."""
+    skipped as unreadable (Source.skipped)."""
     pipeline = build_pipeline(config)
     curve: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -387,7 +383,7 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "curve": curve,
         "error": pipeline.error,
-        "unreadable": _names(source.skipped),
+        "unreadable": source.skipped,
     }
 
 

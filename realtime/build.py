@@ -20,7 +20,7 @@ from realtime.pipeline import Pipeline
 from realtime.render import FrameRenderer
 from realtime.smoothing import TemporalSmoother
 from realtime.stages import Analyser, ResultStage
-from realtime.weights import WeightFile
+from realtime.weights import WeightFile, cached_path, missing_error
 
 
 @dataclass
@@ -73,6 +73,19 @@ def model_weights(config: PipelineConfig) -> list[tuple[str, str, WeightFile]]:
     elif source != "parser":
         files.append(("person mask", source, get_segmenter_spec(source).weights))
     return files
+
+
+def missing_weights(config: PipelineConfig) -> list[tuple[str, str, WeightFile]]:
+    """The model_weights of `config` not in the weights cache, each once."""
+    files = {file.filename: (role, name, file) for role, name, file in model_weights(config)}
+    return [entry for entry in files.values() if not cached_path(entry[2]).is_file()]
+
+
+def require_weights(config: PipelineConfig) -> None:
+    """WeightsError naming, in one line, every weights file `config` runs with that is missing from
+    the weights cache (missing_weights), so that one fetch round gets them all."""
+    if missing := missing_weights(config):
+        raise missing_error([(name, file) for _, name, file in missing])
 
 
 def pose_stages(config: PipelineConfig) -> list[ResultStage]:
@@ -152,12 +165,22 @@ def build_stages(config: PipelineConfig) -> Stages:
                   pose_source=pose[0].name if pose else "parser")
 
 
+def build_run(config: PipelineConfig, *, renderer: FrameRenderer | None = None) -> tuple[Stages, Pipeline]:
+    """Fresh stages for one run of `config` and the Pipeline running them (build_pipeline), with
+    every missing weights file named first, in one line (require_weights)."""
+    require_weights(config)
+    stages = build_stages(config)
+    return stages, build_pipeline(config, stages, renderer=renderer)
+
+
 def build_pipeline(config: PipelineConfig, stages: Stages | None = None, *,
                    renderer: FrameRenderer | None = None, parser: Parser | None = None,
                    owns_stages: bool = True) -> Pipeline:
-    """The Pipeline of `config` running `stages` (default: build_stages(config)); it owns and
-    closes them, except result stages lent with `owns_stages=False`. `parser`: one already
-    loaded for `config` (default: loaded here)."""
-    stages = stages or build_stages(config)
+    """The Pipeline of `config` running `stages` (default: build_stages(config), every missing
+    weights file named first: require_weights); it owns and closes them, except result stages lent
+    with `owns_stages=False`. `parser`: one already loaded for `config` (default: loaded here)."""
+    if stages is None:
+        require_weights(config)
+        stages = build_stages(config)
     return Pipeline(config, stages=stages.result, analysers=stages.analysers, renderer=renderer, parser=parser,
                     owns_stages=owns_stages, pose_source=stages.pose_source)

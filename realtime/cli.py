@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
     traceback goes to the log file) and return 1; a SIGTERM is a Ctrl-C; a Ctrl-C the command did
     not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
     one line. Exit status 2: a usage error (argparse's, or options that do not go together,
-    OptionsError); 1: the input or the run failed; 130: interrupted."""
+    OptionsError); 1: the input or the run failed; 130: interrupted; 0 also when the reader of
+    stdout closed it (_run)."""
     parser = _build_parser(extra_commands)
     args = _parse(parser, compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
@@ -65,6 +66,18 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
             parser.print_usage(sys.stderr)
             return EXIT_USAGE
         args = _parse(parser, [default_command, *(argv or [])])
+    status = _run(parser, args)
+    try:
+        sys.stdout.flush()  # a reader gone by now is met here, not in the interpreter's last flush
+    except BrokenPipeError:
+        _stdout_to_devnull()
+    return status
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """`args.handler`'s exit status, a failure's said in one line (main). A reader that closed
+    stdout took what it wanted (`weights list | head -1`): exit status 0, as when it left only
+    after the last line, which is timing, not the command's doing."""
     log_file = configure_logging()
     try:
         with sigterm_as_ctrl_c():
@@ -73,8 +86,8 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
         print(f"partsight: error: {exc} (see '{_command_parser(parser, args).prog} --help')", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
-        if isinstance(exc, BrokenPipeError) and _stdout_closed():  # the reader's choice: nothing to say
-            return EXIT_ERROR
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            return 0
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise
         from realtime.sources import redact_url
@@ -88,8 +101,7 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
 
 def _stdout_closed() -> bool:
     """Whether stdout is a pipe whose reader went away (`partsight weights list | head -3`: poll
-    reports an error on it); if so, stdout now writes to os.devnull, so that the interpreter's
-    last flush does not fail again."""
+    reports an error on it); if so, stdout now writes to os.devnull (_stdout_to_devnull)."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # not a file (a test's capture)
@@ -98,10 +110,16 @@ def _stdout_closed() -> bool:
     poller.register(fd, select.POLLOUT)
     if not any(events & select.POLLERR for _fd, events in poller.poll(0)):
         return False
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, fd)
-    os.close(devnull)
+    _stdout_to_devnull()
     return True
+
+
+def _stdout_to_devnull() -> None:
+    """Points stdout's file descriptor at os.devnull, so that what is still buffered for a reader
+    that went away does not fail the interpreter's last flush (exit status 120 and its complaint)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -235,24 +253,25 @@ def _process(args: argparse.Namespace) -> int:
         summary += f", labels {args.labels_dir}"
         if job.labels_removed:
             summary += f" (its {plural(job.labels_removed, 'label PNG')} of an earlier run removed first)"
-    if frames:  # else the MP4 is not kept, and the error or interruption below says so
+    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
+        else "no frame was written"
+    if job.interrupted:  # first: what follows is what the run did until then
+        print(f"partsight: interrupted ({kept})", file=sys.stderr)
+    if frames:  # else the MP4 is not kept, and the error or interruption says so
         print(summary)
         print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
         if args.summary is not None:
             print(f"summary {args.summary}")
-    kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
-        else "no frame was written"
     if job.interrupted:
-        print(f"partsight: interrupted ({kept})", file=sys.stderr)
         return EXIT_INTERRUPTED
     if job.error:
         raise CliError(f"{job.error} ({kept})")
     if frames == 0:
         raise CliError(f"{job.source.name} gave no frames")
     if job.skipped:
-        raise CliError(f"{unreadable_words([path.name for path in job.skipped])}; the other "
+        raise CliError(f"{unreadable_words(job.skipped)}; the other "
                        f"{plural(frames, 'frame')} {'is' if frames == 1 else 'are'} in {args.output}")
     return 0
 

@@ -155,14 +155,13 @@ def _flicker(args: argparse.Namespace) -> int:
     parser = build_parser(config)
     stages = person_mask_chain(config)
     problems: list[str] = []
-    skipped: list[Path] = []
+    skipped: list[str] = []
     frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems,
                          skipped=skipped)
     report = evaluate_flicker(parser, frames, TemporalSmoother(config.smoothing), stages=stages)
-    names = [path.name for path in skipped]
     print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report,
-                      **warning_field(problems[0] if problems else None), **unreadable_field(names)}))
-    refuse_unreadable(names, report["frames"])
+                      **warning_field(problems[0] if problems else None), **unreadable_field(skipped)}))
+    refuse_unreadable(skipped, report["frames"])
     return 0
 
 

@@ -44,11 +44,11 @@ def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:
 
 
 def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None,
-                problems: list[str] | None = None, skipped: list[Path] | None = None) -> Iterator[Frame]:
+                problems: list[str] | None = None, skipped: list[str] | None = None) -> Iterator[Frame]:
     """Every frame of a video file or image folder, in order. A source that fails before any
     frame raises SourceError; one that fails later ends the frames, its message appended to
-    `problems` when given (else raised). An image folder's files skipped as unreadable among the
-    frames read (Source.skipped) are appended to `skipped` when given, once the frames end."""
+    `problems` when given (else raised). The names of an image folder's files skipped as
+    unreadable among the frames read (Source.skipped) are appended to `skipped` when given, once the frames end."""
     source = open_source(spec, size=size)
     source.start()
     count = 0

@@ -25,11 +25,9 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
     """--exercise and the custom exercise's options, --pose, --angles; with `summary`, --summary
     PATH (a command that names its outputs itself, such as batch, goes without)."""
     from realtime.analysis.angles import JOINTS
-    from realtime.analysis.exercises import PRESETS
 
     group = command.add_argument_group("fitness analysis")
-    group.add_argument("--exercise", choices=[*PRESETS, "custom"], metavar="EXERCISE",
-                       help=f"count repetitions: {', '.join(PRESETS)} or custom (with --joint, --start-deg, --turn-deg)")
+    exercise_option(group, "count repetitions", custom=True)
     if summary:
         group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
     group.add_argument("--joint", action="append", choices=list(JOINTS), metavar="JOINT",
@@ -38,6 +36,16 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
     group.add_argument("--turn-deg", type=joint_angle, help="custom exercise: angle a repetition must reach (0-180)")
     pose_option(group, "auto")
     angles_option(group, given_only=True)
+
+
+def exercise_option(command: argparse._ActionsContainer, what: str, *, custom: bool) -> None:
+    """--exercise: a preset (realtime.analysis.exercises.PRESETS), or with `custom` also "custom"
+    (fitness_options' --joint, --start-deg, --turn-deg); its help is `what` and the names."""
+    from realtime.analysis.exercises import PRESETS
+
+    names = [*PRESETS, *(["custom"] if custom else [])]
+    listed = f"{', '.join(names[:-1])} or {names[-1]}" + (" (with --joint, --start-deg, --turn-deg)" if custom else "")
+    command.add_argument("--exercise", choices=names, metavar="EXERCISE", help=f"{what}: {listed}")
 
 
 def refuse_angles_without_exercise(args: argparse.Namespace) -> None:
@@ -95,12 +103,11 @@ def _pose_quality(args: argparse.Namespace) -> int:
     import threading
 
     from realtime.analysis.pose_quality import pose_quality
-    from realtime.build import build_pipeline, build_stages
+    from realtime.build import build_run
     from realtime.config import config_from_args
 
     config = config_from_args(args)
-    stages = build_stages(config)
-    pipeline = build_pipeline(config, stages)
+    stages, pipeline = build_run(config)
     keypoints = []
     enough = threading.Event()
 
@@ -120,9 +127,8 @@ def _pose_quality(args: argparse.Namespace) -> int:
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
     measured = keypoints[: args.frames] if args.frames else keypoints
-    names = [path.name for path in source.skipped]
     report = {"source": info.name, "model": pipeline.stats.model, "pose": pipeline.stats.pose_source,
-              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(names)}
+              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(source.skipped)}
     print(json.dumps(report))
-    refuse_unreadable(names, len(measured))
+    refuse_unreadable(source.skipped, len(measured))
     return 0

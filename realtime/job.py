@@ -12,7 +12,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from realtime.build import Stages, build_analysers, build_parser, build_pipeline, build_stages
+from realtime.build import (
+    Stages,
+    build_analysers,
+    build_parser,
+    build_pipeline,
+    build_run,
+    build_stages,
+    require_weights,
+)
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
 from realtime.models import Parser
@@ -76,8 +84,8 @@ class JobResult:
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
     summary: the fitness summary (None without an exercise); audio: one line on what became of
     the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
-    folder before this run's were written (Recorder); skipped: an image folder's files left out
-    as unreadable (realtime.sources.ImageFolderReader)."""
+    folder before this run's were written (Recorder); skipped: the names of an image folder's files
+    left out as unreadable (realtime.sources.Source.skipped)."""
 
     source: SourceInfo
     frames: int
@@ -88,7 +96,7 @@ class JobResult:
     summary: dict[str, Any] | None = field(default=None)
     interrupted: bool = False
     labels_removed: int = 0
-    skipped: list[Path] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 class JobModels:
@@ -105,11 +113,13 @@ class JobModels:
         self._sets: OrderedDict[PipelineConfig, tuple[Parser, Stages]] = OrderedDict()
 
     def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
-        """The parser and stages for `config`, reset; loaded now when no kept set fits."""
+        """The parser and stages for `config`, reset; loaded now when no kept set fits. WeightsError
+        naming every missing weights file first (realtime.build.require_weights)."""
         key = replace(config, source=None, exercise=None, frame_limit=None)
         if key in self._sets:
             self._sets.move_to_end(key)
         else:
+            require_weights(config)
             self._sets[key] = (build_parser(config), build_stages(config))
             while len(self._sets) > self.keep:
                 _close(self._sets.popitem(last=False)[1][1])
@@ -171,8 +181,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     outputs.check_paths(config.source)
     renderer = FrameRenderer(ViewSettings(show_stats=outputs.readout))
     if models is None:
-        stages = build_stages(config)
-        pipeline = build_pipeline(config, stages, renderer=renderer)
+        stages, pipeline = build_run(config, renderer=renderer)
     else:
         parser, stages = models.lend(config)
         pipeline = build_pipeline(config, stages, renderer=renderer, parser=parser, owns_stages=False)
@@ -210,7 +219,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         seconds = time.monotonic() - start
         skipped = [] if source is None else source.skipped
-        summary = fitness_summary(stages, info, [path.name for path in skipped], interrupted=interrupted)
+        summary = fitness_summary(stages, info, skipped, interrupted=interrupted)
         if summary is not None and outputs.summary is not None:
             write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,

@@ -732,10 +732,15 @@ class Source:
         return self._buffer.dropped
 
     @property
-    def skipped(self) -> list[Path]:
-        """The files left out as unreadable (FrameReader.unreadable) that the frames read so far
-        passed over (the capture thread reads ahead of them: a run stopped at a frame limit passed
-        over none after it), all of them once a read found the file played to its end."""
+    def skipped(self) -> list[str]:
+        """The names (no folder) of the files left out as unreadable (FrameReader.unreadable) that
+        the frames read so far passed over (the capture thread reads ahead of them: a run stopped
+        at a frame limit passed over none after it), all of them once a read found the file played
+        to its end; in the order they were met, each once. The one list every report of them
+        gives (`unreadable` fields; realtime.job.unreadable_words puts it in words)."""
+        return [path.name for path in self._skipped_paths()]
+
+    def _skipped_paths(self) -> list[Path]:
         reached = math.inf if self._read_to_end else self._last_read_index
         return [path for path, at in self._reader.unreadable.items() if at < reached]
 
@@ -778,7 +783,7 @@ class Source:
         return None
 
     def _warn_skipped(self) -> None:
-        for path in self.skipped:
+        for path in self._skipped_paths():
             if path not in self._warned:
                 self._warned.add(path)
                 log.warning("%s is not a readable image; skipped", path)

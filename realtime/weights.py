@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import platformdirs
 
@@ -68,6 +68,18 @@ def cached_path(file: WeightFile) -> Path:
     return weights_dir() / file.filename
 
 
+def missing_error(missing: Sequence[tuple[str | None, WeightFile]]) -> WeightsError:
+    """The one-line error for weights files missing from the cache, each given as (the model or
+    network it belongs to, its name in `partsight weights list`; file): one file with how_to_get's
+    words, several named together with the `weights fetch` name of each."""
+    if len(missing) == 1:
+        name, file = missing[0]
+        return WeightsError(f"the weights file {file.filename} is missing: {how_to_get(file, name)}")
+    each = ", ".join(f"{name} ({file.filename})" for name, file in missing)
+    return WeightsError(f"{len(missing)} weights files are missing from {weights_dir()}: run 'partsight weights "
+                        f"fetch NAME' for each of {each} (or set {WEIGHTS_DIR_ENV} to a folder holding them)")
+
+
 def check_sha256(path: Path, file: WeightFile, name: str | None = None) -> None:
     if file.sha256 is None:
         return
@@ -93,7 +105,7 @@ def resolve(file: WeightFile, path: str | Path | None = None, *, name: str | Non
         return explicit
     cached = cached_path(file)
     if not cached.is_file():
-        raise WeightsError(f"the weights file {file.filename} is missing: {how_to_get(file, name)}")
+        raise missing_error([(name, file)])
     check_sha256(cached, file, name)
     return cached
 

@@ -127,20 +127,23 @@ MAIN = Path(__file__).resolve().parents[1] / "main.py"
 
 
 def kill_process_after_lines(args: list[str], metrics: Path, lines: int, timeout_s: float = 180, *,
-                             sig: signal.Signals = signal.SIGKILL,
-                             again_after_s: float | None = None) -> subprocess.CompletedProcess:
+                             sig: signal.Signals = signal.SIGKILL, again_after_s: float | None = None,
+                             as_a_terminal_shows: bool = False) -> subprocess.CompletedProcess:
     """Runs `main.py ARGS` (writing the JSONL `metrics`) and sends it `sig` (default SIGKILL) once
     that file holds `lines` lines, and again `again_after_s` later when given; fails the test when
     the process ended or stalled before. Returns how it ended (exit status, stdout and stderr as
-    text)."""
-    process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    text); `as_a_terminal_shows`: stderr merged into stdout, each line written when printed (as in
+    a terminal), stderr None."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"} if as_a_terminal_shows else None
+    process = subprocess.Popen([sys.executable, str(MAIN), *args], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT if as_a_terminal_shows else subprocess.PIPE, text=True, env=env,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         if metrics.exists() and metrics.read_bytes().count(b"\n") >= lines:
             break
         time.sleep(0.05)
-    assert process.poll() is None, process.stderr.read()
+    assert process.poll() is None, (process.stderr or process.stdout).read()
     process.send_signal(sig)
     if again_after_s is not None:
         time.sleep(again_after_s)

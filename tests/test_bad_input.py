@@ -377,6 +377,26 @@ def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tm
     assert not list(tmp_path.iterdir())
 
 
+def test_the_window_and_process_list_the_same_exercises():
+    """`gui --exercise` takes the presets `process --exercise` lists (not "custom": the window's picker
+    has none), named in its help and checked as the command line is read (its help named none, and
+    a bad name failed only once the engine had loaded)."""
+    from realtime.analysis.exercises import PRESETS
+
+    def exercise_help(command: str) -> str:
+        text = " ".join(_cli(command, "--help", env={**os.environ, "COLUMNS": "1000"}).stdout.split())  # unwrapped
+        return text.split("--exercise EXERCISE ", 1)[1].split(" --", 1)[0]
+
+    presets = f"{', '.join(list(PRESETS)[:-1])} or {list(PRESETS)[-1]}"
+    assert exercise_help("gui") == f"count repetitions of this preset from the start: {presets}"
+    assert exercise_help("process").startswith(f"count repetitions: {', '.join(PRESETS)} or custom")
+    for name in ("dance", "custom"):
+        run = _cli("gui", "--exercise", name)
+        assert run.returncode == 2 and run.stderr.splitlines() == [
+            f"partsight: error: argument --exercise: invalid choice: '{name}' (choose from "
+            f"{', '.join(repr(preset) for preset in PRESETS)}) (see 'partsight gui --help')"], run.stderr
+
+
 @pytest.mark.parametrize("module, signal_name", [("torch", "SIGINT"), ("realtime.cli", "SIGINT"), ("av", "SIGINT"),
                                                  ("torch", "SIGTERM"), ("realtime.cli", "SIGTERM")])
 def test_ctrl_c_while_the_engine_loads_is_one_line_and_exit_130(single_clip, tmp_path, module, signal_name):
@@ -543,11 +563,27 @@ def test_a_file_that_is_no_checkpoint_given_with_weights_says_so(tmp_path, name,
         load_parser("schp-lip", device="cpu", weights=path)
 
 
-def test_missing_weights_say_how_to_get_them(tmp_path, single_clip):
+def test_missing_weights_say_how_to_get_them(tmp_path, single_clip, weights_dir):
+    """Every file the run needs and lacks is named in the one line (it named the first it tried to
+    load, and the user fixing them one at a time ran it again for each)."""
+    from realtime.models.registry import weight_files
+
+    empty = tmp_path / "empty"
     run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
-               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(tmp_path / "empty")})
-    _assert_one_line_error(run, "weights file", "is missing", "partsight weights fetch",
-                           "PARTSIGHT_WEIGHTS_DIR")
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(empty)})
+    needed = ["bodypix", "blazepose-detector", "blazepose-full", "selfie"]
+    _assert_one_line_error(run, f"4 weights files are missing from {empty}: run 'partsight weights fetch NAME' "
+                                "for each of " + ", ".join(f"{name} ({weight_files()[name][1].filename})"
+                                                           for name in needed),
+                           "(or set PARTSIGHT_WEIGHTS_DIR to a folder holding them)")
+    empty.mkdir()
+    for name in needed[1:]:  # the last one missing: named with where to download it
+        file = weight_files()[name][1].filename
+        (empty / file).symlink_to(weights_dir / file)
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "o.mp4"), "--device", "cpu",
+               env={**os.environ, "PARTSIGHT_WEIGHTS_DIR": str(empty)})
+    _assert_one_line_error(run, f"the weights file {weight_files()['bodypix'][1].filename} is missing: run "
+                                "'partsight weights fetch bodypix', or download https://", "PARTSIGHT_WEIGHTS_DIR")
 
 
 def test_part_iou_names_a_label_value_outside_the_label_set():
@@ -559,13 +595,20 @@ def test_part_iou_names_a_label_value_outside_the_label_set():
     assert int(error.split("label value ")[1].split()[0]) > 6
 
 
-def test_a_reader_that_closes_stdout_ends_the_command_quietly():
+@pytest.mark.parametrize("unbuffered", ["1", None])
+def test_a_reader_that_closes_stdout_ends_the_command_quietly(unbuffered):
+    """Exit status 0, as when the reader (`| head -1`) leaves after the last line: which of the two
+    happens is timing. A line-buffered stdout (PYTHONUNBUFFERED) met the closed pipe in a print
+    (exit status 1); a block-buffered one in the interpreter's last flush (120, with a complaint)."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"}
+    if unbuffered:
+        env["PYTHONUNBUFFERED"] = unbuffered
     read, write = os.pipe()
     os.close(read)  # the reader is gone before the command writes its first line (`| head -0`)
     with os.fdopen(write, "wb") as stdout:
         run = subprocess.run([sys.executable, str(MAIN), "weights", "list"], stdout=stdout, stderr=subprocess.PIPE,
-                             text=True, timeout=120)
-    assert run.returncode == 1 and run.stderr == ""
+                             text=True, timeout=120, env=env)
+    assert run.returncode == 0 and run.stderr == ""
 
 
 def test_a_webcam_that_never_opens_is_one_line(tmp_path):

@@ -967,6 +967,23 @@ def test_ctrl_c_keeps_the_counted_reps_the_summary_and_a_playable_mp4(faults, tm
     assert "squat: " in run.stdout and f"summary {summary}" in run.stdout
 
 
+def test_an_interrupted_run_says_so_before_what_it_wrote(faults, tmp_path):
+    """In a terminal the interruption comes first, then what the run wrote until then: "wrote ..."
+    above it read as a finished run, then interrupted. The MP4 plays every frame it names."""
+    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    run = kill_process_after_lines(["process", str(faults / "squat30.mp4"), "-o", str(video), "--metrics", str(metrics),
+                                    "--loop", "--frames", "3000", "--pose", "parser", "--max-people", "1",
+                                    "--size", "180x320", "--device", "cpu"], metrics, 10, sig=signal.SIGINT,
+                                   as_a_terminal_shows=True)
+    lines = metrics.read_text().count("\n")
+    assert run.returncode == 130 and "Traceback" not in run.stdout, run.stdout
+    said = [line for line in run.stdout.splitlines() if line.startswith(("partsight: interrupted", "wrote "))]
+    assert len(said) == 2 and said[0] == f"partsight: interrupted (the {lines} frames before it are in {video})" \
+        and said[1].startswith(f"wrote {video}: {lines} frames in "), run.stdout
+    with av.open(str(video)) as out:
+        assert 10 <= lines == sum(1 for _ in out.decode(video=0))
+
+
 def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
     """A decoded picture must be freed when the reader drops it, not when Python's cyclic collector
     gets round to it: a looped 1080x1920 file grew by hundreds of MB through frame.side_data."""
@@ -977,3 +994,30 @@ def test_reading_the_display_matrix_keeps_no_reference_to_the_frame(faults):
         references = sys.getrefcount(frame)
         assert frame_display_matrix(frame) is not None
         assert sys.getrefcount(frame) == references
+
+
+def test_an_image_folder_names_its_unreadable_files_as_every_report_gives_them(faults, tmp_path):
+    """Source.skipped is the one list of the unreadable files' names (no folder), each once, in the
+    order met: the `unreadable` fields and `process`'s error line all take it as it is."""
+    from realtime.evaluation import file_frames
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for number in range(1, 6):
+        (folder / f"{number}.jpg").write_bytes((faults / "frames_unpadded" / f"{number}.jpg").read_bytes())
+    (folder / "2.jpg").write_bytes((folder / "2.jpg").read_bytes()[:3000])
+    (folder / "4.png").write_text("not a picture\n")
+    source = open_source(str(folder))
+    _, frames = _read_all(source)
+    assert (len(frames), source.skipped) == (4, ["2.jpg", "4.png"])
+    looped = open_source(str(folder), loop=True)  # a loop passes them again: still named once
+    looped.start()
+    read = 0
+    try:
+        while read < 10 and looped.error is None:
+            read += looped.read(2.0) is not None
+    finally:
+        looped.stop()
+    assert looped.skipped == ["2.jpg", "4.png"]
+    skipped: list[str] = []
+    assert len(list(file_frames(str(folder), skipped=skipped))) == 4 and skipped == ["2.jpg", "4.png"]

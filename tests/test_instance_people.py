@@ -134,7 +134,9 @@ def test_process_with_instance_people_splits_a_single_person_parser(media_dir, t
 
 @pytest.mark.parametrize("options", [["--model", "mask2former-r50-panoptic"],
                                      ["--people", "mask2former-r50-panoptic"]])
-def test_missing_panoptic_weights_are_one_line(options, media_dir, tmp_path, capsys, monkeypatch):
+def test_missing_panoptic_weights_are_one_line(options, media_dir, tmp_path, capsys, monkeypatch, weights_dir):
+    for other in weights_dir.glob("bodypix-*.onnx"):  # the parser's, with --people: the panoptic file alone is missing
+        (tmp_path / other.name).symlink_to(other)
     monkeypatch.setenv("PARTSIGHT_WEIGHTS_DIR", str(tmp_path))
     code = main(["process", str(media_dir / "sports2d-demo.mp4"), "-o", str(tmp_path / "x.mp4"), "--frames", "1",
                  "--person-mask", "parser", "--pose", "parser", *options])

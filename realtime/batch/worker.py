@@ -83,7 +83,7 @@ class BatchWorker:
                           on_start=self._started, on_result=self._counted, stop=self._stop, models=self._models)
             fps = job.source.fps
             record.update(frames=job.frames, duration_s=round(job.frames / fps, 3) if fps else None,
-                          unreadable=[path.name for path in job.skipped])
+                          unreadable=job.skipped)
             if job.summary is not None:
                 record["reps"] = {pid: person["reps"] for pid, person in job.summary["people"].items()}
             if job.stopped:

@@ -14,10 +14,9 @@ from typing import Any, Callable, TypeVar
 import cv2
 import numpy as np
 
-from realtime import weights as weights_cache
 from realtime.analysis.angles import Angle
 from realtime.analysis.fitness import person_angles
-from realtime.build import build_pipeline, build_stages, model_weights
+from realtime.build import build_run, missing_weights
 from realtime.config import PipelineConfig, default
 from realtime.metrics import frame_metrics
 from realtime.models.registry import DEFAULT_MODEL
@@ -35,10 +34,10 @@ class ModelUnavailable(ValueError):
 def check_available(config: PipelineConfig) -> None:
     """UnknownModelError (a ValueError) for an unknown model name, ModelUnavailable when a model
     `config` runs (realtime.build.model_weights: the parser, the people model, the pose networks,
-    the person segmenter) has no weights in the weights cache."""
-    for role, name, file in model_weights(config):
-        if not weights_cache.cached_path(file).is_file():
-            raise ModelUnavailable(f"{role} {name} is not available on this server: its weights are not installed")
+    the person segmenter) has no weights in the weights cache (missing_weights: the first named)."""
+    if missing := missing_weights(config):
+        role, name, _ = missing[0]
+        raise ModelUnavailable(f"{role} {name} is not available on this server: its weights are not installed")
 
 
 class FrameRunner:
@@ -47,8 +46,7 @@ class FrameRunner:
 
     def __init__(self, config: PipelineConfig) -> None:
         self.config = config
-        self.stages = build_stages(config)
-        self.pipeline = build_pipeline(config, self.stages, renderer=FrameRenderer(ViewSettings(show_stats=False)))
+        self.stages, self.pipeline = build_run(config, renderer=FrameRenderer(ViewSettings(show_stats=False)))
 
     def process(self, rgb: np.ndarray, *, index: int = 0, pts_s: float = 0.0, captured_s: float | None = None,
                 decode_ms: float = 0.0) -> FrameResult:
