@@ -12,6 +12,7 @@ from dataclasses import replace
 from realtime.cli_options import (
     fps_option,
     frame_size,
+    frames_between,
     max_side_option,
     model_options,
     parse_side_option,
@@ -25,17 +26,11 @@ from realtime.cli_options import (
     stage_threads_option,
     unreadable_field,
     warning_field,
-    whole_number,
 )
 from realtime.config import OptionsError
 from realtime.fitness_cli import fitness_options, refuse_angles_without_exercise
 from realtime.models.backends import BACKEND_CHOICES, BACKENDS
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, SEGMENTER_SPECS
-
-def measured_frames(text: str) -> int:
-    """argparse type for bench's --frames: 2 or more, as frames per second are measured between frames."""
-    return whole_number(text, 2)
-
 
 GPU_PARTS = ("bodypix", "blazepose", "m2fp", "schp")  # what `bench-gpu` measures (realtime.benchmarks.bench_gpu)
 
@@ -43,7 +38,7 @@ GPU_PARTS = ("bodypix", "blazepose", "m2fp", "schp")  # what `bench-gpu` measure
 def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser("bench", help="measure end-to-end speed on a source; prints JSON")
     bench.add_argument("source")
-    bench.add_argument("--frames", type=measured_frames, default=100,
+    bench.add_argument("--frames", type=frames_between, default=100,
                        help="frames measured after the warm-up (at least 2: a rate is measured between frames)")
     bench.add_argument("--warmup", type=non_negative_int, default=5)
     bench.add_argument("--record", action="store_true", help="also encode the annotated video (to a temp file)")

@@ -24,6 +24,12 @@ def whole_number(text: str, minimum: int) -> int:
     return value
 
 
+def frames_between(text: str) -> int:
+    """argparse type for a --frames that something is measured between (a rate, a change from one
+    frame to the next): 2 or more."""
+    return whole_number(text, 2)
+
+
 def fps_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fps", type=positive_float,
                          help="frame rate of an image sequence (a folder); default: the rate its seqinfo.ini or JSON "

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from realtime.cli_options import (
     frame_size,
+    frames_between,
     model_options,
-    positive_int,
     refuse_unreadable,
     smoothing_option,
     unreadable_field,
@@ -47,7 +47,8 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                     "(0-1, mean and worst frame): how closely the smoothed person mask stays on the frame's own.")
     flicker.add_argument("source", help="video file or image folder")
     flicker.add_argument("--size", type=frame_size, help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
-    flicker.add_argument("--frames", type=positive_int, help="only the first N frames")
+    flicker.add_argument("--frames", type=frames_between, help="only the first N frames (at least 2: flicker is a "
+                         "change from one frame to the next)")
     model_options(flicker)
     pose_option(flicker, "auto")
     smoothing_option(flicker)
@@ -60,8 +61,8 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                     "person region with the same label), both 0-1 and higher is better, averaged over every frame.")
     jitter.add_argument("images", nargs="*", help="still images (default: every image of --dataset)")
     jitter.add_argument("--dataset", type=Path, help=f"{DATASET_HELP} (or give IMAGES)")
-    jitter.add_argument("--jitter-frames", "--frames", dest="jitter_frames", type=int, default=45,
-                        help="frames of motion per still (default 45)")
+    jitter.add_argument("--jitter-frames", "--frames", dest="jitter_frames", type=frames_between, default=45,
+                        help="frames of motion per still (at least 2; default 45)")
     jitter.add_argument("--seed", type=int, default=0,
                         help="seed of the random motion and noise: the same seed moves the stills the same way "
                              "(default 0)")
@@ -171,8 +172,6 @@ def _jitter(args: argparse.Namespace) -> int:
     from realtime.evaluation import evaluate_jitter, labelled_images, read_rgb
     from realtime.smoothing import TemporalSmoother
 
-    if args.jitter_frames < 2:
-        raise OptionsError("--frames must be at least 2")
     config = config_from_args(args)
     paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
     stills = [read_rgb(path) for path in paths]

@@ -342,8 +342,11 @@ PART_LABEL_FORMATS = {
 def read_class_ids(path: str | Path) -> np.ndarray:
     """H x W uint8 class ids of a single-channel label PNG (grey values are the ids)."""
     label = read_image_file(path, cv2.IMREAD_UNCHANGED)
-    if label is None or label.ndim != 2:
-        raise ValueError(f"{path}: not a single-channel label image of class ids")
+    if label is None:
+        raise ValueError(f"{path}: not a readable label image")
+    if label.ndim != 2:
+        raise ValueError(f"{path}: a colour or palette image, not a single-channel label image of class ids "
+                         "(grey values); person masks are for eval person-iou")
     return label.astype(np.uint8)
 
 

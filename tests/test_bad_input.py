@@ -361,7 +361,10 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
      "unrecognized arguments: --parts top-down (see 'partsight eval part-iou --help')"),
     (["batch", "{clip}", "--out", "{out}", "--joint", "left_knee"], 2,
      "--joint needs --exercise (see 'partsight batch --help')"),
-    (["eval", "jitter", "{clip}", "--frames", "1"], 2, "--frames must be at least 2 (see 'partsight eval jitter --help')"),
+    (["eval", "jitter", "{clip}", "--frames", "1"], 2,
+     "argument --jitter-frames/--frames: expected a whole number of at least 2, not '1' (see 'partsight eval jitter --help')"),
+    (["eval", "flicker", "{clip}", "--frames", "1"], 2,
+     "argument --frames: expected a whole number of at least 2, not '1' (see 'partsight eval flicker --help')"),
     (["serve", "--host", "0.0.0.0"], 2, "lets other machines call the service"),
     (["process", "{clip}", "-o", "{out}.mp4", "--dtyp", "fp32"], 2,
      "unrecognized arguments: --dtyp fp32 (see 'partsight process --help')"),
@@ -593,6 +596,15 @@ def test_part_iou_names_a_label_value_outside_the_label_set():
     error = _assert_one_line_error(run, "is not a class of --labels pascal-person-part (0-6); "
                                         "its values fit --labels lip")
     assert int(error.split("label value ")[1].split()[0]) > 6
+
+
+def test_part_iou_says_a_colour_label_image_is_no_part_labelling():
+    """ccp_dev's labels are palette PNGs of a person mask (OpenCV reads them as colours)."""
+    from _paths import datasets_dir
+
+    run = _cli("eval", "part-iou", str(datasets_dir() / "ccp_dev"), "--device", "cpu", "--pose", "parser")
+    _assert_one_line_error(run, "ann_0002.png: a colour or palette image, not a single-channel label image of "
+                                "class ids (grey values); person masks are for eval person-iou")
 
 
 @pytest.mark.parametrize("unbuffered", ["1", None])
