@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 import av
 import numpy as np
@@ -311,6 +313,23 @@ def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):
     (tmp_path / "bad.csv").write_text("file\nx.mp4\n")
     with pytest.raises(ValueError, match="no 'path' column"):
         expand_inputs([str(tmp_path / "bad.csv")])
+
+
+def test_output_names_keep_unicode_letters_and_digits(tmp_path):
+    """Letters and digits of any script stay in the output folder names (they became 'bung_1',
+    'input', 'Jos_squat', 'squat'); only characters unsafe in a file name become '_'; names stay
+    unique ignoring case, a macOS (decomposed) name is the same name, and each is a folder here."""
+    decomposed = unicodedata.normalize("NFD", "übung 1.mkv")
+    names = ("Übung 1.mp4", "スクワット.mp4", "José squat.mov", "squat ü.mp4", "a:b*c?.mp4", decomposed)
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    found = expand_inputs([str(tmp_path / name) for name in names]
+                          + ["http://example.invalid/x/%C3%9Cbung%202.mp4", "https://example.invalid/x/%2F%2F.mp4",
+                             f"http://example.invalid/{quote('ス' * 100)}.mp4"])
+    made = list(output_names(found, {}).values())
+    assert made == ["Übung_1", "スクワット", "José_squat", "squat_ü", "a_b_c", "übung_1-2", "Übung_2", "input", "ス" * 66]
+    for name in made:
+        (tmp_path / "out" / name).mkdir(parents=True)
 
 
 def test_an_image_folder_repaired_in_place_is_done_again(media_dir, tmp_path):
