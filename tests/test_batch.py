@@ -400,6 +400,27 @@ sys.exit(code)
     assert (tmp_path / "notes.txt").read_text() == "a file the user keeps"
 
 
+@pytest.mark.parametrize("holding", [(), ("notes.txt",), ("deeper/notes.txt",)])
+def test_a_folder_without_videos_is_one_line_as_a_glob_matching_nothing(tmp_path, holding):
+    """An empty folder, or one holding only other files, is an error as a glob matching no file is
+    (it was '0 inputs: 0 ok ...' and exit 0), naming the folder and the suffixes looked for."""
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    for name in holding:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("notes")
+    runs = [subprocess.run([sys.executable, str(REPO / "main.py"), "batch", spec, "--out", str(tmp_path / "out")],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+            for spec in (str(folder), str(tmp_path / "*.mkv"))]
+    assert [run.returncode for run in runs] == [1, 1], [run.stderr for run in runs]
+    assert runs[1].stderr.splitlines() == [f"partsight: error: {tmp_path / '*.mkv'} matches no file"]
+    assert len(runs[0].stderr.splitlines()) == 1 and not runs[0].stdout, runs[0].stdout
+    message = runs[0].stderr.strip()
+    assert message.startswith(f"partsight: error: {folder} holds no video")
+    assert all(f" {suffix} " in message for suffix in (".mp4", ".mov", ".mkv", ".webm"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_before_any_input_is_done_names_no_manifest(cluster, clips, tmp_path):
     out, options = tmp_path / "out", ["--frames", "100", *OPTIONS[2:], "--workers", "1"]
     driver = subprocess.Popen(batch_command(cluster, out, *clips[:2], options=options),

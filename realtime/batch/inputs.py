@@ -35,8 +35,8 @@ def expand_inputs(specs: Sequence[str], *, exclude: Path | None = None) -> list[
     """Every input `specs` name, in their order, each folder's and glob's in natural order; an
     input named twice (a URL: with any credentials, as the manifest shows it redacted) is kept
     once (its first time), one inside `exclude` (the output folder, when it lies in an input
-    folder) not at all. ValueError (one line) for a glob that matches nothing or a manifest that
-    cannot be read."""
+    folder) not at all. ValueError (one line) for a glob that matches nothing, a folder without
+    videos or images, or a manifest that cannot be read."""
     found: dict[str, BatchInput] = {}
     for spec in specs:
         for item in _expand(spec, exercise=None, base=Path.cwd(), manifests=True):
@@ -58,7 +58,11 @@ def _expand(spec: str, *, exercise: str | None, base: Path, manifests: bool) -> 
         for match in matches:
             yield from _expand(match, exercise=exercise, base=base, manifests=False)
     elif path.is_dir():
-        yield from (BatchInput(str(p), exercise) for p in folder_videos(path))
+        videos = folder_videos(path)
+        if not videos:
+            raise ValueError(f"{spec} holds no video (looked for {' '.join(sorted(VIDEO_SUFFIXES))}, also in its "
+                             "subfolders) and no images")
+        yield from (BatchInput(str(p), exercise) for p in videos)
     elif manifests and path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         yield from read_manifest(path)
     else:
