@@ -16,6 +16,7 @@ from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.config import config_from_args
 from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
+from realtime.render import plural
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
@@ -30,9 +31,11 @@ def run_app(args: argparse.Namespace) -> int:
     in the presentation view with `--present`, recording from the first frame with `--record`.
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
-    a PNG of the whole window before exiting. The exit status is 1 when no frame could be shown;
-    Ctrl-C or SIGTERM closes the window without asking (a running recording is finished and kept),
-    says so in one line and exits with EXIT_INTERRUPTED.
+    a PNG of the whole window before exiting. Once the window is closed, each recording finished
+    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". The exit status
+    is 1 when no frame could be shown; Ctrl-C or SIGTERM closes the window without asking (a
+    running recording is finished and kept), says so in one line first and exits with
+    EXIT_INTERRUPTED.
     """
     qInstallMessageHandler(_qt_message_to_log)
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -48,6 +51,10 @@ def run_app(args: argparse.Namespace) -> int:
                      smoothing=settings.value("view/smoothing", config.smoothing, float))
     session = Session(config)
     window = MainWindow(session, settings)
+    recorded: list[str] = []
+    window.recording_panel.recording_finished.connect(
+        lambda path, frames: recorded.append(f"recorded {path}: {plural(frames, 'frame')}, "
+                                             f"metrics {path.with_suffix('.jsonl')}"))
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)
@@ -74,8 +81,11 @@ def run_app(args: argparse.Namespace) -> int:
         app.processEvents()  # lay out the texts refresh() just set
         _save_window(window.screenshot_widget(), Path(args.screenshot))
     window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
-    if stopped:
+    if stopped:  # first: what follows is what the window did until then
         print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
+    for line in recorded:
+        print(line)
+    if stopped:
         return EXIT_INTERRUPTED
     if status == 0 and window.frames_shown == 0:
         reason = window.shown_error

@@ -20,7 +20,7 @@ def add_gui_command(commands: argparse._SubParsersAction) -> None:
     gui.add_argument("--present", action="store_true", help="start in the presentation view (Esc leaves it)")
     gui.add_argument("--record", action="store_true",
                      help="record (MP4 + JSONL in the output folder) from the first frame; Ctrl-C, SIGTERM or "
-                          "closing the window finishes the recording")
+                          "closing the window finishes the recording, and prints 'recorded PATH'")
     gui.add_argument("--frames", type=positive_int, help="exit after this many frames (with --screenshot)")
     gui.add_argument("--screenshot", help="save a PNG of the whole window before exiting")
     max_side_option(gui, WINDOW_MAX_SIDE, size_option=False)

@@ -30,11 +30,13 @@ def default_output_dir() -> Path:
 
 class RecordingPanel(QWidget):
     """Emits `failed(message)` when a file cannot be written, `saved(message)` when one was,
-    and `recording_started()`."""
+    `recording_started()`, and `recording_finished(path, frames)` (the MP4's Path; its JSONL
+    beside it) when a recording was finished and kept."""
 
     failed = pyqtSignal(str)
     saved = pyqtSignal(str)
     recording_started = pyqtSignal()
+    recording_finished = pyqtSignal(Path, int)
 
     def __init__(self, session: Session, settings: QSettings, view: VideoView, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -121,6 +123,7 @@ class RecordingPanel(QWidget):
             self.failed.emit(str(exc))
             return
         frames = recorder.frames_written if recorder is not None else 0
+        self.recording_finished.emit(path, frames)
         self.saved.emit(f"Saved {path.name} ({plural(frames, 'frame')}) and {path.with_suffix('.jsonl').name} "
                         f"in {path.parent}")
 

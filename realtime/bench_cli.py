@@ -53,10 +53,12 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
     memory = commands.add_parser("bench-memory", help="resident memory over a long, looped run paced like a "
                                                       "camera, recording to a temp file; prints the curve as JSON")
     memory.add_argument("source")
-    memory.add_argument("--seconds", type=positive_float, default=600.0, help="how long to run (default 600)")
+    memory.add_argument("--seconds", type=positive_float, default=600.0,
+                        help="how long to run (default 600); growth needs more than --warmup-seconds")
     memory.add_argument("--interval", type=positive_float, default=10.0, help="seconds between samples (default 10)")
     memory.add_argument("--warmup-seconds", type=positive_float, default=60.0,
-                        help="growth is measured from the first sample after this (default 60)")
+                        help="growth is measured from the first sample after this (default 60); a run that "
+                             "ends before it has null growth and a 'note' saying so")
     memory.add_argument("--no-record", action="store_true", help="do not encode the annotated video")
     run_options(memory)
     memory.set_defaults(handler=_bench_memory)

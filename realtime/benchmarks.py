@@ -341,8 +341,10 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
     `interval_s` for `seconds` from its first result on, recording to a temp file with `record`.
     Growth is measured from
     the first sample at or after `warmup_s`: `growth_after_warmup` (last / that - 1) and
-    `max_growth_after_warmup` (highest / that - 1); `unreadable`: an image folder's files
-    skipped as unreadable (Source.skipped)."""
+    `max_growth_after_warmup` (highest / that - 1); a run that ends before it has them null and a
+    `note` saying so. `peak_rss_mb`: the process's peak (getrusage), never below a sample (its
+    high-water mark can trail a statm sample by some pages); `unreadable`: an image folder's files skipped as
+    unreadable (Source.skipped)."""
     pipeline = build_pipeline(config)
     curve: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -380,7 +382,9 @@ def bench_memory(config: PipelineConfig, *, seconds: float, interval_s: float, w
                    "max_after_warmup": max(s["rss_mb"] for s in after) if after else None},
         "growth_after_warmup": round(after[-1]["rss_mb"] / warm["rss_mb"] - 1, 4) if after else None,
         "max_growth_after_warmup": round(max(s["rss_mb"] for s in after) / warm["rss_mb"] - 1, 4) if after else None,
-        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_rss_mb": round(max([peak_rss_mb(), *(sample["rss_mb"] for sample in curve)]), 1),
+        **({} if warm else {"note": f"the run ({elapsed:g} s) ended before the {warmup_s:g} s warm-up: no growth "
+                                    "measured (run longer than --warmup-seconds)"}),
         "curve": curve,
         "error": pipeline.error,
         "unreadable": source.skipped,

@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 import av
 import numpy as np
@@ -313,6 +315,23 @@ def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):
         expand_inputs([str(tmp_path / "bad.csv")])
 
 
+def test_output_names_keep_unicode_letters_and_digits(tmp_path):
+    """Letters and digits of any script stay in the output folder names (they became 'bung_1',
+    'input', 'Jos_squat', 'squat'); only characters unsafe in a file name become '_'; names stay
+    unique ignoring case, a macOS (decomposed) name is the same name, and each is a folder here."""
+    decomposed = unicodedata.normalize("NFD", "übung 1.mkv")
+    names = ("Übung 1.mp4", "スクワット.mp4", "José squat.mov", "squat ü.mp4", "a:b*c?.mp4", decomposed)
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    found = expand_inputs([str(tmp_path / name) for name in names]
+                          + ["http://example.invalid/x/%C3%9Cbung%202.mp4", "https://example.invalid/x/%2F%2F.mp4",
+                             f"http://example.invalid/{quote('ス' * 100)}.mp4"])
+    made = list(output_names(found, {}).values())
+    assert made == ["Übung_1", "スクワット", "José_squat", "squat_ü", "a_b_c", "übung_1-2", "Übung_2", "input", "ス" * 66]
+    for name in made:
+        (tmp_path / "out" / name).mkdir(parents=True)
+
+
 def test_an_image_folder_repaired_in_place_is_done_again(media_dir, tmp_path):
     """A folder's fingerprint holds its files' sizes and times: an image rewritten in place (the
     folder's own time unchanged) makes a re-run process the folder again."""
@@ -379,6 +398,27 @@ sys.exit(code)
     where = "" if out == "notes.txt" else f": {tmp_path / 'notes.txt'}"
     assert done.stderr.splitlines() == [f"partsight: error: --out {tmp_path / out}{where} is a file, not a folder"]
     assert (tmp_path / "notes.txt").read_text() == "a file the user keeps"
+
+
+@pytest.mark.parametrize("holding", [(), ("notes.txt",), ("deeper/notes.txt",)])
+def test_a_folder_without_videos_is_one_line_as_a_glob_matching_nothing(tmp_path, holding):
+    """An empty folder, or one holding only other files, is an error as a glob matching no file is
+    (it was '0 inputs: 0 ok ...' and exit 0), naming the folder and the suffixes looked for."""
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    for name in holding:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("notes")
+    runs = [subprocess.run([sys.executable, str(REPO / "main.py"), "batch", spec, "--out", str(tmp_path / "out")],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+            for spec in (str(folder), str(tmp_path / "*.mkv"))]
+    assert [run.returncode for run in runs] == [1, 1], [run.stderr for run in runs]
+    assert runs[1].stderr.splitlines() == [f"partsight: error: {tmp_path / '*.mkv'} matches no file"]
+    assert len(runs[0].stderr.splitlines()) == 1 and not runs[0].stdout, runs[0].stdout
+    message = runs[0].stderr.strip()
+    assert message.startswith(f"partsight: error: {folder} holds no video")
+    assert all(f" {suffix} " in message for suffix in (".mp4", ".mov", ".mkv", ".webm"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_ctrl_c_before_any_input_is_done_names_no_manifest(cluster, clips, tmp_path):

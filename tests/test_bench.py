@@ -65,7 +65,21 @@ def test_memory_bench_samples_a_looped_paced_run(single_clip, capsys):
     warm = next(sample for sample in curve if sample["t_s"] >= 4)
     assert report["rss_mb"]["warm"] == warm["rss_mb"]
     assert report["growth_after_warmup"] == pytest.approx(curve[-1]["rss_mb"] / warm["rss_mb"] - 1, abs=1e-3)
-    assert report["peak_rss_mb"] >= max(sample["rss_mb"] for sample in curve) - 1
+    assert report["peak_rss_mb"] >= max(sample["rss_mb"] for sample in curve) and "note" not in report
+
+
+def test_a_memory_run_shorter_than_the_warmup_says_why_it_has_no_growth(single_clip, capsys):
+    """--seconds 3 with the 60 s warm-up: null growth with a note saying the run ended before the
+    warm-up (the nulls were unexplained), the peak not below any sample; --help says so too."""
+    assert main(["bench-memory", str(single_clip), "--size", "160x288", "--seconds", "3", "--interval", "1",
+                 "--max-people", "1", "--no-record"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["growth_after_warmup"] is None and report["rss_mb"]["warm"] is None
+    assert "before the 60 s warm-up" in report["note"] and "--warmup-seconds" in report["note"]
+    assert report["peak_rss_mb"] >= max(sample["rss_mb"] for sample in report["curve"])
+    with pytest.raises(SystemExit):
+        main(["bench-memory", "--help"])
+    assert "a run that ends before it has null growth and a 'note'" in " ".join(capsys.readouterr().out.split())
 
 
 def test_pose_bench_times_every_network_on_every_backend_and_checks_their_agreement(single_clip, capsys):

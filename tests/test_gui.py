@@ -256,7 +256,8 @@ def test_cli_says_why_no_frame_was_shown(tmp_path):
 
 def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     """SIGTERM (`kill`, a session's logout) to a recording window stops it as Ctrl-C does: the
-    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 130."""
+    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 130,
+    and stdout says what was recorded."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "HOME": str(tmp_path)}  # recordings go to ~/Videos/PartSight
     window = subprocess.Popen([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
@@ -267,7 +268,7 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
             assert window.poll() is None and time.monotonic() < deadline, window.stderr.read()
             time.sleep(0.2)
         window.send_signal(signal.SIGTERM)
-        _, stderr = window.communicate(timeout=60)
+        stdout, stderr = window.communicate(timeout=60)
     finally:
         window.kill()
     (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
@@ -276,12 +277,14 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert 10 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())
+    assert stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
 
 def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squat_clip, tmp_path):
     """`gui --record --frames N --screenshot`: the window closes after N frames without asking
     whether to stop the recording (the question waited forever for an answer nobody could give:
-    offscreen, and in scripts), and the recording is finished and plays."""
+    offscreen, and in scripts), the recording is finished and plays, and its last line says where
+    it is (nothing did)."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "HOME": str(tmp_path)}
     done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
@@ -292,6 +295,8 @@ def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squ
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert 5 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # from the frame after the first
+    assert done.stdout.splitlines() == [f"saved {tmp_path / 'shot.png'}",
+                                        f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
 
 def test_the_engine_never_imports_qt():

@@ -181,6 +181,19 @@ def test_parse_image_as_the_engine_does(client, still):
     assert np.abs(overlay[~background].astype(int) - rgb[~background]).mean() > 10
 
 
+def test_angles_are_only_for_the_people_found(client):
+    """An image without anyone (a 1 x 1 PNG, an empty 1280 x 100 wall) has no people and so no
+    angles: {} (a person 0 of unknown angles was invented for it)."""
+    for width, height in ((1, 1), (1280, 100)):
+        ok, png = cv2.imencode(".png", np.full((height, width, 3), 200, np.uint8))
+        assert ok
+        response = client.post("/v1/parse", files={"image": ("empty.png", png.tobytes(), "image/png")})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["frame"]["people"] == [], (width, height)
+        assert body["angles"] == {}, (width, height, body["angles"])
+
+
 def test_video_job_writes_what_process_writes(client, server, jobs_dir, squat30, tmp_path):
     """The annotated MP4, JSONL and summary of `process`; with label_maps also its label PNGs (one
     per JSONL line, by its index) and the plain MP4: the same frames, times and size with nothing

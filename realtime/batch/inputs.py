@@ -7,16 +7,18 @@ from __future__ import annotations
 import csv
 import glob
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterable, Sequence
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from realtime.sources import IMAGE_SUFFIXES, URL, VIDEO_SUFFIXES, natural_key, redact_url
 
 MANIFEST_SUFFIXES = (".txt", ".csv")
 _GLOB = re.compile(r"[*?\[]")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w: Unicode letters, digits and _
+MAX_NAME_BYTES = 200  # a file name's limit is 255 bytes: room for "-N", ".part-" and ".summary.json"
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,8 @@ def expand_inputs(specs: Sequence[str], *, exclude: Path | None = None) -> list[
     """Every input `specs` name, in their order, each folder's and glob's in natural order; an
     input named twice (a URL: with any credentials, as the manifest shows it redacted) is kept
     once (its first time), one inside `exclude` (the output folder, when it lies in an input
-    folder) not at all. ValueError (one line) for a glob that matches nothing or a manifest that
-    cannot be read."""
+    folder) not at all. ValueError (one line) for a glob that matches nothing, a folder without
+    videos or images, or a manifest that cannot be read."""
     found: dict[str, BatchInput] = {}
     for spec in specs:
         for item in _expand(spec, exercise=None, base=Path.cwd(), manifests=True):
@@ -56,7 +58,11 @@ def _expand(spec: str, *, exercise: str | None, base: Path, manifests: bool) -> 
         for match in matches:
             yield from _expand(match, exercise=exercise, base=base, manifests=False)
     elif path.is_dir():
-        yield from (BatchInput(str(p), exercise) for p in folder_videos(path))
+        videos = folder_videos(path)
+        if not videos:
+            raise ValueError(f"{spec} holds no video (looked for {' '.join(sorted(VIDEO_SUFFIXES))}, also in its "
+                             "subfolders) and no images")
+        yield from (BatchInput(str(p), exercise) for p in videos)
     elif manifests and path.is_file() and path.suffix.lower() in MANIFEST_SUFFIXES:
         yield from read_manifest(path)
     else:
@@ -98,33 +104,38 @@ def read_manifest(path: Path) -> list[BatchInput]:
 
 
 def output_names(inputs: Sequence[BatchInput], taken: dict[str, str]) -> dict[str, str]:
-    """A folder name per input source, unique ignoring case (`clip`, `clip-2`, ...): `taken` (an
+    """A folder name per input source, unique ignoring case (`clip`, `clip-2`, ...; casefolded): `taken` (an
     input as the manifest shows it, credentials redacted -> name, e.g. from an earlier run's
     manifest) keeps its names; the others get their stem."""
     names = dict(taken)
-    used = {name.lower() for name in names.values()}
+    used = {name.casefold() for name in names.values()}
     for item in inputs:
         shown = redact_url(item.source)
         if shown in names:
             continue
         stem = _stem(item.source)
         name, number = stem, 1
-        while name.lower() in used:
+        while name.casefold() in used:
             number += 1
             name = f"{stem}-{number}"
         names[shown] = name
-        used.add(name.lower())
+        used.add(name.casefold())
     return {item.source: names[redact_url(item.source)] for item in inputs}
 
 
 def _stem(source: str) -> str:
-    """A safe folder name from a path's or URL's last part without its suffix."""
+    """A safe folder name from a path's or URL's last part (percent-decoded) without its suffix:
+    Unicode letters and digits, `_`, `.` and `-` kept (in NFC, as macOS's decomposed names too),
+    every other run of characters one `_`, at most MAX_NAME_BYTES in UTF-8; "input" when none is left."""
     try:  # a password's "[", "/" or "?" would mislead urlsplit: its user-info goes first
-        last = PurePosixPath(urlsplit(redact_url(source)).path).name if URL.match(source) else Path(source).name
+        last = unquote(PurePosixPath(urlsplit(redact_url(source)).path).name) if URL.match(source) else Path(source).name
     except ValueError:  # a host in brackets that is no IPv6 address
         last = ""
     stem = last.rsplit(".", 1)[0] if "." in last.lstrip(".") else last
-    return _UNSAFE.sub("_", stem).strip("._") or "input"
+    stem = _UNSAFE.sub("_", unicodedata.normalize("NFC", stem))
+    while len(stem.encode("utf-8")) > MAX_NAME_BYTES:
+        stem = stem[:-1]
+    return stem.strip("._") or "input"
 
 
 def _path_key(path: str) -> list:

@@ -267,8 +267,8 @@ def _add_parse(api: APIRouter, service: Service) -> None:
     @api.post("/parse", tags=["parse"], summary="parse one image", dependencies=[Depends(options_in_the_form)],
               responses={200: {"content": {"application/json": {}, "image/png": {}},
                                "description": "JSON: the model, the frame as a --metrics JSONL line "
-                                              "(partsight.frame/1), joint angles per person, optionally the "
-                                              "label map; image/png: the label map (class ids) or the overlay"},
+                                              "(partsight.frame/1), joint angles per person found ({} without "
+                                              "anyone), optionally the label map; image/png: the label map (class ids) or the overlay"},
                          413: {"description": "upload or image too large"}, 415: {"description": "not an image"},
                          429: {"description": "busy: retry after Retry-After seconds"}})
     def parse(request: Request,

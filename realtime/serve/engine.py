@@ -167,10 +167,13 @@ def angle_json(angle: Angle) -> dict[str, Any]:
 
 
 def people_angles(result: FrameResult, mode: str) -> dict[str, dict[str, Any]]:
-    """Every person's joint angles (analysis.fitness.person_angles) by person id; a parse without
-    people is one person, id 0, as the fitness analysis counts it."""
+    """Every person's joint angles (analysis.fitness.person_angles) by person id, for the people
+    found: a single-person model that lists no people but masks a person gives that person as id 0,
+    as the fitness analysis counts it; a frame without a person pixel gives {}."""
     parse, frame = result.parse, result.frame
-    people = [(p.id, p.keypoints, p.mask, p) for p in parse.people] or [(0, None, parse.person_mask, None)]
+    people = [(p.id, p.keypoints, p.mask, p) for p in parse.people]
+    if not people and parse.person_mask.any():
+        people = [(0, None, parse.person_mask, None)]
     return {str(pid): {name: angle_json(angle) for name, angle in
                        person_angles(frame, parse, keypoints, mask, person, mode=mode).items()}
             for pid, keypoints, mask, person in people}
