@@ -82,10 +82,10 @@ class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source ended early (None when it
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
-    summary: the fitness summary (None without an exercise); audio: one line on what became of
-    the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
-    folder before this run's were written (Recorder); skipped: the names of an image folder's files
-    left out as unreadable (realtime.sources.Source.skipped)."""
+    summary: the fitness summary (None without an exercise, or without a frame written); audio:
+    one line on what became of the source's sound; labels_removed: label PNGs of an earlier run
+    removed from the labels folder before this run's were written (Recorder); skipped: the names
+    of an image folder's files left out as unreadable (realtime.sources.Source.skipped)."""
 
     source: SourceInfo
     frames: int
@@ -219,7 +219,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         seconds = time.monotonic() - start
         skipped = [] if source is None else source.skipped
-        summary = fitness_summary(stages, info, skipped, interrupted=interrupted)
+        # without a frame there is nothing to sum up, and an earlier run's summary stays, as its other files do
+        summary = fitness_summary(stages, info, skipped, interrupted=interrupted) if recorder.frames_written else None
         if summary is not None and outputs.summary is not None:
             write_summary(outputs.summary, summary)
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,

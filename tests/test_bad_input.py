@@ -103,6 +103,8 @@ def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> P
                 remuxed.mux(packet)
     whole = (folder / "index-first.mp4").read_bytes()
     (folder / "cut-mid-stream.mp4").write_bytes(whole[: len(whole) * 6 // 10])
+    # opens (its index is whole) but holds no whole frame
+    (folder / "cut-after-index.mp4").write_bytes(whole[: whole.index(b"mdat") + 400])
     x264 = {"preset": "ultrafast"}
     _write_video(folder / "10-bit.mp4", [small] * 5, codec="libx264", pix_fmt="yuv420p10le", options=x264)
     _write_video(folder / "odd-size-17x13.mp4", [small[100:113, 100:117]] * 5, codec="libx264", pix_fmt="yuv444p",
@@ -139,6 +141,7 @@ FAILS = {
     "notes.txt": "is a text file, not a video",
     "truncated.tif": "not a readable image",
     "no-such-file.mp4": "no such file",
+    "cut-after-index.mp4": "no frame was written",
 }
 
 
@@ -155,10 +158,24 @@ def test_unusual_files_work(bad_files, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_unreadable_files_end_with_one_line(bad_files, tmp_path, name):
-    run = _cli("process", str(bad_files / name), "-o", str(tmp_path / "out.mp4"), "--device", "cpu")
+def test_unreadable_files_end_with_one_line_and_leave_earlier_outputs_as_they_were(media_dir, bad_files, tmp_path,
+                                                                                    name):
+    """A run whose source gives no frame creates, truncates and removes nothing: the outputs of
+    an earlier run on the same paths (its MP4, JSONL, label PNGs and summary) stay byte for byte."""
+    earlier = tmp_path / "earlier"
+    (earlier / "labels").mkdir(parents=True)
+    (earlier / "out.mp4").write_bytes((media_dir / "faults" / "squat30.mp4").read_bytes())
+    (earlier / "out.jsonl").write_text('{"index": 0}\n')
+    (earlier / "reps.json").write_text('{"schema": "partsight.summary/1"}\n')
+    for index in range(3):
+        cv2.imwrite(str(earlier / "labels" / f"{index:06d}.png"), np.full((7, 5), 3, np.uint8))
+    before = _snapshot(earlier)
+    run = _cli("process", str(bad_files / name), "-o", str(earlier / "out.mp4"), "--metrics",
+               str(earlier / "out.jsonl"), "--labels-dir", str(earlier / "labels"), "--exercise", "squat",
+               "--summary", str(earlier / "reps.json"), "--pose", "parser", "--device", "cpu")
     _assert_one_line_error(run, FAILS[name], name)
-    assert not (tmp_path / "out.mp4").exists(), "no empty output is left behind"
+    assert "squat" not in run.stdout, "no summary table for a run without a frame"
+    assert _snapshot(earlier) == before
 
 
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
