@@ -24,6 +24,7 @@ from realtime.build import (
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
 from realtime.models import Parser
+from realtime.recorder import is_label_png, label_map_files
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.render import FrameRenderer, ViewSettings, plural
 from realtime.sources import SourceInfo
@@ -58,7 +59,9 @@ class JobOutputs:
         that is the input (`source` when it is a file or a folder of frames on this machine) or two
         outputs on one path; paths compare as real paths (symlinks, relative paths) and with
         os.path.samefile where both exist; and a summary that could not be written (it is written
-        only at the end of the run; its folder is created now). ValueError naming the option(s)."""
+        only at the end of the run; its folder is created now); a labels folder holding files named
+        as label PNGs are (%06d.png) that are not label PNGs (someone's images, such as frames
+        ffmpeg wrote: a label PNG would replace them). ValueError naming the option(s)."""
         seen: dict[str, str] = {}
         for field_name, option in self.OPTION_NAMES.items():
             path = getattr(self, field_name)
@@ -75,6 +78,11 @@ class JobOutputs:
             seen[path] = option
         if self.summary is not None:
             _check_writable(self.summary, self.OPTION_NAMES["summary"])
+        if self.labels_dir is not None:
+            foreign = next((path for path in label_map_files(Path(self.labels_dir)) if not is_label_png(path)), None)
+            if foreign is not None:
+                raise ValueError(f"{self.OPTION_NAMES['labels_dir']}: {foreign} is not a label PNG (8-bit grey) and "
+                                 "this run's label PNGs would replace it; choose another folder")
 
 
 @dataclass

@@ -30,6 +30,9 @@ _NEW_SOURCE_STEP = round(_FRAME_S / _TIME_BASE)  # ticks between the last frame 
 _STOP = object()
 _LABEL_MAP = "{:06d}.png"  # a label PNG's name from its frame index
 _LABEL_MAP_NAME = re.compile(r"\d{6,}\.png")  # every name _LABEL_MAP gives
+# how a PNG starts: its signature, then the IHDR chunk's length (13) and type
+_PNG_IHDR = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+_LABEL_PNG_DEPTH_AND_COLOUR = (8, 0)  # IHDR's bit depth and colour type (grey) of what cv2 writes for H x W uint8
 
 
 class RecorderError(RuntimeError):
@@ -69,12 +72,13 @@ class Recorder:
     ...") or where it stops ("stops at 4.20 s: ..."), if it was or does. With `plain_video_path`
     a second MP4 holds the items' `plain` frames (nothing drawn on them) at the same times and
     size, with the same sound: a video a client draws its own overlay on. Label PNGs of an
-    earlier recording into `labels_dir` (the recorder's own names, %06d.png; nothing else) are
-    removed, so the folder holds this recording's only; `labels_removed` counts them. Nothing is
-    created, truncated or removed before the first frame (or JSONL event) arrives, so a source
-    that never gives one leaves every output as it was; the paths are only checked at once
-    (check_writable): RecorderError for one that cannot be written. `preset`: libx264's speed
-    preset, one of X264_PRESETS (the mpeg4 fallback has none)."""
+    earlier recording into `labels_dir` (the recorder's own names, %06d.png, and its own kind of
+    PNG, 8-bit grey: is_label_png) are removed, so the folder holds this recording's only;
+    `labels_removed` counts them. Nothing is created, truncated or removed before the first frame
+    (or JSONL event) arrives, so a source that never gives one leaves every output as it was; the
+    paths are only checked at once (check_writable): RecorderError for one that cannot be
+    written. `preset`: libx264's speed preset, one of X264_PRESETS (the mpeg4 fallback has
+    none)."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                  labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
@@ -118,12 +122,6 @@ class Recorder:
         except OSError as exc:
             raise RecorderError(f"cannot write {exc.filename}: {exc.strerror}") from None
 
-    def _earlier_labels(self) -> list[Path]:
-        """The files in the labels folder named as label PNGs are (%06d.png)."""
-        if not self.labels_dir or not self.labels_dir.is_dir():
-            return []
-        return [path for path in self.labels_dir.iterdir() if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
-
     def _open_outputs(self) -> None:
         """Creates the outputs' folders, removes the label PNGs of an earlier recording and
         creates (or truncates) the JSONL: at the first item, the source having given it."""
@@ -132,7 +130,7 @@ class Recorder:
             video.path.parent.mkdir(parents=True, exist_ok=True)
         if self.labels_dir:
             self.labels_dir.mkdir(parents=True, exist_ok=True)
-            earlier = self._earlier_labels()
+            earlier = [path for path in label_map_files(self.labels_dir) if is_label_png(path)]
             for path in earlier:
                 path.unlink()
             self.labels_removed = len(earlier)
@@ -281,6 +279,25 @@ def check_writable(path: str | Path, *, folder: bool = False) -> None:
     except OSError as exc:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     probe.unlink()
+
+
+def label_map_files(folder: Path) -> list[Path]:
+    """The files in `folder` named as the Recorder names label PNGs (%06d.png), whatever they
+    hold; [] when it is no folder."""
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
+
+
+def is_label_png(path: Path) -> bool:
+    """Whether `path` is a PNG of the kind the Recorder writes as a label map (8-bit grey), read
+    from its IHDR chunk, nothing decoded."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_PNG_IHDR) + 10)  # then width and height (4 bytes each), bit depth, colour type
+    except OSError:
+        return False
+    return head.startswith(_PNG_IHDR) and tuple(head[len(_PNG_IHDR) + 8:]) == _LABEL_PNG_DEPTH_AND_COLOUR
 
 
 class _VideoFile:

@@ -178,6 +178,24 @@ def test_unreadable_files_end_with_one_line_and_leave_earlier_outputs_as_they_we
     assert _snapshot(earlier) == before
 
 
+def test_a_labels_dir_of_someone_elses_pngs_is_refused_and_kept(single_clip, single_frames, tmp_path):
+    """A folder of photos that ffmpeg named %06d.png, as label PNGs are, and among them a label
+    PNG of an earlier run: refused up front by a photo's name, nothing removed, no MP4 made."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(1, 9):
+        cv2.imwrite(str(photos / f"{index:06d}.png"), cv2.cvtColor(cv2.resize(single_frames[1], (54, 96)),
+                                                                   cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "000000.png"), np.full((96, 54), 3, np.uint8))
+    before = _snapshot(photos)
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--labels-dir", str(photos),
+               "--frames", "3", "--pose", "parser", "--device", "cpu")
+    error = _assert_one_line_error(run, "--labels-dir: ", "is not a label PNG", "choose another folder")
+    assert "details in" not in error and any(str(photos / f"{index:06d}.png") in error for index in range(1, 9)), error
+    assert _snapshot(photos) == before
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
     out = tmp_path / "out.mp4"
     run = _cli("process", str(bad_files / "cut-mid-stream.mp4"), "-o", str(out), "--size", "180x320",
