@@ -262,8 +262,10 @@ def _process(args: argparse.Namespace) -> int:
         print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
-        if args.summary is not None:
+        if args.summary is not None and job.summary_error is None:
             print(f"summary {args.summary}")
+    if job.summary_error:
+        raise CliError(job.summary_error)
     if job.interrupted:
         return EXIT_INTERRUPTED
     if job.error:

@@ -237,6 +237,26 @@ def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_summary_in_a_folder_no_one_may_write_is_refused_before_the_run(single_clip, tmp_path):
+    """/sys refuses a new file even to root, whom os.access lets through: the path is tried."""
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--exercise", "squat", "--summary",
+               "/sys/partsight-summary.json", "--frames", "3", "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, "--summary: cannot write /sys/partsight-summary.json: ")
+    assert not (tmp_path / "out.mp4").exists() and not Path("/sys/partsight-summary.json").exists()
+
+
+def test_a_summary_that_fails_at_the_end_comes_after_what_the_run_did(media_dir, tmp_path):
+    """/dev/full opens (the check at the start passes) but takes no byte: the run's lines and
+    table are printed, then the one-line error, exit 1."""
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(media_dir / "faults" / "squat30.mp4"), "-o", str(out), "--exercise", "squat",
+               "--summary", "/dev/full", "--frames", "3", "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, "cannot write the summary /dev/full: No space left on device")
+    assert f"wrote {out}: 3 frames in " in run.stdout and "squat: 0 reps" in run.stdout, run.stdout
+    assert "summary /dev/full" not in run.stdout and "details in" not in run.stderr
+    assert len(_decoded(out)) == 3
+
+
 def _own_copy(media_dir: Path, folder: Path) -> tuple[Path, Path]:
     """A user's only copy of squat30 in `folder`, and a folder of two of its frames as PNGs."""
     video = folder / "session.mp4"
