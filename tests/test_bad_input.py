@@ -423,9 +423,16 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
     (["eval", "person-iou", "--bogus"], 2, "unrecognized arguments: --bogus (see 'partsight eval person-iou --help')"),
     (["weights", "fetch", "bodypix", "--bogus"], 2, "(see 'partsight weights fetch --help')"),
     (["process", "{out}-in.mp4", "-o", "{out}.mp4"], 1, "no such file"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--metrics", "-"], 2,
+     "argument --metrics: writing to standard output ('-') is not supported, as it carries the run's own lines: give "
+     "a file name (see 'partsight process --help')"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--exercise", "squat", "--summary", "-"], 2,
+     "argument --summary: writing to standard output ('-') is not supported"),
+    (["process", "-", "-o", "{out}.mp4"], 1, "reading standard input ('-') is not supported: give a video file"),
 ])
 def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
-    run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args))
+    """Nothing is written, in the working folder either (where '-' would be a file)."""
+    run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args), cwd=tmp_path)
     lines = run.stderr.splitlines()
     assert run.returncode == status and len(lines) == 1 and lines[0].startswith("partsight: error: "), run.stderr
     assert words in lines[0]
