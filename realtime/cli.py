@@ -20,6 +20,7 @@ from realtime.cli_options import (
     model_options,
     mp4_path,
     note_fps_kept,
+    output_file,
     parse_side_option,
     people_options,
     positive_int,
@@ -163,7 +164,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process = commands.add_parser("process", help="parse a video, stream, webcam or folder into an annotated MP4")
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
     process.add_argument("-o", "--output", required=True, type=mp4_path, help="annotated MP4 to write (NAME.mp4)")
-    process.add_argument("--metrics", help="JSONL file: one line per frame")
+    process.add_argument("--metrics", type=output_file, help="JSONL file: one line per frame")
     process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
@@ -262,8 +263,10 @@ def _process(args: argparse.Namespace) -> int:
         print(job.audio)
     if job.summary is not None:
         print(summary_table(job.summary))
-        if args.summary is not None:
+        if args.summary is not None and job.summary_error is None:
             print(f"summary {args.summary}")
+    if job.summary_error:
+        raise CliError(job.summary_error)
     if job.interrupted:
         return EXIT_INTERRUPTED
     if job.error:

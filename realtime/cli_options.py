@@ -97,6 +97,15 @@ def frame_size(text: str) -> str:
     return text
 
 
+def output_file(text: str) -> str:
+    """argparse type for a file a command writes (process --metrics, --summary): any name but
+    '-', which is no file here: standard output carries the command's own lines."""
+    if text == "-":
+        raise argparse.ArgumentTypeError("writing to standard output ('-') is not supported, as it carries the "
+                                         "run's own lines: give a file name")
+    return text
+
+
 def mp4_path(text: str) -> str:
     """argparse type for the annotated video (process -o): a name ending in .mp4, as that is the
     container the recorder writes (fragmented MP4, realtime.recorder); an empty name is left to

@@ -13,6 +13,7 @@ from realtime.config import OptionsError, default
 from realtime.cli_options import (
     fps_option,
     model_options,
+    output_file,
     refuse_unreadable,
     smoothing_option,
     unreadable_field,
@@ -29,7 +30,8 @@ def fitness_options(command: argparse.ArgumentParser, *, summary: bool = True) -
     group = command.add_argument_group("fitness analysis")
     exercise_option(group, "count repetitions", custom=True)
     if summary:
-        group.add_argument("--summary", help="write the repetition summary JSON here (needs --exercise)")
+        group.add_argument("--summary", type=output_file,
+                           help="write the repetition summary JSON here (needs --exercise)")
     group.add_argument("--joint", action="append", choices=list(JOINTS), metavar="JOINT",
                        help="custom exercise: a joint to watch, e.g. left_knee (repeat for both sides)")
     group.add_argument("--start-deg", type=joint_angle, help="custom exercise: angle of the start position (0-180)")

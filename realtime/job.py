@@ -4,6 +4,7 @@ three write the same files for the same options."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -24,10 +25,13 @@ from realtime.build import (
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
 from realtime.models import Parser
+from realtime.recorder import check_writable, is_label_png, label_map_files
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.render import FrameRenderer, ViewSettings, plural
 from realtime.sources import SourceInfo
 from realtime.types import FrameResult
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,11 @@ class JobOutputs:
         """Refuses, before anything is opened or written, outputs that would destroy data: an output
         that is the input (`source` when it is a file or a folder of frames on this machine) or two
         outputs on one path; paths compare as real paths (symlinks, relative paths) and with
-        os.path.samefile where both exist; and a summary that could not be written (it is written
-        only at the end of the run; its folder is created now). ValueError naming the option(s)."""
+        os.path.samefile where both exist; a summary that could not be written (it is written only
+        at the end of the run: realtime.recorder.check_writable tries its path now); a labels
+        folder holding files named as label PNGs are (%06d.png) that are not label PNGs (someone's
+        images, such as frames ffmpeg wrote: a label PNG would replace them). ValueError naming
+        the option(s)."""
         seen: dict[str, str] = {}
         for field_name, option in self.OPTION_NAMES.items():
             path = getattr(self, field_name)
@@ -74,7 +81,16 @@ class JobOutputs:
                     raise ValueError(f"{other} and {option} are the same file ({path}); give each output its own path")
             seen[path] = option
         if self.summary is not None:
-            _check_writable(self.summary, self.OPTION_NAMES["summary"])
+            try:
+                check_writable(self.summary)
+            except OSError as exc:
+                option = self.OPTION_NAMES["summary"]
+                raise ValueError(f"{option}: cannot write {exc.filename}: {exc.strerror}") from None
+        if self.labels_dir is not None:
+            foreign = next((path for path in label_map_files(Path(self.labels_dir)) if not is_label_png(path)), None)
+            if foreign is not None:
+                raise ValueError(f"{self.OPTION_NAMES['labels_dir']}: {foreign} is not a label PNG (8-bit grey) and "
+                                 "this run's label PNGs would replace it; choose another folder")
 
 
 @dataclass
@@ -82,10 +98,12 @@ class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source ended early (None when it
     ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
-    summary: the fitness summary (None without an exercise); audio: one line on what became of
-    the source's sound; labels_removed: label PNGs of an earlier run removed from the labels
-    folder before this run's were written (Recorder); skipped: the names of an image folder's files
-    left out as unreadable (realtime.sources.Source.skipped)."""
+    summary: the fitness summary (None without an exercise, or without a frame written); audio:
+    one line on what became of the source's sound; labels_removed: label PNGs of an earlier run
+    removed from the labels folder before this run's were written (Recorder); skipped: the names
+    of an image folder's files left out as unreadable (realtime.sources.Source.skipped);
+    summary_error: why the summary file could not be written at the end, in one line (None when
+    it was, or was not to be)."""
 
     source: SourceInfo
     frames: int
@@ -97,6 +115,7 @@ class JobResult:
     interrupted: bool = False
     labels_removed: int = 0
     skipped: list[str] = field(default_factory=list)
+    summary_error: str | None = None
 
 
 class JobModels:
@@ -137,20 +156,6 @@ class JobModels:
 def _close(stages: Stages) -> None:
     for stage in stages.result:
         stage.close()
-
-
-def _check_writable(path: str, option: str) -> None:
-    """ValueError naming `option` when `path` cannot be written: its folder cannot be created or
-    written to, or it is a folder or a read-only file."""
-    target = Path(path)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"{option}: cannot write {path}: {exc.strerror}") from None
-    if target.is_dir():
-        raise ValueError(f"{option}: cannot write {path}: it is a folder")
-    if not os.access(target if target.exists() else target.parent, os.W_OK):
-        raise ValueError(f"{option}: cannot write {path}: permission denied")
 
 
 def _same_path(a: str, b: str) -> bool:
@@ -219,12 +224,19 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         seconds = time.monotonic() - start
         skipped = [] if source is None else source.skipped
-        summary = fitness_summary(stages, info, skipped, interrupted=interrupted)
+        # without a frame there is nothing to sum up, and an earlier run's summary stays, as its other files do
+        summary = fitness_summary(stages, info, skipped, interrupted=interrupted) if recorder.frames_written else None
+        summary_error = None
         if summary is not None and outputs.summary is not None:
-            write_summary(outputs.summary, summary)
+            try:
+                write_summary(outputs.summary, summary)
+            except OSError as exc:  # checked at the start, yet a disk fills up, a folder goes
+                log.exception("writing the summary %s failed", outputs.summary)
+                summary_error = f"cannot write the summary {outputs.summary}: {exc.strerror or exc}"
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped)
+                     interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped,
+                     summary_error=summary_error)
 
 
 def unreadable_words(names: list[str]) -> str:

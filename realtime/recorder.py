@@ -30,6 +30,9 @@ _NEW_SOURCE_STEP = round(_FRAME_S / _TIME_BASE)  # ticks between the last frame 
 _STOP = object()
 _LABEL_MAP = "{:06d}.png"  # a label PNG's name from its frame index
 _LABEL_MAP_NAME = re.compile(r"\d{6,}\.png")  # every name _LABEL_MAP gives
+# how a PNG starts: its signature, then the IHDR chunk's length (13) and type
+_PNG_IHDR = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+_LABEL_PNG_DEPTH_AND_COLOUR = (8, 0)  # IHDR's bit depth and colour type (grey) of what cv2 writes for H x W uint8
 
 
 class RecorderError(RuntimeError):
@@ -69,9 +72,13 @@ class Recorder:
     ...") or where it stops ("stops at 4.20 s: ..."), if it was or does. With `plain_video_path`
     a second MP4 holds the items' `plain` frames (nothing drawn on them) at the same times and
     size, with the same sound: a video a client draws its own overlay on. Label PNGs of an
-    earlier recording into `labels_dir` (the recorder's own names, %06d.png; nothing else) are
-    removed first, so the folder holds this recording's only; `labels_removed` counts them.
-    `preset`: libx264's speed preset, one of X264_PRESETS (the mpeg4 fallback has none)."""
+    earlier recording into `labels_dir` (the recorder's own names, %06d.png, and its own kind of
+    PNG, 8-bit grey: is_label_png) are removed, so the folder holds this recording's only;
+    `labels_removed` counts them. Nothing is created, truncated or removed before the first frame
+    (or JSONL event) arrives, so a source that never gives one leaves every output as it was; the
+    paths are only checked at once (check_writable): RecorderError for one that cannot be
+    written. `preset`: libx264's speed preset, one of X264_PRESETS (the mpeg4 fallback has
+    none)."""
 
     def __init__(self, video_path: str | Path, *, metrics_path: str | Path | None = None,
                  labels_dir: str | Path | None = None, plain_video_path: str | Path | None = None,
@@ -99,29 +106,37 @@ class Recorder:
         self._last_pts = -1
         # ticks added to frame times: the first frame lands at 0, a source switched to goes on after the last
         self._pts_offset = 0
-        self._prepare_outputs()
+        self._opened = False  # the outputs are created at the first item (_open_outputs)
+        self._check_outputs()
         self._thread = threading.Thread(target=self._run, name="partsight-recorder", daemon=True)
         self._thread.start()
 
-    def _prepare_outputs(self) -> None:
+    def _check_outputs(self) -> None:
+        """RecorderError when an output could not be written; changes nothing."""
         try:
-            for video in self._videos:
-                video.path.parent.mkdir(parents=True, exist_ok=True)
+            for path in (*(video.path for video in self._videos), self.metrics_path):
+                if path is not None:
+                    check_writable(path)
             if self.labels_dir:
-                self.labels_dir.mkdir(parents=True, exist_ok=True)
-                earlier = [path for path in self.labels_dir.iterdir()
-                           if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
-                for path in earlier:
-                    path.unlink()
-                self.labels_removed = len(earlier)
-            if self.metrics_path:
-                self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
-                self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            for video in self._videos:
-                with open(video.path, "wb"):
-                    pass
+                check_writable(self.labels_dir, folder=True)
         except OSError as exc:
-            raise RecorderError(f"cannot write {exc.filename or self.video_path}: {exc.strerror}") from None
+            raise RecorderError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+    def _open_outputs(self) -> None:
+        """Creates the outputs' folders, removes the label PNGs of an earlier recording and
+        creates (or truncates) the JSONL: at the first item, the source having given it."""
+        self._opened = True
+        for video in self._videos:
+            video.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.labels_dir:
+            self.labels_dir.mkdir(parents=True, exist_ok=True)
+            earlier = [path for path in label_map_files(self.labels_dir) if is_label_png(path)]
+            for path in earlier:
+                path.unlink()
+            self.labels_removed = len(earlier)
+        if self.metrics_path:
+            self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
+            self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 
     @property
     def audio(self) -> list[str] | None:
@@ -157,6 +172,8 @@ class Recorder:
     def _run(self) -> None:
         try:
             while (item := self._queue.get()) is not _STOP:
+                if not self._opened:
+                    self._open_outputs()
                 if isinstance(item, dict):
                     self._write_line(item)
                 else:
@@ -238,6 +255,51 @@ class Recorder:
             self._metrics_fd = None
 
 
+def check_writable(path: str | Path, *, folder: bool = False) -> None:
+    """OSError naming `path` (or the file in its way) when it could not be written: as a file, or
+    with `folder` as a folder to write files into. What exists is opened for writing without being
+    truncated; a missing path's nearest existing folder gets a file created and removed at once (a
+    real try: to root, os.access calls /sys writable too). Creates nothing that stays."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir() != folder:
+            code = errno.EISDIR if path.is_dir() else errno.ENOTDIR
+            raise OSError(code, os.strerror(code), str(path))
+        if not folder:
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # O_NONBLOCK: a FIFO with no reader fails, not hangs
+            return
+        parent = path
+    else:
+        parent = next(above for above in path.parents if above.exists())
+        if not parent.is_dir():
+            raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(parent))
+    probe = parent / f".partsight-probe-{os.getpid()}-{threading.get_ident()}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    probe.unlink()
+
+
+def label_map_files(folder: Path) -> list[Path]:
+    """The files in `folder` named as the Recorder names label PNGs (%06d.png), whatever they
+    hold; [] when it is no folder."""
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
+
+
+def is_label_png(path: Path) -> bool:
+    """Whether `path` is a PNG of the kind the Recorder writes as a label map (8-bit grey), read
+    from its IHDR chunk, nothing decoded."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_PNG_IHDR) + 10)  # then width and height (4 bytes each), bit depth, colour type
+    except OSError:
+        return False
+    return head.startswith(_PNG_IHDR) and tuple(head[len(_PNG_IHDR) + 8:]) == _LABEL_PNG_DEPTH_AND_COLOUR
+
+
 class _VideoFile:
     """One MP4 of a Recorder, a fragmented one, so a killed process leaves a playable file: its
     container and video stream, opened at the first frame, and the source's audio muxed along with
@@ -316,10 +378,9 @@ class _VideoFile:
 
     def finish(self, end_s: float) -> None:
         """Flushes the encoder, muxes the audio up to `end_s` (output seconds) and closes the file;
-        a file no frame reached is removed. OSError / av.error.FFmpegError when finalising fails."""
+        without a frame there is no file (`open` creates it). OSError / av.error.FFmpegError when
+        finalising fails."""
         if self._container is None:
-            if self.path.is_file() and self.path.stat().st_size == 0:
-                self.path.unlink()  # nothing was recorded: leave no empty file (but never a device)
             return
         try:
             for packet in self._stream.encode(None):

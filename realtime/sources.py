@@ -957,9 +957,13 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
     pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
-    for the parser (Frame.parse_image). SourceError for a path that does not exist, and for a URL
-    holding a line break (which no message could show whole, so redact_url could not hide it)."""
+    for the parser (Frame.parse_image). SourceError for '-' (standard input, which is not read),
+    a path that does not exist, and a URL holding a line break (which no message could show
+    whole, so redact_url could not hide it)."""
     spec = spec.strip()
+    if spec == "-":
+        raise SourceError("reading standard input ('-') is not supported: give a video file, image folder, webcam "
+                          "index or stream URL")
     if re.fullmatch(r"\d+", spec):
         return Source(WebcamReader(int(spec), size=size, max_side=max_side, parse_side=parse_side), playback=playback)
     if URL.match(spec):

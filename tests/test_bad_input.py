@@ -103,6 +103,8 @@ def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> P
                 remuxed.mux(packet)
     whole = (folder / "index-first.mp4").read_bytes()
     (folder / "cut-mid-stream.mp4").write_bytes(whole[: len(whole) * 6 // 10])
+    # opens (its index is whole) but holds no whole frame
+    (folder / "cut-after-index.mp4").write_bytes(whole[: whole.index(b"mdat") + 400])
     x264 = {"preset": "ultrafast"}
     _write_video(folder / "10-bit.mp4", [small] * 5, codec="libx264", pix_fmt="yuv420p10le", options=x264)
     _write_video(folder / "odd-size-17x13.mp4", [small[100:113, 100:117]] * 5, codec="libx264", pix_fmt="yuv444p",
@@ -139,6 +141,7 @@ FAILS = {
     "notes.txt": "is a text file, not a video",
     "truncated.tif": "not a readable image",
     "no-such-file.mp4": "no such file",
+    "cut-after-index.mp4": "no frame was written",
 }
 
 
@@ -155,10 +158,42 @@ def test_unusual_files_work(bad_files, tmp_path, name):
 
 
 @pytest.mark.parametrize("name", sorted(FAILS))
-def test_unreadable_files_end_with_one_line(bad_files, tmp_path, name):
-    run = _cli("process", str(bad_files / name), "-o", str(tmp_path / "out.mp4"), "--device", "cpu")
+def test_unreadable_files_end_with_one_line_and_leave_earlier_outputs_as_they_were(media_dir, bad_files, tmp_path,
+                                                                                    name):
+    """A run whose source gives no frame creates, truncates and removes nothing: the outputs of
+    an earlier run on the same paths (its MP4, JSONL, label PNGs and summary) stay byte for byte."""
+    earlier = tmp_path / "earlier"
+    (earlier / "labels").mkdir(parents=True)
+    (earlier / "out.mp4").write_bytes((media_dir / "faults" / "squat30.mp4").read_bytes())
+    (earlier / "out.jsonl").write_text('{"index": 0}\n')
+    (earlier / "reps.json").write_text('{"schema": "partsight.summary/1"}\n')
+    for index in range(3):
+        cv2.imwrite(str(earlier / "labels" / f"{index:06d}.png"), np.full((7, 5), 3, np.uint8))
+    before = _snapshot(earlier)
+    run = _cli("process", str(bad_files / name), "-o", str(earlier / "out.mp4"), "--metrics",
+               str(earlier / "out.jsonl"), "--labels-dir", str(earlier / "labels"), "--exercise", "squat",
+               "--summary", str(earlier / "reps.json"), "--pose", "parser", "--device", "cpu")
     _assert_one_line_error(run, FAILS[name], name)
-    assert not (tmp_path / "out.mp4").exists(), "no empty output is left behind"
+    assert "squat" not in run.stdout, "no summary table for a run without a frame"
+    assert _snapshot(earlier) == before
+
+
+def test_a_labels_dir_of_someone_elses_pngs_is_refused_and_kept(single_clip, single_frames, tmp_path):
+    """A folder of photos that ffmpeg named %06d.png, as label PNGs are, and among them a label
+    PNG of an earlier run: refused up front by a photo's name, nothing removed, no MP4 made."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(1, 9):
+        cv2.imwrite(str(photos / f"{index:06d}.png"), cv2.cvtColor(cv2.resize(single_frames[1], (54, 96)),
+                                                                   cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(photos / "000000.png"), np.full((96, 54), 3, np.uint8))
+    before = _snapshot(photos)
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--labels-dir", str(photos),
+               "--frames", "3", "--pose", "parser", "--device", "cpu")
+    error = _assert_one_line_error(run, "--labels-dir: ", "is not a label PNG", "choose another folder")
+    assert "details in" not in error and any(str(photos / f"{index:06d}.png") in error for index in range(1, 9)), error
+    assert _snapshot(photos) == before
+    assert not (tmp_path / "out.mp4").exists()
 
 
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
@@ -200,6 +235,26 @@ def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
                str(blocker / "s.json"), "--frames", "3", "--pose", "parser", "--device", "cpu")
     _assert_one_line_error(run, "--summary: cannot write", "a-file")
     assert not (tmp_path / "out.mp4").exists()
+
+
+def test_a_summary_in_a_folder_no_one_may_write_is_refused_before_the_run(single_clip, tmp_path):
+    """/sys refuses a new file even to root, whom os.access lets through: the path is tried."""
+    run = _cli("process", str(single_clip), "-o", str(tmp_path / "out.mp4"), "--exercise", "squat", "--summary",
+               "/sys/partsight-summary.json", "--frames", "3", "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, "--summary: cannot write /sys/partsight-summary.json: ")
+    assert not (tmp_path / "out.mp4").exists() and not Path("/sys/partsight-summary.json").exists()
+
+
+def test_a_summary_that_fails_at_the_end_comes_after_what_the_run_did(media_dir, tmp_path):
+    """/dev/full opens (the check at the start passes) but takes no byte: the run's lines and
+    table are printed, then the one-line error, exit 1."""
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(media_dir / "faults" / "squat30.mp4"), "-o", str(out), "--exercise", "squat",
+               "--summary", "/dev/full", "--frames", "3", "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, "cannot write the summary /dev/full: No space left on device")
+    assert f"wrote {out}: 3 frames in " in run.stdout and "squat: 0 reps" in run.stdout, run.stdout
+    assert "summary /dev/full" not in run.stdout and "details in" not in run.stderr
+    assert len(_decoded(out)) == 3
 
 
 def _own_copy(media_dir: Path, folder: Path) -> tuple[Path, Path]:
@@ -371,9 +426,16 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
     (["eval", "person-iou", "--bogus"], 2, "unrecognized arguments: --bogus (see 'partsight eval person-iou --help')"),
     (["weights", "fetch", "bodypix", "--bogus"], 2, "(see 'partsight weights fetch --help')"),
     (["process", "{out}-in.mp4", "-o", "{out}.mp4"], 1, "no such file"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--metrics", "-"], 2,
+     "argument --metrics: writing to standard output ('-') is not supported, as it carries the run's own lines: give "
+     "a file name (see 'partsight process --help')"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--exercise", "squat", "--summary", "-"], 2,
+     "argument --summary: writing to standard output ('-') is not supported"),
+    (["process", "-", "-o", "{out}.mp4"], 1, "reading standard input ('-') is not supported: give a video file"),
 ])
 def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
-    run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args))
+    """Nothing is written, in the working folder either (where '-' would be a file)."""
+    run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args), cwd=tmp_path)
     lines = run.stderr.splitlines()
     assert run.returncode == status and len(lines) == 1 and lines[0].startswith("partsight: error: "), run.stderr
     assert words in lines[0]

@@ -124,11 +124,13 @@ def test_fps_given_for_a_video_file_is_a_note_and_the_file_keeps_its_rate(faults
 
 
 def _process(source, tmp_path, *args: str, name: str = "out") -> dict:
-    """Runs `process SOURCE` in this process; returns its stdout, JSONL frame lines and summary."""
+    """Runs `process SOURCE` in this process; returns its stdout, JSONL frame lines (none when the
+    source gave no frame: then no JSONL is made) and summary."""
     out = tmp_path / name
     code = main(["process", str(source), "-o", str(out / "out.mp4"), "--metrics", str(out / "out.jsonl"),
                  "--device", "cpu", *args])
-    lines = [json.loads(line) for line in (out / "out.jsonl").read_text().splitlines()]
+    metrics = out / "out.jsonl"
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()] if metrics.exists() else []
     summary_path = out / "summary.json"
     return {"code": code, "lines": [line for line in lines if "index" in line], "video": out / "out.mp4",
             "summary": json.loads(summary_path.read_text()) if summary_path.exists() else None}

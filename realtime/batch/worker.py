@@ -92,6 +92,8 @@ class BatchWorker:
                 record.update(status="failed", error=f"{job.error} (after {plural(job.frames, 'frame')})")
             elif job.frames == 0:
                 record.update(status="failed", error=f"{job.source.name} gave no frames")
+            elif job.summary_error:
+                record.update(status="failed", error=job.summary_error)
             else:
                 outputs.commit()
                 record.update(status="ok", error=None)

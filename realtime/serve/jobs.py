@@ -113,6 +113,8 @@ def run_in_process(work: JobWork) -> str | None:
         work.progress(frames, total)
 
     result = run_job(config, outputs, on_start=on_start, on_result=on_result, stop=work.stop)
+    if result.summary_error:
+        return result.summary_error
     if result.summary is not None and outputs.summary is not None:
         result.summary["source"]["name"] = work.spec.name
         write_summary(outputs.summary, result.summary)
