@@ -161,6 +161,18 @@ def test_unreadable_files_end_with_one_line(bad_files, tmp_path, name):
     assert not (tmp_path / "out.mp4").exists(), "no empty output is left behind"
 
 
+@pytest.mark.parametrize("size", ["1280x100"])
+def test_a_thin_frame_size_is_processed_whole(media_dir, tmp_path, size):
+    """Frame sizes whose smoothing flow image was under OpenCV DIS's smallest (1280x100 segfaulted)."""
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(media_dir / "faults" / "squat30.mp4"), "--size", size, "--frames", "30", "-o", str(out),
+               "--device", "cpu")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, (run.returncode, run.stderr)
+    width, height = map(int, size.split("x"))
+    written = _decoded(out)
+    assert len(written) == 30 and {(frame.width, frame.height) for frame in written} == {(width, height)}
+
+
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
     out = tmp_path / "out.mp4"
     run = _cli("process", str(bad_files / "cut-mid-stream.mp4"), "-o", str(out), "--size", "180x320",
