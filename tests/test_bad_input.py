@@ -20,6 +20,10 @@ import torch
 from conftest import MAIN, engine_threads, kill_process_after_lines
 
 from realtime.models import load_parser
+from realtime.models.humanseg import letterbox as humanseg_letterbox
+from realtime.models.m2fp import SINGLE_HUMAN_CANVAS_WH, center_on_canvas, short_side_size
+from realtime.models.mask2former_panoptic import rescale_size
+from realtime.models.uniparser import rescaled_size
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 
@@ -161,16 +165,30 @@ def test_unreadable_files_end_with_one_line(bad_files, tmp_path, name):
     assert not (tmp_path / "out.mp4").exists(), "no empty output is left behind"
 
 
-@pytest.mark.parametrize("size", ["1280x100"])
+@pytest.mark.parametrize("size", ["1280x100", "1920x60", "3840x1", "1x3840"])
 def test_a_thin_frame_size_is_processed_whole(media_dir, tmp_path, size):
-    """Frame sizes whose smoothing flow image was under OpenCV DIS's smallest (1280x100 segfaulted)."""
+    """Frame sizes whose smoothing flow image was under OpenCV DIS's smallest (1280x100 segfaulted,
+    1920x60 failed a resize to 0 pixels inside it), down to one pixel across."""
     out = tmp_path / "out.mp4"
     run = _cli("process", str(media_dir / "faults" / "squat30.mp4"), "--size", size, "--frames", "30", "-o", str(out),
                "--device", "cpu")
     assert run.returncode == 0 and "Traceback" not in run.stderr, (run.returncode, run.stderr)
-    width, height = map(int, size.split("x"))
+    width, height = (max(2, side - side % 2) for side in map(int, size.split("x")))  # H.264 4:2:0: even sides
     written = _decoded(out)
     assert len(written) == 30 and {(frame.width, frame.height) for frame in written} == {(width, height)}
+
+
+@pytest.mark.parametrize("width, height", [(3840, 1), (1, 3840), (1920, 2)])
+def test_every_network_input_of_a_thin_frame_keeps_a_pixel_a_side(single_frames, width, height):
+    """The parsers' own scalings (ported from their references' truncating arithmetic) of a real
+    frame scaled thin: none may give a side of 0 pixels, which cv2.resize refuses."""
+    frame = cv2.resize(single_frames[1], (width, height), interpolation=cv2.INTER_AREA)
+    canvas, (x0, y0, x1, y1) = center_on_canvas(frame)
+    assert x1 > x0 and y1 > y0 and canvas.shape[:2] == SINGLE_HUMAN_CANVAS_WH[::-1]
+    box = humanseg_letterbox((height, width), 192)
+    assert min(box.content_hw) >= 1
+    for scaled in (short_side_size(height, width, 512), rescaled_size(height, width), rescale_size(height, width)):
+        assert min(scaled) >= 1, scaled
 
 
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
