@@ -92,6 +92,7 @@ def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> P
     (folder / "text.png").write_text("not a picture either\n")
     (folder / "notes.txt").write_text("squats: 3 x 10, lunges: 3 x 8\n" * 50)  # FFmpeg draws a text this long as ANSI art
     (folder / "truncated.tif").write_bytes(truncated_tiff)
+    (folder / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>\n')  # FFmpeg has no SVG decoder here
     cv2.imwrite(str(folder / "photo.png"), bgr)
     cv2.imwrite(str(folder / "one-pixel.png"), bgr[900:901, 500:501])
     cv2.imwrite(str(folder / "odd-17x13.png"), bgr[900:913, 500:517])
@@ -142,6 +143,7 @@ FAILS = {
     "text.png": "not a readable image",
     "notes.txt": "is a text file, not a video",
     "truncated.tif": "not a readable image",
+    "drawing.svg": "cannot open",
     "no-such-file.mp4": "no such file",
 }
 
@@ -176,6 +178,13 @@ def test_a_thin_frame_size_is_processed_whole(media_dir, tmp_path, size):
     width, height = (max(2, side - side % 2) for side in map(int, size.split("x")))  # H.264 4:2:0: even sides
     written = _decoded(out)
     assert len(written) == 30 and {(frame.width, frame.height) for frame in written} == {(width, height)}
+
+
+def test_a_format_ffmpeg_opens_but_cannot_decode_is_refused_before_any_output(bad_files, tmp_path):
+    run = _cli("process", str(bad_files / "drawing.svg"), "-o", str(tmp_path / "out.mp4"), "--exercise", "squat",
+               "--device", "cpu")
+    _assert_one_line_error(run, "drawing.svg: it is not a video PartSight can read")
+    assert run.stdout == "" and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("width, height", [(3840, 1), (1, 3840), (1920, 2)])
