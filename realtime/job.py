@@ -142,11 +142,13 @@ def _close(stages: Stages) -> None:
 def _check_writable(path: str, option: str) -> None:
     """ValueError naming `option` when `path` cannot be written: its folder cannot be created or
     written to, or it is a folder or a read-only file."""
+    from realtime.recorder import write_problem
+
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"{option}: cannot write {path}: {exc.strerror}") from None
+        raise ValueError(f"{option}: cannot write {path}: {write_problem(target, exc)}") from None
     if target.is_dir():
         raise ValueError(f"{option}: cannot write {path}: it is a folder")
     if not os.access(target if target.exists() else target.parent, os.W_OK):

@@ -32,6 +32,23 @@ _LABEL_MAP = "{:06d}.png"  # a label PNG's name from its frame index
 _LABEL_MAP_NAME = re.compile(r"\d{6,}\.png")  # every name _LABEL_MAP gives
 
 
+def write_problem(target: Path | str, exc: OSError) -> str:
+    """Why `target` (a file or folder to write) could not be made, from the OSError of making it or
+    its folders: "it is a file, not a folder" or "FILE is a file, not a folder" when a file stands
+    where a folder must (mkdir's "File exists", "Not a directory"), else the system's reason, with
+    the path it names when that is not `target`."""
+    target = Path(target)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename is not None:
+        named = Path(os.fsdecode(exc.filename))
+        blocker = next((path for path in (named, *named.parents) if path.exists() and not path.is_dir()), None)
+        if blocker is not None:
+            return f"{'it' if blocker == target else blocker} is a file, not a folder"
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) != target:
+        return f"{reason} ({os.fsdecode(exc.filename)})"
+    return reason
+
+
 class RecorderError(RuntimeError):
     """The output cannot be written; the message is safe to show."""
 
@@ -104,10 +121,13 @@ class Recorder:
         self._thread.start()
 
     def _prepare_outputs(self) -> None:
+        target = self.video_path
         try:
             for video in self._videos:
+                target = video.path
                 video.path.parent.mkdir(parents=True, exist_ok=True)
             if self.labels_dir:
+                target = self.labels_dir
                 self.labels_dir.mkdir(parents=True, exist_ok=True)
                 earlier = [path for path in self.labels_dir.iterdir()
                            if _LABEL_MAP_NAME.fullmatch(path.name) and path.is_file()]
@@ -115,13 +135,15 @@ class Recorder:
                     path.unlink()
                 self.labels_removed = len(earlier)
             if self.metrics_path:
+                target = self.metrics_path
                 self.metrics_path.parent.mkdir(parents=True, exist_ok=True)
                 self._metrics_fd = os.open(self.metrics_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             for video in self._videos:
+                target = video.path
                 with open(video.path, "wb"):
                     pass
         except OSError as exc:
-            raise RecorderError(f"cannot write {exc.filename or self.video_path}: {exc.strerror}") from None
+            raise RecorderError(f"cannot write {target}: {write_problem(target, exc)}") from None
 
     @property
     def audio(self) -> list[str] | None:

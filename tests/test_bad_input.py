@@ -230,6 +230,31 @@ def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
     _assert_one_line_error(run, "cannot write", "a-file")
 
 
+@pytest.mark.parametrize("outputs, words", [
+    (["-o", "{file}/out.mp4"], "cannot write {file}/out.mp4: {file} is a file, not a folder"),
+    (["-o", "{file}/sub/out.mp4"], "cannot write {file}/sub/out.mp4: {file} is a file, not a folder"),
+    (["-o", "{folder}/out.mp4", "--labels-dir", "{file}"], "cannot write {file}: it is a file, not a folder"),
+    (["-o", "{folder}/out.mp4", "--exercise", "squat", "--summary", "{file}/s.json"],
+     "--summary: cannot write {file}/s.json: {file} is a file, not a folder"),
+], ids=["-o", "-o deeper", "--labels-dir", "--summary"])
+def test_a_file_where_an_output_folder_must_be_is_named(single_clip, tmp_path, outputs, words):
+    """(It said "cannot write FILE: File exists".)"""
+    blocker = tmp_path / "a.json"
+    blocker.write_text("{}")
+    paths = {"file": blocker, "folder": tmp_path}
+    run = _cli("process", str(single_clip), *(arg.format(**paths) for arg in outputs), "--frames", "2",
+               "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, words.format(**paths))
+    assert blocker.read_text() == "{}"
+
+
+def test_a_batch_output_folder_that_cannot_be_made_says_so(single_clip):
+    """sysfs refuses any new folder, even to root (it said "[Errno 1] Operation not permitted: '/sys/out'")."""
+    run = _cli("batch", str(single_clip), "--out", "/sys/partsight-out")
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        "partsight: error: --out: cannot create the folder /sys/partsight-out: Operation not permitted"], run.stderr
+
+
 def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
     """--summary is written only at the run's end: a path that cannot be written is found first,
     named by its option, before any output is made."""
@@ -407,6 +432,9 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
     (["eval", "person-iou", "--bogus"], 2, "unrecognized arguments: --bogus (see 'partsight eval person-iou --help')"),
     (["weights", "fetch", "bodypix", "--bogus"], 2, "(see 'partsight weights fetch --help')"),
     (["process", "{out}-in.mp4", "-o", "{out}.mp4"], 1, "no such file"),
+    (["process", "", "-o", "{out}.mp4"], 2, "SOURCE is empty: give a video file, image folder, webcam index or URL"),
+    (["eval", "flicker", " "], 2, "SOURCE is empty"),
+    (["batch", "{clip}", "", "--out", "{out}"], 2, "an INPUT is empty"),
 ])
 def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
     run = _cli(*(arg.format(clip=single_clip, out=tmp_path / "out") for arg in args))
