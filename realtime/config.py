@@ -144,11 +144,14 @@ def default(name: str):
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     """The PipelineConfig of a parsed command line; options a command does not have keep their
-    defaults. OptionsError (one line) on inconsistent options, e.g. --joint without --exercise."""
+    defaults. OptionsError (one line) on inconsistent options, e.g. --joint without --exercise,
+    and on an empty SOURCE."""
     from realtime.sources import parse_size
 
     given = {field.name: getattr(args, field.name) for field in fields(PipelineConfig)
              if getattr(args, field.name, None) is not None}
+    if "source" in given and not str(given["source"]).strip():  # Path("") is the current folder
+        raise OptionsError("SOURCE is empty: give a video file, image folder, webcam index or URL")
     if "size" in given:
         given["size"] = parse_size(given["size"])
     given["max_side"] = getattr(args, "max_side", None) or None

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.imaging import warp_by_flow
+from realtime.imaging import dense_flow, warp_by_flow
 from realtime.models import Parser
 from realtime.sources import SourceError, open_source, read_image_file
 from realtime.stages import ResultStage
@@ -27,7 +27,7 @@ def flow_to_previous(previous_rgb: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     """H x W x 2 dense flow (OpenCV DIS, medium preset) from each pixel of `rgb` to where it
     was in `previous_rgb`."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return dis.calc(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY), None)
+    return dense_flow(dis, cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.cvtColor(previous_rgb, cv2.COLOR_RGB2GRAY))
 
 
 def warp_labels(labels: np.ndarray, flow: np.ndarray) -> np.ndarray:

@@ -1,7 +1,10 @@
-"""General image helpers on numpy arrays: corner-aligned resampling, sampling at positions and
-along a dense flow, filling from the nearest labelled pixel, uint8 images to a network's float
-input, a mask's box and pixels, sigmoid / softmax, and the fast guided filter."""
+"""General image helpers on numpy arrays: corner-aligned resampling, dense optical flow at any
+size, sampling at positions and along a dense flow, filling from the nearest labelled pixel,
+uint8 images to a network's float input, a mask's box and pixels, sigmoid / softmax, and the
+fast guided filter."""
 from __future__ import annotations
+
+import math
 
 import cv2
 import numpy as np
@@ -33,6 +36,34 @@ def warp_by_flow(image: np.ndarray, flow: np.ndarray, interpolation: int,
     height, width = flow.shape[:2]
     xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
     return sample_at(image, xs + flow[..., 0], ys + flow[..., 1], interpolation, border_value)
+
+
+def dense_flow(dis: cv2.DISOpticalFlow, image: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """H x W x 2 float32 flow (pixels, x then y) from each pixel of `image` to where it was in
+    `previous` (both H x W uint8 grey, any size down to 1 x 1) by `dis`.
+
+    DIS picks its coarsest pyramid level as min(round(log2(long / (4 * patch))),
+    floor(log2(floor(short / patch)))); below its finest level (an image under patch * 2**finest
+    on the short side, or about 4 * patch * 2**(finest - 0.5) on the long side) it re-picks the
+    levels from the width alone, reads past the short side's coarse levels (OpenCV 5.0.0: a
+    segfault for 320 x 20 .. 31 at the ultrafast preset) or fails a resize. Smaller images are
+    therefore padded with their edge pixels up to those sides and the flow is cropped back."""
+    patch, finest = dis.getPatchSize(), dis.getFinestScale()
+    short_side = patch * 2 ** finest
+    long_side = math.ceil(4 * patch * 2 ** (finest - 0.5))
+    height, width = image.shape
+    padded_h, padded_w = max(height, short_side), max(width, short_side)
+    if max(padded_h, padded_w) < long_side:
+        if padded_w >= padded_h:
+            padded_w = long_side
+        else:
+            padded_h = long_side
+    if (padded_h, padded_w) == (height, width):
+        return dis.calc(image, previous, None)
+    pad = (0, padded_h - height, 0, padded_w - width)
+    flow = dis.calc(cv2.copyMakeBorder(image, *pad, cv2.BORDER_REPLICATE),
+                    cv2.copyMakeBorder(previous, *pad, cv2.BORDER_REPLICATE), None)
+    return np.ascontiguousarray(flow[:height, :width])
 
 
 def fill_from_nearest(labels: np.ndarray, empty: int = -1) -> np.ndarray:

@@ -25,7 +25,7 @@ from realtime.build import (
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
 from realtime.models import Parser
-from realtime.recorder import check_writable, is_label_png, label_map_files
+from realtime.recorder import check_writable, is_label_png, label_map_files, write_problem
 from realtime.metrics import SUMMARY_SCHEMA
 from realtime.render import FrameRenderer, ViewSettings, plural
 from realtime.sources import SourceInfo
@@ -85,7 +85,7 @@ class JobOutputs:
                 check_writable(self.summary)
             except OSError as exc:
                 option = self.OPTION_NAMES["summary"]
-                raise ValueError(f"{option}: cannot write {exc.filename}: {exc.strerror}") from None
+                raise ValueError(f"{option}: cannot write {self.summary}: {write_problem(self.summary, exc)}") from None
         if self.labels_dir is not None:
             foreign = next((path for path in label_map_files(Path(self.labels_dir)) if not is_label_png(path)), None)
             if foreign is not None:

@@ -35,6 +35,23 @@ _PNG_IHDR = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 _LABEL_PNG_DEPTH_AND_COLOUR = (8, 0)  # IHDR's bit depth and colour type (grey) of what cv2 writes for H x W uint8
 
 
+def write_problem(target: Path | str, exc: OSError) -> str:
+    """Why `target` (a file or folder to write) could not be made, from the OSError of making it or
+    its folders: "it is a file, not a folder" or "FILE is a file, not a folder" when a file stands
+    where a folder must (mkdir's "File exists", "Not a directory"), else the system's reason, with
+    the path it names when that is not `target`."""
+    target = Path(target)
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename is not None:
+        named = Path(os.fsdecode(exc.filename))
+        blocker = next((path for path in (named, *named.parents) if path.exists() and not path.is_dir()), None)
+        if blocker is not None:
+            return f"{'it' if blocker == target else blocker} is a file, not a folder"
+    reason = exc.strerror or str(exc)
+    if exc.filename is not None and Path(os.fsdecode(exc.filename)) != target:
+        return f"{reason} ({os.fsdecode(exc.filename)})"
+    return reason
+
+
 class RecorderError(RuntimeError):
     """The output cannot be written; the message is safe to show."""
 
@@ -113,14 +130,14 @@ class Recorder:
 
     def _check_outputs(self) -> None:
         """RecorderError when an output could not be written; changes nothing."""
-        try:
-            for path in (*(video.path for video in self._videos), self.metrics_path):
-                if path is not None:
-                    check_writable(path)
-            if self.labels_dir:
-                check_writable(self.labels_dir, folder=True)
-        except OSError as exc:
-            raise RecorderError(f"cannot write {exc.filename}: {exc.strerror}") from None
+        targets = [(video.path, False) for video in self._videos]
+        targets += [(self.metrics_path, False)] if self.metrics_path else []
+        targets += [(self.labels_dir, True)] if self.labels_dir else []
+        for target, folder in targets:
+            try:
+                check_writable(target, folder=folder)
+            except OSError as exc:
+                raise RecorderError(f"cannot write {target}: {write_problem(target, exc)}") from None
 
     def _open_outputs(self) -> None:
         """Creates the outputs' folders, removes the label PNGs of an earlier recording and

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.imaging import resample_corner_aligned, sample_at, sigmoid, warp_by_flow
+from realtime.imaging import dense_flow, resample_corner_aligned, sample_at, sigmoid, warp_by_flow
 from realtime.models.grid_upsample import GridUpsampler, part_labels_inside, person_part_labels
 from realtime.people_memory import PeopleMemory
 from realtime.stages import ResultStage
@@ -186,7 +186,7 @@ class TemporalSmoother(ResultStage):
     def _warp_memory(self, memory: _Memory, gray: np.ndarray) -> _Past | None:
         """The memory carried onto this frame, or None at a scene cut."""
         tuning = self.tuning
-        flow = self._flow.calc(gray, memory.gray, None)  # this frame -> the previous one
+        flow = dense_flow(self._flow, gray, memory.gray)  # this frame -> the previous one
         explained = warp_by_flow(memory.gray, flow, cv2.INTER_LINEAR)
         error = cv2.absdiff(explained, gray).astype(np.float32)
         if (error > tuning.error_high).mean() > tuning.cut_share:
@@ -299,7 +299,7 @@ def _lands_inside(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.
 def _small_gray(rgb: np.ndarray, long_side: int) -> np.ndarray:
     height, width = rgb.shape[:2]
     scale = long_side / max(height, width)
-    size = (max(round(width * scale), 8), max(round(height * scale), 8))
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
     gray = cv2.cvtColor(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
     return cv2.GaussianBlur(gray, (3, 3), 0)
 

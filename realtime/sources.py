@@ -187,6 +187,9 @@ class PyAVReader(FrameReader):
         if self._container.format.name == "tty":  # FFmpeg draws any text file (.txt, .nfo, ...) as ANSI art
             self.close()
             raise SourceError(f"{redact_url(self.url)} is a text file, not a video")
+        if self._container.streams.video[0].codec_context is None:  # FFmpeg knows the format but cannot decode it (SVG)
+            self.close()
+            raise SourceError(f"cannot open {redact_url(self.url)}: {_NOT_READABLE}")
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live
@@ -1101,9 +1104,10 @@ def _names_a_file(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and PurePosixPath(parts.path).suffix.lower() in VIDEO_SUFFIXES
 
 
+_NOT_READABLE = "it is not a video PartSight can read"
 _PLAIN_REASONS = (
-    (av.error.InvalidDataError, "it is not a video PartSight can read, or it is damaged"),
-    (av.error.DemuxerNotFoundError, "it is not a video PartSight can read"),
+    (av.error.InvalidDataError, f"{_NOT_READABLE}, or it is damaged"),
+    (av.error.DemuxerNotFoundError, _NOT_READABLE),
     (av.error.DecoderNotFoundError, "its video format cannot be decoded here"),
     (av.error.HTTPUnauthorizedError, "the user name or password was not accepted"),
     (av.error.HTTPForbiddenError, "access was refused (HTTP 403)"),

@@ -20,6 +20,10 @@ import torch
 from conftest import MAIN, engine_threads, kill_process_after_lines
 
 from realtime.models import load_parser
+from realtime.models.humanseg import letterbox as humanseg_letterbox
+from realtime.models.m2fp import SINGLE_HUMAN_CANVAS_WH, center_on_canvas, short_side_size
+from realtime.models.mask2former_panoptic import rescale_size
+from realtime.models.uniparser import rescaled_size
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 
@@ -88,6 +92,7 @@ def bad_files(tmp_path_factory, single_clip, single_frames, truncated_tiff) -> P
     (folder / "text.png").write_text("not a picture either\n")
     (folder / "notes.txt").write_text("squats: 3 x 10, lunges: 3 x 8\n" * 50)  # FFmpeg draws a text this long as ANSI art
     (folder / "truncated.tif").write_bytes(truncated_tiff)
+    (folder / "drawing.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>\n')  # FFmpeg has no SVG decoder here
     cv2.imwrite(str(folder / "photo.png"), bgr)
     cv2.imwrite(str(folder / "one-pixel.png"), bgr[900:901, 500:501])
     cv2.imwrite(str(folder / "odd-17x13.png"), bgr[900:913, 500:517])
@@ -140,6 +145,7 @@ FAILS = {
     "text.png": "not a readable image",
     "notes.txt": "is a text file, not a video",
     "truncated.tif": "not a readable image",
+    "drawing.svg": "cannot open",
     "no-such-file.mp4": "no such file",
     "cut-after-index.mp4": "no frame was written",
 }
@@ -196,6 +202,39 @@ def test_a_labels_dir_of_someone_elses_pngs_is_refused_and_kept(single_clip, sin
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("size", ["1280x100", "1920x60", "3840x1", "1x3840"])
+def test_a_thin_frame_size_is_processed_whole(media_dir, tmp_path, size):
+    """Frame sizes whose smoothing flow image was under OpenCV DIS's smallest (1280x100 segfaulted,
+    1920x60 failed a resize to 0 pixels inside it), down to one pixel across."""
+    out = tmp_path / "out.mp4"
+    run = _cli("process", str(media_dir / "faults" / "squat30.mp4"), "--size", size, "--frames", "30", "-o", str(out),
+               "--device", "cpu")
+    assert run.returncode == 0 and "Traceback" not in run.stderr, (run.returncode, run.stderr)
+    width, height = (max(2, side - side % 2) for side in map(int, size.split("x")))  # H.264 4:2:0: even sides
+    written = _decoded(out)
+    assert len(written) == 30 and {(frame.width, frame.height) for frame in written} == {(width, height)}
+
+
+def test_a_format_ffmpeg_opens_but_cannot_decode_is_refused_before_any_output(bad_files, tmp_path):
+    run = _cli("process", str(bad_files / "drawing.svg"), "-o", str(tmp_path / "out.mp4"), "--exercise", "squat",
+               "--device", "cpu")
+    _assert_one_line_error(run, "drawing.svg: it is not a video PartSight can read")
+    assert run.stdout == "" and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("width, height", [(3840, 1), (1, 3840), (1920, 2)])
+def test_every_network_input_of_a_thin_frame_keeps_a_pixel_a_side(single_frames, width, height):
+    """The parsers' own scalings (ported from their references' truncating arithmetic) of a real
+    frame scaled thin: none may give a side of 0 pixels, which cv2.resize refuses."""
+    frame = cv2.resize(single_frames[1], (width, height), interpolation=cv2.INTER_AREA)
+    canvas, (x0, y0, x1, y1) = center_on_canvas(frame)
+    assert x1 > x0 and y1 > y0 and canvas.shape[:2] == SINGLE_HUMAN_CANVAS_WH[::-1]
+    box = humanseg_letterbox((height, width), 192)
+    assert min(box.content_hw) >= 1
+    for scaled in (short_side_size(height, width, 512), rescaled_size(height, width), rescale_size(height, width)):
+        assert min(scaled) >= 1, scaled
+
+
 def test_a_file_cut_mid_stream_keeps_what_was_written(bad_files, tmp_path):
     out = tmp_path / "out.mp4"
     run = _cli("process", str(bad_files / "cut-mid-stream.mp4"), "-o", str(out), "--size", "180x320",
@@ -224,6 +263,31 @@ def test_an_unwritable_output_folder_is_one_line(single_clip, tmp_path):
     blocker.write_text("a file, so nothing can be created under it (even by root)")
     run = _cli("process", str(single_clip), "-o", str(blocker / "out.mp4"), "--device", "cpu")
     _assert_one_line_error(run, "cannot write", "a-file")
+
+
+@pytest.mark.parametrize("outputs, words", [
+    (["-o", "{file}/out.mp4"], "cannot write {file}/out.mp4: {file} is a file, not a folder"),
+    (["-o", "{file}/sub/out.mp4"], "cannot write {file}/sub/out.mp4: {file} is a file, not a folder"),
+    (["-o", "{folder}/out.mp4", "--labels-dir", "{file}"], "cannot write {file}: it is a file, not a folder"),
+    (["-o", "{folder}/out.mp4", "--exercise", "squat", "--summary", "{file}/s.json"],
+     "--summary: cannot write {file}/s.json: {file} is a file, not a folder"),
+], ids=["-o", "-o deeper", "--labels-dir", "--summary"])
+def test_a_file_where_an_output_folder_must_be_is_named(single_clip, tmp_path, outputs, words):
+    """(It said "cannot write FILE: File exists".)"""
+    blocker = tmp_path / "a.json"
+    blocker.write_text("{}")
+    paths = {"file": blocker, "folder": tmp_path}
+    run = _cli("process", str(single_clip), *(arg.format(**paths) for arg in outputs), "--frames", "2",
+               "--pose", "parser", "--device", "cpu")
+    _assert_one_line_error(run, words.format(**paths))
+    assert blocker.read_text() == "{}"
+
+
+def test_a_batch_output_folder_that_cannot_be_made_says_so(single_clip):
+    """sysfs refuses any new folder, even to root (it said "[Errno 1] Operation not permitted: '/sys/out'")."""
+    run = _cli("batch", str(single_clip), "--out", "/sys/partsight-out")
+    assert run.returncode == 1 and run.stderr.splitlines() == [
+        "partsight: error: --out: cannot create the folder /sys/partsight-out: Operation not permitted"], run.stderr
 
 
 def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
@@ -432,6 +496,9 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
     (["process", "{clip}", "-o", "{out}.mp4", "--exercise", "squat", "--summary", "-"], 2,
      "argument --summary: writing to standard output ('-') is not supported"),
     (["process", "-", "-o", "{out}.mp4"], 1, "reading standard input ('-') is not supported: give a video file"),
+    (["process", "", "-o", "{out}.mp4"], 2, "SOURCE is empty: give a video file, image folder, webcam index or URL"),
+    (["eval", "flicker", " "], 2, "SOURCE is empty"),
+    (["batch", "{clip}", "", "--out", "{out}"], 2, "an INPUT is empty"),
 ])
 def test_usage_errors_exit_2_and_input_errors_1_in_every_command(single_clip, tmp_path, args, status, words):
     """Nothing is written, in the working folder either (where '-' would be a file)."""

@@ -2,13 +2,17 @@
 is followed without ghost trails, a scene cut resets, strength 0 is the raw result."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import av
 import cv2
 import numpy as np
 import pytest
-from conftest import read_frames
+from conftest import MAIN, read_frames
 
 from realtime.build import build_pipeline, build_stages, person_mask_chain
 from realtime.config import PipelineConfig
@@ -155,6 +159,44 @@ def test_a_new_frame_size_starts_afresh(bodypix, person_frame):
     smaller = cv2.resize(person_frame, (270, 480), interpolation=cv2.INTER_AREA)
     raw = bodypix.parse(smaller)
     assert np.array_equal(smoother(_frame(smaller, 1), raw).labels, raw.labels)
+
+
+# frame sizes whose 320-pixel grey copy is under OpenCV DIS's smallest image (OpenCV 5.0.0 segfaulted
+# on 1280 x 100 .. 1920 x 150 at the ultrafast preset and raised on shorter ones), down to 1 pixel
+_THIN_SIZES = ("1280x100", "1920x120", "1280x90", "3840x300", "1920x150", "1920x60", "100x1280", "640x8",
+               "2x2", "1x1")
+
+
+def test_the_smoother_and_the_flicker_flow_work_on_frames_of_any_size(single_clip):
+    """Real frames scaled to each size, moving, through the real smoother (on BodyPix's parse) and
+    the flicker measure's flow, in a child process so that a crash fails this test alone."""
+    script = f"""
+import cv2, numpy as np
+from conftest import read_frames
+from realtime.evaluation import flow_to_previous
+from realtime.models import load_parser
+from realtime.smoothing import TemporalSmoother
+from realtime.types import Frame
+
+parser = load_parser("bodypix", device="cpu")
+frames = read_frames({str(single_clip)!r}, [0, 2, 4])
+for size in {_THIN_SIZES!r}:
+    width, height = map(int, size.split("x"))
+    smoother = TemporalSmoother(1.0)
+    images = [cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA) for image in frames]
+    for index, image in enumerate(images):
+        raw = parser.parse(image)
+        out = smoother(Frame(image, index, index / 30.0), raw)
+        assert out.labels.shape == (height, width), (size, out.labels.shape)
+    flow = flow_to_previous(images[0], images[1])
+    assert flow.shape == (height, width, 2) and np.isfinite(flow).all(), size
+    print(size, "ok", flush=True)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                         cwd=MAIN.parent, env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    done = run.stdout.split()
+    assert run.returncode == 0, f"exit {run.returncode} after {done[::2]}: {run.stderr[-2000:]}"
+    assert done[::2] == list(_THIN_SIZES)
 
 
 def test_keypoints_jitter_less_and_people_are_filtered_by_id(bodypix, single_clip):

@@ -65,11 +65,14 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
 
 def _batch(args: argparse.Namespace) -> int:
     from realtime.batch.inputs import expand_inputs
-    from realtime.config import config_from_args
+    from realtime.config import OptionsError, config_from_args
+    from realtime.recorder import write_problem
     from realtime.sources import keeps_own_rate
 
     refuse_angles_without_exercise(args)
     config = config_from_args(args)
+    if any(not spec.strip() for spec in args.inputs):  # Path("") is the current folder
+        raise OptionsError("an INPUT is empty: give a video file, folder, glob pattern, URL or manifest")
     blocker = next((path for path in (args.out.absolute(), *args.out.absolute().parents) if path.exists()), None)
     if blocker is not None and not blocker.is_dir():  # found before Ray starts, not after
         where = "" if blocker == args.out.absolute() else f": {blocker}"
@@ -78,6 +81,10 @@ def _batch(args: argparse.Namespace) -> int:
     kept = sum(keeps_own_rate(item.source) for item in inputs)
     if args.fps is not None and kept:
         note_fps_kept(f"{kept} input(s) (videos, streams) keep their own rates")
+    try:  # also found before Ray starts
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _error(f"--out: cannot create the folder {args.out}: {write_problem(args.out, exc)}")
     try:
         from realtime.batch import driver
     except ImportError as exc:

@@ -512,14 +512,14 @@ class Letterbox:
 
 
 def letterbox(frame_hw: tuple[int, int], size: int) -> Letterbox:
-    """The long side becomes `size`, the short side int(short * size / long), centred with
+    """The long side becomes `size`, the short side int(short * size / long) (at least 1), centred with
     (size - short) // 2 before it; a square frame fills the input."""
     height, width = frame_hw
     if width > height:
-        content = (int(height * size / width), size)
+        content = (max(1, int(height * size / width)), size)
         offset = ((size - content[0]) // 2, 0)
     elif width < height:
-        content = (size, int(width * size / height))
+        content = (size, max(1, int(width * size / height)))
         offset = (0, (size - content[1]) // 2)
     else:
         content, offset = (size, size), (0, 0)

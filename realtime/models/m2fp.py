@@ -89,7 +89,8 @@ class Geometry:
 def center_on_canvas(rgb: np.ndarray, canvas_wh: tuple[int, int] = SINGLE_HUMAN_CANVAS_WH
                      ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """ModelScope's center_to_target_size_test: shrink to fit (keeping the aspect ratio, sizes
-    truncated), then pad with 128 to the canvas, centred. Returns (canvas, crop box x0 y0 x1 y1).
+    truncated but at least 1 pixel), then pad with 128 to the canvas, centred. Returns (canvas,
+    crop box x0 y0 x1 y1).
 
     Differences: cv2's INTER_AREA stands in for PIL's antialiased bilinear when shrinking, and a
     square frame larger than the canvas is fitted (the reference fails on it). Like the
@@ -100,17 +101,17 @@ def center_on_canvas(rgb: np.ndarray, canvas_wh: tuple[int, int] = SINGLE_HUMAN_
     new_h, new_w = src_h, src_w
     if src_h > trg_h and src_w > trg_w:
         if src_h >= src_w:
-            new_h, new_w = trg_h, int(trg_h * src_w / src_h)
+            new_h, new_w = trg_h, max(1, int(trg_h * src_w / src_h))
             if new_w > trg_w:
-                new_w, new_h = trg_w, int(trg_w * src_h / src_w)
+                new_w, new_h = trg_w, max(1, int(trg_w * src_h / src_w))
         else:
-            new_w, new_h = trg_w, int(trg_w * src_h / src_w)
+            new_w, new_h = trg_w, max(1, int(trg_w * src_h / src_w))
             if new_h > trg_h:
-                new_h, new_w = trg_h, int(trg_h * src_w / src_h)
+                new_h, new_w = trg_h, max(1, int(trg_h * src_w / src_h))
     elif src_h > trg_h:
-        new_h, new_w = trg_h, int(trg_h * src_w / src_h)
+        new_h, new_w = trg_h, max(1, int(trg_h * src_w / src_h))
     elif src_w > trg_w:
-        new_w, new_h = trg_w, int(trg_w * src_h / src_w)
+        new_w, new_h = trg_w, max(1, int(trg_w * src_h / src_w))
     image = rgb if (new_h, new_w) == (src_h, src_w) else cv2.resize(rgb, (new_w, new_h), interpolation=cv2.INTER_AREA)
     left, top = (trg_w - new_w) // 2, (trg_h - new_h) // 2
     if left or top:
@@ -121,13 +122,13 @@ def center_on_canvas(rgb: np.ndarray, canvas_wh: tuple[int, int] = SINGLE_HUMAN_
 
 def short_side_size(height: int, width: int, short_side: int, max_long_side: int = MAX_LONG_SIDE) -> tuple[int, int]:
     """ModelScope's _get_preprocess_shape: (h, w) with the short side scaled to `short_side`,
-    the long side capped at `max_long_side`, both rounded half up."""
+    the long side capped at `max_long_side`, both rounded half up (at least 1 pixel)."""
     scale = short_side / min(height, width)
     new_h, new_w = (short_side, scale * width) if height < width else (scale * height, short_side)
     if max(new_h, new_w) > max_long_side:
         cap = max_long_side / max(new_h, new_w)
         new_h, new_w = new_h * cap, new_w * cap
-    return int(new_h + 0.5), int(new_w + 0.5)
+    return max(1, int(new_h + 0.5)), max(1, int(new_w + 0.5))
 
 
 # --- post-processing ---------------------------------------------------------------------------

@@ -154,9 +154,9 @@ def load_panoptic_net(path: str | Path, spec: ModelSpec) -> PanopticNet:
 def rescale_size(height: int, width: int, short_side: int = RESCALE_LONG_SHORT[1],
                  long_side: int = RESCALE_LONG_SHORT[0]) -> tuple[int, int]:
     """`mmcv.imrescale`'s (h, w): the largest scale that keeps the short side <= short_side and
-    the long side <= long_side, sizes rounded half up."""
+    the long side <= long_side, sizes rounded half up (at least 1 pixel)."""
     scale = min(long_side / max(height, width), short_side / min(height, width))
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 @dataclass(frozen=True)

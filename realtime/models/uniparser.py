@@ -281,10 +281,11 @@ class Geometry:
 
 def rescaled_size(height: int, width: int, short_side: int = TEST_SCALE[1]) -> tuple[int, int]:
     """mmcv.imrescale's size for img_scale (long cap, short side) = (short_side * 1333 / 800,
-    short_side): the largest scale that fits both, sizes rounded half up. Returns (h, w)."""
+    short_side): the largest scale that fits both, sizes rounded half up (at least 1 pixel).
+    Returns (h, w)."""
     long_cap = short_side * TEST_SCALE[0] / TEST_SCALE[1]
     scale = min(long_cap / max(height, width), short_side / min(height, width))
-    return int(height * scale + 0.5), int(width * scale + 0.5)
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 # --- post-processing ---------------------------------------------------------------------------
