@@ -66,7 +66,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
 def _batch(args: argparse.Namespace) -> int:
     from realtime.batch.inputs import expand_inputs
     from realtime.config import OptionsError, config_from_args
-    from realtime.recorder import write_problem
+    from realtime.recorder import check_writable, write_problem
     from realtime.sources import keeps_own_rate
 
     refuse_angles_without_exercise(args)
@@ -81,8 +81,8 @@ def _batch(args: argparse.Namespace) -> int:
     kept = sum(keeps_own_rate(item.source) for item in inputs)
     if args.fps is not None and kept:
         note_fps_kept(f"{kept} input(s) (videos, streams) keep their own rates")
-    try:  # also found before Ray starts
-        args.out.mkdir(parents=True, exist_ok=True)
+    try:  # also found before Ray starts; created (by the driver) only once Ray runs
+        check_writable(args.out, folder=True)
     except OSError as exc:
         return _error(f"--out: cannot create the folder {args.out}: {write_problem(args.out, exc)}")
     try:
