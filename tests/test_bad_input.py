@@ -284,10 +284,11 @@ def test_a_file_where_an_output_folder_must_be_is_named(single_clip, tmp_path, o
 
 
 def test_a_batch_output_folder_that_cannot_be_made_says_so(single_clip):
-    """sysfs refuses any new folder, even to root (it said "[Errno 1] Operation not permitted: '/sys/out'")."""
+    """sysfs refuses anything new, even to root (it said "[Errno 1] Operation not permitted: '/sys/out'"):
+    found by a file tried there, before Ray starts and leaving nothing behind."""
     run = _cli("batch", str(single_clip), "--out", "/sys/partsight-out")
     assert run.returncode == 1 and run.stderr.splitlines() == [
-        "partsight: error: --out: cannot create the folder /sys/partsight-out: Operation not permitted"], run.stderr
+        "partsight: error: --out: cannot create the folder /sys/partsight-out: Permission denied"], run.stderr
 
 
 def test_an_unwritable_summary_is_refused_before_the_run(single_clip, tmp_path):
