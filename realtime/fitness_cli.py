@@ -129,8 +129,9 @@ def _pose_quality(args: argparse.Namespace) -> int:
     if not keypoints:
         raise RuntimeError(pipeline.error or f"{info.name} gave no frames")
     measured = keypoints[: args.frames] if args.frames else keypoints
+    skipped = source.skipped
     report = {"source": info.name, "model": pipeline.stats.model, "pose": pipeline.stats.pose_source,
-              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(source.skipped)}
+              **pose_quality(measured), **warning_field(pipeline.error), **unreadable_field(skipped)}
     print(json.dumps(report))
-    refuse_unreadable(source.skipped, len(measured))
+    refuse_unreadable(skipped, len(measured))
     return 0
