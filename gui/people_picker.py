@@ -11,6 +11,7 @@ from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from gui.session import Session
+from realtime.analysis.tracking import MergeOffers
 from realtime.types import PersonParse
 
 
@@ -23,8 +24,7 @@ class PeoplePicker(QWidget):
         super().__init__(parent)
         self._session = session
         self._people: list[PersonParse] = []
-        self._seen: list[int] = []  # IDs in the order they first appeared on this source
-        self._declined: set[int] = set()  # new IDs the user said are someone new
+        self._offers = MergeOffers()
         self._offered: int | None = None
         self._in_frame = QLabel()
         self._in_frame.setObjectName("peopleInFrame")
@@ -71,7 +71,7 @@ class PeoplePicker(QWidget):
 
     def reset(self) -> None:
         """A new source: nobody seen, nobody chosen."""
-        self._seen, self._declined = [], set()
+        self._offers = MergeOffers()
         self.show_people([])
         self._show_selection()
 
@@ -80,8 +80,7 @@ class PeoplePicker(QWidget):
         self._people = people
         ids = [person.id for person in people]
         self._in_frame.setText("In frame: " + (", ".join(f"#{i}" for i in sorted(ids)) if ids else "nobody"))
-        self._seen += [i for i in sorted(ids) if i not in self._seen]
-        self._offer_merge(set(ids))
+        self._offer_merge(self._offers.update(set(ids)))
         self._show_selection()
 
     def merge_offer(self) -> tuple[int, list[int]] | None:
@@ -93,7 +92,7 @@ class PeoplePicker(QWidget):
     def merge(self, new_id: int, into_id: int) -> None:
         """Counts `new_id` as `into_id` from now on, as the Merge button does."""
         self._session.merge_people(new_id, into_id)
-        self._seen = [i for i in self._seen if i != new_id]
+        self._offers.merged(new_id)
         self._merge_box.hide()
         self._show_selection()
         self.selection_changed.emit()
@@ -112,19 +111,13 @@ class PeoplePicker(QWidget):
     def choice_text(self) -> str:
         return self._choice.text()
 
-    def _offer_merge(self, in_frame: set[int]) -> None:
-        """Offers to merge the newest ID in frame into earlier ones not in frame now."""
-        new = [i for i in self._seen if i in in_frame and i not in self._declined]
-        offer = None
-        if new:
-            newest = new[-1]
-            earlier = [i for i in self._seen[: self._seen.index(newest)] if i not in in_frame]
-            offer = (newest, earlier) if earlier else None
+    def _offer_merge(self, offer: tuple[int, list[int]] | None) -> None:
+        """Shows the engine's merge offer (realtime.analysis.tracking.MergeOffers), or hides it."""
         if offer is None:
             self._merge_box.hide()
             return
-        newest, earlier = offer[0], offer[1][::-1]  # the most recent first
-        if self.merge_offer() == (newest, earlier):
+        newest, earlier = offer
+        if self.merge_offer() == offer:
             return
         self._offered = newest
         self._merge_text.setText(f"#{newest} is new. Same person as an earlier one?")
@@ -137,7 +130,7 @@ class PeoplePicker(QWidget):
         self.merge(self._offered, self._merge_into.currentData())
 
     def _decline(self) -> None:
-        self._declined.add(self._offered)
+        self._offers.decline(self._offered)
         self._merge_box.hide()
 
     def _select_all(self) -> None:

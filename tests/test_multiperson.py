@@ -60,7 +60,7 @@ import numpy as np
 import pytest
 from conftest import read_frames
 
-from realtime.analysis.tracking import PersonTracker
+from realtime.analysis.tracking import MergeOffers, PersonTracker
 from realtime.build import build_stages
 from realtime.cli import main as cli_main
 from realtime.config import PipelineConfig
@@ -353,6 +353,38 @@ def test_tracker_keeps_an_id_through_a_short_absence_and_never_reuses_ids(multi)
     assert len(seen_ids[150] - before) == 1, "back after 4 s: a new ID for her"
     assert seen_ids[140] == seen_ids[150], "her new ID stays"
     assert max(seen_ids[140]) == max(max(ids) for ids in seen_ids[:140]) + 1, "new IDs are never reused"
+
+
+def test_a_person_back_under_a_new_id_is_offered_to_merge_with_the_one_gone(multi):
+    """The tracker's IDs of the test above (the standing woman away for 4 s comes back with a
+    new ID): nothing is offered while she is away (the others were in frame with her), then her
+    new ID against her old one; declined, it is not offered again; merged, her old ID is back."""
+    first = multi[0].centroids()
+    woman_id = next(i for i, c in first.items() if _inside(c, STANDING_WOMAN_BOX))
+    tracker = PersonTracker(keep_lost_s=3.0)
+    offers, declined = MergeOffers(), MergeOffers()
+
+    def ids_at(step: int) -> set[int]:
+        source = multi[step % 20].result
+        hidden = 3.0 <= step / 20 < 7.0
+        people = [p for p in source.people if not (hidden and p.id == woman_id)]
+        frame = Frame(np.zeros((1, 1, 3), np.uint8), step, step / 20)
+        return {p.id for p in tracker(frame, replace(source, people=people)).people}
+
+    offered = []
+    for step in range(150):
+        ids = ids_at(step)
+        offered.append(offers.update(ids))
+        if (offer := declined.update(ids)) is not None:
+            declined.decline(offer[0])
+    assert all(offer is None for offer in offered[:140]), "nobody came back under a new ID yet"
+    new_id = max(ids)
+    assert new_id != woman_id and offered[149] == (new_id, [woman_id])
+    assert declined.update(ids) is None
+    tracker.merge_people(new_id, woman_id)
+    offers.merged(new_id)
+    ids = ids_at(150)
+    assert woman_id in ids and new_id not in ids and offers.update(ids) is None
 
 
 def test_process_writes_people_per_frame(media_dir: Path, tmp_path: Path):

@@ -189,3 +189,36 @@ class PersonTracker(ResultStage):
                 gaps = np.linalg.norm(track.keypoints[both, :2] - detection.keypoints[both, :2], axis=1)
                 return float(gaps.mean() / track.scale)
         return float(np.linalg.norm(track.centroid - detection.centroid) / track.scale)
+
+
+class MergeOffers:
+    """Which person IDs of one source to offer to merge: a person the tracker lost for longer
+    than it keeps a track comes back with a new ID, and only the user can say it is the same
+    person. Two IDs ever in one frame together are two people; so the offer is the newest ID in
+    frame against the earlier IDs it never shared a frame with and that are not in frame now
+    (most recent first). A `declined` ID (someone new) is not offered again, and a merged one
+    is gone."""
+
+    def __init__(self) -> None:
+        self._seen: list[int] = []  # IDs in the order they first appeared
+        self._met: dict[int, set[int]] = {}  # each ID: the IDs it shared a frame with
+        self._declined: set[int] = set()
+
+    def update(self, in_frame: set[int]) -> tuple[int, list[int]] | None:
+        """Notes the IDs in this frame; the offer (new ID, earlier IDs it may be) or None."""
+        self._seen += [i for i in sorted(in_frame) if i not in self._seen]
+        for i in in_frame:
+            self._met.setdefault(i, set()).update(in_frame)
+        for new in reversed([i for i in self._seen if i in in_frame and i not in self._declined]):
+            earlier = [i for i in self._seen[: self._seen.index(new)] if i not in in_frame and i not in self._met[new]]
+            if earlier:
+                return new, earlier[::-1]
+        return None
+
+    def merged(self, new_id: int) -> None:
+        """`new_id` now counts as an earlier person: it is not offered again."""
+        self._seen = [i for i in self._seen if i != new_id]
+
+    def decline(self, new_id: int) -> None:
+        """The user said `new_id` is someone new."""
+        self._declined.add(new_id)
