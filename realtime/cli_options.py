@@ -64,6 +64,21 @@ def unreadable_field(names: list[str]) -> dict[str, list[str]]:
     return {"unreadable": names} if names else {}
 
 
+def labels_without_images_field(names: list[str], images: int) -> dict[str, list[str]]:
+    """{"labels_without_images": names} for a report measured on a dataset whose label files of
+    these paths (relative to the dataset) had no image beside them and were left out
+    (realtime.evaluation.labelled_images), said on stderr in one line too; {} for none."""
+    from realtime.evaluation import labels_without_images_words
+    from realtime.render import plural
+
+    if not names:
+        return {}
+    listed = f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+    print(f"partsight: warning: {labels_without_images_words(len(names))} left out ({listed}); the report covers "
+          f"the other {plural(images, 'image')}", file=sys.stderr)
+    return {"labels_without_images": names}
+
+
 def refuse_unreadable(names: list[str], frames: int) -> None:
     """After a report on an image folder is printed: CliError (exit status 1) when files of these
     names were skipped as unreadable, in `process`'s words (realtime.job.unreadable_words)."""
