@@ -19,8 +19,7 @@ from realtime.build import (
     build_parser,
     build_pipeline,
     build_run,
-    build_stages,
-    require_weights,
+    checked_stages,
 )
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
@@ -133,13 +132,13 @@ class JobModels:
 
     def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
         """The parser and stages for `config`, reset; loaded now when no kept set fits. WeightsError
-        naming every missing weights file first (realtime.build.require_weights)."""
+        naming every missing weights file first (realtime.build.checked_stages)."""
         key = replace(config, source=None, exercise=None, frame_limit=None)
         if key in self._sets:
             self._sets.move_to_end(key)
         else:
-            require_weights(config)
-            self._sets[key] = (build_parser(config), build_stages(config))
+            stages = checked_stages(config)
+            self._sets[key] = (build_parser(config), stages)
             while len(self._sets) > self.keep:
                 _close(self._sets.popitem(last=False)[1][1])
         parser, stages = self._sets[key]
