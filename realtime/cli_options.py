@@ -115,9 +115,19 @@ def frame_size(text: str) -> str:
 def output_file(text: str) -> str:
     """argparse type for a file a command writes (process --metrics, --summary): any name but
     '-', which is no file here: standard output carries the command's own lines."""
+    return _not_standard_output(text, "a file name")
+
+
+def output_folder(text: str) -> str:
+    """argparse type for a folder a command writes files into (process --labels-dir): any name
+    but '-', as for output_file."""
+    return _not_standard_output(text, "a folder name")
+
+
+def _not_standard_output(text: str, wanted: str) -> str:
     if text == "-":
         raise argparse.ArgumentTypeError("writing to standard output ('-') is not supported, as it carries the "
-                                         "run's own lines: give a file name")
+                                         f"run's own lines: give {wanted}")
     return text
 
 
