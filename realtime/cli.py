@@ -250,6 +250,8 @@ def _process(args: argparse.Namespace) -> int:
     frames = job.frames
     summary = f"wrote {args.output}: {plural(frames, 'frame')} in {job.seconds:.1f} s " \
               f"({frames / max(job.seconds, 1e-9):.1f} fps)"
+    if job.size_note:
+        summary += f", {job.size_note}"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:

@@ -102,7 +102,8 @@ class JobResult:
     removed from the labels folder before this run's were written (Recorder); skipped: the names
     of an image folder's files left out as unreadable (realtime.sources.Source.skipped);
     summary_error: why the summary file could not be written at the end, in one line (None when
-    it was, or was not to be)."""
+    it was, or was not to be); size_note: the MP4's size when it differs from the frames'
+    (Recorder.size_note), else None."""
 
     source: SourceInfo
     frames: int
@@ -115,6 +116,7 @@ class JobResult:
     labels_removed: int = 0
     skipped: list[str] = field(default_factory=list)
     summary_error: str | None = None
+    size_note: str | None = None
 
 
 class JobModels:
@@ -235,7 +237,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped,
-                     summary_error=summary_error)
+                     summary_error=summary_error, size_note=recorder.size_note)
 
 
 def unreadable_words(names: list[str]) -> str:
