@@ -165,22 +165,27 @@ def build_stages(config: PipelineConfig) -> Stages:
                   pose_source=pose[0].name if pose else "parser")
 
 
+def checked_stages(config: PipelineConfig) -> Stages:
+    """build_stages(config) once every weights file `config` runs with is in the cache; else
+    WeightsError naming every missing one, in one line (require_weights), before any is loaded."""
+    require_weights(config)
+    return build_stages(config)
+
+
 def build_run(config: PipelineConfig, *, renderer: FrameRenderer | None = None) -> tuple[Stages, Pipeline]:
     """Fresh stages for one run of `config` and the Pipeline running them (build_pipeline), with
-    every missing weights file named first, in one line (require_weights)."""
-    require_weights(config)
-    stages = build_stages(config)
+    every missing weights file named first (checked_stages)."""
+    stages = checked_stages(config)
     return stages, build_pipeline(config, stages, renderer=renderer)
 
 
 def build_pipeline(config: PipelineConfig, stages: Stages | None = None, *,
                    renderer: FrameRenderer | None = None, parser: Parser | None = None,
                    owns_stages: bool = True) -> Pipeline:
-    """The Pipeline of `config` running `stages` (default: build_stages(config), every missing
-    weights file named first: require_weights); it owns and closes them, except result stages lent
-    with `owns_stages=False`. `parser`: one already loaded for `config` (default: loaded here)."""
+    """The Pipeline of `config` running `stages` (default: checked_stages(config), every missing
+    weights file named first); it owns and closes them, except result stages lent with
+    `owns_stages=False`. `parser`: one already loaded for `config` (default: loaded here)."""
     if stages is None:
-        require_weights(config)
-        stages = build_stages(config)
+        stages = checked_stages(config)
     return Pipeline(config, stages=stages.result, analysers=stages.analysers, renderer=renderer, parser=parser,
                     owns_stages=owns_stages, pose_source=stages.pose_source)

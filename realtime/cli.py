@@ -21,6 +21,7 @@ from realtime.cli_options import (
     mp4_path,
     note_fps_kept,
     output_file,
+    output_folder,
     parse_side_option,
     people_options,
     positive_int,
@@ -165,7 +166,8 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL")
     process.add_argument("-o", "--output", required=True, type=mp4_path, help="annotated MP4 to write (NAME.mp4)")
     process.add_argument("--metrics", type=output_file, help="JSONL file: one line per frame")
-    process.add_argument("--labels-dir", help="folder for label PNGs (%%06d.png, class ids as pixel values)")
+    process.add_argument("--labels-dir", type=output_folder,
+                         help="folder for label PNGs (%%06d.png, class ids as pixel values)")
     process.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
     max_side_option(process, None)
     parse_side_option(process)
@@ -248,6 +250,8 @@ def _process(args: argparse.Namespace) -> int:
     frames = job.frames
     summary = f"wrote {args.output}: {plural(frames, 'frame')} in {job.seconds:.1f} s " \
               f"({frames / max(job.seconds, 1e-9):.1f} fps)"
+    if job.size_note:
+        summary += f", {job.size_note}"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:

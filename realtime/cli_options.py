@@ -64,6 +64,21 @@ def unreadable_field(names: list[str]) -> dict[str, list[str]]:
     return {"unreadable": names} if names else {}
 
 
+def labels_without_images_field(names: list[str], images: int) -> dict[str, list[str]]:
+    """{"labels_without_images": names} for a report measured on a dataset whose label files of
+    these paths (relative to the dataset) had no image beside them and were left out
+    (realtime.evaluation.labelled_images), said on stderr in one line too; {} for none."""
+    from realtime.evaluation import labels_without_images_words
+    from realtime.render import plural
+
+    if not names:
+        return {}
+    listed = f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+    print(f"partsight: warning: {labels_without_images_words(len(names))} left out ({listed}); the report covers "
+          f"the other {plural(images, 'image')}", file=sys.stderr)
+    return {"labels_without_images": names}
+
+
 def refuse_unreadable(names: list[str], frames: int) -> None:
     """After a report on an image folder is printed: CliError (exit status 1) when files of these
     names were skipped as unreadable, in `process`'s words (realtime.job.unreadable_words)."""
@@ -100,9 +115,19 @@ def frame_size(text: str) -> str:
 def output_file(text: str) -> str:
     """argparse type for a file a command writes (process --metrics, --summary): any name but
     '-', which is no file here: standard output carries the command's own lines."""
+    return _not_standard_output(text, "a file name")
+
+
+def output_folder(text: str) -> str:
+    """argparse type for a folder a command writes files into (process --labels-dir): any name
+    but '-', as for output_file."""
+    return _not_standard_output(text, "a folder name")
+
+
+def _not_standard_output(text: str, wanted: str) -> str:
     if text == "-":
         raise argparse.ArgumentTypeError("writing to standard output ('-') is not supported, as it carries the "
-                                         "run's own lines: give a file name")
+                                         f"run's own lines: give {wanted}")
     return text
 
 

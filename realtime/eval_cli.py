@@ -11,6 +11,7 @@ from pathlib import Path
 from realtime.cli_options import (
     frame_size,
     frames_between,
+    labels_without_images_field,
     model_options,
     refuse_unreadable,
     smoothing_option,
@@ -103,7 +104,8 @@ def _part_iou(args: argparse.Namespace) -> int:
     if not args.dataset.is_dir():
         raise ValueError(f"{args.dataset} is not a folder")
     config = config_from_args(args)
-    images = labelled_images(args.dataset)
+    unmatched: list[str] = []
+    images = labelled_images(args.dataset, unmatched=unmatched)
     parser = build_parser(config)
     masks = person_mask_chain(config)
     top_down = parts_stages(replace(config, parts="top-down"))
@@ -113,7 +115,8 @@ def _part_iou(args: argparse.Namespace) -> int:
 
     report = evaluate_part_iou({"full_frame": labels(masks), "top_down": labels([*masks, *top_down])}, images,
                                args.labels)
-    print(json.dumps({**_model_fields(parser, config, masks, smoothing=False), **report}))
+    print(json.dumps({**_model_fields(parser, config, masks, smoothing=False), **report,
+                      **labels_without_images_field(unmatched, report["images"])}))
     return 0
 
 
@@ -173,13 +176,16 @@ def _jitter(args: argparse.Namespace) -> int:
     from realtime.smoothing import TemporalSmoother
 
     config = config_from_args(args)
-    paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args))]
+    unmatched: list[str] = []
+    paths = [Path(p) for p in args.images] or [item.image for item in labelled_images(_dataset(args),
+                                                                                      unmatched=unmatched)]
     stills = [read_rgb(path) for path in paths]
     parser = build_parser(config)
     stages = person_mask_chain(config)
     report = evaluate_jitter(parser, stills, lambda: TemporalSmoother(config.smoothing), frames=args.jitter_frames,
                              seed=args.seed, stages=stages)
-    print(json.dumps({**_model_fields(parser, config, stages), **report}))
+    print(json.dumps({**_model_fields(parser, config, stages), **report,
+                      **labels_without_images_field(unmatched, report["stills"])}))
     return 0
 
 
@@ -190,12 +196,14 @@ def _person_iou(args: argparse.Namespace) -> int:
     from realtime.types import Frame
 
     config = config_from_args(args)
-    images = labelled_images(_dataset(args))
+    unmatched: list[str] = []
+    images = labelled_images(_dataset(args), unmatched=unmatched)
     parser = build_parser(config)
     stages = person_mask_chain(config)
 
     report = evaluate_person_iou(
         lambda rgb: run_stages(stages, Frame(rgb, 0, 0.0), parser.parse(rgb), still=True), images,
         baseline=parser.parse)
-    print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report}))
+    print(json.dumps({**_model_fields(parser, config, stages, smoothing=False), **report,
+                      **labels_without_images_field(unmatched, report["images"])}))
     return 0

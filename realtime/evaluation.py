@@ -15,6 +15,7 @@ import numpy as np
 
 from realtime.imaging import dense_flow, warp_by_flow
 from realtime.models import Parser
+from realtime.render import plural
 from realtime.sources import SourceError, open_source, read_image_file
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult
@@ -202,12 +203,15 @@ class LabelledImage:
     label: Path
 
 
-def labelled_images(root: str | Path) -> list[LabelledImage]:
+def labelled_images(root: str | Path, *, unmatched: list[str] | None = None) -> list[LabelledImage]:
     """Image / label pairs under `root`, in the layouts of the shared datasets: LIP
     (img_X.jpg + label_X.png), CIHP (X.jpg + X_label.png), skin_clothes_hair (img_X.png +
-    ann_X.png). Raises ValueError when there are none."""
+    ann_X.png). The label files of these layouts with no image beside them are left out, their
+    paths relative to `root` appended to `unmatched` when given. Raises ValueError when there are
+    no pairs (naming how many labels lacked their images)."""
     root = Path(root)
     pairs = []
+    lacking = []
     for label in sorted(path for path in root.rglob("*.png") if path.is_file()):
         name = label.name
         if name.startswith("label_"):
@@ -221,9 +225,19 @@ def labelled_images(root: str | Path) -> list[LabelledImage]:
         image = next((c for c in candidates if c.is_file()), None)
         if image is not None:
             pairs.append(LabelledImage(image, label))
+        else:
+            lacking.append(label.relative_to(root).as_posix())
     if not pairs:
-        raise ValueError(f"{root}: no labelled images (label_*.png, *_label.png or ann_*.png with their images)")
+        raise ValueError(f"{root}: no labelled images (label_*.png, *_label.png or ann_*.png with their images)"
+                         f"{': ' + labels_without_images_words(len(lacking)) if lacking else ''}")
+    if unmatched is not None:
+        unmatched.extend(lacking)
     return pairs
+
+
+def labels_without_images_words(count: int) -> str:
+    """'1 label without its image', '2 labels without their images'."""
+    return f"{plural(count, 'label')} without {'its image' if count == 1 else 'their images'}"
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

@@ -19,8 +19,7 @@ from realtime.build import (
     build_parser,
     build_pipeline,
     build_run,
-    build_stages,
-    require_weights,
+    checked_stages,
 )
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.logs import stop_signals_held
@@ -103,7 +102,8 @@ class JobResult:
     removed from the labels folder before this run's were written (Recorder); skipped: the names
     of an image folder's files left out as unreadable (realtime.sources.Source.skipped);
     summary_error: why the summary file could not be written at the end, in one line (None when
-    it was, or was not to be)."""
+    it was, or was not to be); size_note: the MP4's size when it differs from the frames'
+    (Recorder.size_note), else None."""
 
     source: SourceInfo
     frames: int
@@ -116,6 +116,7 @@ class JobResult:
     labels_removed: int = 0
     skipped: list[str] = field(default_factory=list)
     summary_error: str | None = None
+    size_note: str | None = None
 
 
 class JobModels:
@@ -133,13 +134,13 @@ class JobModels:
 
     def lend(self, config: PipelineConfig) -> tuple[Parser, Stages]:
         """The parser and stages for `config`, reset; loaded now when no kept set fits. WeightsError
-        naming every missing weights file first (realtime.build.require_weights)."""
+        naming every missing weights file first (realtime.build.checked_stages)."""
         key = replace(config, source=None, exercise=None, frame_limit=None)
         if key in self._sets:
             self._sets.move_to_end(key)
         else:
-            require_weights(config)
-            self._sets[key] = (build_parser(config), build_stages(config))
+            stages = checked_stages(config)
+            self._sets[key] = (build_parser(config), stages)
             while len(self._sets) > self.keep:
                 _close(self._sets.popitem(last=False)[1][1])
         parser, stages = self._sets[key]
@@ -236,7 +237,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped,
-                     summary_error=summary_error)
+                     summary_error=summary_error, size_note=recorder.size_note)
 
 
 def unreadable_words(names: list[str]) -> str:

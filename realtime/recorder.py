@@ -91,7 +91,10 @@ class Recorder:
     size, with the same sound: a video a client draws its own overlay on. Label PNGs of an
     earlier recording into `labels_dir` (the recorder's own names, %06d.png, and its own kind of
     PNG, 8-bit grey: is_label_png) are removed, so the folder holds this recording's only;
-    `labels_removed` counts them. Nothing is created, truncated or removed before the first frame
+    `labels_removed` counts them. The videos' size is the first frame's with odd sides cut by a
+    pixel (yuv420p stores colour for 2 x 2 pixels; a side of 1 is padded to 2): `size_note` says
+    so when that changed it ("32x16 (the frames are 33x17: yuv420p video needs even sides)"),
+    else None. Nothing is created, truncated or removed before the first frame
     (or JSONL event) arrives, so a source that never gives one leaves every output as it was; the
     paths are only checked at once (check_writable): RecorderError for one that cannot be
     written. `preset`: libx264's speed preset, one of X264_PRESETS (the mpeg4 fallback has
@@ -117,6 +120,7 @@ class Recorder:
         self.error: str | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_frames)
         self._size: tuple[int, int] | None = None  # (width, height) of the videos, set by the first frame
+        self.size_note: str | None = None
         self._metrics_fd: int | None = None
         self.labels_removed = 0
         self._metrics_bytes = 0
@@ -209,7 +213,10 @@ class Recorder:
         start = time.perf_counter()
         if self._size is None:
             height, width = item.image.shape[:2]
-            self._size = max(2, width - width % 2), max(2, height - height % 2)  # yuv420p needs even sizes
+            self._size = max(2, width - width % 2), max(2, height - height % 2)
+            if self._size != (width, height):
+                self.size_note = (f"{self._size[0]}x{self._size[1]} (the frames are {width}x{height}: yuv420p "
+                                  "video needs even sides)")
             for video in self._videos:
                 video.open(*self._size)
             self._pts_offset = -round(item.pts_s / _TIME_BASE)

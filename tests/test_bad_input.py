@@ -496,6 +496,9 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
      "a file name (see 'partsight process --help')"),
     (["process", "{clip}", "-o", "{out}.mp4", "--exercise", "squat", "--summary", "-"], 2,
      "argument --summary: writing to standard output ('-') is not supported"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--labels-dir", "-"], 2,
+     "argument --labels-dir: writing to standard output ('-') is not supported, as it carries the run's own lines: "
+     "give a folder name (see 'partsight process --help')"),
     (["process", "-", "-o", "{out}.mp4"], 1, "reading standard input ('-') is not supported: give a video file"),
     (["process", "", "-o", "{out}.mp4"], 2, "SOURCE is empty: give a video file, image folder, webcam index or URL"),
     (["eval", "flicker", " "], 2, "SOURCE is empty"),

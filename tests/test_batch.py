@@ -395,8 +395,9 @@ sys.exit(code)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120,
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 1, done.stderr
-    where = "" if out == "notes.txt" else f": {tmp_path / 'notes.txt'}"
-    assert done.stderr.splitlines() == [f"partsight: error: --out {tmp_path / out}{where} is a file, not a folder"]
+    blocker = "it" if out == "notes.txt" else tmp_path / "notes.txt"
+    assert done.stderr.splitlines() == [
+        f"partsight: error: --out: cannot create the folder {tmp_path / out}: {blocker} is a file, not a folder"]
     assert (tmp_path / "notes.txt").read_text() == "a file the user keeps"
 
 

@@ -144,6 +144,29 @@ def test_person_iou_without_a_dataset_lists_the_datasets_instead_of_mixing_them(
                            "(see 'partsight eval person-iou --help')\n")
 
 
+def test_person_iou_names_the_labels_whose_images_are_missing(tmp_path):
+    """A half-copied dataset: the labels with no image beside them are named in the JSON and in one
+    warning line, not dropped silently; with no image at all, the error says how many lacked one."""
+    for index in (2, 4, 6):
+        for kind, ext in (("img", "jpg"), ("ann", "png")):
+            source = datasets_dir() / "ccp_dev" / f"{kind}_{index:04d}.{ext}"
+            (tmp_path / source.name).write_bytes(source.read_bytes())
+    (tmp_path / "img_0004.jpg").unlink()
+    done = _cli("eval", "person-iou", "--dataset", str(tmp_path), "--device", "cpu", "--max-people", "1")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["images"] == 2 and report["labels_without_images"] == ["ann_0004.png"]
+    assert done.stderr == ("partsight: warning: 1 label without its image left out (ann_0004.png); the report "
+                           "covers the other 2 images\n")
+
+    for image in tmp_path.glob("img_*"):
+        image.unlink()
+    empty = _cli("eval", "person-iou", "--dataset", str(tmp_path), "--device", "cpu")
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert empty.stderr == (f"partsight: error: {tmp_path}: no labelled images (label_*.png, *_label.png or "
+                            "ann_*.png with their images): 3 labels without their images\n")
+
+
 @pytest.mark.parametrize("measure, words", [
     ("flicker", ["the share (0-1) of the pixels", "smoothed_person_iou_to_raw (0-1"]),
     ("jitter", ["person_iou and part_accuracy", "both 0-1", "--seed SEED", "the same seed moves the stills"]),

@@ -489,6 +489,44 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
 
 
+def test_a_job_that_wrote_no_frame_says_so_for_each_output(tmp_path):
+    """An upload without a decodable frame is refused before it is a job (415 not_a_video, 422
+    damaged_video); a job that still ends before its first frame (here: an audio-only MP4 handed
+    to the job board itself) answers every output with that (409 no_frames), not with 'no frame
+    0' or 'started without label_maps'."""
+    from realtime.config import PipelineConfig
+    from realtime.serve.jobs import ENDED, JobBoard, JobSpec, JobWithoutFrames
+
+    audio_only = tmp_path / "audio.mp4"
+    with av.open(str(audio_only), "w") as container:
+        stream = container.add_stream("aac", rate=44100, layout="mono")
+        for index in range(10):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 44100, index * 1024
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    board = JobBoard(tmp_path / "jobs", max_jobs=1, queue=1, ttl_s=600)
+    try:
+        job = board.reserve()
+        board.submit_bytes(job, audio_only.read_bytes(),
+                           JobSpec(PipelineConfig(device="cpu", pose="parser"), label_maps=True))
+        deadline = time.monotonic() + 120
+        while (status := board.status(job))["state"] not in ENDED and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert status["state"] == "failed" and status["frames"] == 0 and status["outputs"] == {}, status
+        said = f"job {job} failed before writing a frame ({status['error']}): it has no outputs"
+        assert "no video stream" in status["error"]
+        for ask in (lambda: board.label_path(job, 0), *(partial(board.output_path, job, kind)
+                                                        for kind in ("video", "plain", "metrics", "summary"))):
+            with pytest.raises(JobWithoutFrames) as refused:
+                ask()
+            assert str(refused.value) == said
+    finally:
+        board.close()
+
+
 def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30):
     """20 jobs at once against K=2 running and 2 queued: the rest get 429 and Retry-After, none 5xx."""
     video = squat30.read_bytes()

@@ -176,3 +176,19 @@ def test_a_labels_dir_used_again_holds_this_runs_label_pngs_only(media_dir, tmp_
     assert sorted(path.name for path in labels.iterdir()) == sorted([*mine, "000000.png"])
     assert all((labels / name).read_bytes() == data for name, data in mine.items())
     assert cv2.imread(str(labels / "000000.png"), cv2.IMREAD_UNCHANGED).shape == _decoded(out)[0].shape[:2]
+
+
+@pytest.mark.parametrize("size, video", [("33x17", (32, 16)), ("32x16", None)])
+def test_an_odd_frame_size_is_said_where_the_mp4_is_written(media_dir, tmp_path, capsys, size, video):
+    """yuv420p needs even sides: the MP4 of 33 x 17 frames is 32 x 16, and the "wrote" line says
+    so; an even size is not remarked on."""
+    out = tmp_path / "odd.mp4"
+    assert main(["process", str(media_dir / "faults" / "squat30.mp4"), "-o", str(out), "--size", size,
+                 "--frames", "2", "--pose", "parser", "--max-people", "1", "--device", "cpu"]) == 0
+    wrote = next(line for line in capsys.readouterr().out.splitlines() if line.startswith(f"wrote {out}: "))
+    frames = _decoded(out)
+    assert len(frames) == 2 and frames[0].shape[1::-1] == (video or (32, 16))
+    if video:
+        assert wrote.endswith(" fps), 32x16 (the frames are 33x17: yuv420p video needs even sides)"), wrote
+    else:
+        assert wrote.endswith(" fps)"), wrote

@@ -73,18 +73,14 @@ def _batch(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if any(not spec.strip() for spec in args.inputs):  # Path("") is the current folder
         raise OptionsError("an INPUT is empty: give a video file, folder, glob pattern, URL or manifest")
-    blocker = next((path for path in (args.out.absolute(), *args.out.absolute().parents) if path.exists()), None)
-    if blocker is not None and not blocker.is_dir():  # found before Ray starts, not after
-        where = "" if blocker == args.out.absolute() else f": {blocker}"
-        return _error(f"--out {args.out}{where} is a file, not a folder")
+    try:  # found before Ray starts, not after; created (by the driver) only once Ray runs
+        check_writable(args.out, folder=True)
+    except OSError as exc:
+        return _error(f"--out: cannot create the folder {args.out}: {write_problem(args.out, exc)}")
     inputs = expand_inputs(args.inputs, exclude=args.out.absolute())
     kept = sum(keeps_own_rate(item.source) for item in inputs)
     if args.fps is not None and kept:
         note_fps_kept(f"{kept} input(s) (videos, streams) keep their own rates")
-    try:  # also found before Ray starts; created (by the driver) only once Ray runs
-        check_writable(args.out, folder=True)
-    except OSError as exc:
-        return _error(f"--out: cannot create the folder {args.out}: {write_problem(args.out, exc)}")
     try:
         from realtime.batch import driver
     except ImportError as exc:

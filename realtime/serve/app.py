@@ -59,7 +59,15 @@ from realtime.serve.engine import (
     png_bytes,
     result_json,
 )
-from realtime.serve.jobs import OUTPUTS, FrameNotFound, JobNotFound, JobNotReady, JobsBusy, JobSpec
+from realtime.serve.jobs import (
+    OUTPUTS,
+    FrameNotFound,
+    JobNotFound,
+    JobNotReady,
+    JobsBusy,
+    JobSpec,
+    JobWithoutFrames,
+)
 from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video, read_image
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
@@ -495,6 +503,8 @@ def _jobs_call(call, *args):
         raise ApiError(404, "no_such_job", str(exc)) from None
     except FrameNotFound as exc:
         raise ApiError(404, "no_such_frame", str(exc)) from None
+    except JobWithoutFrames as exc:
+        raise ApiError(409, "no_frames", str(exc)) from None
     except JobNotReady as exc:
         raise ApiError(409, "not_ready", str(exc)) from None
 

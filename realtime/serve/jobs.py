@@ -54,6 +54,10 @@ class JobNotReady(Exception):
     """The job has not finished, or finished without that output."""
 
 
+class JobWithoutFrames(JobNotReady):
+    """The job ended (failed or cancelled) before it wrote a frame: it has no outputs."""
+
+
 class FrameNotFound(LookupError):
     """A finished job with label maps has none for that frame index."""
 
@@ -224,9 +228,10 @@ class JobBoard:
             return self._status(self._get(job_id))
 
     def output_path(self, job_id: str, kind: str) -> Path:
-        """The file of an ended job's output `kind` (OUTPUTS). JobNotFound, JobNotReady."""
+        """The file of an ended job's output `kind` (OUTPUTS). JobNotFound, JobNotReady,
+        JobWithoutFrames."""
         with self._changed:
-            job = self._ended(job_id)
+            job = self._with_frames(job_id)
             path = job.folder / OUTPUTS[kind][0]
             if not path.is_file():
                 why = {"summary": " (a summary needs an exercise)" if job.spec.config.exercise is None else "",
@@ -236,9 +241,10 @@ class JobBoard:
 
     def label_path(self, job_id: str, index: int) -> Path:
         """The label PNG of frame `index` (the JSONL's "index") of an ended job that kept its label
-        maps. JobNotFound, JobNotReady (not ended, or no label maps), FrameNotFound."""
+        maps. JobNotFound, JobNotReady (not ended, or no label maps), JobWithoutFrames,
+        FrameNotFound."""
         with self._changed:
-            job = self._ended(job_id)
+            job = self._with_frames(job_id)
             folder = job.folder / LABELS_DIR
             if not folder.is_dir():
                 raise JobNotReady(f"job {job_id} kept no label maps (it was started without label_maps)")
@@ -299,6 +305,15 @@ class JobBoard:
         if job.state not in ENDED:
             done = self._status(job)["progress"]
             raise JobNotReady(f"job {job_id} is {job.state}" + (f" ({done:.0f}% done)" if done is not None else ""))
+        return job
+
+    def _with_frames(self, job_id: str) -> _Job:
+        """The job, when it has ended with at least one frame written (its annotated MP4 is made
+        at the first); JobNotFound, JobNotReady, JobWithoutFrames."""
+        job = self._ended(job_id)
+        if not (job.folder / OUTPUTS["video"][0]).is_file():
+            why = f" ({job.error})" if job.error else ""
+            raise JobWithoutFrames(f"job {job_id} {job.state} before writing a frame{why}: it has no outputs")
         return job
 
     def _status(self, job: _Job) -> dict[str, Any]:
