@@ -140,7 +140,12 @@ class JobModels:
             self._sets.move_to_end(key)
         else:
             stages = checked_stages(config)
-            self._sets[key] = (build_parser(config), stages)
+            try:
+                parser = build_parser(config)
+            except BaseException:
+                _close(stages)
+                raise
+            self._sets[key] = (parser, stages)
             while len(self._sets) > self.keep:
                 _close(self._sets.popitem(last=False)[1][1])
         parser, stages = self._sets[key]
