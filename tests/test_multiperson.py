@@ -67,7 +67,7 @@ from realtime.config import PipelineConfig
 from realtime.models import load_parser
 from realtime.render import PersonLabelAnnotator, person_color
 from realtime.smoothing import DEFAULT_STRENGTH
-from realtime.types import Frame, ParseResult
+from realtime.types import Frame, Gap, ParseResult
 
 # pose2sim-multi-cam01, frame pixels: frame -> a point on the man's torso, marked by hand
 MAN_MARKS = {0: (433, 567), 25: (471, 620), 50: (537, 746), 60: (560, 640), 70: (560, 660), 77: (600, 700),
@@ -353,6 +353,24 @@ def test_tracker_keeps_an_id_through_a_short_absence_and_never_reuses_ids(multi)
     assert len(seen_ids[150] - before) == 1, "back after 4 s: a new ID for her"
     assert seen_ids[140] == seen_ids[150], "her new ID stays"
     assert max(seen_ids[140]) == max(max(ids) for ids in seen_ids[:140]) + 1, "new IDs are never reused"
+
+
+@pytest.mark.parametrize("marked", [True, False])
+def test_a_camera_outage_is_no_absence_people_keep_their_ids(multi, marked: bool):
+    """Real masks from the clip at 20 fps, then 6 s without frames (a live camera that dropped and
+    reconnected: its first frame after carries the Gap) and the same people again: the outage is
+    no time anyone was seen away, so they keep their IDs; the same 6 s jump not marked as an
+    outage (someone's absence) gives new IDs after the tracker's 3 s."""
+    tracker = PersonTracker(keep_lost_s=3.0)
+    before = after = set()
+    for step in range(40):
+        pts_s = step / 20 + (6.0 if step >= 20 else 0.0)
+        gap = Gap(19 / 20, pts_s, "connection lost") if step == 20 and marked else None
+        frame = Frame(np.zeros((1, 1, 3), np.uint8), step, pts_s, gap=gap)
+        ids = {p.id for p in tracker(frame, multi[step % 20].result).people}
+        before, after = (ids, after) if step < 20 else (before, ids)
+    assert len(before) == 3
+    assert (after == before) == marked, (before, after)
 
 
 def test_a_person_back_under_a_new_id_is_offered_to_merge_with_the_one_gone(multi):

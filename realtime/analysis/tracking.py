@@ -8,7 +8,8 @@ keypoints). Tracks seen in the previous frame are matched first, then lost ones;
 group pairs are taken cheapest first while the cost stays under `max_cost`. A track that
 finds no match is kept
 for `keep_lost_s` seconds of presentation time, so a person who is hidden for a moment or
-steps out and comes back gets their old ID; unmatched people get new IDs, never reused. With
+steps out and comes back gets their old ID; unmatched people get new IDs, never reused. A live
+source's outage (`Frame.gap`: no frame came) is no time anyone was seen to be away. With
 `single_person` (the parser reads at most one person) there is only ever one ID: whoever is
 read is that person, however long they were away.
 
@@ -74,6 +75,15 @@ class PersonTracker(ResultStage):
             track.strays = 0
         self._last_pts_s = None
 
+    def _skip(self, outage_s: float) -> None:
+        """Time without frames does not count as anyone's absence: the tracks and the previous
+        frame move on by `outage_s` seconds, so the people of the last frame before an outage are
+        matched first on the first frame after it, and keep their IDs however long it lasted."""
+        for track in self._tracks:
+            track.last_seen_s += outage_s
+        if self._last_pts_s is not None:
+            self._last_pts_s += outage_s
+
     def merge_people(self, new_id: int, into_id: int) -> None:
         """Person `new_id` is `into_id`: their track takes that ID (and replaces the earlier
         person's lost track); IDs are still never given to anyone else."""
@@ -85,6 +95,8 @@ class PersonTracker(ResultStage):
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
         now_s = frame.pts_s
+        if frame.gap is not None:  # a live source's outage: nobody was seen leaving while no frame came
+            self._skip(frame.gap.to_pts_s - frame.gap.from_pts_s)
         if not self.single_person:
             self._tracks = [t for t in self._tracks if abs(now_s - t.last_seen_s) <= self.keep_lost_s]
         step = max(1, round(max(parse.labels.shape) / _MASK_LONG_SIDE))
