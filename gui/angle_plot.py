@@ -2,8 +2,8 @@
 each repetition marked: where it started and ended (dotted) and its deepest point, green when it
 reached the turn (counted), red when it was too shallow (not counted).
 
-The angle axis stays at 0–180° (the mouse never zooms or pans it); `set_auto_range(True)` fits it
-to the data on request."""
+The angle axis stays at a joint angle's range, 0–180° (exercises.JOINT_ANGLE_RANGE_DEG; the mouse
+never zooms or pans it); `set_auto_range(True)` fits it to the data on request."""
 from __future__ import annotations
 
 from collections import deque
@@ -12,8 +12,9 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
+from realtime.analysis.exercises import JOINT_ANGLE_RANGE_DEG
+
 WINDOW_S = 10.0
-ANGLE_RANGE = (0.0, 180.0)
 HIT = "#66bb6a"
 MISS = "#ef5350"
 _PENS = ("#ffb347", "#6ec6ff", "#b39ddb", "#81c784")
@@ -31,7 +32,7 @@ class AnglePlot(QWidget):
         self._plot.setMouseEnabled(x=False, y=False)
         self._plot.hideButtons()
         self._auto = False
-        self._plot.setYRange(*ANGLE_RANGE, padding=0)
+        self._plot.setYRange(*JOINT_ANGLE_RANGE_DEG, padding=0)
         dashed = Qt.PenStyle.DashLine
         self._thresholds = [pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen(color, style=dashed))
                             for color in ("#9e9e9e", "#ff6b6b")]
@@ -65,7 +66,7 @@ class AnglePlot(QWidget):
             self._plot.enableAutoRange(axis="y")
         else:
             self._plot.disableAutoRange(axis="y")
-            self._plot.setYRange(*ANGLE_RANGE, padding=0)
+            self._plot.setYRange(*JOINT_ANGLE_RANGE_DEG, padding=0)
 
     def y_range(self) -> tuple[float, float]:
         low, high = self._plot.getViewBox().viewRange()[1]
@@ -108,7 +109,7 @@ class AnglePlot(QWidget):
         for line in self._bounds:
             self._plot.addItem(line)
         if not self._auto:
-            self._plot.setYRange(*ANGLE_RANGE, padding=0)
+            self._plot.setYRange(*JOINT_ANGLE_RANGE_DEG, padding=0)
 
     def _visible_reps(self) -> list[dict]:
         ends = [samples[-1][0] for samples in self._samples.values() if samples]

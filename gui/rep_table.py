@@ -62,7 +62,7 @@ class RepTable(QWidget):
         self._shown = key
         self._table.setRowCount(len(rows))
         for row_index, row in enumerate(rows):
-            for column, text in enumerate(self._cells(row, turn_deg)):
+            for column, text in enumerate(self._cells(row)):
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 if COLUMNS[column] == "depth":
@@ -75,7 +75,7 @@ class RepTable(QWidget):
         self._table.scrollToBottom()
 
     @staticmethod
-    def _cells(row: dict[str, Any], turn_deg: float | None) -> list[str]:
+    def _cells(row: dict[str, Any]) -> list[str]:
         depth = f"{row['depth_deg']:.0f}° " + ("✓" if row["counted"] else "✗ too shallow")
         side = row.get("side_diff_deg")
         return [f"#{row['person']}", str(row["number"]) if row["counted"] else "not counted",

@@ -35,12 +35,11 @@ from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.config import X264_PRESETS, OptionsError
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, refuse_angles_without_exercise
-from realtime.logs import EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
+from realtime.logs import EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
 from realtime.version import version
 
-EXIT_ERROR = 1
 EXIT_USAGE = 2  # argparse's own, for every usage error
 
 log = logging.getLogger(__name__)

@@ -241,6 +241,8 @@ def labels_without_images_words(count: int) -> str:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
+    """The image file as H x W x 3 uint8 RGB, upright by its EXIF orientation (read_image_file);
+    ValueError naming the file when it cannot be read or decoded."""
     image = read_image_file(path)
     if image is None:
         raise ValueError(f"{path}: not a readable image")
@@ -257,6 +259,8 @@ def read_person_truth(path: str | Path) -> np.ndarray:
 
 
 def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two H x W bool masks of one shape, 0..1; 1.0 when both are
+    empty (they agree that nothing is there)."""
     union = int((mask | truth).sum())
     return float((mask & truth).sum() / union) if union else 1.0
 
@@ -378,6 +382,8 @@ class PartIoU:
         return cls(names, np.zeros(len(names), np.int64), np.zeros(len(names), np.int64))
 
     def add(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        """Adds one image: `predicted` and `truth` are H x W integer class-id maps of one shape,
+        0 the background and index + 1 the class `names[index]` (other ids count for no class)."""
         for index in range(len(self.names)):
             p, t = predicted == index + 1, truth == index + 1
             self.intersection[index] += int((p & t).sum())

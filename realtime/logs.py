@@ -14,6 +14,7 @@ from typing import Iterator
 import platformdirs
 
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
+EXIT_ERROR = 1  # a command that failed, its reason printed as one line
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 _HANDLER_NAME = "partsight"

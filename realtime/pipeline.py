@@ -241,6 +241,16 @@ class Pipeline:
         return len(self._groups)
 
     @property
+    def step_queues(self) -> tuple[tuple[int, int], ...]:
+        """(frames queued, bound) of each step thread's inbox after the first, in order."""
+        return tuple((inbox.qsize(), inbox.maxsize) for inbox in self._inboxes)
+
+    @property
+    def _full_pipe(self) -> int:
+        """Frames in flight at most: two per step thread (`_room`), so also the most an inbox holds."""
+        return 2 * len(self._groups)
+
+    @property
     def parser(self) -> Parser:
         return self._parser
 
@@ -431,7 +441,7 @@ class Pipeline:
         it would only wait, and grow stale)."""
         source = self._source
         paced = source is not None and (source.live or self.playback.speed is not None)
-        limit = min(PACED_IN_FLIGHT, len(self._groups)) if paced else 2 * len(self._groups)
+        limit = min(PACED_IN_FLIGHT, len(self._groups)) if paced else self._full_pipe
         limit = limit if self._warm else 1
         with self._in_flight_changed:
             return self._in_flight_changed.wait_for(lambda: self._in_flight < limit, timeout_s)
@@ -522,7 +532,7 @@ class Pipeline:
     # --- the other step threads -------------------------------------------------------
     def _start_step_threads(self) -> None:
         """One thread for each group of steps after the first (which runs on `_run`'s thread)."""
-        self._inboxes = [queue.Queue() for _ in self._groups[1:]]  # bounded by the in-flight limit
+        self._inboxes = [queue.Queue(maxsize=self._full_pipe) for _ in self._groups[1:]]
         self._step_threads = [threading.Thread(target=self._run_steps, args=(index,), daemon=True,
                                                name=f"partsight-steps-{index}")
                               for index in range(1, len(self._groups))]

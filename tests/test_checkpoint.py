@@ -1,46 +1,50 @@
 """Loading weights into a network: one strict path (load_into) for every model family."""
 from __future__ import annotations
 
+import onnx
 import pytest
 import torch
 
 from realtime.models import get_spec, load_parser
-from realtime.models.bodypix import BodyPixNet
 from realtime.models.checkpoint import load_into
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.m2fp import m2fp_net
-from realtime.models.pixel_norm import PixelNorm
 from realtime.models.schp import schp_net
 from realtime.models.uniparser import uniparser_net
 from realtime.weights import WeightsError
 
 
-def _bodypix_net(spec) -> BodyPixNet:
-    return BodyPixNet(output_stride=spec.output_stride, pixel_norm=PixelNorm.from_spec(spec))
-
-
-@pytest.mark.parametrize("model, reader, wrapped, fresh_net, renamed", [
-    ("bodypix", "realtime.models.bodypix.state_dict_from_onnx", lambda state: state, _bodypix_net,
-     "heads.segments.bias"),
-    ("m2fp-lip", "realtime.models.m2fp.load_checkpoint", lambda state: {"model": state}, m2fp_net,
-     "backbone.stem.conv1.weight"),
-    ("schp-lip", "realtime.models.schp.load_checkpoint", lambda state: {"state_dict": state}, schp_net,
-     "conv1.weight"),
-    ("uniparser-cihp", "realtime.models.uniparser.load_checkpoint", lambda state: {"meta": {}, "state_dict": state},
-     uniparser_net, "backbone.conv1.weight"),
+@pytest.mark.parametrize("model, wrapped, fresh_net, renamed", [
+    ("m2fp-lip", lambda state: {"model": state}, m2fp_net, "backbone.stem.conv1.weight"),
+    ("schp-lip", lambda state: {"state_dict": state}, schp_net, "conv1.weight"),
+    ("uniparser-cihp", lambda state: {"meta": {}, "state_dict": state}, uniparser_net, "backbone.conv1.weight"),
 ])
 def test_a_checkpoint_that_does_not_fit_is_one_line_naming_the_file_and_keys(
-        tmp_path, monkeypatch, model, reader, wrapped, fresh_net, renamed):
+        tmp_path, model, wrapped, fresh_net, renamed):
     state = fixture_state(fresh_net(get_spec(model)))
     state["renamed." + renamed] = state.pop(renamed)
-    path = tmp_path / "weights.bin"
-    path.write_bytes(b"")
-    monkeypatch.setattr(reader, lambda *args: wrapped(state))
+    path = tmp_path / "weights.pth"
+    torch.save(wrapped(state), path)  # in the layout the family's checkpoints have, read back by its own reader
     with pytest.raises(WeightsError) as error:
         load_parser(model, device="cpu", weights=path)
     message = str(error.value)
     assert len(message.splitlines()) == 1 and message.startswith(str(path))
     assert f"1 missing keys ({renamed}), 1 unexpected keys (renamed.{renamed})" in message
+
+
+def test_a_bodypix_graph_that_does_not_fit_is_one_line_naming_the_file_and_keys(tmp_path, weights_dir):
+    graph = onnx.load(str(weights_dir / "bodypix-mobilenetv1-050-stride16.onnx"))
+    for node in graph.graph.node:  # the segments head's output renamed
+        node.output[:] = ["renamed" if name == "segments" else name for name in node.output]
+    next(output for output in graph.graph.output if output.name == "segments").name = "renamed"
+    path = tmp_path / "bodypix.onnx"
+    onnx.save(graph, str(path))
+    with pytest.raises(WeightsError) as error:
+        load_parser("bodypix", device="cpu", weights=path)
+    message = str(error.value)
+    assert len(message.splitlines()) == 1 and message.startswith(str(path))
+    assert ("2 missing keys (heads.segments.weight, heads.segments.bias), "
+            "2 unexpected keys (heads.renamed.weight, heads.renamed.bias)") in message
 
 
 def test_load_into_reports_counts_and_the_first_few_names():

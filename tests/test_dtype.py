@@ -20,7 +20,7 @@ from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.evaluation import labelled_images, mask_iou, read_rgb, run_stages
 from realtime.models import load_parser
-from realtime.models.backends import TupleOutputs, cpu_bf16_missing, build_graph, check_dtype
+from realtime.models.backends import TupleOutputs, autocast_dtype, build_graph, check_dtype, cpu_bf16_missing
 from realtime.models.blazepose import blazepose_available
 from realtime.models.blazepose_torch import BlazePoseTorchStage
 from realtime.models.humanseg import HumanSegmenter, humanseg_net
@@ -120,6 +120,16 @@ def test_cli_runs_bf16_where_the_cpu_has_it_else_says_why(single_clip, capsys):
 def test_what_cannot_compute_in_bf16_says_so(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_the_networks_pytorch_runs_follow_the_dtype_under_autocast_on_cuda_only():
+    """The one mapping the parsers and segmenters on PyTorch take their autocast from: on CUDA fp32
+    is no autocast (float32, not float16), bf16 bfloat16; on the CPU never autocast."""
+    cuda = torch.device("cuda")  # only a device's type is read: nothing runs on it
+    assert autocast_dtype("fp32", cuda) is None and autocast_dtype("bf16", cuda) is torch.bfloat16
+    assert autocast_dtype("fp32", CPU) is None and autocast_dtype("bf16", CPU) is None
+    with pytest.raises(ValueError, match="unknown dtype 'fp16'; choose from fp32, bf16"):
+        autocast_dtype("fp16", cuda)
 
 
 @needs_bf16

@@ -52,12 +52,18 @@ def test_twenty_thousand_frames_keep_memory_and_queues_flat(small_clip, tmp_path
     frames, warmup, every = 20_000, 2_000, 500
     pipeline = Pipeline(PipelineConfig(source=str(small_clip), device="cpu", loop=True, internal_size=INTERNAL_SIZE, max_people=1))
     samples: list[tuple[int, int, int, int]] = []  # frames done, RSS bytes, source buffer, recorder queue
+    peaks = {"in flight": 0, "queued": 0}  # frames in flight, and in any step thread's inbox, at every result
+    bounds: set[int] = set()  # of the step threads' inboxes
     done = threading.Event()
     count = 0
 
     def on_result(result) -> None:
         nonlocal count
         count += 1
+        queues = pipeline.step_queues  # a running peak, not a list: the test measures memory
+        peaks["in flight"] = max(peaks["in flight"], pipeline.in_flight)
+        peaks["queued"] = max(peaks["queued"], *(queued for queued, _ in queues), 0)
+        bounds.update(bound for _, bound in queues)
         if count % every == 0:
             samples.append((count, _rss_bytes(), pipeline.source.buffered, pipeline.recorder.queued))
         if count >= frames:
@@ -79,6 +85,11 @@ def test_twenty_thousand_frames_keep_memory_and_queues_flat(small_clip, tmp_path
           f"({growth * 100:+.2f} %) over {frames} frames; first sample {samples[0][1] / 2**20:.1f} MiB")
     assert growth <= 0.05, [(n, round(rss / 2**20, 1)) for n, rss, _, _ in samples]
     assert max(s[2] for s in samples) <= 8 and max(s[3] for s in samples) <= 16, "queues stay within their bounds"
+    full_pipe = 2 * pipeline.step_threads  # the most frames in flight for a file read as fast as it decodes
+    print(f"{pipeline.step_threads} step threads, peaks {peaks}, inbox bounds {bounds}")
+    assert pipeline.step_threads > 1 and bounds, "the step threads' inboxes were sampled"
+    assert 0 < min(bounds) and max(bounds) <= full_pipe, f"inbox bounds {bounds}, at most {full_pipe} frames fly"
+    assert peaks["in flight"] <= full_pipe and peaks["queued"] <= full_pipe, peaks
 
     with open(tmp_path / "long.jsonl") as metrics:
         indices = [json.loads(line)["index"] for line in metrics]

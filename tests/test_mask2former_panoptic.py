@@ -301,12 +301,13 @@ def test_registry_entry():
 def test_fast_path_under_autocast_stays_close_to_the_reference(device, dtype, tolerance):
     """The fast path's dtypes: backbone and decoder under autocast, pixel decoder and post-processing
     in float32 (on CPU autocast runs fp16 and bf16 too, which checks the dtype handling here)."""
-    from realtime.models.reference_vs_fast import AMP_DTYPES, build_net, build_parser
+    from realtime.models.backends import AUTOCAST_DTYPES
+    from realtime.models.reference_vs_fast import build_net, build_parser
 
     image = read_rgb(FIXTURE / "input_image.png")
     reference = build_parser(SPEC, build_net(SPEC), torch.device("cpu"), fast=False, internal_size=128)
     expected = reference.infer(reference.preprocess([image]).batch)
-    fast = build_parser(SPEC, build_net(SPEC), torch.device(device), fast=True, amp_dtype=AMP_DTYPES[dtype],
+    fast = build_parser(SPEC, build_net(SPEC), torch.device(device), fast=True, amp_dtype=AUTOCAST_DTYPES[dtype],
                         internal_size=128)
     prepared = fast.preprocess([image])
     outputs = fast.infer(prepared.batch)

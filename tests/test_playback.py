@@ -221,13 +221,17 @@ def test_pacing_keeps_to_the_chosen_speed_and_every_frame_drops_none(squat30):
     pipeline.playback.set_speed(0.25)
     try:
         pipeline.start()
-        wait_for(lambda: seen.count() >= 2)
-        first = seen.count()
-        time.sleep(2.0)
-        played = seen.count() - first
-        # a quarter of 30 fps is 7.5 frames a second: a slow machine shows fewer, never more
-        assert played <= 2.0 * 7.5 + 3, played
+        wait_for(lambda: seen.count() >= 12)
+        paced = seen.results[:12]
         pipeline.playback.set_speed(None)
+        # the worker takes a frame when the pacing clock, set at the frame before (a frame waited for
+        # is taken a hair late, and a late frame restarts the clock from itself), reaches it: at a
+        # quarter speed, four times the frames' time apart at least (when taken: captured, then queued)
+        taken_s = [r.frame.captured_s + r.timings_ms["queue"] / 1000 for r in paced]
+        ahead_s = [(b.frame.pts_s - a.frame.pts_s) / 0.25 - (tb - ta)
+                   for a, b, ta, tb in zip(paced, paced[1:], taken_s, taken_s[1:])]
+        print(f"a frame taken ahead of the clock by at most {max(ahead_s) * 1000:.1f} ms")
+        assert [r.frame.index for r in paced] == list(range(12)) and max(ahead_s) < 0.02, ahead_s
         assert pipeline.wait(300)
         assert pipeline.stats.dropped == 0 and [r.frame.index for r in seen.results] == list(range(151))
     finally:

@@ -10,8 +10,9 @@ import torch
 from _paths import fixtures_dir
 
 from realtime.cli import main
+from realtime.models.backends import AUTOCAST_DTYPES
 from realtime.models.deform_attn import gather_levels, sample_levels
-from realtime.models.reference_vs_fast import AMP_DTYPES, build_net, build_parser
+from realtime.models.reference_vs_fast import build_net, build_parser
 from realtime.models.registry import get_spec
 
 LIP_IMAGE = fixtures_dir() / "m2fp_lip" / "input_image.png"
@@ -53,7 +54,7 @@ def test_bench_model_refuses_a_missing_weights_file(tmp_path, capsys):
 def test_cuda_fast_path_in_half_precision_agrees_with_float32(model, single_frames):
     spec = get_spec(model)
     cpu_reference = build_parser(spec, build_net(spec), torch.device("cpu"), fast=False)
-    cuda = {dtype: build_parser(spec, build_net(spec), torch.device("cuda"), fast=True, amp_dtype=AMP_DTYPES[dtype])
+    cuda = {dtype: build_parser(spec, build_net(spec), torch.device("cuda"), fast=True, amp_dtype=AUTOCAST_DTYPES[dtype])
             for dtype in ("fp32", "fp16", "bf16")}
     image = cv2.cvtColor(cv2.imread(str(LIP_IMAGE)), cv2.COLOR_BGR2RGB)
     for frame in (image, single_frames[1]):

@@ -1,13 +1,15 @@
 """The model registry and label sets are consistent with each other and with the networks."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from realtime.models import MODEL_SPECS, get_spec
 from realtime.models.bodypix import HEAD_CHANNELS
 from realtime.models.labels import BODYPIX_PARTS, COCO_KEYPOINTS, COCO_SKELETON
-from realtime.models.registry import UnknownModelError
+from realtime.models.registry import UnknownModelError, weight_files
 
 
 def test_every_spec_is_complete():
@@ -15,10 +17,16 @@ def test_every_spec_is_complete():
         assert spec.name == name
         assert spec.licence and spec.description
         assert spec.weights.filename and (spec.weights.urls or spec.weights.manual)
-        if spec.weights.sha256 is not None:
-            assert len(spec.weights.sha256) == 64 and int(spec.weights.sha256, 16) >= 0
         assert len(spec.input_mean) == len(spec.input_std) == 3
         assert spec.input_channels in ("RGB", "BGR")
+
+
+def test_every_file_weights_fetch_downloads_has_a_sha256():
+    """`weights fetch` refuses a manual file and checks a downloaded one against its sha256 (none:
+    no check): every file is manual or pinned by 64 lower-case hex digits."""
+    for name, (_, file) in weight_files().items():
+        assert file.manual or file.urls and file.sha256 is not None, f"{name} would be downloaded unverified"
+        assert file.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", file.sha256), f"{name}: sha256 {file.sha256!r}"
 
 
 def test_label_sets_have_distinct_names_and_colours():
@@ -52,7 +60,7 @@ def test_unknown_model_lists_known_ones():
 
 
 def test_network_specs_are_complete_and_apart_from_the_parsers():
-    from realtime.models.registry import NETWORK_SPECS, SEGMENTER_SPECS, weight_files
+    from realtime.models.registry import NETWORK_SPECS, SEGMENTER_SPECS
 
     assert not set(NETWORK_SPECS) & set(MODEL_SPECS) and not set(SEGMENTER_SPECS) & (set(NETWORK_SPECS) | set(MODEL_SPECS))
     assert set(weight_files()) == set(NETWORK_SPECS) | set(MODEL_SPECS) | set(SEGMENTER_SPECS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,7 @@ from conftest import engine_threads, open_window, wait_for_frames
 from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
+from realtime.reconnect import Backoff
 from realtime.recorder import pick_video_codec
 from realtime.sources import open_source
 
@@ -131,6 +133,15 @@ def _wait_for(condition, timeout_s: float) -> bool:
     return condition()
 
 
+def _attempt(status: str) -> int:
+    """The reconnection attempt a source's status names."""
+    return int(re.search(r"\(attempt (\d+)\)$", status).group(1))
+
+
+def _delay_s(status: str) -> float:
+    return float(re.search(r"reconnecting in ([\d.]+) s", status).group(1))
+
+
 def test_killed_camera_reconnects_and_the_recording_marks_the_gap(camera, tmp_path):
     video, metrics = tmp_path / "cam.mp4", tmp_path / "cam.jsonl"
     pipeline = Pipeline(PipelineConfig(source=camera.url(), device="cpu", max_people=1))
@@ -148,15 +159,18 @@ def test_killed_camera_reconnects_and_the_recording_marks_the_gap(camera, tmp_pa
         assert pipeline.error is None
         during_outage = len(arrivals)
         camera.start()
-        back_s = time.monotonic()
-        assert _wait_for(lambda: len(arrivals) > during_outage, 10), pipeline.source_status
-        reconnect_s = arrivals[during_outage][0] - back_s
-        assert _wait_for(lambda: len(arrivals) >= during_outage + 15, 20)
-        assert pipeline.source_status is None
+        back = _attempt(pipeline.source_status)  # the try under way, or waited for, as the camera came back
+        statuses = [pipeline.source_status]
+        assert _wait_for(lambda: statuses.append(pipeline.source_status) or len(arrivals) > during_outage, 30), \
+            pipeline.source_status
+        assert _wait_for(lambda: len(arrivals) >= during_outage + 15, 30)
+        assert pipeline.source_status is None and pipeline.source.reconnections == 1
     finally:
         pipeline.stop()
-    print(f"frames flowed again {reconnect_s:.2f} s after the camera came back")
-    assert reconnect_s < 5.0, "frames must flow again within 5 s of the camera's return"
+    tries = [status for status in statuses if status is not None]
+    print(f"the camera came back during attempt {back}; reconnected at attempt {_attempt(tries[-1])}")
+    assert _attempt(tries[-1]) <= back + 1, "the first try after the camera came back (or the one under way) reconnects"
+    assert all(_delay_s(status) <= Backoff().max_s for status in tries), "the backoff is capped"
 
     lines = [json.loads(line) for line in metrics.read_text().splitlines()]
     gaps = [line for line in lines if line.get("event") == "gap"]
@@ -180,16 +194,16 @@ def test_a_hung_camera_times_out_instead_of_blocking_the_thread(camera):
     try:
         assert source.read(10) is not None
         camera.freeze()  # the socket stays open, nothing arrives
-        frozen_s = time.monotonic()
-        assert _wait_for(lambda: source.status is not None, 15), "a read hung"
-        noticed_s = time.monotonic() - frozen_s
+        assert _wait_for(lambda: source.status is not None, 30), "a read hung"
+        noticed = source.status
         camera.thaw()
-        assert _wait_for(lambda: source.read(0.5) is not None and source.status is None, 15)
+        assert _wait_for(lambda: source.read(0.5) is not None and source.status is None, 30)
+        assert source.reconnections == 1
     finally:
         camera.kill()
         source.stop()
-    print(f"the hung camera was noticed after {noticed_s:.1f} s (read timeout 2 s)")
-    assert noticed_s < 2.0 + 5.0
+    print(f"the hung camera: {noticed}")
+    assert "no answer in time" in noticed and _attempt(noticed) == 1, "the read timed out, and only that ended it"
 
 
 def test_stop_while_reconnecting_is_immediate(camera):

@@ -544,17 +544,32 @@ def test_a_full_job_queue_answers_429_with_retry_after(client, jobs_dir, squat30
     for response in busy:
         assert_refused(response, 429, "busy")
         assert int(response.headers["retry-after"]) >= 1
-    waiting = next((client.get(f"/v1/jobs/{job_id}").json() for job_id in accepted
-                    if client.get(f"/v1/jobs/{job_id}").json()["state"] in ("queued", "running")), None)
-    if waiting is not None:
-        assert_refused(client.get(f"/v1/jobs/{waiting['id']}/video"), 409, "not_ready")
-    for job_id in accepted:
+    _delete_all(client, jobs_dir, accepted)
+
+    # every running slot busy with a whole clip: a job submitted behind them is held back, its video not ready
+    running = [client.post("/v1/jobs", files={"video": ("squat30.mp4", video)}) for _ in range(K_JOBS)]
+    assert [r.status_code for r in running] == [202] * K_JOBS, [r.text for r in running]
+    running = [r.json()["id"] for r in running]
+    deadline = time.monotonic() + 120  # a guard against a hang: the slots fill as soon as a worker is free
+    while any(client.get(f"/v1/jobs/{job_id}").json()["state"] == "queued" for job_id in running):
+        assert time.monotonic() < deadline, [client.get(f"/v1/jobs/{job_id}").json() for job_id in running]
+        time.sleep(0.05)
+    held = client.post("/v1/jobs", files={"video": ("squat30.mp4", video)}, data={"frames": "1"})
+    assert held.status_code == 202, held.text
+    held = client.get(f"/v1/jobs/{held.json()['id']}").json()
+    assert held["state"] == "queued", ([client.get(f"/v1/jobs/{job_id}").json() for job_id in running], held)
+    assert_refused(client.get(f"/v1/jobs/{held['id']}/video"), 409, "not_ready")
+    _delete_all(client, jobs_dir, [*running, held["id"]])
+
+
+def _delete_all(client: httpx.Client, jobs_dir: Path, job_ids: list[str]) -> None:
+    """Deletes the jobs and waits for their folders to go (a running job's, when it stops)."""
+    for job_id in job_ids:
         assert client.delete(f"/v1/jobs/{job_id}").status_code == 200
     deadline = time.monotonic() + 60
-    while list(jobs_dir.iterdir()) and time.monotonic() < deadline:  # a running job's folder goes when it stops
+    while list(jobs_dir.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not list(jobs_dir.iterdir())
-    assert client.post("/v1/jobs", files={"video": ("squat30.mp4", video)}, data={"frames": "1"}).status_code == 202
 
 
 def test_live_websocket_keeps_the_newest_frame(server, media_dir):

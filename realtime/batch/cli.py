@@ -19,9 +19,8 @@ from realtime.cli_options import (
     smoothing_option,
 )
 from realtime.fitness_cli import fitness_options, refuse_angles_without_exercise
-from realtime.logs import EXIT_INTERRUPTED
+from realtime.logs import EXIT_ERROR, EXIT_INTERRUPTED
 
-EXIT_ERROR = 1
 NEEDS_RAY = 'batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
 
 

@@ -53,16 +53,13 @@ class BatchActor(BatchWorker):
         self.node = ray.get_runtime_context().get_node_id()
         self.error: str | None = None
         try:
-            super().__init__(config, threads=threads, audio=audio, readout=readout)
+            super().__init__(config, threads=threads, audio=audio, readout=readout, node=self.node)
         except Exception as exc:  # reported by ready() as one line
             log.exception("a batch worker could not start")
             self.error = one_line(exc)
 
     def ready(self) -> tuple[str, str | None]:
         return self.node, self.error
-
-    def run(self, task: Task, node: str | None = None) -> dict[str, Any]:
-        return super().run(task, node=self.node)
 
 
 @dataclass(frozen=True)

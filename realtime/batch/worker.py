@@ -44,10 +44,12 @@ class Progress:
 class BatchWorker:
     """Runs tasks with `config`'s options (its source and exercise are each task's) on `threads`
     CPU threads; `audio`: keep each source's sound in its MP4; `readout`: draw the speed readout
-    into it. The parser and the stages are loaded here, once (realtime.job.JobModels), so a bad
-    model or weights file fails the worker's start, not every task."""
+    into it; `node`: where it runs (a Ray node ID), for the manifest. The parser and the stages
+    are loaded here, once (realtime.job.JobModels), so a bad model or weights file fails the
+    worker's start, not every task."""
 
-    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool = True, readout: bool = False) -> None:
+    def __init__(self, config: PipelineConfig, *, threads: int, audio: bool = True, readout: bool = False,
+                 node: str | None = None) -> None:
         import cv2
         import torch
 
@@ -59,15 +61,15 @@ class BatchWorker:
         self.config = config
         self.audio = audio
         self.readout = readout
+        self.node = node
         self._models = JobModels()
         self._models.lend(config)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._progress = Progress(None, 0, None)
 
-    def run(self, task: Task, node: str | None = None) -> dict[str, Any]:
-        """Processes `task` into its OutputSet, renamed into place only when complete; `node`: where
-        this worker runs, for the manifest. Returns the
+    def run(self, task: Task) -> dict[str, Any]:
+        """Processes `task` into its OutputSet, renamed into place only when complete. Returns the
         manifest fields the worker knows: status ("ok", "failed" or "interrupted" after `stop()`),
         frames, duration_s, reps, seconds, node, unreadable, error (one line). Never raises for a bad input."""
         self._stop.clear()
@@ -75,7 +77,7 @@ class BatchWorker:
             self._progress = Progress(task.index, 0, None)
         outputs = task.outputs
         start = time.monotonic()
-        record: dict[str, Any] = {"frames": 0, "duration_s": None, "reps": None, "node": node, "unreadable": []}
+        record: dict[str, Any] = {"frames": 0, "duration_s": None, "reps": None, "node": self.node, "unreadable": []}
         try:
             outputs.prepare()
             config = replace(self.config, source=task.source, exercise=task.exercise)

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from realtime import weights as weights_cache
+from realtime.models.backends import autocast_dtype
 from realtime.models.common import Parser
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS, ModelSpec, get_spec
 
@@ -39,7 +40,7 @@ def build_m2fp(spec: ModelSpec, path: Path, device: torch.device, internal_size:
     from realtime.models.m2fp import M2FPParser, load_m2fp_net
 
     return M2FPParser(load_m2fp_net(path, spec), spec, device, internal_size=internal_size, max_people=max_people,
-                      amp_dtype=CUDA_AMP_DTYPES[dtype])
+                      amp_dtype=autocast_dtype(dtype, device))
 
 
 def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
@@ -47,7 +48,7 @@ def build_schp(spec: ModelSpec, path: Path, device: torch.device, internal_size:
     from realtime.models.schp import SCHPParser, load_schp_net
 
     return SCHPParser(load_schp_net(path, spec), spec, device, internal_size=internal_size,
-                      amp_dtype=CUDA_AMP_DTYPES[dtype])
+                      amp_dtype=autocast_dtype(dtype, device))
 
 
 def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
@@ -55,7 +56,7 @@ def build_mask2former_panoptic(spec: ModelSpec, path: Path, device: torch.device
     from realtime.models.mask2former_panoptic import PanopticParser, load_panoptic_net
 
     return PanopticParser(load_panoptic_net(path, spec), spec, device, internal_size=internal_size,
-                          max_people=max_people, amp_dtype=CUDA_AMP_DTYPES[dtype])
+                          max_people=max_people, amp_dtype=autocast_dtype(dtype, device))
 
 
 def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_size: int | None,
@@ -63,14 +64,11 @@ def build_uniparser(spec: ModelSpec, path: Path, device: torch.device, internal_
     from realtime.models.uniparser import UniParserParser, load_uniparser_net
 
     return UniParserParser(load_uniparser_net(path, spec), spec, device, internal_size=internal_size,
-                           max_people=max_people, amp_dtype=CUDA_AMP_DTYPES[dtype])
+                           max_people=max_people, amp_dtype=autocast_dtype(dtype, device))
 
 
 PARSER_BUILDERS = {"bodypix": build_bodypix, "m2fp": build_m2fp, "schp": build_schp, "uniparser": build_uniparser,
                    "mask2former_panoptic": build_mask2former_panoptic}
-# the autocast dtype (None: off) of a run's dtype (realtime.models.backends.DTYPES) for the families that run
-# on PyTorch only, on CUDA (on the CPU they compute in fp32 only)
-CUDA_AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 # families whose forward runs on every backend of realtime.models.backends; the others run on PyTorch
 MULTI_BACKEND_FAMILIES = ("bodypix",)
 

@@ -46,6 +46,9 @@ BACKENDS = ("torch", "onnxruntime", "openvino")
 BACKEND_CHOICES = ("auto", *BACKENDS)
 BACKEND_CACHE_ENV = "PARTSIGHT_BACKEND_CACHE"
 DTYPES = ("fp32", "bf16")
+# the torch dtype autocast computes in for each dtype name (None: autocast off, float32): DTYPES,
+# and fp16, which bench-model's fast path is also measured in
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # outputs agree when max |a - b| <= TOLERANCE * max(1, max |a|) for every output
 TOLERANCE = 1e-3
 SLOW_FACTOR = 3.0
@@ -122,7 +125,7 @@ class TorchGraph:
 
     def __init__(self, module: nn.Module, example: torch.Tensor, *, dtype: str = "fp32") -> None:
         check_dtype(dtype, self.backend, example.device)
-        self._autocast = dtype == "bf16"
+        self._autocast = AUTOCAST_DTYPES[dtype]
         if example.device.type != "cpu":
             self._run = module
             return
@@ -133,7 +136,8 @@ class TorchGraph:
             self._run = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
 
     def __call__(self, batch: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=self._autocast):
+        with torch.inference_mode(), torch.autocast(batch.device.type, dtype=self._autocast or torch.float32,
+                                                    enabled=self._autocast is not None):
             return tuple(output.float() for output in self._run(batch))
 
 
@@ -190,6 +194,16 @@ class OpenVinoGraph:
 
 
 OPENVINO_PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
+
+
+def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
+    """What a network PyTorch runs eagerly on `device` computes in under autocast for the run's
+    `dtype` (DTYPES): on CUDA AUTOCAST_DTYPES[dtype] (fp32: None, autocast off); on the CPU None
+    (there it computes in float32, or a graph backend computes in `dtype`, check_dtype). ValueError
+    for a dtype not in DTYPES."""
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype '{dtype}'; choose from {', '.join(DTYPES)}")
+    return AUTOCAST_DTYPES[dtype] if device.type == "cuda" else None
 
 
 def check_dtype(dtype: str, backend: str, device: torch.device) -> None:

@@ -124,7 +124,7 @@ class BlazePoseFullNet(nn.Module):
         self.tail = nn.ModuleDict({"expand": conv(144, 864), "depthwise": depthwise(864)})
         self.lateral = nn.ModuleDict({"s128": Lateral(16, 8), "s64": Lateral(24, 48), "s32": Lateral(32, 48),
                                       "s16": Lateral(88, 48), "s8": Lateral(864, 48)})
-        self.heatmap = conv(48, 39)
+        self.heatmap = conv(48, NUM_ALL_LANDMARKS)
         self.seg_in = Lateral(48, 8)
         self.seg128 = nn.Sequential(ResidualDW(8), ResidualDW(8))
         self.seg256 = nn.Sequential(ResidualDW(8), ResidualDW(8))

@@ -32,6 +32,7 @@ from realtime.models.blazepose import BLAZEPOSE_TO_COCO
 from realtime.models.blazepose_detector import BlazePoseDetector
 from realtime.models.blazepose_landmark import (
     INPUT_SIZE,
+    NUM_LANDMARKS,
     ROI_SCALE,
     BlazePoseLandmarker,
     PoseLandmarks,
@@ -121,8 +122,9 @@ class BlazePoseTorchStage(ResultStage):
         # each a full-frame warp: made for the person-mask stage only when it refines with them
         segmentations = [_frame_logits(person, (h, w)) for person in found] if self.segmentation else None
         for index, (pose, person) in enumerate(zip(poses, found)):
-            landmarks = np.column_stack([person.xyz[:33], person.visibility[:33], person.presence[:33]]).astype(np.float32)
-            world = person.world[:33].astype(np.float32)
+            landmarks = np.column_stack([person.xyz[:NUM_LANDMARKS], person.visibility[:NUM_LANDMARKS],
+                                         person.presence[:NUM_LANDMARKS]]).astype(np.float32)
+            world = person.world[:NUM_LANDMARKS].astype(np.float32)
             owners = [(_points_inside(p.mask, pose), i) for i, p in enumerate(people) if i not in taken]
             count, best = max(owners, default=(0, -1))
             if count > 0:
@@ -177,8 +179,8 @@ def _upright_roi(mask: np.ndarray) -> Roi:
 def _landmarks_inside(person: PoseLandmarks, mask: np.ndarray) -> float:
     """The share of the person's visible landmarks (visibility >= 0.5; all when none is) that
     lie in `mask`."""
-    visible = person.visibility[:33] >= 0.5
-    points = person.xyz[:33][visible if visible.any() else slice(None)]
+    visible = person.visibility[:NUM_LANDMARKS] >= 0.5
+    points = person.xyz[:NUM_LANDMARKS][visible if visible.any() else slice(None)]
     return _points_inside(mask, points) / len(points)
 
 

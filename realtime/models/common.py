@@ -63,12 +63,17 @@ class Parser:
         self._internal_size = int(size)
 
     def parse_batch(self, rgbs: list[np.ndarray]) -> list[ParseResult]:
+        """One ParseResult per frame, in order, at the frames' size (labels and person_mask H x W).
+        `rgbs`: H x W x 3 uint8 RGB arrays, all of one size; none gives none. ValueError for a
+        frame of another shape or dtype, or frames of different sizes (check_frames)."""
         if not rgbs:
             return []
         prepared = self.preprocess(rgbs)
         return self.postprocess(self.infer(prepared.batch), prepared)
 
     def parse(self, rgb: np.ndarray) -> ParseResult:
+        """The ParseResult of one H x W x 3 uint8 RGB frame, at H x W; ValueError for an array of
+        another shape or dtype (parse_batch)."""
         return self.parse_batch([rgb])[0]
 
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from realtime import weights as weights_cache
-from realtime.models.backends import GraphCache, TupleOutputs
+from realtime.models.backends import GraphCache, TupleOutputs, autocast_dtype
 from realtime.models.checkpoint import load_checkpoint, load_into
 from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import SegmenterSpec, get_segmenter_spec
@@ -607,16 +607,15 @@ class HumanSegmenter:
 def load_humanseg(name: str, *, weights: str | Path | None = None,
                   device: str | torch.device = "cpu", backend: str = "auto", dtype: str = "fp32") -> HumanSegmenter:
     """The named segmenter (SEGMENTER_SPECS) with the cache's checkpoint (or the file
-    `weights`), fast path on `backend` on the CPU computing in `dtype`, on CUDA in float16
-    (bfloat16 with `dtype` "bf16"). WeightsError when the file is missing or does not fit."""
+    `weights`), computing in `dtype` (realtime.models.backends.DTYPES): on the CPU on the fast path
+    on `backend`, on CUDA under autocast (backends.autocast_dtype; fp32: none). WeightsError when the
+    file is missing or does not fit, ValueError for an unknown dtype."""
     from realtime.models import resolve_device
 
     spec = get_segmenter_spec(name)
     target = resolve_device(device)
     net = load_humanseg_net(weights_cache.resolve(spec.weights, weights, name=spec.name), spec)
-    cuda_dtype = torch.bfloat16 if dtype == "bf16" else torch.float16
-    return HumanSegmenter(net, spec, target, amp_dtype=cuda_dtype if target.type == "cuda" else None,
-                          backend=backend, dtype=dtype)
+    return HumanSegmenter(net, spec, target, amp_dtype=autocast_dtype(dtype, target), backend=backend, dtype=dtype)
 
 
 __all__ = ["ARCHITECTURES", "EAGER_ONLY", "HumanSegmenter", "Letterbox", "TrainerLog", "humanseg_net", "humanseg_state_dict",

@@ -276,7 +276,7 @@ class PanopticParser(Mask2FormerParser):
     def postprocess(self, outputs: dict[str, torch.Tensor], prepared: Prepared) -> list[ParseResult]:
         padded_hw, geometry = tuple(prepared.batch.shape[-2:]), prepared.geometry
         with torch.inference_mode():
-            return [self._result(self.panoptic(logits, masks, padded_hw, geometry), geometry.frame_hw)
+            return [self._result(self.panoptic(logits, masks, padded_hw, geometry))
                     for logits, masks in zip(outputs["pred_logits"], outputs["pred_masks"])]
 
     def panoptic(self, pred_logits: torch.Tensor, pred_masks: torch.Tensor, padded_hw: tuple[int, int],
@@ -293,7 +293,7 @@ class PanopticParser(Mask2FormerParser):
             masks = masks[queries]
         return panoptic_inference(queries, scores, classes, masks, num_classes=pred_logits.shape[-1] - 1)
 
-    def _result(self, panoptic: Panoptic, frame_hw: tuple[int, int]) -> ParseResult:
+    def _result(self, panoptic: Panoptic) -> ParseResult:
         segment_map = panoptic.segment_map
         category = torch.where(segment_map == panoptic.void, -1, segment_map % INSTANCE_OFFSET)
         labels = (category + 1).to(torch.uint8).cpu().numpy()

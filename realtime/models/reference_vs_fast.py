@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from realtime.models.backends import AUTOCAST_DTYPES
 from realtime.models.checkpoint import load_into
 from realtime.models.common import Parser
 from realtime.models.fixture_weights import fixture_state
 from realtime.models.registry import SEGMENTER_SPECS, ModelSpec, SegmenterSpec, get_spec
 from realtime.types import ParseResult, PersonParse
 
-AMP_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def _family(spec: ModelSpec | SegmenterSpec) -> tuple[Callable, Callable, Callable, Callable]:
@@ -105,8 +105,8 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
     Wall-clock and process CPU ms are both reported: on a CPU shared with other jobs the CPU
     time of a 1-thread run is the steadier measure of the work done.
     """
-    if dtype not in AMP_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(AMP_DTYPES)}, not '{dtype}'")
+    if dtype not in AUTOCAST_DTYPES:
+        raise ValueError(f"dtype must be one of {sorted(AUTOCAST_DTYPES)}, not '{dtype}'")
     if repeats < 1 or warmup < 0:
         raise ValueError("repeats must be at least 1 and warmup at least 0")
     from realtime.models import resolve_device
@@ -119,7 +119,7 @@ def bench_model(name: str, frame: np.ndarray, *, weights: str | Path | None = No
     try:
         parsers = {
             "reference": build_parser(spec, build_net(spec, weights), target, fast=False, internal_size=internal_size),
-            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AMP_DTYPES[dtype],
+            "fast": build_parser(spec, build_net(spec, weights), target, fast=True, amp_dtype=AUTOCAST_DTYPES[dtype],
                                  internal_size=internal_size),
         }
         prepared = {label: parser.preprocess([frame]) for label, parser in parsers.items()}
