@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import configparser
+import errno
 import json
 import logging
 import math
 import re
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -177,10 +179,13 @@ class PyAVReader(FrameReader):
         options = {}
         if self.url.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": "tcp", "timeout": str(int(self.timeout_s * 1e6))}
+        started_s = time.monotonic()
         try:
             self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url) from None
+            timed_out = time.monotonic() - started_s >= self.timeout_s  # FFmpeg's wait cut off, whatever it says
+            raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url, opening=True,
+                                timed_out=timed_out) from None
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
@@ -1013,13 +1018,15 @@ def _server_seeks(url: str, timeout_s: float) -> bool:
         return True
 
 
-def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:
+def _source_error(what: str, exc: BaseException, url: str | None = None, *, opening: bool = False,
+                  timed_out: bool = False) -> SourceError:
     """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log. `url`: the
     address that failed, whose own mistakes (_user_info_problem, a concat list's bad entry:
-    _concat_entry_problem) are the reason given."""
+    _concat_entry_problem) are the reason given; `opening`: it failed to open (else to read),
+    `timed_out`: after FFmpeg gave up waiting for it."""
     log.info("%s: %s", what, redact_url(str(exc)))
     own = url and (_user_info_problem(url) or _concat_entry_problem(url))
-    return SourceError(f"{what}: {own or _reason(exc, url)}")
+    return SourceError(f"{what}: {own or _reason(exc, url, opening=opening, timed_out=timed_out)}")
 
 
 def _concat_entry_problem(url: str) -> str | None:
@@ -1080,12 +1087,17 @@ def _user_info_problem(url: str) -> str | None:
     return f"the password holds '{stop[0]}': write it as %{ord(stop[0]):02X}"
 
 
-def _reason(exc: BaseException, url: str | None = None) -> str:
+def _reason(exc: BaseException, url: str | None = None, *, opening: bool = False, timed_out: bool = False) -> str:
     """Why FFmpeg or the system failed, in plain words (the raw text goes to the log with the
-    traceback; credentials removed either way); `url`: the address that failed, when one did."""
+    traceback; credentials removed either way); `url`: the address that failed, when one did;
+    `opening`: it failed to open (else to read), `timed_out`: after FFmpeg gave up waiting."""
+    running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
     if isinstance(exc, ConnectionRefusedError):
-        running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
         return f"nothing answered at that address (connection refused): check the address and that {running}"
+    if timed_out or isinstance(exc, (TimeoutError, av.error.ExitError)):
+        return f"no answer in time: check the address and that {running} and reachable"
+    if opening and url is not None and URL.match(url) and (unreached := _unreached(exc, url, running)):
+        return unreached
     if isinstance(exc, av.error.HTTPUnauthorizedError) and url is not None and not _AUTHORITY_USER_INFO.match(url):
         return "it asks for a user name and password: add them to the address, before the host"
     for kind, words in _PLAIN_REASONS:
@@ -1093,6 +1105,43 @@ def _reason(exc: BaseException, url: str | None = None) -> str:
             return words
     text = getattr(exc, "strerror", None) or str(exc)
     return redact_url(text.strip().rstrip("."))
+
+
+def _unreached(exc: BaseException, url: str, running: str) -> str | None:
+    """What FFmpeg's bare "Input/output error" or "Invalid data" meant for the stream at `url`, in
+    a user's words with what to check (`running`: "the camera is on" or "the server is running"),
+    found by asking the system again: the host name is not known (it does not resolve), or the
+    connection was closed before a video came (a reset, or an RTSP server that closes the
+    connection without answering an OPTIONS request); None otherwise."""
+    try:
+        parts = urlsplit(_USER_INFO.sub(r"\1", url))
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a host in brackets that is no IPv6 address, a port that is no number
+        return None
+    if not host:
+        return None
+    closed = f"the connection was closed before a video came: check the address and that {running}"
+    if isinstance(exc, ConnectionError):
+        return closed
+    if isinstance(exc, OSError) and exc.errno == errno.EIO:
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror:
+            return f"the host name '{host}' is not known: check the address and the network"
+        except (OSError, UnicodeError):
+            return None
+    if isinstance(exc, av.error.InvalidDataError) and parts.scheme.lower() == "rtsp":
+        try:
+            with socket.create_connection((host, port or 554), timeout=5.0) as connection:
+                connection.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+                return closed if connection.recv(1) == b"" else None
+        except ConnectionRefusedError:
+            return None
+        except ConnectionError:
+            return closed
+        except (OSError, UnicodeError):
+            return None
+    return None
 
 
 def _names_a_file(url: str) -> bool:
@@ -1112,8 +1161,6 @@ _PLAIN_REASONS = (
     (av.error.HTTPUnauthorizedError, "the user name or password was not accepted"),
     (av.error.HTTPForbiddenError, "access was refused (HTTP 403)"),
     (av.error.HTTPNotFoundError, "there is nothing at that address (HTTP 404)"),
-    (TimeoutError, "no answer in time: check the address and the network"),
-    (av.error.ExitError, "no answer in time: check the address and the network"),
     (PermissionError, "permission denied"),
     (FileNotFoundError, "no such file"),
 )
