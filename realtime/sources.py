@@ -156,7 +156,8 @@ def _parse_copy(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray |
 
 class PyAVReader(FrameReader):
     """Video files and network streams through FFmpeg. Every open and read of a stream gives up
-    after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
+    after `timeout_s` (RTSP runs over TCP; an RTSP camera that stops sending is given up on
+    `timeout_s` after its last packet), so a dead camera never hangs the capture thread.
     With `loop`, a file starts again at its end, its frame indices and times running on.
     `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
     stream (RTSP and other session protocols); a finite file over http(s) is a file. Frames whose
@@ -176,12 +177,15 @@ class PyAVReader(FrameReader):
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
-        options = {}
+        options, read_timeout_s = {}, self.timeout_s
         if self.url.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": "tcp", "timeout": str(int(self.timeout_s * 1e6))}
+            # FFmpeg holds a camera's last frame back until the next one starts and hands it over
+            # when a read times out; the read after it times out too: two reads make up timeout_s
+            read_timeout_s = self.timeout_s / 2
         started_s = time.monotonic()
         try:
-            self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
+            self._container = av.open(self.url, options=options, timeout=(self.timeout_s, read_timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
             timed_out = time.monotonic() - started_s >= self.timeout_s  # FFmpeg's wait cut off, whatever it says
             raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url, opening=True,
@@ -725,7 +729,9 @@ class Source:
         self._read_to_end = False  # a read found the file played to its end: every file was passed over
         self._warned: set[Path] = set()
         self._last_pts_s = 0.0
-        self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
+        # a live source's time 0 on the monotonic clock: the least delayed frame's arrival less
+        # its time (frames FFmpeg held back arrive late, after their time)
+        self._clock_origin_s = 0.0
 
     @property
     def live(self) -> bool:
@@ -813,7 +819,7 @@ class Source:
                 return
             finally:
                 self._opened.set()
-            self._last_frame_s = time.monotonic()
+            self._clock_origin_s = time.monotonic()  # a source that fails before its first frame: from the open
             if not info.live:
                 self.error = self._play()
                 return
@@ -890,15 +896,17 @@ class Source:
                 if frame is None:
                     return None
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
-                if gap_reason is not None:  # the first frame after a reconnection
-                    pts_offset_s = self._last_pts_s + (time.monotonic() - self._last_frame_s) - frame.pts_s
+                if gap_reason is not None:  # the first frame after a reconnection: at its time since time 0
+                    pts_offset_s = time.monotonic() - self._clock_origin_s - frame.pts_s
                     frame.gap = Gap(self._last_pts_s, frame.pts_s + pts_offset_s, gap_reason)
                     gap_reason = None
                 frame.index += index_offset
                 frame.pts_s += pts_offset_s
                 self._buffer.put(self.playback.generation, frame, self._stop.is_set)
                 self._last_pts_s = frame.pts_s
-                self._last_frame_s = time.monotonic()
+                origin_s = time.monotonic() - frame.pts_s
+                if self.frames_read == 0 or origin_s < self._clock_origin_s:
+                    self._clock_origin_s = origin_s
                 self.frames_read += 1
         except SourceError as exc:
             log.info("the source stopped delivering", exc_info=True)

@@ -192,6 +192,36 @@ def test_a_hung_camera_times_out_instead_of_blocking_the_thread(camera):
     assert noticed_s < 2.0 + 5.0
 
 
+def test_a_camera_hung_for_longer_than_the_read_timeout_is_given_up_on_and_the_gap_covers_the_hang(camera):
+    """A camera that hangs for 1.5 times the read timeout is given up on (a read gives up after
+    timeout_s, as README says: FFmpeg's first timed-out read still hands over the frame it held
+    back, so each read waits half of it) and reconnected once it answers; the gap then runs from
+    the last frame before the hang to the first after, over at least the time it hung."""
+    timeout_s = 4.0
+    source = open_source(camera.url(), timeout_s=timeout_s)
+    source.start()
+    try:
+        assert _wait_for(lambda: source.read(0.5) is not None and source.frames_read >= 15, 30), "no frames"
+        camera.freeze()  # the socket stays open, nothing arrives
+        frozen_s = time.monotonic()
+        while time.monotonic() < frozen_s + 1.5 * timeout_s:
+            source.read(0.1)
+        camera.thaw()
+        hung_s = time.monotonic() - frozen_s
+        gap = None
+        deadline = time.monotonic() + 20  # a hang guard
+        while gap is None and time.monotonic() < deadline:
+            frame = source.read(0.5)
+            gap = frame.gap if frame is not None else None
+    finally:
+        camera.kill()
+        source.stop()
+    assert gap is not None, f"a camera silent for {hung_s:.1f} s (read timeout {timeout_s} s) was not given up on"
+    assert "no answer in time" in gap.reason
+    print(f"hung {hung_s:.2f} s, gap {gap.from_pts_s:.2f} -> {gap.to_pts_s:.2f} s")
+    assert gap.to_pts_s - gap.from_pts_s >= hung_s
+
+
 def test_stop_while_reconnecting_is_immediate(camera):
     source = open_source(camera.url(), timeout_s=2.0)
     source.start()
