@@ -27,6 +27,7 @@ from realtime.cli_options import (
     positive_int,
     readout_option,
     realtime_option,
+    refuse_endless,
     smoothing_option,
     stage_threads_option,
 )
@@ -215,8 +216,8 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.render import plural
     from realtime.sources import keeps_own_rate
 
-    if args.loop and not args.frames:
-        raise OptionsError("--loop needs --frames: a looped file never ends")
+    if args.loop:
+        refuse_endless(args.frames, "--loop", "a looped file")
     refuse_angles_without_exercise(args)
     config = config_from_args(args)
     outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from realtime.config import default
+from realtime.config import OptionsError, default
 from realtime.models.backends import BACKEND_CHOICES, DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
@@ -28,6 +28,13 @@ def frames_between(text: str) -> int:
     """argparse type for a --frames that something is measured between (a rate, a change from one
     frame to the next): 2 or more."""
     return whole_number(text, 2)
+
+
+def refuse_endless(frames: int | None, what: str, why: str) -> None:
+    """OptionsError (a usage error) when a run over a source that never ends has no --frames
+    (`frames`) to end it: "WHAT needs --frames: WHY never ends" (a looped file, a live source)."""
+    if not frames:
+        raise OptionsError(f"{what} needs --frames: {why} never ends")
 
 
 def fps_option(command: argparse.ArgumentParser) -> None:

@@ -222,6 +222,18 @@ def test_a_camera_hung_for_longer_than_the_read_timeout_is_given_up_on_and_the_g
     assert gap.to_pts_s - gap.from_pts_s >= hung_s
 
 
+@pytest.mark.parametrize("command", [["pose-quality"], ["eval", "flicker"]], ids=["pose-quality", "eval-flicker"])
+def test_a_measure_of_a_live_camera_without_frames_is_refused_in_one_line(camera, command):
+    """A measure over a clip (`pose-quality`, `eval flicker`) on a live camera would run with no
+    end: refused as --loop without --frames is."""
+    run = subprocess.run([sys.executable, str(HERE.parent / "main.py"), *command, camera.url(), "--pose", "parser",
+                          "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)  # a hang guard: it ran on until stopped
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert run.stderr == f"partsight: error: {camera.url()} needs --frames: a live source never ends (see " \
+                         f"'partsight {' '.join(command)} --help')\n"
+
+
 def test_stop_while_reconnecting_is_immediate(camera):
     source = open_source(camera.url(), timeout_s=2.0)
     source.start()
