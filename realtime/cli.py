@@ -20,6 +20,7 @@ from realtime.cli_options import (
     model_options,
     mp4_path,
     note_fps_kept,
+    note_live_ignores,
     output_file,
     output_folder,
     parse_side_option,
@@ -231,6 +232,9 @@ def _process(args: argparse.Namespace) -> int:
             print(info.note)
         if args.fps is not None and keeps_own_rate(args.source):
             note_fps_kept(f"{info.name} keeps its own {f'{info.fps:.4g} fps' if info.fps else 'rate'}")
+        if info.live and (for_files := [name for name, given in (("--loop", args.loop), ("--realtime", args.realtime))
+                                        if given]):
+            note_live_ignores(for_files, info.name)
         progress = tqdm(total=args.frames or info.frame_count, unit="frame", desc="processing", file=sys.stderr,
                         dynamic_ncols=True,
                         disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")

@@ -56,6 +56,14 @@ def note_fps_kept(what: str) -> None:
     print(f"partsight: note: --fps applies to image folders; {what}", file=sys.stderr)
 
 
+def note_live_ignores(options: list[str], name: str) -> None:
+    """Says on stderr, in one line, that `options` for files (--loop, --realtime) were given for
+    the live source `name`, which plays as it comes, once, with no end."""
+    applies = "applies" if len(options) == 1 else "apply"
+    print(f"partsight: note: {' and '.join(options)} {applies} to files; {name} is live: its frames are taken as "
+          "they come, newest first, with no end to start again from", file=sys.stderr)
+
+
 def warning_field(error: str | None) -> dict[str, str]:
     """{"warning": error} for a report measured on the frames a source gave before it failed (the
     warning is also printed to stderr); {} when nothing failed."""

@@ -234,6 +234,19 @@ def test_a_measure_of_a_live_camera_without_frames_is_refused_in_one_line(camera
                          f"'partsight {' '.join(command)} --help')\n"
 
 
+@pytest.mark.parametrize(("options", "noted"), [(["--loop", "--realtime"], "--loop and --realtime apply"),
+                                               (["--realtime"], "--realtime applies")])
+def test_file_options_on_a_live_camera_are_noted_as_fps_on_a_video_is(camera, tmp_path, options, noted):
+    run = subprocess.run([sys.executable, str(HERE.parent / "main.py"), "process", camera.url(), "-o",
+                          str(tmp_path / "cam.mp4"), "--frames", "3", *options, "--pose", "parser", "--person-mask",
+                          "parser", "--max-people", "1", "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    notes = [line for line in run.stderr.splitlines() if line.startswith("partsight: note:")]
+    assert notes == [f"partsight: note: {noted} to files; {camera.url()} is live: its frames are taken as they come, "
+                     "newest first, with no end to start again from"]
+
+
 def test_stop_while_reconnecting_is_immediate(camera):
     source = open_source(camera.url(), timeout_s=2.0)
     source.start()
