@@ -20,6 +20,7 @@ from realtime.cli_options import (
     model_options,
     mp4_path,
     note_fps_kept,
+    note_live_ignores,
     output_file,
     output_folder,
     parse_side_option,
@@ -27,6 +28,7 @@ from realtime.cli_options import (
     positive_int,
     readout_option,
     realtime_option,
+    refuse_endless,
     smoothing_option,
     stage_threads_option,
 )
@@ -214,8 +216,8 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.render import plural
     from realtime.sources import keeps_own_rate
 
-    if args.loop and not args.frames:
-        raise OptionsError("--loop needs --frames: a looped file never ends")
+    if args.loop:
+        refuse_endless(args.frames, "--loop", "a looped file")
     refuse_angles_without_exercise(args)
     config = config_from_args(args)
     outputs = JobOutputs(video=args.output, metrics=args.metrics, summary=args.summary,
@@ -229,6 +231,9 @@ def _process(args: argparse.Namespace) -> int:
             print(info.note)
         if args.fps is not None and keeps_own_rate(args.source):
             note_fps_kept(f"{info.name} keeps its own {f'{info.fps:.4g} fps' if info.fps else 'rate'}")
+        if info.live and (for_files := [name for name, given in (("--loop", args.loop), ("--realtime", args.realtime))
+                                        if given]):
+            note_live_ignores(for_files, info.name)
         progress = tqdm(total=args.frames or info.frame_count, unit="frame", desc="processing", file=sys.stderr,
                         dynamic_ncols=True,
                         disable=not sys.stderr.isatty() and os.environ.get("PARTSIGHT_PROGRESS") != "1")

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from realtime.config import default
+from realtime.config import OptionsError, default
 from realtime.models.backends import BACKEND_CHOICES, DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
@@ -30,6 +30,13 @@ def frames_between(text: str) -> int:
     return whole_number(text, 2)
 
 
+def refuse_endless(frames: int | None, what: str, why: str) -> None:
+    """OptionsError (a usage error) when a run over a source that never ends has no --frames
+    (`frames`) to end it: "WHAT needs --frames: WHY never ends" (a looped file, a live source)."""
+    if not frames:
+        raise OptionsError(f"{what} needs --frames: {why} never ends")
+
+
 def fps_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fps", type=positive_float,
                          help="frame rate of an image sequence (a folder); default: the rate its seqinfo.ini or JSON "
@@ -47,6 +54,14 @@ def note_fps_kept(what: str) -> None:
     """Says on stderr, in one line, that --fps was given for sources it does not apply to; `what`:
     which sources keep their own rate."""
     print(f"partsight: note: --fps applies to image folders; {what}", file=sys.stderr)
+
+
+def note_live_ignores(options: list[str], name: str) -> None:
+    """Says on stderr, in one line, that `options` for files (--loop, --realtime) were given for
+    the live source `name`, which plays as it comes, once, with no end."""
+    applies = "applies" if len(options) == 1 else "apply"
+    print(f"partsight: note: {' and '.join(options)} {applies} to files; {name} is live: its frames are taken as "
+          "they come, newest first, with no end to start again from", file=sys.stderr)
 
 
 def warning_field(error: str | None) -> dict[str, str]:

@@ -13,6 +13,7 @@ from realtime.cli_options import (
     frames_between,
     labels_without_images_field,
     model_options,
+    refuse_endless,
     refuse_unreadable,
     smoothing_option,
     unreadable_field,
@@ -46,7 +47,8 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                     "of the pixels in either frame's person region whose label changed from the previous frame "
                     "warped onto this one, averaged over the clip; lower is steadier. smoothed_person_iou_to_raw "
                     "(0-1, mean and worst frame): how closely the smoothed person mask stays on the frame's own.")
-    flicker.add_argument("source", help="video file or image folder")
+    flicker.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL (a "
+                                        "webcam or live stream needs --frames)")
     flicker.add_argument("--size", type=frame_size, help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
     flicker.add_argument("--frames", type=frames_between, help="only the first N frames (at least 2: flicker is a "
                          "change from one frame to the next)")
@@ -160,8 +162,13 @@ def _flicker(args: argparse.Namespace) -> int:
     stages = person_mask_chain(config)
     problems: list[str] = []
     skipped: list[str] = []
+
+    def opened(info) -> None:
+        if info.live:
+            refuse_endless(args.frames, info.name, "a live source")
+
     frames = file_frames(config.source, size=config.size, limit=config.frame_limit, problems=problems,
-                         skipped=skipped)
+                         skipped=skipped, opened=opened)
     report = evaluate_flicker(parser, frames, TemporalSmoother(config.smoothing), stages=stages)
     print(json.dumps({"source": Path(args.source).name, **_model_fields(parser, config, stages), **report,
                       **warning_field(problems[0] if problems else None), **unreadable_field(skipped)}))

@@ -16,7 +16,7 @@ import numpy as np
 from realtime.imaging import dense_flow, warp_by_flow
 from realtime.models import Parser
 from realtime.render import plural
-from realtime.sources import SourceError, open_source, read_image_file
+from realtime.sources import SourceError, SourceInfo, open_source, read_image_file
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult
 
@@ -45,15 +45,19 @@ def label_flicker(warped_previous: np.ndarray, labels: np.ndarray) -> float:
 
 
 def file_frames(spec: str, *, size: tuple[int, int] | None = None, limit: int | None = None,
-                problems: list[str] | None = None, skipped: list[str] | None = None) -> Iterator[Frame]:
-    """Every frame of a video file or image folder, in order. A source that fails before any
-    frame raises SourceError; one that fails later ends the frames, its message appended to
-    `problems` when given (else raised). The names of an image folder's files skipped as
-    unreadable among the frames read (Source.skipped) are appended to `skipped` when given, once the frames end."""
+                problems: list[str] | None = None, skipped: list[str] | None = None,
+                opened: Callable[[SourceInfo], None] | None = None) -> Iterator[Frame]:
+    """Every frame of a video file or image folder, in order (of a live source: those it gives,
+    up to `limit`). A source that fails before any frame raises SourceError; one that fails
+    later ends the frames, its message appended to `problems` when given (else raised). The names of an image folder's files skipped as
+    unreadable among the frames read (Source.skipped) are appended to `skipped` when given, once the frames end.
+    `opened` is called with the source's SourceInfo once it opened: what it raises ends the frames."""
     source = open_source(spec, size=size)
-    source.start()
+    info = source.start()
     count = 0
     try:
+        if opened is not None:
+            opened(info)
         while limit is None or count < limit:
             frame = source.read(timeout_s=1.0)
             if frame is None:

@@ -14,6 +14,7 @@ from realtime.cli_options import (
     fps_option,
     model_options,
     output_file,
+    refuse_endless,
     refuse_unreadable,
     smoothing_option,
     unreadable_field,
@@ -90,9 +91,10 @@ def pose_option(group, default: str) -> None:
 
 def add_pose_quality_command(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     command = commands.add_parser("pose-quality", help="how usable the keypoints are for angles on a clip; prints JSON")
-    command.add_argument("source", help="video file or image folder")
+    command.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL (a "
+                                        "webcam or live stream needs --frames)")
     pose_option(command, "auto")
-    command.add_argument("--frames", type=int, help="stop after this many frames")
+    command.add_argument("--frames", type=int, help="stop after this many frames (needed for a webcam or live stream)")
     fps_option(command)
     # One person's raw keypoints (no smoothing) unless asked otherwise.
     model_options(command, max_people=1)
@@ -121,6 +123,8 @@ def _pose_quality(args: argparse.Namespace) -> int:
     pipeline.subscribe(on_result)
     try:
         info = pipeline.start()
+        if info.live:
+            refuse_endless(args.frames, info.name, "a live source")
         source = pipeline.source  # the pipeline lets go of it at the frame limit
         while not pipeline.wait(0.2) and not enough.is_set():
             pass

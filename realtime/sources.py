@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import base64
 import configparser
+import errno
 import json
 import logging
 import math
 import re
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -154,7 +156,8 @@ def _parse_copy(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray |
 
 class PyAVReader(FrameReader):
     """Video files and network streams through FFmpeg. Every open and read of a stream gives up
-    after `timeout_s` (RTSP runs over TCP), so a dead camera never hangs the capture thread.
+    after `timeout_s` (RTSP runs over TCP; an RTSP camera that stops sending is given up on
+    `timeout_s` after its last packet), so a dead camera never hangs the capture thread.
     With `loop`, a file starts again at its end, its frame indices and times running on.
     `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
     stream (RTSP and other session protocols); a finite file over http(s) is a file. Frames whose
@@ -174,13 +177,19 @@ class PyAVReader(FrameReader):
         self._container: av.container.InputContainer | None = None
 
     def open(self) -> SourceInfo:
-        options = {}
+        options, read_timeout_s = {}, self.timeout_s
         if self.url.startswith(("rtsp://", "rtsps://")):
             options = {"rtsp_transport": "tcp", "timeout": str(int(self.timeout_s * 1e6))}
+            # FFmpeg holds a camera's last frame back until the next one starts and hands it over
+            # when a read times out; the read after it times out too: two reads make up timeout_s
+            read_timeout_s = self.timeout_s / 2
+        started_s = time.monotonic()
         try:
-            self._container = av.open(self.url, options=options, timeout=(self.timeout_s, self.timeout_s))
+            self._container = av.open(self.url, options=options, timeout=(self.timeout_s, read_timeout_s))
         except (av.error.FFmpegError, OSError) as exc:
-            raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url) from None
+            timed_out = time.monotonic() - started_s >= self.timeout_s  # FFmpeg's wait cut off, whatever it says
+            raise _source_error(f"cannot open {redact_url(self.url)}", exc, self.url, opening=True,
+                                timed_out=timed_out) from None
         if not self._container.streams.video:
             self.close()
             raise SourceError(f"{redact_url(self.url)} has no video stream")
@@ -720,7 +729,9 @@ class Source:
         self._read_to_end = False  # a read found the file played to its end: every file was passed over
         self._warned: set[Path] = set()
         self._last_pts_s = 0.0
-        self._last_frame_s = 0.0  # monotonic clock at the last frame delivered
+        # a live source's time 0 on the monotonic clock: the least delayed frame's arrival less
+        # its time (frames FFmpeg held back arrive late, after their time)
+        self._clock_origin_s = 0.0
 
     @property
     def live(self) -> bool:
@@ -808,7 +819,7 @@ class Source:
                 return
             finally:
                 self._opened.set()
-            self._last_frame_s = time.monotonic()
+            self._clock_origin_s = time.monotonic()  # a source that fails before its first frame: from the open
             if not info.live:
                 self.error = self._play()
                 return
@@ -885,15 +896,17 @@ class Source:
                 if frame is None:
                     return None
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
-                if gap_reason is not None:  # the first frame after a reconnection
-                    pts_offset_s = self._last_pts_s + (time.monotonic() - self._last_frame_s) - frame.pts_s
+                if gap_reason is not None:  # the first frame after a reconnection: at its time since time 0
+                    pts_offset_s = time.monotonic() - self._clock_origin_s - frame.pts_s
                     frame.gap = Gap(self._last_pts_s, frame.pts_s + pts_offset_s, gap_reason)
                     gap_reason = None
                 frame.index += index_offset
                 frame.pts_s += pts_offset_s
                 self._buffer.put(self.playback.generation, frame, self._stop.is_set)
                 self._last_pts_s = frame.pts_s
-                self._last_frame_s = time.monotonic()
+                origin_s = time.monotonic() - frame.pts_s
+                if self.frames_read == 0 or origin_s < self._clock_origin_s:
+                    self._clock_origin_s = origin_s
                 self.frames_read += 1
         except SourceError as exc:
             log.info("the source stopped delivering", exc_info=True)
@@ -1013,13 +1026,15 @@ def _server_seeks(url: str, timeout_s: float) -> bool:
         return True
 
 
-def _source_error(what: str, exc: BaseException, url: str | None = None) -> SourceError:
+def _source_error(what: str, exc: BaseException, url: str | None = None, *, opening: bool = False,
+                  timed_out: bool = False) -> SourceError:
     """SourceError 'what: why' in plain words; FFmpeg's own text goes to the log. `url`: the
     address that failed, whose own mistakes (_user_info_problem, a concat list's bad entry:
-    _concat_entry_problem) are the reason given."""
+    _concat_entry_problem) are the reason given; `opening`: it failed to open (else to read),
+    `timed_out`: after FFmpeg gave up waiting for it."""
     log.info("%s: %s", what, redact_url(str(exc)))
     own = url and (_user_info_problem(url) or _concat_entry_problem(url))
-    return SourceError(f"{what}: {own or _reason(exc, url)}")
+    return SourceError(f"{what}: {own or _reason(exc, url, opening=opening, timed_out=timed_out)}")
 
 
 def _concat_entry_problem(url: str) -> str | None:
@@ -1080,12 +1095,17 @@ def _user_info_problem(url: str) -> str | None:
     return f"the password holds '{stop[0]}': write it as %{ord(stop[0]):02X}"
 
 
-def _reason(exc: BaseException, url: str | None = None) -> str:
+def _reason(exc: BaseException, url: str | None = None, *, opening: bool = False, timed_out: bool = False) -> str:
     """Why FFmpeg or the system failed, in plain words (the raw text goes to the log with the
-    traceback; credentials removed either way); `url`: the address that failed, when one did."""
+    traceback; credentials removed either way); `url`: the address that failed, when one did;
+    `opening`: it failed to open (else to read), `timed_out`: after FFmpeg gave up waiting."""
+    running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
     if isinstance(exc, ConnectionRefusedError):
-        running = "the server is running" if url is not None and _names_a_file(url) else "the camera is on"
         return f"nothing answered at that address (connection refused): check the address and that {running}"
+    if timed_out or isinstance(exc, (TimeoutError, av.error.ExitError)):
+        return f"no answer in time: check the address and that {running} and reachable"
+    if opening and url is not None and URL.match(url) and (unreached := _unreached(exc, url, running)):
+        return unreached
     if isinstance(exc, av.error.HTTPUnauthorizedError) and url is not None and not _AUTHORITY_USER_INFO.match(url):
         return "it asks for a user name and password: add them to the address, before the host"
     for kind, words in _PLAIN_REASONS:
@@ -1093,6 +1113,43 @@ def _reason(exc: BaseException, url: str | None = None) -> str:
             return words
     text = getattr(exc, "strerror", None) or str(exc)
     return redact_url(text.strip().rstrip("."))
+
+
+def _unreached(exc: BaseException, url: str, running: str) -> str | None:
+    """What FFmpeg's bare "Input/output error" or "Invalid data" meant for the stream at `url`, in
+    a user's words with what to check (`running`: "the camera is on" or "the server is running"),
+    found by asking the system again: the host name is not known (it does not resolve), or the
+    connection was closed before a video came (a reset, or an RTSP server that closes the
+    connection without answering an OPTIONS request); None otherwise."""
+    try:
+        parts = urlsplit(_USER_INFO.sub(r"\1", url))
+        host, port = parts.hostname, parts.port
+    except ValueError:  # a host in brackets that is no IPv6 address, a port that is no number
+        return None
+    if not host:
+        return None
+    closed = f"the connection was closed before a video came: check the address and that {running}"
+    if isinstance(exc, ConnectionError):
+        return closed
+    if isinstance(exc, OSError) and exc.errno == errno.EIO:
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror:
+            return f"the host name '{host}' is not known: check the address and the network"
+        except (OSError, UnicodeError):
+            return None
+    if isinstance(exc, av.error.InvalidDataError) and parts.scheme.lower() == "rtsp":
+        try:
+            with socket.create_connection((host, port or 554), timeout=5.0) as connection:
+                connection.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
+                return closed if connection.recv(1) == b"" else None
+        except ConnectionRefusedError:
+            return None
+        except ConnectionError:
+            return closed
+        except (OSError, UnicodeError):
+            return None
+    return None
 
 
 def _names_a_file(url: str) -> bool:
@@ -1112,8 +1169,6 @@ _PLAIN_REASONS = (
     (av.error.HTTPUnauthorizedError, "the user name or password was not accepted"),
     (av.error.HTTPForbiddenError, "access was refused (HTTP 403)"),
     (av.error.HTTPNotFoundError, "there is nothing at that address (HTTP 404)"),
-    (TimeoutError, "no answer in time: check the address and the network"),
-    (av.error.ExitError, "no answer in time: check the address and the network"),
     (PermissionError, "permission denied"),
     (FileNotFoundError, "no such file"),
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import threading
 from fractions import Fraction
 from pathlib import Path
 
@@ -108,6 +109,69 @@ def test_nothing_listening_names_a_server_for_a_file_url_and_a_camera_otherwise(
     assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
     assert f"cannot open {url}: nothing answered at that address (connection refused): check the address and that " \
            f"{advice}" in capsys.readouterr().err
+
+
+class _Listener:
+    """A plain TCP server on 127.0.0.1 in a thread, no camera: it accepts each connection and
+    holds it open without a word (`close=False`) or closes it at once."""
+
+    def __init__(self, close: bool) -> None:
+        self.close = close
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, name="test-listener")
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._server.accept()
+            except OSError:  # stop() closed the server
+                return
+            if self.close:
+                connection.close()
+            else:
+                self._held.append(connection)
+
+    def stop(self) -> None:
+        self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        self._thread.join(10)
+        for connection in self._held:
+            connection.close()
+
+
+@pytest.mark.parametrize("close", [False, True], ids=["silent", "closing"])
+def test_a_server_that_sends_no_video_is_named_as_a_network_problem(close, tmp_path, capsys):
+    """A listener that never answers, or closes each connection at once, is said to be a
+    network problem in a user's words, with what to check; not 'not a video' (a file's words)."""
+    listener = _Listener(close)
+    url = f"rtsp://coach:s3cret@127.0.0.1:{listener.port}/stream"
+    try:
+        if close:
+            assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+            error = capsys.readouterr().err
+        else:
+            source = open_source(url, timeout_s=1.0)
+            with pytest.raises(SourceError) as raised:
+                source.start(open_timeout_s=60)  # a hang guard: the open gives up after 1 s
+            error = str(raised.value)
+    finally:
+        listener.stop()
+    said = ("the connection was closed before a video came: check the address and that the camera is on" if close
+            else "no answer in time: check the address and that the camera is on and reachable")
+    assert f"cannot open rtsp://***@127.0.0.1:{listener.port}/stream: {said}" in error, error
+    assert "not a video" not in error and "s3cret" not in error
+
+
+@pytest.mark.parametrize(("url", "host"), [("rtsp://coach:s3cret@camera.invalid/stream", "camera.invalid"),
+                                           ("http://nosuchhost.invalid/x.mp4", "nosuchhost.invalid")])
+def test_a_host_name_that_is_not_known_is_named(url, host, tmp_path, capsys):
+    assert main(["process", url, "-o", str(tmp_path / "x.mp4"), "--device", "cpu"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"partsight: error: cannot open {redact_url(url)}: the host name '{host}' is not known: "
+                            "check the address and the network") and error.count("\n") == 1, error
 
 
 def test_fps_given_for_a_video_file_is_a_note_and_the_file_keeps_its_rate(faults, tmp_path, capsys):

@@ -206,6 +206,61 @@ def test_a_hung_camera_times_out_instead_of_blocking_the_thread(camera):
     assert "no answer in time" in noticed and _attempt(noticed) == 1, "the read timed out, and only that ended it"
 
 
+def test_a_camera_hung_for_longer_than_the_read_timeout_is_given_up_on_and_the_gap_covers_the_hang(camera):
+    """A camera that hangs for 1.5 times the read timeout is given up on (a read gives up after
+    timeout_s, as README says: FFmpeg's first timed-out read still hands over the frame it held
+    back, so each read waits half of it) and reconnected once it answers; the gap then runs from
+    the last frame before the hang to the first after, over at least the time it hung."""
+    timeout_s = 4.0
+    source = open_source(camera.url(), timeout_s=timeout_s)
+    source.start()
+    try:
+        assert _wait_for(lambda: source.read(0.5) is not None and source.frames_read >= 15, 30), "no frames"
+        camera.freeze()  # the socket stays open, nothing arrives
+        frozen_s = time.monotonic()
+        while time.monotonic() < frozen_s + 1.5 * timeout_s:
+            source.read(0.1)
+        camera.thaw()
+        hung_s = time.monotonic() - frozen_s
+        gap = None
+        deadline = time.monotonic() + 20  # a hang guard
+        while gap is None and time.monotonic() < deadline:
+            frame = source.read(0.5)
+            gap = frame.gap if frame is not None else None
+    finally:
+        camera.kill()
+        source.stop()
+    assert gap is not None, f"a camera silent for {hung_s:.1f} s (read timeout {timeout_s} s) was not given up on"
+    assert "no answer in time" in gap.reason
+    print(f"hung {hung_s:.2f} s, gap {gap.from_pts_s:.2f} -> {gap.to_pts_s:.2f} s")
+    assert gap.to_pts_s - gap.from_pts_s >= hung_s
+
+
+@pytest.mark.parametrize("command", [["pose-quality"], ["eval", "flicker"]], ids=["pose-quality", "eval-flicker"])
+def test_a_measure_of_a_live_camera_without_frames_is_refused_in_one_line(camera, command):
+    """A measure over a clip (`pose-quality`, `eval flicker`) on a live camera would run with no
+    end: refused as --loop without --frames is."""
+    run = subprocess.run([sys.executable, str(HERE.parent / "main.py"), *command, camera.url(), "--pose", "parser",
+                          "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)  # a hang guard: it ran on until stopped
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    assert run.stderr == f"partsight: error: {camera.url()} needs --frames: a live source never ends (see " \
+                         f"'partsight {' '.join(command)} --help')\n"
+
+
+@pytest.mark.parametrize(("options", "noted"), [(["--loop", "--realtime"], "--loop and --realtime apply"),
+                                               (["--realtime"], "--realtime applies")])
+def test_file_options_on_a_live_camera_are_noted_as_fps_on_a_video_is(camera, tmp_path, options, noted):
+    run = subprocess.run([sys.executable, str(HERE.parent / "main.py"), "process", camera.url(), "-o",
+                          str(tmp_path / "cam.mp4"), "--frames", "3", *options, "--pose", "parser", "--person-mask",
+                          "parser", "--max-people", "1", "--device", "cpu"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    notes = [line for line in run.stderr.splitlines() if line.startswith("partsight: note:")]
+    assert notes == [f"partsight: note: {noted} to files; {camera.url()} is live: its frames are taken as they come, "
+                     "newest first, with no end to start again from"]
+
+
 def test_stop_while_reconnecting_is_immediate(camera):
     source = open_source(camera.url(), timeout_s=2.0)
     source.start()
