@@ -1117,36 +1117,26 @@ def _reason(exc: BaseException, url: str | None = None, *, opening: bool = False
 
 def _unreached(exc: BaseException, url: str, running: str) -> str | None:
     """What FFmpeg's bare "Input/output error" or "Invalid data" meant for the stream at `url`, in
-    a user's words with what to check (`running`: "the camera is on" or "the server is running"),
-    found by asking the system again: the host name is not known (it does not resolve), or the
-    connection was closed before a video came (a reset, or an RTSP server that closes the
-    connection without answering an OPTIONS request); None otherwise."""
+    a user's words with what to check (`running`: "the camera is on" or "the server is running"):
+    the host name is not known (asked of the system again: it does not resolve), or the connection
+    was closed before a video came (a reset; for RTSP also FFmpeg's "Invalid data", which is what a
+    server closing the connection, or one that speaks no RTSP, gives it); None otherwise."""
     try:
-        parts = urlsplit(_USER_INFO.sub(r"\1", url))
-        host, port = parts.hostname, parts.port
-    except ValueError:  # a host in brackets that is no IPv6 address, a port that is no number
+        host = urlsplit(_USER_INFO.sub(r"\1", url)).hostname
+    except ValueError:  # a host in brackets that is no IPv6 address
         return None
     if not host:
         return None
-    closed = f"the connection was closed before a video came: check the address and that {running}"
+    check = f"check the address and that {running}"
     if isinstance(exc, ConnectionError):
-        return closed
+        return f"the connection was closed before a video came: {check}"
+    if isinstance(exc, av.error.InvalidDataError) and url.lower().startswith(("rtsp://", "rtsps://")):
+        return f"the connection was closed before a video came, or what answered is no RTSP camera: {check}"
     if isinstance(exc, OSError) and exc.errno == errno.EIO:
         try:
             socket.getaddrinfo(host, None)
         except socket.gaierror:
             return f"the host name '{host}' is not known: check the address and the network"
-        except (OSError, UnicodeError):
-            return None
-    if isinstance(exc, av.error.InvalidDataError) and parts.scheme.lower() == "rtsp":
-        try:
-            with socket.create_connection((host, port or 554), timeout=5.0) as connection:
-                connection.sendall(b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n")
-                return closed if connection.recv(1) == b"" else None
-        except ConnectionRefusedError:
-            return None
-        except ConnectionError:
-            return closed
         except (OSError, UnicodeError):
             return None
     return None

@@ -159,7 +159,8 @@ def test_a_server_that_sends_no_video_is_named_as_a_network_problem(close, tmp_p
             error = str(raised.value)
     finally:
         listener.stop()
-    said = ("the connection was closed before a video came: check the address and that the camera is on" if close
+    said = ("the connection was closed before a video came, or what answered is no RTSP camera: check the address "
+            "and that the camera is on" if close
             else "no answer in time: check the address and that the camera is on and reachable")
     assert f"cannot open rtsp://***@127.0.0.1:{listener.port}/stream: {said}" in error, error
     assert "not a video" not in error and "s3cret" not in error
