@@ -270,7 +270,8 @@ def test_real_time_playback_starts_its_clock_once_the_models_are_warm(squat30, t
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr
     indices = [json.loads(line)["index"] for line in metrics.read_text().splitlines()]
-    assert indices[:3] == [0, 1, 2], indices[:10]
+    # frame 1 comes due once frame 0 is delivered (the frames after it, on a loaded machine, may be late)
+    assert indices[:2] == [0, 1], indices[:10]
     counted = json.loads(summary.read_text())
     assert counted["people"]["0"]["reps"] == 2, (counted, indices)
     dropped = 151 - len(indices)  # every frame was decoded: those not processed were dropped
