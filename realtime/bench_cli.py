@@ -148,7 +148,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     refuse_angles_without_exercise(args)
     # the bench counts frames itself (warm-up + measured), keeps one frame decoded ahead and plays a
-    # file again at its end: with --realtime a short clip passes while the models warm up
+    # file again at its end: with --realtime a short clip can end before enough frames are taken
     config = replace(config_from_args(args), frame_limit=None, buffer_frames=1, loop=True)
     if args.compare:
         compare = [options.strip() for options in args.compare]  # without compare_settings_as_values' space

@@ -256,6 +256,8 @@ def _process(args: argparse.Namespace) -> int:
               f"({frames / max(job.seconds, 1e-9):.1f} fps)"
     if job.size_note:
         summary += f", {job.size_note}"
+    if job.dropped:
+        summary += f", {plural(job.dropped, 'frame')} dropped (the processing fell behind the source)"
     if args.metrics:
         summary += f", metrics {args.metrics}"
     if args.labels_dir:

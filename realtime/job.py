@@ -103,7 +103,8 @@ class JobResult:
     of an image folder's files left out as unreadable (realtime.sources.Source.skipped);
     summary_error: why the summary file could not be written at the end, in one line (None when
     it was, or was not to be); size_note: the MP4's size when it differs from the frames'
-    (Recorder.size_note), else None."""
+    (Recorder.size_note), else None; dropped: frames a live source or paced playback dropped
+    because the processing fell behind (realtime.sources.Source.dropped)."""
 
     source: SourceInfo
     frames: int
@@ -117,6 +118,7 @@ class JobResult:
     skipped: list[str] = field(default_factory=list)
     summary_error: str | None = None
     size_note: str | None = None
+    dropped: int = 0
 
 
 class JobModels:
@@ -230,8 +232,10 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.stop()
         seconds = time.monotonic() - start
         skipped = [] if source is None else source.skipped
+        dropped = 0 if source is None else source.dropped
         # without a frame there is nothing to sum up, and an earlier run's summary stays, as its other files do
-        summary = fitness_summary(stages, info, skipped, interrupted=interrupted) if recorder.frames_written else None
+        summary = fitness_summary(stages, info, skipped, interrupted=interrupted,
+                                  dropped=dropped) if recorder.frames_written else None
         summary_error = None
         if summary is not None and outputs.summary is not None:
             try:
@@ -242,7 +246,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped,
-                     summary_error=summary_error, size_note=recorder.size_note)
+                     summary_error=summary_error, size_note=recorder.size_note, dropped=dropped)
 
 
 def unreadable_words(names: list[str]) -> str:
@@ -254,17 +258,19 @@ def unreadable_words(names: list[str]) -> str:
 
 
 def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = (), *,
-                    interrupted: bool = False) -> dict[str, Any] | None:
+                    interrupted: bool = False, dropped: int = 0) -> dict[str, Any] | None:
     """The repetition summary (schema partsight.summary/1) with the source's name, the frame rate
     its times use, the names of an image folder's files skipped as unreadable (JobResult.skipped;
-    listed only when there are some) and, for a run a stop signal cut short, `interrupted`; None
-    without an exercise."""
+    listed only when there are some), the frames a live source or paced playback dropped
+    (JobResult.dropped; only when some were) and, for a run a stop signal cut short,
+    `interrupted`; None without an exercise."""
     if not stages.analysers:
         return None
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
     summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note,
                          **({"unreadable": list(unreadable)} if unreadable else {}),
+                         **({"dropped": dropped} if dropped else {}),
                          **({"interrupted": True} if interrupted else {})}
     return summary
 

@@ -11,6 +11,13 @@ in flight: for files processed as fast as they decode, a full pipe (nothing is d
 thread kept busy); for live sources and paced playback PACED_IN_FLIGHT, so the frame taken is
 the newest the camera gave, latency does not grow and a pause holds the chain within a frame or
 two. Frames made stale by a seek or a new source are dropped wherever they are.
+
+The steps build their graphs on their first frame (about a second on a CPU). While they are cold
+(at the start, after a new source, model or stages) the pacing clock is held (Playback.hold_clock)
+until the first frame is delivered, so paced playback drops no frame for the warm-up; for live
+sources and paced playback that frame is first run through every step once, delivering nothing
+(Pipeline.warm_up), so a camera's frames are taken once the graphs are built and come one after
+another from the first. Files processed as fast as they decode warm up on their first frame itself.
 """
 from __future__ import annotations
 
@@ -175,7 +182,7 @@ class Pipeline:
         self._finished = threading.Event()
         self._ended = False  # the frame limit was reached
         self._taken = 0
-        self._warm = False  # a frame went through every step since the start or the last switch
+        self._warm = False  # the steps ran on a frame since the start or the last switch (warm_up, or one delivered)
         self._thread: threading.Thread | None = None
         self._step_threads: list[threading.Thread] = []
         self._inboxes: list[queue.Queue] = []
@@ -190,6 +197,7 @@ class Pipeline:
     # --- lifecycle -------------------------------------------------------------------
     def start(self) -> SourceInfo:
         """Opens the source (raising SourceError on failure) and starts the step threads."""
+        self.playback.hold_clock()
         self._source = self._open(self.config.source)
         info = self._source.start()
         self.stats.source = info.name
@@ -412,6 +420,9 @@ class Pipeline:
                 continue
             if not self._room(0.1):
                 continue
+            if not self._warm and self._paced(source) and (next_frame := source.peek(timeout_s=0.1)) is not None:
+                self._warm_up_on(next_frame)
+                continue
             frame = source.read(timeout_s=0.1)
             if frame is None:
                 if source.error and self.source_error != source.error:
@@ -440,11 +451,30 @@ class Pipeline:
         start or a switch (the steps build their graphs on their first frame: the frames behind
         it would only wait, and grow stale)."""
         source = self._source
-        paced = source is not None and (source.live or self.playback.speed is not None)
+        paced = source is not None and self._paced(source)
         limit = min(PACED_IN_FLIGHT, len(self._groups)) if paced else self._full_pipe
         limit = limit if self._warm else 1
         with self._in_flight_changed:
             return self._in_flight_changed.wait_for(lambda: self._in_flight < limit, timeout_s)
+
+    def _paced(self, source: Source) -> bool:
+        """A live source or paced playback: frames come due by a clock, and late ones are dropped
+        (or, playing every frame, played late)."""
+        return source.live or self.playback.speed is not None
+
+    def _warm_up_on(self, frame: Frame) -> None:
+        """Warms the steps on the source's next frame (left for the read after). A failure is
+        logged and the frames go on: each then says what failed."""
+        try:
+            self.warm_up(frame)
+        except Exception:  # noqa: BLE001 - the frames after it report the failure the user sees
+            log.exception("warming up the steps on frame %d failed", frame.index)
+        self._warm = True
+
+    def _cool(self) -> None:
+        """The steps are to build their graphs again (a new source, model or stages)."""
+        self._warm = False
+        self.playback.hold_clock()
 
     def _settle(self, source: Source | None) -> None:
         """No frame came: a file played to its end (or the frame limit reached) is finished once
@@ -476,14 +506,14 @@ class Pipeline:
                 self._replace(self._analysers, commands.analysers)
                 self._analysers = commands.analysers
             self._groups = step_groups(self._stages, self.config.stage_threads)
-            self._warm = False
+            self._cool()
             if self._thread is not None:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
         if commands.model is not None or commands.source is not None:
             self._signals |= _Signals(reset=True)
-            self._warm = False
+            self._cool()
         if commands.model is not None:
             name, weights = commands.model
             try:
@@ -621,6 +651,25 @@ class Pipeline:
         self._hear(whole, item)
         return self._steps(whole, item)
 
+    def warm_up(self, frame: Frame) -> None:
+        """Runs `frame` (any picture of the source's size: a blank one will do) through the parser,
+        the stages (ResultStage.warm_up), the analysers and the renderer on the caller's thread,
+        delivering and recording nothing, then resets the stages and analysers: the networks build
+        their graphs for that size now rather than on the first frames that count. Only while no
+        frame is in flight (the service's FrameRunner, before its first frame; `_run`, while the
+        steps are cold)."""
+        work = frame.for_parsing()
+        parse = self._parser.parse(work.image)
+        for stage in self._stages:
+            parse = stage.warm_up(work, parse)
+        if work is not frame:
+            parse = parse.scaled_to(frame.size)
+        analysis = {analyser.name: analyser.update(frame, parse) for analyser in self._analysers}
+        self.renderer.render(FrameResult(frame, parse, {}, latency_ms=0.0, fps=0.0, model=self.stats.model,
+                                         pose_source=self.stats.pose_source, live=False, analysis=analysis))
+        for step in (*self._stages, *self._analysers):
+            step.reset()
+
     def _steps(self, group: _Group, item: _InFlight) -> FrameResult | None:
         """The group's steps on one frame: the FrameResult from the last group, else None (`item`
         holds the parse so far)."""
@@ -686,6 +735,7 @@ class Pipeline:
             self.stats.dropped = self._source.dropped if self._source else 0
             self.stats.resolution = result.frame.size
             self._warm = True
+            self.playback.start_clock()  # the first frame through a cold chain is delivered: the clock runs
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:

@@ -47,6 +47,7 @@ class Playback:
         self._claimed = 0  # the generation the capture thread repositioned to
         self._steps = {CAPTURE: 0, WORKER: 0}  # frames the paused capture thread / worker may still pass on
         self._anchor: tuple[float, float] | None = None  # (monotonic s, frame s) of the pacing clock
+        self._held = False  # the pacing clock waits for the chain to warm up (hold_clock)
 
     # --- state ---------------------------------------------------------------------
     @property
@@ -83,6 +84,23 @@ class Playback:
             self._steps = {CAPTURE: 0, WORKER: 0}
             self._anchor = None
             self._condition.notify_all()
+
+    def hold_clock(self) -> None:
+        """The steps after decoding are cold (a start, a new source, model or stages: they build
+        their graphs on their first frame): the thread that paces passes the next frame on and holds
+        the one after it until `start_clock`, so no frame comes due while the chain warms up."""
+        with self._condition:
+            self._held = True
+            self._anchor = None
+            self._condition.notify_all()
+
+    def start_clock(self) -> None:
+        """The chain is warm: the pacing clock starts from the next frame (after `hold_clock`)."""
+        with self._condition:
+            if self._held:
+                self._held = False
+                self._anchor = None
+                self._condition.notify_all()
 
     def set_speed(self, speed: float | None) -> None:
         with self._condition:
@@ -136,8 +154,9 @@ class Playback:
 
     def capture_due(self, frame_s: float, generation: int, stop: threading.Event) -> bool:
         """Blocks the capture thread until the frame at `frame_s` (seconds) is due, in real time
-        only: while paused (unless a step or seek lets it through) and until the clock reaches
-        it (late frames are then dropped by the buffer, the clock stays). False when a seek or
+        only: while paused (unless a step or seek lets it through), while the clock is held
+        (hold_clock) and until the clock reaches it (late frames are then dropped by the buffer,
+        the clock stays). False when a seek or
         `stop` came first: the frame is stale."""
         return self._due(CAPTURE, frame_s, generation, stop)
 
@@ -179,6 +198,9 @@ class Playback:
                     continue
                 if self._speed is None or self.paced_at_capture != capture:
                     return True
+                if self._held and self._anchor is not None:  # one frame passed: the rest wait for start_clock
+                    self._condition.wait(0.1)
+                    continue
                 delay = self._delay(frame_s, drop_late=capture)
                 if delay <= 0:
                     return True

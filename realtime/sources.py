@@ -674,6 +674,13 @@ class _FrameBuffer:
             self._condition.notify_all()
             return item
 
+    def peek(self, timeout_s: float) -> Frame | None:
+        """The frame `get` would return next, left in the buffer (None if none came within the timeout)."""
+        with self._condition:
+            if not self._items:
+                self._condition.wait(timeout_s)
+            return self._items[0][1] if self._items else None
+
     def wake(self) -> None:
         """Lets a producer waiting on a full buffer check whether it was cancelled."""
         with self._condition:
@@ -795,6 +802,11 @@ class Source:
             self._read_to_end = True
             self._warn_skipped()
         return None
+
+    def peek(self, timeout_s: float = 0.5) -> Frame | None:
+        """The frame a `read` would return next (or, after a seek, one decoded before it), left
+        for that read; None if none came within the timeout."""
+        return self._buffer.peek(timeout_s)
 
     def _warn_skipped(self) -> None:
         for path in self._skipped_paths():

@@ -20,6 +20,12 @@ class ResultStage(Protocol):
     def reset(self) -> None:
         """Forget the past (a new source or model starts)."""
 
+    def warm_up(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        """Runs on `frame` as a call does, building what the stage builds on its first frames (its
+        networks' graphs for the frame's size) even where the frame shows no one (a blank frame);
+        the pipeline resets the stage after (Pipeline.warm_up). By default: a call."""
+        return self(frame, parse)
+
     def seek(self, position_s: float) -> None:
         """Playback jumped to `position_s` seconds (a seek or a loop): forget the motion seen so
         far. By default everything is forgotten; a stage that keeps who is who overrides it."""

@@ -5,6 +5,8 @@ pacing, and merging two person IDs. Real clip, real models."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,8 +21,10 @@ from realtime.analysis.reps import RepCounter
 from realtime.analysis.tracking import PersonTracker
 from realtime.build import build_pipeline
 from realtime.config import PipelineConfig
+from realtime.job import JobModels, JobOutputs, run_job
 from realtime.playback import Playback
 from realtime.types import Frame
+from conftest import MAIN
 from test_fitness_analyser import H, W, leg_keypoints, parse_of, person, squat_degs
 
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
@@ -257,6 +261,49 @@ def test_real_time_pacing_drops_the_frames_a_slow_parser_is_late_for(squat30):
     indices = [r.frame.index for r in seen.results]
     assert indices == sorted(indices) and indices[-1] == 150
     assert len(indices) < 100 and pipeline.stats.dropped > 50, "late frames were skipped, not played later"
+
+
+def test_real_time_playback_starts_its_clock_once_the_models_are_warm(squat30, tmp_path):
+    """`process --realtime` (the user's command): the models build their graphs on the first frame
+    (about a second on a CPU) before the clock starts, so the frames after it are played, not
+    dropped as late, and both squats are counted; the frames dropped later, if the machine falls
+    behind, are counted in the summary and the closing line."""
+    metrics, summary = tmp_path / "rt.jsonl", tmp_path / "rt.json"
+    run = subprocess.run([sys.executable, str(MAIN), "process", str(squat30), "-o", str(tmp_path / "rt.mp4"),
+                          "--realtime", "--metrics", str(metrics), "--summary", str(summary), "--exercise", "squat"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    indices = [json.loads(line)["index"] for line in metrics.read_text().splitlines()]
+    # frame 1 comes due once frame 0 is delivered (the frames after it, on a loaded machine, may be late)
+    assert indices[:2] == [0, 1], indices[:10]
+    counted = json.loads(summary.read_text())
+    assert counted["people"]["0"]["reps"] == 2, (counted, indices)
+    dropped = 151 - len(indices)  # every frame was decoded: those not processed were dropped
+    assert counted["source"].get("dropped", 0) == dropped
+    assert (f"{dropped} frames dropped" in run.stdout) == (dropped > 0), run.stdout
+
+
+def test_a_run_that_dropped_frames_says_how_many_in_its_summary(squat30, tmp_path):
+    """A parser slower than the clip's frame rate, played in real time: the job's result and the
+    summary count the frames dropped (Source.dropped), one for each frame not processed."""
+    config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, exercise=PRESETS["squat"],
+                            person_mask="parser", smoothing=0.0, pacing="realtime")
+    models = JobModels()
+    parser, _ = models.lend(config)
+    infer = parser.infer
+
+    def slower(batch, *args, **kwargs):
+        time.sleep(0.1)  # 10 frames a second at most, against the clip's 30
+        return infer(batch, *args, **kwargs)
+
+    parser.infer = slower
+    try:
+        job = run_job(config, JobOutputs(video=str(tmp_path / "out.mp4"), summary=str(tmp_path / "summary.json")),
+                      models=models)
+    finally:
+        models.close()
+    assert 50 < job.dropped == 151 - job.frames
+    assert json.loads((tmp_path / "summary.json").read_text())["source"]["dropped"] == job.dropped
 
 
 def test_a_speed_out_of_range_is_refused():

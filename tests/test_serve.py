@@ -610,6 +610,33 @@ def test_live_websocket_keeps_the_newest_frame(server, media_dir):
     assert decode_png(base64.b64decode(results[-1]["label_map"]["data"])).shape == rgb.shape[:2]
 
 
+def test_live_answers_a_cameras_first_frames(server, media_dir):
+    """The networks are built before 'ready' (for the page's 640 x 480 camera): frames sent two a
+    second from the first on are each answered, none dropped. Built on the first frame instead
+    (over a second on a CPU), the frames that came meanwhile were dropped."""
+    _, rgb = frame_png(media_dir / "cg-mannequin-squat.mp4", 20, size=(640, 480))
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    with connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30, max_size=None) as ws:
+        ws.send(json.dumps({"exercise": "squat"}))
+        ready = json.loads(ws.recv(timeout=120))
+        assert ready["type"] == "ready", ready
+        results = []
+
+        def gather() -> None:
+            while not results or results[-1]["seq"] != 6:
+                results.append(json.loads(ws.recv(timeout=120)))
+
+        gathering = threading.Thread(target=gather)
+        gathering.start()
+        for seq in range(1, 7):
+            ws.send(seq.to_bytes(4, "big") + jpeg)
+            time.sleep(0.5)
+        gathering.join(300)
+    assert [(r["type"], r["seq"]) for r in results] == [("result", seq) for seq in range(1, 7)], \
+        [(r["seq"], r.get("dropped"), r.get("latency_ms")) for r in results]
+    assert results[-1]["dropped"] == 0
+
+
 def test_serve_refuses_a_public_host_without_a_token():
     port = free_port()
     run = subprocess.run([sys.executable, "main.py", "serve", "--host", "0.0.0.0", "--port", str(port)],

@@ -149,6 +149,13 @@ class BlazePoseTorchStage(ResultStage):
         person_probs = sigmoid(np.clip(logits, -30.0, 30.0, out=logits))  # float32, as its logits
         return replace(parse, people=people, person_probs=person_probs)
 
+    def warm_up(self, frame: Frame, parse: ParseResult) -> ParseResult:
+        """Also runs the landmark network on one ROI over the whole frame: a frame where nobody is
+        detected (a blank one) would not reach it, and its graph takes the longest to build."""
+        height, width = frame.image.shape[:2]
+        self.landmarker(frame.image, [_upright_roi(np.ones((height, width), bool))])
+        return self(frame, parse)
+
     def reset(self) -> None:
         """Forgets the tracked people (a new source)."""
         self._tracked = []

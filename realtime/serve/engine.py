@@ -56,6 +56,12 @@ class FrameRunner:
                       decode_ms=decode_ms)
         return self.pipeline.process(frame)
 
+    def warm_up(self, shape_hw: tuple[int, int]) -> None:
+        """Builds the networks' graphs for frames of `shape_hw` (height, width) on a blank frame
+        (Pipeline.warm_up), so the first frames are processed at speed; the next frame is parsed as
+        the first one."""
+        self.pipeline.warm_up(Frame(np.zeros((*shape_hw, 3), np.uint8), 0, 0.0))
+
     def reset(self) -> None:
         """Forgets the frames before: the next one is parsed as a still."""
         for step in (*self.stages.result, *self.stages.analysers):

@@ -5,7 +5,8 @@ than the parser never builds up lag.
 
 Protocol (JSON text messages, binary frames):
 1. client: {"token"?, "model"?, "max_people"?, "people"?, "person_mask"?, "pose"?, "angles"?, "exercise"?}
-2. server: {"type": "ready", "model", "labels", "palette", "exercise"}, or {"type": "error", "code",
+2. server, once the run's networks are built for a 640 x 480 camera (FrameRunner.warm_up):
+   {"type": "ready", "model", "labels", "palette", "exercise"}, or {"type": "error", "code",
    "error"} and the connection closes (1008 token, 1013 busy, 1003 bad options).
 3. client: binary messages, each a 4-byte big-endian frame number and a JPEG (or PNG) image.
 4. server, for the newest frame each time the last one is done: {"type": "result", "seq",
@@ -30,7 +31,7 @@ from realtime.config import PipelineConfig, default
 from realtime.models.registry import get_spec
 from realtime.serve.engine import FrameRunner, ModelUnavailable, check_available, result_json
 from realtime.serve.limits import ApiError, option_error, read_image
-from realtime.serve.service import Service
+from realtime.serve.service import WARM_UP_HW, Service
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ async def serve_live(ws: WebSocket, service: Service) -> None:
     runner = None
     try:
         runner = await run_in_threadpool(FrameRunner, config)
+        # the first frames are answered at speed: the graphs are built for the page's camera size first
+        await run_in_threadpool(runner.warm_up, WARM_UP_HW)
         spec = get_spec(config.model)
         await ws.send_json({"type": "ready", "model": config.model, "labels": list(spec.labels.names),
                             "palette": spec.labels.palette.tolist(),

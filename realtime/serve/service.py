@@ -20,7 +20,7 @@ from realtime.serve.settings import ServeSettings
 
 log = logging.getLogger(__name__)
 
-WARM_UP_HW = (480, 640)  # the frame parsed at start: a common camera size
+WARM_UP_HW = (480, 640)  # the frame parsed at start and a /v1/live connection's warm-up: the page's camera size
 
 
 class Gate:
