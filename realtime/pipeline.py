@@ -735,7 +735,7 @@ class Pipeline:
             self.stats.dropped = self._source.dropped if self._source else 0
             self.stats.resolution = result.frame.size
             self._warm = True
-            self.playback.start_clock()  # the first frame through a cold chain is delivered: the clock runs
+            self.playback.start_clock(result.frame.pts_s)  # the first frame through a cold chain is delivered
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:

@@ -94,12 +94,13 @@ class Playback:
             self._anchor = None
             self._condition.notify_all()
 
-    def start_clock(self) -> None:
-        """The chain is warm: the pacing clock starts from the next frame (after `hold_clock`)."""
+    def start_clock(self, frame_s: float) -> None:
+        """The chain is warm (after `hold_clock`): the pacing clock runs from now, when the frame at
+        `frame_s` (seconds) was delivered, so the next comes due one frame interval later."""
         with self._condition:
             if self._held:
                 self._held = False
-                self._anchor = None
+                self._anchor = (time.monotonic(), frame_s)
                 self._condition.notify_all()
 
     def set_speed(self, speed: float | None) -> None:
