@@ -961,8 +961,9 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
     pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
     for the parser (Frame.parse_image). SourceError for '-' (standard input, which is not read),
-    a path that does not exist, and a URL holding a line break (which no message could show
-    whole, so redact_url could not hide it)."""
+    a path that does not exist or cannot be looked at (a name too long, a folder on its way that
+    may not be searched, "~name" of no user), and a URL holding a line break (which no message
+    could show whole, so redact_url could not hide it)."""
     spec = spec.strip()
     if spec == "-":
         raise SourceError("reading standard input ('-') is not supported: give a video file, image folder, webcam "
@@ -976,11 +977,18 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
         reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop,
                             parse_side=parse_side)
         return Source(reader, buffer_frames=buffer_frames, playback=playback)
-    path = Path(spec).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(spec).expanduser()
+        folder = path.is_dir()
+        found = folder or path.exists()
+    except RuntimeError:  # "~name/..." where no user is called name
+        raise SourceError(f"{redact_url(spec)}: no such user, so no home folder to start from") from None
+    except OSError as exc:  # a name too long, a folder on the way that may not be searched
+        raise SourceError(f"{redact_url(spec)}: {exc.strerror or exc}") from None
+    if folder:
         return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side, loop=loop),
                       buffer_frames=buffer_frames, playback=playback)
-    if not path.exists():
+    if not found:
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side),

@@ -143,6 +143,26 @@ def test_switching_source_while_running(single_clip, media_dir):
     assert not engine_threads()
 
 
+def test_a_source_whose_path_cannot_be_looked_at_is_shown_and_the_engine_goes_on(single_clip, tmp_path):
+    """A name too long for the file system made `is_dir` raise OSError on the inference thread,
+    which died: no error was shown and the window stayed on "playing"."""
+    too_long = str(tmp_path / ("a" * 300))
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), max_people=1))
+    pipeline.start()
+    pipeline.switch_source(too_long)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pipeline.source_switches < 1:
+        time.sleep(0.05)
+    assert pipeline.error == pipeline.source_error == f"{too_long}: File name too long"
+    names = set()
+    pipeline.subscribe(lambda r: names.add(pipeline.stats.source))
+    pipeline.switch_source(str(single_clip))  # the inference thread still takes commands
+    while time.monotonic() < deadline and not names:
+        time.sleep(0.05)
+    pipeline.stop()
+    assert names == {str(single_clip)} and pipeline.source_error is None
+
+
 def test_folder_source_reads_an_image_sequence(tmp_path, single_frames):
     for i, frame in enumerate(single_frames):
         cv2.imwrite(str(tmp_path / f"img{i:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
