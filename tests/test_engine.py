@@ -1,7 +1,10 @@
 """The engine end to end: sources, pipeline threads, recorder, `process` and `bench`."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 import time
 
 import av
@@ -14,7 +17,7 @@ from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.pipeline import Pipeline
 from realtime.reconnect import Backoff
-from realtime.sources import SourceError, open_source, redact_url
+from realtime.sources import SourceError, WebcamProbe, open_source, redact_url
 
 
 def _decoded(path):
@@ -187,6 +190,27 @@ def test_unopenable_webcam_fails_fast():
     with pytest.raises(SourceError, match="webcam 57"):
         source.start()
     assert set(engine_threads()) <= before
+
+
+def test_a_webcam_probe_that_hangs_is_left_out_and_joined_at_close(tmp_path):
+    """A device whose open hangs (a FIFO: OpenCV waits for a writer) is not found while it
+    hangs; its thread stays tracked and `close` joins it once the open returns (find_webcams
+    gave up on such probes after its timeout and left them running, owned by no one)."""
+    device = tmp_path / "video-that-hangs"
+    os.mkfifo(device)
+    probe = WebcamProbe([str(device)])
+    time.sleep(0.5)
+    assert not probe.done and probe.found() == [] and engine_threads() == ["partsight-webcam-probe"]
+    closing = threading.Thread(target=probe.close)
+    closing.start()
+    closing.join(0.5)
+    assert closing.is_alive(), "close waits for the open still hanging"
+    deadline = time.monotonic() + 30
+    while closing.is_alive() and time.monotonic() < deadline:  # each backend OpenCV tries opens it again
+        with contextlib.suppress(OSError):  # no reader at this moment
+            os.close(os.open(device, os.O_WRONLY | os.O_NONBLOCK))
+        closing.join(0.02)
+    assert not closing.is_alive() and probe.done and probe.found() == [] and not engine_threads()
 
 
 def test_credentials_are_redacted():

@@ -203,6 +203,7 @@ def test_stream_credentials_never_appear_after_entry(make_window, qtbot):
         picker.set_stream_url(url)
     assert requested.args == [url]
     assert "s3cret" not in picker.stream_field_text()
+    picker.stop_probing()
 
     window = make_window()
     window.open_source(url)  # nothing listens on port 9: the connection is refused
