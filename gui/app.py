@@ -14,8 +14,10 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.cli import CliError
 from realtime.config import config_from_args
 from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
+from realtime.recorder import check_writable, write_problem
 from realtime.render import plural
 
 ORGANISATION = "PartSight"
@@ -31,12 +33,19 @@ def run_app(args: argparse.Namespace) -> int:
     in the presentation view with `--present`, recording from the first frame with `--record`.
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
-    a PNG of the whole window before exiting. Once the window is closed, each recording finished
-    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". The exit status
-    is 1 when no frame could be shown; Ctrl-C or SIGTERM closes the window without asking (a
+    a PNG of the whole window before exiting (CliError before the window opens when PATH cannot
+    be written). Once the window is closed, each recording finished in it is one line on stdout,
+    "recorded PATH: N frames, metrics PATH.jsonl", also when the screenshot then fails. The exit
+    status is 1 when no frame could be shown; Ctrl-C or SIGTERM closes the window without asking (a
     running recording is finished and kept), says so in one line first and exits with
     EXIT_INTERRUPTED.
     """
+    if args.screenshot:  # found before the window opens, not once its run (and recording) is over
+        try:
+            check_writable(args.screenshot)
+        except OSError as exc:
+            raise CliError(f"--screenshot: cannot write {args.screenshot}: "
+                           f"{write_problem(args.screenshot, exc)}") from None
     qInstallMessageHandler(_qt_message_to_log)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setOrganizationName(ORGANISATION)
@@ -76,15 +85,18 @@ def run_app(args: argparse.Namespace) -> int:
     if args.frames:
         _exit_after_frames(app, window, args.frames)
     status = app.exec()
-    if args.screenshot:
-        window.refresh()
-        app.processEvents()  # lay out the texts refresh() just set
-        _save_window(window.screenshot_widget(), Path(args.screenshot))
-    window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
-    if stopped:  # first: what follows is what the window did until then
-        print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
-    for line in recorded:
-        print(line)
+    try:
+        if args.screenshot:
+            window.refresh()
+            app.processEvents()  # lay out the texts refresh() just set
+            _save_window(window.screenshot_widget(), Path(args.screenshot))
+    finally:  # a screenshot that could not be saved (a full disk) still leaves the recording finished and named
+        window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
+        if stopped:  # first: what follows is what the window did until then
+            print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""),
+                  file=sys.stderr)
+        for line in recorded:
+            print(line)
     if stopped:
         return EXIT_INTERRUPTED
     if status == 0 and window.frames_shown == 0:
@@ -118,7 +130,7 @@ def _exit_after_frames(app: QApplication, window: MainWindow, frames: int) -> No
 def _save_window(window: QWidget, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not window.grab().save(str(path)):
-        raise OSError(f"cannot write {path}")
+        raise CliError(f"--screenshot: cannot write {path}")  # Qt gives no reason
     print(f"saved {path}")
 
 

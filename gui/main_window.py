@@ -557,5 +557,6 @@ class MainWindow(QMainWindow):
                 self._settings.setValue("window/splitter", self._splitter.saveState())
             self.source_panel.save_settings()
             self._settings.sync()
+            self.source_panel.source_picker.stop_probing()
             self._session.close()
         super().closeEvent(event)

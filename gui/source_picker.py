@@ -1,7 +1,7 @@
 """Source picker: webcams found on this machine, a video file, or a stream URL."""
 from __future__ import annotations
 
-import threading
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QSignalBlocker, QTimer, pyqtSignal
@@ -16,8 +16,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from realtime.sources import find_webcams, redact_url
+from realtime.sources import WebcamProbe, redact_url
 
+WEBCAM_PROBE_S = 3.0  # then the webcams found so far are listed; a probe still opening is joined at stop_probing
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;Images (*.png *.jpg *.jpeg *.bmp);;All files (*)"
 
 
@@ -25,7 +26,9 @@ class SourcePicker(QWidget):
     """Emits `source_requested(spec)` with a Pipeline source string: a webcam index, a path or a URL.
 
     A stream URL's credentials are never shown after entry: the field shows the redacted URL and
-    the picker keeps the real one to connect with.
+    the picker keeps the real one to connect with. It looks for webcams from the start (a
+    WebcamProbe, listed once every probe answered or after WEBCAM_PROBE_S); its owner calls
+    `stop_probing` when done with it.
     """
 
     source_requested = pyqtSignal(str)
@@ -59,12 +62,11 @@ class SourcePicker(QWidget):
         layout.addWidget(connect, 1, 2)
         layout.addWidget(self._current, 2, 0, 1, 3)
         layout.setColumnStretch(1, 1)
-        self._probe_result: list[list[int]] = []
+        self._probe = WebcamProbe()
+        self._probe_deadline = time.monotonic() + WEBCAM_PROBE_S
         self._probe_timer = QTimer(self)
         self._probe_timer.setInterval(100)
         self._probe_timer.timeout.connect(self._collect_webcams)
-        threading.Thread(target=lambda: self._probe_result.append(find_webcams()),
-                         name="partsight-webcam-probe", daemon=True).start()
         self._probe_timer.start()
 
     def browse(self) -> None:
@@ -99,11 +101,16 @@ class SourcePicker(QWidget):
         self._url.setText(redact_url(self._stream_url))
         self.source_requested.emit(self._stream_url)
 
+    def stop_probing(self) -> None:
+        """Joins the webcam probe threads (waiting for a webcam still opening)."""
+        self._probe_timer.stop()
+        self._probe.close()
+
     def _collect_webcams(self) -> None:
-        if not self._probe_result:
+        if not self._probe.done and time.monotonic() < self._probe_deadline:
             return
         self._probe_timer.stop()
-        found = self._probe_result.pop()
+        found = self._probe.found()
         for index in found:
             self._webcams.addItem(f"Webcam {index}", index)
         self._webcams.setPlaceholderText("Choose a webcam" if found else "No webcam found")

@@ -368,8 +368,10 @@ class Pipeline:
         `preset`). With `audio`, the audio of a file source (a video file or a file URL; not a
         webcam, folder or live stream) is muxed into the MP4s along with the video."""
         spec = self.config.source
-        # a URL is no path: Path() would fold its "//" (and a long one raises ENAMETOOLONG, naming it)
-        folder = not URL.match(spec) and Path(spec).is_dir()
+        try:  # a URL is no path: Path() would fold its "//" (and a long one raises ENAMETOOLONG, naming it)
+            folder = not URL.match(spec) and Path(spec).is_dir()
+        except OSError:  # a path that cannot be looked at: opening the source says why (open_source)
+            folder = False
         audio_from = spec if audio and not spec.strip().isdigit() and not folder else None
         recorder = Recorder(video_path, metrics_path=metrics_path, labels_dir=labels_dir,
                             plain_video_path=plain_video_path, preset=preset, audio_from=audio_from)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 from urllib.parse import quote, unquote, urlsplit
 
 import av
@@ -986,8 +986,9 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
     pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
     for the parser (Frame.parse_image). SourceError for '-' (standard input, which is not read),
-    a path that does not exist, and a URL holding a line break (which no message could show
-    whole, so redact_url could not hide it)."""
+    a path that does not exist or cannot be looked at (a name too long, a folder on its way that
+    may not be searched, "~name" of no user), and a URL holding a line break (which no message
+    could show whole, so redact_url could not hide it)."""
     spec = spec.strip()
     if spec == "-":
         raise SourceError("reading standard input ('-') is not supported: give a video file, image folder, webcam "
@@ -1001,11 +1002,18 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
         reader = PyAVReader(spec, size=size, max_side=max_side, live=None, timeout_s=timeout_s, loop=loop,
                             parse_side=parse_side)
         return Source(reader, buffer_frames=buffer_frames, playback=playback)
-    path = Path(spec).expanduser()
-    if path.is_dir():
+    try:
+        path = Path(spec).expanduser()
+        folder = path.is_dir()
+        found = folder or path.exists()
+    except RuntimeError:  # "~name/..." where no user is called name
+        raise SourceError(f"{redact_url(spec)}: no such user, so no home folder to start from") from None
+    except OSError as exc:  # a name too long, a folder on the way that may not be searched
+        raise SourceError(f"{redact_url(spec)}: {exc.strerror or exc}") from None
+    if folder:
         return Source(ImageFolderReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side, loop=loop),
                       buffer_frames=buffer_frames, playback=playback)
-    if not path.exists():
+    if not found:
         raise SourceError(f"{spec}: no such file, folder, webcam index or stream URL")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side),
@@ -1176,23 +1184,39 @@ _PLAIN_REASONS = (
 )
 
 
-def find_webcams(indices: range = range(4), timeout_s: float = 3.0) -> list[int]:
-    """Webcam indices that open, probed in parallel; a probe still hanging after `timeout_s` counts as absent."""
-    found: dict[int, bool] = {}
+class WebcamProbe:
+    """Finds which of `devices` (webcam indices, or device paths such as /dev/video0) open: each
+    is opened by OpenCV on its own thread, all at once (on Linux an index only when its
+    /dev/videoN exists: opening a missing V4L2 device only prints warnings). An open can hang (a
+    busy or broken device) and cannot be interrupted: `found` answers at any time, `done` says
+    whether every probe has answered, and `close` joins every probe thread, waiting for those
+    still opening."""
 
-    def probe(index: int) -> None:
-        capture = cv2.VideoCapture(index)
-        found[index] = capture.isOpened()
+    def __init__(self, devices: Sequence[int | str] = range(4)) -> None:
+        self._devices = list(devices)
+        self._opened: dict[int | str, bool] = {}
+        self._threads = [threading.Thread(target=self._probe, args=(device,), name="partsight-webcam-probe",
+                                          daemon=True)
+                         for device in self._devices
+                         if isinstance(device, str) or not sys.platform.startswith("linux")
+                         or Path(f"/dev/video{device}").exists()]
+        for thread in self._threads:
+            thread.start()
+
+    def _probe(self, device: int | str) -> None:
+        capture = cv2.VideoCapture(device)
+        self._opened[device] = capture.isOpened()
         capture.release()
 
-    probes = []
-    for index in indices:
-        if sys.platform.startswith("linux") and not Path(f"/dev/video{index}").exists():
-            continue  # opening a missing V4L2 device only prints warnings
-        thread = threading.Thread(target=probe, args=(index,), name="partsight-webcam-probe", daemon=True)
-        thread.start()
-        probes.append(thread)
-    deadline = time.monotonic() + timeout_s
-    for thread in probes:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return sorted(index for index, ok in dict(found).items() if ok)
+    @property
+    def done(self) -> bool:
+        return not any(thread.is_alive() for thread in self._threads)
+
+    def found(self) -> list[int | str]:
+        """The devices that opened, in the order given; one still opening is not among them."""
+        opened = dict(self._opened)
+        return [device for device in self._devices if opened.get(device)]
+
+    def close(self) -> None:
+        for thread in self._threads:
+            thread.join()

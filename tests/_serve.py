@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,15 +45,17 @@ class Server:
 
 @contextlib.contextmanager
 def running_server(*args: str, ready_timeout_s: float = 240.0, headers: dict | None = None,
-                   env: dict[str, str] | None = None):
-    """`main.py serve --port PORT *args` (with `env` over this process's environment), yielded once
+                   env: dict[str, str] | None = None, preexec_fn: Callable[[], None] | None = None):
+    """`main.py serve --port PORT *args` (with `env` over this process's environment, `preexec_fn`
+    run in the child before it starts), yielded once
     /readyz says ready; stopped with SIGINT (the way a user stops it) and killed only if it does not
     exit within 60 s."""
     port = free_port()
     output = Path(tempfile.mkstemp(prefix="partsight-serve-", suffix=".out")[1])
     with open(output, "wb") as sink:
         process = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--port", str(port), *args],
-                                   stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})})
+                                   stdout=sink, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, **(env or {})},
+                                   preexec_fn=preexec_fn)
     server = Server(f"http://127.0.0.1:{port}", port, process, output)
     try:
         deadline = time.monotonic() + ready_timeout_s

@@ -501,6 +501,9 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
      "give a folder name (see 'partsight process --help')"),
     (["process", "-", "-o", "{out}.mp4"], 1, "reading standard input ('-') is not supported: give a video file"),
     (["process", "", "-o", "{out}.mp4"], 2, "SOURCE is empty: give a video file, image folder, webcam index or URL"),
+    (["process", "{out}-" + "a" * 300, "-o", "{out}.mp4"], 1, "a" * 300 + ": File name too long"),
+    (["process", "~partsight-no-such-user/a.mp4", "-o", "{out}.mp4"], 1,
+     "~partsight-no-such-user/a.mp4: no such user, so no home folder to start from"),
     (["eval", "flicker", " "], 2, "SOURCE is empty"),
     (["batch", "{clip}", "", "--out", "{out}"], 2, "an INPUT is empty"),
 ])

@@ -1,7 +1,10 @@
 """The engine end to end: sources, pipeline threads, recorder, `process` and `bench`."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import threading
 import time
 
 import av
@@ -14,7 +17,7 @@ from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.pipeline import PACED_IN_FLIGHT, Pipeline
 from realtime.reconnect import Backoff
-from realtime.sources import SourceError, open_source, redact_url
+from realtime.sources import SourceError, WebcamProbe, open_source, redact_url
 
 
 def _decoded(path):
@@ -147,6 +150,26 @@ def test_switching_source_while_running(single_clip, media_dir):
     assert not engine_threads()
 
 
+def test_a_source_whose_path_cannot_be_looked_at_is_shown_and_the_engine_goes_on(single_clip, tmp_path):
+    """A name too long for the file system made `is_dir` raise OSError on the inference thread,
+    which died: no error was shown and the window stayed on "playing"."""
+    too_long = str(tmp_path / ("a" * 300))
+    pipeline = Pipeline(PipelineConfig(source=str(single_clip), size=(180, 320), max_people=1))
+    pipeline.start()
+    pipeline.switch_source(too_long)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and pipeline.source_switches < 1:
+        time.sleep(0.05)
+    assert pipeline.error == pipeline.source_error == f"{too_long}: File name too long"
+    names = set()
+    pipeline.subscribe(lambda r: names.add(pipeline.stats.source))
+    pipeline.switch_source(str(single_clip))  # the inference thread still takes commands
+    while time.monotonic() < deadline and not names:
+        time.sleep(0.05)
+    pipeline.stop()
+    assert names == {str(single_clip)} and pipeline.source_error is None
+
+
 def test_folder_source_reads_an_image_sequence(tmp_path, single_frames):
     for i, frame in enumerate(single_frames):
         cv2.imwrite(str(tmp_path / f"img{i:03d}.jpg"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
@@ -171,6 +194,27 @@ def test_unopenable_webcam_fails_fast():
     with pytest.raises(SourceError, match="webcam 57"):
         source.start()
     assert set(engine_threads()) <= before
+
+
+def test_a_webcam_probe_that_hangs_is_left_out_and_joined_at_close(tmp_path):
+    """A device whose open hangs (a FIFO: OpenCV waits for a writer) is not found while it
+    hangs; its thread stays tracked and `close` joins it once the open returns (find_webcams
+    gave up on such probes after its timeout and left them running, owned by no one)."""
+    device = tmp_path / "video-that-hangs"
+    os.mkfifo(device)
+    probe = WebcamProbe([str(device)])
+    time.sleep(0.5)
+    assert not probe.done and probe.found() == [] and engine_threads() == ["partsight-webcam-probe"]
+    closing = threading.Thread(target=probe.close)
+    closing.start()
+    closing.join(0.5)
+    assert closing.is_alive(), "close waits for the open still hanging"
+    deadline = time.monotonic() + 30
+    while closing.is_alive() and time.monotonic() < deadline:  # each backend OpenCV tries opens it again
+        with contextlib.suppress(OSError):  # no reader at this moment
+            os.close(os.open(device, os.O_WRONLY | os.O_NONBLOCK))
+        closing.join(0.02)
+    assert not closing.is_alive() and probe.done and probe.found() == [] and not engine_threads()
 
 
 def test_credentials_are_redacted():

@@ -203,6 +203,7 @@ def test_stream_credentials_never_appear_after_entry(make_window, qtbot):
         picker.set_stream_url(url)
     assert requested.args == [url]
     assert "s3cret" not in picker.stream_field_text()
+    picker.stop_probing()
 
     window = make_window()
     window.open_source(url)  # nothing listens on port 9: the connection is refused
@@ -297,6 +298,36 @@ def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squ
     assert 5 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # from the frame after the first
     assert done.stdout.splitlines() == [f"saved {tmp_path / 'shot.png'}",
                                         f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
+
+
+def test_a_screenshot_path_that_cannot_be_written_is_refused_before_the_window_opens(squat_clip, tmp_path):
+    """(It was found only at the end: the run's exception skipped the window's close, leaving a
+    0-byte MP4 of the recording and no "recorded" line.)"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                           "--frames", "5", "--screenshot", "/proc/shot.png", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stdout == "", done.stderr
+    assert done.stderr.splitlines() == ["partsight: error: --screenshot: cannot write /proc/shot.png: "
+                                        "No such file or directory"], done.stderr
+    assert not (tmp_path / "Videos").exists()
+
+
+def test_a_screenshot_that_fails_to_save_still_finishes_and_names_the_recording(squat_clip, tmp_path):
+    """/dev/full passes the check (it opens for writing) and fails the save (the disk is full)."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                           "--frames", "5", "--screenshot", "/dev/full", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == ["partsight: error: --screenshot: cannot write /dev/full"], done.stderr
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 2 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())
+    assert done.stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
 
 def test_the_engine_never_imports_qt():

@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -695,6 +696,30 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
     assert list(jobs_dir.iterdir()) == []
     assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
+
+
+def test_a_job_whose_recording_fails_says_why_without_the_servers_folders(media_dir, tmp_path):
+    """The disk fills up mid-job (a file size limit on the server: a write past it fails with
+    EFBIG): the job fails and says why, naming its output as the job's, not by the server's path
+    (it said "recording to /tmp/.../annotated.mp4 failed")."""
+    jobs_dir = tmp_path / "jobs"
+    jobs_dir.mkdir()
+    upload = media_dir / "faults" / "tiny.mp4"  # 22 kB: 151 frames of 640x480, whose outputs outgrow the limit
+
+    def file_size_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    with running_server("--jobs-dir", str(jobs_dir), env={"PARTSIGHT_LOG_FILE": str(tmp_path / "serve.log")},
+                        preexec_fn=file_size_limit) as server:
+        with httpx.Client(base_url=server.url, timeout=300) as client:
+            job = client.post("/v1/jobs", files={"video": ("tiny.mp4", upload.read_bytes())})
+            assert job.status_code == 202, job.text
+            status = wait_for_job(client, job.json()["id"])
+    assert status["state"] == "failed", json.dumps(status)
+    assert re.fullmatch(r"recording to the job/(annotated\.mp4|metrics\.jsonl) failed: "
+                        r"(File too large|No space left on device)", status["error"]), status["error"]
+    assert str(jobs_dir) not in json.dumps(status) and "/tmp" not in json.dumps(status)
 
 
 @pytest.fixture(scope="module")

@@ -1,12 +1,15 @@
 """`partsight serve --replicas 2`: the same app as a Ray Serve deployment on a local Ray cluster that
 the command starts (small CPU shares), answering 20 concurrent /v1/parse requests from both replicas
 and running a video job as a Ray task (its files, label maps included, coming back through Ray);
-Ctrl+C shuts Serve and Ray down."""
+Ctrl+C shuts Serve and Ray down, and each replica's Service closes (its upload folder removed)."""
 from __future__ import annotations
 
+import signal
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -75,3 +78,17 @@ def test_a_video_job_runs_as_a_ray_task(server, media_dir, tmp_path):
     assert len(decoded_frames(tmp_path / "job.mp4")) == len(decoded_frames(tmp_path / "plain.mp4")) == 3
     assert [response.status_code for response in labels] == [200, 200, 200, 404]
     assert all(decode_png(response.content).shape == (424, 192) for response in labels[:3])
+
+
+def test_stopping_closes_each_replicas_service(server):
+    """Last: it stops the command (serve.shutdown()). Ray Serve calls a deployment's __del__ once,
+    as the replica shuts down (its documented shutdown hook): the replica's Service closes and its
+    upload folder, named by the replica, is gone."""
+    with httpx.Client(base_url=server.url, timeout=600) as client:
+        replicas = ready_replicas(client, 2, timeout_s=180)
+    scratch = Path(tempfile.gettempdir())
+    folders = [path for replica in replicas for path in scratch.glob(f"partsight-uploads-{replica}-*")]
+    assert len(replicas) == 2 and len(folders) == 2, (replicas, folders)
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(120) == 0, server.log()
+    assert not [path for path in folders if path.exists()]

@@ -118,12 +118,12 @@ def run_in_process(work: JobWork) -> str | None:
 
     result = run_job(config, outputs, on_start=on_start, on_result=on_result, stop=work.stop)
     if result.summary_error:
-        return result.summary_error
+        return _one_line(result.summary_error, folder)
     if result.summary is not None and outputs.summary is not None:
         result.summary["source"]["name"] = work.spec.name
         write_summary(outputs.summary, result.summary)
     if result.error:
-        return result.error.replace(config.source, "the upload")
+        return _one_line(result.error, folder)
     if result.frames == 0 and not result.stopped:
         return "the video gave no frames"
     return None
@@ -388,8 +388,8 @@ class JobBoard:
                 log.info("job %s expired; its folder is removed", job.id)
 
 
-def _one_line(exc: BaseException, folder: Path) -> str:
-    """The first line of an exception's message for a client: credentials and the server's
-    folder taken out."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def _one_line(error: BaseException | str, folder: Path) -> str:
+    """The first line of an error (an exception's message, or a job's own words) for a client:
+    credentials and the server's folder taken out."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return redact_url(text.replace(str(folder / INPUT_NAME), "the upload").replace(str(folder), "the job"))

@@ -159,8 +159,8 @@ async def _stream(ws: WebSocket, service: Service, runner: FrameRunner) -> None:
                 taker.cancel()
                 return
             seq, data, arrived_s = taker.result()
-            try:
-                rgb, decode_ms = read_image(data, max_pixels)
+            try:  # decoding a large frame takes milliseconds the event loop owes the other connections
+                rgb, decode_ms = await run_in_threadpool(read_image, data, max_pixels)
             except ApiError as exc:
                 await send({"type": "error", "seq": seq, "code": exc.code, "error": exc.message})
                 continue

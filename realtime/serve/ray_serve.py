@@ -157,6 +157,8 @@ class PartSightIngress:
         return create_app(self.service)
 
     def __del__(self) -> None:
+        """Ray Serve's shutdown hook: the replica calls it once as it shuts down (serve.shutdown,
+        the deployment deleted or scaled down; serve.ingress's wrapper passes the call on)."""
         self.service.close()
 
 

@@ -105,8 +105,8 @@ class Service:
         self.parsers = ParsePool(settings.device, settings.dtype)
         self.parse_gate = Gate(settings.limits.parse_queue)
         self.live_gate = Gate(settings.limits.max_live)
-        self.scratch = Path(tempfile.mkdtemp(prefix="partsight-uploads-"))
         self.replica = uuid.uuid4().hex[:8]  # names this process in responses (X-PartSight-Replica)
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"partsight-uploads-{self.replica}-"))
         self.warm_error: str | None = None
         self._cleanup = cleanup
         self._ready = threading.Event()
