@@ -14,13 +14,13 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.cli import CliError
 from realtime.config import config_from_args
 from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
 from realtime.render import plural
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
-EXIT_ERROR = 1
 ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,10 @@ def run_app(args: argparse.Namespace) -> int:
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
     a PNG of the whole window before exiting. Once the window is closed, each recording finished
-    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". The exit status
-    is 1 when no frame could be shown; Ctrl-C or SIGTERM closes the window without asking (a
-    running recording is finished and kept), says so in one line first and exits with
-    EXIT_INTERRUPTED.
+    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". CliError when no
+    frame could be shown (with the reason the window gave); Ctrl-C or SIGTERM closes the window
+    without asking (a running recording is finished and kept), says so in one line first and exits
+    with EXIT_INTERRUPTED.
     """
     qInstallMessageHandler(_qt_message_to_log)
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -89,8 +89,7 @@ def run_app(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if status == 0 and window.frames_shown == 0:
         reason = window.shown_error
-        print("partsight: no frame was shown" + (f": {reason}" if reason else ""), file=sys.stderr)
-        return EXIT_ERROR
+        raise CliError("no frame was shown" + (f": {reason}" if reason else ""))
     return status
 
 

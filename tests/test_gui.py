@@ -243,15 +243,15 @@ def test_cli_runs_frames_and_saves_a_screenshot_of_the_window(squat_clip, tmp_pa
 
 def test_cli_says_why_no_frame_was_shown(tmp_path):
     """`gui --frames N` on a source that cannot play exits 1 with the reason the window shows, not
-    only "no frame was shown"."""
+    only "no frame was shown", in the one-line form of every other error ("partsight: error: ")."""
     text = tmp_path / "clip.mp4"
     text.write_text("not a video")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(text), "--frames", "5",
                            "--device", "cpu"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    line = next(line for line in done.stderr.splitlines() if line.startswith("partsight: no frame was shown"))
-    assert line.startswith("partsight: no frame was shown: ") and str(text) in line, done.stderr
+    line = done.stderr.splitlines()[-1]
+    assert line.startswith("partsight: error: no frame was shown: ") and str(text) in line, done.stderr
 
 
 def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
