@@ -16,7 +16,7 @@ from gui.main_window import MainWindow
 from gui.session import Session
 from realtime.cli import CliError
 from realtime.config import config_from_args
-from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
+from realtime.logs import STOP_SIGNALS, exit_status
 from realtime.render import plural
 
 ORGANISATION = "PartSight"
@@ -35,7 +35,7 @@ def run_app(args: argparse.Namespace) -> int:
     in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". CliError when no
     frame could be shown (with the reason the window gave); Ctrl-C or SIGTERM closes the window
     without asking (a running recording is finished and kept), says so in one line first and exits
-    with EXIT_INTERRUPTED.
+    with the signal's exit status (logs.exit_status: 130 for Ctrl-C, 143 for SIGTERM).
     """
     qInstallMessageHandler(_qt_message_to_log)
     app = QApplication.instance() or QApplication([sys.argv[0]])
@@ -64,11 +64,11 @@ def run_app(args: argparse.Namespace) -> int:
     if args.record:
         window.frame_shown.connect(lambda _: window.recording_panel.toggle_recording(),
                                    Qt.ConnectionType.SingleShotConnection)
-    stopped, recording = False, None
+    stopped, recording = None, None  # the stop signal that came, and the recording it finished
 
-    def stop(*_) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
+    def stop(signum, _frame) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
         nonlocal stopped, recording
-        stopped, recording = True, window.recording_panel.recording_path
+        stopped, recording = signum, window.recording_panel.recording_path
         window.close_now()
 
     for signum in STOP_SIGNALS:
@@ -81,12 +81,12 @@ def run_app(args: argparse.Namespace) -> int:
         app.processEvents()  # lay out the texts refresh() just set
         _save_window(window.screenshot_widget(), Path(args.screenshot))
     window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
-    if stopped:  # first: what follows is what the window did until then
+    if stopped is not None:  # first: what follows is what the window did until then
         print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""), file=sys.stderr)
     for line in recorded:
         print(line)
-    if stopped:
-        return EXIT_INTERRUPTED
+    if stopped is not None:
+        return exit_status(stopped)
     if status == 0 and window.frames_shown == 0:
         reason = window.shown_error
         raise CliError("no frame was shown" + (f": {reason}" if reason else ""))

@@ -15,7 +15,6 @@ import platformdirs
 
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
 EXIT_ERROR = 1  # a command that failed, its reason printed as one line
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 _HANDLER_NAME = "partsight"
 # libraries that log, in their own words, what they then raise and PartSight reports in its own
@@ -99,18 +98,44 @@ def ray_notes_to_log_file() -> Iterator[None]:
             logging.getLogger(name).removeFilter(to_log_file)
 
 
-def interrupted() -> int:
-    """Ctrl-C before a command could say what it kept: the one line "partsight: interrupted";
-    returns EXIT_INTERRUPTED."""
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (`kill`, a service manager's stop), raised where Ctrl-C raises KeyboardInterrupt
+    (sigterm_as_ctrl_c), so that the command stops the same way and exits with SIGTERM's status."""
+
+
+def stop_exception(signum: int) -> KeyboardInterrupt:
+    """What a stop signal raises: Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C (SIGINT)."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def stop_signal(exc: KeyboardInterrupt) -> int:
+    """The stop signal that raised `exc` (stop_exception): SIGTERM or SIGINT."""
+    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+
+
+def exit_status(signum: int) -> int:
+    """A command's exit status when stop signal `signum` ended it: 128 + its number, as a shell
+    reports for a process the signal killed (130 Ctrl-C, 143 SIGTERM)."""
+    return 128 + signum
+
+
+def interrupted(signum: int = signal.SIGINT) -> int:
+    """A stop signal before a command could say what it kept: the one line "partsight:
+    interrupted"; returns exit_status(signum)."""
     print("partsight: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return exit_status(signum)
+
+
+def _raise_terminated(_signum, _frame) -> None:
+    raise Terminated
 
 
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """Inside, a SIGTERM (`kill`, a service manager's stop) stops the command the way Ctrl-C does:
-    KeyboardInterrupt in the main thread, so what it wrote is finished and it says so in one line."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    Terminated (a KeyboardInterrupt) in the main thread, so what it wrote is finished and it says
+    so in one line."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:

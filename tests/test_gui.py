@@ -256,7 +256,7 @@ def test_cli_says_why_no_frame_was_shown(tmp_path):
 
 def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     """SIGTERM (`kill`, a session's logout) to a recording window stops it as Ctrl-C does: the
-    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 130,
+    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 143,
     and stdout says what was recorded."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "HOME": str(tmp_path)}  # recordings go to ~/Videos/PartSight
@@ -272,7 +272,7 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     finally:
         window.kill()
     (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
-    assert window.returncode == 130, stderr
+    assert window.returncode == 143, stderr
     assert stderr.splitlines()[-1] == f"partsight: interrupted (the recording is in {video})", stderr
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))

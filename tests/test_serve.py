@@ -678,7 +678,7 @@ def test_serve_takes_only_a_port_it_can_listen_on_and_says_serving_on_once_it_li
 
 def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, tmp_path):
     """SIGTERM with a job running: the job is cancelled and its folder removed, what the server
-    logged reached its log file, and it exits as every command does on a stop signal (130,
+    logged reached its log file, and it exits as every command does on a SIGTERM (143,
     "partsight: interrupted")."""
     jobs_dir, log_file = tmp_path / "jobs", tmp_path / "serve.log"
     jobs_dir.mkdir()
@@ -689,7 +689,7 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
                 assert status["state"] in ("queued", "running"), status
                 time.sleep(0.2)
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(60) == 130
+        assert server.process.wait(60) == 143
         console = server.log().splitlines()
     assert console[-1] == "partsight: interrupted", console
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
