@@ -26,6 +26,10 @@ _FILE_ONLY_LOGGERS = ("python_multipart", "py.warnings")
 # use for (`ray_notes_to_log_file`): its token authentication (a new local cluster gets a token,
 # Ray's default) and Ray Serve's progress ("Started Serve in namespace ...")
 RAY_NOTE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.serve")
+# uvicorn's logger of its server's own life, whose words are not PartSight's (`uvicorn_notes_to_log_file`):
+# "Cancel 1 running task(s), timeout graceful shutdown exceeded" after a stop signal with an upload
+# still coming in (the command says "partsight: interrupted"), a client's invalid HTTP request
+UVICORN_NOTE_LOGGERS = ("uvicorn.error",)
 
 
 class _FileFormat(logging.Formatter):
@@ -77,25 +81,36 @@ class _LogFile(logging.FileHandler):
 
 
 class _ToLogFile(logging.Filter):
-    """Sends a library logger's records to PartSight's log file (at INFO: not the console) instead
-    of the library's own handlers."""
+    """Sends a library logger's records to PartSight's log file (at INFO: not the console; with
+    the traceback a record carries, such as uvicorn's for an exception in the app) instead of the
+    library's own handlers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        logging.getLogger(__name__).info("%s: %s", record.name, record.getMessage())
+        logging.getLogger(__name__).info("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
         return False
 
 
 @contextmanager
-def ray_notes_to_log_file() -> Iterator[None]:
-    """Inside, what Ray's RAY_NOTE_LOGGERS record goes to the log file, not to the console."""
+def _notes_to_log_file(loggers: tuple[str, ...]) -> Iterator[None]:
+    """Inside, what `loggers` record goes to the log file, not to the console."""
     to_log_file = _ToLogFile()
-    for name in RAY_NOTE_LOGGERS:
+    for name in loggers:
         logging.getLogger(name).addFilter(to_log_file)
     try:
         yield
     finally:
-        for name in RAY_NOTE_LOGGERS:
+        for name in loggers:
             logging.getLogger(name).removeFilter(to_log_file)
+
+
+def ray_notes_to_log_file():
+    """Inside, what Ray's RAY_NOTE_LOGGERS record goes to the log file, not to the console."""
+    return _notes_to_log_file(RAY_NOTE_LOGGERS)
+
+
+def uvicorn_notes_to_log_file():
+    """Inside, what uvicorn's UVICORN_NOTE_LOGGERS record goes to the log file, not to the console."""
+    return _notes_to_log_file(UVICORN_NOTE_LOGGERS)
 
 
 class Terminated(KeyboardInterrupt):

@@ -697,6 +697,28 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
     assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
 
 
+def test_a_stop_signal_during_a_stalled_upload_says_only_that_it_was_interrupted(squat30, tmp_path):
+    """SIGTERM while a client's upload has stalled halfway: uvicorn waits for it, gives up after its
+    graceful-shutdown timeout and cancels it; its words for that ("Cancel 1 running task(s),
+    timeout graceful shutdown exceeded") went to the console as PartSight's own error. Now they go
+    to the log file; the console's last line is "partsight: interrupted", with no error before it."""
+    log_file = tmp_path / "serve.log"
+    with running_server(env={"PARTSIGHT_LOG_FILE": str(log_file)}) as server:
+        body = squat30.read_bytes()
+        head = (f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {len(body) + 200}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"video\"; "
+                f"filename=\"squat30.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+            stalled.sendall(head + body[: len(body) // 2])  # and nothing more
+            time.sleep(1.0)  # the request is being read
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(60) == 143
+        console = server.log().splitlines()
+    assert console[-1] == "partsight: interrupted", console
+    assert not [line for line in console if line.startswith("partsight: error")], console
+    assert "timeout graceful shutdown exceeded" in log_file.read_text()
+
+
 @pytest.fixture(scope="module")
 def restricted(tmp_path_factory):
     """A server with a token, a 3 s job TTL, URL fetching from 127.0.0.1 only, one parse at a time."""
