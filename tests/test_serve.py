@@ -697,6 +697,29 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
     assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
 
 
+def test_the_next_server_removes_a_killed_ones_job_folders_not_a_running_ones(squat30, tmp_path):
+    """`kill -9` leaves the killed server's job folders, with the clients' videos in them; the next
+    `serve` removes them at start and says so, and leaves those of a server running beside it."""
+    env = {"TMPDIR": str(tmp_path)}  # where each server makes its temporary folders
+    with running_server(env=env) as beside:
+        with running_server(env=env) as killed:
+            job = httpx.post(f"{killed.url}/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())},
+                             timeout=300).json()
+            (video,) = tmp_path.glob(f"partsight-jobs-*/{job['id']}/input")
+            killed.process.kill()
+            killed.process.wait(60)
+        kept = sorted(tmp_path.glob("partsight-*"))
+        assert video.is_file() and len(kept) == 4  # each server's job and upload folders
+        with running_server(env=env) as after:
+            console = after.log()
+            left = sorted(set(kept) - set(tmp_path.glob("partsight-*")))  # removed
+            # the killed server's job folder (with the video) and its uploads folder; the other two are beside's
+            assert len(left) == 2 and video.parents[1] in left, console
+            assert httpx.get(f"{beside.url}/readyz", timeout=60).status_code == 200
+        assert sum(f"partsight: warning: removed {folder}, left by a server that was killed (process "
+                   f"{killed.process.pid})" in console for folder in left) == 2, console
+
+
 def test_a_stop_signal_during_a_stalled_upload_says_only_that_it_was_interrupted(squat30, tmp_path):
     """SIGTERM while a client's upload has stalled halfway: uvicorn waits for it, gives up after its
     graceful-shutdown timeout and cancels it; its words for that ("Cancel 1 running task(s),
