@@ -14,6 +14,7 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.analysis.summary import summary_table
 from realtime.cli import CliError
 from realtime.config import config_from_args
 from realtime.logs import STOP_SIGNALS, exit_status
@@ -32,8 +33,10 @@ def run_app(args: argparse.Namespace) -> int:
 
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
     a PNG of the whole window before exiting. Once the window is closed, each recording finished
-    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl". CliError when no
-    frame could be shown (with the reason the window gave); Ctrl-C or SIGTERM closes the window
+    in it is one line on stdout, "recorded PATH: N frames, metrics PATH.jsonl", and with an
+    exercise the repetitions counted by the recording's end as `process` prints them
+    (summary_table: "squat: 2 reps" and a row per repetition). CliError when no frame could be
+    shown (with the reason the window gave); Ctrl-C or SIGTERM closes the window
     without asking (a running recording is finished and kept), says so in one line first and exits
     with the signal's exit status (logs.exit_status: 130 for Ctrl-C, 143 for SIGTERM).
     """
@@ -52,9 +55,13 @@ def run_app(args: argparse.Namespace) -> int:
     session = Session(config)
     window = MainWindow(session, settings)
     recorded: list[str] = []
-    window.recording_panel.recording_finished.connect(
-        lambda path, frames: recorded.append(f"recorded {path}: {plural(frames, 'frame')}, "
-                                             f"metrics {path.with_suffix('.jsonl')}"))
+
+    def finished(path: Path, frames: int) -> None:
+        recorded.append(f"recorded {path}: {plural(frames, 'frame')}, metrics {path.with_suffix('.jsonl')}")
+        if session.fitness is not None:  # the counts as `process` prints them, at the recording's end
+            recorded.append(summary_table(session.fitness.summary()))
+
+    window.recording_panel.recording_finished.connect(finished)
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)

@@ -1,6 +1,7 @@
 """The window (pytest-qt, QT_QPA_PLATFORM=offscreen) on a real clip, and the engine's independence of Qt."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -297,6 +298,27 @@ def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squ
     assert 5 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # from the frame after the first
     assert done.stdout.splitlines() == [f"saved {tmp_path / 'shot.png'}",
                                         f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
+
+
+def test_a_recording_with_an_exercise_prints_the_counts_as_process_does(squat_clip, tmp_path):
+    """`gui --record --exercise squat`: after the 'recorded' line, the repetition table `process`
+    prints ("squat: 1 rep" and its row; the first squat's bottom is near frame 90): the exit said
+    no count at all."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                           "--exercise", "squat", "--frames", "150", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    last = json.loads(video.with_suffix(".jsonl").read_text().splitlines()[-1])
+    reps = last["analysis"]["fitness"]["people"]["0"]["reps"]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"recorded {video}: ") and reps >= 1, done.stdout
+    assert lines[1] == f"squat: {reps} rep{'' if reps == 1 else 's'}", done.stdout
+    assert lines[2].split() == ["person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg",
+                                "rom_deg", "out_s", "back_s", "side_diff_deg", "area_ratio"], done.stdout
+    assert len(lines) == 3 + reps, done.stdout
 
 
 def test_the_engine_never_imports_qt():
