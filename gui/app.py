@@ -14,15 +14,15 @@ from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
 
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.analysis.summary import summary_table
 from realtime.cli import CliError
 from realtime.config import config_from_args
-from realtime.logs import EXIT_INTERRUPTED, STOP_SIGNALS
+from realtime.logs import STOP_SIGNALS, exit_status
 from realtime.recorder import check_writable, write_problem
 from realtime.render import plural
 
 ORGANISATION = "PartSight"
 APPLICATION = "PartSight"
-EXIT_ERROR = 1
 ICON = Path(__file__).resolve().parents[1] / "assets" / "partsight.svg"
 
 log = logging.getLogger(__name__)
@@ -35,10 +35,12 @@ def run_app(args: argparse.Namespace) -> int:
     With `--frames N` the window exits after showing N frames; with `--screenshot PATH` it saves
     a PNG of the whole window before exiting (CliError before the window opens when PATH cannot
     be written). Once the window is closed, each recording finished in it is one line on stdout,
-    "recorded PATH: N frames, metrics PATH.jsonl", also when the screenshot then fails. The exit
-    status is 1 when no frame could be shown; Ctrl-C or SIGTERM closes the window without asking (a
-    running recording is finished and kept), says so in one line first and exits with
-    EXIT_INTERRUPTED.
+    "recorded PATH: N frames, metrics PATH.jsonl", and with an exercise the repetitions counted by
+    the recording's end as `process` prints them (summary_table: "squat: 2 reps" and a row per
+    repetition), also when the screenshot then fails. CliError when no frame could be shown (with
+    the reason the window gave); Ctrl-C or SIGTERM closes the window without asking (a running
+    recording is finished and kept), says so in one line first and exits with the signal's exit
+    status (logs.exit_status: 130 for Ctrl-C, 143 for SIGTERM).
     """
     if args.screenshot:  # found before the window opens, not once its run (and recording) is over
         try:
@@ -61,9 +63,13 @@ def run_app(args: argparse.Namespace) -> int:
     session = Session(config)
     window = MainWindow(session, settings)
     recorded: list[str] = []
-    window.recording_panel.recording_finished.connect(
-        lambda path, frames: recorded.append(f"recorded {path}: {plural(frames, 'frame')}, "
-                                             f"metrics {path.with_suffix('.jsonl')}"))
+
+    def finished(path: Path, frames: int) -> None:
+        recorded.append(f"recorded {path}: {plural(frames, 'frame')}, metrics {path.with_suffix('.jsonl')}")
+        if session.fitness is not None:  # the counts as `process` prints them, at the recording's end
+            recorded.append(summary_table(session.fitness.summary()))
+
+    window.recording_panel.recording_finished.connect(finished)
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)
@@ -73,11 +79,11 @@ def run_app(args: argparse.Namespace) -> int:
     if args.record:
         window.frame_shown.connect(lambda _: window.recording_panel.toggle_recording(),
                                    Qt.ConnectionType.SingleShotConnection)
-    stopped, recording = False, None
+    stopped, recording = None, None  # the stop signal that came, and the recording it finished
 
-    def stop(*_) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
+    def stop(signum, _frame) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
         nonlocal stopped, recording
-        stopped, recording = True, window.recording_panel.recording_path
+        stopped, recording = signum, window.recording_panel.recording_path
         window.close_now()
 
     for signum in STOP_SIGNALS:
@@ -92,17 +98,16 @@ def run_app(args: argparse.Namespace) -> int:
             _save_window(window.screenshot_widget(), Path(args.screenshot))
     finally:  # a screenshot that could not be saved (a full disk) still leaves the recording finished and named
         window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
-        if stopped:  # first: what follows is what the window did until then
+        if stopped is not None:  # first: what follows is what the window did until then
             print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""),
                   file=sys.stderr)
         for line in recorded:
             print(line)
-    if stopped:
-        return EXIT_INTERRUPTED
+    if stopped is not None:
+        return exit_status(stopped)
     if status == 0 and window.frames_shown == 0:
         reason = window.shown_error
-        print("partsight: no frame was shown" + (f": {reason}" if reason else ""), file=sys.stderr)
-        return EXIT_ERROR
+        raise CliError("no frame was shown" + (f": {reason}" if reason else ""))
     return status
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 
-from realtime.logs import interrupted, sigterm_as_ctrl_c
+from realtime.logs import interrupted, sigterm_as_ctrl_c, stop_signal
 
 WINDOW_MAX_SIDE = 960  # the window parses a display-sized copy of larger frames
 
@@ -46,11 +46,11 @@ def _gui(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """The `partsight` console script and main.py: realtime.cli.main with the window; a Ctrl-C (or
     SIGTERM) it did not handle, from the first import on, ends with "partsight: interrupted" and
-    exit 130."""
+    exit 130 (143 for SIGTERM)."""
     try:
         with sigterm_as_ctrl_c():
             from realtime import cli
 
             return cli.main(argv, extra_commands=[add_gui_command], default_command="gui")
-    except KeyboardInterrupt:
-        return interrupted()
+    except KeyboardInterrupt as exc:
+        return interrupted(stop_signal(exc))

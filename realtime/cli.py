@@ -37,7 +37,7 @@ from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.config import X264_PRESETS, OptionsError
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, refuse_angles_without_exercise
-from realtime.logs import EXIT_ERROR, EXIT_INTERRUPTED, configure_logging, sigterm_as_ctrl_c
+from realtime.logs import EXIT_ERROR, configure_logging, exit_status, sigterm_as_ctrl_c
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
 from realtime.version import version
@@ -57,11 +57,12 @@ def main(argv: list[str] | None = None, *, extra_commands: Sequence[CommandRegis
          default_command: str | None = None) -> int:
     """Runs one command. `extra_commands` add subcommands (gui/ adds `gui`); without a command,
     `default_command` runs (the window) or the usage is shown. Failures print one line (the
-    traceback goes to the log file) and return 1; a SIGTERM is a Ctrl-C; a Ctrl-C the command did
-    not handle propagates (KeyboardInterrupt) to the entry point, gui.cli.main, which says so in
-    one line. Exit status 2: a usage error (argparse's, or options that do not go together,
-    OptionsError); 1: the input or the run failed; 130: interrupted; 0 also when the reader of
-    stdout closed it (_run)."""
+    traceback goes to the log file) and return 1; a SIGTERM stops it as a Ctrl-C does; a stop
+    signal the command did not handle propagates (KeyboardInterrupt, logs.Terminated) to the entry
+    point, gui.cli.main, which says so in one line. Exit status 2: a usage error (argparse's, or
+    options that do not go together, OptionsError); 1: the input or the run failed; 130:
+    interrupted by Ctrl-C, 143: by SIGTERM (logs.exit_status); 0 also when the reader of stdout
+    closed it (_run)."""
     parser = _build_parser(extra_commands)
     args = _parse(parser, compare_settings_as_values(sys.argv[1:] if argv is None else argv))
     if args.command is None:
@@ -278,7 +279,7 @@ def _process(args: argparse.Namespace) -> int:
     if job.summary_error:
         raise CliError(job.summary_error)
     if job.interrupted:
-        return EXIT_INTERRUPTED
+        return exit_status(job.stop_signal)
     if job.error:
         raise CliError(f"{job.error} ({kept})")
     if frames == 0:

@@ -38,7 +38,7 @@ def default_datasets_dir() -> Path:
 
 
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="measure flicker, lag on jittered stills, person-mask IoU; prints JSON")
+    evaluate = commands.add_parser("eval", help="")  # the help line lists the measures registered below
     measures = evaluate.add_subparsers(dest="eval_command", metavar="MEASURE", required=True)
 
     flicker = measures.add_parser(
@@ -93,6 +93,8 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     model_options(part_iou, parts=False)  # both modes are scored, in one run
     pose_option(part_iou, "auto")
     part_iou.set_defaults(handler=_part_iou)
+    listed = next(action for action in commands._choices_actions if action.dest == "eval")
+    listed.help = f"measure {', '.join(measures.choices)} (see 'eval MEASURE --help'); prints JSON"
 
 
 def _part_iou(args: argparse.Namespace) -> int:

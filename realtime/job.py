@@ -22,7 +22,7 @@ from realtime.build import (
     checked_stages,
 )
 from realtime.config import X264_PRESETS, PipelineConfig
-from realtime.logs import stop_signals_held
+from realtime.logs import stop_signal, stop_signals_held
 from realtime.models import Parser
 from realtime.recorder import check_writable, is_label_png, label_map_files, write_problem
 from realtime.metrics import SUMMARY_SCHEMA
@@ -96,7 +96,8 @@ class JobOutputs:
 class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source ended early (None when it
-    ended cleanly); stopped: the caller's stop event or Ctrl-C ended it (interrupted: Ctrl-C);
+    ended cleanly); stopped: the caller's stop event or a stop signal ended it (stop_signal: which,
+    SIGINT for Ctrl-C or SIGTERM; None when none did);
     summary: the fitness summary (None without an exercise, or without a frame written); audio:
     one line on what became of the source's sound; labels_removed: label PNGs of an earlier run
     removed from the labels folder before this run's were written (Recorder); skipped: the names
@@ -113,12 +114,16 @@ class JobResult:
     stopped: bool
     audio: str
     summary: dict[str, Any] | None = field(default=None)
-    interrupted: bool = False
+    stop_signal: int | None = None
     labels_removed: int = 0
     skipped: list[str] = field(default_factory=list)
     summary_error: str | None = None
     size_note: str | None = None
     dropped: int = 0
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_signal is not None
 
 
 class JobModels:
@@ -213,7 +218,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         pipeline.subscribe(on_result)
     start = time.monotonic()
     shown_status = None
-    stopped = interrupted = False
+    stopped, signum = False, None
     try:
         while not pipeline.wait(0.2):
             if stop is not None and stop.is_set():
@@ -223,8 +228,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             if status != shown_status and on_status is not None:
                 on_status(status, info)
             shown_status = status
-    except KeyboardInterrupt:  # Ctrl-C: what was done so far is kept, summary included
-        stopped = interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: what was done so far is kept, summary included
+        stopped, signum = True, stop_signal(exc)
     except BaseException:
         pipeline.stop()
         raise
@@ -234,8 +239,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         skipped = [] if source is None else source.skipped
         dropped = 0 if source is None else source.dropped
         # without a frame there is nothing to sum up, and an earlier run's summary stays, as its other files do
-        summary = fitness_summary(stages, info, skipped, interrupted=interrupted,
-                                  dropped=dropped) if recorder.frames_written else None
+        summary = (fitness_summary(stages, info, skipped, interrupted=signum is not None, dropped=dropped)
+                   if recorder.frames_written else None)
         summary_error = None
         if summary is not None and outputs.summary is not None:
             try:
@@ -245,7 +250,7 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
                 summary_error = f"cannot write the summary {outputs.summary}: {exc.strerror or exc}"
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
-                     interrupted=interrupted, labels_removed=recorder.labels_removed, skipped=skipped,
+                     stop_signal=signum, labels_removed=recorder.labels_removed, skipped=skipped,
                      summary_error=summary_error, size_note=recorder.size_note, dropped=dropped)
 
 

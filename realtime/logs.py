@@ -15,7 +15,6 @@ import platformdirs
 
 LOG_FILE_ENV = "PARTSIGHT_LOG_FILE"
 EXIT_ERROR = 1  # a command that failed, its reason printed as one line
-EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command Ctrl-C stopped
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and `kill` or a service manager's stop: handled alike
 _HANDLER_NAME = "partsight"
 # libraries that log, in their own words, what they then raise and PartSight reports in its own
@@ -27,6 +26,10 @@ _FILE_ONLY_LOGGERS = ("python_multipart", "py.warnings")
 # use for (`ray_notes_to_log_file`): its token authentication (a new local cluster gets a token,
 # Ray's default) and Ray Serve's progress ("Started Serve in namespace ...")
 RAY_NOTE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "ray.serve")
+# uvicorn's logger of its server's own life, whose words are not PartSight's (`uvicorn_notes_to_log_file`):
+# "Cancel 1 running task(s), timeout graceful shutdown exceeded" after a stop signal with an upload
+# still coming in (the command says "partsight: interrupted"), a client's invalid HTTP request
+UVICORN_NOTE_LOGGERS = ("uvicorn.error",)
 
 
 class _FileFormat(logging.Formatter):
@@ -78,39 +81,76 @@ class _LogFile(logging.FileHandler):
 
 
 class _ToLogFile(logging.Filter):
-    """Sends a library logger's records to PartSight's log file (at INFO: not the console) instead
-    of the library's own handlers."""
+    """Sends a library logger's records to PartSight's log file (at INFO: not the console; with
+    the traceback a record carries, such as uvicorn's for an exception in the app) instead of the
+    library's own handlers."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        logging.getLogger(__name__).info("%s: %s", record.name, record.getMessage())
+        logging.getLogger(__name__).info("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
         return False
 
 
 @contextmanager
-def ray_notes_to_log_file() -> Iterator[None]:
-    """Inside, what Ray's RAY_NOTE_LOGGERS record goes to the log file, not to the console."""
+def _notes_to_log_file(loggers: tuple[str, ...]) -> Iterator[None]:
+    """Inside, what `loggers` record goes to the log file, not to the console."""
     to_log_file = _ToLogFile()
-    for name in RAY_NOTE_LOGGERS:
+    for name in loggers:
         logging.getLogger(name).addFilter(to_log_file)
     try:
         yield
     finally:
-        for name in RAY_NOTE_LOGGERS:
+        for name in loggers:
             logging.getLogger(name).removeFilter(to_log_file)
 
 
-def interrupted() -> int:
-    """Ctrl-C before a command could say what it kept: the one line "partsight: interrupted";
-    returns EXIT_INTERRUPTED."""
+def ray_notes_to_log_file():
+    """Inside, what Ray's RAY_NOTE_LOGGERS record goes to the log file, not to the console."""
+    return _notes_to_log_file(RAY_NOTE_LOGGERS)
+
+
+def uvicorn_notes_to_log_file():
+    """Inside, what uvicorn's UVICORN_NOTE_LOGGERS record goes to the log file, not to the console."""
+    return _notes_to_log_file(UVICORN_NOTE_LOGGERS)
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM (`kill`, a service manager's stop), raised where Ctrl-C raises KeyboardInterrupt
+    (sigterm_as_ctrl_c), so that the command stops the same way and exits with SIGTERM's status."""
+
+
+def stop_exception(signum: int) -> KeyboardInterrupt:
+    """What a stop signal raises: Terminated for SIGTERM, KeyboardInterrupt for Ctrl-C (SIGINT)."""
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def stop_signal(exc: KeyboardInterrupt) -> int:
+    """The stop signal that raised `exc` (stop_exception): SIGTERM or SIGINT."""
+    return signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+
+
+def exit_status(signum: int) -> int:
+    """A command's exit status when stop signal `signum` ended it: 128 + its number, as a shell
+    reports for a process the signal killed (130 Ctrl-C, 143 SIGTERM)."""
+    return 128 + signum
+
+
+def interrupted(signum: int = signal.SIGINT) -> int:
+    """A stop signal before a command could say what it kept: the one line "partsight:
+    interrupted"; returns exit_status(signum)."""
     print("partsight: interrupted", file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return exit_status(signum)
+
+
+def _raise_terminated(_signum, _frame) -> None:
+    raise Terminated
 
 
 @contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """Inside, a SIGTERM (`kill`, a service manager's stop) stops the command the way Ctrl-C does:
-    KeyboardInterrupt in the main thread, so what it wrote is finished and it says so in one line."""
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    Terminated (a KeyboardInterrupt) in the main thread, so what it wrote is finished and it says
+    so in one line."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:

@@ -180,3 +180,16 @@ def test_eval_help_says_what_the_figures_are(capsys, measure, words):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
     for fragment in words:
         assert fragment in text
+
+
+def test_top_level_help_lists_every_eval_measure(capsys):
+    """`partsight --help` names each measure `eval` has (part-iou was left out)."""
+    from realtime.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    line = text[text.index(" eval measure "):text.index(" batch ")]
+    for measure in ("flicker", "jitter", "person-iou", "part-iou"):
+        assert measure in line

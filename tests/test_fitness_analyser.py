@@ -392,7 +392,21 @@ def test_a_glitch_shorter_than_a_repetition_is_no_movement_too_shallow():
                             parse_of([person(0, leg_keypoints(deg, 80))]))
         summary = analyser.summary()["people"]["0"]
         assert summary["partials"] == partials, summary["partial_reps"]
-        assert summary["hint_reason"] == ("too_shallow" if partials else None)
+        assert summary["hint_reason"] == ("too_shallow" if partials else "no_movement")
+
+
+def test_an_angle_never_at_the_start_position_says_so_with_its_range():
+    """Knees held at 125-135 deg (a squat's start is 150 or more): no start, no movement, and the
+    hint gives the range against the start (it said nothing)."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    for i in range(60):
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                        parse_of([person(0, leg_keypoints(130 + 5 * math.sin(i / 5), 80))]))
+    summary = analyser.summary()["people"]["0"]
+    assert summary["hint_reason"] == "not_at_start", summary
+    low, high = (float(x) for x in summary["hint"].split("the angle was ")[1].split("°")[0].split("-"))
+    assert 123 <= low < high <= 137
+    assert summary["hint"].endswith("°; a squat starts at 150° or more)")
 
 
 def test_sides_too_far_apart_to_be_one_movement_count_the_side_seen_best():

@@ -155,6 +155,21 @@ def test_no_jumping_jack_counted_says_the_movement_was_too_shallow(media_dir, tm
     assert lines[-1]["analysis"]["fitness"]["people"]["0"]["last_partial"] == person["partial_reps"][-1]
 
 
+def test_no_shoulder_press_counted_says_the_arms_did_not_move_to_it(media_dir, tmp_path):
+    """faults/squat30.mp4, `--exercise shoulder-press`: the arms rise forward to ~96 deg at each
+    squat's bottom, never past the press's start (100), so no movement left the start position:
+    0 reps, and the summary and console say so (they said nothing, where a jumping jack on the
+    same clip says 'too shallow')."""
+    summary, lines, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "shoulder-press")
+    person = summary["people"]["0"]
+    assert summary["reps"] == 0 and person["partial_reps"] == [] and person["unknown_frames"] == 0, person
+    highest = max(line["analysis"]["fitness"]["people"]["0"]["signal_deg"] or 0 for line in lines)
+    assert 80 < highest < 100 and person["hint_reason"] == "no_movement"
+    assert person["hint"] == (f"no rep counted: no movement ({highest:.0f}° at the highest; "
+                              "a shoulder-press goes from 100° or less to 150°)")
+    assert f"person 0: {person['hint']}" in stdout
+
+
 def test_a_step_quicker_than_a_lunge_is_no_movement_too_shallow(media_dir, tmp_path):
     """pose2sim-single-cam01: the man's one lean-over step bends his knee to ~118 deg below the
     lunge's start (150) for 0.13 s (1.517-1.65 s), a quarter of the 0.5 s a lunge needs: no
@@ -179,7 +194,7 @@ def test_the_pushup_plank_is_a_lying_start_for_sit_ups(media_dir, tmp_path):
     assert sum(p["phase"] == "ready" for p in people) > 0.9 * len(people)
     person = summary["people"]["0"]
     assert summary["reps"] == 0 and person["off_posture_frames"] == 0 and person["hint_reason"] != "posture"
-    assert person["partial_reps"] == [] and person["hint"] is None, person
+    assert person["partial_reps"] == [] and person["hint_reason"] == "no_movement", person
     assert people[25]["signal_deg"] > 160 and all(p["state"] == "start" for p in people[20:40])
 
 

@@ -1,6 +1,7 @@
 """The window (pytest-qt, QT_QPA_PLATFORM=offscreen) on a real clip, and the engine's independence of Qt."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -244,20 +245,20 @@ def test_cli_runs_frames_and_saves_a_screenshot_of_the_window(squat_clip, tmp_pa
 
 def test_cli_says_why_no_frame_was_shown(tmp_path):
     """`gui --frames N` on a source that cannot play exits 1 with the reason the window shows, not
-    only "no frame was shown"."""
+    only "no frame was shown", in the one-line form of every other error ("partsight: error: ")."""
     text = tmp_path / "clip.mp4"
     text.write_text("not a video")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(text), "--frames", "5",
                            "--device", "cpu"], check=False, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    line = next(line for line in done.stderr.splitlines() if line.startswith("partsight: no frame was shown"))
-    assert line.startswith("partsight: no frame was shown: ") and str(text) in line, done.stderr
+    line = done.stderr.splitlines()[-1]
+    assert line.startswith("partsight: error: no frame was shown: ") and str(text) in line, done.stderr
 
 
 def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     """SIGTERM (`kill`, a session's logout) to a recording window stops it as Ctrl-C does: the
-    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 130,
+    recording is finished (every frame in its JSONL plays in the MP4), one line says so, exit 143,
     and stdout says what was recorded."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
            "HOME": str(tmp_path)}  # recordings go to ~/Videos/PartSight
@@ -273,7 +274,7 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     finally:
         window.kill()
     (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
-    assert window.returncode == 130, stderr
+    assert window.returncode == 143, stderr
     assert stderr.splitlines()[-1] == f"partsight: interrupted (the recording is in {video})", stderr
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))
@@ -328,6 +329,27 @@ def test_a_screenshot_that_fails_to_save_still_finishes_and_names_the_recording(
         frames = sum(1 for _ in container.decode(video=0))
     assert 2 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())
     assert done.stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
+
+
+def test_a_recording_with_an_exercise_prints_the_counts_as_process_does(squat_clip, tmp_path):
+    """`gui --record --exercise squat`: after the 'recorded' line, the repetition table `process`
+    prints ("squat: 1 rep" and its row; the first squat's bottom is near frame 90): the exit said
+    no count at all."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(squat_clip), "--record",
+                           "--exercise", "squat", "--frames", "150", "--device", "cpu"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    last = json.loads(video.with_suffix(".jsonl").read_text().splitlines()[-1])
+    reps = last["analysis"]["fitness"]["people"]["0"]["reps"]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"recorded {video}: ") and reps >= 1, done.stdout
+    assert lines[1] == f"squat: {reps} rep{'' if reps == 1 else 's'}", done.stdout
+    assert lines[2].split() == ["person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg",
+                                "rom_deg", "out_s", "back_s", "side_diff_deg", "area_ratio"], done.stdout
+    assert len(lines) == 3 + reps, done.stdout
 
 
 def test_the_engine_never_imports_qt():

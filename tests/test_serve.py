@@ -679,7 +679,7 @@ def test_serve_takes_only_a_port_it_can_listen_on_and_says_serving_on_once_it_li
 
 def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, tmp_path):
     """SIGTERM with a job running: the job is cancelled and its folder removed, what the server
-    logged reached its log file, and it exits as every command does on a stop signal (130,
+    logged reached its log file, and it exits as every command does on a SIGTERM (143,
     "partsight: interrupted")."""
     jobs_dir, log_file = tmp_path / "jobs", tmp_path / "serve.log"
     jobs_dir.mkdir()
@@ -690,7 +690,7 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
                 assert status["state"] in ("queued", "running"), status
                 time.sleep(0.2)
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(60) == 130
+        assert server.process.wait(60) == 143
         console = server.log().splitlines()
     assert console[-1] == "partsight: interrupted", console
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
@@ -720,6 +720,51 @@ def test_a_job_whose_recording_fails_says_why_without_the_servers_folders(media_
     assert re.fullmatch(r"recording to the job/(annotated\.mp4|metrics\.jsonl) failed: "
                         r"(File too large|No space left on device)", status["error"]), status["error"]
     assert str(jobs_dir) not in json.dumps(status) and "/tmp" not in json.dumps(status)
+
+
+def test_the_next_server_removes_a_killed_ones_job_folders_not_a_running_ones(squat30, tmp_path):
+    """`kill -9` leaves the killed server's job folders, with the clients' videos in them; the next
+    `serve` removes them at start and says so, and leaves those of a server running beside it."""
+    env = {"TMPDIR": str(tmp_path)}  # where each server makes its temporary folders
+    with running_server(env=env) as beside:
+        with running_server(env=env) as killed:
+            job = httpx.post(f"{killed.url}/v1/jobs", files={"video": ("squat30.mp4", squat30.read_bytes())},
+                             timeout=300).json()
+            (video,) = tmp_path.glob(f"partsight-jobs-*/{job['id']}/input")
+            killed.process.kill()
+            killed.process.wait(60)
+        kept = sorted(tmp_path.glob("partsight-*"))
+        assert video.is_file() and len(kept) == 4  # each server's job and upload folders
+        with running_server(env=env) as after:
+            console = after.log()
+            left = sorted(set(kept) - set(tmp_path.glob("partsight-*")))  # removed
+            # the killed server's job folder (with the video) and its uploads folder; the other two are beside's
+            assert len(left) == 2 and video.parents[1] in left, console
+            assert httpx.get(f"{beside.url}/readyz", timeout=60).status_code == 200
+        assert sum(f"partsight: warning: removed {folder}, left by a server that was killed (process "
+                   f"{killed.process.pid})" in console for folder in left) == 2, console
+
+
+def test_a_stop_signal_during_a_stalled_upload_says_only_that_it_was_interrupted(squat30, tmp_path):
+    """SIGTERM while a client's upload has stalled halfway: uvicorn waits for it, gives up after its
+    graceful-shutdown timeout and cancels it; its words for that ("Cancel 1 running task(s),
+    timeout graceful shutdown exceeded") went to the console as PartSight's own error. Now they go
+    to the log file; the console's last line is "partsight: interrupted", with no error before it."""
+    log_file = tmp_path / "serve.log"
+    with running_server(env={"PARTSIGHT_LOG_FILE": str(log_file)}) as server:
+        body = squat30.read_bytes()
+        head = (f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                f"Content-Length: {len(body) + 200}\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"video\"; "
+                f"filename=\"squat30.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as stalled:
+            stalled.sendall(head + body[: len(body) // 2])  # and nothing more
+            time.sleep(1.0)  # the request is being read
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(60) == 143
+        console = server.log().splitlines()
+    assert console[-1] == "partsight: interrupted", console
+    assert not [line for line in console if line.startswith("partsight: error")], console
+    assert "timeout graceful shutdown exceeded" in log_file.read_text()
 
 
 @pytest.fixture(scope="module")

@@ -75,6 +75,9 @@ WAITING_WORDS = "waiting for the start position"
 READY_WORDS = "ready"
 POSTURE = "posture"  # the hint's reason when starts out of the exercise's posture were refused
 TOO_SHALLOW = "too_shallow"  # the hint's reason when no repetition counted and some movements were too shallow
+NO_MOVEMENT = "no_movement"  # the hint's reason when the counted angle was at the start position but did not move
+NOT_AT_START = "not_at_start"  # the hint's reason when the counted angle was known but never at the start position
+NO_REP_REASONS = (POSTURE, TOO_SHALLOW, NO_MOVEMENT, NOT_AT_START)  # hints that say why no repetition counted
 
 
 @dataclass
@@ -86,6 +89,9 @@ class _PersonTrack:
     start_frames: int = 0  # frames that could start a repetition (RepCounter.would_start), in any posture
     off_posture: dict[str, int] | None = None  # posture seen (seen_posture) -> those frames out of the exercise's
     nobody_s: float = 0.0  # seconds with nobody found (from the frame before each such frame)
+    low_deg: float = math.inf  # the least and greatest counted angle known (inf, -inf: none known)
+    high_deg: float = -math.inf
+    armed: bool = False  # whether the counter was ever at the start position (RepCounter left WAITING)
     last_s: float | None = None  # the time of the latest frame
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
 
@@ -166,6 +172,9 @@ class FitnessAnalyser(Analyser):
                 track.unknown = _added(earlier.unknown, track.unknown)
                 track.off_posture = _added(earlier.off_posture, track.off_posture)
                 track.nobody_s += earlier.nobody_s
+                track.low_deg = min(track.low_deg, earlier.low_deg)
+                track.high_deg = max(track.high_deg, earlier.high_deg)
+                track.armed = track.armed or earlier.armed
             self._tracks[into_id] = track
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
@@ -215,6 +224,9 @@ class FitnessAnalyser(Analyser):
         sides = _both_sides_in_view(person)
         rep = counter.update(signal, frame.pts_s, frame.index, side_diff_deg=self._side_diff(smooth) if sides else None,
                              area_ratio=self._area_ratio(parse, mask) if sides else None, in_posture=in_posture)
+        if not math.isnan(signal):
+            track.low_deg, track.high_deg = min(track.low_deg, signal), max(track.high_deg, signal)
+        track.armed = track.armed or counter.state != WAITING
         last = rep or (counter.reps[-1] if counter.reps else None)
         partial = counter.partial_reps[-1] if counter.partial_reps else None
         return {
@@ -255,7 +267,9 @@ class FitnessAnalyser(Analyser):
         farthest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
         in view (a note) or, when nobody was found in any frame, what to try; another reason,
-        what to try (HINTS); else null."""
+        what to try (HINTS); else, without a repetition and with the angle known, that it did not
+        move (NO_MOVEMENT) or was never at the start position (NOT_AT_START), with its range
+        against the thresholds; else null."""
         with self._lock:
             anyone_seen = any(t.frames > (t.unknown or {}).get(NOBODY, 0) for t in self._tracks.values())
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
@@ -386,9 +400,28 @@ def _unknown_summary(track: _PersonTrack, exercise: Exercise, anyone_seen: bool)
         seen = max(off_posture, key=off_posture.get)
         reason = POSTURE
         hint = f"no rep counted: the person was {seen}, {_start_posture(exercise)}"
+    if reason is None and not track.counter.reps and track.low_deg <= track.high_deg:
+        reason, hint = _no_movement(track, exercise)
     return {"frames": track.frames, "unknown_frames": frames, "unknown_reasons": dict(sorted(unknown.items())),
             "nobody_s": round(track.nobody_s, 3), "off_posture_frames": sum(off_posture.values()),
             "hint": hint, "hint_reason": reason}
+
+
+def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
+    """The hint's reason and words for a person with no repetition and no partial one whose
+    counted angle was known, from its range against the exercise's thresholds: "no rep counted:
+    no movement (96° at the highest; a shoulder-press goes from 100° or less to 150°)"
+    (NO_MOVEMENT: it was at the start position, and what left it was too quick to be a movement),
+    or "no rep counted: never at the start position (the angle was 112-140°; a squat starts at
+    150° or more)" (NOT_AT_START)."""
+    side = "less" if exercise.turn_deg > exercise.start_deg else "more"
+    name = f"a {exercise.name}" if exercise.name in PRESETS else "the exercise"
+    if track.armed:
+        farthest = track.high_deg if side == "less" else track.low_deg
+        return NO_MOVEMENT, (f"no rep counted: no movement ({farthest:.0f}° at the {exercise.extreme_word}; {name} "
+                             f"goes from {exercise.start_deg:.0f}° or {side} to {exercise.turn_deg:.0f}°)")
+    return NOT_AT_START, (f"no rep counted: never at the start position (the angle was {track.low_deg:.0f}-"
+                          f"{track.high_deg:.0f}°; {name} starts at {exercise.start_deg:.0f}° or {side})")
 
 
 def _too_shallow(partials: list[PartialRep], exercise: Exercise) -> str:

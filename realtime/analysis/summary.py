@@ -5,7 +5,7 @@ import csv
 import io
 from typing import Any
 
-from realtime.analysis.fitness import NOBODY, POSTURE, TOO_SHALLOW
+from realtime.analysis.fitness import NO_REP_REASONS, NOBODY
 from realtime.render import plural
 
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
@@ -22,7 +22,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
     often unknown a line saying in how many frames, why, and what to try (or the hint as it is
     when it says it all: nobody in view, or why nothing was counted: out of the exercise's
-    posture, too shallow). When nobody was found in any frame, that is said once, for no person."""
+    posture, too shallow, no movement, never at the start position). When nobody was found in any
+    frame, that is said once, for no person."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
     if summary["per_rep"]:
@@ -33,7 +34,7 @@ def summary_table(summary: dict[str, Any]) -> str:
     if people and all(person["unknown_reasons"].get(NOBODY, 0) == person["frames"] for person in people.values()):
         return "\n".join([*lines, next(iter(people.values()))["hint"]])
     for pid, person in people.items():
-        if person.get("hint_reason") in (NOBODY, POSTURE, TOO_SHALLOW):
+        if person.get("hint_reason") in (NOBODY, *NO_REP_REASONS):
             lines.append(f"person {pid}: {person['hint']}")
         elif person.get("hint"):
             reasons = ", ".join(f"{reason} {frames}" for reason, frames in person["unknown_reasons"].items())

@@ -19,7 +19,7 @@ from realtime.cli_options import (
     smoothing_option,
 )
 from realtime.fitness_cli import fitness_options, refuse_angles_without_exercise
-from realtime.logs import EXIT_ERROR, EXIT_INTERRUPTED
+from realtime.logs import EXIT_ERROR, exit_status
 
 NEEDS_RAY = 'batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
 
@@ -100,7 +100,7 @@ def _batch(args: argparse.Namespace) -> int:
     if report.interrupted:
         print(f"partsight: interrupted: {len(report.unfinished)} input(s) unfinished, their partial outputs "
               "removed; run the same command again to finish them", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_status(report.stop_signal)
     failed = report.count("failed")
     if failed:
         return _error(f"{failed} of {len(report.lines)} inputs failed (see the table and the manifest)")

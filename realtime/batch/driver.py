@@ -30,7 +30,7 @@ from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprin
 from realtime.batch.worker import BatchWorker, Task, one_line
 from realtime.config import PipelineConfig
 from realtime.job import unreadable_words
-from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file
+from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file, stop_exception, stop_signal
 from realtime.render import plural
 from realtime.sources import URL, frames_shown, redact_url
 
@@ -87,7 +87,8 @@ class BatchOptions:
 class BatchReport:
     """The manifest lines this run wrote (skipped, then in the order inputs finished); the inputs
     it did not finish (Ctrl-C: their input and output fields); each input's place on the command
-    line; the workers it ran and its wall time in seconds."""
+    line; the workers it ran and its wall time in seconds; the stop signal that ended it (SIGINT
+    for Ctrl-C, SIGTERM; None when none did)."""
 
     lines: list[dict[str, Any]] = field(default_factory=list)
     unfinished: list[dict[str, Any]] = field(default_factory=list)
@@ -95,6 +96,7 @@ class BatchReport:
     workers: int = 0
     startup_s: float = 0.0
     wall_s: float = 0.0
+    stop_signal: int | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -203,13 +205,13 @@ def _ctrl_c_held_while_ray_starts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    asked = False
+    asked: int | None = None  # the stop signal that came
 
-    def hold(_signum, _frame) -> None:
+    def hold(signum, _frame) -> None:
         nonlocal asked
-        if asked:
-            raise KeyboardInterrupt
-        asked = True
+        if asked is not None:
+            raise stop_exception(signum)
+        asked = signum
         print("partsight: interrupted: Ray is starting; it is stopped as soon as it has (Ctrl-C again to quit now)",
               file=sys.stderr)
 
@@ -219,8 +221,8 @@ def _ctrl_c_held_while_ray_starts() -> Iterator[None]:
     finally:
         for signum, handler in previous.items():  # Ray's own SIGTERM handler, set in ray.init, goes too
             signal.signal(signum, handler)
-    if asked:
-        raise KeyboardInterrupt
+    if asked is not None:
+        raise stop_exception(asked)
 
 
 def worker_count(options: BatchOptions, resources: dict[str, float], tasks: int) -> int:
@@ -256,7 +258,7 @@ class _Driver:
         self.frames_done = 0
         self.live_frames: dict[int, int] = {}  # task index -> frames so far
         self.videos = self.frames = None
-        self.stop_asked = False
+        self.stop_asked: int | None = None  # the stop signal that asked to stop
 
     def run(self) -> None:
         """Runs the jobs to the end or to a Ctrl-C. Once the workers are up, Ctrl-C only asks to
@@ -268,7 +270,7 @@ class _Driver:
             self._open_bars()
             if threading.current_thread() is threading.main_thread():
                 ctrl_c = {signum: signal.signal(signum, self._ask_to_stop) for signum in STOP_SIGNALS}
-            while (self.pending or self.running) and not self.stop_asked:
+            while (self.pending or self.running) and self.stop_asked is None:
                 self._hand_out()
                 waited = [*self.running, *self.restarting]
                 ready, _ = ray.wait(waited, num_returns=1, timeout=POLL_S) if waited else ([], [])
@@ -278,10 +280,10 @@ class _Driver:
                     else:
                         self._finished(ref)
                 self._poll_progress()
-            if self.stop_asked:
-                self._interrupt()
-        except KeyboardInterrupt:
-            self._interrupt()
+            if self.stop_asked is not None:
+                self._interrupt(self.stop_asked)
+        except KeyboardInterrupt as exc:
+            self._interrupt(stop_signal(exc))
         finally:
             for signum, handler in (ctrl_c or {}).items():
                 signal.signal(signum, handler)
@@ -291,10 +293,10 @@ class _Driver:
             for actor in self.workers:
                 ray.kill(actor)
 
-    def _ask_to_stop(self, _signum, _frame) -> None:
-        if self.stop_asked:
-            raise KeyboardInterrupt
-        self.stop_asked = True
+    def _ask_to_stop(self, signum, _frame) -> None:
+        if self.stop_asked is not None:
+            raise stop_exception(signum)
+        self.stop_asked = signum
 
     # --- workers --------------------------------------------------------------------------
     def _start_actors(self) -> None:
@@ -431,8 +433,8 @@ class _Driver:
         self.frames.update(self.frames_done + sum(self.live_frames.values()) - self.frames.n)
 
     # --- Ctrl-C -------------------------------------------------------------------------
-    def _interrupt(self) -> None:
-        """Stops every worker's job (each removes its temporary outputs) and waits up to
+    def _interrupt(self, signum: int) -> None:
+        """Stop signal `signum` came: stops every worker's job (each removes its temporary outputs) and waits up to
         STOP_WAIT_S: a job that finished before its stop is recorded as usual. Kills the workers
         that did not answer and waits for them to die before removing what they left, then lists
         the unfinished inputs."""
@@ -451,6 +453,7 @@ class _Driver:
         for job in unfinished:
             job.task.outputs.discard()
         self.report.unfinished = [{"input": job.line["input"], "output": job.line["output"]} for job in unfinished]
+        self.report.stop_signal = signum
 
     def _wait_running(self) -> list:
         """The running jobs' results that came within STOP_WAIT_S."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -110,7 +109,7 @@ class JobBoardActor:
     def close(self) -> None:
         self._board.close()
         if self._made is not None:
-            shutil.rmtree(self._made, ignore_errors=True)
+            self._made.remove()
 
 
 class RayJobs:

@@ -8,6 +8,7 @@ import socket
 
 import uvicorn
 
+from realtime.logs import uvicorn_notes_to_log_file
 from realtime.serve.app import create_app
 from realtime.serve.service import Service
 from realtime.serve.settings import ServeSettings
@@ -44,7 +45,8 @@ def run_uvicorn(settings: ServeSettings) -> int:
                                     timeout_graceful_shutdown=5, ws_max_size=settings.limits.max_upload_bytes)
             server = uvicorn.Server(config)
             print(serving_line(settings, "uvicorn"), flush=True)
-            server.run(sockets=[sock])
+            with uvicorn_notes_to_log_file():
+                server.run(sockets=[sock])
         finally:
             service.close()
     finally:

@@ -7,7 +7,6 @@ import hmac
 import logging
 import math
 import shutil
-import tempfile
 import threading
 import uuid
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime.serve.engine import ParseOptions, ParsePool
+from realtime.serve.folders import JOBS_PREFIX, UPLOADS_PREFIX, OwnedFolder, remove_orphans
 from realtime.serve.jobs import Executor, JobBoard, JobSpec, run_in_process
 from realtime.serve.settings import ServeSettings
 
@@ -84,12 +84,14 @@ class LocalJobs:
         self.board.close()
 
 
-def local_board(settings: ServeSettings, execute: Executor = run_in_process) -> tuple[JobBoard, Path | None]:
+def local_board(settings: ServeSettings, execute: Executor = run_in_process) -> tuple[JobBoard, OwnedFolder | None]:
     """The settings' JobBoard running jobs through `execute`, and the temporary folder made for it
-    (None with --jobs-dir)."""
-    made = None if settings.jobs_dir else Path(tempfile.mkdtemp(prefix="partsight-jobs-"))
+    (None with --jobs-dir), once the temporary folders of killed servers are removed
+    (folders.remove_orphans: they hold their clients' videos)."""
+    remove_orphans()
+    made = None if settings.jobs_dir else OwnedFolder(JOBS_PREFIX)
     limits = settings.limits
-    board = JobBoard(Path(settings.jobs_dir) if settings.jobs_dir else made, max_jobs=limits.max_jobs,
+    board = JobBoard(Path(settings.jobs_dir) if settings.jobs_dir else made.path, max_jobs=limits.max_jobs,
                      queue=limits.job_queue, ttl_s=limits.job_ttl_s, execute=execute)
     return board, made
 
@@ -99,14 +101,15 @@ class Service:
     (`ready` once it is loaded; `warm_error` says why not). `close` stops the jobs, unloads the
     models and removes its temporary folders."""
 
-    def __init__(self, settings: ServeSettings, jobs, *, cleanup: Path | None = None) -> None:
+    def __init__(self, settings: ServeSettings, jobs, *, cleanup: OwnedFolder | None = None) -> None:
         self.settings = settings
         self.jobs = jobs
         self.parsers = ParsePool(settings.device, settings.dtype)
         self.parse_gate = Gate(settings.limits.parse_queue)
         self.live_gate = Gate(settings.limits.max_live)
         self.replica = uuid.uuid4().hex[:8]  # names this process in responses (X-PartSight-Replica)
-        self.scratch = Path(tempfile.mkdtemp(prefix=f"partsight-uploads-{self.replica}-"))
+        self._uploads = OwnedFolder(f"{UPLOADS_PREFIX}{self.replica}-")  # named by its replica
+        self.scratch = self._uploads.path
         self.warm_error: str | None = None
         self._cleanup = cleanup
         self._ready = threading.Event()
@@ -138,9 +141,9 @@ class Service:
         self._warm.join(60)
         self.jobs.close()
         self.parsers.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self._uploads.remove()
         if self._cleanup is not None:
-            shutil.rmtree(self._cleanup, ignore_errors=True)
+            self._cleanup.remove()
 
     def _warm_up(self) -> None:
         try:  # loads the models and parses one blank frame: a first parse pays one-time costs
