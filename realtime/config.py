@@ -16,6 +16,7 @@ from realtime.models.registry import DEFAULT_MODEL
 from realtime.models.person_mask import PERSON_MASK_SOURCES
 from realtime.models.top_down import PARTS_MODES
 from realtime.smoothing import DEFAULT_STRENGTH
+from realtime.sources import BUFFER_FRAMES
 
 PACINGS = ("every-frame", "realtime")
 DEFAULT_PARSE_SIDE = 960  # a display-sized copy: what the window shows and parses
@@ -86,7 +87,7 @@ realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16"
     frame_limit: int | None = None
     loop: bool = False
     pacing: str = "every-frame"
-    buffer_frames: int = 8
+    buffer_frames: int = BUFFER_FRAMES
     stage_threads: int = 0
 
     def __post_init__(self) -> None:

@@ -51,6 +51,8 @@ from realtime.types import Frame, Gap
 
 log = logging.getLogger(__name__)
 
+BUFFER_FRAMES = 8  # decoded frames a file's capture thread queues ahead, by default
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg",
                             ".mpeg", ".wmv", ".flv", ".3gp"})
@@ -715,7 +717,7 @@ class Source:
     carries a Gap. Indices and times run on across reconnections.
     """
 
-    def __init__(self, reader: FrameReader, *, buffer_frames: int = 8, playback: Playback | None = None,
+    def __init__(self, reader: FrameReader, *, buffer_frames: int = BUFFER_FRAMES, playback: Playback | None = None,
                  backoff: Backoff | None = None) -> None:
         self._reader = reader
         self.playback = playback or Playback()
@@ -976,7 +978,7 @@ def keeps_own_rate(spec: str) -> bool:
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
-                playback: Playback | None = None, buffer_frames: int = 8, timeout_s: float = 10.0,
+                playback: Playback | None = None, buffer_frames: int = BUFFER_FRAMES, timeout_s: float = 10.0,
                 loop: bool = False, fps: float | None = None, parse_side: int | None = None) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
