@@ -373,22 +373,29 @@ def test_a_camera_outage_is_no_absence_people_keep_their_ids(multi, marked: bool
     assert (after == before) == marked, (before, after)
 
 
-def test_a_person_back_under_a_new_id_is_offered_to_merge_with_the_one_gone(multi):
-    """The tracker's IDs of the test above (the standing woman away for 4 s comes back with a
-    new ID): nothing is offered while she is away (the others were in frame with her), then her
-    new ID against her old one; declined, it is not offered again; merged, her old ID is back."""
-    first = multi[0].centroids()
-    woman_id = next(i for i, c in first.items() if _inside(c, STANDING_WOMAN_BOX))
-    tracker = PersonTracker(keep_lost_s=3.0)
-    offers, declined = MergeOffers(), MergeOffers()
+def _woman_away(multi: list[TrackedFrame], tracker: PersonTracker, away_s: list[tuple[float, float]]):
+    """(the standing woman's ID in `multi`, step -> the IDs `tracker` gives at that step): the
+    clip's first 20 frames in a loop at 20 fps, the woman taken out while the time (s) is in one
+    of the `away_s` spans [from, to)."""
+    woman_id = next(i for i, c in multi[0].centroids().items() if _inside(c, STANDING_WOMAN_BOX))
 
     def ids_at(step: int) -> set[int]:
         source = multi[step % 20].result
-        hidden = 3.0 <= step / 20 < 7.0
+        hidden = any(start <= step / 20 < end for start, end in away_s)
         people = [p for p in source.people if not (hidden and p.id == woman_id)]
         frame = Frame(np.zeros((1, 1, 3), np.uint8), step, step / 20)
         return {p.id for p in tracker(frame, replace(source, people=people)).people}
 
+    return woman_id, ids_at
+
+
+def test_a_person_back_under_a_new_id_is_offered_to_merge_with_the_one_gone(multi):
+    """The tracker's IDs of the test above (the standing woman away for 4 s comes back with a
+    new ID): nothing is offered while she is away (the others were in frame with her), then her
+    new ID against her old one; declined, it is not offered again; merged, her old ID is back."""
+    tracker = PersonTracker(keep_lost_s=3.0)
+    woman_id, ids_at = _woman_away(multi, tracker, [(3.0, 7.0)])
+    offers, declined = MergeOffers(), MergeOffers()
     offered = []
     for step in range(150):
         ids = ids_at(step)
@@ -403,6 +410,37 @@ def test_a_person_back_under_a_new_id_is_offered_to_merge_with_the_one_gone(mult
     offers.merged(new_id)
     ids = ids_at(150)
     assert woman_id in ids and new_id not in ids and offers.update(ids) is None
+
+
+def test_a_merged_id_still_in_the_frames_taken_before_the_merge_is_gone_for_good(multi):
+    """The merge is asked while the window shows a frame and two more are in flight: the tracker
+    renames from the next frame it takes, so the frames shown after Merge still carry the new ID
+    (fed to MergeOffers as the people picker feeds it, one call per frame shown). The merged ID
+    is not offered again, and when the woman goes away and comes back under a third ID, she is
+    offered as her first ID only: the merged one (the default choice, once) would have brought a
+    person who no longer exists back, splitting her counts again."""
+    tracker = PersonTracker(keep_lost_s=3.0)
+    woman_id, ids_at = _woman_away(multi, tracker, [(3.0, 7.0), (8.0, 12.0)])
+    offers = MergeOffers()
+    for step in range(150):
+        offer = offers.update(ids := ids_at(step))
+    new_id = max(ids)
+    assert offer == (new_id, [woman_id])
+    in_flight = [ids_at(150), ids_at(151)]  # taken by the tracker before the merge reached it
+    tracker.merge_people(new_id, woman_id)
+    offers.merged(new_id)
+    assert all(new_id in ids for ids in in_flight)
+    assert [offers.update(ids) for ids in in_flight] == [None, None]  # not the same offer again
+    for step in range(152, 240):
+        assert offers.update(ids := ids_at(step)) is None, step
+    assert woman_id not in ids and new_id not in ids  # she is away again
+    offer = offers.update(ids := ids_at(240))
+    third_id = max(ids)
+    assert third_id not in (woman_id, new_id) and offer == (third_id, [woman_id])
+    tracker.merge_people(third_id, offer[1][0])  # the default choice
+    offers.merged(third_id)
+    ids = ids_at(241)
+    assert woman_id in ids and third_id not in ids and offers.update(ids) is None
 
 
 def test_process_writes_people_per_frame(media_dir: Path, tmp_path: Path):

@@ -209,16 +209,17 @@ class MergeOffers:
     person. Two IDs ever in one frame together are two people; so the offer is the newest ID in
     frame against the earlier IDs it never shared a frame with and that are not in frame now
     (most recent first). A `declined` ID (someone new) is not offered again, and a merged one
-    is gone."""
+    is gone, also from the frames taken before the merge that still carry it."""
 
     def __init__(self) -> None:
         self._seen: list[int] = []  # IDs in the order they first appeared
         self._met: dict[int, set[int]] = {}  # each ID: the IDs it shared a frame with
         self._declined: set[int] = set()
+        self._merged: set[int] = set()
 
     def update(self, in_frame: set[int]) -> tuple[int, list[int]] | None:
         """Notes the IDs in this frame; the offer (new ID, earlier IDs it may be) or None."""
-        self._seen += [i for i in sorted(in_frame) if i not in self._seen]
+        self._seen += [i for i in sorted(in_frame) if i not in self._seen and i not in self._merged]
         for i in in_frame:
             self._met.setdefault(i, set()).update(in_frame)
         for new in reversed([i for i in self._seen if i in in_frame and i not in self._declined]):
@@ -228,7 +229,9 @@ class MergeOffers:
         return None
 
     def merged(self, new_id: int) -> None:
-        """`new_id` now counts as an earlier person: it is not offered again."""
+        """`new_id` now counts as an earlier person: it is neither offered again nor offered as
+        the one a newer ID may be."""
+        self._merged.add(new_id)
         self._seen = [i for i in self._seen if i != new_id]
 
     def decline(self, new_id: int) -> None:
