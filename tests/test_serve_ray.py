@@ -90,5 +90,5 @@ def test_stopping_closes_each_replicas_service(server):
     folders = [path for replica in replicas for path in scratch.glob(f"partsight-uploads-{replica}-*")]
     assert len(replicas) == 2 and len(folders) == 2, (replicas, folders)
     server.process.send_signal(signal.SIGINT)
-    assert server.process.wait(120) == 0, server.log()
+    assert server.process.wait(120) == 130, server.log()
     assert not [path for path in folders if path.exists()]

@@ -12,12 +12,13 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import ray
 from ray import serve
 
 import realtime
-from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file
+from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file, stop_exception
 from realtime.serve.app import create_app
 from realtime.serve.jobs import INPUT_NAME, JobSpec, JobWork, run_in_process
 from realtime.serve.server import serving_line
@@ -161,9 +162,11 @@ class PartSightIngress:
         self.service.close()
 
 
-def run_ray_serve(settings: ServeSettings) -> int:
+def run_ray_serve(settings: ServeSettings) -> NoReturn:
     """Starts (or joins) the Ray cluster, the job board and the deployment; serves until Ctrl+C or
-    SIGTERM, then shuts the deployment, the board and this driver's Ray down."""
+    SIGTERM, then shuts the deployment, the board and this driver's Ray down and raises what that
+    signal raises (logs.stop_exception), so the command ends as every command does (130 Ctrl+C,
+    143 SIGTERM)."""
     code_dir = str(Path(realtime.__file__).resolve().parents[1])
     env = {name: value for name, value in os.environ.items() if name.startswith("PARTSIGHT_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (code_dir, os.environ.get("PYTHONPATH"))))
@@ -176,9 +179,14 @@ def run_ray_serve(settings: ServeSettings) -> int:
         # "local" (or only --replicas): a new cluster on this machine, never one that happens to run here
         ray.init(address=settings.ray_address or "local", namespace=NAMESPACE, include_dashboard=False,
                  logging_level=logging.WARNING, log_to_driver=False, runtime_env={"env_vars": env})
+        stopped_by: list[int] = []
         stop = threading.Event()
-        for signum in STOP_SIGNALS:
-            signal.signal(signum, lambda *_: stop.set())
+
+        def on_stop(signum: int, _frame: object) -> None:
+            stopped_by.append(signum)
+            stop.set()
+
+        previous = {signum: signal.signal(signum, on_stop) for signum in STOP_SIGNALS}
         board = None
         try:
             board = JobBoardActor.options(name=f"partsight-jobs-{settings.port}").remote(settings)
@@ -198,4 +206,6 @@ def run_ray_serve(settings: ServeSettings) -> int:
             if board is not None:
                 ray.get(board.close.remote())
             ray.shutdown()
-    return 0
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+    raise stop_exception(stopped_by[0])
