@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import (QCoreApplication, QEvent, QMessageLogContext, QSettings, Qt, QtMsgType, QTimer,
+from PyQt6.QtCore import (QCoreApplication, QEvent, QMessageLogContext, QSettings, QtMsgType, QTimer,
                           qInstallMessageHandler)
 from PyQt6.QtGui import QColor, QIcon, QPalette
 from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
@@ -74,12 +74,9 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)
-    window.open_source(args.source or window.source_panel.last_source() or "0")
+    window.open_source(args.source or window.source_panel.last_source() or "0", record=args.record)
     if args.present:
         window.toggle_presentation()
-    if args.record:
-        window.frame_shown.connect(lambda _: window.recording_panel.toggle_recording(),
-                                   Qt.ConnectionType.SingleShotConnection)
     stopped, recording = None, None  # the stop signal that came, and the recording it finished
 
     def stop(signum, _frame) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
