@@ -304,6 +304,27 @@ def test_gui_record_records_every_frame_of_a_clip_from_its_first(media_dir, tmp_
     assert done.stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
 
+def test_a_stop_signal_after_the_window_is_gone_is_handled_as_before_it_opened(squat_clip, tmp_path):
+    """Once `gui` has returned, Ctrl-C and SIGTERM reach the handlers that were there before it
+    ran (the window's stayed: a late Ctrl-C called into the deleted window, "RuntimeError:
+    wrapped C/C++ object ... has been deleted")."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    script = ("import signal, sys\n"
+              "from gui.cli import main\n"
+              "print(main(['gui', '--source', sys.argv[1], '--frames', '2', '--device', 'cpu']))\n"
+              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,"
+              " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+              "try:\n"
+              "    signal.raise_signal(signal.SIGINT)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('KeyboardInterrupt')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(squat_clip)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0", "True True", "KeyboardInterrupt"], done.stderr
+
+
 def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squat_clip, tmp_path):
     """`gui --record --frames N --screenshot`: the window closes after N frames without asking
     whether to stop the recording (the question waited forever for an answer nobody could give:
