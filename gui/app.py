@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from PyQt6.QtCore import (QCoreApplication, QEvent, QMessageLogContext, QSettings, Qt, QtMsgType, QTimer,
+from PyQt6.QtCore import (QCoreApplication, QEvent, QMessageLogContext, QSettings, QtMsgType, QTimer,
                           qInstallMessageHandler)
 from PyQt6.QtGui import QColor, QIcon, QPalette
 from PyQt6.QtWidgets import QApplication, QStyleFactory, QWidget
@@ -41,7 +41,9 @@ def run_app(args: argparse.Namespace) -> int:
     repetition), also when the screenshot then fails. CliError when no frame could be shown (with
     the reason the window gave); Ctrl-C or SIGTERM closes the window without asking (a running
     recording is finished and kept), says so in one line first and exits with the signal's exit
-    status (logs.exit_status: 130 for Ctrl-C, 143 for SIGTERM).
+    status (logs.exit_status: 130 for Ctrl-C, 143 for SIGTERM). One that comes while the window
+    closes at the end is noted (the same exit status); on return Ctrl-C and SIGTERM have the
+    handlers they had before.
     """
     if args.screenshot:  # found before the window opens, not once its run (and recording) is over
         try:
@@ -74,30 +76,30 @@ def run_app(args: argparse.Namespace) -> int:
     window.show()
     if args.exercise:
         window.fitness_panel.picker.choose(args.exercise)
-    window.open_source(args.source or window.source_panel.last_source() or "0")
+    window.open_source(args.source or window.source_panel.last_source() or "0", record=args.record)
     if args.present:
         window.toggle_presentation()
-    if args.record:
-        window.frame_shown.connect(lambda _: window.recording_panel.toggle_recording(),
-                                   Qt.ConnectionType.SingleShotConnection)
-    stopped, recording = None, None  # the stop signal that came, and the recording it finished
+    stopped, recording = None, None  # the first stop signal that came, and the recording it finished
+    running = True  # False once the run is over: the window is then closed and destroyed, a stop signal only noted
 
     def stop(signum, _frame) -> None:  # Python runs signal handlers between Qt events; the state timer provides them
         nonlocal stopped, recording
-        stopped, recording = signum, window.recording_panel.recording_path
-        window.close_now()
+        if stopped is None:
+            stopped, recording = signum, window.recording_panel.recording_path if running else None
+        if running:
+            window.close_now()
 
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, stop)
-    if args.frames:
-        _exit_after_frames(app, window, args.frames)
-    status = app.exec()
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
     try:
+        if args.frames:
+            _exit_after_frames(app, window, args.frames)
+        status = app.exec()
         if args.screenshot:
             window.refresh()
             app.processEvents()  # lay out the texts refresh() just set
             _save_window(window.screenshot_widget(), Path(args.screenshot))
     finally:  # a screenshot that could not be saved (a full disk) still leaves the recording finished and named
+        running = False
         window.close_now()  # the run is over (its frames shown, or closed): no question, a recording is kept
         if stopped is not None:  # first: what follows is what the window did until then
             print("partsight: interrupted" + (f" (the recording is in {recording})" if recording else ""),
@@ -109,6 +111,8 @@ def run_app(args: argparse.Namespace) -> int:
         # an exercise (its angle plot), after everything was written
         window.deleteLater()
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete.value)
+        for signum, handler in previous.items():  # a later Ctrl-C or SIGTERM is the caller's again
+            signal.signal(signum, handler)
     if stopped is not None:
         return exit_status(stopped)
     if status == 0 and window.frames_shown == 0:

@@ -81,6 +81,7 @@ class MainWindow(QMainWindow):
         self._shown_source_error: str | None = None
         self._awaiting_model: str | None = None
         self._awaited_switch = 0  # the pipeline's source_switches from which its results are the new source's
+        self._record_when_open = False  # open_source(record=True): the recording starts once the source opened
         self._presentation: PresentationView | None = None
         self.setWindowTitle("PartSight")
 
@@ -189,10 +190,12 @@ class MainWindow(QMainWindow):
         return self._presentation or self
 
     # --- intent ----------------------------------------------------------------------
-    def open_source(self, spec: str) -> bool:
+    def open_source(self, spec: str, *, record: bool = False) -> bool:
         """Plays `spec` from its start, forgetting the person choice, the counts and the plot of
         the source before; asks first while a recording runs (False: the user kept it, or a
-        source is still opening)."""
+        source is still opening). With `record` a recording starts once it opened: with its first
+        frame when no source played before (the engine starts paused and plays once the
+        recording runs), else with the first frame after the switch the window sees."""
         if self.recording_panel.recording_path is not None:
             if not self.confirm("Recording", "A recording is running. Stop it and open the new source?",
                                 "Stop recording and open"):
@@ -200,8 +203,9 @@ class MainWindow(QMainWindow):
             self.recording_panel.stop_recording()
         pipeline = self._session.pipeline
         switches = pipeline.source_switches if pipeline is not None else None
-        if not self._session.open(spec):
+        if not self._session.open(spec, paused=record):
             return False
+        self._record_when_open = record
         if switches is not None:
             self._awaited_switch = switches + 1
         self._session.set_mirror(self.view_panel.mirror_webcams and spec.strip().isdigit())
@@ -280,6 +284,7 @@ class MainWindow(QMainWindow):
         """Brings every panel in line with the engine (the state timer calls this)."""
         session = self._session
         session.poll()
+        self._start_asked_recording()
         pipeline = session.pipeline
         self._show_source_error(session.source_error)
         if self._awaiting_model is not None and session.error and "cannot load model" in session.error:
@@ -312,6 +317,17 @@ class MainWindow(QMainWindow):
         """Shows the newest frame and state now, without waiting for the timers."""
         self._show_newest_frame()
         self.refresh_state()
+
+    def _start_asked_recording(self) -> None:
+        """The recording open_source(record=True) asked for, once the source opened (none when it
+        failed), and the engine, started paused for it, plays."""
+        session = self._session
+        if not self._record_when_open or session.opening or not self._switched(session.pipeline):
+            return
+        self._record_when_open = False
+        if session.source_error is None:
+            self.recording_panel.start_recording()
+        session.set_paused(False)
 
     def _show_source_error(self, error: str | None) -> None:
         """A failed source replaces the view: no old frame, status or counts stay under the message."""

@@ -93,9 +93,14 @@ class RecordingPanel(QWidget):
     def toggle_recording(self) -> None:
         if self._recording_path is not None:
             self.stop_recording()
-            return
+        else:
+            self.start_recording()
+
+    def start_recording(self) -> None:
+        """Records from the next frame the engine delivers on (nothing while no pipeline runs, or
+        one already records; `failed` when the files cannot be written)."""
         pipeline = self._session.pipeline
-        if pipeline is None:
+        if pipeline is None or self._recording_path is not None:
             return
         path = _unused_path(self.output_dir(), ".mp4")
         try:

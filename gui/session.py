@@ -163,10 +163,12 @@ class Session:
         return self.renderer.render(result, view)
 
     # --- intent ----------------------------------------------------------------------
-    def open(self, spec: str) -> bool:
+    def open(self, spec: str, *, paused: bool = False) -> bool:
         """Switches the running pipeline to `spec`, or starts a pipeline on it in the background
         (False while another start is still opening). Whoever was chosen on the source before is
-        forgotten (IDs belong to one source)."""
+        forgotten (IDs belong to one source). `paused`: a pipeline started for it takes no frame
+        until `set_paused(False)` (a recording started meanwhile has its first frame); a running
+        pipeline plays a new source at once."""
         if self._opening is not None:
             return False
         self.source_spec = spec
@@ -175,7 +177,7 @@ class Session:
             self._pipeline.switch_source(spec)
             return True
         self._start_error = None
-        self._opening = threading.Thread(target=self._start, args=(replace(self._config, source=spec),),
+        self._opening = threading.Thread(target=self._start, args=(replace(self._config, source=spec), paused),
                                          name="partsight-gui-start", daemon=True)
         self._opening.start()
         return True
@@ -243,10 +245,11 @@ class Session:
             self._pipeline = None
         self._stages = None
 
-    def _start(self, config: PipelineConfig) -> None:
+    def _start(self, config: PipelineConfig, paused: bool) -> None:
         """Loads the models (seconds with BlazePose on a CPU) and opens the source (seconds for a
-        stream) off the UI thread. (OpenMP's workers sleep while idle, realtime/__init__.py, so
-        models loaded on this short-lived thread run as fast as on any other.)"""
+        stream) off the UI thread, paused before it takes a frame if asked. (OpenMP's workers sleep
+        while idle, realtime/__init__.py, so models loaded on this short-lived thread run as fast
+        as on any other.)"""
         try:
             stages, pipeline = build_run(config, renderer=self.renderer)
         except Exception as exc:  # shown in the banner, never raised into Qt
@@ -254,6 +257,8 @@ class Session:
             self._opened.append((None, None, f"cannot load model {config.model}: {_message(exc)}"))
             return
         self._configure(pipeline, stages)
+        if paused:
+            pipeline.playback.pause()
         try:
             pipeline.start()
         except Exception as exc:  # shown in the banner, never raised into Qt

@@ -18,7 +18,8 @@ from PyQt6.QtWidgets import (
 
 from realtime.sources import WebcamProbe, redact_url
 
-WEBCAM_PROBE_S = 3.0  # then the webcams found so far are listed; a probe still opening is joined at stop_probing
+WEBCAM_PROBE_S = 3.0  # then the webcams found so far are listed
+WEBCAM_PROBE_CLOSE_S = 2.0  # stop_probing waits this long for a webcam still opening, then leaves it (logged)
 VIDEO_FILTER = "Videos (*.mp4 *.mov *.avi *.mkv *.webm *.m4v);;Images (*.png *.jpg *.jpeg *.bmp);;All files (*)"
 
 
@@ -102,9 +103,10 @@ class SourcePicker(QWidget):
         self.source_requested.emit(self._stream_url)
 
     def stop_probing(self) -> None:
-        """Joins the webcam probe threads (waiting for a webcam still opening)."""
+        """Joins the webcam probe threads, waiting at most WEBCAM_PROBE_CLOSE_S for a webcam
+        still opening (an open that hangs is left running: WebcamProbe.close)."""
         self._probe_timer.stop()
-        self._probe.close()
+        self._probe.close(WEBCAM_PROBE_CLOSE_S)
 
     def _collect_webcams(self) -> None:
         if not self._probe.done and time.monotonic() < self._probe_deadline:

@@ -1190,19 +1190,20 @@ class WebcamProbe:
     """Finds which of `devices` (webcam indices, or device paths such as /dev/video0) open: each
     is opened by OpenCV on its own thread, all at once (on Linux an index only when its
     /dev/videoN exists: opening a missing V4L2 device only prints warnings). An open can hang (a
-    busy or broken device) and cannot be interrupted: `found` answers at any time, `done` says
-    whether every probe has answered, and `close` joins every probe thread, waiting for those
-    still opening."""
+    busy or broken device, for ever) and cannot be interrupted: `found` answers at any time, `done`
+    says whether every probe has answered, and `close` joins the probe threads, for at most its
+    timeout: a probe still opening then is left running (a daemon thread, ending with its open or
+    with the process) and named in the log, as no owner can stop it."""
 
     def __init__(self, devices: Sequence[int | str] = range(4)) -> None:
         self._devices = list(devices)
         self._opened: dict[int | str, bool] = {}
-        self._threads = [threading.Thread(target=self._probe, args=(device,), name="partsight-webcam-probe",
-                                          daemon=True)
+        self._threads = {device: threading.Thread(target=self._probe, args=(device,), name="partsight-webcam-probe",
+                                                  daemon=True)
                          for device in self._devices
                          if isinstance(device, str) or not sys.platform.startswith("linux")
-                         or Path(f"/dev/video{device}").exists()]
-        for thread in self._threads:
+                         or Path(f"/dev/video{device}").exists()}
+        for thread in self._threads.values():
             thread.start()
 
     def _probe(self, device: int | str) -> None:
@@ -1212,13 +1213,22 @@ class WebcamProbe:
 
     @property
     def done(self) -> bool:
-        return not any(thread.is_alive() for thread in self._threads)
+        return not any(thread.is_alive() for thread in self._threads.values())
 
     def found(self) -> list[int | str]:
         """The devices that opened, in the order given; one still opening is not among them."""
         opened = dict(self._opened)
         return [device for device in self._devices if opened.get(device)]
 
-    def close(self) -> None:
-        for thread in self._threads:
-            thread.join()
+    def close(self, timeout_s: float | None = None) -> list[int | str]:
+        """Joins every probe thread, waiting `timeout_s` seconds in all (None: until every open
+        has returned); returns the devices still opening then, in the order given (each left
+        running, with a warning naming it). Calling it again joins those left."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for thread in self._threads.values():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        opening = [device for device, thread in self._threads.items() if thread.is_alive()]
+        if opening:
+            log.warning("webcam probe: %s still opening after %.1f s, left running (an open cannot be interrupted)",
+                        ", ".join(map(str, opening)), timeout_s)
+        return opening

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -196,15 +197,19 @@ def test_unopenable_webcam_fails_fast():
     assert set(engine_threads()) <= before
 
 
-def test_a_webcam_probe_that_hangs_is_left_out_and_joined_at_close(tmp_path):
+def test_a_webcam_probe_that_hangs_is_left_out_and_joined_at_close(tmp_path, caplog):
     """A device whose open hangs (a FIFO: OpenCV waits for a writer) is not found while it
-    hangs; its thread stays tracked and `close` joins it once the open returns (find_webcams
-    gave up on such probes after its timeout and left them running, owned by no one)."""
+    hangs; `close(timeout_s)` gives up on it after the timeout and names it (close waited for
+    the open for ever, and so did the window's exit, Ctrl-C and SIGTERM included: an open cannot
+    be interrupted); its thread stays tracked and `close()` joins it once the open returns."""
     device = tmp_path / "video-that-hangs"
     os.mkfifo(device)
     probe = WebcamProbe([str(device)])
     time.sleep(0.5)
     assert not probe.done and probe.found() == [] and engine_threads() == ["partsight-webcam-probe"]
+    with caplog.at_level(logging.WARNING, logger="realtime.sources"):
+        assert probe.close(timeout_s=0.2) == [str(device)]
+    assert not probe.done and f"webcam probe: {device} still opening after 0.2 s" in caplog.text
     closing = threading.Thread(target=probe.close)
     closing.start()
     closing.join(0.5)

@@ -282,6 +282,49 @@ def test_sigterm_finishes_the_recording_and_says_so(squat_clip, tmp_path):
     assert stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
 
+def test_gui_record_records_every_frame_of_a_clip_from_its_first(media_dir, tmp_path):
+    """`gui --record` on a clip played to its end: the MP4 holds every frame of the clip and the
+    JSONL's indices run from 0 with pts_s 0.0 first, as `process` writes them (the recording was
+    started once the first frame was on screen: 150 of squat30's 151 frames, indices from 1)."""
+    clip = media_dir / "faults" / "squat30.mp4"
+    with av.open(str(clip)) as container:
+        clip_frames = sum(1 for _ in container.decode(video=0))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), "gui", "--source", str(clip), "--record",
+                           "--frames", str(clip_frames), "--device", "cpu"],  # or its end, whichever comes first
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
+    with av.open(str(video)) as container:
+        frames = sum(1 for _ in container.decode(video=0))
+    lines = [json.loads(line) for line in video.with_suffix(".jsonl").read_text().splitlines()]
+    assert frames == clip_frames == 151
+    assert [line["index"] for line in lines] == list(range(clip_frames)) and lines[0]["pts_s"] == 0.0
+    assert done.stdout.splitlines() == [f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
+
+
+def test_a_stop_signal_after_the_window_is_gone_is_handled_as_before_it_opened(squat_clip, tmp_path):
+    """Once `gui` has returned, Ctrl-C and SIGTERM reach the handlers that were there before it
+    ran (the window's stayed: a late Ctrl-C called into the deleted window, "RuntimeError:
+    wrapped C/C++ object ... has been deleted")."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "HOME": str(tmp_path)}
+    script = ("import signal, sys\n"
+              "from gui.cli import main\n"
+              "print(main(['gui', '--source', sys.argv[1], '--frames', '2', '--device', 'cpu']))\n"
+              "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler,"
+              " signal.getsignal(signal.SIGTERM) is signal.SIG_DFL)\n"
+              "try:\n"
+              "    signal.raise_signal(signal.SIGINT)\n"
+              "except KeyboardInterrupt:\n"
+              "    print('KeyboardInterrupt')\n")
+    done = subprocess.run([sys.executable, "-c", script, str(squat_clip)], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["0", "True True", "KeyboardInterrupt"], done.stderr
+
+
 def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squat_clip, tmp_path):
     """`gui --record --frames N --screenshot`: the window closes after N frames without asking
     whether to stop the recording (the question waited forever for an answer nobody could give:
@@ -296,7 +339,7 @@ def test_a_recording_run_of_n_frames_ends_on_its_own_and_keeps_the_recording(squ
     (video,) = tmp_path.glob("Videos/PartSight/*.mp4")
     with av.open(str(video)) as container:
         frames = sum(1 for _ in container.decode(video=0))
-    assert 5 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # from the frame after the first
+    assert 8 <= frames == len(video.with_suffix(".jsonl").read_text().splitlines())  # every frame shown, and more
     assert done.stdout.splitlines() == [f"saved {tmp_path / 'shot.png'}",
                                         f"recorded {video}: {frames} frames, metrics {video.with_suffix('.jsonl')}"]
 
