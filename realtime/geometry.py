@@ -6,6 +6,7 @@ letterboxed into it. `Placement` maps the output image back to
 the frame's own displayed pixels, in which coordinates are reported."""
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -15,6 +16,8 @@ import numpy as np
 from av.sidedata.sidedata import SideDataContainer
 
 from realtime.types import Placement
+
+log = logging.getLogger(__name__)
 
 Turn = Callable[[np.ndarray], np.ndarray]
 
@@ -91,18 +94,24 @@ class OutputSize:
         self.max_side = max_side
         self.parse_side = parse_side
         self._first: tuple[int, int] | None = None
+        self._told_change = False  # the user was told once that the frames' size changed
         self.canvas: tuple[int, int] | None = None
         self.parse_size: tuple[int, int] | None = None
 
     def fit(self, width: int, height: int) -> tuple[tuple[int, int], Placement]:
         """A width x height displayed frame -> (the size to scale it to, its Placement in the
         canvas). Without `size`, the first frame's size fills the canvas; any other frame is
-        scaled with its aspect kept and centred, the rest of the canvas black (never stretched)."""
+        scaled with its aspect kept and centred, the rest of the canvas black (never stretched).
+        The first frame of a size other than the first's is reported once, as a warning."""
         if self._first is None:
             self._first = (width, height)
             self.canvas = _first_output_size(width, height, self.size, self.max_side)
             self.parse_size = parse_copy_size(*self.canvas, self.parse_side)
         canvas_w, canvas_h = self.canvas
+        if (width, height) != self._first and not self._told_change:
+            self._told_change = True
+            log.warning("the frames' size changed from %dx%d to %dx%d: they are letterboxed into the run's %dx%d "
+                        "with their aspect kept", *self._first, width, height, *self.canvas)
         if (width, height) == self._first and self.size is None:
             return self.canvas, Placement(canvas_w / width, canvas_h / height)
         scale = min(canvas_w / width, canvas_h / height)

@@ -577,9 +577,12 @@ def test_size_of_another_aspect_letterboxes_and_keeps_the_count(faults, tmp_path
     assert frames[100][:, :200].mean() < 12 and frames[100][:, -200:].mean() < 12, "letterboxed: black at the sides"
 
 
-def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path):
+def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path, capsys):
     run = _process(faults / "reschange.ts", tmp_path, "--max-people", "1", "--smoothing", "0")
     assert run["code"] == 0 and len(run["lines"]) == 120
+    assert [line for line in capsys.readouterr().err.splitlines() if "size changed" in line] == [
+        "partsight: warning: the frames' size changed from 192x424 to 320x320: they are letterboxed into the "
+        "run's 192x424 with their aspect kept"], "told once, when it happens"
     sizes = [tuple(line["frame_size"]) for line in run["lines"]]
     assert sizes == [(192, 424)] * 60 + [(320, 320)] * 60
     with av.open(str(run["video"])) as container:
