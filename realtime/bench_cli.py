@@ -119,7 +119,7 @@ def add_bench_commands(commands: argparse._SubParsersAction) -> None:
 
 def run_options(command: argparse.ArgumentParser) -> None:
     """The options that shape a run (PipelineConfig fields): what `--compare` settings may hold."""
-    command.add_argument("--size", type=frame_size, help="scale frames to WxH, e.g. 640x480")
+    command.add_argument("--size", type=frame_size, help="fit frames into WxH, aspect kept (black bars), e.g. 640x480")
     max_side_option(command, None)
     parse_side_option(command)
     fps_option(command)

@@ -170,7 +170,7 @@ def _build_parser(extra_commands: Sequence[CommandRegistrar]) -> argparse.Argume
     process.add_argument("--metrics", type=output_file, help="JSONL file: one line per frame")
     process.add_argument("--labels-dir", type=output_folder,
                          help="folder for label PNGs (%%06d.png, class ids as pixel values)")
-    process.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
+    process.add_argument("--size", type=frame_size, help="fit frames into WxH before parsing, aspect kept (black bars), e.g. 640x480")
     max_side_option(process, None)
     parse_side_option(process)
     fps_option(process)

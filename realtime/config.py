@@ -38,7 +38,7 @@ class PipelineConfig:
     parse stills). backend: where the parser's forward runs on the CPU ("auto": the fastest here,
 realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16" (on the CPU on
     OpenVINO, where the CPU computes bf16 natively; on CUDA under autocast; realtime.models.backends.check_dtype
-    says where it cannot run). size: (width, height) to scale frames to; max_side: long side in pixels
+    says where it cannot run). size: (width, height) to fit frames into (aspect kept, letterboxed); max_side: long side in pixels
     larger frames are scaled down to (aspect kept). parse_side: frames still longer than this on
     their long side are parsed (parser and result stages) on a copy divided by the smallest whole
     factor that brings them within it (realtime.geometry.parse_copy_size), their results scaled back up

@@ -49,7 +49,7 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
                     "(0-1, mean and worst frame): how closely the smoothed person mask stays on the frame's own.")
     flicker.add_argument("source", help="video file, image folder, webcam index or rtsp:// / http(s):// URL (a "
                                         "webcam or live stream needs --frames)")
-    flicker.add_argument("--size", type=frame_size, help="scale frames to WxH first, e.g. 640x480 (default: as they are)")
+    flicker.add_argument("--size", type=frame_size, help="fit frames into WxH first, aspect kept (black bars), e.g. 640x480 (default: as they are)")
     flicker.add_argument("--frames", type=frames_between, help="only the first N frames (at least 2: flicker is a "
                          "change from one frame to the next)")
     model_options(flicker)

@@ -1,10 +1,12 @@
 """Frames as a player displays them: turned upright by the stream's display matrix, square pixels
-(sample aspect ratio), and one output size for the whole run, chosen from the first frame; a
-later frame of another size (a stream that changes resolution, an image sequence of mixed sizes)
-is scaled with its aspect kept and letterboxed into it. `Placement` maps the output image back to
+(sample aspect ratio), and one output size for the whole run, chosen from the first frame (or
+given); a frame of another aspect (a stream that changes resolution, an image sequence of mixed
+sizes, any frame under a `size` of another aspect) is scaled with its aspect kept and
+letterboxed into it. `Placement` maps the output image back to
 the frame's own displayed pixels, in which coordinates are reported."""
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -14,6 +16,8 @@ import numpy as np
 from av.sidedata.sidedata import SideDataContainer
 
 from realtime.types import Placement
+
+log = logging.getLogger(__name__)
 
 Turn = Callable[[np.ndarray], np.ndarray]
 
@@ -80,9 +84,9 @@ def square_pixel_width(width: int, sample_aspect_ratio: Fraction | None) -> int:
 
 
 class OutputSize:
-    """The run's output size, chosen from its first frame (`size` W x H when given, else that
-    frame's displayed size scaled down to a long side of `max_side`, aspect kept); `fit` says how
-    any frame's displayed size goes into it. With `parse_side`, an output whose long side is
+    """The run's output size: `size` W x H when given, else the first frame's displayed size
+    scaled down to a long side of `max_side`, aspect kept; `fit` says how any frame's displayed
+    size goes into it. With `parse_side`, an output whose long side is
     larger has a `parse_size` (see parse_copy_size), what the parser works on."""
 
     def __init__(self, size: tuple[int, int] | None, max_side: int | None, parse_side: int | None = None) -> None:
@@ -90,19 +94,25 @@ class OutputSize:
         self.max_side = max_side
         self.parse_side = parse_side
         self._first: tuple[int, int] | None = None
+        self._told_change = False  # the user was told once that the frames' size changed
         self.canvas: tuple[int, int] | None = None
         self.parse_size: tuple[int, int] | None = None
 
     def fit(self, width: int, height: int) -> tuple[tuple[int, int], Placement]:
         """A width x height displayed frame -> (the size to scale it to, its Placement in the
-        canvas). The first frame's size fills the canvas (stretched to `size` when given); any
-        other is scaled with its aspect kept and centred, the rest of the canvas black."""
+        canvas). Without `size`, the first frame's size fills the canvas; any other frame is
+        scaled with its aspect kept and centred, the rest of the canvas black (never stretched).
+        The first frame of a size other than the first's is reported once, as a warning."""
         if self._first is None:
             self._first = (width, height)
             self.canvas = _first_output_size(width, height, self.size, self.max_side)
             self.parse_size = parse_copy_size(*self.canvas, self.parse_side)
         canvas_w, canvas_h = self.canvas
-        if (width, height) == self._first:
+        if (width, height) != self._first and not self._told_change:
+            self._told_change = True
+            log.warning("the frames' size changed from %dx%d to %dx%d: they are letterboxed into the run's %dx%d "
+                        "with their aspect kept", *self._first, width, height, *self.canvas)
+        if (width, height) == self._first and self.size is None:
             return self.canvas, Placement(canvas_w / width, canvas_h / height)
         scale = min(canvas_w / width, canvas_h / height)
         scaled = max(1, min(canvas_w, round(width * scale))), max(1, min(canvas_h, round(height * scale)))

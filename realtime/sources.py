@@ -41,13 +41,11 @@ from realtime.geometry import (
     OutputSize,
     display_turn,
     frame_display_matrix,
-    parse_copy_size,
-    scaled_down,
     square_pixel_width,
     turned,
 )
 from realtime.reconnect import Backoff
-from realtime.types import Frame, Gap
+from realtime.types import Frame, Gap, Placement
 
 log = logging.getLogger(__name__)
 
@@ -135,18 +133,14 @@ class FrameReader:
         raise NotImplementedError
 
 
-def output_size(width: int, height: int, size: tuple[int, int] | None,
-                max_side: int | None) -> tuple[int, int] | None:
-    """What a reader scales a width x height frame to: `size` (W, H) when given, otherwise a copy
-    whose long side is at most `max_side`, aspect kept (never enlarged); None keeps the frame."""
-    if size is not None:
-        return None if size == (width, height) else size
-    return scaled_down(width, height, max_side)
-
-
-def _scaled(image: np.ndarray, size: tuple[int, int] | None, max_side: int | None) -> np.ndarray:
-    target = output_size(image.shape[1], image.shape[0], size, max_side)
-    return image if target is None else cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+def _fitted(output: OutputSize, bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int], Placement]:
+    """A BGR picture (H x W x 3 uint8) as RGB on `output`'s canvas (area averaging, letterboxed as
+    OutputSize.fit says), with its own (W, H) and its Placement there."""
+    own = bgr.shape[1], bgr.shape[0]
+    scaled, placement = output.fit(*own)
+    if scaled != own:
+        bgr = cv2.resize(bgr, scaled, interpolation=cv2.INTER_AREA)
+    return output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement), own, placement
 
 
 def _parse_copy(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray | None:
@@ -375,9 +369,7 @@ class WebcamReader(FrameReader):
     def __init__(self, index: int, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  parse_side: int | None = None) -> None:
         self.index = index
-        self.size = size
-        self.max_side = max_side
-        self.parse_side = parse_side
+        self._output = OutputSize(size, max_side, parse_side)
         self._capture: cv2.VideoCapture | None = None
 
     def open(self) -> SourceInfo:
@@ -398,9 +390,9 @@ class WebcamReader(FrameReader):
             ok, bgr = self._capture.read()
             if not ok:
                 raise SourceError(f"webcam {self.index} stopped delivering frames")
-            image = cv2.cvtColor(_scaled(bgr, self.size, self.max_side), cv2.COLOR_BGR2RGB)  # the smaller image converted
-            parse_image = _parse_copy(image, parse_copy_size(image.shape[1], image.shape[0], self.parse_side))
-            yield Frame(image=image, index=index, pts_s=time.monotonic() - start, parse_image=parse_image)
+            image, own, placement = _fitted(self._output, bgr)
+            yield Frame(image=image, index=index, pts_s=time.monotonic() - start, own_size=own, placement=placement,
+                        parse_image=_parse_copy(image, self._output.parse_size))
             index += 1
 
     def close(self) -> None:
@@ -624,11 +616,7 @@ class ImageFolderReader(FrameReader):
                 continue
             if bgr is None:
                 raise SourceError(f"{path} is not a readable image")
-            own = bgr.shape[1], bgr.shape[0]
-            scaled, placement = self._output.fit(*own)
-            if scaled != own:
-                bgr = cv2.resize(bgr, scaled, interpolation=cv2.INTER_AREA)
-            image = self._output.letterboxed(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), placement)
+            image, own, placement = _fitted(self._output, bgr)
             yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement,
                         parse_image=_parse_copy(image, self._output.parse_size))
             shown = index
@@ -985,8 +973,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is live or a file by what
     FFmpeg finds at open (see PyAVReader); a file or a folder runs on endlessly from its start at
     its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
-    fast as they are read). Frames are scaled to `size` (W, H), or down to at most `max_side`
-    pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
+    fast as they are read). Frames are fitted into `size` (W, H) with their aspect kept (black
+    bars: geometry.OutputSize), or scaled down to at most `max_side` pixels on their long side; those still longer than `parse_side` carry a copy scaled to it
     for the parser (Frame.parse_image). SourceError for '-' (standard input, which is not read),
     a path that does not exist or cannot be looked at (a name too long, a folder on its way that
     may not be searched, "~name" of no user), and a URL holding a line break (which no message

@@ -562,9 +562,27 @@ def test_a_phone_video_is_parsed_upright_and_counts_its_squats(faults, tmp_path)
         assert frame_display_matrix(next(container.decode(stream))) is None
 
 
-def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path):
+def test_size_of_another_aspect_letterboxes_and_keeps_the_count(faults, tmp_path):
+    """`--size 640x480` on the portrait squat30 (192x424) keeps its aspect: black bars left and
+    right, not the mannequin stretched 3.3x sideways (then 0 reps and advice to add light)."""
+    run = _squats(faults / "squat30.mp4", tmp_path, "--size", "640x480")
+    assert [rep["turn_frame"] for rep in run["summary"]["per_rep"]] == pytest.approx([44, 100], abs=3)
+    assert {tuple(line["frame_size"]) for line in run["lines"]} == {(192, 424)}
+    for line in run["lines"]:
+        for x, y, _ in line["keypoints"] or []:
+            assert -1 <= x <= 193 and -1 <= y <= 425, "in the frame's own pixels"
+    with av.open(str(run["video"])) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    assert len(frames) == 151 and {frame.shape for frame in frames} == {(480, 640, 3)}
+    assert frames[100][:, :200].mean() < 12 and frames[100][:, -200:].mean() < 12, "letterboxed: black at the sides"
+
+
+def test_a_stream_that_changes_size_is_letterboxed_and_reported_in_its_own_pixels(faults, tmp_path, capsys):
     run = _process(faults / "reschange.ts", tmp_path, "--max-people", "1", "--smoothing", "0")
     assert run["code"] == 0 and len(run["lines"]) == 120
+    assert [line for line in capsys.readouterr().err.splitlines() if "size changed" in line] == [
+        "partsight: warning: the frames' size changed from 192x424 to 320x320: they are letterboxed into the "
+        "run's 192x424 with their aspect kept"], "told once, when it happens"
     sizes = [tuple(line["frame_size"]) for line in run["lines"]]
     assert sizes == [(192, 424)] * 60 + [(320, 320)] * 60
     with av.open(str(run["video"])) as container:

@@ -37,7 +37,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
                        help="output folder (on a cluster: one every node sees at the same path)")
     batch.add_argument("--labels-dir", action="store_true",
                        help="also write each input's label PNGs into DIR/<name>/labels/")
-    batch.add_argument("--size", type=frame_size, help="scale frames to WxH before parsing, e.g. 640x480")
+    batch.add_argument("--size", type=frame_size, help="fit frames into WxH before parsing, aspect kept (black bars), e.g. 640x480")
     max_side_option(batch, None)
     fps_option(batch)
     batch.add_argument("--frames", type=positive_int, help="stop each input after this many frames")
