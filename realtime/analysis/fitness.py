@@ -300,11 +300,13 @@ def person_angles(frame: Frame, parse: ParseResult, keypoints: np.ndarray | None
 def _both_sides_in_view(person: PersonParse | None) -> bool:
     """Whether the left and right sides can be compared (the symmetry figures): the body within
     45 degrees of facing the camera (or of turning its back to it) by BlazePose's world landmarks
-    (`facing_share` >= MIN_FACING_SHARE); without them, assumed. Turned further, one side hides
-    behind the other: on the CG mannequin, symmetric but turned ~60 degrees (shares 0.4-0.6), the
-    2-D knees differed by 15 degrees and the limb part areas by a ratio of 2-16 per repetition."""
+    (`facing_share` >= MIN_FACING_SHARE); without them (`--pose parser`) not known, so not
+    compared. Turned further, one side hides behind the other: on the CG mannequin, symmetric but
+    turned ~60 degrees (shares 0.4-0.6), the 2-D knees differed by 15 degrees and the limb part
+    areas by a ratio of 2-16 per repetition (with BodyPix's keypoints, faults/squat30.mp4 side-on:
+    6-13 degrees and 4-4.4)."""
     if person is None or person.world_landmarks is None:
-        return True
+        return False
     return facing_share(person.world_landmarks) >= MIN_FACING_SHARE
 
 
