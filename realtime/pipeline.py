@@ -14,10 +14,12 @@ two. Frames made stale by a seek or a new source are dropped wherever they are.
 
 The steps build their graphs on their first frame (about a second on a CPU). While they are cold
 (at the start, after a new source, model or stages) the pacing clock is held (Playback.hold_clock)
-until the first frame is delivered, so paced playback drops no frame for the warm-up; for live
-sources and paced playback that frame is first run through every step once, delivering nothing
-(Pipeline.warm_up), so a camera's frames are taken once the graphs are built and come one after
-another from the first. Files processed as fast as they decode warm up on their first frame itself.
+until the first frame taken since is through every step (delivered, or failed in one), so paced
+playback drops no frame for the warm-up; for live sources and paced playback that frame is first
+run through the steps once, delivering nothing (Pipeline.warm_up: the parser and the steps that
+start afresh; those running on keep their state), so a camera's frames are taken once the graphs
+are built and come one after another from the first. Files processed as fast as they decode warm
+up on their first frame itself. New analysers build nothing: changing them cools nothing.
 """
 from __future__ import annotations
 
@@ -87,13 +89,15 @@ class _Signals:
 
 @dataclass
 class _InFlight:
-    """One frame on its way through the step threads: the source switches (`epoch`) and seeks
-    (`generation`) it was read after, what the steps must hear first, and what was made of it
-    (`work`: the frame as the parser and the stages see it, Frame.for_parsing)."""
+    """One frame on its way through the step threads: the source switches (`epoch`), seeks
+    (`generation`) and coolings of the steps (`cools`, Pipeline._cool) it was taken after, what
+    the steps must hear first, and what was made of it (`work`: the frame as the parser and the
+    stages see it, Frame.for_parsing)."""
 
     frame: Frame
     epoch: int
     generation: int
+    cools: int
     signals: _Signals
     timings: dict[str, float]
     parse: ParseResult | None = None
@@ -182,7 +186,11 @@ class Pipeline:
         self._finished = threading.Event()
         self._ended = False  # the frame limit was reached
         self._taken = 0
-        self._warm = False  # the steps ran on a frame since the start or the last switch (warm_up, or one delivered)
+        self._warm = False  # the steps ran on a frame since the latest _cool (warm_up, or one through them)
+        self._cools = 0  # _cool calls: only a frame taken after the latest ends the warm-up
+        # ids of the stages and analysers that start afresh: run on no frame taken since they came or
+        # were told to forget the past (a new source or model); the only ones a warm-up runs
+        self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
         self._thread: threading.Thread | None = None
         self._step_threads: list[threading.Thread] = []
         self._inboxes: list[queue.Queue] = []
@@ -289,12 +297,13 @@ class Pipeline:
             self._commands.model = (name, weights)
 
     def set_stages(self, stages: Sequence[ResultStage]) -> None:
-        """Replaces the stages after the parser, from the next frame on."""
+        """Replaces the stages after the parser, from the next frame on: those kept run on with
+        what they know (a tracker's IDs), new ones are warmed up first (see the module's docstring)."""
         with self._commands_lock:
             self._commands.stages = list(stages)
 
     def set_analysers(self, analysers: Sequence[Analyser]) -> None:
-        """Replaces the analysers, from the next frame on."""
+        """Replaces the analysers, from the next frame on; the stages run on (a tracker keeps its IDs)."""
         with self._commands_lock:
             self._commands.analysers = list(analysers)
 
@@ -422,8 +431,10 @@ class Pipeline:
                 continue
             if not self._room(0.1):
                 continue
-            if not self._warm and self._paced(source) and (next_frame := source.peek(timeout_s=0.1)) is not None:
-                self._warm_up_on(next_frame)
+            if not self._warm and self._paced(source) and not source.finished:
+                # the steps warm up on the next frame, left for the read after: none is taken before
+                if (next_frame := source.peek(timeout_s=0.1)) is not None:
+                    self._warm_up_on(next_frame)
                 continue
             frame = source.read(timeout_s=0.1)
             if frame is None:
@@ -435,9 +446,7 @@ class Pipeline:
             if not playback.worker_due(frame.pts_s, source.read_generation, self._closing):
                 continue  # a seek came while it waited: the frame is stale
             self._finished.clear()
-            timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
-            item = _InFlight(frame, self._epoch, source.read_generation, self._signals, timings)
-            self._signals = _Signals()
+            item = self._take(frame, source.read_generation)
             with self._in_flight_changed:
                 self._in_flight += 1
             carry = self._run_group(0, item, carry)
@@ -474,9 +483,27 @@ class Pipeline:
         self._warm = True
 
     def _cool(self) -> None:
-        """The steps are to build their graphs again (a new source, model or stages)."""
+        """The steps are to build their graphs again (a new source, model or stages): the frames in
+        flight were taken before and do not end the warm-up (_warmed_by)."""
+        self._cools += 1
         self._warm = False
         self.playback.hold_clock()
+
+    def _warmed_by(self, item: _InFlight) -> None:
+        """`item` went through the steps (delivered, or failed in one): taken after the latest
+        `_cool`, it ends the warm-up, and the held pacing clock runs from it."""
+        if item.cools == self._cools:
+            self._warm = True
+            self.playback.start_clock(item.frame.pts_s)
+
+    def _take(self, frame: Frame, generation: int) -> _InFlight:
+        """`frame`, read after seek `generation`, as taken now: it carries the signals gathered
+        for it, and every step runs on it (none starts afresh any more)."""
+        timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
+        item = _InFlight(frame, self._epoch, generation, self._cools, self._signals, timings)
+        self._signals = _Signals()
+        self._fresh = set()
+        return item
 
     def _settle(self, source: Source | None) -> None:
         """No frame came: a file played to its end (or the frame limit reached) is finished once
@@ -502,19 +529,20 @@ class Pipeline:
             self._drain()  # the steps change threads: none may be running them
             self._stop_step_threads()
             if commands.stages is not None:
-                self._replace(self._stages, commands.stages)
+                if self._replace(self._stages, commands.stages):
+                    self._cool()  # the new stages build their graphs
                 self._stages = commands.stages
             if commands.analysers is not None:
                 self._replace(self._analysers, commands.analysers)
                 self._analysers = commands.analysers
             self._groups = step_groups(self._stages, self.config.stage_threads)
-            self._cool()
             if self._thread is not None:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
         if commands.model is not None or commands.source is not None:
             self._signals |= _Signals(reset=True)
+            self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
             self._cool()
         if commands.model is not None:
             name, weights = commands.model
@@ -554,12 +582,16 @@ class Pipeline:
         if info is not None:
             self.error = self.source_error = None
 
-    def _replace(self, old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> None:
-        """Closes the steps of `old` that `new` does not keep (lent ones stay open)."""
+    def _replace(self, old: Sequence[ResultStage | Analyser], new: Sequence[ResultStage | Analyser]) -> bool:
+        """Closes the steps of `old` that `new` does not keep (lent ones stay open); those `new`
+        brings start afresh. Whether it brings any."""
         kept = {id(step) for step in new} | self._lent_stages
         for step in old:
             if id(step) not in kept:
                 step.close()
+        came = {id(step) for step in new} - {id(step) for step in old}
+        self._fresh |= came
+        return bool(came)
 
     # --- the other step threads -------------------------------------------------------
     def _start_step_threads(self) -> None:
@@ -610,6 +642,7 @@ class Pipeline:
             frame = item.frame
             self.error = f"processing frame {frame.index} failed: {redact_url(str(exc))}"
             log.exception("processing frame %d failed", frame.index)
+            self._warmed_by(item)  # the frames after it go on
             self._done()
             return item.signals
         if result is not None:
@@ -646,30 +679,33 @@ class Pipeline:
         if self._thread is not None:
             raise RuntimeError("process() is for pipelines that were not started")
         self._apply_commands()
-        timings = {"decode": frame.decode_ms, "queue": (time.monotonic() - frame.captured_s) * 1000}
-        item = _InFlight(frame, self._epoch, self.playback.generation, self._signals, timings)
-        self._signals = _Signals()
+        item = self._take(frame, self.playback.generation)
         whole = _Group(tuple(self._stages), parses=True, delivers=True)
         self._hear(whole, item)
         return self._steps(whole, item)
 
     def warm_up(self, frame: Frame) -> None:
         """Runs `frame` (any picture of the source's size: a blank one will do) through the parser,
-        the stages (ResultStage.warm_up), the analysers and the renderer on the caller's thread,
-        delivering and recording nothing, then resets the stages and analysers: the networks build
-        their graphs for that size now rather than on the first frames that count. Only while no
-        frame is in flight (the service's FrameRunner, before its first frame; `_run`, while the
-        steps are cold)."""
+        the stages (ResultStage.warm_up) and analysers that start afresh, and the renderer, on the
+        caller's thread, delivering and recording nothing, then resets those stages and analysers:
+        the networks build their graphs for that size now rather than on the first frames that
+        count. Steps that have run on frames taken and keep running (a tracker's IDs, after new
+        stages or analysers came) are passed over and keep their state; the stages after one get the
+        parse without its changes. Only while no frame is in flight (the service's FrameRunner,
+        before its first frame; `_run`, while the steps are cold)."""
+        fresh = [step for step in (*self._stages, *self._analysers) if id(step) in self._fresh]
         work = frame.for_parsing()
         parse = self._parser.parse(work.image)
         for stage in self._stages:
-            parse = stage.warm_up(work, parse)
+            if id(stage) in self._fresh:
+                parse = stage.warm_up(work, parse)
         if work is not frame:
             parse = parse.scaled_to(frame.size)
-        analysis = {analyser.name: analyser.update(frame, parse) for analyser in self._analysers}
+        analysis = {analyser.name: analyser.update(frame, parse) for analyser in self._analysers
+                    if id(analyser) in self._fresh}
         self.renderer.render(FrameResult(frame, parse, {}, latency_ms=0.0, fps=0.0, model=self.stats.model,
                                          pose_source=self.stats.pose_source, live=False, analysis=analysis))
-        for step in (*self._stages, *self._analysers):
+        for step in fresh:
             step.reset()
 
     def _steps(self, group: _Group, item: _InFlight) -> FrameResult | None:
@@ -736,8 +772,7 @@ class Pipeline:
             self.stats.frames += 1
             self.stats.dropped = self._source.dropped if self._source else 0
             self.stats.resolution = result.frame.size
-            self._warm = True
-            self.playback.start_clock(result.frame.pts_s)  # the first frame through a cold chain is delivered
+            self._warmed_by(item)
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:

@@ -96,7 +96,8 @@ class Playback:
 
     def start_clock(self, frame_s: float) -> None:
         """The chain is warm (after `hold_clock`): the pacing clock runs from now, when the frame at
-        `frame_s` (seconds) was delivered, so the next comes due one frame interval later."""
+        `frame_s` (seconds) went through it (delivered, or failed in a step), so the next comes due
+        one frame interval later."""
         with self._condition:
             if self._held:
                 self._held = False

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -19,12 +20,13 @@ from realtime.analysis.exercises import PRESETS
 from realtime.analysis.fitness import FitnessAnalyser
 from realtime.analysis.reps import RepCounter
 from realtime.analysis.tracking import PersonTracker
-from realtime.build import build_pipeline
+from realtime.build import build_analysers, build_pipeline, build_run, build_stages, person_mask_stages
 from realtime.config import PipelineConfig
 from realtime.job import JobModels, JobOutputs, run_job
 from realtime.playback import Playback
 from realtime.types import Frame
 from conftest import MAIN
+from test_engine import Runs
 from test_fitness_analyser import H, W, leg_keypoints, parse_of, person, squat_degs
 
 pytestmark = pytest.mark.usefixtures("engine_threads_joined")
@@ -386,3 +388,101 @@ def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squ
             pipeline.merge_people(1, 1)
     finally:
         pipeline.stop()
+
+
+@pytest.mark.parametrize("realtime", [True, False], ids=["real-time", "every-frame-at-1x"])
+def test_a_first_frame_that_fails_is_reported_and_paced_playback_goes_on(squat30, realtime):
+    """The pacing clock waits for the first frame after a start (Playback.hold_clock): one that
+    failed in a step (a model error) never released it, so `process --realtime` and the window
+    (1x, every frame) stalled for ever on the frame after it."""
+    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0, pacing="realtime" if realtime else "every-frame")
+    pipeline.playback.set_speed(1.0)
+    infer, calls = pipeline.parser.infer, []
+
+    def failing_on_the_first_picture(batch, *args, **kwargs):
+        calls.append(len(calls))
+        if len(calls) <= 2:  # the warm-up and frame 0: it runs on frame 0's picture
+            raise RuntimeError("the model failed on this frame")
+        return infer(batch, *args, **kwargs)
+
+    pipeline.parser.infer = failing_on_the_first_picture
+    try:
+        pipeline.start()
+        assert pipeline.wait(60), f"stalled after the failed frame: {seen.count()} frames delivered"
+    finally:
+        pipeline.stop()
+    assert "processing frame 0 failed: the model failed on this frame" in pipeline.error
+    indices = [r.frame.index for r in seen.results]
+    if realtime:
+        assert 0 not in indices and indices[-1] == 150 and indices == sorted(indices)
+    else:
+        assert indices == list(range(1, 151)), "every frame after the failed one, in order"
+
+
+def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_until_then(squat30):
+    """A model switch while playing in real time: the new parser builds its graphs (BodyPix at
+    stride 8 picks its backend on its first frame) on the next frame before it is taken, and the
+    clock waits for it, so the frames after are played, not dropped as late. A frame taken before
+    the switch and delivered after it passed the warm-up over and released the clock."""
+    config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, person_mask="parser", smoothing=0.0,
+                            pacing="realtime")
+    stages, runs = build_stages(config), Runs()
+    stages.result.append(runs)
+    pipeline, seen = build_pipeline(config, stages), Seen()
+    pipeline.subscribe(seen)
+    pipeline.playback.set_speed(0.5)
+    asked = threading.Event()
+
+    def switch_after_ten(result) -> None:
+        """On the last step thread, which holds this frame in flight: the switch comes once the
+        next frame is taken too, and is carried out before either is delivered."""
+        if result.frame.index >= 10 and not asked.is_set():
+            asked.set()
+            wait_for(lambda: pipeline.in_flight == 2, timeout_s=30)
+            pipeline.switch_model("bodypix-s8")
+            wait_for(lambda: pipeline.stats.model == "bodypix-s8", timeout_s=30)
+
+    pipeline.subscribe(switch_after_ten)
+    try:
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 1)
+        stride_16 = seen.results[0].parse.part_probs.shape  # the grid of the model's outputs
+        wait_for(lambda: sum(r.parse.part_probs.shape != stride_16 for r in seen.results) >= 3 or pipeline.finished)
+    finally:
+        pipeline.stop()
+    switched = [r.frame.index for r in seen.results if r.parse.part_probs.shape != stride_16]
+    assert asked.is_set() and len(switched) >= 3, switched
+    warm_ups = [i for i, run in enumerate(runs.runs) if run == "warm-up"]
+    assert len(warm_ups) == 2 and runs.runs[warm_ups[1] + 1] == switched[0], \
+        f"no warm-up before the new model's first frame: {runs.runs}"
+    assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
+
+
+def test_changing_the_exercise_or_adding_a_stage_keeps_the_people_and_their_ids(squat30):
+    """What the window's exercise picker does while it plays at 1x (Session.set_exercise: new
+    analysers, the running stages kept): the warm-up that a change of steps started reset every
+    stage, the tracker too, so people were numbered again from 0 (a selection or merge made before
+    then named someone else). A stage added while playing is warmed up; those running keep on."""
+    config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, exercise=PRESETS["squat"],
+                            person_mask="parser")
+    stages, pipeline = build_run(config)
+    seen = Seen()
+    pipeline.subscribe(seen)
+    pipeline.playback.set_speed(1.0)
+    try:
+        pipeline.start()
+        wait_for(lambda: seen.count() >= 3)
+        pipeline.merge_people(0, 7)  # person 0 is now #7, an ID a new tracker would not give
+        wait_for(lambda: [p.id for p in seen.last().parse.people] == [7])
+        merged = seen.count()
+        pipeline.set_analysers(build_analysers(config))
+        wait_for(lambda: seen.count() >= merged + 10)
+        pipeline.set_stages([*person_mask_stages(replace(config, person_mask="selfie")), *stages.result])
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    after = seen.results[merged:]
+    assert {p.id for r in after for p in r.parse.people} == {7}, "the people kept their IDs"
+    assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"
+    assert list(seen.last().analysis["fitness"]["people"]) == ["7"]
+    assert "selfie-mask" in seen.last().timings_ms, "the added stage ran"
