@@ -299,7 +299,7 @@ class MainWindow(QMainWindow):
         self.status_panel.show_stats(playing.stats if playing else None, display_fps=self._display_fps(), state=state,
                                      live=bool(info and info.live))
         shown = self._shown_result
-        self.transport.show_state(position_s=shown.frame.pts_s if shown is not None else None,
+        self.transport.show_state(position_s=shown.frame.position_s if shown is not None else None,
                                   duration_s=info.duration_s if info else None,
                                   paused=session.paused or bool(playing and playing.finished),
                                   seekable=bool(info and info.seekable), playing=playing is not None)

@@ -326,7 +326,7 @@ class Pipeline:
         latest = self.latest()
         self.playback.pause()
         if latest is not None:
-            self.seek(latest.frame.pts_s + frames * self._frame_step_s())
+            self.seek(latest.frame.position_s + frames * self._frame_step_s())
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """Person `new_id` is `into_id` (the user said so): the stages and analysers make them one
@@ -342,7 +342,7 @@ class Pipeline:
 
     def _frame_step_s(self) -> float:
         info = self.source_info
-        return 1.0 / info.fps if info is not None and info.fps else 1 / 30
+        return info.step_s if info is not None else 1 / 30
 
     def set_selected_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None = everyone in frame)."""

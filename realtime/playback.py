@@ -35,7 +35,8 @@ class Playback:
     frames at that multiple of their own rate (MIN_SPEED..MAX_SPEED). drop_late: frames the
     worker is too slow for are dropped to keep up with the clock ("real time"), instead of
     playing every frame later than the clock ("every frame"). loop: a file starts again at its
-    end, as a seek to 0 would. ValueError for a speed out of range."""
+    end, as a seek to 0 would but with its frame indices and times running on (realtime.sources.
+    Source). ValueError for a speed out of range."""
 
     def __init__(self, *, speed: float | None = None, drop_late: bool = False, loop: bool = False) -> None:
         self._condition = threading.Condition()

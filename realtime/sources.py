@@ -112,6 +112,11 @@ class SourceInfo:
         """A file of known length: it can be played from any position."""
         return not self.live and self.duration_s is not None
 
+    @property
+    def step_s(self) -> float:
+        """Seconds from one frame to the next: 1 / fps, or 1/30 when the rate is unknown."""
+        return 1.0 / self.fps if self.fps else 1 / 30
+
 
 class FrameReader:
     """Opens a capture in the capture thread and yields Frames; subclasses know one kind.
@@ -693,8 +698,9 @@ class Source:
 
     A file is played as its `playback` says: paced or not, paused, repositioned by seeks (the
     first frame after one has `seeked` set; frames decoded before it are never returned) and
-    looped. At its end the capture thread waits for a seek until stopped, so a file that ended
-    can be played again from any position.
+    looped (each pass starts as a seek to 0 does, its indices and times running on from the
+    pass before: Frame.loop_offset_s). At its end the capture thread waits for a seek until
+    stopped, so a file that ended can be played again from any position.
 
     An image folder's unreadable files (FrameReader.unreadable) are each warned of once, when a
     frame after it is read (or a read finds the end), never for those the capture thread read
@@ -726,6 +732,8 @@ class Source:
         self._read_to_end = False  # a read found the file played to its end: every file was passed over
         self._warned: set[Path] = set()
         self._last_pts_s = 0.0
+        self._last_index = -1  # of the last frame put in the buffer
+        self._loop_offset = (0, 0.0)  # (index, s) a looped file's current pass runs on by
         # a live source's time 0 on the monotonic clock: the least delayed frame's arrival less
         # its time (frames FFmpeg held back arrive late, after their time)
         self._clock_origin_s = 0.0
@@ -858,7 +866,8 @@ class Source:
             if self._stop.is_set() or playback.generation != generation:
                 continue  # a seek: start again from its position
             if playback.loop:
-                start_s = 0.0  # a loop is a seek to the start: the stages start afresh
+                start_s = 0.0  # a loop is a seek to the start (the stages start afresh) that runs on
+                self._loop_offset = (self._last_index + 1, self._last_pts_s + self.info.step_s)
                 continue
             self._at_end.set()
             playback.wait_for_seek(generation, self._stop)
@@ -879,9 +888,13 @@ class Source:
                     return
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
                 frame.seeked, seeked = seeked, False
+                index_offset, frame.loop_offset_s = self._loop_offset
+                frame.index += index_offset
+                frame.pts_s += frame.loop_offset_s
                 if not playback.capture_due(frame.pts_s, generation, self._stop):
                     return
                 self._buffer.put(generation, frame, cancelled)
+                self._last_index, self._last_pts_s = frame.index, frame.pts_s
                 self.frames_read += 1
         finally:
             frames.close()

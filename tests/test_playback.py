@@ -191,19 +191,45 @@ def test_a_recording_never_goes_back_in_time_across_replays_seeks_and_pauses(squ
     assert frame_times == pytest.approx(times, abs=1e-3), "the MP4 and the JSONL agree"
 
 
-def test_loop_starts_the_file_again_as_a_seek_to_its_start(squat30):
-    pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
+def test_loop_plays_the_file_again_running_on_and_keeps_the_earlier_passes_reps(squat30, tmp_path):
+    """The window's Loop (Playback.loop) as `process --loop`: indices and times run on from pass to
+    pass, the repetitions of earlier passes stay (squat30 holds 2, and ends as a third starts: that
+    one is dropped at the seam, not joined to the next pass's start), the recording's indices rise
+    and the seek bar's position is the place in the file. Before, each restart was a seek to 0: the
+    count went back to 0 and the JSONL's index to 0 inside one file."""
+    frames = 151
+    video, metrics = tmp_path / "looped.mp4", tmp_path / "looped.jsonl"
+    pipeline, seen = start(squat30, exercise=True)
     pipeline.playback.set_loop(True)
+    pipeline.start_recording(video, metrics_path=metrics)
     try:
         pipeline.start()
-        pipeline.seek(4.5)
-        wait_for(lambda: any(r.frame.index == 0 and r.frame.seeked for r in seen.results[1:]))
-        assert not pipeline.finished
-        indices = [r.frame.index for r in seen.results]
-        restart = next(i for i, r in enumerate(seen.results) if i and r.frame.index == 0)
-        assert indices[restart - 1] == 150, "the last frame, then the first"
+        wait_for(lambda: seen.count() >= 2 * frames + 15, timeout_s=600)
+        pipeline.playback.pause()  # in the third pass, before its first squat (frames 25-62) ends
+        settled(seen)
+        pipeline.stop_recording()
+        results = list(seen.results)
+        summary = pipeline._analysers[0].summary()
     finally:
         pipeline.stop()
+    assert 2 * frames + 15 <= len(results) < 2 * frames + 60
+    assert [r.frame.index for r in results] == list(range(len(results))), "every frame once, numbered on"
+    last = results[-1].frame
+    times = [r.frame.pts_s for r in results]
+    assert np.allclose(np.diff(times), 1 / FPS, atol=1e-3), "times run on across the seams"
+    seams = [r.frame for r in results if r.frame.seeked]
+    assert [f.index for f in seams] == [frames, 2 * frames], "each pass starts afresh (the stages forget motion)"
+    assert [f.position_s for f in seams] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert last.position_s == pytest.approx((last.index - 2 * frames) / FPS, abs=1e-3), "the seek bar's place"
+    assert seen.reps() == 4, "two passes, two squats each; none across a seam"
+    starts = [rep["start_frame"] for rep in summary["per_rep"]]
+    assert [start // frames for start in starts] == [0, 0, 1, 1], "the repetitions' frames run on"
+    assert np.allclose([start % frames for start in starts[2:]], starts[:2], atol=2), "the same squats again"
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [line["index"] for line in lines] == list(range(len(lines))), "the JSONL never goes back"
+    assert lines[-1]["analysis"]["fitness"]["people"]["0"]["reps"] == 4
+    with av.open(str(video)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == len(lines)
 
 
 def test_an_ended_file_plays_again_from_a_seek(squat30):

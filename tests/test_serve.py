@@ -428,10 +428,12 @@ def test_bad_inputs_get_4xx_and_the_server_stays_up(client, server, jobs_dir, sq
     assert "Traceback" not in server.log()
 
 
-def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, still):
+def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, still, squat30):
     """A TIFF or WebP cut in half is a damaged image of a format the service takes (422, as a
-    truncated JPEG or PNG), not an unsupported one (415); a multipart body without its closing
-    boundary is a malformed body, not a missing upload; an image sent as a text field (curl's -F
+    truncated JPEG or PNG), not an unsupported one (415), and so is an MP4 cut short before its
+    index (a phone's file whose upload was interrupted: FFmpeg cannot open it at all, and it was
+    415 not_a_video); a multipart body without its closing boundary is a malformed body, not a
+    missing upload; an image sent as a text field (curl's -F
     without the @) says the field must be a file upload; a URL parameter sent twice is refused as a
     form field sent twice is."""
     png, rgb = still
@@ -439,6 +441,8 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
     halves = {ext: (encoded := cv2.imencode(ext, bgr)[1].tobytes())[: len(encoded) // 2]
               for ext in (".jpg", ".tif", ".webp")}
     head = b'--b0undary\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    cut_mp4 = squat30.read_bytes()[:20000]
+    assert cut_mp4[4:8] == b"ftyp" and b"moov" not in cut_mp4, "its index (moov) is at its end"
     console_before = len(server.log())
     cases = {
         "JPEG cut in half": (lambda: client.post("/v1/parse", files={"image": ("a.jpg", halves[".jpg"])}),
@@ -447,6 +451,8 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
                              422, "damaged_image"),
         "WebP cut in half": (lambda: client.post("/v1/parse", files={"image": ("a.webp", halves[".webp"])}),
                              422, "damaged_image"),
+        "MP4 cut short": (lambda: client.post("/v1/jobs", files={"video": ("clip.mp4", cut_mp4)}),
+                          422, "damaged_video"),
         "no closing boundary": (lambda: client.post(
             "/v1/parse", content=head + png, headers={"Content-Type": "multipart/form-data; boundary=b0undary"}),
             400, "malformed_body"),
@@ -468,6 +474,8 @@ def test_what_is_wrong_with_an_upload_is_named_for_what_it_is(client, server, st
     errors = {name: answer.json()["error"] for name, answer in answers.items()}
     assert errors["TIFF cut in half"] == "the TIFF image cannot be decoded: it is damaged or truncated"
     assert errors["WebP cut in half"] == "the WEBP image cannot be decoded: it is damaged or truncated"
+    assert errors["MP4 cut short"] == ("the upload is an MP4 (or MOV) video (by its signature) that cannot be "
+                                       "opened: it is damaged or truncated")
     assert errors["no closing boundary"].startswith("the multipart body ends before its closing boundary")
     assert errors["image as a text field"].startswith("image came as a text field, not a file")
     assert "-F image=@" in errors["image as a text field"] and "-F video=@" in errors["video as a text field"]

@@ -109,12 +109,18 @@ class VideoFacts:
 def probe_video(path: Path, *, max_pixels: int, max_s: float, max_frames: int) -> VideoFacts:
     """Opens the video at `path`, checks its frame size, duration and frame count against the limits
     and decodes its first frame. ApiError: 400 empty, 415 not a video (or a still image), 413 over a
-    limit, 422 unreadable."""
+    limit, 422 unreadable (also a file with a video container's signature that FFmpeg cannot open: an
+    MP4 cut short before its index)."""
     if path.stat().st_size == 0:
         raise ApiError(400, "empty_upload", "the upload is empty")
     try:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError):
+        with path.open("rb") as file:
+            kind = _video_signature(file.read(16))
+        if kind is not None:  # e.g. an MP4 with its index (moov) at the end, cut short: an interrupted upload
+            raise ApiError(422, "damaged_video", f"the upload is {kind} video (by its signature) that cannot be "
+                                                 "opened: it is damaged or truncated") from None
         raise ApiError(415, "not_a_video", "the upload is not a video FFmpeg can read (judged by its content, "
                                            "not its name)") from None
     with container:
@@ -145,6 +151,23 @@ def probe_video(path: Path, *, max_pixels: int, max_s: float, max_frames: int) -
             raise ApiError(422, "damaged_video", "the video's first frame cannot be decoded: it is damaged "
                                                  "or truncated") from None
     return VideoFacts(width, height, fps, duration_s, frames)
+
+
+# ISO base media (MP4, MOV) major brands of still images (HEIF, AVIF) and of sound alone (M4A)
+_NOT_VIDEO_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis", b"M4A ",
+                               b"M4B ", b"M4P "})
+
+
+def _video_signature(head: bytes) -> str | None:
+    """The video container whose signature the file's first 16 bytes `head` carry, in words ("an
+    MP4 (or MOV)", "a Matroska (or WebM)", "an AVI"), or None."""
+    if head[4:8] == b"ftyp" and head[8:12] not in _NOT_VIDEO_BRANDS:
+        return "an MP4 (or MOV)"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "a Matroska (or WebM)"
+    if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
+        return "an AVI"
+    return None
 
 
 def _duration_s(container, stream) -> float | None:
