@@ -17,6 +17,7 @@ PyTorch BlazePose ("blazepose-torch"); "blazepose" (the mediapipe wheel) is the 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -26,6 +27,7 @@ import av
 import pytest
 
 from realtime.models.blazepose import blazepose_available
+from realtime.sources import PyAVReader
 
 REPO = Path(__file__).resolve().parents[1]
 SQUAT_BOTTOMS = [86, 196]
@@ -179,6 +181,26 @@ def test_a_step_quicker_than_a_lunge_is_no_movement_too_shallow(media_dir, tmp_p
     assert all(not person["partial_reps"] and person["hint_reason"] != "too_shallow"
                for person in summary["people"].values()), summary["people"]
     assert "too shallow" not in stdout
+
+
+def test_a_loop_drops_the_repetition_in_progress_at_its_seam(media_dir, tmp_path):
+    """faults/squat30.mp4 (151 frames, 2 squats) played with --loop for 400 frames: it ends going
+    down into a third squat and starts with the knees at ~128°, and the counter joined the two
+    across each seam into a repetition (7 reps). The reader's loop now sets Frame.seeked on each
+    pass's first frame, as a seek does: 5 reps, at the clip's two bottoms in each pass."""
+    clip = media_dir / "faults" / "squat30.mp4"
+    reader = PyAVReader(str(clip), loop=True)
+    reader.open()
+    try:
+        jumps = [frame.index for frame in itertools.islice(reader.frames(), 400) if frame.seeked]
+    finally:
+        reader.close()
+    assert jumps == [151, 302]
+    summary, _, stdout = process(clip, tmp_path, "--exercise", "squat", "--loop", "--frames", "400")
+    assert summary["reps"] == 5 and "squat: 5 reps" in stdout
+    turns = [rep["turn_frame"] for rep in summary["per_rep"]]
+    bottoms = [pass_ * 151 + bottom for pass_ in range(3) for bottom in (44, 100)][:5]
+    assert all(abs(t - b) <= FRAMES_TOLERANCE for t, b in zip(turns, bottoms)), turns
 
 
 def test_the_pushup_plank_is_a_lying_start_for_sit_ups(media_dir, tmp_path):
