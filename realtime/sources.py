@@ -159,8 +159,8 @@ class PyAVReader(FrameReader):
     """Video files and network streams through FFmpeg. Every open and read of a stream gives up
     after `timeout_s` (RTSP runs over TCP; an RTSP camera that stops sending is given up on
     `timeout_s` after its last packet), so a dead camera never hangs the capture thread.
-    With `loop`, a file starts again at its end, its frame indices and times running on.
-    `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
+    With `loop`, a file starts again at its end, its frame indices and times running on (the
+    first frame of each later pass has `seeked` set: the picture jumps back). `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
     stream (RTSP and other session protocols); a finite file over http(s) is a file. Frames whose
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
     decoder's scaler from the decoded picture."""
@@ -227,6 +227,7 @@ class PyAVReader(FrameReader):
             index, skip_before_s = round(start_s / step_s), start_s - step_s / 2
             self._seek(stream, origin_s, start_s, timeline)
         whole = index == 0  # a pass from the first frame: it must show every frame the file holds
+        looped = False  # the pass is a loop's: its first frame is a jump in time, as after a seek (Frame.seeked)
         while True:
             pass_start = index
             for image, parse_image, decoded_s, own_size, placement in self._decoded(stream, index):
@@ -235,7 +236,7 @@ class PyAVReader(FrameReader):
                     continue  # decoded from the key frame before a seek's target
                 skip_before_s = None
                 yield Frame(image=image, index=index, pts_s=pts_s, own_size=own_size, placement=placement,
-                            source_s=decoded_s, parse_image=parse_image)
+                            source_s=decoded_s, parse_image=parse_image, seeked=looped and index == pass_start)
                 index += 1
             shown = index - pass_start
             if whole and self._frames_shown is not None and shown < self._frames_shown:
@@ -243,7 +244,7 @@ class PyAVReader(FrameReader):
                                   f"frames: the file is truncated or damaged")
             if not self.loop or not shown:
                 return
-            whole = True
+            whole = looped = True
             timeline.restart()
             self._seek(stream, None, 0.0, None)
 
@@ -575,7 +576,7 @@ class ImageFolderReader(FrameReader):
     image (truncated, not an image at all, a symlink to nothing) is skipped and listed in
     `unreadable` (Source warns of it once a frame after it is read); the frames after it keep
     their places in time. With `loop` the folder plays again from its first image at its end,
-    indices and times running on."""
+    indices and times running on (a later pass's first frame has `seeked` set)."""
 
     skip_unreadable = True
 
@@ -623,7 +624,8 @@ class ImageFolderReader(FrameReader):
                 raise SourceError(f"{path} is not a readable image")
             image, own, placement = _fitted(self._output, bgr)
             yield Frame(image=image, index=index, pts_s=index / self.fps, own_size=own, placement=placement,
-                        parse_image=_parse_copy(image, self._output.parse_size))
+                        parse_image=_parse_copy(image, self._output.parse_size),
+                        seeked=shown >= 0 and index // count > shown // count)  # a loop's first frame
             shown = index
             index += 1
 
@@ -887,7 +889,7 @@ class Source:
                 if frame is None:
                     return
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
-                frame.seeked, seeked = seeked, False
+                frame.seeked, seeked = seeked or frame.seeked, False
                 index_offset, frame.loop_offset_s = self._loop_offset
                 frame.index += index_offset
                 frame.pts_s += frame.loop_offset_s

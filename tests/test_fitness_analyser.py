@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -380,9 +381,10 @@ def test_symmetry_figures_need_the_body_facing_the_camera_over_the_repetition(fa
     assert facing_all.summary()["per_rep"][0]["side_diff_deg"] < 1  # turned away only where it says
 
 
-def test_a_glitch_shorter_than_a_repetition_is_no_movement_too_shallow():
+def test_a_glitch_shorter_than_a_repetition_is_too_quick_not_too_shallow():
     """Both knees read at 130 deg for two frames of a standing body (at 30 fps): no partial
-    repetition and no 'too shallow' hint; a dip as slow as a repetition still is one."""
+    repetition and no 'too shallow' hint, but no 'no movement' either (the angle left the start
+    band): too quick; a dip as slow as a repetition still is too shallow."""
     for degs, partials in (([175.0] * 30 + [130.0] * 2 + [175.0] * 30, 0),
                            ([175.0] * 15 + [175 - 40 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 45)) for i in range(45)]
                             + [175.0] * 15, 1)):
@@ -392,7 +394,11 @@ def test_a_glitch_shorter_than_a_repetition_is_no_movement_too_shallow():
                             parse_of([person(0, leg_keypoints(deg, 80))]))
         summary = analyser.summary()["people"]["0"]
         assert summary["partials"] == partials, summary["partial_reps"]
-        assert summary["hint_reason"] == ("too_shallow" if partials else "no_movement")
+        assert summary["hint_reason"] == ("too_shallow" if partials else "too_quick")
+        if not partials:  # the glitch smoothed: short of 130 deg, beyond the start (150)
+            words = re.fullmatch(r"no rep counted: every movement away from the start position was quicker than "
+                                 r"the 0\.5 s a squat takes \((\d+)° at the deepest\)", summary["hint"])
+            assert words and 130 <= int(words[1]) < 150, summary["hint"]
 
 
 def test_an_angle_never_at_the_start_position_says_so_with_its_range():

@@ -17,6 +17,7 @@ PyTorch BlazePose ("blazepose-torch"); "blazepose" (the mediapipe wheel) is the 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -24,8 +25,11 @@ from pathlib import Path
 
 import av
 import pytest
+from jsonschema import Draft202012Validator
 
+from realtime.metrics import schema_path
 from realtime.models.blazepose import blazepose_available
+from realtime.sources import PyAVReader
 
 REPO = Path(__file__).resolve().parents[1]
 SQUAT_BOTTOMS = [86, 196]
@@ -175,12 +179,107 @@ def test_no_shoulder_press_counted_says_the_arms_did_not_move_to_it(media_dir, t
 def test_a_step_quicker_than_a_lunge_is_no_movement_too_shallow(media_dir, tmp_path):
     """pose2sim-single-cam01: the man's one lean-over step bends his knee to ~118 deg below the
     lunge's start (150) for 0.13 s (1.517-1.65 s), a quarter of the 0.5 s a lunge needs: no
-    movement, no 'too shallow' (it was one before)."""
+    partial repetition, no 'too shallow' (it was one before); too quick to count."""
     summary, _, stdout = process(media_dir / "pose2sim-single-cam01.mp4", tmp_path, "--exercise", "lunge")
     assert summary["reps"] == 0
     assert all(not person["partial_reps"] and person["hint_reason"] != "too_shallow"
                for person in summary["people"].values()), summary["people"]
     assert "too shallow" not in stdout
+
+
+def test_a_squat_cut_off_by_the_end_of_the_run_is_in_progress_not_no_movement(media_dir, tmp_path):
+    """faults/squat30.mp4 with --frames 60: the first squat goes down from frame 25 to its bottom
+    at 44 and is on its way up at frame 59, where the run stops. The hint said "no movement (61°
+    at the deepest ...)" (no_movement): a repetition was in progress, and it says so."""
+    summary, lines, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "squat",
+                                     "--frames", "60")
+    person = summary["people"]["0"]
+    assert summary["reps"] == 0 and lines[-1]["analysis"]["fitness"]["people"]["0"]["state"] == "turned"
+    deepest = min(line["analysis"]["fitness"]["people"]["0"]["signal_deg"] or 180 for line in lines)
+    assert deepest < 100 and person["hint_reason"] == "in_progress", person
+    assert person["hint"] == (f"no rep counted: a repetition was in progress when the run stopped ({deepest:.0f}° at "
+                              "the deepest so far, not yet back to 150° or more)")
+    assert f"person 0: {person['hint']}" in stdout
+    Draft202012Validator(json.loads(schema_path("summary").read_text())).validate(summary)  # its new hint_reason
+
+
+def test_a_start_too_brief_to_arm_says_how_long_it_was(media_dir, tmp_path):
+    """squat30's 151 frames stamped at 240 fps (a sped-up squat): the knees are at the start
+    position (150° or more) for under the 0.1 s that arms the counter each time, so no rep. The
+    hint said "never at the start position (the angle was 59-171°; a squat starts at 150° or
+    more)", a range that contradicts it; it says how long the start lasted at most."""
+    clip = tmp_path / "fps240.mp4"
+    with av.open(str(media_dir / "faults" / "squat30.mp4")) as source, av.open(str(clip), "w") as sped:
+        stream = sped.add_stream("libx264", rate=240)
+        shape = source.streams.video[0].codec_context
+        stream.width, stream.height, stream.pix_fmt = shape.width, shape.height, "yuv420p"
+        for i, frame in enumerate(source.decode(video=0)):
+            picture = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+            picture.pts = i
+            sped.mux(stream.encode(picture))
+        sped.mux(stream.encode())
+    out = tmp_path / "out"
+    out.mkdir()
+    summary, lines, stdout = process(clip, out, "--exercise", "squat")
+    person = summary["people"]["0"]
+    signals = [line["analysis"]["fitness"]["people"]["0"]["signal_deg"] for line in lines]
+    stays, first = [], None  # each stay at the start position: its first and last frame
+    for i, deg in enumerate(signals + [None]):
+        if deg is not None and deg >= 150:
+            first = i if first is None else first
+        elif first is not None:
+            stays.append((first, i - 1))
+            first = None
+    longest_s = max(lines[last]["pts_s"] - lines[first]["pts_s"] for first, last in stays)
+    assert summary["reps"] == 0 and len(stays) >= 2 and 0 < longest_s < 0.1, stays
+    assert person["hint_reason"] == "not_at_start", person
+    assert person["hint"] == (f"no rep counted: at the start position (150° or more) only {longest_s:.2f} s at a "
+                              f"time, a squat needs 0.1 s there to start (the angle was {min(signals):.0f}-"
+                              f"{max(signals):.0f}°)")
+    assert f"person 0: {person['hint']}" in stdout
+
+
+def test_a_knee_seen_again_is_not_dragged_by_its_hidden_readings(media_dir, tmp_path):
+    """pose2sim-multi-cam02, --exercise lunge: the man's right knee is hidden in frames 41-45 and
+    read at 17-85 deg with confidence 0.43-0.63, left out of the counted angle (the left knee's,
+    142-145 deg). At frame 46 it is seen again (0.82, 118.6 deg), but its smoothed angle was
+    pulled to 94 by the hidden readings and became the counted angle: a phantom turn (lunge: 110),
+    rejected as too short, and the hint said "no movement (94° at the deepest ...)". The knee now
+    starts its smoothing afresh: its angle there is its reading, there is no turn, and the hint
+    says the movement was too quick, at the depth of the counted frames."""
+    summary, lines, stdout = process(media_dir / "pose2sim-multi-cam02.mp4", tmp_path, "--exercise", "lunge")
+    people = [line["analysis"]["fitness"]["people"]["0"] for line in lines]
+    hidden = [p["angles"]["right_knee"] for p in people[41:46]]
+    assert all(a["conf"] < 0.7 and a["raw_deg"] < 90 for a in hidden if a["raw_deg"] is not None)
+    seen = people[46]["angles"]["right_knee"]
+    assert seen["conf"] >= 0.7 and seen["deg"] == seen["raw_deg"] and people[46]["signal_deg"] == seen["deg"]
+    assert all(p["state"] != "turned" for p in people)
+    person = summary["people"]["0"]
+    assert summary["reps"] == 0 and person["rejected_short"] == 0 and person["hint_reason"] == "too_quick", person
+    deepest = min(p["signal_deg"] for p in people if p["signal_deg"] is not None)
+    assert person["hint"] == (f"no rep counted: every movement away from the start position was quicker than the "
+                              f"0.5 s a lunge takes ({deepest:.0f}° at the deepest)")
+    assert f"person 0: {person['hint']}" in stdout
+
+
+def test_a_loop_drops_the_repetition_in_progress_at_its_seam(media_dir, tmp_path):
+    """faults/squat30.mp4 (151 frames, 2 squats) played with --loop for 400 frames: it ends going
+    down into a third squat and starts with the knees at ~128°, and the counter joined the two
+    across each seam into a repetition (7 reps). The reader's loop now sets Frame.seeked on each
+    pass's first frame, as a seek does: 5 reps, at the clip's two bottoms in each pass."""
+    clip = media_dir / "faults" / "squat30.mp4"
+    reader = PyAVReader(str(clip), loop=True)
+    reader.open()
+    try:
+        jumps = [frame.index for frame in itertools.islice(reader.frames(), 400) if frame.seeked]
+    finally:
+        reader.close()
+    assert jumps == [151, 302]
+    summary, _, stdout = process(clip, tmp_path, "--exercise", "squat", "--loop", "--frames", "400")
+    assert summary["reps"] == 5 and "squat: 5 reps" in stdout
+    turns = [rep["turn_frame"] for rep in summary["per_rep"]]
+    bottoms = [pass_ * 151 + bottom for pass_ in range(3) for bottom in (44, 100)][:5]
+    assert all(abs(t - b) <= FRAMES_TOLERANCE for t, b in zip(turns, bottoms)), turns
 
 
 def test_the_pushup_plank_is_a_lying_start_for_sit_ups(media_dir, tmp_path):

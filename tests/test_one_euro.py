@@ -41,3 +41,14 @@ def test_reset_and_time_going_backwards_restart():
     assert one_euro(7.0, 1.0) == 7.0
     with pytest.raises(ValueError):
         OneEuroFilter(min_cutoff_hz=0)
+
+
+def test_restart_drops_what_an_element_was_fed_before():
+    """Elements restarted start afresh at their next value (as after a NaN): the readings before
+    no longer pull them; the others are still smoothed."""
+    f = OneEuroFilter(min_cutoff_hz=1.0, beta=0.0)
+    for i in range(10):
+        f(np.array([30.0, 30.0]), i / 30)
+    f.restart(np.array([True, False]))
+    out = f(np.array([120.0, 120.0]), 10 / 30)
+    assert out[0] == 120.0 and out[1] < 60

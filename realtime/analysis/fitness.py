@@ -76,8 +76,11 @@ READY_WORDS = "ready"
 POSTURE = "posture"  # the hint's reason when starts out of the exercise's posture were refused
 TOO_SHALLOW = "too_shallow"  # the hint's reason when no repetition counted and some movements were too shallow
 NO_MOVEMENT = "no_movement"  # the hint's reason when the counted angle was at the start position but did not move
-NOT_AT_START = "not_at_start"  # the hint's reason when the counted angle was known but never at the start position
-NO_REP_REASONS = (POSTURE, TOO_SHALLOW, NO_MOVEMENT, NOT_AT_START)  # hints that say why no repetition counted
+NOT_AT_START = "not_at_start"  # the hint's reason when the counted angle was known but never armed the counter
+IN_PROGRESS = "in_progress"  # the hint's reason when the only repetition was cut off by the end of the run
+TOO_QUICK = "too_quick"  # the hint's reason when every movement away from the start was quicker than a repetition
+# hints that say why no repetition counted
+NO_REP_REASONS = (POSTURE, TOO_SHALLOW, NO_MOVEMENT, NOT_AT_START, IN_PROGRESS, TOO_QUICK)
 
 
 @dataclass
@@ -93,6 +96,8 @@ class _PersonTrack:
     high_deg: float = -math.inf
     armed: bool = False  # whether the counter was ever at the start position (RepCounter left WAITING)
     last_s: float | None = None  # the time of the latest frame
+    # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
+    unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
 
     def size_px(self, time_s: float, size: int | None) -> int | None:
@@ -195,6 +200,12 @@ class FitnessAnalyser(Analyser):
             self._tracks[pid] = track
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
+        # A joint seen surely after unsure readings starts its smoothing afresh: the unsure ones (a
+        # hidden knee read at 33-58 deg, conf 0.4-0.6, left out of a min/max reduction) must not pull
+        # the sure reading that enters the counted signal (118 deg smoothed to 94, a phantom turn).
+        sure = np.array([raw[n].conf >= SURE_SIDE_CONF for n in ANGLE_NAMES]) & ~np.isnan(raw_deg)
+        track.smoother.restart(sure & track.unsure)
+        track.unsure = ~sure & ~np.isnan(raw_deg)
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints])
         box = mask_box(mask)
@@ -267,9 +278,11 @@ class FitnessAnalyser(Analyser):
         farthest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
         in view (a note) or, when nobody was found in any frame, what to try; another reason,
-        what to try (HINTS); else, without a repetition and with the angle known, that it did not
-        move (NO_MOVEMENT) or was never at the start position (NOT_AT_START), with its range
-        against the thresholds; else null."""
+        what to try (HINTS); else, without a repetition and with the angle known, that one was in
+        progress when the run stopped (IN_PROGRESS), that every movement away from the start
+        position was quicker than a repetition (TOO_QUICK), that it did not move (NO_MOVEMENT) or
+        never armed the counter (NOT_AT_START: never at the start position, or not long enough),
+        with its extent against the thresholds (_no_movement); else null."""
         with self._lock:
             anyone_seen = any(t.frames > (t.unknown or {}).get(NOBODY, 0) for t in self._tracks.values())
             people = {str(pid): {"reps": t.counter.count, "partials": t.counter.partials,
@@ -411,19 +424,42 @@ def _unknown_summary(track: _PersonTrack, exercise: Exercise, anyone_seen: bool)
 
 def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
     """The hint's reason and words for a person with no repetition and no partial one whose
-    counted angle was known, from its range against the exercise's thresholds: "no rep counted:
-    no movement (96° at the highest; a shoulder-press goes from 100° or less to 150°)"
-    (NO_MOVEMENT: it was at the start position, and what left it was too quick to be a movement),
-    or "no rep counted: never at the start position (the angle was 112-140°; a squat starts at
-    150° or more)" (NOT_AT_START)."""
+    counted angle was known, from the counter and the angle's range against the exercise's
+    thresholds (angles of the frames whose counted angle was known and counted):
+    "no rep counted: a repetition was in progress when the run stopped (55° at the deepest so
+    far, not yet back to 150° or more)" (IN_PROGRESS: the run ended, by --frames, Ctrl-C or the
+    clip's end, before it was back at the start); "no rep counted: no movement (96° at the
+    highest; a shoulder-press goes from 100° or less to 150°)" (NO_MOVEMENT: it was at the start
+    position and left it by less than an attempt, reps.RepCounter.is_attempt); "no rep counted:
+    every movement away from the start position was quicker than the 0.5 s a squat takes (61° at
+    the deepest)" (TOO_QUICK: an attempt, but no partial one, RepCounter.min_rep_s); "no rep
+    counted: at the start position (150° or more) only 0.08 s at a time, a squat needs 0.1 s
+    there to start (the angle was 59-171°)" (NOT_AT_START: the counter never armed,
+    RepCounter.min_start_s) or "no rep counted: never at the start position (the angle was
+    112-140°; a squat starts at 150° or more)" (NOT_AT_START)."""
+    counter = track.counter
     side = "less" if exercise.turn_deg > exercise.start_deg else "more"
     name = f"a {exercise.name}" if exercise.name in PRESETS else "the exercise"
+    start = f"{exercise.start_deg:.0f}° or {side}"
+    if counter.progress_deg is not None:
+        return IN_PROGRESS, (f"no rep counted: a repetition was in progress when the run stopped "
+                             f"({counter.progress_deg:.0f}° at the {exercise.extreme_word} so far, not yet back to "
+                             f"{start})")
+    span = f"the angle was {track.low_deg:.0f}-{track.high_deg:.0f}°"
     if track.armed:
         farthest = track.high_deg if side == "less" else track.low_deg
+        if counter.is_attempt(farthest):
+            return TOO_QUICK, (f"no rep counted: every movement away from the start position was quicker than "
+                               f"the {exercise.min_rep_s:g} s {name} takes ({farthest:.0f}° at the "
+                               f"{exercise.extreme_word})")
         return NO_MOVEMENT, (f"no rep counted: no movement ({farthest:.0f}° at the {exercise.extreme_word}; {name} "
-                             f"goes from {exercise.start_deg:.0f}° or {side} to {exercise.turn_deg:.0f}°)")
-    return NOT_AT_START, (f"no rep counted: never at the start position (the angle was {track.low_deg:.0f}-"
-                          f"{track.high_deg:.0f}°; {name} starts at {exercise.start_deg:.0f}° or {side})")
+                             f"goes from {start} to {exercise.turn_deg:.0f}°)")
+    if counter.at_start(track.low_deg if side == "less" else track.high_deg):
+        stay = (f"{counter.longest_start_s:.2f} s at a time" if counter.longest_start_s > 0
+                else "in single frames")
+        return NOT_AT_START, (f"no rep counted: at the start position ({start}) only {stay}, {name} needs "
+                              f"{counter.min_start_s:g} s there to start ({span})")
+    return NOT_AT_START, f"no rep counted: never at the start position ({span}; {name} starts at {start})"
 
 
 def _too_shallow(partials: list[PartialRep], exercise: Exercise) -> str:

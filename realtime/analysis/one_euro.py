@@ -35,6 +35,12 @@ class OneEuroFilter:
     def reset(self) -> None:
         self._value = self._speed = self._time_s = None
 
+    def restart(self, where: np.ndarray) -> None:
+        """The elements where `where` (bool, the values' shape) is True start afresh at their next
+        measurement, as after a NaN: what they were fed before no longer pulls them."""
+        if self._value is not None and self._value.shape == where.shape:
+            self._value = np.where(where, np.nan, self._value)
+
     def __call__(self, value: np.ndarray | float, time_s: float) -> np.ndarray:
         x = np.asarray(value, dtype=np.float64)
         if self._value is None or self._value.shape != x.shape or self._time_s is None or time_s <= self._time_s:

@@ -127,6 +127,7 @@ class RepCounter:
         self.reps: list[Rep] = []
         self.partial_reps: list[PartialRep] = []  # too shallow: left the start and came back without the turn
         self.rejected = 0  # full cycles shorter than min_rep_s
+        self.longest_start_s = 0.0  # while waiting: the longest stay at the start position, sample after sample
         self._forget_progress()
 
     def _forget_progress(self) -> None:
@@ -150,6 +151,7 @@ class RepCounter:
         self.reps = [replace(rep, number=n) for n, rep in enumerate(reps, 1)]
         self.partial_reps = sorted([*earlier.partial_reps, *self.partial_reps], key=lambda p: p.start_s)
         self.rejected += earlier.rejected
+        self.longest_start_s = max(self.longest_start_s, earlier.longest_start_s)
 
     @property
     def count(self) -> int:
@@ -158,6 +160,12 @@ class RepCounter:
     @property
     def partials(self) -> int:
         return len(self.partial_reps)
+
+    @property
+    def progress_deg(self) -> float | None:
+        """The extreme angle of the repetition in progress (it left the start position and is not
+        back yet: state OUT or TURNED); None when none is."""
+        return self._attempt.extreme.deg if self.state in (OUT, TURNED) else None
 
     def beyond_turn(self, deg: float) -> bool:
         """Whether `deg` is at or past the turn."""
@@ -193,6 +201,8 @@ class RepCounter:
             return None
         if self.state == WAITING:
             self._seen_start = (self._seen_start or sample) if at_start else None
+            if self._seen_start is not None:
+                self.longest_start_s = max(self.longest_start_s, time_s - self._seen_start.time_s)
             if self._seen_start is not None and time_s - self._seen_start.time_s >= self.min_start_s:
                 self.state, self._seen_start = START, None
                 self._attempt = _Attempt(sample, sample, deg, deg)
@@ -222,11 +232,14 @@ class RepCounter:
         self._attempt = _Attempt(sample, sample, deg, deg)
         return completed
 
+    def is_attempt(self, deg: float) -> bool:
+        """Whether an extreme at `deg` went far enough from the start to be an attempt
+        (partial_share of the way to the turn; less is sway)."""
+        return self._sign * (deg - self.start_deg) >= self.partial_share * abs(self.turn_deg - self.start_deg)
+
     def _note_partial(self, end: _Sample) -> None:
         attempt = self._attempt
-        reached = self._sign * (attempt.extreme.deg - self.start_deg)
-        if (end.time_s - attempt.start.time_s >= self.min_rep_s
-                and reached >= self.partial_share * abs(self.turn_deg - self.start_deg)):
+        if end.time_s - attempt.start.time_s >= self.min_rep_s and self.is_attempt(attempt.extreme.deg):
             self.partial_reps.append(PartialRep(attempt.start.time_s, attempt.extreme.time_s, end.time_s,
                                                 attempt.extreme.deg))
 

@@ -22,7 +22,8 @@ def summary_table(summary: dict[str, Any]) -> str:
     """'squat: 2 reps', one aligned row per repetition, and per person whose counted angle was
     often unknown a line saying in how many frames, why, and what to try (or the hint as it is
     when it says it all: nobody in view, or why nothing was counted: out of the exercise's
-    posture, too shallow, no movement, never at the start position). When nobody was found in any
+    posture, too shallow, in progress when the run stopped, too quick, no movement, not at the
+    start position long enough). When nobody was found in any
     frame, that is said once, for no person."""
     exercise = summary["exercise"]["name"]
     lines = [f"{exercise}: {plural(summary['reps'], 'rep')}"]
