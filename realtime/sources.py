@@ -160,8 +160,9 @@ class PyAVReader(FrameReader):
     after `timeout_s` (RTSP runs over TCP; an RTSP camera that stops sending is given up on
     `timeout_s` after its last packet), so a dead camera never hangs the capture thread.
     With `loop`, a file starts again at its end, its frame indices and times running on (the
-    first frame of each later pass has `seeked` set: the picture jumps back). `live=None` decides at open: live when FFmpeg knows no duration or the demuxer reads no byte
-    stream (RTSP and other session protocols); a finite file over http(s) is a file. Frames whose
+    first frame of each later pass has `seeked` set: the picture jumps back). `live=None` decides
+    at open: live when FFmpeg knows no duration or the demuxer reads no byte stream (RTSP and
+    other session protocols); a finite file over http(s) is a file. Frames whose
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
     decoder's scaler from the decoded picture."""
 
