@@ -265,8 +265,9 @@ class PyAVReader(FrameReader):
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
         """(image as displayed in the output size, its parse copy or None, time in s or None, own
         displayed (W, H), Placement) per decoded frame: turned upright by its display matrix,
-        scaled to square pixels by the stream's sample aspect ratio, and letterboxed when its size
-        differs from the first frame's. The decoder's scaler converts and scales in one pass."""
+        scaled to square pixels by the stream's sample aspect ratio, and letterboxed when its aspect
+        differs from the output's (OutputSize.fit). The decoder's scaler converts and scales in one
+        pass."""
         try:
             for decoded in self._pictures(stream):
                 turn = display_turn(frame_display_matrix(decoded))

@@ -457,3 +457,27 @@ def test_too_shallow_says_where_the_turn_is_in_the_exercises_word(exercise, low,
     [partial] = person_out["partial_reps"]
     assert person_out["hint"] == (f"no rep counted: 1 movement too shallow ({partial['depth_deg']:.0f}° at the "
                                   f"{word}; a {exercise} turns at {preset.turn_deg:.0f}°)")
+
+
+def _hint_of(degs: list[float]) -> dict:
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    for i, deg in enumerate(degs):
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, leg_keypoints(deg, 80))]))
+    return analyser.summary()["people"]["0"]
+
+
+def test_a_crouch_before_the_start_is_no_movement_of_the_exercise():
+    """Crouched (70 deg) for 3 s, then standing still: the counter was never away from its start
+    once armed, so 'no movement', measured from the start on, not 'every movement ... was quicker
+    than a squat (70° at the deepest)' (the crouch before the start)."""
+    summary = _hint_of([70.0] * 90 + [175.0] * 60)
+    assert summary["hint_reason"] == "no_movement", summary
+    assert re.fullmatch(r"no rep counted: no movement \((1[5-7]\d)° at the deepest; a squat goes from 150° or more "
+                        r"to 120°\)", summary["hint"]), summary["hint"]
+
+
+def test_a_sway_at_the_end_of_the_run_is_no_repetition_in_progress():
+    """Standing, then swaying 3 deg under the start position (150) as the run stops: less than an
+    attempt (a quarter of the way to the turn), so 'no movement', not 'in progress'."""
+    summary = _hint_of([175.0] * 30 + [151.0] * 30 + [147.0] * 3)
+    assert summary["hint_reason"] == "no_movement", summary

@@ -95,6 +95,8 @@ class _PersonTrack:
     low_deg: float = math.inf  # the least and greatest counted angle known (inf, -inf: none known)
     high_deg: float = -math.inf
     armed: bool = False  # whether the counter was ever at the start position (RepCounter left WAITING)
+    armed_low_deg: float = math.inf  # low_deg / high_deg over the frames since the counter was armed
+    armed_high_deg: float = -math.inf
     last_s: float | None = None  # the time of the latest frame
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
@@ -180,6 +182,8 @@ class FitnessAnalyser(Analyser):
                 track.low_deg = min(track.low_deg, earlier.low_deg)
                 track.high_deg = max(track.high_deg, earlier.high_deg)
                 track.armed = track.armed or earlier.armed
+                track.armed_low_deg = min(track.armed_low_deg, earlier.armed_low_deg)
+                track.armed_high_deg = max(track.armed_high_deg, earlier.armed_high_deg)
             self._tracks[into_id] = track
 
     def update(self, frame: Frame, parse: ParseResult) -> dict[str, Any]:
@@ -238,6 +242,8 @@ class FitnessAnalyser(Analyser):
         if not math.isnan(signal):
             track.low_deg, track.high_deg = min(track.low_deg, signal), max(track.high_deg, signal)
         track.armed = track.armed or counter.state != WAITING
+        if track.armed and not math.isnan(signal):
+            track.armed_low_deg, track.armed_high_deg = min(track.armed_low_deg, signal), max(track.armed_high_deg, signal)
         last = rep or (counter.reps[-1] if counter.reps else None)
         partial = counter.partial_reps[-1] if counter.partial_reps else None
         return {
@@ -428,11 +434,12 @@ def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
     thresholds (angles of the frames whose counted angle was known and counted):
     "no rep counted: a repetition was in progress when the run stopped (55° at the deepest so
     far, not yet back to 150° or more)" (IN_PROGRESS: the run ended, by --frames, Ctrl-C or the
-    clip's end, before it was back at the start); "no rep counted: no movement (96° at the
-    highest; a shoulder-press goes from 100° or less to 150°)" (NO_MOVEMENT: it was at the start
-    position and left it by less than an attempt, reps.RepCounter.is_attempt); "no rep counted:
-    every movement away from the start position was quicker than the 0.5 s a squat takes (61° at
-    the deepest)" (TOO_QUICK: an attempt, but no partial one, RepCounter.min_rep_s); "no rep
+    clip's end, during an attempt, reps.RepCounter.is_attempt); "no rep counted: every movement
+    away from the start position was quicker than the 0.5 s a squat takes (61° at the deepest)"
+    (TOO_QUICK: attempts back at the start sooner than RepCounter.min_rep_s, the farthest of them,
+    RepCounter.quick_deg); "no rep counted: no movement (96° at the highest; a shoulder-press goes
+    from 100° or less to 150°)" (NO_MOVEMENT: since it was first at the start position it left it
+    by less than an attempt, the farthest since then); "no rep
     counted: at the start position (150° or more) only 0.08 s at a time, a squat needs 0.1 s
     there to start (the angle was 59-171°)" (NOT_AT_START: the counter never armed,
     RepCounter.min_start_s) or "no rep counted: never at the start position (the angle was
@@ -441,17 +448,17 @@ def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
     side = "less" if exercise.turn_deg > exercise.start_deg else "more"
     name = f"a {exercise.name}" if exercise.name in PRESETS else "the exercise"
     start = f"{exercise.start_deg:.0f}° or {side}"
-    if counter.progress_deg is not None:
+    if counter.progress_deg is not None and counter.is_attempt(counter.progress_deg):
         return IN_PROGRESS, (f"no rep counted: a repetition was in progress when the run stopped "
                              f"({counter.progress_deg:.0f}° at the {exercise.extreme_word} so far, not yet back to "
                              f"{start})")
     span = f"the angle was {track.low_deg:.0f}-{track.high_deg:.0f}°"
     if track.armed:
-        farthest = track.high_deg if side == "less" else track.low_deg
-        if counter.is_attempt(farthest):
+        if counter.quick_deg is not None:
             return TOO_QUICK, (f"no rep counted: every movement away from the start position was quicker than "
-                               f"the {exercise.min_rep_s:g} s {name} takes ({farthest:.0f}° at the "
+                               f"the {exercise.min_rep_s:g} s {name} takes ({counter.quick_deg:.0f}° at the "
                                f"{exercise.extreme_word})")
+        farthest = track.armed_high_deg if side == "less" else track.armed_low_deg
         return NO_MOVEMENT, (f"no rep counted: no movement ({farthest:.0f}° at the {exercise.extreme_word}; {name} "
                              f"goes from {start} to {exercise.turn_deg:.0f}°)")
     if counter.at_start(track.low_deg if side == "less" else track.high_deg):

@@ -127,6 +127,8 @@ class RepCounter:
         self.reps: list[Rep] = []
         self.partial_reps: list[PartialRep] = []  # too shallow: left the start and came back without the turn
         self.rejected = 0  # full cycles shorter than min_rep_s
+        # the farthest extreme of the attempts (is_attempt) back at the start sooner than min_rep_s
+        self.quick_deg: float | None = None
         self.longest_start_s = 0.0  # while waiting: the longest stay at the start position, sample after sample
         self._forget_progress()
 
@@ -151,6 +153,8 @@ class RepCounter:
         self.reps = [replace(rep, number=n) for n, rep in enumerate(reps, 1)]
         self.partial_reps = sorted([*earlier.partial_reps, *self.partial_reps], key=lambda p: p.start_s)
         self.rejected += earlier.rejected
+        if earlier.quick_deg is not None:
+            self._note_quick(earlier.quick_deg)
         self.longest_start_s = max(self.longest_start_s, earlier.longest_start_s)
 
     @property
@@ -239,9 +243,17 @@ class RepCounter:
 
     def _note_partial(self, end: _Sample) -> None:
         attempt = self._attempt
-        if end.time_s - attempt.start.time_s >= self.min_rep_s and self.is_attempt(attempt.extreme.deg):
+        if not self.is_attempt(attempt.extreme.deg):
+            return
+        if end.time_s - attempt.start.time_s >= self.min_rep_s:
             self.partial_reps.append(PartialRep(attempt.start.time_s, attempt.extreme.time_s, end.time_s,
                                                 attempt.extreme.deg))
+        else:
+            self._note_quick(attempt.extreme.deg)
+
+    def _note_quick(self, deg: float) -> None:
+        if self.quick_deg is None or self._sign * (deg - self.quick_deg) > 0:
+            self.quick_deg = deg
 
     def _rest(self, sample: _Sample) -> None:
         """At the start position: the repetition will start from here; the range of motion
@@ -262,6 +274,7 @@ class RepCounter:
         start, turn = attempt.start, attempt.extreme
         if end.time_s - start.time_s < self.min_rep_s:
             self.rejected += 1
+            self._note_quick(turn.deg)
             return None
         sides = [(diff, ratio) for time_s, diff, ratio in attempt.sides if time_s <= end.time_s]
         rep = Rep(

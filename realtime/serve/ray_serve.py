@@ -202,10 +202,12 @@ def run_ray_serve(settings: ServeSettings) -> NoReturn:
             while not stop.wait(1.0):
                 pass
         finally:
-            serve.shutdown()
-            if board is not None:
-                ray.get(board.close.remote())
-            ray.shutdown()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            try:
+                serve.shutdown()
+                if board is not None:
+                    ray.get(board.close.remote())
+            finally:
+                ray.shutdown()
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
     raise stop_exception(stopped_by[0])
