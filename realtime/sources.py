@@ -805,7 +805,7 @@ class Source:
             self._warn_skipped()
         return None
 
-    def peek(self, timeout_s: float = 0.5) -> Frame | None:
+    def peek(self, timeout_s: float) -> Frame | None:
         """The frame a `read` would return next (or, after a seek, one decoded before it), left
         for that read; None if none came within the timeout."""
         return self._buffer.peek(timeout_s)

@@ -94,13 +94,18 @@ class _PersonTrack:
     nobody_s: float = 0.0  # seconds with nobody found (from the frame before each such frame)
     low_deg: float = math.inf  # the least and greatest counted angle known (inf, -inf: none known)
     high_deg: float = -math.inf
-    armed: bool = False  # whether the counter was ever at the start position (RepCounter left WAITING)
     armed_low_deg: float = math.inf  # low_deg / high_deg over the frames since the counter was armed
     armed_high_deg: float = -math.inf
     last_s: float | None = None  # the time of the latest frame
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
+
+    @property
+    def armed(self) -> bool:
+        """Whether the counter was ever at the start position (RepCounter left WAITING, which it
+        does on a known angle, so the armed extremes hold one)."""
+        return self.armed_low_deg <= self.armed_high_deg
 
     def size_px(self, time_s: float, size: int | None) -> int | None:
         """The person's size: the largest body (its box's longer side, own pixels) found in the
@@ -181,7 +186,6 @@ class FitnessAnalyser(Analyser):
                 track.nobody_s += earlier.nobody_s
                 track.low_deg = min(track.low_deg, earlier.low_deg)
                 track.high_deg = max(track.high_deg, earlier.high_deg)
-                track.armed = track.armed or earlier.armed
                 track.armed_low_deg = min(track.armed_low_deg, earlier.armed_low_deg)
                 track.armed_high_deg = max(track.armed_high_deg, earlier.armed_high_deg)
             self._tracks[into_id] = track
@@ -241,8 +245,7 @@ class FitnessAnalyser(Analyser):
                              area_ratio=self._area_ratio(parse, mask) if sides else None, in_posture=in_posture)
         if not math.isnan(signal):
             track.low_deg, track.high_deg = min(track.low_deg, signal), max(track.high_deg, signal)
-        track.armed = track.armed or counter.state != WAITING
-        if track.armed and not math.isnan(signal):
+        if (track.armed or counter.state != WAITING) and not math.isnan(signal):
             track.armed_low_deg, track.armed_high_deg = min(track.armed_low_deg, signal), max(track.armed_high_deg, signal)
         last = rep or (counter.reps[-1] if counter.reps else None)
         partial = counter.partial_reps[-1] if counter.partial_reps else None
