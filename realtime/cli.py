@@ -37,7 +37,7 @@ from realtime.bench_cli import add_bench_commands, compare_settings_as_values
 from realtime.config import X264_PRESETS, OptionsError
 from realtime.eval_cli import add_eval_commands
 from realtime.fitness_cli import add_pose_quality_command, fitness_options, refuse_angles_without_exercise
-from realtime.logs import EXIT_ERROR, configure_logging, exit_status, sigterm_as_ctrl_c
+from realtime.logs import EXIT_ERROR, configure_logging, exit_status, one_line, sigterm_as_ctrl_c
 from realtime.models.registry import weight_files
 from realtime.serve.cli import add_serve_commands
 from realtime.version import version
@@ -87,19 +87,17 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         with sigterm_as_ctrl_c():
             return args.handler(args)
     except OptionsError as exc:  # the command line's fault, found once it was parsed: a usage error
-        print(f"partsight: error: {exc} (see '{_command_parser(parser, args).prog} --help')", file=sys.stderr)
+        print(f"partsight: error: {one_line(exc)} (see '{_command_parser(parser, args).prog} --help')",
+              file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # every failure reaches the user as one line, not a traceback
         if isinstance(exc, BrokenPipeError) and _stdout_closed():
             return 0
         if os.environ.get("PARTSIGHT_DEBUG"):
             raise
-        from realtime.sources import redact_url
-
         log.exception("command %s failed", args.command)
-        message = redact_url(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         detail = f" (details in {log_file})" if not isinstance(exc, (CliError, ValueError)) and log_file else ""
-        print(f"partsight: error: {message}{detail}", file=sys.stderr)
+        print(f"partsight: error: {one_line(exc)}{detail}", file=sys.stderr)
         return EXIT_ERROR
 
 
@@ -135,7 +133,7 @@ class _OneLineParser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"partsight: error: {message} (see '{self.prog} --help')\n")
+        self.exit(EXIT_USAGE, f"partsight: error: {one_line(message)} (see '{self.prog} --help')\n")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
@@ -244,8 +242,8 @@ def _process(args: argparse.Namespace) -> int:
         progress.set_postfix(fps=f"{result.fps:.1f}", refresh=False)
 
     def on_status(status, info) -> None:  # a live source reconnecting: say so, once per attempt
-        print(f"partsight: warning: {status}" if status else f"partsight: reconnected to {info.name}",
-              file=sys.stderr)
+        print(f"partsight: warning: {one_line(status)}" if status
+              else f"partsight: reconnected to {one_line(info.name)}", file=sys.stderr)
 
     try:
         job = run_job(config, outputs, on_start=on_start, on_result=on_result, on_status=on_status)
@@ -268,7 +266,7 @@ def _process(args: argparse.Namespace) -> int:
     kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
         else "no frame was written"
     if job.interrupted:  # first: what follows is what the run did until then
-        print(f"partsight: interrupted ({kept})", file=sys.stderr)
+        print(f"partsight: interrupted ({one_line(kept)})", file=sys.stderr)
     if frames:  # else the MP4 is not kept, and the error or interruption says so
         print(summary)
         print(job.audio)

@@ -7,6 +7,7 @@ import math
 import sys
 
 from realtime.config import OptionsError, default
+from realtime.logs import one_line
 from realtime.models.backends import BACKEND_CHOICES, DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
@@ -69,7 +70,7 @@ def warning_field(error: str | None) -> dict[str, str]:
     warning is also printed to stderr); {} when nothing failed."""
     if not error:
         return {}
-    print(f"partsight: warning: {error}; the report covers the frames read before it", file=sys.stderr)
+    print(f"partsight: warning: {one_line(error)}; the report covers the frames read before it", file=sys.stderr)
     return {"warning": error}
 
 
@@ -89,8 +90,8 @@ def labels_without_images_field(names: list[str], images: int) -> dict[str, list
     if not names:
         return {}
     listed = f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
-    print(f"partsight: warning: {labels_without_images_words(len(names))} left out ({listed}); the report covers "
-          f"the other {plural(images, 'image')}", file=sys.stderr)
+    print(f"partsight: warning: {labels_without_images_words(len(names))} left out ({one_line(listed)}); "
+          f"the report covers the other {plural(images, 'image')}", file=sys.stderr)
     return {"labels_without_images": names}
 
 

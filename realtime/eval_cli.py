@@ -38,11 +38,16 @@ def default_datasets_dir() -> Path:
 
 
 def add_eval_commands(commands: argparse._SubParsersAction) -> None:
-    evaluate = commands.add_parser("eval", help="")  # the help line lists the measures registered below
+    evaluate = commands.add_parser("eval", help=f"measure {', '.join(MEASURES)} (see 'eval MEASURE --help'); "
+                                                "prints JSON")
     measures = evaluate.add_subparsers(dest="eval_command", metavar="MEASURE", required=True)
+    for name, add_measure in MEASURES.items():
+        add_measure(measures, name)
 
+
+def _add_flicker(measures: argparse._SubParsersAction, name: str) -> None:
     flicker = measures.add_parser(
-        "flicker", help="label flicker of raw vs smoothed parses along a clip's optical flow",
+        name, help="label flicker of raw vs smoothed parses along a clip's optical flow",
         description="Label flicker of the raw and the smoothed parses along a clip's optical flow: the share (0-1) "
                     "of the pixels in either frame's person region whose label changed from the previous frame "
                     "warped onto this one, averaged over the clip; lower is steadier. smoothed_person_iou_to_raw "
@@ -57,8 +62,10 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     smoothing_option(flicker)
     flicker.set_defaults(handler=_flicker)
 
+
+def _add_jitter(measures: argparse._SubParsersAction, name: str) -> None:
     jitter = measures.add_parser(
-        "jitter", help="raw vs smoothed agreement on stills moved by a known smooth motion",
+        name, help="raw vs smoothed agreement on stills moved by a known smooth motion",
         description="Raw and smoothed labels on stills moved by a known smooth random motion, against the still's "
                     "own parse moved the same way: person_iou and part_accuracy (the share of the pixels in either "
                     "person region with the same label), both 0-1 and higher is better, averaged over every frame.")
@@ -74,17 +81,21 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     smoothing_option(jitter)
     jitter.set_defaults(handler=_jitter)
 
-    person_iou = measures.add_parser("person-iou", help="person-mask IoU against ground-truth label maps (with the "
-                                                        "two halves' means, subject_iou: the IoU of the parsed "
-                                                        "person who overlaps the label best, and the time per "
-                                                        "image against the parser alone)")
+
+def _add_person_iou(measures: argparse._SubParsersAction, name: str) -> None:
+    person_iou = measures.add_parser(name, help="person-mask IoU against ground-truth label maps (with the "
+                                                "two halves' means, subject_iou: the IoU of the parsed "
+                                                "person who overlaps the label best, and the time per "
+                                                "image against the parser alone)")
     person_iou.add_argument("--dataset", type=Path, help=DATASET_HELP)
     model_options(person_iou)
     pose_option(person_iou, "auto")
     person_iou.set_defaults(handler=_person_iou)
 
-    part_iou = measures.add_parser("part-iou", help="body-part IoU of BodyPix's parts, full-frame vs top-down, "
-                                                    "against ground-truth label maps")
+
+def _add_part_iou(measures: argparse._SubParsersAction, name: str) -> None:
+    part_iou = measures.add_parser(name, help="body-part IoU of BodyPix's parts, full-frame vs top-down, "
+                                              "against ground-truth label maps")
     part_iou.add_argument("dataset", type=Path, help="folder of labelled images (label_X.png / X_label.png / ann_X.png "
                                                     "beside the image)")
     part_iou.add_argument("--labels", default="pascal-person-part", choices=("pascal-person-part", "lip"),
@@ -93,8 +104,10 @@ def add_eval_commands(commands: argparse._SubParsersAction) -> None:
     model_options(part_iou, parts=False)  # both modes are scored, in one run
     pose_option(part_iou, "auto")
     part_iou.set_defaults(handler=_part_iou)
-    listed = next(action for action in commands._choices_actions if action.dest == "eval")
-    listed.help = f"measure {', '.join(measures.choices)} (see 'eval MEASURE --help'); prints JSON"
+
+
+# the measures `eval` runs, by name: each adds its subcommand (and `partsight --help` lists them)
+MEASURES = {"flicker": _add_flicker, "jitter": _add_jitter, "person-iou": _add_person_iou, "part-iou": _add_part_iou}
 
 
 def _part_iou(args: argparse.Namespace) -> int:

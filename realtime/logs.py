@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -30,6 +31,20 @@ RAY_NOTE_LOGGERS = ("ray._private.authentication.authentication_token_setup", "r
 # "Cancel 1 running task(s), timeout graceful shutdown exceeded" after a stop signal with an upload
 # still coming in (the command says "partsight: interrupted"), a client's invalid HTTP request
 UVICORN_NOTE_LOGGERS = ("uvicorn.error",)
+# what breaks or garbles a line on a terminal: C0 and C1 control characters, Unicode's line and
+# paragraph separators
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def one_line(error: BaseException | str) -> str:
+    """What the user is told of an error, as one line: its message (an exception's type name when
+    it has none), credentials in URLs removed, control characters escaped as Python writes them, so
+    that a path or URL holding a line break stays whole ('/tmp/a\\nb.mp4') and what follows it, the
+    reason, is not lost."""
+    from realtime.sources import redact_url
+
+    text = str(error).strip() or (type(error).__name__ if isinstance(error, BaseException) else "")
+    return _CONTROL.sub(lambda found: repr(found[0])[1:-1], redact_url(text))
 
 
 class _FileFormat(logging.Formatter):
@@ -45,13 +60,10 @@ class _FileFormat(logging.Formatter):
 
 
 class _ConsoleFormat(logging.Formatter):
-    """`partsight: LEVEL: first line of the message`, no traceback (it is in the log file)."""
+    """`partsight: LEVEL: message` as one_line writes it, no traceback (it is in the log file)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        from realtime.sources import redact_url
-
-        lines = record.getMessage().splitlines() or [""]
-        return f"partsight: {record.levelname.lower()}: {redact_url(lines[0])}"
+        return f"partsight: {record.levelname.lower()}: {one_line(record.getMessage())}"
 
 
 class _Console(logging.StreamHandler):

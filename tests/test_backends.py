@@ -3,11 +3,15 @@ one graph per head set and input size, built once; `auto` calibrates once and re
 from __future__ import annotations
 
 import json
+import platform
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from realtime.models import load_parser
 from realtime.models.backends import (
@@ -18,6 +22,7 @@ from realtime.models.backends import (
     TupleOutputs,
     agrees,
     available_backends,
+    calibrated_graph,
     calibration_key,
     onnx_key,
 )
@@ -113,6 +118,28 @@ def test_auto_calibrates_once_and_remembers_the_choice(single_frames, tmp_path, 
     again.parse(single_frames[0])
     assert again.backend == "openvino"
     assert json.loads(cache_file.read_text()) == entries
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the model name from /proc/cpuinfo")
+def test_a_calibration_timed_on_another_processor_is_not_reused(tmp_path, monkeypatch):
+    """A cache folder shared between machines (a home folder on NFS, a VM moved to other
+    hardware) holds a race timed on another processor of the same architecture: this machine
+    races again and keeps its own entry beside it, keyed on its processor's model name."""
+    monkeypatch.setenv("PARTSIGHT_BACKEND_CACHE", str(tmp_path / "backends.json"))
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    model_name = " ".join(next(line for line in cpuinfo if line.startswith("model name")).split(":", 1)[1].split())
+    module, example = TupleOutputs(nn.Conv2d(3, 4, 3)).eval(), torch.rand(1, 3, 16, 16)
+    key = calibration_key("probe", tuple(example.shape), torch.get_num_threads())
+    assert f"cpu={model_name}" in key.split("|")
+    # what every x86_64 Linux machine wrote before: the architecture alone, whatever the processor
+    others = key.replace(f"cpu={model_name}", platform.machine())
+    cache = BackendCache()
+    cache.put(others, "torch", {"torch": 0.001})
+    graph = calibrated_graph(module, example, model="probe", cache=cache, runs=2, warmup=1, budget_s=0.5)
+    entries = json.loads(cache.path.read_text())
+    assert set(entries) == {others, key}
+    assert entries[others] == {"backend": "torch", "ms": {"torch": 0.001}}
+    assert entries[key]["backend"] == graph.backend and set(entries[key]["ms"]) == set(BACKENDS)
 
 
 def test_the_race_keeps_each_backends_best_time_so_one_disturbed_stretch_does_not_lose_it():

@@ -763,3 +763,19 @@ def test_a_reader_that_closes_stdout_ends_the_command_quietly(unbuffered):
 def test_a_webcam_that_never_opens_is_one_line(tmp_path):
     run = _cli("process", "57", "-o", str(tmp_path / "o.mp4"), "--device", "cpu")
     _assert_one_line_error(run, "webcam 57 is not connected")
+
+
+def test_a_path_holding_a_line_break_stays_whole_in_the_one_line_error(tmp_path):
+    """The line break is written as \\n: the error stays one line, and its reason, after the path,
+    is not cut off."""
+    missing, damaged = tmp_path / "a\nb.mp4", tmp_path / "c\r\nd.mp4"
+    damaged.write_bytes(b"not a video")
+    run = _cli("process", str(missing), "-o", str(tmp_path / "o.mp4"))
+    _assert_one_line_error(run, f"{tmp_path}/a\\nb.mp4: no such file")
+    run = _cli("process", str(damaged), "-o", str(tmp_path / "o.mp4"))
+    _assert_one_line_error(run, f"cannot open {tmp_path}/c\\r\\nd.mp4: it is not a video PartSight can read")
+    run = _cli("process", str(damaged), "-o", str(damaged))
+    _assert_one_line_error(run, f"({tmp_path}/c\\r\\nd.mp4); choose another path for the output")
+    run = _cli("process", str(damaged), "-o", str(tmp_path / "o.mp4"), "--no\nsuch")
+    assert run.returncode == 2 and run.stderr.splitlines() == [
+        "partsight: error: unrecognized arguments: --no\\nsuch (see 'partsight process --help')"], run.stderr

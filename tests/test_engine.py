@@ -225,6 +225,21 @@ def test_a_webcam_probe_that_hangs_is_left_out_and_joined_at_close(tmp_path, cap
     assert not closing.is_alive() and probe.done and probe.found() == [] and not engine_threads()
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists the open files in /proc/self/fd")
+def test_a_webcam_probe_holds_no_device_open_once_it_answered(media_dir):
+    """Each probe releases its capture as soon as it knows whether the device opens: a device it
+    found is not held open until the probe is closed or the process exits. A video file given
+    as the device runs the same code (WebcamProbe._probe) as a webcam, which this machine lacks."""
+    clip = str((media_dir / "pose2sim-single-cam01.mp4").resolve())
+    probe = WebcamProbe([clip])
+    assert probe.close(timeout_s=30) == [] and probe.done and probe.found() == [clip]
+    opened = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed since it was listed
+            opened.append(os.readlink(f"/proc/self/fd/{fd}"))
+    assert clip not in opened
+
+
 def test_credentials_are_redacted():
     assert redact_url("cannot open rtsp://admin:secret@10.0.0.5/live") == "cannot open rtsp://***@10.0.0.5/live"
 

@@ -183,13 +183,21 @@ def test_eval_help_says_what_the_figures_are(capsys, measure, words):
 
 
 def test_top_level_help_lists_every_eval_measure(capsys):
-    """`partsight --help` names each measure `eval` has (part-iou was left out)."""
+    """`partsight --help` names each measure `eval` has (part-iou was left out), from the one list
+    of them that also adds their subcommands (it was read back from argparse's private
+    _choices_actions)."""
     from realtime.cli import main
+    from realtime.eval_cli import MEASURES
 
     with pytest.raises(SystemExit) as done:
         main(["--help"])
     assert done.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
     line = text[text.index(" eval measure "):text.index(" batch ")]
-    for measure in ("flicker", "jitter", "person-iou", "part-iou"):
-        assert measure in line
+    assert line == " eval measure flicker, jitter, person-iou, part-iou (see 'eval MEASURE --help'); prints JSON"
+    assert list(MEASURES) == ["flicker", "jitter", "person-iou", "part-iou"]
+    for measure in MEASURES:
+        with pytest.raises(SystemExit) as done:
+            main(["eval", measure, "--help"])
+        assert done.value.code == 0
+        assert capsys.readouterr().out.startswith(f"usage: partsight eval {measure} ")

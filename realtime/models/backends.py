@@ -5,9 +5,9 @@ PyTorch runs (`export_onnx`), so their outputs agree with PyTorch's to float rou
 builds every backend that installs here, checks that each agrees with PyTorch on the actual
 input, times them interleaved (so machine load hits all alike) and keeps the fastest; the choice
 is remembered per machine in a JSON file (`BackendCache`, in the user cache folder), keyed by
-the model, its input shape, the thread count and the library versions, so the calibration runs
-once; the ONNX exports are kept on disk beside it (`OnnxCache`), so later processes skip the
-tracing too. On CUDA only PyTorch runs.
+the model, its input shape, the thread count, the processor's model and the library versions,
+so the calibration runs once; the ONNX exports are kept on disk beside it (`OnnxCache`), so
+later processes skip the tracing too. On CUDA only PyTorch runs.
 
 The dtype (`DTYPES`, the run option --dtype) is what the networks compute in: "fp32", or "bf16"
 (bfloat16), which on the CPU runs on OpenVINO alone (its bf16 inference precision; on CPUs that
@@ -27,6 +27,8 @@ import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -464,17 +466,38 @@ class BackendCache:
             log.info("cannot write the backend cache %s", self.path, exc_info=True)
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The processor's model name, e.g. "AMD EPYC 7B13 64-Core Processor": Linux's /proc/cpuinfo
+    "model name", macOS's sysctl machdep.cpu.brand_string, elsewhere platform.processor(); the
+    architecture ("x86_64") where none of them tells."""
+    name = ""
+    try:
+        if sys.platform.startswith("linux"):
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+                name = next((value for field, _, value in (line.partition(":") for line in cpuinfo)
+                             if field.strip() == "model name"), "")
+        elif sys.platform == "darwin":
+            name = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
+                                  text=True, timeout=10).stdout
+        else:
+            name = platform.processor()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return " ".join(name.split()) or platform.machine()
+
+
 def calibration_key(model: str, shape: tuple[int, ...], threads: int) -> str:
     """What a calibration result depends on: model (and head set), input shape, threads, the
-    processor, the libraries' versions and how the race is timed."""
+    processor's model (cpu_model: a cache folder shared between machines holds each one's own
+    races), the libraries' versions and how the race is timed."""
     versions = [f"torch={torch.__version__}"]
     for module in ("onnxruntime", "openvino"):
         try:
             versions.append(f"{module}={__import__(module).__version__}")
         except ImportError:
             versions.append(f"{module}=none")
-    cpu = platform.processor() or platform.machine()
-    return "|".join([model, "x".join(map(str, shape)), f"threads={threads}", cpu, *versions,
+    return "|".join([model, "x".join(map(str, shape)), f"threads={threads}", f"cpu={cpu_model()}", *versions,
                      f"race={CALIBRATION_RACE}"])
 
 

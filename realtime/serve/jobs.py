@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 from realtime.config import PipelineConfig
 from realtime.job import JobOutputs, run_job, write_summary
-from realtime.sources import redact_url
+from realtime.logs import one_line
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,6 @@ class JobBoard:
 
 
 def _one_line(error: BaseException | str, folder: Path) -> str:
-    """The first line of an error (an exception's message, or a job's own words) for a client:
-    credentials and the server's folder taken out."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return redact_url(text.replace(str(folder / INPUT_NAME), "the upload").replace(str(folder), "the job"))
+    """An error (an exception's message, or a job's own words) for a client, as logs.one_line
+    writes it, the server's folder taken out."""
+    return one_line(error).replace(str(folder / INPUT_NAME), "the upload").replace(str(folder), "the job")
