@@ -289,6 +289,25 @@ def test_a_person_missing_from_the_parse_must_be_at_the_start_for_0_1_s_again_wh
     assert "at the start position (150° or more) only in single frames" in summary["8"]["hint"]
 
 
+def test_the_seconds_a_seek_skips_are_no_time_with_nobody_in_view():
+    """Nobody found in 15 frames either side of a seek 60 s on: 29 frame steps with nobody in
+    view (from the last frame seen, none across the seek), not a minute more (the seek left the
+    last frame's time, so the skipped minute was added)."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    body = np.zeros((H, W), bool)
+    body[20:220, 130:190] = True
+    for i in range(30):
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                        parse_of([PersonParse(0, body, leg_keypoints(170, 160), 0.9)]))
+    for start_s in (1.0, 61.0):
+        if start_s > 1.0:
+            analyser.seek(start_s)
+        for i in range(15):
+            analyser.update(Frame(np.zeros((H, W, 3), np.uint8), round(start_s * FPS) + i, start_s + i / FPS),
+                            parse_of([]))
+    assert analyser.summary()["people"]["0"]["nobody_s"] == pytest.approx(29 / FPS, abs=1e-3)
+
+
 def test_no_rep_with_too_shallow_movements_says_how_deep_against_the_turn():
     analyser = FitnessAnalyser(PRESETS["lunge"])
     shallow = [175.0] * 15 + [175 - 55 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 45)) for i in range(45)] * 2

@@ -164,12 +164,14 @@ class FitnessAnalyser(Analyser):
             self._tracks.clear()
 
     def seek(self, position_s: float) -> None:
-        """Playback jumped to `position_s`: every person's angle filter starts again and their
-        counter drops the repetition in progress and those completed after `position_s`."""
+        """Playback jumped to `position_s`: every person's angle filter starts again, their
+        counter drops the repetition in progress and those completed after `position_s`, and the
+        seconds skipped are no time with nobody in view (nobody_s)."""
         with self._lock:
             for track in self._tracks.values():
                 track.smoother.reset()
                 track.counter.seek(position_s)
+                track.last_s = None
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """`new_id` is the same person as `into_id`: their repetitions are added to that person's
