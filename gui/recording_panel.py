@@ -151,12 +151,12 @@ class RecordingPanel(QWidget):
         return path
 
     def export_reps(self, fmt: str) -> Path | None:
-        """Saves the counted repetitions as CSV or JSON in the output folder."""
-        fitness = self._session.fitness
-        if fitness is None:
+        """Saves the counted repetitions in the output folder: CSV, one row each, or JSON, the
+        summary `process --summary` writes (Session.summary); None without an exercise."""
+        summary = self._session.summary()
+        if summary is None:
             return None
         path = _unused_path(self.output_dir(), f".{fmt}")
-        summary = fitness.summary()
         text = reps_csv(summary) if fmt == "csv" else json.dumps(summary, indent=2) + "\n"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from realtime.analysis.exercises import get_exercise
 from realtime.build import Stages, build_analysers, build_run
 from realtime.config import PipelineConfig
+from realtime.job import fitness_summary
 from realtime.models.labels import LabelSet
 from realtime.models.registry import get_spec
 from realtime.pipeline import Pipeline
@@ -91,6 +93,16 @@ class Session:
     def fitness(self) -> Analyser | None:
         """The running exercise analyser (with `summary()`), None when no exercise is picked."""
         return self._stages.analysers[0] if self._stages is not None and self._stages.analysers else None
+
+    def summary(self) -> dict[str, Any] | None:
+        """The repetition summary of the source playing, as `process --summary` writes it
+        (realtime.job.fitness_summary: schema partsight.summary/1, with the pose source and the
+        source's name and frame rate); None without an exercise or a running pipeline."""
+        pipeline, stages = self._pipeline, self._stages
+        source = pipeline.source if pipeline is not None else None
+        if source is None or source.info is None or stages is None:
+            return None
+        return fitness_summary(stages, source.info, source.skipped, dropped=source.dropped)
 
     @property
     def smoothing(self) -> float:

@@ -265,6 +265,49 @@ def test_frames_with_nobody_found_are_a_note_of_how_long_or_advice_when_nobody_e
     assert "closer" in person["hint"] and "--internal-size" not in person["hint"]
 
 
+def test_a_person_missing_from_the_parse_must_be_at_the_start_for_0_1_s_again_when_back():
+    """Person 4 stands throughout; 7 and 8 stand for one frame, are missing from the parse (hidden
+    behind 4, say) for 2 s and come back standing: 7 for a squat, 8 for one frame. Neither was at
+    the start for 0.1 s before they went, so neither is armed on coming back (7 armed at once, and
+    8's hint said 'no movement', when the absence counted as 2 s at the start position)."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    squat = squat_degs(1)
+    states = []
+    for i in range(60 + len(squat)):
+        people = [person(4, leg_keypoints(175, 60))]
+        if i == 0 or i >= 60:
+            people.append(person(7, leg_keypoints(squat[max(0, i - 60)], 160)))
+        if i in (0, 60):
+            people.append(person(8, leg_keypoints(175, 260)))
+        out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))
+        states.append(out["people"].get("7", {}).get("state"))
+    assert states[0] == "waiting" and set(states[1:60]) == {None}
+    assert states.index("start") == 63, "armed once back at the start for 0.1 s, frame after frame"
+    summary = analyser.summary()["people"]
+    assert summary["7"]["reps"] == 1 and summary["4"]["hint_reason"] == "no_movement"
+    assert summary["8"]["hint_reason"] == "not_at_start"
+    assert "at the start position (150° or more) only in single frames" in summary["8"]["hint"]
+
+
+def test_the_seconds_a_seek_skips_are_no_time_with_nobody_in_view():
+    """Nobody found in 15 frames either side of a seek 60 s on: 29 frame steps with nobody in
+    view (from the last frame seen, none across the seek), not a minute more (the seek left the
+    last frame's time, so the skipped minute was added)."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    body = np.zeros((H, W), bool)
+    body[20:220, 130:190] = True
+    for i in range(30):
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS),
+                        parse_of([PersonParse(0, body, leg_keypoints(170, 160), 0.9)]))
+    for start_s in (1.0, 61.0):
+        if start_s > 1.0:
+            analyser.seek(start_s)
+        for i in range(15):
+            analyser.update(Frame(np.zeros((H, W, 3), np.uint8), round(start_s * FPS) + i, start_s + i / FPS),
+                            parse_of([]))
+    assert analyser.summary()["people"]["0"]["nobody_s"] == pytest.approx(29 / FPS, abs=1e-3)
+
+
 def test_no_rep_with_too_shallow_movements_says_how_deep_against_the_turn():
     analyser = FitnessAnalyser(PRESETS["lunge"])
     shallow = [175.0] * 15 + [175 - 55 * (0.5 - 0.5 * math.cos(2 * math.pi * i / 45)) for i in range(45)] * 2

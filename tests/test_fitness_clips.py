@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -237,6 +238,39 @@ def test_a_start_too_brief_to_arm_says_how_long_it_was(media_dir, tmp_path):
                               f"time, a squat needs 0.1 s there to start (the angle was {min(signals):.0f}-"
                               f"{max(signals):.0f}°)")
     assert f"person 0: {person['hint']}" in stdout
+
+
+def test_a_person_back_after_an_absence_arms_only_after_0_1_s_at_the_start(media_dir, tmp_path):
+    """faults/squat30.mp4 beside a copy of itself (two people, standing) whose body is blanked out
+    except in frames 14-16 and from 65 on: the right person is found for a moment, is missing
+    from the parse for 1.6 s, and comes back standing. They were never at the start for 0.1 s
+    before going, so coming back does not arm their counter: it arms 0.1 s later (it armed on the
+    first frame back, the absence taken as time at the start)."""
+    clip = tmp_path / "pair.mp4"
+    with av.open(str(media_dir / "faults" / "squat30.mp4")) as source, av.open(str(clip), "w") as pair:
+        stream = pair.add_stream("libx264", rate=30)
+        shape = source.streams.video[0].codec_context
+        stream.width, stream.height, stream.pix_fmt = 2 * shape.width, shape.height, "yuv420p"
+        for i, frame in enumerate(source.decode(video=0)):
+            left = frame.to_ndarray(format="rgb24")
+            right = left.copy()
+            if not (14 <= i <= 16 or i >= 65):
+                right[:] = np.median(left[:, :8].reshape(-1, 3), axis=0).astype(np.uint8)  # the backdrop
+            picture = av.VideoFrame.from_ndarray(np.concatenate([left, right], axis=1), format="rgb24")
+            picture.pts = i
+            pair.mux(stream.encode(picture))
+        pair.mux(stream.encode())
+    _, lines, _ = process(clip, tmp_path, "--exercise", "squat", "--max-people", "2", "--frames", "75")
+    right = [line["analysis"]["fitness"]["people"].get("1") for line in lines]
+    seen = [i for i, person in enumerate(right) if person is not None]
+    back = next(i for i in seen if i > 20)
+    before = [i for i in seen if i < back]
+    assert before and before[-1] - before[0] < 3 and back - before[-1] > 30, seen  # a moment, then away over 1 s
+    assert all(right[i]["state"] == "waiting" for i in before)
+    armed = next(i for i in seen if right[i]["state"] == "start")
+    assert armed > back, "armed on the first frame back"
+    assert all(right[i] is not None and right[i]["signal_deg"] >= 150 for i in range(back, armed + 1))
+    assert lines[armed]["pts_s"] - lines[back]["pts_s"] >= 0.09  # 0.1 s: three steps at 30 fps
 
 
 def test_a_knee_seen_again_is_not_dragged_by_its_hidden_readings(media_dir, tmp_path):

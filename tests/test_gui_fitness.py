@@ -7,12 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+from jsonschema import Draft202012Validator
 from PyQt6.QtCore import QSettings
 
 from conftest import FIRST_FRAMES_TIMEOUT_S, wait_for_frames
 from gui.main_window import MainWindow
 from gui.session import Session
+from realtime.build import Stages
 from realtime.config import PipelineConfig
+from realtime.job import fitness_summary
+from realtime.metrics import schema_path
+from realtime.smoothing import TemporalSmoother
 
 LONG_MS = FIRST_FRAMES_TIMEOUT_S * 1000  # liveness on a loaded machine, not speed
 
@@ -57,6 +62,15 @@ def test_squat_counter_rises_on_the_squat_clip_and_exports(window, qtbot, media_
     json_path = window.recording_panel.export_reps("json")
     summary = json.loads(json_path.read_text())
     assert summary["exercise"]["name"] == "squat" and summary["reps"] == 2 == len(summary["per_rep"])
+    # the one summary format: what `process --summary` writes (realtime.job.fitness_summary), valid
+    # against its schema (the window wrote the analyser's bare summary, without schema and pose_source)
+    assert list(Draft202012Validator(json.loads(schema_path("summary").read_text())).iter_errors(summary)) == []
+    pipeline = window._session.pipeline
+    stages = Stages(result=[], analysers=[window._session.fitness], smoother=TemporalSmoother(0.0),
+                    pose_source=pipeline.stats.pose_source)
+    engine = fitness_summary(stages, pipeline.source_info, pipeline.source.skipped, dropped=pipeline.source.dropped)
+    assert summary == json.loads(json.dumps(engine))
+    assert summary["pose_source"] == "blazepose-torch" and summary["source"]["name"].endswith("squat30.mp4")
 
 
 def test_switching_the_exercise_off_stops_the_analysis(window, qtbot, media_dir):

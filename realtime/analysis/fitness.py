@@ -14,9 +14,11 @@ state in words ("going down", "at the bottom", ...; at the start position out of
 posture, e.g. standing for a sit-up, "not in position" and what the start needs: such a start
 is no start, reps.RepCounter, and the summary's hint says why nothing was counted when most
 were); `last_partial` is the latest movement that was too shallow to count. People come from
-`parse.people`; a parse without people is one person, id 0. After a seek (`seek`) each counter
-keeps the repetitions completed before the seek point; `merge_people` adds one person's
-repetitions to another's.
+`parse.people`; a parse without people is one person, id 0. A person missing from a frame's
+parse (occluded, briefly out of frame) is an unknown angle to their counter: back in view, their
+start position must be seen for min_start_s again before the counter arms. After a seek (`seek`)
+each counter keeps the repetitions completed before the seek point; `merge_people` adds one
+person's repetitions to another's.
 """
 from __future__ import annotations
 
@@ -162,12 +164,14 @@ class FitnessAnalyser(Analyser):
             self._tracks.clear()
 
     def seek(self, position_s: float) -> None:
-        """Playback jumped to `position_s`: every person's angle filter starts again and their
-        counter drops the repetition in progress and those completed after `position_s`."""
+        """Playback jumped to `position_s`: every person's angle filter starts again, their
+        counter drops the repetition in progress and those completed after `position_s`, and the
+        seconds skipped are no time with nobody in view (nobody_s)."""
         with self._lock:
             for track in self._tracks.values():
                 track.smoother.reset()
                 track.counter.seek(position_s)
+                track.last_s = None
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """`new_id` is the same person as `into_id`: their repetitions are added to that person's
@@ -195,6 +199,8 @@ class FitnessAnalyser(Analyser):
         with self._lock:
             out = {str(pid): self._update_person(pid, keypoints, mask, frame, parse, person)
                    for pid, keypoints, mask, person in people}
+            for pid in self._tracks.keys() - {pid for pid, *_ in people}:  # not found in this frame
+                self._tracks[pid].counter.update(None, frame.pts_s, frame.index)
         return {"exercise": self.exercise.to_dict(), "people": out}
 
     def _update_person(self, pid: int, keypoints: np.ndarray | None, mask: np.ndarray, frame: Frame,

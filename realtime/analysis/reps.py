@@ -93,8 +93,8 @@ class RepCounter:
     """Counts repetitions of one angle signal.
 
     start_deg / turn_deg: the start position is on start_deg's side away from turn_deg, the
-        turn is at or beyond turn_deg (a squat: start 150, turn 100; a jumping jack: start 40,
-        turn 120).
+        turn is at or beyond turn_deg (exercises.PRESETS: a squat's knees start at 150 and turn
+        at 120, closing; a jumping jack's shoulders start at 45 and turn at 120, opening).
     min_rep_s: shorter start -> turn -> start cycles are noise, not repetitions.
     min_hold_s: after the turn, the angle must stay at the start position this long before the
         repetition counts, so a glitch at the bottom that looks like the start does not end it.
