@@ -308,15 +308,17 @@ class Pipeline:
             self._commands.analysers = list(analysers)
 
     def seek(self, position_s: float) -> None:
-        """Plays a file on from `position_s` seconds (while paused: shows that frame). Ignored
-        for live sources."""
+        """Plays a file on from `position_s` seconds (while paused: shows that frame), in the pass
+        of a looped file that the frame shown is in (its indices and times go on from there).
+        Ignored for live sources."""
         info = self.source_info
         if info is None or info.live:
             return
         if info.duration_s is not None:
             position_s = min(position_s, max(0.0, info.duration_s - self._frame_step_s()))
         self._finished.clear()
-        self.playback.seek(position_s)
+        shown = self.latest()
+        self.playback.seek(position_s, shown.frame.loop_offset if shown is not None else None)
 
     def step(self, frames: int = 1) -> None:
         """Pauses and shows the next frame (1) or the one before the frame shown (-1)."""

@@ -232,6 +232,45 @@ def test_loop_plays_the_file_again_running_on_and_keeps_the_earlier_passes_reps(
         assert sum(1 for _ in container.decode(video=0)) == len(lines)
 
 
+def test_a_seek_near_a_loop_seam_continues_in_the_pass_on_screen(squat30):
+    """Loop on, paused near the end of the first pass: the capture thread has read on into the
+    second pass (it reads up to a buffer ahead of the frame shown). A seek to 0 then went to the
+    second pass (index 151, at 5.03 s), so the counter kept the first pass's squats and counted
+    them again on the replay: 4. It continues in the pass shown, as the same seek earlier does."""
+    frames = 151
+    pipeline, seen = start(squat30, exercise=True, stage_threads=1)  # the frame delivered is the last taken
+    pipeline.playback.set_loop(True)
+    near_the_end = threading.Event()
+
+    def pause_near_the_end(result) -> None:
+        if result.frame.index >= frames - 8 and not near_the_end.is_set():  # the buffer (8) holds frame 151
+            near_the_end.set()
+            pipeline.playback.pause()
+
+    pipeline.subscribe(pause_near_the_end)
+    try:
+        pipeline.start()
+        wait_for(lambda: near_the_end.is_set() and pipeline.source.frames_read > frames, timeout_s=300)
+        held = settled(seen)
+        shown = seen.last().frame
+        assert shown.index < frames and seen.reps() == 2, "shown: the first pass, both squats counted"
+        pipeline.seek(0.0)
+        pipeline.playback.resume()
+        wait_for(lambda: seen.count() > held and seen.last().frame.position_s >= shown.position_s, timeout_s=300)
+        pipeline.playback.pause()
+        results = list(seen.results[held:])
+    finally:
+        pipeline.stop()
+    replayed = next(i for i, r in enumerate(results) if r.frame.position_s >= shown.position_s)  # back where it was
+    assert results[replayed].analysis["fitness"]["people"]["0"]["reps"] == 2, \
+        "the replay counts the pass's two squats again, and only those"
+    first = results[0].frame
+    assert (first.index, first.pts_s, first.seeked) == (0, 0.0, True), \
+        "the seek continues in the pass shown"
+    assert [r.frame.index for r in results[:replayed + 1]] == list(range(replayed + 1)), \
+        "every frame of the replay once, numbered as the first time"
+
+
 def test_an_ended_file_plays_again_from_a_seek(squat30):
     pipeline, seen = start(squat30, person_mask="parser", smoothing=0.0)
     try:
