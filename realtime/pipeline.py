@@ -188,6 +188,7 @@ class Pipeline:
         self._taken = 0
         self._warm = False  # the steps ran on a frame since the latest _cool (warm_up, or one through them)
         self._cools = 0  # _cool calls: only a frame taken after the latest ends the warm-up
+        self._warmth = threading.Lock()  # _cool and _warmed_by: a cool never falls between a check and its warm-up's end
         # ids of the stages and analysers that start afresh: run on no frame taken since they came or
         # were told to forget the past (a new source or model); the only ones a warm-up runs
         self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
@@ -487,16 +488,18 @@ class Pipeline:
     def _cool(self) -> None:
         """The steps are to build their graphs again (a new source, model or stages): the frames in
         flight were taken before and do not end the warm-up (_warmed_by)."""
-        self._cools += 1
-        self._warm = False
-        self.playback.hold_clock()
+        with self._warmth:
+            self._cools += 1
+            self._warm = False
+            self.playback.hold_clock()
 
     def _warmed_by(self, item: _InFlight) -> None:
         """`item` went through the steps (delivered, or failed in one): taken after the latest
         `_cool`, it ends the warm-up, and the held pacing clock runs from it."""
-        if item.cools == self._cools:
-            self._warm = True
-            self.playback.start_clock(item.frame.pts_s)
+        with self._warmth:
+            if item.cools == self._cools:
+                self._warm = True
+                self.playback.start_clock(item.frame.pts_s)
 
     def _take(self, frame: Frame, generation: int) -> _InFlight:
         """`frame`, read after seek `generation`, as taken now: it carries the signals gathered

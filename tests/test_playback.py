@@ -23,6 +23,7 @@ from realtime.analysis.tracking import PersonTracker
 from realtime.build import build_analysers, build_pipeline, build_run, build_stages, person_mask_stages
 from realtime.config import PipelineConfig
 from realtime.job import JobModels, JobOutputs, run_job
+from realtime.pipeline import _InFlight, _Signals
 from realtime.playback import Playback
 from realtime.types import Frame
 from conftest import MAIN
@@ -521,6 +522,57 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     assert len(warm_ups) == 2 and runs.runs[warm_ups[1] + 1] == switched[0], \
         f"no warm-up before the new model's first frame: {runs.runs}"
     assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
+
+
+class _WatchedLock:
+    """A lock that sets `blocked` when a thread waits for it (what the test waits for)."""
+
+    def __init__(self, blocked: threading.Event) -> None:
+        self._lock, self.blocked = threading.Lock(), blocked
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.blocked.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def test_a_model_switch_between_a_frames_warm_up_check_and_its_end_starts_a_warm_up_that_stands(squat30):
+    """The first frame of a warm-up, delivered on the last step thread, checked that no cool came
+    after it was taken, then ended the warm-up and released the held clock; a model switch's cool on
+    the first thread falling between the two (driven here: it runs while the check is made) was
+    undone, so the new model was never warmed up and its clock ran from an old frame."""
+    pipeline = build_pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1, person_mask="parser"))
+    reached = threading.Event()  # the switch's cool ran, or waits for the check to be done
+    pipeline._warmth = _WatchedLock(reached)
+
+    def cool() -> None:
+        pipeline._cool()  # what a model switch does first (Pipeline._apply_commands)
+        reached.set()
+
+    switch = threading.Thread(target=cool, name="test-model-switch")
+
+    class Cools(int):
+        """The frame's count of cools, which lets the switch in while it is compared."""
+
+        __hash__ = int.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            switch.start()
+            assert reached.wait(30), "the switch neither ran nor waited"
+            return int(self) == other
+
+    try:
+        pipeline._cool()  # a warm-up began (the start)
+        taken = _InFlight(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0), 0, 0, Cools(pipeline._cools), _Signals(), {})
+        pipeline._warmed_by(taken)  # its first frame is through
+        switch.join(30)
+        assert not switch.is_alive()
+        assert not pipeline._warm and pipeline.playback._held, "the switch came last: its warm-up is to come"
+    finally:
+        pipeline.stop()
 
 
 def test_changing_the_exercise_or_adding_a_stage_keeps_the_people_and_their_ids(squat30):
