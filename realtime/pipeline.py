@@ -163,6 +163,7 @@ class Pipeline:
         self._analysers: list[Analyser] = list(analysers)
         self._groups = step_groups(self._stages, config.stage_threads)
         self._selected_people: frozenset[int] | None = None
+        self._id_restarts = 0  # FrameResult.id_restarts of the frames delivered now
         self._lent_stages = frozenset() if owns_stages else frozenset(map(id, stages))
         self.playback = Playback(speed=1.0 if config.realtime else None, drop_late=config.realtime)
         self._parser: Parser = parser or self._load_parser(config.model, config.weights)
@@ -348,7 +349,8 @@ class Pipeline:
         return info.step_s if info is not None else 1 / 30
 
     def set_selected_people(self, ids: set[int] | None) -> None:
-        """Analyse only these person IDs (None = everyone in frame)."""
+        """Analyse only these person IDs (None = everyone in frame); a new source or model chooses
+        everyone again from its first frame on (FrameResult.id_restarts)."""
         self._selected_people = None if ids is None else frozenset(ids)
 
     @property
@@ -666,6 +668,9 @@ class Pipeline:
                 step.merge_people(new_id, into_id)
             if item.signals.reset:
                 step.reset()
+        if item.signals.reset and group.delivers:  # the IDs start again: a choice made before names someone else
+            self._id_restarts += 1
+            self._selected_people = None
         if item.frame.seeked and not self._stale(item):
             for step in steps:
                 step.seek(item.frame.pts_s)
@@ -751,7 +756,8 @@ class Pipeline:
         result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
                              fps=self._fps, model=self.stats.model, pose_source=self.stats.pose_source,
                              live=source is not None and source.live,
-                             analysis=analysis, selected_people=self._selected_people)
+                             analysis=analysis, selected_people=self._selected_people,
+                             id_restarts=self._id_restarts)
         result.image = self.renderer.render(result)
         timings["render"], clock = _lap(clock)
         return result

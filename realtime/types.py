@@ -236,7 +236,9 @@ class FrameResult:
     `selected_people` the person IDs analysed (None = everyone); `live` whether the source is
     live (latency matters) or a file (every frame waits its turn); `model` the parser's name and
     `pose_source` what gave the keypoints ("parser": the parser itself, else a pose stage's name,
-    realtime.build.Stages.pose_source)."""
+    realtime.build.Stages.pose_source); `id_restarts` how many times the person IDs started again
+    from 0 before this frame (a new source or model: the tracker forgets everyone, and the choice
+    of people is everyone again): results with other counts number other people."""
 
     frame: Frame
     parse: ParseResult
@@ -249,3 +251,4 @@ class FrameResult:
     selected_people: frozenset[int] | None = None
     image: np.ndarray | None = None
     pose_source: str = "parser"
+    id_restarts: int = 0
