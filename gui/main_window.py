@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         self._shown_result = result
         self._display(result)
         self.fitness_panel.add_frame(result)
-        self.people_picker.show_people(result.parse.people)
+        self.people_picker.show_people(result.parse.people, result.id_restarts)
         self._frames_shown += 1
         self._display_times.append(time.monotonic())
         self.frame_shown.emit(self._frames_shown)

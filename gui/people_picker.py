@@ -25,6 +25,7 @@ class PeoplePicker(QWidget):
         self._session = session
         self._people: list[PersonParse] = []
         self._offers = MergeOffers()
+        self._id_restarts = 0  # FrameResult.id_restarts of the people offered
         self._offered: int | None = None
         self._in_frame = QLabel()
         self._in_frame.setObjectName("peopleInFrame")
@@ -61,8 +62,7 @@ class PeoplePicker(QWidget):
         layout.addWidget(self._all)
         layout.addWidget(self._merge_box)
         self._merge_box.hide()
-        self.show_people([])
-        self._show_selection()
+        self.reset()
 
     @property
     def selected_people(self) -> frozenset[int] | None:
@@ -70,13 +70,14 @@ class PeoplePicker(QWidget):
         return self._session.selected_people
 
     def reset(self) -> None:
-        """A new source: nobody seen, nobody chosen."""
-        self._offers = MergeOffers()
-        self.show_people([])
-        self._show_selection()
+        """A new source: nobody in frame until its first frame shows (whose IDs start again)."""
+        self.show_people([], self._id_restarts)
 
-    def show_people(self, people: list[PersonParse]) -> None:
-        """The people in the frame on screen."""
+    def show_people(self, people: list[PersonParse], id_restarts: int) -> None:
+        """The people in the frame on screen; `id_restarts`: its FrameResult.id_restarts (when it
+        changes, the IDs are the engine's new numbering: the offers start afresh)."""
+        if id_restarts != self._id_restarts:
+            self._offers, self._id_restarts = MergeOffers(), id_restarts
         self._people = people
         ids = [person.id for person in people]
         self._in_frame.setText("In frame: " + (", ".join(f"#{i}" for i in sorted(ids)) if ids else "nobody"))

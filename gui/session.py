@@ -164,7 +164,6 @@ class Session:
         if self._pipeline is None:
             return
         self._pipeline.merge_people(new_id, into_id)
-        self._selected_people = self._pipeline.selected_people
 
     def render(self, result: FrameResult, *, presentation: bool = False):
         """`result` drawn with the current view settings (H x W x 3 uint8 RGB); for the
@@ -238,7 +237,9 @@ class Session:
 
     @property
     def selected_people(self) -> frozenset[int] | None:
-        return self._selected_people
+        """The person IDs analysed (None: everyone): the running pipeline's (a merge moves them, a new
+        source or model makes them everyone again), else those a pipeline started now gets."""
+        return self._pipeline.selected_people if self._pipeline is not None else self._selected_people
 
     def select_people(self, ids: set[int] | None) -> None:
         """Analyse only these person IDs (None: everyone)."""

@@ -163,6 +163,7 @@ class Pipeline:
         self._analysers: list[Analyser] = list(analysers)
         self._groups = step_groups(self._stages, config.stage_threads)
         self._selected_people: frozenset[int] | None = None
+        self._id_restarts = 0  # FrameResult.id_restarts of the frames delivered now
         self._lent_stages = frozenset() if owns_stages else frozenset(map(id, stages))
         self.playback = Playback(speed=1.0 if config.realtime else None, drop_late=config.realtime)
         self._parser: Parser = parser or self._load_parser(config.model, config.weights)
@@ -188,6 +189,7 @@ class Pipeline:
         self._taken = 0
         self._warm = False  # the steps ran on a frame since the latest _cool (warm_up, or one through them)
         self._cools = 0  # _cool calls: only a frame taken after the latest ends the warm-up
+        self._warmth = threading.Lock()  # _cool and _warmed_by: a cool never falls between a check and its warm-up's end
         # ids of the stages and analysers that start afresh: run on no frame taken since they came or
         # were told to forget the past (a new source or model); the only ones a warm-up runs
         self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
@@ -308,15 +310,17 @@ class Pipeline:
             self._commands.analysers = list(analysers)
 
     def seek(self, position_s: float) -> None:
-        """Plays a file on from `position_s` seconds (while paused: shows that frame). Ignored
-        for live sources."""
+        """Plays a file on from `position_s` seconds (while paused: shows that frame), in the pass
+        of a looped file that the frame shown is in (its indices and times go on from there).
+        Ignored for live sources."""
         info = self.source_info
         if info is None or info.live:
             return
         if info.duration_s is not None:
             position_s = min(position_s, max(0.0, info.duration_s - self._frame_step_s()))
         self._finished.clear()
-        self.playback.seek(position_s)
+        shown = self.latest()
+        self.playback.seek(position_s, shown.frame.loop_offset if shown is not None else None)
 
     def step(self, frames: int = 1) -> None:
         """Pauses and shows the next frame (1) or the one before the frame shown (-1)."""
@@ -345,7 +349,8 @@ class Pipeline:
         return info.step_s if info is not None else 1 / 30
 
     def set_selected_people(self, ids: set[int] | None) -> None:
-        """Analyse only these person IDs (None = everyone in frame)."""
+        """Analyse only these person IDs (None = everyone in frame); a new source or model chooses
+        everyone again from its first frame on (FrameResult.id_restarts)."""
         self._selected_people = None if ids is None else frozenset(ids)
 
     @property
@@ -485,16 +490,18 @@ class Pipeline:
     def _cool(self) -> None:
         """The steps are to build their graphs again (a new source, model or stages): the frames in
         flight were taken before and do not end the warm-up (_warmed_by)."""
-        self._cools += 1
-        self._warm = False
-        self.playback.hold_clock()
+        with self._warmth:
+            self._cools += 1
+            self._warm = False
+            self.playback.hold_clock()
 
     def _warmed_by(self, item: _InFlight) -> None:
         """`item` went through the steps (delivered, or failed in one): taken after the latest
         `_cool`, it ends the warm-up, and the held pacing clock runs from it."""
-        if item.cools == self._cools:
-            self._warm = True
-            self.playback.start_clock(item.frame.pts_s)
+        with self._warmth:
+            if item.cools == self._cools:
+                self._warm = True
+                self.playback.start_clock(item.frame.pts_s)
 
     def _take(self, frame: Frame, generation: int) -> _InFlight:
         """`frame`, read after seek `generation`, as taken now: it carries the signals gathered
@@ -661,6 +668,9 @@ class Pipeline:
                 step.merge_people(new_id, into_id)
             if item.signals.reset:
                 step.reset()
+        if item.signals.reset and group.delivers:  # the IDs start again: a choice made before names someone else
+            self._id_restarts += 1
+            self._selected_people = None
         if item.frame.seeked and not self._stale(item):
             for step in steps:
                 step.seek(item.frame.pts_s)
@@ -746,7 +756,8 @@ class Pipeline:
         result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
                              fps=self._fps, model=self.stats.model, pose_source=self.stats.pose_source,
                              live=source is not None and source.live,
-                             analysis=analysis, selected_people=self._selected_people)
+                             analysis=analysis, selected_people=self._selected_people,
+                             id_restarts=self._id_restarts)
         result.image = self.renderer.render(result)
         timings["render"], clock = _lap(clock)
         return result

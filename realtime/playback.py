@@ -23,11 +23,14 @@ CAPTURE, WORKER = "capture", "worker"  # the two threads a Playback steers
 
 @dataclass(frozen=True)
 class SeekRequest:
-    """Where the capture thread is to continue: `generation` counts seeks (0 = none yet) and
-    `position_s` is the target in seconds from the first frame (None: from where it stands)."""
+    """Where the capture thread is to continue: `generation` counts seeks (0 = none yet),
+    `position_s` is the target in seconds from the first frame (None: from where it stands) and
+    `loop_offset` the pass of a looped file it continues in (Frame.loop_offset: the pass of the
+    frame shown; None: the pass being read)."""
 
     generation: int
     position_s: float | None
+    loop_offset: tuple[int, float] | None = None
 
 
 class Playback:
@@ -122,11 +125,12 @@ class Playback:
             self._loop = loop
             self._condition.notify_all()
 
-    def seek(self, position_s: float) -> None:
-        """Continues from the frame at `position_s` (seconds from the first frame; clamped at 0).
-        While paused exactly that frame is shown."""
+    def seek(self, position_s: float, loop_offset: tuple[int, float] | None = None) -> None:
+        """Continues from the frame at `position_s` (seconds from the first frame; clamped at 0)
+        in the pass of a looped file that `loop_offset` (Frame.loop_offset) numbers (None: the pass
+        being read). While paused exactly that frame is shown."""
         with self._condition:
-            self._seek = SeekRequest(self._seek.generation + 1, max(0.0, float(position_s)))
+            self._seek = SeekRequest(self._seek.generation + 1, max(0.0, float(position_s)), loop_offset)
             self._anchor = None
             if self._paused:
                 self._steps = {CAPTURE: 1, WORKER: 1}

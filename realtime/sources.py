@@ -703,8 +703,9 @@ class Source:
     A file is played as its `playback` says: paced or not, paused, repositioned by seeks (the
     first frame after one has `seeked` set; frames decoded before it are never returned) and
     looped (each pass starts as a seek to 0 does, its indices and times running on from the
-    pass before: Frame.loop_offset_s). At its end the capture thread waits for a seek until
-    stopped, so a file that ended can be played again from any position.
+    pass before: Frame.loop_offset; a seek continues in the pass its request names,
+    SeekRequest.loop_offset). At its end the capture thread waits for a seek until stopped, so a
+    file that ended can be played again from any position.
 
     An image folder's unreadable files (FrameReader.unreadable) are each warned of once, when a
     frame after it is read (or a read finds the end), never for those the capture thread read
@@ -862,6 +863,8 @@ class Source:
             claimed = playback.claim_seek()
             if claimed is not None:
                 generation, start_s = claimed.generation, claimed.position_s
+                if claimed.loop_offset is not None:  # the pass of the frame shown, not the one read ahead
+                    self._loop_offset = claimed.loop_offset
             try:
                 self._pass(generation, start_s)
             except SourceError as exc:
@@ -892,9 +895,9 @@ class Source:
                     return
                 frame.decode_ms = (time.perf_counter() - decode_start) * 1000
                 frame.seeked, seeked = seeked or frame.seeked, False
-                index_offset, frame.loop_offset_s = self._loop_offset
-                frame.index += index_offset
-                frame.pts_s += frame.loop_offset_s
+                frame.loop_offset = self._loop_offset
+                frame.index += frame.loop_offset[0]
+                frame.pts_s += frame.loop_offset[1]
                 if not playback.capture_due(frame.pts_s, generation, self._stop):
                     return
                 self._buffer.put(generation, frame, cancelled)

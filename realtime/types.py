@@ -70,10 +70,10 @@ class Frame:
     a seek or a loop back to the start: the picture jumps there, stages forget their motion and
     analysers what was in progress (Analyser.seek at `pts_s`). A seek goes back or ahead in the
     file, and so in time; a loop runs on: a file its Playback loops (the window's Loop) numbers
-    its frames and times on from pass to pass, as `process --loop` does, and `loop_offset_s` is
-    how far this frame's pass moved its time (0 in the first pass), so that `position_s` is its
-    place in the file, where a seek goes (a reader that loops itself, `process --loop`, leaves it
-    0: nothing seeks there).
+    its frames and times on from pass to pass, as `process --loop` does, and `loop_offset` is
+    how far this frame's pass moved its (index, time in seconds) ((0, 0.0) in the first pass), so
+    that `position_s` is its place in the file, where a seek goes, in that pass (a reader that
+    loops itself, `process --loop`, leaves it (0, 0.0): nothing seeks there).
     `parse_image` is a smaller copy of `image` (same aspect) that the parser and the stages work on
     when the run parses large frames at a reduced size (PipelineConfig.parse_side); None: they
     work on `image`."""
@@ -88,7 +88,7 @@ class Frame:
     placement: Placement = field(default_factory=lambda: Placement())
     source_s: float | None = None
     seeked: bool = False
-    loop_offset_s: float = 0.0
+    loop_offset: tuple[int, float] = (0, 0.0)
     parse_image: np.ndarray | None = None
 
     @property
@@ -100,7 +100,7 @@ class Frame:
     def position_s(self) -> float:
         """Seconds from the file's first frame to this one, where Pipeline.seek goes (`pts_s`
         less the earlier passes of a looped file)."""
-        return self.pts_s - self.loop_offset_s
+        return self.pts_s - self.loop_offset[1]
 
     def for_parsing(self) -> Frame:
         """The frame the parser and the stages see: `parse_image` as its image (its placement
@@ -236,7 +236,9 @@ class FrameResult:
     `selected_people` the person IDs analysed (None = everyone); `live` whether the source is
     live (latency matters) or a file (every frame waits its turn); `model` the parser's name and
     `pose_source` what gave the keypoints ("parser": the parser itself, else a pose stage's name,
-    realtime.build.Stages.pose_source)."""
+    realtime.build.Stages.pose_source); `id_restarts` how many times the person IDs started again
+    from 0 before this frame (a new source or model: the tracker forgets everyone, and the choice
+    of people is everyone again): results with other counts number other people."""
 
     frame: Frame
     parse: ParseResult
@@ -249,3 +251,4 @@ class FrameResult:
     selected_people: frozenset[int] | None = None
     image: np.ndarray | None = None
     pose_source: str = "parser"
+    id_restarts: int = 0

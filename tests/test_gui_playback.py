@@ -281,6 +281,35 @@ def test_a_person_back_under_a_new_id_can_be_merged_and_their_reps_add_up(make_w
     assert counts(window) == {"0": 2}
 
 
+def test_a_model_switch_starts_the_choice_of_people_and_the_merge_offers_afresh(make_window, qtbot, media_dir,
+                                                                                tmp_path):
+    """A model switch restarts the tracker's IDs (from 0), but the window kept its merge offers and
+    the people chosen: an ID merged before the switch was never offered again (the squatter, away
+    again after it and back under that ID, stayed someone new), and a chosen ID named whoever the
+    new tracker gave it. The engine says when the IDs start again (FrameResult.id_restarts) and
+    chooses everyone then; the window follows it."""
+    frames = _clip_frames(media_dir / "faults" / "leave_A.mp4", 211)
+    away, back = frames[71:131] * 2, frames[131:]  # away for 4 s: the tracker forgets them (after 3 s)
+    clip = tmp_path / "away_twice.mp4"
+    _write_clip(clip, frames[:71] + away + back[:60] + away + back)
+    window = make_window(max_people=4)
+    window._session.set_speed(2.0)
+    window.open_source(str(clip))
+    qtbot.waitUntil(lambda: window.people_picker.merge_offer() is not None, timeout=LONG)
+    offer = window.people_picker.merge_offer()
+    window.people_picker.merge(offer[0], offer[1][0])  # as the Merge button does
+    window._session.select_people({offer[1][0]})
+    window.switch_model("bodypix-s8")
+    qtbot.waitUntil(lambda: window.shown_result is not None and window.shown_result.model == "bodypix-s8",
+                    timeout=LONG)
+    chosen = window._session.selected_people, window.people_picker.choice_text()
+    qtbot.waitUntil(lambda: window.people_picker.merge_offer() is not None or window.stalled, timeout=LONG)
+    assert window.people_picker.merge_offer() == offer, "away and back again: offered again, under the same IDs"
+    assert chosen == (None, "Analysing: everyone (click a person to choose)"), \
+        "a choice made before the switch names someone else"
+    assert window.shown_result.id_restarts == 1
+
+
 def test_choices_are_remembered_and_the_first_open_dialog_starts_in_videos_or_home(make_window, qtbot, squat30,
                                                                                     tmp_path):
     window = make_window()

@@ -23,6 +23,7 @@ from realtime.analysis.tracking import PersonTracker
 from realtime.build import build_analysers, build_pipeline, build_run, build_stages, person_mask_stages
 from realtime.config import PipelineConfig
 from realtime.job import JobModels, JobOutputs, run_job
+from realtime.pipeline import _InFlight, _Signals
 from realtime.playback import Playback
 from realtime.types import Frame
 from conftest import MAIN
@@ -230,6 +231,45 @@ def test_loop_plays_the_file_again_running_on_and_keeps_the_earlier_passes_reps(
     assert lines[-1]["analysis"]["fitness"]["people"]["0"]["reps"] == 4
     with av.open(str(video)) as container:
         assert sum(1 for _ in container.decode(video=0)) == len(lines)
+
+
+def test_a_seek_near_a_loop_seam_continues_in_the_pass_on_screen(squat30):
+    """Loop on, paused near the end of the first pass: the capture thread has read on into the
+    second pass (it reads up to a buffer ahead of the frame shown). A seek to 0 then went to the
+    second pass (index 151, at 5.03 s), so the counter kept the first pass's squats and counted
+    them again on the replay: 4. It continues in the pass shown, as the same seek earlier does."""
+    frames = 151
+    pipeline, seen = start(squat30, exercise=True, stage_threads=1)  # the frame delivered is the last taken
+    pipeline.playback.set_loop(True)
+    near_the_end = threading.Event()
+
+    def pause_near_the_end(result) -> None:
+        if result.frame.index >= frames - 8 and not near_the_end.is_set():  # the buffer (8) holds frame 151
+            near_the_end.set()
+            pipeline.playback.pause()
+
+    pipeline.subscribe(pause_near_the_end)
+    try:
+        pipeline.start()
+        wait_for(lambda: near_the_end.is_set() and pipeline.source.frames_read > frames, timeout_s=300)
+        held = settled(seen)
+        shown = seen.last().frame
+        assert shown.index < frames and seen.reps() == 2, "shown: the first pass, both squats counted"
+        pipeline.seek(0.0)
+        pipeline.playback.resume()
+        wait_for(lambda: seen.count() > held and seen.last().frame.position_s >= shown.position_s, timeout_s=300)
+        pipeline.playback.pause()
+        results = list(seen.results[held:])
+    finally:
+        pipeline.stop()
+    replayed = next(i for i, r in enumerate(results) if r.frame.position_s >= shown.position_s)  # back where it was
+    assert results[replayed].analysis["fitness"]["people"]["0"]["reps"] == 2, \
+        "the replay counts the pass's two squats again, and only those"
+    first = results[0].frame
+    assert (first.index, first.pts_s, first.seeked) == (0, 0.0, True), \
+        "the seek continues in the pass shown"
+    assert [r.frame.index for r in results[:replayed + 1]] == list(range(replayed + 1)), \
+        "every frame of the replay once, numbered as the first time"
 
 
 def test_an_ended_file_plays_again_from_a_seek(squat30):
@@ -482,6 +522,57 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     assert len(warm_ups) == 2 and runs.runs[warm_ups[1] + 1] == switched[0], \
         f"no warm-up before the new model's first frame: {runs.runs}"
     assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
+
+
+class _WatchedLock:
+    """A lock that sets `blocked` when a thread waits for it (what the test waits for)."""
+
+    def __init__(self, blocked: threading.Event) -> None:
+        self._lock, self.blocked = threading.Lock(), blocked
+
+    def __enter__(self) -> None:
+        if not self._lock.acquire(blocking=False):
+            self.blocked.set()
+            self._lock.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def test_a_model_switch_between_a_frames_warm_up_check_and_its_end_starts_a_warm_up_that_stands(squat30):
+    """The first frame of a warm-up, delivered on the last step thread, checked that no cool came
+    after it was taken, then ended the warm-up and released the held clock; a model switch's cool on
+    the first thread falling between the two (driven here: it runs while the check is made) was
+    undone, so the new model was never warmed up and its clock ran from an old frame."""
+    pipeline = build_pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1, person_mask="parser"))
+    reached = threading.Event()  # the switch's cool ran, or waits for the check to be done
+    pipeline._warmth = _WatchedLock(reached)
+
+    def cool() -> None:
+        pipeline._cool()  # what a model switch does first (Pipeline._apply_commands)
+        reached.set()
+
+    switch = threading.Thread(target=cool, name="test-model-switch")
+
+    class Cools(int):
+        """The frame's count of cools, which lets the switch in while it is compared."""
+
+        __hash__ = int.__hash__
+
+        def __eq__(self, other: object) -> bool:
+            switch.start()
+            assert reached.wait(30), "the switch neither ran nor waited"
+            return int(self) == other
+
+    try:
+        pipeline._cool()  # a warm-up began (the start)
+        taken = _InFlight(Frame(np.zeros((8, 8, 3), np.uint8), 0, 0.0), 0, 0, Cools(pipeline._cools), _Signals(), {})
+        pipeline._warmed_by(taken)  # its first frame is through
+        switch.join(30)
+        assert not switch.is_alive()
+        assert not pipeline._warm and pipeline.playback._held, "the switch came last: its warm-up is to come"
+    finally:
+        pipeline.stop()
 
 
 def test_changing_the_exercise_or_adding_a_stage_keeps_the_people_and_their_ids(squat30):
