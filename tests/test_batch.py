@@ -247,6 +247,24 @@ def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
 
 
+def test_an_input_named_with_a_line_break_fails_on_one_line_with_its_reason(cluster, tmp_path):
+    """A corrupt input whose name holds a line break (a shell passes one): its error in the
+    manifest and the table, and its warning, are each one line, the path's line break escaped
+    and the reason after it kept (cut at the line break, the reason was lost)."""
+    corrupt = tmp_path / "bad\nname.mp4"
+    corrupt.write_text("this is not a video\n" * 100)
+    out = tmp_path / "out"
+    done = run_batch(cluster, out, corrupt, options=["--frames", "8"])
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    shown = str(corrupt).replace("\n", "\\n")
+    [line] = manifest(out)
+    assert (line["input"], line["status"]) == (str(corrupt), "failed"), line
+    assert line["error"] == f"cannot open {shown}: it is not a video PartSight can read, or it is damaged", line
+    warning = f"partsight: warning: {shown} failed: {line['error']}"  # after the progress bars' cursor moves
+    assert re.search(rf"{re.escape(warning)}$", done.stderr, re.M), done.stderr
+    assert re.search(rf"^bad_name +failed +0 .*  {re.escape(line['error'])}$", done.stdout, re.M), done.stdout
+
+
 def assert_complete(out: Path, line: dict, frames: int) -> None:
     """The manifest line's outputs are in place: every frame in the JSONL and the MP4, a summary."""
     folder = out / line["output"]

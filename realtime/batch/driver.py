@@ -27,10 +27,10 @@ from tqdm import tqdm
 from realtime.analysis.exercises import get_exercise
 from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
-from realtime.batch.worker import BatchWorker, Task, one_line
+from realtime.batch.worker import BatchWorker, Task
 from realtime.config import PipelineConfig
 from realtime.job import unreadable_words
-from realtime.logs import STOP_SIGNALS, ray_notes_to_log_file, stop_exception, stop_signal
+from realtime.logs import STOP_SIGNALS, one_line, ray_notes_to_log_file, stop_exception, stop_signal
 from realtime.render import plural
 from realtime.sources import URL, frames_shown, redact_url
 
@@ -149,7 +149,7 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
         try:
             exercise = get_exercise(item.exercise) if item.exercise else options.config.exercise
         except ValueError as exc:
-            report.lines.append(manifest.append({**line, "status": "failed", "error": str(exc), "attempts": 0}))
+            report.lines.append(manifest.append({**line, "status": "failed", "error": one_line(exc), "attempts": 0}))
             continue
         line["exercise"] = exercise.name if exercise else None
         config = replace(options.config, source=item.source, exercise=exercise)
@@ -192,7 +192,17 @@ def _connect(address: str | None) -> None:
                      include_dashboard=None if address else False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray cluster"
-        raise BatchError(f"cannot start or reach {where}: {one_line(exc)}") from None
+        raise BatchError(f"cannot start or reach {where}: {_ray_error_line(exc)}") from None
+
+
+def _ray_error_line(exc: BaseException) -> str:
+    """What the user is told of an error from Ray (a RayError, or ray.init's), as one line
+    (logs.one_line): the exception a worker's code raised, which a RayTaskError wraps, else the
+    first line of Ray's message (the rest is Ray's detail: a remote traceback, the actor's ID)."""
+    if isinstance(exc, RayTaskError) and exc.cause is not None:
+        return _ray_error_line(exc.cause) if isinstance(exc.cause, RayError) else one_line(exc.cause)
+    text = str(exc).strip()
+    return one_line(text.splitlines()[0] if text else exc)
 
 
 @contextmanager
@@ -313,7 +323,7 @@ class _Driver:
             try:
                 _node, error = ray.get(actor.ready.remote())
             except RayError as exc:
-                error = one_line(exc)
+                error = _ray_error_line(exc)
             if error:
                 errors.append(error)
                 ray.kill(actor)
@@ -356,7 +366,7 @@ class _Driver:
         try:
             record = ray.get(ref)
         except RayTaskError as exc:  # the worker's own code failed outside the job (a bug): one line
-            record = {"status": "failed", "error": one_line(exc.cause or exc)}
+            record = {"status": "failed", "error": _ray_error_line(exc)}
         except RayError as exc:  # the worker process died (killed, out of memory, node lost)
             self._worker_died(actor, job, exc)
             return
@@ -371,9 +381,9 @@ class _Driver:
         else:  # Ray restarts it; a call meanwhile fails (ActorUnavailableError) unless it is retried until then
             self.restarting[actor.ready.options(max_task_retries=-1).remote()] = actor
         job.died_on.add(actor)
-        reason = f"its worker died ({one_line(exc)})"
+        reason = f"its worker died ({_ray_error_line(exc)})"
         if job.attempts <= MAX_RETRIES and self.workers:
-            tqdm.write(f"partsight: warning: {redact_url(job.task.source)}: {reason}; retrying", file=sys.stderr)
+            tqdm.write(f"partsight: warning: {one_line(job.task.source)}: {reason}; retrying", file=sys.stderr)
             self.pending.appendleft(job)
             return
         job.task.outputs.discard()
@@ -386,7 +396,7 @@ class _Driver:
         try:
             _node, error = ray.get(ref)
         except RayError as exc:
-            error = one_line(exc)
+            error = _ray_error_line(exc)
         if not error:
             self.idle.append(actor)
             return
@@ -410,7 +420,7 @@ class _Driver:
         if self.frames.total is not None:
             self.frames.total += frames - (job.frames_estimate or 0)
         if line["status"] != "ok":
-            tqdm.write(f"partsight: warning: {redact_url(job.task.source)} failed: {line['error']}", file=sys.stderr)
+            tqdm.write(f"partsight: warning: {one_line(job.task.source)} failed: {line['error']}", file=sys.stderr)
         self.videos.set_postfix(ok=self.report.count("ok"), failed=self.report.count("failed"), refresh=False)
         self.videos.update(1)
         self._show_frames()

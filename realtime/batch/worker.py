@@ -14,6 +14,7 @@ from realtime.analysis.exercises import Exercise
 from realtime.batch.outputs import OutputSet
 from realtime.config import PipelineConfig
 from realtime.job import JobModels, run_job
+from realtime.logs import one_line
 from realtime.render import plural
 from realtime.sources import redact_url
 
@@ -101,12 +102,14 @@ class BatchWorker:
                 record.update(status="ok", error=None)
         except Exception as exc:  # a bad input is a failed line, never a dead worker
             log.exception("batch input %s failed", redact_url(task.source))
-            record.update(status="failed", error=one_line(exc))
+            record.update(status="failed", error=exc)
         finally:
             if record.get("status") != "ok":
                 outputs.discard()
             with self._lock:
                 self._progress = Progress(None, 0, None)
+        if record["error"] is not None:
+            record["error"] = one_line(record["error"])
         record["seconds"] = round(time.monotonic() - start, 3)
         return record
 
@@ -132,9 +135,3 @@ class BatchWorker:
         with self._lock:
             self._progress = replace(self._progress, frames=self._progress.frames + 1)
 
-
-def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type's name when it has none), credentials
-    removed: what the user is shown; the traceback goes to the log file."""
-    text = str(exc).strip()
-    return redact_url(text.splitlines()[0] if text else type(exc).__name__)
