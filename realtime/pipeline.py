@@ -759,7 +759,9 @@ class Pipeline:
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
-        frame on screen is already in a running recording, so Stop keeps what was seen."""
+        frame on screen is already in a running recording, so Stop keeps what was seen. A failure
+        (a subscriber's, or making the frame's record) lands in `error` and the frames after it go
+        on: it must not end the thread, nor leave the frames behind it undelivered."""
         try:
             with self._latest_lock:
                 if item.epoch != self._epoch:
@@ -777,6 +779,10 @@ class Pipeline:
                 subscribers = list(self._subscribers)
             for callback in subscribers:
                 callback(result)
+        except Exception as exc:  # noqa: BLE001 - whoever raised, the run goes on to its end
+            self.error = f"delivering frame {item.frame.index} failed: {redact_url(str(exc))}"
+            log.exception("delivering frame %d failed", item.frame.index)
+            self._warmed_by(item)  # the frames after it go on
         finally:
             self._done()
 
