@@ -217,7 +217,9 @@ class Pipeline:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stops taking frames, delivers (and records) those in flight, stops and joins every
         thread, finalises a running recording and closes the stages and analysers (also those
-        still waiting to replace them)."""
+        still waiting to replace them). A thread still running `timeout_s` after it was told to end
+        (a step building its graphs on a busy machine) is left running, and the steps it runs open
+        (a warning says so); a later stop() joins it and closes them."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -225,16 +227,34 @@ class Pipeline:
         self._stop.set()
         for thread in self._step_threads:
             thread.join(timeout_s)
-        self._step_threads, self._inboxes = [], []
         if self._source is not None:
             self._source.stop()
         self.stop_recording()
         with self._commands_lock:
             pending, self._commands = self._commands, _Commands()
+        held = self._held_steps(timeout_s)
         for step in (*self._stages, *self._analysers, *(pending.stages or ()), *(pending.analysers or ())):
-            if id(step) not in self._lent_stages:
+            if id(step) not in held | self._lent_stages:
                 step.close()
-        self._stages, self._analysers = [], []
+        self._stages = [step for step in self._stages if id(step) in held]
+        self._analysers = [step for step in self._analysers if id(step) in held]
+        if not any(thread.is_alive() for thread in (self._thread, *self._step_threads) if thread is not None):
+            self._step_threads, self._inboxes = [], []
+
+    def _held_steps(self, timeout_s: float) -> set[int]:
+        """The ids of the stages and analysers that a thread still running after stop() joined it
+        may be running: every one while the first thread runs (it also replaces them), else those
+        of the groups whose threads run."""
+        held: set[int] = set()
+        for index, thread in enumerate((self._thread, *self._step_threads)):
+            if thread is None or not thread.is_alive():
+                continue
+            log.warning("%s did not end within %g s of the stop; the steps it runs are left open",
+                        thread.name, timeout_s)
+            group = self._groups[index]
+            steps = (*self._stages, *self._analysers) if index == 0 else group.stages
+            held |= {id(step) for step in (*steps, *(self._analysers if group.delivers else ()))}
+        return held
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Waits until a file source has been processed to its end (or failed): every frame taken
