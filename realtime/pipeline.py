@@ -560,21 +560,27 @@ class Pipeline:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
-        if commands.model is not None or commands.source is not None:
+        switched = commands.model is not None and self._switch_model(*commands.model)
+        if switched or commands.source is not None:
             self._signals |= _Signals(reset=True)
             self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
             self._cool()
-        if commands.model is not None:
-            name, weights = commands.model
-            try:
-                self._parser = self._load_parser(name, weights)
-                self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
-                self.error = self.source_error
-            except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
-                self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
-                log.exception("cannot load model %s", name)
         if commands.source is not None:
             self._switch_source(commands.source)
+
+    def _switch_model(self, name: str, weights: str | None) -> bool:
+        """Parses with model `name` from the next frame on; whether it loaded. A model that fails
+        to load changes nothing (the stages and analysers run on with what they know); `error`
+        says why."""
+        try:
+            self._parser = self._load_parser(name, weights)
+        except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
+            self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
+            log.exception("cannot load model %s", name)
+            return False
+        self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
+        self.error = self.source_error
+        return True
 
     def _switch_source(self, spec: str) -> None:
         """Opens `spec` in place of the current source; the old source's frames in flight are

@@ -523,6 +523,36 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
 
 
+def test_a_model_that_fails_to_load_changes_nothing_and_the_reps_stay(squat30, tmp_path):
+    """A model switch whose weights fail to load (a damaged file) says the old model goes on, and
+    it does; but every stage and analyser was reset before the load was tried, so the rep count
+    went back to 0 and the tracker numbered people again, the parser unchanged."""
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(b"not a network\n" * 100)
+    pipeline, seen = start(squat30, exercise=True)
+    asked = []
+
+    def switch_after_both_squats(result) -> None:
+        """On the last step thread: the frames after this one wait until the load failed."""
+        if result.frame.index >= 125 and not asked:
+            asked.append(result.analysis["fitness"]["people"]["0"]["reps"])
+            pipeline.switch_model("bodypix-s8", str(damaged))
+            wait_for(lambda: pipeline.error is not None, timeout_s=60)
+
+    pipeline.subscribe(switch_after_both_squats)
+    try:
+        pipeline.start()
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert asked == [2], "both squats were counted before the switch"
+    assert pipeline.error.startswith("cannot load model bodypix-s8: ") and pipeline.error.endswith(
+        "; still parsing with bodypix"), pipeline.error
+    assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"
+    assert {p.id for r in seen.results for p in r.parse.people} == {0}, "the person kept their ID"
+    assert seen.reps() == 2, "the count went on"
+
+
 def test_changing_the_exercise_or_adding_a_stage_keeps_the_people_and_their_ids(squat30):
     """What the window's exercise picker does while it plays at 1x (Session.set_exercise: new
     analysers, the running stages kept): the warm-up that a change of steps started reset every
