@@ -219,7 +219,9 @@ class Pipeline:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stops taking frames, delivers (and records) those in flight, stops and joins every
         thread, finalises a running recording and closes the stages and analysers (also those
-        still waiting to replace them)."""
+        still waiting to replace them). A thread still running `timeout_s` after it was told to end
+        (a step building its graphs on a busy machine) is left running, and the steps it runs open
+        (a warning says so); a later stop() joins it and closes them."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -227,16 +229,34 @@ class Pipeline:
         self._stop.set()
         for thread in self._step_threads:
             thread.join(timeout_s)
-        self._step_threads, self._inboxes = [], []
         if self._source is not None:
             self._source.stop()
         self.stop_recording()
         with self._commands_lock:
             pending, self._commands = self._commands, _Commands()
+        held = self._held_steps(timeout_s)
         for step in (*self._stages, *self._analysers, *(pending.stages or ()), *(pending.analysers or ())):
-            if id(step) not in self._lent_stages:
+            if id(step) not in held | self._lent_stages:
                 step.close()
-        self._stages, self._analysers = [], []
+        self._stages = [step for step in self._stages if id(step) in held]
+        self._analysers = [step for step in self._analysers if id(step) in held]
+        if not any(thread.is_alive() for thread in (self._thread, *self._step_threads) if thread is not None):
+            self._step_threads, self._inboxes = [], []
+
+    def _held_steps(self, timeout_s: float) -> set[int]:
+        """The ids of the stages and analysers that a thread still running after stop() joined it
+        may be running: every one while the first thread runs (it also replaces them), else those
+        of the groups whose threads run."""
+        held: set[int] = set()
+        for index, thread in enumerate((self._thread, *self._step_threads)):
+            if thread is None or not thread.is_alive():
+                continue
+            log.warning("%s did not end within %g s of the stop; the steps it runs are left open",
+                        thread.name, timeout_s)
+            group = self._groups[index]
+            steps = (*self._stages, *self._analysers) if index == 0 else group.stages
+            held |= {id(step) for step in (*steps, *(self._analysers if group.delivers else ()))}
+        return held
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Waits until a file source has been processed to its end (or failed): every frame taken
@@ -547,21 +567,27 @@ class Pipeline:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
-        if commands.model is not None or commands.source is not None:
+        switched = commands.model is not None and self._switch_model(*commands.model)
+        if switched or commands.source is not None:
             self._signals |= _Signals(reset=True)
             self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
             self._cool()
-        if commands.model is not None:
-            name, weights = commands.model
-            try:
-                self._parser = self._load_parser(name, weights)
-                self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
-                self.error = self.source_error
-            except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
-                self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
-                log.exception("cannot load model %s", name)
         if commands.source is not None:
             self._switch_source(commands.source)
+
+    def _switch_model(self, name: str, weights: str | None) -> bool:
+        """Parses with model `name` from the next frame on; whether it loaded. A model that fails
+        to load changes nothing (the stages and analysers run on with what they know); `error`
+        says why."""
+        try:
+            self._parser = self._load_parser(name, weights)
+        except Exception as exc:  # noqa: BLE001 - any load failure is shown, the worker goes on
+            self.error = f"cannot load model {name}: {redact_url(str(exc))}; still parsing with {self.stats.model}"
+            log.exception("cannot load model %s", name)
+            return False
+        self.stats.model, self.stats.device = self._parser.spec.name, str(self._parser.device)
+        self.error = self.source_error
+        return True
 
     def _switch_source(self, spec: str) -> None:
         """Opens `spec` in place of the current source; the old source's frames in flight are
@@ -770,7 +796,9 @@ class Pipeline:
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
-        frame on screen is already in a running recording, so Stop keeps what was seen."""
+        frame on screen is already in a running recording, so Stop keeps what was seen. A failure
+        (a subscriber's, or making the frame's record) lands in `error` and the frames after it go
+        on: it must not end the thread, nor leave the frames behind it undelivered."""
         try:
             with self._latest_lock:
                 if item.epoch != self._epoch:
@@ -788,6 +816,10 @@ class Pipeline:
                 subscribers = list(self._subscribers)
             for callback in subscribers:
                 callback(result)
+        except Exception as exc:  # noqa: BLE001 - whoever raised, the run goes on to its end
+            self.error = f"delivering frame {item.frame.index} failed: {redact_url(str(exc))}"
+            log.exception("delivering frame %d failed", item.frame.index)
+            self._warmed_by(item)  # the frames after it go on
         finally:
             self._done()
 

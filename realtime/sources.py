@@ -639,7 +639,9 @@ class _FrameBuffer:
     """Frames from the capture thread to the worker, each with the seek generation it was decoded
     in. Bounded FIFO (the producer waits while it is full, so nothing is dropped) or, while
     `newest_only()` says so, one slot that a put replaces (the dropped frame's gap marker is
-    kept). A frame's capture time is when it entered, as a camera frame's is when it arrives."""
+    kept, and so is its `seeked` flag within one generation: the first frame after a seek or
+    loop may be dropped, not the news of it). A frame's capture time is when it entered, as a
+    camera frame's is when it arrives."""
 
     def __init__(self, capacity: int, newest_only: Callable[[], bool]) -> None:
         self._condition = threading.Condition()
@@ -652,9 +654,10 @@ class _FrameBuffer:
         with self._condition:
             if self._newest_only():
                 while self._items:
-                    _, old = self._items.popleft()
+                    old_generation, old = self._items.popleft()
                     self.dropped += 1
                     frame.gap = frame.gap or old.gap
+                    frame.seeked = frame.seeked or (old.seeked and old_generation == generation)
             while len(self._items) >= self._capacity:
                 if cancelled():
                     return

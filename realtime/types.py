@@ -67,7 +67,7 @@ class Frame:
     `placement` maps those own pixels into `image`; coordinates are reported in own pixels.
     `source_s` is the frame's own time in its source's clock (None for sources without one), what
     the source's other streams (audio) are timed against. `seeked` is set on the first frame after
-    a seek or a loop back to the start: the picture jumps there, stages forget their motion and
+    a seek or a loop back to the start (in real time, the first not dropped): the picture jumps there, stages forget their motion and
     analysers what was in progress (Analyser.seek at `pts_s`). A seek goes back or ahead in the
     file, and so in time; a loop runs on: a file its Playback loops (the window's Loop) numbers
     its frames and times on from pass to pass, as `process --loop` does, and `loop_offset` is

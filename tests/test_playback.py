@@ -331,6 +331,45 @@ def test_real_time_pacing_drops_the_frames_a_slow_parser_is_late_for(squat30):
     assert len(indices) < 100 and pipeline.stats.dropped > 50, "late frames were skipped, not played later"
 
 
+def test_a_seek_in_real_time_is_heard_when_the_worker_is_busy_past_its_first_frame(squat30):
+    """Real time (the window's, `process --realtime`) keeps only the newest frame for the worker:
+    when the worker was busy as the frame after a seek's first came due, the first (the only one
+    marked `seeked`) was replaced and its mark with it, so the analysers never heard the seek: the
+    squats after the seek point stayed and the replay counted them again. Real time is on only
+    around the seek (the window's toggle), so that the counts do not hang on the machine's speed."""
+    pipeline, seen = start(squat30, exercise=True, stage_threads=1)
+    playback, sought = pipeline.playback, []
+
+    def seek_back_in_real_time_while_busy(result) -> None:
+        """On the one step thread: it takes no frame until the seek's second frame replaced its first."""
+        if result.frame.index >= 125 and not sought:
+            sought.append(result.analysis["fitness"]["people"]["0"]["reps"])
+            playback.set_speed(1.0)
+            playback.set_drop_late(True)
+            pipeline.seek(0.5)  # frame 15
+
+            def replaced() -> bool:
+                waiting = pipeline.source.peek(timeout_s=0.05)
+                return waiting is not None and 15 < waiting.index < 100
+            wait_for(replaced, timeout_s=30)
+            playback.set_drop_late(False)
+            playback.set_speed(None)
+
+    pipeline.subscribe(seek_back_in_real_time_while_busy)
+    try:
+        pipeline.start()
+        wait_for(lambda: sought)
+        assert pipeline.wait(120)
+    finally:
+        pipeline.stop()
+    assert sought == [2], "both squats were counted before the seek"
+    indices = [r.frame.index for r in seen.results]
+    back = seen.results[next(i for i in range(1, len(indices)) if indices[i] < indices[i - 1])]
+    assert back.frame.index > 15 and back.frame.seeked, (back.frame.index, back.frame.seeked)
+    assert back.analysis["fitness"]["people"]["0"]["reps"] == 0, "the squats after the seek point were forgotten"
+    assert seen.reps() == 2, "and counted once more"
+
+
 def test_real_time_playback_starts_its_clock_once_the_models_are_warm(squat30, tmp_path):
     """`process --realtime` (the user's command): the models build their graphs on the first frame
     (about a second on a CPU) before the clock starts, so the frames after it are played, not
@@ -573,6 +612,36 @@ def test_a_model_switch_between_a_frames_warm_up_check_and_its_end_starts_a_warm
         assert not pipeline._warm and pipeline.playback._held, "the switch came last: its warm-up is to come"
     finally:
         pipeline.stop()
+
+
+def test_a_model_that_fails_to_load_changes_nothing_and_the_reps_stay(squat30, tmp_path):
+    """A model switch whose weights fail to load (a damaged file) says the old model goes on, and
+    it does; but every stage and analyser was reset before the load was tried, so the rep count
+    went back to 0 and the tracker numbered people again, the parser unchanged."""
+    damaged = tmp_path / "damaged.onnx"
+    damaged.write_bytes(b"not a network\n" * 100)
+    pipeline, seen = start(squat30, exercise=True)
+    asked = []
+
+    def switch_after_both_squats(result) -> None:
+        """On the last step thread: the frames after this one wait until the load failed."""
+        if result.frame.index >= 125 and not asked:
+            asked.append(result.analysis["fitness"]["people"]["0"]["reps"])
+            pipeline.switch_model("bodypix-s8", str(damaged))
+            wait_for(lambda: pipeline.error is not None, timeout_s=60)
+
+    pipeline.subscribe(switch_after_both_squats)
+    try:
+        pipeline.start()
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert asked == [2], "both squats were counted before the switch"
+    assert pipeline.error.startswith("cannot load model bodypix-s8: ") and pipeline.error.endswith(
+        "; still parsing with bodypix"), pipeline.error
+    assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"
+    assert {p.id for r in seen.results for p in r.parse.people} == {0}, "the person kept their ID"
+    assert seen.reps() == 2, "the count went on"
 
 
 def test_changing_the_exercise_or_adding_a_stage_keeps_the_people_and_their_ids(squat30):

@@ -20,7 +20,8 @@ from realtime.build import build_pipeline, build_stages
 from realtime.cli import main
 from realtime.config import PipelineConfig
 from realtime.geometry import parse_copy_size
-from realtime.pipeline import PACED_IN_FLIGHT, step_groups
+from realtime.job import JobOutputs, run_job
+from realtime.pipeline import PACED_IN_FLIGHT, Pipeline, step_groups
 from realtime.sources import open_source
 from realtime.types import ParseResult, PersonParse
 
@@ -153,6 +154,86 @@ def test_a_seek_while_playing_drops_the_frames_read_before_it(squat30):
     jump = next(i for i, frame in enumerate(seen) if frame.seeked)
     assert indices[jump:] == list(range(120, 151)), "from the seek on, every frame once, in order"
     assert indices[:jump] == list(range(jump)), "before it, in order"
+
+
+def test_a_subscriber_that_raises_is_reported_and_the_run_goes_on_to_its_end(squat30, tmp_path):
+    """A subscriber (`process`'s progress bar, a batch worker's count, serve's progress) that raised
+    ended the last step thread: the frames behind it were never delivered, the thread before it
+    blocked on a full queue and the run never finished (`process` hung until Ctrl-C). The error is
+    the run's one line, every frame is written; the stop event only guards against the hang."""
+    config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, smoothing=0.0, person_mask="parser")
+
+    def progress(result) -> None:
+        if result.frame.index == 5:
+            raise RuntimeError("the progress display is gone")
+
+    hung = threading.Event()
+    guard = threading.Timer(180, hung.set)
+    guard.start()
+    try:
+        job = run_job(config, JobOutputs(video=str(tmp_path / "out.mp4"), metrics=str(tmp_path / "out.jsonl")),
+                      on_result=progress, stop=hung)
+    finally:
+        guard.cancel()
+        guard.join()
+    assert not job.stopped, "the run hung after the subscriber's error"
+    assert job.error == "delivering frame 5 failed: the progress display is gone"
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [line["index"] for line in lines] == list(range(151)) and job.frames == 151
+
+
+class Held:
+    """A result stage that holds its first frame until `release` is set, and notes a close that
+    came while it ran."""
+
+    name = "held"
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.running = self.closed = self.closed_while_running = False
+
+    def __call__(self, frame, parse):
+        if not self.entered.is_set():
+            self.running = True
+            self.entered.set()
+            self.release.wait(120)
+            self.running = False
+        return parse
+
+    def warm_up(self, frame, parse):
+        return parse
+
+    def reset(self) -> None:
+        pass
+
+    def seek(self, position_s: float) -> None:
+        pass
+
+    def merge_people(self, new_id: int, into_id: int) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed_while_running |= self.running
+        self.closed = True
+
+
+def test_a_stop_that_times_out_leaves_open_the_steps_a_running_thread_holds(squat30, caplog):
+    """stop() closed every stage even when a thread it could not join within its timeout (Ctrl-C
+    while a model builds its graphs on a busy machine) was still running one: closed under it. It
+    stays open, and a later stop() joins the thread and closes it."""
+    held = Held()
+    pipeline = Pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1), stages=[held])
+    pipeline.start()
+    try:
+        assert held.entered.wait(120)
+        pipeline.stop(timeout_s=0.5)
+        assert not held.closed, "closed while a thread ran it"
+        assert "partsight-steps-1 did not end within 0.5 s of the stop" in caplog.text
+    finally:
+        held.release.set()
+        pipeline.stop()
+    assert held.closed and not held.closed_while_running
+    assert not engine_threads(), [t.name for t in threading.enumerate()]
 
 
 def test_step_groups_cut_the_steps_in_order():
