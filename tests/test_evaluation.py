@@ -167,6 +167,18 @@ def test_person_iou_names_the_labels_whose_images_are_missing(tmp_path):
                             "ann_*.png with their images): 3 labels without their images\n")
 
 
+@pytest.mark.parametrize("command", [["person-iou", "--dataset"], ["jitter", "--dataset"], ["part-iou"]])
+def test_a_dataset_that_is_no_folder_says_which(tmp_path, command):
+    """A mistyped --dataset: "no such folder", not "no labelled images" as for an empty folder,
+    nor "is not a folder" as for a file."""
+    shown = " ".join([*command[1:], ""])
+    for path, words in ((tmp_path / "nowhere", ": no such folder"), (tmp_path / "a-file", " is not a folder")):
+        (tmp_path / "a-file").write_text("x\n")
+        done = _cli("eval", *command, str(path), "--device", "cpu")
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == f"partsight: error: {shown}{path}{words}\n"
+
+
 @pytest.mark.parametrize("measure, words", [
     ("flicker", ["the share (0-1) of the pixels", "smoothed_person_iou_to_raw (0-1"]),
     ("jitter", ["person_iou and part_accuracy", "both 0-1", "--seed SEED", "the same seed moves the stills"]),
