@@ -156,6 +156,8 @@ def test_person_iou_names_the_labels_whose_images_are_missing(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["images"] == 2 and report["labels_without_images"] == ["ann_0004.png"]
+    # paths under the dataset, as labels_without_images (they began with the dataset folder's own name)
+    assert [row["image"] for row in report["per_image"]] == ["img_0002.jpg", "img_0006.jpg"]
     assert done.stderr == ("partsight: warning: 1 label without its image left out (ann_0004.png); the report "
                            "covers the other 2 images\n")
 
