@@ -296,6 +296,17 @@ def _weights_folder_state(folder: Path) -> str | None:
     return "is not a folder" if folder.exists() else "does not exist"
 
 
+def _refuse_weights_folder(folder: Path, *, may_be_absent: bool = False) -> None:
+    """CliError naming `folder`'s state unless it is a folder (or, with `may_be_absent`, does not
+    exist yet)."""
+    from realtime import weights as weights_cache
+
+    state = _weights_folder_state(folder)
+    if state and not (may_be_absent and state == "does not exist"):
+        raise CliError(f"the weights folder {folder} {state} (set {weights_cache.WEIGHTS_DIR_ENV} to the folder "
+                       "holding the weights)")
+
+
 def _weights_list(args: argparse.Namespace) -> int:
     from realtime import weights as weights_cache
 
@@ -318,10 +329,7 @@ def _weights_verify(args: argparse.Namespace) -> int:
     from realtime.render import plural
 
     folder = weights_cache.weights_dir()
-    state = _weights_folder_state(folder)
-    if state:
-        raise CliError(f"the weights folder {folder} {state} (set {weights_cache.WEIGHTS_DIR_ENV} to the folder "
-                       "holding the weights)")
+    _refuse_weights_folder(folder)
     files = list({file.filename: file for _licence, file in weight_files().values()}.values())
     reports = [weights_cache.verify(file) for file in files]
     checked = [report for report in reports if report.status != "missing"]
@@ -348,6 +356,7 @@ def _weights_fetch(args: argparse.Namespace) -> int:
     from realtime import weights as weights_cache
 
     _licence, file = weight_files()[args.name]
+    _refuse_weights_folder(weights_cache.weights_dir(), may_be_absent=True)
     bar = None
 
     def progress(done: int, total: int | None) -> None:

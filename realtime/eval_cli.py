@@ -118,11 +118,10 @@ def _part_iou(args: argparse.Namespace) -> int:
     from realtime.evaluation import evaluate_part_iou, labelled_images, run_stages
     from realtime.types import Frame
 
-    if not args.dataset.is_dir():
-        raise ValueError(f"{args.dataset} is not a folder")
+    dataset = _folder(args.dataset, str(args.dataset))
     config = config_from_args(args)
     unmatched: list[str] = []
-    images = labelled_images(args.dataset, unmatched=unmatched)
+    images = labelled_images(dataset, unmatched=unmatched)
     parser = build_parser(config)
     masks = person_mask_chain(config)
     top_down = parts_stages(replace(config, parts="top-down"))
@@ -144,9 +143,7 @@ def _dataset(args: argparse.Namespace) -> Path:
     from realtime.render import plural
 
     if args.dataset is not None:
-        if not args.dataset.is_dir():
-            raise ValueError(f"--dataset {args.dataset} is not a folder")
-        return args.dataset
+        return _folder(args.dataset, f"--dataset {args.dataset}")
     root = default_datasets_dir()
     found = []
     for folder in sorted(path for path in root.iterdir() if path.is_dir()) if root.is_dir() else []:
@@ -156,6 +153,14 @@ def _dataset(args: argparse.Namespace) -> Path:
         raise OptionsError(f"pass --dataset DIR: no datasets of labelled images in {root} (set {DATASETS_DIR_ENV})")
     listed = ", ".join(f"{folder.name} ({plural(count, 'image')})" for folder, count in found)
     raise OptionsError(f"pass --dataset DIR, one of the datasets in {root}: {listed}; e.g. --dataset {found[0][0]}")
+
+
+def _folder(path: Path, shown: str) -> Path:
+    """`path` when it is a folder; else ValueError "`shown`: no such folder" or "`shown` is not a
+    folder" (`shown`: how the command line gave it)."""
+    if not path.is_dir():
+        raise ValueError(f"{shown} is not a folder" if path.exists() else f"{shown}: no such folder")
+    return path
 
 
 def _model_fields(parser, config, person_mask: list, *, smoothing: bool = True) -> dict:

@@ -205,6 +205,7 @@ def evaluate_jitter(parser: Parser, stills: Sequence[np.ndarray], make_smoother:
 class LabelledImage:
     image: Path
     label: Path
+    name: str  # the image's path under the dataset folder, with "/" (as reports name it)
 
 
 def labelled_images(root: str | Path, *, unmatched: list[str] | None = None) -> list[LabelledImage]:
@@ -228,7 +229,7 @@ def labelled_images(root: str | Path, *, unmatched: list[str] | None = None) -> 
             continue
         image = next((c for c in candidates if c.is_file()), None)
         if image is not None:
-            pairs.append(LabelledImage(image, label))
+            pairs.append(LabelledImage(image, label, image.relative_to(root).as_posix()))
         else:
             lacking.append(label.relative_to(root).as_posix())
     if not pairs:
@@ -272,7 +273,7 @@ def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
 def evaluate_person_iou(parse: Callable[[np.ndarray], ParseResult], images: Sequence[LabelledImage], *,
                         baseline: Callable[[np.ndarray], object] | None = None) -> dict:
     """Mean person-mask IoU of `parse(rgb)`'s person mask over labelled images, with the
-    per-image figures, the means of the two halves (`halves`: the images at even and at odd
+    per-image figures (`per_image`: each image's LabelledImage.name, iou, subject_iou), the means of the two halves (`halves`: the images at even and at odd
     positions of `images`, one to choose settings on, the other held out) and the median wall
     and CPU milliseconds per image (CPU: this process, all threads).
 
@@ -297,7 +298,7 @@ def evaluate_person_iou(parse: Callable[[np.ndarray], ParseResult], images: Sequ
             baseline_times.append(_timed(baseline, rgb)[1])
         iou = mask_iou(result.person_mask, truth)
         subject = max((mask_iou(person.mask, truth) for person in result.people), default=iou)
-        rows.append({"image": f"{item.image.parent.name}/{item.image.name}", "iou": round(iou, 4),
+        rows.append({"image": item.name, "iou": round(iou, 4),
                      "subject_iou": round(subject, 4)})
     report = {
         "images": len(rows),

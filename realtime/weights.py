@@ -1,6 +1,7 @@
 """The weights cache: a per-user folder (or $PARTSIGHT_WEIGHTS_DIR) holding model files."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -159,19 +160,41 @@ def fetch(file: WeightFile, *, timeout_s: float = 30.0, progress: ProgressCallba
         return target
     if file.manual:
         raise WeightsError(f"{file.filename} needs a manual download: {how_to_get(file)}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    errors = []
-    for url in file.urls:
+    created = _make_folder(target.parent)
+    try:
+        errors = []
+        for url in file.urls:
+            try:
+                _download(url, target, file, timeout_s, progress)
+                return target
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                reason = getattr(exc, "reason", exc)
+                errors.append(f"{url} ({reason})")
+        raise WeightsError(
+            f"could not download {file.filename} from {'; '.join(errors)}; download it by hand into "
+            f"{target.parent} or set {WEIGHTS_DIR_ENV} to a folder that holds it"
+        )
+    except BaseException:  # a failed fetch leaves none of the folders it made
+        with contextlib.suppress(OSError):  # one that something else has filled meanwhile is kept
+            for folder in created:
+                folder.rmdir()
+        raise
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Creates `folder` and its missing parents; returns those it created, deepest first.
+    WeightsError (one line) when it cannot (a parent is a file, no permission)."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    if missing:
         try:
-            _download(url, target, file, timeout_s, progress)
-            return target
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
-            reason = getattr(exc, "reason", exc)
-            errors.append(f"{url} ({reason})")
-    raise WeightsError(
-        f"could not download {file.filename} from {'; '.join(errors)}; download it by hand into "
-        f"{target.parent} or set {WEIGHTS_DIR_ENV} to a folder that holds it"
-    )
+            missing[0].mkdir(parents=True)
+        except OSError as exc:
+            raise WeightsError(f"cannot create the weights folder {missing[0]}: {exc.strerror} (set "
+                               f"{WEIGHTS_DIR_ENV} to a folder for the weights)") from None
+    return missing
 
 
 def _download(url: str, target: Path, file: WeightFile, timeout_s: float,

@@ -265,6 +265,29 @@ def test_an_input_named_with_a_line_break_fails_on_one_line_with_its_reason(clus
     assert re.search(rf"^bad_name +failed +0 .*  {re.escape(line['error'])}$", done.stdout, re.M), done.stdout
 
 
+def test_a_manifest_row_naming_custom_counts_the_command_lines_custom_exercise(cluster, media_dir, tmp_path):
+    """A row's `custom` is the custom exercise of the command line (its joints and angles); without
+    one, the row fails saying what to give, before Ray starts (it was refused as an unknown exercise,
+    "choose from ... or custom", even with --exercise custom --joint ... given)."""
+    squat30 = media_dir / "faults/squat30.mp4"
+    listed = tmp_path / "inputs.csv"
+    listed.write_text(f"path,exercise\n{squat30},custom\n")
+    alone = subprocess.run([sys.executable, str(REPO / "main.py"), "batch", str(listed), "--out", str(tmp_path / "no"),
+                            "--frames", "70"], capture_output=True, text=True, env=cluster.env, timeout=300)
+    assert alone.returncode == 1 and "Traceback" not in alone.stderr
+    error = ("a manifest row naming custom counts the command line's custom exercise: give --exercise custom "
+             "--joint JOINT --start-deg DEG --turn-deg DEG")
+    assert latest(tmp_path / "no")[str(squat30)]["error"] == error
+    assert error in alone.stdout and len(alone.stderr.splitlines()) == 1, alone.stderr
+    assert alone.stderr.startswith("partsight: error: 1 of 1 input"), alone.stderr
+
+    custom = ["--frames", "70", "--exercise", "custom", "--joint", "left_knee", "--start-deg", "160", "--turn-deg", "100"]
+    done = run_batch(cluster, tmp_path / "out", listed, options=custom)
+    assert done.returncode == 0, done.stderr
+    line = latest(tmp_path / "out")[str(squat30)]
+    assert (line["status"], line["exercise"], line["reps"]) == ("ok", "custom", {"0": 1}), line
+
+
 def assert_complete(out: Path, line: dict, frames: int) -> None:
     """The manifest line's outputs are in place: every frame in the JSONL and the MP4, a summary."""
     folder = out / line["output"]

@@ -156,6 +156,8 @@ def test_person_iou_names_the_labels_whose_images_are_missing(tmp_path):
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["images"] == 2 and report["labels_without_images"] == ["ann_0004.png"]
+    # paths under the dataset, as labels_without_images (they began with the dataset folder's own name)
+    assert [row["image"] for row in report["per_image"]] == ["img_0002.jpg", "img_0006.jpg"]
     assert done.stderr == ("partsight: warning: 1 label without its image left out (ann_0004.png); the report "
                            "covers the other 2 images\n")
 
@@ -165,6 +167,18 @@ def test_person_iou_names_the_labels_whose_images_are_missing(tmp_path):
     assert empty.returncode == 1 and empty.stdout == ""
     assert empty.stderr == (f"partsight: error: {tmp_path}: no labelled images (label_*.png, *_label.png or "
                             "ann_*.png with their images): 3 labels without their images\n")
+
+
+@pytest.mark.parametrize("command", [["person-iou", "--dataset"], ["jitter", "--dataset"], ["part-iou"]])
+def test_a_dataset_that_is_no_folder_says_which(tmp_path, command):
+    """A mistyped --dataset: "no such folder", not "no labelled images" as for an empty folder,
+    nor "is not a folder" as for a file."""
+    shown = " ".join([*command[1:], ""])
+    for path, words in ((tmp_path / "nowhere", ": no such folder"), (tmp_path / "a-file", " is not a folder")):
+        (tmp_path / "a-file").write_text("x\n")
+        done = _cli("eval", *command, str(path), "--device", "cpu")
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == f"partsight: error: {shown}{path}{words}\n"
 
 
 @pytest.mark.parametrize("measure, words", [

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import subprocess
 import sys
@@ -201,3 +202,33 @@ def test_a_file_of_the_wrong_size_is_not_listed_as_present(empty_cache, weights_
     files = len({file.filename for _licence, file in weight_files().values()})
     assert capsys.readouterr().out.splitlines()[-1] == \
         f"checked 3 of {files} weights files in {empty_cache}: 1 ok, 1 mismatch, 1 unpinned; {files - 3} missing"
+
+
+def _fetch_bodypix(weights_folder: Path) -> subprocess.CompletedProcess:
+    """`partsight weights fetch bodypix` run as a command with the weights folder `weights_folder`
+    (offline here: the download fails)."""
+    return subprocess.run([sys.executable, str(Path(__file__).parents[1] / "main.py"), "weights", "fetch", "bodypix"],
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, weights_cache.WEIGHTS_DIR_ENV: str(weights_folder)})
+
+
+def test_fetch_into_a_file_says_what_verify_says(tmp_path):
+    """A weights folder that is a file: verify's words, not "[Errno 17] File exists"."""
+    file = tmp_path / "afile"
+    file.write_text("x\n")
+    done = _fetch_bodypix(file)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"partsight: error: the weights folder {file} is not a folder (set "
+                           f"{weights_cache.WEIGHTS_DIR_ENV} to the folder holding the weights)\n")
+    inside = _fetch_bodypix(file / "sub")
+    assert inside.returncode == 1 and inside.stderr.startswith(
+        f"partsight: error: cannot create the weights folder {file / 'sub'}: Not a directory (set "), inside.stderr
+    assert len(inside.stderr.splitlines()) == 1 and file.read_text() == "x\n"
+
+
+def test_a_failed_fetch_leaves_no_folder_it_made(tmp_path):
+    (tmp_path / "kept").mkdir()
+    done = _fetch_bodypix(tmp_path / "kept" / "typo" / "sub")
+    assert done.returncode == 1 and len(done.stderr.splitlines()) == 1
+    assert done.stderr.startswith("partsight: error: could not download bodypix"), done.stderr
+    assert [path.name for path in tmp_path.rglob("*")] == ["kept"]

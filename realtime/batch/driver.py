@@ -24,7 +24,7 @@ import ray
 from ray.exceptions import RayError, RayTaskError
 from tqdm import tqdm
 
-from realtime.analysis.exercises import get_exercise
+from realtime.analysis.exercises import Exercise, get_exercise
 from realtime.batch.inputs import BatchInput, output_names
 from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task
@@ -147,7 +147,7 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
     for index, item in enumerate(inputs):
         line: dict[str, Any] = {"input": redact_url(item.source), "output": names[item.source], "exercise": None}
         try:
-            exercise = get_exercise(item.exercise) if item.exercise else options.config.exercise
+            exercise = _exercise_of(item, options.config.exercise)
         except ValueError as exc:
             report.lines.append(manifest.append({**line, "status": "failed", "error": one_line(exc), "attempts": 0}))
             continue
@@ -166,6 +166,20 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
                          _frames_estimate(item.source, options.config.frame_limit)))
     return sorted(jobs, key=lambda job: (-(job.frames_estimate if job.frames_estimate is not None else math.inf),
                                          job.task.index))
+
+
+def _exercise_of(item: BatchInput, command_line: Exercise | None) -> Exercise | None:
+    """The exercise `item` counts: its manifest row's preset; the command line's (`command_line`)
+    for a row naming none, or naming custom (whose joints and angles only the command line gives).
+    ValueError (one line) for an unknown name, or custom without --exercise custom."""
+    if item.exercise is None:
+        return command_line
+    if item.exercise == "custom":
+        if command_line is None or command_line.name != "custom":
+            raise ValueError("a manifest row naming custom counts the command line's custom exercise: give "
+                             "--exercise custom --joint JOINT --start-deg DEG --turn-deg DEG")
+        return command_line
+    return get_exercise(item.exercise)
 
 
 def _frames_estimate(source: str, limit: int | None) -> int | None:
