@@ -24,6 +24,7 @@ from realtime.models.backends import (
     available_backends,
     calibrated_graph,
     calibration_key,
+    cpuinfo_model,
     onnx_key,
 )
 from realtime.models.bodypix import MULTI_PERSON_HEADS, SINGLE_PERSON_HEADS
@@ -231,3 +232,17 @@ def test_blazepose_and_the_selfie_segmenter_agree_with_pytorch(clip_frames, back
     masks = {name: SelfieSegmenter("selfie", backend=name)(frames) for name in ("torch", backend)}
     for expected, got in zip(masks["torch"], masks[backend]):
         np.testing.assert_allclose(got, expected, atol=1e-3)
+
+
+def test_an_arm_processor_is_told_by_its_implementer_and_part_codes():
+    """Linux's /proc/cpuinfo on ARM names no model (no "model name" line): the key took the
+    architecture, "aarch64", for every ARM server, so Graviton2 and Graviton3 machines sharing a
+    cache folder took each other's races. Text as an Arm Neoverse N1 (Graviton2) writes it."""
+    neoverse_n1 = ("processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32\n"
+                   "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\n"
+                   "CPU revision\t: 1\n\nprocessor\t: 1\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n")
+    assert cpuinfo_model(neoverse_n1) == "implementer 0x41 part 0xd0c"
+    assert cpuinfo_model(neoverse_n1.replace("0xd0c", "0xd40")) != cpuinfo_model(neoverse_n1)  # Neoverse V1
+    x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R) Processor\nflags\t\t: fpu\n"
+    assert cpuinfo_model(x86) == "Intel(R) Xeon(R) Processor"
+    assert cpuinfo_model("processor\t: 0\n") == ""

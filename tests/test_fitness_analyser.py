@@ -524,3 +524,21 @@ def test_a_sway_at_the_end_of_the_run_is_no_repetition_in_progress():
     attempt (a quarter of the way to the turn), so 'no movement', not 'in progress'."""
     summary = _hint_of([175.0] * 30 + [151.0] * 30 + [147.0] * 3)
     assert summary["hint_reason"] == "no_movement", summary
+
+
+def test_a_repetition_abandoned_when_its_person_went_unseen_says_so():
+    """Person 7 stands 0.5 s, squats down to 95° and is then missing from the parse (hidden,
+    out of frame) for the 2 s left while person 4 stands on: the abandoned repetition is the
+    hint (it said 'no movement (95° at the deepest ...)', beyond the squat's turn)."""
+    analyser = FitnessAnalyser(PRESETS["squat"])
+    down = list(np.linspace(175, 95, 15))
+    for i in range(15 + len(down) + 60):
+        people = [person(4, leg_keypoints(175, 60))]
+        if i < 15 + len(down):
+            people.append(person(7, leg_keypoints(175 if i < 15 else down[i - 15], 160)))
+        analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))
+    summary = analyser.summary()["people"]["7"]
+    assert summary["reps"] == 0 and summary["hint_reason"] == "lost", summary
+    words = re.fullmatch(r"no rep counted: a repetition was abandoned when its angle went unseen for over 1 s "
+                         r"\((\d+)° at the deepest, not back to 150° or more before that\)", summary["hint"])
+    assert words and 95 <= int(words[1]) <= 105, summary["hint"]  # the smoothed knee lags the 95° bottom a little

@@ -81,8 +81,9 @@ NO_MOVEMENT = "no_movement"  # the hint's reason when the counted angle was at t
 NOT_AT_START = "not_at_start"  # the hint's reason when the counted angle was known but never armed the counter
 IN_PROGRESS = "in_progress"  # the hint's reason when the only repetition was cut off by the end of the run
 TOO_QUICK = "too_quick"  # the hint's reason when every movement away from the start was quicker than a repetition
+LOST = "lost"  # the hint's reason when a repetition was abandoned because its angle went unseen too long
 # hints that say why no repetition counted
-NO_REP_REASONS = (POSTURE, TOO_SHALLOW, NO_MOVEMENT, NOT_AT_START, IN_PROGRESS, TOO_QUICK)
+NO_REP_REASONS = (POSTURE, TOO_SHALLOW, NO_MOVEMENT, NOT_AT_START, IN_PROGRESS, TOO_QUICK, LOST)
 
 
 @dataclass
@@ -294,8 +295,9 @@ class FitnessAnalyser(Analyser):
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
         in view (a note) or, when nobody was found in any frame, what to try; another reason,
         what to try (HINTS); else, without a repetition and with the angle known, that one was in
-        progress when the run stopped (IN_PROGRESS), that every movement away from the start
-        position was quicker than a repetition (TOO_QUICK), that it did not move (NO_MOVEMENT) or
+        progress when the run stopped (IN_PROGRESS), that one was abandoned when its angle went
+        unseen too long (LOST), that every movement away from the start position was quicker
+        than a repetition (TOO_QUICK), that it did not move (NO_MOVEMENT) or
         never armed the counter (NOT_AT_START: never at the start position, or not long enough),
         with its extent against the thresholds (_no_movement); else null."""
         with self._lock:
@@ -443,7 +445,10 @@ def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
     thresholds (angles of the frames whose counted angle was known and counted):
     "no rep counted: a repetition was in progress when the run stopped (55° at the deepest so
     far, not yet back to 150° or more)" (IN_PROGRESS: the run ended, by --frames, Ctrl-C or the
-    clip's end, during an attempt, reps.RepCounter.is_attempt); "no rep counted: every movement
+    clip's end, during an attempt, reps.RepCounter.is_attempt); "no rep counted: a repetition was
+    abandoned when its angle went unseen for over 1 s (95° at the deepest, not back to 150° or
+    more before that)" (LOST: the person hidden or out of the parse mid-way, RepCounter.lost_deg);
+    "no rep counted: every movement
     away from the start position was quicker than the 0.5 s a squat takes (61° at the deepest)"
     (TOO_QUICK: attempts back at the start sooner than RepCounter.min_rep_s, the farthest of them,
     RepCounter.quick_deg); "no rep counted: no movement (96° at the highest; a shoulder-press goes
@@ -461,6 +466,10 @@ def _no_movement(track: _PersonTrack, exercise: Exercise) -> tuple[str, str]:
         return IN_PROGRESS, (f"no rep counted: a repetition was in progress when the run stopped "
                              f"({counter.progress_deg:.0f}° at the {exercise.extreme_word} so far, not yet back to "
                              f"{start})")
+    if counter.lost_deg is not None:
+        return LOST, (f"no rep counted: a repetition was abandoned when its angle went unseen for over "
+                      f"{counter.max_gap_s:g} s ({counter.lost_deg:.0f}° at the {exercise.extreme_word}, not back to "
+                      f"{start} before that)")
     span = f"the angle was {track.low_deg:.0f}-{track.high_deg:.0f}°"
     if track.armed:
         if counter.quick_deg is not None:

@@ -101,7 +101,8 @@ class RepCounter:
     min_start_s: while waiting, the start position must be seen this long, sample after sample
         with no unknown one between, before the counter is at the start (armed).
     max_gap_s: a gap in the signal (NaN / None) longer than this abandons the repetition in
-        progress; the counter waits for the start position again.
+        progress (an attempt's extreme is kept in `lost_deg`); the counter waits for the start
+        position again.
     partial_share: a movement back to the start without the turn is a partial repetition when its
         extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
         and it lasted min_rep_s (less is a glitch, not a movement).
@@ -129,6 +130,8 @@ class RepCounter:
         self.rejected = 0  # full cycles shorter than min_rep_s
         # the farthest extreme of the attempts (is_attempt) back at the start sooner than min_rep_s
         self.quick_deg: float | None = None
+        # the farthest extreme of the attempts (is_attempt) abandoned by a gap longer than max_gap_s
+        self.lost_deg: float | None = None
         self.longest_start_s = 0.0  # while waiting: the longest stay at the start position, sample after sample
         self._forget_progress()
 
@@ -155,6 +158,8 @@ class RepCounter:
         self.rejected += earlier.rejected
         if earlier.quick_deg is not None:
             self._note_quick(earlier.quick_deg)
+        if earlier.lost_deg is not None:
+            self._note_lost(earlier.lost_deg)
         self.longest_start_s = max(self.longest_start_s, earlier.longest_start_s)
 
     @property
@@ -193,10 +198,11 @@ class RepCounter:
         if deg is None or math.isnan(deg):
             self._seen_start = None
             if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
-                self.state, self._attempt, self._back, self._last = WAITING, None, None, None
+                self._abandon()
+                self._last = None
             return None
         if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
-            self.state, self._attempt, self._back = WAITING, None, None
+            self._abandon()
         sample = _Sample(frame, time_s, float(deg))
         self._last = sample
         at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
@@ -254,6 +260,17 @@ class RepCounter:
     def _note_quick(self, deg: float) -> None:
         if self.quick_deg is None or self._sign * (deg - self.quick_deg) > 0:
             self.quick_deg = deg
+
+    def _abandon(self) -> None:
+        """A gap longer than max_gap_s: the repetition in progress is dropped, its extreme noted
+        (lost_deg) when it was an attempt."""
+        if self.state in (OUT, TURNED) and self.is_attempt(self._attempt.extreme.deg):
+            self._note_lost(self._attempt.extreme.deg)
+        self.state, self._attempt, self._back = WAITING, None, None
+
+    def _note_lost(self, deg: float) -> None:
+        if self.lost_deg is None or self._sign * (deg - self.lost_deg) > 0:
+            self.lost_deg = deg
 
     def _rest(self, sample: _Sample) -> None:
         """At the start position: the repetition will start from here; the range of motion

@@ -468,15 +468,14 @@ class BackendCache:
 
 @functools.cache
 def cpu_model() -> str:
-    """The processor's model name, e.g. "AMD EPYC 7B13 64-Core Processor": Linux's /proc/cpuinfo
-    "model name", macOS's sysctl machdep.cpu.brand_string, elsewhere platform.processor(); the
+    """The processor's model, e.g. "AMD EPYC 7B13 64-Core Processor": Linux's /proc/cpuinfo
+    (cpuinfo_model), macOS's sysctl machdep.cpu.brand_string, elsewhere platform.processor(); the
     architecture ("x86_64") where none of them tells."""
     name = ""
     try:
         if sys.platform.startswith("linux"):
             with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
-                name = next((value for field, _, value in (line.partition(":") for line in cpuinfo)
-                             if field.strip() == "model name"), "")
+                name = cpuinfo_model(cpuinfo.read())
         elif sys.platform == "darwin":
             name = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True,
                                   text=True, timeout=10).stdout
@@ -485,6 +484,21 @@ def cpu_model() -> str:
     except (OSError, subprocess.SubprocessError):
         pass
     return " ".join(name.split()) or platform.machine()
+
+
+def cpuinfo_model(text: str) -> str:
+    """The processor's model from the text of Linux's /proc/cpuinfo: its first "model name"
+    (x86), else its first core's "CPU implementer" and "CPU part" codes (ARM, whose cpuinfo names
+    no model: "implementer 0x41 part 0xd0c" is an Arm Neoverse N1); "" when it has neither."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        field, _, value = line.partition(":")
+        fields.setdefault(field.strip(), value.strip())
+    if fields.get("model name"):
+        return fields["model name"]
+    if fields.get("CPU implementer") and fields.get("CPU part"):
+        return f"implementer {fields['CPU implementer']} part {fields['CPU part']}"
+    return ""
 
 
 def calibration_key(model: str, shape: tuple[int, ...], threads: int) -> str:
