@@ -567,11 +567,12 @@ class Pipeline:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
+        if commands.model is not None or commands.source is not None:
+            self._cool()  # before the load: the clock held meanwhile, paced playback drops no frame for it
         switched = commands.model is not None and self._switch_model(*commands.model)
         if switched or commands.source is not None:
             self._signals |= _Signals(reset=True)
             self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
-            self._cool()
         if commands.source is not None:
             self._switch_source(commands.source)
 
