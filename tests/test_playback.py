@@ -362,6 +362,7 @@ def test_a_seek_in_real_time_is_heard_when_the_worker_is_busy_past_its_first_fra
         assert pipeline.wait(120)
     finally:
         pipeline.stop()
+    assert pipeline.error is None, pipeline.error  # the subscriber's wait for the replaced frame held
     assert sought == [2], "both squats were counted before the seek"
     indices = [r.frame.index for r in seen.results]
     back = seen.results[next(i for i in range(1, len(indices)) if indices[i] < indices[i - 1])]
@@ -651,6 +652,7 @@ def test_a_model_that_fails_to_load_changes_nothing_and_the_reps_stay(squat30, t
     finally:
         pipeline.stop()
     assert asked == [2], "both squats were counted before the switch"
+    # the load's error, not the subscriber's (its wait for the load timing out would be "delivering frame …")
     assert pipeline.error.startswith("cannot load model bodypix-s8: ") and pipeline.error.endswith(
         "; still parsing with bodypix"), pipeline.error
     assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"
