@@ -199,6 +199,7 @@ class Pipeline:
         self._fps = 0.0
         self._last_result_s: float | None = None
         self.error: str | None = None
+        self._delivery_failures: set[str] = set()  # what they said (_delivery_failed logs each traceback once)
         self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
         self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
         self.stats = PipelineStats(model=self._parser.spec.name, pose_source=pose_source,
@@ -798,31 +799,46 @@ class Pipeline:
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
         frame on screen is already in a running recording, so Stop keeps what was seen. A failure
-        (a subscriber's, or making the frame's record) lands in `error` and the frames after it go
-        on: it must not end the thread, nor leave the frames behind it undelivered."""
+        (making the frame's record, or a subscriber's: the others still get the frame) lands in
+        `error` and the frames after it go on: it must not end the thread, nor leave the frames
+        behind it undelivered."""
         try:
             with self._latest_lock:
                 if item.epoch != self._epoch:
                     return
-            self._record(result, item.signals.jump)
-            with self._latest_lock:
-                self._latest = result
-            self.stats.fps = result.fps
-            self.stats.latency_ms = result.latency_ms
-            self.stats.frames += 1
-            self.stats.dropped = self._source.dropped if self._source else 0
-            self.stats.resolution = result.frame.size
-            self._warmed_by(item)
+            try:
+                self._record(result, item.signals.jump)
+                with self._latest_lock:
+                    self._latest = result
+                self.stats.fps = result.fps
+                self.stats.latency_ms = result.latency_ms
+                self.stats.frames += 1
+                self.stats.dropped = self._source.dropped if self._source else 0
+                self.stats.resolution = result.frame.size
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the run goes on to its end
+                self._delivery_failed(item.frame.index, exc)
+                return
+            finally:
+                self._warmed_by(item)  # the frames after it go on
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:
-                callback(result)
-        except Exception as exc:  # noqa: BLE001 - whoever raised, the run goes on to its end
-            self.error = f"delivering frame {item.frame.index} failed: {redact_url(str(exc))}"
-            log.exception("delivering frame %d failed", item.frame.index)
-            self._warmed_by(item)  # the frames after it go on
+                try:
+                    callback(result)
+                except Exception as exc:  # noqa: BLE001 - whoever raised, the others and the run go on
+                    self._delivery_failed(item.frame.index, exc)
         finally:
             self._done()
+
+    def _delivery_failed(self, index: int, exc: Exception) -> None:
+        """`error` says why delivering frame `index` failed; the traceback is logged the first time
+        a failure says this, later ones at debug level (a subscriber failing on every frame)."""
+        message = redact_url(str(exc))
+        self.error = f"delivering frame {index} failed: {message}"
+        said = f"{type(exc).__name__}: {message}"
+        level = logging.DEBUG if said in self._delivery_failures else logging.ERROR
+        self._delivery_failures.add(said)
+        log.log(level, "delivering frame %d failed", index, exc_info=True)
 
     def _record(self, result: FrameResult, jump: bool) -> None:
         with self._recorder_lock:  # held while queueing, so a Stop comes wholly before or after a frame
