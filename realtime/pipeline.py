@@ -221,8 +221,10 @@ class Pipeline:
         """Stops taking frames, delivers (and records) those in flight, stops and joins every
         thread, finalises a running recording and closes the stages and analysers (also those
         still waiting to replace them). A thread still running `timeout_s` after it was told to end
-        (a step building its graphs on a busy machine) is left running, and the steps it runs open
-        (a warning says so); a later stop() joins it and closes them."""
+        (a step building its graphs on a busy machine) is left running (a daemon: it ends with the
+        process), and the steps it runs stay open (a warning says so) until stop() is called again
+        after it ended, which no caller (run_job, the window's Session) does. A first thread left
+        running in a source switch may still start the new source, which nothing then stops."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
