@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.metrics import frame_metrics
 from realtime.models import Parser, load_parser
@@ -793,10 +795,16 @@ class Pipeline:
         return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
+        """What the analysers see: the chosen people only. With none of them in frame, nobody's
+        pixels either (the masks and part maps are the unchosen people's)."""
         selected = self._selected_people
         if selected is None or not parse.people:
             return parse
-        return replace(parse, people=[person for person in parse.people if person.id in selected])
+        chosen = [person for person in parse.people if person.id in selected]
+        if chosen:
+            return replace(parse, people=chosen)
+        return replace(parse, people=[], labels=np.zeros_like(parse.labels),
+                       person_mask=np.zeros_like(parse.person_mask), part_probs=None, person_probs=None)
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a

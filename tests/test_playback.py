@@ -496,6 +496,28 @@ def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squ
         pipeline.stop()
 
 
+def test_with_none_of_the_chosen_people_in_frame_nobody_is_measured(media_dir):
+    """Two people in frame, the one chosen absent (stepped out): the analysers were handed the
+    frame's part masks, which are the unchosen people's, and counted them as a person "0"
+    (frames, angles, counter input). Nobody is measured now."""
+    pipeline = build_pipeline(PipelineConfig(source=str(media_dir / "pose2sim-multi-cam01.mp4"), device="cpu",
+                                             max_people=2, exercise=PRESETS["squat"], frame_limit=3))
+    seen = Seen()
+    pipeline.subscribe(seen)
+    pipeline.set_selected_people({7})
+    pipeline.start()
+    try:
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert pipeline.error is None, pipeline.error
+    assert seen.count() == 3 and all(len(r.parse.people) == 2 for r in seen.results), "both people are in frame"
+    measured = {(r.frame.index, pid, name): angle["raw_deg"] for r in seen.results
+                for pid, person in r.analysis["fitness"]["people"].items()
+                for name, angle in person["angles"].items() if angle["raw_deg"] is not None}
+    assert not measured, measured
+
+
 @pytest.mark.parametrize("realtime", [True, False], ids=["real-time", "every-frame-at-1x"])
 def test_a_first_frame_that_fails_is_reported_and_paced_playback_goes_on(squat30, realtime):
     """The pacing clock waits for the first frame after a start (Playback.hold_clock): one that
