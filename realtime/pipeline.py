@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+
 from realtime.config import X264_PRESETS, PipelineConfig
 from realtime.metrics import frame_metrics
 from realtime.models import Parser, load_parser
@@ -199,6 +201,7 @@ class Pipeline:
         self._fps = 0.0
         self._last_result_s: float | None = None
         self.error: str | None = None
+        self._delivery_failures: set[str] = set()  # what they said (_delivery_failed logs each traceback once)
         self.source_error: str | None = None  # why no source plays (it failed to open or to deliver)
         self.source_switches = 0  # switch_source requests carried out (opened or failed): results after are the new source's
         self.stats = PipelineStats(model=self._parser.spec.name, pose_source=pose_source,
@@ -220,8 +223,10 @@ class Pipeline:
         """Stops taking frames, delivers (and records) those in flight, stops and joins every
         thread, finalises a running recording and closes the stages and analysers (also those
         still waiting to replace them). A thread still running `timeout_s` after it was told to end
-        (a step building its graphs on a busy machine) is left running, and the steps it runs open
-        (a warning says so); a later stop() joins it and closes them."""
+        (a step building its graphs on a busy machine) is left running (a daemon: it ends with the
+        process), and the steps it runs stay open (a warning says so) until stop() is called again
+        after it ended, which no caller (run_job, the window's Session) does. A first thread left
+        running in a source switch may still start the new source, which nothing then stops."""
         self._closing.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
@@ -567,11 +572,12 @@ class Pipeline:
                 self._start_step_threads()
         if commands.merges:
             self._signals |= _Signals(merges=tuple(commands.merges))
+        if commands.model is not None or commands.source is not None:
+            self._cool()  # before the load: the clock held meanwhile, paced playback drops no frame for it
         switched = commands.model is not None and self._switch_model(*commands.model)
         if switched or commands.source is not None:
             self._signals |= _Signals(reset=True)
             self._fresh = {id(step) for step in (*self._stages, *self._analysers)}
-            self._cool()
         if commands.source is not None:
             self._switch_source(commands.source)
 
@@ -789,39 +795,60 @@ class Pipeline:
         return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
+        """What the analysers see: the chosen people only. With none of them in frame, nobody's
+        pixels either (the masks and part maps are the unchosen people's)."""
         selected = self._selected_people
         if selected is None or not parse.people:
             return parse
-        return replace(parse, people=[person for person in parse.people if person.id in selected])
+        chosen = [person for person in parse.people if person.id in selected]
+        if chosen:
+            return replace(parse, people=chosen)
+        return replace(parse, people=[], labels=np.zeros_like(parse.labels),
+                       person_mask=np.zeros_like(parse.person_mask), part_probs=None, person_probs=None)
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a
         frame on screen is already in a running recording, so Stop keeps what was seen. A failure
-        (a subscriber's, or making the frame's record) lands in `error` and the frames after it go
-        on: it must not end the thread, nor leave the frames behind it undelivered."""
+        (making the frame's record, or a subscriber's: the others still get the frame) lands in
+        `error` and the frames after it go on: it must not end the thread, nor leave the frames
+        behind it undelivered."""
         try:
             with self._latest_lock:
                 if item.epoch != self._epoch:
                     return
-            self._record(result, item.signals.jump)
-            with self._latest_lock:
-                self._latest = result
-            self.stats.fps = result.fps
-            self.stats.latency_ms = result.latency_ms
-            self.stats.frames += 1
-            self.stats.dropped = self._source.dropped if self._source else 0
-            self.stats.resolution = result.frame.size
-            self._warmed_by(item)
+            try:
+                self._record(result, item.signals.jump)
+                with self._latest_lock:
+                    self._latest = result
+                self.stats.fps = result.fps
+                self.stats.latency_ms = result.latency_ms
+                self.stats.frames += 1
+                self.stats.dropped = self._source.dropped if self._source else 0
+                self.stats.resolution = result.frame.size
+            except Exception as exc:  # noqa: BLE001 - whatever failed, the run goes on to its end
+                self._delivery_failed(item.frame.index, exc)
+                return
+            finally:
+                self._warmed_by(item)  # the frames after it go on
             with self._subscribers_lock:
                 subscribers = list(self._subscribers)
             for callback in subscribers:
-                callback(result)
-        except Exception as exc:  # noqa: BLE001 - whoever raised, the run goes on to its end
-            self.error = f"delivering frame {item.frame.index} failed: {redact_url(str(exc))}"
-            log.exception("delivering frame %d failed", item.frame.index)
-            self._warmed_by(item)  # the frames after it go on
+                try:
+                    callback(result)
+                except Exception as exc:  # noqa: BLE001 - whoever raised, the others and the run go on
+                    self._delivery_failed(item.frame.index, exc)
         finally:
             self._done()
+
+    def _delivery_failed(self, index: int, exc: Exception) -> None:
+        """`error` says why delivering frame `index` failed; the traceback is logged the first time
+        a failure says this, later ones at debug level (a subscriber failing on every frame)."""
+        message = redact_url(str(exc))
+        self.error = f"delivering frame {index} failed: {message}"
+        said = f"{type(exc).__name__}: {message}"
+        level = logging.DEBUG if said in self._delivery_failures else logging.ERROR
+        self._delivery_failures.add(said)
+        log.log(level, "delivering frame %d failed", index, exc_info=True)
 
     def _record(self, result: FrameResult, jump: bool) -> None:
         with self._recorder_lock:  # held while queueing, so a Stop comes wholly before or after a frame

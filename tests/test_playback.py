@@ -362,6 +362,7 @@ def test_a_seek_in_real_time_is_heard_when_the_worker_is_busy_past_its_first_fra
         assert pipeline.wait(120)
     finally:
         pipeline.stop()
+    assert pipeline.error is None, pipeline.error  # the subscriber's wait for the replaced frame held
     assert sought == [2], "both squats were counted before the seek"
     indices = [r.frame.index for r in seen.results]
     back = seen.results[next(i for i in range(1, len(indices)) if indices[i] < indices[i - 1])]
@@ -495,6 +496,28 @@ def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squ
         pipeline.stop()
 
 
+def test_with_none_of_the_chosen_people_in_frame_nobody_is_measured(media_dir):
+    """Two people in frame, the one chosen absent (stepped out): the analysers were handed the
+    frame's part masks, which are the unchosen people's, and counted them as a person "0"
+    (frames, angles, counter input). Nobody is measured now."""
+    pipeline = build_pipeline(PipelineConfig(source=str(media_dir / "pose2sim-multi-cam01.mp4"), device="cpu",
+                                             max_people=2, exercise=PRESETS["squat"], frame_limit=3))
+    seen = Seen()
+    pipeline.subscribe(seen)
+    pipeline.set_selected_people({7})
+    pipeline.start()
+    try:
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert pipeline.error is None, pipeline.error
+    assert seen.count() == 3 and all(len(r.parse.people) == 2 for r in seen.results), "both people are in frame"
+    measured = {(r.frame.index, pid, name): angle["raw_deg"] for r in seen.results
+                for pid, person in r.analysis["fitness"]["people"].items()
+                for name, angle in person["angles"].items() if angle["raw_deg"] is not None}
+    assert not measured, measured
+
+
 @pytest.mark.parametrize("realtime", [True, False], ids=["real-time", "every-frame-at-1x"])
 def test_a_first_frame_that_fails_is_reported_and_paced_playback_goes_on(squat30, realtime):
     """The pacing clock waits for the first frame after a start (Playback.hold_clock): one that
@@ -528,7 +551,8 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     """A model switch while playing in real time: the new parser builds its graphs (BodyPix at
     stride 8 picks its backend on its first frame) on the next frame before it is taken, and the
     clock waits for it, so the frames after are played, not dropped as late. A frame taken before
-    the switch and delivered after it passed the warm-up over and released the clock."""
+    the switch and delivered after it passed the warm-up over and released the clock. The clock was
+    held only once the new model had loaded: the frames decoded during the load were dropped."""
     config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, person_mask="parser", smoothing=0.0,
                             pacing="realtime")
     stages, runs = build_stages(config), Runs()
@@ -548,6 +572,17 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
             wait_for(lambda: pipeline.stats.model == "bodypix-s8", timeout_s=30)
 
     pipeline.subscribe(switch_after_ten)
+    load, loaded = pipeline._load_parser, []
+
+    def slow_load(*args):
+        """The real load, a second longer (as on a slower machine): 15 frames come due meanwhile."""
+        dropped = pipeline.source.dropped
+        parser = load(*args)
+        time.sleep(1.0)
+        loaded.append(pipeline.source.dropped - dropped)
+        return parser
+
+    pipeline._load_parser = slow_load
     try:
         pipeline.start()
         wait_for(lambda: seen.count() >= 1)
@@ -561,6 +596,8 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     assert len(warm_ups) == 2 and runs.runs[warm_ups[1] + 1] == switched[0], \
         f"no warm-up before the new model's first frame: {runs.runs}"
     assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
+    assert pipeline.error is None, pipeline.error
+    assert loaded == [0] or loaded == [1], f"{loaded} frames dropped while the new model loaded (one passes the hold)"
 
 
 class _WatchedLock:
@@ -637,6 +674,7 @@ def test_a_model_that_fails_to_load_changes_nothing_and_the_reps_stay(squat30, t
     finally:
         pipeline.stop()
     assert asked == [2], "both squats were counted before the switch"
+    # the load's error, not the subscriber's (its wait for the load timing out would be "delivering frame …")
     assert pipeline.error.startswith("cannot load model bodypix-s8: ") and pipeline.error.endswith(
         "; still parsing with bodypix"), pipeline.error
     assert [r.frame.index for r in seen.results] == list(range(151)), "every frame once, in order"

@@ -182,6 +182,33 @@ def test_a_subscriber_that_raises_is_reported_and_the_run_goes_on_to_its_end(squ
     assert [line["index"] for line in lines] == list(range(151)) and job.frames == 151
 
 
+def test_a_subscriber_that_raises_on_every_frame_starves_no_other_and_logs_its_traceback_once(squat30, caplog):
+    """A subscriber failing on every frame (a progress display gone) stopped the frame's delivery
+    there: the subscribers after it got no frame, and its traceback was logged for every frame
+    (30 a second, for hours with a camera). The others get every frame; the traceback is logged
+    once, the repeats at debug level."""
+    pipeline = build_pipeline(PipelineConfig(source=str(squat30), device="cpu", max_people=1, smoothing=0.0,
+                                             person_mask="parser"))
+    seen = []
+
+    def gone(result) -> None:
+        raise RuntimeError("the progress display is gone")
+
+    pipeline.subscribe(gone)
+    pipeline.subscribe(lambda result: seen.append(result.frame.index))
+    caplog.set_level("DEBUG", logger="realtime.pipeline")
+    pipeline.start()
+    try:
+        assert pipeline.wait(300)
+    finally:
+        pipeline.stop()
+    assert seen == list(range(151)), "the subscriber after the failing one got every frame"
+    assert pipeline.error == "delivering frame 150 failed: the progress display is gone"
+    failures = [r for r in caplog.records if r.getMessage().startswith("delivering frame ")]
+    assert [r.levelname for r in failures] == ["ERROR"] + ["DEBUG"] * 150, [r.levelname for r in failures][:3]
+    assert failures[0].exc_info is not None
+
+
 class Held:
     """A result stage that holds its first frame until `release` is set, and notes a close that
     came while it ran."""
