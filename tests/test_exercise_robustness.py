@@ -2,7 +2,11 @@
 clip (faults/squat30.mp4: 2 squats at 30 fps, bottoms at about frames 43 and 98, by eye on
 cg-mannequin-squat.mp4's frames 86 and 196 at 60 fps):
 - a long hold at the bottom (a goblet squat held 2.5 s each rep: the bottom frame repeated);
-- a camera that pans (a 70 %-wide window sliding across the frame and back, scaled to one size).
+- a camera that pans (a 70 %-wide window sliding across the frame and back, scaled to one size);
+- a cut inside the file: squat30 joined to itself, or to the push-up mannequin (scaled to its size).
+  squat30 ends going down into a third squat (74 deg at its last frame); its first frame is
+  higher: the knees "straighten" at the cut, which counted a squat at each cut (3 squats for 2,
+  8 for 6 in three passes) before a body jumping between two frames was a seek to the counter.
 Each is written as an MP4 with PyAV and counted through `main.py process` with the defaults."""
 from __future__ import annotations
 
@@ -36,10 +40,10 @@ def _write(path: Path, frames: list[np.ndarray], fps: int = 30) -> Path:
     return path
 
 
-def _count(clip: Path, out: Path) -> dict:
+def _count(clip: Path, out: Path, *args: str) -> dict:
     summary = out / f"{clip.stem}.summary.json"
     run = subprocess.run([sys.executable, "main.py", "process", str(clip), "-o", str(out / f"{clip.stem}.out.mp4"),
-                          "--exercise", "squat", "--summary", str(summary)],
+                          "--exercise", "squat", "--summary", str(summary), *args],
                          cwd=REPO, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr
     return json.loads(summary.read_text())
@@ -67,3 +71,21 @@ def test_a_panning_camera_still_counts_every_squat(media_dir: Path, tmp_path: Pa
               for rgb, left in zip(frames, lefts)]
     summary = _count(_write(tmp_path / "panned.mp4", panned), tmp_path)
     assert summary["reps"] == 2, summary
+
+
+def test_a_clip_joined_to_itself_counts_no_squat_across_the_cuts(media_dir: Path, tmp_path: Path):
+    frames = _frames(media_dir / "faults" / "squat30.mp4")
+    summary = _count(_write(tmp_path / "thrice.mp4", frames * 3), tmp_path)
+    assert summary["reps"] == 6, summary
+    for rep in summary["per_rep"]:  # each within one pass
+        assert rep["start_frame"] // len(frames) == rep["end_frame"] // len(frames), rep
+
+
+def test_a_squat_clip_joined_to_a_push_up_clip_counts_no_squat_at_the_cut(media_dir: Path, tmp_path: Path):
+    squats = _frames(media_dir / "faults" / "squat30.mp4")
+    height, width = squats[0].shape[:2]
+    push_ups = [cv2.resize(rgb, (width, height)) for rgb in _frames(media_dir / "cg-mannequin-pushup.mp4")[::2]]
+    # one person: the body after the cut is not another person's (whose counter would start afresh)
+    summary = _count(_write(tmp_path / "joined.mp4", squats + push_ups), tmp_path, "--max-people", "1")
+    assert summary["reps"] == 2 and list(summary["people"]) == ["0"], summary
+    assert all(rep["end_frame"] < len(squats) for rep in summary["per_rep"]), summary

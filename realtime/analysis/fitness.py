@@ -18,7 +18,11 @@ were); `last_partial` is the latest movement that was too shallow to count. Peop
 parse (occluded, briefly out of frame) is an unknown angle to their counter: back in view, their
 start position must be seen for min_start_s again before the counter arms. After a seek (`seek`)
 each counter keeps the repetitions completed before the seek point; `merge_people` adds one
-person's repetitions to another's.
+person's repetitions to another's. A person whose body jumps between two frames
+(_PersonTrack.cut: a cut in the video, a clip joined to itself or to another, a person taken for
+another) is to their counter as after a seek to that frame: the repetition in progress is
+dropped, the completed ones stay, their angle filter starts again and the start position must be
+seen for min_start_s again.
 """
 from __future__ import annotations
 
@@ -70,6 +74,15 @@ HINTS = {
     NOT_VISIBLE: "the counted joints are not seen clearly: turn side-on to the camera, add light, or wear "
                  "clothes that show the limbs",
 }
+# A cut (_PersonTrack.cut): the median step of a person's BlazePose landmarks between two frames,
+# as a share of their body's size. Measured: faults/squat30.mp4 written 3 times in one file (30
+# fps), the seams 0.16 and 0.17 (5 sizes a second); squat30 then the push-up mannequin, 0.61.
+# Within the clips at most 0.13: BlazePose re-fitting a body (squat30 3.9 a second; the squat
+# mannequin at 60 fps 0.12 then 0.13, 8 a second); the push-up mannequin 0.04. The speed keeps a
+# real movement at a low frame rate (large steps, a body's real speed) from being a cut.
+CUT_SHARE = 0.15
+CUT_SPEED = 3.0
+MIN_CUT_LANDMARKS = 8  # fewer landmarks seen in both frames decide nothing
 # the symmetry figures need the body within 45 degrees of facing the camera (cos 45 = 0.71)
 MIN_FACING_SHARE = 0.7
 HINT_SHARE = 0.2  # a hint is given when the counted angle is unknown in at least this share of a person's frames
@@ -103,12 +116,35 @@ class _PersonTrack:
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
+    pose: tuple[float, np.ndarray] | None = None  # the latest landmarks' time and BlazePose landmarks (cut)
+    step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured)
 
     @property
     def armed(self) -> bool:
         """Whether the counter was ever at the start position (RepCounter left WAITING, which it
         does on a known angle, so the armed extremes hold one)."""
         return self.armed_low_deg <= self.armed_high_deg
+
+    def cut(self, landmarks: np.ndarray | None, time_s: float, min_score: float) -> bool:
+        """Whether the body jumped to `landmarks` (BlazePose's [33, 5] in image pixels, visibility
+        in column 3; None: none this frame, e.g. `--pose parser`) at `time_s` from the latest ones:
+        the median step of the landmarks seen (visibility at or above `min_score`) in both is at
+        least CUT_SHARE of the body's size (the longer side of those landmarks' extent, the
+        larger of the two), at least CUT_SPEED sizes a second, and the step before it was under
+        half of CUT_SHARE. A misread joint moves a few landmarks, not the median; a body moving
+        or BlazePose re-fitting it gets there over frames, not at once."""
+        before, self.pose = self.pose, self.pose if landmarks is None else (time_s, landmarks)
+        if before is None or landmarks is None or time_s <= before[0]:
+            return False
+        seen = (before[1][:, 3] >= min_score) & (landmarks[:, 3] >= min_score)
+        if seen.sum() < MIN_CUT_LANDMARKS:
+            self.step = 0.0
+            return False
+        size = max(float(np.ptp(points[seen, :2], axis=0).max()) for points in (before[1], landmarks))
+        moved = np.linalg.norm(landmarks[seen, :2] - before[1][seen, :2], axis=1)
+        step, previous = float(np.median(moved)) / max(size, 1.0), self.step
+        self.step = step
+        return step >= CUT_SHARE and step / (time_s - before[0]) >= CUT_SPEED and previous < CUT_SHARE / 2
 
     def size_px(self, time_s: float, size: int | None) -> int | None:
         """The person's size: the largest body (its box's longer side, own pixels) found in the
@@ -173,6 +209,7 @@ class FitnessAnalyser(Analyser):
                 track.smoother.reset()
                 track.counter.seek(position_s)
                 track.last_s = None
+                track.pose, track.step = None, 0.0
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """`new_id` is the same person as `into_id`: their repetitions are added to that person's
@@ -213,6 +250,9 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
+        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score):
+            track.smoother.reset()
+            track.counter.seek(frame.pts_s)
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         # A joint seen surely after unsure readings starts its smoothing afresh: the unsure ones (a
