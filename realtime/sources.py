@@ -165,9 +165,9 @@ class PyAVReader(FrameReader):
     at open: live when FFmpeg knows no duration or the demuxer reads no byte stream (RTSP and
     other session protocols); a finite file over http(s) is a file. Frames whose
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
-    decoder's scaler from the decoded picture. A live stream whose format carries no timestamps
-    (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each frame's
-    arrival on the monotonic clock."""
+    decoder's scaler from the decoded picture. A live network stream whose format carries no
+    timestamps (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each
+    frame's arrival on the monotonic clock."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False,
@@ -208,7 +208,9 @@ class PyAVReader(FrameReader):
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live
-        self._arrival_timed = bool(self.live and self._container.format.flags & AVFMT_NOTIMESTAMPS)
+        # a camera's stream, not a local raw .h264/.mjpeg file (live too: no duration), which keeps FFmpeg's times
+        self._arrival_timed = bool(self.live and URL.match(self.url)
+                                   and self._container.format.flags & AVFMT_NOTIMESTAMPS)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
