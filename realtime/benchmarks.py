@@ -180,7 +180,9 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     the results of a frame parsed at the parse size scaled to its size; encode and encode_queue
     with `record`), this process's CPU time per frame (all its threads), peak resident memory,
     the parser's backend and the sizes: the frames' (input_size), the copy parsed (parse_size)
-    and the network's input; `unreadable`: an image folder's files skipped as unreadable
+    and the network's input; `source_fps` (None when unknown) and `dropped`: the source frames
+    skipped over the whole run, warm-up included (a live source or --realtime pacing keeps only
+    the newest frame); `unreadable`: an image folder's files skipped as unreadable
     (Source.skipped)."""
     pipeline = build_pipeline(config)
     results: list[tuple[float, dict, float]] = []
@@ -238,6 +240,8 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         "stages_ms": stages,
         "cpu_ms_per_frame": round((cpu_end - cpu_marks[first]) * 1000 / counted, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "source_fps": info.fps and round(info.fps, 2),
+        "dropped": source.dropped,
         "error": pipeline.error,
         "unreadable": source.skipped,
     }

@@ -56,6 +56,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".t
                             ".mpeg", ".wmv", ".flv", ".3gp"})
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEFAULT_SEQUENCE_FPS = 30.0
+AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's format flag (PyAV names none): its packets carry no timestamps (mpjpeg, raw mjpeg)
 
 
 class SourceError(RuntimeError):
@@ -164,7 +165,9 @@ class PyAVReader(FrameReader):
     at open: live when FFmpeg knows no duration or the demuxer reads no byte stream (RTSP and
     other session protocols); a finite file over http(s) is a file. Frames whose
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
-    decoder's scaler from the decoded picture."""
+    decoder's scaler from the decoded picture. A live network stream whose format carries no
+    timestamps (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each
+    frame's arrival on the monotonic clock."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False,
@@ -177,6 +180,7 @@ class PyAVReader(FrameReader):
         self._frames_shown: int | None = None
         self.timeline: Timeline | None = None  # of the current pass of frames()
         self._container: av.container.InputContainer | None = None
+        self._arrival_timed = False  # set at open: a live stream without timestamps
 
     def open(self) -> SourceInfo:
         options, read_timeout_s = {}, self.timeout_s
@@ -204,6 +208,9 @@ class PyAVReader(FrameReader):
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live
+        # a camera's stream, not a local raw .h264/.mjpeg file (live too: no duration), which keeps FFmpeg's times
+        self._arrival_timed = bool(self.live and URL.match(self.url)
+                                   and self._container.format.flags & AVFMT_NOTIMESTAMPS)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
@@ -232,7 +239,7 @@ class PyAVReader(FrameReader):
         while True:
             pass_start = index
             for image, parse_image, decoded_s, own_size, placement in self._decoded(stream, index):
-                pts_s = timeline.place(decoded_s)
+                pts_s = timeline.place(time.monotonic() if self._arrival_timed else decoded_s)
                 if skip_before_s is not None and pts_s < skip_before_s:
                     continue  # decoded from the key frame before a seek's target
                 skip_before_s = None

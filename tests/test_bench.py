@@ -40,6 +40,22 @@ def test_bench_plays_a_short_clip_again_until_it_has_its_frames(single_clip, cap
         assert json.loads(capsys.readouterr().out)["frames"] == 130
 
 
+def test_bench_reports_the_sources_rate_and_the_frames_it_dropped(media_dir, capsys):
+    """`bench --realtime` paces a 30-fps clip like a camera and keeps only the newest frame: its JSON
+    gives the source's rate and the frames dropped, so `fps` can be read against the camera's (it
+    gave neither); a file read as fast as it decodes drops none."""
+    clip = media_dir / "faults" / "squat30.mp4"
+    reports = {}
+    for pacing in ([], ["--realtime"]):
+        assert main(["bench", str(clip), "--size", "160x120", "--frames", "20", "--warmup", "2",
+                     "--max-people", "1", "--pose", "parser", "--person-mask", "parser", *pacing]) == 0
+        reports[bool(pacing)] = json.loads(capsys.readouterr().out)
+    print({paced: (report["fps"], report["source_fps"], report["dropped"]) for paced, report in reports.items()})
+    assert reports[False]["source_fps"] == reports[True]["source_fps"] == 30.0
+    assert reports[False]["dropped"] == 0
+    assert isinstance(reports[True]["dropped"], int) and reports[True]["dropped"] >= 0
+
+
 @pytest.mark.parametrize("options, message", [
     ("--output x.mp4", "--output x.mp4 is not a run option"),
     ("--backend tensorrt", "invalid choice: 'tensorrt'"),

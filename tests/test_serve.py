@@ -619,6 +619,30 @@ def test_live_websocket_keeps_the_newest_frame(server, media_dir):
     assert decode_png(base64.b64decode(results[-1]["label_map"]["data"])).shape == rgb.shape[:2]
 
 
+@pytest.mark.parametrize("options, words", [
+    ({"max_people": 0}, "max_people: Input should be greater than or equal to 1"),
+    ({"max_people": 1.5}, "max_people: Input should be a valid integer"),
+    ({"max_people": "abc"}, "max_people: Input should be a valid integer"),
+    ({"max_people": 33}, "max_people: Input should be less than or equal to 32"),
+    ({"exercise": "custom"}, "custom exercises are not available on the live socket; choose a preset: squat, "),
+    ({"exercise": "yoga"}, "unknown exercise 'yoga'; choose a preset: squat, ")],
+    ids=["max_people 0", "max_people 1.5", "max_people abc", "max_people 33", "custom", "yoga"])
+def test_live_options_are_checked_as_the_forms_check_them(server, client, still, options, words):
+    """The live socket's options are refused in the words /v1/parse's form answers (0 and 1.5 people
+    were taken, "abc" answered with Python's int() text); it takes preset exercises only, and says
+    so instead of listing custom as a choice."""
+    with connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30) as ws:
+        ws.send(json.dumps({"model": "bodypix", "pose": "parser", **options}))
+        refusal = json.loads(ws.recv(timeout=120))
+    assert refusal["type"] == "error" and refusal["code"] == "bad_option", refusal
+    assert refusal["error"].startswith(words) and "\n" not in refusal["error"], refusal
+    assert "custom" not in refusal["error"].split("preset")[-1], refusal
+    if "max_people" in options:  # the form says it alike
+        form = client.post("/v1/parse", files={"image": ("a.png", still[0])},
+                           data={"max_people": str(options["max_people"])})
+        assert form.status_code == 422 and form.json()["error"].split(",")[0] == refusal["error"].split(",")[0]
+
+
 def test_live_answers_a_cameras_first_frames(server, media_dir):
     """The networks are built before 'ready' (for the page's 640 x 480 camera): frames sent two a
     second from the first on are each answered, none dropped. Built on the first frame instead

@@ -68,7 +68,7 @@ from realtime.serve.jobs import (
     JobSpec,
     JobWithoutFrames,
 )
-from realtime.serve.limits import ApiError, fetch_url, option_error, probe_video, read_image
+from realtime.serve.limits import MAX_PEOPLE_RULE, ApiError, fetch_url, option_error, probe_video, read_image
 from realtime.serve.live import serve_live
 from realtime.serve.service import Service
 from realtime.serve.settings import MB
@@ -284,7 +284,7 @@ def _add_parse(api: APIRouter, service: Service) -> None:
               url: Annotated[str | None, Form(description="instead of image: an http(s) URL on a host the "
                                                           "server allows (--allow-url-host)")] = None,
               model: Annotated[str, Form()] = settings.model,
-              max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+              max_people: Annotated[int, Form(**MAX_PEOPLE_RULE)] = default("max_people"),
               people: Annotated[str, Form(description=PEOPLE_HELP)] = settings.people,
               person_mask: Annotated[str, Form(description=", ".join(PERSON_MASK_SOURCES))] = default("person_mask"),
               pose: Annotated[str, Form(description=", ".join(POSE_SOURCES))] = default("pose"),
@@ -394,7 +394,7 @@ def _add_jobs(api: APIRouter, service: Service) -> None:
                    url: Annotated[str | None, Form(description="instead of video: an http(s) URL on an "
                                                                "allowed host")] = None,
                    model: Annotated[str, Form()] = settings.model,
-                   max_people: Annotated[int, Form(ge=1, le=32)] = default("max_people"),
+                   max_people: Annotated[int, Form(**MAX_PEOPLE_RULE)] = default("max_people"),
                    people: Annotated[str, Form(description=PEOPLE_HELP)] = settings.people,
                    person_mask: Annotated[str, Form()] = default("person_mask"),
                    pose: Annotated[str, Form()] = default("pose"),

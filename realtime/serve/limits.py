@@ -15,17 +15,33 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 
 import av
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from realtime.serve.settings import MB
 from realtime.sources import basic_auth_request, frames_shown, quiet_opencv, redact_url
 
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 _CHUNK_BYTES = 1 << 20
+
+
+# max_people's rule on every endpoint: the forms' Form(**MAX_PEOPLE_RULE), /v1/live's checked_option
+MAX_PEOPLE_RULE = {"ge": 1, "le": 32}
+
+
+def checked_option(name: str, value: Any, kind: type, **rule: Any) -> Any:
+    """`value` of option `name` validated as a form field declared `Annotated[kind, Form(**rule)]`
+    is (pydantic, lax as for JSON: "3" passes as 3); ValueError in the forms' 422 words
+    ("max_people: Input should be greater than or equal to 1")."""
+    try:
+        return TypeAdapter(Annotated[kind, Field(**rule)]).validate_python(value)
+    except ValidationError as exc:
+        raise ValueError(f"{name}: {exc.errors()[0]['msg']}") from None
 
 
 def option_error(exc: Exception) -> str:

@@ -26,11 +26,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from realtime.analysis.exercises import get_exercise
+from realtime.analysis.exercises import PRESETS
 from realtime.config import PipelineConfig, default
 from realtime.models.registry import get_spec
 from realtime.serve.engine import FrameRunner, ModelUnavailable, check_available, result_json
-from realtime.serve.limits import ApiError, option_error, read_image
+from realtime.serve.limits import MAX_PEOPLE_RULE, ApiError, checked_option, option_error, read_image
 from realtime.serve.service import WARM_UP_HW, Service
 
 log = logging.getLogger(__name__)
@@ -69,15 +69,22 @@ def live_config(hello: dict[str, Any], service: Service) -> PipelineConfig:
     if unknown:
         raise ValueError(f"unknown option {unknown[0]!r}; options: {', '.join(sorted(known - {'token'}))}")
     settings = service.settings
-    exercise = hello.get("exercise")
+    exercise = str(hello.get("exercise") or "")
+    if exercise and exercise not in PRESETS:  # a custom exercise's joint and angles have no options here
+        what = "custom exercises are not available on the live socket" if exercise == "custom" \
+            else f"unknown exercise {exercise!r}"
+        raise ValueError(f"{what}; choose a preset: {', '.join(PRESETS)}")
+    max_people = hello.get("max_people")
+    max_people = default("max_people") if max_people is None else \
+        checked_option("max_people", max_people, int, **MAX_PEOPLE_RULE)
     people = str(hello.get("people") or settings.people)
     config = PipelineConfig(source="camera", model=str(hello.get("model") or settings.model), device=settings.device,
-                            dtype=settings.dtype, max_people=int(hello.get("max_people") or default("max_people")),
+                            dtype=settings.dtype, max_people=max_people,
                             people=people, people_size=settings.people_size_for(people),
                             person_mask=str(hello.get("person_mask") or default("person_mask")),
                             pose=str(hello.get("pose") or default("pose")),
                             angles=str(hello.get("angles") or default("angles")),
-                            exercise=get_exercise(str(exercise)) if exercise else None)
+                            exercise=PRESETS[exercise] if exercise else None)
     check_available(config)
     return config
 

@@ -1,0 +1,81 @@
+"""A real HTTP MJPEG camera on 127.0.0.1 (multipart/x-mixed-replace JPEGs, no timestamps) is
+timed as its frames arrive, not at FFmpeg's guessed 25 fps."""
+from __future__ import annotations
+
+import http.server
+import threading
+import time
+
+import cv2
+import pytest
+
+from realtime.sources import open_source
+
+CAMERA_FPS = 10
+
+
+class _Camera(http.server.BaseHTTPRequestHandler):
+    jpegs: list[bytes] = []
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+        self.end_headers()
+        started_s, sent = time.monotonic(), 0
+        while not self.server.stopping.is_set():
+            jpeg = self.jpegs[sent % len(self.jpegs)]
+            try:
+                self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n%b\r\n"
+                                 % (len(jpeg), jpeg))
+            except OSError:
+                return  # the reader hung up
+            sent += 1
+            self.server.stopping.wait(max(0.0, started_s + sent / CAMERA_FPS - time.monotonic()))
+
+
+class _CameraServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        pass
+
+
+@pytest.fixture
+def mjpeg_camera(media_dir):
+    capture = cv2.VideoCapture(str(media_dir / "faults" / "squat30.mp4"))
+    jpegs = []
+    while (read := capture.read())[0]:
+        jpegs.append(cv2.imencode(".jpg", read[1])[1].tobytes())
+    capture.release()
+    server = _CameraServer(("127.0.0.1", 0), type("Camera", (_Camera,), {"jpegs": jpegs}))
+    server.stopping = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/cam.mjpg"
+    finally:
+        server.stopping.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_an_mjpeg_camera_is_timed_by_the_arrival_of_its_frames(mjpeg_camera):
+    source = open_source(mjpeg_camera, timeout_s=5.0)
+    source.start()
+    frames = []
+    try:
+        deadline = time.monotonic() + 30  # a hang guard
+        while len(frames) < 20 and time.monotonic() < deadline:
+            if (frame := source.read(0.5)) is not None:
+                frames.append(frame)
+    finally:
+        source.stop()
+    assert source.info.live and len(frames) == 20, f"{len(frames)} frames read"
+    span_s = frames[-1].pts_s - frames[0].pts_s
+    print(f"20 frames of a {CAMERA_FPS}-fps camera span {span_s:.2f} s")
+    # 19 steps of 0.1 s: 1.9 s; FFmpeg's 25-fps guess gave 0.76 s
+    assert span_s >= 1.5
