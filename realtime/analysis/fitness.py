@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,8 +117,8 @@ class _PersonTrack:
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
-    pose: tuple[float, np.ndarray] | None = None  # the latest landmarks' time and BlazePose landmarks (cut)
-    step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured)
+    pose: tuple[float, np.ndarray, Hashable] | None = None  # the latest landmarks' time, BlazePose landmarks, geometry (cut)
+    step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
 
     @property
     def armed(self) -> bool:
@@ -125,15 +126,24 @@ class _PersonTrack:
         does on a known angle, so the armed extremes hold one)."""
         return self.armed_low_deg <= self.armed_high_deg
 
-    def cut(self, landmarks: np.ndarray | None, time_s: float, min_score: float) -> bool:
+    def cut(self, landmarks: np.ndarray | None, time_s: float, min_score: float, geometry: Hashable) -> bool:
         """Whether the body jumped to `landmarks` (BlazePose's [33, 5] in image pixels, visibility
         in column 3; None: none this frame, e.g. `--pose parser`) at `time_s` from the latest ones:
         the median step of the landmarks seen (visibility at or above `min_score`) in both is at
         least CUT_SHARE of the body's size (the longer side of those landmarks' extent, the
         larger of the two), at least CUT_SPEED sizes a second, and the step before it was under
         half of CUT_SHARE. A misread joint moves a few landmarks, not the median; a body moving
-        or BlazePose re-fitting it gets there over frames, not at once."""
-        before, self.pose = self.pose, self.pose if landmarks is None else (time_s, landmarks)
+        or BlazePose re-fitting it gets there over frames, not at once. Landmarks of frames of
+        another `geometry` (own size and placement: a stream that changed size, letterboxed into
+        the run's) are not compared, nor is the step after them: the picture moved, not the body,
+        and BlazePose finds it anew there (a fresh detection's landmarks move 17 % of the body as
+        it re-fits them on the next frame in faults/reschange.ts)."""
+        before = self.pose
+        if landmarks is not None:
+            self.pose = (time_s, landmarks, geometry)
+        if before is not None and landmarks is not None and geometry != before[2]:
+            self.step = math.inf  # no step before the next one in this picture (BlazePose re-fits the body)
+            return False
         if before is None or landmarks is None or time_s <= before[0]:
             return False
         seen = (before[1][:, 3] >= min_score) & (landmarks[:, 3] >= min_score)
@@ -250,7 +260,8 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
-        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score):
+        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score,
+                     (frame.own_size, frame.placement)):
             track.smoother.reset()
             track.counter.seek(frame.pts_s)
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
