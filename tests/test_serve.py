@@ -746,7 +746,6 @@ def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_on
     with running_server(env={"PARTSIGHT_LOG_FILE": str(log_file), "TMPDIR": str(temp)}) as server:
         with httpx.Client(base_url=server.url, timeout=300) as client, \
                 connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30, max_size=None) as ws:
-            job = client.post("/v1/jobs", files={"video": (clip.name, clip.read_bytes())}).json()
             ws.send(json.dumps({"exercise": "squat"}))
             assert json.loads(ws.recv(timeout=120))["type"] == "ready"
 
@@ -761,6 +760,7 @@ def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_on
             streaming = threading.Thread(target=camera)
             streaming.start()
             assert json.loads(ws.recv(timeout=120))["type"] == "result"
+            job = client.post("/v1/jobs", files={"video": (clip.name, clip.read_bytes())}).json()
             while (job_status := client.get(f"/v1/jobs/{job['id']}").json())["frames"] == 0:
                 assert job_status["state"] in ("queued", "running"), job_status
                 time.sleep(0.2)
