@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 from jsonschema import Draft202012Validator
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from _http_files import serve_folder
@@ -728,6 +728,57 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
     assert [line for line in console if not line.startswith("partsight: ")] == [], console
     assert list(jobs_dir.iterdir()) == []
     assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
+
+
+@pytest.mark.parametrize("stop, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_once(media_dir, tmp_path, stop, status):
+    """A stop signal while a job runs and a camera streams 12 frames a second over /v1/live: the
+    job is told to stop before uvicorn closes the connections and waits for them, so it ends
+    while the live frame in progress does (it was told only once that wait was over: 13 s to
+    exit, longer than a service manager's 10 s stop timeout); the camera's client gets 1012
+    ("service restart"), the job is cancelled, the server's temporary folders (jobs, uploads) are
+    removed and it exits as every command does on that signal."""
+    log_file, temp = tmp_path / "serve.log", tmp_path / "tmp"
+    temp.mkdir()
+    clip = media_dir / "cg-mannequin-squat.mp4"
+    _, rgb = frame_png(clip, 20, size=(640, 480))
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    with running_server(env={"PARTSIGHT_LOG_FILE": str(log_file), "TMPDIR": str(temp)}) as server:
+        with httpx.Client(base_url=server.url, timeout=300) as client, \
+                connect(f"ws://127.0.0.1:{server.port}/v1/live", open_timeout=30, max_size=None) as ws:
+            ws.send(json.dumps({"exercise": "squat"}))
+            assert json.loads(ws.recv(timeout=120))["type"] == "ready"
+
+            def camera() -> None:
+                try:
+                    for seq in range(100_000):
+                        ws.send(seq.to_bytes(4, "big") + jpeg)
+                        time.sleep(1 / 12)
+                except ConnectionClosed:
+                    pass
+
+            streaming = threading.Thread(target=camera)
+            streaming.start()
+            assert json.loads(ws.recv(timeout=120))["type"] == "result"
+            job = client.post("/v1/jobs", files={"video": (clip.name, clip.read_bytes())}).json()
+            while (job_status := client.get(f"/v1/jobs/{job['id']}").json())["frames"] == 0:
+                assert job_status["state"] in ("queued", "running"), job_status
+                time.sleep(0.2)
+            server.process.send_signal(stop)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    ws.recv(timeout=60)
+            streaming.join(60)
+        assert server.process.wait(30) == status  # a hang guard, not a measure
+        console = server.log().splitlines()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1012, closed.value
+    assert console[-1] == "partsight: interrupted", console
+    assert [line for line in console if not line.startswith("partsight: ")] == [], console
+    assert sorted(temp.glob("partsight-*")) == []
+    logged = log_file.read_text()
+    told, shutting = logged.find(f"job {job['id']} told to stop"), logged.find("uvicorn.error: Shutting down")
+    assert 0 <= told < shutting, logged
+    assert re.search(rf"job {job['id']} cancelled: \d+ frames", logged), logged
 
 
 def test_a_job_whose_recording_fails_says_why_without_the_servers_folders(media_dir, tmp_path):

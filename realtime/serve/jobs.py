@@ -160,7 +160,8 @@ class _Job:
 class JobBoard:
     """The jobs of one service under `root` (created if missing). Worker threads (one per running
     slot) take queued jobs in order and hand them to `execute`; a janitor removes ended jobs after
-    `ttl_s`. `close` stops every job, joins the threads and removes the job folders."""
+    `ttl_s`. `stop` tells every job to stop; `close` also joins the threads and removes the job
+    folders."""
 
     def __init__(self, root: Path, *, max_jobs: int, queue: int, ttl_s: float,
                  execute: Executor = run_in_process) -> None:
@@ -280,13 +281,21 @@ class JobBoard:
             if job is not None:
                 job.frames, job.total = frames, total
 
-    def close(self, timeout_s: float = 10.0) -> None:
+    def stop(self) -> None:
+        """Tells every job to stop and the board to take no more (reserve: JobsBusy), without
+        waiting for them: `close` does."""
         with self._changed:
             self._closed = True
-            jobs = list(self._jobs.values())
-            for job in jobs:
+            for job in self._jobs.values():
+                if job.state == RUNNING and not job.stop.is_set():
+                    log.info("job %s told to stop", job.id)
                 job.stop.set()
             self._changed.notify_all()
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.stop()
+        with self._changed:
+            jobs = list(self._jobs.values())
         for thread in self._threads:
             thread.join(timeout_s)
         for job in jobs:

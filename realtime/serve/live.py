@@ -10,11 +10,12 @@ Protocol (JSON text messages, binary frames):
    "error"} and the connection closes (1008 token, 1013 busy, 1003 bad options).
 3. client: binary messages, each a 4-byte big-endian frame number and a JPEG (or PNG) image.
 4. server, for the newest frame each time the last one is done: {"type": "result", "seq",
-   "dropped" (frames skipped so far), "fps", "latency_ms", "frame" (the --metrics JSONL line, reps
-   under frame.analysis.fitness), "label_map" (class ids as base64 PNG)}; a message that is no frame
-   (text, fewer than 4 bytes, a frame number without an image) or a frame that cannot be decoded
-   gets {"type": "error", "seq" (None when the message has none), "code", "error"} and the
-   connection stays."""
+   "dropped" (frames skipped by the time it is sent, each replaced unparsed by a newer one, those
+   that came while frame seq was parsed included), "fps", "latency_ms", "frame" (the --metrics
+   JSONL line, reps under frame.analysis.fitness), "label_map" (class ids as base64 PNG)}; a
+   message that is no frame (text, fewer than 4 bytes, a frame number without an image) or a frame
+   that cannot be decoded gets {"type": "error", "seq" (None when the message has none), "code",
+   "error"} and the connection stays."""
 from __future__ import annotations
 
 import asyncio

@@ -33,6 +33,20 @@ def listen(host: str, port: int) -> socket.socket:
         raise ValueError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server that, stopping, tells the service's jobs to stop before it closes the
+    connections (the live ones with 1012, "service restart") and waits for them (up to its
+    graceful-shutdown timeout): the jobs end meanwhile, not after that wait."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.service.stop()
+        await super().shutdown(sockets=sockets)
+
+
 def run_uvicorn(settings: ServeSettings) -> int:
     """Serves until Ctrl+C or SIGTERM; says "serving on" once the port listens (its number when
     --port 0 let the system choose). ValueError for a port it cannot have."""
@@ -43,7 +57,7 @@ def run_uvicorn(settings: ServeSettings) -> int:
         try:
             config = uvicorn.Config(create_app(service), host=settings.host, port=settings.port, log_config=None,
                                     timeout_graceful_shutdown=5, ws_max_size=settings.limits.max_upload_bytes)
-            server = uvicorn.Server(config)
+            server = _Server(config, service)
             print(serving_line(settings, "uvicorn"), flush=True)
             with uvicorn_notes_to_log_file():
                 server.run(sockets=[sock])

@@ -80,6 +80,9 @@ class LocalJobs:
     def delete(self, job_id: str) -> dict:
         return self.board.delete(job_id)
 
+    def stop(self) -> None:
+        self.board.stop()
+
     def close(self) -> None:
         self.board.close()
 
@@ -98,8 +101,8 @@ def local_board(settings: ServeSettings, execute: Executor = run_in_process) -> 
 
 class Service:
     """One process's share of the service. Loads the settings' model in the background at start
-    (`ready` once it is loaded; `warm_error` says why not). `close` stops the jobs, unloads the
-    models and removes its temporary folders."""
+    (`ready` once it is loaded; `warm_error` says why not). `stop` tells the jobs to stop; `close`
+    stops them and waits for them, unloads the models and removes its temporary folders."""
 
     def __init__(self, settings: ServeSettings, jobs, *, cleanup: OwnedFolder | None = None) -> None:
         self.settings = settings
@@ -136,6 +139,12 @@ class Service:
         """Whether `given` is the settings' token (always, when there is none); constant time."""
         token = self.settings.token
         return token is None or (given is not None and hmac.compare_digest(given.encode(), token.encode()))
+
+    def stop(self) -> None:
+        """Tells the running jobs to stop, without waiting for them (a local service's; `close`
+        waits): a stopping server's first step, so that they end while it waits for its
+        connections."""
+        self.jobs.stop()
 
     def close(self) -> None:
         self._warm.join(60)
