@@ -167,13 +167,16 @@ class PyAVReader(FrameReader):
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
     decoder's scaler from the decoded picture. A live network stream whose format carries no
     timestamps (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each
-    frame's arrival on the monotonic clock."""
+    frame's arrival on the monotonic clock. A local file whose format carries no timestamps (a raw
+    elementary stream: .h264, .hevc, .mjpeg) is timed index / `fps` from 0, every frame kept; with
+    `fps` None at the rate FFmpeg assumes for it (25), which a warning says once at open."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False,
-                 parse_side: int | None = None) -> None:
+                 parse_side: int | None = None, fps: float | None = None) -> None:
         self.url = url
         self.live = live
+        self.fps = fps
         self.timeout_s = timeout_s
         self.loop = loop
         self._output = OutputSize(size, max_side, parse_side)  # kept across loops and reconnections
@@ -181,6 +184,8 @@ class PyAVReader(FrameReader):
         self.timeline: Timeline | None = None  # of the current pass of frames()
         self._container: av.container.InputContainer | None = None
         self._arrival_timed = False  # set at open: a live stream without timestamps
+        self._untimed = False  # set at open: a local file without timestamps, timed by its rate
+        self._step_s = 1 / 30  # set at open: seconds from frame to frame where frames lack times (SourceInfo.step_s)
 
     def open(self) -> SourceInfo:
         options, read_timeout_s = {}, self.timeout_s
@@ -208,12 +213,17 @@ class PyAVReader(FrameReader):
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live
-        # a camera's stream, not a local raw .h264/.mjpeg file (live too: no duration), which keeps FFmpeg's times
-        self._arrival_timed = bool(self.live and URL.match(self.url)
-                                   and self._container.format.flags & AVFMT_NOTIMESTAMPS)
+        no_timestamps = _no_timestamps(self._container)
+        self._arrival_timed = bool(self.live and URL.match(self.url) and no_timestamps)  # a camera's stream
+        self._untimed = no_timestamps and not URL.match(self.url)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
+        if self._untimed:
+            fps = self.fps or fps or DEFAULT_SEQUENCE_FPS
+            if self.fps is None:
+                log.warning("%s has no timestamps (a raw video stream): read at %g fps; --fps sets its rate",
+                            self.url, fps)
         self._frames_shown = None if self.live else frames_shown(stream)
         frame_count = None if self.loop else self._frames_shown
         duration_s = None
@@ -222,11 +232,13 @@ class PyAVReader(FrameReader):
                 duration_s = self._frames_shown / fps
             elif self._container.duration:
                 duration_s = self._container.duration / av.time_base
-        return SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
+        info = SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
+        self._step_s = info.step_s
+        return info
 
     def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
-        step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
+        step_s = self._step_s
         timeline = Timeline(step_s, max_jump_s=math.inf if self.live else Timeline.MAX_FILE_JUMP_S)
         origin_s = self.timeline.origin_s if self.timeline is not None else None
         self.timeline = timeline
@@ -239,6 +251,8 @@ class PyAVReader(FrameReader):
         while True:
             pass_start = index
             for image, parse_image, decoded_s, own_size, placement in self._decoded(stream, index):
+                if self._untimed:
+                    decoded_s = None  # FFmpeg's guess, if any: the frame is timed by its place
                 pts_s = timeline.place(time.monotonic() if self._arrival_timed else decoded_s)
                 if skip_before_s is not None and pts_s < skip_before_s:
                     continue  # decoded from the key frame before a seek's target
@@ -323,6 +337,12 @@ def _rgb(decoded: av.VideoFrame, size: tuple[int, int], turn: str | None) -> np.
     if stored != (decoded.width, decoded.height):
         return decoded.to_ndarray(format="rgb24", width=stored[0], height=stored[1], interpolation="AREA")
     return decoded.to_ndarray(format="rgb24")
+
+
+def _no_timestamps(container: av.container.InputContainer) -> bool:
+    """Whether the container's format carries no timestamps (a raw elementary stream, an MJPEG
+    camera's multipart stream): FFmpeg times its frames at a rate it assumes."""
+    return bool(container.format.flags & AVFMT_NOTIMESTAMPS)
 
 
 def frames_shown(stream: av.video.stream.VideoStream) -> int | None:
@@ -988,11 +1008,18 @@ def is_device_or_stream(spec: str) -> bool:
 
 def keeps_own_rate(spec: str) -> bool:
     """Whether the source `spec` names keeps its own frame rate, which --fps does not change: a
-    video file, a stream or a webcam (only an image folder or a single image is read at --fps)."""
+    video file, a stream or a webcam (only an image folder, a single image or a local file without
+    timestamps, such as a raw .h264 stream, is read at --fps). A file FFmpeg cannot open: True."""
     if is_device_or_stream(spec):
         return True
     path = Path(spec.strip()).expanduser()
-    return not (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            return not _no_timestamps(container)
+    except (av.error.FFmpegError, OSError):
+        return True
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
@@ -1000,7 +1027,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
                 loop: bool = False, fps: float | None = None, parse_side: int | None = None) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
-    DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is live or a file by what
+    DEFAULT_SEQUENCE_FPS), a local file without timestamps (a raw .h264 stream) a video at `fps`
+    (None: FFmpeg's assumed rate, see PyAVReader), anything else a video file or URL, which is live or a file by what
     FFmpeg finds at open (see PyAVReader); a file or a folder runs on endlessly from its start at
     its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are fitted into `size` (W, H) with their aspect kept (black
@@ -1039,7 +1067,7 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
         return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side),
                       buffer_frames=buffer_frames, playback=playback)
     reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop,
-                        parse_side=parse_side)
+                        parse_side=parse_side, fps=fps)
     return Source(reader, buffer_frames=buffer_frames, playback=playback)
 
 
