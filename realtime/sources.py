@@ -56,6 +56,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".t
                             ".mpeg", ".wmv", ".flv", ".3gp"})
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEFAULT_SEQUENCE_FPS = 30.0
+MEASURED_RATE_FRAMES = 5  # frames a live source stating no rate gives in one connection before Source.fps measures it
 AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's format flag (PyAV names none): its packets carry no timestamps (mpjpeg, raw mjpeg)
 
 
@@ -97,7 +98,8 @@ def basic_auth_request(url: str) -> urllib.request.Request:
 @dataclass(frozen=True)
 class SourceInfo:
     """name: safe to display (credentials removed); live: newest-frame policy and reconnection;
-    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate;
+    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate
+    as it states it (None = unknown: an HTTP MJPEG camera's; Source.fps measures it);
     note: one line for the user about how it is read (e.g. an image sequence's count and rate);
     duration_s: how long it plays, in seconds (None = unknown or endless)."""
 
@@ -743,7 +745,8 @@ class Source:
 
     A live source that fails or ends after it opened reconnects with exponential backoff until
     stopped: meanwhile `status` says why and when it tries next, and the first frame after it
-    carries a Gap. Indices and times run on across reconnections.
+    carries a Gap. Indices and times run on across reconnections. `fps` is the rate it states, or
+    the one its frames come at.
     """
 
     def __init__(self, reader: FrameReader, *, buffer_frames: int = BUFFER_FRAMES, playback: Playback | None = None,
@@ -772,6 +775,7 @@ class Source:
         # a live source's time 0 on the monotonic clock: the least delayed frame's arrival less
         # its time (frames FFmpeg held back arrive late, after their time)
         self._clock_origin_s = 0.0
+        self._times = (0, 0.0)  # a live source's frame steps within its connections, and the seconds they span
 
     @property
     def live(self) -> bool:
@@ -784,6 +788,21 @@ class Source:
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second: the rate the source states (SourceInfo.fps); for a live source that
+        states none (an HTTP MJPEG camera, timed by its frames' arrival) the rate its frames came
+        at: frame steps over the seconds they span, within connections (not across a
+        reconnection's gap), once MEASURED_RATE_FRAMES came in one; None before that, and before
+        the source opened."""
+        info = self.info
+        if info is None:
+            return None
+        if info.fps or not info.live:
+            return info.fps
+        steps, span_s = self._times
+        return steps / span_s if steps >= MEASURED_RATE_FRAMES - 1 and span_s > 0 else None
 
     @property
     def skipped(self) -> list[str]:
@@ -940,6 +959,7 @@ class Source:
         """Passes a live reader's frames on until it ends (None), fails (the message) or stop()."""
         index_offset = self.frames_read
         pts_offset_s = 0.0
+        previous_s = None  # the last frame's time in this connection
         frames = self._reader.frames()
         try:
             while not self._stop.is_set():
@@ -956,6 +976,9 @@ class Source:
                 frame.pts_s += pts_offset_s
                 self._buffer.put(self.playback.generation, frame, self._stop.is_set)
                 self._last_pts_s = frame.pts_s
+                if previous_s is not None:
+                    self._times = (self._times[0] + 1, self._times[1] + frame.pts_s - previous_s)
+                previous_s = frame.pts_s
                 origin_s = time.monotonic() - frame.pts_s
                 if self.frames_read == 0 or origin_s < self._clock_origin_s:
                     self._clock_origin_s = origin_s
