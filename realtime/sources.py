@@ -247,7 +247,7 @@ class PyAVReader(FrameReader):
         index, skip_before_s = 0, None
         if start_s is not None and not self.live:
             index, skip_before_s = round(start_s / step_s), start_s - step_s / 2
-            self._seek(stream, origin_s, start_s, timeline)
+            stream = self._seek(stream, origin_s, start_s, timeline)
         whole = index == 0  # a pass from the first frame: it must show every frame the file holds
         looped = False  # the pass is a loop's: its first frame is a jump in time, as after a seek (Frame.seeked)
         while True:
@@ -270,20 +270,31 @@ class PyAVReader(FrameReader):
                 return
             whole = looped = True
             timeline.restart()
-            self._seek(stream, None, 0.0, None)
+            stream = self._seek(stream, None, 0.0, None)
 
     def _seek(self, stream: av.video.stream.VideoStream, origin_s: float | None, position_s: float,
-              timeline: Timeline | None) -> None:
+              timeline: Timeline | None) -> av.video.stream.VideoStream:
         """Moves the demuxer to the key frame at or before `position_s` seconds from the first
         frame shown, whose own time was `origin_s` (None: unknown, from the very start); the
-        `timeline` then places frames at their position in the file."""
+        `timeline` then places frames at their position in the file. Returns the stream to read:
+        a file without timestamps, which has no index to seek in (FFmpeg refuses), is opened
+        again at its first frame (its frames are timed by their place: those before the position
+        are skipped as any decoded before a seek's target are)."""
         if timeline is not None and origin_s is not None:
             timeline.start_at(origin_s)
         target = 0 if origin_s is None else int((origin_s + position_s) / stream.time_base)
         try:
-            self._container.seek(target, stream=stream, backward=True)
+            if not self._untimed:
+                self._container.seek(target, stream=stream, backward=True)
+                return stream
+            reopened = av.open(self.url)
         except (av.error.FFmpegError, OSError) as exc:
             raise _source_error(f"{redact_url(self.url)} cannot be played from {position_s:.2f} s", exc) from None
+        self._container.close()
+        self._container = reopened
+        stream = reopened.streams.video[0]
+        stream.thread_type = "AUTO"
+        return stream
 
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
         """(image as displayed in the output size, its parse copy or None, time in s or None, own

@@ -226,6 +226,17 @@ def test_a_raw_h264_stream_is_read_at_fps_every_frame_and_its_reps_timed_by_it(f
     assert "--fps applies" not in err and "no timestamps" not in err, err
 
 
+def test_a_raw_stream_loops_on_at_its_rate(faults, tmp_path):
+    """A raw stream has no index FFmpeg can seek in: --loop reads it again from its start, the
+    frames running on at index/fps (it was "cannot be played from 0.00 s: permission denied")."""
+    raw = _raw_stream(faults / "squat30.mp4", tmp_path / "squat30.h264")
+    run = _process(raw, tmp_path, "--fps", "30", "--loop", "--frames", "155", "--pose", "parser",
+                   "--person-mask", "parser", "--max-people", "1", "--size", "96x212")
+    assert run["code"] == 0
+    assert [line["index"] for line in run["lines"]] == list(range(155))
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([i / 30 for i in range(155)], abs=1e-5)
+
+
 @pytest.mark.parametrize("name", ["squat30.h264", "squat30.mjpeg"])
 def test_a_raw_stream_without_fps_is_read_at_ffmpegs_rate_and_says_so_once(name, faults, tmp_path, capsys):
     raw = _raw_stream(faults / "squat30.mp4", tmp_path / name)
