@@ -180,7 +180,8 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
     the results of a frame parsed at the parse size scaled to its size; encode and encode_queue
     with `record`), this process's CPU time per frame (all its threads), peak resident memory,
     the parser's backend and the sizes: the frames' (input_size), the copy parsed (parse_size)
-    and the network's input; `source_fps` (None when unknown) and `dropped`: the source frames
+    and the network's input; `source_fps` (Source.fps: measured for a camera that states none;
+    None when unknown) and `dropped`: the source frames
     skipped over the whole run, warm-up included (a live source or --realtime pacing keeps only
     the newest frame); `unreadable`: an image folder's files skipped as unreadable
     (Source.skipped)."""
@@ -240,7 +241,7 @@ def bench_run(config: PipelineConfig, *, frames: int, warmup: int, record: bool 
         "stages_ms": stages,
         "cpu_ms_per_frame": round((cpu_end - cpu_marks[first]) * 1000 / counted, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "source_fps": info.fps and round(info.fps, 2),
+        "source_fps": (source_fps := source.fps) and round(source_fps, 2),
         "dropped": source.dropped,
         "error": pipeline.error,
         "unreadable": source.skipped,

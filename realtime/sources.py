@@ -56,6 +56,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".t
                             ".mpeg", ".wmv", ".flv", ".3gp"})
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEFAULT_SEQUENCE_FPS = 30.0
+MEASURED_RATE_FRAMES = 5  # frames a live source stating no rate gives in one connection before Source.fps measures it
 AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's format flag (PyAV names none): its packets carry no timestamps (mpjpeg, raw mjpeg)
 
 
@@ -97,7 +98,8 @@ def basic_auth_request(url: str) -> urllib.request.Request:
 @dataclass(frozen=True)
 class SourceInfo:
     """name: safe to display (credentials removed); live: newest-frame policy and reconnection;
-    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate;
+    frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate
+    as it states it (None = unknown: an HTTP MJPEG camera's; Source.fps measures it);
     note: one line for the user about how it is read (e.g. an image sequence's count and rate);
     duration_s: how long it plays, in seconds (None = unknown or endless)."""
 
@@ -167,13 +169,16 @@ class PyAVReader(FrameReader):
     output is longer than `parse_side` carry a copy scaled to it (Frame.parse_image), made by the
     decoder's scaler from the decoded picture. A live network stream whose format carries no
     timestamps (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each
-    frame's arrival on the monotonic clock."""
+    frame's arrival on the monotonic clock. A local file whose format carries no timestamps (a raw
+    elementary stream: .h264, .hevc, .mjpeg) is timed index / `fps` from 0, every frame kept; with
+    `fps` None at the rate FFmpeg assumes for it (25), which a warning says once at open."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False,
-                 parse_side: int | None = None) -> None:
+                 parse_side: int | None = None, fps: float | None = None) -> None:
         self.url = url
         self.live = live
+        self.fps = fps
         self.timeout_s = timeout_s
         self.loop = loop
         self._output = OutputSize(size, max_side, parse_side)  # kept across loops and reconnections
@@ -181,6 +186,8 @@ class PyAVReader(FrameReader):
         self.timeline: Timeline | None = None  # of the current pass of frames()
         self._container: av.container.InputContainer | None = None
         self._arrival_timed = False  # set at open: a live stream without timestamps
+        self._untimed = False  # set at open: a local file without timestamps, timed by its rate
+        self._step_s = 1 / 30  # set at open: seconds from frame to frame where frames lack times (SourceInfo.step_s)
 
     def open(self) -> SourceInfo:
         options, read_timeout_s = {}, self.timeout_s
@@ -208,12 +215,17 @@ class PyAVReader(FrameReader):
         if self.live is None:
             self.live = self._container.duration is None or self._container.format.no_file
             self.loop = self.loop and not self.live
-        # a camera's stream, not a local raw .h264/.mjpeg file (live too: no duration), which keeps FFmpeg's times
-        self._arrival_timed = bool(self.live and URL.match(self.url)
-                                   and self._container.format.flags & AVFMT_NOTIMESTAMPS)
+        no_timestamps = _no_timestamps(self._container)
+        self._arrival_timed = bool(self.live and URL.match(self.url) and no_timestamps)  # a camera's stream
+        self._untimed = no_timestamps and not URL.match(self.url)
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
+        if self._untimed:
+            fps = self.fps or fps or DEFAULT_SEQUENCE_FPS
+            if self.fps is None:
+                log.warning("%s has no timestamps (a raw video stream): read at %g fps; --fps sets its rate",
+                            self.url, fps)
         self._frames_shown = None if self.live else frames_shown(stream)
         frame_count = None if self.loop else self._frames_shown
         duration_s = None
@@ -222,23 +234,27 @@ class PyAVReader(FrameReader):
                 duration_s = self._frames_shown / fps
             elif self._container.duration:
                 duration_s = self._container.duration / av.time_base
-        return SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
+        info = SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
+        self._step_s = info.step_s
+        return info
 
     def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         stream = self._container.streams.video[0]
-        step_s = 1.0 / float(stream.average_rate) if stream.average_rate else 1 / 30
+        step_s = self._step_s
         timeline = Timeline(step_s, max_jump_s=math.inf if self.live else Timeline.MAX_FILE_JUMP_S)
         origin_s = self.timeline.origin_s if self.timeline is not None else None
         self.timeline = timeline
         index, skip_before_s = 0, None
         if start_s is not None and not self.live:
             index, skip_before_s = round(start_s / step_s), start_s - step_s / 2
-            self._seek(stream, origin_s, start_s, timeline)
+            stream = self._seek(stream, origin_s, start_s, timeline)
         whole = index == 0  # a pass from the first frame: it must show every frame the file holds
         looped = False  # the pass is a loop's: its first frame is a jump in time, as after a seek (Frame.seeked)
         while True:
             pass_start = index
             for image, parse_image, decoded_s, own_size, placement in self._decoded(stream, index):
+                if self._untimed:
+                    decoded_s = None  # FFmpeg's guess, if any: the frame is timed by its place
                 pts_s = timeline.place(time.monotonic() if self._arrival_timed else decoded_s)
                 if skip_before_s is not None and pts_s < skip_before_s:
                     continue  # decoded from the key frame before a seek's target
@@ -254,20 +270,31 @@ class PyAVReader(FrameReader):
                 return
             whole = looped = True
             timeline.restart()
-            self._seek(stream, None, 0.0, None)
+            stream = self._seek(stream, None, 0.0, None)
 
     def _seek(self, stream: av.video.stream.VideoStream, origin_s: float | None, position_s: float,
-              timeline: Timeline | None) -> None:
+              timeline: Timeline | None) -> av.video.stream.VideoStream:
         """Moves the demuxer to the key frame at or before `position_s` seconds from the first
         frame shown, whose own time was `origin_s` (None: unknown, from the very start); the
-        `timeline` then places frames at their position in the file."""
+        `timeline` then places frames at their position in the file. Returns the stream to read:
+        a file without timestamps, which has no index to seek in (FFmpeg refuses), is opened
+        again at its first frame (its frames are timed by their place: those before the position
+        are skipped as any decoded before a seek's target are)."""
         if timeline is not None and origin_s is not None:
             timeline.start_at(origin_s)
         target = 0 if origin_s is None else int((origin_s + position_s) / stream.time_base)
         try:
-            self._container.seek(target, stream=stream, backward=True)
+            if not self._untimed:
+                self._container.seek(target, stream=stream, backward=True)
+                return stream
+            reopened = av.open(self.url)
         except (av.error.FFmpegError, OSError) as exc:
             raise _source_error(f"{redact_url(self.url)} cannot be played from {position_s:.2f} s", exc) from None
+        self._container.close()
+        self._container = reopened
+        stream = reopened.streams.video[0]
+        stream.thread_type = "AUTO"
+        return stream
 
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
         """(image as displayed in the output size, its parse copy or None, time in s or None, own
@@ -323,6 +350,12 @@ def _rgb(decoded: av.VideoFrame, size: tuple[int, int], turn: str | None) -> np.
     if stored != (decoded.width, decoded.height):
         return decoded.to_ndarray(format="rgb24", width=stored[0], height=stored[1], interpolation="AREA")
     return decoded.to_ndarray(format="rgb24")
+
+
+def _no_timestamps(container: av.container.InputContainer) -> bool:
+    """Whether the container's format carries no timestamps (a raw elementary stream, an MJPEG
+    camera's multipart stream): FFmpeg times its frames at a rate it assumes."""
+    return bool(container.format.flags & AVFMT_NOTIMESTAMPS)
 
 
 def frames_shown(stream: av.video.stream.VideoStream) -> int | None:
@@ -723,7 +756,8 @@ class Source:
 
     A live source that fails or ends after it opened reconnects with exponential backoff until
     stopped: meanwhile `status` says why and when it tries next, and the first frame after it
-    carries a Gap. Indices and times run on across reconnections.
+    carries a Gap. Indices and times run on across reconnections. `fps` is the rate it states, or
+    the one its frames come at.
     """
 
     def __init__(self, reader: FrameReader, *, buffer_frames: int = BUFFER_FRAMES, playback: Playback | None = None,
@@ -752,6 +786,7 @@ class Source:
         # a live source's time 0 on the monotonic clock: the least delayed frame's arrival less
         # its time (frames FFmpeg held back arrive late, after their time)
         self._clock_origin_s = 0.0
+        self._times = (0, 0.0)  # a live source's frame steps within its connections, and the seconds they span
 
     @property
     def live(self) -> bool:
@@ -764,6 +799,21 @@ class Source:
     @property
     def dropped(self) -> int:
         return self._buffer.dropped
+
+    @property
+    def fps(self) -> float | None:
+        """Frames per second: the rate the source states (SourceInfo.fps); for a live source that
+        states none (an HTTP MJPEG camera, timed by its frames' arrival) the rate its frames came
+        at: frame steps over the seconds they span, within connections (not across a
+        reconnection's gap), once MEASURED_RATE_FRAMES came in one; None before that, and before
+        the source opened."""
+        info = self.info
+        if info is None:
+            return None
+        if info.fps or not info.live:
+            return info.fps
+        steps, span_s = self._times
+        return steps / span_s if steps >= MEASURED_RATE_FRAMES - 1 and span_s > 0 else None
 
     @property
     def skipped(self) -> list[str]:
@@ -920,6 +970,7 @@ class Source:
         """Passes a live reader's frames on until it ends (None), fails (the message) or stop()."""
         index_offset = self.frames_read
         pts_offset_s = 0.0
+        previous_s = None  # the last frame's time in this connection
         frames = self._reader.frames()
         try:
             while not self._stop.is_set():
@@ -936,6 +987,9 @@ class Source:
                 frame.pts_s += pts_offset_s
                 self._buffer.put(self.playback.generation, frame, self._stop.is_set)
                 self._last_pts_s = frame.pts_s
+                if previous_s is not None:
+                    self._times = (self._times[0] + 1, self._times[1] + frame.pts_s - previous_s)
+                previous_s = frame.pts_s
                 origin_s = time.monotonic() - frame.pts_s
                 if self.frames_read == 0 or origin_s < self._clock_origin_s:
                     self._clock_origin_s = origin_s
@@ -988,11 +1042,18 @@ def is_device_or_stream(spec: str) -> bool:
 
 def keeps_own_rate(spec: str) -> bool:
     """Whether the source `spec` names keeps its own frame rate, which --fps does not change: a
-    video file, a stream or a webcam (only an image folder or a single image is read at --fps)."""
+    video file, a stream or a webcam (only an image folder, a single image or a local file without
+    timestamps, such as a raw .h264 stream, is read at --fps). A file FFmpeg cannot open: True."""
     if is_device_or_stream(spec):
         return True
     path = Path(spec.strip()).expanduser()
-    return not (path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES)
+    if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            return not _no_timestamps(container)
+    except (av.error.FFmpegError, OSError):
+        return True
 
 
 def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
@@ -1000,7 +1061,8 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
                 loop: bool = False, fps: float | None = None, parse_side: int | None = None) -> Source:
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
-    DEFAULT_SEQUENCE_FPS), anything else a video file or URL, which is live or a file by what
+    DEFAULT_SEQUENCE_FPS), a local file without timestamps (a raw .h264 stream) a video at `fps`
+    (None: FFmpeg's assumed rate, see PyAVReader), anything else a video file or URL, which is live or a file by what
     FFmpeg finds at open (see PyAVReader); a file or a folder runs on endlessly from its start at
     its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are fitted into `size` (W, H) with their aspect kept (black
@@ -1039,7 +1101,7 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
         return Source(_SingleImageReader(path, size=size, max_side=max_side, fps=fps, parse_side=parse_side),
                       buffer_frames=buffer_frames, playback=playback)
     reader = PyAVReader(str(path), size=size, max_side=max_side, timeout_s=timeout_s, loop=loop,
-                        parse_side=parse_side)
+                        parse_side=parse_side, fps=fps)
     return Source(reader, buffer_frames=buffer_frames, playback=playback)
 
 

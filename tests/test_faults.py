@@ -188,6 +188,67 @@ def test_fps_given_for_a_video_file_is_a_note_and_the_file_keeps_its_rate(faults
     assert "--fps applies" not in capsys.readouterr().err, "an image folder is read at --fps: nothing to note"
 
 
+def _raw_stream(clip: Path, path: Path) -> Path:
+    """`clip`'s video as a raw elementary stream without timestamps, as a DVR or `ffmpeg -f h264`
+    dumps it: its H.264 packets re-muxed into a .h264 file, or its frames encoded into a .mjpeg."""
+    with av.open(str(clip)) as source, av.open(str(path), "w", format=path.suffix[1:]) as out:
+        video = source.streams.video[0]
+        if path.suffix == ".h264":
+            stream = out.add_stream_from_template(video)
+            for packet in source.demux(video):
+                if packet.dts is not None:
+                    packet.stream = stream
+                    out.mux(packet)
+            return path
+        stream = out.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuvj420p"
+        for frame in source.decode(video):
+            out.mux(stream.encode(frame.reformat(format="yuvj420p")))
+        out.mux(stream.encode(None))
+    return path
+
+
+def test_a_raw_h264_stream_is_read_at_fps_every_frame_and_its_reps_timed_by_it(faults, tmp_path, capsys):
+    """squat30 dumped to a raw .h264 (no container, no timestamps: FFmpeg would assume 25 fps)
+    read with --fps 30: every frame at index/30, the reps at the clip's frames and times."""
+    raw = _raw_stream(faults / "squat30.mp4", tmp_path / "squat30.h264")
+    run = _squats(raw, tmp_path, "--fps", "30")
+    assert [line["index"] for line in run["lines"]] == list(range(151))
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([i / 30 for i in range(151)], abs=1e-5)
+    summary = run["summary"]
+    assert summary["reps"] == 2 and summary["source"]["fps"] == 30
+    reps = summary["per_rep"]
+    assert [rep["turn_frame"] for rep in reps] == pytest.approx([44, 100], abs=3)
+    for rep in reps:
+        for at in ("start", "turn", "end"):
+            assert rep[f"{at}_s"] == pytest.approx(rep[f"{at}_frame"] / 30, abs=1e-3)
+    err = capsys.readouterr().err
+    assert "--fps applies" not in err and "no timestamps" not in err, err
+
+
+def test_a_raw_stream_loops_on_at_its_rate(faults, tmp_path):
+    """A raw stream has no index FFmpeg can seek in: --loop reads it again from its start, the
+    frames running on at index/fps (it was "cannot be played from 0.00 s: permission denied")."""
+    raw = _raw_stream(faults / "squat30.mp4", tmp_path / "squat30.h264")
+    run = _process(raw, tmp_path, "--fps", "30", "--loop", "--frames", "155", "--pose", "parser",
+                   "--person-mask", "parser", "--max-people", "1", "--size", "96x212")
+    assert run["code"] == 0
+    assert [line["index"] for line in run["lines"]] == list(range(155))
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([i / 30 for i in range(155)], abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["squat30.h264", "squat30.mjpeg"])
+def test_a_raw_stream_without_fps_is_read_at_ffmpegs_rate_and_says_so_once(name, faults, tmp_path, capsys):
+    raw = _raw_stream(faults / "squat30.mp4", tmp_path / name)
+    run = _process(raw, tmp_path, "--frames", "3", "--pose", "parser", "--person-mask", "parser",
+                   "--max-people", "1")
+    assert run["code"] == 0
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([0, 1 / 25, 2 / 25], abs=1e-5)
+    notes = [line for line in capsys.readouterr().err.splitlines() if "timestamps" in line]
+    assert notes == [f"partsight: warning: {raw} has no timestamps (a raw video stream): read at 25 fps; "
+                     "--fps sets its rate"]
+
+
 def _process(source, tmp_path, *args: str, name: str = "out") -> dict:
     """Runs `process SOURCE` in this process; returns its stdout, JSONL frame lines (none when the
     source gave no frame: then no JSONL is made) and summary."""

@@ -3,12 +3,14 @@ timed as its frames arrive, not at FFmpeg's guessed 25 fps."""
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 
 import cv2
 import pytest
 
+from realtime.cli import main
 from realtime.sources import open_source
 
 CAMERA_FPS = 10
@@ -79,3 +81,31 @@ def test_an_mjpeg_camera_is_timed_by_the_arrival_of_its_frames(mjpeg_camera):
     print(f"20 frames of a {CAMERA_FPS}-fps camera span {span_s:.2f} s")
     # 19 steps of 0.1 s: 1.9 s; FFmpeg's 25-fps guess gave 0.76 s
     assert span_s >= 1.5
+
+
+def test_an_mjpeg_cameras_rate_is_the_one_its_frames_arrive_at(mjpeg_camera):
+    """The camera states no rate (FFmpeg would assume 25): unknown until a few frames came, then
+    the rate they arrive at."""
+    source = open_source(mjpeg_camera, timeout_s=5.0)
+    info = source.start()
+    frames = []
+    try:
+        assert info.fps is None
+        deadline = time.monotonic() + 30  # a hang guard
+        while len(frames) < 20 and time.monotonic() < deadline:
+            if (frame := source.read(0.5)) is not None:
+                frames.append(frame)
+        measured = source.fps
+    finally:
+        source.stop()
+    assert len(frames) == 20, f"{len(frames)} frames read"
+    print(f"a {CAMERA_FPS}-fps camera measured at {measured:.2f} fps")
+    assert measured == pytest.approx(CAMERA_FPS, abs=2)
+
+
+def test_bench_reports_an_mjpeg_cameras_arrival_rate(mjpeg_camera, capsys):
+    assert main(["bench", mjpeg_camera, "--size", "160x120", "--frames", "10", "--warmup", "2", "--max-people", "1",
+                 "--pose", "parser", "--person-mask", "parser", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    print(report["fps"], report["source_fps"], report["dropped"])
+    assert report["source_fps"] == pytest.approx(CAMERA_FPS, abs=2)
