@@ -761,8 +761,10 @@ def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_on
             streaming.start()
             assert json.loads(ws.recv(timeout=120))["type"] == "result"
             job = client.post("/v1/jobs", files={"video": (clip.name, clip.read_bytes())}).json()
+            deadline = time.monotonic() + 120  # a hang guard: a job left queued, a stuck worker
             while (job_status := client.get(f"/v1/jobs/{job['id']}").json())["frames"] == 0:
                 assert job_status["state"] in ("queued", "running"), job_status
+                assert time.monotonic() < deadline, f"no frame of the job done after 120 s: {job_status}"
                 time.sleep(0.2)
             server.process.send_signal(stop)
             with pytest.raises(ConnectionClosed) as closed:
