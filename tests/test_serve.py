@@ -6,6 +6,7 @@ frame."""
 from __future__ import annotations
 
 import base64
+import inspect
 import http.server
 import json
 import os
@@ -44,6 +45,7 @@ from _serve import (
 )
 from realtime.metrics import schema_path
 from realtime.models.blazepose import blazepose_available
+from realtime.serve.service import LocalJobs
 
 K_JOBS, JOB_QUEUE = 2, 2
 MAX_UPLOAD_MB = 20
@@ -828,6 +830,18 @@ def test_the_next_server_removes_a_killed_ones_job_folders_not_a_running_ones(sq
             assert httpx.get(f"{beside.url}/readyz", timeout=60).status_code == 200
         assert sum(f"partsight: warning: removed {folder}, left by a server that was killed (process "
                    f"{killed.process.pid})" in console for folder in left) == 2, console
+
+
+def test_ray_jobs_offers_every_call_local_jobs_does():
+    """The app and Service call a replica's RayJobs as they call LocalJobs: the same methods, the
+    same parameters (Service.stop called RayJobs.stop, which it lacked)."""
+    ray_serve = pytest.importorskip("realtime.serve.ray_serve")
+
+    def calls(cls) -> dict[str, list[str]]:
+        return {name: list(inspect.signature(method).parameters) for name, method in vars(cls).items()
+                if not name.startswith("_") and callable(method)}
+
+    assert calls(ray_serve.RayJobs) == calls(LocalJobs)
 
 
 def test_a_stop_signal_during_a_stalled_upload_says_only_that_it_was_interrupted(squat30, tmp_path):
