@@ -236,17 +236,22 @@ def test_a_raw_stream_from_a_named_pipe_gives_every_frame_to_the_run(faults, tmp
     os.mkfifo(fifo)
 
     def feed() -> None:
-        with fifo.open("wb") as pipe:  # waits for the reader
-            for _ in range(3):
-                for at in range(0, len(raw), 8192):
-                    pipe.write(raw[at:at + 8192])
+        try:
+            with fifo.open("wb") as pipe:  # waits for a reader
+                for _ in range(3):
+                    for at in range(0, len(raw), 8192):
+                        pipe.write(raw[at:at + 8192])
+        except BrokenPipeError:
+            pass  # the run stopped reading: its frame count says so
 
     writer = threading.Thread(target=feed, daemon=True)
     writer.start()
     run = _process(fifo, tmp_path, "--fps", "30", "--pose", "parser", "--person-mask", "parser",
                    "--max-people", "1", "--size", "96x212")
     writer.join(timeout=60)
-    assert not writer.is_alive(), "the run stopped reading the pipe"
+    if writer.is_alive():  # still waiting for a reader: one that closes at once ends it
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=60)
     assert run["code"] == 0
     assert [line["index"] for line in run["lines"]] == list(range(3 * 151))
     assert "--fps applies" not in capsys.readouterr().err
