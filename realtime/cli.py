@@ -213,7 +213,6 @@ def _process(args: argparse.Namespace) -> int:
     from realtime.config import config_from_args
     from realtime.job import JobOutputs, run_job, unreadable_words
     from realtime.render import plural
-    from realtime.sources import keeps_own_rate
 
     if args.loop:
         refuse_endless(args.frames, "--loop", "a looped file")
@@ -228,7 +227,7 @@ def _process(args: argparse.Namespace) -> int:
         nonlocal progress
         if info.note:
             print(info.note)
-        if args.fps is not None and keeps_own_rate(args.source):
+        if args.fps is not None and info.own_rate:
             note_fps_kept(f"{info.name} keeps its own {f'{info.fps:.4g} fps' if info.fps else 'rate'}")
         if info.live and (for_files := [name for name, given in (("--loop", args.loop), ("--realtime", args.realtime))
                                         if given]):

@@ -42,8 +42,8 @@ def fps_option(command: argparse.ArgumentParser) -> None:
     command.add_argument("--fps", type=positive_float,
                          help="frame rate of an image sequence (a folder) or of a video file without timestamps (a "
                               "raw .h264, .hevc or .mjpeg stream); default: the rate a folder's seqinfo.ini or JSON "
-                              "sidecar states, else 30; a raw stream's FFmpeg assumes (25); other videos, streams and "
-                              "webcams keep their own rate")
+                              "sidecar states, else 30; a raw stream: the rate its header states, else the rate FFmpeg "
+                              "assumes (25); other videos, streams and webcams keep their own rate")
 
 
 def readout_option(command: argparse.ArgumentParser) -> None:

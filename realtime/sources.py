@@ -101,7 +101,9 @@ class SourceInfo:
     frame_count: frames the source says it holds (None = unknown or endless); fps: its frame rate
     as it states it (None = unknown: an HTTP MJPEG camera's; Source.fps measures it);
     note: one line for the user about how it is read (e.g. an image sequence's count and rate);
-    duration_s: how long it plays, in seconds (None = unknown or endless)."""
+    duration_s: how long it plays, in seconds (None = unknown or endless); own_rate: its times come
+    from the source itself (a video file, a stream, a webcam), which --fps does not change; False
+    for an image sequence and a local file without timestamps (a raw .h264), read at a rate."""
 
     name: str
     live: bool
@@ -109,6 +111,7 @@ class SourceInfo:
     fps: float | None
     note: str | None = None
     duration_s: float | None = None
+    own_rate: bool = True
 
     @property
     def seekable(self) -> bool:
@@ -171,7 +174,8 @@ class PyAVReader(FrameReader):
     timestamps (an HTTP MJPEG camera: FFmpeg would time it at a guessed 25 fps) is timed by each
     frame's arrival on the monotonic clock. A local file whose format carries no timestamps (a raw
     elementary stream: .h264, .hevc, .mjpeg) is timed index / `fps` from 0, every frame kept; with
-    `fps` None at the rate FFmpeg assumes for it (25), which a warning says once at open."""
+    `fps` None at the rate its stream header states (H.264 SPS timing), else at the rate FFmpeg
+    assumes (25); SourceInfo.note says which."""
 
     def __init__(self, url: str, *, size: tuple[int, int] | None = None, max_side: int | None = None,
                  live: bool | None = False, timeout_s: float = 10.0, loop: bool = False,
@@ -221,11 +225,16 @@ class PyAVReader(FrameReader):
         stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
         fps = float(stream.average_rate) if stream.average_rate else None
+        note = None
         if self._untimed:
-            fps = self.fps or fps or DEFAULT_SEQUENCE_FPS
-            if self.fps is None:
-                log.warning("%s has no timestamps (a raw video stream): read at %g fps; --fps sets its rate",
-                            self.url, fps)
+            if self.fps is not None:
+                fps, rate = self.fps, "given by --fps"
+            elif stream.codec_context.framerate:  # the stream's header states it (H.264 SPS/VUI timing)
+                fps, rate = float(stream.codec_context.framerate), "as its stream header states; --fps overrides it"
+            else:
+                fps = fps or DEFAULT_SEQUENCE_FPS
+                rate = "assumed: the stream states no rate; --fps sets it"
+            note = f"{redact_url(self.url)} has no timestamps (a raw video stream): read as {fps:g} fps ({rate})"
         self._frames_shown = None if self.live else frames_shown(stream)
         frame_count = None if self.loop else self._frames_shown
         duration_s = None
@@ -234,7 +243,8 @@ class PyAVReader(FrameReader):
                 duration_s = self._frames_shown / fps
             elif self._container.duration:
                 duration_s = self._container.duration / av.time_base
-        info = SourceInfo(redact_url(self.url), self.live, frame_count, fps, duration_s=duration_s)
+        info = SourceInfo(redact_url(self.url), self.live, frame_count, fps, note, duration_s=duration_s,
+                          own_rate=not self._untimed)
         self._step_s = info.step_s
         return info
 
@@ -648,8 +658,8 @@ class ImageFolderReader(FrameReader):
         count = len(self._paths)
         note = f"{self.folder}: {count} image{'s' if count != 1 else ''} in name order, read as {self.fps:g} fps ({rate})"
         if self.loop:
-            return SourceInfo(str(self.folder), False, None, self.fps, note)
-        return SourceInfo(str(self.folder), False, count, self.fps, note, duration_s=count / self.fps)
+            return SourceInfo(str(self.folder), False, None, self.fps, note, own_rate=False)
+        return SourceInfo(str(self.folder), False, count, self.fps, note, duration_s=count / self.fps, own_rate=False)
 
     def frames(self, start_s: float | None = None) -> Iterator[Frame]:
         index = 0 if start_s is None else round(start_s * self.fps)
@@ -1043,12 +1053,16 @@ def is_device_or_stream(spec: str) -> bool:
 def keeps_own_rate(spec: str) -> bool:
     """Whether the source `spec` names keeps its own frame rate, which --fps does not change: a
     video file, a stream or a webcam (only an image folder, a single image or a local file without
-    timestamps, such as a raw .h264 stream, is read at --fps). A file FFmpeg cannot open: True."""
+    timestamps, such as a raw .h264 stream, is read at --fps). Probes only a regular file (a named
+    pipe would lose the frames the probe reads); anything else, or a file FFmpeg cannot open: True.
+    Where the source is open, SourceInfo.own_rate says it without a probe."""
     if is_device_or_stream(spec):
         return True
     path = Path(spec.strip()).expanduser()
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return False
+    if not path.is_file():
+        return True
     try:
         with av.open(str(path)) as container:
             return not _no_timestamps(container)
@@ -1062,7 +1076,7 @@ def open_source(spec: str, *, size: tuple[int, int] | None = None, max_side: int
     """One `--source` string -> a Source (not started): an integer is a webcam, a folder an image
     sequence at `fps` (None: the rate its own metadata gives, see sequence_rate, else
     DEFAULT_SEQUENCE_FPS), a local file without timestamps (a raw .h264 stream) a video at `fps`
-    (None: FFmpeg's assumed rate, see PyAVReader), anything else a video file or URL, which is live or a file by what
+    (None: the rate its header states, else FFmpeg's assumed one, see PyAVReader), anything else a video file or URL, which is live or a file by what
     FFmpeg finds at open (see PyAVReader); a file or a folder runs on endlessly from its start at
     its end with `loop` (indices and times rising). Files are played as `playback` says (None: every frame, as
     fast as they are read). Frames are fitted into `size` (W, H) with their aspect kept (black
@@ -1111,7 +1125,7 @@ class _SingleImageReader(ImageFolderReader):
     def open(self) -> SourceInfo:
         self._paths = [self.folder]
         self.fps = self.fps or DEFAULT_SEQUENCE_FPS
-        return SourceInfo(str(self.folder), False, 1, self.fps, duration_s=1 / self.fps)
+        return SourceInfo(str(self.folder), False, 1, self.fps, duration_s=1 / self.fps, own_rate=False)
 
 
 def _server_seeks(url: str, timeout_s: float) -> bool:

@@ -4,6 +4,7 @@ player shows it — upright, timed from 0, every frame, with its sound — and n
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -23,7 +24,7 @@ from realtime.cli import main
 from realtime.geometry import frame_display_matrix
 from realtime.logs import configure_logging
 from realtime.metrics import schema_path
-from realtime.sources import SourceError, SourceInfo, natural_key, open_source, redact_url
+from realtime.sources import SourceError, SourceInfo, keeps_own_rate, natural_key, open_source, redact_url
 
 PASSWORDS = ("p@ss:w0rd", "s3cr/et", "p%40ss", "a:b@c/d%2Fe", "p ace", "t\tab", 'q"uote', "it's", "<a>", "[b]",
              "]b[", "(c)", "\u00e9t\u00e9 \u2603", "a'b\"c <d> [e] (f) @g")
@@ -222,8 +223,55 @@ def test_a_raw_h264_stream_is_read_at_fps_every_frame_and_its_reps_timed_by_it(f
     for rep in reps:
         for at in ("start", "turn", "end"):
             assert rep[f"{at}_s"] == pytest.approx(rep[f"{at}_frame"] / 30, abs=1e-3)
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert f"{raw} has no timestamps (a raw video stream): read as 30 fps (given by --fps)" in out.splitlines()
     assert "--fps applies" not in err and "no timestamps" not in err, err
+
+
+def test_a_raw_stream_from_a_named_pipe_gives_every_frame_to_the_run(faults, tmp_path, capsys):
+    """`ffmpeg -f h264 pipe` into `process pipe --fps 30`: the run reads the pipe alone (a second
+    open to ask whether it keeps its rate read 58 of 453 frames away from it)."""
+    raw = _raw_stream(faults / "squat30.mp4", tmp_path / "squat30.h264").read_bytes()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        try:
+            with fifo.open("wb") as pipe:  # waits for a reader
+                for _ in range(3):
+                    for at in range(0, len(raw), 8192):
+                        pipe.write(raw[at:at + 8192])
+        except BrokenPipeError:
+            pass  # the run stopped reading: its frame count says so
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    run = _process(fifo, tmp_path, "--fps", "30", "--pose", "parser", "--person-mask", "parser",
+                   "--max-people", "1", "--size", "96x212")
+    writer.join(timeout=60)
+    if writer.is_alive():  # still waiting for a reader: one that closes at once ends it
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join(timeout=60)
+    assert run["code"] == 0
+    assert [line["index"] for line in run["lines"]] == list(range(3 * 151))
+    assert "--fps applies" not in capsys.readouterr().err
+
+
+def test_batch_asks_a_named_pipe_nothing_before_its_run(tmp_path):
+    """batch --fps asks each input whether it keeps its own rate: a pipe is not opened for it (the
+    open waited for a writer, forever, and would take a writer's frames from the run)."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    answers = []
+    asking = threading.Thread(target=lambda: answers.append(keeps_own_rate(str(fifo))), daemon=True)
+    asking.start()
+    asking.join(timeout=10)
+    opened = asking.is_alive()
+    if opened:  # waiting in open() for a writer: one that closes at once ends it
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        asking.join(timeout=10)
+    assert not opened, "the pipe was opened"
+    assert answers == [True]
 
 
 def test_a_raw_stream_loops_on_at_its_rate(faults, tmp_path):
@@ -237,16 +285,23 @@ def test_a_raw_stream_loops_on_at_its_rate(faults, tmp_path):
     assert [line["pts_s"] for line in run["lines"]] == pytest.approx([i / 30 for i in range(155)], abs=1e-5)
 
 
-@pytest.mark.parametrize("name", ["squat30.h264", "squat30.mjpeg"])
-def test_a_raw_stream_without_fps_is_read_at_ffmpegs_rate_and_says_so_once(name, faults, tmp_path, capsys):
+@pytest.mark.parametrize(("name", "fps", "rate"), [
+    ("squat30.h264", 30, "as its stream header states; --fps overrides it"),  # x264's SPS timing
+    ("squat30.mjpeg", 25, "assumed: the stream states no rate; --fps sets it")])
+def test_a_raw_stream_without_fps_is_read_at_its_stated_rate_else_ffmpegs_and_says_which_once(
+        name, fps, rate, faults, tmp_path, capsys):
+    """Without --fps a raw stream is read at the rate its header states (the .h264 was read at 25,
+    frame N at N/25, with advice to pass the rate it states), else at FFmpeg's assumed 25: the
+    note `process` prints says which; nothing on stderr."""
     raw = _raw_stream(faults / "squat30.mp4", tmp_path / name)
     run = _process(raw, tmp_path, "--frames", "3", "--pose", "parser", "--person-mask", "parser",
                    "--max-people", "1")
     assert run["code"] == 0
-    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([0, 1 / 25, 2 / 25], abs=1e-5)
-    notes = [line for line in capsys.readouterr().err.splitlines() if "timestamps" in line]
-    assert notes == [f"partsight: warning: {raw} has no timestamps (a raw video stream): read at 25 fps; "
-                     "--fps sets its rate"]
+    assert [line["pts_s"] for line in run["lines"]] == pytest.approx([0, 1 / fps, 2 / fps], abs=1e-5)
+    out, err = capsys.readouterr()
+    notes = [line for line in out.splitlines() if "timestamps" in line]
+    assert notes == [f"{raw} has no timestamps (a raw video stream): read as {fps} fps ({rate})"]
+    assert "timestamps" not in err, err
 
 
 def _process(source, tmp_path, *args: str, name: str = "out") -> dict:

@@ -6,6 +6,7 @@ frame."""
 from __future__ import annotations
 
 import base64
+import inspect
 import http.server
 import json
 import os
@@ -44,6 +45,7 @@ from _serve import (
 )
 from realtime.metrics import schema_path
 from realtime.models.blazepose import blazepose_available
+from realtime.serve.service import LocalJobs
 
 K_JOBS, JOB_QUEUE = 2, 2
 MAX_UPLOAD_MB = 20
@@ -761,8 +763,10 @@ def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_on
             streaming.start()
             assert json.loads(ws.recv(timeout=120))["type"] == "result"
             job = client.post("/v1/jobs", files={"video": (clip.name, clip.read_bytes())}).json()
+            deadline = time.monotonic() + 120  # a hang guard: a job left queued, a stuck worker
             while (job_status := client.get(f"/v1/jobs/{job['id']}").json())["frames"] == 0:
                 assert job_status["state"] in ("queued", "running"), job_status
+                assert time.monotonic() < deadline, f"no frame of the job done after 120 s: {job_status}"
                 time.sleep(0.2)
             server.process.send_signal(stop)
             with pytest.raises(ConnectionClosed) as closed:
@@ -826,6 +830,18 @@ def test_the_next_server_removes_a_killed_ones_job_folders_not_a_running_ones(sq
             assert httpx.get(f"{beside.url}/readyz", timeout=60).status_code == 200
         assert sum(f"partsight: warning: removed {folder}, left by a server that was killed (process "
                    f"{killed.process.pid})" in console for folder in left) == 2, console
+
+
+def test_ray_jobs_offers_every_call_local_jobs_does():
+    """The app and Service call a replica's RayJobs as they call LocalJobs: the same methods, the
+    same parameters (Service.stop called RayJobs.stop, which it lacked)."""
+    ray_serve = pytest.importorskip("realtime.serve.ray_serve")
+
+    def calls(cls) -> dict[str, list[str]]:
+        return {name: list(inspect.signature(method).parameters) for name, method in vars(cls).items()
+                if not name.startswith("_") and callable(method)}
+
+    assert calls(ray_serve.RayJobs) == calls(LocalJobs)
 
 
 def test_a_stop_signal_during_a_stalled_upload_says_only_that_it_was_interrupted(squat30, tmp_path):

@@ -77,8 +77,7 @@ def _batch(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _error(f"--out: cannot create the folder {args.out}: {write_problem(args.out, exc)}")
     inputs = expand_inputs(args.inputs, exclude=args.out.absolute())
-    kept = sum(keeps_own_rate(item.source) for item in inputs)
-    if args.fps is not None and kept:
+    if args.fps is not None and (kept := sum(keeps_own_rate(item.source) for item in inputs)):
         note_fps_kept(f"{kept} input(s) (videos, streams) keep their own rates")
     try:
         from realtime.batch import driver

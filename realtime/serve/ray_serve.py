@@ -141,6 +141,9 @@ class RayJobs:
     def delete(self, job_id: str) -> dict:
         return ray.get(self.board.delete.remote(job_id))
 
+    def stop(self) -> None:
+        """The board outlives a replica: the command that started it stops its jobs."""
+
     def close(self) -> None:
         """The board outlives a replica: the command that started it closes it."""
 
