@@ -65,15 +65,21 @@ def mjpeg_camera(media_dir):
         thread.join(10)
 
 
+def _read(source, count: int) -> list:
+    """Up to `count` frames read from the started `source` (fewer only if it stalls for 30 s)."""
+    frames = []
+    deadline = time.monotonic() + 30  # a hang guard
+    while len(frames) < count and time.monotonic() < deadline:
+        if (frame := source.read(0.5)) is not None:
+            frames.append(frame)
+    return frames
+
+
 def test_an_mjpeg_camera_is_timed_by_the_arrival_of_its_frames(mjpeg_camera):
     source = open_source(mjpeg_camera, timeout_s=5.0)
     source.start()
-    frames = []
     try:
-        deadline = time.monotonic() + 30  # a hang guard
-        while len(frames) < 20 and time.monotonic() < deadline:
-            if (frame := source.read(0.5)) is not None:
-                frames.append(frame)
+        frames = _read(source, 20)
     finally:
         source.stop()
     assert source.info.live and len(frames) == 20, f"{len(frames)} frames read"
@@ -89,13 +95,9 @@ def test_an_mjpeg_cameras_rate_is_the_one_its_frames_arrive_at(mjpeg_camera):
     first at 0 s), which the frames read show once the last one delivered is read."""
     source = open_source(mjpeg_camera, timeout_s=5.0)
     info = source.start()
-    frames = []
     try:
         assert info.fps is None
-        deadline = time.monotonic() + 30  # a hang guard
-        while len(frames) < 20 and time.monotonic() < deadline:
-            if (frame := source.read(0.5)) is not None:
-                frames.append(frame)
+        frames = _read(source, 20)
     finally:
         source.stop()
     while (frame := source.read(0)) is not None:  # delivered before the stop, not yet read
