@@ -56,7 +56,7 @@ def readout_option(command: argparse.ArgumentParser) -> None:
 def note_fps_kept(what: str) -> None:
     """Says on stderr, in one line, that --fps was given for sources it does not apply to; `what`:
     which sources keep their own rate."""
-    print(f"partsight: note: --fps applies to image folders; {what}", file=sys.stderr)
+    print(f"partsight: note: --fps applies to image folders and raw video streams; {what}", file=sys.stderr)
 
 
 def note_live_ignores(options: list[str], name: str) -> None:

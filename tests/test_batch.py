@@ -521,8 +521,8 @@ def test_a_local_ray_says_nothing_on_the_console_and_fps_and_readout_reach_the_w
                            "--readout"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "authentication" not in done.stderr and "RAY_AUTH_MODE" not in done.stderr, done.stderr
-    assert done.stderr.splitlines()[0] == ("partsight: note: --fps applies to image folders; 1 input(s) (videos, "
-                                           "streams) keep their own rates"), done.stderr
+    assert done.stderr.splitlines()[0] == ("partsight: note: --fps applies to image folders and raw video streams; "
+                                           "1 input(s) (videos, streams) keep their own rates"), done.stderr
     with av.open(str(out / "squat30" / "squat30.mp4")) as video, av.open(str(clip)) as source:
         drawn = [frame.to_ndarray(format="rgb24") for frame in video.decode(video=0)]
         original = [frame.to_ndarray(format="rgb24") for _, frame in zip(drawn, source.decode(video=0))]

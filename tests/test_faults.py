@@ -182,7 +182,8 @@ def test_fps_given_for_a_video_file_is_a_note_and_the_file_keeps_its_rate(faults
     assert run["code"] == 0
     assert [line["pts_s"] for line in run["lines"]] == pytest.approx([0, 1 / 30, 2 / 30], abs=1e-5)
     notes = [line for line in capsys.readouterr().err.splitlines() if "--fps" in line]
-    assert notes == [f"partsight: note: --fps applies to image folders; {faults / 'squat30.mp4'} keeps its own 30 fps"]
+    assert notes == ["partsight: note: --fps applies to image folders and raw video streams; "
+                     f"{faults / 'squat30.mp4'} keeps its own 30 fps"]
     folder = _process(faults / "frames60", tmp_path, "--fps", "60", "--frames", "2", "--pose", "parser",
                       "--person-mask", "parser", "--max-people", "1", name="folder")
     assert folder["code"] == 0 and folder["lines"][1]["pts_s"] == pytest.approx(1 / 60, abs=1e-5)
