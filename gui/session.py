@@ -102,7 +102,7 @@ class Session:
         source = pipeline.source if pipeline is not None else None
         if source is None or source.info is None or stages is None:
             return None
-        return fitness_summary(stages, source.info, source.skipped, dropped=source.dropped)
+        return fitness_summary(stages, source.info, source.skipped, dropped=source.dropped, fps=source.fps)
 
     @property
     def smoothing(self) -> float:

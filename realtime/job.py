@@ -239,7 +239,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
         skipped = [] if source is None else source.skipped
         dropped = 0 if source is None else source.dropped
         # without a frame there is nothing to sum up, and an earlier run's summary stays, as its other files do
-        summary = (fitness_summary(stages, info, skipped, interrupted=signum is not None, dropped=dropped)
+        summary = (fitness_summary(stages, info, skipped, interrupted=signum is not None, dropped=dropped,
+                                   fps=None if source is None else source.fps)
                    if recorder.frames_written else None)
         summary_error = None
         if summary is not None and outputs.summary is not None:
@@ -263,9 +264,9 @@ def unreadable_words(names: list[str]) -> str:
 
 
 def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = (), *,
-                    interrupted: bool = False, dropped: int = 0) -> dict[str, Any] | None:
+                    interrupted: bool = False, dropped: int = 0, fps: float | None = None) -> dict[str, Any] | None:
     """The repetition summary (schema partsight.summary/1) with the source's name, the frame rate
-    its times use, the names of an image folder's files skipped as unreadable (JobResult.skipped;
+    its times use (`fps`, Source.fps: measured for a camera that states none; None: info.fps), the names of an image folder's files skipped as unreadable (JobResult.skipped;
     listed only when there are some), the frames a live source or paced playback dropped
     (JobResult.dropped; only when some were) and, for a run a stop signal cut short,
     `interrupted`; None without an exercise."""
@@ -273,7 +274,7 @@ def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] 
         return None
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}
     summary["pose_source"] = stages.pose_source
-    summary["source"] = {"name": info.name, "fps": info.fps, "note": info.note,
+    summary["source"] = {"name": info.name, "fps": info.fps if fps is None else fps, "note": info.note,
                          **({"unreadable": list(unreadable)} if unreadable else {}),
                          **({"dropped": dropped} if dropped else {}),
                          **({"interrupted": True} if interrupted else {})}

@@ -117,3 +117,15 @@ def test_bench_reports_an_mjpeg_cameras_arrival_rate(mjpeg_camera, capsys):
     report = json.loads(capsys.readouterr().out)
     print(report["fps"], report["source_fps"], report["dropped"])
     assert 6 <= report["source_fps"] <= 16, "the camera's 10 fps as they arrive, not FFmpeg's guessed 25"
+
+
+def test_a_summary_gives_an_mjpeg_cameras_arrival_rate(mjpeg_camera, tmp_path):
+    """`process --summary`'s source rate is the one its times use: the frames' arrival rate, not
+    null (the camera states none) nor FFmpeg's guessed 25."""
+    summary = tmp_path / "summary.json"
+    assert main(["process", mjpeg_camera, "--frames", "12", "--size", "160x120", "--exercise", "squat",
+                 "--max-people", "1", "--pose", "parser", "--person-mask", "parser", "--device", "cpu",
+                 "-o", str(tmp_path / "camera.mp4"), "--summary", str(summary)]) == 0
+    fps = json.loads(summary.read_text())["source"]["fps"]
+    print(f"summary fps {fps}")
+    assert 6 <= fps <= 16
