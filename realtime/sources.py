@@ -222,8 +222,7 @@ class PyAVReader(FrameReader):
         no_timestamps = _no_timestamps(self._container)
         self._arrival_timed = bool(self.live and URL.match(self.url) and no_timestamps)  # a camera's stream
         self._untimed = no_timestamps and not URL.match(self.url)
-        stream = self._container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream = _video_stream(self._container)
         fps = float(stream.average_rate) if stream.average_rate else None
         note = None
         if self._untimed:
@@ -302,9 +301,7 @@ class PyAVReader(FrameReader):
             raise _source_error(f"{redact_url(self.url)} cannot be played from {position_s:.2f} s", exc) from None
         self._container.close()
         self._container = reopened
-        stream = reopened.streams.video[0]
-        stream.thread_type = "AUTO"
-        return stream
+        return _video_stream(reopened)
 
     def _decoded(self, stream: av.video.stream.VideoStream, index: int) -> Iterator[tuple]:
         """(image as displayed in the output size, its parse copy or None, time in s or None, own
@@ -360,6 +357,13 @@ def _rgb(decoded: av.VideoFrame, size: tuple[int, int], turn: str | None) -> np.
     if stored != (decoded.width, decoded.height):
         return decoded.to_ndarray(format="rgb24", width=stored[0], height=stored[1], interpolation="AREA")
     return decoded.to_ndarray(format="rgb24")
+
+
+def _video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream:
+    """The container's first video stream, decoded on FFmpeg's threads (frame or slice, as it chooses)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
 
 
 def _no_timestamps(container: av.container.InputContainer) -> bool:

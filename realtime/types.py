@@ -97,6 +97,12 @@ class Frame:
         return self.image.shape[1], self.image.shape[0]
 
     @property
+    def geometry(self) -> tuple[tuple[int, int] | None, Placement]:
+        """What places the picture in `image`: its own size and placement. A change between two
+        frames (a stream that changed size, letterboxed into the run's) moves every pixel."""
+        return self.own_size, self.placement
+
+    @property
     def position_s(self) -> float:
         """Seconds from the file's first frame to this one, where Pipeline.seek goes (`pts_s`
         less the earlier passes of a looped file)."""

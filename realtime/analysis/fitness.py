@@ -134,8 +134,8 @@ class _PersonTrack:
         larger of the two), at least CUT_SPEED sizes a second, and the step before it was under
         half of CUT_SHARE. A misread joint moves a few landmarks, not the median; a body moving
         or BlazePose re-fitting it gets there over frames, not at once. Landmarks of frames of
-        another `geometry` (own size and placement: a stream that changed size, letterboxed into
-        the run's) are not compared, nor is the step after them: the picture moved, not the body,
+        another `geometry` (Frame.geometry: a stream that changed size, letterboxed into the run's)
+        are not compared, nor is the step after them: the picture moved, not the body,
         and BlazePose finds it anew there (a fresh detection's landmarks move 17 % of the body as
         it re-fits them on the next frame in faults/reschange.ts)."""
         before = self.pose
@@ -260,8 +260,7 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
-        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score,
-                     (frame.own_size, frame.placement)):
+        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score, frame.geometry):
             track.smoother.reset()
             track.counter.seek(frame.pts_s)
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)

@@ -104,7 +104,7 @@ class BlazePoseTorchStage(ResultStage):
         return people
 
     def __call__(self, frame: Frame, parse: ParseResult) -> ParseResult:
-        geometry = (frame.own_size, frame.placement)
+        geometry = frame.geometry
         if geometry != self._geometry:  # a stream whose size changed: the tracked ROIs are of another picture
             self._tracked = []
             self._geometry = geometry
