@@ -103,6 +103,7 @@ class _InFlight:
     signals: _Signals
     timings: dict[str, float]
     parse: ParseResult | None = None
+    model: str = ""  # the parser's name (Parser.spec.name) that parsed it: a switch leaves frames in flight
     handed_s: float | None = None  # perf_counter reading when it was handed to the next thread
     work: Frame = field(init=False)
 
@@ -757,6 +758,7 @@ class Pipeline:
         clock = time.perf_counter()
         if group.parses:
             parser = self._parser
+            item.model = parser.spec.name
             prepared = parser.preprocess([work.image])
             timings["preprocess"], clock = _lap(clock)
             outputs = parser.infer(prepared.batch)
@@ -786,7 +788,7 @@ class Pipeline:
         source = self._source
         # one latency figure everywhere (the overlay, the status bar, the JSONL): capture to analysed
         result = FrameResult(frame, parse, timings, latency_ms=(now - frame.captured_s) * 1000 + frame.decode_ms,
-                             fps=self._fps, model=self.stats.model, pose_source=self.stats.pose_source,
+                             fps=self._fps, model=item.model, pose_source=self.stats.pose_source,
                              live=source is not None and source.live,
                              analysis=analysis, selected_people=self._selected_people,
                              id_restarts=self._id_restarts)

@@ -563,7 +563,10 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     stride 8 picks its backend on its first frame) on the next frame before it is taken, and the
     clock waits for it, so the frames after are played, not dropped as late. A frame taken before
     the switch and delivered after it passed the warm-up over and released the clock. The clock was
-    held only once the new model had loaded: the frames decoded during the load were dropped."""
+    held only once the new model had loaded: the frames decoded during the load were dropped.
+    Each result names the model that parsed it (the frame in flight at the switch, the old one:
+    it was named after the new one, with the IDs before the switch, and the window took the
+    people chosen before it for the new model's)."""
     config = PipelineConfig(source=str(squat30), device="cpu", max_people=1, person_mask="parser", smoothing=0.0,
                             pacing="realtime")
     stages, runs = build_stages(config), Runs()
@@ -607,6 +610,9 @@ def test_a_model_switch_in_real_time_warms_the_new_model_up_and_holds_the_clock_
     assert len(warm_ups) == 2 and runs.runs[warm_ups[1] + 1] == switched[0], \
         f"no warm-up before the new model's first frame: {runs.runs}"
     assert switched[:2] == [switched[0], switched[0] + 1], f"frames dropped while the new model warmed up: {switched}"
+    labels = [(r.frame.index, r.model, r.id_restarts) for r in seen.results]
+    assert all((r.model, r.id_restarts) == (("bodypix-s8", 1) if r.frame.index in switched else ("bodypix", 0))
+               for r in seen.results), f"a frame parsed before the switch, delivered after it, named the new model: {labels}"
     assert pipeline.error is None, pipeline.error
     assert loaded == [0] or loaded == [1], f"{loaded} frames dropped while the new model loaded (one passes the hold)"
 
