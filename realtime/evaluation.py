@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.imaging import dense_flow, warp_by_flow
+from realtime.imaging import dense_flow, mask_iou, warp_by_flow
 from realtime.models import Parser
 from realtime.render import plural
 from realtime.sources import SourceError, SourceInfo, open_source, read_image_file
@@ -261,13 +261,6 @@ def read_person_truth(path: str | Path) -> np.ndarray:
     if label is None:
         raise ValueError(f"{path}: not a readable label image")
     return label.any(axis=2) if label.ndim == 3 else label > 0
-
-
-def mask_iou(mask: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of two H x W bool masks of one shape, 0..1; 1.0 when both are
-    empty (they agree that nothing is there)."""
-    union = int((mask | truth).sum())
-    return float((mask & truth).sum() / union) if union else 1.0
 
 
 def evaluate_person_iou(parse: Callable[[np.ndarray], ParseResult], images: Sequence[LabelledImage], *,

@@ -107,6 +107,13 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return (x, y, x + w, y + h) if w and h else None
 
 
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two H x W bool masks of one shape, 0..1; 1.0 when both are
+    empty (they agree that nothing is there)."""
+    union = int(np.count_nonzero(a | b))
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
 def mask_nonzero(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """np.nonzero of an H x W bool mask (ys, xs in row-major order), searched only in the box of
     its pixels (a person's pixels are a small part of the frame)."""

@@ -49,7 +49,7 @@ from realtime.analysis.angles import (
 from realtime.analysis.exercises import PRESETS, Exercise, seen_posture
 from realtime.analysis.one_euro import OneEuroFilter
 from realtime.analysis.reps import OUT, START, TURNED, WAITING, PartialRep, RepCounter
-from realtime.imaging import mask_box
+from realtime.imaging import mask_box, mask_iou
 from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult, PersonParse
 
@@ -76,13 +76,17 @@ HINTS = {
                  "clothes that show the limbs",
 }
 # A cut (_PersonTrack.cut): the median step of a person's BlazePose landmarks between two frames,
-# as a share of their body's size. Measured: faults/squat30.mp4 written 3 times in one file (30
-# fps), the seams 0.16 and 0.17 (5 sizes a second); squat30 then the push-up mannequin, 0.61.
-# Within the clips at most 0.13: BlazePose re-fitting a body (squat30 3.9 a second; the squat
-# mannequin at 60 fps 0.12 then 0.13, 8 a second); the push-up mannequin 0.04. The speed keeps a
-# real movement at a low frame rate (large steps, a body's real speed) from being a cut.
+# as a share of their body's size, and their person masks' overlap (IoU). Measured with
+# --max-people 2 on the shared clips and 24 made from them (panned, zoomed, shaken, 10 and 15 fps,
+# joined): the seams step 0.16 and 0.17 (squat30 written 3 times, 30 fps, 5 sizes a second), 0.20
+# (the squat mannequin 1 s on), 0.23 (pose2sim cam01 to cam02), 0.66 (squat30 to the push-up
+# mannequin); their masks overlap 0.21-0.44. BlazePose re-fitting a body steps as far without a
+# cut (0.33 in pose2sim-single-cam02, 0.31 for a body cut by the frame's edge, 0.23 in a pan), but
+# its mask stays: they overlap 0.64-0.97. The speed keeps a real movement at a low frame rate
+# (large steps, a body's real speed) from being a cut.
 CUT_SHARE = 0.15
 CUT_SPEED = 3.0
+CUT_MASK_IOU = 0.55
 MIN_CUT_LANDMARKS = 8  # fewer landmarks seen in both frames decide nothing
 # the symmetry figures need the body within 45 degrees of facing the camera (cos 45 = 0.71)
 MIN_FACING_SHARE = 0.7
@@ -117,7 +121,7 @@ class _PersonTrack:
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
-    pose: tuple[float, np.ndarray, Hashable] | None = None  # the latest landmarks' time, BlazePose landmarks, geometry (cut)
+    pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None  # the latest landmarks' time, BlazePose landmarks, mask, geometry (cut)
     step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
 
     @property
@@ -126,22 +130,25 @@ class _PersonTrack:
         does on a known angle, so the armed extremes hold one)."""
         return self.armed_low_deg <= self.armed_high_deg
 
-    def cut(self, landmarks: np.ndarray | None, time_s: float, min_score: float, geometry: Hashable) -> bool:
+    def cut(self, landmarks: np.ndarray | None, mask: np.ndarray, time_s: float, min_score: float,
+            geometry: Hashable) -> bool:
         """Whether the body jumped to `landmarks` (BlazePose's [33, 5] in image pixels, visibility
-        in column 3; None: none this frame, e.g. `--pose parser`) at `time_s` from the latest ones:
-        the median step of the landmarks seen (visibility at or above `min_score`) in both is at
-        least CUT_SHARE of the body's size (the longer side of those landmarks' extent, the
-        larger of the two), at least CUT_SPEED sizes a second, and the step before it was under
-        half of CUT_SHARE. A misread joint moves a few landmarks, not the median; a body moving
-        or BlazePose re-fitting it gets there over frames, not at once. Landmarks of frames of
-        another `geometry` (Frame.geometry: a stream that changed size, letterboxed into the run's)
-        are not compared, nor is the step after them: the picture moved, not the body,
-        and BlazePose finds it anew there (a fresh detection's landmarks move 17 % of the body as
-        it re-fits them on the next frame in faults/reschange.ts)."""
+        in column 3; None: none this frame, e.g. `--pose parser`) and `mask` (the person's [H, W]
+        bool) at `time_s` from the latest ones: the median step of the landmarks seen (visibility
+        at or above `min_score`) in both is at least CUT_SHARE of the body's size (the longer side
+        of those landmarks' extent, the larger of the two), at least CUT_SPEED sizes a second, the
+        step before it was under half of CUT_SHARE, and the two masks overlap (IoU) less than
+        CUT_MASK_IOU. A misread joint moves a few landmarks, not the median; a body moving gets
+        there over frames, not at once; BlazePose re-fitting a body (cut by the frame's edge,
+        panned) moves its landmarks at once, not its mask. Landmarks of frames of another
+        `geometry` (Frame.geometry: a stream that changed size, letterboxed into the run's) are
+        not compared, nor is the step after them: the picture moved, not the body, and BlazePose
+        finds it anew there (a fresh detection's landmarks move 17 % of the body as it re-fits them
+        on the next frame in faults/reschange.ts)."""
         before = self.pose
         if landmarks is not None:
-            self.pose = (time_s, landmarks, geometry)
-        if before is not None and landmarks is not None and geometry != before[2]:
+            self.pose = (time_s, landmarks, mask, geometry)
+        if before is not None and landmarks is not None and geometry != before[3]:
             self.step = math.inf  # no step before the next one in this picture (BlazePose re-fits the body)
             return False
         if before is None or landmarks is None or time_s <= before[0]:
@@ -154,7 +161,8 @@ class _PersonTrack:
         moved = np.linalg.norm(landmarks[seen, :2] - before[1][seen, :2], axis=1)
         step, previous = float(np.median(moved)) / max(size, 1.0), self.step
         self.step = step
-        return step >= CUT_SHARE and step / (time_s - before[0]) >= CUT_SPEED and previous < CUT_SHARE / 2
+        jumped = step >= CUT_SHARE and step / (time_s - before[0]) >= CUT_SPEED and previous < CUT_SHARE / 2
+        return jumped and mask_iou(before[2], mask) < CUT_MASK_IOU
 
     def size_px(self, time_s: float, size: int | None) -> int | None:
         """The person's size: the largest body (its box's longer side, own pixels) found in the
@@ -260,7 +268,7 @@ class FitnessAnalyser(Analyser):
                                  RepCounter(start_deg=exercise.start_deg, turn_deg=exercise.turn_deg,
                                             min_rep_s=exercise.min_rep_s))
             self._tracks[pid] = track
-        if track.cut(None if person is None else person.landmarks, frame.pts_s, self._min_score, frame.geometry):
+        if track.cut(None if person is None else person.landmarks, mask, frame.pts_s, self._min_score, frame.geometry):
             track.smoother.reset()
             track.counter.seek(frame.pts_s)
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
