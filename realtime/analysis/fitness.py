@@ -82,8 +82,9 @@ HINTS = {
 # (the squat mannequin 1 s on), 0.23 (pose2sim cam01 to cam02), 0.66 (squat30 to the push-up
 # mannequin); their masks overlap 0.21-0.44. BlazePose re-fitting a body steps as far without a
 # cut (0.33 in pose2sim-single-cam02, 0.31 for a body cut by the frame's edge, 0.23 in a pan), but
-# its mask stays: they overlap 0.64-0.97. The speed keeps a real movement at a low frame rate
-# (large steps, a body's real speed) from being a cut.
+# its mask stays: they overlap 0.64-0.97. Still taken for cuts: a backflip (sports2d-demo, 0.36)
+# and a camera jolted 2-4 % of the frame at random every frame (0.19-0.44). The speed keeps a real
+# movement at a low frame rate (large steps, a body's real speed) from being a cut.
 CUT_SHARE = 0.15
 CUT_SPEED = 3.0
 CUT_MASK_IOU = 0.55
