@@ -289,28 +289,33 @@ def test_a_person_missing_from_the_parse_must_be_at_the_start_for_0_1_s_again_wh
     assert "at the start position (150° or more) only in single frames" in summary["8"]["hint"]
 
 
-@pytest.mark.parametrize(("moved", "reps"), [("body", 2), ("knee", 3), ("landmarks", 3)])
+@pytest.mark.parametrize(("moved", "reps"), [("body", 2), ("picture", 3), ("landmarks", 3), ("knee", 3)])
 def test_a_body_jumping_between_two_frames_drops_the_rep_in_progress_a_misread_joint_does_not(moved, reps):
-    """Three squats; at the first one's bottom the person (a 200 px body, its 33 landmarks and
-    a 40 px wide mask) moves 40 px and stays there (a cut: 20 % of the body at once), or only
-    the landmarks do (BlazePose re-fitting a body, whose mask stays), or three of them (a knee,
-    shin and ankle misread) jump 100 px for one frame. The cut drops that squat (the knees coming
-    back up after it are no repetition), the counter arms again at the start and counts the next
-    two; the re-fit and the misread joint drop nothing."""
+    """Three squats; at the first one's bottom the person (a 200 px body: 33 landmarks down its
+    middle and a 40 px wide mask) jumps and stays there: their body lies down at once (a cut to
+    a push-up), or the whole picture shifts 40 px (a camera jolted), or only the landmarks lie
+    down (BlazePose re-fitting a body, whose mask stays), or three landmarks (a knee, shin and
+    ankle misread) jump 100 px for one frame. The cut drops that squat (the knees coming back up
+    after it are no repetition), the counter arms again at the start and counts the next two;
+    the others drop nothing."""
     analyser = FitnessAnalyser(PRESETS["squat"])
     landmarks = np.zeros((33, 5), np.float32)
     landmarks[:, 0], landmarks[:, 1], landmarks[:, 3:] = 100, np.linspace(20, 220, 33), 0.9
     body = np.zeros((H, W), bool)
     body[20:220, 80:120] = True
+    lying, lying_body = landmarks.copy(), np.zeros((H, W), bool)
+    lying[:, 0], lying[:, 1], lying_body[180:220, 60:260] = np.linspace(60, 260, 33), 200, True
     bottom = 15 + 22
     states = []
     for i, deg in enumerate(squat_degs(3)):
         now, mask = landmarks.copy(), body
-        if moved in ("body", "landmarks") and i >= bottom:
-            now[:, 0] += 40
-        if moved == "body" and i >= bottom:
-            mask = np.roll(body, 40, axis=1)
-        if moved == "knee" and i == bottom:
+        if i >= bottom and moved == "body":
+            now, mask = lying.copy(), lying_body
+        if i >= bottom and moved == "picture":
+            now[:, 0], mask = now[:, 0] + 40, np.roll(body, 40, axis=1)
+        if i >= bottom and moved == "landmarks":
+            now = lying.copy()
+        if i == bottom and moved == "knee":
             now[[25, 27, 29], 0] += 100
         people = [PersonParse(0, mask, leg_keypoints(deg, 100), 0.9, landmarks=now)]
         out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))

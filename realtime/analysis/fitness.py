@@ -76,15 +76,16 @@ HINTS = {
                  "clothes that show the limbs",
 }
 # A cut (_PersonTrack.cut): the median step of a person's BlazePose landmarks between two frames,
-# as a share of their body's size, and their person masks' overlap (IoU). Measured with
-# --max-people 2 on the shared clips and 24 made from them (panned, zoomed, shaken, 10 and 15 fps,
-# joined): the seams step 0.16 and 0.17 (squat30 written 3 times, 30 fps, 5 sizes a second), 0.20
-# (the squat mannequin 1 s on), 0.23 (pose2sim cam01 to cam02), 0.66 (squat30 to the push-up
-# mannequin); their masks overlap 0.21-0.44. BlazePose re-fitting a body steps as far without a
-# cut (0.33 in pose2sim-single-cam02, 0.31 for a body cut by the frame's edge, 0.23 in a pan), but
-# its mask stays: they overlap 0.64-0.97. Still taken for cuts: a backflip (sports2d-demo, 0.36)
-# and a camera jolted 2-4 % of the frame at random every frame (0.19-0.44). The speed keeps a real
-# movement at a low frame rate (large steps, a body's real speed) from being a cut.
+# less their median shift, as a share of their body's size, and their person masks' overlap
+# (IoU). Measured with --max-people 2 on the 18 shared clips and 23 made from them (panned,
+# zoomed, shaken by up to 4 % of the frame every frame, at 10 and 15 fps, joined): the seams step
+# 0.16 (the squat mannequin 1 s on), 0.18 (squat30 written 3 times, 30 fps, 5 sizes a second;
+# faults/camera.mp4's loops), 0.23 (pose2sim cam01 to cam02), 0.25 (the squat mannequin to the
+# push-up one); their masks overlap 0.21-0.44. BlazePose re-fitting a body steps as far without a
+# cut (0.34 in pose2sim-single-cam02), but its mask stays: they overlap 0.64-0.97. Where the masks
+# overlap less (a shaken camera, a backflip in sports2d-demo, the small body of faults/reschange.ts)
+# the landmarks stepped at most 0.09, or 0.17 over 3 frames: slower than CUT_SPEED, which keeps a
+# real movement at a low frame rate (large steps, a body's real speed) from being a cut.
 CUT_SHARE = 0.15
 CUT_SPEED = 3.0
 CUT_MASK_IOU = 0.55
@@ -136,16 +137,17 @@ class _PersonTrack:
         """Whether the body jumped to `landmarks` (BlazePose's [33, 5] in image pixels, visibility
         in column 3; None: none this frame, e.g. `--pose parser`) and `mask` (the person's [H, W]
         bool) at `time_s` from the latest ones: the median step of the landmarks seen (visibility
-        at or above `min_score`) in both is at least CUT_SHARE of the body's size (the longer side
-        of those landmarks' extent, the larger of the two), at least CUT_SPEED sizes a second, the
-        step before it was under half of CUT_SHARE, and the two masks overlap (IoU) less than
-        CUT_MASK_IOU. A misread joint moves a few landmarks, not the median; a body moving gets
-        there over frames, not at once; BlazePose re-fitting a body (cut by the frame's edge,
-        panned) moves its landmarks at once, not its mask. Landmarks of frames of another
-        `geometry` (Frame.geometry: a stream that changed size, letterboxed into the run's) are
-        not compared, nor is the step after them: the picture moved, not the body, and BlazePose
-        finds it anew there (a fresh detection's landmarks move 17 % of the body as it re-fits them
-        on the next frame in faults/reschange.ts)."""
+        at or above `min_score`) in both, less their median shift (a camera panned or shaken moves
+        them all), is at least CUT_SHARE of the body's size (the longer side of those landmarks'
+        extent, the larger of the two) and CUT_SPEED sizes a second, the step before it was under
+        half of CUT_SHARE, and the two masks overlap (IoU) less than CUT_MASK_IOU. A misread joint
+        moves a few landmarks, not the median; a body moving gets there over frames, not at once;
+        BlazePose re-fitting a body (cut by the frame's edge, panned) moves its landmarks at once,
+        not its mask. Landmarks of frames of another `geometry` (Frame.geometry: a stream that
+        changed size, letterboxed into the run's) are not compared, nor is the step after them:
+        the picture moved, not the body, and BlazePose finds it anew there (a fresh detection's
+        landmarks move 17 % of the body as it re-fits them on the next frame in
+        faults/reschange.ts)."""
         before = self.pose
         if landmarks is not None:
             self.pose = (time_s, landmarks, mask, geometry)
@@ -159,7 +161,8 @@ class _PersonTrack:
             self.step = 0.0
             return False
         size = max(float(np.ptp(points[seen, :2], axis=0).max()) for points in (before[1], landmarks))
-        moved = np.linalg.norm(landmarks[seen, :2] - before[1][seen, :2], axis=1)
+        moved = landmarks[seen, :2] - before[1][seen, :2]
+        moved = np.linalg.norm(moved - np.median(moved, axis=0), axis=1)  # less the picture's shift
         step, previous = float(np.median(moved)) / max(size, 1.0), self.step
         self.step = step
         jumped = step >= CUT_SHARE and step / (time_s - before[0]) >= CUT_SPEED and previous < CUT_SHARE / 2
