@@ -266,10 +266,11 @@ def unreadable_words(names: list[str]) -> str:
 def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] = (), *,
                     interrupted: bool = False, dropped: int = 0, fps: float | None = None) -> dict[str, Any] | None:
     """The repetition summary (schema partsight.summary/1) with the source's name, the frame rate
-    its times use (`fps`, Source.fps: measured for a camera that states none; None: info.fps), the names of an image folder's files skipped as unreadable (JobResult.skipped;
-    listed only when there are some), the frames a live source or paced playback dropped
-    (JobResult.dropped; only when some were) and, for a run a stop signal cut short,
-    `interrupted`; None without an exercise."""
+    its times use (`fps`, Source.fps: measured for a camera that states none; None: info.fps),
+    the names of an image folder's files skipped as unreadable (JobResult.skipped; listed only
+    when there are some), the frames a live source or paced playback dropped (JobResult.dropped;
+    only when some were) and, for a run a stop signal cut short, `interrupted`; None without an
+    exercise."""
     if not stages.analysers:
         return None
     summary = {"schema": SUMMARY_SCHEMA, **stages.analysers[0].summary()}

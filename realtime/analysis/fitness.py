@@ -123,7 +123,8 @@ class _PersonTrack:
     # per joint (ANGLE_NAMES): whether its latest reading was known but below SURE_SIDE_CONF
     unsure: np.ndarray = field(default_factory=lambda: np.zeros(len(ANGLE_NAMES), dtype=bool))
     sizes: deque[tuple[float, int]] = field(default_factory=deque)  # (time, size px) over SIZE_WINDOW_S
-    pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None  # the latest landmarks' time, BlazePose landmarks, mask, geometry (cut)
+    # the latest landmarks' time, BlazePose landmarks, the person's mask and Frame.geometry (cut)
+    pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None
     step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
 
     @property
