@@ -126,6 +126,7 @@ class _PersonTrack:
     # the latest landmarks' time, BlazePose landmarks, the person's mask and Frame.geometry (cut)
     pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None
     step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
+    signal_deg: float = math.nan  # the latest known counted signal (_reduce; NaN: none since found or since a cut)
 
     @property
     def armed(self) -> bool:
@@ -179,21 +180,27 @@ class _PersonTrack:
         return max((s for _, s in self.sizes), default=None)
 
 
-def _reduce(values: list[float], how: str, confidences: list[float]) -> float:
+def _reduce(values: list[float], how: str, confidences: list[float], previous: float = math.nan) -> float:
     """The counted signal from the joints' angles (NaN: unknown) and their confidences: their mean,
     or the least or greatest of those seen surely (SURE_SIDE_CONF; the one seen best when none
     is): an extreme picks out noise, so a hidden far arm read at 0.4 with a wild angle must not
     win over the near arm seen whole (a standing body counted a curl before). Sides more than
-    SIDES_APART_DEG apart are not one movement: the mean is then the side seen best (the lying
-    push-up mannequin's right hip, read once at 6 deg from the parts at 0.50 beside the left at
-    170 from the keypoints at 0.96, made its hips 88 deg: a sit-up too shallow)."""
+    SIDES_APART_DEG apart are not one movement, and one of them is misread: the mean is then the
+    side nearer the `previous` counted signal (degrees; NaN: none since the person was found or
+    the video cut), else the side seen best. The lying push-up mannequin's right hip, read once
+    at 6 deg from the parts at 0.50 beside the left at 170 from the keypoints at 0.96, made its
+    hips 88 deg (a sit-up too shallow); squat30's right shoulder, read on one frame at 153 deg
+    beside the left at 6 (0.77 and 0.75, BlazePose on onnxruntime), made a shoulder-press's
+    signal leap to 153 for one frame when the side seen best by a hair won."""
     known = [(value, confidence) for value, confidence in zip(values, confidences) if not math.isnan(value)]
     if not known:
         return math.nan
     best = max(known, key=lambda pair: pair[1])[0]
     if how == "mean":
         apart = max(value for value, _ in known) - min(value for value, _ in known) > SIDES_APART_DEG
-        return best if apart else sum(value for value, _ in known) / len(known)
+        if not apart:
+            return sum(value for value, _ in known) / len(known)
+        return best if math.isnan(previous) else min((value for value, _ in known), key=lambda v: abs(v - previous))
     sure = [value for value, confidence in known if confidence >= SURE_SIDE_CONF] or [best]
     return min(sure) if how == "min" else max(sure)
 
@@ -233,6 +240,7 @@ class FitnessAnalyser(Analyser):
                 track.counter.seek(position_s)
                 track.last_s = None
                 track.pose, track.step = None, 0.0
+                track.signal_deg = math.nan
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """`new_id` is the same person as `into_id`: their repetitions are added to that person's
@@ -276,6 +284,7 @@ class FitnessAnalyser(Analyser):
         if track.cut(None if person is None else person.landmarks, mask, frame.pts_s, self._min_score, frame.geometry):
             track.smoother.reset()
             track.counter.seek(frame.pts_s)
+            track.signal_deg = math.nan
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         # A joint seen surely after unsure readings starts its smoothing afresh: the unsure ones (a
@@ -285,7 +294,8 @@ class FitnessAnalyser(Analyser):
         track.smoother.restart(sure & track.unsure)
         track.unsure = ~sure & ~np.isnan(raw_deg)
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
-        signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints])
+        signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints],
+                         track.signal_deg)
         box = mask_box(mask)
         own = None if box is None else frame.placement.box_to_own(box, frame.own_size or frame.size)
         size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
@@ -293,6 +303,8 @@ class FitnessAnalyser(Analyser):
                               math.isnan(signal))
         if reason is not None:
             signal = math.nan
+        else:
+            track.signal_deg = signal
         track.frames += 1
         if reason is not None:
             track.unknown = track.unknown or {}
