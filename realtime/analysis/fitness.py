@@ -126,7 +126,7 @@ class _PersonTrack:
     # the latest landmarks' time, BlazePose landmarks, the person's mask and Frame.geometry (cut)
     pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None
     step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
-    signal_deg: float = math.nan  # the latest known counted signal (_reduce; NaN: none since found or since a cut)
+    signal_deg: float = math.nan  # the latest known counted signal (_reduce; NaN: none since found, a seek, a cut)
 
     @property
     def armed(self) -> bool:
@@ -186,8 +186,8 @@ def _reduce(values: list[float], how: str, confidences: list[float], previous: f
     is): an extreme picks out noise, so a hidden far arm read at 0.4 with a wild angle must not
     win over the near arm seen whole (a standing body counted a curl before). Sides more than
     SIDES_APART_DEG apart are not one movement, and one of them is misread: the mean is then the
-    side nearer the `previous` counted signal (degrees; NaN: none since the person was found or
-    the video cut), else the side seen best. The lying push-up mannequin's right hip, read once
+    side nearer the `previous` counted signal (degrees; NaN: none since the person was found, a
+    seek or a cut), else the side seen best. The lying push-up mannequin's right hip, read once
     at 6 deg from the parts at 0.50 beside the left at 170 from the keypoints at 0.96, made its
     hips 88 deg (a sit-up too shallow); squat30's right shoulder, read on one frame at 153 deg
     beside the left at 6 (0.77 and 0.75, BlazePose on onnxruntime), made a shoulder-press's
