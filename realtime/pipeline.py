@@ -43,7 +43,7 @@ from realtime.recorder import Recorder, RecorderError, RecordItem
 from realtime.render import FrameRenderer
 from realtime.sources import URL, Source, SourceError, SourceInfo, Timeline, open_source, redact_url
 from realtime.stages import Analyser, ResultStage
-from realtime.types import Frame, FrameResult, ParseResult
+from realtime.types import Frame, FrameResult, ParseResult, PersonParse
 
 log = logging.getLogger(__name__)
 
@@ -797,16 +797,19 @@ class Pipeline:
         return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
-        """What the analysers see: the chosen people only. With none of them in frame, nobody's
-        pixels either (the masks and part maps are the unchosen people's)."""
+        """What the analysers see: the chosen people only. With none of them in frame, each chosen
+        person with no pixels and no keypoints (not in view, as a person the parser finds nowhere;
+        the analysers gave those frames to a person "0" nobody chose), and nobody's pixels
+        either (the masks and part maps are the unchosen people's)."""
         selected = self._selected_people
         if selected is None or not parse.people:
             return parse
         chosen = [person for person in parse.people if person.id in selected]
         if chosen:
             return replace(parse, people=chosen)
-        return replace(parse, people=[], labels=np.zeros_like(parse.labels),
-                       person_mask=np.zeros_like(parse.person_mask), part_probs=None, person_probs=None)
+        nobody = np.zeros_like(parse.person_mask)
+        return replace(parse, people=[PersonParse(pid, nobody, None, 0.0) for pid in sorted(selected)],
+                       labels=np.zeros_like(parse.labels), person_mask=nobody, part_probs=None, person_probs=None)
 
     def _deliver(self, result: FrameResult, item: _InFlight) -> None:
         """Records a result, then publishes it (unless a source switch made it stale meanwhile): a

@@ -499,8 +499,11 @@ def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squ
         wait_for(lambda: seen.count() >= 3)
         pipeline.merge_people(0, 7)
         assert pipeline.selected_people == frozenset({7})
-        wait_for(lambda: list(seen.last().analysis["fitness"]["people"]) == ["7"])
-        assert [p.id for p in seen.last().parse.people] == [7]
+        # frames parsed before the tracker merged them still hold #0, whom nobody chose now
+        wait_for(lambda: any([p.id for p in r.parse.people] == [7] for r in seen.results))
+        merged = next(r for r in seen.results if [p.id for p in r.parse.people] == [7])
+        assert list(merged.analysis["fitness"]["people"]) == ["7"]
+        assert merged.analysis["fitness"]["people"]["7"]["signal_reason"] != "nobody_found"
         with pytest.raises(ValueError):
             pipeline.merge_people(1, 1)
     finally:
@@ -510,7 +513,9 @@ def test_the_pipeline_merges_people_between_frames_and_the_selection_follows(squ
 def test_with_none_of_the_chosen_people_in_frame_nobody_is_measured(media_dir):
     """Two people in frame, the one chosen absent (stepped out): the analysers were handed the
     frame's part masks, which are the unchosen people's, and counted them as a person "0"
-    (frames, angles, counter input). Nobody is measured now."""
+    (frames, angles, counter input). Nobody is measured now, and the frames are the chosen
+    person's, not in view (they were a person "0" with nobody found, a row nobody chose in the
+    window's table)."""
     pipeline = build_pipeline(PipelineConfig(source=str(media_dir / "pose2sim-multi-cam01.mp4"), device="cpu",
                                              max_people=2, exercise=PRESETS["squat"], frame_limit=3))
     seen = Seen()
@@ -527,6 +532,8 @@ def test_with_none_of_the_chosen_people_in_frame_nobody_is_measured(media_dir):
                 for pid, person in r.analysis["fitness"]["people"].items()
                 for name, angle in person["angles"].items() if angle["raw_deg"] is not None}
     assert not measured, measured
+    assert all(list(r.analysis["fitness"]["people"]) == ["7"] for r in seen.results)
+    assert {r.analysis["fitness"]["people"]["7"]["signal_reason"] for r in seen.results} == {"nobody_found"}
 
 
 @pytest.mark.parametrize("realtime", [True, False], ids=["real-time", "every-frame-at-1x"])
