@@ -797,12 +797,12 @@ class Pipeline:
         return result
 
     def _analysed_people(self, parse: ParseResult) -> ParseResult:
-        """What the analysers see: the chosen people only. With none of them in frame, each chosen
-        person with no pixels and no keypoints (not in view, as a person the parser finds nowhere;
-        the analysers gave those frames to a person "0" nobody chose), and nobody's pixels
-        either (the masks and part maps are the unchosen people's)."""
+        """What the analysers see: the chosen people only. With none of them in frame (others in
+        view, or nobody), each chosen person with no pixels and no keypoints (not in view, as a
+        person the parser finds nowhere; the analysers gave those frames to a person "0" nobody
+        chose), and nobody's pixels either (the masks and part maps are the unchosen people's)."""
         selected = self._selected_people
-        if selected is None or not parse.people:
+        if selected is None:
             return parse
         chosen = [person for person in parse.people if person.id in selected]
         if chosen:

@@ -534,6 +534,8 @@ def test_with_none_of_the_chosen_people_in_frame_nobody_is_measured(media_dir):
     assert not measured, measured
     assert all(list(r.analysis["fitness"]["people"]) == ["7"] for r in seen.results)
     assert {r.analysis["fitness"]["people"]["7"]["signal_reason"] for r in seen.results} == {"nobody_found"}
+    empty = pipeline._analysed_people(replace(seen.results[0].parse, people=[]))  # nobody in view at all
+    assert [(p.id, p.mask.any()) for p in empty.people] == [(7, False)] and not empty.person_mask.any()
 
 
 @pytest.mark.parametrize("realtime", [True, False], ids=["real-time", "every-frame-at-1x"])
