@@ -501,7 +501,8 @@ def test_sides_too_far_apart_to_be_one_movement_count_the_side_nearer_the_signal
     in that frame is the left knee's, not the mean (97); sides nearer than 90 deg are averaged.
     The misread side seen better by a hair (0.77 against 0.75, as squat30's right shoulder
     with BlazePose on onnxruntime: 153 deg beside the left's 6) loses to the side nearer the
-    signal before; with no signal before (the first frame), the side seen best counts."""
+    signal before; with no signal before (the first frame, or back after more than 1 s away), the
+    side seen best counts."""
     analyser = FitnessAnalyser(PRESETS["squat"])
     right = [COCO_KEYPOINTS.index(f"right_{joint}") for joint in ("hip", "knee", "ankle")]
     signals = []
@@ -531,6 +532,18 @@ def test_sides_too_far_apart_to_be_one_movement_count_the_side_nearer_the_signal
         out = by_a_hair.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
         signals.append(out["people"]["0"]["signal_deg"])
     assert signals[0] == pytest.approx(20, abs=0.5) and signals[20] == pytest.approx(175, abs=0.5), signals
+    # the counter's last angle is the signal before; it forgets it after a gap longer than its
+    # max_gap_s (1 s), and so does the choice: back after 2 s away, the side seen best counts again
+    back = FitnessAnalyser(PRESETS["squat"])
+    signals = {}
+    for i in [*range(10), *range(70, 80)]:
+        keypoints = leg_keypoints(175, 80)
+        if i in (5, 70):
+            keypoints[right] = leg_keypoints(20, 80)[right]
+        keypoints[left, 2], keypoints[right, 2] = 0.75, 0.77
+        out = back.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+        signals[i] = out["people"]["0"]["signal_deg"]
+    assert signals[5] == pytest.approx(175, abs=0.5) and signals[70] < 45, signals  # the right knee, smoothed towards 20
 
 
 @pytest.mark.parametrize("exercise, low, high, word", [("shoulder-press", 90, 130, "highest"),

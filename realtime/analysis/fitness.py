@@ -126,7 +126,6 @@ class _PersonTrack:
     # the latest landmarks' time, BlazePose landmarks, the person's mask and Frame.geometry (cut)
     pose: tuple[float, np.ndarray, np.ndarray, Hashable] | None = None
     step: float = 0.0  # the latest step of the landmarks (cut; 0 when not measured, inf after a change of picture)
-    signal_deg: float = math.nan  # the latest known counted signal (_reduce; NaN: none since found, a seek, a cut)
 
     @property
     def armed(self) -> bool:
@@ -187,7 +186,7 @@ def _reduce(values: list[float], how: str, confidences: list[float], previous: f
     win over the near arm seen whole (a standing body counted a curl before). Sides more than
     SIDES_APART_DEG apart are not one movement, and one of them is misread: the mean is then the
     side nearer the `previous` counted signal (degrees; NaN: none since the person was found, a
-    seek or a cut), else the side seen best. The lying push-up mannequin's right hip, read once
+    seek, a cut or a gap the counter dropped its repetition at), else the side seen best. The lying push-up mannequin's right hip, read once
     at 6 deg from the parts at 0.50 beside the left at 170 from the keypoints at 0.96, made its
     hips 88 deg (a sit-up too shallow); squat30's right shoulder, read on one frame at 153 deg
     beside the left at 6 (0.77 and 0.75, BlazePose on onnxruntime), made a shoulder-press's
@@ -240,7 +239,6 @@ class FitnessAnalyser(Analyser):
                 track.counter.seek(position_s)
                 track.last_s = None
                 track.pose, track.step = None, 0.0
-                track.signal_deg = math.nan
 
     def merge_people(self, new_id: int, into_id: int) -> None:
         """`new_id` is the same person as `into_id`: their repetitions are added to that person's
@@ -284,7 +282,6 @@ class FitnessAnalyser(Analyser):
         if track.cut(None if person is None else person.landmarks, mask, frame.pts_s, self._min_score, frame.geometry):
             track.smoother.reset()
             track.counter.seek(frame.pts_s)
-            track.signal_deg = math.nan
         raw = person_angles(frame, parse, keypoints, mask, person, mode=self.angles, min_score=self._min_score)
         raw_deg = np.array([math.nan if raw[n].deg is None else raw[n].deg for n in ANGLE_NAMES])
         # A joint seen surely after unsure readings starts its smoothing afresh: the unsure ones (a
@@ -294,8 +291,9 @@ class FitnessAnalyser(Analyser):
         track.smoother.restart(sure & track.unsure)
         track.unsure = ~sure & ~np.isnan(raw_deg)
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
+        previous = track.counter.last_deg(frame.pts_s)
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints],
-                         track.signal_deg)
+                         math.nan if previous is None else previous)
         box = mask_box(mask)
         own = None if box is None else frame.placement.box_to_own(box, frame.own_size or frame.size)
         size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
@@ -303,8 +301,6 @@ class FitnessAnalyser(Analyser):
                               math.isnan(signal))
         if reason is not None:
             signal = math.nan
-        else:
-            track.signal_deg = signal
         track.frames += 1
         if reason is not None:
             track.unknown = track.unknown or {}

@@ -170,6 +170,13 @@ class RepCounter:
     def partials(self) -> int:
         return len(self.partial_reps)
 
+    def last_deg(self, time_s: float) -> float | None:
+        """The latest sample's angle (degrees) as the counter holds it at `time_s`: None before the
+        first, after a seek, and more than max_gap_s after it (the gap drops it)."""
+        if self._last is None or time_s - self._last.time_s > self.max_gap_s:
+            return None
+        return self._last.deg
+
     @property
     def progress_deg(self) -> float | None:
         """The extreme angle of the repetition in progress (it left the start position and is not
