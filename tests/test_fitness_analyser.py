@@ -241,7 +241,8 @@ def test_a_person_under_120_px_has_no_counted_angle_even_where_the_keypoints_giv
 
 def test_frames_with_nobody_found_are_a_note_of_how_long_or_advice_when_nobody_ever_was():
     """leave_A's shape: seen, away (parse without people) for 2 s, back: a note, not camera advice;
-    nobody in any frame (tiny.mp4 at the default size): what to try."""
+    nobody in any frame (tiny.mp4 at the default size): what to try; a person found only too
+    small, not found in most frames (squat30 ~128 px tall in 1280x720): the advice for too small."""
     analyser = FitnessAnalyser(PRESETS["squat"])
     body = np.zeros((H, W), bool)
     body[20:220, 130:190] = True
@@ -263,6 +264,15 @@ def test_frames_with_nobody_found_are_a_note_of_how_long_or_advice_when_nobody_e
     person = never.summary()["people"]["0"]
     assert person["hint_reason"] == "nobody_found" and person["hint"].startswith("nobody found in any frame")
     assert "closer" in person["hint"] and "--internal-size" not in person["hint"]
+    small = np.zeros((H, W), bool)
+    small[100:200, 150:170] = True  # 100 px tall: found in a few frames, not in the rest (too small to be)
+    far = FitnessAnalyser(PRESETS["squat"])
+    for i in range(90):
+        people = [PersonParse(0, small, leg_keypoints(170, 160), 0.9)] if i % 4 == 0 else []
+        far.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of(people))
+    person = far.summary()["people"]["0"]
+    assert person["unknown_reasons"] == {"nobody_found": 67, "too_small": 23}
+    assert person["hint_reason"] == "too_small" and person["hint"] == HINTS["too_small"]
 
 
 def test_a_person_missing_from_the_parse_must_be_at_the_start_for_0_1_s_again_when_back():

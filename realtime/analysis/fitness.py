@@ -364,7 +364,8 @@ class FitnessAnalyser(Analyser):
         was counted (reason POSTURE), else when some movements were too shallow, how far the
         farthest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
-        in view (a note) or, when nobody was found in any frame, what to try; another reason,
+        in view (a note) or, when nobody was found in any frame, what to try (and a person found
+        only too small is too_small: the frames they were not found in tell nothing else); another reason,
         what to try (HINTS); else, without a repetition and with the angle known, that one was in
         progress when the run stopped (IN_PROGRESS), that one was abandoned when its angle went
         unseen too long (LOST), that every movement away from the start position was quicker
@@ -492,6 +493,10 @@ def _unknown_summary(track: _PersonTrack, exercise: Exercise, anyone_seen: bool)
     worst = max(unknown, key=unknown.get, default=None)
     reason = worst if worst is not None and frames >= HINT_SHARE * track.frames else None
     hint = HINTS.get(reason)
+    found = track.frames - unknown.get(NOBODY, 0)
+    if reason == NOBODY and 0 < found == unknown.get(TOO_SMALL, 0):  # unseen, as far as can be told, for being small
+        reason = TOO_SMALL
+        hint = HINTS[TOO_SMALL]
     if reason == NOBODY:
         hint = (f"nobody in view for {track.nobody_s:.1f} s" if anyone_seen
                 else f"nobody found in any frame: if someone is there, they are too small or unclear to be "
