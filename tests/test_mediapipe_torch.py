@@ -219,6 +219,28 @@ def test_torch_stage_gives_keypoints_to_the_parsed_person_and_none_on_an_empty_f
     assert stage(Frame(black, 0, 0.0), empty) is empty
 
 
+@pytest.mark.parametrize("max_people", [1, 2])
+def test_torch_stage_keeps_at_most_max_people_giving_way_to_those_it_follows(media_dir, max_people):
+    """The parser reads a person where BlazePose finds nobody (sports2d with --max-people 1:
+    BodyPix read the woman while BlazePose followed the man, two people in 25 frames): with one
+    person, the one BlazePose follows is kept; with two, both."""
+    from dataclasses import replace
+
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
+    from realtime.types import Frame, PersonParse
+
+    stage = BlazePoseTorchStage(max_people=max_people)
+    (frame,) = read_frames(media_dir / "cg-mannequin-squat.mp4", [0])
+    elsewhere = np.zeros(frame.shape[:2], bool)
+    elsewhere[:60, :60] = True  # the top-left corner, away from the mannequin
+    parse = replace(_empty_parse(frame), person_mask=elsewhere, people=[PersonParse(7, elsewhere, None, 0.9)])
+    out = stage(Frame(frame, 0, 0.0), parse)
+    assert len(out.people) == max_people
+    followed = [p for p in out.people if p.keypoints is not None]
+    assert len(followed) == 1 and followed[0].keypoints[:, 2].min() > 0.5
+    assert (7 in {p.id for p in out.people}) == (max_people == 2)
+
+
 def test_pose_blazepose_torch_builds_the_torch_stage():
     from realtime.build import build_stages
     from realtime.config import PipelineConfig

@@ -13,7 +13,9 @@ sure of them and their landmarks lie in that reading (MIN_READING_*).
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them, whose score becomes their mean visibility (so
 the best person is the one BlazePose sees most of); a person no parsed person owns joins the result
-with the landmark network's segmentation (warped back from its ROI) as its mask. With
+with the landmark network's segmentation (warped back from its ROI) as its mask. The result holds
+at most `max_people`: parsed people BlazePose does not follow make way, the weakest first (with
+one person, BodyPix reading one and BlazePose following another gave two). With
 `segmentation`, when two or more people are followed, their pixels are split by their
 segmentations (_split_by_segmentation: BodyPix gives a limb swinging past someone to them), and
 the people's segmentations, as one frame-size probability (the most likely person at each
@@ -139,6 +141,12 @@ class BlazePoseTorchStage(ResultStage):
                                           float(pose[:, 2].mean()), landmarks, world))
                 taken.add(len(people) - 1)
                 followed[index] = len(people) - 1
+        if len(people) > self.max_people:  # parsed people BlazePose does not follow are dropped first, weakest first
+            spare = sorted((i for i in range(len(people)) if i not in taken), key=lambda i: people[i].score)
+            dropped = set(spare[:len(people) - self.max_people])
+            kept = [i for i in range(len(people)) if i not in dropped]
+            people = [people[i] for i in kept]
+            followed = {index: kept.index(at) for index, at in followed.items()}
         if not self.segmentation:
             return replace(parse, people=people)
         if len(followed) > 1:
