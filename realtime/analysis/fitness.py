@@ -186,11 +186,12 @@ def _reduce(values: list[float], how: str, confidences: list[float], previous: f
     win over the near arm seen whole (a standing body counted a curl before). Sides more than
     SIDES_APART_DEG apart are not one movement, and one of them is misread: the mean is then the
     side nearer the `previous` counted signal (degrees; NaN: none since the person was found, a
-    seek, a cut or a gap the counter dropped its repetition at), else the side seen best. The lying push-up mannequin's right hip, read once
-    at 6 deg from the parts at 0.50 beside the left at 170 from the keypoints at 0.96, made its
-    hips 88 deg (a sit-up too shallow); squat30's right shoulder, read on one frame at 153 deg
-    beside the left at 6 (0.77 and 0.75, BlazePose on onnxruntime), made a shoulder-press's
-    signal leap to 153 for one frame when the side seen best by a hair won."""
+    seek, a cut or a gap the counter dropped its repetition at), else the side seen best. The
+    lying push-up mannequin's right hip, read once at 6 deg from the parts at 0.50 beside the left
+    at 170 from the keypoints at 0.96, made its hips 88 deg (a sit-up too shallow); squat30's
+    right shoulder, read on one frame at 153 deg beside the left at 6 (0.77 and 0.75, BlazePose on
+    onnxruntime), made a shoulder-press's signal leap to 153 for one frame when the side seen best
+    by a hair won."""
     known = [(value, confidence) for value, confidence in zip(values, confidences) if not math.isnan(value)]
     if not known:
         return math.nan
@@ -364,9 +365,9 @@ class FitnessAnalyser(Analyser):
         was counted (reason POSTURE), else when some movements were too shallow, how far the
         farthest went against the turn (TOO_SHALLOW); else, when the angle was unknown in at least
         HINT_SHARE of the frames, for the most frequent reason: nobody_found, how long nobody was
-        in view (a note) or, when nobody was found in any frame, what to try (and a person found
-        only too small is too_small: the frames they were not found in tell nothing else); another reason,
-        what to try (HINTS); else, without a repetition and with the angle known, that one was in
+        in view (a note) or, when nobody was found in any frame, what to try (a person found only
+        too small is too_small: the frames they were not found in tell nothing else); another
+        reason, what to try (HINTS); else, without a repetition and with the angle known, that one was in
         progress when the run stopped (IN_PROGRESS), that one was abandoned when its angle went
         unseen too long (LOST), that every movement away from the start position was quicker
         than a repetition (TOO_QUICK), that it did not move (NO_MOVEMENT) or
