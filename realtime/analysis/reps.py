@@ -173,9 +173,11 @@ class RepCounter:
     def last_deg(self, time_s: float) -> float | None:
         """The latest sample's angle (degrees) as the counter holds it at `time_s`: None before the
         first, after a seek, and more than max_gap_s after it (the gap drops it)."""
-        if self._last is None or time_s - self._last.time_s > self.max_gap_s:
-            return None
-        return self._last.deg
+        return None if self._last is None or self._gap_at(time_s) else self._last.deg
+
+    def _gap_at(self, time_s: float) -> bool:
+        """Whether `time_s` is more than max_gap_s after the latest sample (False without one)."""
+        return self._last is not None and time_s - self._last.time_s > self.max_gap_s
 
     @property
     def progress_deg(self) -> float | None:
@@ -204,11 +206,11 @@ class RepCounter:
         this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
             self._seen_start = None
-            if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
+            if self._gap_at(time_s):
                 self._abandon()
                 self._last = None
             return None
-        if self._last is not None and time_s - self._last.time_s > self.max_gap_s:
+        if self._gap_at(time_s):
             self._abandon()
         sample = _Sample(frame, time_s, float(deg))
         self._last = sample
