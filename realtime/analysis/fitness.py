@@ -179,13 +179,13 @@ class _PersonTrack:
         return max((s for _, s in self.sizes), default=None)
 
 
-def _reduce(values: list[float], how: str, confidences: list[float], previous: float = math.nan) -> float:
+def _reduce(values: list[float], how: str, confidences: list[float], previous: float | None = None) -> float:
     """The counted signal from the joints' angles (NaN: unknown) and their confidences: their mean,
     or the least or greatest of those seen surely (SURE_SIDE_CONF; the one seen best when none
     is): an extreme picks out noise, so a hidden far arm read at 0.4 with a wild angle must not
     win over the near arm seen whole (a standing body counted a curl before). Sides more than
     SIDES_APART_DEG apart are not one movement, and one of them is misread: the mean is then the
-    side nearer the `previous` counted signal (degrees; NaN: none since the person was found, a
+    side nearer the `previous` counted signal (degrees; None: none since the person was found, a
     seek, a cut or a gap the counter dropped its repetition at), else the side seen best. The
     lying push-up mannequin's right hip, read once at 6 deg from the parts at 0.50 beside the left
     at 170 from the keypoints at 0.96, made its hips 88 deg (a sit-up too shallow); squat30's
@@ -200,7 +200,7 @@ def _reduce(values: list[float], how: str, confidences: list[float], previous: f
         apart = max(value for value, _ in known) - min(value for value, _ in known) > SIDES_APART_DEG
         if not apart:
             return sum(value for value, _ in known) / len(known)
-        return best if math.isnan(previous) else min((value for value, _ in known), key=lambda v: abs(v - previous))
+        return best if previous is None else min((value for value, _ in known), key=lambda v: abs(v - previous))
     sure = [value for value, confidence in known if confidence >= SURE_SIDE_CONF] or [best]
     return min(sure) if how == "min" else max(sure)
 
@@ -292,9 +292,8 @@ class FitnessAnalyser(Analyser):
         track.smoother.restart(sure & track.unsure)
         track.unsure = ~sure & ~np.isnan(raw_deg)
         smooth = dict(zip(ANGLE_NAMES, track.smoother(raw_deg, frame.pts_s).tolist()))
-        previous = track.counter.last_deg(frame.pts_s)
         signal = _reduce([smooth[j] for j in exercise.joints], exercise.reduce, [raw[j].conf for j in exercise.joints],
-                         math.nan if previous is None else previous)
+                         track.counter.last_deg(frame.pts_s))
         box = mask_box(mask)
         own = None if box is None else frame.placement.box_to_own(box, frame.own_size or frame.size)
         size = track.size_px(frame.pts_s, None if own is None else max(own[2] - own[0], own[3] - own[1]))
