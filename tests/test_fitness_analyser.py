@@ -531,28 +531,26 @@ def test_sides_too_far_apart_to_be_one_movement_count_the_side_nearer_the_signal
         keypoints[right] = leg_keypoints(95, 80)[right]
         out = both.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
     assert out["people"]["0"]["signal_deg"] == pytest.approx(135, abs=0.5)
-    by_a_hair = FitnessAnalyser(PRESETS["squat"])
     left = [COCO_KEYPOINTS.index(f"left_{joint}") for joint in ("hip", "knee", "ankle")]
-    signals = []
-    for i in range(40):
-        keypoints = leg_keypoints(175, 80)
-        if i in (0, 20):
-            keypoints[right] = leg_keypoints(20, 80)[right]
-        keypoints[left, 2], keypoints[right, 2] = 0.75, 0.77
-        out = by_a_hair.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
-        signals.append(out["people"]["0"]["signal_deg"])
+
+    def by_a_hair(frames: list[int], misread: tuple[int, int]) -> dict[int, float]:
+        """Counted angles of straight knees, the right one misread at 20 deg on the `misread`
+        frames, seen at 0.77 beside the left at 0.75."""
+        analyser, signals = FitnessAnalyser(PRESETS["squat"]), {}
+        for i in frames:
+            keypoints = leg_keypoints(175, 80)
+            if i in misread:
+                keypoints[right] = leg_keypoints(20, 80)[right]
+            keypoints[left, 2], keypoints[right, 2] = 0.75, 0.77
+            out = analyser.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
+            signals[i] = out["people"]["0"]["signal_deg"]
+        return signals
+
+    signals = by_a_hair(list(range(40)), (0, 20))
     assert signals[0] == pytest.approx(20, abs=0.5) and signals[20] == pytest.approx(175, abs=0.5), signals
     # the counter's last angle is the signal before; it forgets it after a gap longer than its
     # max_gap_s (1 s), and so does the choice: back after 2 s away, the side seen best counts again
-    back = FitnessAnalyser(PRESETS["squat"])
-    signals = {}
-    for i in [*range(10), *range(70, 80)]:
-        keypoints = leg_keypoints(175, 80)
-        if i in (5, 70):
-            keypoints[right] = leg_keypoints(20, 80)[right]
-        keypoints[left, 2], keypoints[right, 2] = 0.75, 0.77
-        out = back.update(Frame(np.zeros((H, W, 3), np.uint8), i, i / FPS), parse_of([person(0, keypoints)]))
-        signals[i] = out["people"]["0"]["signal_deg"]
+    signals = by_a_hair([*range(10), *range(70, 80)], (5, 70))
     assert signals[5] == pytest.approx(175, abs=0.5) and signals[70] < 45, signals  # the right knee, smoothed towards 20
 
 
