@@ -89,3 +89,20 @@ def test_a_squat_clip_joined_to_a_push_up_clip_counts_no_squat_at_the_cut(media_
     summary = _count(_write(tmp_path / "joined.mp4", squats + push_ups), tmp_path, "--max-people", "1")
     assert summary["reps"] == 2 and list(summary["people"]) == ["0"], summary
     assert all(rep["end_frame"] < len(squats) for rep in summary["per_rep"]), summary
+
+
+def test_a_person_far_from_the_camera_is_followed_and_every_squat_counted(media_dir: Path, tmp_path: Path):
+    """squat30 shrunk into the middle of a 1280 x 720 frame, its edges stretched out to fill it: the
+    man ~160 px tall, the detector's 224-pixel view of the whole frame holds him ~28 px tall and
+    BodyPix reads only a sliver of his torso, so BlazePose never followed him (0 squats, "under
+    120 px tall") until the detector also looked around small readings."""
+    frames = _frames(media_dir / "faults" / "squat30.mp4")
+    height, width = frames[0].shape[:2]
+    inset = (round(width * 303 / height), 303)
+    top, left = (720 - inset[1]) // 2, (1280 - inset[0]) // 2
+    far = [cv2.copyMakeBorder(cv2.resize(rgb, inset, interpolation=cv2.INTER_AREA), top, 720 - inset[1] - top,
+                              left, 1280 - inset[0] - left, cv2.BORDER_REPLICATE) for rgb in frames]
+    summary = _count(_write(tmp_path / "far.mp4", far), tmp_path)
+    assert summary["reps"] == 2, summary
+    for rep, bottom in zip(summary["per_rep"], BOTTOMS):
+        assert abs(rep["turn_frame"] - bottom) <= 4 and rep["depth_deg"] < 80, rep

@@ -6,6 +6,8 @@ landmarks, as MediaPipe does; none after the frame's size or placement changed);
 frame after a followed person was lost, else every `redetect_every` frames), new detections
 centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
 in get an ROI around their mask (the detector misses people small in the frame or facing away);
+a reading small in the frame is also looked for by the detector on a crop around it, batched with
+the frame (a person ~160 px tall in 1280 x 720 is ~28 px in the detector's view of the frame);
 the landmark network runs once over all ROIs as one batch. People whose pose flag falls under
 `min_presence` are dropped; a person found in a parser's ROI is kept only when the network is
 sure of them and their landmarks lie in that reading (MIN_READING_*).
@@ -53,6 +55,12 @@ MIN_PRESENCE = 0.5
 MIN_READING_PIXELS = 1024
 MIN_READING_PRESENCE = 0.9
 MIN_READING_INSIDE = 0.4
+# A reading this small in the frame (its box's longer side under this share of the frame's longer
+# side) is also looked for by the detector on a crop around it, this multiple of that side (of
+# 2.5-8, the one that found the person most often on squat and push-up clips shrunk into 1280 x 720).
+SMALL_READING_SHARE = 0.125
+MIN_SMALL_READING_PIXELS = 64
+CROP_SCALE = 4.0
 
 
 class BlazePoseTorchStage(ResultStage):
@@ -77,7 +85,8 @@ class BlazePoseTorchStage(ResultStage):
     def people(self, rgb: np.ndarray, readings: Sequence[np.ndarray] = ()) -> list[PoseLandmarks]:
         """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs.
         `readings`: the parser's people (H x W bool masks, most likely first); at a detection, one
-        that no ROI's centre falls in gets an upright ROI around its mask, and the person found
+        that no ROI's centre falls in is looked for on a crop around it when small (_crop_box) and
+        else gets an upright ROI around its mask, and the person found
         there is followed when the network is sure of them and enough of their visible landmarks
         lie in that mask (MIN_READING_*: a person too small or too turned away for the
         detector)."""
@@ -86,9 +95,14 @@ class BlazePoseTorchStage(ResultStage):
         self._since_detection += 1
         if len(rois) < self.max_people and (not rois or self._since_detection >= self.redetect_every):
             self._since_detection = 0
-            (found,) = self.detector([rgb], max_people=self.max_people)
-            for detection in found:
-                roi = roi_from_points(detection.keypoints[0], detection.keypoints[1])
+            boxes = [box for mask in readings if not any(_centre_in(roi, mask) for roi in rois)
+                     and (box := _crop_box(mask)) is not None]
+            found = self.detector([rgb] + [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes], max_people=self.max_people)
+            detections = [d.keypoints[:2] for d in found[0]]
+            detections += [d.keypoints[:2] + (x0, y0) for (x0, y0, _, _), in_crop in zip(boxes, found[1:])
+                           for d in in_crop]
+            for centre, size_point in detections:
+                roi = roi_from_points(centre, size_point)
                 if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
                     rois.append(roi)
             for mask in readings:
@@ -110,7 +124,8 @@ class BlazePoseTorchStage(ResultStage):
         if geometry != self._geometry:  # a stream whose size changed: the tracked ROIs are of another picture
             self._tracked = []
             self._geometry = geometry
-        found = self.people(frame.image, [p.mask for p in sorted(parse.people, key=lambda p: -p.score)])
+        readings = [p.mask for p in sorted(parse.people, key=lambda p: -p.score)]
+        found = self.people(frame.image, readings or [parse.person_mask])
         if not found:
             return parse
         h, w = frame.image.shape[:2]
@@ -182,6 +197,25 @@ def _same_body(roi: Roi, other: Roi) -> bool:
 def _centre_in(roi: Roi, mask: np.ndarray) -> bool:
     x, y = int(round(roi.cx)), int(round(roi.cy))
     return 0 <= y < mask.shape[0] and 0 <= x < mask.shape[1] and bool(mask[y, x])
+
+
+def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """A square crop (x0, y0, x1, y1, clipped to the frame) centred on a parser's reading too small
+    for the detector on the whole frame (its box's longer side under SMALL_READING_SHARE of the
+    frame's longer side, at least MIN_SMALL_READING_PIXELS pixels), CROP_SCALE times that side:
+    a 160 px tall person in 1280 x 720 is ~28 px in the detector's 224 x 224 input, and BodyPix
+    may read only their torso. None for any other reading."""
+    box = mask_box(mask)
+    if box is None or mask.sum() < MIN_SMALL_READING_PIXELS:
+        return None
+    height, width = mask.shape
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+    if side >= SMALL_READING_SHARE * max(height, width):
+        return None
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, CROP_SCALE * side / 2
+    return (max(0, int(cx - half)), max(0, int(cy - half)),
+            min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half))))
 
 
 def _upright_roi(mask: np.ndarray) -> Roi:
