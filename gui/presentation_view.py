@@ -30,12 +30,15 @@ _STYLE = """
 
 
 def last_rep_text(rep: dict[str, Any] | None, exercise: dict[str, Any]) -> str:
-    """'last rep: 92° (target 120°)' and, on a second line, its tempo ('down 1.1 s · up 0.9 s'
-    for an exercise whose angle closes, 'up … · down …' for one whose angle opens)."""
+    """'last rep: 92° (target 120°)' (', turn not seen' when the angle was unknown at its turn)
+    and, on a second line, its tempo ('down 1.1 s · up 0.9 s' for an exercise whose angle closes,
+    'up … · down …' for one whose angle opens)."""
     if rep is None:
         return "last rep: –"
     depth = rep.get("depth_deg")
     depth_text = "–" if depth is None else f"{depth:.0f}° (target {exercise['turn_deg']:g}°)"
+    if not rep.get("turn_seen", True):
+        depth_text += ", turn not seen"
     out, back = ("down", "up") if exercise["turn_deg"] < exercise["start_deg"] else ("up", "down")
     return f"last rep: {depth_text}\n{out} {rep['out_s']:.1f} s · {back} {rep['back_s']:.1f} s"
 

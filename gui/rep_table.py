@@ -14,7 +14,8 @@ from gui.angle_plot import HIT, MISS
 COLUMNS = ("person", "rep", "time", "depth", "tempo", "symmetry")
 _TIPS = {
     "time": "When the repetition started and ended, in seconds from the start of the video",
-    "depth": "The deepest angle reached, against the turn the counter needs (✓ reached, ✗ too shallow)",
+    "depth": "The deepest angle reached, against the turn the counter needs (✓ reached, ✗ too shallow;"
+             " ? the angle was unknown at the turn, which may have gone further)",
     "tempo": "Seconds on the way out / on the way back",
     "symmetry": "Mean difference between the left and right joint angles (L−R)",
 }
@@ -68,7 +69,10 @@ class RepTable(QWidget):
                 if COLUMNS[column] == "depth":
                     item.setForeground(QBrush(QColor(HIT if row["counted"] else MISS)))
                     target = f" (target {turn_deg:g}°)" if turn_deg is not None else ""
-                    item.setToolTip(("reached the turn" if row["counted"] else "not counted: too shallow") + target)
+                    tip = ("reached the turn" if row["counted"] else "not counted: too shallow") + target
+                    if not row.get("turn_seen", True):
+                        tip += "; the angle was unknown at the turn: it may have gone further"
+                    item.setToolTip(tip)
                 elif not row["counted"]:
                     item.setForeground(QBrush(QColor(MISS)))
                 self._table.setItem(row_index, column, item)
@@ -76,7 +80,8 @@ class RepTable(QWidget):
 
     @staticmethod
     def _cells(row: dict[str, Any]) -> list[str]:
-        depth = f"{row['depth_deg']:.0f}° " + ("✓" if row["counted"] else "✗ too shallow")
+        seen = "" if row.get("turn_seen", True) else "?"
+        depth = f"{row['depth_deg']:.0f}°{seen} " + ("✓" if row["counted"] else "✗ too shallow")
         side = row.get("side_diff_deg")
         return [f"#{row['person']}", str(row["number"]) if row["counted"] else "not counted",
                 f"{row['start_s']:.2f}–{row['end_s']:.2f} s", depth,

@@ -106,3 +106,21 @@ def test_a_person_far_from_the_camera_is_followed_and_every_squat_counted(media_
     assert summary["reps"] == 2, summary
     for rep, bottom in zip(summary["per_rep"], BOTTOMS):
         assert abs(rep["turn_frame"] - bottom) <= 4 and rep["depth_deg"] < 80, rep
+
+
+def test_a_squat_whose_bottom_left_the_frame_is_counted_with_its_turn_not_seen(media_dir: Path, tmp_path: Path):
+    """A zoomed-in camera (a 70 % window, scaled back) panning right and back every 3 s: at the
+    first squat's bottom the window is at the right and the knees, pushed forward, leave it; the
+    rep counts, with the nearest angle seen as its depth, so it says its turn was not seen."""
+    frames = _frames(media_dir / "faults" / "squat30.mp4")
+    height, width = frames[0].shape[:2]
+    window_w, window_h = int(width * 0.7), int(height * 0.7)
+    top = (height - window_h) // 2
+    lefts = (width - window_w) * (1 - np.cos(2 * np.pi * np.arange(len(frames)) / 90)) / 2
+    panned = [cv2.resize(np.ascontiguousarray(rgb[top:top + window_h, int(left):int(left) + window_w]), (width, height))
+              for rgb, left in zip(frames, lefts)]
+    summary = _count(_write(tmp_path / "cut_bottom.mp4", panned), tmp_path)
+    assert summary["reps"] == 2, summary
+    first, second = summary["per_rep"]
+    assert not first["turn_seen"] and first["depth_deg"] > 90, first
+    assert second["turn_seen"] and second["depth_deg"] < 80, second

@@ -109,6 +109,25 @@ def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
     assert counter.count == 0 and counter.state == START
 
 
+@pytest.mark.parametrize("lost, seen", [
+    (range(53, 68), False),  # the bottom (frame 60) unknown for 0.5 s: the turn is the last sample before
+    (range(53, 64), False),  # unknown to just past it: the turn is the first sample after
+    (range(59, 62), True),  # 3 frames at the bottom: the samples around it are 0.13 s apart
+    (range(35, 46), True),  # a gap on the way down, the bottom seen
+])
+def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lost, seen):
+    trace: list[float | None] = list(squat_trace(1))
+    for i in lost:
+        trace[i] = None
+    (rep,) = run(squat_counter(), trace)
+    assert rep.turn_seen is seen
+    if seen:
+        assert abs(rep.turn_frame - 60) <= 2
+    else:  # the nearest sample seen, short of the bottom
+        assert rep.turn_frame in (lost.start - 1, lost.stop) and rep.depth_deg > 82.0
+    assert run(squat_counter(max_turn_gap_s=1.0), trace)[0].turn_seen  # a gap within max_turn_gap_s is none
+
+
 def test_a_glitch_to_the_start_angle_at_the_bottom_does_not_end_the_rep():
     trace = squat_trace(1)
     trace[58:60] = 170.0  # two frames (67 ms) of a wrong "standing" reading at the bottom (frame 60)

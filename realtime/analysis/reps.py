@@ -11,7 +11,10 @@ without a gap: one known sample among unknown ones (a body cut by the frame's ed
 is no start. A repetition starts only in the exercise's posture: a sample at the start position out of it
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
-that started in the posture ends wherever it returns to the start angle.
+that started in the posture ends wherever it returns to the start angle. A repetition whose turn
+had the angle unknown for longer than `max_turn_gap_s` just before or after it (knees out of the
+frame at a squat's bottom) is counted with `turn_seen` False: its depth and tempo are those of the
+nearest samples seen, not the movement's.
 """
 from __future__ import annotations
 
@@ -45,6 +48,10 @@ class Rep:
     side_diff_deg: float | None = None
     area_ratio: float | None = None
     depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
+    # False when the angle was unknown for longer than the counter's max_turn_gap_s next to the
+    # turn: the real extreme may lie in that gap, so depth_deg, turn_s, out_s and back_s are the
+    # nearest seen
+    turn_seen: bool = True
 
     @property
     def rom_deg(self) -> float:
@@ -85,6 +92,8 @@ class _Attempt:
     extreme: _Sample
     low: float
     high: float
+    # the longer time between the extreme and the known sample just before or just after it
+    turn_gap_s: float = 0.0
     # per sample since the start: (time, |left - right| angle, left/right area ratio), None where not measured
     sides: list[tuple[float, float | None, float | None]] = field(default_factory=list)
 
@@ -106,14 +115,17 @@ class RepCounter:
     partial_share: a movement back to the start without the turn is a partial repetition when its
         extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
         and it lasted min_rep_s (less is a glitch, not a movement).
+    max_turn_gap_s: a repetition whose extreme is further than this from the known sample just
+        before or after it is counted with `turn_seen` False.
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
-                 min_start_s: float = 0.1, max_gap_s: float = 1.0, partial_share: float = 0.25) -> None:
+                 min_start_s: float = 0.1, max_gap_s: float = 1.0, partial_share: float = 0.25,
+                 max_turn_gap_s: float = 0.25) -> None:
         if start_deg == turn_deg:
             raise ValueError("start and turn thresholds must differ")
-        if min_rep_s < 0 or min_hold_s < 0 or min_start_s < 0 or max_gap_s <= 0:
-            raise ValueError("min_rep_s, min_hold_s and min_start_s must be >= 0 and max_gap_s > 0")
+        if min_rep_s < 0 or min_hold_s < 0 or min_start_s < 0 or max_gap_s <= 0 or max_turn_gap_s <= 0:
+            raise ValueError("min_rep_s, min_hold_s and min_start_s must be >= 0, max_gap_s and max_turn_gap_s > 0")
         self.start_deg = start_deg
         self.turn_deg = turn_deg
         self.min_rep_s = min_rep_s
@@ -121,6 +133,7 @@ class RepCounter:
         self.min_start_s = min_start_s
         self.max_gap_s = max_gap_s
         self.partial_share = partial_share
+        self.max_turn_gap_s = max_turn_gap_s
         self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
         self.reset()
 
@@ -212,7 +225,7 @@ class RepCounter:
             return None
         if self._gap_at(time_s):
             self._abandon()
-        sample = _Sample(frame, time_s, float(deg))
+        sample, previous = _Sample(frame, time_s, float(deg)), self._last
         self._last = sample
         at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
         if not in_posture and self.would_start(deg):
@@ -231,9 +244,9 @@ class RepCounter:
                 self._rest(sample)
             else:
                 self.state = TURNED if at_turn else OUT
-                self._track(sample, side_diff_deg, area_ratio)
+                self._track(sample, previous, side_diff_deg, area_ratio)
             return None
-        self._track(sample, side_diff_deg, area_ratio)
+        self._track(sample, previous, side_diff_deg, area_ratio)
         if at_turn:
             self.state = TURNED
         if not at_start:
@@ -288,11 +301,15 @@ class RepCounter:
         attempt.start = attempt.extreme = sample
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
 
-    def _track(self, sample: _Sample, side_diff_deg: float | None, area_ratio: float | None) -> None:
+    def _track(self, sample: _Sample, previous: _Sample | None, side_diff_deg: float | None,
+               area_ratio: float | None) -> None:
         attempt = self._attempt
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
+        since = sample.time_s - previous.time_s if previous is not None else 0.0
         if self._sign * (sample.deg - attempt.extreme.deg) > 0:
-            attempt.extreme = sample
+            attempt.extreme, attempt.turn_gap_s = sample, since
+        elif previous is attempt.extreme:
+            attempt.turn_gap_s = max(attempt.turn_gap_s, since)
         attempt.sides.append((sample.time_s, side_diff_deg, area_ratio))
 
     def _finish(self, end: _Sample) -> Rep | None:
@@ -310,6 +327,7 @@ class RepCounter:
             out_s=turn.time_s - start.time_s, back_s=end.time_s - turn.time_s,
             side_diff_deg=_mean_of_most([diff for diff, _ in sides]),
             area_ratio=_mean_of_most([ratio for _, ratio in sides]), depth_deg=turn.deg,
+            turn_seen=attempt.turn_gap_s <= self.max_turn_gap_s,
         )
         self.reps.append(rep)
         return rep

@@ -9,12 +9,14 @@ from realtime.analysis.fitness import NO_REP_REASONS, NOBODY
 from realtime.render import plural
 
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
-               "out_s", "back_s", "side_diff_deg", "area_ratio")
+               "out_s", "back_s", "side_diff_deg", "area_ratio", "turn_seen")
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     return f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
