@@ -31,8 +31,8 @@ _STYLE = """
 
 def last_rep_text(rep: dict[str, Any] | None, exercise: dict[str, Any]) -> str:
     """'last rep: 92° (target 120°)' (', turn not seen' when the angle was unknown at its turn)
-    and, on a second line, its tempo ('down 1.1 s · up 0.9 s' for an exercise whose angle closes,
-    'up … · down …' for one whose angle opens)."""
+    and, on a second line, its tempo ('down 1.1 s · hold 0.2 s · up 0.9 s' for an exercise whose
+    angle closes, 'up … · hold … · down …' for one whose angle opens)."""
     if rep is None:
         return "last rep: –"
     depth = rep.get("depth_deg")
@@ -40,7 +40,8 @@ def last_rep_text(rep: dict[str, Any] | None, exercise: dict[str, Any]) -> str:
     if not rep.get("turn_seen", True):
         depth_text += ", turn not seen"
     out, back = ("down", "up") if exercise["turn_deg"] < exercise["start_deg"] else ("up", "down")
-    return f"last rep: {depth_text}\n{out} {rep['out_s']:.1f} s · {back} {rep['back_s']:.1f} s"
+    tempo = f"{out} {rep['out_s']:.1f} s · hold {rep['hold_s']:.1f} s · {back} {rep['back_s']:.1f} s"
+    return f"last rep: {depth_text}\n{tempo}"
 
 
 class PresentationView(QWidget):

@@ -16,7 +16,7 @@ _TIPS = {
     "time": "When the repetition started and ended, in seconds from the start of the video",
     "depth": "The deepest angle reached, against the turn the counter needs (✓ reached, ✗ too shallow;"
              " ? the angle was unknown at the turn, which may have gone further)",
-    "tempo": "Seconds on the way out / on the way back",
+    "tempo": "Seconds on the way out / held at the turn (within 5° of it) / on the way back",
     "symmetry": "Mean difference between the left and right joint angles (L−R)",
 }
 
@@ -24,14 +24,15 @@ _TIPS = {
 def rep_rows(summary: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Every repetition of the analyser's summary, counted (with its number) and too shallow
     (number None), in time order: person, number, start_s, turn_s, end_s, depth_deg, out_s,
-    back_s, side_diff_deg, counted."""
+    hold_s (None for a movement too shallow), back_s, side_diff_deg, counted."""
     if not summary:
         return []
     rows = [{**rep, "counted": True} for rep in summary["per_rep"]]
     for pid, person in summary["people"].items():
         for partial in person.get("partial_reps", []):
             rows.append({"person": pid, "number": None, **partial, "out_s": partial["turn_s"] - partial["start_s"],
-                         "back_s": partial["end_s"] - partial["turn_s"], "side_diff_deg": None, "counted": False})
+                         "hold_s": None, "back_s": partial["end_s"] - partial["turn_s"], "side_diff_deg": None,
+                         "counted": False})
     return sorted(rows, key=lambda row: (row["start_s"], row["person"]))
 
 
@@ -83,9 +84,10 @@ class RepTable(QWidget):
         seen = "" if row.get("turn_seen", True) else "?"
         depth = f"{row['depth_deg']:.0f}°{seen} " + ("✓" if row["counted"] else "✗ too shallow")
         side = row.get("side_diff_deg")
+        tempo = " / ".join("–" if row[key] is None else f"{row[key]:.2f}" for key in ("out_s", "hold_s", "back_s"))
         return [f"#{row['person']}", str(row["number"]) if row["counted"] else "not counted",
-                f"{row['start_s']:.2f}–{row['end_s']:.2f} s", depth,
-                f"{row['out_s']:.2f} / {row['back_s']:.2f} s", "–" if side is None else f"{side:.0f}°"]
+                f"{row['start_s']:.2f}–{row['end_s']:.2f} s", depth, f"{tempo} s",
+                "–" if side is None else f"{side:.0f}°"]
 
     def rows(self) -> int:
         return self._table.rowCount()

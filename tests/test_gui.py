@@ -391,7 +391,8 @@ def test_a_recording_with_an_exercise_prints_the_counts_as_process_does(squat_cl
     assert lines[0].startswith(f"recorded {video}: ") and reps >= 1, done.stdout
     assert lines[1] == f"squat: {reps} rep{'' if reps == 1 else 's'}", done.stdout
     assert lines[2].split() == ["person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg",
-                                "rom_deg", "out_s", "back_s", "side_diff_deg", "area_ratio", "turn_seen"], done.stdout
+                                "rom_deg", "out_s", "hold_s", "back_s", "side_diff_deg", "area_ratio", "turn_seen"],\
+        done.stdout
     assert len(lines) == 3 + reps, done.stdout
 
 

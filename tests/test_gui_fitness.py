@@ -108,9 +108,9 @@ def test_a_rep_whose_turn_was_not_seen_is_marked_in_the_table_and_the_last_rep_l
     from gui.rep_table import COLUMNS, RepTable, rep_rows
 
     unseen = {"person": "0", "number": 1, "start_s": 0.83, "turn_s": 1.07, "end_s": 2.03, "depth_deg": 114.6,
-              "out_s": 0.23, "back_s": 0.97, "side_diff_deg": None, "turn_seen": False}
+              "out_s": 0.23, "hold_s": 0.0, "back_s": 0.97, "side_diff_deg": None, "turn_seen": False}
     seen = {**unseen, "number": 2, "start_s": 2.77, "turn_s": 3.33, "end_s": 3.97, "depth_deg": 58.8,
-            "out_s": 0.57, "back_s": 0.63, "turn_seen": True}
+            "out_s": 0.5, "hold_s": 2.5, "back_s": 0.6, "turn_seen": True}
     table = RepTable()
     qtbot.addWidget(table)
     table.set_reps(rep_rows({"per_rep": [unseen, seen], "people": {"0": {}}}), turn_deg=120)
@@ -118,5 +118,6 @@ def test_a_rep_whose_turn_was_not_seen_is_marked_in_the_table_and_the_last_rep_l
     tips = [table._table.item(row, COLUMNS.index("depth")).toolTip() for row in (0, 1)]
     assert "unknown at the turn" in tips[0] and "unknown" not in tips[1]
     squat = {"start_deg": 150, "turn_deg": 120}
-    assert last_rep_text(unseen, squat) == "last rep: 115° (target 120°), turn not seen\ndown 0.2 s · up 1.0 s"
-    assert last_rep_text(seen, squat) == "last rep: 59° (target 120°)\ndown 0.6 s · up 0.6 s"
+    assert last_rep_text(unseen, squat) == ("last rep: 115° (target 120°), turn not seen\n"
+                                            "down 0.2 s · hold 0.0 s · up 1.0 s")
+    assert last_rep_text(seen, squat) == "last rep: 59° (target 120°)\ndown 0.5 s · hold 2.5 s · up 0.6 s"

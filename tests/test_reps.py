@@ -84,13 +84,31 @@ def test_starting_mid_rep_does_not_count_the_half_seen_rep():
     assert counter.count == 1
 
 
-def test_pause_at_the_bottom_still_counts_once_with_a_long_out_phase():
+def test_pause_at_the_bottom_still_counts_once_and_is_its_hold():
     down = np.linspace(175, 80, 30)
     trace = np.concatenate([np.full(30, 175.0), down, np.full(90, 80.0), down[::-1], np.full(30, 175.0)])
     counter = squat_counter()
     (rep,) = run(counter, trace)
     assert counter.count == 1
-    assert rep.back_s > 2.5  # the extreme is the first bottom sample; the pause belongs to the way back
+    assert rep.turn_frame == 59  # the extreme is the first bottom sample
+    # the last two samples down and the first two up are within 5 degrees of it (3.3 degrees a frame)
+    assert rep.hold_s == pytest.approx(93 / FPS) and rep.out_s == pytest.approx(21 / FPS)
+    assert rep.out_s + rep.hold_s + rep.back_s == pytest.approx(rep.end_s - rep.start_s)
+
+
+def test_held_reps_that_sway_at_the_bottom_read_the_same_tempo():
+    """Two goblet squats held 2.5 s, one settling 2 degrees deeper over the hold, the other rising 2
+    degrees: the extreme is at the hold's end in one, its start in the other (which read one rep
+    0.6 s down and 3.1 s up, the other the other way round); the way down, the hold and the way
+    up do not depend on it."""
+    down = np.linspace(175, 70, 18)
+    held = [np.concatenate([down, hold, down[::-1], np.full(30, 175.0)])
+            for hold in (np.linspace(70, 68, 75), np.linspace(68, 70, 75))]
+    (settling, rising) = run(squat_counter(), np.concatenate([np.full(30, 175.0), *held]))
+    assert settling.turn_s - settling.start_s > rising.turn_s - rising.start_s + 2.0, "the extremes land apart"
+    for rep in (settling, rising):
+        assert rep.hold_s == pytest.approx(76 / FPS), rep
+        assert rep.out_s == pytest.approx(rep.back_s, abs=1.5 / FPS) and rep.out_s < 0.6, rep
 
 
 def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():

@@ -31,8 +31,8 @@ from realtime.types import Frame, Gap
 REPO = Path(__file__).resolve().parents[1]
 # A repetition as Rep.to_dict writes it.
 REP = {"number": 1, "start_frame": 0, "turn_frame": 10, "end_frame": 20, "start_s": 0.0, "turn_s": 0.5,
-       "end_s": 1.0, "min_deg": 100.0, "max_deg": 170.0, "out_s": 0.5, "back_s": 0.5, "side_diff_deg": None,
-       "area_ratio": 1.02, "rom_deg": 70.0}
+       "end_s": 1.0, "min_deg": 100.0, "max_deg": 170.0, "out_s": 0.4, "hold_s": 0.2, "back_s": 0.4,
+       "side_diff_deg": None, "area_ratio": 1.02, "rom_deg": 70.0, "turn_seen": True}
 
 
 def load(name: str) -> dict:

@@ -25,12 +25,16 @@ WAITING = "waiting"  # the start position has not been seen yet
 START = "start"  # at the start position
 OUT = "out"  # left the start position, turn not reached yet
 TURNED = "turned"  # reached the turn, on the way back
+# The angle within this many degrees of a repetition's extreme is at its turn (Rep.hold_s).
+HOLD_DEG = 5.0
 
 
 @dataclass
 class Rep:
-    """One counted repetition. Frames and times are those of the source; tempo: out_s from
-    leaving the start position to the extreme, back_s from the extreme to the start again."""
+    """One counted repetition. Frames and times are those of the source; the turn is the extreme
+    sample. Tempo: out_s from leaving the start position until the angle first came within the
+    counter's hold_deg of the extreme, hold_s while it stayed there (to the last sample within
+    it), back_s from then to the start again: out_s + hold_s + back_s = end_s - start_s."""
 
     number: int
     start_frame: int
@@ -42,6 +46,7 @@ class Rep:
     min_deg: float
     max_deg: float
     out_s: float
+    hold_s: float
     back_s: float
     # mean |left - right| angle and left/right limb part area over the repetition's samples, start
     # to end; None when measured in fewer than half of them
@@ -94,8 +99,8 @@ class _Attempt:
     high: float
     # the longer time between the extreme and the known sample just before or just after it
     turn_gap_s: float = 0.0
-    # per sample since the start: (time, |left - right| angle, left/right area ratio), None where not measured
-    sides: list[tuple[float, float | None, float | None]] = field(default_factory=list)
+    # per sample since the start: (time, angle, |left - right| angle, left/right area ratio), None where not measured
+    samples: list[tuple[float, float, float | None, float | None]] = field(default_factory=list)
 
 
 class RepCounter:
@@ -117,15 +122,18 @@ class RepCounter:
         and it lasted min_rep_s (less is a glitch, not a movement).
     max_turn_gap_s: a repetition whose extreme is further than this from the known sample just
         before or after it is counted with `turn_seen` False.
+    hold_deg: the angle within this of the extreme is at the turn, for the tempo (Rep): a held
+        bottom splits into out_s, hold_s and back_s wherever its sway puts the extreme.
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
                  min_start_s: float = 0.1, max_gap_s: float = 1.0, partial_share: float = 0.25,
-                 max_turn_gap_s: float = 0.25) -> None:
+                 max_turn_gap_s: float = 0.25, hold_deg: float = HOLD_DEG) -> None:
         if start_deg == turn_deg:
             raise ValueError("start and turn thresholds must differ")
-        if min_rep_s < 0 or min_hold_s < 0 or min_start_s < 0 or max_gap_s <= 0 or max_turn_gap_s <= 0:
-            raise ValueError("min_rep_s, min_hold_s and min_start_s must be >= 0, max_gap_s and max_turn_gap_s > 0")
+        if min_rep_s < 0 or min_hold_s < 0 or min_start_s < 0 or hold_deg < 0 or max_gap_s <= 0 or max_turn_gap_s <= 0:
+            raise ValueError("min_rep_s, min_hold_s, min_start_s and hold_deg must be >= 0, max_gap_s and "
+                             "max_turn_gap_s > 0")
         self.start_deg = start_deg
         self.turn_deg = turn_deg
         self.min_rep_s = min_rep_s
@@ -134,6 +142,7 @@ class RepCounter:
         self.max_gap_s = max_gap_s
         self.partial_share = partial_share
         self.max_turn_gap_s = max_turn_gap_s
+        self.hold_deg = hold_deg
         self._sign = 1.0 if turn_deg > start_deg else -1.0  # direction of travel towards the turn
         self.reset()
 
@@ -310,7 +319,7 @@ class RepCounter:
             attempt.extreme, attempt.turn_gap_s = sample, since
         elif previous is attempt.extreme:
             attempt.turn_gap_s = max(attempt.turn_gap_s, since)
-        attempt.sides.append((sample.time_s, side_diff_deg, area_ratio))
+        attempt.samples.append((sample.time_s, sample.deg, side_diff_deg, area_ratio))
 
     def _finish(self, end: _Sample) -> Rep | None:
         attempt = self._attempt
@@ -319,14 +328,16 @@ class RepCounter:
             self.rejected += 1
             self._note_quick(turn.deg)
             return None
-        sides = [(diff, ratio) for time_s, diff, ratio in attempt.sides if time_s <= end.time_s]
+        samples = [sample for sample in attempt.samples if sample[0] <= end.time_s]
+        at_turn = [time_s for time_s, deg, _, _ in samples if abs(deg - turn.deg) <= self.hold_deg]
+        reached, left = at_turn[0], at_turn[-1]
         rep = Rep(
             number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
             min_deg=min(attempt.low, end.deg), max_deg=max(attempt.high, end.deg),
-            out_s=turn.time_s - start.time_s, back_s=end.time_s - turn.time_s,
-            side_diff_deg=_mean_of_most([diff for diff, _ in sides]),
-            area_ratio=_mean_of_most([ratio for _, ratio in sides]), depth_deg=turn.deg,
+            out_s=reached - start.time_s, back_s=end.time_s - left, hold_s=left - reached,
+            side_diff_deg=_mean_of_most([diff for _, _, diff, _ in samples]),
+            area_ratio=_mean_of_most([ratio for _, _, _, ratio in samples]), depth_deg=turn.deg,
             turn_seen=attempt.turn_gap_s <= self.max_turn_gap_s,
         )
         self.reps.append(rep)

@@ -9,7 +9,7 @@ from realtime.analysis.fitness import NO_REP_REASONS, NOBODY
 from realtime.render import plural
 
 REP_COLUMNS = ("person", "number", "start_frame", "turn_frame", "end_frame", "min_deg", "max_deg", "rom_deg",
-               "out_s", "back_s", "side_diff_deg", "area_ratio", "turn_seen")
+               "out_s", "hold_s", "back_s", "side_diff_deg", "area_ratio", "turn_seen")
 
 
 def _cell(value: Any) -> str:
