@@ -307,6 +307,7 @@ function table(caption, columns, rows) {
 }
 
 const cell = (value, digits = 1) => value === null || value === undefined ? "–"
+  : typeof value === "boolean" ? (value ? "yes" : "no")
   : typeof value === "number" && !Number.isInteger(value) ? value.toFixed(digits) : String(value);
 
 function showPeople(result) {
