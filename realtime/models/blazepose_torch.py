@@ -6,8 +6,9 @@ landmarks, as MediaPipe does; none after the frame's size or placement changed);
 frame after a followed person was lost, else every `redetect_every` frames), new detections
 centred on a tracked person's hips are dropped, and the parser's people that no ROI is centred
 in get an ROI around their mask (the detector misses people small in the frame or facing away);
-a reading small in the frame is also looked for by the detector on a crop around it, batched with
-the frame (a person ~160 px tall in 1280 x 720 is ~28 px in the detector's view of the frame);
+the most likely reading small in the frame is also looked for by the detector on a crop around
+it, batched with the frame (a person ~160 px tall in 1280 x 720 is ~28 px in the detector's view of
+the frame; a parser that reads no person gives its person mask as the one reading);
 the landmark network runs once over all ROIs as one batch. People whose pose flag falls under
 `min_presence` are dropped; a person found in a parser's ROI is kept only when the network is
 sure of them and their landmarks lie in that reading (MIN_READING_*).
@@ -84,27 +85,31 @@ class BlazePoseTorchStage(ResultStage):
 
     def people(self, rgb: np.ndarray, readings: Sequence[np.ndarray] = ()) -> list[PoseLandmarks]:
         """BlazePose landmarks of up to max_people people in `rgb`, updating the tracked ROIs.
-        `readings`: the parser's people (H x W bool masks, most likely first); at a detection, one
-        that no ROI's centre falls in is looked for on a crop around it when small (_crop_box) and
-        else gets an upright ROI around its mask, and the person found
-        there is followed when the network is sure of them and enough of their visible landmarks
-        lie in that mask (MIN_READING_*: a person too small or too turned away for the
-        detector)."""
+        `readings`: the parser's people (H x W bool masks, most likely first). At a detection, the
+        most likely reading that no ROI's centre falls in and that is small in the frame
+        (_crop_box) is also looked for by the detector on a crop around it, in one batch with the
+        frame; then each reading no ROI's centre falls in gets an upright ROI around its mask. A
+        person found on the crop or in a reading's ROI is followed when the network is sure of
+        them (MIN_READING_PRESENCE), and, in a reading's ROI, when enough of their visible
+        landmarks lie in that mask (MIN_READING_INSIDE: a person too small or too turned away for
+        the detector)."""
         rois = list(self._tracked)
         hinted: list[np.ndarray] = []
+        first_cropped = None  # the index in `rois` of the first person the detector found on the crop
         self._since_detection += 1
         if len(rois) < self.max_people and (not rois or self._since_detection >= self.redetect_every):
             self._since_detection = 0
-            boxes = [box for mask in readings if not any(_centre_in(roi, mask) for roi in rois)
-                     and (box := _crop_box(mask)) is not None]
-            found = self.detector([rgb] + [rgb[y0:y1, x0:x1] for x0, y0, x1, y1 in boxes], max_people=self.max_people)
-            detections = [d.keypoints[:2] for d in found[0]]
-            detections += [d.keypoints[:2] + (x0, y0) for (x0, y0, _, _), in_crop in zip(boxes, found[1:])
-                           for d in in_crop]
-            for centre, size_point in detections:
-                roi = roi_from_points(centre, size_point)
-                if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
-                    rois.append(roi)
+            crop = next((box for mask in readings if not any(_centre_in(roi, mask) for roi in rois)
+                         and (box := _crop_box(mask)) is not None), None)
+            images = [rgb] if crop is None else [rgb, rgb[crop[1]:crop[3], crop[0]:crop[2]]]
+            found = self.detector(images, max_people=self.max_people)
+            for index, in_image in enumerate(found):
+                offset = (0, 0) if index == 0 else crop[:2]
+                first_cropped = len(rois) if index == 1 else first_cropped
+                for detection in in_image:
+                    roi = roi_from_points(detection.keypoints[0] + offset, detection.keypoints[1] + offset)
+                    if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
+                        rois.append(roi)
             for mask in readings:
                 if len(rois) + len(hinted) < self.max_people and mask.sum() >= MIN_READING_PIXELS \
                         and not any(_centre_in(roi, mask) for roi in rois):
@@ -112,7 +117,9 @@ class BlazePoseTorchStage(ResultStage):
         found = self.landmarker(rgb, rois + [_upright_roi(mask) for mask in hinted])
         if any(p.score < self.min_presence for p in found[:len(self._tracked)]):
             self._since_detection = self.redetect_every  # someone followed was lost: look again next frame
-        people = [p for p in found[:len(rois)] if p.score >= self.min_presence]
+        sure = [MIN_READING_PRESENCE if first_cropped is not None and i >= first_cropped else self.min_presence
+                for i in range(len(rois))]
+        people = [p for p, presence in zip(found, sure) if p.score >= presence]
         people += [p for p, mask in zip(found[len(rois):], hinted)
                    if p.score >= MIN_READING_PRESENCE and _landmarks_inside(p, mask) >= MIN_READING_INSIDE]
         people = _distinct(people)
@@ -173,10 +180,13 @@ class BlazePoseTorchStage(ResultStage):
         return replace(parse, people=people, person_probs=person_probs)
 
     def warm_up(self, frame: Frame, parse: ParseResult) -> ParseResult:
-        """Also runs the landmark network on one ROI over the whole frame: a frame where nobody is
-        detected (a blank one) would not reach it, and its graph takes the longest to build."""
+        """Also runs the landmark network on one ROI over the whole frame and the detector on the
+        frame and a crop (the batch of two `people` sends): a frame where nobody is detected (a
+        blank one) or no reading is small would not reach them, and a graph takes a second to
+        build."""
         height, width = frame.image.shape[:2]
         self.landmarker(frame.image, [_upright_roi(np.ones((height, width), bool))])
+        self.detector([frame.image, frame.image[:height // 2, :width // 2]])
         return self(frame, parse)
 
     def reset(self) -> None:
@@ -211,7 +221,7 @@ def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     height, width = mask.shape
     x0, y0, x1, y1 = box
     side = max(x1 - x0, y1 - y0)
-    if side >= SMALL_READING_SHARE * max(height, width):
+    if side > SMALL_READING_SHARE * max(height, width):
         return None
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, CROP_SCALE * side / 2
     return (max(0, int(cx - half)), max(0, int(cy - half)),
