@@ -16,7 +16,7 @@ _TIPS = {
     "time": "When the repetition started and ended, in seconds from the start of the video",
     "depth": "The deepest angle reached, against the turn the counter needs (✓ reached, ✗ too shallow;"
              " ? the angle was unknown at the turn, which may have gone further)",
-    "tempo": "Seconds on the way out / held at the turn (within 5° of it) / on the way back",
+    "tempo": "Seconds on the way out / held at the turn (within 5° of the extreme) / on the way back",
     "symmetry": "Mean difference between the left and right joint angles (L−R)",
 }
 

@@ -111,6 +111,17 @@ def test_held_reps_that_sway_at_the_bottom_read_the_same_tempo():
         assert rep.out_s == pytest.approx(rep.back_s, abs=1.5 / FPS) and rep.out_s < 0.6, rep
 
 
+def test_a_bounce_between_two_dips_is_no_hold():
+    """Down to 62 degrees, up to 95, down to 60 and up: at the turn is only the second dip's
+    bottom, not everything from the first dip's (0.6 s, as if held)."""
+    down, bounce, dip, up = (np.linspace(175, 62, 20), np.linspace(62, 95, 10), np.linspace(95, 60, 10),
+                             np.linspace(60, 175, 20))
+    trace = np.concatenate([np.full(30, 175.0), down, bounce[1:], dip[1:], up[1:], np.full(30, 175.0)])
+    (rep,) = run(squat_counter(), trace)
+    assert rep.turn_frame == 30 + 19 + 9 + 9 and rep.hold_s == pytest.approx(1 / FPS)
+    assert rep.out_s + rep.hold_s + rep.back_s == pytest.approx(rep.end_s - rep.start_s)
+
+
 def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
     trace: list[float | None] = list(squat_trace(1))
     for i in range(50, 60):  # a third of a second at the bottom: bridged
@@ -127,14 +138,17 @@ def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
     assert counter.count == 0 and counter.state == START
 
 
-@pytest.mark.parametrize("lost, seen", [
-    (range(53, 68), False),  # the bottom (frame 60) unknown for 0.5 s: the turn is the last sample before
-    (range(53, 64), False),  # unknown to just past it: the turn is the first sample after
-    (range(59, 62), True),  # 3 frames at the bottom: the samples around it are 0.13 s apart
-    (range(35, 46), True),  # a gap on the way down, the bottom seen
+@pytest.mark.parametrize("lost, deeper, seen", [
+    (range(53, 68), None, False),  # the bottom (frame 60) unknown for 0.5 s: the turn is the last sample before
+    (range(53, 64), None, False),  # unknown to just past it: the turn is the first sample after
+    (range(55, 66), 67, False),  # the second sample after it 1.5 degrees deeper than any: still next to the gap
+    (range(59, 62), None, True),  # 3 frames at the bottom: unknown for 0.1 s
+    (range(35, 46), None, True),  # a gap on the way down, the bottom seen
 ])
-def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lost, seen):
+def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lost, deeper, seen):
     trace: list[float | None] = list(squat_trace(1))
+    if deeper is not None:
+        trace[deeper] = trace[deeper - 1] - 1.5
     for i in lost:
         trace[i] = None
     (rep,) = run(squat_counter(), trace)
@@ -142,8 +156,18 @@ def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lo
     if seen:
         assert abs(rep.turn_frame - 60) <= 2
     else:  # the nearest sample seen, short of the bottom
-        assert rep.turn_frame in (lost.start - 1, lost.stop) and rep.depth_deg > 82.0
+        assert rep.turn_frame in (lost.start - 1, lost.stop, deeper) and rep.depth_deg > 82.0
     assert run(squat_counter(max_turn_gap_s=1.0), trace)[0].turn_seen  # a gap within max_turn_gap_s is none
+
+
+def test_a_turn_between_samples_far_apart_but_none_unknown_is_seen():
+    """Frames the pipeline did not analyse (a live source dropping late frames) are no unknown
+    angle: three squats sampled 3.3 times a second are seen at every turn."""
+    counter, reps = squat_counter(), []
+    for i, deg in list(enumerate(squat_trace(3)))[::9]:
+        if (rep := counter.update(float(deg), i / FPS, i)) is not None:
+            reps.append(rep)
+    assert len(reps) == 3 and all(rep.turn_seen for rep in reps)
 
 
 def test_a_glitch_to_the_start_angle_at_the_bottom_does_not_end_the_rep():

@@ -12,7 +12,7 @@ is no start. A repetition starts only in the exercise's posture: a sample at the
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
 that started in the posture ends wherever it returns to the start angle. A repetition whose turn
-had the angle unknown for longer than `max_turn_gap_s` just before or after it (knees out of the
+had the angle unknown for longer than `max_turn_gap_s` at a stretch next to it (knees out of the
 frame at a squat's bottom) is counted with `turn_seen` False: its depth and tempo are those of the
 nearest samples seen, not the movement's.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 WAITING = "waiting"  # the start position has not been seen yet
 START = "start"  # at the start position
@@ -32,9 +33,10 @@ HOLD_DEG = 5.0
 @dataclass
 class Rep:
     """One counted repetition. Frames and times are those of the source; the turn is the extreme
-    sample. Tempo: out_s from leaving the start position until the angle first came within the
-    counter's hold_deg of the extreme, hold_s while it stayed there (to the last sample within
-    it), back_s from then to the start again: out_s + hold_s + back_s = end_s - start_s."""
+    sample, and the samples in a row around it within the counter's hold_deg of its angle are at
+    the turn. Tempo: out_s from leaving the start position to the first of those, hold_s from the
+    first to the last, back_s from the last to the start again: out_s + hold_s + back_s =
+    end_s - start_s."""
 
     number: int
     start_frame: int
@@ -53,9 +55,9 @@ class Rep:
     side_diff_deg: float | None = None
     area_ratio: float | None = None
     depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
-    # False when the angle was unknown for longer than the counter's max_turn_gap_s next to the
-    # turn: the real extreme may lie in that gap, so depth_deg, turn_s, out_s and back_s are the
-    # nearest seen
+    # False when the angle was unknown for longer than the counter's max_turn_gap_s at a stretch
+    # next to a sample at the turn: the real extreme may lie in that gap, so depth_deg, turn_s and
+    # the tempo are those of the nearest samples seen
     turn_seen: bool = True
 
     @property
@@ -89,6 +91,17 @@ class _Sample:
     deg: float
 
 
+class _Tracked(NamedTuple):
+    """A sample of the repetition in progress, with the time the angle was unknown just before it
+    (from the first unknown sample in a row to it; 0 after a known one) and its symmetry figures."""
+
+    time_s: float
+    deg: float
+    unknown_s: float
+    side_diff_deg: float | None
+    area_ratio: float | None
+
+
 @dataclass
 class _Attempt:
     """What is known about the repetition in progress."""
@@ -97,10 +110,7 @@ class _Attempt:
     extreme: _Sample
     low: float
     high: float
-    # the longer time between the extreme and the known sample just before or just after it
-    turn_gap_s: float = 0.0
-    # per sample since the start: (time, angle, |left - right| angle, left/right area ratio), None where not measured
-    samples: list[tuple[float, float, float | None, float | None]] = field(default_factory=list)
+    samples: list[_Tracked] = field(default_factory=list)  # since the start
 
 
 class RepCounter:
@@ -120,10 +130,10 @@ class RepCounter:
     partial_share: a movement back to the start without the turn is a partial repetition when its
         extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
         and it lasted min_rep_s (less is a glitch, not a movement).
-    max_turn_gap_s: a repetition whose extreme is further than this from the known sample just
-        before or after it is counted with `turn_seen` False.
-    hold_deg: the angle within this of the extreme is at the turn, for the tempo (Rep): a held
-        bottom splits into out_s, hold_s and back_s wherever its sway puts the extreme.
+    max_turn_gap_s: a repetition whose samples at the turn (Rep) had the angle unknown for longer
+        than this at a stretch just before or after one of them is counted with `turn_seen` False.
+    hold_deg: the samples in a row around the extreme within this of its angle are at the turn,
+        for the tempo (Rep): a held bottom is its hold wherever its sway puts the extreme.
     """
 
     def __init__(self, *, start_deg: float, turn_deg: float, min_rep_s: float = 0.5, min_hold_s: float = 0.1,
@@ -163,6 +173,7 @@ class RepCounter:
         self._back: _Sample | None = None  # first sample back at the start after the turn
         self._seen_start: _Sample | None = None  # while waiting: the first of the samples in a row at the start
         self._last: _Sample | None = None
+        self._unknown_since: float | None = None  # the time of the first unknown sample since the last known one
 
     def seek(self, time_s: float) -> None:
         """The signal continues from `time_s` (a seek): the repetition in progress is dropped and
@@ -228,14 +239,16 @@ class RepCounter:
         this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
             self._seen_start = None
+            self._unknown_since = time_s if self._unknown_since is None else self._unknown_since
             if self._gap_at(time_s):
                 self._abandon()
                 self._last = None
             return None
         if self._gap_at(time_s):
             self._abandon()
-        sample, previous = _Sample(frame, time_s, float(deg)), self._last
-        self._last = sample
+        sample = _Sample(frame, time_s, float(deg))
+        unknown_s = 0.0 if self._unknown_since is None else time_s - self._unknown_since
+        self._last, self._unknown_since = sample, None
         at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
         if not in_posture and self.would_start(deg):
             self.state, self._attempt, self._seen_start = WAITING, None, None
@@ -253,9 +266,9 @@ class RepCounter:
                 self._rest(sample)
             else:
                 self.state = TURNED if at_turn else OUT
-                self._track(sample, previous, side_diff_deg, area_ratio)
+                self._track(_Tracked(time_s, sample.deg, unknown_s, side_diff_deg, area_ratio), sample)
             return None
-        self._track(sample, previous, side_diff_deg, area_ratio)
+        self._track(_Tracked(time_s, sample.deg, unknown_s, side_diff_deg, area_ratio), sample)
         if at_turn:
             self.state = TURNED
         if not at_start:
@@ -310,16 +323,12 @@ class RepCounter:
         attempt.start = attempt.extreme = sample
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
 
-    def _track(self, sample: _Sample, previous: _Sample | None, side_diff_deg: float | None,
-               area_ratio: float | None) -> None:
+    def _track(self, tracked: _Tracked, sample: _Sample) -> None:
         attempt = self._attempt
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
-        since = sample.time_s - previous.time_s if previous is not None else 0.0
         if self._sign * (sample.deg - attempt.extreme.deg) > 0:
-            attempt.extreme, attempt.turn_gap_s = sample, since
-        elif previous is attempt.extreme:
-            attempt.turn_gap_s = max(attempt.turn_gap_s, since)
-        attempt.samples.append((sample.time_s, sample.deg, side_diff_deg, area_ratio))
+            attempt.extreme = sample
+        attempt.samples.append(tracked)
 
     def _finish(self, end: _Sample) -> Rep | None:
         attempt = self._attempt
@@ -328,17 +337,22 @@ class RepCounter:
             self.rejected += 1
             self._note_quick(turn.deg)
             return None
-        samples = [sample for sample in attempt.samples if sample[0] <= end.time_s]
-        at_turn = [time_s for time_s, deg, _, _ in samples if abs(deg - turn.deg) <= self.hold_deg]
-        reached, left = at_turn[0], at_turn[-1]
+        samples = [sample for sample in attempt.samples if sample.time_s <= end.time_s]
+        first = last = next(i for i, sample in enumerate(samples) if sample.time_s == turn.time_s)
+        while first > 0 and abs(samples[first - 1].deg - turn.deg) <= self.hold_deg:
+            first -= 1
+        while last + 1 < len(samples) and abs(samples[last + 1].deg - turn.deg) <= self.hold_deg:
+            last += 1
+        reached, left = samples[first].time_s, samples[last].time_s
+        unseen_s = max(sample.unknown_s for sample in samples[first:last + 2])  # just before or after one at the turn
         rep = Rep(
             number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
             min_deg=min(attempt.low, end.deg), max_deg=max(attempt.high, end.deg),
             out_s=reached - start.time_s, back_s=end.time_s - left, hold_s=left - reached,
-            side_diff_deg=_mean_of_most([diff for _, _, diff, _ in samples]),
-            area_ratio=_mean_of_most([ratio for _, _, _, ratio in samples]), depth_deg=turn.deg,
-            turn_seen=attempt.turn_gap_s <= self.max_turn_gap_s,
+            side_diff_deg=_mean_of_most([sample.side_diff_deg for sample in samples]),
+            area_ratio=_mean_of_most([sample.area_ratio for sample in samples]), depth_deg=turn.deg,
+            turn_seen=unseen_s <= self.max_turn_gap_s,
         )
         self.reps.append(rep)
         return rep
