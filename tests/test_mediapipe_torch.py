@@ -241,6 +241,26 @@ def test_torch_stage_keeps_at_most_max_people_giving_way_to_those_it_follows(med
     assert (7 in {p.id for p in out.people}) == (max_people == 2)
 
 
+def test_torch_stage_follows_no_body_the_detector_makes_up_on_a_crop():
+    """ccp_dev/img_0768 (a woman in the middle of a 550 x 825 street photo): BodyPix also reads a
+    19 x 55 px sliver at the right edge; on a crop around it the detector "finds" a body 2,222 px
+    tall centred off the photo, whose segmentation took the trees and the shadow (that photo's
+    person IoU 0.889 -> 0.643). A body found on the crop must lie in it."""
+    import cv2
+    from _paths import datasets_dir
+
+    from realtime.models import load_parser
+    from realtime.models.blazepose_torch import BlazePoseTorchStage
+    from realtime.types import Frame
+
+    rgb = cv2.cvtColor(cv2.imread(str(datasets_dir() / "ccp_dev" / "img_0768.jpg")), cv2.COLOR_BGR2RGB)
+    parse = load_parser("bodypix", max_people=4).parse(rgb)
+    assert any(p.mask[:, 500:].any() and not p.mask[:, :400].any() for p in parse.people), "the sliver is read"
+    out = BlazePoseTorchStage(max_people=4)(Frame(rgb, 0, 0.0), parse)
+    followed = [p for p in out.people if p.landmarks is not None]
+    assert len(followed) == 1 and followed[0].mask[:, 400:].sum() < 0.01 * followed[0].mask.sum()
+
+
 def test_pose_blazepose_torch_builds_the_torch_stage():
     from realtime.build import build_stages
     from realtime.config import PipelineConfig

@@ -62,6 +62,7 @@ MIN_READING_INSIDE = 0.4
 SMALL_READING_SHARE = 0.125
 MIN_SMALL_READING_PIXELS = 64
 CROP_SCALE = 4.0
+MAX_CROP_ROI = 2.0
 
 
 class BlazePoseTorchStage(ResultStage):
@@ -108,7 +109,8 @@ class BlazePoseTorchStage(ResultStage):
                 first_cropped = len(rois) if index == 1 else first_cropped
                 for detection in in_image:
                     roi = roi_from_points(detection.keypoints[0] + offset, detection.keypoints[1] + offset)
-                    if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
+                    if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois) \
+                            and (index == 0 or _fits(roi, crop)):
                         rois.append(roi)
             for mask in readings:
                 if len(rois) + len(hinted) < self.max_people and mask.sum() >= MIN_READING_PIXELS \
@@ -226,6 +228,14 @@ def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, CROP_SCALE * side / 2
     return (max(0, int(cx - half)), max(0, int(cy - half)),
             min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half))))
+
+
+def _fits(roi: Roi, box: tuple[int, int, int, int]) -> bool:
+    """Whether a person the detector found on the crop `box` (x0, y0, x1, y1) is one it holds: the
+    ROI centred in it and at most MAX_CROP_ROI times its longer side (the detector also "finds"
+    a body ten times the crop's size, centred off the frame, in a crop of a street's background)."""
+    x0, y0, x1, y1 = box
+    return x0 <= roi.cx < x1 and y0 <= roi.cy < y1 and roi.size <= MAX_CROP_ROI * max(x1 - x0, y1 - y0)
 
 
 def _upright_roi(mask: np.ndarray) -> Roi:
