@@ -266,9 +266,9 @@ class RepCounter:
                 self._rest(sample)
             else:
                 self.state = TURNED if at_turn else OUT
-                self._track(_Tracked(time_s, sample.deg, unknown_s, side_diff_deg, area_ratio), sample)
+                self._track(sample, unknown_s, side_diff_deg, area_ratio)
             return None
-        self._track(_Tracked(time_s, sample.deg, unknown_s, side_diff_deg, area_ratio), sample)
+        self._track(sample, unknown_s, side_diff_deg, area_ratio)
         if at_turn:
             self.state = TURNED
         if not at_start:
@@ -323,12 +323,13 @@ class RepCounter:
         attempt.start = attempt.extreme = sample
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
 
-    def _track(self, tracked: _Tracked, sample: _Sample) -> None:
+    def _track(self, sample: _Sample, unknown_s: float, side_diff_deg: float | None,
+               area_ratio: float | None) -> None:
         attempt = self._attempt
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
         if self._sign * (sample.deg - attempt.extreme.deg) > 0:
             attempt.extreme = sample
-        attempt.samples.append(tracked)
+        attempt.samples.append(_Tracked(sample.time_s, sample.deg, unknown_s, side_diff_deg, area_ratio))
 
     def _finish(self, end: _Sample) -> Rep | None:
         attempt = self._attempt

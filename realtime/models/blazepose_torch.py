@@ -10,8 +10,9 @@ the most likely reading small in the frame is also looked for by the detector on
 it, batched with the frame (a person ~160 px tall in 1280 x 720 is ~28 px in the detector's view of
 the frame; a parser that reads no person gives its person mask as the one reading);
 the landmark network runs once over all ROIs as one batch. People whose pose flag falls under
-`min_presence` are dropped; a person found in a parser's ROI is kept only when the network is
-sure of them and their landmarks lie in that reading (MIN_READING_*).
+`min_presence` are dropped; a person found on the crop (and lying in it) or in a parser's ROI is
+kept only when the network is sure of them, in a parser's ROI also only when their landmarks lie
+in that reading (MIN_READING_*).
 
 Each person's COCO-17 keypoints (BLAZEPOSE_TO_COCO, visibility as the score, frame pixels) go to
 the parsed person whose mask holds most of them, whose score becomes their mean visibility (so
@@ -56,7 +57,7 @@ MIN_PRESENCE = 0.5
 MIN_READING_PIXELS = 1024
 MIN_READING_PRESENCE = 0.9
 MIN_READING_INSIDE = 0.4
-# A reading this small in the frame (its box's longer side under this share of the frame's longer
+# A reading this small in the frame (its box's longer side at most this share of the frame's longer
 # side) is also looked for by the detector on a crop around it, this multiple of that side (of
 # 2.5-8, the one that found the person most often on squat and push-up clips shrunk into 1280 x 720).
 SMALL_READING_SHARE = 0.125
@@ -96,7 +97,7 @@ class BlazePoseTorchStage(ResultStage):
         the detector)."""
         rois = list(self._tracked)
         hinted: list[np.ndarray] = []
-        first_cropped = None  # the index in `rois` of the first person the detector found on the crop
+        found_on_crop: set[int] = set()  # indices in `rois`
         self._since_detection += 1
         if len(rois) < self.max_people and (not rois or self._since_detection >= self.redetect_every):
             self._since_detection = 0
@@ -104,14 +105,15 @@ class BlazePoseTorchStage(ResultStage):
                          and (box := _crop_box(mask)) is not None), None)
             images = [rgb] if crop is None else [rgb, rgb[crop[1]:crop[3], crop[0]:crop[2]]]
             found = self.detector(images, max_people=self.max_people)
-            for index, in_image in enumerate(found):
-                offset = (0, 0) if index == 0 else crop[:2]
-                first_cropped = len(rois) if index == 1 else first_cropped
-                for detection in in_image:
-                    roi = roi_from_points(detection.keypoints[0] + offset, detection.keypoints[1] + offset)
-                    if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois) \
-                            and (index == 0 or _fits(roi, crop)):
-                        rois.append(roi)
+            candidates = [(roi_from_points(*d.keypoints[:2]), False) for d in found[0]]
+            if crop is not None:
+                on_crop = [roi_from_points(*(d.keypoints[:2] + crop[:2])) for d in found[1]]
+                candidates += [(roi, True) for roi in on_crop if _fits(roi, crop)]
+            for roi, cropped in candidates:
+                if len(rois) < self.max_people and not any(_same_body(roi, other) for other in rois):
+                    if cropped:
+                        found_on_crop.add(len(rois))
+                    rois.append(roi)
             for mask in readings:
                 if len(rois) + len(hinted) < self.max_people and mask.sum() >= MIN_READING_PIXELS \
                         and not any(_centre_in(roi, mask) for roi in rois):
@@ -119,9 +121,8 @@ class BlazePoseTorchStage(ResultStage):
         found = self.landmarker(rgb, rois + [_upright_roi(mask) for mask in hinted])
         if any(p.score < self.min_presence for p in found[:len(self._tracked)]):
             self._since_detection = self.redetect_every  # someone followed was lost: look again next frame
-        sure = [MIN_READING_PRESENCE if first_cropped is not None and i >= first_cropped else self.min_presence
-                for i in range(len(rois))]
-        people = [p for p, presence in zip(found, sure) if p.score >= presence]
+        people = [p for i, p in enumerate(found[:len(rois)])
+                  if p.score >= (MIN_READING_PRESENCE if i in found_on_crop else self.min_presence)]
         people += [p for p, mask in zip(found[len(rois):], hinted)
                    if p.score >= MIN_READING_PRESENCE and _landmarks_inside(p, mask) >= MIN_READING_INSIDE]
         people = _distinct(people)
@@ -213,7 +214,7 @@ def _centre_in(roi: Roi, mask: np.ndarray) -> bool:
 
 def _crop_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     """A square crop (x0, y0, x1, y1, clipped to the frame) centred on a parser's reading too small
-    for the detector on the whole frame (its box's longer side under SMALL_READING_SHARE of the
+    for the detector on the whole frame (its box's longer side at most SMALL_READING_SHARE of the
     frame's longer side, at least MIN_SMALL_READING_PIXELS pixels), CROP_SCALE times that side:
     a 160 px tall person in 1280 x 720 is ~28 px in the detector's 224 x 224 input, and BodyPix
     may read only their torso. None for any other reading."""
