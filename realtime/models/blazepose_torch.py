@@ -134,16 +134,15 @@ class BlazePoseTorchStage(ResultStage):
         if geometry != self._geometry:  # a stream whose size changed: the tracked ROIs are of another picture
             self._tracked = []
             self._geometry = geometry
-        readings = [p.mask for p in sorted(parse.people, key=lambda p: -p.score)]
-        found = self.people(frame.image, readings or [parse.person_mask])
+        people = list(parse.people)
+        if not people and parse.person_mask.any():  # a parser that reads no person: its person mask is one
+            people = [PersonParse(0, parse.person_mask, None, 0.0)]
+        found = self.people(frame.image, [p.mask for p in sorted(people, key=lambda p: -p.score)])
         if not found:
             return parse
         h, w = frame.image.shape[:2]
         poses = [np.column_stack([p.xyz[BLAZEPOSE_TO_COCO, :2], p.visibility[list(BLAZEPOSE_TO_COCO)]]).astype(np.float32)
                  for p in found]
-        people = list(parse.people)
-        if not people and parse.person_mask.any():
-            people = [PersonParse(0, parse.person_mask, None, 0.0)]
         taken: set[int] = set()
         followed: dict[int, int] = {}  # index in `found` -> index in `people`
         # each a full-frame warp: made for the person-mask stage only when it refines with them
