@@ -124,3 +124,51 @@ def test_a_squat_whose_bottom_left_the_frame_is_counted_with_its_turn_not_seen(m
     first, second = summary["per_rep"]
     assert not first["turn_seen"] and first["depth_deg"] > 90, first
     assert second["turn_seen"] and second["depth_deg"] < 80, second
+
+
+def test_a_passer_by_crossing_a_squatter_leaves_each_their_own_id(media_dir: Path, tmp_path: Path):
+    """squat30's mannequin, 1.5 times its size, squats in the middle of a 1280 x 720 studio (each
+    row its background's median colour) while a second mannequin in other colours (blue: the
+    frame where the first stands tallest, its channels swapped) walks in front of it from left
+    to right at 14 px a frame, across it at its first bottom. The reading of the two together
+    taught the passer-by's track the squatter's look, so when they parted the passer-by took the
+    squatter's ID and the squatter came back under a new one (3 IDs, 1 squat each side)."""
+    frames = [cv2.resize(rgb, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
+              for rgb in _frames(media_dir / "faults" / "squat30.mp4")]
+    height, width = frames[0].shape[:2]
+    masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1] > 90 for rgb in frames]  # the saturated red mannequin
+    background = np.zeros((720, 1280, 3), np.uint8)
+    background[720 - height:] = np.array([np.median(row[~inside], axis=0) for row, inside in zip(frames[0], masks[0])],
+                                         np.uint8)[:, None]
+    background[:720 - height] = background[720 - height]
+    tallest = int(np.argmin([np.nonzero(mask.any(axis=1))[0][0] for mask in masks]))
+    walker, walker_mask = frames[tallest][..., ::-1], masks[tallest]
+    squatter_left = (1280 - width) // 2
+
+    def paste(canvas: np.ndarray, rgb: np.ndarray, mask: np.ndarray, left: int) -> None:
+        x0, x1 = max(left, 0), min(left + width, 1280)
+        if x0 < x1:
+            region, inside = canvas[720 - height:, x0:x1], mask[:, x0 - left:x1 - left]
+            region[inside] = rgb[:, x0 - left:x1 - left][inside]
+
+    crossing = []
+    for index, (rgb, mask) in enumerate(zip(frames, masks)):
+        canvas = background.copy()
+        paste(canvas, rgb, mask, squatter_left)
+        paste(canvas, walker, walker_mask, squatter_left + 14 * (index - BOTTOMS[0]))
+        crossing.append(canvas)
+    metrics = tmp_path / "crossing.jsonl"
+    summary = _count(_write(tmp_path / "crossing.mp4", crossing), tmp_path, "--metrics", str(metrics))
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+
+    def ids_by_place(line: dict) -> dict[str, int]:
+        """'squatter' / 'walker' -> ID: who is within 100 px of the middle, and who is not."""
+        return {("squatter" if abs(np.median([x for x, _, _ in person["keypoints"]]) - 640) < 100 else "walker"):
+                person["id"] for person in line["people"]}
+
+    before, after = ids_by_place(lines[10]), ids_by_place(lines[BOTTOMS[0] + 30])
+    assert before.keys() == after.keys() == {"squatter", "walker"}, (before, after)
+    assert before == after, f"IDs before the crossing {before}, after {after}"
+    assert {person["id"] for line in lines for person in line["people"]} == set(before.values())
+    squatter = summary["people"][str(before["squatter"])]
+    assert squatter["reps"] == 2 and summary["people"][str(before["walker"])]["reps"] == 0, summary

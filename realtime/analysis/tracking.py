@@ -1,17 +1,27 @@
 """Stable person IDs across frames: the "track" result stage.
 
-Each frame's people are matched to the tracks of earlier frames on a cost that mixes mask
-overlap (mostly) (1 - IoU with the track's mask history, a running average, so that one frame where
-a person's mask breaks up does not move their ID) and keypoint distance (mean over joints
-confident in both, divided by the track's size; mask centroids stand in for models without
-keypoints). Tracks seen in the previous frame are matched first, then lost ones; within each
-group pairs are taken cheapest first while the cost stays under `max_cost`. A track that
-finds no match is kept
-for `keep_lost_s` seconds of presentation time, so a person who is hidden for a moment or
-steps out and comes back gets their old ID; unmatched people get new IDs, never reused. A live
-source's outage (`Frame.gap`: no frame came) is no time anyone was seen to be away. With
-`single_person` (the parser reads at most one person) there is only ever one ID: whoever is
-read is that person, however long they were away.
+Each frame's people are matched to the tracks of earlier frames on where they are, a cost that
+mixes mask overlap (mostly) (1 - IoU with the track's mask history, a running average, so that
+one frame where a person's mask breaks up does not move their ID) and keypoint distance (mean
+over joints confident in both, divided by the track's size; mask centroids stand in for models
+without keypoints), and on how they look: a colour histogram of the person's pixels (hue x
+saturation x value, compared by the Bhattacharyya distance, as in colour-based tracking:
+Comaniciu, Ramesh and Meer, "Kernel-based object tracking", TPAMI 2003), `appearance_weight` of
+the cost. Pairs of a reading and a track (seen in the previous frame or lost) are taken
+cheapest first while the cost stays under `max_cost`, so a reading that looks like a track may
+lie further from its place than one that does not (a walker's mask history lags them: at 14 px
+a frame their place cost is 0.6-0.7 from frame to frame), and a person hidden behind another
+for a while gets their ID back from the one who passed, who held the reading of the two.
+A track learns its colours only while its reading lies apart from every other track's mask
+history: when one person walks across another, the reading of the two together teaches neither
+the other's colours, and when they part each reading goes back to the ID that looks like it
+(the passer-by used to keep the ID of the person they crossed, who came back under a new one).
+A track that finds no match is kept for `keep_lost_s` seconds of presentation time, so a person
+who is hidden for a moment or steps out and comes back gets their old ID; unmatched people get
+new IDs, never reused. A live source's outage (`Frame.gap`: no frame came) is no time anyone was
+seen to be away. With `single_person` (the parser reads at most one person) there is only ever
+one ID: whoever is read is that person, however long they were away. Without the frame's pixels
+(an image of another size than the result) people are matched on their place alone.
 
 A stray second reading of one body (the parser sometimes splits a partly hidden person in
 two): an unmatched reading lying mostly inside the mask history of a person seen in the
@@ -23,12 +33,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from realtime.stages import ResultStage
 from realtime.types import Frame, ParseResult, PersonParse
 
 _MASK_LONG_SIDE = 160  # masks are compared on a subsampled grid about this many pixels long
+_HISTOGRAM_BINS = [8, 4, 4]  # hue, saturation, value
+_HSV_RANGES = [0, 180, 0, 256, 0, 256]  # OpenCV's 8-bit HSV
 
 
 @dataclass
@@ -39,6 +52,7 @@ class _Track:
     keypoints: np.ndarray | None
     scale: float  # frame pixels: the square root of the mask's (history's) area
     last_seen_s: float
+    appearance: np.ndarray | None  # the colour histogram (sums to 1); None without the frame's pixels
     strays: int = 0  # consecutive frames in which a stray reading was folded into this person
 
 
@@ -49,7 +63,8 @@ class PersonTracker(ResultStage):
 
     def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
                  mask_memory: float = 0.7, mask_weight: float = 0.7, max_stray_frames: int = 2,
-                 stray_inside: float = 0.6, single_person: bool = False) -> None:
+                 stray_inside: float = 0.6, appearance_weight: float = 0.5, appearance_memory: float = 0.9,
+                 apart_overlap: float = 0.1, single_person: bool = False) -> None:
         self.keep_lost_s = keep_lost_s
         self.single_person = single_person
         self.max_cost = max_cost
@@ -58,6 +73,9 @@ class PersonTracker(ResultStage):
         self.mask_weight = mask_weight  # share of mask overlap (vs keypoint distance) in the cost
         self.max_stray_frames = max_stray_frames
         self.stray_inside = stray_inside  # share of a stray's mask inside a person's history
+        self.appearance_weight = appearance_weight  # share of the colour distance in the cost
+        self.appearance_memory = appearance_memory  # weight of the past in a track's colour histogram
+        self.apart_overlap = apart_overlap  # share of a reading in another's mask history that is no longer apart
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_pts_s: float | None = None
@@ -100,11 +118,12 @@ class PersonTracker(ResultStage):
         if not self.single_person:
             self._tracks = [t for t in self._tracks if abs(now_s - t.last_seen_s) <= self.keep_lost_s]
         step = max(1, round(max(parse.labels.shape) / _MASK_LONG_SIDE))
-        detections = [self._describe(person, step, now_s) for person in parse.people]
+        hsv = None
+        if frame.image.shape[:2] == parse.labels.shape:
+            hsv = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2HSV)
+        detections = [self._describe(person, step, now_s, hsv) for person in parse.people]
         active = [i for i, t in enumerate(self._tracks) if t.last_seen_s == self._last_pts_s]
-        lost = [i for i, t in enumerate(self._tracks) if t.last_seen_s != self._last_pts_s]
-        pairs = self._match(detections, active, {})
-        pairs = self._match(detections, lost, pairs)
+        pairs = self._match(detections)
         if self.single_person and self._tracks and detections and not pairs:
             pairs = {0: 0}  # the one person, back after any absence or change of look
         masks = [person.mask for person in parse.people]
@@ -117,7 +136,7 @@ class PersonTracker(ResultStage):
             detection = detections[index]
             if masks[index] is not person.mask:  # a stray was folded into it
                 person = replace(person, mask=masks[index])
-                detection = self._describe(person, step, now_s)
+                detection = self._describe(person, step, now_s, hsv)
             track_index = pairs.get(index)
             if track_index is None:
                 detection.id = self._next_id
@@ -128,6 +147,10 @@ class PersonTracker(ResultStage):
                 detection.id = track.id
                 detection.strays = track.strays + 1 if track_index in folded.values() else 0
                 if track.mask.shape == detection.mask.shape:
+                    if track.appearance is not None and detection.appearance is not None:
+                        detection.appearance = (track.appearance if not self._apart(detection, track_index) else
+                                                self.appearance_memory * track.appearance
+                                                + (1 - self.appearance_memory) * detection.appearance)
                     detection.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * detection.mask
                     detection.scale = max(float(np.sqrt(detection.mask.sum())) * step, 1.0)
                 self._tracks[track_index] = detection
@@ -159,38 +182,61 @@ class PersonTracker(ResultStage):
                 pairs[index] = detection_of[track_index] = track_index
         return folded
 
-    def _describe(self, person: PersonParse, step: int, now_s: float) -> _Track:
+    def _apart(self, detection: _Track, track_index: int) -> bool:
+        """Whether the reading lies apart from every track but its own: at most `apart_overlap`
+        of it inside another track's mask history."""
+        area = max(float(detection.mask.sum()), 1.0)
+        return all(float((track.mask * detection.mask).sum()) <= self.apart_overlap * area
+                   for index, track in enumerate(self._tracks)
+                   if index != track_index and track.mask.shape == detection.mask.shape)
+
+    def _describe(self, person: PersonParse, step: int, now_s: float, hsv: np.ndarray | None) -> _Track:
+        """The reading as a track: `hsv` is the frame subsampled by `step` in OpenCV's HSV (None:
+        no colours)."""
         mask = person.mask[::step, ::step]
         ys, xs = np.nonzero(mask)
         centroid = (np.array([xs.mean(), ys.mean()]) * step) if len(ys) else np.zeros(2)
+        appearance = None
+        if hsv is not None and len(ys):
+            histogram = cv2.calcHist([hsv], [0, 1, 2], mask.astype(np.uint8), _HISTOGRAM_BINS, _HSV_RANGES)
+            appearance = histogram / float(histogram.sum())
         return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
-                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s)
+                      scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s, appearance=appearance)
 
-    def _match(self, detections: list[_Track], tracks: list[int], pairs: dict[int, int]) -> dict[int, int]:
-        """Adds detection index -> track index pairs for `tracks` to `pairs`, cheapest first,
-        among the detections not paired yet."""
-        free = [i for i in range(len(detections)) if i not in pairs]
-        if not free or not tracks:
+    def _match(self, detections: list[_Track]) -> dict[int, int]:
+        """Detection index -> track index, cheapest first while the cost is at most `max_cost`."""
+        pairs: dict[int, int] = {}
+        if not detections or not self._tracks:
             return pairs
-        costs = np.array([[self._cost(self._tracks[t], detections[d]) for d in free] for t in tracks])
-        pairs = dict(pairs)
+        places = np.array([[self._place_cost(track, detection) for detection in detections] for track in self._tracks])
+        colours = np.array([[self._colour_distance(track, detection) for detection in detections]
+                            for track in self._tracks])
+        costs = np.where(np.isnan(colours), places,
+                         (1 - self.appearance_weight) * places + self.appearance_weight * np.nan_to_num(colours))
         used: set[int] = set()
         for flat in np.argsort(costs, axis=None, kind="stable"):
-            row, column = divmod(int(flat), len(free))
-            if costs[row, column] > self.max_cost:
+            track, detection = divmod(int(flat), len(detections))
+            if costs[track, detection] > self.max_cost:
                 break
-            if row in used or free[column] in pairs:
-                continue
-            pairs[free[column]] = tracks[row]
-            used.add(row)
+            if track not in used and detection not in pairs:
+                pairs[detection] = track
+                used.add(track)
         return pairs
 
-    def _cost(self, track: _Track, detection: _Track) -> float:
+    def _place_cost(self, track: _Track, detection: _Track) -> float:
+        """0 (the same place) .. 1: mask overlap mixed with keypoint distance."""
         overlap = 0.0
         if track.mask.shape == detection.mask.shape:
             union = float(np.maximum(track.mask, detection.mask).sum())
             overlap = float(np.minimum(track.mask, detection.mask).sum()) / max(union, 1.0)
         return self.mask_weight * (1.0 - overlap) + (1 - self.mask_weight) * min(self._distance(track, detection), 1.0)
+
+    @staticmethod
+    def _colour_distance(track: _Track, detection: _Track) -> float:
+        """The Bhattacharyya distance of the two colour histograms, 0 (alike) .. 1; NaN without colours."""
+        if track.appearance is None or detection.appearance is None:
+            return float("nan")
+        return cv2.compareHist(track.appearance, detection.appearance, cv2.HISTCMP_BHATTACHARYYA)
 
     def _distance(self, track: _Track, detection: _Track) -> float:
         """Mean joint (or centroid) distance in units of the track's size."""
