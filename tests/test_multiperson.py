@@ -67,7 +67,7 @@ from realtime.config import PipelineConfig
 from realtime.models import load_parser
 from realtime.render import PersonLabelAnnotator, person_color
 from realtime.smoothing import DEFAULT_STRENGTH
-from realtime.types import Frame, Gap, ParseResult
+from realtime.types import Frame, Gap, ParseResult, PersonParse
 
 # pose2sim-multi-cam01, frame pixels: frame -> a point on the man's torso, marked by hand
 MAN_MARKS = {0: (433, 567), 25: (471, 620), 50: (537, 746), 60: (560, 640), 70: (560, 660), 77: (600, 700),
@@ -541,3 +541,62 @@ def test_someone_walking_in_is_not_added_to_a_person_far_away(media_dir: Path, t
             x0, _, x1, _ = person["bbox"]
             assert x1 - x0 < 400, (line["index"], person["id"], person["bbox"])
     assert len(lines[-1]["people"]) == 2, "both people are found"
+
+
+@pytest.fixture(scope="module")
+def mannequin(media_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """squat30's red mannequin where it stands tallest (RGB, 3/4 size: 318 px tall) and its mask
+    (its saturated pixels)."""
+    frames = [cv2.resize(rgb, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
+              for rgb in read_frames(media_dir / "faults" / "squat30.mp4", range(151))]
+    masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1] > 90 for rgb in frames]
+    tallest = int(np.argmin([np.nonzero(mask.any(axis=1))[0][0] for mask in masks]))
+    return frames[tallest], masks[tallest]
+
+
+def _studio(people: list[tuple[np.ndarray, np.ndarray, int]], brightness: float = 1.0) -> tuple[np.ndarray, ParseResult]:
+    """A 640 x 360 grey frame with each (RGB, mask, left edge) pasted at the bottom, all scaled by
+    `brightness`, and its exact reading: one person per pasted mask."""
+    image = np.full((360, 640, 3), 150, np.uint8)
+    readings = []
+    for rgb, mask, left in people:
+        height, width = mask.shape
+        x0, x1 = max(left, 0), min(left + width, 640)
+        if x1 - x0 < 20:
+            continue
+        inside = np.zeros((360, 640), bool)
+        inside[360 - height:, x0:x1] = mask[:, x0 - left:x1 - left]
+        image[inside] = rgb[:, x0 - left:x1 - left][mask[:, x0 - left:x1 - left]]
+        readings.append(inside)
+    image = np.clip(image * brightness, 0, 255).astype(np.uint8)
+    labels = np.logical_or.reduce(readings, axis=0).astype(np.uint8) if readings else np.zeros((360, 640), np.uint8)
+    return image, ParseResult(labels, labels > 0, ("background", "person"), np.zeros((2, 3), np.uint8),
+                              people=[PersonParse(i, mask, None, 1.0) for i, mask in enumerate(readings)])
+
+
+def test_someone_dressed_alike_entering_elsewhere_is_a_new_person(mannequin):
+    """The mannequin walks out at the left; 0.8 s later one in the same clothes, a little darker,
+    walks in at the right: a new person, not the one who left (the colours rank possible pairs,
+    they never make a pair of two places far apart)."""
+    rgb, mask = mannequin
+    darker = (rgb * 0.85).astype(np.uint8)
+    tracker = PersonTracker()
+    ids = []
+    for index in range(110):
+        people = [(rgb, mask, 250 - 7 * index)] if index < 70 else [(darker, mask, max(640 - 7 * (index - 70), 400))]
+        image, parse = _studio(people)
+        ids.append([person.id for person in tracker(Frame(image, index, index / 30), parse).people])
+    left_id = ids[0][0]
+    assert all(frame == [left_id] for frame in ids[:35]) and ids[109] and ids[109][0] != left_id, ids
+
+
+def test_a_light_switched_on_makes_nobody_new(mannequin):
+    """A person standing and one walking 14 px a frame in a dim room (a third of the light) that is
+    lit at frame 12: the colours jump, the IDs stay."""
+    rgb, mask = mannequin
+    tracker = PersonTracker()
+    ids = []
+    for index in range(24):
+        image, parse = _studio([(rgb, mask, 20), (rgb, mask, 170 + 14 * index)], 0.3 if index < 12 else 1.0)
+        ids.append([person.id for person in tracker(Frame(image, index, index / 30), parse).people])
+    assert ids == [ids[0]] * 24 and len(ids[0]) == 2, ids

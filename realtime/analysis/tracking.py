@@ -1,21 +1,21 @@
 """Stable person IDs across frames: the "track" result stage.
 
-Each frame's people are matched to the tracks of earlier frames on where they are, a cost that
-mixes mask overlap (mostly) (1 - IoU with the track's mask history, a running average, so that
+Each frame's people are matched to the tracks of earlier frames, seen in the previous frame or
+lost, in one pass. A pair is possible when the reading lies near the track: its place cost,
+mixing mask overlap (mostly) (1 - IoU with the track's mask history, a running average, so that
 one frame where a person's mask breaks up does not move their ID) and keypoint distance (mean
 over joints confident in both, divided by the track's size; mask centroids stand in for models
-without keypoints), and on how they look: a colour histogram of the person's pixels (hue x
-saturation x value, compared by the Bhattacharyya distance, as in colour-based tracking:
-Comaniciu, Ramesh and Meer, "Kernel-based object tracking", TPAMI 2003), `appearance_weight` of
-the cost. Pairs of a reading and a track (seen in the previous frame or lost) are taken
-cheapest first while the cost stays under `max_cost`, so a reading that looks like a track may
-lie further from its place than one that does not (a walker's mask history lags them: at 14 px
-a frame their place cost is 0.6-0.7 from frame to frame), and a person hidden behind another
-for a while gets their ID back from the one who passed, who held the reading of the two.
-A track learns its colours only while its reading lies apart from every other track's mask
-history: when one person walks across another, the reading of the two together teaches neither
-the other's colours, and when they part each reading goes back to the ID that looks like it
-(the passer-by used to keep the ID of the person they crossed, who came back under a new one).
+without keypoints), is at most `max_cost`. Possible pairs are taken cheapest first by the place
+cost mixed with how unlike the two look (`appearance_weight` of it): the Bhattacharyya distance
+of colour histograms of the person's pixels (hue x saturation x value), as in colour-based
+tracking (Comaniciu, Ramesh and Meer, "Kernel-based object tracking", TPAMI 2003). A track
+learns its colours only while its reading lies apart from every other track's mask history, so
+when one person walks across another, the reading of the two together teaches neither the
+other's colours, and when they part each reading goes back to the ID that looks like it (the
+passer-by used to keep the ID of the person they crossed, who came back under a new one); a
+person hidden behind another for a while gets their ID back from the one who held the reading
+of the two. The colours only rank: a light switched on does not make anyone new, and nobody
+takes the ID of a person who was somewhere else however alike they look.
 A track that finds no match is kept for `keep_lost_s` seconds of presentation time, so a person
 who is hidden for a moment or steps out and comes back gets their old ID; unmatched people get
 new IDs, never reused. A live source's outage (`Frame.gap`: no frame came) is no time anyone was
@@ -123,12 +123,13 @@ class PersonTracker(ResultStage):
             hsv = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2HSV)
         detections = [self._describe(person, step, now_s, hsv) for person in parse.people]
         active = [i for i, t in enumerate(self._tracks) if t.last_seen_s == self._last_pts_s]
-        pairs = self._match(detections)
+        pairs = self._match(detections, with_colours=hsv is not None)
         if self.single_person and self._tracks and detections and not pairs:
             pairs = {0: 0}  # the one person, back after any absence or change of look
         masks = [person.mask for person in parse.people]
         folded = self._fold_strays(detections, active, pairs, masks)
         self._last_pts_s = now_s
+        before = list(self._tracks)
         people = []
         for index, person in enumerate(parse.people):
             if index in folded:
@@ -146,11 +147,8 @@ class PersonTracker(ResultStage):
                 track = self._tracks[track_index]
                 detection.id = track.id
                 detection.strays = track.strays + 1 if track_index in folded.values() else 0
+                detection.appearance = self._learnt_look(track, detection, [t for t in before if t is not track])
                 if track.mask.shape == detection.mask.shape:
-                    if track.appearance is not None and detection.appearance is not None:
-                        detection.appearance = (track.appearance if not self._apart(detection, track_index) else
-                                                self.appearance_memory * track.appearance
-                                                + (1 - self.appearance_memory) * detection.appearance)
                     detection.mask = self.mask_memory * track.mask + (1 - self.mask_memory) * detection.mask
                     detection.scale = max(float(np.sqrt(detection.mask.sum())) * step, 1.0)
                 self._tracks[track_index] = detection
@@ -182,13 +180,18 @@ class PersonTracker(ResultStage):
                 pairs[index] = detection_of[track_index] = track_index
         return folded
 
-    def _apart(self, detection: _Track, track_index: int) -> bool:
-        """Whether the reading lies apart from every track but its own: at most `apart_overlap`
-        of it inside another track's mask history."""
+    def _learnt_look(self, track: _Track, detection: _Track, others: list[_Track]) -> np.ndarray | None:
+        """The track's colour histogram after its reading `detection`: a running average of the
+        readings that lay apart from the `others` (at most `apart_overlap` of the reading inside
+        any other track's mask history, lost ones included: a passer-by over a hidden person's
+        place is not apart), the track's own otherwise."""
+        if detection.appearance is None or track.appearance is None:
+            return detection.appearance if track.appearance is None else track.appearance
         area = max(float(detection.mask.sum()), 1.0)
-        return all(float((track.mask * detection.mask).sum()) <= self.apart_overlap * area
-                   for index, track in enumerate(self._tracks)
-                   if index != track_index and track.mask.shape == detection.mask.shape)
+        if any(other.mask.shape == detection.mask.shape
+               and float((other.mask * detection.mask).sum()) > self.apart_overlap * area for other in others):
+            return track.appearance
+        return self.appearance_memory * track.appearance + (1 - self.appearance_memory) * detection.appearance
 
     def _describe(self, person: PersonParse, step: int, now_s: float, hsv: np.ndarray | None) -> _Track:
         """The reading as a track: `hsv` is the frame subsampled by `step` in OpenCV's HSV (None:
@@ -203,22 +206,23 @@ class PersonTracker(ResultStage):
         return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
                       scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s, appearance=appearance)
 
-    def _match(self, detections: list[_Track]) -> dict[int, int]:
-        """Detection index -> track index, cheapest first while the cost is at most `max_cost`."""
+    def _match(self, detections: list[_Track], *, with_colours: bool) -> dict[int, int]:
+        """Detection index -> track index: the pairs whose place cost is at most `max_cost`,
+        cheapest first by the place cost mixed with the colour distance (`with_colours`; a
+        reading or track without a histogram counts as unlike), else by the place cost."""
         pairs: dict[int, int] = {}
         if not detections or not self._tracks:
             return pairs
         places = np.array([[self._place_cost(track, detection) for detection in detections] for track in self._tracks])
-        colours = np.array([[self._colour_distance(track, detection) for detection in detections]
-                            for track in self._tracks])
-        costs = np.where(np.isnan(colours), places,
-                         (1 - self.appearance_weight) * places + self.appearance_weight * np.nan_to_num(colours))
+        costs = places
+        if with_colours:
+            colours = np.array([[self._colour_distance(track, detection) for detection in detections]
+                                for track in self._tracks])
+            costs = (1 - self.appearance_weight) * places + self.appearance_weight * colours
         used: set[int] = set()
         for flat in np.argsort(costs, axis=None, kind="stable"):
             track, detection = divmod(int(flat), len(detections))
-            if costs[track, detection] > self.max_cost:
-                break
-            if track not in used and detection not in pairs:
+            if places[track, detection] <= self.max_cost and track not in used and detection not in pairs:
                 pairs[detection] = track
                 used.add(track)
         return pairs
@@ -233,9 +237,10 @@ class PersonTracker(ResultStage):
 
     @staticmethod
     def _colour_distance(track: _Track, detection: _Track) -> float:
-        """The Bhattacharyya distance of the two colour histograms, 0 (alike) .. 1; NaN without colours."""
+        """The Bhattacharyya distance of the two colour histograms, 0 (alike) .. 1 (also when
+        either has none)."""
         if track.appearance is None or detection.appearance is None:
-            return float("nan")
+            return 1.0
         return cv2.compareHist(track.appearance, detection.appearance, cv2.HISTCMP_BHATTACHARYYA)
 
     def _distance(self, track: _Track, detection: _Track) -> float:
