@@ -1,21 +1,24 @@
 """Stable person IDs across frames: the "track" result stage.
 
-Each frame's people are matched to the tracks of earlier frames, seen in the previous frame or
-lost, in one pass. A pair is possible when the reading lies near the track: its place cost,
-mixing mask overlap (mostly) (1 - IoU with the track's mask history, a running average, so that
-one frame where a person's mask breaks up does not move their ID) and keypoint distance (mean
-over joints confident in both, divided by the track's size; mask centroids stand in for models
-without keypoints), is at most `max_cost`. Possible pairs are taken cheapest first by the place
-cost mixed with how unlike the two look (`appearance_weight` of it): the Bhattacharyya distance
-of colour histograms of the person's pixels (hue x saturation x value), as in colour-based
-tracking (Comaniciu, Ramesh and Meer, "Kernel-based object tracking", TPAMI 2003). A track
-learns its colours only while its reading lies apart from every other track's mask history, so
-when one person walks across another, the reading of the two together teaches neither the
-other's colours, and when they part each reading goes back to the ID that looks like it (the
-passer-by used to keep the ID of the person they crossed, who came back under a new one); a
-person hidden behind another for a while gets their ID back from the one who held the reading
-of the two. The colours only rank: a light switched on does not make anyone new, and nobody
-takes the ID of a person who was somewhere else however alike they look.
+Each frame's people are matched to the tracks of earlier frames. A pair is possible when the
+reading lies near the track: its place cost, mixing mask overlap (mostly) (1 - IoU with the
+track's mask history, a running average, so that one frame where a person's mask breaks up does
+not move their ID) and keypoint distance (mean over joints confident in both, divided by the
+track's size; mask centroids stand in for models without keypoints), is at most `max_cost`.
+Tracks seen in the previous frame take their readings first, then lost ones (as in DeepSORT's
+matching cascade: Wojke, Bewley and Paulus, "Simple online and realtime tracking with a deep
+association metric", ICIP 2017), each group cheapest first by the place cost mixed with how
+unlike the two look (`appearance_weight` of it): the Bhattacharyya distance of colour histograms
+of the person's pixels (hue x saturation x value), as in colour-based tracking (Comaniciu,
+Ramesh and Meer, "Kernel-based object tracking", TPAMI 2003). A seen track does not take a
+reading that a possible lost track looks more like by `reclaim_margin`. A track learns its
+colours only while its reading lies apart from every other track's mask history, so when one
+person walks across another, the reading of the two together teaches neither the other's
+colours; when they part each reading goes back to the ID that looks like it, and a person
+hidden behind another for a while gets their ID back from the passer-by's track, which held the
+reading of the two (the passer-by used to keep the ID of the person they crossed, who came back
+under a new one). The colours only rank and reclaim: a light switched on makes nobody new, and
+nobody takes the ID of a person who was somewhere else however alike they look.
 A track that finds no match is kept for `keep_lost_s` seconds of presentation time, so a person
 who is hidden for a moment or steps out and comes back gets their old ID; unmatched people get
 new IDs, never reused. A live source's outage (`Frame.gap`: no frame came) is no time anyone was
@@ -64,7 +67,7 @@ class PersonTracker(ResultStage):
     def __init__(self, *, keep_lost_s: float = 3.0, max_cost: float = 0.75, min_keypoint_score: float = 0.3,
                  mask_memory: float = 0.7, mask_weight: float = 0.7, max_stray_frames: int = 2,
                  stray_inside: float = 0.6, appearance_weight: float = 0.5, appearance_memory: float = 0.9,
-                 apart_overlap: float = 0.1, single_person: bool = False) -> None:
+                 apart_overlap: float = 0.1, reclaim_margin: float = 0.3, single_person: bool = False) -> None:
         self.keep_lost_s = keep_lost_s
         self.single_person = single_person
         self.max_cost = max_cost
@@ -75,7 +78,8 @@ class PersonTracker(ResultStage):
         self.stray_inside = stray_inside  # share of a stray's mask inside a person's history
         self.appearance_weight = appearance_weight  # share of the colour distance in the cost
         self.appearance_memory = appearance_memory  # weight of the past in a track's colour histogram
-        self.apart_overlap = apart_overlap  # share of a reading in another's mask history that is no longer apart
+        self.apart_overlap = apart_overlap  # a reading with more of it inside another track's mask history is not apart
+        self.reclaim_margin = reclaim_margin  # how much more alike a lost track must look to take a reading from a seen one
         self._tracks: list[_Track] = []
         self._next_id = 0
         self._last_pts_s: float | None = None
@@ -123,7 +127,7 @@ class PersonTracker(ResultStage):
             hsv = cv2.cvtColor(np.ascontiguousarray(frame.image[::step, ::step]), cv2.COLOR_RGB2HSV)
         detections = [self._describe(person, step, now_s, hsv) for person in parse.people]
         active = [i for i, t in enumerate(self._tracks) if t.last_seen_s == self._last_pts_s]
-        pairs = self._match(detections, with_colours=hsv is not None)
+        pairs = self._match(detections, active, with_colours=hsv is not None)
         if self.single_person and self._tracks and detections and not pairs:
             pairs = {0: 0}  # the one person, back after any absence or change of look
         masks = [person.mask for person in parse.people]
@@ -206,25 +210,34 @@ class PersonTracker(ResultStage):
         return _Track(id=-1, mask=mask.astype(np.float32), centroid=centroid, keypoints=person.keypoints,
                       scale=max(float(np.sqrt(len(ys))) * step, 1.0), last_seen_s=now_s, appearance=appearance)
 
-    def _match(self, detections: list[_Track], *, with_colours: bool) -> dict[int, int]:
-        """Detection index -> track index: the pairs whose place cost is at most `max_cost`,
-        cheapest first by the place cost mixed with the colour distance (`with_colours`; a
-        reading or track without a histogram counts as unlike), else by the place cost."""
-        pairs: dict[int, int] = {}
+    def _match(self, detections: list[_Track], active: list[int], *, with_colours: bool) -> dict[int, int]:
+        """Detection index -> track index among the pairs whose place cost is at most `max_cost`:
+        the `active` tracks (seen in the previous frame) first, then the lost ones, each cheapest
+        first by the place cost mixed with the colour distance (`with_colours`; a reading or track
+        without a histogram counts as unlike), else by the place cost. An active track does not
+        take a reading that a lost track could take and looks more like by `reclaim_margin`."""
         if not detections or not self._tracks:
-            return pairs
+            return {}
         places = np.array([[self._place_cost(track, detection) for detection in detections] for track in self._tracks])
+        possible = places <= self.max_cost
         costs = places
         if with_colours:
             colours = np.array([[self._colour_distance(track, detection) for detection in detections]
                                 for track in self._tracks])
             costs = (1 - self.appearance_weight) * places + self.appearance_weight * colours
-        used: set[int] = set()
-        for flat in np.argsort(costs, axis=None, kind="stable"):
-            track, detection = divmod(int(flat), len(detections))
-            if places[track, detection] <= self.max_cost and track not in used and detection not in pairs:
-                pairs[detection] = track
-                used.add(track)
+            lost = np.ones(len(self._tracks), bool)
+            lost[active] = False
+            likest_lost = np.where(possible & lost[:, None], colours, np.inf).min(axis=0)
+            possible[active] &= colours[active] < likest_lost + self.reclaim_margin
+        pairs: dict[int, int] = {}
+        for group in (active, [t for t in range(len(self._tracks)) if t not in active]):
+            used: set[int] = set()
+            for flat in np.argsort(costs[group], axis=None, kind="stable"):
+                row, detection = divmod(int(flat), len(detections))
+                track = group[row]
+                if possible[track, detection] and track not in used and detection not in pairs:
+                    pairs[detection] = track
+                    used.add(track)
         return pairs
 
     def _place_cost(self, track: _Track, detection: _Track) -> float:
