@@ -160,6 +160,27 @@ def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lo
     assert run(squat_counter(max_turn_gap_s=1.0), trace)[0].turn_seen  # a gap within max_turn_gap_s is none
 
 
+@pytest.mark.parametrize("wrong, lost", [
+    ({50: 40.0, 51: 120.0}, range(52, 66)),  # a body being hidden: one frame far too deep, one wild, then unknown
+    ({62: 100.0, 63: 96.0, 64: 93.0, 65: 91.0}, range(45, 62)),  # coming out from behind someone: read too open
+])
+def test_a_rep_whose_turn_was_read_a_frame_or_more_from_a_long_gap_says_its_turn_was_not_seen(wrong, lost):
+    """Readings next to a hidden bottom are not the movement's: its extreme may be a wrong sample
+    or one some degrees away from the gap, and the real bottom lay in the gap (a passer-by)."""
+    trace: list[float | None] = list(squat_trace(1))
+    for i, deg in wrong.items():
+        trace[i] = deg
+    for i in lost:
+        trace[i] = None
+    (rep,) = run(squat_counter(), trace)
+    assert rep.turn_frame not in lost and not rep.turn_seen
+    clean = list(squat_trace(1))
+    for i, deg in wrong.items():
+        clean[i] = deg
+    (rep,) = run(squat_counter(), clean)
+    assert rep.turn_seen  # the same readings with nothing unknown
+
+
 def test_a_turn_between_samples_far_apart_but_none_unknown_is_seen():
     """Frames the pipeline did not analyse (a live source dropping late frames) are no unknown
     angle: three squats sampled 3.3 times a second are seen at every turn."""

@@ -11,10 +11,11 @@ without a gap: one known sample among unknown ones (a body cut by the frame's ed
 is no start. A repetition starts only in the exercise's posture: a sample at the start position out of it
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
-that started in the posture ends wherever it returns to the start angle. A repetition whose turn
-had the angle unknown for longer than `max_turn_gap_s` at a stretch next to it (knees out of the
-frame at a squat's bottom) is counted with `turn_seen` False: its depth and tempo are those of the
-nearest samples seen, not the movement's.
+that started in the posture ends wherever it returns to the start angle. A repetition with the angle
+unknown for longer than `max_turn_gap_s` at a stretch that reaches within `max_turn_gap_s` of its
+turn (knees out of the frame at a squat's bottom; a body hidden by a passer-by, read wrongly just
+before or after) is counted with `turn_seen` False: its depth and tempo are those of the samples
+seen, not the movement's.
 """
 from __future__ import annotations
 
@@ -56,8 +57,8 @@ class Rep:
     area_ratio: float | None = None
     depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
     # False when the angle was unknown for longer than the counter's max_turn_gap_s at a stretch
-    # next to a sample at the turn: the real extreme may lie in that gap, so depth_deg, turn_s and
-    # the tempo are those of the nearest samples seen
+    # reaching within max_turn_gap_s of the samples at the turn: the real extreme may lie in that
+    # gap, so depth_deg, turn_s and the tempo are those of the samples seen
     turn_seen: bool = True
 
     @property
@@ -130,8 +131,8 @@ class RepCounter:
     partial_share: a movement back to the start without the turn is a partial repetition when its
         extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
         and it lasted min_rep_s (less is a glitch, not a movement).
-    max_turn_gap_s: a repetition whose samples at the turn (Rep) had the angle unknown for longer
-        than this at a stretch just before or after one of them is counted with `turn_seen` False.
+    max_turn_gap_s: a repetition with the angle unknown for longer than this at a stretch that
+        reaches within this of its samples at the turn (Rep) is counted with `turn_seen` False.
     hold_deg: the samples in a row around the extreme within this of its angle are at the turn,
         for the tempo (Rep): a held bottom is its hold wherever its sway puts the extreme.
     """
@@ -345,7 +346,9 @@ class RepCounter:
         while last + 1 < len(samples) and abs(samples[last + 1].deg - turn.deg) <= self.hold_deg:
             last += 1
         reached, left = samples[first].time_s, samples[last].time_s
-        unseen_s = max(sample.unknown_s for sample in samples[first:last + 2])  # just before or after one at the turn
+        near = self.max_turn_gap_s
+        unseen = any(sample.unknown_s > near and sample.time_s >= reached - near
+                     and sample.time_s - sample.unknown_s <= left + near for sample in samples)
         rep = Rep(
             number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
@@ -353,7 +356,7 @@ class RepCounter:
             out_s=reached - start.time_s, back_s=end.time_s - left, hold_s=left - reached,
             side_diff_deg=_mean_of_most([sample.side_diff_deg for sample in samples]),
             area_ratio=_mean_of_most([sample.area_ratio for sample in samples]), depth_deg=turn.deg,
-            turn_seen=unseen_s <= self.max_turn_gap_s,
+            turn_seen=not unseen,
         )
         self.reps.append(rep)
         return rep
