@@ -19,6 +19,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from _mannequin import mannequin_masks, paste, tallest
 from _paths import REPO
 
 BOTTOMS = (43, 98)
@@ -140,21 +141,14 @@ def test_a_passer_by_crossing_a_squatter_leaves_each_their_own_id(media_dir: Pat
     frames = [cv2.resize(rgb, None, fx=1.5, fy=1.5, interpolation=cv2.INTER_CUBIC)
               for rgb in _frames(media_dir / "faults" / "squat30.mp4")]
     height, width = frames[0].shape[:2]
-    masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1] > 90 for rgb in frames]  # the saturated red mannequin
+    masks = mannequin_masks(frames)
     background = np.zeros((720, 1280, 3), np.uint8)
     background[720 - height:] = np.array([np.median(row[~inside], axis=0) for row, inside in zip(frames[0], masks[0])],
                                          np.uint8)[:, None]
     background[:720 - height] = background[720 - height]
-    tallest = int(np.argmin([np.nonzero(mask.any(axis=1))[0][0] for mask in masks]))
-    walker, walker_mask = frames[tallest][..., ::-1] if clothes == "other" else frames[tallest], masks[tallest]
+    standing = tallest(masks)
+    walker, walker_mask = frames[standing][..., ::-1] if clothes == "other" else frames[standing], masks[standing]
     squatter_left = (1280 - width) // 2
-
-    def paste(canvas: np.ndarray, rgb: np.ndarray, mask: np.ndarray, left: int) -> None:
-        x0, x1 = max(left, 0), min(left + width, 1280)
-        if x0 < x1:
-            region, inside = canvas[720 - height:, x0:x1], mask[:, x0 - left:x1 - left]
-            region[inside] = rgb[:, x0 - left:x1 - left][inside]
-
     crossing = []
     for index, (rgb, mask) in enumerate(zip(frames, masks)):
         canvas = background.copy()

@@ -58,6 +58,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from _mannequin import mannequin_masks, paste, tallest
 from conftest import read_frames
 
 from realtime.analysis.tracking import MergeOffers, PersonTracker
@@ -549,25 +550,16 @@ def mannequin(media_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     (its saturated pixels)."""
     frames = [cv2.resize(rgb, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
               for rgb in read_frames(media_dir / "faults" / "squat30.mp4", range(151))]
-    masks = [cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1] > 90 for rgb in frames]
-    tallest = int(np.argmin([np.nonzero(mask.any(axis=1))[0][0] for mask in masks]))
-    return frames[tallest], masks[tallest]
+    masks = mannequin_masks(frames)
+    return frames[tallest(masks)], masks[tallest(masks)]
 
 
 def _studio(people: list[tuple[np.ndarray, np.ndarray, int]], brightness: float = 1.0) -> tuple[np.ndarray, ParseResult]:
     """A 640 x 360 grey frame with each (RGB, mask, left edge) pasted at the bottom, all scaled by
     `brightness`, and its exact reading: one person per pasted mask."""
     image = np.full((360, 640, 3), 150, np.uint8)
-    readings = []
-    for rgb, mask, left in people:
-        height, width = mask.shape
-        x0, x1 = max(left, 0), min(left + width, 640)
-        if x1 - x0 < 20:
-            continue
-        inside = np.zeros((360, 640), bool)
-        inside[360 - height:, x0:x1] = mask[:, x0 - left:x1 - left]
-        image[inside] = rgb[:, x0 - left:x1 - left][mask[:, x0 - left:x1 - left]]
-        readings.append(inside)
+    readings = [paste(image, rgb, mask, left) for rgb, mask, left in people
+                if min(left + mask.shape[1], 640) - max(left, 0) >= 20]
     image = np.clip(image * brightness, 0, 255).astype(np.uint8)
     labels = np.logical_or.reduce(readings, axis=0).astype(np.uint8) if readings else np.zeros((360, 640), np.uint8)
     return image, ParseResult(labels, labels > 0, ("background", "person"), np.zeros((2, 3), np.uint8),
