@@ -144,6 +144,7 @@ def test_short_dropouts_are_bridged_and_long_ones_abandon_the_rep():
     (range(55, 66), 67, False),  # the second sample after it 1.5 degrees deeper than any: still next to the gap
     (range(59, 62), None, True),  # 3 frames at the bottom: unknown for 0.1 s
     (range(35, 46), None, True),  # a gap on the way down, the bottom seen
+    (range(41, 49), None, True),  # one ending 0.37 s (28 degrees) above the bottom: the way down to it seen
 ])
 def test_a_rep_whose_turn_the_angle_was_unknown_at_says_its_turn_was_not_seen(lost, deeper, seen):
     trace: list[float | None] = list(squat_trace(1))
@@ -179,6 +180,17 @@ def test_a_rep_whose_turn_was_read_a_frame_or_more_from_a_long_gap_says_its_turn
         clean[i] = deg
     (rep,) = run(squat_counter(), clean)
     assert rep.turn_seen  # the same readings with nothing unknown
+
+
+@pytest.mark.parametrize("lost", [range(31, 40), range(54, 62)])
+def test_a_quick_rep_with_a_gap_just_after_it_left_the_start_or_before_it_came_back_is_seen(lost):
+    """A squat of one second (bottom at frame 45): a gap ending 5 frames before the bottom, or one
+    from 9 frames after it, is not at its turn."""
+    trace: list[float | None] = list(squat_trace(1, period_s=1.0))
+    for i in lost:
+        trace[i] = None
+    (rep,) = run(squat_counter(), trace)
+    assert rep.turn_frame == 45 and rep.turn_seen
 
 
 def test_a_turn_between_samples_far_apart_but_none_unknown_is_seen():

@@ -12,10 +12,10 @@ is no start. A repetition starts only in the exercise's posture: a sample at the
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
 that started in the posture ends wherever it returns to the start angle. A repetition with the angle
-unknown for longer than `max_turn_gap_s` at a stretch that reaches within `max_turn_gap_s` of its
-turn (knees out of the frame at a squat's bottom; a body hidden by a passer-by, read wrongly just
-before or after) is counted with `turn_seen` False: its depth and tempo are those of the samples
-seen, not the movement's.
+unknown for longer than `max_turn_gap_s` at a stretch next to its turn or a sample or two from it
+(knees out of the frame at a squat's bottom; a body hidden by a passer-by, read wrongly just before
+or after) is counted with `turn_seen` False: its depth and tempo are those of the samples seen,
+not the movement's.
 """
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ OUT = "out"  # left the start position, turn not reached yet
 TURNED = "turned"  # reached the turn, on the way back
 # The angle within this many degrees of a repetition's extreme is at its turn (Rep.hold_s).
 HOLD_DEG = 5.0
+# A gap next to this many known samples on each side of those at the turn is also at the turn
+# (Rep.turn_seen): a body being hidden reads wrongly a frame or two before and after the gap.
+TURN_NEIGHBOURS = 2
 
 
 @dataclass
@@ -57,8 +60,9 @@ class Rep:
     area_ratio: float | None = None
     depth_deg: float | None = None  # the extreme angle: min_deg when the turn is below the start, else max_deg
     # False when the angle was unknown for longer than the counter's max_turn_gap_s at a stretch
-    # reaching within max_turn_gap_s of the samples at the turn: the real extreme may lie in that
-    # gap, so depth_deg, turn_s and the tempo are those of the samples seen
+    # next to a sample at the turn or to one of the TURN_NEIGHBOURS known samples on each side of
+    # them: the real extreme may lie in that gap, so depth_deg, turn_s and the tempo are those of
+    # the samples seen
     turn_seen: bool = True
 
     @property
@@ -131,8 +135,9 @@ class RepCounter:
     partial_share: a movement back to the start without the turn is a partial repetition when its
         extreme got this share of the way from start_deg to turn_deg (less is sway, not an attempt)
         and it lasted min_rep_s (less is a glitch, not a movement).
-    max_turn_gap_s: a repetition with the angle unknown for longer than this at a stretch that
-        reaches within this of its samples at the turn (Rep) is counted with `turn_seen` False.
+    max_turn_gap_s: a repetition with the angle unknown for longer than this at a stretch just
+        before or after one of its samples at the turn (Rep) or of the TURN_NEIGHBOURS known
+        samples nearest them on each side is counted with `turn_seen` False.
     hold_deg: the samples in a row around the extreme within this of its angle are at the turn,
         for the tempo (Rep): a held bottom is its hold wherever its sway puts the extreme.
     """
@@ -346,9 +351,9 @@ class RepCounter:
         while last + 1 < len(samples) and abs(samples[last + 1].deg - turn.deg) <= self.hold_deg:
             last += 1
         reached, left = samples[first].time_s, samples[last].time_s
-        near = self.max_turn_gap_s
-        unseen = any(sample.unknown_s > near and sample.time_s >= reached - near
-                     and sample.time_s - sample.unknown_s <= left + near for sample in samples)
+        # the gaps before and after each sample at the turn and its TURN_NEIGHBOURS nearest on each side
+        near = samples[max(first - TURN_NEIGHBOURS, 0):last + 2 + TURN_NEIGHBOURS]
+        unseen = any(sample.unknown_s > self.max_turn_gap_s for sample in near)
         rep = Rep(
             number=len(self.reps) + 1, start_frame=start.frame, turn_frame=turn.frame, end_frame=end.frame,
             start_s=start.time_s, turn_s=turn.time_s, end_s=end.time_s,
