@@ -182,6 +182,18 @@ def test_a_rep_whose_turn_was_read_a_frame_or_more_from_a_long_gap_says_its_turn
     assert rep.turn_seen  # the same readings with nothing unknown
 
 
+def test_a_hidden_bottom_read_once_in_the_middle_is_not_seen():
+    """The bottom (frame 60) hidden for 0.5 s but read once, wrongly, in the middle: two gaps of
+    0.23 s around one known sample are one gap."""
+    trace: list[float | None] = list(squat_trace(1))
+    trace[50:65] = [None] * 7 + [120.0] + [None] * 7
+    (rep,) = run(squat_counter(), trace)
+    assert not rep.turn_seen
+    trace[58] = 118.0  # two readings in a row: the gaps are apart
+    (rep,) = run(squat_counter(), trace)
+    assert rep.turn_seen
+
+
 @pytest.mark.parametrize("lost", [range(31, 40), range(54, 62)])
 def test_a_quick_rep_with_a_gap_just_after_it_left_the_start_or_before_it_came_back_is_seen(lost):
     """A squat of one second (bottom at frame 45): a gap ending 5 frames before the bottom, or one

@@ -12,10 +12,11 @@ is no start. A repetition starts only in the exercise's posture: a sample at the
 (`in_posture=False`: a standing person's open hips are not a sit-up's lying start) is no start,
 and the counter waits for the start position again. The way back is not checked: a repetition
 that started in the posture ends wherever it returns to the start angle. A repetition with the angle
-unknown for longer than `max_turn_gap_s` at a stretch next to its turn or a sample or two from it
-(knees out of the frame at a squat's bottom; a body hidden by a passer-by, read wrongly just before
-or after) is counted with `turn_seen` False: its depth and tempo are those of the samples seen,
-not the movement's.
+unknown for longer than `max_turn_gap_s` at a stretch (one known sample among unknown ones does
+not end it) next to its turn or a sample or two from it (knees out of the frame at a squat's
+bottom; a body hidden by a passer-by, read wrongly just before, after or once in between) is
+counted with `turn_seen` False: its depth and tempo are those of the samples seen, not the
+movement's.
 """
 from __future__ import annotations
 
@@ -98,7 +99,8 @@ class _Sample:
 
 class _Tracked(NamedTuple):
     """A sample of the repetition in progress, with the time the angle was unknown just before it
-    (from the first unknown sample in a row to it; 0 after a known one) and its symmetry figures."""
+    (from the first unknown sample in a row to it, a lone known sample between unknown ones not
+    ending the row; 0 after a known one) and its symmetry figures."""
 
     time_s: float
     deg: float
@@ -180,6 +182,8 @@ class RepCounter:
         self._seen_start: _Sample | None = None  # while waiting: the first of the samples in a row at the start
         self._last: _Sample | None = None
         self._unknown_since: float | None = None  # the time of the first unknown sample since the last known one
+        # while the latest known sample is the only one since unknown ones: when those began
+        self._lone_after: float | None = None
 
     def seek(self, time_s: float) -> None:
         """The signal continues from `time_s` (a seek): the repetition in progress is dropped and
@@ -245,7 +249,8 @@ class RepCounter:
         this sample cannot start a repetition (see the module's docstring)."""
         if deg is None or math.isnan(deg):
             self._seen_start = None
-            self._unknown_since = time_s if self._unknown_since is None else self._unknown_since
+            if self._unknown_since is None:  # one known sample between unknown ones does not end them
+                self._unknown_since = time_s if self._lone_after is None else self._lone_after
             if self._gap_at(time_s):
                 self._abandon()
                 self._last = None
@@ -254,7 +259,7 @@ class RepCounter:
             self._abandon()
         sample = _Sample(frame, time_s, float(deg))
         unknown_s = 0.0 if self._unknown_since is None else time_s - self._unknown_since
-        self._last, self._unknown_since = sample, None
+        self._last, self._lone_after, self._unknown_since = sample, self._unknown_since, None
         at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
         if not in_posture and self.would_start(deg):
             self.state, self._attempt, self._seen_start = WAITING, None, None
