@@ -103,9 +103,20 @@ def test_pushup_clip_counts_the_two_reps_seen_by_eye(media_dir, tmp_path, pose):
 
 
 def test_the_30_fps_squat_clip_counts_its_two_reps_by_default(media_dir, tmp_path):
-    summary, _, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "squat")
+    summary, lines, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "squat")
     assert summary["pose_source"] == "blazepose-torch" and summary["reps"] == 2, summary
     assert "squat: 2 reps" in stdout
+    # Each squat reads going down, at the bottom (within 5 deg of its deepest, as its hold) from at
+    # most 0.1 s after its deepest, coming up, in that order; the whole way from the turn threshold
+    # down and back read "at the bottom" (frames 32-56 for the first squat, 112 -> 61 -> 115 deg).
+    people = {line["index"]: line["analysis"]["fitness"]["people"]["0"] for line in lines}
+    for rep in summary["per_rep"]:
+        frames = range(rep["start_frame"] + 1, rep["end_frame"] + 1)
+        words = [people[i]["phase"] for i in frames if i == frames[0] or people[i]["phase"] != people[i - 1]["phase"]]
+        assert words == ["going down", "at the bottom", "coming up"], words
+        bottom = [i for i in frames if people[i]["phase"] == "at the bottom"]
+        assert bottom[0] <= rep["turn_frame"] + 3, (bottom, rep)
+        assert all(people[i]["signal_deg"] <= rep["depth_deg"] + 5 for i in bottom), (bottom, rep)
 
 
 def test_a_hidden_far_arm_does_not_count_a_curl_for_a_body_that_squats(media_dir, tmp_path):

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from realtime.analysis.reps import START, TURNED, WAITING, RepCounter
+from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
 
 FPS = 30.0
 
@@ -279,3 +279,23 @@ def test_a_start_out_of_the_posture_is_no_start_but_the_way_back_is_not_checked(
         started += counter.state == START
         counter.update(float(deg), i / FPS, i, in_posture=counter.state != TURNED)  # off posture only on the way back
     assert counter.count == 2 and started > 0
+
+
+def test_the_way_down_ends_where_the_bottom_slows_and_a_slow_sink_there_stays_the_bottom():
+    """At 60 fps: down at 150 deg/s to 92, sinking 40 deg/s to 80 over 0.3 s (the push-up
+    mannequin's second bottom), back up at 150 deg/s. Each sample is on the way out while the
+    extreme still moves 60 deg/s over 0.2 s or it has not passed turn_deg, at the turn within
+    hold_deg of the extreme, else back:
+    one of each, in order, no flicker at the sinking bottom."""
+    fps = 60.0
+    trace = ([170.0] * 30 + list(np.arange(170.0, 92.0, -150 / fps)) + list(np.arange(92.0, 80.0, -40 / fps))
+             + list(np.arange(80.0, 171.0, 150 / fps)) + [171.0] * 30)
+    counter, phases = squat_counter(), []
+    for i, deg in enumerate(trace):
+        counter.update(deg, i / fps, i)
+        if counter.state in (OUT, TURNED):
+            phases.append("out" if counter.state == OUT or counter.going_further
+                          else "turn" if counter.at_turn(deg) else "back")  # as fitness's phase words
+    changes = [p for n, p in enumerate(phases) if n == 0 or p != phases[n - 1]]
+    assert changes == ["out", "turn", "back"], changes
+    assert phases.count("turn") >= 0.3 * fps - 6  # most of the 0.3 s sink, from at most 0.1 s into it

@@ -425,16 +425,18 @@ def _posture_lean(person: PersonParse | None, image_lean_deg: float, min_score: 
 
 
 def _phase(counter: RepCounter, signal: float, exercise: Exercise) -> str:
-    """The counter's state in words: waiting, ready, or the exercise's phase words."""
+    """The counter's state in words: waiting, ready, or the exercise's phase words: out before
+    the turn and while still going further past it, at the turn within the counter's hold_deg of
+    the extreme (as the repetition's tempo), back beyond that."""
     out, turn, back = exercise.phase_words
     if counter.state == WAITING:
         return WAITING_WORDS
     if counter.state == START:
         return READY_WORDS
-    if counter.state == OUT:
+    if counter.state == OUT or counter.going_further:
         return out
     assert counter.state == TURNED
-    return turn if not math.isnan(signal) and counter.beyond_turn(signal) else back
+    return turn if not math.isnan(signal) and counter.at_turn(signal) else back
 
 
 def _frame_box(frame: Frame) -> tuple[int, int, int, int]:

@@ -30,6 +30,11 @@ OUT = "out"  # left the start position, turn not reached yet
 TURNED = "turned"  # reached the turn, on the way back
 # The angle within this many degrees of a repetition's extreme is at its turn (Rep.hold_s).
 HOLD_DEG = 5.0
+# The repetition in progress is still on the way to its turn while its extreme moved this fast
+# (deg/s) or faster over the last FURTHER_WINDOW_S (RepCounter.going_further): squat30's knees close
+# at ~150 deg/s on the way down, and the push-up mannequin's elbows sink ~45 deg/s at its bottom.
+FURTHER_DPS = 60.0
+FURTHER_WINDOW_S = 0.2
 # A gap next to this many known samples on each side of those at the turn is also at the turn
 # (Rep.turn_seen): a body being hidden reads wrongly a frame or two before and after the gap.
 TURN_NEIGHBOURS = 2
@@ -228,6 +233,25 @@ class RepCounter:
         back yet: state OUT or TURNED); None when none is."""
         return self._attempt.extreme.deg if self.state in (OUT, TURNED) else None
 
+    @property
+    def going_further(self) -> bool:
+        """Whether the repetition in progress moved its extreme further from the start at
+        FURTHER_DPS or faster over the last FURTHER_WINDOW_S (its extreme now against its extreme
+        as it was FURTHER_WINDOW_S before the latest sample): still on the way to its turn, past
+        turn_deg or not."""
+        if self.state not in (OUT, TURNED):
+            return False
+        attempt = self._attempt
+        then = [attempt.start.deg, *(sample.deg for sample in attempt.samples
+                                     if sample.time_s <= self._last.time_s - FURTHER_WINDOW_S)]
+        extreme_then = max(then, key=lambda deg: self._sign * deg)
+        return self._sign * (attempt.extreme.deg - extreme_then) >= FURTHER_DPS * FURTHER_WINDOW_S
+
+    def at_turn(self, deg: float) -> bool:
+        """Whether `deg` is within hold_deg of the extreme of the repetition in progress (where
+        Rep's tempo counts the turn); False when none is in progress."""
+        return self.state in (OUT, TURNED) and abs(deg - self._attempt.extreme.deg) <= self.hold_deg
+
     def beyond_turn(self, deg: float) -> bool:
         """Whether `deg` is at or past the turn."""
         return self._sign * (deg - self.turn_deg) >= 0
@@ -260,7 +284,7 @@ class RepCounter:
         sample = _Sample(frame, time_s, float(deg))
         unknown_s = 0.0 if self._unknown_since is None else time_s - self._unknown_since
         self._last, self._lone_after, self._unknown_since = sample, self._unknown_since, None
-        at_start, at_turn = self.at_start(deg), self.beyond_turn(deg)
+        at_start, past_turn = self.at_start(deg), self.beyond_turn(deg)
         if not in_posture and self.would_start(deg):
             self.state, self._attempt, self._seen_start = WAITING, None, None
             return None
@@ -276,11 +300,11 @@ class RepCounter:
             if at_start:
                 self._rest(sample)
             else:
-                self.state = TURNED if at_turn else OUT
+                self.state = TURNED if past_turn else OUT
                 self._track(sample, unknown_s, side_diff_deg, area_ratio)
             return None
         self._track(sample, unknown_s, side_diff_deg, area_ratio)
-        if at_turn:
+        if past_turn:
             self.state = TURNED
         if not at_start:
             self._back = None
