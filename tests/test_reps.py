@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from realtime.analysis.reps import OUT, START, TURNED, WAITING, RepCounter
+from realtime.analysis.reps import AT_TURN, BACK, OUT, START, TURNED, WAITING, RepCounter
 
 FPS = 30.0
 
@@ -281,21 +281,25 @@ def test_a_start_out_of_the_posture_is_no_start_but_the_way_back_is_not_checked(
     assert counter.count == 2 and started > 0
 
 
-def test_the_way_down_ends_where_the_bottom_slows_and_a_slow_sink_there_stays_the_bottom():
-    """At 60 fps: down at 150 deg/s to 92, sinking 40 deg/s to 80 over 0.3 s (the push-up
-    mannequin's second bottom), back up at 150 deg/s. Each sample is on the way out while the
-    extreme still moves 60 deg/s over 0.2 s or it has not passed turn_deg, at the turn within
-    hold_deg of the extreme, else back:
-    one of each, in order, no flicker at the sinking bottom."""
+@pytest.mark.parametrize("bottom", ["sink", "sway"])
+def test_the_way_down_ends_where_the_bottom_slows_and_the_bottom_lasts_while_held(bottom):
+    """At 60 fps: down at 150 deg/s to 92, then either sinking 40 deg/s to 80 over 0.3 s (the
+    push-up mannequin's second bottom) or held 2 s swaying 3 deg either side, back up at 150 deg/s:
+    out, at the turn, back, once each (no flicker), the turn from where the way down slows to
+    where the angle is well on its way back."""
     fps = 60.0
-    trace = ([170.0] * 30 + list(np.arange(170.0, 92.0, -150 / fps)) + list(np.arange(92.0, 80.0, -40 / fps))
-             + list(np.arange(80.0, 171.0, 150 / fps)) + [171.0] * 30)
+    down = list(np.arange(170.0, 92.0, -150 / fps))
+    held = (list(np.arange(92.0, 80.0, -40 / fps)) if bottom == "sink"
+            else [89.0 + 3 * math.sin(2 * math.pi * i / fps) for i in range(int(2 * fps))])
+    up = list(np.arange(held[-1], 171.0, 150 / fps))
+    trace = [170.0] * 30 + down + held + up + [171.0] * 30
     counter, phases = squat_counter(), []
     for i, deg in enumerate(trace):
         counter.update(deg, i / fps, i)
-        if counter.state in (OUT, TURNED):
-            phases.append("out" if counter.state == OUT or counter.going_further
-                          else "turn" if counter.at_turn(deg) else "back")  # as fitness's phase words
+        phases.append(counter.phase)
     changes = [p for n, p in enumerate(phases) if n == 0 or p != phases[n - 1]]
-    assert changes == ["out", "turn", "back"], changes
-    assert phases.count("turn") >= 0.3 * fps - 6  # most of the 0.3 s sink, from at most 0.1 s into it
+    assert changes == [None, OUT, AT_TURN, BACK, None], changes
+    turn = [i for i, phase in enumerate(phases) if phase == AT_TURN]
+    assert 30 + len(down) - 3 <= turn[0] <= 30 + len(down) + 1  # the way down slowing
+    assert 30 + len(down) + len(held) + 1 <= turn[-1] + 1 <= 30 + len(down) + len(held) + 5  # 10 deg back up
+    assert counter.count == 1

@@ -48,7 +48,7 @@ from realtime.analysis.angles import (
 )
 from realtime.analysis.exercises import PRESETS, Exercise, seen_posture
 from realtime.analysis.one_euro import OneEuroFilter
-from realtime.analysis.reps import OUT, START, TURNED, WAITING, PartialRep, RepCounter
+from realtime.analysis.reps import AT_TURN, BACK, OUT, START, WAITING, PartialRep, RepCounter
 from realtime.imaging import mask_box, mask_iou
 from realtime.stages import Analyser
 from realtime.types import Frame, ParseResult, PersonParse
@@ -337,7 +337,7 @@ class FitnessAnalyser(Analyser):
             "partials": counter.partials,
             "state": counter.state,
             "phase": (f"not in position: {_start_posture(exercise)}" if off_posture
-                      else _phase(counter, signal, exercise)),
+                      else _phase(counter, exercise)),
             "last_rep": None if last is None else last.to_dict(),
             "last_partial": None if partial is None else partial.to_dict(),
         }
@@ -424,19 +424,15 @@ def _posture_lean(person: PersonParse | None, image_lean_deg: float, min_score: 
     return image_lean_deg
 
 
-def _phase(counter: RepCounter, signal: float, exercise: Exercise) -> str:
-    """The counter's state in words: waiting, ready, or the exercise's phase words: out before
-    the turn and while still going further past it, at the turn within the counter's hold_deg of
-    the extreme (as the repetition's tempo), back beyond that."""
-    out, turn, back = exercise.phase_words
+def _phase(counter: RepCounter, exercise: Exercise) -> str:
+    """The counter's state in words: waiting, ready, or the exercise's words for the repetition's
+    phase (RepCounter.phase) at the latest known angle."""
     if counter.state == WAITING:
         return WAITING_WORDS
     if counter.state == START:
         return READY_WORDS
-    if counter.state == OUT or counter.going_further:
-        return out
-    assert counter.state == TURNED
-    return turn if not math.isnan(signal) and counter.at_turn(signal) else back
+    out, turn, back = exercise.phase_words
+    return {OUT: out, AT_TURN: turn, BACK: back}[counter.phase]
 
 
 def _frame_box(frame: Frame) -> tuple[int, int, int, int]:

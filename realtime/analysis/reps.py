@@ -30,11 +30,13 @@ OUT = "out"  # left the start position, turn not reached yet
 TURNED = "turned"  # reached the turn, on the way back
 # The angle within this many degrees of a repetition's extreme is at its turn (Rep.hold_s).
 HOLD_DEG = 5.0
-# The repetition in progress is still on the way to its turn while its extreme moved this fast
-# (deg/s) or faster over the last FURTHER_WINDOW_S (RepCounter.going_further): squat30's knees close
-# at ~150 deg/s on the way down, and the push-up mannequin's elbows sink ~45 deg/s at its bottom.
+# Where a repetition in progress is (RepCounter.phase): on its way out, at its turn, on its way back.
+AT_TURN = "at_turn"
+BACK = "back"
+# Past turn_deg, a sample that goes further than all before it this fast (deg/s) or faster is still
+# on the way out: squat30's knees close at ~150 deg/s going down and slow under 60 0.1 s before the
+# deepest; the push-up mannequin's elbows sink ~45 deg/s at its bottom.
 FURTHER_DPS = 60.0
-FURTHER_WINDOW_S = 0.2
 # A gap next to this many known samples on each side of those at the turn is also at the turn
 # (Rep.turn_seen): a body being hidden reads wrongly a frame or two before and after the gap.
 TURN_NEIGHBOURS = 2
@@ -123,6 +125,7 @@ class _Attempt:
     low: float
     high: float
     samples: list[_Tracked] = field(default_factory=list)  # since the start
+    phase: str = OUT  # OUT, AT_TURN or BACK (RepCounter.phase)
 
 
 class RepCounter:
@@ -234,23 +237,13 @@ class RepCounter:
         return self._attempt.extreme.deg if self.state in (OUT, TURNED) else None
 
     @property
-    def going_further(self) -> bool:
-        """Whether the repetition in progress moved its extreme further from the start at
-        FURTHER_DPS or faster over the last FURTHER_WINDOW_S (its extreme now against its extreme
-        as it was FURTHER_WINDOW_S before the latest sample): still on the way to its turn, past
-        turn_deg or not."""
-        if self.state not in (OUT, TURNED):
-            return False
-        attempt = self._attempt
-        then = [attempt.start.deg, *(sample.deg for sample in attempt.samples
-                                     if sample.time_s <= self._last.time_s - FURTHER_WINDOW_S)]
-        extreme_then = max(then, key=lambda deg: self._sign * deg)
-        return self._sign * (attempt.extreme.deg - extreme_then) >= FURTHER_DPS * FURTHER_WINDOW_S
-
-    def at_turn(self, deg: float) -> bool:
-        """Whether `deg` is within hold_deg of the extreme of the repetition in progress (where
-        Rep's tempo counts the turn); False when none is in progress."""
-        return self.state in (OUT, TURNED) and abs(deg - self._attempt.extreme.deg) <= self.hold_deg
+    def phase(self) -> str | None:
+        """Where the repetition in progress is at the latest known sample: OUT until it passed
+        turn_deg and then while each sample goes further than all before it at FURTHER_DPS or
+        faster; then AT_TURN until it is more than twice hold_deg back from its extreme, BACK
+        from there, AT_TURN again within hold_deg of it (a hysteresis: sway at a held bottom
+        changes nothing). None when none is in progress."""
+        return self._attempt.phase if self.state in (OUT, TURNED) else None
 
     def beyond_turn(self, deg: float) -> bool:
         """Whether `deg` is at or past the turn."""
@@ -301,9 +294,9 @@ class RepCounter:
                 self._rest(sample)
             else:
                 self.state = TURNED if past_turn else OUT
-                self._track(sample, unknown_s, side_diff_deg, area_ratio)
+                self._track(sample, unknown_s, side_diff_deg, area_ratio, past_turn)
             return None
-        self._track(sample, unknown_s, side_diff_deg, area_ratio)
+        self._track(sample, unknown_s, side_diff_deg, area_ratio, past_turn)
         if past_turn:
             self.state = TURNED
         if not at_start:
@@ -359,12 +352,21 @@ class RepCounter:
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
 
     def _track(self, sample: _Sample, unknown_s: float, side_diff_deg: float | None,
-               area_ratio: float | None) -> None:
+               area_ratio: float | None, past_turn: bool) -> None:
         attempt = self._attempt
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
-        if self._sign * (sample.deg - attempt.extreme.deg) > 0:
+        further = self._sign * (sample.deg - attempt.extreme.deg)
+        going = further > 0 and further >= FURTHER_DPS * (sample.time_s - attempt.extreme.time_s)
+        if further > 0:
             attempt.extreme = sample
         attempt.samples.append(_Tracked(sample.time_s, sample.deg, unknown_s, side_diff_deg, area_ratio))
+        if attempt.phase == OUT and (past_turn or self.state == TURNED) and not going:
+            attempt.phase = AT_TURN
+        back = self._sign * (attempt.extreme.deg - sample.deg)
+        if attempt.phase == AT_TURN and back > 2 * self.hold_deg:
+            attempt.phase = BACK
+        elif attempt.phase == BACK and back <= self.hold_deg:
+            attempt.phase = AT_TURN
 
     def _finish(self, end: _Sample) -> Rep | None:
         attempt = self._attempt
