@@ -106,7 +106,7 @@ def test_the_30_fps_squat_clip_counts_its_two_reps_by_default(media_dir, tmp_pat
     summary, lines, stdout = process(media_dir / "faults" / "squat30.mp4", tmp_path, "--exercise", "squat")
     assert summary["pose_source"] == "blazepose-torch" and summary["reps"] == 2, summary
     assert "squat: 2 reps" in stdout
-    # Each squat reads going down, at the bottom (within 5 deg of its deepest, as its hold) from at
+    # Each squat reads going down, at the bottom (until 10 deg back up from its deepest) from at
     # most 0.1 s after its deepest, coming up, in that order; the whole way from the turn threshold
     # down and back read "at the bottom" (frames 32-56 for the first squat, 112 -> 61 -> 115 deg).
     people = {line["index"]: line["analysis"]["fitness"]["people"]["0"] for line in lines}
@@ -116,7 +116,7 @@ def test_the_30_fps_squat_clip_counts_its_two_reps_by_default(media_dir, tmp_pat
         assert words == ["going down", "at the bottom", "coming up"], words
         bottom = [i for i in frames if people[i]["phase"] == "at the bottom"]
         assert bottom[0] <= rep["turn_frame"] + 3, (bottom, rep)
-        assert all(people[i]["signal_deg"] <= rep["depth_deg"] + 5 for i in bottom), (bottom, rep)
+        assert all(people[i]["signal_deg"] <= rep["depth_deg"] + 10 for i in bottom), (bottom, rep)
 
 
 def test_a_hidden_far_arm_does_not_count_a_curl_for_a_body_that_squats(media_dir, tmp_path):
