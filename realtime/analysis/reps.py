@@ -294,11 +294,11 @@ class RepCounter:
                 self._rest(sample)
             else:
                 self.state = TURNED if past_turn else OUT
-                self._track(sample, unknown_s, side_diff_deg, area_ratio, past_turn)
+                self._track(sample, unknown_s, side_diff_deg, area_ratio)
             return None
-        self._track(sample, unknown_s, side_diff_deg, area_ratio, past_turn)
         if past_turn:
             self.state = TURNED
+        self._track(sample, unknown_s, side_diff_deg, area_ratio)
         if not at_start:
             self._back = None
             return None
@@ -352,7 +352,7 @@ class RepCounter:
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
 
     def _track(self, sample: _Sample, unknown_s: float, side_diff_deg: float | None,
-               area_ratio: float | None, past_turn: bool) -> None:
+               area_ratio: float | None) -> None:
         attempt = self._attempt
         attempt.low, attempt.high = min(attempt.low, sample.deg), max(attempt.high, sample.deg)
         further = self._sign * (sample.deg - attempt.extreme.deg)
@@ -360,7 +360,7 @@ class RepCounter:
         if further > 0:
             attempt.extreme = sample
         attempt.samples.append(_Tracked(sample.time_s, sample.deg, unknown_s, side_diff_deg, area_ratio))
-        if attempt.phase == OUT and (past_turn or self.state == TURNED) and not going:
+        if attempt.phase == OUT and self.state == TURNED and not going:
             attempt.phase = AT_TURN
         back = self._sign * (attempt.extreme.deg - sample.deg)
         if attempt.phase == AT_TURN and back > 2 * self.hold_deg:
