@@ -551,7 +551,8 @@ def mannequin(media_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     frames = [cv2.resize(rgb, None, fx=0.75, fy=0.75, interpolation=cv2.INTER_AREA)
               for rgb in read_frames(media_dir / "faults" / "squat30.mp4", range(151))]
     masks = mannequin_masks(frames)
-    return frames[tallest(masks)], masks[tallest(masks)]
+    standing = tallest(masks)
+    return frames[standing], masks[standing]
 
 
 def _studio(people: list[tuple[np.ndarray, np.ndarray, int]], brightness: float = 1.0) -> tuple[np.ndarray, ParseResult]:
