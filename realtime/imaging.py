@@ -90,12 +90,13 @@ def touching(mask: np.ndarray, seeds: np.ndarray, reach: int = 0) -> np.ndarray:
     return held[blobs] & mask
 
 
-def to_nchw_float(images: np.ndarray, divisor: float, offset: float = 0.0) -> np.ndarray:
+def to_nchw_float(images: np.ndarray, divisor: float = 1.0, offset: float = 0.0) -> np.ndarray:
     """N x H x W x C uint8 images -> N x C x H x W float32 network input, images / divisor - offset
     (one transposing copy, then in place: PyTorch's permute().float() on the NHWC tensor costs
     several times more on a busy CPU)."""
     batch = np.ascontiguousarray(images.transpose(0, 3, 1, 2), dtype=np.float32)
-    batch /= divisor
+    if divisor != 1.0:
+        batch /= divisor
     if offset:
         batch -= offset
     return batch

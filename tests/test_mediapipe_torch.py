@@ -25,6 +25,7 @@ from realtime.models.blazepose_landmark import (
     load_blazepose_landmark_net,
     roi_from_points,
 )
+from realtime.models.common import nchw_float
 from realtime.models.registry import get_network_spec
 from realtime.models.selfie_segmenter import SelfieSegmenter, load_selfie_segmenter_net
 from realtime.models.tflite_graph import read_tflite
@@ -145,13 +146,16 @@ def test_selfie_segmenters_match_tflite(frames, name):
 
 
 def test_network_inputs_made_in_numpy_are_pytorchs_to_the_bit(frames):
-    """to_nchw_float (the detector's [-1, 1] input, the landmark and selfie networks' [0, 1]) gives
-    the very numbers of PyTorch's permute().float() arithmetic, in NCHW order."""
+    """to_nchw_float (the detector's [-1, 1] input, the landmark and selfie networks' [0, 1]) and
+    nchw_float (BodyPix's, Human_seg's and Mask2Former's 0-255 input on the CPU) give the very
+    numbers of PyTorch's permute().float() arithmetic, in NCHW order."""
     batch = np.stack([letterbox(f, 224)[0] for f in frames])
     reference = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
     detector_input = torch.from_numpy(to_nchw_float(batch, 127.5, 1.0))
     assert detector_input.is_contiguous() and torch.equal(detector_input, reference / 127.5 - 1.0)
     assert torch.equal(torch.from_numpy(to_nchw_float(batch, 255.0)), reference / 255.0)
+    pixels = nchw_float(batch, torch.device("cpu"))
+    assert pixels.is_contiguous() and torch.equal(pixels, reference)
 
 
 def test_landmarks_land_on_the_person(rois):

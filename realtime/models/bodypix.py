@@ -30,7 +30,7 @@ from realtime.models.bodypix_multipose import (
     with_voted_poses,
 )
 from realtime.models.checkpoint import load_into, load_onnx
-from realtime.models.common import Parser, Prepared, check_frames
+from realtime.models.common import Parser, Prepared, check_frames, nchw_float
 from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
@@ -304,7 +304,7 @@ class BodyPixParser(Parser):
         in_w, in_h = self.input_size((width, height))
         interpolation = cv2.INTER_AREA if in_w < width / 2 else cv2.INTER_LINEAR
         resized = np.stack([cv2.resize(rgb, (in_w, in_h), interpolation=interpolation) for rgb in rgbs])
-        batch = torch.from_numpy(resized).to(self.device).permute(0, 3, 1, 2).float()
+        batch = nchw_float(resized, self.device)
         memory_format = torch.contiguous_format if self.device.type == "cpu" else torch.channels_last
         return Prepared(batch.contiguous(memory_format=memory_format), (height, width))
 

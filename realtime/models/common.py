@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from realtime.imaging import to_nchw_float
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult
 
@@ -32,6 +33,16 @@ def check_frames(rgbs: list[np.ndarray]) -> None:
             raise ValueError(f"frames must be H x W x 3 uint8 RGB arrays, got {shape} {getattr(rgb, 'dtype', type(rgb))}")
         if rgb.shape != first.shape:
             raise ValueError("parse_batch needs frames of one size")
+
+
+def nchw_float(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    """N x H x W x C uint8 images -> N x C x H x W float32 tensor on `device`, the same values. On
+    the CPU one transposing numpy copy (PyTorch's permute().float().contiguous() of the NHWC
+    tensor took 15 ms for one 449 x 257 frame on our 2-core CPU, numpy 0.4 ms); on CUDA the uint8
+    pixels are sent and converted there (a quarter of the bytes to move)."""
+    if device.type == "cpu":
+        return torch.from_numpy(to_nchw_float(images))
+    return torch.from_numpy(images).to(device).permute(0, 3, 1, 2).float()
 
 
 class Parser:
