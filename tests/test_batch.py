@@ -247,6 +247,35 @@ def test_a_missing_and_a_corrupt_input_fail_alone(cluster, media_dir, tmp_path):
     assert not (out / "missing").exists() and not list((out / "corrupt").glob("*"))
 
 
+def test_a_truncated_input_keeps_the_frames_before_the_cut_unless_a_complete_result_is_there(cluster, media_dir,
+                                                                                                tmp_path):
+    """A video cut short (a copy interrupted): its line is failed, saying where it ended, and what
+    the job wrote from the frames before the cut is put in its folder, as `process` keeps it. An
+    earlier complete result of the input is not replaced by a cut one."""
+    whole = (media_dir / "faults" / "squat30_faststart.mp4").read_bytes()
+    clip, out = tmp_path / "clip.mp4", tmp_path / "out"
+    clip.write_bytes(whole)
+    options = ["--pose", "parser", "--max-side", "480"]
+    assert run_batch(cluster, out, clip, options=[*options, "--frames", "30"]).returncode == 0
+    clip.write_bytes(whole[:len(whole) // 5])  # 24 of its 151 frames decode
+    kept = run_batch(cluster, out, clip, options=options)
+    line = latest(out)[str(clip)]
+    assert (kept.returncode, line["status"], line["frames"]) == (1, "failed", 24), kept.stderr
+    cut = f"{clip} ended after 24 of its 151 frames: the file is truncated or damaged"
+    assert line["error"] == f"{cut} (after 24 frames)"
+    with av.open(str(out / "clip" / "clip.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 30  # the earlier, complete result
+    shutil.rmtree(out / "clip")
+    done = run_batch(cluster, out, clip, options=options)
+    line = latest(out)[str(clip)]
+    assert (done.returncode, line["status"]) == (1, "failed") and "Traceback" not in done.stderr
+    assert line["error"] == f"{cut} (the 24 frames before it are in clip/)"
+    with av.open(str(out / "clip" / "clip.mp4")) as video:
+        assert sum(1 for _ in video.decode(video=0)) == 24
+    assert len((out / "clip" / "clip.jsonl").read_text().splitlines()) == 24
+    assert not list(out.rglob(".part-*")), "temporary outputs were left"
+
+
 def test_an_input_named_with_a_line_break_fails_on_one_line_with_its_reason(cluster, tmp_path):
     """A corrupt input whose name holds a line break (a shell passes one): its error in the
     manifest and the table, and its warning, are each one line, the path's line break escaped

@@ -70,7 +70,9 @@ class BatchWorker:
         self._progress = Progress(None, 0, None)
 
     def run(self, task: Task) -> dict[str, Any]:
-        """Processes `task` into its OutputSet, renamed into place only when complete. Returns the
+        """Processes `task` into its OutputSet, renamed into place when complete, or when the job
+        failed after writing frames (a truncated file: what it wrote is kept, as `process` keeps
+        it) unless an earlier complete result is there. Returns the
         manifest fields the worker knows: status ("ok", "failed" or "interrupted" after `stop()`),
         frames, duration_s, reps, seconds, node, unreadable, error (one line). Never raises for a bad input."""
         self._stop.clear()
@@ -92,7 +94,10 @@ class BatchWorker:
             if job.stopped:
                 record.update(status="interrupted", error="interrupted")
             elif job.error:
-                record.update(status="failed", error=f"{job.error} (after {plural(job.frames, 'frame')})")
+                where = (f"the {plural(job.frames, 'frame')} before it {'is' if job.frames == 1 else 'are'} in "
+                         f"{outputs.name}/" if job.frames and _commit_unless_complete(outputs)
+                         else f"after {plural(job.frames, 'frame')}")
+                record.update(status="failed", error=f"{job.error} ({where})")
             elif job.frames == 0:
                 record.update(status="failed", error=f"{job.source.name} gave no frames")
             elif job.summary_error:
@@ -135,3 +140,15 @@ class BatchWorker:
         with self._lock:
             self._progress = replace(self._progress, frames=self._progress.frames + 1)
 
+
+def _commit_unless_complete(outputs: OutputSet) -> bool:
+    """Puts the outputs of a job that failed after writing frames (a truncated file) in place, as
+    `process` keeps them, unless an earlier run's complete result is there (it stays). Whether
+    they were put in place."""
+    if outputs.complete():
+        return False
+    try:
+        outputs.commit()
+    except FileNotFoundError:  # an output the job never opened: nothing is half kept
+        return False
+    return True
