@@ -452,6 +452,26 @@ sys.exit(main(["batch", {str(media_dir / 'faults/tiny.mp4')!r}, "--out", {str(tm
     assert not (tmp_path / "out").exists()
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("command", ["batch", "serve"])
+def test_a_ray_address_where_nothing_listens_is_one_line(tmp_path, media_dir, command):
+    """`batch` and `serve --ray-address` at a port where nothing listens: one line, exit 1 (ray.init
+    retried there for more than ten minutes, printing Ray's own lines)."""
+    address = f"127.0.0.1:{free_port()}"
+    args = ([str(media_dir / "faults/tiny.mp4"), "--out", str(tmp_path / "out")] if command == "batch"
+            else ["--port", str(free_port())])
+    done = subprocess.run([sys.executable, str(REPO / "main.py"), command, *args, "--ray-address", address],
+                          capture_output=True, text=True, timeout=240, env={**os.environ, "PYTHONPATH": str(REPO)})
+    reach = "start or reach" if command == "batch" else "reach"
+    assert (done.returncode, done.stderr.splitlines()) == (
+        1, [f"partsight: error: cannot {reach} the Ray cluster at {address}: nothing answers there (Connection refused)"])
+
+
 @pytest.mark.parametrize("out", ["notes.txt", "notes.txt/out"])
 def test_a_file_as_the_output_folder_is_one_line_before_ray_starts(tmp_path, media_dir, out):
     (tmp_path / "notes.txt").write_text("a file the user keeps")

@@ -31,6 +31,7 @@ from realtime.batch.worker import BatchWorker, Task
 from realtime.config import PipelineConfig
 from realtime.job import unreadable_words
 from realtime.logs import STOP_SIGNALS, one_line, ray_notes_to_log_file, stop_exception, stop_signal
+from realtime.ray_address import check_ray_address
 from realtime.render import plural
 from realtime.sources import URL, frames_shown, redact_url
 
@@ -201,6 +202,7 @@ def _connect(address: str | None) -> None:
     token authentication (a local cluster gets a token, Ray's default, kept) go to the log file."""
     address = address or os.environ.get("RAY_ADDRESS") or None
     try:
+        check_ray_address(address)
         with ray_notes_to_log_file():
             ray.init(address=address or "local", logging_level=logging.WARNING, log_to_driver=False,
                      include_dashboard=None if address else False)

@@ -12,6 +12,7 @@ from realtime.config import default
 from realtime.models.backends import DTYPES
 from realtime.models.instance_people import PEOPLE_SOURCES
 from realtime.models.registry import DEFAULT_MODEL, MODEL_SPECS
+from realtime.ray_address import check_ray_address
 from realtime.serve.settings import TOKEN_ENV, Limits, MB
 
 # Limits fields given as they are: (field, argparse type, what it limits)
@@ -147,6 +148,10 @@ def _serve(args: argparse.Namespace) -> int:
         except ImportError as exc:
             raise CliError(f"--ray-address and --replicas need Ray Serve ({exc}): pip install 'ray[serve]' "
                            "(with the [cluster] extra)") from None
+        try:
+            check_ray_address(settings.ray_address)
+        except ConnectionError as exc:
+            raise CliError(f"cannot reach the Ray cluster at {settings.ray_address}: {exc}") from None
         return run_ray_serve(settings)
     from realtime.serve.server import run_uvicorn
 
