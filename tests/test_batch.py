@@ -28,6 +28,7 @@ import pytest
 import torch
 
 from _http_files import serve_folder
+from _serve import free_port
 from _ray_cluster import RayCluster
 from realtime.batch.inputs import BatchInput, expand_inputs, output_names
 from realtime.batch.outputs import OutputSet, fingerprint
@@ -450,12 +451,6 @@ sys.exit(main(["batch", {str(media_dir / 'faults/tiny.mp4')!r}, "--out", {str(tm
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip() == 'partsight: error: batch needs Ray: pip install "partsight[cluster]" (or: pip install "ray[default]")'
     assert not (tmp_path / "out").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.mark.parametrize("command", ["batch", "serve"])

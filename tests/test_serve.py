@@ -143,6 +143,23 @@ def test_health_models_and_docs(client):
     assert client.get("/static/app.js").status_code == 200
 
 
+@pytest.mark.parametrize("running", [True, False], ids=["server", "nothing-there"])
+def test_bench_serve_measures_the_service_and_says_when_nothing_answers(server, media_dir, running):
+    """`bench-serve` on the running service counts its 200s; at a port where nothing listens it
+    is one line, exit 1 (it printed a report of 670 "completed" requests a second, exit 0)."""
+    url = server.url if running else f"http://127.0.0.1:{free_port()}"
+    done = subprocess.run([sys.executable, str(ROOT / "main.py"), "bench-serve", url, "--image",
+                           str(media_dir / "faults" / "squat30.mp4"), "--size", "320x240", "--requests", "3",
+                           "--concurrency", "1", "--warmup", "1"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    if running:
+        report = json.loads(done.stdout)
+        assert (done.returncode, report["status"], report["no_answer"]) == (0, {"200": 3}, {}), done.stderr
+    else:
+        assert (done.returncode, done.stdout, done.stderr.splitlines()) == (1, "", [
+            f"partsight: error: no request got an answer from {url} (3 x ConnectionRefusedError); is the service "
+            "running there?"])
+
+
 def test_parse_image_as_the_engine_does(client, still):
     """JSON (the JSONL line's schema, people, angles, label map), the label PNG and the overlay PNG;
     the labels agree with the engine run here on the same image."""

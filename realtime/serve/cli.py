@@ -118,6 +118,11 @@ def _bench_serve(args: argparse.Namespace) -> int:
     report = bench_serve(args.url, jpeg.tobytes(), requests=args.requests, concurrency=args.concurrency,
                          rate=args.rate, warmup=args.warmup, token=args.token or os.environ.get(TOKEN_ENV),
                          server_pid=args.server_pid, rss_every=args.rss_every)
+    if set(report["status"]) == {"0"}:  # not one answer: nothing was measured
+        from realtime.cli import CliError
+
+        why = ", ".join(f"{count} x {error}" for error, count in report["no_answer"].items())
+        raise CliError(f"no request got an answer from {args.url} ({why}); is the service running there?")
     print(json.dumps({"image": f"{args.image} at {rgb.shape[1]}x{rgb.shape[0]} (JPEG {len(jpeg)} bytes)",
                       **report}))
     return 0
