@@ -56,6 +56,7 @@ VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".t
                             ".mpeg", ".wmv", ".flv", ".3gp"})
 URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 DEFAULT_SEQUENCE_FPS = 30.0
+MAX_FRAME_SIDE = 8192  # --size: an 8K frame; 100000x100000 failed as "reading the input failed: Invalid argument"
 MEASURED_RATE_FRAMES = 5  # frames a live source stating no rate gives in one connection before Source.fps measures it
 AVFMT_NOTIMESTAMPS = 0x80  # FFmpeg's format flag (PyAV names none): its packets carry no timestamps (mpjpeg, raw mjpeg)
 
@@ -1040,11 +1041,14 @@ class Source:
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'WxH' -> (W, H) pixels, each 1 to MAX_FRAME_SIDE; None for no text. ValueError otherwise."""
     if not text:
         return None
     match = re.fullmatch(r"(\d+)x(\d+)", text.strip())
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise ValueError(f"size must look like 640x480, not '{text}'")
+    if max(int(match[1]), int(match[2])) > MAX_FRAME_SIDE:
+        raise ValueError(f"size {text.strip()} is larger than {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} (8K) pixels")
     return int(match[1]), int(match[2])
 
 

@@ -463,6 +463,8 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
     (["process", "{clip}", "-o", "{out}.mp4", "--size", "abc"], 2,
      "argument --size: size must look like 640x480, not 'abc' (see 'partsight process --help')"),
     (["bench", "{clip}", "--size", "640"], 2, "argument --size: size must look like 640x480, not '640'"),
+    (["process", "{clip}", "-o", "{out}.mp4", "--size", "100000x100000"], 2,
+     "argument --size: size 100000x100000 is larger than 8192x8192 (8K) pixels"),
     (["bench", "{clip}", "--frames", "1"], 2, "argument --frames: expected a whole number of at least 2, not '1'"),
     (["process", "{clip}", "-o", "{out}.mp4", "--fps", "inf"], 2, "argument --fps: expected a positive number, not 'inf'"),
     (["eval", "flicker", "{clip}", "--size", "0x1"], 2, "(see 'partsight eval flicker --help')"),
