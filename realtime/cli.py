@@ -264,6 +264,8 @@ def _process(args: argparse.Namespace) -> int:
             summary += f" (its {plural(job.labels_removed, 'label PNG')} of an earlier run removed first)"
     kept = f"the {plural(frames, 'frame')} before it {'is' if frames == 1 else 'are'} in {args.output}" if frames \
         else "no frame was written"
+    if job.recording_failed and frames:  # frames handed to the encoder may not have reached a full disk
+        kept = f"the recording stopped after {plural(frames, 'frame')}: {args.output} plays those that reached the disk"
     if job.interrupted:  # first: what follows is what the run did until then
         print(f"partsight: interrupted ({one_line(kept)})", file=sys.stderr)
     if frames:  # else the MP4 is not kept, and the error or interruption says so
@@ -274,7 +276,7 @@ def _process(args: argparse.Namespace) -> int:
         if args.summary is not None and job.summary_error is None:
             print(f"summary {args.summary}")
     if job.summary_error:
-        raise CliError(job.summary_error)
+        raise CliError(f"{job.error} ({kept}); {job.summary_error}" if job.error else job.summary_error)
     if job.interrupted:
         return exit_status(job.stop_signal)
     if job.error:

@@ -95,8 +95,9 @@ class JobOutputs:
 @dataclass
 class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
-    asked for to the last written; error: the one-line reason the source ended early (None when it
-    ended cleanly); stopped: the caller's stop event or a stop signal ended it (stop_signal: which,
+    asked for to the last written; error: the one-line reason the source or the recording ended
+    early (None when it ended cleanly); recording_failed: the recording did (a full disk: the job
+    ended there, and the MP4 plays the frames that reached the disk); stopped: the caller's stop event or a stop signal ended it (stop_signal: which,
     SIGINT for Ctrl-C or SIGTERM; None when none did);
     summary: the fitness summary (None without an exercise, or without a frame written); audio:
     one line on what became of the source's sound; labels_removed: label PNGs of an earlier run
@@ -120,6 +121,7 @@ class JobResult:
     summary_error: str | None = None
     size_note: str | None = None
     dropped: int = 0
+    recording_failed: bool = False
 
     @property
     def interrupted(self) -> bool:
@@ -224,6 +226,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             if stop is not None and stop.is_set():
                 stopped = True
                 break
+            if recorder.error is not None:  # what the job did from here would be in none of its outputs
+                break
             status = pipeline.source_status
             if status != shown_status and on_status is not None:
                 on_status(status, info)
@@ -252,7 +256,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
     return JobResult(source=info, frames=recorder.frames_written, seconds=seconds, error=pipeline.error,
                      stopped=stopped, audio=_audio_line(outputs, recorder), summary=summary,
                      stop_signal=signum, labels_removed=recorder.labels_removed, skipped=skipped,
-                     summary_error=summary_error, size_note=recorder.size_note, dropped=dropped)
+                     summary_error=summary_error, size_note=recorder.size_note, dropped=dropped,
+                     recording_failed=recorder.error is not None)
 
 
 def unreadable_words(names: list[str]) -> str:
@@ -283,9 +288,23 @@ def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] 
 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
+    """Writes the summary JSON to the file `path` whole or not at all: under a temporary name
+    beside it, renamed over it once written (a full disk leaves an earlier run's summary as it was,
+    and no cut-off file; a device such as /dev/full is written to as it is). OSError when it
+    cannot."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(summary, indent=2) + "\n")
+    text = json.dumps(summary, indent=2) + "\n"
+    if target.exists() and not target.is_file():  # a device (/dev/full) is written to, never replaced
+        target.write_text(text)
+        return
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        partial.write_text(text)
+        os.replace(partial, target)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 def _audio_line(outputs: JobOutputs, recorder) -> str:

@@ -574,18 +574,37 @@ def _file_size_limit(limit_bytes: int):
 
 
 def test_a_disk_that_fills_up_mid_recording_keeps_what_was_written(single_clip, tmp_path):
-    video, metrics = tmp_path / "out.mp4", tmp_path / "out.jsonl"
+    """The job ends where its recording failed (it went on to the clip's end, its summary counting
+    frames none of its files held) and says so, its summary written whole."""
+    video, metrics, summary = tmp_path / "out.mp4", tmp_path / "out.jsonl", tmp_path / "summary.json"
     # any file reaching the limit fills the disk: with BlazePose's landmarks a JSONL line of this
     # clip is ~13 kB (~4 kB without), so 600 kB is ~45 lines, past the MP4's first 30-frame fragment
     run = _cli("process", str(single_clip), "-o", str(video), "--metrics", str(metrics), "--size", "360x640",
-               "--device", "cpu", preexec_fn=_file_size_limit(600_000))
-    message = _assert_one_line_error(run, "recording to")
+               "--exercise", "squat", "--summary", str(summary), "--device", "cpu",
+               preexec_fn=_file_size_limit(600_000))
+    message = _assert_one_line_error(run, "recording to", "(the recording stopped after ",
+                                     f" frames: {video} plays those that reached the disk)")
     assert "File too large" in message or "no space left on device" in message.lower(), message
     lines = metrics.read_text().splitlines()
     assert all(json.loads(line)["index"] == i for i, line in enumerate(lines))
     playable = _playable_frames(video)
     print(f"the disk filled up after {len(lines)} JSONL lines; the MP4 plays {playable} frames")
     assert playable >= 30, "the fragments written before the disk filled up play"
+    analysed = json.loads(summary.read_text())["people"]["0"]["frames"]
+    assert analysed <= len(lines) + 30 < 100, "the job went on after its recording failed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.mp4", "summary.json"]
+
+
+def test_a_summary_cut_short_by_a_full_disk_leaves_the_earlier_one_whole(tmp_path):
+    summary = tmp_path / "summary.json"
+    summary.write_text('{"an": "earlier run"}\n')
+    script = (f"from realtime.job import write_summary\n"
+              f"write_summary({str(summary)!r}, {{'frames': ['x' * 1000] * 2000}})")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=MAIN.parent, preexec_fn=_file_size_limit(600_000))
+    assert run.returncode == 1 and "File too large" in run.stderr, run.stderr
+    assert json.loads(summary.read_text()) == {"an": "earlier run"}
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "a cut-off temporary file was left"
 
 
 def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):
@@ -609,7 +628,7 @@ def test_full_disk_for_the_metrics_is_one_line_from_the_cli(single_clip, tmp_pat
                "--frames", "5", "--device", "cpu")
     out = tmp_path / "out.mp4"
     _assert_one_line_error(run, "recording to /dev/full failed: No space left on device",
-                           f"(the 1 frame before it is in {out})")
+                           f"(the recording stopped after 1 frame: {out} plays those that reached the disk)")
     assert len(_decoded(out)) == 1, "the MP4 holds the frame whose JSONL line could not be written"
     assert Path("/dev/full").is_char_device(), "the device is never removed"
 
