@@ -31,7 +31,7 @@ from _http_files import serve_folder
 from _serve import free_port
 from _ray_cluster import RayCluster
 from realtime.batch.inputs import BatchInput, expand_inputs, output_names
-from realtime.batch.outputs import OutputSet, fingerprint
+from realtime.batch.outputs import Manifest, OutputSet, fingerprint
 from realtime.cli import main
 from realtime.config import PipelineConfig
 
@@ -433,6 +433,17 @@ def test_outputs_appear_only_when_complete(tmp_path):
     Path(outputs.job_outputs(audio=True).video).write_text("half")
     outputs.discard()
     assert outputs.complete() and not list((tmp_path / "clip").glob(".part-*"))
+
+
+def test_a_manifest_line_a_crash_cut_short_stays_apart_from_the_next(tmp_path):
+    """The next run's first line went onto the cut one: both lost as one line that is no JSON."""
+    manifest = Manifest(tmp_path)
+    manifest.append({"input": "a.mp4", "status": "ok"})
+    with manifest.path.open("ab") as out:
+        out.write(b'{"schema": "partsight.batch/1", "input": "b.mp4", "sta')  # killed mid-line
+    manifest.append({"input": "c.mp4", "status": "ok"})
+    assert sorted(manifest.latest()) == ["a.mp4", "c.mp4"]
+    assert manifest.path.read_bytes().endswith(b"\n") and len(manifest.path.read_text().splitlines()) == 3
 
 
 def test_the_window_and_process_never_load_ray_and_batch_without_it_says_so(tmp_path, media_dir):

@@ -148,11 +148,16 @@ class Manifest:
         return lines
 
     def append(self, line: dict[str, Any]) -> dict[str, Any]:
-        """Adds `line` with the schema and the time, flushed to disk; returns it as written."""
+        """Adds `line` with the schema and the time, flushed to disk, on a line of its own (after a
+        line a crash cut short too); returns it as written."""
         line = {"schema": MANIFEST_SCHEMA, **line, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(line) + "\n")
+        with self.path.open("a+b") as out:
+            cut_short = False
+            if out.seek(0, os.SEEK_END):
+                out.seek(-1, os.SEEK_END)
+                cut_short = out.read(1) != b"\n"
+            out.write((b"\n" if cut_short else b"") + json.dumps(line).encode() + b"\n")
             out.flush()
             os.fsync(out.fileno())
         return line
