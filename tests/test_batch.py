@@ -381,8 +381,8 @@ def test_inputs_expand_in_natural_order_with_unique_names(tmp_path, media_dir):
     assert expand_inputs([str(tmp_path / "a")], exclude=tmp_path / "a" / "deeper") == found[:2]
     with pytest.raises(ValueError, match="matches no file"):
         expand_inputs([str(tmp_path / "*.mkv")])
-    (tmp_path / "bad.csv").write_text("file\nx.mp4\n")
-    with pytest.raises(ValueError, match="no 'path' column"):
+    (tmp_path / "bad.csv").write_text("file,exercise\nx.mp4,squat\n")
+    with pytest.raises(ValueError, match=r"no 'path' column \(its first row names: file, exercise; a CSV manifest"):
         expand_inputs([str(tmp_path / "bad.csv")])
 
 

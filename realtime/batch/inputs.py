@@ -96,7 +96,9 @@ def read_manifest(path: Path) -> list[BatchInput]:
     else:
         reader = csv.DictReader(text.splitlines())
         if "path" not in (reader.fieldnames or ()):
-            raise ValueError(f"the manifest {path} has no 'path' column (its columns: path, and optionally exercise)")
+            found = ", ".join(reader.fieldnames or ()) or "none"
+            raise ValueError(f"the manifest {path} has no 'path' column (its first row names: {found}; a CSV manifest "
+                             "has the columns path and, optionally, exercise)")
         rows = [((row.get("path") or "").strip(), (row.get("exercise") or "").strip() or None) for row in reader]
         rows = [(spec, exercise) for spec, exercise in rows if spec]
     return [item for spec, exercise in rows
