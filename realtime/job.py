@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from realtime.sources import SourceInfo
 from realtime.types import FrameResult
 
 log = logging.getLogger(__name__)
+PARTIAL_PREFIX = ".part-"  # a file written under this name beside its own is renamed once complete
 
 
 @dataclass(frozen=True)
@@ -226,8 +228,8 @@ def run_job(config: PipelineConfig, outputs: JobOutputs, *,
             if stop is not None and stop.is_set():
                 stopped = True
                 break
-            if recorder.error is not None:  # what the job did from here would be in none of its outputs
-                break
+            if recorder.error is not None and not pipeline.recording:  # the pipeline let the failed recording go:
+                break  # what the job did from here would be in none of its outputs
             status = pipeline.source_status
             if status != shown_status and on_status is not None:
                 on_status(status, info)
@@ -289,19 +291,25 @@ def fitness_summary(stages: Stages, info: SourceInfo, unreadable: Sequence[str] 
 
 def write_summary(path: str, summary: dict[str, Any]) -> None:
     """Writes the summary JSON to the file `path` whole or not at all: under a temporary name
-    beside it, renamed over it once written (a full disk leaves an earlier run's summary as it was,
-    and no cut-off file; a device such as /dev/full is written to as it is). OSError when it
-    cannot."""
+    beside it (PARTIAL_PREFIX), renamed over it once written, with the earlier file's mode (a full
+    disk leaves an earlier run's summary as it was, and no cut-off file). A symbolic link or a
+    device (/dev/full) is written through, and a file in a folder the user may not write in, in
+    place. OSError when it cannot."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(summary, indent=2) + "\n"
-    if target.exists() and not target.is_file():  # a device (/dev/full) is written to, never replaced
+    if target.is_symlink() or (target.exists() and not target.is_file()):  # written through, never replaced
         target.write_text(text)
         return
-    partial = target.with_name(f".{target.name}.part")
+    partial = target.with_name(PARTIAL_PREFIX + target.name)
     try:
         partial.write_text(text)
+        if target.exists():
+            os.chmod(partial, stat.S_IMODE(target.stat().st_mode))
         os.replace(partial, target)
+    except PermissionError:  # a file the user may write in a folder they may not: written in place
+        partial.unlink(missing_ok=True)
+        target.write_text(text)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

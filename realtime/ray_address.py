@@ -25,5 +25,7 @@ def check_ray_address(address: str | None) -> None:
     try:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
+    except socket.gaierror as exc:
+        raise ConnectionError(f"cannot find the host {host} ({exc.strerror or exc})") from None
     except OSError as exc:
         raise ConnectionError(f"nothing answers there ({exc.strerror or exc})") from None

@@ -1048,7 +1048,7 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     if not match or int(match[1]) < 1 or int(match[2]) < 1:
         raise ValueError(f"size must look like 640x480, not '{text}'")
     if max(int(match[1]), int(match[2])) > MAX_FRAME_SIDE:
-        raise ValueError(f"size {text.strip()} is larger than {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} (8K) pixels")
+        raise ValueError(f"size {text.strip()} has a side over {MAX_FRAME_SIDE} pixels (8K)")
     return int(match[1]), int(match[2])
 
 

@@ -464,7 +464,7 @@ def test_a_folder_run_answers_for_the_frames_it_took_and_loops(media_dir, tmp_pa
      "argument --size: size must look like 640x480, not 'abc' (see 'partsight process --help')"),
     (["bench", "{clip}", "--size", "640"], 2, "argument --size: size must look like 640x480, not '640'"),
     (["process", "{clip}", "-o", "{out}.mp4", "--size", "100000x100000"], 2,
-     "argument --size: size 100000x100000 is larger than 8192x8192 (8K) pixels"),
+     "argument --size: size 100000x100000 has a side over 8192 pixels (8K)"),
     (["bench", "{clip}", "--frames", "1"], 2, "argument --frames: expected a whole number of at least 2, not '1'"),
     (["process", "{clip}", "-o", "{out}.mp4", "--fps", "inf"], 2, "argument --fps: expected a positive number, not 'inf'"),
     (["eval", "flicker", "{clip}", "--size", "0x1"], 2, "(see 'partsight eval flicker --help')"),
@@ -605,6 +605,21 @@ def test_a_summary_cut_short_by_a_full_disk_leaves_the_earlier_one_whole(tmp_pat
     assert run.returncode == 1 and "File too large" in run.stderr, run.stderr
     assert json.loads(summary.read_text()) == {"an": "earlier run"}
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"], "a cut-off temporary file was left"
+
+
+def test_a_summary_through_a_symbolic_link_writes_the_linked_file_with_its_mode(tmp_path):
+    from realtime.job import write_summary
+
+    (tmp_path / "real").mkdir()
+    linked, link, plain = tmp_path / "real" / "s.json", tmp_path / "s.json", tmp_path / "plain.json"
+    linked.write_text("{}")
+    link.symlink_to(linked)
+    plain.write_text("{}")
+    plain.chmod(0o600)
+    write_summary(str(link), {"reps": 2})
+    write_summary(str(plain), {"reps": 3})
+    assert link.is_symlink() and json.loads(linked.read_text()) == {"reps": 2}
+    assert json.loads(plain.read_text()) == {"reps": 3} and plain.stat().st_mode & 0o777 == 0o600
 
 
 def test_the_live_view_goes_on_when_the_disk_is_full(single_clip, tmp_path):

@@ -252,7 +252,7 @@ def test_a_truncated_input_keeps_the_frames_before_the_cut_unless_a_complete_res
                                                                                                 tmp_path):
     """A video cut short (a copy interrupted): its line is failed, saying where it ended, and what
     the job wrote from the frames before the cut is put in its folder, as `process` keeps it. An
-    earlier complete result of the input is not replaced by a cut one."""
+    earlier finished result of the input is not replaced by a cut one; an earlier cut one is."""
     whole = (media_dir / "faults" / "squat30_faststart.mp4").read_bytes()
     clip, out = tmp_path / "clip.mp4", tmp_path / "out"
     clip.write_bytes(whole)
@@ -270,10 +270,14 @@ def test_a_truncated_input_keeps_the_frames_before_the_cut_unless_a_complete_res
     done = run_batch(cluster, out, clip, options=options)
     line = latest(out)[str(clip)]
     assert (done.returncode, line["status"]) == (1, "failed") and "Traceback" not in done.stderr
-    assert line["error"] == f"{cut} (the 24 frames before it are in clip/)"
+    assert line["error"] == f"{cut} (its 24 frames kept in clip/)"
     with av.open(str(out / "clip" / "clip.mp4")) as video:
         assert sum(1 for _ in video.decode(video=0)) == 24
     assert len((out / "clip" / "clip.jsonl").read_text().splitlines()) == 24
+    clip.write_bytes(whole[:len(whole) * 3 // 10])  # the copy went on, still cut: 37 frames replace the 24
+    assert run_batch(cluster, out, clip, options=options).returncode == 1
+    assert latest(out)[str(clip)]["error"].endswith("(its 37 frames kept in clip/)")
+    assert len((out / "clip" / "clip.jsonl").read_text().splitlines()) == 37
     assert not list(out.rglob(".part-*")), "temporary outputs were left"
 
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from realtime.analysis.exercises import Exercise, get_exercise
 from realtime.batch.inputs import BatchInput, output_names
-from realtime.batch.outputs import Manifest, OutputSet, already_done, fingerprint
+from realtime.batch.outputs import DONE_STATUSES, Manifest, OutputSet, already_done, fingerprint
 from realtime.batch.worker import BatchWorker, Task
 from realtime.config import PipelineConfig
 from realtime.job import unreadable_words
@@ -163,7 +163,8 @@ def _plan(inputs: list[BatchInput], options: BatchOptions, manifest: Manifest, r
             report.lines.append(manifest.append({**line, "status": "skipped", **kept, "seconds": 0.0, "attempts": 0,
                                                  "error": None}))
             continue
-        jobs.append(_Job(Task(index, item.source, exercise, outputs), line,
+        earlier_done = previous is not None and previous.get("status") in DONE_STATUSES and outputs.complete()
+        jobs.append(_Job(Task(index, item.source, exercise, outputs, earlier_done), line,
                          _frames_estimate(item.source, options.config.frame_limit)))
     return sorted(jobs, key=lambda job: (-(job.frames_estimate if job.frames_estimate is not None else math.inf),
                                          job.task.index))

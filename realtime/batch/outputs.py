@@ -21,12 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from realtime.config import PipelineConfig
-from realtime.job import JobOutputs
+from realtime.job import PARTIAL_PREFIX, JobOutputs
 from realtime.sources import URL, redact_url
 
 MANIFEST_NAME = "manifest.jsonl"
 MANIFEST_SCHEMA = "partsight.batch/1"
-PARTIAL_PREFIX = ".part-"
 DONE_STATUSES = ("ok", "skipped")
 
 

@@ -24,12 +24,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Task:
     """One input for a worker: `index` in the batch, `source`, the `exercise` it counts (None:
-    none) and its `outputs`."""
+    none), its `outputs`, and whether those hold a finished earlier result (`earlier_done`: its
+    latest manifest line ok or skipped), which a failed job never replaces."""
 
     index: int
     source: str
     exercise: Exercise | None
     outputs: OutputSet
+    earlier_done: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,8 @@ class BatchWorker:
 
     def run(self, task: Task) -> dict[str, Any]:
         """Processes `task` into its OutputSet, renamed into place when complete, or when the job
-        failed after writing frames (a truncated file: what it wrote is kept, as `process` keeps
-        it) unless an earlier complete result is there. Returns the
+        failed after writing frames, its recording whole (a truncated file: what it wrote is kept,
+        as `process` keeps it), unless the task's earlier result is done. Returns the
         manifest fields the worker knows: status ("ok", "failed" or "interrupted" after `stop()`),
         frames, duration_s, reps, seconds, node, unreadable, error (one line). Never raises for a bad input."""
         self._stop.clear()
@@ -94,9 +96,9 @@ class BatchWorker:
             if job.stopped:
                 record.update(status="interrupted", error="interrupted")
             elif job.error:
-                where = (f"the {plural(job.frames, 'frame')} before it {'is' if job.frames == 1 else 'are'} in "
-                         f"{outputs.name}/" if job.frames and _commit_unless_complete(outputs)
-                         else f"after {plural(job.frames, 'frame')}")
+                kept = bool(job.frames) and not job.recording_failed and not task.earlier_done and _commit(outputs)
+                where = f"its {plural(job.frames, 'frame')} kept in {outputs.name}/" if kept \
+                    else f"after {plural(job.frames, 'frame')}"
                 record.update(status="failed", error=f"{job.error} ({where})")
             elif job.frames == 0:
                 record.update(status="failed", error=f"{job.source.name} gave no frames")
@@ -141,12 +143,8 @@ class BatchWorker:
             self._progress = replace(self._progress, frames=self._progress.frames + 1)
 
 
-def _commit_unless_complete(outputs: OutputSet) -> bool:
-    """Puts the outputs of a job that failed after writing frames (a truncated file) in place, as
-    `process` keeps them, unless an earlier run's complete result is there (it stays). Whether
-    they were put in place."""
-    if outputs.complete():
-        return False
+def _commit(outputs: OutputSet) -> bool:
+    """Puts the outputs of a job that failed after writing frames in place; whether it could."""
     try:
         outputs.commit()
     except FileNotFoundError:  # an output the job never opened: nothing is half kept

@@ -32,7 +32,7 @@ from torch import nn
 from realtime import weights as weights_cache
 from realtime.models.backends import GraphCache, TupleOutputs, autocast_dtype
 from realtime.models.checkpoint import load_checkpoint, load_into
-from realtime.models.common import Prepared, check_frames, nchw_float
+from realtime.models.common import Prepared, check_frames
 from realtime.models.registry import SegmenterSpec, get_segmenter_spec
 from realtime.models.resnet import (
     BasicBlock,
@@ -569,7 +569,7 @@ class HumanSegmenter:
         for canvas_image, rgb in zip(canvas, rgbs):
             canvas_image[top:top + height, left:left + width] = cv2.resize(rgb, (width, height),
                                                                            interpolation=cv2.INTER_LINEAR)
-        x = nchw_float(canvas, self.device) / 255.0
+        x = torch.from_numpy(canvas).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         # numpy's float64 arithmetic of the reference, rounded to float32 once
         batch = ((x.double() - self.mean) / self.std).float()
         return Prepared(batch.contiguous(memory_format=self.memory_format), box)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from realtime.models.common import NetworkParser, nchw_float
+from realtime.models.common import NetworkParser
 from realtime.models.deform_attn import MSDeformAttn, compiled_sampler, gather_levels
 from realtime.models.resnet import ConvNorm, fold_frozen_norms
 
@@ -347,7 +347,7 @@ class Mask2FormerParser(NetworkParser):
 
     def network_batch(self, images: list[np.ndarray]) -> torch.Tensor:
         """H x W x 3 uint8 RGB images of one size -> the normalised, padded B x 3 x H' x W' input."""
-        batch = nchw_float(np.stack(images), self.device)
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float()
         return self.net.normalize(batch).contiguous(memory_format=self.memory_format)
 
 
