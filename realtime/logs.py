@@ -120,9 +120,29 @@ def ray_notes_to_log_file():
     return _notes_to_log_file(RAY_NOTE_LOGGERS)
 
 
-def uvicorn_notes_to_log_file():
-    """Inside, what uvicorn's UVICORN_NOTE_LOGGERS record goes to the log file, not to the console."""
-    return _notes_to_log_file(UVICORN_NOTE_LOGGERS)
+class _QueriesLeftOut(logging.Filter):
+    """uvicorn's access lines (args: client, method, path, HTTP version, status) with the path's
+    query string left out: a client may put a credential there (`?token=...`, which the service
+    does not take), and no log may hold one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?(query left out)", *args[3:])
+        return True
+
+
+@contextmanager
+def uvicorn_notes_to_log_file() -> Iterator[None]:
+    """Inside, what uvicorn's UVICORN_NOTE_LOGGERS record goes to the log file, not to the
+    console, and its access lines leave the query strings out."""
+    access, left_out = logging.getLogger("uvicorn.access"), _QueriesLeftOut()
+    access.addFilter(left_out)
+    try:
+        with _notes_to_log_file(UVICORN_NOTE_LOGGERS):
+            yield
+    finally:
+        access.removeFilter(left_out)
 
 
 class Terminated(KeyboardInterrupt):

@@ -749,6 +749,21 @@ def test_a_stop_signal_stops_the_running_job_and_leaves_nothing_behind(squat30, 
     assert re.search(rf"job {job['id']} cancelled: \d+ frames", log_file.read_text()), log_file.read_text()
 
 
+def test_a_token_a_client_puts_in_the_query_string_never_reaches_the_log(tmp_path):
+    """uvicorn's access line held `GET /healthz?token=...` (the service takes tokens only in the
+    Authorization header, but a client may try the query string)."""
+    log_file = tmp_path / "serve.log"
+    with running_server(env={"PARTSIGHT_LOG_FILE": str(log_file)}) as server:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            assert client.get("/healthz", params={"token": "hunter2-secret"}).status_code == 200
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(60) == 130
+        console = server.log()
+    logged = log_file.read_text()
+    assert "hunter2" not in logged and "hunter2" not in console
+    assert '"GET /healthz?(query left out) HTTP/1.1" 200' in logged, logged
+
+
 @pytest.mark.parametrize("stop, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
 def test_a_stop_signal_with_a_camera_streaming_and_a_job_running_ends_both_at_once(media_dir, tmp_path, stop, status):
     """A stop signal while a job runs and a camera streams 12 frames a second over /v1/live: the
