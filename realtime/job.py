@@ -99,8 +99,9 @@ class JobResult:
     """What one job did. frames: frames written to the MP4; seconds: wall time from the first frame
     asked for to the last written; error: the one-line reason the source or the recording ended
     early (None when it ended cleanly); recording_failed: the recording did (a full disk: the job
-    ended there, and the MP4 plays the frames that reached the disk); stopped: the caller's stop event or a stop signal ended it (stop_signal: which,
-    SIGINT for Ctrl-C or SIGTERM; None when none did);
+    ended there, and the MP4 plays the frames that reached the disk); stopped: the caller's stop
+    event or a stop signal ended it (stop_signal: which, SIGINT for Ctrl-C or SIGTERM; None when
+    none did);
     summary: the fitness summary (None without an exercise, or without a frame written); audio:
     one line on what became of the source's sound; labels_removed: label PNGs of an earlier run
     removed from the labels folder before this run's were written (Recorder); skipped: the names
