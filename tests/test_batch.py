@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,8 +27,8 @@ import pytest
 import torch
 
 from _http_files import serve_folder
-from _serve import free_port
 from _ray_cluster import RayCluster
+from _serve import free_port
 from realtime.batch.inputs import BatchInput, expand_inputs, output_names
 from realtime.batch.outputs import Manifest, OutputSet, fingerprint
 from realtime.cli import main
@@ -621,9 +620,7 @@ def test_the_manifest_holds_no_credential_and_a_rerun_still_knows_the_inputs(loc
     _, env = local_ray
     env["PARTSIGHT_LOG_FILE"] = str(tmp_path / "partsight.log")
     server, thread = serve_folder(media_dir / "faults", "hunter2")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed = probe.getsockname()[1]  # closed again: nothing listens there
+    closed = free_port()  # closed again: nothing listens there
     login = f"http://127.0.0.1:{server.server_port}/squat30_faststart.mp4"
     listed = tmp_path / "week.csv"
     listed.write_text(f"path\n{login.replace('://', '://coach:hunter2@')}\n"

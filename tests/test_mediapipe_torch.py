@@ -147,8 +147,8 @@ def test_selfie_segmenters_match_tflite(frames, name):
 
 def test_network_inputs_made_in_numpy_are_pytorchs_to_the_bit(frames):
     """to_nchw_float (the detector's [-1, 1] input, the landmark and selfie networks' [0, 1]) and
-    nchw_float (BodyPix's 0-255 input on the CPU) give the very
-    numbers of PyTorch's permute().float() arithmetic, in NCHW order."""
+    nchw_float (BodyPix's 0-255 input on the CPU) give the very numbers of PyTorch's
+    permute().float() arithmetic, in NCHW order."""
     batch = np.stack([letterbox(f, 224)[0] for f in frames])
     reference = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
     detector_input = torch.from_numpy(to_nchw_float(batch, 127.5, 1.0))
