@@ -48,8 +48,9 @@ $(MP_VENV)/.installed: pyproject.toml
 	$(MP_PY) -m pip install -q --force-reinstall --no-deps opencv-contrib-python
 	touch $@
 
+# Only the tests marked `mediapipe` (the rest run in `make test`).
 test-mediapipe: $(MP_VENV)/.installed
-	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q tests/test_fitness_clips.py tests/test_fitness_analyser.py tests/test_selfie_mask.py
+	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q -m mediapipe tests/test_fitness_clips.py tests/test_dtype.py
 
 bench: install
 	$(PY) main.py bench "$(DEMO_CLIP)" --size 640x480 --frames 100

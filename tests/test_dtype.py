@@ -112,7 +112,8 @@ def test_cli_runs_bf16_where_the_cpu_has_it_else_says_why(single_clip, capsys):
 @pytest.mark.parametrize("call, message", [
     (lambda: load_parser("schp-lip", device="cpu", dtype="bf16"), "schp-lip runs on PyTorch only, in fp32 on the CPU"),
     pytest.param(lambda: PipelineConfig(pose="blazepose", dtype="bf16"), "computes in its own precision",
-                 marks=pytest.mark.skipif(not blazepose_available(), reason="needs the mediapipe extra")),
+                 marks=[pytest.mark.mediapipe,
+                        pytest.mark.skipif(not blazepose_available(), reason="needs the mediapipe extra")]),
     (lambda: PipelineConfig(dtype="fp16"), "unknown dtype 'fp16'"),
     (lambda: HumanSegmenter(humanseg_net(PSPNET), PSPNET, CPU, dtype="bf16"),
      "humanseg-pspnet-resnet18 runs eagerly on PyTorch on the CPU, in fp32 only"),

@@ -39,8 +39,8 @@ PUSHUP_BOTTOMS = [84, 177]
 FRAMES_TOLERANCE = 8  # the deepest frame of a slow bottom is a few frames either way
 PUSHUP_BOTTOM_HOLD = 12
 
-needs_blazepose = pytest.mark.skipif(not blazepose_available(),
-                                     reason="BlazePose needs the optional mediapipe extra")
+needs_blazepose = [pytest.mark.mediapipe, pytest.mark.skipif(not blazepose_available(),
+                                                             reason="BlazePose needs the optional mediapipe extra")]
 
 
 def process(clip: Path, out: Path, *args: str) -> tuple[dict, list[dict], str]:
