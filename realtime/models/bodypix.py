@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import onnx
 import torch
 import torch.nn.functional as F
-from onnx import numpy_helper
 from torch import nn
 
 from realtime.imaging import sigmoid, softmax
@@ -35,6 +34,9 @@ from realtime.models.grid_upsample import GridUpsampler, person_part_labels
 from realtime.models.pixel_norm import PixelNorm
 from realtime.models.registry import ModelSpec
 from realtime.types import ParseResult, PersonParse
+
+if TYPE_CHECKING:
+    import onnx
 
 # (out_channels, stride) of MobileNetV1 x0.50 as BodyPix uses it: a stem, then 13 blocks.
 _STEM = (16, 2)
@@ -158,6 +160,8 @@ def state_dict_from_onnx(path: str | Path, net: BodyPixNet) -> dict[str, torch.T
     Backbone convs are taken in graph order; each head is named by the graph output it feeds.
     Every conv's stride and dilation is checked against `net`'s architecture.
     """
+    from onnx import helper, numpy_helper
+
     graph = load_onnx(path).graph
     initializers = {init.name: init for init in graph.initializer}
     consumers: dict[str, list[onnx.NodeProto]] = {}
@@ -188,7 +192,7 @@ def state_dict_from_onnx(path: str | Path, net: BodyPixNet) -> dict[str, torch.T
         else:
             if backbone_index >= len(backbone_convs):
                 raise ValueError(f"{path}: more backbone convolutions than MobileNetV1 x0.50 has")
-            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             conv = backbone_convs[backbone_index]
             if (tuple(attrs.get("strides", (1, 1))) != conv.stride
                     or tuple(attrs.get("dilations", (1, 1))) != conv.dilation):

@@ -8,14 +8,15 @@ import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 import torch
-from google.protobuf.message import DecodeError
 
 from realtime.weights import WeightsError
+
+if TYPE_CHECKING:
+    import onnx
 
 
 def load_checkpoint(path: str | Path, *, allowed_classes: Sequence[tuple[type, str]] = ()) -> Any:
@@ -130,6 +131,9 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     """onnx.load of the binary ONNX file `path`, whatever its name ends in (onnx.load reads a .json
     or .txt name as protobuf text); a truncated or damaged file, or one of another kind, raises
     WeightsError naming it."""
+    import onnx  # imported here: with ml_dtypes it adds over a second to every command's start
+    from google.protobuf.message import DecodeError
+
     try:
         model = onnx.load(str(path), format="protobuf")
     except (DecodeError, OSError) as exc:
