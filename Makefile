@@ -29,9 +29,14 @@ demo: install
 	$(PY) main.py process "$(DEMO_CLIP)" -o out/demo.mp4 --metrics out/demo.jsonl
 	@echo "Open out/demo.mp4 to see the result."
 
+# Two pytest-xdist workers, a test file each at a time (its module fixtures, e.g. a Ray cluster,
+# stay in one process): one worker leaves a quarter of two cores idle while it starts processes,
+# servers and clusters.
+TEST_WORKERS ?= 2
+
 test: install
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The mediapipe wheel's BlazePose (the `mediapipe` extra, a reference for the PyTorch networks) in a venv of its own: mediapipe
 # 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2

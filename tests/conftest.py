@@ -19,8 +19,10 @@ import torch
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 os.environ.setdefault("PARTSIGHT_WEIGHTS_DIR", str(SHARED / "weights"))
 os.environ.setdefault("PARTSIGHT_MEDIA_DIR", str(SHARED / "media"))
-# the tests' log, apart from the user's (realtime/logs.py)
-os.environ.setdefault("PARTSIGHT_LOG_FILE", str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}.log"))
+# the tests' log, apart from the user's (realtime/logs.py), one per test process: pytest-xdist's
+# workers (`make test` runs two) inherit the environment of the process that started them
+if "PARTSIGHT_LOG_FILE" not in os.environ or "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["PARTSIGHT_LOG_FILE"] = str(Path(tempfile.gettempdir()) / f"partsight-tests-{os.getpid()}.log")
 # the tests' backend calibrations (realtime/models/backends.py), apart from the user's and kept
 # between runs on this machine, as the user's are
 os.environ.setdefault("PARTSIGHT_BACKEND_CACHE", str(Path(tempfile.gettempdir()) / "partsight-tests-backends.json"))
