@@ -99,8 +99,6 @@ realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16"
                                      ("angle mode", self.angles, ANGLE_MODES), ("pacing", self.pacing, PACINGS)):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose from {', '.join(choices)}")
-        if self.pose == "blazepose" and not blazepose_available():
-            raise ValueError(MEDIAPIPE_NEEDED)
         if self.pose == "blazepose" and self.dtype != "fp32":
             raise OptionsError(f"--pose blazepose (the mediapipe wheel) computes in its own precision; "
                                f"--dtype {self.dtype} is for --pose auto or blazepose-torch")
@@ -111,6 +109,8 @@ realtime.models.backends). dtype: what the networks compute in, "fp32" or "bf16"
         if self.person_mask == "pose" and not self.pytorch_pose:
             raise OptionsError(f"--person-mask pose needs BlazePose in PyTorch (--pose auto or blazepose-torch), "
                                f"not --pose {self.pose}")
+        if self.pose == "blazepose" and not blazepose_available():
+            raise ValueError(MEDIAPIPE_NEEDED)
         if self.angles == "3d" and self.pose == "parser":
             raise OptionsError("--angles 3d needs BlazePose's 3-D world landmarks (--pose auto), not --pose parser")
         if not 0.0 <= self.smoothing <= 1.0:
