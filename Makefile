@@ -30,13 +30,13 @@ demo: install
 	@echo "Open out/demo.mp4 to see the result."
 
 # Two pytest-xdist workers, a test file each at a time (its module fixtures, e.g. a Ray cluster,
-# stay in one process): one worker leaves a quarter of two cores idle while it starts processes,
-# servers and clusters.
+# stay in one process; the files that start Ray share one worker, tests/conftest.py): one worker
+# leaves a quarter of two cores idle while it starts processes, servers and clusters.
 TEST_WORKERS ?= 2
 
 test: install
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The mediapipe wheel's BlazePose (the `mediapipe` extra, a reference for the PyTorch networks) in a venv of its own: mediapipe
 # 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2
@@ -55,6 +55,7 @@ $(MP_VENV)/.installed: pyproject.toml
 
 # Only the tests marked `mediapipe` (the rest run in `make test`).
 test-mediapipe: $(MP_VENV)/.installed
+	$(MP_PY) -c "import mediapipe"  # else every test it runs would be skipped
 	QT_QPA_PLATFORM=offscreen $(MP_PY) -m pytest -q -m mediapipe tests/test_fitness_clips.py tests/test_dtype.py
 
 bench: install

@@ -26,7 +26,8 @@ def free_port() -> int:
 
 def _node_ports(worker_ports: int) -> list[str]:
     """Ports a node listens on: free ones from the system's ephemeral range, and 200 for its
-    workers from `worker_ports` (below that range, so they never collide)."""
+    workers from `worker_ports` (between the 10002-19999 of a local ray.init's workers and the
+    ephemeral range, so they never collide)."""
     low = worker_ports
     return ["--node-manager-port", str(free_port()), "--object-manager-port", str(free_port()),
             "--metrics-export-port", str(free_port()), "--runtime-env-agent-port", str(free_port()),
@@ -48,7 +49,7 @@ class RayCluster:
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: list[subprocess.Popen] = []
         self._logs: list[Path] = []
-        self._worker_ports = random.randrange(10000, 30000 - 200 * (2 + extra_nodes), 200)
+        self._worker_ports = random.randrange(20000, 32000 - 200 * (2 + extra_nodes), 200)
         try:
             self._start("head", ["--head", "--port", str(self.port), "--dashboard-port", str(free_port()),
                                  "--ray-client-server-port", str(free_port()), "--include-dashboard", "false",

@@ -33,6 +33,17 @@ def nvidia_gpu_present() -> bool:
     return Path("/dev/nvidiactl").exists() or shutil.which("nvidia-smi") is not None
 
 
+RAY_FILES = {"test_batch.py", "test_serve_ray.py"}  # the test files that start Ray clusters
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The groups of `make test`'s workers (pytest-xdist's --dist loadgroup): a file's tests run in
+    one worker, and the files that start Ray share one, so that two Rays never start at once."""
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("ray" if item.path.name in RAY_FILES else item.path.name))
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked `cuda` run where PyTorch sees a GPU; where there is an NVIDIA GPU it cannot
     use (or PARTSIGHT_REQUIRE_CUDA=1, as `make gpu-check` sets) they fail: a broken CUDA setup

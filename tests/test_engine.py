@@ -107,7 +107,7 @@ def test_newest_frame_policy_keeps_latency_bounded_with_a_slow_parser(single_cli
     source = pipeline.source
     pipeline.stop()
     assert not pipeline.source_info.live, "a file played in real time is still a file"
-    assert 5 <= len(indices) < 60, "frames were dropped, not queued"
+    assert 2 <= len(indices) < 60, "frames were dropped, not queued"
     assert pipeline.stats.dropped > 30
     print(f"{len(indices)} frames delivered, {pipeline.stats.dropped} dropped of {source.frames_read}; "
           f"most queued (in flight, buffered) {max(queued)}")

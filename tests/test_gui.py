@@ -171,7 +171,8 @@ def test_space_pauses_the_view_and_s_saves_the_frame(make_window, qtbot, squat_c
     assert window.paused
     pipeline = window._session.pipeline
     # the frame being parsed when Space was pressed still arrives and is shown
-    qtbot.waitUntil(lambda: pipeline.in_flight == 0 and window.shown_result is pipeline.latest(), timeout=10000)
+    qtbot.waitUntil(lambda: pipeline.in_flight == 0 and window.shown_result is pipeline.latest(),
+                    timeout=FIRST_FRAMES_TIMEOUT_S * 1000)
     shown, parsed = window.frames_shown, pipeline.stats.frames
     qtbot.wait(1000)
     assert window.frames_shown == shown and pipeline.stats.frames == parsed, "the engine holds too"
