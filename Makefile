@@ -36,7 +36,7 @@ TEST_WORKERS ?= 2
 
 test: install
 	$(VENV)/bin/lint-imports
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The mediapipe wheel's BlazePose (the `mediapipe` extra, a reference for the PyTorch networks) in a venv of its own: mediapipe
 # 0.10.14 needs protobuf 4 (so onnx<1.18) and brings opencv-contrib-python, which shares the cv2

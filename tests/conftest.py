@@ -36,12 +36,21 @@ def nvidia_gpu_present() -> bool:
 RAY_FILES = {"test_batch.py", "test_serve_ray.py"}  # the test files that start Ray clusters
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The groups of `make test`'s workers (pytest-xdist's --dist loadgroup): a file's tests run in
-    one worker, and the files that start Ray share one, so that two Rays never start at once."""
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group("ray" if item.path.name in RAY_FILES else item.path.name))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`make test`'s workers (pytest-xdist's --dist loadfile) take a test file each at a time, and
+    the files that start Ray share one, so that two Rays never run at once. (xdist's loadgroup
+    would do it with marks, but cannot rename pytest 9.2's node IDs.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class RayFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "ray" if Path(scope).name in RAY_FILES else scope
+
+    return RayFilesTogether(config, log)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
