@@ -58,12 +58,18 @@ def env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory, env):
-    nodes = RayCluster(tmp_path_factory.mktemp("ray"), num_cpus=1, extra_nodes=1, env=env)
+def cluster(env):
+    """In a folder of a short path, as Ray's socket names need (107 bytes at most): pytest's own,
+    under an xdist worker's, is too long."""
+    root = Path(tempfile.mkdtemp(prefix="psray-", dir="/tmp"))
     try:
-        yield nodes
+        nodes = RayCluster(root, num_cpus=1, extra_nodes=1, env=env)
+        try:
+            yield nodes
+        finally:
+            nodes.stop()
     finally:
-        nodes.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
